@@ -1,0 +1,1 @@
+//! JIDs per RFC 7622.

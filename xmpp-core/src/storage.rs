@@ -1,0 +1,121 @@
+//! Storage as data: the core asks with a [`StorageRequest`] and continues when
+//! the embedder hands back the matching [`StorageResult`].
+//!
+//! Keeping storage out of the core is what lets the same machines run against
+//! sled, PostgreSQL or an in-memory map, and lets tests answer synchronously.
+
+use crate::sasl::StoredCredentials;
+
+/// Correlates a request with its result.
+pub type RequestId = u64;
+
+/// One account's roster entry, as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterItem {
+    /// Bare JID of the contact (normalized, as a string).
+    pub jid: String,
+    /// User-assigned handle.
+    pub name: Option<String>,
+    /// Subscription state, including pending flags (RFC 6121 Appendix A).
+    pub subscription: Subscription,
+    /// Roster groups.
+    pub groups: Vec<String>,
+    /// False for contacts that only asked to subscribe: RFC 6121 §3.1.3 keeps
+    /// those out of the roster until the user acts on them.
+    pub in_roster: bool,
+}
+
+/// Subscription state per RFC 6121 Appendix A: the four base states plus the
+/// "pending out" (we asked) and "pending in" (they asked) flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Subscription {
+    /// We receive the contact's presence.
+    pub to: bool,
+    /// The contact receives ours.
+    pub from: bool,
+    /// We asked to subscribe and wait for an answer.
+    pub pending_out: bool,
+    /// The contact asked to subscribe and waits for the user's answer.
+    pub pending_in: bool,
+}
+
+impl Subscription {
+    /// The `subscription` attribute value for roster results and pushes.
+    pub fn as_attr(&self) -> &'static str {
+        match (self.to, self.from) {
+            (true, true) => "both",
+            (true, false) => "to",
+            (false, true) => "from",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// An account's persisted state, loaded when the account becomes active.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountData {
+    /// Roster items, including hidden pending-in entries.
+    pub roster: Vec<RosterItem>,
+    /// Roster version counter (XEP-0237).
+    pub roster_version: u64,
+}
+
+/// What the core asks the storage backend to do. Accounts are keyed by their
+/// normalized bare JID (`user@domain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageRequest {
+    /// Read the SCRAM credentials of an account. Answer: [`StorageResult::Credentials`].
+    LoadCredentials { account: String },
+    /// Read roster and version; `None` when the account does not exist.
+    /// Answer: [`StorageResult::Account`].
+    LoadAccount { account: String },
+    /// Insert or replace one roster item and store the new roster version.
+    PutRosterItem {
+        account: String,
+        item: RosterItem,
+        version: u64,
+    },
+    /// Remove one roster item and store the new roster version.
+    RemoveRosterItem {
+        account: String,
+        jid: String,
+        version: u64,
+    },
+    /// Append a serialized stanza to the account's offline queue (XEP-0160).
+    /// The backend must make it durable before answering.
+    PushOffline { account: String, stanza: String },
+    /// Remove and return the whole offline queue, oldest first.
+    /// Answer: [`StorageResult::Offline`].
+    TakeOffline { account: String },
+    /// Create an account. Fails with `Conflict` if it exists.
+    CreateAccount {
+        account: String,
+        credentials: StoredCredentials,
+    },
+    /// Replace an account's credentials. Fails with `NotFound` if missing.
+    SetCredentials {
+        account: String,
+        credentials: StoredCredentials,
+    },
+    /// Delete an account and everything stored for it.
+    DeleteAccount { account: String },
+}
+
+/// The backend's answer to a [`StorageRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageResult {
+    /// The write or delete happened.
+    Done,
+    /// Credentials, or `None` for an unknown account.
+    Credentials(Option<StoredCredentials>),
+    /// Account data, or `None` for an unknown account.
+    Account(Option<AccountData>),
+    /// Offline stanzas, oldest first (serialized XML).
+    Offline(Vec<String>),
+    /// The account already exists.
+    Conflict,
+    /// The account does not exist.
+    NotFound,
+    /// The backend failed; the text is for logs.
+    Failed(String),
+}

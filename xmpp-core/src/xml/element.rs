@@ -1,0 +1,172 @@
+//! The in-memory element tree for stanzas.
+//!
+//! Routed stanzas keep every attribute and child they arrived with, so the tree
+//! is deliberately untyped: modules read the parts they own and the router
+//! forwards the rest untouched.
+
+/// Namespace of the reserved `xml:` prefix (`xml:lang`).
+pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// A node inside an element: a child element or character data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A child element.
+    Element(Element),
+    /// Character data, unescaped.
+    Text(String),
+}
+
+/// An attribute. `ns` is empty for the usual unqualified attributes; `xml:lang`
+/// has `ns == XML_NS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// Namespace URI, empty when the attribute is unqualified.
+    pub ns: String,
+    /// Local name.
+    pub name: String,
+    /// Unescaped value.
+    pub value: String,
+}
+
+/// An XML element with its namespace URI, attributes and children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    /// Namespace URI.
+    pub ns: String,
+    /// Local name.
+    pub name: String,
+    /// Attributes in document order.
+    pub attrs: Vec<Attr>,
+    /// Children in document order.
+    pub children: Vec<Node>,
+}
+
+impl Element {
+    /// A new empty element.
+    pub fn new(ns: impl Into<String>, name: impl Into<String>) -> Self {
+        Element {
+            ns: ns.into(),
+            name: name.into(),
+            attrs: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Builder: set an unqualified attribute.
+    pub fn with_attr(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.set_attr(name, value);
+        self
+    }
+
+    /// Builder: append a child element.
+    pub fn with_child(mut self, child: Element) -> Self {
+        self.children.push(Node::Element(child));
+        self
+    }
+
+    /// Builder: append text.
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.children.push(Node::Text(text.into()));
+        self
+    }
+
+    /// True when this element has the given namespace and local name.
+    pub fn is(&self, ns: &str, name: &str) -> bool {
+        self.ns == ns && self.name == name
+    }
+
+    /// Value of an unqualified attribute.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.ns.is_empty() && a.name == name)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Value of a namespaced attribute.
+    pub fn attr_ns(&self, ns: &str, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.ns == ns && a.name == name)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Set (or replace) an unqualified attribute.
+    pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self
+            .attrs
+            .iter_mut()
+            .find(|a| a.ns.is_empty() && a.name == name)
+        {
+            Some(a) => a.value = value,
+            None => self.attrs.push(Attr {
+                ns: String::new(),
+                name: name.to_owned(),
+                value,
+            }),
+        }
+    }
+
+    /// Remove an unqualified attribute, returning its value.
+    pub fn remove_attr(&mut self, name: &str) -> Option<String> {
+        let pos = self
+            .attrs
+            .iter()
+            .position(|a| a.ns.is_empty() && a.name == name)?;
+        Some(self.attrs.remove(pos).value)
+    }
+
+    /// Child elements in order.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// Mutable child elements in order.
+    pub fn elements_mut(&mut self) -> impl Iterator<Item = &mut Element> {
+        self.children.iter_mut().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// First child element with this namespace and name.
+    pub fn child(&self, ns: &str, name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.is(ns, name))
+    }
+
+    /// First child element with this namespace and name, mutably.
+    pub fn child_mut(&mut self, ns: &str, name: &str) -> Option<&mut Element> {
+        self.elements_mut().find(|e| e.is(ns, name))
+    }
+
+    /// First child element, whatever its name.
+    pub fn first_element(&self) -> Option<&Element> {
+        self.elements().next()
+    }
+
+    /// Remove every child element with this namespace and name.
+    pub fn remove_children(&mut self, ns: &str, name: &str) {
+        self.children
+            .retain(|n| !matches!(n, Node::Element(e) if e.is(ns, name)));
+    }
+
+    /// Concatenated direct text content.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for n in &self.children {
+            if let Node::Text(t) = n {
+                out.push_str(t);
+            }
+        }
+        out
+    }
+
+    /// Text of the first child with this namespace and name.
+    pub fn child_text(&self, ns: &str, name: &str) -> Option<String> {
+        self.child(ns, name).map(Element::text)
+    }
+}
