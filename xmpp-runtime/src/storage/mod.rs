@@ -1,0 +1,1 @@
+//! Storage backends: sled (embedded default) and memory (tests).

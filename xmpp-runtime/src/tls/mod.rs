@@ -1,0 +1,1 @@
+//! TLS: certificates, rustls configuration, channel binding.
