@@ -1,1 +1,1 @@
-
+//! Property tests for Vireo; the tests live in `tests/`.

@@ -6,7 +6,18 @@
 //! clock, spawns a thread, touches a file or draws randomness by itself.
 #![forbid(unsafe_code)]
 
+pub mod entropy;
+pub mod hub;
 pub mod jid;
+pub mod modules;
+pub mod ns;
 pub mod sasl;
+pub mod stanza;
 pub mod storage;
+pub mod stream;
+pub mod time;
 pub mod xml;
+
+pub use entropy::Entropy;
+pub use jid::Jid;
+pub use xml::Element;

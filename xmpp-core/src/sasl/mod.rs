@@ -1,24 +1,29 @@
-//! SASL mechanisms (RFC 4422): SCRAM (RFC 5802, RFC 7677) and PLAIN (RFC 4616).
+//! SASL mechanisms (RFC 4422): SCRAM (RFC 5802, RFC 7677) with channel
+//! binding (RFC 5929, RFC 9266) and PLAIN (RFC 4616).
+//!
+//! Sans-IO like the rest of the crate: nonces and salts come in as bytes from
+//! the caller, nothing here reads a clock or draws randomness, and every
+//! input is size-bounded and parsed without panicking.
 
-/// The SCRAM keys for one hash function (RFC 5802 §3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScramKeys {
-    /// H(ClientKey).
-    pub stored_key: Vec<u8>,
-    /// HMAC(SaltedPassword, "Server Key").
-    pub server_key: Vec<u8>,
-}
+mod authzid;
+mod channel_binding;
+mod credentials;
+mod failure;
+mod hash;
+mod mechanism;
+mod message;
+mod plain;
+mod scram;
+mod scram_client;
 
-/// What an account stores instead of its password: salted SCRAM keys for both
-/// hash functions Vireo offers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCredentials {
-    /// PBKDF2 iteration count.
-    pub iterations: u32,
-    /// PBKDF2 salt.
-    pub salt: Vec<u8>,
-    /// Keys for SCRAM-SHA-1(-PLUS).
-    pub sha1: ScramKeys,
-    /// Keys for SCRAM-SHA-256(-PLUS).
-    pub sha256: ScramKeys,
-}
+#[cfg(test)]
+mod tests;
+
+pub use channel_binding::{ChannelBinding, ChannelBindingType};
+pub use credentials::{prepare_password, ScramKeys, StoredCredentials, MIN_ITERATIONS};
+pub use failure::SaslFailure;
+pub use mechanism::Mechanism;
+pub use message::MAX_MESSAGE_LEN;
+pub use plain::{parse_plain, plain_message, PlainCredentials};
+pub use scram::{ClientFirst, ScramServer};
+pub use scram_client::{ScramClient, MAX_CLIENT_ITERATIONS};

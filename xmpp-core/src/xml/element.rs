@@ -170,3 +170,19 @@ impl Element {
         self.child(ns, name).map(Element::text)
     }
 }
+
+impl Element {
+    /// Builder: set a namespaced attribute (e.g. `xml:lang`).
+    pub fn with_attr_ns(mut self, ns: &str, name: &str, value: impl Into<String>) -> Self {
+        let value = value.into();
+        match self.attrs.iter_mut().find(|a| a.ns == ns && a.name == name) {
+            Some(a) => a.value = value,
+            None => self.attrs.push(Attr {
+                ns: ns.to_owned(),
+                name: name.to_owned(),
+                value,
+            }),
+        }
+        self
+    }
+}

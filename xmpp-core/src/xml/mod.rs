@@ -2,5 +2,14 @@
 //! the serializer.
 
 mod element;
+mod error;
+mod parser;
+mod writer;
 
 pub use element::{Attr, Element, Node, XML_NS};
+pub use error::XmlError;
+pub use parser::{Limits, StreamEvent, StreamParser};
+pub use writer::{escape_attr, escape_text};
+
+#[cfg(test)]
+mod tests;

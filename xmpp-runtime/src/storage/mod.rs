@@ -1,1 +1,461 @@
 //! Storage backends: sled (embedded default) and memory (tests).
+//!
+//! The core never touches storage: it emits [`StorageRequest`] values and
+//! continues when the driver hands back the [`StorageResult`]. A [`Backend`]
+//! is the runtime side of that contract. Backends are synchronous and may
+//! block (sled flushes to disk), so the driver calls them from a blocking
+//! thread pool (`smol::unblock`), never from the executor threads.
+//!
+//! Semantics shared by every backend (tested against both by the same
+//! generic test body):
+//! - an account exists once it has credentials (`CreateAccount`);
+//! - `PutRosterItem`, `RemoveRosterItem`, `PushOffline` and
+//!   `SetCredentials` on an unknown account answer `NotFound` and store
+//!   nothing, so no orphaned data outlives `DeleteAccount`;
+//! - `LoadAccount` lists roster items ordered by contact JID;
+//! - `TakeOffline` on an unknown account answers an empty queue.
+
+pub mod codec;
+pub mod memory;
+pub mod sled;
+
+pub use self::memory::MemoryBackend;
+pub use self::sled::SledBackend;
+pub use codec::DecodeError;
+
+use std::path::PathBuf;
+use xmpp_core::storage::{StorageRequest, StorageResult};
+
+/// A storage backend answering the core's requests.
+pub trait Backend: Send + Sync {
+    /// Execute one request. Must be durable (flushed) before returning for
+    /// PushOffline, CreateAccount, SetCredentials, DeleteAccount,
+    /// PutRosterItem, RemoveRosterItem.
+    fn execute(&self, req: StorageRequest) -> StorageResult;
+    /// Flush everything (graceful shutdown).
+    fn flush(&self) -> Result<(), StorageError>;
+    /// List accounts (bare JIDs) — for admin commands.
+    fn accounts(&self) -> Result<Vec<String>, StorageError>;
+}
+
+/// Why a storage operation failed. Inside [`Backend::execute`] these become
+/// [`StorageResult::Failed`] (and are logged); they surface as values from
+/// opening, flushing and listing.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The sled database reported an error (I/O, corruption, ...).
+    #[error("sled: {0}")]
+    Sled(#[from] ::sled::Error),
+    /// Opening the store failed; `reason` says how (including a panic
+    /// inside sled while recovering, which we catch rather than crash on).
+    #[error("cannot open store at {path}: {reason}")]
+    Open {
+        /// The store directory.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A stored record could not be decoded: the store is corrupt or was
+    /// written by an incompatible version.
+    #[error("corrupt {what} record: {source}")]
+    Corrupt {
+        /// Which kind of record (credentials, roster item, ...).
+        what: &'static str,
+        /// The decoding failure.
+        #[source]
+        source: DecodeError,
+    },
+    /// A stored key or value that must be UTF-8 (account name, stanza) is not.
+    #[error("corrupt {0} record: not valid UTF-8")]
+    NotUtf8(&'static str),
+    /// A stored integer has the wrong size.
+    #[error("corrupt {0} record: wrong length")]
+    BadLength(&'static str),
+    /// The account name cannot be used as a key (empty or contains NUL,
+    /// which we use as the key separator; normalized JIDs never do).
+    #[error("invalid account name {0:?}")]
+    InvalidAccount(String),
+}
+
+/// Rejects account names that would break the `account 0x00 ...` key layout.
+fn check_account(account: &str) -> Result<(), StorageError> {
+    if account.is_empty() || account.contains('\0') {
+        return Err(StorageError::InvalidAccount(account.to_owned()));
+    }
+    Ok(())
+}
+
+/// The account named by any request, for validation and logs.
+fn request_account(req: &StorageRequest) -> &str {
+    match req {
+        StorageRequest::LoadCredentials { account }
+        | StorageRequest::LoadAccount { account }
+        | StorageRequest::PutRosterItem { account, .. }
+        | StorageRequest::RemoveRosterItem { account, .. }
+        | StorageRequest::PushOffline { account, .. }
+        | StorageRequest::TakeOffline { account }
+        | StorageRequest::CreateAccount { account, .. }
+        | StorageRequest::SetCredentials { account, .. }
+        | StorageRequest::DeleteAccount { account } => account,
+    }
+}
+
+/// Shared behaviour tests run against every backend.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::Backend;
+    use xmpp_core::sasl::{ScramKeys, StoredCredentials};
+    use xmpp_core::storage::{
+        AccountData, RosterItem, StorageRequest as Req, StorageResult as Res, Subscription,
+    };
+
+    pub fn creds(n: u8) -> StoredCredentials {
+        StoredCredentials {
+            iterations: 4096 + u32::from(n),
+            salt: vec![n; 16],
+            sha1: ScramKeys {
+                stored_key: vec![n; 20],
+                server_key: vec![n.wrapping_add(1); 20],
+            },
+            sha256: ScramKeys {
+                stored_key: vec![n; 32],
+                server_key: vec![n.wrapping_add(2); 32],
+            },
+        }
+    }
+
+    pub fn item(jid: &str, to: bool) -> RosterItem {
+        RosterItem {
+            jid: jid.into(),
+            name: Some(format!("name of {jid}")),
+            subscription: Subscription {
+                to,
+                from: !to,
+                pending_out: false,
+                pending_in: to,
+            },
+            groups: vec!["g1".into(), "g2".into()],
+            in_roster: true,
+        }
+    }
+
+    fn a(s: &str) -> String {
+        s.to_owned()
+    }
+
+    /// Exercises every request kind and its edge cases.
+    pub fn all_requests<B: Backend>(b: &B) {
+        let alice = a("alice@example.com");
+        let bob = a("bob@example.com");
+
+        // Unknown account.
+        assert_eq!(
+            b.execute(Req::LoadCredentials {
+                account: alice.clone()
+            }),
+            Res::Credentials(None)
+        );
+        assert_eq!(
+            b.execute(Req::LoadAccount {
+                account: alice.clone()
+            }),
+            Res::Account(None)
+        );
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: alice.clone()
+            }),
+            Res::Offline(vec![])
+        );
+        assert_eq!(
+            b.execute(Req::SetCredentials {
+                account: alice.clone(),
+                credentials: creds(1)
+            }),
+            Res::NotFound
+        );
+        assert_eq!(
+            b.execute(Req::DeleteAccount {
+                account: alice.clone()
+            }),
+            Res::NotFound
+        );
+        assert_eq!(
+            b.execute(Req::PushOffline {
+                account: alice.clone(),
+                stanza: a("<message/>")
+            }),
+            Res::NotFound
+        );
+        assert_eq!(
+            b.execute(Req::PutRosterItem {
+                account: alice.clone(),
+                item: item("x@y", true),
+                version: 1
+            }),
+            Res::NotFound
+        );
+        assert_eq!(
+            b.execute(Req::RemoveRosterItem {
+                account: alice.clone(),
+                jid: a("x@y"),
+                version: 1
+            }),
+            Res::NotFound
+        );
+        assert_eq!(b.accounts().ok(), Some(vec![]));
+
+        // Create, conflict, set credentials.
+        assert_eq!(
+            b.execute(Req::CreateAccount {
+                account: alice.clone(),
+                credentials: creds(1)
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.execute(Req::CreateAccount {
+                account: alice.clone(),
+                credentials: creds(2)
+            }),
+            Res::Conflict
+        );
+        assert_eq!(
+            b.execute(Req::LoadCredentials {
+                account: alice.clone()
+            }),
+            Res::Credentials(Some(creds(1)))
+        );
+        assert_eq!(
+            b.execute(Req::SetCredentials {
+                account: alice.clone(),
+                credentials: creds(3)
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.execute(Req::LoadCredentials {
+                account: alice.clone()
+            }),
+            Res::Credentials(Some(creds(3)))
+        );
+        assert_eq!(
+            b.execute(Req::LoadAccount {
+                account: alice.clone()
+            }),
+            Res::Account(Some(AccountData::default()))
+        );
+        assert_eq!(
+            b.execute(Req::CreateAccount {
+                account: bob.clone(),
+                credentials: creds(4)
+            }),
+            Res::Done
+        );
+        // A name that is a prefix of another must not see its data.
+        let al = a("alice@example.co");
+        assert_eq!(
+            b.execute(Req::CreateAccount {
+                account: al.clone(),
+                credentials: creds(5)
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.accounts().ok(),
+            Some(vec![al.clone(), alice.clone(), bob.clone()])
+        );
+
+        // Roster: put (insert, replace), remove, versions, ordering.
+        for (jid, to, v) in [("zed@z", true, 1), ("amy@a", false, 2), ("zed@z", false, 3)] {
+            assert_eq!(
+                b.execute(Req::PutRosterItem {
+                    account: alice.clone(),
+                    item: item(jid, to),
+                    version: v
+                }),
+                Res::Done
+            );
+        }
+        assert_eq!(
+            b.execute(Req::LoadAccount {
+                account: alice.clone()
+            }),
+            Res::Account(Some(AccountData {
+                roster: vec![item("amy@a", false), item("zed@z", false)],
+                roster_version: 3,
+            }))
+        );
+        assert_eq!(
+            b.execute(Req::RemoveRosterItem {
+                account: alice.clone(),
+                jid: a("amy@a"),
+                version: 4
+            }),
+            Res::Done
+        );
+        // Removing an absent item still records the version.
+        assert_eq!(
+            b.execute(Req::RemoveRosterItem {
+                account: alice.clone(),
+                jid: a("nobody@n"),
+                version: 5
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.execute(Req::LoadAccount {
+                account: alice.clone()
+            }),
+            Res::Account(Some(AccountData {
+                roster: vec![item("zed@z", false)],
+                roster_version: 5,
+            }))
+        );
+        assert_eq!(
+            b.execute(Req::LoadAccount {
+                account: al.clone()
+            }),
+            Res::Account(Some(AccountData::default()))
+        );
+
+        // Offline: order, take empties the queue, per-account isolation.
+        for i in 0..300 {
+            assert_eq!(
+                b.execute(Req::PushOffline {
+                    account: alice.clone(),
+                    stanza: format!("<message id='{i}'/>")
+                }),
+                Res::Done
+            );
+        }
+        assert_eq!(
+            b.execute(Req::PushOffline {
+                account: bob.clone(),
+                stanza: a("<message id='bob'/>")
+            }),
+            Res::Done
+        );
+        let expected: Vec<String> = (0..300).map(|i| format!("<message id='{i}'/>")).collect();
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: alice.clone()
+            }),
+            Res::Offline(expected)
+        );
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: alice.clone()
+            }),
+            Res::Offline(vec![])
+        );
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: al.clone()
+            }),
+            Res::Offline(vec![])
+        );
+        // Pushing after a take keeps order.
+        for s in ["<a/>", "<b/>"] {
+            assert_eq!(
+                b.execute(Req::PushOffline {
+                    account: alice.clone(),
+                    stanza: a(s)
+                }),
+                Res::Done
+            );
+        }
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: alice.clone()
+            }),
+            Res::Offline(vec![a("<a/>"), a("<b/>")])
+        );
+
+        // Delete removes everything of that account only.
+        assert_eq!(
+            b.execute(Req::PushOffline {
+                account: alice.clone(),
+                stanza: a("<c/>")
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.execute(Req::PutRosterItem {
+                account: bob.clone(),
+                item: item("alice@example.com", true),
+                version: 7
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.execute(Req::DeleteAccount {
+                account: alice.clone()
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.execute(Req::LoadCredentials {
+                account: alice.clone()
+            }),
+            Res::Credentials(None)
+        );
+        assert_eq!(
+            b.execute(Req::LoadAccount {
+                account: alice.clone()
+            }),
+            Res::Account(None)
+        );
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: alice.clone()
+            }),
+            Res::Offline(vec![])
+        );
+        assert_eq!(b.accounts().ok(), Some(vec![al.clone(), bob.clone()]));
+        // Recreating starts from scratch.
+        assert_eq!(
+            b.execute(Req::CreateAccount {
+                account: alice.clone(),
+                credentials: creds(6)
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.execute(Req::LoadAccount {
+                account: alice.clone()
+            }),
+            Res::Account(Some(AccountData::default()))
+        );
+        // Bob is untouched.
+        assert_eq!(
+            b.execute(Req::LoadAccount {
+                account: bob.clone()
+            }),
+            Res::Account(Some(AccountData {
+                roster: vec![item("alice@example.com", true)],
+                roster_version: 7,
+            }))
+        );
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: bob.clone()
+            }),
+            Res::Offline(vec![a("<message id='bob'/>")])
+        );
+
+        // Invalid account names fail cleanly.
+        assert!(matches!(
+            b.execute(Req::CreateAccount {
+                account: a("bad\0name"),
+                credentials: creds(1)
+            }),
+            Res::Failed(_)
+        ));
+        assert!(matches!(
+            b.execute(Req::LoadAccount { account: a("") }),
+            Res::Failed(_)
+        ));
+        assert!(b.flush().is_ok());
+    }
+}

@@ -1,0 +1,157 @@
+//! Inbound processing: the recipient server's delivery rules for a stanza
+//! addressed to one of its accounts (RFC 6121 §8.5).
+
+use super::Hub;
+use crate::jid::Jid;
+use crate::modules::subscription::SubscriptionKind;
+use crate::ns;
+use crate::stanza::{iq_result, StanzaError};
+use crate::storage::StorageRequest;
+use crate::time::format_datetime;
+use crate::xml::Element;
+
+impl Hub {
+    pub(super) fn inbound(&mut self, account: &str, stanza: Element) {
+        let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return;
+        };
+        match to.resource() {
+            None => self.to_bare(account, stanza),
+            Some(resource) => self.to_full(account, resource, stanza),
+        }
+    }
+
+    /// §8.5.3: a full JID. A live session gets it; otherwise the rules of
+    /// each stanza kind decide between bare-JID treatment, error and silence.
+    fn to_full(&mut self, account: &str, resource: &str, stanza: Element) {
+        let is_subscription = stanza.name == "presence"
+            && (SubscriptionKind::from_type(stanza.attr("type")).is_some()
+                || stanza.attr("type") == Some("probe"));
+        if is_subscription {
+            return self.to_bare(account, stanza);
+        }
+        let conn = self
+            .account(account)
+            .and_then(|a| a.sessions.get(resource))
+            .map(|s| s.conn);
+        if let Some(conn) = conn {
+            return self.deliver(conn, stanza);
+        }
+        match stanza.name.as_str() {
+            "message" => match stanza.attr("type") {
+                None | Some("normal") | Some("chat") => self.to_bare(account, stanza),
+                Some("groupchat") => self.bounce(&stanza, StanzaError::ServiceUnavailable),
+                _ => {}
+            },
+            "iq" => self.bounce(&stanza, StanzaError::ServiceUnavailable),
+            _ => {}
+        }
+    }
+
+    /// §8.5.2: a bare JID.
+    fn to_bare(&mut self, account: &str, stanza: Element) {
+        match stanza.name.as_str() {
+            "message" => self.message_to_bare(account, stanza),
+            "presence" => match stanza.attr("type") {
+                Some("probe") => self.answer_probe(account, &stanza),
+                t if SubscriptionKind::from_type(t).is_some() => {
+                    self.inbound_subscription(account, stanza)
+                }
+                _ => {
+                    let targets: Vec<(u64, String)> = self
+                        .account(account)
+                        .map(|a| a.available().map(|s| (s.conn, s.jid.to_string())).collect())
+                        .unwrap_or_default();
+                    for (conn, _) in targets {
+                        self.deliver(conn, stanza.clone());
+                    }
+                }
+            },
+            "iq" => self.account_iq(account, stanza, false),
+            _ => {}
+        }
+    }
+
+    fn message_to_bare(&mut self, account: &str, stanza: Element) {
+        let mtype = stanza.attr("type").unwrap_or("normal").to_owned();
+        let targets = self
+            .account(account)
+            .map(|a| a.message_targets())
+            .unwrap_or_default();
+        match mtype.as_str() {
+            "groupchat" => return self.bounce(&stanza, StanzaError::ServiceUnavailable),
+            "error" | "headline" if targets.is_empty() => return,
+            _ => {}
+        }
+        if targets.is_empty() {
+            return self.store_offline(account, stanza);
+        }
+        for conn in targets {
+            self.deliver(conn, stanza.clone());
+        }
+    }
+
+    /// XEP-0160: keep the message, stamped with XEP-0203 delay, for the next
+    /// initial presence.
+    fn store_offline(&mut self, account: &str, mut stanza: Element) {
+        if !self.cfg.offline_messages {
+            return self.bounce(&stanza, StanzaError::ServiceUnavailable);
+        }
+        let domain = Jid::parse(account)
+            .map(|j| j.domain().to_owned())
+            .unwrap_or_default();
+        stanza.children.push(crate::xml::Node::Element(
+            Element::new(ns::DELAY, "delay")
+                .with_attr("from", domain)
+                .with_attr("stamp", format_datetime(self.now))
+                .with_text("Offline storage"),
+        ));
+        self.write(StorageRequest::PushOffline {
+            account: account.to_owned(),
+            stanza: stanza.to_xml(),
+        });
+    }
+
+    /// An iq to an account's bare JID is answered by the server on the
+    /// account's behalf (RFC 6120 §10.5.3.1). `own` is true when the account's
+    /// own session sent it.
+    pub(super) fn account_iq(&mut self, account: &str, iq: Element, own: bool) {
+        if !matches!(iq.attr("type"), Some("get") | Some("set")) {
+            return;
+        }
+        let Some(child) = iq.first_element() else {
+            return self.bounce(&iq, StanzaError::BadRequest);
+        };
+        let reply_to = |mut r: Element| {
+            r.set_attr("from", account);
+            r
+        };
+        if child.is(ns::ROSTER, "query") {
+            if !own {
+                return self.bounce(&iq, StanzaError::Forbidden);
+            }
+            return self.roster_iq(account, iq);
+        }
+        if child.is(ns::PING, "ping") && iq.attr("type") == Some("get") {
+            let r = reply_to(iq_result(&iq));
+            return self.route(r);
+        }
+        if child.is(ns::DISCO_INFO, "query")
+            && iq.attr("type") == Some("get")
+            && child.attr("node").is_none()
+        {
+            let q = Element::new(ns::DISCO_INFO, "query").with_child(
+                Element::new(ns::DISCO_INFO, "identity")
+                    .with_attr("category", "account")
+                    .with_attr("type", "registered"),
+            );
+            let r = reply_to(iq_result(&iq).with_child(q));
+            return self.route(r);
+        }
+        if child.is(ns::DISCO_ITEMS, "query") && iq.attr("type") == Some("get") {
+            let r = reply_to(iq_result(&iq).with_child(Element::new(ns::DISCO_ITEMS, "query")));
+            return self.route(r);
+        }
+        self.bounce(&iq, StanzaError::ServiceUnavailable);
+    }
+}

@@ -1,0 +1,453 @@
+//! The hub: sessions, routing, roster, presence and offline storage for the
+//! accounts of one partition.
+//!
+//! A server runs several hubs, each owning the accounts whose bare JID hashes
+//! to it, so routing scales with cores while every hub stays a pure machine.
+//! A stanza is processed twice, as RFC 6121 describes it: *outbound* in the
+//! sender's hub ([`Hub::from_session`]), which stamps, tracks presence and
+//! subscriptions and emits [`HubOutput::Route`]; and *inbound* in the
+//! recipient's hub ([`Hub::routed`]), which applies the delivery rules.
+
+mod account;
+mod inbound;
+mod outbound;
+mod presence;
+mod roster;
+
+pub use account::{Account, ConnId, Session};
+
+use crate::jid::Jid;
+use crate::modules::{default_modules, ModuleCtx, ServerModule};
+use crate::stanza::{error_reply, is_error_or_result, StanzaError};
+use crate::storage::{RequestId, StorageRequest, StorageResult};
+use crate::stream::StreamErrorCondition;
+use crate::time::Millis;
+use crate::xml::Element;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Hub settings shared by all partitions.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Hosted domains.
+    pub domains: Vec<String>,
+    /// Software name and version for XEP-0092 and disco.
+    pub software: (String, String),
+    /// Store messages for offline accounts (XEP-0160).
+    pub offline_messages: bool,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            domains: vec!["localhost".into()],
+            software: ("Vireo".into(), env!("CARGO_PKG_VERSION").into()),
+            offline_messages: true,
+        }
+    }
+}
+
+/// What a hub asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubOutput {
+    /// Write a stanza to a local connection.
+    Deliver { conn: ConnId, stanza: Element },
+    /// Hand a stanza to the hub that owns its `to` (maybe this one).
+    Route(Element),
+    /// Perform a storage request; hand the result back with the id.
+    Storage { id: RequestId, request: StorageRequest },
+    /// Close a connection, with a stream error condition or gracefully.
+    Close {
+        conn: ConnId,
+        condition: Option<StreamErrorCondition>,
+    },
+}
+
+/// Work that waits for an account to load.
+#[derive(Debug)]
+enum Deferred {
+    Bound(ConnId, Jid),
+    Closed(ConnId),
+    FromSession(ConnId, Element),
+    Routed(Element),
+}
+
+#[derive(Debug)]
+enum Slot {
+    Loading(Vec<Deferred>),
+    Loaded(Account),
+}
+
+/// What a pending storage request was for.
+#[derive(Debug)]
+enum Pending {
+    Load(String),
+    Offline(String, ConnId),
+    Write,
+}
+
+/// One hub partition.
+#[derive(Debug)]
+pub struct Hub {
+    cfg: Arc<HubConfig>,
+    modules: Vec<Box<dyn ServerModule>>,
+    features: Vec<&'static str>,
+    accounts: HashMap<String, Slot>,
+    /// Which account each bound connection belongs to.
+    conns: HashMap<ConnId, String>,
+    pending: HashMap<RequestId, Pending>,
+    next_request: RequestId,
+    out: VecDeque<HubOutput>,
+    now: Millis,
+}
+
+impl Hub {
+    /// A hub with the default modules.
+    pub fn new(cfg: Arc<HubConfig>) -> Self {
+        Self::with_modules(cfg, default_modules())
+    }
+
+    /// A hub with an explicit module list.
+    pub fn with_modules(cfg: Arc<HubConfig>, modules: Vec<Box<dyn ServerModule>>) -> Self {
+        let mut features: Vec<&'static str> =
+            modules.iter().flat_map(|m| m.features().iter().copied()).collect();
+        // Core features the hub itself implements.
+        features.extend_from_slice(&[crate::ns::MSGOFFLINE, crate::ns::ROSTER_VER]);
+        features.sort_unstable();
+        features.dedup();
+        Hub {
+            cfg,
+            modules,
+            features,
+            accounts: HashMap::new(),
+            conns: HashMap::new(),
+            pending: HashMap::new(),
+            next_request: 1,
+            out: VecDeque::new(),
+            now: 0,
+        }
+    }
+
+    /// Features advertised in the server's disco#info.
+    pub fn features(&self) -> &[&'static str] {
+        &self.features
+    }
+
+    /// Next instruction for the driver.
+    pub fn poll_output(&mut self) -> Option<HubOutput> {
+        self.out.pop_front()
+    }
+
+    /// Number of bound sessions in this partition.
+    pub fn session_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A connection bound `jid`. A session already bound to the same full JID
+    /// is replaced and told `<conflict/>` (RFC 6120 §7.7.2.2).
+    pub fn session_bound(&mut self, now: Millis, conn: ConnId, jid: Jid) {
+        self.now = now;
+        let account = jid.bare_str();
+        self.with_account(&account, Deferred::Bound(conn, jid));
+    }
+
+    /// A connection went away (closed, failed or kicked).
+    pub fn session_closed(&mut self, now: Millis, conn: ConnId) {
+        self.now = now;
+        if let Some(account) = self.conns.get(&conn).cloned() {
+            self.with_account(&account, Deferred::Closed(conn));
+        }
+    }
+
+    /// A stanza from a bound session (`from` already stamped by its stream).
+    pub fn from_session(&mut self, now: Millis, conn: ConnId, stanza: Element) {
+        self.now = now;
+        if let Some(account) = self.conns.get(&conn).cloned() {
+            self.with_account(&account, Deferred::FromSession(conn, stanza));
+        }
+    }
+
+    /// A stanza routed to a JID this partition owns.
+    pub fn routed(&mut self, now: Millis, stanza: Element) {
+        self.now = now;
+        let to = match stanza.attr("to").map(Jid::parse) {
+            Some(Ok(j)) => j,
+            _ => return, // the sender's stream normalized `to`; nothing to do
+        };
+        if !self.is_local_domain(to.domain()) {
+            return self.bounce(&stanza, StanzaError::RemoteServerNotFound);
+        }
+        if to.local().is_none() {
+            return self.server_stanza(stanza);
+        }
+        self.with_account(&to.bare_str(), Deferred::Routed(stanza));
+    }
+
+    /// End every session of an account (account deleted).
+    pub fn kick_account(&mut self, account: &str, condition: StreamErrorCondition) {
+        if let Some(Slot::Loaded(acc)) = self.accounts.get(account) {
+            let conns: Vec<ConnId> = acc.sessions.values().map(|s| s.conn).collect();
+            for conn in conns {
+                self.out.push_back(HubOutput::Close {
+                    conn,
+                    condition: Some(condition),
+                });
+            }
+        }
+    }
+
+    /// Close every session (server shutdown).
+    pub fn shutdown(&mut self) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.out.push_back(HubOutput::Close {
+                conn,
+                condition: Some(StreamErrorCondition::SystemShutdown),
+            });
+        }
+    }
+
+    /// A storage result for a request this hub emitted.
+    pub fn handle_storage(&mut self, now: Millis, id: RequestId, result: StorageResult) {
+        self.now = now;
+        match self.pending.remove(&id) {
+            Some(Pending::Load(account)) => self.account_loaded(&account, result),
+            Some(Pending::Offline(account, conn)) => self.offline_loaded(&account, conn, result),
+            Some(Pending::Write) => {
+                if let StorageResult::Failed(e) = result {
+                    tracing::error!(error = %e, "storage write failed");
+                }
+            }
+            None => {}
+        }
+    }
+
+    pub(crate) fn is_local_domain(&self, domain: &str) -> bool {
+        self.cfg.domains.iter().any(|d| d == domain)
+    }
+
+    fn request(&mut self, request: StorageRequest, purpose: Pending) {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.pending.insert(id, purpose);
+        self.out.push_back(HubOutput::Storage { id, request });
+    }
+
+    pub(crate) fn write(&mut self, request: StorageRequest) {
+        self.request(request, Pending::Write);
+    }
+
+    pub(crate) fn deliver(&mut self, conn: ConnId, stanza: Element) {
+        self.out.push_back(HubOutput::Deliver { conn, stanza });
+    }
+
+    pub(crate) fn route(&mut self, stanza: Element) {
+        self.out.push_back(HubOutput::Route(stanza));
+    }
+
+    /// Answer `stanza` with an error, unless it is itself an error or result.
+    pub(crate) fn bounce(&mut self, stanza: &Element, cond: StanzaError) {
+        if is_error_or_result(stanza) || stanza.attr("from").is_none() {
+            return;
+        }
+        let by = self.cfg.domains.first().cloned().unwrap_or_default();
+        let reply = error_reply(stanza, cond, &by);
+        self.route(reply);
+    }
+
+    /// Run `work` now if the account is loaded, else queue it behind a load.
+    fn with_account(&mut self, account: &str, work: Deferred) {
+        match self.accounts.get_mut(account) {
+            Some(Slot::Loaded(_)) => self.run(account, work),
+            Some(Slot::Loading(queue)) => queue.push(work),
+            None => {
+                self.accounts
+                    .insert(account.to_owned(), Slot::Loading(vec![work]));
+                self.request(
+                    StorageRequest::LoadAccount {
+                        account: account.to_owned(),
+                    },
+                    Pending::Load(account.to_owned()),
+                );
+            }
+        }
+    }
+
+    fn account_loaded(&mut self, account: &str, result: StorageResult) {
+        let Some(Slot::Loading(queue)) = self.accounts.remove(account) else {
+            return;
+        };
+        match result {
+            StorageResult::Account(Some(data)) => {
+                self.accounts
+                    .insert(account.to_owned(), Slot::Loaded(Account::from_data(data)));
+                for work in queue {
+                    self.run(account, work);
+                }
+                self.maybe_unload(account);
+            }
+            other => {
+                if let StorageResult::Failed(e) = &other {
+                    tracing::error!(account, error = %e, "loading account failed");
+                }
+                let missing = matches!(other, StorageResult::Account(None));
+                for work in queue {
+                    self.run_missing(work, missing);
+                }
+            }
+        }
+    }
+
+    /// Work for an account that does not exist (or could not be loaded).
+    fn run_missing(&mut self, work: Deferred, missing: bool) {
+        match work {
+            Deferred::Bound(conn, _) => self.out.push_back(HubOutput::Close {
+                conn,
+                condition: Some(if missing {
+                    StreamErrorCondition::NotAuthorized
+                } else {
+                    StreamErrorCondition::InternalServerError
+                }),
+            }),
+            Deferred::Closed(conn) => {
+                self.conns.remove(&conn);
+            }
+            Deferred::FromSession(..) => {}
+            Deferred::Routed(stanza) => {
+                let cond = if missing {
+                    StanzaError::ServiceUnavailable
+                } else {
+                    StanzaError::InternalServerError
+                };
+                // RFC 6121 §8.5.1: presence to a missing account is dropped.
+                if stanza.name != "presence" {
+                    self.bounce(&stanza, cond);
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, account: &str, work: Deferred) {
+        match work {
+            Deferred::Bound(conn, jid) => self.bind(account, conn, jid),
+            Deferred::Closed(conn) => self.unbind(account, conn),
+            Deferred::FromSession(conn, stanza) => self.outbound(account, conn, stanza),
+            Deferred::Routed(stanza) => self.inbound(account, stanza),
+        }
+        self.maybe_unload(account);
+    }
+
+    /// Accounts without sessions are dropped from memory: storage is
+    /// write-through, so nothing is lost.
+    fn maybe_unload(&mut self, account: &str) {
+        let idle = matches!(self.accounts.get(account), Some(Slot::Loaded(a)) if a.sessions.is_empty());
+        let offline_pending = self
+            .pending
+            .values()
+            .any(|p| matches!(p, Pending::Offline(a, _) if a == account));
+        if idle && !offline_pending {
+            self.accounts.remove(account);
+        }
+    }
+
+    pub(crate) fn account_mut(&mut self, account: &str) -> Option<&mut Account> {
+        match self.accounts.get_mut(account) {
+            Some(Slot::Loaded(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn account(&self, account: &str) -> Option<&Account> {
+        match self.accounts.get(account) {
+            Some(Slot::Loaded(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn bind(&mut self, account: &str, conn: ConnId, jid: Jid) {
+        let resource = jid.resource().unwrap_or_default().to_owned();
+        let old = self
+            .account_mut(account)
+            .and_then(|a| a.sessions.get(&resource))
+            .map(|s| s.conn);
+        if let Some(old_conn) = old {
+            self.unbind(account, old_conn);
+            self.out.push_back(HubOutput::Close {
+                conn: old_conn,
+                condition: Some(StreamErrorCondition::Conflict),
+            });
+        }
+        if let Some(acc) = self.account_mut(account) {
+            acc.sessions.insert(resource, Session::new(conn, jid));
+            self.conns.insert(conn, account.to_owned());
+        }
+    }
+
+    fn unbind(&mut self, account: &str, conn: ConnId) {
+        self.conns.remove(&conn);
+        let was_available = self
+            .account(account)
+            .and_then(|a| a.session_by_conn(conn))
+            .map(|s| (s.available, s.jid.clone(), s.directed.clone()));
+        if let Some((true, jid, directed)) = was_available {
+            let unavailable = crate::xml::Element::new(crate::ns::CLIENT, "presence")
+                .with_attr("type", "unavailable")
+                .with_attr("from", jid.to_string());
+            self.broadcast_presence(account, conn, &unavailable, &directed);
+        }
+        if let Some(acc) = self.account_mut(account) {
+            acc.sessions.retain(|_, s| s.conn != conn);
+        }
+    }
+
+    /// An iq or other stanza addressed to the server itself.
+    pub(crate) fn server_stanza(&mut self, stanza: Element) {
+        if stanza.name != "iq" {
+            return; // messages and presence to the server have no handler yet
+        }
+        if !matches!(stanza.attr("type"), Some("get") | Some("set")) {
+            return;
+        }
+        let domain = stanza
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .map(|j| j.domain().to_owned())
+            .unwrap_or_default();
+        let ctx = ModuleCtx {
+            domain: &domain,
+            features: &self.features,
+            software: (&self.cfg.software.0, &self.cfg.software.1),
+        };
+        let reply = self.modules.iter_mut().find_map(|m| m.handle_iq(&ctx, &stanza));
+        match reply {
+            Some(r) => self.route(r),
+            None => self.bounce(&stanza, StanzaError::ServiceUnavailable),
+        }
+    }
+
+    fn offline_loaded(&mut self, account: &str, conn: ConnId, result: StorageResult) {
+        let StorageResult::Offline(stanzas) = result else {
+            if let StorageResult::Failed(e) = result {
+                tracing::error!(account, error = %e, "loading offline messages failed");
+            }
+            return;
+        };
+        let connected = self
+            .account(account)
+            .is_some_and(|a| a.session_by_conn(conn).is_some());
+        for raw in stanzas {
+            match Element::parse(raw.as_bytes()) {
+                Ok(stanza) if connected => self.deliver(conn, stanza),
+                Ok(stanza) => {
+                    // The session left while storage answered: keep it stored.
+                    self.write(StorageRequest::PushOffline {
+                        account: account.to_owned(),
+                        stanza: stanza.to_xml(),
+                    });
+                }
+                Err(e) => tracing::error!(account, error = %e, "unreadable offline message"),
+            }
+        }
+        self.maybe_unload(account);
+    }
+}

@@ -1,0 +1,41 @@
+//! Protocol modules. Each declares its disco features and answers the iq
+//! namespaces it owns, so `disco#info` is derived from what is registered and
+//! a new XEP is one file plus one line in [`default_modules`].
+
+mod disco;
+mod ping;
+pub mod roster;
+pub mod subscription;
+mod version;
+
+use crate::xml::Element;
+
+pub use disco::Disco;
+pub use ping::Ping;
+pub use version::Version;
+
+/// What a module may read while answering.
+#[derive(Debug)]
+pub struct ModuleCtx<'a> {
+    /// The domain being addressed.
+    pub domain: &'a str,
+    /// Every feature the registered modules advertise (for disco).
+    pub features: &'a [&'static str],
+    /// Software name and version (XEP-0092).
+    pub software: (&'a str, &'a str),
+}
+
+/// A server-side protocol module answering iqs addressed to the server.
+pub trait ServerModule: Send + std::fmt::Debug {
+    /// Short name, for logs and `module list`.
+    fn name(&self) -> &'static str;
+    /// Features this module adds to the server's disco#info.
+    fn features(&self) -> &'static [&'static str];
+    /// Answer an iq `get`/`set` addressed to the server; `None` passes it on.
+    fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element>;
+}
+
+/// The modules every server runs.
+pub fn default_modules() -> Vec<Box<dyn ServerModule>> {
+    vec![Box::new(Disco), Box::new(Ping), Box::new(Version)]
+}

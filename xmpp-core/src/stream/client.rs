@@ -1,0 +1,385 @@
+//! The client side of a c2s stream: STARTTLS, SCRAM (with channel binding
+//! when the driver supplies it), resource binding, then stanzas both ways.
+//!
+//! Used by the examples, the interop tests' helpers and the benchmark tool.
+
+use super::error::StreamErrorCondition;
+use super::header::{check_header, write_header, STREAM_CLOSE};
+use super::output::{ConnOutput, OutputQueue};
+use crate::entropy::Entropy;
+use crate::jid::Jid;
+use crate::ns;
+use crate::sasl::{plain_message, ChannelBinding, ChannelBindingType, Mechanism, ScramClient};
+use crate::time::Millis;
+use crate::xml::{Element, Limits, StreamEvent, StreamParser};
+use base64::Engine as _;
+
+/// How a client connects.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The account, with the resource to request (a bare JID lets the server pick).
+    pub jid: Jid,
+    /// The password.
+    pub password: String,
+    /// Refuse to authenticate over an unencrypted stream.
+    pub require_tls: bool,
+    /// Mechanisms the client may use, in order of preference.
+    pub mechanisms: Vec<Mechanism>,
+    /// Parser limits for what the server sends.
+    pub limits: Limits,
+}
+
+impl ClientConfig {
+    /// Defaults: TLS required, every mechanism, strongest first.
+    pub fn new(jid: Jid, password: impl Into<String>) -> Self {
+        ClientConfig {
+            jid,
+            password: password.into(),
+            require_tls: true,
+            mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
+            limits: Limits {
+                max_stanza_bytes: 16 * 1024 * 1024,
+                ..Limits::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Header,
+    Features,
+    AwaitProceed,
+    AwaitTls,
+    Sasl(Option<Box<ScramClient>>),
+    AwaitBind,
+    Online,
+    Closed,
+}
+
+/// The client end of one c2s connection.
+#[derive(Debug)]
+pub struct ClientStream {
+    cfg: ClientConfig,
+    parser: StreamParser,
+    entropy: Entropy,
+    out: OutputQueue,
+    phase: Phase,
+    secure: bool,
+    bindings: Vec<ChannelBinding>,
+    authenticated: bool,
+    jid: Option<Jid>,
+}
+
+impl ClientStream {
+    /// Start a stream; `direct_tls` carries channel bindings when the
+    /// transport is already TLS (XEP-0368).
+    pub fn new(
+        cfg: ClientConfig,
+        entropy: Entropy,
+        _now: Millis,
+        direct_tls: Option<Vec<ChannelBinding>>,
+    ) -> Self {
+        let parser = StreamParser::new(cfg.limits.clone());
+        let mut s = ClientStream {
+            cfg,
+            parser,
+            entropy,
+            out: OutputQueue::default(),
+            phase: Phase::Header,
+            secure: direct_tls.is_some(),
+            bindings: direct_tls.unwrap_or_default(),
+            authenticated: false,
+            jid: None,
+        };
+        s.send_header();
+        s
+    }
+
+    /// The bound JID once online.
+    pub fn jid(&self) -> Option<&Jid> {
+        self.jid.as_ref()
+    }
+
+    /// True once bound.
+    pub fn is_online(&self) -> bool {
+        matches!(self.phase, Phase::Online)
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Next instruction for the driver.
+    pub fn poll_output(&mut self) -> Option<ConnOutput> {
+        self.out.pop()
+    }
+
+    /// Bytes from the server.
+    pub fn handle_input(&mut self, _now: Millis, bytes: &[u8]) {
+        if matches!(self.phase, Phase::Closed | Phase::AwaitTls) {
+            return;
+        }
+        self.parser.feed(bytes);
+        loop {
+            if matches!(self.phase, Phase::Closed | Phase::AwaitTls) {
+                return;
+            }
+            match self.parser.next_event() {
+                Ok(None) => return,
+                Ok(Some(StreamEvent::Open(h))) => {
+                    if let Err(c) = check_header(&h) {
+                        return self.fail(&format!("bad stream header from server: {c}"));
+                    }
+                    self.phase = match self.phase {
+                        Phase::Header => Phase::Features,
+                        _ => return self.fail("unexpected stream header"),
+                    };
+                }
+                Ok(Some(StreamEvent::Close)) => {
+                    self.out.write(STREAM_CLOSE);
+                    self.out.push(ConnOutput::Close);
+                    self.phase = Phase::Closed;
+                }
+                Ok(Some(StreamEvent::Stanza(el))) => self.handle_element(el),
+                Err(e) => {
+                    let cond = StreamErrorCondition::from_name(e.condition());
+                    self.out.write_element(&cond.to_element(None), ns::CLIENT);
+                    return self.fail(&format!("server sent bad XML: {e}"));
+                }
+            }
+        }
+    }
+
+    /// The TLS handshake the machine asked for is done.
+    pub fn tls_established(&mut self, _now: Millis, bindings: Vec<ChannelBinding>) {
+        if !matches!(self.phase, Phase::AwaitTls) {
+            return;
+        }
+        self.secure = true;
+        self.bindings = bindings;
+        self.parser.clear();
+        self.phase = Phase::Header;
+        self.send_header();
+    }
+
+    /// Send a stanza once online (`jabber:client` namespace).
+    pub fn send_stanza(&mut self, stanza: &Element) {
+        if self.is_online() {
+            self.out.write_element(stanza, ns::CLIENT);
+        }
+    }
+
+    /// Close the stream gracefully.
+    pub fn close(&mut self) {
+        if !self.is_closed() {
+            self.out.write(STREAM_CLOSE);
+            self.out.push(ConnOutput::Close);
+            self.phase = Phase::Closed;
+        }
+    }
+
+    fn send_header(&mut self) {
+        let mut buf = Vec::with_capacity(256);
+        let domain = self.cfg.jid.domain().to_owned();
+        let from = self.cfg.jid.bare_str();
+        write_header(&mut buf, ns::CLIENT, Some(&from), Some(&domain), None);
+        self.out.write(&buf);
+    }
+
+    fn fail(&mut self, why: &str) {
+        if self.is_closed() {
+            return;
+        }
+        self.out.push(ConnOutput::Failed(why.to_owned()));
+        self.out.write(STREAM_CLOSE);
+        self.out.push(ConnOutput::Close);
+        self.phase = Phase::Closed;
+    }
+
+    fn handle_element(&mut self, el: Element) {
+        if el.is(ns::STREAM, "error") {
+            let cond = StreamErrorCondition::from_element(&el);
+            return self.fail(&format!("stream error: {cond}"));
+        }
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Features if el.is(ns::STREAM, "features") => self.handle_features(&el),
+            Phase::AwaitProceed if el.is(ns::TLS, "proceed") => {
+                self.out.push(ConnOutput::StartTls);
+                self.phase = Phase::AwaitTls;
+            }
+            Phase::Sasl(scram) if el.ns == ns::SASL => self.handle_sasl(scram, &el),
+            Phase::AwaitBind if el.name == "iq" => self.handle_bind(&el),
+            Phase::Online => {
+                self.phase = Phase::Online;
+                self.out.push(ConnOutput::Stanza(el));
+            }
+            _ => self.fail(&format!("unexpected <{}/> from server", el.name)),
+        }
+    }
+
+    fn handle_features(&mut self, f: &Element) {
+        if self.authenticated {
+            if f.child(ns::BIND, "bind").is_none() {
+                return self.fail("server offers no resource binding");
+            }
+            let mut bind = Element::new(ns::BIND, "bind");
+            if let Some(r) = self.cfg.jid.resource() {
+                bind = bind.with_child(Element::new(ns::BIND, "resource").with_text(r));
+            }
+            let iq = Element::new(ns::CLIENT, "iq")
+                .with_attr("type", "set")
+                .with_attr("id", "bind")
+                .with_child(bind);
+            self.out.write_element(&iq, ns::CLIENT);
+            self.phase = Phase::AwaitBind;
+            return;
+        }
+        if !self.secure && f.child(ns::TLS, "starttls").is_some() {
+            self.out
+                .write_element(&Element::new(ns::TLS, "starttls"), ns::CLIENT);
+            self.phase = Phase::AwaitProceed;
+            return;
+        }
+        if !self.secure && self.cfg.require_tls {
+            return self.fail("server offers no TLS and the client requires it");
+        }
+        let offered: Vec<String> = f
+            .child(ns::SASL, "mechanisms")
+            .map(|m| m.elements().map(Element::text).collect())
+            .unwrap_or_default();
+        let cb_types: Vec<String> = f
+            .child(ns::SASL_CB, "sasl-channel-binding")
+            .map(|c| {
+                c.elements()
+                    .filter_map(|e| e.attr("type").map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let binding = self.choose_binding(&cb_types);
+        let mech = self.cfg.mechanisms.iter().copied().find(|m| {
+            offered.iter().any(|o| o == m.name())
+                && (!m.is_plus() || binding.is_some())
+                && (*m != Mechanism::Plain || self.secure)
+        });
+        let Some(mech) = mech else {
+            return self.fail("no common SASL mechanism");
+        };
+        let username = self.cfg.jid.local().unwrap_or_default().to_owned();
+        let (payload, scram) = if mech == Mechanism::Plain {
+            (plain_message(None, &username, &self.cfg.password), None)
+        } else {
+            let nonce = self.entropy.bytes(24);
+            let b = if mech.is_plus() { binding } else { None };
+            match ScramClient::new(
+                mech,
+                &username,
+                &self.cfg.password,
+                &nonce,
+                b,
+                !self.bindings.is_empty(),
+            ) {
+                Ok((c, first)) => (first, Some(Box::new(c))),
+                Err(e) => return self.fail(&format!("SASL: {e}")),
+            }
+        };
+        let auth = Element::new(ns::SASL, "auth")
+            .with_attr("mechanism", mech.name())
+            .with_text(b64(&payload));
+        self.out.write_element(&auth, ns::CLIENT);
+        self.phase = Phase::Sasl(scram);
+    }
+
+    /// The channel binding to use: a type the server advertised (XEP-0440),
+    /// else tls-exporter, else tls-server-end-point.
+    fn choose_binding(&self, advertised: &[String]) -> Option<ChannelBinding> {
+        let pick = |kind: ChannelBindingType| self.bindings.iter().find(|b| b.kind == kind);
+        if !advertised.is_empty() {
+            return self
+                .bindings
+                .iter()
+                .find(|b| advertised.iter().any(|a| a == b.kind.name()))
+                .cloned();
+        }
+        pick(ChannelBindingType::TlsExporter)
+            .or_else(|| pick(ChannelBindingType::TlsServerEndPoint))
+            .cloned()
+    }
+
+    fn handle_sasl(&mut self, mut scram: Option<Box<ScramClient>>, el: &Element) {
+        let payload = match decode(&el.text()) {
+            Ok(p) => p,
+            Err(_) => return self.fail("server sent bad base64"),
+        };
+        match el.name.as_str() {
+            "challenge" => {
+                let Some(client) = scram.as_mut() else {
+                    return self.fail("unexpected SASL challenge");
+                };
+                match client.handle_server_first(&payload) {
+                    Ok(fin) => {
+                        let r = Element::new(ns::SASL, "response").with_text(b64(&fin));
+                        self.out.write_element(&r, ns::CLIENT);
+                        self.phase = Phase::Sasl(scram);
+                    }
+                    Err(e) => self.fail(&format!("SASL: {e}")),
+                }
+            }
+            "success" => {
+                if let Some(client) = &scram {
+                    if let Err(e) = client.verify_server_final(&payload) {
+                        return self.fail(&format!("server signature invalid: {e}"));
+                    }
+                }
+                self.authenticated = true;
+                self.parser.restart();
+                self.phase = Phase::Header;
+                self.send_header();
+            }
+            "failure" => {
+                let cond = el
+                    .first_element()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| "unknown".into());
+                self.fail(&format!("authentication failed: {cond}"));
+            }
+            other => self.fail(&format!("unexpected SASL element {other}")),
+        }
+    }
+
+    fn handle_bind(&mut self, iq: &Element) {
+        if iq.attr("type") != Some("result") {
+            return self.fail("resource binding refused");
+        }
+        let jid = iq
+            .child(ns::BIND, "bind")
+            .and_then(|b| b.child_text(ns::BIND, "jid"))
+            .and_then(|j| Jid::parse(&j).ok());
+        match jid {
+            Some(j) => {
+                self.jid = Some(j.clone());
+                self.phase = Phase::Online;
+                self.out.push(ConnOutput::Bound(j));
+            }
+            None => self.fail("bind result without a valid JID"),
+        }
+    }
+}
+
+fn b64(data: &[u8]) -> String {
+    if data.is_empty() {
+        "=".to_owned()
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+}
+
+fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let t = text.trim();
+    if t.is_empty() || t == "=" {
+        Ok(Vec::new())
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(t)
+    }
+}

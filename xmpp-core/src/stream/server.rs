@@ -1,0 +1,740 @@
+//! The server side of a c2s stream (RFC 6120): header, features, STARTTLS,
+//! SASL, resource binding, then stanzas handed to the hub.
+//!
+//! The machine never touches the network. The driver feeds received bytes,
+//! TLS completion, storage results and time; it polls [`ConnOutput`]s.
+
+use super::error::StreamErrorCondition;
+use super::header::{check_header, write_header, STREAM_CLOSE};
+use super::output::{ConnOutput, OutputQueue};
+use crate::entropy::Entropy;
+use crate::jid::Jid;
+use crate::ns;
+use crate::sasl::{
+    parse_plain, ChannelBinding, Mechanism, SaslFailure, ScramServer,
+    StoredCredentials,
+};
+use crate::stanza::{error_reply, iq_result, Kind, StanzaError};
+use crate::storage::{RequestId, StorageRequest, StorageResult};
+use crate::time::Millis;
+use crate::xml::{Element, Limits, StreamEvent, StreamParser};
+use base64::Engine as _;
+use std::sync::Arc;
+
+/// Settings for c2s streams on one listener.
+#[derive(Debug, Clone)]
+pub struct ServerStreamConfig {
+    /// Domains this server hosts; a header `to` outside them is `host-unknown`.
+    pub domains: Vec<String>,
+    /// Refuse authentication until the stream is encrypted.
+    pub require_encryption: bool,
+    /// Offer STARTTLS (the listener has a certificate).
+    pub starttls_available: bool,
+    /// Mechanisms the server allows, strongest first.
+    pub mechanisms: Vec<Mechanism>,
+    /// Drop connections that have not authenticated after this many ms.
+    pub auth_timeout_ms: Millis,
+    /// Close the stream after this many failed authentication attempts.
+    pub max_auth_failures: u32,
+    /// Parser limits (stanza size, depth).
+    pub limits: Limits,
+    /// Extra stream features offered after authentication (e.g. roster
+    /// versioning), contributed by modules.
+    pub session_features: Vec<Element>,
+}
+
+impl Default for ServerStreamConfig {
+    fn default() -> Self {
+        ServerStreamConfig {
+            domains: vec!["localhost".into()],
+            require_encryption: true,
+            starttls_available: true,
+            mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
+            auth_timeout_ms: 30_000,
+            max_auth_failures: 3,
+            limits: Limits::default(),
+            session_features: vec![Element::new(ns::ROSTER_VER, "ver")],
+        }
+    }
+}
+
+/// Where the negotiation stands.
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the (next) stream header.
+    Header,
+    /// Header answered, features sent; waiting for the client's next step.
+    Ready,
+    /// `<proceed/>` sent: nothing may arrive until the TLS handshake is done.
+    AwaitTls,
+    /// Credentials requested from storage for this exchange.
+    AwaitCredentials { req: RequestId, pending: PendingAuth },
+    /// SCRAM server-first sent; waiting for the client's `<response/>`.
+    AwaitResponse(Box<ScramServer>),
+    /// Stream closed (by either side or by an error).
+    Closed,
+}
+
+#[derive(Debug)]
+enum PendingAuth {
+    Scram(Box<ScramServer>, String),
+    Plain { username: String, password: String },
+}
+
+/// The server end of one c2s connection.
+#[derive(Debug)]
+pub struct ServerStream {
+    cfg: Arc<ServerStreamConfig>,
+    parser: StreamParser,
+    entropy: Entropy,
+    out: OutputQueue,
+    phase: Phase,
+    /// TLS is up (STARTTLS done or direct TLS).
+    secure: bool,
+    bindings: Vec<ChannelBinding>,
+    /// The hosted domain this stream is for, from the first header.
+    domain: Option<String>,
+    /// The authenticated account (bare JID).
+    account: Option<Jid>,
+    /// The bound full JID.
+    jid: Option<Jid>,
+    auth_deadline: Option<Millis>,
+    auth_failures: u32,
+    /// Account name of the exchange in progress (bare JID string).
+    pending_account: Option<String>,
+    next_request: RequestId,
+    header_sent: bool,
+}
+
+impl ServerStream {
+    /// A new stream on a fresh connection. `direct_tls` carries the channel
+    /// bindings when the connection is already TLS (XEP-0368).
+    pub fn new(
+        cfg: Arc<ServerStreamConfig>,
+        entropy: Entropy,
+        now: Millis,
+        direct_tls: Option<Vec<ChannelBinding>>,
+    ) -> Self {
+        let auth_deadline = Some(now.saturating_add(cfg.auth_timeout_ms));
+        let parser = StreamParser::new(cfg.limits.clone());
+        let secure = direct_tls.is_some();
+        ServerStream {
+            cfg,
+            parser,
+            entropy,
+            out: OutputQueue::default(),
+            phase: Phase::Header,
+            secure,
+            bindings: direct_tls.unwrap_or_default(),
+            domain: None,
+            account: None,
+            jid: None,
+            auth_deadline,
+            auth_failures: 0,
+            pending_account: None,
+            next_request: 1,
+            header_sent: false,
+        }
+    }
+
+    /// The bound full JID, once resource binding succeeded.
+    pub fn jid(&self) -> Option<&Jid> {
+        self.jid.as_ref()
+    }
+
+    /// True once the stream is closed; the driver closes the transport after
+    /// flushing the remaining output.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// True when the stream is encrypted.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Next instruction for the driver.
+    pub fn poll_output(&mut self) -> Option<ConnOutput> {
+        self.out.pop()
+    }
+
+    /// The next deadline at which `handle_timeout` must be called.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        if self.is_closed() {
+            None
+        } else {
+            self.auth_deadline
+        }
+    }
+
+    /// Time passed: enforce the authentication timeout.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if let Some(deadline) = self.auth_deadline {
+            if now >= deadline && !self.is_closed() {
+                self.stream_error(
+                    StreamErrorCondition::ConnectionTimeout,
+                    Some("authentication timed out"),
+                );
+            }
+        }
+    }
+
+    /// Bytes arrived from the transport (after TLS decryption).
+    pub fn handle_input(&mut self, _now: Millis, bytes: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        if matches!(self.phase, Phase::AwaitTls) {
+            // Plaintext after <proceed/> must never reach the TLS layer or the
+            // parser (the CVE-2011-0411 class).
+            self.stream_error(
+                StreamErrorCondition::PolicyViolation,
+                Some("data received after STARTTLS proceed"),
+            );
+            return;
+        }
+        self.parser.feed(bytes);
+        self.process();
+    }
+
+    /// The TLS handshake finished; `bindings` are the channel-binding values
+    /// the driver could compute for it (RFC 9266, RFC 5929).
+    pub fn tls_established(&mut self, _now: Millis, bindings: Vec<ChannelBinding>) {
+        if !matches!(self.phase, Phase::AwaitTls) {
+            return;
+        }
+        self.secure = true;
+        self.bindings = bindings;
+        self.parser.clear();
+        self.phase = Phase::Header;
+    }
+
+    /// A storage result for a request this machine emitted.
+    pub fn handle_storage(&mut self, _now: Millis, id: RequestId, result: StorageResult) {
+        let Phase::AwaitCredentials { req, .. } = &self.phase else {
+            return;
+        };
+        if *req != id {
+            return;
+        }
+        let Phase::AwaitCredentials { pending, .. } =
+            std::mem::replace(&mut self.phase, Phase::Ready)
+        else {
+            return;
+        };
+        let creds = match result {
+            StorageResult::Credentials(c) => c,
+            other => {
+                tracing::warn!(?other, "credential lookup failed");
+                self.sasl_failure(SaslFailure::TemporaryAuthFailure);
+                self.process();
+                return;
+            }
+        };
+        match pending {
+            PendingAuth::Scram(mut scram, username) => {
+                let nonce = self.entropy.bytes(24);
+                let challenge = scram.server_first(creds.as_ref(), &nonce);
+                self.phase = Phase::AwaitResponse(scram);
+                self.pending_account = Some(username);
+                self.send_sasl("challenge", &challenge);
+            }
+            PendingAuth::Plain { username, password } => {
+                let ok = creds
+                    .as_ref()
+                    .is_some_and(|c: &StoredCredentials| c.verify_password(&password));
+                if ok {
+                    self.pending_account = Some(username);
+                    self.sasl_success(&[]);
+                } else {
+                    self.sasl_failure(SaslFailure::NotAuthorized);
+                }
+            }
+        }
+        self.process();
+    }
+
+    /// Deliver a stanza from the hub to the client.
+    pub fn send_stanza(&mut self, stanza: &Element) {
+        if self.jid.is_some() && !self.is_closed() {
+            self.out.write_element(stanza, ns::CLIENT);
+        }
+    }
+
+    /// Close the stream: with a stream error (conflict, system-shutdown, ...)
+    /// or, with `None`, by the normal closing handshake.
+    pub fn close(&mut self, condition: Option<StreamErrorCondition>) {
+        if self.is_closed() {
+            return;
+        }
+        match condition {
+            Some(c) => self.stream_error(c, None),
+            None => {
+                self.ensure_header();
+                self.out.write(STREAM_CLOSE);
+                self.out.push(ConnOutput::Close);
+                self.phase = Phase::Closed;
+            }
+        }
+    }
+
+    /// Pull parser events while the phase allows it.
+    fn process(&mut self) {
+        loop {
+            if matches!(
+                self.phase,
+                Phase::Closed | Phase::AwaitTls | Phase::AwaitCredentials { .. }
+            ) {
+                return;
+            }
+            match self.parser.next_event() {
+                Ok(None) => return,
+                Ok(Some(ev)) => self.handle_event(ev),
+                Err(e) => {
+                    let cond = StreamErrorCondition::from_name(e.condition());
+                    self.stream_error(cond, Some(&e.to_string()));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_event(&mut self, ev: StreamEvent) {
+        match ev {
+            StreamEvent::Open(header) => self.handle_header(&header),
+            StreamEvent::Close => {
+                self.ensure_header();
+                self.out.write(STREAM_CLOSE);
+                self.out.push(ConnOutput::Close);
+                self.phase = Phase::Closed;
+            }
+            StreamEvent::Stanza(el) => self.handle_element(el),
+        }
+    }
+
+    fn handle_header(&mut self, header: &Element) {
+        if !matches!(self.phase, Phase::Header) {
+            return self.stream_error(StreamErrorCondition::BadFormat, Some("unexpected header"));
+        }
+        // Answer with our header first: RFC 6120 §4.9.1.2 wants one before any error.
+        let to = header.attr("to").and_then(|t| Jid::domain_jid(t).ok());
+        let domain = match (&self.domain, to) {
+            (Some(d), Some(t)) if t.domain() == d => Some(d.clone()),
+            (Some(_), _) => None,
+            (None, Some(t)) if self.cfg.domains.iter().any(|d| d == t.domain()) => {
+                Some(t.domain().to_owned())
+            }
+            (None, _) => None,
+        };
+        let from_attr = domain
+            .clone()
+            .or_else(|| self.cfg.domains.first().cloned());
+        let id = self.entropy.hex_id(12);
+        let mut buf = Vec::with_capacity(512);
+        write_header(&mut buf, ns::CLIENT, from_attr.as_deref(), None, Some(&id));
+        self.out.write(&buf);
+        self.header_sent = true;
+        if let Err(cond) = check_header(header) {
+            return self.stream_error(cond, None);
+        }
+        let Some(domain) = domain else {
+            return self.stream_error(StreamErrorCondition::HostUnknown, None);
+        };
+        self.domain = Some(domain);
+        self.phase = Phase::Ready;
+        let features = self.features();
+        self.out.write_element(&features, ns::CLIENT);
+    }
+
+    /// The features for the current negotiation step (RFC 6120 §4.3.2).
+    fn features(&self) -> Element {
+        let mut f = Element::new(ns::STREAM, "features");
+        if self.jid.is_some() || self.account.is_some() {
+            f = f
+                .with_child(Element::new(ns::BIND, "bind"))
+                .with_child(
+                    Element::new(ns::SESSION, "session")
+                        .with_child(Element::new(ns::SESSION, "optional")),
+                );
+            for extra in &self.cfg.session_features {
+                f = f.with_child(extra.clone());
+            }
+            return f;
+        }
+        if !self.secure && self.cfg.starttls_available {
+            let mut tls = Element::new(ns::TLS, "starttls");
+            if self.cfg.require_encryption {
+                tls = tls.with_child(Element::new(ns::TLS, "required"));
+            }
+            f = f.with_child(tls);
+        }
+        if self.secure || !self.cfg.require_encryption {
+            let mut mechs = Element::new(ns::SASL, "mechanisms");
+            for m in self.offered_mechanisms() {
+                mechs = mechs.with_child(Element::new(ns::SASL, "mechanism").with_text(m.name()));
+            }
+            f = f.with_child(mechs);
+            if !self.bindings.is_empty() {
+                let mut cb = Element::new(ns::SASL_CB, "sasl-channel-binding");
+                for b in &self.bindings {
+                    cb = cb.with_child(
+                        Element::new(ns::SASL_CB, "channel-binding")
+                            .with_attr("type", b.kind.name()),
+                    );
+                }
+                f = f.with_child(cb);
+            }
+        }
+        f
+    }
+
+    /// Mechanisms usable on this stream right now: -PLUS only with channel
+    /// binding data, PLAIN only over TLS.
+    fn offered_mechanisms(&self) -> Vec<Mechanism> {
+        self.cfg
+            .mechanisms
+            .iter()
+            .copied()
+            .filter(|m| {
+                if m.is_plus() {
+                    !self.bindings.is_empty()
+                } else if *m == Mechanism::Plain {
+                    self.secure
+                } else {
+                    true
+                }
+            })
+            .collect()
+    }
+
+    fn handle_element(&mut self, el: Element) {
+        if matches!(self.phase, Phase::Header) {
+            return self.stream_error(StreamErrorCondition::BadFormat, Some("expected header"));
+        }
+        if el.ns == ns::TLS {
+            return self.handle_starttls(&el);
+        }
+        if el.ns == ns::SASL {
+            return self.handle_sasl(el);
+        }
+        if self.account.is_none() {
+            // RFC 6120 §6.4: nothing but negotiation before authentication.
+            return self.stream_error(StreamErrorCondition::NotAuthorized, None);
+        }
+        match Kind::of(&el) {
+            Some(kind) => self.handle_stanza(kind, el),
+            None if el.ns == ns::CLIENT => {
+                self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None)
+            }
+            None if el.ns.is_empty() => {
+                self.stream_error(StreamErrorCondition::InvalidNamespace, None)
+            }
+            None => self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None),
+        }
+    }
+
+    fn handle_starttls(&mut self, el: &Element) {
+        if el.name != "starttls" || self.secure || self.account.is_some() {
+            return self.stream_error(StreamErrorCondition::PolicyViolation, None);
+        }
+        if !self.cfg.starttls_available {
+            self.out
+                .write_element(&Element::new(ns::TLS, "failure"), ns::CLIENT);
+            self.out.write(STREAM_CLOSE);
+            self.out.push(ConnOutput::Close);
+            self.phase = Phase::Closed;
+            return;
+        }
+        if self.parser.pending_bytes() > 0 {
+            // Bytes pipelined behind <starttls/> would be interpreted as if
+            // they had arrived over TLS (CVE-2011-0411): refuse them.
+            return self.stream_error(
+                StreamErrorCondition::PolicyViolation,
+                Some("data pipelined after <starttls/>"),
+            );
+        }
+        self.out
+            .write_element(&Element::new(ns::TLS, "proceed"), ns::CLIENT);
+        self.out.push(ConnOutput::StartTls);
+        self.phase = Phase::AwaitTls;
+    }
+
+    fn handle_sasl(&mut self, el: Element) {
+        if self.account.is_some() {
+            return self.stream_error(
+                StreamErrorCondition::PolicyViolation,
+                Some("already authenticated"),
+            );
+        }
+        match el.name.as_str() {
+            "auth" => self.handle_auth(&el),
+            "response" => self.handle_response(&el),
+            "abort" => {
+                self.phase = Phase::Ready;
+                self.sasl_failure(SaslFailure::Aborted);
+            }
+            _ => self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None),
+        }
+    }
+
+    fn handle_auth(&mut self, el: &Element) {
+        if !matches!(self.phase, Phase::Ready) {
+            return self.sasl_failure(SaslFailure::MalformedRequest);
+        }
+        if !self.secure && self.cfg.require_encryption {
+            return self.sasl_failure(SaslFailure::EncryptionRequired);
+        }
+        let Some(mech) = el.attr("mechanism").and_then(Mechanism::from_name) else {
+            return self.sasl_failure(SaslFailure::InvalidMechanism);
+        };
+        if !self.cfg.mechanisms.contains(&mech) {
+            return self.sasl_failure(SaslFailure::MechanismTooWeak);
+        }
+        if mech == Mechanism::Plain && !self.secure {
+            return self.sasl_failure(SaslFailure::EncryptionRequired);
+        }
+        if !self.offered_mechanisms().contains(&mech) {
+            return self.sasl_failure(SaslFailure::InvalidMechanism);
+        }
+        let Ok(initial) = decode_sasl_payload(&el.text()) else {
+            return self.sasl_failure(SaslFailure::IncorrectEncoding);
+        };
+        let domain = self.domain.clone().unwrap_or_default();
+        let (pending, username) = match mech {
+            Mechanism::Plain => match parse_plain(&initial) {
+                Ok(p) => {
+                    if p.authzid.as_deref().is_some_and(|a| {
+                        Jid::parse(a).map(|j| j.local() != Some(p.username.as_str()))
+                            .unwrap_or(true)
+                    }) {
+                        return self.sasl_failure(SaslFailure::InvalidAuthzid);
+                    }
+                    let u = p.username.clone();
+                    (
+                        PendingAuth::Plain {
+                            username: p.username,
+                            password: p.password,
+                        },
+                        u,
+                    )
+                }
+                Err(f) => return self.sasl_failure(f),
+            },
+            _ => {
+                let plus_advertised = self.offered_mechanisms().iter().any(|m| m.is_plus());
+                match ScramServer::start(mech, &initial, &self.bindings, plus_advertised) {
+                    Ok((scram, first)) => {
+                        let u = first.username.clone();
+                        (PendingAuth::Scram(Box::new(scram), first.username), u)
+                    }
+                    Err(f) => return self.sasl_failure(f),
+                }
+            }
+        };
+        let account = match Jid::new(Some(&username), &domain, None) {
+            Ok(j) => j,
+            Err(_) => return self.sasl_failure(SaslFailure::NotAuthorized),
+        };
+        let pending = match pending {
+            PendingAuth::Scram(s, _) => PendingAuth::Scram(s, account.bare_str()),
+            PendingAuth::Plain { password, .. } => PendingAuth::Plain {
+                username: account.bare_str(),
+                password,
+            },
+        };
+        let req = self.next_request;
+        self.next_request += 1;
+        self.out.push(ConnOutput::Storage {
+            id: req,
+            request: StorageRequest::LoadCredentials {
+                account: account.bare_str(),
+            },
+        });
+        self.phase = Phase::AwaitCredentials { req, pending };
+    }
+
+    fn handle_response(&mut self, el: &Element) {
+        let Phase::AwaitResponse(_) = &self.phase else {
+            return self.sasl_failure(SaslFailure::MalformedRequest);
+        };
+        let Phase::AwaitResponse(mut scram) = std::mem::replace(&mut self.phase, Phase::Ready)
+        else {
+            return;
+        };
+        let Ok(payload) = decode_sasl_payload(&el.text()) else {
+            return self.sasl_failure(SaslFailure::IncorrectEncoding);
+        };
+        match scram.finish(&payload) {
+            Ok(server_final) => self.sasl_success(&server_final),
+            Err(f) => self.sasl_failure(f),
+        }
+    }
+
+    fn sasl_success(&mut self, additional: &[u8]) {
+        let Some(account) = self.pending_account.take().and_then(|a| Jid::parse(&a).ok()) else {
+            return self.sasl_failure(SaslFailure::TemporaryAuthFailure);
+        };
+        let mut success = Element::new(ns::SASL, "success");
+        if !additional.is_empty() {
+            success = success
+                .with_text(base64::engine::general_purpose::STANDARD.encode(additional));
+        }
+        self.out.write_element(&success, ns::CLIENT);
+        self.account = Some(account);
+        self.auth_deadline = None;
+        self.parser.restart();
+        self.phase = Phase::Header;
+    }
+
+    fn sasl_failure(&mut self, failure: SaslFailure) {
+        self.pending_account = None;
+        if !matches!(self.phase, Phase::Closed) {
+            self.phase = Phase::Ready;
+        }
+        let el = Element::new(ns::SASL, "failure")
+            .with_child(Element::new(ns::SASL, failure.condition()));
+        self.out.write_element(&el, ns::CLIENT);
+        if failure != SaslFailure::Aborted {
+            self.auth_failures += 1;
+        }
+        if self.auth_failures >= self.cfg.max_auth_failures {
+            self.stream_error(
+                StreamErrorCondition::PolicyViolation,
+                Some("too many failed authentication attempts"),
+            );
+        }
+    }
+
+    fn send_sasl(&mut self, name: &str, payload: &[u8]) {
+        let el = Element::new(ns::SASL, name)
+            .with_text(base64::engine::general_purpose::STANDARD.encode(payload));
+        self.out.write_element(&el, ns::CLIENT);
+    }
+
+    fn handle_stanza(&mut self, kind: Kind, mut el: Element) {
+        if kind == Kind::Iq {
+            if let Some(reply) = self.handle_negotiation_iq(&el) {
+                self.out.write_element(&reply, ns::CLIENT);
+                return;
+            }
+        }
+        let Some(jid) = self.jid.clone() else {
+            // Authenticated but unbound: only bind and session are allowed.
+            return self.stream_error(StreamErrorCondition::NotAuthorized, Some("bind first"));
+        };
+        el.set_attr("from", jid.to_string());
+        match el.attr("to").map(Jid::parse) {
+            None => {}
+            Some(Ok(to)) => el.set_attr("to", to.to_string()),
+            Some(Err(_)) => {
+                if !crate::stanza::is_error_or_result(&el) {
+                    el.remove_attr("to");
+                    let domain = self.domain.clone().unwrap_or_default();
+                    let reply = error_reply(&el, StanzaError::JidMalformed, &domain);
+                    self.out.write_element(&reply, ns::CLIENT);
+                }
+                return;
+            }
+        }
+        if kind == Kind::Iq && !valid_iq(&el) {
+            if !crate::stanza::is_error_or_result(&el) {
+                let domain = self.domain.clone().unwrap_or_default();
+                let reply = error_reply(&el, StanzaError::BadRequest, &domain);
+                self.out.write_element(&reply, ns::CLIENT);
+            }
+            return;
+        }
+        self.out.push(ConnOutput::Stanza(el));
+    }
+
+    /// Bind and session iqs are part of negotiation and answered here.
+    fn handle_negotiation_iq(&mut self, iq: &Element) -> Option<Element> {
+        if iq.attr("type") != Some("set") {
+            return None;
+        }
+        let child = iq.first_element()?;
+        let to_server = iq
+            .attr("to")
+            .is_none_or(|t| Some(t) == self.domain.as_deref());
+        if child.is(ns::SESSION, "session") && to_server {
+            let mut r = iq_result(iq);
+            r.remove_attr("to");
+            return Some(r);
+        }
+        if !child.is(ns::BIND, "bind") {
+            return None;
+        }
+        let mut reply_to = iq.clone();
+        reply_to.remove_attr("to");
+        let domain = self.domain.clone().unwrap_or_default();
+        if self.jid.is_some() {
+            return Some(error_reply(&reply_to, StanzaError::NotAllowed, &domain));
+        }
+        let account = self.account.clone()?;
+        let requested = child
+            .child_text(ns::BIND, "resource")
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        let resource = requested.unwrap_or_else(|| format!("vireo-{}", self.entropy.hex_id(6)));
+        let jid = match account.with_resource(&resource) {
+            Ok(j) => j,
+            Err(_) => return Some(error_reply(&reply_to, StanzaError::BadRequest, &domain)),
+        };
+        let mut r = Element::new(ns::CLIENT, "iq").with_attr("type", "result");
+        if let Some(id) = iq.attr("id") {
+            r.set_attr("id", id);
+        }
+        r = r.with_child(
+            Element::new(ns::BIND, "bind")
+                .with_child(Element::new(ns::BIND, "jid").with_text(jid.to_string())),
+        );
+        self.jid = Some(jid.clone());
+        self.out.push(ConnOutput::Bound(jid));
+        Some(r)
+    }
+
+    fn ensure_header(&mut self) {
+        if !self.header_sent {
+            let mut buf = Vec::with_capacity(256);
+            let from = self.cfg.domains.first().cloned();
+            write_header(&mut buf, ns::CLIENT, from.as_deref(), None, None);
+            self.out.write(&buf);
+            self.header_sent = true;
+        }
+    }
+
+    /// Send a stream error and close (RFC 6120 §4.9.1.1).
+    fn stream_error(&mut self, cond: StreamErrorCondition, text: Option<&str>) {
+        if self.is_closed() {
+            return;
+        }
+        tracing::debug!(condition = %cond, text, "stream error");
+        self.ensure_header();
+        self.out
+            .write_element(&cond.to_element(text), ns::CLIENT);
+        self.out.write(STREAM_CLOSE);
+        self.out.push(ConnOutput::Close);
+        self.phase = Phase::Closed;
+    }
+}
+
+/// RFC 6120 §6.4.2: the payload is base64, and a lone `=` means "empty".
+fn decode_sasl_payload(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let t = text.trim();
+    if t.is_empty() || t == "=" {
+        return Ok(Vec::new());
+    }
+    base64::engine::general_purpose::STANDARD.decode(t)
+}
+
+/// RFC 6120 §8.2.3: an iq needs an id and a known type; get/set carry exactly one child.
+fn valid_iq(iq: &Element) -> bool {
+    if iq.attr("id").is_none() {
+        return false;
+    }
+    match iq.attr("type") {
+        Some("get") | Some("set") => iq.elements().count() == 1,
+        Some("result") | Some("error") => true,
+        _ => false,
+    }
+}

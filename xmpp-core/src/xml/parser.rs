@@ -1,0 +1,425 @@
+//! The restricted XML stream parser (RFC 6120 §11) on top of rxml.
+//!
+//! rxml already refuses DTDs, entity declarations (so nothing is ever
+//! expanded), processing instructions and, as configured here, comments, and it
+//! checks namespace well-formedness. This layer adds what XMPP needs on top:
+//! stanza framing below the stream root, the depth and size limits, and the
+//! mapping of failures to stream error conditions.
+//!
+//! Depth is counted from the stream root, which is depth 0: a stanza is at
+//! depth 1, its payload at depth 2, and so on. An element deeper than
+//! [`Limits::max_depth`] is rejected. [`Element::parse`] treats its element as
+//! depth 1, so a stored stanza gets exactly the allowance it had on the wire.
+//!
+//! Attributes come out ordered by (namespace, name), not in document order:
+//! rxml hands them over in a sorted map. The order is deterministic, so a
+//! serialize/parse round trip yields an equal tree.
+
+use bytes::{Buf, BytesMut};
+use rxml::{Event, Parse, WithOptions};
+
+use super::element::{Attr, Element, Node};
+use super::error::XmlError;
+
+/// Resource limits applied while parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum size in bytes of one top-level element (stanza or nonza) as
+    /// received, markup included. Also bounds the stream header.
+    pub max_stanza_bytes: usize,
+    /// Maximum element depth, the stream root being depth 0 (a stanza is 1).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_stanza_bytes: 256 * 1024,
+            max_depth: 32,
+        }
+    }
+}
+
+/// What the stream parser produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// The stream header (e.g. `<stream:stream>`) as an Element with no
+    /// children: ns, name, attrs (unqualified + `xml:lang`; other namespaced
+    /// attributes are kept too). Namespace declarations are not attributes.
+    Open(Element),
+    /// A complete top-level child of the stream root (a stanza or nonza), in
+    /// its resolved namespace (e.g. "jabber:client" inherited from the root's
+    /// default namespace declaration).
+    Stanza(Element),
+    /// The root closed (`</stream:stream>`).
+    Close,
+}
+
+/// How many bytes rxml gets per call at most, so that a single call cannot
+/// swallow a large buffer before the size limit is checked.
+const CHUNK: usize = 8 * 1024;
+
+/// The smallest token limit handed to rxml; tiny stanza limits in tests must
+/// still let names through so that the size check, not rxml, reports.
+const MIN_TOKEN: usize = 64;
+
+fn rxml_parser(limits: &Limits) -> rxml::Parser {
+    let opts = rxml::Options {
+        // A token can never be longer than the element holding it, so this
+        // bounds every attribute value and name rxml buffers internally.
+        max_token_length: limits.max_stanza_bytes.max(MIN_TOKEN),
+        ..rxml::Options::default()
+    };
+    rxml::Parser::with_options(opts)
+}
+
+fn is_xml_whitespace(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+fn element_from_start(qname: rxml::QName, attrs: rxml::AttrMap) -> Element {
+    let (ns, name) = qname;
+    let attrs = attrs
+        .into_iter()
+        .map(|((ans, aname), value)| Attr {
+            ns: ans.as_str().to_owned(),
+            name: aname.as_str().to_owned(),
+            value,
+        })
+        .collect();
+    Element {
+        ns: ns.as_str().to_owned(),
+        name: name.as_str().to_owned(),
+        attrs,
+        children: Vec::new(),
+    }
+}
+
+/// Builds the tree of one top-level element from rxml events.
+#[derive(Debug, Default)]
+struct TreeBuilder {
+    /// Open elements, outermost first.
+    stack: Vec<Element>,
+}
+
+impl TreeBuilder {
+    fn is_empty(&self) -> bool {
+        self.stack.is_empty()
+    }
+
+    /// Open an element; `base_depth` is the depth of the builder's outermost
+    /// element.
+    fn start(&mut self, el: Element, base_depth: usize, limits: &Limits) -> Result<(), XmlError> {
+        if base_depth + self.stack.len() > limits.max_depth {
+            return Err(XmlError::TooDeep {
+                limit: limits.max_depth,
+            });
+        }
+        self.stack.push(el);
+        Ok(())
+    }
+
+    /// Close the innermost element; returns the outermost one when it closes.
+    fn end(&mut self) -> Option<Element> {
+        let el = self.stack.pop()?;
+        match self.stack.last_mut() {
+            Some(parent) => {
+                parent.children.push(Node::Element(el));
+                None
+            }
+            None => Some(el),
+        }
+    }
+
+    /// Append character data, merging it with a preceding text node because
+    /// rxml may split one run of text into several events.
+    fn text(&mut self, s: String) {
+        let Some(parent) = self.stack.last_mut() else {
+            return;
+        };
+        if s.is_empty() {
+            return;
+        }
+        match parent.children.last_mut() {
+            Some(Node::Text(t)) => t.push_str(&s),
+            _ => parent.children.push(Node::Text(s)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the stream header.
+    Prolog,
+    /// Inside the stream root.
+    Open,
+    /// After the stream root closed.
+    Closed,
+}
+
+/// Incremental parser for one XMPP stream: feed bytes as they arrive, pull
+/// [`StreamEvent`]s.
+#[derive(Debug)]
+pub struct StreamParser {
+    limits: Limits,
+    buf: BytesMut,
+    parser: rxml::Parser,
+    phase: Phase,
+    tree: TreeBuilder,
+    /// Bytes attributed (by rxml's event metrics) to the current top-level
+    /// element, or to the stream header while in the prolog.
+    cur_bytes: usize,
+    /// Bytes rxml consumed that no event has accounted for yet: the part of
+    /// a token still being received.
+    unattributed: usize,
+    error: Option<XmlError>,
+}
+
+impl StreamParser {
+    /// A parser waiting for a stream header.
+    pub fn new(limits: Limits) -> Self {
+        StreamParser {
+            limits,
+            buf: BytesMut::new(),
+            parser: rxml_parser(&limits),
+            phase: Phase::Prolog,
+            tree: TreeBuilder::default(),
+            cur_bytes: 0,
+            unattributed: 0,
+            error: None,
+        }
+    }
+
+    /// The limits this parser enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Append received bytes. Nothing is parsed until
+    /// [`next_event`](Self::next_event).
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes fed but not yet consumed by the parser. Checked after
+    /// `<starttls/>`: anything the peer pipelined behind it was sent in
+    /// plaintext and must not be carried into the TLS session.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// A new stream begins on the same transport (after SASL success): fresh
+    /// rxml state, unconsumed bytes kept. A failed parser stays failed.
+    pub fn restart(&mut self) {
+        self.parser = rxml_parser(&self.limits);
+        self.phase = Phase::Prolog;
+        self.tree = TreeBuilder::default();
+        self.cur_bytes = 0;
+        self.unattributed = 0;
+    }
+
+    /// Like [`restart`](Self::restart), but also drops unconsumed bytes (after
+    /// STARTTLS, where they came in plaintext).
+    pub fn clear(&mut self) {
+        self.restart();
+        self.buf.clear();
+    }
+
+    /// True once the stream root has closed.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// The next event, `Ok(None)` when more bytes are needed. After an error
+    /// every further call returns the same error.
+    pub fn next_event(&mut self) -> Result<Option<StreamEvent>, XmlError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        match self.step() {
+            Ok(ev) => Ok(ev),
+            Err(e) => {
+                self.error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn too_large(&self) -> bool {
+        self.phase != Phase::Closed
+            && self.cur_bytes.saturating_add(self.unattributed) > self.limits.max_stanza_bytes
+    }
+
+    fn size_error(&self) -> XmlError {
+        XmlError::StanzaTooLarge {
+            limit: self.limits.max_stanza_bytes,
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<StreamEvent>, XmlError> {
+        if self.phase == Phase::Prolog && self.cur_bytes == 0 && self.unattributed == 0 {
+            // The first bytes decide the encoding and whether `<?xml` is a
+            // declaration or a PI; wait until there are enough of them.
+            if self.buf.len() < PROLOG_SNIFF {
+                return Ok(None);
+            }
+            check_prolog(&self.buf)?;
+        }
+        loop {
+            // Never hand rxml more than one byte past the budget: the limit
+            // trips as soon as the element outgrows it.
+            let used_so_far = self.cur_bytes.saturating_add(self.unattributed);
+            let budget = self
+                .limits
+                .max_stanza_bytes
+                .saturating_sub(used_so_far)
+                .saturating_add(1);
+            let len = self.buf.len().min(CHUNK).min(budget);
+            let mut slice = &self.buf[..len];
+            let res = self.parser.parse(&mut slice, false);
+            let used = len - slice.len();
+            self.buf.advance(used);
+            self.unattributed = self.unattributed.saturating_add(used);
+            match res {
+                Err(rxml::error::EndOrError::NeedMoreData) | Ok(None) => {
+                    if self.too_large() {
+                        return Err(self.size_error());
+                    }
+                    if self.buf.is_empty() || used == 0 {
+                        return Ok(None);
+                    }
+                }
+                Err(rxml::error::EndOrError::Error(e)) => {
+                    if self.too_large() {
+                        return Err(self.size_error());
+                    }
+                    return Err(XmlError::from_rxml(e));
+                }
+                Ok(Some(ev)) => {
+                    let m = ev.metrics().len();
+                    self.unattributed = self.unattributed.saturating_sub(m);
+                    self.cur_bytes = self.cur_bytes.saturating_add(m);
+                    if self.too_large() {
+                        return Err(self.size_error());
+                    }
+                    if let Some(out) = self.handle(ev)? {
+                        return Ok(Some(out));
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<Option<StreamEvent>, XmlError> {
+        match ev {
+            Event::XmlDeclaration(..) => Ok(None),
+            Event::StartElement(_, qname, attrs) => {
+                let el = element_from_start(qname, attrs);
+                match self.phase {
+                    Phase::Prolog => {
+                        self.phase = Phase::Open;
+                        self.cur_bytes = 0;
+                        Ok(Some(StreamEvent::Open(el)))
+                    }
+                    Phase::Open => {
+                        self.tree.start(el, 1, &self.limits)?;
+                        Ok(None)
+                    }
+                    // rxml rejects a second root itself; be defensive.
+                    Phase::Closed => Err(XmlError::NotWellFormed(
+                        "element after the stream root closed".to_owned(),
+                    )),
+                }
+            }
+            Event::EndElement(_) => {
+                if self.tree.is_empty() {
+                    self.phase = Phase::Closed;
+                    self.cur_bytes = 0;
+                    return Ok(Some(StreamEvent::Close));
+                }
+                match self.tree.end() {
+                    Some(el) => {
+                        self.cur_bytes = 0;
+                        Ok(Some(StreamEvent::Stanza(el)))
+                    }
+                    None => Ok(None),
+                }
+            }
+            Event::Text(_, text) => {
+                if self.tree.is_empty() {
+                    // Whitespace between stanzas (keepalives) is not part of
+                    // any stanza; it must not count towards the next one.
+                    if !is_xml_whitespace(&text) {
+                        return Err(XmlError::TextAtStreamLevel);
+                    }
+                    self.cur_bytes = 0;
+                } else {
+                    self.tree.text(text);
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Bytes needed to classify the start of a document (`<?xml` plus one).
+const PROLOG_SNIFF: usize = 6;
+
+/// Classify the first bytes of a document before rxml sees them: UTF-16 (with
+/// or without BOM) is an encoding problem, and `<?xml-stylesheet` and the like
+/// are processing instructions. rxml would report both as plain syntax
+/// errors, hiding the stream error condition that applies.
+fn check_prolog(buf: &[u8]) -> Result<(), XmlError> {
+    match buf {
+        [0xFE, 0xFF, ..] | [0xFF, 0xFE, ..] | [0x00, b'<', ..] | [b'<', 0x00, ..] => Err(
+            XmlError::UnsupportedEncoding("UTF-16 input; only UTF-8 is allowed".to_owned()),
+        ),
+        [b'<', b'?', b'x', b'm', b'l', c, ..] if !matches!(c, b' ' | b'\t' | b'\r' | b'\n') => {
+            Err(XmlError::Restricted("processing instructions".to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Element {
+    /// Parse one standalone element (stored offline stanzas, tests) under the
+    /// default [`Limits`]; the element counts as depth 1, like a stanza.
+    /// An XML declaration and surrounding whitespace are allowed.
+    pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
+        Element::parse_with_limits(bytes, &Limits::default())
+    }
+
+    /// [`Element::parse`] with explicit limits.
+    pub fn parse_with_limits(bytes: &[u8], limits: &Limits) -> Result<Element, XmlError> {
+        if bytes.len() > limits.max_stanza_bytes {
+            return Err(XmlError::StanzaTooLarge {
+                limit: limits.max_stanza_bytes,
+            });
+        }
+        check_prolog(bytes)?;
+        let mut parser = rxml_parser(limits);
+        let mut input = bytes;
+        let mut tree = TreeBuilder::default();
+        let mut root: Option<Element> = None;
+        loop {
+            match parser.parse(&mut input, true) {
+                Ok(None) => break,
+                Ok(Some(ev)) => match ev {
+                    Event::XmlDeclaration(..) => {}
+                    Event::StartElement(_, qname, attrs) => {
+                        tree.start(element_from_start(qname, attrs), 1, limits)?;
+                    }
+                    Event::EndElement(_) => {
+                        if let Some(el) = tree.end() {
+                            root = Some(el);
+                        }
+                    }
+                    Event::Text(_, text) => tree.text(text),
+                },
+                Err(rxml::error::EndOrError::Error(e)) => return Err(XmlError::from_rxml(e)),
+                Err(rxml::error::EndOrError::NeedMoreData) => return Err(XmlError::Incomplete),
+            }
+        }
+        root.ok_or(XmlError::Incomplete)
+    }
+}

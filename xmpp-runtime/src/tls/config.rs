@@ -1,0 +1,223 @@
+//! rustls configurations: the server's, and an insecure client's for the
+//! benchmark client and tests.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{self, CryptoProvider};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme, SupportedProtocolVersion,
+};
+
+use super::TlsError;
+
+/// ALPN protocol for XMPP client connections over direct TLS (XEP-0368).
+pub const ALPN_XMPP_CLIENT: &[u8] = b"xmpp-client";
+
+/// TLS 1.3 and 1.2; nothing older is offered or accepted.
+const VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// The crypto provider, chosen explicitly instead of the process default.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(crypto::ring::default_provider())
+}
+
+/// A server configuration together with the end-entity certificate it
+/// presents, which `tls-server-end-point` channel binding hashes (rustls does
+/// not expose a server's own certificate on the connection).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The rustls configuration for acceptors.
+    pub config: Arc<ServerConfig>,
+    /// DER of the first certificate of the chain.
+    pub end_entity_der: Vec<u8>,
+}
+
+/// Loads a PEM certificate chain and private key and builds the server
+/// configuration: ring provider, TLS 1.2 and 1.3 only, no client
+/// certificates, ALPN `xmpp-client` accepted (XEP-0368 direct TLS; clients
+/// that send no ALPN are accepted too).
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    server_tls(cert, key).map(|t| t.config)
+}
+
+/// Like [`server_config`], also returning the end-entity certificate DER
+/// read in the same pass, so channel binding always matches the served
+/// certificate.
+pub fn server_tls(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
+    let chain = load_certs(cert)?;
+    let end_entity_der = match chain.first() {
+        Some(c) => c.as_ref().to_vec(),
+        None => return Err(TlsError::NoCertificate(cert.to_owned())),
+    };
+    let private_key = load_private_key(key)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(TlsError::Config)?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key)
+        .map_err(|source| TlsError::Rejected {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
+    config.alpn_protocols = vec![ALPN_XMPP_CLIENT.to_vec()];
+    Ok(ServerTls {
+        config: Arc::new(config),
+        end_entity_der,
+    })
+}
+
+/// Reads all certificates of a PEM file, end-entity first.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut reader = open(path)?;
+    let certs = rustls_pemfile::certs(&mut reader)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem {
+            path: path.to_owned(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_owned()));
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key (PKCS#8, PKCS#1 or SEC1) of a PEM file.
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let mut reader = open(path)?;
+    rustls_pemfile::private_key(&mut reader)
+        .map_err(|source| TlsError::Pem {
+            path: path.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| TlsError::NoPrivateKey(path.to_owned()))
+}
+
+fn open(path: &Path) -> Result<BufReader<File>, TlsError> {
+    File::open(path)
+        .map(BufReader::new)
+        .map_err(|source| TlsError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// **INSECURE — FOR THE BENCHMARK CLIENT AND TESTS ONLY. NEVER USE IT TO
+/// TALK TO A REAL SERVER.**
+///
+/// A client configuration that accepts *any* server certificate for *any*
+/// name, expired or self-signed: an active attacker can impersonate the
+/// server and read everything, including passwords sent with PLAIN. It only
+/// still checks that the handshake is signed by the key of the certificate
+/// presented, so channel binding over it is meaningful in tests.
+pub fn insecure_client_config() -> Arc<ClientConfig> {
+    // The ring provider always has TLS 1.2 and 1.3 suites, so building with
+    // them cannot fail; `insecure_client_config_is_buildable` checks it.
+    #[allow(clippy::expect_used)]
+    let config =
+        insecure_client_config_with(VERSIONS).expect("the ring provider supports TLS 1.2 and 1.3");
+    Arc::new(config)
+}
+
+/// [`insecure_client_config`] restricted to some protocol versions.
+pub(crate) fn insecure_client_config_with(
+    versions: &[&'static SupportedProtocolVersion],
+) -> Result<ClientConfig, TlsError> {
+    let provider = provider();
+    let verifier = AcceptAnyServerCert {
+        algorithms: provider.signature_verification_algorithms,
+    };
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(TlsError::Config)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// Accepts every certificate; verifies only handshake signatures.
+#[derive(Debug)]
+struct AcceptAnyServerCert {
+    algorithms: crypto::WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AcceptAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_client_config_is_buildable() {
+        assert!(insecure_client_config_with(VERSIONS).is_ok());
+        let _ = insecure_client_config();
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.crt");
+        let err = server_config(&missing, &missing).unwrap_err();
+        assert!(err.to_string().contains("missing.crt"), "{err}");
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not pem at all\n").unwrap();
+        let err = server_config(&empty, &empty).unwrap_err();
+        assert!(matches!(err, TlsError::NoCertificate(_)), "{err}");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+
+        let paths =
+            super::super::generate_self_signed(&["example.org".to_owned()], dir.path()).unwrap();
+        let err = server_config(&paths.cert, &empty).unwrap_err();
+        assert!(matches!(err, TlsError::NoPrivateKey(_)), "{err}");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+
+        // A key that does not belong to the certificate.
+        let other = dir.path().join("other");
+        let other =
+            super::super::generate_self_signed(&["example.net".to_owned()], &other).unwrap();
+        let err = server_config(&paths.cert, &other.key).unwrap_err();
+        assert!(matches!(err, TlsError::Rejected { .. }), "{err}");
+
+        let tls = server_tls(&paths.cert, &paths.key).unwrap();
+        assert_eq!(tls.config.alpn_protocols, vec![ALPN_XMPP_CLIENT.to_vec()]);
+    }
+}
