@@ -30,6 +30,22 @@ fn resource() -> impl Strategy<Value = String> {
         "[a-zA-Z0-9 ]{0,5}[a-z][a-zA-Z0-9 @/]{0,5}[a-z]",
         "[a-z]{1,4}[\u{1F600}-\u{1F64F}\u{1F4F1}]{1,3}",
         "[\u{e0}-\u{ff}\u{4e00}-\u{4e20}@/]{1,10}",
+        // Emoji from Unicode 6–16, skin tones and ZWJ sequences.
+        "[a-z ]{0,4}[\u{1F300}-\u{1F5FF}\u{1F900}-\u{1F9FF}\u{1FA70}-\u{1FAFF}]{1,3}",
+        prop::collection::vec(
+            prop_oneof![
+                Just("👩\u{200D}💻".to_owned()),
+                Just("🏳\u{FE0F}\u{200D}🌈".to_owned()),
+                Just("👍🏽".to_owned()),
+                Just("🦀".to_owned()),
+                Just("1\u{FE0F}\u{20E3}".to_owned()),
+                "[a-z ]{1,3}",
+            ],
+            1..4,
+        )
+        .prop_map(|v| v.concat()),
+        // Decomposed accents and non-ASCII spaces, which are normalised.
+        "[aeo][\u{300}-\u{308}]?[\u{a0}\u{2000}-\u{200a}\u{3000}]?[a-z]{1,3}",
     ]
 }
 
@@ -66,6 +82,16 @@ proptest! {
     fn parse_never_panics(s in "\\PC{0,40}") {
         if let Ok(j) = Jid::parse(&s) {
             prop_assert_eq!(Jid::parse(&j.to_string()), Ok(j));
+        }
+    }
+
+    #[test]
+    fn resource_normalisation_idempotent(r in "\\PC{1,20}") {
+        if let Ok(j) = Jid::new(Some("a"), "example.com", Some(&r)) {
+            let res = j.resource().unwrap_or_default();
+            let again = j.with_resource(res);
+            prop_assert_eq!(again.as_ref(), Ok(&j));
+            prop_assert!(res.len() <= 1023);
         }
     }
 

@@ -102,8 +102,9 @@ impl StanzaError {
         match self {
             BadRequest | JidMalformed | NotAcceptable | PolicyViolation => ErrorType::Modify,
             NotAuthorized | Forbidden => ErrorType::Auth,
-            InternalServerError | RecipientUnavailable | ResourceConstraint
-            | UnexpectedRequest => ErrorType::Wait,
+            InternalServerError | RecipientUnavailable | ResourceConstraint | UnexpectedRequest => {
+                ErrorType::Wait
+            }
             _ => ErrorType::Cancel,
         }
     }

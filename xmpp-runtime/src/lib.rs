@@ -1,4 +1,19 @@
 //! The smol driver for xmpp-core: sockets, TLS, timers and storage backends.
+//!
+//! The core decides; this crate performs. Each client connection is a task
+//! that owns its socket and its `ServerStream`; accounts are spread over hub
+//! partitions (one task and one storage thread each) by bare JID, so routing
+//! work scales across executor threads.
 
+pub mod accounts;
+pub mod admin;
+pub mod client;
+pub mod clock;
+mod connection;
+mod hub_task;
+pub mod server;
 pub mod storage;
 pub mod tls;
+mod transport;
+
+pub use server::{start, RunningServer, RuntimeConfig, StartError};

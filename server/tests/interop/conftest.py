@@ -7,7 +7,8 @@ fail fast instead of hanging.
 
 Environment knobs:
   VIREO_BIN           path of the binary (default: <repo>/target/debug/vireo)
-  VIREO_TEST_LOG      RUST_LOG for the server under test (default: info)
+  VIREO_TEST_LOG      log filter for the server under test (VIREO_LOG and
+                      RUST_LOG; default: the server's own default)
   VIREO_TEST_KEEP=1   keep the temporary data dirs and logs
 """
 
@@ -152,10 +153,13 @@ class VireoServer:
             VIREO_BIND=self.host,
             VIREO_C2S_PORT=str(self.c2s_port),
             VIREO_C2S_TLS_PORT=str(self.c2s_tls_port),
-            RUST_LOG=os.environ.get("VIREO_TEST_LOG", "info"),
             RUST_BACKTRACE="1",
             NO_COLOR="1",
         )
+        level = os.environ.get("VIREO_TEST_LOG")
+        if level:
+            env["VIREO_LOG"] = level
+            env["RUST_LOG"] = level
         return env
 
     def _log_marker(self, text: str) -> None:
@@ -513,6 +517,14 @@ class XmppClient:
         been processed by the server once this returns (stanzas of one
         session are handled in order)."""
         await asyncio.wait_for(self.xmpp.get_roster(timeout=WAIT), WAIT + 1)
+
+    async def fetch_roster(self) -> dict:
+        """A full roster get (no version): {JID: item} as stored on the server."""
+        iq = self.xmpp.Iq()
+        iq["type"] = "get"
+        iq.enable("roster")
+        result = await asyncio.wait_for(iq.send(timeout=WAIT), WAIT + 1)
+        return dict(result["roster"]["items"])
 
     # -- receiving ---------------------------------------------------------
 

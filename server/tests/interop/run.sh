@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interop tests: the real `vireo` binary driven by slixmpp and raw sockets.
 # Usage: server/tests/interop/run.sh [extra pytest args, e.g. -k login -x]
-# Env: PYTHON (default python3), VIREO_TEST_LOG (server RUST_LOG), VIREO_TEST_KEEP=1.
+# Env: PYTHON (default python3), VIREO_TEST_LOG (server log filter), VIREO_TEST_KEEP=1.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

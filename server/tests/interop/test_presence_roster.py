@@ -45,8 +45,7 @@ async def test_mutual_subscription_and_availability(server, xmpp):
 
     # The subscription is stored as 'both' on each side.
     assert bob2.xmpp.client_roster[a.jid]["subscription"] == "both", bob2.xmpp.client_roster[a.jid]
-    alice_roster = await asyncio.wait_for(alice.xmpp.get_roster(timeout=WAIT), WAIT + 1)
-    items = alice_roster["roster"]["items"]
+    items = await alice.fetch_roster()
     assert slixmpp.JID(b.jid) in items, items
     assert items[slixmpp.JID(b.jid)]["subscription"] == "both", items
 
@@ -110,6 +109,10 @@ async def test_roster_push_reaches_second_resource(server, xmpp):
 
     # Stored: a later session gets the item in its roster.
     r3 = await xmpp.online(server, acc, resource="three", name="res-three")
+    stored = await r3.fetch_roster()
+    assert contact in stored, stored
+    assert stored[contact]["name"] == name
+    assert sorted(stored[contact]["groups"]) == sorted(groups)
     entry = r3.xmpp.client_roster[contact]
     assert entry["name"] == name
     assert sorted(entry["groups"]) == sorted(groups)

@@ -16,19 +16,19 @@ impl Hub {
             return;
         };
         match to.resource() {
-            None => self.to_bare(account, stanza),
-            Some(resource) => self.to_full(account, resource, stanza),
+            None => self.deliver_to_bare(account, stanza),
+            Some(resource) => self.deliver_to_full(account, resource, stanza),
         }
     }
 
     /// §8.5.3: a full JID. A live session gets it; otherwise the rules of
     /// each stanza kind decide between bare-JID treatment, error and silence.
-    fn to_full(&mut self, account: &str, resource: &str, stanza: Element) {
+    fn deliver_to_full(&mut self, account: &str, resource: &str, stanza: Element) {
         let is_subscription = stanza.name == "presence"
             && (SubscriptionKind::from_type(stanza.attr("type")).is_some()
                 || stanza.attr("type") == Some("probe"));
         if is_subscription {
-            return self.to_bare(account, stanza);
+            return self.deliver_to_bare(account, stanza);
         }
         let conn = self
             .account(account)
@@ -39,7 +39,7 @@ impl Hub {
         }
         match stanza.name.as_str() {
             "message" => match stanza.attr("type") {
-                None | Some("normal") | Some("chat") => self.to_bare(account, stanza),
+                None | Some("normal") | Some("chat") => self.deliver_to_bare(account, stanza),
                 Some("groupchat") => self.bounce(&stanza, StanzaError::ServiceUnavailable),
                 _ => {}
             },
@@ -49,7 +49,7 @@ impl Hub {
     }
 
     /// §8.5.2: a bare JID.
-    fn to_bare(&mut self, account: &str, stanza: Element) {
+    fn deliver_to_bare(&mut self, account: &str, stanza: Element) {
         match stanza.name.as_str() {
             "message" => self.message_to_bare(account, stanza),
             "presence" => match stanza.attr("type") {

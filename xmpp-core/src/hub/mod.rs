@@ -55,7 +55,10 @@ pub enum HubOutput {
     /// Hand a stanza to the hub that owns its `to` (maybe this one).
     Route(Element),
     /// Perform a storage request; hand the result back with the id.
-    Storage { id: RequestId, request: StorageRequest },
+    Storage {
+        id: RequestId,
+        request: StorageRequest,
+    },
     /// Close a connection, with a stream error condition or gracefully.
     Close {
         conn: ConnId,
@@ -109,8 +112,10 @@ impl Hub {
 
     /// A hub with an explicit module list.
     pub fn with_modules(cfg: Arc<HubConfig>, modules: Vec<Box<dyn ServerModule>>) -> Self {
-        let mut features: Vec<&'static str> =
-            modules.iter().flat_map(|m| m.features().iter().copied()).collect();
+        let mut features: Vec<&'static str> = modules
+            .iter()
+            .flat_map(|m| m.features().iter().copied())
+            .collect();
         // Core features the hub itself implements.
         features.extend_from_slice(&[crate::ns::MSGOFFLINE, crate::ns::ROSTER_VER]);
         features.sort_unstable();
@@ -340,7 +345,8 @@ impl Hub {
     /// Accounts without sessions are dropped from memory: storage is
     /// write-through, so nothing is lost.
     fn maybe_unload(&mut self, account: &str) {
-        let idle = matches!(self.accounts.get(account), Some(Slot::Loaded(a)) if a.sessions.is_empty());
+        let idle =
+            matches!(self.accounts.get(account), Some(Slot::Loaded(a)) if a.sessions.is_empty());
         let offline_pending = self
             .pending
             .values()
@@ -418,7 +424,10 @@ impl Hub {
             features: &self.features,
             software: (&self.cfg.software.0, &self.cfg.software.1),
         };
-        let reply = self.modules.iter_mut().find_map(|m| m.handle_iq(&ctx, &stanza));
+        let reply = self
+            .modules
+            .iter_mut()
+            .find_map(|m| m.handle_iq(&ctx, &stanza));
         match reply {
             Some(r) => self.route(r),
             None => self.bounce(&stanza, StanzaError::ServiceUnavailable),

@@ -189,7 +189,11 @@ impl Hub {
         }
         let sessions: Vec<Element> = self
             .account(account)
-            .map(|a| a.available().filter_map(|s| s.last_presence.clone()).collect())
+            .map(|a| {
+                a.available()
+                    .filter_map(|s| s.last_presence.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         match kind {
             // Approving sends our current presence (RFC 6121 §3.1.5).

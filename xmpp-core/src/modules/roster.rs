@@ -56,7 +56,10 @@ pub fn parse_set(query: &Element) -> Result<RosterSet, StanzaError> {
     if item.attr("subscription") == Some("remove") {
         return Ok(RosterSet::Remove(jid));
     }
-    let name = item.attr("name").map(str::to_owned).filter(|n| !n.is_empty());
+    let name = item
+        .attr("name")
+        .map(str::to_owned)
+        .filter(|n| !n.is_empty());
     if name.as_ref().is_some_and(|n| n.len() > MAX_NAME) {
         return Err(StanzaError::NotAcceptable);
     }

@@ -80,7 +80,7 @@ impl ClientStream {
         _now: Millis,
         direct_tls: Option<Vec<ChannelBinding>>,
     ) -> Self {
-        let parser = StreamParser::new(cfg.limits.clone());
+        let parser = StreamParser::new(cfg.limits);
         let mut s = ClientStream {
             cfg,
             parser,

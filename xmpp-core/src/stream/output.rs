@@ -1,7 +1,9 @@
 //! What a connection machine asks its driver to do.
 
 use crate::jid::Jid;
+use crate::ns;
 use crate::storage::{RequestId, StorageRequest};
+use crate::xml::escape_attr;
 use crate::xml::Element;
 use std::collections::VecDeque;
 
@@ -14,7 +16,10 @@ pub enum ConnOutput {
     /// `tls_established` with the channel-binding data of the new session.
     StartTls,
     /// Perform a storage request and hand the result back with its id.
-    Storage { id: RequestId, request: StorageRequest },
+    Storage {
+        id: RequestId,
+        request: StorageRequest,
+    },
     /// The stream authenticated and bound this full JID (server side), or the
     /// client is online as it (client side).
     Bound(Jid),
@@ -46,12 +51,16 @@ impl OutputQueue {
 
     /// Serialize an element (inside a stream whose default namespace is `default_ns`).
     pub(crate) fn write_element(&mut self, e: &Element, default_ns: &str) {
+        if !matches!(self.queue.back(), Some(ConnOutput::Write(_))) {
+            self.queue
+                .push_back(ConnOutput::Write(Vec::with_capacity(256)));
+        }
         if let Some(ConnOutput::Write(buf)) = self.queue.back_mut() {
-            e.write_to(buf, default_ns);
-        } else {
-            let mut buf = Vec::with_capacity(256);
-            e.write_to(&mut buf, default_ns);
-            self.queue.push_back(ConnOutput::Write(buf));
+            if e.ns == ns::STREAM {
+                write_stream_prefixed(e, buf, default_ns);
+            } else {
+                e.write_to(buf, default_ns);
+            }
         }
     }
 
@@ -62,4 +71,33 @@ impl OutputQueue {
     pub(crate) fn pop(&mut self) -> Option<ConnOutput> {
         self.queue.pop_front()
     }
+}
+
+/// Write `<stream:features>`/`<stream:error>` with the `stream:` prefix bound
+/// by the stream header, as every client expects, rather than redeclaring the
+/// default namespace.
+fn write_stream_prefixed(e: &Element, out: &mut Vec<u8>, default_ns: &str) {
+    out.extend_from_slice(b"<stream:");
+    out.extend_from_slice(e.name.as_bytes());
+    for a in e.attrs.iter().filter(|a| a.ns.is_empty()) {
+        out.push(b' ');
+        out.extend_from_slice(a.name.as_bytes());
+        out.extend_from_slice(b"='");
+        escape_attr(&a.value, out);
+        out.push(b'\'');
+    }
+    if e.children.is_empty() {
+        out.extend_from_slice(b"/>");
+        return;
+    }
+    out.push(b'>');
+    for child in &e.children {
+        match child {
+            crate::xml::Node::Element(c) => c.write_to(out, default_ns),
+            crate::xml::Node::Text(t) => crate::xml::escape_text(t, out),
+        }
+    }
+    out.extend_from_slice(b"</stream:");
+    out.extend_from_slice(e.name.as_bytes());
+    out.push(b'>');
 }

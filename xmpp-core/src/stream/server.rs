@@ -11,8 +11,7 @@ use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
 use crate::sasl::{
-    parse_plain, ChannelBinding, Mechanism, SaslFailure, ScramServer,
-    StoredCredentials,
+    parse_plain, ChannelBinding, Mechanism, SaslFailure, ScramServer, StoredCredentials,
 };
 use crate::stanza::{error_reply, iq_result, Kind, StanzaError};
 use crate::storage::{RequestId, StorageRequest, StorageResult};
@@ -68,7 +67,10 @@ enum Phase {
     /// `<proceed/>` sent: nothing may arrive until the TLS handshake is done.
     AwaitTls,
     /// Credentials requested from storage for this exchange.
-    AwaitCredentials { req: RequestId, pending: PendingAuth },
+    AwaitCredentials {
+        req: RequestId,
+        pending: PendingAuth,
+    },
     /// SCRAM server-first sent; waiting for the client's `<response/>`.
     AwaitResponse(Box<ScramServer>),
     /// Stream closed (by either side or by an error).
@@ -116,7 +118,7 @@ impl ServerStream {
         direct_tls: Option<Vec<ChannelBinding>>,
     ) -> Self {
         let auth_deadline = Some(now.saturating_add(cfg.auth_timeout_ms));
-        let parser = StreamParser::new(cfg.limits.clone());
+        let parser = StreamParser::new(cfg.limits);
         let secure = direct_tls.is_some();
         ServerStream {
             cfg,
@@ -326,9 +328,7 @@ impl ServerStream {
             }
             (None, _) => None,
         };
-        let from_attr = domain
-            .clone()
-            .or_else(|| self.cfg.domains.first().cloned());
+        let from_attr = domain.clone().or_else(|| self.cfg.domains.first().cloned());
         let id = self.entropy.hex_id(12);
         let mut buf = Vec::with_capacity(512);
         write_header(&mut buf, ns::CLIENT, from_attr.as_deref(), None, Some(&id));
@@ -350,12 +350,10 @@ impl ServerStream {
     fn features(&self) -> Element {
         let mut f = Element::new(ns::STREAM, "features");
         if self.jid.is_some() || self.account.is_some() {
-            f = f
-                .with_child(Element::new(ns::BIND, "bind"))
-                .with_child(
-                    Element::new(ns::SESSION, "session")
-                        .with_child(Element::new(ns::SESSION, "optional")),
-                );
+            f = f.with_child(Element::new(ns::BIND, "bind")).with_child(
+                Element::new(ns::SESSION, "session")
+                    .with_child(Element::new(ns::SESSION, "optional")),
+            );
             for extra in &self.cfg.session_features {
                 f = f.with_child(extra.clone());
             }
@@ -504,7 +502,8 @@ impl ServerStream {
             Mechanism::Plain => match parse_plain(&initial) {
                 Ok(p) => {
                     if p.authzid.as_deref().is_some_and(|a| {
-                        Jid::parse(a).map(|j| j.local() != Some(p.username.as_str()))
+                        Jid::parse(a)
+                            .map(|j| j.local() != Some(p.username.as_str()))
                             .unwrap_or(true)
                     }) {
                         return self.sasl_failure(SaslFailure::InvalidAuthzid);
@@ -571,13 +570,17 @@ impl ServerStream {
     }
 
     fn sasl_success(&mut self, additional: &[u8]) {
-        let Some(account) = self.pending_account.take().and_then(|a| Jid::parse(&a).ok()) else {
+        let Some(account) = self
+            .pending_account
+            .take()
+            .and_then(|a| Jid::parse(&a).ok())
+        else {
             return self.sasl_failure(SaslFailure::TemporaryAuthFailure);
         };
         let mut success = Element::new(ns::SASL, "success");
         if !additional.is_empty() {
-            success = success
-                .with_text(base64::engine::general_purpose::STANDARD.encode(additional));
+            success =
+                success.with_text(base64::engine::general_purpose::STANDARD.encode(additional));
         }
         self.out.write_element(&success, ns::CLIENT);
         self.account = Some(account);
@@ -710,8 +713,7 @@ impl ServerStream {
         }
         tracing::debug!(condition = %cond, text, "stream error");
         self.ensure_header();
-        self.out
-            .write_element(&cond.to_element(text), ns::CLIENT);
+        self.out.write_element(&cond.to_element(text), ns::CLIENT);
         self.out.write(STREAM_CLOSE);
         self.out.push(ConnOutput::Close);
         self.phase = Phase::Closed;

@@ -2,10 +2,13 @@
 //!
 //! Every part is normalised on construction, so equality, hashing and
 //! ordering of [`Jid`] values are the RFC's comparison rules and a `Jid` can
-//! key routing tables directly. Localparts use PRECIS UsernameCaseMapped,
-//! resourceparts PRECIS OpaqueString (so emoji resources and nicknames work,
-//! unlike RFC 6122 stringprep), domainparts IDNA2008 stored as U-labels (so a
-//! `xn--` A-label and its Unicode spelling are the same JID).
+//! key routing tables directly. Localparts use PRECIS UsernameCaseMapped
+//! (`precis-profiles`); resourceparts use PRECIS OpaqueString, implemented
+//! in the private `opaque` module with current Unicode tables (so emoji
+//! resources and nicknames work, including emoji newer than Unicode 6.3 and
+//! emoji ZWJ sequences, unlike RFC 6122 stringprep); domainparts use IDNA2008
+//! and are stored as U-labels (so a `xn--` A-label and its Unicode spelling
+//! are the same JID).
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -13,7 +16,9 @@ use std::str::FromStr;
 
 use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 use precis_core::profile::PrecisFastInvocation;
-use precis_profiles::{OpaqueString, UsernameCaseMapped};
+use precis_profiles::UsernameCaseMapped;
+
+mod opaque;
 
 /// Maximum length in bytes of each part (RFC 7622 §3.2–3.4).
 pub const MAX_PART_BYTES: usize = 1023;
@@ -247,12 +252,12 @@ fn normalize_resource(s: &str) -> Result<String, JidError> {
             len: s.len(),
         });
     }
-    let out = OpaqueString::enforce(s).map_err(|e| JidError::Precis {
+    let out = opaque::enforce(s).map_err(|e| JidError::Precis {
         part: JidPart::Resource,
         reason: e.to_string(),
     })?;
     check_len(JidPart::Resource, &out)?;
-    Ok(out.into_owned())
+    Ok(out)
 }
 
 fn normalize_domain(s: &str) -> Result<String, JidError> {
@@ -412,17 +417,41 @@ mod tests {
         assert_eq!(x.resource(), Some("phone📱"));
         let m = j("room@muc.example.net/😀 grin");
         assert_eq!(m.resource(), Some("😀 grin"));
-        // Known limitation: precis-core 0.1 ships Unicode 6.3 tables, so
-        // emoji assigned later (U+1F980 crab, Unicode 8.0) are "unassigned"
-        // and rejected. If this starts passing, the tables were upgraded.
-        assert!(matches!(
-            Jid::parse("room@muc.example.net/🦀"),
-            Err(JidError::Precis {
-                part: JidPart::Resource,
-                ..
-            })
-        ));
+        // Emoji newer than Unicode 6.3 (U+1F980 crab is Unicode 8.0).
+        for r in ["🦀", "🤔", "🥰"] {
+            assert_eq!(j(&format!("room@muc.example.net/{r}")).resource(), Some(r));
+        }
+        // Emoji ZWJ sequence (woman technologist) plus a space.
+        let zwj = j("juliet@example.com/👩\u{200D}💻 laptop");
+        assert_eq!(zwj.resource(), Some("👩\u{200D}💻 laptop"));
+        // NFC: precomposed and decomposed é are the same resource.
+        let nfc = j("a@b/caf\u{E9}");
+        assert_eq!(nfc, j("a@b/cafe\u{301}"));
+        assert_eq!(nfc.resource(), Some("caf\u{E9}"));
+        // Compatibility characters are FREE_PVAL in the FreeformClass and
+        // are kept as they are.
+        assert_eq!(j("a@b/Ⅻ").resource(), Some("Ⅻ"));
+        for r in [
+            "x\u{7}",
+            "\u{0}",
+            "\u{9F}",
+            "x\u{FFFF}",
+            "\u{FDD0}",
+            "\u{200B}",
+        ] {
+            assert!(
+                matches!(
+                    Jid::parse(&format!("a@b/{r}")),
+                    Err(JidError::Precis {
+                        part: JidPart::Resource,
+                        ..
+                    })
+                ),
+                "{r:?}"
+            );
+        }
         assert_eq!(j(&x.to_string()), x);
+        assert_eq!(j(&zwj.to_string()), zwj);
     }
 
     #[test]

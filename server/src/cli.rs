@@ -1,0 +1,88 @@
+//! Command-line interface (prosodyctl users should feel at home).
+
+use argh::FromArgs;
+use std::path::PathBuf;
+
+/// Vireo: an XMPP server.
+#[derive(FromArgs, Debug)]
+pub struct Cli {
+    /// configuration file (default: $VIREO_CONFIG_PATH, else built-in defaults)
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+    #[argh(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Run(RunCmd),
+    AddUser(AddUserCmd),
+    Passwd(PasswdCmd),
+    DelUser(DelUserCmd),
+    Cert(CertCmd),
+}
+
+/// Run the server.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "run")]
+pub struct RunCmd {
+    /// configuration file
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+}
+
+/// Create an account (password from the terminal or one line of stdin).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "adduser")]
+pub struct AddUserCmd {
+    /// the account, user@domain
+    #[argh(positional)]
+    pub jid: String,
+}
+
+/// Change an account's password.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "passwd")]
+pub struct PasswdCmd {
+    /// the account, user@domain
+    #[argh(positional)]
+    pub jid: String,
+}
+
+/// Delete an account and end its sessions.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "deluser")]
+pub struct DelUserCmd {
+    /// the account, user@domain
+    #[argh(positional)]
+    pub jid: String,
+}
+
+/// Certificate management.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "cert")]
+pub struct CertCmd {
+    #[argh(subcommand)]
+    pub action: CertAction,
+}
+
+/// Certificate actions.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum CertAction {
+    Generate(CertGenerateCmd),
+}
+
+/// Generate a self-signed certificate and key for a domain.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "generate")]
+pub struct CertGenerateCmd {
+    /// the domain
+    #[argh(positional)]
+    pub domain: String,
+    /// output directory (default: the data directory's certs/)
+    #[argh(option)]
+    pub out: Option<PathBuf>,
+}

@@ -1,0 +1,5 @@
+//! One module per command.
+
+pub mod cert;
+pub mod run;
+pub mod users;

@@ -1,0 +1,154 @@
+//! The local admin socket: lets `vireo adduser/passwd/deluser` act on a
+//! running server (sled admits one process at a time), with effect at once.
+//!
+//! Protocol, one request per connection, UTF-8 lines:
+//! `COMMAND\tJID\n` then, for `adduser` and `passwd`, `PASSWORD\n`; the
+//! answer is `ok\n` or `error\tMESSAGE\n`. The socket is owner-only (0600).
+
+use crate::accounts::{account_jid, add_user, delete_user, set_password, AccountError};
+use crate::hub_task::HubMsg;
+use crate::server::Shared;
+use smol::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use smol::net::unix::{UnixListener, UnixStream};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Longest request line accepted.
+const MAX_LINE: usize = 4096;
+
+/// Bind the admin socket, replacing a stale one but never a live one.
+pub(crate) fn bind(path: &Path) -> io::Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another server is running with this data directory",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let std_listener = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    UnixListener::try_from(std_listener)
+}
+
+pub(crate) async fn serve(
+    ex: Arc<smol::Executor<'static>>,
+    listener: UnixListener,
+    shared: Arc<Shared>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let shared = shared.clone();
+                ex.spawn(async move {
+                    if let Err(e) = handle(stream, &shared).await {
+                        tracing::warn!(error = %e, "admin request failed");
+                    }
+                })
+                .detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                smol::Timer::after(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn read_line(r: &mut BufReader<UnixStream>) -> io::Result<String> {
+    let mut line = String::new();
+    let n = r.read_line(&mut line).await?;
+    if n == 0 || line.len() > MAX_LINE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad request line",
+        ));
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
+    let mut reader = BufReader::new(stream.clone());
+    let request = read_line(&mut reader).await?;
+    let (command, jid) = request.split_once('\t').unwrap_or((request.as_str(), ""));
+    let command = command.to_owned();
+    let result = match account_jid(jid, &shared.domains) {
+        Err(e) => Err(e),
+        Ok(jid) => match command.as_str() {
+            "adduser" | "passwd" => {
+                let password = read_line(&mut reader).await?;
+                let backend = shared.backend.clone();
+                let iterations = shared.scram_iterations;
+                let adding = command == "adduser";
+                smol::unblock(move || {
+                    if adding {
+                        add_user(backend.as_ref(), &jid, &password, iterations)
+                    } else {
+                        set_password(backend.as_ref(), &jid, &password, iterations)
+                    }
+                })
+                .await
+            }
+            "deluser" => {
+                let backend = shared.backend.clone();
+                let j = jid.clone();
+                let r = smol::unblock(move || delete_user(backend.as_ref(), &j)).await;
+                if r.is_ok() {
+                    let account = jid.bare_str();
+                    let p = shared.router.partition(&account);
+                    shared.router.send(p, HubMsg::Kick(account));
+                }
+                r
+            }
+            other => Err(AccountError::Storage(format!("unknown command {other}"))),
+        },
+    };
+    let answer = match result {
+        Ok(()) => "ok\n".to_owned(),
+        Err(e) => format!("error\t{}\n", e.to_string().replace('\n', " ")),
+    };
+    let mut w = stream;
+    w.write_all(answer.as_bytes()).await?;
+    w.flush().await
+}
+
+/// Send one request to a running server. `Ok(None)`: no server is listening
+/// on this socket, so the caller should open the store itself.
+pub fn request(
+    socket: &Path,
+    command: &str,
+    jid: &str,
+    password: Option<&str>,
+) -> io::Result<Option<Result<(), String>>> {
+    use std::io::{BufRead, Write};
+    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut msg = format!("{command}\t{jid}\n");
+    if let Some(p) = password {
+        msg.push_str(p);
+        msg.push('\n');
+    }
+    stream.write_all(msg.as_bytes())?;
+    let mut line = String::new();
+    io::BufReader::new(stream).read_line(&mut line)?;
+    let line = line.trim_end();
+    if line == "ok" {
+        Ok(Some(Ok(())))
+    } else {
+        let message = line.strip_prefix("error\t").unwrap_or(line);
+        Ok(Some(Err(message.to_owned())))
+    }
+}

@@ -1,0 +1,198 @@
+//! One task per client connection: it owns the socket and the connection's
+//! `ServerStream`, and talks to hub partitions through channels.
+
+use crate::clock::{entropy, instant_for, now_ms};
+use crate::hub_task::HubMsg;
+use crate::server::{ConnMsg, Shared};
+use crate::tls::server_channel_bindings;
+use crate::transport::Transport;
+use futures_rustls::TlsAcceptor;
+use smol::future::FutureExt;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use xmpp_core::hub::ConnId;
+use xmpp_core::sasl::ChannelBinding;
+use xmpp_core::stream::{ConnOutput, ServerStream};
+
+/// Accept connections until the listener fails.
+pub(crate) async fn accept_loop(
+    ex: Arc<smol::Executor<'static>>,
+    listener: TcpListener,
+    direct_tls: bool,
+    shared: Arc<Shared>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if shared.live.load(Ordering::Relaxed) >= shared.max_connections {
+                    tracing::warn!(%peer, "connection limit reached; refusing");
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let shared2 = shared.clone();
+                ex.spawn(async move {
+                    shared2.live.fetch_add(1, Ordering::Relaxed);
+                    run(stream, direct_tls, shared2.clone()).await;
+                    shared2.live.fetch_sub(1, Ordering::Relaxed);
+                })
+                .detach();
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                smol::Timer::after(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Msg(Option<ConnMsg>),
+    Timer,
+}
+
+async fn tls_accept(shared: &Shared, tcp: TcpStream) -> Option<(Transport, Vec<ChannelBinding>)> {
+    let tls = shared.tls.as_ref()?;
+    let acceptor = TlsAcceptor::from(tls.config.clone());
+    let handshake = acceptor.accept(tcp);
+    let timeout = async {
+        smol::Timer::after(Duration::from_secs(30)).await;
+        Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
+    };
+    match handshake.or(timeout).await {
+        Ok(s) => {
+            let bindings = server_channel_bindings(s.get_ref().1, &tls.end_entity_der);
+            Some((Transport::Tls(Box::new(s)), bindings))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+async fn run(tcp: TcpStream, direct_tls: bool, shared: Arc<Shared>) {
+    let peer = tcp.peer_addr().ok();
+    let conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (mut transport, bindings) = if direct_tls {
+        match tls_accept(&shared, tcp).await {
+            Some((t, b)) => (t, Some(b)),
+            None => return,
+        }
+    } else {
+        (Transport::Plain(tcp), None)
+    };
+    tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
+    let (tx, rx) = smol::channel::unbounded::<ConnMsg>();
+    shared.conns().insert(conn_id, tx.clone());
+    let mut stream = ServerStream::new(shared.stream_cfg.clone(), entropy(), now_ms(), bindings);
+    let mut partition: Option<usize> = None;
+    let mut buf = vec![0u8; 16 * 1024];
+
+    'conn: loop {
+        // Perform everything the machine asked for.
+        while let Some(out) = stream.poll_output() {
+            match out {
+                ConnOutput::Write(bytes) => {
+                    if transport.write_all(&bytes).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                ConnOutput::StartTls => {
+                    if transport.flush().await.is_err() {
+                        break 'conn;
+                    }
+                    let Transport::Plain(tcp) =
+                        std::mem::replace(&mut transport, Transport::Upgrading)
+                    else {
+                        break 'conn;
+                    };
+                    match tls_accept(&shared, tcp).await {
+                        Some((t, b)) => {
+                            transport = t;
+                            stream.tls_established(now_ms(), b);
+                        }
+                        None => break 'conn,
+                    }
+                }
+                ConnOutput::Storage { id, request } => {
+                    let backend = shared.backend.clone();
+                    let result = smol::unblock(move || backend.execute(request)).await;
+                    stream.handle_storage(now_ms(), id, result);
+                }
+                ConnOutput::Bound(jid) => {
+                    let p = shared.router.partition(&jid.bare_str());
+                    partition = Some(p);
+                    shared.router.send(
+                        p,
+                        HubMsg::Bound {
+                            conn: conn_id,
+                            jid,
+                            tx: tx.clone(),
+                        },
+                    );
+                }
+                ConnOutput::Stanza(el) => {
+                    if let Some(p) = partition {
+                        shared.router.send(p, HubMsg::FromSession(conn_id, el));
+                    }
+                }
+                ConnOutput::Close => {
+                    let _ = transport.flush().await;
+                    let _ = transport.close().await;
+                    break 'conn;
+                }
+                ConnOutput::Failed(_) => {}
+            }
+        }
+        if transport.flush().await.is_err() {
+            break;
+        }
+        if stream.is_closed() {
+            break;
+        }
+        let timer = stream.poll_timeout();
+        let read = async { Wake::Read(transport.read(&mut buf).await) };
+        let msg = async { Wake::Msg(rx.recv().await.ok()) };
+        let tick = async {
+            match timer {
+                Some(t) => {
+                    smol::Timer::at(instant_for(t)).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+            Wake::Timer
+        };
+        match read.or(msg).or(tick).await {
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
+            Wake::Read(Ok(n)) => stream.handle_input(now_ms(), &buf[..n]),
+            Wake::Msg(Some(ConnMsg::Deliver(el))) => {
+                stream.send_stanza(&el);
+                // Batch whatever else is queued into the same write.
+                loop {
+                    match rx.try_recv() {
+                        Ok(ConnMsg::Deliver(el)) => stream.send_stanza(&el),
+                        Ok(ConnMsg::Close(cond)) => {
+                            stream.close(cond);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            Wake::Msg(Some(ConnMsg::Close(cond))) => stream.close(cond),
+            Wake::Msg(None) => break,
+            Wake::Timer => stream.handle_timeout(now_ms()),
+        }
+    }
+    shared.conns().remove(&conn_id);
+    if let Some(p) = partition {
+        shared.router.send(p, HubMsg::Closed(conn_id));
+    }
+    tracing::debug!(conn = conn_id, "disconnected");
+}

@@ -1,0 +1,173 @@
+//! Hub partitions: each a task owning one pure `Hub`, fed through a channel,
+//! with its own storage worker thread so writes stay in order and never block
+//! an executor thread.
+
+use crate::clock::now_ms;
+use crate::server::{ConnMsg, Shared};
+use smol::channel::{Receiver, Sender};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput};
+use xmpp_core::jid::Jid;
+use xmpp_core::storage::{RequestId, StorageRequest, StorageResult};
+use xmpp_core::stream::StreamErrorCondition;
+use xmpp_core::Element;
+
+/// Input to a hub partition.
+#[derive(Debug)]
+pub(crate) enum HubMsg {
+    Bound {
+        conn: ConnId,
+        jid: Jid,
+        tx: Sender<ConnMsg>,
+    },
+    Closed(ConnId),
+    FromSession(ConnId, Element),
+    Routed(Element),
+    Storage(RequestId, StorageResult),
+    Kick(String),
+    Shutdown,
+}
+
+/// Finds the partition that owns a JID and sends it work.
+pub(crate) struct Router {
+    parts: Vec<Sender<HubMsg>>,
+}
+
+impl Router {
+    pub(crate) fn new(n: usize) -> (Router, Vec<Receiver<HubMsg>>) {
+        let (parts, rxs) = (0..n).map(|_| smol::channel::unbounded()).unzip();
+        (Router { parts }, rxs)
+    }
+
+    /// The partition of a bare JID (or domain) string.
+    pub(crate) fn partition(&self, bare: &str) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bare.hash(&mut h);
+        (h.finish() % self.parts.len() as u64) as usize
+    }
+
+    pub(crate) fn send(&self, partition: usize, msg: HubMsg) {
+        if let Some(p) = self.parts.get(partition) {
+            if p.try_send(msg).is_err() {
+                tracing::warn!(partition, "hub partition gone; message dropped");
+            }
+        }
+    }
+
+    /// Route a stanza to the partition owning its `to`.
+    pub(crate) fn route(&self, stanza: Element) {
+        let key = stanza
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .map(|j| j.bare_str())
+            .unwrap_or_default();
+        self.send(self.partition(&key), HubMsg::Routed(stanza));
+    }
+
+    pub(crate) fn broadcast(&self, msg: impl Fn() -> HubMsg) {
+        for p in &self.parts {
+            let _ = p.try_send(msg());
+        }
+    }
+
+    /// Wait (bounded) until every partition's queue is empty.
+    pub(crate) fn drain(&self, max: Duration) {
+        let deadline = std::time::Instant::now() + max;
+        while self.parts.iter().any(|p| !p.is_empty()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Spawn one task (and one storage thread) per partition.
+pub(crate) fn spawn_partitions(
+    ex: &smol::Executor<'static>,
+    shared: &Arc<Shared>,
+    cfg: Arc<HubConfig>,
+    receivers: Vec<Receiver<HubMsg>>,
+) {
+    for (i, rx) in receivers.into_iter().enumerate() {
+        let storage = storage_worker(i, shared.clone());
+        ex.spawn(run_partition(
+            i,
+            Hub::new(cfg.clone()),
+            rx,
+            storage,
+            shared.clone(),
+        ))
+        .detach();
+    }
+}
+
+/// A thread executing one partition's storage requests in FIFO order.
+fn storage_worker(
+    partition: usize,
+    shared: Arc<Shared>,
+) -> std::sync::mpsc::Sender<(RequestId, StorageRequest)> {
+    let (tx, rx) = std::sync::mpsc::channel::<(RequestId, StorageRequest)>();
+    let spawned = std::thread::Builder::new()
+        .name(format!("vireo-store-{partition}"))
+        .spawn(move || {
+            while let Ok((id, req)) = rx.recv() {
+                let result = shared.backend.execute(req);
+                shared.router.send(partition, HubMsg::Storage(id, result));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, partition, "cannot spawn storage thread");
+    }
+    tx
+}
+
+async fn run_partition(
+    index: usize,
+    mut hub: Hub,
+    rx: Receiver<HubMsg>,
+    storage: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
+    shared: Arc<Shared>,
+) {
+    let mut conns: HashMap<ConnId, Sender<ConnMsg>> = HashMap::new();
+    while let Ok(msg) = rx.recv().await {
+        let now = now_ms();
+        match msg {
+            HubMsg::Bound { conn, jid, tx } => {
+                conns.insert(conn, tx);
+                hub.session_bound(now, conn, jid);
+            }
+            HubMsg::Closed(conn) => {
+                conns.remove(&conn);
+                hub.session_closed(now, conn);
+            }
+            HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
+            HubMsg::Routed(stanza) => hub.routed(now, stanza),
+            HubMsg::Storage(id, result) => hub.handle_storage(now, id, result),
+            HubMsg::Kick(account) => {
+                hub.kick_account(&account, StreamErrorCondition::NotAuthorized)
+            }
+            HubMsg::Shutdown => hub.shutdown(),
+        }
+        while let Some(out) = hub.poll_output() {
+            match out {
+                HubOutput::Deliver { conn, stanza } => {
+                    if let Some(tx) = conns.get(&conn) {
+                        let _ = tx.try_send(ConnMsg::Deliver(stanza));
+                    }
+                }
+                HubOutput::Route(stanza) => shared.router.route(stanza),
+                HubOutput::Storage { id, request } => {
+                    if storage.send((id, request)).is_err() {
+                        tracing::error!(partition = index, "storage worker gone");
+                    }
+                }
+                HubOutput::Close { conn, condition } => {
+                    if let Some(tx) = conns.get(&conn) {
+                        let _ = tx.try_send(ConnMsg::Close(condition));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Starting and stopping a server: listeners, executor threads, hub
+//! partitions and the admin socket.
+
+use crate::hub_task::{spawn_partitions, HubMsg, Router};
+use crate::storage::Backend;
+use crate::tls::ServerTls;
+use smol::channel::Sender;
+use smol::net::TcpListener;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use xmpp_core::hub::{ConnId, HubConfig};
+use xmpp_core::stream::{ServerStreamConfig, StreamErrorCondition};
+
+/// Everything the runtime needs to serve.
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// STARTTLS c2s port (0 = ephemeral).
+    pub c2s_port: u16,
+    /// Direct-TLS c2s port (XEP-0368), if any (0 = ephemeral).
+    pub c2s_tls_port: Option<u16>,
+    /// Certificate and key for the hosted domains.
+    pub tls: Option<Arc<ServerTls>>,
+    /// c2s stream settings.
+    pub stream: ServerStreamConfig,
+    /// Hub settings.
+    pub hub: HubConfig,
+    /// Executor threads (per-connection work runs on all of them).
+    pub threads: usize,
+    /// Hub partitions (accounts are spread over them by bare JID).
+    pub partitions: usize,
+    /// Refuse connections beyond this many.
+    pub max_connections: usize,
+    /// Unix admin socket for `vireo adduser` & co. while running.
+    pub admin_socket: Option<PathBuf>,
+    /// PBKDF2 iterations for passwords set through the admin socket.
+    pub scram_iterations: u32,
+}
+
+impl std::fmt::Debug for RuntimeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("bind", &self.bind)
+            .field("c2s_port", &self.c2s_port)
+            .field("c2s_tls_port", &self.c2s_tls_port)
+            .field("tls", &self.tls.is_some())
+            .field("threads", &self.threads)
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Direct TLS was asked for without a certificate.
+    #[error("direct TLS port configured but no certificate is available")]
+    NoCertificate,
+    /// The admin socket could not be created.
+    #[error("cannot create admin socket {path}: {source}")]
+    Admin {
+        /// Its path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An executor thread could not be spawned.
+    #[error("cannot spawn thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// A message to a connection task.
+#[derive(Debug)]
+pub(crate) enum ConnMsg {
+    /// Write this stanza to the client.
+    Deliver(xmpp_core::Element),
+    /// Close the stream (with an error condition, or gracefully).
+    Close(Option<StreamErrorCondition>),
+}
+
+/// State shared by every task of one server.
+pub(crate) struct Shared {
+    pub(crate) stream_cfg: Arc<ServerStreamConfig>,
+    pub(crate) tls: Option<Arc<ServerTls>>,
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) router: Router,
+    pub(crate) conns: Mutex<HashMap<ConnId, Sender<ConnMsg>>>,
+    pub(crate) next_conn: AtomicU64,
+    pub(crate) live: AtomicUsize,
+    pub(crate) max_connections: usize,
+    pub(crate) domains: Vec<String>,
+    pub(crate) scram_iterations: u32,
+}
+
+impl Shared {
+    /// Lock the connection registry, recovering from a poisoned lock (a
+    /// panicking task must not take the whole server down).
+    pub(crate) fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Sender<ConnMsg>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// Where the STARTTLS c2s listener is bound.
+    pub c2s_addr: SocketAddr,
+    /// Where the direct-TLS listener is bound.
+    pub c2s_tls_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    stop: Sender<()>,
+    threads: Vec<JoinHandle<()>>,
+    admin_socket: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("c2s_addr", &self.c2s_addr)
+            .field("c2s_tls_addr", &self.c2s_tls_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Start serving. Listeners are bound before this returns, so a caller can
+/// connect right away.
+pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningServer, StartError> {
+    if cfg.c2s_tls_port.is_some() && cfg.tls.is_none() {
+        return Err(StartError::NoCertificate);
+    }
+    let bind_listener = |port: u16| -> Result<TcpListener, StartError> {
+        let addr = SocketAddr::new(cfg.bind, port);
+        let std_listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| StartError::Bind { addr, source })?;
+        TcpListener::try_from(std_listener).map_err(|source| StartError::Bind { addr, source })
+    };
+    let c2s = bind_listener(cfg.c2s_port)?;
+    let c2s_tls = cfg.c2s_tls_port.map(bind_listener).transpose()?;
+    let c2s_addr = c2s.local_addr().map_err(|source| StartError::Bind {
+        addr: SocketAddr::new(cfg.bind, cfg.c2s_port),
+        source,
+    })?;
+    let c2s_tls_addr = c2s_tls.as_ref().and_then(|l| l.local_addr().ok());
+
+    let mut stream_cfg = cfg.stream.clone();
+    stream_cfg.starttls_available = cfg.tls.is_some();
+    let executor: Arc<smol::Executor<'static>> = Arc::new(smol::Executor::new());
+    let partitions = cfg.partitions.max(1);
+    let hub_cfg = Arc::new(cfg.hub.clone());
+    let (router, hub_receivers) = Router::new(partitions);
+    let shared = Arc::new(Shared {
+        stream_cfg: Arc::new(stream_cfg),
+        tls: cfg.tls.clone(),
+        backend: backend.clone(),
+        router,
+        conns: Mutex::new(HashMap::new()),
+        next_conn: AtomicU64::new(1),
+        live: AtomicUsize::new(0),
+        max_connections: cfg.max_connections,
+        domains: cfg.hub.domains.clone(),
+        scram_iterations: cfg.scram_iterations,
+    });
+    spawn_partitions(&executor, &shared, hub_cfg, hub_receivers);
+
+    executor
+        .spawn(crate::connection::accept_loop(
+            executor.clone(),
+            c2s,
+            false,
+            shared.clone(),
+        ))
+        .detach();
+    if let Some(l) = c2s_tls {
+        executor
+            .spawn(crate::connection::accept_loop(
+                executor.clone(),
+                l,
+                true,
+                shared.clone(),
+            ))
+            .detach();
+    }
+    if let Some(path) = &cfg.admin_socket {
+        let listener = crate::admin::bind(path).map_err(|source| StartError::Admin {
+            path: path.clone(),
+            source,
+        })?;
+        executor
+            .spawn(crate::admin::serve(
+                executor.clone(),
+                listener,
+                shared.clone(),
+            ))
+            .detach();
+    }
+
+    let (stop, stop_rx) = smol::channel::bounded::<()>(1);
+    let mut threads = Vec::new();
+    for i in 0..cfg.threads.max(1) {
+        let ex = executor.clone();
+        let rx = stop_rx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("vireo-{i}"))
+            .spawn(move || {
+                smol::block_on(ex.run(async move {
+                    let _ = rx.recv().await;
+                }))
+            })
+            .map_err(StartError::Thread)?;
+        threads.push(t);
+    }
+    tracing::info!(%c2s_addr, ?c2s_tls_addr, threads = threads.len(), partitions, "listening");
+    Ok(RunningServer {
+        c2s_addr,
+        c2s_tls_addr,
+        shared,
+        stop,
+        threads,
+        admin_socket: cfg.admin_socket,
+    })
+}
+
+impl RunningServer {
+    /// Number of open client connections.
+    pub fn connections(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: every stream is closed with `<system-shutdown/>`,
+    /// connections get up to `grace` to flush, storage is flushed, threads end.
+    pub fn shutdown(self, grace: Duration) {
+        tracing::info!("shutting down");
+        self.shared.router.broadcast(|| HubMsg::Shutdown);
+        let senders: Vec<Sender<ConnMsg>> = self.shared.conns().values().cloned().collect();
+        for s in senders {
+            let _ = s.try_send(ConnMsg::Close(Some(StreamErrorCondition::SystemShutdown)));
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while self.shared.live.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Let hub partitions hand their last writes to storage.
+        self.shared.router.drain(Duration::from_millis(500));
+        if let Err(e) = self.shared.backend.flush() {
+            tracing::error!(error = %e, "flushing storage failed");
+        }
+        for _ in &self.threads {
+            let _ = self.stop.try_send(());
+        }
+        self.stop.close();
+        for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some(p) = self.admin_socket {
+            let _ = std::fs::remove_file(p);
+        }
+        tracing::info!("stopped");
+    }
+}
