@@ -1,1 +1,5 @@
+//! Examples of embedding Vireo's library crates. Each binary in `src/bin`
+//! is a thin `main` around a function here, so `cargo test -p vireo-examples`
+//! proves the examples actually work.
 
+pub mod in_process;

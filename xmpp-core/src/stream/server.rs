@@ -37,6 +37,10 @@ pub struct ServerStreamConfig {
     pub max_auth_failures: u32,
     /// Parser limits (stanza size, depth).
     pub limits: Limits,
+    /// Server-wide secret and iteration count for SCRAM decoys: an unknown
+    /// user gets a stable, plausible salt, so probing cannot enumerate
+    /// accounts. The embedder supplies random bytes at start.
+    pub scram_decoy: Option<(Vec<u8>, u32)>,
     /// Extra stream features offered after authentication (e.g. roster
     /// versioning), contributed by modules.
     pub session_features: Vec<Element>,
@@ -52,6 +56,7 @@ impl Default for ServerStreamConfig {
             auth_timeout_ms: 30_000,
             max_auth_failures: 3,
             limits: Limits::default(),
+            scram_decoy: None,
             session_features: vec![Element::new(ns::ROSTER_VER, "ver")],
         }
     }
@@ -522,7 +527,10 @@ impl ServerStream {
             _ => {
                 let plus_advertised = self.offered_mechanisms().iter().any(|m| m.is_plus());
                 match ScramServer::start(mech, &initial, &self.bindings, plus_advertised) {
-                    Ok((scram, first)) => {
+                    Ok((mut scram, first)) => {
+                        if let Some((secret, iterations)) = &self.cfg.scram_decoy {
+                            scram = scram.with_decoy(secret, *iterations);
+                        }
                         let u = first.username.clone();
                         (PendingAuth::Scram(Box::new(scram), first.username), u)
                     }
