@@ -23,7 +23,12 @@ pub fn run_demo(body: &str) -> Result<String, Box<dyn std::error::Error>> {
     let tls = Arc::new(server_tls(&paths.cert, &paths.key)?);
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     for user in ["alice", "bob"] {
-        add_user(backend.as_ref(), &Jid::parse(&format!("{user}@localhost"))?, "secret", 4096)?;
+        add_user(
+            backend.as_ref(),
+            &Jid::parse(&format!("{user}@localhost"))?,
+            "secret",
+            4096,
+        )?;
     }
     let cfg = RuntimeConfig {
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -74,7 +79,9 @@ pub fn run_demo(body: &str) -> Result<String, Box<dyn std::error::Error>> {
         if from != "alice@localhost/desk" {
             return Err(format!("unexpected sender {from}").into());
         }
-        Ok::<_, Box<dyn std::error::Error>>(got.child_text("jabber:client", "body").unwrap_or_default())
+        Ok::<_, Box<dyn std::error::Error>>(
+            got.child_text("jabber:client", "body").unwrap_or_default(),
+        )
     });
     server.shutdown(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&dir);

@@ -112,7 +112,14 @@ fn storage_worker(
         .name(format!("vireo-store-{partition}"))
         .spawn(move || {
             while let Ok((id, req)) = rx.recv() {
+                let offline_for = match &req {
+                    StorageRequest::PushOffline { account, .. } => Some(account.clone()),
+                    _ => None,
+                };
                 let result = shared.backend.execute(req);
+                if let Some(account) = offline_for {
+                    tracing::debug!(%account, ?result, "offline message stored");
+                }
                 shared.router.send(partition, HubMsg::Storage(id, result));
             }
         });

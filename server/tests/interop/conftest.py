@@ -156,11 +156,21 @@ class VireoServer:
             RUST_BACKTRACE="1",
             NO_COLOR="1",
         )
-        level = os.environ.get("VIREO_TEST_LOG")
-        if level:
-            env["VIREO_LOG"] = level
-            env["RUST_LOG"] = level
+        # hub_task at debug logs "offline message stored", which tests use
+        # as the sync point for durability.
+        level = os.environ.get("VIREO_TEST_LOG") or "info,xmpp_runtime::hub_task=debug"
+        env["VIREO_LOG"] = level
+        env["RUST_LOG"] = level
         return env
+
+    def wait_log(self, needle: str, timeout: float = 10.0) -> None:
+        """Wait until the server log contains `needle` (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in the server log after {timeout}s")
 
     def _log_marker(self, text: str) -> None:
         with open(self.log_path, "ab") as f:

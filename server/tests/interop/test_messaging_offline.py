@@ -105,15 +105,17 @@ async def test_offline_message_survives_graceful_restart(own_server, xmpp):
 
 @pytest.mark.asyncio
 async def test_offline_message_survives_kill9(own_server, xmpp):
-    """The server acknowledged (processed) the message: it must be durable,
-    even if the process is SIGKILLed right after."""
+    """Once the server has stored the message for offline delivery it must
+    survive a SIGKILL right after. (Without XEP-0198 acks a client cannot see
+    that moment; the server's debug log marks it.)"""
     srv = own_server
     a = srv.new_account("alice")
     b = srv.new_account("bob")
     body = f"stored across SIGKILL: {TRICKY}"
     alice = await xmpp.online(srv, a, name="alice")
     alice.send_chat(b.jid, body)
-    await alice.sync()  # the server has handled the message
+    await alice.sync()
+    await asyncio.to_thread(srv.wait_log, f"offline message stored account={b.jid}")
     await asyncio.to_thread(srv.kill9)
     alice.abort()
     await asyncio.to_thread(srv.start)

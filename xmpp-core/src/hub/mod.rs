@@ -153,6 +153,9 @@ impl Hub {
     pub fn session_bound(&mut self, now: Millis, conn: ConnId, jid: Jid) {
         self.now = now;
         let account = jid.bare_str();
+        // Known from now on, so stanzas the session sends while its account
+        // loads are queued behind the bind instead of dropped.
+        self.conns.insert(conn, account.clone());
         self.with_account(&account, Deferred::Bound(conn, jid));
     }
 
@@ -307,7 +310,10 @@ impl Hub {
     fn run_missing(&mut self, work: Deferred, missing: bool) {
         match work {
             Deferred::Bound(conn, _) => self.out.push_back(HubOutput::Close {
-                conn,
+                conn: {
+                    self.conns.remove(&conn);
+                    conn
+                },
                 condition: Some(if missing {
                     StreamErrorCondition::NotAuthorized
                 } else {

@@ -1,0 +1,256 @@
+//! [`MemoryStore`]: a synchronous, in-memory answerer of [`StorageRequest`]s.
+//!
+//! It implements the semantics every Vireo backend shares (see the runtime's
+//! `storage` module), so tests against the simulated world see what a real
+//! server would:
+//! - an account exists once it has credentials (`CreateAccount`, or
+//!   [`MemoryStore::add_user`]);
+//! - `PutRosterItem`, `RemoveRosterItem`, `PushOffline` and `SetCredentials`
+//!   on an unknown account answer `NotFound` and store nothing;
+//! - `LoadAccount` lists roster items ordered by contact JID;
+//! - `TakeOffline` drains the queue oldest first, and answers an empty queue
+//!   for an unknown account;
+//! - an empty account name or one containing NUL is refused with `Failed`.
+
+use crate::sasl::StoredCredentials;
+use crate::storage::{AccountData, RosterItem, StorageRequest, StorageResult};
+use std::collections::BTreeMap;
+
+/// Everything stored for one account.
+#[derive(Debug, Clone)]
+struct StoredAccount {
+    credentials: StoredCredentials,
+    roster: BTreeMap<String, RosterItem>,
+    roster_version: u64,
+    offline: Vec<String>,
+}
+
+/// A pure in-memory storage backend for tests and embedding: no locks, no
+/// I/O, answers immediately.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    accounts: BTreeMap<String, StoredAccount>,
+}
+
+/// The account named by any request.
+fn request_account(req: &StorageRequest) -> &str {
+    match req {
+        StorageRequest::LoadCredentials { account }
+        | StorageRequest::LoadAccount { account }
+        | StorageRequest::PutRosterItem { account, .. }
+        | StorageRequest::RemoveRosterItem { account, .. }
+        | StorageRequest::PushOffline { account, .. }
+        | StorageRequest::TakeOffline { account }
+        | StorageRequest::CreateAccount { account, .. }
+        | StorageRequest::SetCredentials { account, .. }
+        | StorageRequest::DeleteAccount { account } => account,
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Create the account `jid` (a bare JID string such as
+    /// `alice@localhost`) with SCRAM credentials derived from `password`.
+    ///
+    /// The salt is fixed per account (derived from its name), so runs are
+    /// deterministic; use `iterations = 4096` (the minimum) for speed.
+    /// Answers like `CreateAccount`: `Done`, or `Conflict` when it exists, or
+    /// `Failed` when the password or iteration count is refused.
+    pub fn add_user(&mut self, jid: &str, password: &str, iterations: u32) -> StorageResult {
+        let salt = format!("vireo-sim-salt:{jid}");
+        match StoredCredentials::derive(password, salt.as_bytes(), iterations) {
+            Ok(credentials) => self.execute(StorageRequest::CreateAccount {
+                account: jid.to_owned(),
+                credentials,
+            }),
+            Err(f) => StorageResult::Failed(format!("cannot derive credentials: {f:?}")),
+        }
+    }
+
+    /// True when the account exists.
+    pub fn has_account(&self, account: &str) -> bool {
+        self.accounts.contains_key(account)
+    }
+
+    /// Every account, sorted.
+    pub fn accounts(&self) -> Vec<String> {
+        self.accounts.keys().cloned().collect()
+    }
+
+    /// The stored roster and version of an account.
+    pub fn account_data(&self, account: &str) -> Option<AccountData> {
+        self.accounts.get(account).map(|a| AccountData {
+            roster: a.roster.values().cloned().collect(),
+            roster_version: a.roster_version,
+        })
+    }
+
+    /// The offline queue of an account (serialized stanzas, oldest first).
+    pub fn offline(&self, account: &str) -> &[String] {
+        self.accounts
+            .get(account)
+            .map(|a| a.offline.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Answer one request.
+    pub fn execute(&mut self, req: StorageRequest) -> StorageResult {
+        let name = request_account(&req);
+        if name.is_empty() || name.contains('\0') {
+            return StorageResult::Failed(format!("invalid account name {name:?}"));
+        }
+        match req {
+            StorageRequest::LoadCredentials { account } => StorageResult::Credentials(
+                self.accounts.get(&account).map(|a| a.credentials.clone()),
+            ),
+            StorageRequest::LoadAccount { account } => {
+                StorageResult::Account(self.account_data(&account))
+            }
+            StorageRequest::PutRosterItem {
+                account,
+                item,
+                version,
+            } => match self.accounts.get_mut(&account) {
+                Some(a) => {
+                    a.roster.insert(item.jid.clone(), item);
+                    a.roster_version = version;
+                    StorageResult::Done
+                }
+                None => StorageResult::NotFound,
+            },
+            StorageRequest::RemoveRosterItem {
+                account,
+                jid,
+                version,
+            } => match self.accounts.get_mut(&account) {
+                Some(a) => {
+                    a.roster.remove(&jid);
+                    a.roster_version = version;
+                    StorageResult::Done
+                }
+                None => StorageResult::NotFound,
+            },
+            StorageRequest::PushOffline { account, stanza } => {
+                match self.accounts.get_mut(&account) {
+                    Some(a) => {
+                        a.offline.push(stanza);
+                        StorageResult::Done
+                    }
+                    None => StorageResult::NotFound,
+                }
+            }
+            StorageRequest::TakeOffline { account } => StorageResult::Offline(
+                self.accounts
+                    .get_mut(&account)
+                    .map(|a| std::mem::take(&mut a.offline))
+                    .unwrap_or_default(),
+            ),
+            StorageRequest::CreateAccount {
+                account,
+                credentials,
+            } => {
+                if self.accounts.contains_key(&account) {
+                    return StorageResult::Conflict;
+                }
+                self.accounts.insert(
+                    account,
+                    StoredAccount {
+                        credentials,
+                        roster: BTreeMap::new(),
+                        roster_version: 0,
+                        offline: Vec::new(),
+                    },
+                );
+                StorageResult::Done
+            }
+            StorageRequest::SetCredentials {
+                account,
+                credentials,
+            } => match self.accounts.get_mut(&account) {
+                Some(a) => {
+                    a.credentials = credentials;
+                    StorageResult::Done
+                }
+                None => StorageResult::NotFound,
+            },
+            StorageRequest::DeleteAccount { account } => match self.accounts.remove(&account) {
+                Some(_) => StorageResult::Done,
+                None => StorageResult::NotFound,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> String {
+        s.to_owned()
+    }
+
+    #[test]
+    fn account_lifecycle_and_offline_order() {
+        let mut s = MemoryStore::new();
+        let alice = a("alice@localhost");
+        assert_eq!(
+            s.execute(StorageRequest::LoadCredentials {
+                account: alice.clone()
+            }),
+            StorageResult::Credentials(None)
+        );
+        assert_eq!(
+            s.execute(StorageRequest::PushOffline {
+                account: alice.clone(),
+                stanza: a("<message/>")
+            }),
+            StorageResult::NotFound
+        );
+        assert_eq!(
+            s.execute(StorageRequest::TakeOffline {
+                account: alice.clone()
+            }),
+            StorageResult::Offline(vec![])
+        );
+        assert_eq!(s.add_user(&alice, "pw", 4096), StorageResult::Done);
+        assert_eq!(s.add_user(&alice, "pw", 4096), StorageResult::Conflict);
+        assert!(matches!(s.add_user("x@y", "pw", 1), StorageResult::Failed(_)));
+        for n in ["1", "2", "3"] {
+            assert_eq!(
+                s.execute(StorageRequest::PushOffline {
+                    account: alice.clone(),
+                    stanza: a(n)
+                }),
+                StorageResult::Done
+            );
+        }
+        assert_eq!(s.offline(&alice).len(), 3);
+        assert_eq!(
+            s.execute(StorageRequest::TakeOffline {
+                account: alice.clone()
+            }),
+            StorageResult::Offline(vec![a("1"), a("2"), a("3")])
+        );
+        assert_eq!(
+            s.execute(StorageRequest::TakeOffline {
+                account: alice.clone()
+            }),
+            StorageResult::Offline(vec![])
+        );
+        assert!(matches!(
+            s.execute(StorageRequest::LoadAccount { account: a("") }),
+            StorageResult::Failed(_)
+        ));
+        assert_eq!(
+            s.execute(StorageRequest::DeleteAccount {
+                account: alice.clone()
+            }),
+            StorageResult::Done
+        );
+        assert!(!s.has_account(&alice));
+    }
+}
