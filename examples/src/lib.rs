@@ -2,4 +2,5 @@
 //! is a thin `main` around a function here, so `cargo test -p vireo-examples`
 //! proves the examples actually work.
 
+pub mod in_memory;
 pub mod in_process;

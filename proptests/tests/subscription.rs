@@ -296,7 +296,10 @@ fn every_table_row_matches_rfc_6121_appendix_a() {
 #[test]
 fn spot_checks_against_the_rfc_text() {
     // A.2.1: "To" + outbound subscribe: routed, no state change.
-    assert_eq!(model_outbound(To, SubscriptionKind::Subscribe), row(To, true));
+    assert_eq!(
+        model_outbound(To, SubscriptionKind::Subscribe),
+        row(To, true)
+    );
     // A.2.2: "None" + outbound unsubscribe: routed, no state change.
     assert_eq!(
         model_outbound(None, SubscriptionKind::Unsubscribe),

@@ -21,6 +21,7 @@ pub enum Command {
     AddUser(AddUserCmd),
     Passwd(PasswdCmd),
     DelUser(DelUserCmd),
+    ImportUsers(ImportUsersCmd),
     Cert(CertCmd),
 }
 
@@ -58,6 +59,19 @@ pub struct DelUserCmd {
     /// the account, user@domain
     #[argh(positional)]
     pub jid: String,
+}
+
+/// Create many accounts at once from FILE (`user@domain password` per line,
+/// `-` = stdin), directly on the store: the server must be stopped.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "import-users")]
+pub struct ImportUsersCmd {
+    /// the account list, or `-` for standard input
+    #[argh(positional)]
+    pub file: String,
+    /// worker threads deriving the SCRAM keys (default: one per core)
+    #[argh(option)]
+    pub threads: Option<usize>,
 }
 
 /// Certificate management.

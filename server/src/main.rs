@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::AddUser(c) => commands::users::run(&cfg, Op::Add, &c.jid).map(Some),
         Command::Passwd(c) => commands::users::run(&cfg, Op::Passwd, &c.jid).map(Some),
         Command::DelUser(c) => commands::users::run(&cfg, Op::Delete, &c.jid).map(Some),
+        Command::ImportUsers(c) => commands::import::run(&cfg, &c.file, c.threads).map(Some),
         Command::Cert(c) => match c.action {
             CertAction::Generate(g) => {
                 commands::cert::generate(&cfg, &g.domain, g.out).map(|()| None)

@@ -12,6 +12,7 @@ pub mod jid;
 pub mod modules;
 pub mod ns;
 pub mod sasl;
+pub mod sim;
 pub mod stanza;
 pub mod storage;
 pub mod stream;

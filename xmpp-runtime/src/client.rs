@@ -1,5 +1,8 @@
 //! An async client over real sockets, driving xmpp-core's `ClientStream`:
-//! used by the examples, `vireo config test` and the benchmark tool.
+//! used by the examples, `vireo config test` and the benchmark tool
+//! (`vireo-bench`), which also uses the plain-TCP mode ([`TlsMode::None`]),
+//! batched reads and writes ([`Client::recv_batch`], [`Client::queue_raw`],
+//! [`Client::flush`]) and XEP-0077 registration ([`register`]).
 
 use crate::clock::{entropy, now_ms};
 use crate::tls::{client_channel_bindings, insecure_client_config};
@@ -12,6 +15,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use xmpp_core::jid::Jid;
+use xmpp_core::stream::client::Registration;
 use xmpp_core::stream::{ClientConfig, ClientStream, ConnOutput};
 use xmpp_core::Element;
 
@@ -58,13 +62,73 @@ impl Io {
     }
 }
 
+/// How the client secures the TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP, never STARTTLS even when offered (loopback benchmarks).
+    None,
+    /// STARTTLS (RFC 6120 §5), required.
+    StartTls,
+    /// TLS from the first byte (XEP-0368).
+    Direct,
+}
+
+impl TlsMode {
+    /// The name used on command lines: `none`, `starttls`, `direct`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsMode::None => "none",
+            TlsMode::StartTls => "starttls",
+            TlsMode::Direct => "direct",
+        }
+    }
+
+    /// Adjust a client configuration to this mode.
+    pub fn apply(self, cfg: &mut ClientConfig) {
+        match self {
+            TlsMode::None => {
+                cfg.starttls = false;
+                cfg.require_tls = false;
+            }
+            TlsMode::StartTls | TlsMode::Direct => {
+                cfg.starttls = true;
+                cfg.require_tls = true;
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for TlsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" | "plain" => Ok(TlsMode::None),
+            "starttls" => Ok(TlsMode::StartTls),
+            "direct" => Ok(TlsMode::Direct),
+            other => Err(format!("unknown TLS mode {other:?} (none|starttls|direct)")),
+        }
+    }
+}
+
+/// Bytes read from the socket at once: one read fills many stanzas.
+const READ_BUF: usize = 32 * 1024;
+
 /// A connected, authenticated and bound client.
 pub struct Client {
     stream: ClientStream,
     io: Io,
     domain: String,
     inbox: VecDeque<Element>,
+    /// Read buffer, allocated on the first read after [`Client::park`].
     buf: Vec<u8>,
+    /// Bytes the machine asked to write, not yet written.
+    pending: Vec<u8>,
+    /// The machine asked for a TLS handshake (after `pending` is written).
+    start_tls: bool,
+    /// The machine asked to close (after `pending` is written).
+    closing: bool,
+    /// Why negotiation failed, if it did.
+    failure: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -87,6 +151,41 @@ async fn tls_connect(
     Ok((Io::Tls(Box::new(tls)), bindings))
 }
 
+/// Register `user@domain` with `password` by XEP-0077 in-band registration
+/// (stream, STARTTLS unless `tls` is [`TlsMode::None`], then
+/// `<iq type='set'><query xmlns='jabber:iq:register'>` before SASL), then
+/// close. An account that already exists (`<conflict/>`) is
+/// [`Registration::AlreadyExists`], not an error. Server certificates are
+/// not verified.
+pub async fn register(
+    addr: SocketAddr,
+    domain: &str,
+    user: &str,
+    password: &str,
+    tls: TlsMode,
+) -> Result<Registration, ClientError> {
+    let jid = Jid::parse(&format!("{user}@{domain}"))
+        .map_err(|e| ClientError::Failed(format!("bad account {user}@{domain}: {e}")))?;
+    let mut cfg = ClientConfig::new(jid, password);
+    cfg.register_only = true;
+    let mut c = Client::open(addr, cfg, tls).await?;
+    loop {
+        if let Some(r) = c.stream.registration() {
+            let _ = c.flush().await;
+            return Ok(r);
+        }
+        match c.step().await {
+            Ok(()) => {}
+            Err(e) => {
+                return match c.stream.registration() {
+                    Some(r) => Ok(r),
+                    None => Err(e),
+                }
+            }
+        }
+    }
+}
+
 impl Client {
     /// Connect, negotiate and bind. `direct_tls` selects XEP-0368 instead of
     /// STARTTLS. Server certificates are NOT verified: this client is for
@@ -96,6 +195,36 @@ impl Client {
         cfg: ClientConfig,
         direct_tls: bool,
     ) -> Result<Client, ClientError> {
+        let mut c = Client::open(addr, cfg, direct_tls).await?;
+        while !c.stream.is_online() {
+            c.step().await?;
+        }
+        Ok(c)
+    }
+
+    /// [`Client::connect`] with an explicit [`TlsMode`] (which overrides
+    /// `cfg.starttls` and `cfg.require_tls`). Certificates are not verified.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        mut cfg: ClientConfig,
+        tls: TlsMode,
+    ) -> Result<Client, ClientError> {
+        tls.apply(&mut cfg);
+        Client::connect(addr, cfg, tls == TlsMode::Direct).await
+    }
+
+    async fn open(
+        addr: SocketAddr,
+        mut cfg: ClientConfig,
+        tls: impl Into<OpenMode>,
+    ) -> Result<Client, ClientError> {
+        let direct_tls = match tls.into() {
+            OpenMode::Direct(d) => d,
+            OpenMode::Mode(m) => {
+                m.apply(&mut cfg);
+                m == TlsMode::Direct
+            }
+        };
         let domain = cfg.jid.domain().to_owned();
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
@@ -106,17 +235,17 @@ impl Client {
             (Io::Plain(tcp), None)
         };
         let stream = ClientStream::new(cfg, entropy(), now_ms(), bindings);
-        let mut c = Client {
+        Ok(Client {
             stream,
             io,
             domain,
             inbox: VecDeque::new(),
-            buf: vec![0u8; 16 * 1024],
-        };
-        while !c.stream.is_online() {
-            c.step().await?;
-        }
-        Ok(c)
+            buf: Vec::new(),
+            pending: Vec::new(),
+            start_tls: false,
+            closing: false,
+            failure: None,
+        })
     }
 
     /// The bound JID.
@@ -127,41 +256,90 @@ impl Client {
     /// Perform pending outputs, then read once.
     async fn step(&mut self) -> Result<(), ClientError> {
         self.flush().await?;
-        if self.stream.is_closed() {
-            return Err(ClientError::Closed);
+        self.read_some().await?;
+        self.flush().await
+    }
+
+    /// Move the machine's outputs into the write buffer and the inbox, up to
+    /// a TLS handshake request. Synchronous, so callers stay cancel-safe.
+    fn pump(&mut self) {
+        if self.start_tls {
+            return;
+        }
+        while let Some(out) = self.stream.poll_output() {
+            match out {
+                ConnOutput::Write(b) => {
+                    if self.pending.is_empty() {
+                        self.pending = b;
+                    } else {
+                        self.pending.extend_from_slice(&b);
+                    }
+                }
+                ConnOutput::StartTls => {
+                    self.start_tls = true;
+                    return;
+                }
+                ConnOutput::Stanza(el) => self.inbox.push_back(el),
+                ConnOutput::Failed(why) => self.failure = Some(why),
+                ConnOutput::Close => self.closing = true,
+                ConnOutput::Bound(_) | ConnOutput::Storage { .. } => {}
+            }
+        }
+    }
+
+    /// Read once from the socket (one read may carry many stanzas) and feed
+    /// the bytes to the machine; stanzas go to the inbox, replies wait for
+    /// the next [`Client::flush`]. Cancel-safe: dropping the future loses
+    /// nothing, so it can be raced against other events.
+    pub async fn read_some(&mut self) -> Result<usize, ClientError> {
+        if self.closing || self.stream.is_closed() {
+            return Err(self.closed_error());
+        }
+        if self.buf.len() < READ_BUF {
+            self.buf.resize(READ_BUF, 0);
         }
         let n = self.io.read(&mut self.buf).await?;
         if n == 0 {
             return Err(ClientError::Closed);
         }
         self.stream.handle_input(now_ms(), &self.buf[..n]);
-        self.flush().await
+        self.pump();
+        Ok(n)
     }
 
-    async fn flush(&mut self) -> Result<(), ClientError> {
-        let mut failure = None;
-        while let Some(out) = self.stream.poll_output() {
-            match out {
-                ConnOutput::Write(b) => self.io.write_all(&b).await?,
-                ConnOutput::StartTls => {
-                    let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
-                        return Err(ClientError::Failed("STARTTLS twice".into()));
-                    };
-                    let (io, b) = tls_connect(tcp, &self.domain).await?;
-                    self.io = io;
-                    self.stream.tls_established(now_ms(), b);
-                }
-                ConnOutput::Stanza(el) => self.inbox.push_back(el),
-                ConnOutput::Failed(why) => failure = Some(why),
-                ConnOutput::Close => {
-                    return Err(failure
-                        .map(ClientError::Failed)
-                        .unwrap_or(ClientError::Closed))
-                }
-                ConnOutput::Bound(_) | ConnOutput::Storage { .. } => {}
+    fn closed_error(&mut self) -> ClientError {
+        self.failure
+            .take()
+            .map(ClientError::Failed)
+            .unwrap_or(ClientError::Closed)
+    }
+
+    /// Write everything queued (stanzas from [`Client::queue`] and
+    /// [`Client::queue_raw`], protocol replies) in one write, running a TLS
+    /// handshake when the machine asks for one.
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        loop {
+            self.pump();
+            if !self.pending.is_empty() {
+                let r = self.io.write_all(&self.pending).await;
+                self.pending.clear();
+                r?;
             }
+            if self.closing {
+                return Err(self.closed_error());
+            }
+            if !self.start_tls {
+                break;
+            }
+            self.start_tls = false;
+            let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
+                return Err(ClientError::Failed("STARTTLS twice".into()));
+            };
+            let (io, b) = tls_connect(tcp, &self.domain).await?;
+            self.io = io;
+            self.stream.tls_established(now_ms(), b);
         }
-        match failure {
+        match self.failure.take() {
             Some(f) => Err(ClientError::Failed(f)),
             None => Ok(()),
         }
@@ -171,6 +349,19 @@ impl Client {
     pub async fn send(&mut self, stanza: &Element) -> Result<(), ClientError> {
         self.stream.send_stanza(stanza);
         self.flush().await
+    }
+
+    /// Queue a stanza without writing it: [`Client::flush`] writes all
+    /// queued stanzas at once.
+    pub fn queue(&mut self, stanza: &Element) {
+        self.stream.send_stanza(stanza);
+    }
+
+    /// Queue stanza bytes serialized by the caller (complete, well-formed
+    /// `jabber:client` stanzas with escaped values) without building trees;
+    /// [`Client::flush`] writes them.
+    pub fn queue_raw(&mut self, stanza: &[u8]) {
+        self.stream.send_raw(stanza);
     }
 
     /// The next stanza from the server.
@@ -183,6 +374,23 @@ impl Client {
         }
     }
 
+    /// Append every stanza already received to `out`, reading (once, or
+    /// more until at least one stanza is complete) when none is waiting.
+    /// Returns how many were appended.
+    pub async fn recv_batch(&mut self, out: &mut Vec<Element>) -> Result<usize, ClientError> {
+        while self.inbox.is_empty() {
+            self.step().await?;
+        }
+        let n = self.inbox.len();
+        out.extend(self.inbox.drain(..));
+        Ok(n)
+    }
+
+    /// Stanzas received and not yet taken, without reading.
+    pub fn take_received(&mut self) -> impl Iterator<Item = Element> + '_ {
+        self.inbox.drain(..)
+    }
+
     /// The next stanza, or `Timeout`.
     pub async fn recv_timeout(&mut self, t: Duration) -> Result<Element, ClientError> {
         use smol::future::FutureExt;
@@ -193,6 +401,15 @@ impl Client {
         self.recv().or(timeout).await
     }
 
+    /// Release the read buffer and spare queue capacity while the session
+    /// only needs to stay open (a load generator holding thousands of idle
+    /// sessions); the next read allocates again.
+    pub fn park(&mut self) {
+        self.buf = Vec::new();
+        self.pending = Vec::new();
+        self.inbox.shrink_to_fit();
+    }
+
     /// Close the stream gracefully.
     pub async fn close(mut self) -> Result<(), ClientError> {
         self.stream.close();
@@ -200,5 +417,23 @@ impl Client {
             Ok(()) | Err(ClientError::Closed) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// `Client::open` takes the old `direct_tls` flag or a [`TlsMode`].
+enum OpenMode {
+    Direct(bool),
+    Mode(TlsMode),
+}
+
+impl From<bool> for OpenMode {
+    fn from(d: bool) -> Self {
+        OpenMode::Direct(d)
+    }
+}
+
+impl From<TlsMode> for OpenMode {
+    fn from(m: TlsMode) -> Self {
+        OpenMode::Mode(m)
     }
 }

@@ -172,11 +172,11 @@ async fn run(tcp: TcpStream, direct_tls: bool, shared: Arc<Shared>) {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
             Wake::Read(Ok(n)) => stream.handle_input(now_ms(), &buf[..n]),
             Wake::Msg(Some(ConnMsg::Deliver(el))) => {
-                stream.send_stanza(&el);
+                stream.send_stanza_at(now_ms(), &el);
                 // Batch whatever else is queued into the same write.
                 loop {
                     match rx.try_recv() {
-                        Ok(ConnMsg::Deliver(el)) => stream.send_stanza(&el),
+                        Ok(ConnMsg::Deliver(el)) => stream.send_stanza_at(now_ms(), &el),
                         Ok(ConnMsg::Close(cond)) => {
                             stream.close(cond);
                             break;

@@ -53,6 +53,7 @@ pub struct TlsSection {
 pub struct StreamSection {
     pub require_encryption: Option<Spanned<bool>>,
     pub auth_timeout: Option<Spanned<u64>>,
+    pub keepalive_interval: Option<Spanned<u64>>,
     pub max_stanza_size: Option<Spanned<usize>>,
     pub scram_iterations: Option<Spanned<u32>>,
     pub mechanisms: Option<Spanned<Vec<String>>>,

@@ -55,6 +55,7 @@ pub struct Config {
     pub key: Option<PathBuf>,
     pub require_encryption: bool,
     pub auth_timeout_secs: u64,
+    pub keepalive_secs: u64,
     pub max_stanza_size: usize,
     pub scram_iterations: u32,
     pub mechanisms: Vec<Mechanism>,
@@ -77,6 +78,7 @@ impl Default for Config {
             key: None,
             require_encryption: true,
             auth_timeout_secs: 30,
+            keepalive_secs: 60,
             max_stanza_size: 256 * 1024,
             scram_iterations: 10_000,
             mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
@@ -163,6 +165,9 @@ impl Config {
         }
         if let Some(v) = set.get("stream.auth_timeout", s.auth_timeout) {
             self.auth_timeout_secs = v;
+        }
+        if let Some(v) = set.get("stream.keepalive_interval", s.keepalive_interval) {
+            self.keepalive_secs = v;
         }
         if let Some(v) = set.get("stream.max_stanza_size", s.max_stanza_size) {
             self.max_stanza_size = v;

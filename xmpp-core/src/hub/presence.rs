@@ -178,8 +178,10 @@ impl Hub {
             .map(|i| i.subscription)
             .unwrap_or_default();
         let t = outbound(current, kind);
-        // Subscribing puts the contact on the roster (RFC 6121 §3.1.2).
-        let add = kind == SubscriptionKind::Subscribe;
+        // Subscribing puts the contact on the roster (RFC 6121 §3.1.2), and
+        // so does approving a request (§3.1.5).
+        let add = kind == SubscriptionKind::Subscribe
+            || (kind == SubscriptionKind::Subscribed && t.forward);
         self.update_subscription(account, &contact_s, t.state, add);
         if t.forward {
             self.route_outbound(presence(Some(kind.as_type()), account, &contact_s));

@@ -301,6 +301,20 @@ fn normalize_domain(s: &str) -> Result<String, JidError> {
     }
     let (unicode, res) = uts46.to_unicode(ascii.as_bytes(), AsciiDenyList::STD3, Hyphens::Allow);
     res.map_err(|_| JidError::InvalidDomain(format!("invalid A-label in {s:?}")))?;
+    // An A-label whose decoding is not itself a valid label (e.g. decodes to
+    // another `xn--` label) must be refused: the stored U-label form has to
+    // parse back to the same domain, or routing would lose the stanza.
+    let back = uts46.to_ascii(
+        unicode.as_bytes(),
+        AsciiDenyList::STD3,
+        Hyphens::Allow,
+        DnsLength::Ignore,
+    );
+    if back.as_deref().ok() != Some(ascii.as_ref()) {
+        return Err(JidError::InvalidDomain(format!(
+            "A-label in {s:?} does not round-trip"
+        )));
+    }
     check_len(JidPart::Domain, &unicode)?;
     if ascii.len() > MAX_PART_BYTES {
         return Err(JidError::TooLong {
@@ -334,6 +348,20 @@ impl FromStr for Jid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_a_labels_are_refused() {
+        // Found by fuzz/fuzz_targets/jid.rs: accepted, but its display did
+        // not parse back.
+        for bad in [
+            "xn--xn--xn--ffta.ta.uuuu-uaf",
+            "u@XN--XN--mmmmmCmmmm--NmmjjjjjnjmC",
+        ] {
+            if let Ok(jid) = Jid::parse(bad) {
+                assert_eq!(Jid::parse(&jid.to_string()).ok(), Some(jid), "{bad}");
+            }
+        }
+    }
 
     fn j(s: &str) -> Jid {
         Jid::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -218,7 +218,10 @@ mod tests {
         );
         assert_eq!(s.add_user(&alice, "pw", 4096), StorageResult::Done);
         assert_eq!(s.add_user(&alice, "pw", 4096), StorageResult::Conflict);
-        assert!(matches!(s.add_user("x@y", "pw", 1), StorageResult::Failed(_)));
+        assert!(matches!(
+            s.add_user("x@y", "pw", 1),
+            StorageResult::Failed(_)
+        ));
         for n in ["1", "2", "3"] {
             assert_eq!(
                 s.execute(StorageRequest::PushOffline {

@@ -2,6 +2,9 @@
 //! when the driver supplies it), resource binding, then stanzas both ways.
 //!
 //! Used by the examples, the interop tests' helpers and the benchmark tool.
+//! For the benchmark tool it also speaks plain TCP even when STARTTLS is
+//! offered ([`ClientConfig::starttls`]) and XEP-0077 in-band registration
+//! ([`ClientConfig::register_only`]).
 
 use super::error::StreamErrorCondition;
 use super::header::{check_header, write_header, STREAM_CLOSE};
@@ -13,6 +16,9 @@ use crate::sasl::{plain_message, ChannelBinding, ChannelBindingType, Mechanism, 
 use crate::time::Millis;
 use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 use base64::Engine as _;
+
+/// XEP-0077 in-band registration.
+const NS_REGISTER: &str = "jabber:iq:register";
 
 /// How a client connects.
 #[derive(Debug, Clone)]
@@ -27,6 +33,27 @@ pub struct ClientConfig {
     pub mechanisms: Vec<Mechanism>,
     /// Parser limits for what the server sends.
     pub limits: Limits,
+    /// Negotiate STARTTLS when the server offers it (the default). `false`
+    /// keeps the stream on plain TCP even when STARTTLS is offered, for
+    /// loopback benchmarks against servers where encryption is optional;
+    /// it needs `require_tls == false` (else negotiation fails).
+    pub starttls: bool,
+    /// Allow SASL PLAIN on an unencrypted stream (default `false`; only for
+    /// loopback benchmarks, where the password crosses no network).
+    pub allow_plain_unencrypted: bool,
+    /// XEP-0077: instead of logging in, register the account in-band
+    /// (after STARTTLS, before SASL) and close the stream; the outcome is
+    /// [`ClientStream::registration`].
+    pub register_only: bool,
+}
+
+/// The outcome of an in-band registration (XEP-0077).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// The server created the account.
+    Created,
+    /// The server answered `<conflict/>`: the account already exists.
+    AlreadyExists,
 }
 
 impl ClientConfig {
@@ -41,6 +68,9 @@ impl ClientConfig {
                 max_stanza_bytes: 16 * 1024 * 1024,
                 ..Limits::default()
             },
+            starttls: true,
+            allow_plain_unencrypted: false,
+            register_only: false,
         }
     }
 }
@@ -51,9 +81,12 @@ enum Phase {
     Features,
     AwaitProceed,
     AwaitTls,
+    AwaitRegister,
     Sasl(Option<Box<ScramClient>>),
     AwaitBind,
     Online,
+    /// Placeholder while an element is being handled (never observed outside).
+    Dispatching,
     Closed,
 }
 
@@ -69,6 +102,7 @@ pub struct ClientStream {
     bindings: Vec<ChannelBinding>,
     authenticated: bool,
     jid: Option<Jid>,
+    registration: Option<Registration>,
 }
 
 impl ClientStream {
@@ -91,6 +125,7 @@ impl ClientStream {
             bindings: direct_tls.unwrap_or_default(),
             authenticated: false,
             jid: None,
+            registration: None,
         };
         s.send_header();
         s
@@ -104,6 +139,12 @@ impl ClientStream {
     /// True once bound.
     pub fn is_online(&self) -> bool {
         matches!(self.phase, Phase::Online)
+    }
+
+    /// The outcome of the in-band registration asked for with
+    /// [`ClientConfig::register_only`], once the server answered.
+    pub fn registration(&self) -> Option<Registration> {
+        self.registration
     }
 
     /// True once closed.
@@ -171,6 +212,16 @@ impl ClientStream {
         }
     }
 
+    /// Send stanza bytes the caller serialized itself, once online: for load
+    /// generators that format millions of identical stanzas without building
+    /// trees. The caller guarantees one or more complete, well-formed
+    /// stanzas in the `jabber:client` namespace with escaped attribute values.
+    pub fn send_raw(&mut self, stanza: &[u8]) {
+        if self.is_online() {
+            self.out.write(stanza);
+        }
+    }
+
     /// Close the stream gracefully.
     pub fn close(&mut self) {
         if !self.is_closed() {
@@ -203,12 +254,13 @@ impl ClientStream {
             let cond = StreamErrorCondition::from_element(&el);
             return self.fail(&format!("stream error: {cond}"));
         }
-        match std::mem::replace(&mut self.phase, Phase::Closed) {
+        match std::mem::replace(&mut self.phase, Phase::Dispatching) {
             Phase::Features if el.is(ns::STREAM, "features") => self.handle_features(&el),
             Phase::AwaitProceed if el.is(ns::TLS, "proceed") => {
                 self.out.push(ConnOutput::StartTls);
                 self.phase = Phase::AwaitTls;
             }
+            Phase::AwaitRegister if el.name == "iq" => self.handle_register(&el),
             Phase::Sasl(scram) if el.ns == ns::SASL => self.handle_sasl(scram, &el),
             Phase::AwaitBind if el.name == "iq" => self.handle_bind(&el),
             Phase::Online => {
@@ -236,14 +288,21 @@ impl ClientStream {
             self.phase = Phase::AwaitBind;
             return;
         }
-        if !self.secure && f.child(ns::TLS, "starttls").is_some() {
+        if !self.secure && self.cfg.starttls && f.child(ns::TLS, "starttls").is_some() {
             self.out
                 .write_element(&Element::new(ns::TLS, "starttls"), ns::CLIENT);
             self.phase = Phase::AwaitProceed;
             return;
         }
         if !self.secure && self.cfg.require_tls {
-            return self.fail("server offers no TLS and the client requires it");
+            return self.fail(if self.cfg.starttls {
+                "server offers no TLS and the client requires it"
+            } else {
+                "STARTTLS is disabled but the client requires TLS"
+            });
+        }
+        if self.cfg.register_only {
+            return self.send_registration();
         }
         let offered: Vec<String> = f
             .child(ns::SASL, "mechanisms")
@@ -261,7 +320,7 @@ impl ClientStream {
         let mech = self.cfg.mechanisms.iter().copied().find(|m| {
             offered.iter().any(|o| o == m.name())
                 && (!m.is_plus() || binding.is_some())
-                && (*m != Mechanism::Plain || self.secure)
+                && (*m != Mechanism::Plain || self.secure || self.cfg.allow_plain_unencrypted)
         });
         let Some(mech) = mech else {
             return self.fail("no common SASL mechanism");
@@ -289,6 +348,43 @@ impl ClientStream {
             .with_text(b64(&payload));
         self.out.write_element(&auth, ns::CLIENT);
         self.phase = Phase::Sasl(scram);
+    }
+
+    /// XEP-0077 §3.1: `<query xmlns='jabber:iq:register'>` with the
+    /// username and password, straight away (no form fetch first).
+    fn send_registration(&mut self) {
+        let Some(user) = self.cfg.jid.local().map(str::to_owned) else {
+            return self.fail("registration needs a JID with a localpart");
+        };
+        let query = Element::new(NS_REGISTER, "query")
+            .with_child(Element::new(NS_REGISTER, "username").with_text(user))
+            .with_child(Element::new(NS_REGISTER, "password").with_text(self.cfg.password.clone()));
+        let iq = Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "set")
+            .with_attr("id", "reg1")
+            .with_child(query);
+        self.out.write_element(&iq, ns::CLIENT);
+        self.phase = Phase::AwaitRegister;
+    }
+
+    fn handle_register(&mut self, iq: &Element) {
+        match iq.attr("type") {
+            Some("result") => self.registration = Some(Registration::Created),
+            Some("error") => {
+                let cond = iq
+                    .child(ns::CLIENT, "error")
+                    .or_else(|| iq.elements().find(|e| e.name == "error"))
+                    .and_then(|e| e.elements().find(|c| c.ns == ns::STANZA_ERRORS))
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| "undefined-condition".into());
+                if cond != "conflict" {
+                    return self.fail(&format!("registration refused: {cond}"));
+                }
+                self.registration = Some(Registration::AlreadyExists);
+            }
+            _ => return self.fail("unexpected answer to the registration request"),
+        }
+        self.close();
     }
 
     /// The channel binding to use: a type the server advertised (XEP-0440),

@@ -37,6 +37,9 @@ pub struct ServerStreamConfig {
     pub max_auth_failures: u32,
     /// Parser limits (stanza size, depth).
     pub limits: Limits,
+    /// Send a whitespace keepalive after this long without output on a bound
+    /// session (RFC 6120 §4.6.1), which also surfaces dead TCP peers.
+    pub keepalive_ms: Option<Millis>,
     /// Server-wide secret and iteration count for SCRAM decoys: an unknown
     /// user gets a stable, plausible salt, so probing cannot enumerate
     /// accounts. The embedder supplies random bytes at start.
@@ -57,6 +60,7 @@ impl Default for ServerStreamConfig {
             max_auth_failures: 3,
             limits: Limits::default(),
             scram_decoy: None,
+            keepalive_ms: Some(60_000),
             session_features: vec![Element::new(ns::ROSTER_VER, "ver")],
         }
     }
@@ -106,6 +110,8 @@ pub struct ServerStream {
     /// The bound full JID.
     jid: Option<Jid>,
     auth_deadline: Option<Millis>,
+    /// When the last byte was queued for the client (for keepalives).
+    last_output: Millis,
     auth_failures: u32,
     /// Account name of the exchange in progress (bare JID string).
     pending_account: Option<String>,
@@ -137,6 +143,7 @@ impl ServerStream {
             account: None,
             jid: None,
             auth_deadline,
+            last_output: now,
             auth_failures: 0,
             pending_account: None,
             next_request: 1,
@@ -168,29 +175,47 @@ impl ServerStream {
     /// The next deadline at which `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Millis> {
         if self.is_closed() {
-            None
-        } else {
-            self.auth_deadline
+            return None;
+        }
+        let keepalive = self
+            .cfg
+            .keepalive_ms
+            .filter(|_| self.jid.is_some())
+            .map(|k| self.last_output.saturating_add(k));
+        match (self.auth_deadline, keepalive) {
+            (Some(a), Some(k)) => Some(a.min(k)),
+            (a, k) => a.or(k),
         }
     }
 
-    /// Time passed: enforce the authentication timeout.
+    /// Time passed: enforce the authentication timeout, send keepalives.
     pub fn handle_timeout(&mut self, now: Millis) {
+        if self.is_closed() {
+            return;
+        }
         if let Some(deadline) = self.auth_deadline {
-            if now >= deadline && !self.is_closed() {
-                self.stream_error(
+            if now >= deadline {
+                return self.stream_error(
                     StreamErrorCondition::ConnectionTimeout,
                     Some("authentication timed out"),
                 );
             }
         }
+        if let Some(k) = self.cfg.keepalive_ms.filter(|_| self.jid.is_some()) {
+            if now >= self.last_output.saturating_add(k) {
+                self.out.write(b" ");
+                self.last_output = now;
+            }
+        }
     }
 
     /// Bytes arrived from the transport (after TLS decryption).
-    pub fn handle_input(&mut self, _now: Millis, bytes: &[u8]) {
+    pub fn handle_input(&mut self, now: Millis, bytes: &[u8]) {
         if self.is_closed() {
             return;
         }
+        // Replies to input count as output for the keepalive clock.
+        self.last_output = now;
         if matches!(self.phase, Phase::AwaitTls) {
             // Plaintext after <proceed/> must never reach the TLS layer or the
             // parser (the CVE-2011-0411 class).
@@ -259,6 +284,13 @@ impl ServerStream {
             }
         }
         self.process();
+    }
+
+    /// Deliver a stanza from the hub to the client. `now` only feeds the
+    /// keepalive clock.
+    pub fn send_stanza_at(&mut self, now: Millis, stanza: &Element) {
+        self.last_output = now;
+        self.send_stanza(stanza);
     }
 
     /// Deliver a stanza from the hub to the client.

@@ -1,0 +1,160 @@
+//! The command line. The comparison script is written against it: keep the
+//! names and defaults stable.
+//!
+//! ```text
+//! vireo-bench [--host 127.0.0.1] --port PORT [--domain localhost]
+//!   [--tls none|starttls|direct] [--server-pid PID] [--user-prefix u]
+//!   [--password pw] [--register] [--threads 1] [--mechanism SCRAM-SHA-1]
+//!   [--label NAME] [--timeout 60] SCENARIO [scenario options]
+//! ```
+
+use argh::FromArgs;
+use xmpp_core::sasl::Mechanism;
+use xmpp_runtime::client::TlsMode;
+
+/// vireo-bench: an XMPP load generator (login, idle, messages,
+/// roster-presence). Prints one JSON line of results on stdout and a table
+/// on stderr; exits non-zero when a login fails or a message is lost or
+/// duplicated. Accounts are {prefix}{i}@{domain}, all with the same
+/// password. --threads defaults to 1 so that on a 2-core machine the other
+/// core is left to the server.
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    /// server address (default 127.0.0.1)
+    #[argh(option, default = "String::from(\"127.0.0.1\")")]
+    pub host: String,
+    /// c2s port (the direct-TLS port with --tls direct)
+    #[argh(option)]
+    pub port: u16,
+    /// the XMPP domain of the accounts (default localhost)
+    #[argh(option, default = "String::from(\"localhost\")")]
+    pub domain: String,
+    /// none (plain TCP, never STARTTLS), starttls, or direct (XEP-0368);
+    /// default none
+    #[argh(option, default = "TlsMode::None", from_str_fn(parse_tls))]
+    pub tls: TlsMode,
+    /// the server's process id: CPU time and RSS are read from /proc/PID
+    #[argh(option)]
+    pub server_pid: Option<u32>,
+    /// account name prefix (default u: accounts u0, u1, ...)
+    #[argh(option, default = "String::from(\"u\")")]
+    pub user_prefix: String,
+    /// the accounts' password (default pw)
+    #[argh(option, default = "String::from(\"pw\")")]
+    pub password: String,
+    /// register the scenario's accounts first by XEP-0077 (existing ones
+    /// are skipped)
+    #[argh(switch)]
+    pub register: bool,
+    /// executor threads of the load generator (default 1)
+    #[argh(option, default = "1")]
+    pub threads: usize,
+    /// SASL mechanism: SCRAM-SHA-1 (default), SCRAM-SHA-256 or PLAIN
+    #[argh(option, default = "Mechanism::ScramSha1", from_str_fn(parse_mechanism))]
+    pub mechanism: Mechanism,
+    /// a free-form name copied into the JSON line (e.g. the server's name)
+    #[argh(option)]
+    pub label: Option<String>,
+    /// seconds without progress before the run is declared failed (default 60)
+    #[argh(option, default = "60")]
+    pub timeout: u64,
+    /// how many logins run at once while setting sessions up, outside the
+    /// measured phases (default 64)
+    #[argh(option, default = "64")]
+    pub setup_concurrency: usize,
+    #[argh(subcommand)]
+    pub scenario: ScenarioCmd,
+}
+
+fn parse_tls(s: &str) -> Result<TlsMode, String> {
+    s.parse()
+}
+
+fn parse_mechanism(s: &str) -> Result<Mechanism, String> {
+    match Mechanism::from_name(&s.to_ascii_uppercase()) {
+        Some(m @ (Mechanism::ScramSha1 | Mechanism::ScramSha256 | Mechanism::Plain)) => Ok(m),
+        _ => Err(format!(
+            "unsupported mechanism {s:?} (SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN)"
+        )),
+    }
+}
+
+/// The scenarios; each has its own options.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum ScenarioCmd {
+    Login(LoginCmd),
+    Idle(IdleCmd),
+    Messages(MessagesCmd),
+    RosterPresence(RosterPresenceCmd),
+}
+
+/// N accounts log in (connect to bound) with C at once: logins/s, p50/p99
+/// latency, server CPU per login.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "login")]
+pub struct LoginCmd {
+    /// how many logins (accounts 0..N)
+    #[argh(option)]
+    pub accounts: usize,
+    /// logins in flight at once (default 50)
+    #[argh(option, default = "50")]
+    pub concurrency: usize,
+}
+
+/// Hold N authenticated sessions with initial presence: the server's RSS
+/// before and after, KiB per session; then close them all.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "idle")]
+pub struct IdleCmd {
+    /// how many sessions (accounts 0..N)
+    #[argh(option)]
+    pub sessions: usize,
+    /// milliseconds to let the server settle before reading its RSS
+    /// (default 1000)
+    #[argh(option, default = "1000")]
+    pub settle_ms: u64,
+    /// seconds to keep the sessions open after measuring (default 0)
+    #[argh(option, default = "0")]
+    pub hold: u64,
+}
+
+/// P sender/receiver pairs, each sender keeping W messages in flight, M
+/// messages per pair: delivered msgs/s, p50/p99 end-to-end latency, server
+/// CPU per message, exact accounting.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "messages")]
+pub struct MessagesCmd {
+    /// sender/receiver pairs (accounts 0..2P)
+    #[argh(option)]
+    pub pairs: usize,
+    /// messages in flight per pair (default 20)
+    #[argh(option, default = "20")]
+    pub window: usize,
+    /// messages per pair (default 4000)
+    #[argh(option, default = "4000")]
+    pub count: usize,
+    /// extra idle sessions held during the run (accounts after the pairs;
+    /// default 0)
+    #[argh(option, default = "0")]
+    pub idle: usize,
+    /// message body size in bytes (default 16)
+    #[argh(option, default = "16")]
+    pub body_bytes: usize,
+}
+
+/// U users with R-contact rosters (mutual subscriptions, set up first and
+/// excluded from timing) log in and out: presence stanzas delivered/s.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "roster-presence")]
+pub struct RosterPresenceCmd {
+    /// how many users (accounts 0..U)
+    #[argh(option)]
+    pub users: usize,
+    /// contacts per user (rounded up to an even number, at most U-1)
+    #[argh(option)]
+    pub contacts: usize,
+    /// logins in flight at once in the measured phase (default 50)
+    #[argh(option, default = "50")]
+    pub concurrency: usize,
+}
