@@ -101,6 +101,23 @@ pub enum StorageRequest {
     DeleteAccount { account: String },
 }
 
+impl StorageRequest {
+    /// The account a request is about (for validation, logs and sharding).
+    pub fn account(&self) -> &str {
+        match self {
+            StorageRequest::LoadCredentials { account }
+            | StorageRequest::LoadAccount { account }
+            | StorageRequest::PutRosterItem { account, .. }
+            | StorageRequest::RemoveRosterItem { account, .. }
+            | StorageRequest::PushOffline { account, .. }
+            | StorageRequest::TakeOffline { account }
+            | StorageRequest::CreateAccount { account, .. }
+            | StorageRequest::SetCredentials { account, .. }
+            | StorageRequest::DeleteAccount { account } => account,
+        }
+    }
+}
+
 /// The backend's answer to a [`StorageRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageResult {

@@ -32,21 +32,6 @@ pub struct MemoryStore {
     accounts: BTreeMap<String, StoredAccount>,
 }
 
-/// The account named by any request.
-fn request_account(req: &StorageRequest) -> &str {
-    match req {
-        StorageRequest::LoadCredentials { account }
-        | StorageRequest::LoadAccount { account }
-        | StorageRequest::PutRosterItem { account, .. }
-        | StorageRequest::RemoveRosterItem { account, .. }
-        | StorageRequest::PushOffline { account, .. }
-        | StorageRequest::TakeOffline { account }
-        | StorageRequest::CreateAccount { account, .. }
-        | StorageRequest::SetCredentials { account, .. }
-        | StorageRequest::DeleteAccount { account } => account,
-    }
-}
-
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -99,7 +84,7 @@ impl MemoryStore {
 
     /// Answer one request.
     pub fn execute(&mut self, req: StorageRequest) -> StorageResult {
-        let name = request_account(&req);
+        let name = req.account();
         if name.is_empty() || name.contains('\0') {
             return StorageResult::Failed(format!("invalid account name {name:?}"));
         }

@@ -85,21 +85,6 @@ fn check_account(account: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The account named by any request, for validation and logs.
-fn request_account(req: &StorageRequest) -> &str {
-    match req {
-        StorageRequest::LoadCredentials { account }
-        | StorageRequest::LoadAccount { account }
-        | StorageRequest::PutRosterItem { account, .. }
-        | StorageRequest::RemoveRosterItem { account, .. }
-        | StorageRequest::PushOffline { account, .. }
-        | StorageRequest::TakeOffline { account }
-        | StorageRequest::CreateAccount { account, .. }
-        | StorageRequest::SetCredentials { account, .. }
-        | StorageRequest::DeleteAccount { account } => account,
-    }
-}
-
 /// Shared behaviour tests run against every backend.
 #[cfg(test)]
 pub(crate) mod conformance {

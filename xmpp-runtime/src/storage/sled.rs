@@ -31,7 +31,7 @@ use ::sled::{Batch, Db, IVec, Tree};
 use xmpp_core::storage::{AccountData, StorageRequest, StorageResult};
 
 use super::codec;
-use super::{check_account, request_account, Backend, StorageError};
+use super::{check_account, Backend, StorageError};
 
 /// A [`Backend`] storing everything in a sled database directory.
 pub struct SledBackend {
@@ -160,7 +160,7 @@ impl SledBackend {
     }
 
     fn run(&self, req: StorageRequest) -> Result<StorageResult, StorageError> {
-        check_account(request_account(&req))?;
+        check_account(req.account())?;
         match req {
             StorageRequest::LoadCredentials { account } => {
                 match self.credentials.get(account.as_bytes())? {
