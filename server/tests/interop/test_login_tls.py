@@ -51,6 +51,44 @@ async def test_requested_resource_is_bound(server, xmpp):
 
 
 @pytest.mark.asyncio
+async def test_emoji_resource_is_kept_and_routable(server, xmpp):
+    """RFC 7622 resourceparts are OpaqueString: emoji (also post-Unicode-6.3
+    ones and ZWJ sequences) are bound as requested, not replaced. slixmpp
+    itself still applies RFC 6122 resourceprep and refuses such JIDs, so the
+    emoji side logs in over a raw direct-TLS socket with PLAIN."""
+    acc = server.new_account("emo")
+    resource = "phone📱🦀👩\u200d💻"
+    user = acc.jid.split("@", 1)[0]
+    plain = base64.b64encode(f"\0{user}\0{acc.password}".encode()).decode()
+    raw = RawConn(server.c2s_tls_port, tls=True)
+    try:
+        raw.open_stream()
+        raw.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>")
+        assert raw.read_until(lambda b: b"<success" in b), raw.result().describe()
+        raw.buf = b""
+        raw.open_stream()
+        raw.send(f"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                 f"<resource>{resource}</resource></bind></iq><presence/>")
+        full = f"{acc.jid}/{resource}"
+        assert raw.read_until(lambda b: f"<jid>{full}</jid>".encode() in b), raw.result().describe()
+        sender = await xmpp.online(server, server.new_account("emosender"))
+        sender.xmpp.send_raw(f"<message to='{full}' type='chat'><body>to the crab</body></message>")
+        got = await asyncio.to_thread(raw.read_until, lambda b: b"to the crab" in b)
+        assert got, raw.result().describe()
+        assert f"to='{full}'".encode() in raw.buf or f'to="{full}"'.encode() in raw.buf
+    finally:
+        raw.close()
+
+
+@pytest.mark.asyncio
+async def test_emoji_password(server, xmpp):
+    password = "🦀🔑" + unique_user("")
+    jid = server.adduser(unique_user("emopw"), password)
+    c = xmpp.client(server, jid, password)
+    await c.connect()
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("mech", ["SCRAM-SHA-1", "PLAIN"])
 async def test_other_mechanisms_over_tls(server, xmpp, mech):
     acc = server.new_account("mech")

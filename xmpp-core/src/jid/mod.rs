@@ -18,7 +18,7 @@ use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 use precis_core::profile::PrecisFastInvocation;
 use precis_profiles::UsernameCaseMapped;
 
-mod opaque;
+pub(crate) mod opaque;
 
 /// Maximum length in bytes of each part (RFC 7622 §3.2–3.4).
 pub const MAX_PART_BYTES: usize = 1023;

@@ -62,7 +62,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Why a string fails OpaqueString enforcement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum OpaqueError {
+pub(crate) enum OpaqueError {
     /// The string is empty.
     Empty,
     /// A code point is not allowed (in its context).
@@ -86,7 +86,7 @@ impl fmt::Display for OpaqueError {
 }
 
 /// Apply the OpaqueString profile: map, normalise, then validate.
-pub(super) fn enforce(s: &str) -> Result<String, OpaqueError> {
+pub(crate) fn enforce(s: &str) -> Result<String, OpaqueError> {
     if s.is_empty() {
         return Err(OpaqueError::Empty);
     }

@@ -2,9 +2,6 @@
 
 use std::borrow::Cow;
 
-use precis_core::profile::PrecisFastInvocation as _;
-use precis_profiles::OpaqueString;
-
 use super::hash::{ct_eq, HashKind};
 use super::SaslFailure;
 
@@ -40,7 +37,11 @@ pub struct StoredCredentials {
 /// differently composed accents hash identically on client and server.
 /// Empty or disallowed passwords are rejected.
 pub fn prepare_password(password: &str) -> Result<Cow<'_, str>, SaslFailure> {
-    OpaqueString::enforce(password).map_err(|_| SaslFailure::MalformedRequest)
+    // The same OpaqueString enforcement as JID resourceparts, with current
+    // Unicode tables (precis-core's 6.3 tables would refuse newer emoji).
+    crate::jid::opaque::enforce(password)
+        .map(Cow::Owned)
+        .map_err(|_| SaslFailure::MalformedRequest)
 }
 
 impl ScramKeys {
