@@ -3,6 +3,37 @@
 use argh::FromArgs;
 use std::path::PathBuf;
 
+/// Parse the command line like `argh::from_env`, except that a lone `-`
+/// after `import-users` means standard input (argh would take it for an
+/// option).
+pub fn parse() -> Cli {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "import-users") {
+        let rest = &args[at + 1..];
+        if !rest.iter().any(|a| a == "--") {
+            if let Some(dash) = rest.iter().position(|a| a == "-") {
+                args.insert(at + 1 + dash, "--".into());
+            }
+        }
+    }
+    let name = args
+        .first()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or("vireo")
+        .to_owned();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    Cli::from_args(&[&name], &rest).unwrap_or_else(|exit| match exit.status {
+        Ok(()) => {
+            println!("{}", exit.output);
+            std::process::exit(0)
+        }
+        Err(()) => {
+            eprintln!("{}\nRun {name} --help for more information.", exit.output);
+            std::process::exit(1)
+        }
+    })
+}
+
 /// Vireo: an XMPP server.
 #[derive(FromArgs, Debug)]
 pub struct Cli {

@@ -25,7 +25,7 @@ fn init_logging(level: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    let cli: Cli = cli::parse();
     let config_path = match &cli.command {
         Command::Run(r) => r.config.clone().or(cli.config.clone()),
         _ => cli.config.clone(),

@@ -66,6 +66,16 @@ pub enum HubOutput {
     },
 }
 
+/// Presence that needs no account state when the account has no sessions:
+/// available/unavailable broadcasts, probes and presence errors.
+fn stateless_presence(stanza: &Element) -> bool {
+    stanza.name == "presence"
+        && matches!(
+            stanza.attr("type"),
+            None | Some("unavailable") | Some("probe") | Some("error")
+        )
+}
+
 /// Work that waits for an account to load.
 #[derive(Debug)]
 enum Deferred {
@@ -188,7 +198,15 @@ impl Hub {
         if to.local().is_none() {
             return self.server_stanza(stanza);
         }
-        self.with_account(&to.bare_str(), Deferred::Routed(stanza));
+        let account = to.bare_str();
+        if !self.accounts.contains_key(&account) && stateless_presence(&stanza) {
+            // An account that is not loaded has no sessions: availability
+            // presence and probes have nobody to reach and change nothing,
+            // so they are dropped without a storage round-trip (this is most
+            // of the presence traffic of a big roster logging in).
+            return;
+        }
+        self.with_account(&account, Deferred::Routed(stanza));
     }
 
     /// End every session of an account (account deleted).
@@ -289,8 +307,10 @@ impl Hub {
             StorageResult::Account(Some(data)) => {
                 self.accounts
                     .insert(account.to_owned(), Slot::Loaded(Account::from_data(data)));
+                // Unloading between queued items would drop the account
+                // under a bind that is still waiting in the queue.
                 for work in queue {
-                    self.run(account, work);
+                    self.run_one(account, work);
                 }
                 self.maybe_unload(account);
             }
@@ -339,13 +359,17 @@ impl Hub {
     }
 
     fn run(&mut self, account: &str, work: Deferred) {
+        self.run_one(account, work);
+        self.maybe_unload(account);
+    }
+
+    fn run_one(&mut self, account: &str, work: Deferred) {
         match work {
             Deferred::Bound(conn, jid) => self.bind(account, conn, jid),
             Deferred::Closed(conn) => self.unbind(account, conn),
             Deferred::FromSession(conn, stanza) => self.outbound(account, conn, stanza),
             Deferred::Routed(stanza) => self.inbound(account, stanza),
         }
-        self.maybe_unload(account);
     }
 
     /// Accounts without sessions are dropped from memory: storage is
@@ -389,9 +413,14 @@ impl Hub {
                 condition: Some(StreamErrorCondition::Conflict),
             });
         }
-        if let Some(acc) = self.account_mut(account) {
-            acc.sessions.insert(resource, Session::new(conn, jid));
-            self.conns.insert(conn, account.to_owned());
+        match self.account_mut(account) {
+            Some(acc) => {
+                acc.sessions.insert(resource, Session::new(conn, jid));
+                self.conns.insert(conn, account.to_owned());
+            }
+            // Not loaded (cannot happen while binds run from the load
+            // queue): load it again rather than lose the session.
+            None => self.with_account(account, Deferred::Bound(conn, jid)),
         }
     }
 
@@ -466,3 +495,6 @@ impl Hub {
         self.maybe_unload(account);
     }
 }
+
+#[cfg(test)]
+mod tests;

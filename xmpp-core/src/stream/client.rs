@@ -337,7 +337,10 @@ impl ClientStream {
                 &self.cfg.password,
                 &nonce,
                 b,
-                !self.bindings.is_empty(),
+                // "y" (RFC 5802 §6) only when this client would have used a
+                // -PLUS mechanism; a client configured without them sends
+                // "n", or a server offering -PLUS would see a downgrade.
+                !self.bindings.is_empty() && self.cfg.mechanisms.iter().any(|m| m.is_plus()),
             ) {
                 Ok((c, first)) => (first, Some(Box::new(c))),
                 Err(e) => return self.fail(&format!("SASL: {e}")),

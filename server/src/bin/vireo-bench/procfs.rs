@@ -41,7 +41,11 @@ pub fn self_rss_kib() -> Option<u64> {
 fn status_kib(path: &str, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..].split_ascii_whitespace().next()?.parse().ok()
+    line[key.len()..]
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The open-file limit after [`raise_nofile`]: `(soft, hard)`.
@@ -75,8 +79,8 @@ pub fn raise_nofile() -> NoFile {
         }
     }
     NoFile {
-        soft: lim.rlim_cur as u64,
-        hard: lim.rlim_max as u64,
+        soft: lim.rlim_cur,
+        hard: lim.rlim_max,
     }
 }
 

@@ -65,14 +65,6 @@ impl Report {
         self.set(key, Value::Bool(v))
     }
 
-    /// Append another report's fields.
-    pub fn extend(&mut self, other: Report) -> &mut Self {
-        for (k, v) in other.fields {
-            self.set(&k, v);
-        }
-        self
-    }
-
     /// The single JSON line (no trailing newline).
     pub fn json(&self) -> String {
         let mut out = String::from("{");

@@ -31,9 +31,7 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &IdleCmd, r: &mut Report) -> Result<(), St
     smol::Timer::after(Duration::from_millis(cmd.settle_ms)).await;
     let after = pid.and_then(rss_kib);
     let per_session = match (before, after) {
-        (Some(b), Some(a)) if cmd.sessions > 0 => {
-            Some((a as f64 - b as f64) / cmd.sessions as f64)
-        }
+        (Some(b), Some(a)) if cmd.sessions > 0 => Some((a as f64 - b as f64) / cmd.sessions as f64),
         _ => None,
     };
     r.opt_int("server_rss_after_kib", after)

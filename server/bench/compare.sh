@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: Vireo against Prosody 0.12 and ejabberd 23.01 from
+# Debian, in one run, on this machine, over loopback (issue 3).
+#
+#   server/bench/compare.sh [--quick] [--only vireo,prosody,ejabberd] [--tls]
+#                           [--count M] [--bench-threads N] [--no-install]
+#                           [--no-build] [--no-huge] [--check] [--keep]
+#
+#   --quick          small sizes: a smoke run of about two minutes
+#   --only LIST      servers to run (comma-separated; default all three)
+#   --tls            repeat the throughput runs (idle, messages, login) over STARTTLS
+#   --count M        messages per pair for the messages runs (default 4000, quick 400)
+#   --bench-threads  executor threads of the load generator (default 1)
+#   --no-install     do not apt-get install missing packages
+#   --no-build       do not run cargo build (use the binaries in target/release)
+#   --no-huge        skip the Vireo-only 15,000-idle-session runs of a full run
+#   --check          server management only: start each server from its generated
+#                    config, provision accounts, record start-up time and RSS, stop
+#                    (works without vireo-bench)
+#   --keep           keep the temporary directory (configs, logs, data) for inspection
+#
+# Each server runs as its own process with a generated config in a temporary
+# directory, on free 127.0.0.1 ports, is restarted fresh for every scenario and
+# stopped by PID afterwards; a trap cleans up on any exit. Results: one JSON
+# line per run in target/bench/results-<timestamp>.jsonl, the load generator's
+# tables in target/bench/run-<timestamp>.log, and the comparison table
+# (server/bench/report.py) on stdout.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PY="${PYTHON:-python3}"
+LIB="$HERE/benchlib.py"
+
+QUICK=0 TLS=0 INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
+ONLY="vireo,prosody,ejabberd" COUNT="" BENCH_THREADS=1
+DOMAIN=localhost PASSWORD=bench-pw PREFIX=u ROSTER_PREFIX=r
+# ejabberd 23.01 (p1_xmpp) hashes SCRAM with a fixed 4,096 iterations; Prosody
+# (default_iteration_count) and Vireo ([stream] scram_iterations) are set to match.
+SCRAM_ITERATIONS=4096
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --tls) TLS=1 ;;
+        --only) ONLY="$2"; shift ;;
+        --only=*) ONLY="${1#*=}" ;;
+        --count) COUNT="$2"; shift ;;
+        --bench-threads) BENCH_THREADS="$2"; shift ;;
+        --no-install) INSTALL=0 ;;
+        --no-build) BUILD=0 ;;
+        --no-huge) HUGE_RUNS=0 ;;
+        --check) CHECK=1 ;;
+        --keep) KEEP=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+SERVERS=()
+for s in ${ONLY//,/ }; do
+    case "$s" in
+        vireo|prosody|ejabberd) SERVERS+=("$s") ;;
+        *) echo "compare.sh: unknown server '$s' (vireo, prosody, ejabberd)" >&2; exit 2 ;;
+    esac
+done
+has() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
+
+# Scenario sizes (issue 3). Quick: the same shapes, small.
+if [ "$QUICK" = 1 ]; then
+    IDLE_SMALL=100 IDLE_BIG=500 PAIRS=10 WINDOW=10 COUNT="${COUNT:-400}"
+    LOGIN_ACCOUNTS=200 LOGIN_CONC=20 RP_USERS=20 RP_CONTACTS=10 HUGE=0
+else
+    IDLE_SMALL=1000 IDLE_BIG=5000 PAIRS=50 WINDOW=20 COUNT="${COUNT:-4000}"
+    LOGIN_ACCOUNTS=2000 LOGIN_CONC=50 RP_USERS=200 RP_CONTACTS=50 HUGE=15000
+    [ "$HUGE_RUNS" = 1 ] || HUGE=0
+fi
+max() { local m=$1; shift; for v in "$@"; do [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
+# Accounts PREFIX0..: pairs + idle sessions of the largest run, login accounts; +10 slack.
+N_COMMON=$(( $(max $((IDLE_BIG + 2 * PAIRS)) "$LOGIN_ACCOUNTS") + 10 ))
+N_VIREO=$(( $(max "$N_COMMON" $((HUGE + 2 * PAIRS))) + 10 ))
+N_ROSTER=$(( RP_USERS + RP_CONTACTS + 10 ))
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+OUT_DIR="$TARGET/bench"
+RESULTS="$OUT_DIR/results-$STAMP.jsonl"
+RUNLOG="$OUT_DIR/run-$STAMP.log"
+mkdir -p "$OUT_DIR"
+: > "$RESULTS"
+
+log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$RUNLOG" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- cleanup
+TMP=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+        local f
+        for f in "$TMP"/*/pids; do
+            [ -f "$f" ] || continue
+            # shellcheck disable=SC2046
+            "$PY" "$LIB" stop --timeout 10 $(cat "$f") || true
+            rm -f "$f"
+        done
+        if [ "$KEEP" = 1 ]; then
+            log "kept $TMP"
+        else
+            rm -rf "$TMP"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- open files
+HARD="$(ulimit -Hn)"
+[ "$HARD" = unlimited ] && HARD=1048576
+ulimit -n "$HARD" || die "cannot raise the open-file soft limit to $HARD"
+log "open-file limit: $(ulimit -Sn) (hard $HARD)"
+if [ "$HUGE" -gt 0 ] && [ "$HARD" -lt $((HUGE + 1000)) ]; then
+    log "open-file hard limit $HARD is too low for $HUGE sessions; skipping those runs"
+    HUGE=0
+fi
+
+# ---------------------------------------------------------------- packages
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+if [ "$INSTALL" = 1 ]; then
+    missing=()
+    for s in prosody ejabberd; do
+        has "$s" && ! pkg_installed "$s" && missing+=("$s")
+    done
+    for tool in openssl:openssl setpriv:util-linux; do
+        command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt-get update -q >>"$RUNLOG" 2>&1 || die "apt-get update failed (see $RUNLOG)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+            >>"$RUNLOG" 2>&1 || die "apt-get install ${missing[*]} failed (see $RUNLOG)"
+    fi
+fi
+for s in prosody ejabberd; do
+    has "$s" && ! pkg_installed "$s" && die "$s is not installed (drop --no-install or --only it away)"
+done
+
+# The packages start system services on their default ports and /etc configs:
+# stop (and, under systemd, disable) them; the /etc configs are never touched.
+stop_package_services() {
+    local s pids
+    for s in prosody ejabberd; do
+        pkg_installed "$s" || continue
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+            systemctl disable --now "$s" >/dev/null 2>&1 || true
+        elif command -v service >/dev/null; then
+            service "$s" stop >/dev/null 2>&1 || true
+        fi
+    done
+    pids="$("$PY" "$LIB" package-pids)"
+    if [ -n "$pids" ]; then
+        log "stopping package-started server processes: $(echo $pids)"
+        # shellcheck disable=SC2086
+        "$PY" "$LIB" stop --timeout 15 $pids || true
+    fi
+}
+stop_package_services
+
+# ---------------------------------------------------------------- build
+if [ "$BUILD" = 1 ]; then
+    log "cargo build --release -p vireo"
+    (cd "$ROOT" && cargo build --release -p vireo) >>"$RUNLOG" 2>&1 || die "cargo build failed (see $RUNLOG)"
+fi
+VIREO="$TARGET/release/vireo"
+BENCH="$TARGET/release/vireo-bench"
+[ -x "$VIREO" ] || die "$VIREO is missing"
+if [ ! -x "$BENCH" ]; then
+    [ "$CHECK" = 1 ] || die "$BENCH is missing (cargo build --release -p vireo --bin vireo-bench); --check runs without it"
+    BENCH=""
+fi
+
+# ---------------------------------------------------------------- machine
+TMP="$(mktemp -d /tmp/vireo-compare.XXXXXX)"
+chmod 755 "$TMP"
+{
+    "$PY" "$LIB" machine | "$PY" -c '
+import json, subprocess, sys
+m = json.loads(sys.stdin.read())
+def out(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:
+        return ""
+m["stamp"] = sys.argv[1]
+m["mode"] = sys.argv[2]
+m["vireo_rev"] = out("git", "-C", sys.argv[3], "describe", "--always", "--dirty")
+for p in ("prosody", "ejabberd"):
+    v = out("dpkg-query", "-W", "-f=${Version}", p)
+    if v:
+        m[p + "_version"] = v
+m["scram_iterations"] = int(sys.argv[4])
+print(json.dumps(m))
+' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS"
+} >> "$RESULTS"
+
+# One self-signed certificate for all three servers (TLS runs).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+    -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
+    -keyout "$TMP/localhost.key" -out "$TMP/localhost.crt" >/dev/null 2>&1 \
+    || die "openssl could not generate a certificate"
+
+# ---------------------------------------------------------------- servers
+declare -A PORT TLS_PORT DIST_PORT PID
+free_ports() { "$PY" "$LIB" free-ports "$1" | tr '\n' ' '; }
+
+fill() { # fill TEMPLATE OUT DIR [KEY=VALUE...]
+    local tpl="$1" out="$2" dir="$3" kv args=()
+    shift 3
+    args=(-e "s#@DIR@#$dir#g" -e "s#@DOMAIN@#$DOMAIN#g" -e "s#@SCRAM_ITERATIONS@#$SCRAM_ITERATIONS#g")
+    for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
+    sed "${args[@]}" "$tpl" > "$out"
+}
+
+accounts_file() { # accounts_file OUT N_COMMON N_ROSTER
+    "$PY" -c '
+import sys
+out, n, nr, dom, pw, p, rp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:]
+with open(out, "w") as f:
+    for i in range(n):
+        f.write("%s%d@%s %s\n" % (p, i, dom, pw))
+    for i in range(nr):
+        f.write("%s%d@%s %s\n" % (rp, i, dom, pw))
+' "$1" "$2" "$3" "$DOMAIN" "$PASSWORD" "$PREFIX" "$ROSTER_PREFIX"
+}
+
+setup_vireo() {
+    local d="$TMP/vireo" p
+    mkdir -p "$d"
+    cp "$TMP/localhost.crt" "$TMP/localhost.key" "$d/"
+    read -r PORT[vireo] TLS_PORT[vireo] <<<"$(free_ports 2)"
+    PORT[vireo-t1]=${PORT[vireo]} TLS_PORT[vireo-t1]=${TLS_PORT[vireo]}
+    for p in "vireo:0" "vireo-t1:1"; do
+        fill "$HERE/vireo.toml.in" "$d/${p%%:*}.toml" "$d" \
+            "C2S_PORT=${PORT[vireo]}" "C2S_TLS_PORT=${TLS_PORT[vireo]}" "THREADS=${p#*:}"
+    done
+    accounts_file "$d/accounts.txt" "$N_VIREO" "$N_ROSTER"
+    log "vireo: importing $((N_VIREO + N_ROSTER)) accounts (server stopped)"
+    if ! vireo_env "$VIREO" -c "$d/vireo.toml" import-users "$d/accounts.txt" >>"$d/import.log" 2>&1; then
+        log "vireo: 'vireo import-users' failed (see below); falling back to one 'vireo adduser' per account"
+        tail -5 "$d/import.log" | tee -a "$RUNLOG" >&2
+        local jid pw
+        while read -r jid pw; do
+            printf '%s\n' "$pw" | vireo_env "$VIREO" -c "$d/vireo.toml" adduser "$jid" >>"$d/import.log" 2>&1 \
+                || die "vireo adduser $jid failed (see $d/import.log)"
+        done < "$d/accounts.txt"
+    fi
+}
+vireo_env() {
+    env VIREO_C2S_REQUIRE_ENCRYPTION=false VIREO_BIND=127.0.0.1 VIREO_LOG=warn \
+        VIREO_C2S_PORT="${PORT[vireo]}" VIREO_C2S_TLS_PORT="${TLS_PORT[vireo]}" \
+        VIREO_DATA_PATH="$TMP/vireo/data" "$@"
+}
+
+setup_prosody() {
+    local d="$TMP/prosody"
+    mkdir -p "$d/data"
+    cp "$TMP/localhost.crt" "$TMP/localhost.key" "$d/"
+    read -r PORT[prosody] TLS_PORT[prosody] <<<"$(free_ports 2)"
+    fill "$HERE/prosody.cfg.lua.in" "$d/prosody.cfg.lua" "$d" \
+        "C2S_PORT=${PORT[prosody]}" "C2S_TLS_PORT=${TLS_PORT[prosody]}"
+    chown -R prosody:prosody "$d"
+    chmod 600 "$d/localhost.key"
+    provision_ibr prosody
+}
+
+setup_ejabberd() {
+    local d="$TMP/ejabberd"
+    mkdir -p "$d/etc" "$d/log" "$d/db"
+    cp "$TMP/localhost.crt" "$TMP/localhost.key" "$d/"
+    read -r PORT[ejabberd] TLS_PORT[ejabberd] DIST_PORT[ejabberd] <<<"$(free_ports 3)"
+    local kv=("C2S_PORT=${PORT[ejabberd]}" "C2S_TLS_PORT=${TLS_PORT[ejabberd]}"
+              "DIST_PORT=${DIST_PORT[ejabberd]}" "NODE=vbench$$")
+    fill "$HERE/ejabberd.yml.in" "$d/etc/ejabberd.yml" "$d" "${kv[@]}"
+    fill "$HERE/ejabberdctl.cfg.in" "$d/etc/ejabberdctl.cfg" "$d" "${kv[@]}"
+    fill "$HERE/inetrc.in" "$d/etc/inetrc" "$d"
+    chown -R ejabberd:ejabberd "$d"
+    chmod 600 "$d/localhost.key"
+    provision_ibr ejabberd
+}
+
+# XEP-0077 registration of the same accounts, on a server started for it.
+provision_ibr() {
+    local srv="$1" d="$TMP/$1" ok=0
+    start_server "$srv" provision
+    log "$srv: registering $((N_COMMON + N_ROSTER)) accounts in-band (XEP-0077)"
+    if [ -n "$BENCH" ] && [ "${PROVISION_WITH:-bench}" = bench ]; then
+        if "$BENCH" --host 127.0.0.1 --port "${PORT[$srv]}" --domain "$DOMAIN" --password "$PASSWORD" \
+                --register --user-prefix "$PREFIX" --label "$srv/provision" \
+                login --accounts "$N_COMMON" --concurrency 20 >"$d/provision.json" 2>>"$d/provision.log" \
+           && "$BENCH" --host 127.0.0.1 --port "${PORT[$srv]}" --domain "$DOMAIN" --password "$PASSWORD" \
+                --register --user-prefix "$ROSTER_PREFIX" --label "$srv/provision" \
+                login --accounts "$N_ROSTER" --concurrency 20 >>"$d/provision.json" 2>>"$d/provision.log"; then
+            ok=1
+        else
+            log "$srv: vireo-bench --register failed (see $d/provision.log); using benchlib.py register"
+            tail -5 "$d/provision.log" | tee -a "$RUNLOG" >&2
+        fi
+    fi
+    if [ "$ok" = 0 ]; then
+        "$PY" "$LIB" register --port "${PORT[$srv]}" --domain "$DOMAIN" --prefix "$PREFIX" \
+            --count "$N_COMMON" --password "$PASSWORD" | tee -a "$RUNLOG" >&2 \
+            || die "$srv: registration of $PREFIX* failed"
+        "$PY" "$LIB" register --port "${PORT[$srv]}" --domain "$DOMAIN" --prefix "$ROSTER_PREFIX" \
+            --count "$N_ROSTER" --password "$PASSWORD" | tee -a "$RUNLOG" >&2 \
+            || die "$srv: registration of $ROSTER_PREFIX* failed"
+    fi
+    stop_server "$srv"
+}
+
+# start_server SERVER CASE: spawn it fresh, wait for stream features, record
+# start-up time and RSS as a "startup" line; sets PID[SERVER].
+start_server() {
+    local srv="$1" case="$2" base="${1%-t1}" d cmd=() comm=() line
+    d="$TMP/$base"
+    case "$srv" in
+        vireo|vireo-t1)
+            cmd=(env VIREO_C2S_REQUIRE_ENCRYPTION=false VIREO_BIND=127.0.0.1 VIREO_LOG=warn
+                 VIREO_C2S_PORT="${PORT[vireo]}" VIREO_C2S_TLS_PORT="${TLS_PORT[vireo]}"
+                 VIREO_DATA_PATH="$d/data" "$VIREO" run --config "$d/$srv.toml") ;;
+        prosody)
+            cmd=(setpriv --reuid=prosody --regid=prosody --init-groups
+                 prosody -F --config "$d/prosody.cfg.lua") ;;
+        ejabberd)
+            # As root, ejabberdctl would re-exec itself through su, whose PAM
+            # limits cap open files at 1024: start it as the ejabberd user.
+            cmd=(env HOME="$d" setpriv --reuid=ejabberd --regid=ejabberd --init-groups
+                 ejabberdctl --config-dir "$d/etc" --logs "$d/log" --spool "$d/db" foreground)
+            comm=(--comm beam.smp) ;;
+    esac
+    line="$("$PY" "$LIB" launch --server "$srv" --label "$case" --port "${PORT[$srv]}" \
+        --domain "$DOMAIN" --log "$d/server.log" --pidfile "$d/pids" --cwd "$d" \
+        --timeout 90 "${comm[@]}" -- "${cmd[@]}")" || die "$srv did not start (log: $d/server.log)"
+    PID[$srv]="$(cut -d' ' -f1 "$d/pids")"
+    printf '%s\n' "$line" | "$PY" -c '
+import json, sys
+r = json.loads(sys.stdin.read()); r.pop("features", None); r["case"] = sys.argv[1]
+print(json.dumps(r))' "$case" >> "$RESULTS"
+    log "$srv started for $case: $(printf '%s' "$line" | "$PY" -c '
+import json, sys; r = json.loads(sys.stdin.read())
+print("%.1f ms to stream features, RSS %d KiB, PID %d" % (r["startup_ms"], r["rss_kib"] or 0, r["pid"]))')"
+}
+
+stop_server() {
+    local d="$TMP/${1%-t1}"
+    if [ -f "$d/pids" ]; then
+        # shellcheck disable=SC2046
+        "$PY" "$LIB" stop --timeout 15 $(cat "$d/pids") || true
+        rm -f "$d/pids"
+    fi
+    PID[$1]=""
+}
+
+# ---------------------------------------------------------------- scenarios
+# run_case SERVER CASE [--tls starttls] [--user-prefix P] SCENARIO ARGS...
+run_case() {
+    local srv="$1" case="$2" d rc=0
+    shift 2
+    d="$TMP/${srv%-t1}"
+    start_server "$srv" "$case"
+    log "$srv: $case: vireo-bench $*"
+    "$BENCH" --host 127.0.0.1 --port "${PORT[$srv]}" --domain "$DOMAIN" --password "$PASSWORD" \
+        --server-pid "${PID[$srv]}" --threads "$BENCH_THREADS" --mechanism SCRAM-SHA-1 \
+        --label "$srv/$case" "$@" >"$d/case.json" 2> >(tee -a "$RUNLOG" >&2) || rc=$?
+    stop_server "$srv"
+    "$PY" - "$srv" "$case" "$rc" "$d/case.json" "$*" >>"$RESULTS" <<'EOF'
+import json, sys
+srv, case, rc, path, argv = sys.argv[1:]
+lines = [l for l in open(path, encoding="utf-8", errors="replace").read().splitlines() if l.strip()]
+rec = None
+for l in reversed(lines):
+    try:
+        rec = json.loads(l)
+        break
+    except ValueError:
+        pass
+if rec is None or not isinstance(rec, dict):
+    rec = {"error": "no JSON line from vireo-bench (exit %s)" % rc}
+elif rc != "0":
+    rec.setdefault("error", "vireo-bench exit status %s" % rc)
+rec["server"], rec["case"], rec["args"] = srv, case, argv
+print(json.dumps(rec))
+EOF
+    [ "$rc" = 0 ] || log "$srv: $case: vireo-bench failed with status $rc (recorded; continuing)"
+}
+
+# Seconds of the measured phase, if the JSON line has it (for the >= 2 s check).
+case_seconds() {
+    tail -n 1 "$RESULTS" | "$PY" -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+for k in ("steady_s", "duration_s"):
+    if isinstance(r.get(k), (int, float)):
+        print(r[k]); break
+else:
+    print("")'
+}
+
+messages_case() { # messages_case SERVER CASE [extra args before the scenario] -- [scenario args]
+    local srv="$1" case="$2" pre=() post=() secs count="$COUNT"
+    shift 2
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do pre+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    post=("$@")
+    run_case "$srv" "$case" "${pre[@]}" messages --pairs "$PAIRS" --window "$WINDOW" --count "$count" "${post[@]}"
+    # A fast server must not be measured on its start-up burst: rerun longer if < 2 s.
+    secs="$(case_seconds)"
+    if [ "$QUICK" = 0 ] && [ -n "$secs" ] && "$PY" -c "import sys; sys.exit(0 if 0 < $secs < 2.0 else 1)"; then
+        count="$("$PY" -c "print(int($count * 3.0 / $secs) + 1)")"
+        log "$srv: $case measured only ${secs}s; rerunning with --count $count"
+        run_case "$srv" "$case" "${pre[@]}" messages --pairs "$PAIRS" --window "$WINDOW" --count "$count" "${post[@]}"
+    fi
+}
+
+log "results: $RESULTS"
+for s in "${SERVERS[@]}"; do
+    log "setting up $s"
+    "setup_$s"
+done
+
+if [ -z "$BENCH" ]; then
+    # --check without vireo-bench: start each fresh, record start-up, stop.
+    for s in "${SERVERS[@]}"; do
+        for i in 1 2 3; do
+            start_server "$s" "check"
+            "$PY" "$LIB" features --port "${PORT[$s]}" --domain "$DOMAIN" | grep -q "<stream:features" \
+                || die "$s: no stream features on a second connection"
+            stop_server "$s"
+        done
+    done
+else
+    for s in "${SERVERS[@]}"; do
+        run_case "$s" "idle-$IDLE_SMALL" idle --sessions "$IDLE_SMALL"
+        run_case "$s" "idle-$IDLE_BIG" idle --sessions "$IDLE_BIG"
+        messages_case "$s" "messages-fresh"
+        messages_case "$s" "messages-idle$IDLE_BIG" -- --idle "$IDLE_BIG"
+        run_case "$s" "login-c$LOGIN_CONC" login --accounts "$LOGIN_ACCOUNTS" --concurrency "$LOGIN_CONC"
+        run_case "$s" "roster-presence" --user-prefix "$ROSTER_PREFIX" \
+            roster-presence --users "$RP_USERS" --contacts "$RP_CONTACTS"
+        if [ "$TLS" = 1 ]; then
+            run_case "$s" "tls-idle-$IDLE_BIG" --tls starttls idle --sessions "$IDLE_BIG"
+            messages_case "$s" "tls-messages-fresh" --tls starttls
+            messages_case "$s" "tls-messages-idle$IDLE_BIG" --tls starttls -- --idle "$IDLE_BIG"
+            run_case "$s" "tls-login-c$LOGIN_CONC" --tls starttls \
+                login --accounts "$LOGIN_ACCOUNTS" --concurrency "$LOGIN_CONC"
+        fi
+        if [ "$s" = vireo ]; then
+            # Scaling past one core: the same messages run on 1 executor thread.
+            messages_case vireo-t1 "messages-fresh"
+            if [ "$HUGE" -gt 0 ]; then
+                run_case vireo "idle-$HUGE" idle --sessions "$HUGE"
+                messages_case vireo "messages-idle$HUGE" -- --idle "$HUGE"
+            fi
+        fi
+    done
+fi
+
+log "done: $RESULTS"
+"$PY" "$HERE/report.py" "$RESULTS" | tee -a "$RUNLOG"

@@ -1,0 +1,84 @@
+//! Hub regressions that need precise control over when storage answers.
+
+use super::*;
+use crate::storage::AccountData;
+
+fn hub() -> Hub {
+    Hub::new(Arc::new(HubConfig::default()))
+}
+
+fn outputs(hub: &mut Hub) -> Vec<HubOutput> {
+    std::iter::from_fn(|| hub.poll_output()).collect()
+}
+
+fn load_request(out: &[HubOutput]) -> Option<RequestId> {
+    out.iter().find_map(|o| match o {
+        HubOutput::Storage {
+            id,
+            request: StorageRequest::LoadAccount { .. },
+        } => Some(*id),
+        _ => None,
+    })
+}
+
+fn jid(s: &str) -> Jid {
+    Jid::parse(s).expect("valid test JID")
+}
+
+fn chat(to: &str, from: &str) -> Element {
+    Element::new(crate::ns::CLIENT, "message")
+        .with_attr("to", to)
+        .with_attr("from", from)
+        .with_attr("type", "chat")
+        .with_child(Element::new(crate::ns::CLIENT, "body").with_text("hi"))
+}
+
+/// A message for an unloaded account followed by a bind, both waiting for
+/// the same load: the account must not be unloaded between the two, or the
+/// session is never registered and every later stanza of it goes nowhere.
+#[test]
+fn bind_queued_behind_routed_work_survives_the_load() {
+    let mut h = hub();
+    h.routed(0, chat("bob@localhost", "alice@localhost/a"));
+    let id = load_request(&outputs(&mut h)).expect("account load requested");
+    h.session_bound(1, 7, jid("bob@localhost/phone"));
+    h.handle_storage(2, id, StorageResult::Account(Some(AccountData::default())));
+    let _ = outputs(&mut h);
+    assert_eq!(h.session_count(), 1);
+    // The session answers: a ping to the account comes back to it.
+    let ping = Element::new(crate::ns::CLIENT, "iq")
+        .with_attr("type", "get")
+        .with_attr("id", "p1")
+        .with_attr("from", "bob@localhost/phone")
+        .with_child(Element::new(crate::ns::PING, "ping"));
+    h.from_session(3, 7, ping);
+    let routed: Vec<Element> = outputs(&mut h)
+        .into_iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(routed.len(), 1);
+    h.routed(4, routed[0].clone());
+    let delivered = outputs(&mut h).into_iter().any(|o| {
+        matches!(o, HubOutput::Deliver { conn: 7, ref stanza } if stanza.attr("type") == Some("result"))
+    });
+    assert!(delivered, "ping result reaches the session");
+}
+
+/// Presence for an account with no sessions needs no storage.
+#[test]
+fn presence_to_unloaded_account_causes_no_load() {
+    let mut h = hub();
+    for ptype in [None, Some("unavailable"), Some("probe")] {
+        let mut p = Element::new(crate::ns::CLIENT, "presence")
+            .with_attr("to", "bob@localhost")
+            .with_attr("from", "alice@localhost/a");
+        if let Some(t) = ptype {
+            p.set_attr("type", t);
+        }
+        h.routed(0, p);
+        assert!(outputs(&mut h).is_empty(), "{ptype:?}");
+    }
+}
