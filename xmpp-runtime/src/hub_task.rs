@@ -15,6 +15,9 @@ use xmpp_core::storage::{RequestId, StorageRequest, StorageResult};
 use xmpp_core::stream::StreamErrorCondition;
 use xmpp_core::Element;
 
+/// Most requests one storage flush covers.
+const MAX_STORAGE_BATCH: usize = 256;
+
 /// Input to a hub partition.
 #[derive(Debug)]
 pub(crate) enum HubMsg {
@@ -111,16 +114,30 @@ fn storage_worker(
     let spawned = std::thread::Builder::new()
         .name(format!("vireo-store-{partition}"))
         .spawn(move || {
-            while let Ok((id, req)) = rx.recv() {
-                let offline_for = match &req {
-                    StorageRequest::PushOffline { account, .. } => Some(account.clone()),
-                    _ => None,
-                };
-                let result = shared.backend.execute(req);
-                if let Some(account) = offline_for {
-                    tracing::debug!(%account, ?result, "offline message stored");
+            while let Ok(first) = rx.recv() {
+                // Take whatever else is queued: one batch, one flush.
+                let mut batch = vec![first];
+                while batch.len() < MAX_STORAGE_BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
                 }
-                shared.router.send(partition, HubMsg::Storage(id, result));
+                let (ids, reqs): (Vec<RequestId>, Vec<StorageRequest>) = batch.into_iter().unzip();
+                let offline: Vec<Option<String>> = reqs
+                    .iter()
+                    .map(|r| match r {
+                        StorageRequest::PushOffline { account, .. } => Some(account.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let results = shared.backend.execute_batch(reqs);
+                for ((id, result), offline_for) in ids.into_iter().zip(results).zip(offline) {
+                    if let Some(account) = offline_for {
+                        tracing::debug!(%account, ?result, "offline message stored");
+                    }
+                    shared.router.send(partition, HubMsg::Storage(id, result));
+                }
             }
         });
     if let Err(e) = spawned {

@@ -32,6 +32,12 @@ pub trait Backend: Send + Sync {
     /// PushOffline, CreateAccount, SetCredentials, DeleteAccount,
     /// PutRosterItem, RemoveRosterItem.
     fn execute(&self, req: StorageRequest) -> StorageResult;
+    /// Execute several requests in order, with the same durability promise
+    /// for each by the time this returns. Backends override it to share one
+    /// flush (group commit).
+    fn execute_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
+        reqs.into_iter().map(|r| self.execute(r)).collect()
+    }
     /// Flush everything (graceful shutdown).
     fn flush(&self) -> Result<(), StorageError>;
     /// List accounts (bare JIDs) — for admin commands.

@@ -148,8 +148,8 @@ impl SledBackend {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn durable(&self, result: StorageResult) -> Result<StorageResult, StorageError> {
-        if result == StorageResult::Done {
+    fn durable(&self, result: StorageResult, flush: bool) -> Result<StorageResult, StorageError> {
+        if flush && result == StorageResult::Done {
             self.db.flush()?;
         }
         Ok(result)
@@ -159,7 +159,9 @@ impl SledBackend {
         Ok(self.credentials.contains_key(account.as_bytes())?)
     }
 
-    fn run(&self, req: StorageRequest) -> Result<StorageResult, StorageError> {
+    /// Execute one request; `flush` makes a successful write durable before
+    /// returning (batches flush once at the end instead).
+    fn run(&self, req: StorageRequest, flush: bool) -> Result<StorageResult, StorageError> {
         check_account(req.account())?;
         match req {
             StorageRequest::LoadCredentials { account } => {
@@ -205,7 +207,7 @@ impl SledBackend {
             } => {
                 let key = roster_key(&account, &item.jid);
                 let value = codec::encode_roster_item(&item);
-                self.roster_change(&account, version, |roster| {
+                self.roster_change(&account, version, flush, |roster| {
                     roster.insert(key.as_slice(), value.as_slice()).map(drop)
                 })
             }
@@ -215,7 +217,7 @@ impl SledBackend {
                 version,
             } => {
                 let key = roster_key(&account, &jid);
-                self.roster_change(&account, version, |roster| {
+                self.roster_change(&account, version, flush, |roster| {
                     roster.remove(key.as_slice()).map(drop)
                 })
             }
@@ -238,7 +240,7 @@ impl SledBackend {
                         StorageResult::Done
                     }
                 };
-                self.durable(result)
+                self.durable(result, flush)
             }
             StorageRequest::TakeOffline { account } => {
                 let stanzas = {
@@ -283,7 +285,7 @@ impl SledBackend {
                         Err(_) => StorageResult::Conflict,
                     }
                 };
-                self.durable(result)
+                self.durable(result, flush)
             }
             StorageRequest::SetCredentials {
                 account,
@@ -299,7 +301,7 @@ impl SledBackend {
                         StorageResult::NotFound
                     }
                 };
-                self.durable(result)
+                self.durable(result, flush)
             }
             StorageRequest::DeleteAccount { account } => {
                 let result = {
@@ -337,7 +339,7 @@ impl SledBackend {
                         });
                     tx.map_err(tx_error)?
                 };
-                self.durable(result)
+                self.durable(result, flush)
             }
         }
     }
@@ -348,6 +350,7 @@ impl SledBackend {
         &self,
         account: &str,
         version: u64,
+        flush: bool,
         change: impl Fn(
             &::sled::transaction::TransactionalTree,
         ) -> Result<(), ::sled::transaction::UnabortableTransactionError>,
@@ -365,19 +368,43 @@ impl SledBackend {
             });
             tx.map_err(tx_error)?
         };
-        self.durable(result)
+        self.durable(result, flush)
+    }
+}
+
+impl SledBackend {
+    fn failed(&self, e: StorageError) -> StorageResult {
+        tracing::error!(error = %e, path = %self.path.display(), "storage request failed");
+        StorageResult::Failed(e.to_string())
     }
 }
 
 impl Backend for SledBackend {
     fn execute(&self, req: StorageRequest) -> StorageResult {
-        match self.run(req) {
+        match self.run(req, true) {
             Ok(result) => result,
-            Err(e) => {
-                tracing::error!(error = %e, path = %self.path.display(), "storage request failed");
-                StorageResult::Failed(e.to_string())
+            Err(e) => self.failed(e),
+        }
+    }
+
+    /// Group commit: every request applied, then one flush for all of them,
+    /// so a burst of writes costs one fsync instead of one each. Results are
+    /// returned only after that flush, so "answered" still means "durable".
+    fn execute_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
+        let mut results: Vec<StorageResult> = reqs
+            .into_iter()
+            .map(|req| self.run(req, false).unwrap_or_else(|e| self.failed(e)))
+            .collect();
+        if results.iter().any(|r| *r == StorageResult::Done) {
+            if let Err(e) = self.db.flush() {
+                let e = StorageError::from(e);
+                tracing::error!(error = %e, path = %self.path.display(), "storage flush failed");
+                for r in results.iter_mut().filter(|r| **r == StorageResult::Done) {
+                    *r = StorageResult::Failed(e.to_string());
+                }
             }
         }
+        results
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -409,6 +436,49 @@ mod tests {
             Ok(b) => b,
             Err(e) => panic!("open failed: {e}"),
         }
+    }
+
+    #[test]
+    fn batch_applies_in_order_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let b = open(dir.path());
+            let creds = super::super::conformance::creds(1);
+            let results = b.execute_batch(vec![
+                Req::CreateAccount {
+                    account: "a@x".into(),
+                    credentials: creds,
+                },
+                Req::PushOffline {
+                    account: "a@x".into(),
+                    stanza: "<m1/>".into(),
+                },
+                Req::PushOffline {
+                    account: "nobody@x".into(),
+                    stanza: "<m/>".into(),
+                },
+                Req::PushOffline {
+                    account: "a@x".into(),
+                    stanza: "<m2/>".into(),
+                },
+            ]);
+            assert_eq!(
+                results,
+                vec![
+                    StorageResult::Done,
+                    StorageResult::Done,
+                    StorageResult::NotFound,
+                    StorageResult::Done
+                ]
+            );
+        }
+        let b = open(dir.path());
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: "a@x".into()
+            }),
+            StorageResult::Offline(vec!["<m1/>".into(), "<m2/>".into()])
+        );
     }
 
     #[test]
