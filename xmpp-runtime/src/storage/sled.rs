@@ -395,7 +395,7 @@ impl Backend for SledBackend {
             .into_iter()
             .map(|req| self.run(req, false).unwrap_or_else(|e| self.failed(e)))
             .collect();
-        if results.iter().any(|r| *r == StorageResult::Done) {
+        if results.contains(&StorageResult::Done) {
             if let Err(e) = self.db.flush() {
                 let e = StorageError::from(e);
                 tracing::error!(error = %e, path = %self.path.display(), "storage flush failed");
