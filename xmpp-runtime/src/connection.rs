@@ -8,8 +8,9 @@ use crate::tls::server_channel_bindings;
 use crate::transport::Transport;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::{TcpListener, TcpStream};
+use smol::io::AsyncWriteExt;
+use smol::Async;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use xmpp_core::stream::{ConnOutput, ServerStream};
 /// Accept connections until the listener fails.
 pub(crate) async fn accept_loop(
     ex: Arc<smol::Executor<'static>>,
-    listener: TcpListener,
+    listener: Async<TcpListener>,
     direct_tls: bool,
     shared: Arc<Shared>,
 ) {
@@ -32,7 +33,7 @@ pub(crate) async fn accept_loop(
                     drop(stream);
                     continue;
                 }
-                let _ = stream.set_nodelay(true);
+                let _ = stream.get_ref().set_nodelay(true);
                 let shared2 = shared.clone();
                 ex.spawn(async move {
                     shared2.live.fetch_add(1, Ordering::Relaxed);
@@ -56,7 +57,10 @@ enum Wake {
     Timer,
 }
 
-async fn tls_accept(shared: &Shared, tcp: TcpStream) -> Option<(Transport, Vec<ChannelBinding>)> {
+async fn tls_accept(
+    shared: &Shared,
+    tcp: Async<TcpStream>,
+) -> Option<(Transport, Vec<ChannelBinding>)> {
     let tls = shared.tls.as_ref()?;
     let acceptor = TlsAcceptor::from(tls.config.clone());
     let handshake = acceptor.accept(tcp);
@@ -76,11 +80,11 @@ async fn tls_accept(shared: &Shared, tcp: TcpStream) -> Option<(Transport, Vec<C
     }
 }
 
-async fn run(tcp: TcpStream, direct_tls: bool, shared: Arc<Shared>) {
-    let peer = tcp.peer_addr().ok();
+async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
+    let peer = tcp.get_ref().peer_addr().ok();
     let conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (mut transport, bindings) = if direct_tls {
-        match tls_accept(&shared, tcp).await {
+        match Box::pin(tls_accept(&shared, tcp)).await {
             Some((t, b)) => (t, Some(b)),
             None => return,
         }
@@ -92,7 +96,6 @@ async fn run(tcp: TcpStream, direct_tls: bool, shared: Arc<Shared>) {
     shared.conns().insert(conn_id, tx.clone());
     let mut stream = ServerStream::new(shared.stream_cfg.clone(), entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
-    let mut buf = vec![0u8; 16 * 1024];
 
     'conn: loop {
         // Perform everything the machine asked for.
@@ -112,7 +115,7 @@ async fn run(tcp: TcpStream, direct_tls: bool, shared: Arc<Shared>) {
                     else {
                         break 'conn;
                     };
-                    match tls_accept(&shared, tcp).await {
+                    match Box::pin(tls_accept(&shared, tcp)).await {
                         Some((t, b)) => {
                             transport = t;
                             stream.tls_established(now_ms(), b);
@@ -157,7 +160,13 @@ async fn run(tcp: TcpStream, direct_tls: bool, shared: Arc<Shared>) {
             break;
         }
         let timer = stream.poll_timeout();
-        let read = async { Wake::Read(transport.read(&mut buf).await) };
+        let read = async {
+            Wake::Read(
+                transport
+                    .read_with(|bytes| stream.handle_input(now_ms(), bytes))
+                    .await,
+            )
+        };
         let msg = async { Wake::Msg(rx.recv().await.ok()) };
         let tick = async {
             match timer {
@@ -170,7 +179,7 @@ async fn run(tcp: TcpStream, direct_tls: bool, shared: Arc<Shared>) {
         };
         match read.or(msg).or(tick).await {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
-            Wake::Read(Ok(n)) => stream.handle_input(now_ms(), &buf[..n]),
+            Wake::Read(Ok(_)) => {} // already handed to the stream
             Wake::Msg(Some(ConnMsg::Deliver(el))) => {
                 stream.send_stanza_at(now_ms(), &el);
                 // Batch whatever else is queued into the same write.

@@ -177,7 +177,7 @@ async fn run_partition(
             match out {
                 HubOutput::Deliver { conn, stanza } => {
                     if let Some(tx) = conns.get(&conn) {
-                        let _ = tx.try_send(ConnMsg::Deliver(stanza));
+                        let _ = tx.try_send(ConnMsg::Deliver(Box::new(stanza)));
                     }
                 }
                 HubOutput::Route(stanza) => shared.router.route(stanza),

@@ -5,8 +5,9 @@ use crate::hub_task::{spawn_partitions, HubMsg, Router};
 use crate::storage::Backend;
 use crate::tls::ServerTls;
 use smol::channel::Sender;
-use smol::net::TcpListener;
+use smol::Async;
 use std::collections::HashMap;
+use std::net::TcpListener;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -88,8 +89,9 @@ pub enum StartError {
 /// A message to a connection task.
 #[derive(Debug)]
 pub(crate) enum ConnMsg {
-    /// Write this stanza to the client.
-    Deliver(xmpp_core::Element),
+    /// Write this stanza to the client. Boxed so each connection's queue
+    /// slots stay pointer-sized (queues allocate slots in blocks).
+    Deliver(Box<xmpp_core::Element>),
     /// Close the stream (with an error condition, or gracefully).
     Close(Option<StreamErrorCondition>),
 }
@@ -143,19 +145,22 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     if cfg.c2s_tls_port.is_some() && cfg.tls.is_none() {
         return Err(StartError::NoCertificate);
     }
-    let bind_listener = |port: u16| -> Result<TcpListener, StartError> {
+    let bind_listener = |port: u16| -> Result<Async<TcpListener>, StartError> {
         let addr = SocketAddr::new(cfg.bind, port);
         let std_listener = std::net::TcpListener::bind(addr)
             .map_err(|source| StartError::Bind { addr, source })?;
-        TcpListener::try_from(std_listener).map_err(|source| StartError::Bind { addr, source })
+        Async::new(std_listener).map_err(|source| StartError::Bind { addr, source })
     };
     let c2s = bind_listener(cfg.c2s_port)?;
     let c2s_tls = cfg.c2s_tls_port.map(bind_listener).transpose()?;
-    let c2s_addr = c2s.local_addr().map_err(|source| StartError::Bind {
-        addr: SocketAddr::new(cfg.bind, cfg.c2s_port),
-        source,
-    })?;
-    let c2s_tls_addr = c2s_tls.as_ref().and_then(|l| l.local_addr().ok());
+    let c2s_addr = c2s
+        .get_ref()
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: SocketAddr::new(cfg.bind, cfg.c2s_port),
+            source,
+        })?;
+    let c2s_tls_addr = c2s_tls.as_ref().and_then(|l| l.get_ref().local_addr().ok());
 
     let mut stream_cfg = cfg.stream.clone();
     stream_cfg.starttls_available = cfg.tls.is_some();

@@ -3,19 +3,71 @@
 
 use futures_rustls::server::TlsStream;
 use smol::io::{AsyncRead, AsyncWrite};
-use smol::net::TcpStream;
+use smol::Async;
+use std::cell::RefCell;
 use std::io;
+use std::net::TcpStream;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+
+/// Size of the per-thread read buffer.
+const READ_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer per executor thread instead of one per connection:
+    /// an idle connection waits for readiness holding no buffer at all.
+    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
 
 /// Plain or TLS.
 pub enum Transport {
     /// Unencrypted TCP (before STARTTLS).
-    Plain(TcpStream),
+    Plain(Async<TcpStream>),
     /// TLS over TCP.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Async<TcpStream>>>),
     /// Placeholder while upgrading.
     Upgrading,
+}
+
+impl Transport {
+    /// The TCP socket underneath.
+    fn socket(&self) -> Option<&Async<TcpStream>> {
+        match self {
+            Transport::Plain(s) => Some(s),
+            Transport::Tls(s) => Some(s.get_ref().0),
+            Transport::Upgrading => None,
+        }
+    }
+
+    /// Wait until input is available and hand it to `consume`; returns the
+    /// number of bytes (0 at end of stream). Data already decrypted inside
+    /// the TLS session is taken before waiting on the socket.
+    pub async fn read_with(&mut self, mut consume: impl FnMut(&[u8])) -> io::Result<usize> {
+        loop {
+            if let Poll::Ready(r) = self.read_now(&mut consume) {
+                return r;
+            }
+            match self.socket() {
+                Some(s) => s.readable().await?,
+                None => return Err(io::ErrorKind::NotConnected.into()),
+            }
+        }
+    }
+
+    /// One non-blocking read into this thread's buffer.
+    fn read_now(&mut self, consume: &mut impl FnMut(&[u8])) -> Poll<io::Result<usize>> {
+        READ_BUFFER.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let mut cx = Context::from_waker(Waker::noop());
+            match Pin::new(&mut *self).poll_read(&mut cx, &mut buf) {
+                Poll::Ready(Ok(n)) => {
+                    consume(&buf[..n]);
+                    Poll::Ready(Ok(n))
+                }
+                other => other,
+            }
+        })
+    }
 }
 
 impl AsyncRead for Transport {

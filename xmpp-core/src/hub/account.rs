@@ -41,6 +41,55 @@ impl Session {
     }
 }
 
+/// An account's sessions. Almost every account has one or two, so a small
+/// vector beats a map (a B-tree node alone is ~2 KiB per idle account).
+#[derive(Debug, Default)]
+pub struct Sessions(Vec<Session>);
+
+impl Sessions {
+    /// The session bound to `resource`.
+    pub fn get(&self, resource: &str) -> Option<&Session> {
+        self.0.iter().find(|s| s.jid.resource() == Some(resource))
+    }
+
+    /// Add a session, replacing one bound to the same resource.
+    pub fn insert(&mut self, resource: String, session: Session) {
+        match self
+            .0
+            .iter_mut()
+            .find(|s| s.jid.resource() == Some(resource.as_str()))
+        {
+            Some(slot) => *slot = session,
+            None => {
+                // Exact growth: a default Vec reserves four ~200-byte slots.
+                self.0.reserve_exact(1);
+                self.0.push(session)
+            }
+        }
+    }
+
+    /// All sessions.
+    pub fn values(&self) -> impl Iterator<Item = &Session> {
+        self.0.iter()
+    }
+
+    /// All sessions, mutably.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Session> {
+        self.0.iter_mut()
+    }
+
+    /// Keep the sessions for which `keep(resource, session)` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Session) -> bool) {
+        self.0
+            .retain(|s| keep(s.jid.resource().unwrap_or_default(), s));
+    }
+
+    /// No session left.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A loaded account.
 #[derive(Debug, Default)]
 pub struct Account {
@@ -48,8 +97,8 @@ pub struct Account {
     pub roster: BTreeMap<String, RosterItem>,
     /// XEP-0237 roster version.
     pub roster_version: u64,
-    /// Bound sessions keyed by resource.
-    pub sessions: BTreeMap<String, Session>,
+    /// Bound sessions.
+    pub sessions: Sessions,
 }
 
 impl Account {
@@ -61,7 +110,7 @@ impl Account {
                 .map(|i| (i.jid.clone(), i))
                 .collect(),
             roster_version: data.roster_version,
-            sessions: BTreeMap::new(),
+            sessions: Sessions::default(),
         }
     }
 

@@ -63,11 +63,15 @@ const CHUNK: usize = 8 * 1024;
 /// still let names through so that the size check, not rxml, reports.
 const MIN_TOKEN: usize = 64;
 
+/// The longest single token (name or attribute value; text is chunked)
+/// rxml buffers. rxml reserves this much per connection while it parses, so
+/// it is kept well below the stanza limit; XMPP attribute values are short.
+const MAX_TOKEN: usize = 32 * 1024;
+
 fn rxml_parser(limits: &Limits) -> rxml::Parser {
     let opts = rxml::Options {
-        // A token can never be longer than the element holding it, so this
-        // bounds every attribute value and name rxml buffers internally.
-        max_token_length: limits.max_stanza_bytes.max(MIN_TOKEN),
+        // A token can never be longer than the element holding it either.
+        max_token_length: limits.max_stanza_bytes.clamp(MIN_TOKEN, MAX_TOKEN),
         ..rxml::Options::default()
     };
     rxml::Parser::with_options(opts)
@@ -157,6 +161,9 @@ enum Phase {
     Closed,
 }
 
+/// Buffer capacity kept by an idle parser; more is released.
+const IDLE_BUFFER: usize = 1024;
+
 /// Incremental parser for one XMPP stream: feed bytes as they arrive, pull
 /// [`StreamEvent`]s.
 #[derive(Debug)]
@@ -245,6 +252,17 @@ impl StreamParser {
         }
     }
 
+    /// Between stanzas with nothing buffered, give back the memory a burst
+    /// of input grew: an idle session should cost next to nothing.
+    fn release_if_idle(&mut self) {
+        if self.buf.is_empty() && self.tree.is_empty() && self.phase == Phase::Open {
+            if self.buf.capacity() > IDLE_BUFFER {
+                self.buf = BytesMut::new();
+            }
+            self.parser.release_temporaries();
+        }
+    }
+
     fn too_large(&self) -> bool {
         self.phase != Phase::Closed
             && self.cur_bytes.saturating_add(self.unattributed) > self.limits.max_stanza_bytes
@@ -286,6 +304,7 @@ impl StreamParser {
                         return Err(self.size_error());
                     }
                     if self.buf.is_empty() || used == 0 {
+                        self.release_if_idle();
                         return Ok(None);
                     }
                 }

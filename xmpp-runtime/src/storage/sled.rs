@@ -33,6 +33,9 @@ use xmpp_core::storage::{AccountData, StorageRequest, StorageResult};
 use super::codec;
 use super::{check_account, Backend, StorageError};
 
+/// Bytes of sled page cache.
+const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// A [`Backend`] storing everything in a sled database directory.
 pub struct SledBackend {
     db: Db,
@@ -99,7 +102,13 @@ impl SledBackend {
     /// with a backtrace.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, ::sled::Error> {
-            let db = ::sled::Config::new().path(dir).open()?;
+            // sled's page cache defaults to 1 GiB and grows with every account
+            // read; the hub keeps live accounts in memory itself, so a small
+            // cache is enough.
+            let db = ::sled::Config::new()
+                .path(dir)
+                .cache_capacity(SLED_CACHE_BYTES)
+                .open()?;
             let credentials = db.open_tree("credentials")?;
             let roster = db.open_tree("roster")?;
             let roster_version = db.open_tree("roster_version")?;
