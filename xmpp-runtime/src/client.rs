@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use xmpp_core::jid::Jid;
+use xmpp_core::sasl::ScramClientKeys;
 use xmpp_core::stream::client::Registration;
 use xmpp_core::stream::{ClientConfig, ClientStream, ConnOutput};
 use xmpp_core::Element;
@@ -251,6 +252,19 @@ impl Client {
     /// The bound JID.
     pub fn jid(&self) -> Option<&Jid> {
         self.stream.jid()
+    }
+
+    /// The SCRAM keys this login used (salt, iteration count, ClientKey,
+    /// ServerKey; `None` after PLAIN): pass them as
+    /// [`ClientConfig::scram_cache`] to later logins of the same account and
+    /// password so that they skip PBKDF2 (RFC 5802 §5.1).
+    pub fn scram_keys(&self) -> Option<&ScramClientKeys> {
+        self.stream.scram_keys()
+    }
+
+    /// Whether this login used [`ClientConfig::scram_cache`] (PBKDF2 skipped).
+    pub fn used_scram_cache(&self) -> bool {
+        self.stream.used_scram_cache()
     }
 
     /// Perform pending outputs, then read once.

@@ -3,6 +3,7 @@
 
 use crate::clock::{entropy, instant_for, now_ms};
 use crate::hub_task::HubMsg;
+use crate::mailbox::Mailbox;
 use crate::server::{ConnMsg, Shared};
 use crate::tls::server_channel_bindings;
 use crate::transport::Transport;
@@ -53,7 +54,7 @@ pub(crate) async fn accept_loop(
 
 enum Wake {
     Read(std::io::Result<usize>),
-    Msg(Option<ConnMsg>),
+    Msgs(Vec<ConnMsg>),
     Timer,
 }
 
@@ -92,8 +93,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         (Transport::Plain(tcp), None)
     };
     tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
-    let (tx, rx) = smol::channel::unbounded::<ConnMsg>();
-    shared.conns().insert(conn_id, tx.clone());
+    let mailbox = Arc::new(Mailbox::default());
+    shared.conns().insert(conn_id, mailbox.clone());
     let mut stream = ServerStream::new(shared.stream_cfg.clone(), entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
 
@@ -136,7 +137,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                         HubMsg::Bound {
                             conn: conn_id,
                             jid,
-                            tx: tx.clone(),
+                            mailbox: mailbox.clone(),
                         },
                     );
                 }
@@ -167,7 +168,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     .await,
             )
         };
-        let msg = async { Wake::Msg(rx.recv().await.ok()) };
+        let msg = async { Wake::Msgs(mailbox.recv_all().await) };
         let tick = async {
             match timer {
                 Some(t) => {
@@ -180,25 +181,20 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         match read.or(msg).or(tick).await {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
             Wake::Read(Ok(_)) => {} // already handed to the stream
-            Wake::Msg(Some(ConnMsg::Deliver(el))) => {
-                stream.send_stanza_at(now_ms(), &el);
-                // Batch whatever else is queued into the same write.
-                loop {
-                    match rx.try_recv() {
-                        Ok(ConnMsg::Deliver(el)) => stream.send_stanza_at(now_ms(), &el),
-                        Ok(ConnMsg::Close(cond)) => {
-                            stream.close(cond);
-                            break;
-                        }
-                        Err(_) => break,
+            Wake::Msgs(msgs) => {
+                // A burst becomes one write.
+                let now = now_ms();
+                for msg in msgs {
+                    match msg {
+                        ConnMsg::Deliver(el) => stream.send_stanza_at(now, &el),
+                        ConnMsg::Close(cond) => stream.close(cond),
                     }
                 }
             }
-            Wake::Msg(Some(ConnMsg::Close(cond))) => stream.close(cond),
-            Wake::Msg(None) => break,
             Wake::Timer => stream.handle_timeout(now_ms()),
         }
     }
+    mailbox.close();
     shared.conns().remove(&conn_id);
     if let Some(p) = partition {
         shared.router.send(p, HubMsg::Closed(conn_id));

@@ -3,6 +3,7 @@
 //! an executor thread.
 
 use crate::clock::now_ms;
+use crate::mailbox::Mailbox;
 use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ pub(crate) enum HubMsg {
     Bound {
         conn: ConnId,
         jid: Jid,
-        tx: Sender<ConnMsg>,
+        mailbox: Arc<Mailbox>,
     },
     Closed(ConnId),
     FromSession(ConnId, Element),
@@ -153,12 +154,12 @@ async fn run_partition(
     storage: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
     shared: Arc<Shared>,
 ) {
-    let mut conns: HashMap<ConnId, Sender<ConnMsg>> = HashMap::new();
+    let mut conns: HashMap<ConnId, Arc<Mailbox>> = HashMap::new();
     while let Ok(msg) = rx.recv().await {
         let now = now_ms();
         match msg {
-            HubMsg::Bound { conn, jid, tx } => {
-                conns.insert(conn, tx);
+            HubMsg::Bound { conn, jid, mailbox } => {
+                conns.insert(conn, mailbox);
                 hub.session_bound(now, conn, jid);
             }
             HubMsg::Closed(conn) => {
@@ -176,8 +177,8 @@ async fn run_partition(
         while let Some(out) = hub.poll_output() {
             match out {
                 HubOutput::Deliver { conn, stanza } => {
-                    if let Some(tx) = conns.get(&conn) {
-                        let _ = tx.try_send(ConnMsg::Deliver(Box::new(stanza)));
+                    if let Some(m) = conns.get(&conn) {
+                        m.send(ConnMsg::Deliver(Box::new(stanza)));
                     }
                 }
                 HubOutput::Route(stanza) => shared.router.route(stanza),
@@ -187,8 +188,8 @@ async fn run_partition(
                     }
                 }
                 HubOutput::Close { conn, condition } => {
-                    if let Some(tx) = conns.get(&conn) {
-                        let _ = tx.try_send(ConnMsg::Close(condition));
+                    if let Some(m) = conns.get(&conn) {
+                        m.send(ConnMsg::Close(condition));
                     }
                 }
             }

@@ -11,6 +11,7 @@ pub mod client;
 pub mod clock;
 mod connection;
 mod hub_task;
+mod mailbox;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -2,6 +2,7 @@
 //! partitions and the admin socket.
 
 use crate::hub_task::{spawn_partitions, HubMsg, Router};
+use crate::mailbox::Mailbox;
 use crate::storage::Backend;
 use crate::tls::ServerTls;
 use smol::channel::Sender;
@@ -102,7 +103,7 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<Arc<ServerTls>>,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) router: Router,
-    pub(crate) conns: Mutex<HashMap<ConnId, Sender<ConnMsg>>>,
+    pub(crate) conns: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
     pub(crate) max_connections: usize,
@@ -113,7 +114,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Lock the connection registry, recovering from a poisoned lock (a
     /// panicking task must not take the whole server down).
-    pub(crate) fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Sender<ConnMsg>>> {
+    pub(crate) fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Arc<Mailbox>>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -251,9 +252,9 @@ impl RunningServer {
     pub fn shutdown(self, grace: Duration) {
         tracing::info!("shutting down");
         self.shared.router.broadcast(|| HubMsg::Shutdown);
-        let senders: Vec<Sender<ConnMsg>> = self.shared.conns().values().cloned().collect();
-        for s in senders {
-            let _ = s.try_send(ConnMsg::Close(Some(StreamErrorCondition::SystemShutdown)));
+        let mailboxes: Vec<Arc<Mailbox>> = self.shared.conns().values().cloned().collect();
+        for m in mailboxes {
+            m.send(ConnMsg::Close(Some(StreamErrorCondition::SystemShutdown)));
         }
         let deadline = std::time::Instant::now() + grace;
         while self.shared.live.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {

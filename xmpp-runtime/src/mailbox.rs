@@ -1,0 +1,62 @@
+//! A connection's inbox: what hub partitions (and shutdown) send it.
+//!
+//! A mutex-protected Vec the connection takes whole, plus an event to wake
+//! it. Unlike a channel it holds no allocation while empty, which matters
+//! when tens of thousands of sessions sit idle, and the receiver drains a
+//! burst in one go.
+
+use crate::server::ConnMsg;
+use event_listener::Event;
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct Inner {
+    queue: Vec<ConnMsg>,
+    closed: bool,
+}
+
+/// One connection's inbox.
+#[derive(Debug, Default)]
+pub(crate) struct Mailbox {
+    inner: Mutex<Inner>,
+    event: Event,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Pushing and taking cannot leave the queue inconsistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue a message; false once the connection is gone.
+    pub(crate) fn send(&self, msg: ConnMsg) -> bool {
+        let mut inner = self.lock();
+        if inner.closed {
+            return false;
+        }
+        inner.queue.push(msg);
+        drop(inner);
+        self.event.notify(1);
+        true
+    }
+
+    /// The connection ended: refuse further messages.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.event.notify(usize::MAX);
+    }
+
+    /// Wait for messages and take them all, oldest first.
+    pub(crate) async fn recv_all(&self) -> Vec<ConnMsg> {
+        loop {
+            let listener = {
+                let mut inner = self.lock();
+                if !inner.queue.is_empty() {
+                    return std::mem::take(&mut inner.queue);
+                }
+                self.event.listen()
+            };
+            listener.await;
+        }
+    }
+}
