@@ -26,4 +26,4 @@ pub use mechanism::Mechanism;
 pub use message::MAX_MESSAGE_LEN;
 pub use plain::{parse_plain, plain_message, PlainCredentials};
 pub use scram::{ClientFirst, ScramServer};
-pub use scram_client::{ScramClient, MAX_CLIENT_ITERATIONS};
+pub use scram_client::{ScramClient, ScramClientKeys, MAX_CLIENT_ITERATIONS};

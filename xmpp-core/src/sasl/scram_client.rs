@@ -12,9 +12,69 @@ use super::{ChannelBinding, Mechanism, SaslFailure};
 /// hostile server just burns our CPU.
 pub const MAX_CLIENT_ITERATIONS: u32 = 10_000_000;
 
+/// A SCRAM client's derived keys for one (password, salt, iteration count)
+/// and hash function: what RFC 5802 §5.1 lets a client cache so that later
+/// logins skip PBKDF2 (`Hi()`), the only expensive step on the client side.
+///
+/// Obtained from [`ScramClient::keys`] after an exchange and handed to a
+/// later one with [`ScramClient::with_cached_keys`]. They are used only when
+/// the server's salt, iteration count and hash match; otherwise the client
+/// derives fresh keys from the password. The keys are password-equivalent
+/// for this server (they authenticate as the account): keep them as secret
+/// as the password, and drop them when the password changes (stale keys for
+/// an unchanged salt make the server refuse the login).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramClientKeys {
+    /// The SCRAM family the keys belong to: [`Mechanism::ScramSha1`] or
+    /// [`Mechanism::ScramSha256`] (the `-PLUS` variants use the same keys).
+    pub mechanism: Mechanism,
+    /// The salt the server sent.
+    pub salt: Vec<u8>,
+    /// The iteration count the server sent.
+    pub iterations: u32,
+    /// `HMAC(SaltedPassword, "Client Key")`.
+    pub client_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScramClientKeys {
+    // Hand-written so the (password-equivalent) keys never end up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramClientKeys")
+            .field("mechanism", &self.mechanism)
+            .field("salt", &b64_encode(&self.salt))
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScramClientKeys {
+    /// Whether these keys answer a server-first with `salt` and
+    /// `iterations` for `hash` (and have the hash's length).
+    fn fit(&self, hash: HashKind, salt: &[u8], iterations: u32) -> bool {
+        self.mechanism.hash() == Some(hash)
+            && self.iterations == iterations
+            && self.salt == salt
+            && self.client_key.len() == hash.output_len()
+            && self.server_key.len() == hash.output_len()
+    }
+}
+
+/// The non-`-PLUS` mechanism of a hash function.
+fn family(hash: HashKind) -> Mechanism {
+    match hash {
+        HashKind::Sha1 => Mechanism::ScramSha1,
+        HashKind::Sha256 => Mechanism::ScramSha256,
+    }
+}
+
 enum State {
     AwaitServerFirst,
-    AwaitServerFinal { server_signature: Vec<u8> },
+    AwaitServerFinal {
+        server_signature: Vec<u8>,
+        keys: ScramClientKeys,
+    },
     Failed,
 }
 
@@ -27,6 +87,10 @@ pub struct ScramClient {
     cb_data: Vec<u8>,
     client_first_bare: String,
     client_nonce: String,
+    /// Keys from an earlier exchange, used if the server-first fits them.
+    cached: Option<ScramClientKeys>,
+    /// The server-first fitted `cached`: PBKDF2 was skipped.
+    used_cached: bool,
     state: State,
 }
 
@@ -36,6 +100,8 @@ impl std::fmt::Debug for ScramClient {
         f.debug_struct("ScramClient")
             .field("gs2_header", &self.gs2_header)
             .field("client_first_bare", &self.client_first_bare)
+            .field("cached_keys", &self.cached.is_some())
+            .field("used_cached_keys", &self.used_cached)
             .finish_non_exhaustive()
     }
 }
@@ -99,13 +165,42 @@ impl ScramClient {
             cb_data,
             client_first_bare,
             client_nonce: client_nonce.to_owned(),
+            cached: None,
+            used_cached: false,
             state: State::AwaitServerFirst,
         };
         Ok((client, msg))
     }
 
+    /// Offer keys cached from an earlier exchange (RFC 5802 §5.1): if the
+    /// server-first's salt and iteration count (and this mechanism's hash)
+    /// match them, [`handle_server_first`](Self::handle_server_first) uses
+    /// them instead of running PBKDF2 on the password; otherwise it derives
+    /// keys as usual. Call before `handle_server_first`.
+    pub fn with_cached_keys(mut self, keys: ScramClientKeys) -> Self {
+        self.cached = Some(keys);
+        self
+    }
+
+    /// The keys this exchange used, once the server-first was handled, for
+    /// caching with [`with_cached_keys`](Self::with_cached_keys). Only cache
+    /// them after [`verify_server_final`](Self::verify_server_final)
+    /// succeeded: before that nothing shows they match the server's record.
+    pub fn keys(&self) -> Option<&ScramClientKeys> {
+        match &self.state {
+            State::AwaitServerFinal { keys, .. } => Some(keys),
+            _ => None,
+        }
+    }
+
+    /// Whether the server-first matched the keys from
+    /// [`with_cached_keys`](Self::with_cached_keys), so PBKDF2 was skipped.
+    pub fn used_cached_keys(&self) -> bool {
+        self.used_cached
+    }
+
     /// Checks server-first (nonce extends ours, salt, `i ≥ 4096`), runs
-    /// PBKDF2 and returns client-final with the proof.
+    /// PBKDF2 (unless cached keys fit) and returns client-final with the proof.
     pub fn handle_server_first(&mut self, msg: &[u8]) -> Result<Vec<u8>, SaslFailure> {
         if !matches!(self.state, State::AwaitServerFirst) {
             return Err(SaslFailure::MalformedRequest);
@@ -154,20 +249,42 @@ impl ScramClient {
         let without_proof = format!("c={},r={nonce}", b64_encode(&cb));
         let auth_message = format!("{},{msg},{without_proof}", self.client_first_bare);
 
-        let salted = h.salted_password(self.password.as_bytes(), &salt, iterations);
-        let (client_key, stored_key, server_key) = h.keys(&salted);
+        let keys = match self.cached.take() {
+            Some(k) if k.fit(h, &salt, iterations) => {
+                self.used_cached = true;
+                k
+            }
+            _ => {
+                let salted = h.salted_password(self.password.as_bytes(), &salt, iterations);
+                let (client_key, _, server_key) = h.keys(&salted);
+                ScramClientKeys {
+                    mechanism: family(h),
+                    salt,
+                    iterations,
+                    client_key,
+                    server_key,
+                }
+            }
+        };
+        let stored_key = h.h(&keys.client_key);
         let client_signature = h.hmac(&stored_key, auth_message.as_bytes());
-        let proof = xor(&client_key, &client_signature);
-        let server_signature = h.hmac(&server_key, auth_message.as_bytes());
+        let proof = xor(&keys.client_key, &client_signature);
+        let server_signature = h.hmac(&keys.server_key, auth_message.as_bytes());
 
-        self.state = State::AwaitServerFinal { server_signature };
+        self.state = State::AwaitServerFinal {
+            server_signature,
+            keys,
+        };
         Ok(format!("{without_proof},p={}", b64_encode(&proof)).into_bytes())
     }
 
     /// Checks the server's signature (`v=`), which proves the server knew our
     /// credentials; `e=` or a wrong signature → `NotAuthorized`.
     pub fn verify_server_final(&self, msg: &[u8]) -> Result<(), SaslFailure> {
-        let State::AwaitServerFinal { server_signature } = &self.state else {
+        let State::AwaitServerFinal {
+            server_signature, ..
+        } = &self.state
+        else {
             return Err(SaslFailure::MalformedRequest);
         };
         let msg = bounded_utf8(msg)?;
@@ -198,5 +315,131 @@ impl ScramClient {
         client_nonce: &str,
     ) -> Result<(ScramClient, Vec<u8>), SaslFailure> {
         Self::new_with_nonce(mech, username, password, client_nonce, None, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sasl::{ScramServer, StoredCredentials};
+
+    const CNONCE: &[u8] = b"client-nonce-bytes-0123456";
+    const SNONCE: &[u8] = b"server-nonce-bytes-0123456";
+
+    /// One exchange against a server holding `creds`: (client-final, the
+    /// client after it, whether the server accepted the proof).
+    fn exchange(
+        mech: Mechanism,
+        password: &str,
+        creds: &StoredCredentials,
+        cached: Option<ScramClientKeys>,
+    ) -> (Vec<u8>, ScramClient, bool) {
+        let (client, cf) = ScramClient::new(mech, "u", password, CNONCE, None, false).expect("c");
+        let mut client = match cached {
+            Some(k) => client.with_cached_keys(k),
+            None => client,
+        };
+        assert!(client.keys().is_none());
+        let (mut server, _) = ScramServer::start(mech, &cf, &[], false).expect("s");
+        let sf = server.server_first(Some(creds), SNONCE);
+        let cfin = client.handle_server_first(&sf).expect("client final");
+        let accepted = match server.finish(&cfin) {
+            Ok(sfin) => {
+                assert_eq!(client.verify_server_final(&sfin), Ok(()));
+                true
+            }
+            Err(_) => false,
+        };
+        (cfin, client, accepted)
+    }
+
+    #[test]
+    fn cached_keys_give_the_same_client_final() {
+        for mech in [Mechanism::ScramSha1, Mechanism::ScramSha256] {
+            let creds = StoredCredentials::derive("pw", b"0123456789abcdef", 4096).expect("d");
+            let (cold, client, ok) = exchange(mech, "pw", &creds, None);
+            assert!(ok);
+            assert!(!client.used_cached_keys());
+            let keys = client.keys().expect("keys").clone();
+            assert_eq!(keys.mechanism, mech);
+            assert_eq!(keys.salt, b"0123456789abcdef");
+            assert_eq!(keys.iterations, 4096);
+
+            let (warm, client, ok) = exchange(mech, "pw", &creds, Some(keys.clone()));
+            assert!(ok);
+            assert!(client.used_cached_keys());
+            assert_eq!(warm, cold);
+            assert_eq!(client.keys(), Some(&keys));
+
+            // The password is not consulted when the keys fit.
+            let (warm, client, ok) = exchange(mech, "other", &creds, Some(keys));
+            assert!(ok && client.used_cached_keys());
+            assert_eq!(warm, cold);
+        }
+    }
+
+    #[test]
+    fn plus_variant_uses_the_same_keys() {
+        let creds = StoredCredentials::derive("pw", b"0123456789abcdef", 4096).expect("d");
+        let (_, client, _) = exchange(Mechanism::ScramSha256, "pw", &creds, None);
+        let keys = client.keys().expect("keys").clone();
+        let cb = ChannelBinding::new(super::super::ChannelBindingType::TlsExporter, b"x");
+        let (client, _) = ScramClient::new(
+            Mechanism::ScramSha256Plus,
+            "u",
+            "pw",
+            CNONCE,
+            Some(cb),
+            true,
+        )
+        .expect("c");
+        let mut client = client.with_cached_keys(keys);
+        let mut sf = b"r=".to_vec();
+        sf.extend_from_slice(nonce_from_bytes(CNONCE).as_bytes());
+        sf.extend_from_slice(b"xyz,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096");
+        client.handle_server_first(&sf).expect("client final");
+        assert!(client.used_cached_keys());
+    }
+
+    #[test]
+    fn mismatched_keys_fall_back_to_the_password() {
+        let creds = StoredCredentials::derive("pw", b"0123456789abcdef", 4096).expect("d");
+        let (reference, client, _) = exchange(Mechanism::ScramSha256, "pw", &creds, None);
+        let keys = client.keys().expect("keys").clone();
+
+        let mut other_salt = keys.clone();
+        other_salt.salt = b"another salt".to_vec();
+        let mut other_iterations = keys.clone();
+        other_iterations.iterations = 8192;
+        let mut other_hash = keys.clone();
+        other_hash.mechanism = Mechanism::ScramSha1;
+        let mut truncated = keys.clone();
+        truncated.client_key.pop();
+        for stale in [other_salt, other_iterations, other_hash, truncated] {
+            let (cfin, client, ok) = exchange(Mechanism::ScramSha256, "pw", &creds, Some(stale));
+            assert!(ok);
+            assert!(!client.used_cached_keys());
+            assert_eq!(cfin, reference);
+            assert_eq!(client.keys(), Some(&keys));
+        }
+
+        // The server's record changed salt: the fresh keys carry it.
+        let moved = StoredCredentials::derive("pw", b"fresh-salt-0000", 4096).expect("d");
+        let (_, client, ok) = exchange(Mechanism::ScramSha256, "pw", &moved, Some(keys.clone()));
+        assert!(ok);
+        assert!(!client.used_cached_keys());
+        let fresh = client.keys().expect("keys");
+        assert_eq!(fresh.salt, b"fresh-salt-0000");
+        assert_ne!(fresh.client_key, keys.client_key);
+    }
+
+    #[test]
+    fn debug_hides_the_keys() {
+        let creds = StoredCredentials::derive("pw", b"0123456789abcdef", 4096).expect("d");
+        let (_, client, _) = exchange(Mechanism::ScramSha1, "pw", &creds, None);
+        let keys = client.keys().expect("keys");
+        let shown = format!("{keys:?}");
+        assert!(!shown.contains(&b64_encode(&keys.client_key)));
+        assert!(!shown.contains(&format!("{:?}", keys.client_key)));
     }
 }

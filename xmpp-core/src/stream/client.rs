@@ -12,7 +12,9 @@ use super::output::{ConnOutput, OutputQueue};
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
-use crate::sasl::{plain_message, ChannelBinding, ChannelBindingType, Mechanism, ScramClient};
+use crate::sasl::{
+    plain_message, ChannelBinding, ChannelBindingType, Mechanism, ScramClient, ScramClientKeys,
+};
 use crate::time::Millis;
 use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 use base64::Engine as _;
@@ -45,6 +47,12 @@ pub struct ClientConfig {
     /// (after STARTTLS, before SASL) and close the stream; the outcome is
     /// [`ClientStream::registration`].
     pub register_only: bool,
+    /// SCRAM keys cached from an earlier login of this account with this
+    /// password ([`ClientStream::scram_keys`]; RFC 5802 §5.1). Used when the
+    /// server sends the same salt, iteration count and hash, which saves the
+    /// client its PBKDF2 run; otherwise the keys are derived from
+    /// `password` as usual. Default `None`.
+    pub scram_cache: Option<ScramClientKeys>,
 }
 
 /// The outcome of an in-band registration (XEP-0077).
@@ -71,6 +79,7 @@ impl ClientConfig {
             starttls: true,
             allow_plain_unencrypted: false,
             register_only: false,
+            scram_cache: None,
         }
     }
 }
@@ -103,6 +112,10 @@ pub struct ClientStream {
     authenticated: bool,
     jid: Option<Jid>,
     registration: Option<Registration>,
+    /// The SCRAM keys of the successful authentication.
+    scram_keys: Option<ScramClientKeys>,
+    /// That authentication used [`ClientConfig::scram_cache`].
+    scram_cache_hit: bool,
 }
 
 impl ClientStream {
@@ -126,6 +139,8 @@ impl ClientStream {
             authenticated: false,
             jid: None,
             registration: None,
+            scram_keys: None,
+            scram_cache_hit: false,
         };
         s.send_header();
         s
@@ -145,6 +160,20 @@ impl ClientStream {
     /// [`ClientConfig::register_only`], once the server answered.
     pub fn registration(&self) -> Option<Registration> {
         self.registration
+    }
+
+    /// The SCRAM keys (salt, iteration count, ClientKey, ServerKey) of a
+    /// successful SCRAM authentication, once the server's signature checked
+    /// out: pass them as [`ClientConfig::scram_cache`] to later logins of
+    /// the same account and password. `None` before that or after PLAIN.
+    pub fn scram_keys(&self) -> Option<&ScramClientKeys> {
+        self.scram_keys.as_ref()
+    }
+
+    /// Whether the successful authentication used the keys from
+    /// [`ClientConfig::scram_cache`] (so skipped PBKDF2).
+    pub fn used_scram_cache(&self) -> bool {
+        self.scram_cache_hit
     }
 
     /// True once closed.
@@ -342,7 +371,13 @@ impl ClientStream {
                 // "n", or a server offering -PLUS would see a downgrade.
                 !self.bindings.is_empty() && self.cfg.mechanisms.iter().any(|m| m.is_plus()),
             ) {
-                Ok((c, first)) => (first, Some(Box::new(c))),
+                Ok((c, first)) => {
+                    let c = match self.cfg.scram_cache.clone() {
+                        Some(keys) => c.with_cached_keys(keys),
+                        None => c,
+                    };
+                    (first, Some(Box::new(c)))
+                }
                 Err(e) => return self.fail(&format!("SASL: {e}")),
             }
         };
@@ -430,6 +465,8 @@ impl ClientStream {
                     if let Err(e) = client.verify_server_final(&payload) {
                         return self.fail(&format!("server signature invalid: {e}"));
                     }
+                    self.scram_keys = client.keys().cloned();
+                    self.scram_cache_hit = client.used_cached_keys();
                 }
                 self.authenticated = true;
                 self.parser.restart();
@@ -480,5 +517,66 @@ fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
         Ok(Vec::new())
     } else {
         base64::engine::general_purpose::STANDARD.decode(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::HubConfig;
+    use crate::sim::{ClientEvent, World};
+    use crate::stream::ServerStreamConfig;
+
+    fn login(w: &mut World, cfg: ClientConfig) -> (bool, Option<ScramClientKeys>, bool) {
+        let id = w.connect_client(cfg);
+        let online = w
+            .client_events(id)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Online(_)));
+        let c = w.client(id).expect("client");
+        let out = (online, c.scram_keys().cloned(), c.used_scram_cache());
+        w.close_client(id);
+        out
+    }
+
+    #[test]
+    fn scram_keys_are_exposed_and_reused() {
+        let mut w = World::new(ServerStreamConfig::default(), HubConfig::default());
+        assert!(w.add_user("alice@localhost", "alice-pw"));
+        let jid = Jid::parse("alice@localhost").expect("jid");
+        for mech in [Mechanism::ScramSha256Plus, Mechanism::ScramSha1] {
+            let mut cfg = ClientConfig::new(jid.clone(), "alice-pw");
+            cfg.mechanisms = vec![mech];
+            let (online, keys, hit) = login(&mut w, cfg.clone());
+            assert!(online && !hit, "{mech}");
+            let keys = keys.expect("keys after SCRAM");
+
+            // Cached keys log in even with a password that would not.
+            cfg.password = "not-the-password".into();
+            cfg.scram_cache = Some(keys.clone());
+            let (online, again, hit) = login(&mut w, cfg.clone());
+            assert!(online && hit, "{mech}");
+            assert_eq!(again, Some(keys.clone()));
+
+            // Keys for another salt are ignored: the password decides.
+            let mut stale = keys;
+            stale.salt.push(0);
+            cfg.scram_cache = Some(stale);
+            let (online, _, hit) = login(&mut w, cfg.clone());
+            assert!(!online && !hit, "{mech}");
+            cfg.password = "alice-pw".into();
+            let (online, _, hit) = login(&mut w, cfg);
+            assert!(online && !hit, "{mech}");
+        }
+    }
+
+    #[test]
+    fn plain_has_no_scram_keys() {
+        let mut w = World::new(ServerStreamConfig::default(), HubConfig::default());
+        assert!(w.add_user("alice@localhost", "alice-pw"));
+        let mut cfg = ClientConfig::new(Jid::parse("alice@localhost").expect("jid"), "alice-pw");
+        cfg.mechanisms = vec![Mechanism::Plain];
+        let (online, keys, hit) = login(&mut w, cfg);
+        assert!(online && keys.is_none() && !hit);
     }
 }
