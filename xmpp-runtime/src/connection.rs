@@ -97,6 +97,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     shared.conns().insert(conn_id, mailbox.clone());
     let mut stream = ServerStream::new(shared.stream_cfg.clone(), entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
+    let mut timer = smol::Timer::never();
+    let mut armed: Option<xmpp_core::time::Millis> = None;
 
     'conn: loop {
         // Perform everything the machine asked for.
@@ -160,7 +162,16 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         if stream.is_closed() {
             break;
         }
-        let timer = stream.poll_timeout();
+        // Re-arm only when the machine wants an earlier wake-up: a busy
+        // connection's deadline keeps moving later, and touching the
+        // reactor's timer set on every wake costs more the more sessions
+        // are online. A timer that fires early is simply re-armed.
+        if let Some(want) = stream.poll_timeout() {
+            if armed.is_none_or(|a| want < a) {
+                timer.set_at(instant_for(want));
+                armed = Some(want);
+            }
+        }
         let read = async {
             Wake::Read(
                 transport
@@ -170,12 +181,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         };
         let msg = async { Wake::Msgs(mailbox.recv_all().await) };
         let tick = async {
-            match timer {
-                Some(t) => {
-                    smol::Timer::at(instant_for(t)).await;
-                }
-                None => std::future::pending::<()>().await,
-            }
+            (&mut timer).await;
             Wake::Timer
         };
         match read.or(msg).or(tick).await {
@@ -191,7 +197,10 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     }
                 }
             }
-            Wake::Timer => stream.handle_timeout(now_ms()),
+            Wake::Timer => {
+                armed = None;
+                stream.handle_timeout(now_ms());
+            }
         }
     }
     mailbox.close();

@@ -19,8 +19,10 @@ pub struct Session {
     pub available: bool,
     /// Presence priority (RFC 6121 §4.7.2.3).
     pub priority: i8,
-    /// The last broadcast presence, answered to probes.
-    pub last_presence: Option<Element>,
+    /// The last broadcast presence, answered to probes — kept serialized:
+    /// it is read rarely (probes, new resources) and an element tree costs
+    /// several times the bytes for every idle session.
+    pub last_presence: Option<Box<str>>,
     /// Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6).
     pub interested: bool,
     /// Targets of directed presence, told when the session goes away (§4.6).
@@ -28,6 +30,13 @@ pub struct Session {
 }
 
 impl Session {
+    /// The last broadcast presence as an element, if any.
+    pub fn presence(&self) -> Option<Element> {
+        self.last_presence
+            .as_deref()
+            .and_then(|p| Element::parse(p.as_bytes()).ok())
+    }
+
     pub(crate) fn new(conn: ConnId, jid: Jid) -> Self {
         Session {
             conn,

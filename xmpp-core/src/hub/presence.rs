@@ -2,7 +2,7 @@
 //! offline redelivery of subscription requests, and the state tables applied
 //! to rosters.
 
-use super::{ConnId, Hub, Pending};
+use super::{ConnId, Hub, Pending, Session};
 use crate::jid::Jid;
 use crate::modules::subscription::{inbound, outbound, SubscriptionKind};
 use crate::ns;
@@ -43,7 +43,7 @@ impl Hub {
         };
         session.available = !unavailable;
         session.priority = priority;
-        session.last_presence = (!unavailable).then(|| stanza.clone());
+        session.last_presence = (!unavailable).then(|| stanza.to_xml().into_boxed_str());
         let own_jid = session.jid.clone();
 
         self.broadcast_presence(account, conn, &stanza, &directed);
@@ -110,7 +110,7 @@ impl Hub {
         let others: Vec<Element> = acc
             .available()
             .filter(|s| s.conn != conn)
-            .filter_map(|s| s.last_presence.clone())
+            .filter_map(Session::presence)
             .collect();
         let me = own_jid.to_string();
         for contact in probes {
@@ -150,10 +150,7 @@ impl Hub {
         if !allowed {
             return;
         }
-        let replies: Vec<Element> = acc
-            .available()
-            .filter_map(|s| s.last_presence.clone())
-            .collect();
+        let replies: Vec<Element> = acc.available().filter_map(Session::presence).collect();
         let to = from.to_string();
         for mut p in replies {
             p.set_attr("to", &to);
@@ -191,11 +188,7 @@ impl Hub {
         }
         let sessions: Vec<Element> = self
             .account(account)
-            .map(|a| {
-                a.available()
-                    .filter_map(|s| s.last_presence.clone())
-                    .collect()
-            })
+            .map(|a| a.available().filter_map(Session::presence).collect())
             .unwrap_or_default();
         match kind {
             // Approving sends our current presence (RFC 6121 §3.1.5).
