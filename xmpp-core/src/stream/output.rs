@@ -69,7 +69,13 @@ impl OutputQueue {
     }
 
     pub(crate) fn pop(&mut self) -> Option<ConnOutput> {
-        self.queue.pop_front()
+        let next = self.queue.pop_front();
+        if next.is_none() && self.queue.capacity() > 0 {
+            // Drained: an idle connection keeps no queue storage (four
+            // slots are ~700 bytes; re-allocating them per burst is cheap).
+            self.queue = VecDeque::new();
+        }
+        next
     }
 }
 

@@ -625,6 +625,8 @@ impl ServerStream {
         self.out.write_element(&success, ns::CLIENT);
         self.account = Some(account);
         self.auth_deadline = None;
+        // Channel bindings only matter for SASL; drop them for the session.
+        self.bindings = Vec::new();
         self.parser.restart();
         self.phase = Phase::Header;
     }
