@@ -231,6 +231,18 @@ fn normalize_local(s: &str) -> Result<String, JidError> {
             len: s.len(),
         });
     }
+    // Fast path: printable ASCII is what PRECIS leaves alone except for
+    // case folding (IdentifierClass admits all of it, no width or
+    // normalization mapping applies, and no bidi rule can trip); this is the
+    // JID of nearly every routed stanza.
+    if s.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        if let Some(c) = s.chars().find(|c| LOCAL_FORBIDDEN.contains(c)) {
+            return Err(JidError::ForbiddenChar(c));
+        }
+        let out = s.to_ascii_lowercase();
+        check_len(JidPart::Local, &out)?;
+        return Ok(out);
+    }
     let out = UsernameCaseMapped::enforce(s).map_err(|e| JidError::Precis {
         part: JidPart::Local,
         reason: e.to_string(),
@@ -260,6 +272,26 @@ fn normalize_resource(s: &str) -> Result<String, JidError> {
     Ok(out)
 }
 
+/// A domain of LDH labels with no A-labels needs no IDNA processing beyond
+/// lowercasing: its U-label form is itself. `None` sends it the long way.
+fn plain_ascii_domain(s: &str) -> Option<String> {
+    if s.len() > MAX_PART_BYTES {
+        return None;
+    }
+    let ok = s.split('.').all(|label| {
+        let b = label.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+            && !(b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"xn--"))
+    });
+    // All-numeric labels could be an IPv4 literal; leave those to the full path.
+    let numeric = s.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    (ok && !numeric).then(|| s.to_ascii_lowercase())
+}
+
 fn normalize_domain(s: &str) -> Result<String, JidError> {
     // RFC 7622 §3.2: one trailing dot is stripped before anything else.
     let s = s.strip_suffix('.').unwrap_or(s);
@@ -284,6 +316,9 @@ fn normalize_domain(s: &str) -> Result<String, JidError> {
     }
     if let Ok(ip) = s.parse::<Ipv4Addr>() {
         return Ok(ip.to_string());
+    }
+    if let Some(fast) = plain_ascii_domain(s) {
+        return Ok(fast);
     }
     let uts46 = Uts46::new();
     // STD3 rules: letters, digits and hyphens only in ASCII labels, which
@@ -348,6 +383,28 @@ impl FromStr for Jid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_fast_paths_agree_with_precis_and_idna() {
+        for local in ["alice", "Alice", "a.b-c_d", "x+y=z", "MiXeD123", "~!#$%*"] {
+            let fast = normalize_local(local).ok();
+            let slow = UsernameCaseMapped::enforce(local).ok().map(|c| c.into_owned());
+            assert_eq!(fast, slow, "{local}");
+        }
+        for domain in ["example.org", "Example.ORG", "a-b.c-d.e", "localhost", "x1.y2"] {
+            let fast = plain_ascii_domain(domain);
+            let (slow, res) = Uts46::new().to_unicode(
+                domain.as_bytes(),
+                AsciiDenyList::STD3,
+                Hyphens::Allow,
+            );
+            assert!(res.is_ok());
+            assert_eq!(fast.as_deref(), Some(slow.as_ref()), "{domain}");
+        }
+        for slow_only in ["xn--bcher-kva.example", "-a.b", "a..b", "127.0.0.1", "bücher.de"] {
+            assert_eq!(plain_ascii_domain(slow_only), None, "{slow_only}");
+        }
+    }
 
     #[test]
     fn nested_a_labels_are_refused() {

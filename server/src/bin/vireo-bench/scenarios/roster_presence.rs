@@ -112,10 +112,29 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &RosterPresenceCmd, r: &mut Report) -> Res
     let subscribes = setup(ctx, &sets).await?;
     r.num("setup_s", secs(t.elapsed()))
         .int("setup_subscribes_sent", subscribes);
-    // Let the server finish the setup sessions' logouts.
+    // Let the server finish the setup sessions' logouts and the storage
+    // writes the setup caused, so the measured phase does not pay for them.
     smol::Timer::after(Duration::from_millis(500)).await;
+    let settle = Instant::now();
+    wait_until_quiet(ctx.server_pid).await;
+    r.num("settle_s", secs(settle.elapsed()));
 
     measured(ctx, cmd, &sets, r).await
+}
+
+/// Wait (at most 60 s) until the server uses under 5% of a core over 200 ms.
+async fn wait_until_quiet(pid: Option<u32>) {
+    let Some(pid) = pid else { return };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let before = crate::procfs::cpu_us(pid);
+        smol::Timer::after(Duration::from_millis(200)).await;
+        match (before, crate::procfs::cpu_us(pid)) {
+            (Some(a), Some(b)) if b.saturating_sub(a) < 10_000 => return,
+            (Some(_), Some(_)) => continue,
+            _ => return,
+        }
+    }
 }
 
 /// Wait for the tasks while watching for failures and stalls.
