@@ -9,85 +9,17 @@
 //! every output is drained, including the ones the answers produce.
 
 use proptest::prelude::*;
-use std::sync::{Arc, OnceLock};
-use xmpp_core::sasl::StoredCredentials;
-use xmpp_core::storage::{StorageRequest, StorageResult};
-use xmpp_core::stream::{ConnOutput, ServerStream, ServerStreamConfig};
-use xmpp_core::Entropy;
+use xmpp_core::sim::driver::{C2sDriver, HEADER, LOGIN};
 
-/// Alice's stored credentials, derived once (PBKDF2 is slow).
-fn alice() -> &'static StoredCredentials {
-    static CREDS: OnceLock<StoredCredentials> = OnceLock::new();
-    CREDS.get_or_init(|| {
-        StoredCredentials::derive("secret", b"vireo-test-salt", 4096).expect("valid credentials")
-    })
-}
-
-/// Upper bound on outputs per input, far above anything legitimate: more
-/// means the machine loops.
-const MAX_OUTPUTS: usize = 100_000;
-
-/// Answer and drain every output of the stream.
-fn drain(stream: &mut ServerStream, now: u64) {
-    let mut n = 0;
-    while let Some(out) = stream.poll_output() {
-        n += 1;
-        assert!(n < MAX_OUTPUTS, "the stream produces outputs without end");
-        match out {
-            ConnOutput::StartTls => stream.tls_established(now, vec![]),
-            ConnOutput::Storage { id, request } => {
-                let result = match request {
-                    StorageRequest::LoadCredentials { account } => StorageResult::Credentials(
-                        account.starts_with("alice@").then(|| alice().clone()),
-                    ),
-                    _ => StorageResult::Done,
-                };
-                stream.handle_storage(now, id, result);
-            }
-            // Echo stanzas back so the writer path runs too.
-            ConnOutput::Stanza(el) => stream.send_stanza(&el),
-            ConnOutput::Write(_)
-            | ConnOutput::Bound(_)
-            | ConnOutput::Failed(_)
-            | ConnOutput::Close => {}
-        }
-    }
-}
-
-/// Feed `chunks` into a fresh server stream, draining after each one, then
-/// fire its timer.
-fn drive<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) {
-    let cfg = Arc::new(ServerStreamConfig {
-        require_encryption: false,
-        ..Default::default()
-    });
-    let mut stream = ServerStream::new(cfg, Entropy::from_u64(1), 0, None);
-    drain(&mut stream, 0);
-    let mut now = 0;
+/// Feed `chunks` into a fresh server stream, then fire its timer.
+fn drive<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> C2sDriver {
+    let mut d = C2sDriver::new();
     for chunk in chunks {
-        now += 1;
-        stream.handle_input(now, chunk);
-        drain(&mut stream, now);
+        d.feed(chunk);
     }
-    if let Some(deadline) = stream.poll_timeout() {
-        stream.handle_timeout(deadline.max(now));
-        drain(&mut stream, deadline.max(now));
-    }
+    d.fire_timer();
+    d
 }
-
-const HEADER: &str = "<stream:stream xmlns='jabber:client' \
-     xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
-
-/// STARTTLS, PLAIN as alice, bind: each part is its own read, as a real
-/// client waits for the answer before sending the next.
-const LOGIN: [&str; 6] = [
-    HEADER,
-    "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
-    HEADER,
-    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>",
-    HEADER,
-    "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>home</resource></bind></iq>",
-];
 
 fn fragment() -> impl Strategy<Value = String> {
     let fixed = prop::sample::select(vec![
@@ -193,17 +125,10 @@ proptest! {
 /// relies on) is visible here too.
 #[test]
 fn scripted_login_is_driven_to_a_bound_session() {
-    let cfg = Arc::new(ServerStreamConfig {
-        require_encryption: false,
-        ..Default::default()
-    });
-    let mut stream = ServerStream::new(cfg, Entropy::from_u64(1), 0, None);
-    for part in LOGIN {
-        stream.handle_input(1, part.as_bytes());
-        drain(&mut stream, 1);
-    }
+    let mut d = C2sDriver::new();
+    d.login();
     assert_eq!(
-        stream.jid().map(ToString::to_string).as_deref(),
+        d.stream().jid().map(ToString::to_string).as_deref(),
         Some("alice@localhost/home")
     );
 }

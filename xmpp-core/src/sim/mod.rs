@@ -11,6 +11,7 @@
 //! Nothing here does I/O; it is the reference wiring of the machines that the
 //! runtime performs with sockets, TLS, threads and real backends.
 
+pub mod driver;
 mod store;
 mod world;
 
