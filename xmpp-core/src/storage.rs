@@ -99,6 +99,16 @@ pub enum StorageRequest {
     },
     /// Delete an account and everything stored for it.
     DeleteAccount { account: String },
+    /// Read one of the account's stored XML documents (vCard, private XML
+    /// storage), by key. Answer: [`StorageResult::Blob`].
+    LoadBlob { account: String, key: String },
+    /// Replace (`Some`) or delete (`None`) one of the account's stored XML
+    /// documents. `NotFound` for an unknown account.
+    StoreBlob {
+        account: String,
+        key: String,
+        value: Option<String>,
+    },
 }
 
 impl StorageRequest {
@@ -113,7 +123,9 @@ impl StorageRequest {
             | StorageRequest::TakeOffline { account }
             | StorageRequest::CreateAccount { account, .. }
             | StorageRequest::SetCredentials { account, .. }
-            | StorageRequest::DeleteAccount { account } => account,
+            | StorageRequest::DeleteAccount { account }
+            | StorageRequest::LoadBlob { account, .. }
+            | StorageRequest::StoreBlob { account, .. } => account,
         }
     }
 }
@@ -129,6 +141,8 @@ pub enum StorageResult {
     Account(Option<AccountData>),
     /// Offline stanzas, oldest first (serialized XML).
     Offline(Vec<String>),
+    /// A stored XML document, or `None` when there is none.
+    Blob(Option<String>),
     /// The account already exists.
     Conflict,
     /// The account does not exist.

@@ -132,6 +132,12 @@ impl Hub {
             }
             return self.roster_iq(account, iq);
         }
+        if let Some(req) = crate::modules::stored_xml::StoredXmlRequest::parse(&iq) {
+            return match req {
+                Ok(req) => self.stored_xml(account, iq, req, own),
+                Err(e) => self.bounce(&iq, e),
+            };
+        }
         if child.is(ns::PING, "ping") && iq.attr("type") == Some("get") {
             let r = reply_to(iq_result(&iq));
             return self.route(r);

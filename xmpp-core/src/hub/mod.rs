@@ -13,10 +13,12 @@ mod inbound;
 mod outbound;
 mod presence;
 mod roster;
+mod stored_xml;
 
 pub use account::{Account, ConnId, Session};
 
 use crate::jid::Jid;
+use crate::modules::stored_xml::StoredXmlRequest;
 use crate::modules::{default_modules, ModuleCtx, ServerModule};
 use crate::stanza::{error_reply, is_error_or_result, StanzaError};
 use crate::storage::{RequestId, StorageRequest, StorageResult};
@@ -97,6 +99,8 @@ enum Pending {
     Load(String),
     Offline(String, ConnId),
     Write,
+    /// A stored-XML read or write whose iq waits for the answer.
+    StoredXml(Box<(Element, StoredXmlRequest)>),
 }
 
 /// One hub partition.
@@ -128,6 +132,7 @@ impl Hub {
             .collect();
         // Core features the hub itself implements.
         features.extend_from_slice(&[crate::ns::MSGOFFLINE, crate::ns::ROSTER_VER]);
+        features.extend_from_slice(crate::modules::stored_xml::FEATURES);
         features.sort_unstable();
         features.dedup();
         Hub {
@@ -239,6 +244,10 @@ impl Hub {
         match self.pending.remove(&id) {
             Some(Pending::Load(account)) => self.account_loaded(&account, result),
             Some(Pending::Offline(account, conn)) => self.offline_loaded(&account, conn, result),
+            Some(Pending::StoredXml(pending)) => {
+                let (iq, req) = *pending;
+                self.stored_xml_done(&iq, &req, result)
+            }
             Some(Pending::Write) => {
                 if let StorageResult::Failed(e) = result {
                     tracing::error!(error = %e, "storage write failed");

@@ -4,6 +4,7 @@
 
 mod disco;
 mod ping;
+pub mod stored_xml;
 pub mod roster;
 pub mod subscription;
 mod version;

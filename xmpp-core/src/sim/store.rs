@@ -23,6 +23,7 @@ struct StoredAccount {
     roster: BTreeMap<String, RosterItem>,
     roster_version: u64,
     offline: Vec<String>,
+    blobs: BTreeMap<String, String>,
 }
 
 /// A pure in-memory storage backend for tests and embedding: no locks, no
@@ -148,6 +149,7 @@ impl MemoryStore {
                         roster: BTreeMap::new(),
                         roster_version: 0,
                         offline: Vec::new(),
+                        blobs: BTreeMap::new(),
                     },
                 );
                 StorageResult::Done
@@ -164,6 +166,25 @@ impl MemoryStore {
             },
             StorageRequest::DeleteAccount { account } => match self.accounts.remove(&account) {
                 Some(_) => StorageResult::Done,
+                None => StorageResult::NotFound,
+            },
+            StorageRequest::LoadBlob { account, key } => StorageResult::Blob(
+                self.accounts
+                    .get(&account)
+                    .and_then(|a| a.blobs.get(&key).cloned()),
+            ),
+            StorageRequest::StoreBlob {
+                account,
+                key,
+                value,
+            } => match self.accounts.get_mut(&account) {
+                Some(a) => {
+                    match value {
+                        Some(v) => a.blobs.insert(key, v),
+                        None => a.blobs.remove(&key),
+                    };
+                    StorageResult::Done
+                }
                 None => StorageResult::NotFound,
             },
         }

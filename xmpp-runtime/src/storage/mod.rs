@@ -379,12 +379,56 @@ pub(crate) mod conformance {
             }),
             Res::Done
         );
+        // Stored XML documents: absent, stored, replaced, removed, and
+        // refused for unknown accounts.
+        let blob = |key: &str| Req::LoadBlob {
+            account: alice.clone(),
+            key: key.to_owned(),
+        };
+        assert_eq!(b.execute(blob("vcard")), Res::Blob(None));
+        for v in ["<vCard xmlns='vcard-temp'/>", "<vCard xmlns='vcard-temp'><FN>A</FN></vCard>"] {
+            assert_eq!(
+                b.execute(Req::StoreBlob {
+                    account: alice.clone(),
+                    key: "vcard".into(),
+                    value: Some(v.into())
+                }),
+                Res::Done
+            );
+            assert_eq!(b.execute(blob("vcard")), Res::Blob(Some(v.into())));
+        }
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: alice.clone(),
+                key: "private:a:b".into(),
+                value: Some("<b xmlns='a'/>".into())
+            }),
+            Res::Done
+        );
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: alice.clone(),
+                key: "private:a:b".into(),
+                value: None
+            }),
+            Res::Done
+        );
+        assert_eq!(b.execute(blob("private:a:b")), Res::Blob(None));
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: "nobody@localhost".into(),
+                key: "vcard".into(),
+                value: Some("<x/>".into())
+            }),
+            Res::NotFound
+        );
         assert_eq!(
             b.execute(Req::DeleteAccount {
                 account: alice.clone()
             }),
             Res::Done
         );
+        assert_eq!(b.execute(blob("vcard")), Res::Blob(None));
         assert_eq!(
             b.execute(Req::LoadCredentials {
                 account: alice.clone()

@@ -9,6 +9,7 @@
 //! | `roster`         | account 0x00 contact-jid     | [`codec`] roster item         |
 //! | `roster_version` | account                      | u64 big-endian                |
 //! | `offline`        | account 0x00 seq (u64 BE)    | stanza (UTF-8)                |
+//! | `blobs`          | account 0x00 key             | XML document (UTF-8)          |
 //!
 //! An account exists iff it has a `credentials` entry. Big-endian sequence
 //! numbers make sled's key order the queue order.
@@ -43,6 +44,7 @@ pub struct SledBackend {
     roster: Tree,
     roster_version: Tree,
     offline: Tree,
+    blobs: Tree,
     /// Serializes mutations; see the module docs.
     writer: Mutex<()>,
     path: PathBuf,
@@ -74,7 +76,7 @@ fn prefix(account: &str) -> Vec<u8> {
     key
 }
 
-fn roster_key(account: &str, jid: &str) -> Vec<u8> {
+fn account_key(account: &str, jid: &str) -> Vec<u8> {
     let mut key = prefix(account);
     key.extend_from_slice(jid.as_bytes());
     key
@@ -113,9 +115,10 @@ impl SledBackend {
             let roster = db.open_tree("roster")?;
             let roster_version = db.open_tree("roster_version")?;
             let offline = db.open_tree("offline")?;
-            Ok((db, credentials, roster, roster_version, offline))
+            let blobs = db.open_tree("blobs")?;
+            Ok((db, credentials, roster, roster_version, offline, blobs))
         }));
-        let (db, credentials, roster, roster_version, offline) = match opened {
+        let (db, credentials, roster, roster_version, offline, blobs) = match opened {
             Ok(Ok(trees)) => trees,
             Ok(Err(e)) => {
                 return Err(StorageError::Open {
@@ -146,6 +149,7 @@ impl SledBackend {
             roster,
             roster_version,
             offline,
+            blobs,
             writer: Mutex::new(()),
             path: dir.to_owned(),
         })
@@ -214,7 +218,7 @@ impl SledBackend {
                 item,
                 version,
             } => {
-                let key = roster_key(&account, &item.jid);
+                let key = account_key(&account, &item.jid);
                 let value = codec::encode_roster_item(&item);
                 self.roster_change(&account, version, flush, |roster| {
                     roster.insert(key.as_slice(), value.as_slice()).map(drop)
@@ -225,7 +229,7 @@ impl SledBackend {
                 jid,
                 version,
             } => {
-                let key = roster_key(&account, &jid);
+                let key = account_key(&account, &jid);
                 self.roster_change(&account, version, flush, |roster| {
                     roster.remove(key.as_slice()).map(drop)
                 })
@@ -326,14 +330,20 @@ impl SledBackend {
                         .scan_prefix(&p)
                         .keys()
                         .collect::<Result<Vec<IVec>, _>>()?;
+                    let blob_keys = self
+                        .blobs
+                        .scan_prefix(&p)
+                        .keys()
+                        .collect::<Result<Vec<IVec>, _>>()?;
                     let trees = (
                         &self.credentials,
                         &self.roster,
                         &self.roster_version,
                         &self.offline,
+                        &self.blobs,
                     );
                     let tx: TxResult<StorageResult> =
-                        trees.transaction(|(creds, roster, version, offline)| {
+                        trees.transaction(|(creds, roster, version, offline, blobs)| {
                             if creds.remove(account.as_bytes())?.is_none() {
                                 return Ok(StorageResult::NotFound);
                             }
@@ -344,9 +354,39 @@ impl SledBackend {
                             for key in &offline_keys {
                                 offline.remove(key)?;
                             }
+                            for key in &blob_keys {
+                                blobs.remove(key)?;
+                            }
                             Ok::<_, ConflictableTransactionError<Infallible>>(StorageResult::Done)
                         });
                     tx.map_err(tx_error)?
+                };
+                self.durable(result, flush)
+            }
+            StorageRequest::LoadBlob { account, key } => {
+                match self.blobs.get(account_key(&account, &key))? {
+                    None => Ok(StorageResult::Blob(None)),
+                    Some(raw) => String::from_utf8(raw.to_vec())
+                        .map(|v| StorageResult::Blob(Some(v)))
+                        .map_err(|_| StorageError::NotUtf8("stored document")),
+                }
+            }
+            StorageRequest::StoreBlob {
+                account,
+                key,
+                value,
+            } => {
+                let result = {
+                    let _w = self.lock();
+                    if !self.exists(&account)? {
+                        return Ok(StorageResult::NotFound);
+                    }
+                    let k = account_key(&account, &key);
+                    match value {
+                        Some(v) => self.blobs.insert(k, v.as_bytes()).map(drop)?,
+                        None => self.blobs.remove(k).map(drop)?,
+                    }
+                    StorageResult::Done
                 };
                 self.durable(result, flush)
             }
@@ -554,7 +594,7 @@ mod tests {
         let b = open(dir.path());
         b.credentials.insert("x@y", &b"\x01garbage"[..]).unwrap();
         b.roster
-            .insert(roster_key("x@y", "z@w"), &[1u8][..])
+            .insert(account_key("x@y", "z@w"), &[1u8][..])
             .unwrap();
         b.roster_version.insert("x@y", &[1u8, 2][..]).unwrap();
         b.offline

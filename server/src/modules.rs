@@ -1,0 +1,208 @@
+//! The module catalog: every module Vireo knows, by stack layer, with the
+//! specifications it implements and whether this version has it built.
+//!
+//! The configuration loader validates `modules = [...]` lists against it
+//! (unknown names, conflicts, missing dependencies, modules that are not
+//! built yet) and `vireo module list` prints it.
+
+/// The eight configuration layers, which are the code's layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    Transport,
+    Stream,
+    Stanza,
+    Protocol,
+    Services,
+    Storage,
+    Interfaces,
+    Integration,
+}
+
+impl Layer {
+    /// Every layer in stack order.
+    pub const ALL: [Layer; 8] = [
+        Layer::Transport,
+        Layer::Stream,
+        Layer::Stanza,
+        Layer::Protocol,
+        Layer::Services,
+        Layer::Storage,
+        Layer::Interfaces,
+        Layer::Integration,
+    ];
+
+    /// The directory of the layer in the configuration tree.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Layer::Transport => "01-transport",
+            Layer::Stream => "02-stream",
+            Layer::Stanza => "03-stanza",
+            Layer::Protocol => "04-protocol",
+            Layer::Services => "05-services",
+            Layer::Storage => "06-storage",
+            Layer::Interfaces => "07-interfaces",
+            Layer::Integration => "08-integration",
+        }
+    }
+
+    /// The layer's files (without `.toml`), as `vireo config init` writes them.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Layer::Transport => &["ports", "tls", "compression", "connections"],
+            Layer::Stream => &["authentication", "encryption", "management", "negotiation"],
+            Layer::Stanza => &["routing", "filtering", "validation", "processing"],
+            Layer::Protocol => &["core", "extensions", "legacy", "experimental"],
+            Layer::Services => &["messaging", "presence", "groupchat", "pubsub"],
+            Layer::Storage => &["backends", "archiving", "caching", "migration"],
+            Layer::Interfaces => &["http", "websocket", "bosh", "components"],
+            Layer::Integration => &["ldap", "oauth", "webhooks", "apis"],
+        }
+    }
+}
+
+/// One module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// Name used in `modules = [...]`.
+    pub name: &'static str,
+    /// The layer it belongs to.
+    pub layer: Layer,
+    /// The layer file that declares it.
+    pub file: &'static str,
+    /// RFC sections and XEPs it implements.
+    pub specs: &'static [&'static str],
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Built into this version. `false`: enabling it is an error ("not
+    /// available in this version").
+    pub available: bool,
+    /// Modules it needs enabled too.
+    pub depends: &'static [&'static str],
+    /// Modules it cannot be enabled with (e.g. two primary auth backends).
+    pub conflicts: &'static [&'static str],
+    /// Enabling it is refused outright, with this reason (e.g. compression).
+    pub refused: Option<&'static str>,
+}
+
+const fn built(
+    name: &'static str,
+    layer: Layer,
+    file: &'static str,
+    specs: &'static [&'static str],
+    summary: &'static str,
+) -> ModuleInfo {
+    ModuleInfo {
+        name,
+        layer,
+        file,
+        specs,
+        summary,
+        available: true,
+        depends: &[],
+        conflicts: &[],
+        refused: None,
+    }
+}
+
+const fn planned(
+    name: &'static str,
+    layer: Layer,
+    file: &'static str,
+    specs: &'static [&'static str],
+    summary: &'static str,
+) -> ModuleInfo {
+    ModuleInfo {
+        available: false,
+        ..built(name, layer, file, specs, summary)
+    }
+}
+
+/// Every module, in stack order.
+pub const CATALOG: &[ModuleInfo] = &[
+    // 01 transport
+    built("c2s", Layer::Transport, "ports", &["RFC 6120 §14.7"], "client connections with STARTTLS on the c2s port"),
+    built("c2s_direct_tls", Layer::Transport, "ports", &["XEP-0368"], "client connections with TLS from the first byte"),
+    built("tls", Layer::Transport, "tls", &["RFC 6120 §5", "RFC 8446"], "TLS 1.2/1.3 with rustls"),
+    ModuleInfo {
+        refused: Some(
+            "stream compression inside TLS leaks secrets (the CRIME attack class); Vireo does not offer XEP-0138",
+        ),
+        ..planned("compression", Layer::Transport, "compression", &["XEP-0138"], "stream compression")
+    },
+    built("limits", Layer::Transport, "connections", &[], "connection limit and authentication timeout"),
+    planned("s2s", Layer::Transport, "ports", &["RFC 6120", "XEP-0220"], "server-to-server federation"),
+    // 02 stream
+    built("saslauth", Layer::Stream, "authentication", &["RFC 6120 §6", "RFC 5802", "RFC 7677", "RFC 9266", "XEP-0440"], "SASL SCRAM-SHA-256/-1 (+PLUS) and PLAIN over TLS"),
+    ModuleInfo {
+        conflicts: &["auth_ldap"],
+        ..built("auth_internal", Layer::Stream, "authentication", &[], "accounts in the local store (SCRAM keys only)")
+    },
+    built("bind", Layer::Stream, "negotiation", &["RFC 6120 §7", "RFC 3921 §3"], "resource binding and the optional session"),
+    planned("smacks", Layer::Stream, "management", &["XEP-0198"], "stream management and resumption"),
+    planned("csi", Layer::Stream, "management", &["XEP-0352"], "client state indication"),
+    planned("omemo", Layer::Stream, "encryption", &["XEP-0384"], "OMEMO support (PEP device lists)"),
+    // 03 stanza
+    built("router", Layer::Stanza, "routing", &["RFC 6120 §8, §10", "RFC 6121 §8"], "stanza routing and delivery rules"),
+    planned("firewall", Layer::Stanza, "filtering", &[], "stanza filtering and anti-spam"),
+    planned("blocking", Layer::Stanza, "filtering", &["XEP-0191"], "blocking command"),
+    // 04 protocol
+    built("roster", Layer::Protocol, "core", &["RFC 6121 §2", "XEP-0237"], "roster with versioning"),
+    built("presence", Layer::Protocol, "core", &["RFC 6121 §3-4"], "subscriptions and presence"),
+    built("disco", Layer::Protocol, "core", &["XEP-0030"], "service discovery"),
+    built("ping", Layer::Protocol, "core", &["XEP-0199"], "XMPP ping"),
+    built("version", Layer::Protocol, "extensions", &["XEP-0092"], "software version"),
+    planned("carbons", Layer::Protocol, "extensions", &["XEP-0280"], "message carbons"),
+    built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp (avatar hashes in presence, XEP-0153, not yet)"),
+    built("private", Layer::Protocol, "extensions", &["XEP-0049"], "private XML storage"),
+    planned("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration"),
+    planned("push", Layer::Protocol, "experimental", &["XEP-0357"], "push notifications"),
+    // 05 services
+    ModuleInfo {
+        depends: &["router"],
+        ..built("offline", Layer::Services, "messaging", &["XEP-0160", "XEP-0203"], "offline message storage")
+    },
+    planned("muc", Layer::Services, "groupchat", &["XEP-0045"], "multi-user chat"),
+    planned("pubsub", Layer::Services, "pubsub", &["XEP-0060", "XEP-0163"], "publish-subscribe and PEP"),
+    // 06 storage
+    ModuleInfo {
+        conflicts: &["storage_sql"],
+        ..built("storage_sled", Layer::Storage, "backends", &[], "embedded sled store (default)")
+    },
+    planned("storage_sql", Layer::Storage, "backends", &[], "PostgreSQL store"),
+    planned("mam", Layer::Storage, "archiving", &["XEP-0313", "XEP-0359"], "message archive management"),
+    // 07 interfaces
+    planned("http", Layer::Interfaces, "http", &[], "HTTP server"),
+    planned("websocket", Layer::Interfaces, "websocket", &["RFC 7395"], "XMPP over WebSocket"),
+    planned("bosh", Layer::Interfaces, "bosh", &["XEP-0124", "XEP-0206"], "XMPP over BOSH"),
+    planned("component", Layer::Interfaces, "components", &["XEP-0114"], "external components"),
+    built("admin_socket", Layer::Interfaces, "components", &[], "local admin socket for vireo adduser & co."),
+    // 08 integration
+    ModuleInfo {
+        conflicts: &["auth_internal"],
+        ..planned("auth_ldap", Layer::Integration, "ldap", &[], "LDAP authentication")
+    },
+    planned("oauth", Layer::Integration, "oauth", &["RFC 6749"], "OAuth 2.0 provider"),
+    planned("webhooks", Layer::Integration, "webhooks", &[], "HTTP callbacks on events"),
+    planned("api", Layer::Integration, "apis", &[], "REST admin API"),
+];
+
+/// Look a module up by name.
+pub fn find(name: &str) -> Option<&'static ModuleInfo> {
+    CATALOG.iter().find(|m| m.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_is_consistent() {
+        for m in CATALOG {
+            assert!(m.layer.files().contains(&m.file), "{} names a file of its layer", m.name);
+            for d in m.depends.iter().chain(m.conflicts) {
+                assert!(find(d).is_some(), "{} refers to unknown module {d}", m.name);
+            }
+            assert_eq!(CATALOG.iter().filter(|o| o.name == m.name).count(), 1, "{} unique", m.name);
+        }
+    }
+}
