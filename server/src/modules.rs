@@ -151,7 +151,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("disco", Layer::Protocol, "core", &["XEP-0030"], "service discovery"),
     built("ping", Layer::Protocol, "core", &["XEP-0199"], "XMPP ping"),
     built("version", Layer::Protocol, "extensions", &["XEP-0092"], "software version"),
-    planned("carbons", Layer::Protocol, "extensions", &["XEP-0280"], "message carbons"),
+    built("carbons", Layer::Protocol, "extensions", &["XEP-0280"], "message carbons"),
     built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp (avatar hashes in presence, XEP-0153, not yet)"),
     built("private", Layer::Protocol, "extensions", &["XEP-0049"], "private XML storage"),
     planned("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration"),

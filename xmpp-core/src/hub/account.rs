@@ -25,6 +25,8 @@ pub struct Session {
     pub last_presence: Option<Box<str>>,
     /// Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6).
     pub interested: bool,
+    /// Enabled message carbons (XEP-0280).
+    pub carbons: bool,
     /// Targets of directed presence, told when the session goes away (§4.6).
     pub directed: HashSet<String>,
 }
@@ -45,6 +47,7 @@ impl Session {
             priority: 0,
             last_presence: None,
             interested: false,
+            carbons: false,
             directed: HashSet::new(),
         }
     }

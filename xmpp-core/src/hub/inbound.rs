@@ -35,6 +35,9 @@ impl Hub {
             .and_then(|a| a.sessions.get(resource))
             .map(|s| s.conn);
         if let Some(conn) = conn {
+            if crate::modules::carbons::eligible(&stanza) {
+                self.carbon_copies(account, &stanza, false, &[conn]);
+            }
             return self.deliver(conn, stanza);
         }
         match stanza.name.as_str() {
@@ -85,6 +88,9 @@ impl Hub {
         }
         if targets.is_empty() {
             return self.store_offline(account, stanza);
+        }
+        if crate::modules::carbons::eligible(&stanza) {
+            self.carbon_copies(account, &stanza, false, &targets);
         }
         for conn in targets {
             self.deliver(conn, stanza.clone());

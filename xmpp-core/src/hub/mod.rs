@@ -9,6 +9,7 @@
 //! recipient's hub ([`Hub::routed`]), which applies the delivery rules.
 
 mod account;
+mod carbons;
 mod inbound;
 mod outbound;
 mod presence;
@@ -133,6 +134,7 @@ impl Hub {
         // Core features the hub itself implements.
         features.extend_from_slice(&[crate::ns::MSGOFFLINE, crate::ns::ROSTER_VER]);
         features.extend_from_slice(crate::modules::stored_xml::FEATURES);
+        features.push(crate::modules::carbons::NS);
         features.sort_unstable();
         features.dedup();
         Hub {

@@ -19,9 +19,17 @@ impl Hub {
                     // RFC 6120 §10.3.1: no `to` means the sender's own bare JID.
                     stanza.set_attr("to", account);
                 }
+                let copy = crate::modules::carbons::eligible(&stanza);
+                crate::modules::carbons::strip_private(&mut stanza);
+                if copy {
+                    self.carbon_copies(account, &stanza, true, &[conn]);
+                }
                 self.route_outbound(stanza);
             }
             Kind::Presence => self.outbound_presence(account, conn, stanza, to),
+            Kind::Iq if to.is_none() && crate::modules::carbons::toggle(&stanza).is_some() => {
+                self.carbons_toggle(account, conn, &stanza)
+            }
             Kind::Iq => match to {
                 None => self.account_iq(account, stanza, true),
                 Some(t) if t.is_bare() && t.bare_str() == account => {
