@@ -49,11 +49,16 @@ pub struct Cli {
 #[argh(subcommand)]
 pub enum Command {
     Run(RunCmd),
+    Reload(ReloadCmd),
     AddUser(AddUserCmd),
     Passwd(PasswdCmd),
     DelUser(DelUserCmd),
     ImportUsers(ImportUsersCmd),
     Cert(CertCmd),
+    Config(ConfigCmd),
+    Check(CheckCmd),
+    Module(ModuleCmd),
+    About(AboutCmd),
 }
 
 /// Run the server.
@@ -63,6 +68,18 @@ pub struct RunCmd {
     /// configuration file
     #[argh(option, short = 'c')]
     pub config: Option<PathBuf>,
+}
+
+/// Make the running server re-read its configuration (like SIGHUP): the
+/// certificate, limits and log level change without dropping sessions;
+/// prints what was reloaded and what needs a restart, or the configuration
+/// error (exit 1; the server keeps its running configuration).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "reload")]
+pub struct ReloadCmd {
+    /// the server's admin socket (default: admin.sock in the data directory)
+    #[argh(option)]
+    pub socket: Option<PathBuf>,
 }
 
 /// Create an account (password from the terminal or one line of stdin).
@@ -118,6 +135,7 @@ pub struct CertCmd {
 #[argh(subcommand)]
 pub enum CertAction {
     Generate(CertGenerateCmd),
+    Import(CertImportCmd),
 }
 
 /// Generate a self-signed certificate and key for a domain.
@@ -131,3 +149,150 @@ pub struct CertGenerateCmd {
     #[argh(option)]
     pub out: Option<PathBuf>,
 }
+
+/// Validate a certificate and key for DOMAIN (PEM, key matches, names cover
+/// DOMAIN, not expired) and install them in the data directory's certs/.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "import")]
+pub struct CertImportCmd {
+    /// the domain the certificate is for
+    #[argh(positional)]
+    pub domain: String,
+    /// the certificate (PEM, chain allowed)
+    #[argh(positional)]
+    pub cert: PathBuf,
+    /// the private key (PEM)
+    #[argh(positional)]
+    pub key: PathBuf,
+}
+
+/// Configuration commands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "config")]
+pub struct ConfigCmd {
+    #[argh(subcommand)]
+    pub action: ConfigAction,
+}
+
+/// Configuration actions.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum ConfigAction {
+    Init(ConfigInitCmd),
+    Show(ConfigShowCmd),
+    Reference(ConfigReferenceCmd),
+    Backup(ConfigBackupCmd),
+    Test(ConfigTestCmd),
+}
+
+/// Write a timestamped archive of the configuration (and, with --data, of
+/// the store) into DEST.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "backup")]
+pub struct ConfigBackupCmd {
+    /// directory to write the archive into (created if missing)
+    #[argh(positional)]
+    pub dest: PathBuf,
+    /// also snapshot the embedded store and certificates (server stopped)
+    #[argh(switch)]
+    pub data: bool,
+    /// compress the archive with gzip (.tar.gz)
+    #[argh(switch)]
+    pub gzip: bool,
+}
+
+/// Start the configured server in-process on loopback ports with a
+/// throwaway store, log a temporary account in, message itself, shut down.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "test")]
+pub struct ConfigTestCmd {}
+
+/// Checks (exit 0 only when clean).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "check")]
+pub struct CheckCmd {
+    #[argh(subcommand)]
+    pub action: CheckAction,
+}
+
+/// What to check.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum CheckAction {
+    Config(CheckConfigCmd),
+    Certs(CheckCertsCmd),
+}
+
+/// Each hosted domain's certificate: expiry, names, key.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "certs")]
+pub struct CheckCertsCmd {}
+
+/// Module commands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "module")]
+pub struct ModuleCmd {
+    #[argh(subcommand)]
+    pub action: ModuleAction,
+}
+
+/// Module actions.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum ModuleAction {
+    List(ModuleListCmd),
+}
+
+/// Every module by stack layer: specifications, built or not, enabled or
+/// not per domain, and why.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct ModuleListCmd {}
+
+/// Version, build, paths, features built in, server state.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "about")]
+pub struct AboutCmd {}
+
+/// Write a complete, commented configuration tree into DIR (and a
+/// self-signed certificate for the domain).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "init")]
+pub struct ConfigInitCmd {
+    /// the directory to write (created if missing)
+    #[argh(positional)]
+    pub dir: PathBuf,
+    /// the hosted domain (default: localhost)
+    #[argh(option)]
+    pub domain: Option<String>,
+    /// production, development or docker (default: production)
+    #[argh(option)]
+    pub environment: Option<String>,
+    /// overwrite an existing tree's files
+    #[argh(switch)]
+    pub force: bool,
+}
+
+/// Print the effective configuration, each value with its origin.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "show")]
+pub struct ConfigShowCmd {
+    /// a key (e.g. transport.c2s_port) or a prefix (transport, modules)
+    #[argh(positional)]
+    pub key: Option<String>,
+    /// show a virtual host: its certificate and modules
+    #[argh(option)]
+    pub domain: Option<String>,
+}
+
+/// Print the configuration reference (spec/config.md) generated from the
+/// schema.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "reference")]
+pub struct ConfigReferenceCmd {}
+
+/// Parse and validate the whole configuration; print every error and
+/// warning with its location (exit 1 on errors).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "config")]
+pub struct CheckConfigCmd {}

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod config;
+mod modules;
 mod password;
 
 use cli::{CertAction, Cli, Command};
@@ -10,18 +11,25 @@ use commands::users::Op;
 use config::Config;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter};
 
-fn init_logging(level: &str) {
-    let filter = EnvFilter::try_from_env("RUST_LOG")
+/// Install the logger; the returned control lets `vireo reload` and SIGHUP
+/// change the level.
+fn init_logging(level: &str) -> commands::reload::LogControl {
+    let from_env = EnvFilter::try_from_env("RUST_LOG");
+    let overridden = from_env.is_ok();
+    let filter = from_env
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
         .init();
+    commands::reload::LogControl::new(handle, overridden)
 }
 
 fn main() -> ExitCode {
@@ -30,18 +38,37 @@ fn main() -> ExitCode {
         Command::Run(r) => r.config.clone().or(cli.config.clone()),
         _ => cli.config.clone(),
     };
+    if let Some(code) = commands::check_config::early(&cli.command, config_path.as_deref()) {
+        return code;
+    }
     let env = |k: &str| std::env::var(k).ok();
     let cfg = match Config::load(config_path.as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
+            if let Command::Reload(r) = &cli.command {
+                return commands::reload::without_config(r, &e);
+            }
+            if let Command::Config(c) = &cli.command {
+                if let cli::ConfigAction::Test(_) = c.action {
+                    return commands::config_test::without_config(&e);
+                }
+            }
+            if let Command::Check(c) = &cli.command {
+                if let cli::CheckAction::Certs(_) = c.action {
+                    return commands::check_certs::without_config(config_path.as_deref(), &e);
+                }
+            }
             eprintln!("vireo: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
     let is_run = matches!(cli.command, Command::Run(_));
-    init_logging(if is_run { &cfg.log_level } else { "warn" });
+    let log = init_logging(if is_run { &cfg.log_level } else { "warn" });
     let result = match cli.command {
-        Command::Run(_) => commands::run::run(&cfg).map(|()| None),
+        Command::Run(_) => {
+            commands::run::run(&cfg, config_path.as_deref(), Some(log)).map(|()| None)
+        }
+        Command::Reload(c) => commands::reload::run(&cfg, &c).map(Some),
         Command::AddUser(c) => commands::users::run(&cfg, Op::Add, &c.jid).map(Some),
         Command::Passwd(c) => commands::users::run(&cfg, Op::Passwd, &c.jid).map(Some),
         Command::DelUser(c) => commands::users::run(&cfg, Op::Delete, &c.jid).map(Some),
@@ -50,7 +77,32 @@ fn main() -> ExitCode {
             CertAction::Generate(g) => {
                 commands::cert::generate(&cfg, &g.domain, g.out).map(|()| None)
             }
+            CertAction::Import(i) => commands::cert_import::run(&cfg, &i.domain, &i.cert, &i.key)
+                .map(Some)
+                .map_err(|e| e.to_string()),
         },
+        Command::Config(c) => match c.action {
+            cli::ConfigAction::Backup(b) => commands::backup::run(&cfg, &b.dest, b.data, b.gzip)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            // Handled by commands::check_config::early.
+            cli::ConfigAction::Init(_)
+            | cli::ConfigAction::Show(_)
+            | cli::ConfigAction::Reference(_) => Ok(None),
+            cli::ConfigAction::Test(_) => commands::config_test::run(&cfg)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+        },
+        Command::Check(c) => match c.action {
+            cli::CheckAction::Config(_) => Ok(None),
+            cli::CheckAction::Certs(_) => commands::check_certs::run(&cfg)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+        },
+        Command::Module(c) => match c.action {
+            cli::ModuleAction::List(_) => Ok(Some(commands::module_list::run(&cfg))),
+        },
+        Command::About(_) => Ok(Some(commands::about::run(&cfg))),
     };
     match result {
         Ok(Some(msg)) => {

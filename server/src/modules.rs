@@ -139,7 +139,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     },
     built("bind", Layer::Stream, "negotiation", &["RFC 6120 §7", "RFC 3921 §3"], "resource binding and the optional session"),
     planned("smacks", Layer::Stream, "management", &["XEP-0198"], "stream management and resumption"),
-    planned("csi", Layer::Stream, "management", &["XEP-0352"], "client state indication"),
+    built("csi", Layer::Stream, "management", &["XEP-0352"], "client state indication"),
     planned("omemo", Layer::Stream, "encryption", &["XEP-0384"], "OMEMO support (PEP device lists)"),
     // 03 stanza
     built("router", Layer::Stanza, "routing", &["RFC 6120 §8, §10", "RFC 6121 §8"], "stanza routing and delivery rules"),
@@ -198,11 +198,20 @@ mod tests {
     #[test]
     fn catalog_is_consistent() {
         for m in CATALOG {
-            assert!(m.layer.files().contains(&m.file), "{} names a file of its layer", m.name);
+            assert!(
+                m.layer.files().contains(&m.file),
+                "{} names a file of its layer",
+                m.name
+            );
             for d in m.depends.iter().chain(m.conflicts) {
                 assert!(find(d).is_some(), "{} refers to unknown module {d}", m.name);
             }
-            assert_eq!(CATALOG.iter().filter(|o| o.name == m.name).count(), 1, "{} unique", m.name);
+            assert_eq!(
+                CATALOG.iter().filter(|o| o.name == m.name).count(),
+                1,
+                "{} unique",
+                m.name
+            );
         }
     }
 }

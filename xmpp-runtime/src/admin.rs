@@ -4,6 +4,12 @@
 //! Protocol, one request per connection, UTF-8 lines:
 //! `COMMAND\tJID\n` then, for `adduser` and `passwd`, `PASSWORD\n`; the
 //! answer is `ok\n` or `error\tMESSAGE\n`. The socket is owner-only (0600).
+//!
+//! `reload\n` (no JID) re-reads the configuration through the hook the
+//! embedder installed ([`crate::ServerHandle::set_reload_hook`]); the answer
+//! is `ok\tREPORT\n` or `error\tMESSAGE`, where a reload's MESSAGE may span
+//! several lines (a configuration error with its source excerpt): the server
+//! closes the connection after the answer, so the client reads to the end.
 
 use crate::accounts::{account_jid, add_user, delete_user, set_password, AccountError};
 use crate::hub_task::HubMsg;
@@ -70,10 +76,28 @@ async fn read_line(r: &mut BufReader<UnixStream>) -> io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// The `reload` command: run the embedder's hook on a blocking thread (it
+/// reads files). The answer keeps the message's line breaks.
+async fn serve_reload(stream: UnixStream, shared: &Shared) -> io::Result<()> {
+    let answer = match shared.reload_hook() {
+        None => "error\tthis server does not support reloading its configuration\n".to_owned(),
+        Some(hook) => match smol::unblock(move || hook()).await {
+            Ok(report) => format!("ok\t{}\n", report.replace('\n', " ")),
+            Err(message) => format!("error\t{}\n", message.trim_end()),
+        },
+    };
+    let mut w = stream;
+    w.write_all(answer.as_bytes()).await?;
+    w.flush().await
+}
+
 async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     let mut reader = BufReader::new(stream.clone());
     let request = read_line(&mut reader).await?;
     let (command, jid) = request.split_once('\t').unwrap_or((request.as_str(), ""));
+    if command == "reload" {
+        return serve_reload(stream, shared).await;
+    }
     let command = command.to_owned();
     let result = match account_jid(jid, &shared.domains) {
         Err(e) => Err(e),
@@ -81,7 +105,9 @@ async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             "adduser" | "passwd" => {
                 let password = read_line(&mut reader).await?;
                 let backend = shared.backend.clone();
-                let iterations = shared.scram_iterations;
+                let iterations = shared
+                    .scram_iterations
+                    .load(std::sync::atomic::Ordering::Relaxed);
                 let adding = command == "adduser";
                 smol::unblock(move || {
                     if adding {
@@ -150,5 +176,43 @@ pub fn request(
     } else {
         let message = line.strip_prefix("error\t").unwrap_or(line);
         Ok(Some(Err(message.to_owned())))
+    }
+}
+
+/// Longest answer [`reload`] reads.
+const MAX_ANSWER: u64 = 1024 * 1024;
+
+/// Ask a running server to reload its configuration. `Ok(None)`: no server
+/// is listening on this socket. Otherwise the server's report, or its error
+/// message (possibly several lines); the server then runs on unchanged.
+pub fn reload(socket: &Path) -> io::Result<Option<Result<String, String>>> {
+    use std::io::{Read, Write};
+    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    stream.write_all(b"reload\n")?;
+    let mut answer = String::new();
+    stream.take(MAX_ANSWER).read_to_string(&mut answer)?;
+    let answer = answer.trim_end();
+    if let Some(report) = answer.strip_prefix("ok\t") {
+        Ok(Some(Ok(report.to_owned())))
+    } else if answer == "ok" {
+        Ok(Some(Ok(String::new())))
+    } else if let Some(message) = answer.strip_prefix("error\t") {
+        Ok(Some(Err(message.to_owned())))
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected answer from the server: {answer:?}"),
+        ))
     }
 }

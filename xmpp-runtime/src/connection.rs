@@ -29,7 +29,9 @@ pub(crate) async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if shared.live.load(Ordering::Relaxed) >= shared.max_connections {
+                if shared.live.load(Ordering::Relaxed)
+                    >= shared.max_connections.load(Ordering::Relaxed)
+                {
                     tracing::warn!(%peer, "connection limit reached; refusing");
                     drop(stream);
                     continue;
@@ -62,7 +64,9 @@ async fn tls_accept(
     shared: &Shared,
     tcp: Async<TcpStream>,
 ) -> Option<(Transport, Vec<ChannelBinding>)> {
-    let tls = shared.tls.as_ref()?;
+    // One snapshot for the handshake and the channel binding: a reload
+    // swapping the certificate meanwhile must not mix the two.
+    let tls = shared.tls()?;
     let acceptor = TlsAcceptor::from(tls.config.clone());
     let handshake = acceptor.accept(tcp);
     let timeout = async {
@@ -95,7 +99,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
     let mailbox = Arc::new(Mailbox::default());
     shared.conns().insert(conn_id, mailbox.clone());
-    let mut stream = ServerStream::new(shared.stream_cfg.clone(), entropy(), now_ms(), bindings);
+    let mut stream = ServerStream::new(shared.stream_cfg(), entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
     let mut timer = smol::Timer::never();
     let mut armed: Option<xmpp_core::time::Millis> = None;

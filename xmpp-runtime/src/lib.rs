@@ -12,9 +12,11 @@ pub mod clock;
 mod connection;
 mod hub_task;
 mod mailbox;
+pub mod reload;
 pub mod server;
 pub mod storage;
 pub mod tls;
 mod transport;
 
+pub use reload::{ReloadReport, ServerHandle};
 pub use server::{start, RunningServer, RuntimeConfig, StartError};

@@ -3,6 +3,7 @@
 
 use crate::hub_task::{spawn_partitions, HubMsg, Router};
 use crate::mailbox::Mailbox;
+use crate::reload::ServerHandle;
 use crate::storage::Backend;
 use crate::tls::ServerTls;
 use smol::channel::Sender;
@@ -11,8 +12,8 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use xmpp_core::hub::{ConnId, HubConfig};
@@ -99,16 +100,24 @@ pub(crate) enum ConnMsg {
 
 /// State shared by every task of one server.
 pub(crate) struct Shared {
-    pub(crate) stream_cfg: Arc<ServerStreamConfig>,
-    pub(crate) tls: Option<Arc<ServerTls>>,
+    /// Stream settings for new connections (swapped by a reload; a
+    /// connection keeps the `Arc` it started with).
+    pub(crate) stream_cfg: RwLock<Arc<ServerStreamConfig>>,
+    /// Certificate and key for new TLS handshakes (swapped by a reload).
+    pub(crate) tls: RwLock<Option<Arc<ServerTls>>>,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) router: Router,
     pub(crate) conns: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
-    pub(crate) max_connections: usize,
+    pub(crate) max_connections: AtomicUsize,
     pub(crate) domains: Vec<String>,
-    pub(crate) scram_iterations: u32,
+    pub(crate) scram_iterations: AtomicU32,
+    /// The configuration the server started with: a reload compares the
+    /// settings that need a restart against it.
+    pub(crate) started: RuntimeConfig,
+    /// What the admin socket's `reload` command runs.
+    pub(crate) reload_hook: RwLock<Option<crate::reload::ReloadHook>>,
 }
 
 impl Shared {
@@ -116,6 +125,27 @@ impl Shared {
     /// panicking task must not take the whole server down).
     pub(crate) fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Arc<Mailbox>>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream settings for a connection starting now.
+    pub(crate) fn stream_cfg(&self) -> Arc<ServerStreamConfig> {
+        self.stream_cfg
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The certificate for a TLS handshake starting now.
+    pub(crate) fn tls(&self) -> Option<Arc<ServerTls>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The admin socket's reload hook, if one is installed.
+    pub(crate) fn reload_hook(&self) -> Option<crate::reload::ReloadHook> {
+        self.reload_hook
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -170,16 +200,22 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     let hub_cfg = Arc::new(cfg.hub.clone());
     let (router, hub_receivers) = Router::new(partitions);
     let shared = Arc::new(Shared {
-        stream_cfg: Arc::new(stream_cfg),
-        tls: cfg.tls.clone(),
+        stream_cfg: RwLock::new(Arc::new(stream_cfg)),
+        tls: RwLock::new(cfg.tls.clone()),
         backend: backend.clone(),
         router,
         conns: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
         live: AtomicUsize::new(0),
-        max_connections: cfg.max_connections,
+        max_connections: AtomicUsize::new(cfg.max_connections),
         domains: cfg.hub.domains.clone(),
-        scram_iterations: cfg.scram_iterations,
+        scram_iterations: AtomicU32::new(cfg.scram_iterations),
+        // Without the certificate: a replaced key must not stay in memory.
+        started: RuntimeConfig {
+            tls: None,
+            ..cfg.clone()
+        },
+        reload_hook: RwLock::new(None),
     });
     spawn_partitions(&executor, &shared, hub_cfg, hub_receivers);
 
@@ -247,10 +283,18 @@ impl RunningServer {
         self.shared.live.load(Ordering::Relaxed)
     }
 
+    /// A handle for reloading the configuration while serving.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Graceful shutdown: every stream is closed with `<system-shutdown/>`,
     /// connections get up to `grace` to flush, storage is flushed, threads end.
     pub fn shutdown(self, grace: Duration) {
         tracing::info!("shutting down");
+        self.handle().clear_reload_hook();
         self.shared.router.broadcast(|| HubMsg::Shutdown);
         let mailboxes: Vec<Arc<Mailbox>> = self.shared.conns().values().cloned().collect();
         for m in mailboxes {

@@ -1,21 +1,23 @@
-//! `vireo run`: start the server and serve until SIGTERM/SIGINT.
+//! `vireo run`: start the server and serve until SIGTERM/SIGINT; SIGHUP
+//! reloads the configuration (see [`super::reload`]).
 
+use super::reload::{LogControl, Reloader};
 use crate::config::Config;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::HubConfig;
 use xmpp_core::stream::ServerStreamConfig;
 use xmpp_core::xml::Limits;
 use xmpp_runtime::storage::{Backend, SledBackend};
-use xmpp_runtime::tls::{generate_self_signed, server_tls, ServerTls};
+use xmpp_runtime::tls::{generate_self_signed, server_tls, ServerTls, TlsError};
 use xmpp_runtime::RuntimeConfig;
 
 /// The certificate to serve: configured, or generated on first start.
-fn certificate(cfg: &Config) -> Result<ServerTls, String> {
+pub(crate) fn certificate(cfg: &Config) -> Result<ServerTls, TlsError> {
     let (cert, key) = match (&cfg.certificate, &cfg.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
@@ -24,7 +26,7 @@ fn certificate(cfg: &Config) -> Result<ServerTls, String> {
             let cert = dir.join(format!("{first}.crt"));
             let key = dir.join(format!("{first}.key"));
             if !cert.exists() || !key.exists() {
-                let paths = generate_self_signed(&cfg.domains, &dir).map_err(|e| e.to_string())?;
+                let paths = generate_self_signed(&cfg.domains, &dir)?;
                 tracing::warn!(
                     cert = %paths.cert.display(),
                     "generated a self-signed certificate; clients will not trust it \
@@ -36,7 +38,7 @@ fn certificate(cfg: &Config) -> Result<ServerTls, String> {
             }
         }
     };
-    server_tls(&cert, &key).map_err(|e| e.to_string())
+    server_tls(&cert, &key)
 }
 
 fn ensure_data_dir(path: &PathBuf) -> Result<(), String> {
@@ -58,7 +60,11 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
     RuntimeConfig {
         bind: cfg.bind,
         c2s_port: cfg.c2s_port,
-        c2s_tls_port: tls.as_ref().map(|_| cfg.c2s_tls_port),
+        // Listeners and features follow the enabled modules.
+        c2s_tls_port: tls
+            .as_ref()
+            .filter(|_| cfg.modules.contains(&"c2s_direct_tls"))
+            .map(|_| cfg.c2s_tls_port),
         tls,
         stream: ServerStreamConfig {
             domains: cfg.domains.clone(),
@@ -80,6 +86,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
         },
         hub: HubConfig {
             domains: cfg.domains.clone(),
+            offline_messages: cfg.modules.contains(&"offline"),
             ..HubConfig::default()
         },
         threads,
@@ -90,9 +97,18 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
     }
 }
 
-/// Serve until a termination signal.
-pub fn run(cfg: &Config) -> Result<(), String> {
+/// Serve until a termination signal. `config_path` is what the
+/// configuration was loaded from, re-read on SIGHUP and `vireo reload`;
+/// `log` lets a reload change the log level.
+pub fn run(
+    cfg: &Config,
+    config_path: Option<&Path>,
+    log: Option<LogControl>,
+) -> Result<(), String> {
     ensure_data_dir(&cfg.data_path)?;
+    for w in &cfg.warnings {
+        tracing::warn!("configuration: {w}");
+    }
     if !cfg.require_encryption {
         tracing::warn!(
             "UNENCRYPTED c2s ALLOWED (stream.require_encryption = false, from {}): \
@@ -101,10 +117,10 @@ pub fn run(cfg: &Config) -> Result<(), String> {
             cfg.origin("stream.require_encryption")
         );
     }
-    let tls = Arc::new(certificate(cfg)?);
+    let tls = Arc::new(certificate(cfg).map_err(|e| e.to_string())?);
     let backend: Arc<dyn Backend> =
         Arc::new(SledBackend::open(&cfg.store_path()).map_err(|e| e.to_string())?);
-    let mut signals = Signals::new([SIGTERM, SIGINT])
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let server =
         xmpp_runtime::start(runtime_config(cfg, Some(tls)), backend).map_err(|e| e.to_string())?;
@@ -115,8 +131,33 @@ pub fn run(cfg: &Config) -> Result<(), String> {
         data = %cfg.data_path.display(),
         "vireo is ready"
     );
-    if let Some(sig) = signals.forever().next() {
+    let handle = server.handle();
+    let reloader = Arc::new(Reloader::new(
+        config_path.map(Path::to_path_buf),
+        handle.clone(),
+        log,
+        cfg,
+    ));
+    let hook = reloader.clone();
+    handle.set_reload_hook(Arc::new(move || {
+        let outcome = hook.reload();
+        match &outcome {
+            Ok(summary) => tracing::info!("reload requested through the admin socket: {summary}"),
+            Err(e) => tracing::error!(
+                "reload requested through the admin socket failed, still running with \
+                 the previous configuration: {e}"
+            ),
+        }
+        outcome.map(|s| s.to_string()).map_err(|e| e.to_string())
+    }));
+    for sig in signals.forever() {
+        if sig == SIGHUP {
+            tracing::info!("SIGHUP: reloading the configuration");
+            reloader.reload_and_log();
+            continue;
+        }
         tracing::info!(signal = sig, "termination signal received");
+        break;
     }
     server.shutdown(Duration::from_secs(3));
     Ok(())

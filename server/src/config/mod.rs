@@ -1,43 +1,69 @@
-//! Configuration: built-in defaults, then an optional TOML file, then
-//! environment variables. Every effective value remembers its [`Origin`].
+//! Configuration: built-in defaults, then nothing, one TOML file or a
+//! layered directory tree, then environment variables. Every effective value
+//! remembers its [`Origin`].
+//!
+//! The tree (spec/design.md §7, spec/config.md): `vireo.toml`
+//! (orchestration), `stack/01-transport` … `stack/08-integration` (one file
+//! per concern, each declaring its `modules` and their settings),
+//! `domains/*.toml` (virtual hosts), `environments/<name>.toml`,
+//! `policies/<group>/*.toml`. Load order: stack layers, domains, the
+//! selected environment, policies, environment variables.
 //!
 //! With no file at all, `vireo run` serves `localhost` from `./vireo-data`
 //! with a generated certificate: the embedded default.
 
-mod file;
+mod checks;
+pub mod diagnostics;
+mod env;
+mod environments;
+mod merge;
+mod node;
 mod origin;
+pub mod reference;
+pub mod schema;
+pub mod templates;
+mod tree;
 
+pub use diagnostics::Diagnostic;
 pub use origin::Origin;
+pub use tree::Source;
 
-use file::FileConfig;
-use origin::line_of;
+use merge::State;
+use schema::Value;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use toml::Spanned;
-use xmpp_core::jid::Jid;
 use xmpp_core::sasl::Mechanism;
 
-/// A configuration problem, naming where it is.
+/// The configuration could not be used: every error found, with location.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// TOML syntax, unknown key or wrong type (the message has line and column).
-    #[error("{}: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
-    /// A value is out of range or malformed.
-    #[error("{origin}: {key}: {message}")]
-    Invalid {
-        origin: Origin,
-        key: &'static str,
-        message: String,
-    },
+    #[error("{}", render(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render(diags: &[Diagnostic]) -> String {
+    let n = diags.len();
+    let body: Vec<String> = diags.iter().map(Diagnostic::to_string).collect();
+    if n == 1 {
+        body.join("")
+    } else {
+        format!("{n} errors:\n{}", body.join("\n"))
+    }
+}
+
+/// One served domain (virtual host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualHost {
+    pub domain: String,
+    /// Where the domain was configured.
+    pub origin: Origin,
+    /// Its own certificate and key (`domains/<domain>.toml`), if any.
+    pub certificate: Option<(PathBuf, Origin)>,
+    pub key: Option<(PathBuf, Origin)>,
+    /// Modules enabled for this domain: the global set with the domain
+    /// file's overrides.
+    pub modules: BTreeMap<&'static str, Origin>,
 }
 
 /// The effective configuration.
@@ -51,6 +77,7 @@ pub struct Config {
     pub c2s_tls_port: u16,
     pub max_connections: usize,
     pub threads: usize,
+    /// The certificate served (`tls.certificate`, else the first domain's).
     pub certificate: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub require_encryption: bool,
@@ -59,6 +86,27 @@ pub struct Config {
     pub max_stanza_size: usize,
     pub scram_iterations: u32,
     pub mechanisms: Vec<Mechanism>,
+    /// The selected environment, if any.
+    pub environment: Option<String>,
+    /// Server administrators (bare JIDs).
+    pub admins: Vec<String>,
+    /// The storage backend ("sled").
+    pub storage_driver: String,
+    /// Enabled modules (all domains), in catalog (stack) order.
+    pub modules: Vec<&'static str>,
+    /// Where each enabled module was enabled.
+    pub module_origins: BTreeMap<&'static str, Origin>,
+    /// One entry per served domain, in `domains` order.
+    pub vhosts: Vec<VirtualHost>,
+    /// Policies applied, as "group/name".
+    pub policies: Vec<String>,
+    /// What was loaded.
+    pub source: Source,
+    /// Every explicitly set value (dotted key) with its origin; keys absent
+    /// here have their schema default.
+    pub values: BTreeMap<&'static str, (Value, Origin)>,
+    /// Warnings found while loading (errors make loading fail).
+    pub warnings: Vec<Diagnostic>,
     /// Where each key's value came from.
     pub origins: BTreeMap<&'static str, Origin>,
 }
@@ -82,6 +130,16 @@ impl Default for Config {
             max_stanza_size: 256 * 1024,
             scram_iterations: 10_000,
             mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
+            environment: None,
+            admins: Vec::new(),
+            storage_driver: "sled".into(),
+            modules: Vec::new(),
+            module_origins: BTreeMap::new(),
+            vhosts: Vec::new(),
+            policies: Vec::new(),
+            source: Source::Defaults,
+            values: BTreeMap::new(),
+            warnings: Vec::new(),
             origins: BTreeMap::new(),
         }
     }
@@ -90,24 +148,79 @@ impl Default for Config {
 /// An environment lookup, injectable so tests need not touch the process env.
 pub type EnvFn<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The outcome of loading: the configuration (when there is no error) and
+/// every diagnostic, errors first, in file order.
+#[derive(Debug)]
+pub struct Report {
+    pub config: Option<Config>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub source: Source,
+}
+
+impl Report {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+}
+
 impl Config {
-    /// Load: defaults, the file (if given, or `VIREO_CONFIG_PATH`), then the
-    /// environment.
+    /// Load: defaults, the file or tree (if given, or `VIREO_CONFIG_PATH`),
+    /// then the environment. Fails with every error found.
     pub fn load(path: Option<&Path>, env: EnvFn<'_>) -> Result<Config, ConfigError> {
-        let mut cfg = Config::default();
-        let path = path
-            .map(Path::to_path_buf)
-            .or_else(|| env("VIREO_CONFIG_PATH").map(PathBuf::from));
-        if let Some(p) = path {
-            let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
-                path: p.clone(),
-                source,
-            })?;
-            cfg.apply_file(&p, &text)?;
+        let report = Config::check(path, env);
+        match report.config {
+            Some(cfg) if !report.diagnostics.iter().any(Diagnostic::is_error) => Ok(cfg),
+            _ => Err(ConfigError::Invalid(
+                report
+                    .diagnostics
+                    .into_iter()
+                    .filter(Diagnostic::is_error)
+                    .collect(),
+            )),
         }
-        cfg.apply_env(env)?;
-        cfg.validate()?;
-        Ok(cfg)
+    }
+
+    /// Load and report everything found (what `vireo check config` prints).
+    pub fn check(path: Option<&Path>, env: EnvFn<'_>) -> Report {
+        let path = path.map(Path::to_path_buf).or_else(|| {
+            env("VIREO_CONFIG_PATH")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let source = Source::resolve(path.as_deref());
+        let mut state = State::default();
+        if let (Some(p), Source::File(_)) = (&path, &source) {
+            if !p.exists() {
+                state.error(
+                    Diagnostic::error(Origin::file(p), "no such file or directory")
+                        .with_fix("`vireo config init DIR` writes a complete configuration tree"),
+                );
+                return Report {
+                    config: None,
+                    diagnostics: state.diagnostics,
+                    source,
+                };
+            }
+        }
+        let loaded = tree::load(&source, env, &mut state);
+        let mut cfg = build(&mut state, &source, loaded);
+        let mut diagnostics = std::mem::take(&mut state.diagnostics);
+        diagnostics.extend(checks::run(&cfg));
+        diagnostics.sort_by_key(|d| d.severity);
+        cfg.warnings = diagnostics
+            .iter()
+            .filter(|d| !d.is_error())
+            .cloned()
+            .collect();
+        Report {
+            config: Some(cfg),
+            diagnostics,
+            source,
+        }
     }
 
     /// The origin of a key ("default" when never set).
@@ -115,201 +228,20 @@ impl Config {
         self.origins.get(key).cloned().unwrap_or(Origin::Default)
     }
 
-    fn apply_file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().replace('\n', "\n  "),
-        })?;
-        let mut set = Setter {
-            path,
-            text,
-            origins: &mut self.origins,
-        };
-        if let Some(v) = set.get("domain", file.domain) {
-            self.domains = vec![v];
+    /// The effective value of a key (its default when never set); `None`
+    /// for keys unset by default and unknown keys.
+    pub fn value(&self, key: &str) -> Option<(Value, Origin)> {
+        if let Some(v) = self.values.get(key) {
+            return Some(v.clone());
         }
-        if let Some(v) = set.get("domains", file.domains) {
-            self.domains = v;
-        }
-        if let Some(v) = set.get("data_path", file.data_path) {
-            self.data_path = v.into();
-        }
-        if let Some(v) = set.get("log_level", file.log_level) {
-            self.log_level = v;
-        }
-        let t = file.transport;
-        if let Some(v) = set.get("transport.bind", t.bind) {
-            self.bind = parse_ip(&v, set.origin("transport.bind"), "transport.bind")?;
-        }
-        if let Some(v) = set.get("transport.c2s_port", t.c2s_port) {
-            self.c2s_port = v;
-        }
-        if let Some(v) = set.get("transport.c2s_tls_port", t.c2s_tls_port) {
-            self.c2s_tls_port = v;
-        }
-        if let Some(v) = set.get("transport.max_connections", t.max_connections) {
-            self.max_connections = v;
-        }
-        if let Some(v) = set.get("transport.threads", t.threads) {
-            self.threads = v;
-        }
-        if let Some(v) = set.get("tls.certificate", file.tls.certificate) {
-            self.certificate = Some(relative_to(path, &v));
-        }
-        if let Some(v) = set.get("tls.key", file.tls.key) {
-            self.key = Some(relative_to(path, &v));
-        }
-        let s = file.stream;
-        if let Some(v) = set.get("stream.require_encryption", s.require_encryption) {
-            self.require_encryption = v;
-        }
-        if let Some(v) = set.get("stream.auth_timeout", s.auth_timeout) {
-            self.auth_timeout_secs = v;
-        }
-        if let Some(v) = set.get("stream.keepalive_interval", s.keepalive_interval) {
-            self.keepalive_secs = v;
-        }
-        if let Some(v) = set.get("stream.max_stanza_size", s.max_stanza_size) {
-            self.max_stanza_size = v;
-        }
-        if let Some(v) = set.get("stream.scram_iterations", s.scram_iterations) {
-            self.scram_iterations = v;
-        }
-        if let Some(v) = set.get("stream.mechanisms", s.mechanisms) {
-            let origin = set.origin("stream.mechanisms");
-            self.mechanisms = v
-                .iter()
-                .map(|m| {
-                    Mechanism::from_name(m).ok_or_else(|| ConfigError::Invalid {
-                        origin: origin.clone(),
-                        key: "stream.mechanisms",
-                        message: format!(
-                            "unknown SASL mechanism {m:?} (known: {})",
-                            Mechanism::SERVER_PREFERENCE
-                                .iter()
-                                .map(|m| m.name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-        }
-        Ok(())
+        let spec = schema::find(key)?;
+        let default = default_value(spec)?;
+        Some((default, Origin::Default))
     }
 
-    fn apply_env(&mut self, env: EnvFn<'_>) -> Result<(), ConfigError> {
-        let mut var = |name: &'static str, key: &'static str| {
-            env(name).filter(|v| !v.is_empty()).inspect(|_| {
-                self.origins.insert(key, Origin::Env(name));
-            })
-        };
-        let domain = var("VIREO_DOMAIN", "domains");
-        let data = var("VIREO_DATA_PATH", "data_path");
-        let bind = var("VIREO_BIND", "transport.bind");
-        let port = var("VIREO_C2S_PORT", "transport.c2s_port");
-        let tls_port = var("VIREO_C2S_TLS_PORT", "transport.c2s_tls_port");
-        let encryption = var("VIREO_C2S_REQUIRE_ENCRYPTION", "stream.require_encryption");
-        let log = var("VIREO_LOG", "log_level");
-        if let Some(d) = domain {
-            self.domains = d.split(',').map(|s| s.trim().to_owned()).collect();
-        }
-        if let Some(d) = data {
-            self.data_path = d.into();
-        }
-        if let Some(l) = log {
-            self.log_level = l;
-        }
-        let env_origin = |name| Origin::Env(name);
-        if let Some(b) = bind {
-            self.bind = parse_ip(&b, env_origin("VIREO_BIND"), "transport.bind")?;
-        }
-        if let Some(p) = port {
-            self.c2s_port = parse_num(&p, env_origin("VIREO_C2S_PORT"), "transport.c2s_port")?;
-        }
-        if let Some(p) = tls_port {
-            self.c2s_tls_port = parse_num(
-                &p,
-                env_origin("VIREO_C2S_TLS_PORT"),
-                "transport.c2s_tls_port",
-            )?;
-        }
-        if let Some(e) = encryption {
-            self.require_encryption = match e.as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                other => {
-                    return Err(ConfigError::Invalid {
-                        origin: env_origin("VIREO_C2S_REQUIRE_ENCRYPTION"),
-                        key: "stream.require_encryption",
-                        message: format!("expected true or false, got {other:?}"),
-                    })
-                }
-            };
-        }
-        Ok(())
-    }
-
-    fn validate(&mut self) -> Result<(), ConfigError> {
-        let mut normalized = Vec::new();
-        for d in &self.domains {
-            match Jid::domain_jid(d) {
-                Ok(j) if j.local().is_none() && j.resource().is_none() => {
-                    normalized.push(j.domain().to_owned())
-                }
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        origin: self.origin("domains"),
-                        key: "domains",
-                        message: format!("{d:?} is not a valid domain name"),
-                    })
-                }
-            }
-        }
-        if normalized.is_empty() {
-            return Err(ConfigError::Invalid {
-                origin: self.origin("domains"),
-                key: "domains",
-                message: "at least one domain is required".into(),
-            });
-        }
-        self.domains = normalized;
-        if self.scram_iterations < 4096 {
-            return Err(ConfigError::Invalid {
-                origin: self.origin("stream.scram_iterations"),
-                key: "stream.scram_iterations",
-                message: "must be at least 4096 (RFC 7677)".into(),
-            });
-        }
-        if self.max_stanza_size < 10_000 {
-            return Err(ConfigError::Invalid {
-                origin: self.origin("stream.max_stanza_size"),
-                key: "stream.max_stanza_size",
-                message: "must be at least 10000 bytes (RFC 6120 §13.12)".into(),
-            });
-        }
-        if self.c2s_port != 0 && self.c2s_port == self.c2s_tls_port {
-            return Err(ConfigError::Invalid {
-                origin: self.origin("transport.c2s_tls_port"),
-                key: "transport.c2s_tls_port",
-                message: format!("port {} is also the STARTTLS port", self.c2s_port),
-            });
-        }
-        if self.certificate.is_some() != self.key.is_some() {
-            return Err(ConfigError::Invalid {
-                origin: self.origin("tls.certificate"),
-                key: "tls.certificate",
-                message: "tls.certificate and tls.key must be given together".into(),
-            });
-        }
-        if self.mechanisms.is_empty() {
-            return Err(ConfigError::Invalid {
-                origin: self.origin("stream.mechanisms"),
-                key: "stream.mechanisms",
-                message: "at least one SASL mechanism is required".into(),
-            });
-        }
-        Ok(())
+    /// The virtual host of a domain.
+    pub fn vhost(&self, domain: &str) -> Option<&VirtualHost> {
+        self.vhosts.iter().find(|v| v.domain == domain)
     }
 
     /// The admin socket inside the data directory.
@@ -328,62 +260,195 @@ impl Config {
     }
 }
 
-/// Records origins while reading `Spanned` values.
-struct Setter<'a> {
-    path: &'a Path,
-    text: &'a str,
-    origins: &'a mut BTreeMap<&'static str, Origin>,
-}
-
-impl Setter<'_> {
-    fn get<T>(&mut self, key: &'static str, v: Option<Spanned<T>>) -> Option<T> {
-        let v = v?;
-        let line = line_of(self.text, v.span().start);
-        self.origins.insert(
-            key,
-            Origin::File {
-                path: self.path.to_owned(),
-                line,
-            },
-        );
-        Some(v.into_inner())
+/// A key's default as a value (parsed from the schema's TOML text).
+pub fn default_value(spec: &schema::KeySpec) -> Option<Value> {
+    if spec.default.is_empty() {
+        return None;
     }
-
-    fn origin(&self, key: &str) -> Origin {
-        self.origins.get(key).cloned().unwrap_or(Origin::Default)
+    let table: toml::Table = toml::from_str(&format!("v = {}", spec.default)).ok()?;
+    match table.get("v")? {
+        toml::Value::Boolean(b) => Some(Value::Bool(*b)),
+        toml::Value::Integer(i) => Some(Value::Int(*i)),
+        toml::Value::String(s) => Some(Value::Str(s.clone())),
+        toml::Value::Array(a) => Some(Value::List(
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        )),
+        _ => None,
     }
 }
 
-fn parse_ip(v: &str, origin: Origin, key: &'static str) -> Result<IpAddr, ConfigError> {
-    let v = v.trim_matches(|c| c == '[' || c == ']');
-    let v = if v == "*" { "0.0.0.0" } else { v };
-    v.parse().map_err(|_| ConfigError::Invalid {
-        origin,
-        key,
-        message: format!("{v:?} is not an IP address"),
-    })
-}
-
-fn parse_num<T: std::str::FromStr>(
-    v: &str,
-    origin: Origin,
-    key: &'static str,
-) -> Result<T, ConfigError> {
-    v.trim().parse().map_err(|_| ConfigError::Invalid {
-        origin,
-        key,
-        message: format!("{v:?} is not a valid number here"),
-    })
-}
-
-/// Paths in a file are relative to the file's directory.
-fn relative_to(file: &Path, value: &str) -> PathBuf {
-    let p = PathBuf::from(value);
-    if p.is_absolute() {
-        p
-    } else {
-        file.parent().unwrap_or(Path::new(".")).join(p)
+/// Turn the loaded values into the effective configuration.
+fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
+    let mut cfg = Config {
+        source: source.clone(),
+        environment: loaded.environment.map(str::to_owned),
+        policies: loaded.policies,
+        values: state.values.clone(),
+        ..Config::default()
+    };
+    let root = source.root();
+    let tree = matches!(source, Source::Tree(_));
+    // Relative paths in files are relative to the configuration root; a
+    // single file's data_path stays relative to the working directory.
+    let resolve = |key: &str, raw: &str, origin: &Origin| -> PathBuf {
+        let p = PathBuf::from(raw);
+        match (&root, origin) {
+            (Some(r), Origin::File { .. }) if p.is_relative() && (tree || key != "data_path") => {
+                r.join(p)
+            }
+            _ => p,
+        }
+    };
+    for (key, (value, origin)) in &state.values {
+        let int = |v: &Value| match v {
+            Value::Int(i) => *i,
+            _ => 0,
+        };
+        let text = match value {
+            Value::Str(s) => s.clone(),
+            _ => String::new(),
+        };
+        let list = match value {
+            Value::List(l) => l.clone(),
+            _ => Vec::new(),
+        };
+        // Ranges were checked against the schema, so the conversions fit.
+        match *key {
+            "domains" => cfg.domains = list,
+            "data_path" => cfg.data_path = resolve(key, &text, origin),
+            "log_level" => cfg.log_level = text,
+            "admins" => cfg.admins = list,
+            "transport.bind" => {
+                if let Some(ip) = schema::parse_ip(&text) {
+                    cfg.bind = ip;
+                }
+            }
+            "transport.c2s_port" => {
+                cfg.c2s_port = u16::try_from(int(value)).unwrap_or(cfg.c2s_port)
+            }
+            "transport.c2s_tls_port" => {
+                cfg.c2s_tls_port = u16::try_from(int(value)).unwrap_or(cfg.c2s_tls_port)
+            }
+            "transport.max_connections" => {
+                cfg.max_connections = usize::try_from(int(value)).unwrap_or(cfg.max_connections)
+            }
+            "transport.threads" => cfg.threads = usize::try_from(int(value)).unwrap_or(cfg.threads),
+            "tls.certificate" => cfg.certificate = Some(resolve(key, &text, origin)),
+            "tls.key" => cfg.key = Some(resolve(key, &text, origin)),
+            "stream.require_encryption" => {
+                cfg.require_encryption = matches!(value, Value::Bool(true))
+            }
+            "stream.auth_timeout" => {
+                cfg.auth_timeout_secs = u64::try_from(int(value)).unwrap_or(cfg.auth_timeout_secs)
+            }
+            "stream.keepalive_interval" => {
+                cfg.keepalive_secs = u64::try_from(int(value)).unwrap_or(cfg.keepalive_secs)
+            }
+            "stream.max_stanza_size" => {
+                cfg.max_stanza_size = usize::try_from(int(value)).unwrap_or(cfg.max_stanza_size)
+            }
+            "stream.scram_iterations" => {
+                cfg.scram_iterations = u32::try_from(int(value)).unwrap_or(cfg.scram_iterations)
+            }
+            "stream.mechanisms" => {
+                cfg.mechanisms = list
+                    .iter()
+                    .filter_map(|m| Mechanism::from_name(m))
+                    .collect()
+            }
+            "storage.driver" => cfg.storage_driver = text,
+            _ => {}
+        }
+        cfg.origins.insert(key, origin.clone());
     }
+    // Domains: vireo.toml's list, plus the domains/*.toml hosts; a list from
+    // VIREO_DOMAIN replaces both.
+    let from_env = matches!(cfg.origin("domains"), Origin::Env(_));
+    if !from_env {
+        if !state.values.contains_key("domains") && !state.domains.is_empty() {
+            cfg.domains.clear();
+            if let Some(first) = state.domains.first() {
+                cfg.origins.insert("domains", first.origin.clone());
+            }
+        }
+        for d in &state.domains {
+            if !cfg.domains.contains(&d.domain) {
+                cfg.domains.push(d.domain.clone());
+            }
+        }
+    }
+    for d in state.domains.clone() {
+        if !cfg.domains.contains(&d.domain) {
+            state.error(
+                Diagnostic::warning(
+                    d.origin.clone(),
+                    format!(
+                        "domain {} is not served ({})",
+                        d.domain,
+                        cfg.origin("domains")
+                    ),
+                )
+                .with_fix("add it to the served domains or remove its file"),
+            );
+        }
+    }
+    cfg.module_origins = std::mem::take(&mut state.modules);
+    cfg.modules = crate::modules::CATALOG
+        .iter()
+        .map(|m| m.name)
+        .filter(|m| cfg.module_origins.contains_key(m))
+        .collect();
+    let domains_origin = cfg.origin("domains");
+    for domain in cfg.domains.clone() {
+        let file = state.domains.iter().find(|d| d.domain == domain).cloned();
+        let mut modules = cfg.module_origins.clone();
+        let mut vh = VirtualHost {
+            domain: domain.clone(),
+            origin: domains_origin.clone(),
+            certificate: None,
+            key: None,
+            modules: BTreeMap::new(),
+        };
+        if let Some(f) = &file {
+            vh.origin = f.origin.clone();
+            vh.certificate = f
+                .certificate
+                .as_ref()
+                .map(|(p, o)| (resolve("", p, o), o.clone()));
+            vh.key = f.key.as_ref().map(|(p, o)| (resolve("", p, o), o.clone()));
+            for (m, o) in &f.enabled {
+                modules.insert(m, o.clone());
+            }
+            for (m, o) in &f.disabled {
+                if modules.remove(m).is_none() {
+                    state.error(Diagnostic::warning(
+                        o.clone(),
+                        format!("module `{m}` is disabled for {domain} but not enabled anyway"),
+                    ));
+                }
+            }
+        }
+        vh.modules = modules;
+        cfg.vhosts.push(vh);
+    }
+    // The runtime serves one certificate: tls.certificate, else the first
+    // domain's own.
+    if cfg.certificate.is_none() && cfg.key.is_none() {
+        if let Some(VirtualHost {
+            certificate: Some((c, co)),
+            key: Some((k, ko)),
+            ..
+        }) = cfg.vhosts.first().cloned()
+        {
+            cfg.certificate = Some(c);
+            cfg.key = Some(k);
+            cfg.origins.insert("tls.certificate", co);
+            cfg.origins.insert("tls.key", ko);
+        }
+    }
+    cfg
 }
 
 #[cfg(test)]

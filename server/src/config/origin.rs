@@ -13,14 +13,32 @@ pub enum Origin {
     File { path: PathBuf, line: usize },
     /// An environment variable.
     Env(&'static str),
+    /// Imposed by the selected environment's rules (e.g. production requires
+    /// encryption), overriding whatever the files said.
+    Forced(&'static str),
+    /// The built-in part of an environment (applies even without its file).
+    Profile(&'static str),
+}
+
+impl Origin {
+    /// A whole file rather than one of its lines.
+    pub fn file(path: impl Into<PathBuf>) -> Origin {
+        Origin::File {
+            path: path.into(),
+            line: 0,
+        }
+    }
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Default => f.write_str("default"),
+            Origin::File { path, line: 0 } => write!(f, "{}", path.display()),
             Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
             Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Forced(why) => write!(f, "forced: {why}"),
+            Origin::Profile(env) => write!(f, "built-in {env} environment"),
         }
     }
 }

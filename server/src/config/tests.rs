@@ -63,7 +63,7 @@ fn unknown_key_names_file_and_line() {
     let err = Config::load(Some(&p), &env_of(&[])).expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains("vireo.toml"), "{msg}");
-    assert!(msg.contains("line 3"), "{msg}");
+    assert!(msg.contains("vireo.toml:3"), "{msg}");
     assert!(msg.contains("require_encrypton"), "{msg}");
 }
 
@@ -83,4 +83,645 @@ fn plaintext_switch_from_environment() {
     let env = env_of(&[("VIREO_C2S_REQUIRE_ENCRYPTION", "false")]);
     let cfg = Config::load(None, &env).expect("load");
     assert!(!cfg.require_encryption);
+}
+
+// ---- the layered tree ----
+
+use crate::modules::Layer;
+
+/// A fresh tree from `vireo config init`.
+fn init(env: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::commands::config_init::run(dir.path(), Some("example.org"), Some(env), false)
+        .expect("init");
+    dir
+}
+
+fn path(dir: &tempfile::TempDir, rel: &str) -> PathBuf {
+    dir.path().join(rel)
+}
+
+fn append(dir: &tempfile::TempDir, rel: &str, text: &str) {
+    let p = path(dir, rel);
+    let mut old = std::fs::read_to_string(&p).unwrap_or_default();
+    old.push_str(text);
+    std::fs::write(&p, old).expect("write");
+}
+
+fn replace(dir: &tempfile::TempDir, rel: &str, from: &str, to: &str) {
+    let p = path(dir, rel);
+    let old = std::fs::read_to_string(&p).expect("read");
+    assert!(old.contains(from), "{rel} has {from:?}");
+    std::fs::write(&p, old.replacen(from, to, 1)).expect("write");
+}
+
+/// Line (1-based) of the first line of a file starting with `needle`.
+fn line(dir: &tempfile::TempDir, rel: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(path(dir, rel)).expect("read");
+    text.lines()
+        .position(|l| l.starts_with(needle))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("{rel} has no {needle:?}"))
+}
+
+/// Every diagnostic, paths relative to the tree.
+fn diagnostics(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Vec<String> {
+    let report = Config::check(Some(dir.path()), &env_of(env));
+    let prefix = format!("{}/", dir.path().display());
+    report
+        .diagnostics
+        .iter()
+        .map(|d| d.to_string().replace(&prefix, ""))
+        .collect()
+}
+
+fn assert_has(diags: &[String], expected: &str) {
+    assert!(
+        diags.iter().any(|d| d == expected),
+        "expected:\n{expected}\ngot:\n{}",
+        diags.join("\n")
+    );
+}
+
+#[test]
+fn init_tree_is_clean_and_complete() {
+    let dir = init("production");
+    assert_eq!(diagnostics(&dir, &[]), Vec::<String>::new());
+    for layer in Layer::ALL {
+        for f in layer.files() {
+            let rel = format!("stack/{}/{f}.toml", layer.dir());
+            let text = std::fs::read_to_string(path(&dir, &rel)).expect("layer file");
+            assert!(text.starts_with(&format!("# {rel}")), "{rel} is commented");
+        }
+    }
+    let compression =
+        std::fs::read_to_string(path(&dir, "stack/01-transport/compression.toml")).expect("read");
+    assert!(compression.contains("CRIME") && compression.contains("XEP-0138"));
+    assert!(compression.contains("\nmodules = []\n"), "{compression}");
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("load");
+    assert_eq!(cfg.domains, vec!["example.org"]);
+    assert_eq!(cfg.environment.as_deref(), Some("production"));
+    assert_eq!(cfg.data_path, dir.path().join("data"));
+    assert_eq!(
+        cfg.certificate,
+        Some(dir.path().join("certs/example.org.crt"))
+    );
+    let built: Vec<&str> = crate::modules::CATALOG
+        .iter()
+        .filter(|m| m.available && m.refused.is_none())
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(cfg.modules, built, "everything Vireo implements is enabled");
+}
+
+#[test]
+fn every_environment_inits_cleanly() {
+    for env in ["development", "docker"] {
+        let dir = init(env);
+        assert_eq!(diagnostics(&dir, &[]), Vec::<String>::new(), "{env}");
+    }
+}
+
+/// `config show` gives, for every value set in a file, the file and line
+/// that says it.
+#[test]
+fn show_reproduces_the_tree_with_origins() {
+    let dir = init("production");
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("load");
+    let shown = crate::commands::config_show::render(&cfg, None, None).expect("show");
+    let mut checked = 0;
+    for row in shown.lines().filter(|l| !l.starts_with('#')) {
+        let (kv, origin) = row.split_once("  # ").expect("origin comment");
+        let (key, value) = kv.trim().split_once(" = ").expect("key = value");
+        let Some((file, line)) = origin.rsplit_once(':') else {
+            panic!("{key} has no file origin: {origin}");
+        };
+        let n: usize = line.parse().expect("line");
+        let text = std::fs::read_to_string(file).expect("origin file");
+        let at = text.lines().nth(n - 1).expect("line exists");
+        if let Some(m) = key.strip_prefix("modules.") {
+            assert!(at.contains(&format!("{m:?}")), "{key} at {origin}: {at}");
+        } else if key.starts_with("tls.") {
+            assert!(at.contains(".crt") || at.contains(".key"), "{key}: {at}");
+        } else {
+            let local = key.rsplit('.').next().expect("local");
+            assert_eq!(at.trim(), format!("{local} = {value}"), "{key} at {origin}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 30, "{shown}");
+}
+
+#[test]
+fn environment_overlay_and_variable_override() {
+    let dir = init("development");
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("load");
+    assert_eq!(cfg.log_level, "debug");
+    assert_eq!(
+        cfg.origin("log_level"),
+        Origin::File {
+            path: path(&dir, "environments/development.toml"),
+            line: line(&dir, "environments/development.toml", "log_level ="),
+        }
+    );
+    assert_eq!(cfg.bind.to_string(), "127.0.0.1");
+    // The variable beats the overlay and the layer file.
+    let env = [
+        ("VIREO_C2S_PORT", "25222"),
+        ("VIREO_BIND", "::1"),
+        ("VIREO_ENVIRONMENT", "docker"),
+    ];
+    let cfg = Config::load(Some(dir.path()), &env_of(&env)).expect("load");
+    assert_eq!(cfg.c2s_port, 25222);
+    assert_eq!(
+        cfg.origin("transport.c2s_port"),
+        Origin::Env("VIREO_C2S_PORT")
+    );
+    assert_eq!(cfg.bind.to_string(), "::1");
+    assert_eq!(cfg.environment.as_deref(), Some("docker"));
+    assert_eq!(cfg.log_level, "info", "docker is not verbose");
+    assert_eq!(cfg.data_path, PathBuf::from("/var/lib/vireo"));
+    let cfg = Config::load(
+        Some(dir.path()),
+        &env_of(&[
+            ("VIREO_ENVIRONMENT", "docker"),
+            ("VIREO_DATA_PATH", "/srv/x"),
+        ]),
+    )
+    .expect("load");
+    assert_eq!(cfg.data_path, PathBuf::from("/srv/x"));
+}
+
+#[test]
+fn production_forces_encryption_unless_the_variable_says_so() {
+    let dir = init("production");
+    append(
+        &dir,
+        "policies/performance/limits.toml",
+        "require_encryption = false\n",
+    );
+    let n = line(
+        &dir,
+        "policies/performance/limits.toml",
+        "require_encryption",
+    );
+    let diags = diagnostics(&dir, &[]);
+    assert_has(
+        &diags,
+        &format!(
+            "policies/performance/limits.toml:{n}: warning: stream.require_encryption = false is overridden: \
+             the production environment requires encryption\n    \
+             fix: remove the setting, or set VIREO_C2S_REQUIRE_ENCRYPTION=false to allow plaintext explicitly"
+        ),
+    );
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("load");
+    assert!(cfg.require_encryption);
+    assert_eq!(
+        cfg.origin("stream.require_encryption"),
+        Origin::Forced("the production environment requires encryption")
+    );
+    let env = [("VIREO_C2S_REQUIRE_ENCRYPTION", "false")];
+    let cfg = Config::load(Some(dir.path()), &env_of(&env)).expect("load");
+    assert!(!cfg.require_encryption);
+    assert!(cfg.warnings.iter().any(|w| w
+        .to_string()
+        .starts_with("environment variable VIREO_C2S_REQUIRE_ENCRYPTION: warning: UNENCRYPTED")));
+    // The built-in rule holds without the environment file too.
+    std::fs::remove_file(path(&dir, "environments/production.toml")).expect("rm");
+    append(&dir, "stack/02-stream/encryption.toml", "");
+    replace(
+        &dir,
+        "stack/02-stream/encryption.toml",
+        "require_encryption = true",
+        "require_encryption = false",
+    );
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("load");
+    assert!(cfg.require_encryption);
+}
+
+#[test]
+fn unknown_key_with_did_you_mean() {
+    let dir = init("production");
+    replace(
+        &dir,
+        "stack/01-transport/ports.toml",
+        "c2s_port = 5222",
+        "c2s_prot = 5222",
+    );
+    let n = line(&dir, "stack/01-transport/ports.toml", "c2s_prot");
+    assert_has(
+        &diagnostics(&dir, &[]),
+        &format!(
+            "stack/01-transport/ports.toml:{n}: error: unknown key `c2s_prot` in stack/01-transport/ports.toml\n    \
+             fix: did you mean `c2s_port`?"
+        ),
+    );
+}
+
+#[test]
+fn unknown_dotted_key_in_an_overlay() {
+    let dir = init("production");
+    append(
+        &dir,
+        "environments/production.toml",
+        "max_stanza_sise = 20000\n",
+    );
+    let n = line(&dir, "environments/production.toml", "max_stanza_sise");
+    assert_has(
+        &diagnostics(&dir, &[]),
+        &format!(
+            "environments/production.toml:{n}: error: unknown key `stream.max_stanza_sise`\n    \
+             fix: did you mean `stream.max_stanza_size`?"
+        ),
+    );
+}
+
+#[test]
+fn wrong_type_and_range() {
+    let dir = init("production");
+    replace(
+        &dir,
+        "stack/01-transport/ports.toml",
+        "c2s_port = 5222",
+        "c2s_port = \"5222\"",
+    );
+    replace(
+        &dir,
+        "stack/02-stream/authentication.toml",
+        "scram_iterations = 10000",
+        "scram_iterations = 100",
+    );
+    let p = line(&dir, "stack/01-transport/ports.toml", "c2s_port =");
+    let diags = diagnostics(&dir, &[]);
+    assert_has(
+        &diags,
+        &format!(
+            "stack/01-transport/ports.toml:{p}: error: transport.c2s_port: expected an integer from 0 to 65535, found a string\n    \
+             fix: expected an integer from 0 to 65535 (default: 5222)"
+        ),
+    );
+    // The policy sets it again, so the file's value is checked but overridden.
+    let s = line(
+        &dir,
+        "stack/02-stream/authentication.toml",
+        "scram_iterations =",
+    );
+    assert_has(
+        &diags,
+        &format!(
+            "stack/02-stream/authentication.toml:{s}: error: stream.scram_iterations: 100 is out of range: expected an integer from 4096 to 10000000\n    \
+             fix: expected an integer from 4096 to 10000000 (default: 10000)"
+        ),
+    );
+}
+
+#[test]
+fn key_in_the_wrong_layer_file() {
+    let dir = init("production");
+    append(
+        &dir,
+        "stack/01-transport/tls.toml",
+        "mechanisms = [\"PLAIN\"]\n",
+    );
+    let n = line(&dir, "stack/01-transport/tls.toml", "mechanisms =");
+    assert_has(
+        &diagnostics(&dir, &[]),
+        &format!(
+            "stack/01-transport/tls.toml:{n}: error: `mechanisms` belongs in stack/02-stream/authentication.toml\n    \
+             fix: move it to stack/02-stream/authentication.toml as `mechanisms`"
+        ),
+    );
+}
+
+#[test]
+fn missing_and_unexpected_layer_files() {
+    let dir = init("production");
+    std::fs::remove_file(path(&dir, "stack/03-stanza/routing.toml")).expect("rm");
+    std::fs::write(path(&dir, "stack/01-transport/port.toml"), "").expect("write");
+    std::fs::create_dir_all(path(&dir, "data/store")).expect("data dir is fine");
+    std::fs::create_dir_all(path(&dir, "backups")).expect("so are other directories");
+    std::fs::create_dir_all(path(&dir, "domain")).expect("but not near misses");
+    let diags = diagnostics(&dir, &[]);
+    assert_eq!(diags.len(), 3, "{diags:?}");
+    assert_has(
+        &diags,
+        "domain: error: unexpected entry domain: it would be ignored\n    fix: did you mean domains?",
+    );
+    assert_has(
+        &diags,
+        "stack/03-stanza/routing.toml: warning: missing layer file (defaults apply: router enabled)\n    \
+         fix: create it; `vireo config init DIR` writes a complete, commented tree",
+    );
+    assert_has(
+        &diags,
+        "stack/01-transport/port.toml: error: unexpected file port.toml: it would be ignored\n    \
+         fix: did you mean ports.toml?",
+    );
+}
+
+#[test]
+fn module_errors() {
+    let dir = init("production");
+    let f = "stack/01-transport/ports.toml";
+    replace(
+        &dir,
+        f,
+        "modules = [\"c2s\", \"c2s_direct_tls\"]",
+        "modules = [\"c2s\", \"c2s_direct_tls\", \"s2s\", \"roster\", \"c2z\"]",
+    );
+    replace(
+        &dir,
+        "stack/01-transport/compression.toml",
+        "modules = []",
+        "modules = [\"compression\"]",
+    );
+    replace(
+        &dir,
+        "stack/03-stanza/routing.toml",
+        "modules = [\"router\"]",
+        "modules = []",
+    );
+    let n = line(&dir, f, "modules =");
+    let c = line(&dir, "stack/01-transport/compression.toml", "modules =");
+    let o = line(&dir, "stack/05-services/messaging.toml", "modules =");
+    let diags = diagnostics(&dir, &[]);
+    assert_has(&diags, &format!("{f}:{n}: error: module `s2s` (RFC 6120, XEP-0220) is not available in this version\n    fix: remove `s2s` from the modules list"));
+    assert_has(&diags, &format!("{f}:{n}: error: module `roster` belongs in stack/04-protocol/core.toml, not {f}\n    fix: move it to the `modules` list of stack/04-protocol/core.toml"));
+    assert_has(
+        &diags,
+        &format!("{f}:{n}: error: unknown module `c2z`\n    fix: did you mean `c2s`?"),
+    );
+    assert_has(&diags, &format!("stack/01-transport/compression.toml:{c}: error: module `compression` is refused: stream compression inside TLS leaks secrets (the CRIME attack class); Vireo does not offer XEP-0138\n    fix: remove `compression` from the modules list"));
+    assert_has(&diags, &format!("stack/05-services/messaging.toml:{o}: error: module `offline` needs module `router`, which is not enabled\n    fix: add \"router\" to the modules of stack/03-stanza/routing.toml, or remove `offline`"));
+}
+
+#[test]
+fn module_conflicts() {
+    // No two conflicting modules are both built yet; the check itself.
+    let mut set = BTreeMap::new();
+    let o = |line| Origin::File {
+        path: "stack/x.toml".into(),
+        line,
+    };
+    set.insert("auth_internal", o(1));
+    set.insert("auth_ldap", o(2));
+    let mut out = Vec::new();
+    super::checks::modules_of(&set, None, &mut out);
+    assert_eq!(
+        out.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        vec!["stack/x.toml:2: error: module `auth_ldap` conflicts with module `auth_internal` (enabled at stack/x.toml:1)\n    \
+              fix: enable only one of `auth_ldap` and `auth_internal`"]
+    );
+}
+
+#[test]
+fn not_available_settings() {
+    let dir = init("production");
+    append(
+        &dir,
+        "stack/02-stream/management.toml",
+        "smacks_resume_timeout = 60\n",
+    );
+    let n = line(
+        &dir,
+        "stack/02-stream/management.toml",
+        "smacks_resume_timeout = 60",
+    );
+    let diags = diagnostics(
+        &dir,
+        &[
+            ("VIREO_DB_NAME", "vireo"),
+            ("VIREO_DB_DRIVER", "postgresql"),
+        ],
+    );
+    assert_has(&diags, &format!("stack/02-stream/management.toml:{n}: error: `stream.smacks_resume_timeout` (XEP-0198) is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)"));
+    assert_has(&diags, "environment variable VIREO_DB_NAME: error: `storage.sql_name` is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)");
+    assert_has(&diags, "environment variable VIREO_DB_DRIVER: error: storage.driver: \"postgresql\" is not one of \"sled\"\n    fix: only the embedded \"sled\" store is built in this version; SQL backends are not available yet");
+}
+
+#[test]
+fn port_collision() {
+    let dir = init("production");
+    replace(
+        &dir,
+        "stack/01-transport/ports.toml",
+        "c2s_tls_port = 5223",
+        "c2s_tls_port = 5222",
+    );
+    let p = line(&dir, "stack/01-transport/ports.toml", "c2s_port =");
+    let t = line(&dir, "stack/01-transport/ports.toml", "c2s_tls_port =");
+    assert_has(
+        &diagnostics(&dir, &[]),
+        &format!(
+            "stack/01-transport/ports.toml:{t}: error: port 5222 of transport.c2s_tls_port is also the port of transport.c2s_port (stack/01-transport/ports.toml:{p})\n    \
+             fix: give each listener its own port"
+        ),
+    );
+}
+
+#[test]
+fn certificate_problems() {
+    let dir = init("production");
+    let f = "domains/example.org.toml";
+    // A key of another certificate.
+    let other =
+        xmpp_runtime::tls::generate_self_signed(&["other.org".into()], &path(&dir, "certs"))
+            .expect("generate");
+    assert!(other.key.ends_with("other.org.key"));
+    replace(
+        &dir,
+        f,
+        "key = \"certs/example.org.key\"",
+        "key = \"certs/other.org.key\"",
+    );
+    let k = line(&dir, f, "key = ");
+    let diags = diagnostics(&dir, &[]);
+    let mismatch = diags
+        .iter()
+        .find(|d| d.starts_with(&format!("{f}:{k}: error: the key ")))
+        .unwrap_or_else(|| panic!("{diags:?}"));
+    assert!(
+        mismatch.contains("does not match the certificate"),
+        "{mismatch}"
+    );
+    assert!(
+        mismatch.ends_with("fix: use the key the certificate was issued for"),
+        "{mismatch}"
+    );
+    // An unreadable certificate.
+    replace(
+        &dir,
+        f,
+        "certificate = \"certs/example.org.crt\"",
+        "certificate = \"certs/missing.crt\"",
+    );
+    let c = line(&dir, f, "certificate = ");
+    assert_has(
+        &diagnostics(&dir, &[]),
+        &format!(
+            "{f}:{c}: error: cannot read the certificate certs/missing.crt: No such file or directory (os error 2)\n    \
+             fix: check the path and that the server's user may read it"
+        ),
+    );
+}
+
+#[test]
+fn domain_without_certificate_is_a_warning() {
+    let dir = init("production");
+    std::fs::write(
+        path(&dir, "domains/chat.toml"),
+        "domain = \"chat.example.org\"\n",
+    )
+    .expect("write");
+    let diags = diagnostics(&dir, &[]);
+    assert_has(
+        &diags,
+        "domains/chat.toml:1: warning: domain chat.example.org has no certificate: a self-signed one will be generated in data/certs (clients will not trust it)\n    \
+             fix: set certificate and key in its domain file (domains/chat.example.org.toml) or tls.certificate and tls.key in stack/01-transport/tls.toml; `vireo cert import` installs one",
+    );
+    assert!(diags.iter().all(|d| !d.contains(": error: ")), "{diags:?}");
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("warnings do not fail");
+    assert_eq!(cfg.domains, vec!["example.org", "chat.example.org"]);
+}
+
+#[test]
+fn toml_syntax_error_names_the_line() {
+    let dir = init("production");
+    append(&dir, "stack/04-protocol/core.toml", "oops = [\n");
+    let diags = diagnostics(&dir, &[]);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.starts_with("stack/04-protocol/core.toml:")
+                && d.contains(": error: TOML syntax:")),
+        "{diags:?}"
+    );
+}
+
+#[test]
+fn single_file_keeps_working_with_modules_and_environment() {
+    let (_d, p) = write(
+        "domain = \"example.org\"\nenvironment = \"development\"\nmodules = [\"c2s\", \"tls\", \"saslauth\", \"bind\", \"router\", \"offline\"]\n[transport]\nc2s_port = 15222\n",
+    );
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert_eq!(cfg.log_level, "debug");
+    assert_eq!(cfg.origin("log_level"), Origin::Profile("development"));
+    assert_eq!(
+        cfg.modules,
+        vec!["c2s", "tls", "saslauth", "bind", "router", "offline"]
+    );
+    assert_eq!(cfg.c2s_port, 15222);
+}
+
+#[test]
+fn reference_is_up_to_date() {
+    let expected = super::reference::markdown();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/config.md");
+    let actual = std::fs::read_to_string(&file).unwrap_or_default();
+    if actual != expected {
+        panic!(
+            "spec/config.md is stale: regenerate it with `cargo run -p vireo -- config reference > spec/config.md`"
+        );
+    }
+}
+
+#[test]
+fn orchestration_keys_and_variables() {
+    let dir = init("production");
+    append(&dir, "vireo.toml", "\n[transport]\nc2s_port = 1\n");
+    let n = line(&dir, "vireo.toml", "c2s_port = 1");
+    let diags = diagnostics(&dir, &[]);
+    assert_has(
+        &diags,
+        &format!(
+            "vireo.toml:{n}: error: `transport.c2s_port` belongs in stack/01-transport/ports.toml\n    \
+             fix: move it to stack/01-transport/ports.toml as `c2s_port`"
+        ),
+    );
+    let env = [("VIREO_ADMINS", "admin@example.org, root@example.org")];
+    let dir = init("production");
+    let cfg = Config::load(Some(dir.path()), &env_of(&env)).expect("load");
+    assert_eq!(cfg.admins, vec!["admin@example.org", "root@example.org"]);
+    assert_eq!(cfg.origin("admins"), Origin::Env("VIREO_ADMINS"));
+    let diags = diagnostics(&dir, &[("VIREO_ADMINS", "not a jid")]);
+    assert_has(
+        &diags,
+        "environment variable VIREO_ADMINS: error: admins: \"not a jid\" is not a bare JID (user@domain)\n    \
+         fix: VIREO_ADMINS must be a comma-separated list of bare JIDs",
+    );
+}
+
+#[test]
+fn policies_can_be_chosen() {
+    let dir = init("production");
+    replace(
+        &dir,
+        "vireo.toml",
+        "# policies = [\"security/baseline\", \"performance/limits\"]",
+        "policies = [\"security/baseline\", \"security/missing\"]",
+    );
+    let n = line(&dir, "vireo.toml", "policies =");
+    let root = dir.path().display().to_string();
+    assert_has(
+        &diagnostics(&dir, &[]),
+        &format!(
+            "vireo.toml:{n}: error: policy \"security/missing\" not found ({root}/policies/security/missing.toml)\n    \
+             fix: name policies as \"group/name\" for policies/<group>/<name>.toml; groups: security, performance, compliance"
+        )
+        .replace(&format!("{root}/"), ""),
+    );
+}
+
+#[test]
+fn virtual_hosts_and_module_overrides() {
+    let dir = init("production");
+    std::fs::write(
+        path(&dir, "domains/chat.toml"),
+        "domain = \"chat.example.org\"\ncertificate = \"certs/example.org.crt\"\nkey = \"certs/example.org.key\"\nmodules_disabled = [\"version\"]\n",
+    )
+    .expect("write");
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("load");
+    assert_eq!(cfg.domains, vec!["example.org", "chat.example.org"]);
+    let chat = cfg.vhost("chat.example.org").expect("vhost");
+    assert!(!chat.modules.contains_key("version"));
+    assert!(cfg.module_origins.contains_key("version"));
+    assert_eq!(
+        chat.certificate.as_ref().map(|(p, _)| p.clone()),
+        Some(path(&dir, "certs/example.org.crt"))
+    );
+    // VIREO_DOMAIN replaces the list; the file's domain is then not served.
+    let diags = diagnostics(&dir, &[("VIREO_DOMAIN", "example.org")]);
+    assert_has(
+        &diags,
+        "domains/chat.toml:1: warning: domain chat.example.org is not served (environment variable VIREO_DOMAIN)\n    \
+         fix: add it to the served domains or remove its file",
+    );
+}
+
+#[test]
+fn single_file_unknown_section_and_misplaced_key() {
+    let (_d, p) = write("[tranport]\nc2s_port = 1\n[transport]\nrequire_encryption = false\n");
+    let err = Config::load(Some(&p), &env_of(&[])).expect_err("must fail");
+    let shown = err
+        .to_string()
+        .replace(&format!("{}", p.display()), "vireo.toml");
+    assert_eq!(
+        shown,
+        "2 errors:\n\
+         vireo.toml:1: error: unknown section `[tranport]`\n    fix: did you mean `[transport]`?\n\
+         vireo.toml:4: error: unknown key `transport.require_encryption`\n    fix: did you mean `stream.require_encryption`?"
+    );
+}
+
+#[test]
+fn choices_suggest_the_closest() {
+    let (_d, p) = write("environment = \"prodution\"\n");
+    let err = Config::load(Some(&p), &env_of(&[])).expect_err("must fail");
+    assert!(
+        err.to_string().ends_with(
+            "vireo.toml:1: error: environment: \"prodution\" is not one of \"production\", \"development\", \"docker\" (did you mean \"production\"?)\n    \
+             fix: expected one of \"production\", \"development\", \"docker\""
+        ),
+        "{err}"
+    );
 }

@@ -794,3 +794,75 @@ def raw_exchange(port: int, chunks: Iterable[bytes | str], *, tls: bool = False,
         return conn.read_until_closed(timeout)
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------
+# servers started with a configuration (`vireo run --config PATH`)
+# --------------------------------------------------------------------------
+
+
+class ConfiguredVireoServer(VireoServer):
+    """`vireo run --config PATH` with PATH a file or a configuration tree;
+    the VIREO_* overrides of VireoServer.env() still give it its own ports
+    and data dir. Set `config_path` before start()."""
+
+    def __init__(self, name: str, config_path: Path | None = None):
+        super().__init__(name)
+        self.config_path = config_path
+
+    def run_args(self) -> list[str]:
+        args = [str(VIREO_BIN), "run"]
+        if self.config_path is not None:
+            args += ["--config", str(self.config_path)]
+        return args
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        self._log_marker(f"start #{self.starts}: {' '.join(self.run_args())}")
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                self.run_args(),
+                env=self.env(),
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                pytest.fail(
+                    f"vireo exited with code {code} during startup; log:\n{self.log_tail()}"
+                )
+            if port_accepts(self.c2s_port) and port_accepts(self.c2s_tls_port):
+                return
+            time.sleep(0.05)
+        self._terminate(SHUTDOWN_TIMEOUT)
+        pytest.fail(
+            f"vireo did not accept TCP on 127.0.0.1:{self.c2s_port} and "
+            f":{self.c2s_tls_port} within {timeout}s; log:\n{self.log_tail()}"
+        )
+
+    def cli_config(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        """`vireo -c CONFIG ARGS...` (the configuration the server runs with)."""
+        assert self.config_path is not None
+        return self.cli("-c", str(self.config_path), *args, **kw)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None and self.proc.poll() is None, "not running"
+        self._log_marker(f"sending signal {sig}")
+        self.proc.send_signal(sig)
+
+
+@pytest.fixture
+def configured_server(request):
+    """A ConfiguredVireoServer for one test, not started yet: write its
+    configuration, set `config_path`, then start()."""
+    srv = ConfiguredVireoServer(request.node.name)
+    yield srv
+    srv.cleanup()

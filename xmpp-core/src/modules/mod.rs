@@ -5,8 +5,8 @@
 pub mod carbons;
 mod disco;
 mod ping;
-pub mod stored_xml;
 pub mod roster;
+pub mod stored_xml;
 pub mod subscription;
 mod version;
 

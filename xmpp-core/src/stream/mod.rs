@@ -2,12 +2,14 @@
 //! the client side that powers examples, tests and the benchmark tool.
 
 pub mod client;
+mod csi;
 mod error;
 mod header;
 mod output;
 pub mod server;
 
 pub use client::{ClientConfig, ClientStream};
+pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;
 pub use output::ConnOutput;
 pub use server::{ServerStream, ServerStreamConfig};

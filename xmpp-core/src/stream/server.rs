@@ -4,6 +4,7 @@
 //! The machine never touches the network. The driver feeds received bytes,
 //! TLS completion, storage results and time; it polls [`ConnOutput`]s.
 
+use super::csi::{CsiQueue, Verdict};
 use super::error::StreamErrorCondition;
 use super::header::{check_header, write_header, STREAM_CLOSE};
 use super::output::{ConnOutput, OutputQueue};
@@ -61,7 +62,10 @@ impl Default for ServerStreamConfig {
             limits: Limits::default(),
             scram_decoy: None,
             keepalive_ms: Some(60_000),
-            session_features: vec![Element::new(ns::ROSTER_VER, "ver")],
+            session_features: vec![
+                Element::new(ns::ROSTER_VER, "ver"),
+                Element::new(super::csi::NS, "csi"),
+            ],
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct ServerStream {
     /// The bound full JID.
     jid: Option<Jid>,
     auth_deadline: Option<Millis>,
+    /// XEP-0352: stanzas held while the client is inactive.
+    csi: CsiQueue,
     /// When the last byte was queued for the client (for keepalives).
     last_output: Millis,
     auth_failures: u32,
@@ -144,6 +150,7 @@ impl ServerStream {
             jid: None,
             auth_deadline,
             last_output: now,
+            csi: CsiQueue::default(),
             auth_failures: 0,
             pending_account: None,
             next_request: 1,
@@ -295,8 +302,17 @@ impl ServerStream {
 
     /// Deliver a stanza from the hub to the client.
     pub fn send_stanza(&mut self, stanza: &Element) {
-        if self.jid.is_some() && !self.is_closed() {
-            self.out.write_element(stanza, ns::CLIENT);
+        if self.jid.is_none() || self.is_closed() {
+            return;
+        }
+        match self.csi.offer(stanza) {
+            Verdict::Send(s) => self.out.write_element(&s, ns::CLIENT),
+            Verdict::Flush(all) => {
+                for s in &all {
+                    self.out.write_element(s, ns::CLIENT);
+                }
+            }
+            Verdict::Held => {}
         }
     }
 
@@ -455,6 +471,17 @@ impl ServerStream {
         if self.account.is_none() {
             // RFC 6120 §6.4: nothing but negotiation before authentication.
             return self.stream_error(StreamErrorCondition::NotAuthorized, None);
+        }
+        if el.ns == super::csi::NS && self.jid.is_some() {
+            let active = match el.name.as_str() {
+                "active" => true,
+                "inactive" => false,
+                _ => return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None),
+            };
+            for s in self.csi.set_active(active) {
+                self.out.write_element(&s, ns::CLIENT);
+            }
+            return;
         }
         match Kind::of(&el) {
             Some(kind) => self.handle_stanza(kind, el),

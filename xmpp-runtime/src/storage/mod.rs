@@ -386,7 +386,10 @@ pub(crate) mod conformance {
             key: key.to_owned(),
         };
         assert_eq!(b.execute(blob("vcard")), Res::Blob(None));
-        for v in ["<vCard xmlns='vcard-temp'/>", "<vCard xmlns='vcard-temp'><FN>A</FN></vCard>"] {
+        for v in [
+            "<vCard xmlns='vcard-temp'/>",
+            "<vCard xmlns='vcard-temp'><FN>A</FN></vCard>",
+        ] {
             assert_eq!(
                 b.execute(Req::StoreBlob {
                     account: alice.clone(),

@@ -1,0 +1,96 @@
+//! `vireo check config`: load everything and report every problem, each with
+//! its file:line (or variable) and a fix. Exit 0 only without errors;
+//! warnings are printed but do not fail the check.
+//!
+//! Also the early dispatch of the configuration commands that must run
+//! without (or despite) a valid configuration.
+
+use crate::cli::{CheckAction, Command, ConfigAction};
+use crate::config::Config;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Run the configuration commands that do not need a loaded configuration;
+/// `None` for every other command.
+pub fn early(command: &Command, config_path: Option<&Path>) -> Option<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok();
+    let outcome = match command {
+        Command::Check(c) => match &c.action {
+            CheckAction::Config(_) => {
+                let (text, ok) = run(config_path, &env);
+                print!("{text}");
+                return Some(if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            _ => return None,
+        },
+        Command::Config(c) => match &c.action {
+            ConfigAction::Init(i) => super::config_init::run(
+                &i.dir,
+                i.domain.as_deref(),
+                i.environment.as_deref(),
+                i.force,
+            )
+            .map_err(|e| e.to_string()),
+            ConfigAction::Show(s) => {
+                super::config_show::run(config_path, &env, s.key.as_deref(), s.domain.as_deref())
+            }
+            ConfigAction::Reference(_) => Ok(crate::config::reference::markdown()),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(match outcome {
+        Ok(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vireo: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// The check's report and whether it passed (no errors).
+pub fn run(config_path: Option<&Path>, env: crate::config::EnvFn<'_>) -> (String, bool) {
+    let report = Config::check(config_path, env);
+    let mut out = String::new();
+    for d in &report.diagnostics {
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    let errors = report.errors().count();
+    let warnings = report.warnings().count();
+    let what = match &report.source {
+        crate::config::Source::Defaults => "built-in defaults".to_owned(),
+        crate::config::Source::File(p) => p.display().to_string(),
+        crate::config::Source::Tree(p) => format!("{} (tree)", p.display()),
+    };
+    let summary = match (errors, warnings) {
+        (0, 0) => format!("configuration OK: {what}"),
+        (0, w) => format!("configuration OK with {w} warning{}: {what}", plural(w)),
+        (e, w) => format!(
+            "configuration has {e} error{} and {w} warning{}: {what}",
+            plural(e),
+            plural(w)
+        ),
+    };
+    out.push_str(&summary);
+    out.push('\n');
+    (out, errors == 0)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

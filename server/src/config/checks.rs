@@ -1,0 +1,247 @@
+//! Checks on the effective configuration as a whole: module dependencies
+//! and conflicts, port collisions, certificates and keys, domains without
+//! certificates, administrators of domains not served.
+
+use super::diagnostics::Diagnostic;
+use super::schema::Home;
+use super::{Config, Origin, Source};
+use crate::modules;
+use std::collections::BTreeMap;
+use std::path::Path;
+use xmpp_runtime::tls::{server_tls, TlsError};
+
+pub fn run(cfg: &Config) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    modules_of(&cfg.module_origins, None, &mut out);
+    for vh in &cfg.vhosts {
+        if vh.modules != cfg.module_origins {
+            modules_of(&vh.modules, Some(&vh.domain), &mut out);
+        }
+    }
+    ports(cfg, &mut out);
+    certificates(cfg, &mut out);
+    admins(cfg, &mut out);
+    out
+}
+
+pub(super) fn modules_of(
+    set: &BTreeMap<&'static str, Origin>,
+    domain: Option<&str>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let whose = domain.map(|d| format!(" for {d}")).unwrap_or_default();
+    for (name, origin) in set {
+        let Some(m) = modules::find(name) else {
+            continue;
+        };
+        for dep in m.depends {
+            if !set.contains_key(dep) {
+                let home = modules::find(dep)
+                    .map(|d| Home::Layer(d.layer, d.file).path())
+                    .unwrap_or_default();
+                out.push(
+                    Diagnostic::error(
+                        origin.clone(),
+                        format!(
+                            "module `{name}` needs module `{dep}`, which is not enabled{whose}"
+                        ),
+                    )
+                    .with_fix(format!(
+                        "add \"{dep}\" to the modules of {home}, or remove `{name}`"
+                    )),
+                );
+            }
+        }
+        for other in m.conflicts {
+            // Report each pair once, at the module that sorts second.
+            if set.contains_key(other) && *other < *name {
+                out.push(
+                    Diagnostic::error(
+                        origin.clone(),
+                        format!("module `{name}` conflicts with module `{other}` (enabled at {}){whose}", set[other]),
+                    )
+                    .with_fix(format!("enable only one of `{name}` and `{other}`")),
+                );
+            }
+        }
+    }
+}
+
+fn ports(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    let listeners = [
+        ("transport.c2s_port", cfg.c2s_port, "c2s"),
+        ("transport.c2s_tls_port", cfg.c2s_tls_port, "c2s_direct_tls"),
+    ];
+    for (i, (key, port, module)) in listeners.iter().enumerate() {
+        if *port == 0 || !cfg.module_origins.contains_key(module) {
+            continue;
+        }
+        for (other, oport, omodule) in &listeners[..i] {
+            if oport == port && cfg.module_origins.contains_key(omodule) {
+                out.push(
+                    Diagnostic::error(
+                        cfg.origin(key),
+                        format!(
+                            "port {port} of {key} is also the port of {other} ({})",
+                            cfg.origin(other)
+                        ),
+                    )
+                    .with_fix("give each listener its own port"),
+                );
+            }
+        }
+    }
+}
+
+fn certificates(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    // Without tls.* the first domain's own pair is served (checked below).
+    let explicit = cfg.values.contains_key("tls.certificate") || cfg.values.contains_key("tls.key");
+    let global = if explicit {
+        pair(
+            cfg.certificate.as_deref(),
+            cfg.key.as_deref(),
+            cfg.origin("tls.certificate"),
+            cfg.origin("tls.key"),
+            "tls.certificate",
+            "tls.key",
+            out,
+        )
+    } else {
+        false
+    };
+    let served = cfg.certificate.clone();
+    for vh in &cfg.vhosts {
+        let own = match (&vh.certificate, &vh.key) {
+            (None, None) => false,
+            (c, k) => pair(
+                c.as_ref().map(|(p, _)| p.as_path()),
+                k.as_ref().map(|(p, _)| p.as_path()),
+                c.as_ref()
+                    .map(|(_, o)| o.clone())
+                    .unwrap_or_else(|| vh.origin.clone()),
+                k.as_ref()
+                    .map(|(_, o)| o.clone())
+                    .unwrap_or_else(|| vh.origin.clone()),
+                "certificate",
+                "key",
+                out,
+            ),
+        };
+        if own && vh.certificate.as_ref().map(|(p, _)| p) != served.as_ref() {
+            out.push(
+                Diagnostic::warning(
+                    vh.certificate.as_ref().map(|(_, o)| o.clone()).unwrap_or_else(|| vh.origin.clone()),
+                    format!(
+                        "this version serves one certificate for every domain ({}); the certificate of {} is checked but not served",
+                        served.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "a generated one".into()),
+                        vh.domain
+                    ),
+                )
+                .with_fix("use one certificate whose names cover every domain"),
+            );
+        }
+        if !own && !global {
+            out.push(
+                Diagnostic::warning(
+                    vh.origin.clone(),
+                    format!(
+                        "domain {} has no certificate: a self-signed one will be generated in {} (clients will not trust it)",
+                        vh.domain,
+                        cfg.cert_dir().display()
+                    ),
+                )
+                .with_fix(match cfg.source {
+                    Source::Tree(_) => format!(
+                        "set certificate and key in its domain file (domains/{}.toml) or tls.certificate and tls.key in stack/01-transport/tls.toml; `vireo cert import` installs one",
+                        vh.domain
+                    ),
+                    _ => "set tls.certificate and tls.key; `vireo cert import` installs one".to_owned(),
+                }),
+            );
+        }
+    }
+}
+
+/// Check one certificate/key pair; true when both are set (even if broken,
+/// which is reported).
+fn pair(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    cert_origin: Origin,
+    key_origin: Origin,
+    cert_name: &str,
+    key_name: &str,
+    out: &mut Vec<Diagnostic>,
+) -> bool {
+    let (cert, key) = match (cert, key) {
+        (None, None) => return false,
+        (Some(c), Some(k)) => (c, k),
+        (Some(_), None) => {
+            out.push(
+                Diagnostic::error(
+                    cert_origin,
+                    format!("{cert_name} is set without {key_name}"),
+                )
+                .with_fix(format!("set {key_name} next to it, or remove {cert_name}")),
+            );
+            return true;
+        }
+        (None, Some(_)) => {
+            out.push(
+                Diagnostic::error(key_origin, format!("{key_name} is set without {cert_name}"))
+                    .with_fix(format!("set {cert_name} next to it, or remove {key_name}")),
+            );
+            return true;
+        }
+    };
+    if let Err(e) = server_tls(cert, key) {
+        let (origin, message, fix) = match &e {
+            TlsError::Io { path, source } if path == key => (
+                key_origin,
+                format!("cannot read the key {}: {source}", path.display()),
+                "check the path and that the server's user may read it".to_owned(),
+            ),
+            TlsError::Io { path, source } => (
+                cert_origin,
+                format!("cannot read the certificate {}: {source}", path.display()),
+                "check the path and that the server's user may read it".to_owned(),
+            ),
+            TlsError::NoPrivateKey(p) | TlsError::Pem { path: p, .. } if p == key => (
+                key_origin,
+                e.to_string(),
+                "the key must be a PEM private key (PKCS#8, PKCS#1 or SEC1)".to_owned(),
+            ),
+            TlsError::Rejected { source, .. } => (
+                key_origin,
+                format!(
+                    "the key {} does not match the certificate {} (or is unsupported): {source}",
+                    key.display(),
+                    cert.display()
+                ),
+                "use the key the certificate was issued for".to_owned(),
+            ),
+            _ => (
+                cert_origin,
+                e.to_string(),
+                "the certificate must be a PEM chain, end-entity first".to_owned(),
+            ),
+        };
+        out.push(Diagnostic::error(origin, message).with_fix(fix));
+    }
+    true
+}
+
+fn admins(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    for admin in &cfg.admins {
+        let domain = admin.rsplit('@').next().unwrap_or_default();
+        if !cfg.domains.iter().any(|d| d == domain) {
+            out.push(
+                Diagnostic::warning(
+                    cfg.origin("admins"),
+                    format!("administrator {admin} is not on a domain this server hosts"),
+                )
+                .with_fix(format!("hosted domains: {}", cfg.domains.join(", "))),
+            );
+        }
+    }
+}

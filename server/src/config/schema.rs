@@ -1,0 +1,479 @@
+//! Every configuration key: its name, type, default, range or choices, the
+//! file of the tree it lives in, the RFC/XEP it configures, and whether this
+//! version has the feature built. The loader, `vireo check config`,
+//! `vireo config show` and `spec/config.md` all read this one table.
+
+use crate::modules::Layer;
+use std::fmt;
+use std::net::IpAddr;
+use xmpp_core::jid::Jid;
+use xmpp_core::sasl::Mechanism;
+
+use super::node::Node;
+
+/// Where a key lives in the configuration tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// `vireo.toml`, the orchestration file.
+    Orchestration,
+    /// `stack/<layer>/<file>.toml`.
+    Layer(Layer, &'static str),
+}
+
+impl Home {
+    /// The file, relative to the root of the tree.
+    pub fn path(self) -> String {
+        match self {
+            Home::Orchestration => "vireo.toml".into(),
+            Home::Layer(layer, file) => format!("stack/{}/{file}.toml", layer.dir()),
+        }
+    }
+}
+
+/// The type of a key, with its range or choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Str,
+    Choice(&'static [&'static str]),
+    Ip,
+    Path,
+    /// One domain name (the `domain` shorthand).
+    Domain,
+    /// A list of domain names.
+    Domains,
+    /// A list of bare JIDs.
+    Jids,
+    /// A list of plain strings.
+    StrList,
+    /// A list of SASL mechanism names.
+    Mechanisms,
+}
+
+impl Ty {
+    /// Human description, as in "expected an integer from 1 to 65535".
+    pub fn describe(self) -> String {
+        match self {
+            Ty::Bool => "a boolean (true or false)".into(),
+            Ty::Int { min, max } => format!("an integer from {min} to {max}"),
+            Ty::Str => "a string".into(),
+            Ty::Choice(c) => format!("one of {}", quoted(c)),
+            Ty::Ip => "an IP address string".into(),
+            Ty::Path => "a path string".into(),
+            Ty::Domain => "a domain name string".into(),
+            Ty::Domains => "an array of domain names".into(),
+            Ty::Jids => "an array of bare JIDs".into(),
+            Ty::StrList => "an array of strings".into(),
+            Ty::Mechanisms => format!(
+                "an array of SASL mechanisms ({})",
+                quoted(&mechanism_names())
+            ),
+        }
+    }
+
+    /// Short type name for the reference.
+    pub fn name(self) -> String {
+        match self {
+            Ty::Bool => "boolean".into(),
+            Ty::Int { min, max } => format!("integer ({min}..={max})"),
+            Ty::Str => "string".into(),
+            Ty::Choice(c) => format!("string: {}", c.join(" | ")),
+            Ty::Ip => "IP address".into(),
+            Ty::Path => "path".into(),
+            Ty::Domain => "domain".into(),
+            Ty::Domains => "array of domains".into(),
+            Ty::Jids => "array of bare JIDs".into(),
+            Ty::StrList => "array of strings".into(),
+            Ty::Mechanisms => "array of SASL mechanisms".into(),
+        }
+    }
+
+    fn is_list(self) -> bool {
+        matches!(self, Ty::Domains | Ty::Jids | Ty::StrList | Ty::Mechanisms)
+    }
+
+    /// Convert a TOML value; the error says what was expected.
+    pub fn convert(self, node: &Node) -> Result<Value, String> {
+        let wrong = || format!("expected {}, found {}", self.describe(), node.kind());
+        if self.is_list() {
+            let Node::Array(items) = node else {
+                return Err(wrong());
+            };
+            let mut out = Vec::new();
+            for item in items {
+                match item.get_ref() {
+                    Node::Str(s) => out.push(s.clone()),
+                    other => {
+                        return Err(format!(
+                            "expected {}, found an array holding {}",
+                            self.describe(),
+                            other.kind()
+                        ))
+                    }
+                }
+            }
+            return self.check_list(out);
+        }
+        match (self, node) {
+            (Ty::Bool, Node::Bool(b)) => Ok(Value::Bool(*b)),
+            (Ty::Int { .. }, Node::Int(i)) => self.check_int(*i),
+            (Ty::Int { .. }, _) | (Ty::Bool, _) => Err(wrong()),
+            (_, Node::Str(s)) => self.check_str(s.clone()),
+            _ => Err(wrong()),
+        }
+    }
+
+    /// Convert an environment variable's text (lists are comma-separated).
+    pub fn parse_text(self, text: &str) -> Result<Value, String> {
+        let text = text.trim();
+        match self {
+            Ty::Bool => match text {
+                "true" | "1" | "yes" => Ok(Value::Bool(true)),
+                "false" | "0" | "no" => Ok(Value::Bool(false)),
+                other => Err(format!("expected true or false, got {other:?}")),
+            },
+            Ty::Int { .. } => match text.parse::<i64>() {
+                Ok(i) => self.check_int(i),
+                Err(_) => Err(format!("expected {}, got {text:?}", self.describe())),
+            },
+            t if t.is_list() => t.check_list(
+                text.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
+            _ => self.check_str(text.to_owned()),
+        }
+    }
+
+    fn check_int(self, i: i64) -> Result<Value, String> {
+        match self {
+            Ty::Int { min, max } if i < min || i > max => {
+                Err(format!("{i} is out of range: expected {}", self.describe()))
+            }
+            _ => Ok(Value::Int(i)),
+        }
+    }
+
+    fn check_str(self, s: String) -> Result<Value, String> {
+        match self {
+            Ty::Choice(c) if !c.contains(&s.as_str()) => {
+                match super::diagnostics::did_you_mean(&s, c.iter().copied()) {
+                    Some(m) => Err(format!(
+                        "{s:?} is not {} (did you mean {m:?}?)",
+                        self.describe()
+                    )),
+                    None => Err(format!("{s:?} is not {}", self.describe())),
+                }
+            }
+            Ty::Ip => parse_ip(&s)
+                .map(|ip| Value::Str(ip.to_string()))
+                .ok_or_else(|| format!("{s:?} is not an IP address")),
+            Ty::Domain => normalize_domain(&s).map(Value::Str),
+            _ => Ok(Value::Str(s)),
+        }
+    }
+
+    fn check_list(self, items: Vec<String>) -> Result<Value, String> {
+        match self {
+            Ty::Domains => {
+                if items.is_empty() {
+                    return Err("at least one domain is required".into());
+                }
+                items
+                    .iter()
+                    .map(|d| normalize_domain(d))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::List)
+            }
+            Ty::Jids => items
+                .iter()
+                .map(|j| match Jid::parse(j) {
+                    Ok(jid) if jid.local().is_some() && jid.resource().is_none() => {
+                        Ok(jid.as_str().to_owned())
+                    }
+                    _ => Err(format!("{j:?} is not a bare JID (user@domain)")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::List),
+            Ty::Mechanisms => {
+                if items.is_empty() {
+                    return Err("at least one SASL mechanism is required".into());
+                }
+                for m in &items {
+                    if Mechanism::from_name(m).is_none() {
+                        return Err(format!(
+                            "unknown SASL mechanism {m:?} (known: {})",
+                            mechanism_names().join(", ")
+                        ));
+                    }
+                }
+                Ok(Value::List(items))
+            }
+            _ => Ok(Value::List(items)),
+        }
+    }
+}
+
+fn quoted(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn mechanism_names() -> Vec<&'static str> {
+    Mechanism::SERVER_PREFERENCE
+        .iter()
+        .map(|m| m.name())
+        .collect()
+}
+
+/// `*` and `[::]` forms are accepted for "all interfaces".
+pub fn parse_ip(v: &str) -> Option<IpAddr> {
+    let v = v.trim_matches(|c| c == '[' || c == ']');
+    let v = if v == "*" { "0.0.0.0" } else { v };
+    v.parse().ok()
+}
+
+fn normalize_domain(d: &str) -> Result<String, String> {
+    match Jid::domain_jid(d.trim()) {
+        Ok(j) if j.local().is_none() && j.resource().is_none() => Ok(j.domain().to_owned()),
+        _ => Err(format!("{d:?} is not a valid domain name")),
+    }
+}
+
+/// An effective value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    List(Vec<String>),
+}
+
+impl fmt::Display for Value {
+    /// TOML syntax, so `config show` output can be pasted into a file.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::List(l) => {
+                let items: Vec<String> = l.iter().map(|s| format!("{s:?}")).collect();
+                write!(f, "[{}]", items.join(", "))
+            }
+        }
+    }
+}
+
+/// One key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// Dotted name: as written in a single-file configuration, in
+    /// environment and policy files, and in `vireo config show`.
+    pub name: &'static str,
+    /// The name inside its home file.
+    pub local: &'static str,
+    pub home: Home,
+    pub ty: Ty,
+    /// The default, in TOML syntax ("" when unset by default).
+    pub default: &'static str,
+    pub specs: &'static [&'static str],
+    pub doc: &'static str,
+    /// Built into this version; setting an unavailable key is an error.
+    pub available: bool,
+}
+
+const fn key(
+    name: &'static str,
+    local: &'static str,
+    home: Home,
+    ty: Ty,
+    default: &'static str,
+    specs: &'static [&'static str],
+    doc: &'static str,
+) -> KeySpec {
+    KeySpec {
+        name,
+        local,
+        home,
+        ty,
+        default,
+        specs,
+        doc,
+        available: true,
+    }
+}
+
+const fn planned(
+    name: &'static str,
+    local: &'static str,
+    home: Home,
+    ty: Ty,
+    default: &'static str,
+    specs: &'static [&'static str],
+    doc: &'static str,
+) -> KeySpec {
+    KeySpec {
+        available: false,
+        ..key(name, local, home, ty, default, specs, doc)
+    }
+}
+
+const ORCH: Home = Home::Orchestration;
+const PORTS: Home = Home::Layer(Layer::Transport, "ports");
+const TLS: Home = Home::Layer(Layer::Transport, "tls");
+const CONNECTIONS: Home = Home::Layer(Layer::Transport, "connections");
+const AUTH: Home = Home::Layer(Layer::Stream, "authentication");
+const ENCRYPTION: Home = Home::Layer(Layer::Stream, "encryption");
+const MANAGEMENT: Home = Home::Layer(Layer::Stream, "management");
+const VALIDATION: Home = Home::Layer(Layer::Stanza, "validation");
+const LEGACY: Home = Home::Layer(Layer::Protocol, "legacy");
+const GROUPCHAT: Home = Home::Layer(Layer::Services, "groupchat");
+const BACKENDS: Home = Home::Layer(Layer::Storage, "backends");
+const ARCHIVING: Home = Home::Layer(Layer::Storage, "archiving");
+const HTTP: Home = Home::Layer(Layer::Interfaces, "http");
+const WEBSOCKET: Home = Home::Layer(Layer::Interfaces, "websocket");
+const BOSH: Home = Home::Layer(Layer::Interfaces, "bosh");
+const COMPONENTS: Home = Home::Layer(Layer::Interfaces, "components");
+const LDAP: Home = Home::Layer(Layer::Integration, "ldap");
+const OAUTH: Home = Home::Layer(Layer::Integration, "oauth");
+const WEBHOOKS: Home = Home::Layer(Layer::Integration, "webhooks");
+const APIS: Home = Home::Layer(Layer::Integration, "apis");
+
+const PORT: Ty = Ty::Int { min: 0, max: 65535 };
+
+/// The environments `environment` may name.
+pub const ENVIRONMENTS: &[&str] = &["production", "development", "docker"];
+
+/// Storage drivers this version has.
+pub const STORAGE_DRIVERS: &[&str] = &["sled"];
+
+/// Every key, orchestration first, then in stack order.
+pub const KEYS: &[KeySpec] = &[
+    key("domain", "domain", ORCH, Ty::Domain, "", &["RFC 7622 §3.2"],
+        "One hosted domain: shorthand for `domains = [\"...\"]`."),
+    key("domains", "domains", ORCH, Ty::Domains, "[\"localhost\"]", &["RFC 6120 §2.1", "RFC 7622 §3.2"],
+        "The hosted domains (virtual hosts); domains/*.toml add their own."),
+    key("environment", "environment", ORCH, Ty::Choice(ENVIRONMENTS), "", &[],
+        "The environment overlay applied after the stack and the domains: production, development or docker (none by default)."),
+    key("policies", "policies", ORCH, Ty::StrList, "", &[],
+        "Which policies/<group>/<name>.toml apply, as \"group/name\", in order (default: every policy file, sorted)."),
+    key("admins", "admins", ORCH, Ty::Jids, "[]", &["XEP-0133"],
+        "Server administrators, as bare JIDs."),
+    key("data_path", "data_path", ORCH, Ty::Path, "\"vireo-data\"", &[],
+        "Data directory: store, generated certificates, admin socket."),
+    key("log_level", "log_level", ORCH, Ty::Str, "\"info\"", &[],
+        "Log filter (tracing EnvFilter syntax), e.g. \"info\" or \"debug,vireo=trace\"."),
+    // 01 transport
+    key("transport.bind", "bind", PORTS, Ty::Ip, "\"0.0.0.0\"", &[],
+        "Address the listeners bind to (\"0.0.0.0\" or \"::\" for all interfaces)."),
+    key("transport.c2s_port", "c2s_port", PORTS, PORT, "5222", &["RFC 6120 §14.7"],
+        "Client port with STARTTLS (0 = any free port)."),
+    key("transport.c2s_tls_port", "c2s_tls_port", PORTS, PORT, "5223", &["XEP-0368"],
+        "Client port with TLS from the first byte (0 = any free port)."),
+    planned("transport.s2s_port", "s2s_port", PORTS, PORT, "5269", &["RFC 6120 §14.7", "XEP-0220"],
+        "Server-to-server port (federation)."),
+    key("tls.certificate", "certificate", TLS, Ty::Path, "", &["RFC 6120 §5", "RFC 6125", "RFC 8446"],
+        "PEM certificate chain, end-entity first (relative paths: to the configuration root). Unset: a self-signed certificate is generated."),
+    key("tls.key", "key", TLS, Ty::Path, "", &["RFC 6120 §5"],
+        "PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1)."),
+    key("transport.max_connections", "max_connections", CONNECTIONS, Ty::Int { min: 1, max: 10_000_000 }, "20000", &[],
+        "Most simultaneous client connections; further ones are refused."),
+    key("transport.threads", "threads", CONNECTIONS, Ty::Int { min: 0, max: 1024 }, "0", &[],
+        "Worker threads (0 = one per core)."),
+    key("stream.auth_timeout", "auth_timeout", CONNECTIONS, Ty::Int { min: 1, max: 3600 }, "30", &[],
+        "Seconds a connection may take to authenticate."),
+    key("stream.keepalive_interval", "keepalive_interval", CONNECTIONS, Ty::Int { min: 0, max: 86_400 }, "60", &["RFC 6120 §4.6"],
+        "Seconds between whitespace keepalives on idle streams (0 = off)."),
+    // 02 stream
+    key("stream.mechanisms", "mechanisms", AUTH, Ty::Mechanisms,
+        "[\"SCRAM-SHA-256-PLUS\", \"SCRAM-SHA-1-PLUS\", \"SCRAM-SHA-256\", \"SCRAM-SHA-1\", \"PLAIN\"]",
+        &["RFC 6120 §6", "RFC 5802", "RFC 7677", "RFC 4616", "RFC 9266"],
+        "SASL mechanisms offered, strongest first (PLAIN only over TLS)."),
+    key("stream.scram_iterations", "scram_iterations", AUTH, Ty::Int { min: 4096, max: 10_000_000 }, "10000", &["RFC 5802 §5.1", "RFC 7677 §4"],
+        "PBKDF2 iterations for new SCRAM credentials (at least 4096)."),
+    key("stream.require_encryption", "require_encryption", ENCRYPTION, Ty::Bool, "true", &["RFC 6120 §5.3.1"],
+        "Clients must negotiate TLS before authenticating. production forces it on."),
+    planned("stream.smacks_resume_timeout", "smacks_resume_timeout", MANAGEMENT, Ty::Int { min: 0, max: 86_400 }, "300", &["XEP-0198"],
+        "Seconds a stream-management session stays resumable."),
+    // 03 stanza
+    key("stream.max_stanza_size", "max_stanza_size", VALIDATION, Ty::Int { min: 10_000, max: 16_777_216 }, "262144", &["RFC 6120 §13.12"],
+        "Largest stanza accepted, in bytes (at least 10000)."),
+    // 04 protocol
+    planned("protocol.allow_registration", "allow_registration", LEGACY, Ty::Bool, "false", &["XEP-0077"],
+        "In-band account registration."),
+    // 05 services
+    planned("services.muc_domain", "muc_domain", GROUPCHAT, Ty::Domain, "", &["XEP-0045"],
+        "The multi-user chat service's domain, e.g. conference.example.org."),
+    // 06 storage
+    key("storage.driver", "driver", BACKENDS, Ty::Choice(STORAGE_DRIVERS), "\"sled\"", &[],
+        "Storage backend: \"sled\" (embedded; SQL backends are not built yet)."),
+    planned("storage.sql_host", "sql_host", BACKENDS, Ty::Str, "", &[], "SQL server host."),
+    planned("storage.sql_name", "sql_name", BACKENDS, Ty::Str, "", &[], "SQL database name."),
+    planned("storage.sql_user", "sql_user", BACKENDS, Ty::Str, "", &[], "SQL user."),
+    planned("storage.sql_password", "sql_password", BACKENDS, Ty::Str, "", &[], "SQL password."),
+    planned("storage.archive_retention_days", "archive_retention_days", ARCHIVING, Ty::Int { min: 0, max: 36_500 }, "", &["XEP-0313"],
+        "Days message archives are kept."),
+    // 07 interfaces
+    planned("interfaces.http_port", "http_port", HTTP, PORT, "5280", &[], "HTTP port."),
+    planned("interfaces.websocket_path", "websocket_path", WEBSOCKET, Ty::Str, "\"/xmpp-websocket\"", &["RFC 7395"],
+        "WebSocket endpoint path."),
+    planned("interfaces.bosh_path", "bosh_path", BOSH, Ty::Str, "\"/http-bind\"", &["XEP-0124", "XEP-0206"],
+        "BOSH endpoint path."),
+    planned("interfaces.component_port", "component_port", COMPONENTS, PORT, "5347", &["XEP-0114"],
+        "External component port."),
+    // 08 integration
+    planned("integration.ldap_server", "ldap_server", LDAP, Ty::Str, "", &[], "LDAP server URL."),
+    planned("integration.oauth_issuer", "oauth_issuer", OAUTH, Ty::Str, "", &["RFC 6749"], "OAuth 2.0 issuer URL."),
+    planned("integration.webhook_url", "webhook_url", WEBHOOKS, Ty::Str, "", &[], "URL events are posted to."),
+    planned("integration.api_port", "api_port", APIS, PORT, "", &[], "REST admin API port."),
+];
+
+/// A key by dotted name.
+pub fn find(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// A key by its name inside a file of the tree.
+pub fn find_local(home: Home, local: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.home == home && k.local == local)
+}
+
+/// A key by local name in any file (to say which file it belongs in).
+pub fn find_local_anywhere(local: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.local == local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn schema_is_consistent() {
+        let mut names = HashSet::new();
+        let mut locals = HashSet::new();
+        for k in KEYS {
+            assert!(names.insert(k.name), "{} unique", k.name);
+            assert!(locals.insert(k.local), "{} unique local name", k.local);
+            assert!(k.name.ends_with(k.local), "{}", k.name);
+            assert_ne!(k.local, "modules", "reserved");
+            if let Home::Layer(l, f) = k.home {
+                assert!(l.files().contains(&f), "{}", k.name);
+            }
+            if !k.default.is_empty() && !matches!(k.ty, Ty::Path) {
+                let parsed: toml::Value = toml::from_str(&format!("v = {}", k.default))
+                    .map(|t: toml::Table| t["v"].clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", k.name));
+                let _ = parsed;
+            }
+        }
+    }
+}
