@@ -75,7 +75,8 @@ async fn tls_accept(
     };
     match handshake.or(timeout).await {
         Ok(s) => {
-            let bindings = server_channel_bindings(s.get_ref().1, &tls.end_entity_der);
+            let conn = s.get_ref().1;
+            let bindings = server_channel_bindings(conn, tls.end_entity_for(conn.server_name()));
             Some((Transport::Tls(Box::new(s)), bindings))
         }
         Err(e) => {

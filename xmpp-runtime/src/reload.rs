@@ -239,6 +239,14 @@ impl ServerHandle {
                         detail: fingerprint(&fresh.end_entity_der),
                     });
                 }
+                for (domain, der) in &fresh.by_name {
+                    if old.by_name.get(domain) != Some(der) {
+                        report.applied.push(Change {
+                            setting: "certificate",
+                            detail: format!("{domain}: {}", fingerprint(der)),
+                        });
+                    }
+                }
                 // Swap even when the certificate is the same: the key or the
                 // intermediates may have changed.
                 *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());

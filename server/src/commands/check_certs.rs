@@ -444,34 +444,50 @@ pub fn run(cfg: &Config) -> Result<String, CheckCertsError> {
             },
             None => report.line(Level::Info, "names", "not checked: no usable certificate"),
         }
-        // A domain's own certificate (its domain file, or DATA/certs) that
-        // is not the one served: this version serves one certificate for
-        // every domain.
+        // A domain with its own certificate and key (its domain file) gets
+        // that certificate by SNI; one in DATA/certs only is not served.
         let served_cert = served.as_ref().map(|(c, _)| c.as_path());
-        let own = match cfg.vhost(domain).and_then(|v| v.certificate.as_ref()) {
-            Some((path, origin)) => Some((path.clone(), origin.to_string())),
+        let vhost = cfg.vhost(domain);
+        let sni = vhost.and_then(|v| match (&v.certificate, &v.key) {
+            (Some((c, o)), Some(_)) => Some((c.clone(), o.to_string())),
+            _ => None,
+        });
+        let own = match sni.clone() {
+            Some(own) => Some(own),
             None => {
                 let file = cfg.cert_dir().join(format!("{domain}.crt"));
                 (i > 0 && file.exists()).then(|| (file, "data directory".to_owned()))
             }
         };
         if let Some((own, origin)) = own.filter(|(p, _)| Some(p.as_path()) != served_cert) {
-            report.line(
-                Level::Warn,
-                "not served",
-                format!(
-                    "{} ({origin}): this version serves one certificate for every \
-                     domain; use one whose names cover every domain",
-                    own.display()
-                ),
-            );
+            if sni.is_some() {
+                report.line(
+                    Level::Ok,
+                    "served by SNI",
+                    format!("{} ({origin})", own.display()),
+                );
+            } else {
+                report.line(
+                    Level::Warn,
+                    "not served",
+                    format!(
+                        "{} ({origin}): only certificates configured in a domain file                          (with their key) are served by SNI",
+                        own.display()
+                    ),
+                );
+            }
             match CertInfo::read(&own) {
                 Ok(info) => {
                     if info.covering(domain).is_none() {
+                        let level = if sni.is_some() {
+                            Level::Error
+                        } else {
+                            Level::Info
+                        };
                         report.line(
-                            Level::Info,
+                            level,
                             "its names",
-                            format!("{} (does not cover {domain} either)", info.names()),
+                            format!("{} (does not cover {domain})", info.names()),
                         );
                     }
                     let (level, text) = validity(&info, now);

@@ -13,7 +13,7 @@ use xmpp_core::hub::HubConfig;
 use xmpp_core::stream::ServerStreamConfig;
 use xmpp_core::xml::Limits;
 use xmpp_runtime::storage::{Backend, SledBackend};
-use xmpp_runtime::tls::{generate_self_signed, server_tls, ServerTls, TlsError};
+use xmpp_runtime::tls::{generate_self_signed, server_tls, server_tls_sni, ServerTls, TlsError};
 use xmpp_runtime::RuntimeConfig;
 
 /// The certificate to serve: configured, or generated on first start.
@@ -38,7 +38,22 @@ pub(crate) fn certificate(cfg: &Config) -> Result<ServerTls, TlsError> {
             }
         }
     };
-    server_tls(&cert, &key)
+    // Virtual hosts with a certificate of their own get it by SNI.
+    let own: Vec<(String, PathBuf, PathBuf)> = cfg
+        .vhosts
+        .iter()
+        .filter_map(|v| match (&v.certificate, &v.key) {
+            (Some((c, _)), Some((k, _))) if *c != cert => {
+                Some((v.domain.clone(), c.clone(), k.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if own.is_empty() {
+        server_tls(&cert, &key)
+    } else {
+        server_tls_sni((&cert, &key), &own)
+    }
 }
 
 fn ensure_data_dir(path: &PathBuf) -> Result<(), String> {

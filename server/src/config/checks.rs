@@ -109,7 +109,6 @@ fn certificates(cfg: &Config, out: &mut Vec<Diagnostic>) {
     } else {
         false
     };
-    let served = cfg.certificate.clone();
     for vh in &cfg.vhosts {
         let own = match (&vh.certificate, &vh.key) {
             (None, None) => false,
@@ -127,19 +126,7 @@ fn certificates(cfg: &Config, out: &mut Vec<Diagnostic>) {
                 out,
             ),
         };
-        if own && vh.certificate.as_ref().map(|(p, _)| p) != served.as_ref() {
-            out.push(
-                Diagnostic::warning(
-                    vh.certificate.as_ref().map(|(_, o)| o.clone()).unwrap_or_else(|| vh.origin.clone()),
-                    format!(
-                        "this version serves one certificate for every domain ({}); the certificate of {} is checked but not served",
-                        served.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "a generated one".into()),
-                        vh.domain
-                    ),
-                )
-                .with_fix("use one certificate whose names cover every domain"),
-            );
-        }
+        // A domain's own certificate and key are served to it by SNI.
         if !own && !global {
             out.push(
                 Diagnostic::warning(

@@ -192,3 +192,78 @@ mod tests {
         assert_eq!(out.server, out.client);
     }
 }
+
+/// Virtual hosts: the certificate follows SNI, and so does
+/// tls-server-end-point.
+#[cfg(test)]
+mod sni_tests {
+    use super::*;
+    use crate::tls::{generate_self_signed, insecure_client_config, server_tls_sni};
+    use futures_rustls::{TlsAcceptor, TlsConnector};
+    use rustls::pki_types::ServerName;
+    use smol::net::{TcpListener, TcpStream};
+
+    /// The certificate the client saw, and the server's tls-server-end-point
+    /// data matches the client's.
+    fn served_for(tls: &crate::tls::ServerTls, name: &str) -> Vec<u8> {
+        smol::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let acceptor = TlsAcceptor::from(tls.config.clone());
+            let connector = TlsConnector::from(insecure_client_config());
+            let server = async {
+                let (tcp, _) = listener.accept().await.expect("accept");
+                let s = acceptor.accept(tcp).await.expect("server handshake");
+                let conn = s.get_ref().1;
+                server_channel_bindings(conn, tls.end_entity_for(conn.server_name()))
+            };
+            let client = async {
+                let tcp = TcpStream::connect(addr).await.expect("connect");
+                let name = ServerName::try_from(name.to_owned()).expect("name");
+                let c = connector
+                    .connect(name, tcp)
+                    .await
+                    .expect("client handshake");
+                let conn = c.get_ref().1;
+                let cert = conn
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.as_ref().to_vec())
+                    .unwrap_or_default();
+                (cert, client_channel_bindings(conn))
+            };
+            let (server_cb, (cert, client_cb)) = smol::future::zip(server, client).await;
+            assert_eq!(server_cb, client_cb, "channel bindings agree for {name}");
+            cert
+        })
+    }
+
+    #[test]
+    fn each_domain_gets_its_own_certificate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = generate_self_signed(&["a.example".to_owned()], &dir.path().join("a")).expect("a");
+        let b = generate_self_signed(&["b.example".to_owned()], &dir.path().join("b")).expect("b");
+        let tls = server_tls_sni(
+            (&a.cert, &a.key),
+            &[("b.example".to_owned(), b.cert.clone(), b.key.clone())],
+        )
+        .expect("config");
+        let b_der = tls.by_name.get("b.example").cloned().expect("b registered");
+        assert_eq!(served_for(&tls, "b.example"), b_der);
+        assert_eq!(served_for(&tls, "a.example"), tls.end_entity_der);
+        assert_eq!(served_for(&tls, "other.example"), tls.end_entity_der);
+        assert_ne!(b_der, tls.end_entity_der);
+    }
+
+    #[test]
+    fn mismatched_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = generate_self_signed(&["a.example".to_owned()], &dir.path().join("a")).expect("a");
+        let b = generate_self_signed(&["b.example".to_owned()], &dir.path().join("b")).expect("b");
+        let err = server_tls_sni(
+            (&a.cert, &a.key),
+            &[("b.example".to_owned(), b.cert.clone(), a.key.clone())],
+        );
+        assert!(err.is_err());
+    }
+}

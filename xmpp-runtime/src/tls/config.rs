@@ -35,6 +35,93 @@ pub struct ServerTls {
     pub config: Arc<ServerConfig>,
     /// DER of the first certificate of the chain.
     pub end_entity_der: Vec<u8>,
+    /// Per-domain certificates chosen by SNI (virtual hosts), with their
+    /// end-entity DER; the default above serves every other name.
+    pub by_name: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl ServerTls {
+    /// The end-entity certificate served to a client that asked for `sni`.
+    pub fn end_entity_for(&self, sni: Option<&str>) -> &[u8] {
+        sni.map(|n| n.to_ascii_lowercase())
+            .and_then(|n| self.by_name.get(&n))
+            .unwrap_or(&self.end_entity_der)
+    }
+}
+
+/// Picks the certificate by SNI, falling back to the default: a client that
+/// sends no name (or an unknown one) still gets the primary domain's.
+#[derive(Debug)]
+struct SniResolver {
+    default: Arc<rustls::sign::CertifiedKey>,
+    by_name: std::collections::BTreeMap<String, Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for SniResolver {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let named = hello
+            .server_name()
+            .and_then(|n| self.by_name.get(&n.to_ascii_lowercase()));
+        Some(named.unwrap_or(&self.default).clone())
+    }
+}
+
+fn certified_key(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Arc<rustls::sign::CertifiedKey>, Vec<u8>), TlsError> {
+    let chain = load_certs(cert)?;
+    let der = match chain.first() {
+        Some(c) => c.as_ref().to_vec(),
+        None => return Err(TlsError::NoCertificate(cert.to_owned())),
+    };
+    let private_key = load_private_key(key)?;
+    let rejected = |source| TlsError::Rejected {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        source,
+    };
+    let signing = provider()
+        .key_provider
+        .load_private_key(private_key)
+        .map_err(rejected)?;
+    let ck = rustls::sign::CertifiedKey::new(chain, signing);
+    ck.keys_match().map_err(rejected)?;
+    Ok((Arc::new(ck), der))
+}
+
+/// A server configuration for several domains: `default` for clients that
+/// name no known domain, and one certificate per entry of `by_name`, chosen
+/// by SNI.
+pub fn server_tls_sni(
+    default: (&Path, &Path),
+    by_name: &[(String, std::path::PathBuf, std::path::PathBuf)],
+) -> Result<ServerTls, TlsError> {
+    let (default_key, end_entity_der) = certified_key(default.0, default.1)?;
+    let mut keys = std::collections::BTreeMap::new();
+    let mut ders = std::collections::BTreeMap::new();
+    for (domain, cert, key) in by_name {
+        let (k, der) = certified_key(cert, key)?;
+        keys.insert(domain.to_ascii_lowercase(), k);
+        ders.insert(domain.to_ascii_lowercase(), der);
+    }
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(TlsError::Config)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver {
+            default: default_key,
+            by_name: keys,
+        }));
+    config.alpn_protocols = vec![ALPN_XMPP_CLIENT.to_vec()];
+    Ok(ServerTls {
+        config: Arc::new(config),
+        end_entity_der,
+        by_name: ders,
+    })
 }
 
 /// Loads a PEM certificate chain and private key and builds the server
@@ -69,6 +156,7 @@ pub fn server_tls(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
     Ok(ServerTls {
         config: Arc::new(config),
         end_entity_der,
+        by_name: std::collections::BTreeMap::new(),
     })
 }
 
