@@ -17,7 +17,7 @@ use tracing_subscriber::{fmt, reload, EnvFilter};
 
 /// Install the logger; the returned control lets `vireo reload` and SIGHUP
 /// change the level.
-fn init_logging(level: &str) -> commands::reload::LogControl {
+fn init_logging(level: &str, json: bool) -> commands::reload::LogControl {
     let from_env = EnvFilter::try_from_env("RUST_LOG");
     let overridden = from_env.is_ok();
     let filter = from_env
@@ -27,7 +27,9 @@ fn init_logging(level: &str) -> commands::reload::LogControl {
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+        // Exactly one of the two is Some: readable text, or JSON lines.
+        .with((!json).then(|| fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)))
+        .with(json.then(|| fmt::layer().json().with_writer(std::io::stderr)))
         .init();
     commands::reload::LogControl::new(handle, overridden)
 }
@@ -63,7 +65,10 @@ fn main() -> ExitCode {
         }
     };
     let is_run = matches!(cli.command, Command::Run(_));
-    let log = init_logging(if is_run { &cfg.log_level } else { "warn" });
+    let log = init_logging(
+        if is_run { &cfg.log_level } else { "warn" },
+        is_run && cfg.log_format == "json",
+    );
     let result = match cli.command {
         Command::Run(_) => {
             commands::run::run(&cfg, config_path.as_deref(), Some(log)).map(|()| None)

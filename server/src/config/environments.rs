@@ -21,7 +21,10 @@ pub fn apply_profile(state: &mut State, env: &'static str) {
         }
     };
     match env {
-        "production" => set(state, "stream.require_encryption", Value::Bool(true)),
+        "production" => {
+            set(state, "stream.require_encryption", Value::Bool(true));
+            set(state, "log_format", Value::Str("json".into()));
+        }
         "development" => set(state, "log_level", Value::Str("debug".into())),
         "docker" => set(state, "transport.bind", Value::Str("0.0.0.0".into())),
         _ => {}

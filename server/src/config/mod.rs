@@ -72,6 +72,8 @@ pub struct Config {
     pub domains: Vec<String>,
     pub data_path: PathBuf,
     pub log_level: String,
+    /// "text" or "json" (one object per line).
+    pub log_format: String,
     pub bind: IpAddr,
     pub c2s_port: u16,
     pub c2s_tls_port: u16,
@@ -117,6 +119,7 @@ impl Default for Config {
             domains: vec!["localhost".into()],
             data_path: PathBuf::from("vireo-data"),
             log_level: "info".into(),
+            log_format: "text".into(),
             bind: IpAddr::from([0, 0, 0, 0]),
             c2s_port: 5222,
             c2s_tls_port: 5223,
@@ -319,6 +322,7 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             "domains" => cfg.domains = list,
             "data_path" => cfg.data_path = resolve(key, &text, origin),
             "log_level" => cfg.log_level = text,
+            "log_format" => cfg.log_format = text,
             "admins" => cfg.admins = list,
             "transport.bind" => {
                 if let Some(ip) = schema::parse_ip(&text) {

@@ -352,6 +352,9 @@ const PORT: Ty = Ty::Int { min: 0, max: 65535 };
 /// The environments `environment` may name.
 pub const ENVIRONMENTS: &[&str] = &["production", "development", "docker"];
 
+/// The log formats.
+pub const LOG_FORMATS: &[&str] = &["text", "json"];
+
 /// Storage drivers this version has.
 pub const STORAGE_DRIVERS: &[&str] = &["sled"];
 
@@ -371,6 +374,8 @@ pub const KEYS: &[KeySpec] = &[
         "Data directory: store, generated certificates, admin socket."),
     key("log_level", "log_level", ORCH, Ty::Str, "\"info\"", &[],
         "Log filter (tracing EnvFilter syntax), e.g. \"info\" or \"debug,vireo=trace\"."),
+    key("log_format", "log_format", ORCH, Ty::Choice(LOG_FORMATS), "\"text\"", &[],
+        "Log lines as readable text, or as one JSON object per line for log collectors (the production environment's default)."),
     // 01 transport
     key("transport.bind", "bind", PORTS, Ty::Ip, "\"0.0.0.0\"", &[],
         "Address the listeners bind to (\"0.0.0.0\" or \"::\" for all interfaces)."),
