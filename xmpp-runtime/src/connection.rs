@@ -102,6 +102,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     shared.conns().insert(conn_id, mailbox.clone());
     let mut stream = ServerStream::new(shared.stream_cfg(), entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
+    let mut bucket = shared
+        .rate_limit
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .map(crate::rate_limit::Bucket::new);
     let mut timer = smol::Timer::never();
     let mut armed: Option<xmpp_core::time::Millis> = None;
 
@@ -191,7 +196,16 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         };
         match read.or(msg).or(tick).await {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
-            Wake::Read(Ok(_)) => {} // already handed to the stream
+            Wake::Read(Ok(n)) => {
+                // Already handed to the stream; over its budget, the client
+                // is read again only once it has paid for these bytes.
+                if let Some(wait) = bucket
+                    .as_mut()
+                    .and_then(|b| b.take(n, std::time::Instant::now()))
+                {
+                    smol::Timer::after(wait).await;
+                }
+            }
             Wake::Msgs(msgs) => {
                 // A burst becomes one write.
                 let now = now_ms();

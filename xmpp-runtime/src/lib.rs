@@ -12,11 +12,13 @@ pub mod clock;
 mod connection;
 mod hub_task;
 mod mailbox;
+pub mod rate_limit;
 pub mod reload;
 pub mod server;
 pub mod storage;
 pub mod tls;
 mod transport;
 
+pub use rate_limit::RateLimit;
 pub use reload::{ReloadReport, ServerHandle};
 pub use server::{start, RunningServer, RuntimeConfig, StartError};

@@ -278,6 +278,19 @@ impl ServerHandle {
                 .push(Change::new("max_connections", old_max, new.max_connections));
         }
 
+        // Read limit for new connections.
+        {
+            let mut limit = shared.rate_limit.write().unwrap_or_else(|e| e.into_inner());
+            if *limit != new.c2s_rate_limit {
+                report.applied.push(Change::new(
+                    "c2s_rate_limit",
+                    format!("{:?}", *limit),
+                    format!("{:?}", new.c2s_rate_limit),
+                ));
+                *limit = new.c2s_rate_limit;
+            }
+        }
+
         // SCRAM iterations for passwords set through the admin socket.
         let old_iter = shared
             .scram_iterations
@@ -400,6 +413,7 @@ mod tests {
             threads: 1,
             partitions: 1,
             max_connections: 100,
+            c2s_rate_limit: None,
             admin_socket: Some(admin.to_owned()),
             scram_iterations: 4096,
         }

@@ -40,6 +40,8 @@ pub struct RuntimeConfig {
     pub partitions: usize,
     /// Refuse connections beyond this many.
     pub max_connections: usize,
+    /// Per-connection limit on received bytes, if any.
+    pub c2s_rate_limit: Option<crate::RateLimit>,
     /// Unix admin socket for `vireo adduser` & co. while running.
     pub admin_socket: Option<PathBuf>,
     /// PBKDF2 iterations for passwords set through the admin socket.
@@ -111,6 +113,8 @@ pub(crate) struct Shared {
     pub(crate) next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
     pub(crate) max_connections: AtomicUsize,
+    /// Read limit for new connections (swapped by a reload).
+    pub(crate) rate_limit: RwLock<Option<crate::RateLimit>>,
     pub(crate) domains: Vec<String>,
     pub(crate) scram_iterations: AtomicU32,
     /// The configuration the server started with: a reload compares the
@@ -208,6 +212,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         next_conn: AtomicU64::new(1),
         live: AtomicUsize::new(0),
         max_connections: AtomicUsize::new(cfg.max_connections),
+        rate_limit: RwLock::new(cfg.c2s_rate_limit),
         domains: cfg.hub.domains.clone(),
         scram_iterations: AtomicU32::new(cfg.scram_iterations),
         // Without the certificate: a replaced key must not stay in memory.

@@ -24,6 +24,7 @@ pub fn apply_profile(state: &mut State, env: &'static str) {
         "production" => {
             set(state, "stream.require_encryption", Value::Bool(true));
             set(state, "log_format", Value::Str("json".into()));
+            set(state, "transport.c2s_rate_limit", Value::Int(65_536));
         }
         "development" => set(state, "log_level", Value::Str("debug".into())),
         "docker" => set(state, "transport.bind", Value::Str("0.0.0.0".into())),

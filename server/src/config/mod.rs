@@ -78,6 +78,10 @@ pub struct Config {
     pub c2s_port: u16,
     pub c2s_tls_port: u16,
     pub max_connections: usize,
+    /// Bytes per second per client connection (0 = unlimited).
+    pub c2s_rate_limit: u32,
+    /// Burst allowance for the rate limit, in bytes.
+    pub c2s_rate_burst: u32,
     pub threads: usize,
     /// The certificate served (`tls.certificate`, else the first domain's).
     pub certificate: Option<PathBuf>,
@@ -124,6 +128,8 @@ impl Default for Config {
             c2s_port: 5222,
             c2s_tls_port: 5223,
             max_connections: 20_000,
+            c2s_rate_limit: 0,
+            c2s_rate_burst: 256 * 1024,
             threads: 0,
             certificate: None,
             key: None,
@@ -334,6 +340,12 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "transport.c2s_tls_port" => {
                 cfg.c2s_tls_port = u16::try_from(int(value)).unwrap_or(cfg.c2s_tls_port)
+            }
+            "transport.c2s_rate_limit" => {
+                cfg.c2s_rate_limit = u32::try_from(int(value)).unwrap_or(cfg.c2s_rate_limit)
+            }
+            "transport.c2s_rate_burst" => {
+                cfg.c2s_rate_burst = u32::try_from(int(value)).unwrap_or(cfg.c2s_rate_burst)
             }
             "transport.max_connections" => {
                 cfg.max_connections = usize::try_from(int(value)).unwrap_or(cfg.max_connections)

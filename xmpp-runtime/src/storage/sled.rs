@@ -103,6 +103,23 @@ impl SledBackend {
     /// [`StorageError::Open`] so the server can report it instead of dying
     /// with a backtrace.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        // A store closed a moment ago in this process may still be locked
+        // while sled's background flusher winds down: retry briefly.
+        let mut attempt = 0;
+        loop {
+            match Self::open_once(dir) {
+                Err(StorageError::Open { reason, .. })
+                    if reason.contains("could not acquire lock") && attempt < 50 =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Self, StorageError> {
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, ::sled::Error> {
             // sled's page cache defaults to 1 GiB and grows with every account
             // read; the hub keeps live accounts in memory itself, so a small
