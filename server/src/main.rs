@@ -17,19 +17,32 @@ use tracing_subscriber::{fmt, reload, EnvFilter};
 
 /// Install the logger; the returned control lets `vireo reload` and SIGHUP
 /// change the level.
-fn init_logging(level: &str, json: bool) -> commands::reload::LogControl {
+fn init_logging(level: &str, json: bool, stdout: bool) -> commands::reload::LogControl {
+    // Containers collect stdout; everywhere else logs go to stderr.
+    let writer = || {
+        if stdout {
+            fmt::writer::BoxMakeWriter::new(std::io::stdout)
+        } else {
+            fmt::writer::BoxMakeWriter::new(std::io::stderr)
+        }
+    };
     let from_env = EnvFilter::try_from_env("RUST_LOG");
     let overridden = from_env.is_ok();
     let filter = from_env
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let terminal = if stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
+    let ansi = terminal && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::registry()
         .with(filter)
         // Exactly one of the two is Some: readable text, or JSON lines.
-        .with((!json).then(|| fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)))
-        .with(json.then(|| fmt::layer().json().with_writer(std::io::stderr)))
+        .with((!json).then(|| fmt::layer().with_ansi(ansi).with_writer(writer())))
+        .with(json.then(|| fmt::layer().json().with_writer(writer())))
         .init();
     commands::reload::LogControl::new(handle, overridden)
 }
@@ -68,6 +81,7 @@ fn main() -> ExitCode {
     let log = init_logging(
         if is_run { &cfg.log_level } else { "warn" },
         is_run && cfg.log_format == "json",
+        is_run && cfg.environment.as_deref() == Some("docker"),
     );
     let result = match cli.command {
         Command::Run(_) => {
