@@ -98,6 +98,18 @@ async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     if command == "reload" {
         return serve_reload(stream, shared).await;
     }
+    if command == "snapshot" {
+        let dest = std::path::PathBuf::from(jid);
+        let backend = shared.backend.clone();
+        let r = smol::unblock(move || backend.snapshot(&dest)).await;
+        let answer = match r {
+            Ok(()) => "ok\n".to_owned(),
+            Err(e) => format!("error\t{}\n", e.to_string().replace('\n', " ")),
+        };
+        let mut w = stream;
+        w.write_all(answer.as_bytes()).await?;
+        return w.flush().await;
+    }
     let command = command.to_owned();
     let result = match account_jid(jid, &shared.domains) {
         Err(e) => Err(e),
@@ -185,6 +197,8 @@ const MAX_ANSWER: u64 = 1024 * 1024;
 /// Ask a running server to reload its configuration. `Ok(None)`: no server
 /// is listening on this socket. Otherwise the server's report, or its error
 /// message (possibly several lines); the server then runs on unchanged.
+///
+/// See also [`snapshot`].
 pub fn reload(socket: &Path) -> io::Result<Option<Result<String, String>>> {
     use std::io::{Read, Write};
     let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
@@ -214,5 +228,14 @@ pub fn reload(socket: &Path) -> io::Result<Option<Result<String, String>>> {
             io::ErrorKind::InvalidData,
             format!("unexpected answer from the server: {answer:?}"),
         ))
+    }
+}
+
+/// Ask a running server to write a consistent copy of its store to `dest`
+/// (which must not exist). `Ok(None)`: no server listens on this socket.
+pub fn snapshot(socket: &Path, dest: &Path) -> io::Result<Option<Result<(), String>>> {
+    match request(socket, "snapshot", &dest.to_string_lossy(), None)? {
+        None => Ok(None),
+        Some(r) => Ok(Some(r)),
     }
 }

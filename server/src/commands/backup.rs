@@ -3,11 +3,11 @@
 //! `VIREO_CONFIG_PATH`) and, with `--data`, a consistent snapshot of the
 //! embedded store and of the data directory's certificates.
 //!
-//! The store snapshot is taken with the server stopped: the store is opened
+//! The store snapshot is taken by the running server through its admin
+//! socket (under its writer lock), or, with the server stopped: the store is opened
 //! with [`SledBackend::open`] (which recovers it and proves it readable),
 //! flushed, and copied while this process holds sled's lock, so no server
-//! can start writing in the middle of the copy. A running server (its
-//! admin socket answers) is refused with a clear message.
+//! can start writing in the middle of the copy.
 //!
 //! Archive layout, under one top directory `vireo-backup-<UTC time>/`:
 //! `MANIFEST.txt`, `config/…` (the file, or the whole tree), and with
@@ -26,14 +26,9 @@ use super::check_certs::{fmt_utc, fmt_utc_compact, now_secs};
 /// Why a backup failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    /// `--data` while a server uses the data directory.
-    #[error(
-        "a server is running on this data directory (admin socket {} answers): \
-         a consistent store snapshot needs it stopped; stop the server and run \
-         the backup again, or back up the configuration alone (without --data)",
-        socket.display()
-    )]
-    ServerRunning { socket: PathBuf },
+    /// The running server could not take the snapshot.
+    #[error("the running server could not snapshot its store: {0}")]
+    Snapshot(String),
     /// `--data` with no store to snapshot.
     #[error("no store at {}: nothing to snapshot (is data_path right?)", path.display())]
     NoStore { path: PathBuf },
@@ -107,9 +102,7 @@ impl Sink {
 /// Write the backup; returns the report ending with `archive: PATH`.
 pub fn run(cfg: &Config, dest: &Path, data: bool, gzip: bool) -> Result<String, BackupError> {
     let socket = cfg.admin_socket();
-    if data && std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-        return Err(BackupError::ServerRunning { socket });
-    }
+    let running = std::os::unix::net::UnixStream::connect(&socket).is_ok();
     let store = cfg.store_path();
     if data && !store.is_dir() {
         return Err(BackupError::NoStore { path: store });
@@ -130,7 +123,7 @@ pub fn run(cfg: &Config, dest: &Path, data: bool, gzip: bool) -> Result<String, 
     } else {
         Sink::Plain(tar::Builder::new(file))
     };
-    match write_contents(&mut sink, cfg, &root, now, data)
+    match write_contents(&mut sink, cfg, &root, now, data, running)
         .and_then(|lines| sink.finish().map(|()| lines).map_err(io_at(&path)))
     {
         Ok(mut lines) => {
@@ -181,6 +174,7 @@ fn write_contents(
     root: &str,
     now: i64,
     data: bool,
+    running: bool,
 ) -> Result<Vec<String>, BackupError> {
     let source = &cfg.source;
     let mut lines = vec![format!("configuration: {}", describe_source(source))];
@@ -260,34 +254,58 @@ fn write_contents(
     }
     if data {
         let store = cfg.store_path();
-        let backend = SledBackend::open(&store).map_err(|source| BackupError::Store {
-            path: store.clone(),
-            source,
+        // A running server copies its own store (consistent under its
+        // writer lock) into a fresh directory; a stopped one is opened here,
+        // which also recovers and flushes it.
+        let snapshot_dir = store.with_file_name(format!("store-snapshot-{now}"));
+        let (source, how) = if running {
+            match xmpp_runtime::admin::snapshot(&cfg.admin_socket(), &snapshot_dir) {
+                Ok(Some(Ok(()))) => (snapshot_dir.clone(), "taken by the running server"),
+                Ok(Some(Err(e))) => {
+                    return Err(BackupError::Snapshot(e));
+                }
+                Ok(None) => (
+                    store.clone(),
+                    "opened, recovered and flushed with the server stopped",
+                ),
+                Err(e) => return Err(BackupError::Snapshot(e.to_string())),
+            }
+        } else {
+            (
+                store.clone(),
+                "opened, recovered and flushed with the server stopped",
+            )
+        };
+        let backend = SledBackend::open(&source).map_err(|source_err| BackupError::Store {
+            path: source.clone(),
+            source: source_err,
         })?;
-        backend.flush().map_err(|source| BackupError::Store {
-            path: store.clone(),
-            source,
+        backend.flush().map_err(|e| BackupError::Store {
+            path: source.clone(),
+            source: e,
         })?;
         let accounts = backend
             .accounts()
-            .map_err(|source| BackupError::Store {
-                path: store.clone(),
-                source,
+            .map_err(|e| BackupError::Store {
+                path: source.clone(),
+                source: e,
             })?
             .len();
-        // Copied while `backend` holds sled's lock: no server can open the
-        // store and write during the copy.
-        sink.append_dir(&format!("{root}/data/store"), &store)
-            .map_err(io_at(&store))?;
+        // Copied while `backend` holds sled's lock: nothing else can open
+        // this copy and write during the archive.
+        sink.append_dir(&format!("{root}/data/store"), &source)
+            .map_err(io_at(&source))?;
         drop(backend);
+        if source == snapshot_dir {
+            let _ = std::fs::remove_dir_all(&snapshot_dir);
+        }
         manifest.push_str(&format!(
-            "data/store/: snapshot of {} ({}; opened, recovered and flushed with \
-             the server stopped)\n",
+            "data/store/: snapshot of {} ({}; {how})\n",
             store.display(),
             accounts_text(accounts)
         ));
         lines.push(format!(
-            "store: {} ({}, consistent snapshot)",
+            "store: {} ({}, consistent snapshot {how})",
             store.display(),
             accounts_text(accounts)
         ));

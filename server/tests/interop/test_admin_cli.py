@@ -125,3 +125,25 @@ async def test_password_from_stdin_is_one_line(server, xmpp):
     assert res.returncode == 0, res.stderr
     c = await xmpp.online(server, jid, "first-line-pw", name="one-line")
     await c.close()
+
+
+@pytest.mark.asyncio
+async def test_backup_with_data_while_running(own_server, xmpp):
+    """`vireo config backup --data` against a running server: the server
+    snapshots its own store; the archive holds the accounts and the server
+    keeps serving."""
+    import tarfile
+
+    srv = own_server
+    a = srv.new_account("backup")
+    out = srv.cli("config", "backup", "--data", str(srv.root / "backups"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "taken by the running server" in out.stdout, out.stdout
+    archive = out.stdout.strip().splitlines()[-1].split("archive: ", 1)[1]
+    path = srv.root / archive if not archive.startswith("/") else archive
+    with tarfile.open(path) as tar:
+        names = tar.getnames()
+    assert any("/data/store/" in n for n in names), names
+    assert not list((srv.data_dir).glob("store-snapshot-*")), "temporary snapshot removed"
+    # Still serving, and the snapshot's accounts are the live ones.
+    await xmpp.online(srv, a, name="after-backup")

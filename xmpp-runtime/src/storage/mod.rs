@@ -42,6 +42,15 @@ pub trait Backend: Send + Sync {
     fn flush(&self) -> Result<(), StorageError>;
     /// List accounts (bare JIDs) — for admin commands.
     fn accounts(&self) -> Result<Vec<String>, StorageError>;
+    /// Write a consistent copy of the whole store to `dest` (a new
+    /// directory), while the store stays in use: for backups of a running
+    /// server.
+    fn snapshot(&self, dest: &std::path::Path) -> Result<(), StorageError> {
+        Err(StorageError::Open {
+            path: dest.to_owned(),
+            reason: "this backend cannot take snapshots".to_owned(),
+        })
+    }
 }
 
 /// Why a storage operation failed. Inside [`Backend::execute`] these become

@@ -478,6 +478,27 @@ impl Backend for SledBackend {
         Ok(())
     }
 
+    /// Holds the writer lock (every mutation takes it), so the copy is one
+    /// consistent state across all trees; sled's export/import copies the
+    /// logical contents into a fresh database.
+    fn snapshot(&self, dest: &Path) -> Result<(), StorageError> {
+        if dest.exists() {
+            return Err(StorageError::Open {
+                path: dest.to_owned(),
+                reason: "snapshot destination already exists".to_owned(),
+            });
+        }
+        let _w = self.lock();
+        self.db.flush()?;
+        let copy = ::sled::Config::new()
+            .path(dest)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()?;
+        copy.import(self.db.export());
+        copy.flush()?;
+        Ok(())
+    }
+
     fn accounts(&self) -> Result<Vec<String>, StorageError> {
         self.credentials
             .iter()
