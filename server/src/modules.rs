@@ -151,6 +151,8 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("disco", Layer::Protocol, "core", &["XEP-0030"], "service discovery"),
     built("ping", Layer::Protocol, "core", &["XEP-0199"], "XMPP ping"),
     built("version", Layer::Protocol, "extensions", &["XEP-0092"], "software version"),
+    built("time", Layer::Protocol, "extensions", &["XEP-0202"], "entity time of the server"),
+    built("last", Layer::Protocol, "extensions", &["XEP-0012"], "last activity of the server (uptime)"),
     built("carbons", Layer::Protocol, "extensions", &["XEP-0280"], "message carbons"),
     built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp (avatar hashes in presence, XEP-0153, not yet)"),
     built("private", Layer::Protocol, "extensions", &["XEP-0049"], "private XML storage"),

@@ -117,6 +117,8 @@ pub struct Hub {
     next_request: RequestId,
     out: VecDeque<HubOutput>,
     now: Millis,
+    /// The first `now` this hub saw: its start, for uptime.
+    started: Option<Millis>,
 }
 
 impl Hub {
@@ -147,6 +149,7 @@ impl Hub {
             next_request: 1,
             out: VecDeque::new(),
             now: 0,
+            started: None,
         }
     }
 
@@ -168,7 +171,7 @@ impl Hub {
     /// A connection bound `jid`. A session already bound to the same full JID
     /// is replaced and told `<conflict/>` (RFC 6120 §7.7.2.2).
     pub fn session_bound(&mut self, now: Millis, conn: ConnId, jid: Jid) {
-        self.now = now;
+        self.tick(now);
         let account = jid.bare_str();
         // Known from now on, so stanzas the session sends while its account
         // loads are queued behind the bind instead of dropped.
@@ -178,7 +181,7 @@ impl Hub {
 
     /// A connection went away (closed, failed or kicked).
     pub fn session_closed(&mut self, now: Millis, conn: ConnId) {
-        self.now = now;
+        self.tick(now);
         if let Some(account) = self.conns.get(&conn).cloned() {
             self.with_account(&account, Deferred::Closed(conn));
         }
@@ -186,7 +189,7 @@ impl Hub {
 
     /// A stanza from a bound session (`from` already stamped by its stream).
     pub fn from_session(&mut self, now: Millis, conn: ConnId, stanza: Element) {
-        self.now = now;
+        self.tick(now);
         if let Some(account) = self.conns.get(&conn).cloned() {
             self.with_account(&account, Deferred::FromSession(conn, stanza));
         }
@@ -194,7 +197,7 @@ impl Hub {
 
     /// A stanza routed to a JID this partition owns.
     pub fn routed(&mut self, now: Millis, stanza: Element) {
-        self.now = now;
+        self.tick(now);
         let to = match stanza.attr("to").map(Jid::parse) {
             Some(Ok(j)) => j,
             _ => return, // the sender's stream normalized `to`; nothing to do
@@ -242,7 +245,7 @@ impl Hub {
 
     /// A storage result for a request this hub emitted.
     pub fn handle_storage(&mut self, now: Millis, id: RequestId, result: StorageResult) {
-        self.now = now;
+        self.tick(now);
         match self.pending.remove(&id) {
             Some(Pending::Load(account)) => self.account_loaded(&account, result),
             Some(Pending::Offline(account, conn)) => self.offline_loaded(&account, conn, result),
@@ -257,6 +260,12 @@ impl Hub {
             }
             None => {}
         }
+    }
+
+    /// Time moves on; the first instant seen is the hub's start.
+    fn tick(&mut self, now: Millis) {
+        self.now = now;
+        self.started.get_or_insert(now);
     }
 
     pub(crate) fn is_local_domain(&self, domain: &str) -> bool {
@@ -469,6 +478,8 @@ impl Hub {
             domain: &domain,
             features: &self.features,
             software: (&self.cfg.software.0, &self.cfg.software.1),
+            now: self.now,
+            started: self.started.unwrap_or(self.now),
         };
         let reply = self
             .modules

@@ -4,16 +4,20 @@
 
 pub mod carbons;
 mod disco;
+mod last;
 mod ping;
 pub mod roster;
 pub mod stored_xml;
 pub mod subscription;
+mod time;
 mod version;
 
 use crate::xml::Element;
 
 pub use disco::Disco;
+pub use last::LastActivity;
 pub use ping::Ping;
+pub use time::EntityTime;
 pub use version::Version;
 
 /// What a module may read while answering.
@@ -25,6 +29,10 @@ pub struct ModuleCtx<'a> {
     pub features: &'a [&'static str],
     /// Software name and version (XEP-0092).
     pub software: (&'a str, &'a str),
+    /// The current time (ms since the Unix epoch), as the driver gave it.
+    pub now: crate::time::Millis,
+    /// When this hub started (for the server's uptime, XEP-0012).
+    pub started: crate::time::Millis,
 }
 
 /// A server-side protocol module answering iqs addressed to the server.
@@ -39,5 +47,11 @@ pub trait ServerModule: Send + std::fmt::Debug {
 
 /// The modules every server runs.
 pub fn default_modules() -> Vec<Box<dyn ServerModule>> {
-    vec![Box::new(Disco), Box::new(Ping), Box::new(Version)]
+    vec![
+        Box::new(Disco),
+        Box::new(Ping),
+        Box::new(Version),
+        Box::new(EntityTime),
+        Box::new(LastActivity),
+    ]
 }
