@@ -7,9 +7,6 @@
 
 use super::check_certs::{fmt_utc, now_secs, CertInfo, CertInspectError, WARN_DAYS};
 use crate::config::{Config, Origin, Source};
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use xmpp_core::jid::Jid;
 use xmpp_runtime::tls::{server_tls, TlsError};
@@ -206,28 +203,10 @@ fn read(path: &Path) -> Result<Vec<u8>, CertImportError> {
 
 /// Write via a sibling temporary file created with `mode`, fsync, rename.
 fn write_atomically(path: &Path, data: &[u8], mode: u32) -> Result<(), CertImportError> {
-    let io_err = |source| CertImportError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".import-tmp");
-    let tmp = PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err)?;
-    let written = file
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .and_then(|()| file.write_all(data))
-        .and_then(|()| file.sync_all());
-    drop(file);
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(e));
-    }
-    Ok(())
+    xmpp_runtime::tls::write_file_atomically(path, data, mode).map_err(|source| {
+        CertImportError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }

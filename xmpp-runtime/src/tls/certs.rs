@@ -70,12 +70,9 @@ pub fn generate_self_signed(domains: &[String], dir: &Path) -> Result<CertPaths,
 }
 
 /// Writes `data` to `path` via a sibling temporary file created with `mode`,
-/// fsynced, then renamed over `path`.
-fn write_atomically(path: &Path, data: &[u8], mode: u32) -> Result<(), TlsError> {
-    let io_err = |source| TlsError::Io {
-        path: path.to_owned(),
-        source,
-    };
+/// fsynced, then renamed over `path`: readers see the old file or the new
+/// one, never half of it, and a key is never readable by others meanwhile.
+pub fn write_file_atomically(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = PathBuf::from(tmp_name);
@@ -84,15 +81,25 @@ fn write_atomically(path: &Path, data: &[u8], mode: u32) -> Result<(), TlsError>
         .write(true)
         .create_new(true)
         .mode(mode)
-        .open(&tmp)
-        .map_err(io_err)?;
+        .open(&tmp)?;
     // The umask may have narrowed `mode`; make the final mode exact.
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(io_err)?;
-    file.write_all(data).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
+    let written = file
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(data))
+        .and_then(|()| file.sync_all());
     drop(file);
-    std::fs::rename(&tmp, path).map_err(io_err)
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn write_atomically(path: &Path, data: &[u8], mode: u32) -> Result<(), TlsError> {
+    write_file_atomically(path, data, mode).map_err(|source| TlsError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub mod certs;
 pub mod config;
 
 pub use binding::{client_channel_binding, client_channel_bindings, server_channel_bindings};
-pub use certs::{generate_self_signed, CertPaths};
+pub use certs::{generate_self_signed, write_file_atomically, CertPaths};
 pub use config::{insecure_client_config, server_config, server_tls, server_tls_sni, ServerTls};
 
 use std::path::PathBuf;
