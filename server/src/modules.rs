@@ -144,7 +144,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     // 03 stanza
     built("router", Layer::Stanza, "routing", &["RFC 6120 §8, §10", "RFC 6121 §8"], "stanza routing and delivery rules"),
     planned("firewall", Layer::Stanza, "filtering", &[], "stanza filtering and anti-spam"),
-    planned("blocking", Layer::Stanza, "filtering", &["XEP-0191"], "blocking command"),
+    built("blocking", Layer::Stanza, "filtering", &["XEP-0191"], "blocking command"),
     // 04 protocol
     built("roster", Layer::Protocol, "core", &["RFC 6121 §2", "XEP-0237"], "roster with versioning"),
     built("presence", Layer::Protocol, "core", &["RFC 6121 §3-4"], "subscriptions and presence"),

@@ -58,6 +58,29 @@ pub struct AccountData {
     pub roster: Vec<RosterItem>,
     /// Roster version counter (XEP-0237).
     pub roster_version: u64,
+    /// Blocked JIDs (XEP-0191), kept as the stored document under
+    /// [`BLOCKLIST_KEY`] and returned with the account because every inbound
+    /// stanza is checked against it.
+    pub blocked: Vec<String>,
+}
+
+/// Storage key of the blocklist: one JID per line.
+pub const BLOCKLIST_KEY: &str = "blocklist";
+
+/// The blocklist document for a set of JIDs.
+pub fn blocklist_document<'a>(jids: impl IntoIterator<Item = &'a String>) -> String {
+    jids.into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The JIDs of a stored blocklist document.
+pub fn parse_blocklist(doc: &str) -> Vec<String> {
+    doc.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What the core asks the storage backend to do. Accounts are keyed by their

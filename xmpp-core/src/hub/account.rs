@@ -27,6 +27,8 @@ pub struct Session {
     pub interested: bool,
     /// Enabled message carbons (XEP-0280).
     pub carbons: bool,
+    /// Asked for the blocklist, so it gets block/unblock pushes (XEP-0191).
+    pub blocklist_interested: bool,
     /// Targets of directed presence, told when the session goes away (§4.6).
     pub directed: HashSet<String>,
 }
@@ -48,6 +50,7 @@ impl Session {
             last_presence: None,
             interested: false,
             carbons: false,
+            blocklist_interested: false,
             directed: HashSet::new(),
         }
     }
@@ -111,6 +114,8 @@ pub struct Account {
     pub roster_version: u64,
     /// Bound sessions.
     pub sessions: Sessions,
+    /// Blocked JIDs (XEP-0191).
+    pub blocked: std::collections::BTreeSet<String>,
 }
 
 impl Account {
@@ -123,6 +128,7 @@ impl Account {
                 .collect(),
             roster_version: data.roster_version,
             sessions: Sessions::default(),
+            blocked: data.blocked.into_iter().collect(),
         }
     }
 

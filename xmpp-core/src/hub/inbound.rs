@@ -15,6 +15,9 @@ impl Hub {
         let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
             return;
         };
+        if self.blocked_inbound(account, &stanza) {
+            return;
+        }
         match to.resource() {
             None => self.deliver_to_bare(account, stanza),
             Some(resource) => self.deliver_to_full(account, resource, stanza),

@@ -9,6 +9,7 @@
 //! recipient's hub ([`Hub::routed`]), which applies the delivery rules.
 
 mod account;
+mod blocking;
 mod carbons;
 mod inbound;
 mod outbound;
@@ -137,6 +138,7 @@ impl Hub {
         features.extend_from_slice(&[crate::ns::MSGOFFLINE, crate::ns::ROSTER_VER]);
         features.extend_from_slice(crate::modules::stored_xml::FEATURES);
         features.push(crate::modules::carbons::NS);
+        features.push(crate::modules::blocking::NS);
         features.sort_unstable();
         features.dedup();
         Hub {

@@ -13,6 +13,17 @@ impl Hub {
             return;
         };
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
+        if kind == Kind::Iq && to.as_ref().is_none_or(|t| t.bare_str() == account) {
+            if let Some(req) = crate::modules::blocking::BlockingRequest::parse(&stanza) {
+                return match req {
+                    Ok(req) => self.blocking_iq(account, conn, &stanza, req),
+                    Err(e) => self.bounce(&stanza, e),
+                };
+            }
+        }
+        if to.is_some() && self.blocked_outbound(account, conn, &stanza) {
+            return;
+        }
         match kind {
             Kind::Message => {
                 if to.is_none() {

@@ -64,10 +64,11 @@ impl Hub {
         let Some(acc) = self.account(account) else {
             return;
         };
+        // Blocked contacts get no presence (XEP-0191 §3.3).
         let subscribers: Vec<String> = acc
             .roster
             .values()
-            .filter(|i| i.subscription.from)
+            .filter(|i| i.subscription.from && !acc.blocked.contains(&i.jid))
             .map(|i| i.jid.clone())
             .collect();
         let own: Vec<(ConnId, String)> = acc

@@ -72,6 +72,11 @@ impl MemoryStore {
         self.accounts.get(account).map(|a| AccountData {
             roster: a.roster.values().cloned().collect(),
             roster_version: a.roster_version,
+            blocked: a
+                .blobs
+                .get(crate::storage::BLOCKLIST_KEY)
+                .map(|d| crate::storage::parse_blocklist(d))
+                .unwrap_or_default(),
         })
     }
 

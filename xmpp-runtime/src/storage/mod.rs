@@ -284,6 +284,7 @@ pub(crate) mod conformance {
             Res::Account(Some(AccountData {
                 roster: vec![item("amy@a", false), item("zed@z", false)],
                 roster_version: 3,
+                blocked: Vec::new(),
             }))
         );
         assert_eq!(
@@ -310,6 +311,7 @@ pub(crate) mod conformance {
             Res::Account(Some(AccountData {
                 roster: vec![item("zed@z", false)],
                 roster_version: 5,
+                blocked: Vec::new(),
             }))
         );
         assert_eq!(
@@ -482,6 +484,7 @@ pub(crate) mod conformance {
             Res::Account(Some(AccountData {
                 roster: vec![item("alice@example.com", true)],
                 roster_version: 7,
+                blocked: Vec::new(),
             }))
         );
         assert_eq!(

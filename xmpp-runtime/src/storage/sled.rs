@@ -29,7 +29,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use ::sled::{Batch, Db, IVec, Tree};
-use xmpp_core::storage::{AccountData, StorageRequest, StorageResult};
+use xmpp_core::storage::{
+    parse_blocklist, AccountData, StorageRequest, StorageResult, BLOCKLIST_KEY,
+};
 
 use super::codec;
 use super::{check_account, Backend, StorageError};
@@ -225,9 +227,17 @@ impl SledBackend {
                     Some(raw) => be_u64(&raw, "roster version")?,
                     None => 0,
                 };
+                let blocked = match self.blobs.get(account_key(&account, BLOCKLIST_KEY))? {
+                    Some(raw) => parse_blocklist(
+                        std::str::from_utf8(&raw)
+                            .map_err(|_| StorageError::NotUtf8("blocklist"))?,
+                    ),
+                    None => Vec::new(),
+                };
                 Ok(StorageResult::Account(Some(AccountData {
                     roster,
                     roster_version,
+                    blocked,
                 })))
             }
             StorageRequest::PutRosterItem {
@@ -617,7 +627,8 @@ mod tests {
             }),
             StorageResult::Account(Some(AccountData {
                 roster: vec![item("c@d", true)],
-                roster_version: 9
+                roster_version: 9,
+                blocked: Vec::new(),
             }))
         );
         assert_eq!(
