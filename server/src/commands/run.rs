@@ -97,11 +97,22 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 max_stanza_bytes: cfg.max_stanza_size,
                 ..Limits::default()
             },
+            // Stream features of switchable modules only when enabled.
+            session_features: ServerStreamConfig::default()
+                .session_features
+                .into_iter()
+                .filter(|f| f.ns != xmpp_core::stream::CSI_NS || cfg.modules.contains(&"csi"))
+                .collect(),
             ..ServerStreamConfig::default()
         },
         hub: HubConfig {
             domains: cfg.domains.clone(),
             offline_messages: cfg.modules.contains(&"offline"),
+            disabled: crate::modules::CATALOG
+                .iter()
+                .filter(|m| m.available && !cfg.modules.contains(&m.name))
+                .map(|m| m.name.to_owned())
+                .collect(),
             ..HubConfig::default()
         },
         threads,

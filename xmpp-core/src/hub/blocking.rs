@@ -110,9 +110,10 @@ impl Hub {
         let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
             return false;
         };
-        let blocked = self
-            .account(account)
-            .is_some_and(|a| !a.blocked.is_empty() && matches(&a.blocked, &from));
+        let blocked = self.enabled("blocking")
+            && self
+                .account(account)
+                .is_some_and(|a| !a.blocked.is_empty() && matches(&a.blocked, &from));
         if blocked && stanza.name != "presence" {
             self.bounce(stanza, StanzaError::ServiceUnavailable);
         }
@@ -130,9 +131,10 @@ impl Hub {
         let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
             return false;
         };
-        let blocked = self
-            .account(account)
-            .is_some_and(|a| !a.blocked.is_empty() && matches(&a.blocked, &to));
+        let blocked = self.enabled("blocking")
+            && self
+                .account(account)
+                .is_some_and(|a| !a.blocked.is_empty() && matches(&a.blocked, &to));
         if blocked && !crate::stanza::is_error_or_result(stanza) && stanza.name != "presence" {
             let by = to.domain().to_owned();
             // Straight to the session: routed, it would itself be dropped as

@@ -38,7 +38,7 @@ impl Hub {
             .and_then(|a| a.sessions.get(resource))
             .map(|s| s.conn);
         if let Some(conn) = conn {
-            if crate::modules::carbons::eligible(&stanza) {
+            if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {
                 self.carbon_copies(account, &stanza, false, &[conn]);
             }
             return self.deliver(conn, stanza);
@@ -92,7 +92,7 @@ impl Hub {
         if targets.is_empty() {
             return self.store_offline(account, stanza);
         }
-        if crate::modules::carbons::eligible(&stanza) {
+        if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {
             self.carbon_copies(account, &stanza, false, &targets);
         }
         for conn in targets {
@@ -141,7 +141,14 @@ impl Hub {
             }
             return self.roster_iq(account, iq);
         }
-        if let Some(req) = crate::modules::stored_xml::StoredXmlRequest::parse(&iq) {
+        let stored = crate::modules::stored_xml::StoredXmlRequest::parse(&iq).filter(|r| {
+            let module = match r {
+                Ok(req) if req.key() == crate::modules::stored_xml::VCARD_KEY => "vcard",
+                _ => "private",
+            };
+            self.enabled(module)
+        });
+        if let Some(req) = stored {
             return match req {
                 Ok(req) => self.stored_xml(account, iq, req, own),
                 Err(e) => self.bounce(&iq, e),

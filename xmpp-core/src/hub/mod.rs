@@ -39,6 +39,17 @@ pub struct HubConfig {
     pub software: (String, String),
     /// Store messages for offline accounts (XEP-0160).
     pub offline_messages: bool,
+    /// Modules switched off by configuration (catalog names such as
+    /// "carbons", "blocking", "vcard", "private", "ping", "version", "time",
+    /// "last"): they neither answer nor appear in disco.
+    pub disabled: Vec<String>,
+}
+
+impl HubConfig {
+    /// Whether a module is on.
+    pub fn enabled(&self, module: &str) -> bool {
+        !self.disabled.iter().any(|d| d == module)
+    }
 }
 
 impl Default for HubConfig {
@@ -47,6 +58,7 @@ impl Default for HubConfig {
             domains: vec!["localhost".into()],
             software: ("Vireo".into(), env!("CARGO_PKG_VERSION").into()),
             offline_messages: true,
+            disabled: Vec::new(),
         }
     }
 }
@@ -130,15 +142,31 @@ impl Hub {
 
     /// A hub with an explicit module list.
     pub fn with_modules(cfg: Arc<HubConfig>, modules: Vec<Box<dyn ServerModule>>) -> Self {
+        // Disabled modules neither answer nor show up in disco#info.
+        let modules: Vec<Box<dyn ServerModule>> = modules
+            .into_iter()
+            .filter(|m| m.name() == "disco" || cfg.enabled(m.name()))
+            .collect();
         let mut features: Vec<&'static str> = modules
             .iter()
             .flat_map(|m| m.features().iter().copied())
             .collect();
         // Core features the hub itself implements.
-        features.extend_from_slice(&[crate::ns::MSGOFFLINE, crate::ns::ROSTER_VER]);
-        features.extend_from_slice(crate::modules::stored_xml::FEATURES);
-        features.push(crate::modules::carbons::NS);
-        features.push(crate::modules::blocking::NS);
+        features.push(crate::ns::ROSTER_VER);
+        if cfg.offline_messages {
+            features.push(crate::ns::MSGOFFLINE);
+        }
+        let hub_features: [(&str, &'static str); 4] = [
+            ("private", crate::modules::stored_xml::PRIVATE),
+            ("vcard", crate::modules::stored_xml::VCARD),
+            ("carbons", crate::modules::carbons::NS),
+            ("blocking", crate::modules::blocking::NS),
+        ];
+        for (module, feature) in hub_features {
+            if cfg.enabled(module) {
+                features.push(feature);
+            }
+        }
         features.sort_unstable();
         features.dedup();
         Hub {
@@ -262,6 +290,11 @@ impl Hub {
             }
             None => {}
         }
+    }
+
+    /// Whether a module is on (configuration can switch modules off).
+    pub(crate) fn enabled(&self, module: &str) -> bool {
+        self.cfg.enabled(module)
     }
 
     /// Time moves on; the first instant seen is the hub's start.

@@ -14,7 +14,9 @@ impl Hub {
         };
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
         if kind == Kind::Iq && to.as_ref().is_none_or(|t| t.bare_str() == account) {
-            if let Some(req) = crate::modules::blocking::BlockingRequest::parse(&stanza) {
+            let req = crate::modules::blocking::BlockingRequest::parse(&stanza)
+                .filter(|_| self.enabled("blocking"));
+            if let Some(req) = req {
                 return match req {
                     Ok(req) => self.blocking_iq(account, conn, &stanza, req),
                     Err(e) => self.bounce(&stanza, e),
@@ -30,7 +32,7 @@ impl Hub {
                     // RFC 6120 §10.3.1: no `to` means the sender's own bare JID.
                     stanza.set_attr("to", account);
                 }
-                let copy = crate::modules::carbons::eligible(&stanza);
+                let copy = self.enabled("carbons") && crate::modules::carbons::eligible(&stanza);
                 crate::modules::carbons::strip_private(&mut stanza);
                 if copy {
                     self.carbon_copies(account, &stanza, true, &[conn]);
@@ -38,7 +40,11 @@ impl Hub {
                 self.route_outbound(stanza);
             }
             Kind::Presence => self.outbound_presence(account, conn, stanza, to),
-            Kind::Iq if to.is_none() && crate::modules::carbons::toggle(&stanza).is_some() => {
+            Kind::Iq
+                if to.is_none()
+                    && self.enabled("carbons")
+                    && crate::modules::carbons::toggle(&stanza).is_some() =>
+            {
                 self.carbons_toggle(account, conn, &stanza)
             }
             Kind::Iq => match to {

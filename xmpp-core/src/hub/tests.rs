@@ -82,3 +82,19 @@ fn presence_to_unloaded_account_causes_no_load() {
         assert!(outputs(&mut h).is_empty(), "{ptype:?}");
     }
 }
+
+/// Modules switched off by configuration neither answer nor show in disco.
+#[test]
+fn disabled_modules_leave_disco_and_stop_answering() {
+    let cfg = HubConfig {
+        disabled: vec!["carbons".into(), "time".into()],
+        ..HubConfig::default()
+    };
+    let h = Hub::new(Arc::new(cfg));
+    assert!(!h.features().contains(&crate::modules::carbons::NS));
+    assert!(!h.features().contains(&"urn:xmpp:time"));
+    assert!(h.features().contains(&crate::modules::blocking::NS));
+    let on = hub();
+    assert!(on.features().contains(&crate::modules::carbons::NS));
+    assert!(on.features().contains(&"urn:xmpp:time"));
+}

@@ -472,7 +472,12 @@ impl ServerStream {
             // RFC 6120 §6.4: nothing but negotiation before authentication.
             return self.stream_error(StreamErrorCondition::NotAuthorized, None);
         }
-        if el.ns == super::csi::NS && self.jid.is_some() {
+        let csi_offered = self
+            .cfg
+            .session_features
+            .iter()
+            .any(|f| f.ns == super::csi::NS);
+        if el.ns == super::csi::NS && self.jid.is_some() && csi_offered {
             let active = match el.name.as_str() {
                 "active" => true,
                 "inactive" => false,
