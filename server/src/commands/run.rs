@@ -103,7 +103,6 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .into_iter()
                 .filter(|f| f.ns != xmpp_core::stream::CSI_NS || cfg.modules.contains(&"csi"))
                 .collect(),
-            ..ServerStreamConfig::default()
         },
         hub: HubConfig {
             domains: cfg.domains.clone(),
