@@ -112,6 +112,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .filter(|m| m.available && !cfg.modules.contains(&m.name))
                 .map(|m| m.name.to_owned())
                 .collect(),
+            contact: cfg.contact.clone(),
             ..HubConfig::default()
         },
         threads,

@@ -96,6 +96,8 @@ pub struct Config {
     pub environment: Option<String>,
     /// Server administrators (bare JIDs).
     pub admins: Vec<String>,
+    /// XEP-0157 contact addresses: (kind, URIs), e.g. ("admin", [...]).
+    pub contact: Vec<(String, Vec<String>)>,
     /// The storage backend ("sled").
     pub storage_driver: String,
     /// Enabled modules (all domains), in catalog (stack) order.
@@ -141,6 +143,7 @@ impl Default for Config {
             mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
             environment: None,
             admins: Vec::new(),
+            contact: Vec::new(),
             storage_driver: "sled".into(),
             modules: Vec::new(),
             module_origins: BTreeMap::new(),
@@ -330,6 +333,16 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             "log_level" => cfg.log_level = text,
             "log_format" => cfg.log_format = text,
             "admins" => cfg.admins = list,
+            k if k.starts_with("contact.") => {
+                let field = k
+                    .trim_start_matches("contact.")
+                    .trim_end_matches("_addresses")
+                    .to_owned();
+                cfg.contact.retain(|(f, _)| *f != field);
+                if !list.is_empty() {
+                    cfg.contact.push((field, list));
+                }
+            }
             "transport.bind" => {
                 if let Some(ip) = schema::parse_ip(&text) {
                     cfg.bind = ip;

@@ -335,6 +335,7 @@ const ENCRYPTION: Home = Home::Layer(Layer::Stream, "encryption");
 const MANAGEMENT: Home = Home::Layer(Layer::Stream, "management");
 const VALIDATION: Home = Home::Layer(Layer::Stanza, "validation");
 const LEGACY: Home = Home::Layer(Layer::Protocol, "legacy");
+const CORE: Home = Home::Layer(Layer::Protocol, "core");
 const GROUPCHAT: Home = Home::Layer(Layer::Services, "groupchat");
 const BACKENDS: Home = Home::Layer(Layer::Storage, "backends");
 const ARCHIVING: Home = Home::Layer(Layer::Storage, "archiving");
@@ -377,6 +378,21 @@ pub const KEYS: &[KeySpec] = &[
     key("log_format", "log_format", ORCH, Ty::Choice(LOG_FORMATS), "\"text\"", &[],
         "Log lines as readable text, or as one JSON object per line for log collectors (the production environment's default)."),
     // 01 transport
+    // 04 protocol: XEP-0157 contact addresses, in the server's disco#info
+    key("contact.abuse_addresses", "abuse_addresses", CORE, Ty::StrList, "[]", &["XEP-0157"],
+        "URIs (xmpp:, mailto:, https:) for abuse reports, published in the server's disco#info."),
+    key("contact.admin_addresses", "admin_addresses", CORE, Ty::StrList, "[]", &["XEP-0157"],
+        "URIs (xmpp:, mailto:, https:) for the administrators, published in the server's disco#info."),
+    key("contact.feedback_addresses", "feedback_addresses", CORE, Ty::StrList, "[]", &["XEP-0157"],
+        "URIs (xmpp:, mailto:, https:) for feedback, published in the server's disco#info."),
+    key("contact.sales_addresses", "sales_addresses", CORE, Ty::StrList, "[]", &["XEP-0157"],
+        "URIs (xmpp:, mailto:, https:) for sales, published in the server's disco#info."),
+    key("contact.security_addresses", "security_addresses", CORE, Ty::StrList, "[]", &["XEP-0157"],
+        "URIs (xmpp:, mailto:, https:) for security reports, published in the server's disco#info."),
+    key("contact.status_addresses", "status_addresses", CORE, Ty::StrList, "[]", &["XEP-0157"],
+        "URIs (xmpp:, mailto:, https:) for service status, published in the server's disco#info."),
+    key("contact.support_addresses", "support_addresses", CORE, Ty::StrList, "[]", &["XEP-0157"],
+        "URIs (xmpp:, mailto:, https:) for user support, published in the server's disco#info."),
     key("transport.bind", "bind", PORTS, Ty::Ip, "\"0.0.0.0\"", &[],
         "Address the listeners bind to (\"0.0.0.0\" or \"::\" for all interfaces)."),
     key("transport.c2s_port", "c2s_port", PORTS, PORT, "5222", &["RFC 6120 §14.7"],

@@ -43,6 +43,9 @@ pub struct HubConfig {
     /// "carbons", "blocking", "vcard", "private", "ping", "version", "time",
     /// "last"): they neither answer nor appear in disco.
     pub disabled: Vec<String>,
+    /// XEP-0157 contact addresses published in disco#info: (kind, URIs),
+    /// kind being abuse, admin, feedback, sales, security, status or support.
+    pub contact: Vec<(String, Vec<String>)>,
 }
 
 impl HubConfig {
@@ -59,6 +62,7 @@ impl Default for HubConfig {
             software: ("Vireo".into(), env!("CARGO_PKG_VERSION").into()),
             offline_messages: true,
             disabled: Vec::new(),
+            contact: Vec::new(),
         }
     }
 }
@@ -514,6 +518,7 @@ impl Hub {
             features: &self.features,
             software: (&self.cfg.software.0, &self.cfg.software.1),
             now: self.now,
+            contact: &self.cfg.contact,
             started: self.started.unwrap_or(self.now),
         };
         let reply = self

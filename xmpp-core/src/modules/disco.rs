@@ -38,6 +38,9 @@ impl ServerModule for Disco {
             for f in features {
                 q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", f));
             }
+            if !ctx.contact.is_empty() {
+                q = q.with_child(server_info(ctx.contact));
+            }
             return Some(iq_result(iq).with_child(q));
         }
         if child.is(ns::DISCO_ITEMS, "query") && child.attr("node").is_none() {
@@ -45,4 +48,27 @@ impl ServerModule for Disco {
         }
         None
     }
+}
+
+/// XEP-0157: the serverinfo data form (XEP-0128 extension of disco#info).
+fn server_info(contact: &[(String, Vec<String>)]) -> Element {
+    const DATA: &str = "jabber:x:data";
+    let mut form = Element::new(DATA, "x")
+        .with_attr("type", "result")
+        .with_child(
+            Element::new(DATA, "field")
+                .with_attr("var", "FORM_TYPE")
+                .with_attr("type", "hidden")
+                .with_child(
+                    Element::new(DATA, "value").with_text("http://jabber.org/network/serverinfo"),
+                ),
+        );
+    for (kind, uris) in contact {
+        let mut field = Element::new(DATA, "field").with_attr("var", format!("{kind}-addresses"));
+        for uri in uris {
+            field = field.with_child(Element::new(DATA, "value").with_text(uri.clone()));
+        }
+        form = form.with_child(field);
+    }
+    form
 }

@@ -34,6 +34,8 @@ pub struct ModuleCtx<'a> {
     pub now: crate::time::Millis,
     /// When this hub started (for the server's uptime, XEP-0012).
     pub started: crate::time::Millis,
+    /// XEP-0157 contact addresses: (kind, URIs).
+    pub contact: &'a [(String, Vec<String>)],
 }
 
 /// A server-side protocol module answering iqs addressed to the server.
