@@ -72,6 +72,22 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
     } else {
         cfg.threads
     };
+    let hub = HubConfig {
+        domains: cfg.domains.clone(),
+        offline_messages: cfg.modules.contains(&"offline"),
+        disabled: crate::modules::CATALOG
+            .iter()
+            .filter(|m| m.available && !cfg.modules.contains(&m.name))
+            .map(|m| m.name.to_owned())
+            .collect(),
+        contact: cfg.contact.clone(),
+        ..HubConfig::default()
+    };
+    // XEP-0115: clients may cache the server's features by this hash.
+    let caps = xmpp_core::modules::caps::feature(
+        &xmpp_core::hub::Hub::new(Arc::new(hub.clone()))
+            .disco_info(cfg.domains.first().map(String::as_str).unwrap_or_default()),
+    );
     RuntimeConfig {
         bind: cfg.bind,
         c2s_port: cfg.c2s_port,
@@ -102,19 +118,10 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .session_features
                 .into_iter()
                 .filter(|f| f.ns != xmpp_core::stream::CSI_NS || cfg.modules.contains(&"csi"))
+                .chain(std::iter::once(caps))
                 .collect(),
         },
-        hub: HubConfig {
-            domains: cfg.domains.clone(),
-            offline_messages: cfg.modules.contains(&"offline"),
-            disabled: crate::modules::CATALOG
-                .iter()
-                .filter(|m| m.available && !cfg.modules.contains(&m.name))
-                .map(|m| m.name.to_owned())
-                .collect(),
-            contact: cfg.contact.clone(),
-            ..HubConfig::default()
-        },
+        hub,
         threads,
         partitions: threads * 2,
         max_connections: cfg.max_connections,

@@ -192,6 +192,20 @@ impl Hub {
         &self.features
     }
 
+    /// The server's disco#info `<query/>` for `domain` (what XEP-0115 caps
+    /// hash; the Disco module answers with the same element).
+    pub fn disco_info(&self, domain: &str) -> Element {
+        let ctx = ModuleCtx {
+            domain,
+            features: &self.features,
+            software: (&self.cfg.software.0, &self.cfg.software.1),
+            now: self.now,
+            contact: &self.cfg.contact,
+            started: self.started.unwrap_or(self.now),
+        };
+        crate::modules::disco::info_query(&ctx)
+    }
+
     /// Next instruction for the driver.
     pub fn poll_output(&mut self) -> Option<HubOutput> {
         self.out.pop_front()

@@ -23,23 +23,14 @@ impl ServerModule for Disco {
             return None;
         }
         if child.is(ns::DISCO_INFO, "query") {
-            if child.attr("node").is_some() {
+            // The plain query, or the XEP-0115 node#ver our caps announce.
+            let node = child.attr("node");
+            if node.is_some_and(|n| !n.starts_with(super::caps::NODE)) {
                 return None;
             }
-            let mut q = Element::new(ns::DISCO_INFO, "query").with_child(
-                Element::new(ns::DISCO_INFO, "identity")
-                    .with_attr("category", "server")
-                    .with_attr("type", "im")
-                    .with_attr("name", ctx.software.0),
-            );
-            let mut features: Vec<&str> = ctx.features.to_vec();
-            features.sort_unstable();
-            features.dedup();
-            for f in features {
-                q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", f));
-            }
-            if !ctx.contact.is_empty() {
-                q = q.with_child(server_info(ctx.contact));
+            let mut q = info_query(ctx);
+            if let Some(n) = node {
+                q.set_attr("node", n);
             }
             return Some(iq_result(iq).with_child(q));
         }
@@ -71,4 +62,26 @@ fn server_info(contact: &[(String, Vec<String>)]) -> Element {
         form = form.with_child(field);
     }
     form
+}
+
+/// The server's disco#info `<query/>`: identity, the registered modules'
+/// features, and the XEP-0157 form when contact addresses are configured.
+/// XEP-0115 hashes exactly this.
+pub fn info_query(ctx: &ModuleCtx<'_>) -> Element {
+    let mut q = Element::new(ns::DISCO_INFO, "query").with_child(
+        Element::new(ns::DISCO_INFO, "identity")
+            .with_attr("category", "server")
+            .with_attr("type", "im")
+            .with_attr("name", ctx.software.0),
+    );
+    let mut features: Vec<&str> = ctx.features.to_vec();
+    features.sort_unstable();
+    features.dedup();
+    for f in features {
+        q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", f));
+    }
+    if !ctx.contact.is_empty() {
+        q = q.with_child(server_info(ctx.contact));
+    }
+    q
 }

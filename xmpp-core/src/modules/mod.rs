@@ -3,8 +3,9 @@
 //! a new XEP is one file plus one line in [`default_modules`].
 
 pub mod blocking;
+pub mod caps;
 pub mod carbons;
-mod disco;
+pub mod disco;
 mod last;
 mod ping;
 pub mod roster;
