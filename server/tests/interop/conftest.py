@@ -176,14 +176,18 @@ class VireoServer:
         with open(self.log_path, "ab") as f:
             f.write(f"\n===== [interop] {text} =====\n".encode())
 
+    def run_args(self) -> list[str]:
+        """The command line `start()` runs."""
+        return [str(VIREO_BIN), "run"]
+
     def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
-        self._log_marker(f"start #{self.starts}: {VIREO_BIN} run")
+        self._log_marker(f"start #{self.starts}: {' '.join(self.run_args())}")
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [str(VIREO_BIN), "run"],
+                self.run_args(),
                 env=self.env(),
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
@@ -815,38 +819,6 @@ class ConfiguredVireoServer(VireoServer):
         if self.config_path is not None:
             args += ["--config", str(self.config_path)]
         return args
-
-    def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        self.starts += 1
-        self._log_marker(f"start #{self.starts}: {' '.join(self.run_args())}")
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                self.run_args(),
-                env=self.env(),
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            code = self.proc.poll()
-            if code is not None:
-                pytest.fail(
-                    f"vireo exited with code {code} during startup; log:\n{self.log_tail()}"
-                )
-            if port_accepts(self.c2s_port) and port_accepts(self.c2s_tls_port):
-                return
-            time.sleep(0.05)
-        self._terminate(SHUTDOWN_TIMEOUT)
-        pytest.fail(
-            f"vireo did not accept TCP on 127.0.0.1:{self.c2s_port} and "
-            f":{self.c2s_tls_port} within {timeout}s; log:\n{self.log_tail()}"
-        )
 
     def cli_config(self, *args: str, **kw) -> subprocess.CompletedProcess:
         """`vireo -c CONFIG ARGS...` (the configuration the server runs with)."""
