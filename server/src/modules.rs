@@ -138,7 +138,7 @@ pub const CATALOG: &[ModuleInfo] = &[
         ..built("auth_internal", Layer::Stream, "authentication", &[], "accounts in the local store (SCRAM keys only)")
     },
     built("bind", Layer::Stream, "negotiation", &["RFC 6120 §7", "RFC 3921 §3"], "resource binding and the optional session"),
-    planned("smacks", Layer::Stream, "management", &["XEP-0198"], "stream management and resumption"),
+    built("smacks", Layer::Stream, "management", &["XEP-0198"], "stream management: acknowledgements, resumption, unacknowledged stanzas rerouted"),
     built("csi", Layer::Stream, "management", &["XEP-0352"], "client state indication"),
     planned("omemo", Layer::Stream, "encryption", &["XEP-0384"], "OMEMO support (PEP device lists)"),
     // 03 stanza

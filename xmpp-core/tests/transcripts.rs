@@ -28,6 +28,9 @@ struct ClientDef {
 enum Step {
     /// `alice connects`: full negotiation up to a bound resource.
     Connects(String),
+    /// `alice connects without binding`: negotiation up to the features
+    /// after authentication (to resume a session, XEP-0198).
+    ConnectsUnbound(String),
     /// `raw alice connects [with direct-tls]`: just the transport.
     ConnectsRaw(String, bool),
     /// `[raw] alice sends:` + payload, written verbatim.
@@ -209,6 +212,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
     for (lno, step) in &sc.steps {
         let name = match step {
             Step::Connects(n)
+            | Step::ConnectsUnbound(n)
             | Step::ConnectsRaw(n, _)
             | Step::Sends(n, ..)
             | Step::Receives(n, _)
@@ -260,6 +264,7 @@ fn parse_step(t: &str, payload: String) -> Result<Step, String> {
         ["connects"] if raw => Ok(Step::ConnectsRaw(name, false)),
         ["connects", "with", "direct-tls"] if raw => Ok(Step::ConnectsRaw(name, true)),
         ["connects"] => Ok(Step::Connects(name)),
+        ["connects", "without", "binding"] => Ok(Step::ConnectsUnbound(name)),
         ["sends:"] => Ok(Step::Sends(name, raw, payload)),
         ["receives:"] => Ok(Step::Receives(name, payload)),
         ["receives", "nothing"] => Ok(Step::ReceivesNothing(name)),
@@ -354,6 +359,63 @@ fn glob(pattern: &str, s: &str) -> bool {
         }
     }
     true
+}
+
+/// Replace every `{$name}` already captured by its value.
+fn substitute(payload: &str, vars: &BTreeMap<String, String>) -> String {
+    vars.iter().fold(payload.to_owned(), |p, (k, v)| {
+        p.replace(&format!("{{${k}}}"), v)
+    })
+}
+
+/// A `{$name}` not captured yet matches anything, like `{any}`.
+fn unbound_as_any(payload: &str) -> String {
+    let mut out = String::with_capacity(payload.len());
+    let mut rest = payload;
+    while let Some(start) = rest.find("{$") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push_str("{any}");
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Record `{$name}` attribute values and texts of an expected element that
+/// matched `act` (same shape, so the trees are walked in parallel).
+fn capture(exp: &Element, act: &Element, vars: &mut BTreeMap<String, String>) {
+    let var = |v: &str| {
+        v.strip_prefix("{$")
+            .and_then(|v| v.strip_suffix('}'))
+            .map(str::to_owned)
+    };
+    for a in &exp.attrs {
+        if let (Some(name), Some(b)) = (
+            var(&a.value),
+            act.attrs.iter().find(|b| b.ns == a.ns && b.name == a.name),
+        ) {
+            vars.insert(name, b.value.clone());
+        }
+    }
+    for (e, a) in significant(exp).iter().zip(significant(act).iter()) {
+        match (e, a) {
+            (Node::Element(e), Node::Element(a)) => capture(e, a, vars),
+            (Node::Text(e), Node::Text(a)) => {
+                if let Some(name) = var(e.trim()) {
+                    vars.insert(name, a.trim().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn attr_name(ns: &str, name: &str) -> String {
@@ -614,7 +676,7 @@ fn offered_mechanisms(features: &Element) -> Vec<Mechanism> {
 
 /// `alice connects`: STARTTLS when offered, the server's first SCRAM
 /// mechanism, resource binding.
-fn login(world: &mut World, def: &ClientDef) -> Result<Conn, String> {
+fn login(world: &mut World, def: &ClientDef, bind: bool) -> Result<Conn, String> {
     let mut c = Conn::new(world.connect(false));
     let domain = def.jid.domain().to_owned();
     let mut features = open_stream(world, &mut c, &domain)?;
@@ -636,6 +698,9 @@ fn login(world: &mut World, def: &ClientDef) -> Result<Conn, String> {
         return Err(format!("authentication failed: {}", outcome.to_xml()));
     }
     let features = open_stream(world, &mut c, &domain)?;
+    if !bind {
+        return Ok(c);
+    }
     if features.child(ns::BIND, "bind").is_none() {
         return Err(format!(
             "no resource binding offered: {}",
@@ -667,8 +732,9 @@ fn run_scenario(sc: &Scenario) -> Result<(), (usize, String)> {
         }
     }
     let mut conns: BTreeMap<String, Conn> = BTreeMap::new();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
     for (lno, step) in &sc.steps {
-        run_step(&mut world, sc, &mut conns, step).map_err(|e| (*lno, e))?;
+        run_step(&mut world, sc, &mut conns, &mut vars, step).map_err(|e| (*lno, e))?;
     }
     Ok(())
 }
@@ -683,6 +749,7 @@ fn run_step(
     world: &mut World,
     sc: &Scenario,
     conns: &mut BTreeMap<String, Conn>,
+    vars: &mut BTreeMap<String, String>,
     step: &Step,
 ) -> Result<(), String> {
     let def = |name: &str| {
@@ -693,13 +760,19 @@ fn run_step(
     };
     match step {
         Step::Connects(name) => {
-            let c = login(world, &def(name)?).map_err(|e| format!("{name} connects: {e}"))?;
+            let c = login(world, &def(name)?, true).map_err(|e| format!("{name} connects: {e}"))?;
+            conns.insert(name.clone(), c);
+        }
+        Step::ConnectsUnbound(name) => {
+            let c =
+                login(world, &def(name)?, false).map_err(|e| format!("{name} connects: {e}"))?;
             conns.insert(name.clone(), c);
         }
         Step::ConnectsRaw(name, tls) => {
             conns.insert(name.clone(), Conn::new(world.connect(*tls)));
         }
         Step::Sends(name, raw, payload) => {
+            let payload = &substitute(payload, vars);
             if !raw {
                 parse_events(payload)?;
             }
@@ -707,17 +780,22 @@ fn run_step(
             world.client_sends(c.id, payload.as_bytes());
         }
         Step::Receives(name, payload) => {
-            let expected = parse_events(payload)?;
+            let payload = substitute(payload, vars);
+            let expected = parse_events(&unbound_as_any(&payload))?;
+            let with_vars = parse_events(&payload)?;
             let c = conn(conns, name)?;
-            for exp in expected {
+            for (exp, raw) in expected.iter().zip(&with_vars) {
                 let act = c
                     .next(world)
                     .map_err(|e| format!("{e}\n  expected: {exp}"))?;
-                compare_ev(&exp, &act).map_err(|e| {
+                compare_ev(exp, &act).map_err(|e| {
                     format!(
                         "{name} received something else: {e}\n  expected: {exp}\n  received: {act}"
                     )
                 })?;
+                if let (Ev::El(raw), Ev::El(act)) = (raw, &act) {
+                    capture(raw, act, vars);
+                }
             }
         }
         Step::ReceivesNothing(name) => {

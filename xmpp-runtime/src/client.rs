@@ -296,7 +296,13 @@ impl Client {
                 ConnOutput::Stanza(el) => self.inbox.push_back(el),
                 ConnOutput::Failed(why) => self.failure = Some(why),
                 ConnOutput::Close => self.closing = true,
-                ConnOutput::Bound(_) | ConnOutput::Storage { .. } => {}
+                // The rest are server-side outputs.
+                ConnOutput::Bound(_)
+                | ConnOutput::Storage { .. }
+                | ConnOutput::SmEnabled(_)
+                | ConnOutput::Resume { .. }
+                | ConnOutput::Resumed(_)
+                | ConnOutput::Undelivered(_) => {}
             }
         }
     }

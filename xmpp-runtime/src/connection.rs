@@ -4,6 +4,7 @@
 use crate::clock::{entropy, instant_for, now_ms};
 use crate::hub_task::HubMsg;
 use crate::mailbox::Mailbox;
+use crate::resumption;
 use crate::server::{ConnMsg, Shared};
 use crate::tls::server_channel_bindings;
 use crate::transport::Transport;
@@ -88,8 +89,8 @@ async fn tls_accept(
 
 async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     let peer = tcp.get_ref().peer_addr().ok();
-    let conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (mut transport, bindings) = if direct_tls {
+    let mut conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (transport, bindings) = if direct_tls {
         match Box::pin(tls_accept(&shared, tcp)).await {
             Some((t, b)) => (t, Some(b)),
             None => return,
@@ -97,8 +98,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     } else {
         (Transport::Plain(tcp), None)
     };
+    // `None` once the transport broke: a hibernated session (XEP-0198)
+    // lives on without one until it is resumed or times out.
+    let mut transport = Some(transport);
     tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
-    let mailbox = Arc::new(Mailbox::default());
+    let mut mailbox = Arc::new(Mailbox::default());
     shared.conns().insert(conn_id, mailbox.clone());
     let mut stream = ServerStream::new(shared.stream_cfg(), entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
@@ -109,28 +113,38 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         .map(crate::rate_limit::Bucket::new);
     let mut timer = smol::Timer::never();
     let mut armed: Option<xmpp_core::time::Millis> = None;
+    // The SM-ID this connection registered (resumable sessions only).
+    let mut sm_id: Option<String> = None;
+    // Unacknowledged stanzas to route once the hub knows the session ended.
+    let mut undelivered: Vec<xmpp_core::Element> = Vec::new();
+    let mut released = false;
 
     'conn: loop {
         // Perform everything the machine asked for.
         while let Some(out) = stream.poll_output() {
             match out {
                 ConnOutput::Write(bytes) => {
-                    if transport.write_all(&bytes).await.is_err() {
-                        break 'conn;
+                    let Some(t) = transport.as_mut() else {
+                        continue; // hibernated: the stanzas wait in the SM queue
+                    };
+                    if t.write_all(&bytes).await.is_err() {
+                        transport = None;
+                        stream.transport_lost(now_ms());
                     }
                 }
                 ConnOutput::StartTls => {
-                    if transport.flush().await.is_err() {
+                    let Some(t) = transport.as_mut() else {
+                        break 'conn;
+                    };
+                    if t.flush().await.is_err() {
                         break 'conn;
                     }
-                    let Transport::Plain(tcp) =
-                        std::mem::replace(&mut transport, Transport::Upgrading)
-                    else {
+                    let Some(Transport::Plain(tcp)) = transport.take() else {
                         break 'conn;
                     };
                     match Box::pin(tls_accept(&shared, tcp)).await {
                         Some((t, b)) => {
-                            transport = t;
+                            transport = Some(t);
                             stream.tls_established(now_ms(), b);
                         }
                         None => break 'conn,
@@ -158,16 +172,51 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                         shared.router.send(p, HubMsg::FromSession(conn_id, el));
                     }
                 }
+                ConnOutput::SmEnabled(id) => {
+                    if let Some(account) = stream.account() {
+                        shared
+                            .sm_sessions
+                            .register(id.clone(), account.bare_str(), conn_id);
+                        sm_id = Some(id);
+                    }
+                }
+                ConnOutput::Resume { previd } => {
+                    let account = stream.account().map(|a| a.bare_str()).unwrap_or_default();
+                    match resumption::take_over(&shared, &previd, &account).await {
+                        Some(adopted) => {
+                            // Continue as the old connection: its id and
+                            // mailbox are what the hub knows the session by.
+                            shared.conns().remove(&conn_id);
+                            mailbox.close();
+                            conn_id = adopted.conn;
+                            mailbox = adopted.mailbox;
+                            partition = Some(adopted.released.partition);
+                            sm_id = Some(previd);
+                            stream.resume(now_ms(), Some(adopted.released.session));
+                        }
+                        None => stream.resume(now_ms(), None),
+                    }
+                }
+                ConnOutput::Resumed(jid) => {
+                    tracing::debug!(conn = conn_id, %jid, "session resumed");
+                }
+                ConnOutput::Undelivered(stanzas) => undelivered.extend(stanzas),
                 ConnOutput::Close => {
-                    let _ = transport.flush().await;
-                    let _ = transport.close().await;
+                    if let Some(t) = transport.as_mut() {
+                        let _ = t.flush().await;
+                        let _ = t.close().await;
+                    }
                     break 'conn;
                 }
                 ConnOutput::Failed(_) => {}
             }
         }
-        if transport.flush().await.is_err() {
-            break;
+        if let Some(t) = transport.as_mut() {
+            if t.flush().await.is_err() {
+                transport = None;
+                stream.transport_lost(now_ms());
+                continue;
+            }
         }
         if stream.is_closed() {
             break;
@@ -183,11 +232,13 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             }
         }
         let read = async {
-            Wake::Read(
-                transport
-                    .read_with(|bytes| stream.handle_input(now_ms(), bytes))
-                    .await,
-            )
+            match transport.as_mut() {
+                Some(t) => Wake::Read(
+                    t.read_with(|bytes| stream.handle_input(now_ms(), bytes))
+                        .await,
+                ),
+                None => std::future::pending().await,
+            }
         };
         let msg = async { Wake::Msgs(mailbox.recv_all().await) };
         let tick = async {
@@ -195,7 +246,12 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             Wake::Timer
         };
         match read.or(msg).or(tick).await {
-            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => {
+                // No closing handshake: a resumable session hibernates,
+                // any other ends (its outputs say how).
+                transport = None;
+                stream.transport_lost(now_ms());
+            }
             Wake::Read(Ok(n)) => {
                 // Already handed to the stream; over its budget, the client
                 // is read again only once it has paid for these bytes.
@@ -209,10 +265,30 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             Wake::Msgs(msgs) => {
                 // A burst becomes one write.
                 let now = now_ms();
-                for msg in msgs {
+                let mut msgs = msgs.into_iter();
+                while let Some(msg) = msgs.next() {
                     match msg {
                         ConnMsg::Deliver(el) => stream.send_stanza_at(now, &el),
                         ConnMsg::Close(cond) => stream.close(cond),
+                        ConnMsg::Release(reply) => {
+                            let (Some(session), Some(p)) = (stream.take_suspended(), partition)
+                            else {
+                                continue; // dropping `reply` answers "not here"
+                            };
+                            // What this connection did not process goes to
+                            // the new owner of the mailbox, before anything newer.
+                            mailbox.requeue_front(msgs.collect());
+                            if reply
+                                .try_send(resumption::Released {
+                                    session,
+                                    partition: p,
+                                })
+                                .is_ok()
+                            {
+                                released = true;
+                            }
+                            break;
+                        }
                     }
                 }
             }
@@ -222,10 +298,39 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             }
         }
     }
+    if released {
+        // The session, its id and its mailbox live on in the resuming
+        // connection; only this transport ends (after the conflict error).
+        while let Some(out) = stream.poll_output() {
+            if let (ConnOutput::Write(bytes), Some(t)) = (out, transport.as_mut()) {
+                let _ = t.write_all(&bytes).await;
+            }
+        }
+        if let Some(t) = transport.as_mut() {
+            let _ = t.flush().await;
+            let _ = t.close().await;
+        }
+        tracing::debug!(conn = conn_id, "session handed to a resuming connection");
+        return;
+    }
+    // Whatever the machine still had to say about the session's end.
+    while let Some(out) = stream.poll_output() {
+        if let ConnOutput::Undelivered(stanzas) = out {
+            undelivered.extend(stanzas);
+        }
+    }
+    if let Some(id) = &sm_id {
+        shared.sm_sessions.unregister(id, conn_id);
+    }
     mailbox.close();
     shared.conns().remove(&conn_id);
     if let Some(p) = partition {
         shared.router.send(p, HubMsg::Closed(conn_id));
+    }
+    // After `Closed`, on the same partition queue: the hub no longer
+    // counts the session, so these reach other resources or offline storage.
+    for stanza in undelivered {
+        shared.router.route(stanza);
     }
     tracing::debug!(conn = conn_id, "disconnected");
 }

@@ -14,6 +14,7 @@ mod hub_task;
 mod mailbox;
 pub mod rate_limit;
 pub mod reload;
+mod resumption;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -46,6 +46,19 @@ impl Mailbox {
         self.event.notify(usize::MAX);
     }
 
+    /// Put messages back in front of any that arrived since (a connection
+    /// handing its session over passes on what it did not process).
+    pub(crate) fn requeue_front(&self, mut msgs: Vec<ConnMsg>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        msgs.append(&mut inner.queue);
+        inner.queue = msgs;
+        drop(inner);
+        self.event.notify(1);
+    }
+
     /// Wait for messages and take them all, oldest first.
     pub(crate) async fn recv_all(&self) -> Vec<ConnMsg> {
         loop {

@@ -98,6 +98,8 @@ pub(crate) enum ConnMsg {
     Deliver(Box<xmpp_core::Element>),
     /// Close the stream (with an error condition, or gracefully).
     Close(Option<StreamErrorCondition>),
+    /// Another connection resumes this session (XEP-0198): give it up.
+    Release(smol::channel::Sender<crate::resumption::Released>),
 }
 
 /// State shared by every task of one server.
@@ -110,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) router: Router,
     pub(crate) conns: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
+    /// Resumable sessions (XEP-0198) and the connections holding them.
+    pub(crate) sm_sessions: crate::resumption::SmRegistry,
     pub(crate) next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
     pub(crate) max_connections: AtomicUsize,
@@ -209,6 +213,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         backend: backend.clone(),
         router,
         conns: Mutex::new(HashMap::new()),
+        sm_sessions: Default::default(),
         next_conn: AtomicU64::new(1),
         live: AtomicUsize::new(0),
         max_connections: AtomicUsize::new(cfg.max_connections),

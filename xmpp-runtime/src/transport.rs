@@ -25,8 +25,6 @@ pub enum Transport {
     Plain(Async<TcpStream>),
     /// TLS over TCP.
     Tls(Box<TlsStream<Async<TcpStream>>>),
-    /// Placeholder while upgrading.
-    Upgrading,
 }
 
 impl Transport {
@@ -35,7 +33,6 @@ impl Transport {
         match self {
             Transport::Plain(s) => Some(s),
             Transport::Tls(s) => Some(s.get_ref().0),
-            Transport::Upgrading => None,
         }
     }
 
@@ -79,7 +76,6 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Transport::Upgrading => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 }
@@ -93,7 +89,6 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Transport::Upgrading => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 
@@ -101,7 +96,6 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Transport::Upgrading => Poll::Ready(Ok(())),
         }
     }
 
@@ -109,7 +103,6 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_close(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-            Transport::Upgrading => Poll::Ready(Ok(())),
         }
     }
 }

@@ -120,6 +120,14 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .filter(|f| f.ns != xmpp_core::stream::CSI_NS || cfg.modules.contains(&"csi"))
                 .chain(std::iter::once(caps))
                 .collect(),
+            sm: cfg
+                .modules
+                .contains(&"smacks")
+                .then(|| xmpp_core::stream::SmConfig {
+                    resume_timeout_ms: cfg.smacks_resume_timeout_secs.saturating_mul(1000),
+                    max_unacked: cfg.smacks_max_queue_size,
+                    request_every: cfg.smacks_max_unacked_stanzas,
+                }),
         },
         hub,
         threads,

@@ -89,6 +89,12 @@ pub struct Config {
     pub require_encryption: bool,
     pub auth_timeout_secs: u64,
     pub keepalive_secs: u64,
+    /// XEP-0198: seconds a broken session stays resumable (0 = none).
+    pub smacks_resume_timeout_secs: u64,
+    /// XEP-0198: most unacknowledged stanzas kept per session.
+    pub smacks_max_queue_size: usize,
+    /// XEP-0198: request an acknowledgement after this many stanzas.
+    pub smacks_max_unacked_stanzas: u32,
     pub max_stanza_size: usize,
     pub scram_iterations: u32,
     pub mechanisms: Vec<Mechanism>,
@@ -138,6 +144,9 @@ impl Default for Config {
             require_encryption: true,
             auth_timeout_secs: 30,
             keepalive_secs: 60,
+            smacks_resume_timeout_secs: 300,
+            smacks_max_queue_size: 500,
+            smacks_max_unacked_stanzas: 5,
             max_stanza_size: 256 * 1024,
             scram_iterations: 10_000,
             mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
@@ -374,6 +383,18 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "stream.keepalive_interval" => {
                 cfg.keepalive_secs = u64::try_from(int(value)).unwrap_or(cfg.keepalive_secs)
+            }
+            "stream.smacks_resume_timeout" => {
+                cfg.smacks_resume_timeout_secs =
+                    u64::try_from(int(value)).unwrap_or(cfg.smacks_resume_timeout_secs)
+            }
+            "stream.smacks_max_queue_size" => {
+                cfg.smacks_max_queue_size =
+                    usize::try_from(int(value)).unwrap_or(cfg.smacks_max_queue_size)
+            }
+            "stream.smacks_max_unacked_stanzas" => {
+                cfg.smacks_max_unacked_stanzas =
+                    u32::try_from(int(value)).unwrap_or(cfg.smacks_max_unacked_stanzas)
             }
             "stream.max_stanza_size" => {
                 cfg.max_stanza_size = usize::try_from(int(value)).unwrap_or(cfg.max_stanza_size)

@@ -479,13 +479,13 @@ fn not_available_settings() {
     let dir = init("production");
     append(
         &dir,
-        "stack/02-stream/management.toml",
-        "smacks_resume_timeout = 60\n",
+        "stack/05-services/groupchat.toml",
+        "muc_domain = \"conference.localhost\"\n",
     );
     let n = line(
         &dir,
-        "stack/02-stream/management.toml",
-        "smacks_resume_timeout = 60",
+        "stack/05-services/groupchat.toml",
+        "muc_domain = \"conference.localhost\"",
     );
     let diags = diagnostics(
         &dir,
@@ -494,7 +494,7 @@ fn not_available_settings() {
             ("VIREO_DB_DRIVER", "postgresql"),
         ],
     );
-    assert_has(&diags, &format!("stack/02-stream/management.toml:{n}: error: `stream.smacks_resume_timeout` (XEP-0198) is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)"));
+    assert_has(&diags, &format!("stack/05-services/groupchat.toml:{n}: error: `services.muc_domain` (XEP-0045) is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)"));
     assert_has(&diags, "environment variable VIREO_DB_NAME: error: `storage.sql_name` is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)");
     assert_has(&diags, "environment variable VIREO_DB_DRIVER: error: storage.driver: \"postgresql\" is not one of \"sled\"\n    fix: only the embedded \"sled\" store is built in this version; SQL backends are not available yet");
 }

@@ -118,6 +118,9 @@ impl C2sDriver {
                     self.stream.handle_storage(self.now, id, result);
                 }
                 ConnOutput::Stanza(el) => self.stream.send_stanza(&el),
+                // Nothing else holds a session here: every resume misses.
+                ConnOutput::Resume { .. } => self.stream.resume(self.now, None),
+                ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) | ConnOutput::Undelivered(_) => {}
                 ConnOutput::Write(_)
                 | ConnOutput::Bound(_)
                 | ConnOutput::Failed(_)

@@ -48,10 +48,20 @@ struct SimConn {
     client: Option<ClientId>,
     /// The transport is gone (either side closed it).
     transport_closed: bool,
-    /// The stream reported `Bound`, so the hub knows the connection.
+    /// The stream reported `Bound` (or resumed a session), so the hub knows
+    /// the session.
     bound: bool,
     /// STARTTLS upgrades or direct TLS.
     tls: bool,
+    /// The id the hub knows this session by: the connection's own, or that
+    /// of the connection whose session it resumed (XEP-0198), as the
+    /// runtime's adopted mailbox.
+    hub_id: ConnId,
+    /// The session moved to another connection by resumption: this
+    /// connection's end is not the session's end.
+    retired: bool,
+    /// Unacknowledged stanzas to route once the hub knows the session ended.
+    undelivered: Vec<Element>,
 }
 
 /// One in-memory client.
@@ -170,6 +180,9 @@ impl World {
                 transport_closed: false,
                 bound: false,
                 tls: direct_tls,
+                hub_id: id,
+                retired: false,
+                undelivered: Vec::new(),
             },
         );
         self.pump();
@@ -211,17 +224,38 @@ impl World {
         self.conns.get(&conn).and_then(|c| c.stream.jid())
     }
 
-    /// The client closes the transport without a closing handshake.
+    /// The client closes the transport without a closing handshake. A
+    /// session with resumable stream management hibernates (XEP-0198);
+    /// any other ends.
     pub fn disconnect(&mut self, conn: ConnId) {
-        self.close_transport(conn);
+        self.transport_gone(conn);
         self.pump();
     }
 
-    /// The earliest timer of any open connection.
+    /// The transport is gone: the stream hears it (its outputs, drained by
+    /// the next pump, end the session unless it hibernates).
+    fn transport_gone(&mut self, conn: ConnId) {
+        let now = self.now;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !c.transport_closed {
+                c.stream.transport_lost(now);
+            }
+        }
+        self.close_transport(conn);
+    }
+
+    /// True while the connection's session waits to be resumed.
+    pub fn is_hibernated(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.stream.is_hibernated())
+    }
+
+    /// The earliest timer of any live stream (hibernated ones included).
     pub fn next_timeout(&self) -> Option<Millis> {
         self.conns
             .values()
-            .filter(|c| !c.transport_closed)
+            .filter(|c| !c.stream.is_closed())
             .filter_map(|c| c.stream.poll_timeout())
             .min()
     }
@@ -235,7 +269,7 @@ impl World {
             let next = self
                 .conns
                 .iter()
-                .filter(|(_, c)| !c.transport_closed)
+                .filter(|(_, c)| !c.stream.is_closed())
                 .filter_map(|(id, c)| c.stream.poll_timeout().map(|t| (*id, t)))
                 .filter(|(id, t)| *t <= target && !fired.contains(&(*id, *t)))
                 .min_by_key(|(_, t)| *t);
@@ -344,6 +378,67 @@ impl World {
         tracing::error!("simulated world did not settle");
     }
 
+    /// The session of a connection ended: the hub hears it (unless the
+    /// session lives on elsewhere), then the unacknowledged stanzas are
+    /// routed, so the hub no longer counts the session as a target.
+    fn end_session(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let undelivered = std::mem::take(&mut c.undelivered);
+        if c.bound && !c.retired {
+            c.bound = false;
+            self.hub.session_closed(self.now, c.hub_id);
+        }
+        for stanza in undelivered {
+            self.hub.routed(self.now, stanza);
+        }
+    }
+
+    /// A stream asked to resume `previd`: take the session from the stream
+    /// holding it, if it belongs to the same account (what the runtime's
+    /// registry does).
+    fn resume(&mut self, conn: ConnId, previd: &str) {
+        let account = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.stream.account().cloned());
+        let holder = self
+            .conns
+            .iter()
+            .find(|(id, c)| {
+                **id != conn
+                    && !c.retired
+                    && c.stream.sm_id() == Some(previd)
+                    && c.stream.account() == account.as_ref()
+            })
+            .map(|(id, _)| *id);
+        let mut found = None;
+        let mut hub_id = conn;
+        if let Some(old) = holder.and_then(|h| self.conns.get_mut(&h)) {
+            found = old.stream.take_suspended();
+            if found.is_some() {
+                old.retired = true;
+                hub_id = old.hub_id;
+            }
+        }
+        let now = self.now;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if found.is_some() {
+                c.hub_id = hub_id;
+                c.bound = true;
+            }
+            c.stream.resume(now, found);
+        }
+    }
+
+    /// The live connection carrying the hub's session `hub_id`.
+    fn session_conn(&mut self, hub_id: ConnId) -> Option<&mut SimConn> {
+        self.conns
+            .values_mut()
+            .find(|c| c.hub_id == hub_id && !c.retired)
+    }
+
     fn close_transport(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -352,9 +447,6 @@ impl World {
             return;
         }
         c.transport_closed = true;
-        if c.bound {
-            self.hub.session_closed(self.now, conn);
-        }
         if let Some(client) = c.client.and_then(|id| self.clients.get_mut(id)) {
             if !client.closed {
                 client.closed = true;
@@ -373,8 +465,13 @@ impl World {
                 return progress;
             };
             progress = true;
-            if c.transport_closed {
-                continue; // nobody reads or acts on it any more
+            if c.transport_closed
+                && matches!(
+                    out,
+                    ConnOutput::Write(_) | ConnOutput::StartTls | ConnOutput::Stanza(_)
+                )
+            {
+                continue; // nobody reads or sends on it any more
             }
             match out {
                 ConnOutput::Write(bytes) => match c.client {
@@ -395,15 +492,20 @@ impl World {
                 }
                 ConnOutput::Bound(jid) => {
                     c.bound = true;
-                    self.hub.session_bound(self.now, id, jid);
+                    self.hub.session_bound(self.now, c.hub_id, jid);
                 }
                 ConnOutput::Stanza(el) => {
                     if c.bound {
-                        self.hub.from_session(self.now, id, el);
+                        self.hub.from_session(self.now, c.hub_id, el);
                     }
                 }
-                ConnOutput::Failed(_) => {}
-                ConnOutput::Close => self.close_transport(id),
+                ConnOutput::Undelivered(stanzas) => c.undelivered.extend(stanzas),
+                ConnOutput::Resume { previd } => self.resume(id, &previd),
+                ConnOutput::Failed(_) | ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) => {}
+                ConnOutput::Close => {
+                    self.close_transport(id);
+                    self.end_session(id);
+                }
             }
         }
     }
@@ -430,7 +532,11 @@ impl World {
                 ConnOutput::StartTls => c
                     .stream
                     .tls_established(self.now, Self::fake_bindings(conn)),
-                ConnOutput::Storage { .. } => {}
+                ConnOutput::Storage { .. }
+                | ConnOutput::SmEnabled(_)
+                | ConnOutput::Resume { .. }
+                | ConnOutput::Resumed(_)
+                | ConnOutput::Undelivered(_) => {}
                 ConnOutput::Bound(jid) => c.events.push_back(ClientEvent::Online(jid)),
                 ConnOutput::Stanza(el) => c.events.push_back(ClientEvent::Stanza(el)),
                 ConnOutput::Failed(why) => c.events.push_back(ClientEvent::Failed(why)),
@@ -438,7 +544,7 @@ impl World {
                     // Deliver what the server still has for the stream
                     // close, then drop the transport.
                     self.drain_conn(conn);
-                    self.close_transport(conn);
+                    self.transport_gone(conn);
                 }
             }
         }
@@ -450,10 +556,8 @@ impl World {
             progress = true;
             match out {
                 HubOutput::Deliver { conn, stanza } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        if !c.transport_closed {
-                            c.stream.send_stanza(&stanza);
-                        }
+                    if let Some(c) = self.session_conn(conn) {
+                        c.stream.send_stanza(&stanza);
                     }
                 }
                 HubOutput::Route(stanza) => self.hub.routed(self.now, stanza),
@@ -462,10 +566,8 @@ impl World {
                     self.hub.handle_storage(self.now, id, result);
                 }
                 HubOutput::Close { conn, condition } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        if !c.transport_closed {
-                            c.stream.close(condition);
-                        }
+                    if let Some(c) = self.session_conn(conn) {
+                        c.stream.close(condition);
                     }
                 }
             }

@@ -41,6 +41,18 @@ impl CsiQueue {
         }
     }
 
+    /// Take the held stanzas without changing the state (the session moves
+    /// to another stream or ends).
+    pub(crate) fn take_held(&mut self) -> Vec<Element> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Put stanzas back in front of the held ones.
+    pub(crate) fn restore_held(&mut self, mut stanzas: Vec<Element>) {
+        stanzas.append(&mut self.held);
+        self.held = stanzas;
+    }
+
     /// Decide about one outgoing stanza.
     pub(crate) fn offer(&mut self, stanza: &Element) -> Verdict {
         if !self.inactive {

@@ -7,9 +7,11 @@ mod error;
 mod header;
 mod output;
 pub mod server;
+pub mod sm;
 
 pub use client::{ClientConfig, ClientStream};
 pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;
 pub use output::ConnOutput;
 pub use server::{ServerStream, ServerStreamConfig};
+pub use sm::{SmConfig, SuspendedSession};

@@ -31,6 +31,20 @@ pub enum ConnOutput {
     Failed(String),
     /// Flush pending writes and close the transport.
     Close,
+    /// Server side: stream management with resumption is on under this
+    /// SM-ID; the driver remembers which connection holds it.
+    SmEnabled(String),
+    /// Server side: the client asked to resume the session `previd`. The
+    /// driver takes it from the stream holding it (see
+    /// `ServerStream::take_suspended`) if it belongs to the same account,
+    /// and answers with `ServerStream::resume`.
+    Resume { previd: String },
+    /// Server side: the session of this full JID continues on this stream.
+    Resumed(Jid),
+    /// Server side: stanzas the client never acknowledged, already turned
+    /// into what should be routed instead (XEP-0198 §5). Route them after
+    /// the session's end has reached the hub.
+    Undelivered(Vec<Element>),
 }
 
 /// An output queue that coalesces consecutive writes, so one read that yields

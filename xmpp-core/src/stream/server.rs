@@ -8,6 +8,7 @@ use super::csi::{CsiQueue, Verdict};
 use super::error::StreamErrorCondition;
 use super::header::{check_header, write_header, STREAM_CLOSE};
 use super::output::{ConnOutput, OutputQueue};
+use super::sm::{self, SmConfig, SmState, SuspendedSession};
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
@@ -48,6 +49,8 @@ pub struct ServerStreamConfig {
     /// Extra stream features offered after authentication (e.g. roster
     /// versioning), contributed by modules.
     pub session_features: Vec<Element>,
+    /// XEP-0198 stream management; `None` does not offer it.
+    pub sm: Option<SmConfig>,
 }
 
 impl Default for ServerStreamConfig {
@@ -66,6 +69,7 @@ impl Default for ServerStreamConfig {
                 Element::new(ns::ROSTER_VER, "ver"),
                 Element::new(super::csi::NS, "csi"),
             ],
+            sm: Some(SmConfig::default()),
         }
     }
 }
@@ -86,6 +90,11 @@ enum Phase {
     },
     /// SCRAM server-first sent; waiting for the client's `<response/>`.
     AwaitResponse(Box<ScramServer>),
+    /// `<resume/>` received; waiting for the driver to find the session.
+    AwaitResume { h: Option<u32> },
+    /// The transport broke under a resumable session: stanzas for the
+    /// client are queued until it resumes or `deadline` passes.
+    Hibernated { deadline: Millis },
     /// Stream closed (by either side or by an error).
     Closed,
 }
@@ -116,6 +125,8 @@ pub struct ServerStream {
     auth_deadline: Option<Millis>,
     /// XEP-0352: stanzas held while the client is inactive.
     csi: CsiQueue,
+    /// XEP-0198 state once the client enabled stream management.
+    sm: Option<SmState>,
     /// When the last byte was queued for the client (for keepalives).
     last_output: Millis,
     auth_failures: u32,
@@ -151,6 +162,7 @@ impl ServerStream {
             auth_deadline,
             last_output: now,
             csi: CsiQueue::default(),
+            sm: None,
             auth_failures: 0,
             pending_account: None,
             next_request: 1,
@@ -163,10 +175,25 @@ impl ServerStream {
         self.jid.as_ref()
     }
 
+    /// The authenticated account (bare JID), once SASL succeeded.
+    pub fn account(&self) -> Option<&Jid> {
+        self.account.as_ref()
+    }
+
     /// True once the stream is closed; the driver closes the transport after
     /// flushing the remaining output.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+
+    /// True while the session waits, without a transport, to be resumed.
+    pub fn is_hibernated(&self) -> bool {
+        matches!(self.phase, Phase::Hibernated { .. })
+    }
+
+    /// The SM-ID, when stream management with resumption is enabled.
+    pub fn sm_id(&self) -> Option<&str> {
+        self.sm.as_ref().and_then(|s| s.id.as_deref())
     }
 
     /// True when the stream is encrypted.
@@ -184,6 +211,9 @@ impl ServerStream {
         if self.is_closed() {
             return None;
         }
+        if let Phase::Hibernated { deadline } = self.phase {
+            return Some(deadline);
+        }
         let keepalive = self
             .cfg
             .keepalive_ms
@@ -200,6 +230,14 @@ impl ServerStream {
         if self.is_closed() {
             return;
         }
+        if let Phase::Hibernated { deadline } = self.phase {
+            if now >= deadline {
+                tracing::debug!(jid = ?self.jid, "resumption timed out");
+                self.set_closed();
+                self.out.push(ConnOutput::Close);
+            }
+            return;
+        }
         if let Some(deadline) = self.auth_deadline {
             if now >= deadline {
                 return self.stream_error(
@@ -210,7 +248,13 @@ impl ServerStream {
         }
         if let Some(k) = self.cfg.keepalive_ms.filter(|_| self.jid.is_some()) {
             if now >= self.last_output.saturating_add(k) {
-                self.out.write(b" ");
+                // With stanzas unacknowledged, the keepalive asks for the
+                // acknowledgement that trims the queue.
+                if self.sm.as_ref().is_some_and(|s| !s.unacked.is_empty()) {
+                    self.request_ack();
+                } else {
+                    self.out.write(b" ");
+                }
                 self.last_output = now;
             }
         }
@@ -300,20 +344,141 @@ impl ServerStream {
         self.send_stanza(stanza);
     }
 
-    /// Deliver a stanza from the hub to the client.
+    /// Deliver a stanza from the hub to the client (queued for it while the
+    /// session is hibernated).
     pub fn send_stanza(&mut self, stanza: &Element) {
         if self.jid.is_none() || self.is_closed() {
             return;
         }
         match self.csi.offer(stanza) {
-            Verdict::Send(s) => self.out.write_element(&s, ns::CLIENT),
+            Verdict::Send(s) => self.emit(s),
             Verdict::Flush(all) => {
-                for s in &all {
-                    self.out.write_element(s, ns::CLIENT);
+                for s in all {
+                    self.emit(s);
                 }
             }
             Verdict::Held => {}
         }
+        self.after_emit();
+    }
+
+    /// The transport broke (EOF, reset, write failure) without a closing
+    /// handshake. A resumable session hibernates until `resume_timeout`
+    /// and the driver keeps feeding it stanzas and time; true means that.
+    /// Otherwise the session ends now (XEP-0198 §5: unacknowledged stanzas
+    /// come out as [`ConnOutput::Undelivered`]).
+    pub fn transport_lost(&mut self, now: Millis) -> bool {
+        if self.is_closed() || self.is_hibernated() {
+            return self.is_hibernated();
+        }
+        let timeout = self
+            .sm
+            .as_ref()
+            .filter(|s| s.id.is_some())
+            .map_or(0, |s| s.resume_ms);
+        if self.jid.is_some() && timeout > 0 {
+            self.parser.clear();
+            self.phase = Phase::Hibernated {
+                deadline: now.saturating_add(timeout),
+            };
+            tracing::debug!(jid = ?self.jid, "session hibernated");
+            return true;
+        }
+        self.set_closed();
+        self.out.push(ConnOutput::Close);
+        false
+    }
+
+    /// Hand the session over to a stream that asked to resume it: the
+    /// stream state leaves this machine, which closes (telling a still
+    /// connected client `<conflict/>`, XEP-0198 §5: "the old stream SHOULD
+    /// be terminated"). `None` when there is nothing resumable.
+    pub fn take_suspended(&mut self) -> Option<SuspendedSession> {
+        if self.is_closed() {
+            return None;
+        }
+        let account = self.account.clone()?;
+        let jid = self.jid.clone()?;
+        self.sm_id()?;
+        let state = self.sm.take()?;
+        let held = self.csi.take_held();
+        if self.is_hibernated() {
+            self.phase = Phase::Closed;
+            self.out.push(ConnOutput::Close);
+        } else {
+            self.stream_error(
+                StreamErrorCondition::Conflict,
+                Some("session resumed on another connection"),
+            );
+        }
+        Some(SuspendedSession {
+            account,
+            jid,
+            state,
+            held,
+        })
+    }
+
+    /// The driver's answer to [`ConnOutput::Resume`]: the session it found
+    /// for the SM-ID (and took from its old stream), or `None`.
+    pub fn resume(&mut self, _now: Millis, found: Option<SuspendedSession>) {
+        let Phase::AwaitResume { h } = self.phase else {
+            // Not asked for: nothing may be lost, so it ends here.
+            if let Some(s) = found {
+                self.abandon(s);
+            }
+            return;
+        };
+        self.phase = Phase::Ready;
+        let Some(found) = found else {
+            let f = sm::failed(StanzaError::ItemNotFound, None);
+            self.out.write_element(&f, ns::CLIENT);
+            return self.process();
+        };
+        if Some(&found.account) != self.account.as_ref() {
+            // The driver looks sessions up by account; this is a guard.
+            self.abandon(found);
+            let f = sm::failed(StanzaError::ItemNotFound, None);
+            self.out.write_element(&f, ns::CLIENT);
+            return self.process();
+        }
+        let SuspendedSession {
+            jid, state, held, ..
+        } = found;
+        self.jid = Some(jid.clone());
+        self.sm = Some(state);
+        if let Some(h) = h {
+            if let Err(e) = self.sm.as_mut().map_or(Ok(0), |s| s.unacked.ack(h)) {
+                self.csi.restore_held(held);
+                return self.stream_error_with(
+                    StreamErrorCondition::UndefinedCondition,
+                    Some(&e.to_string()),
+                    Some(e.to_element()),
+                );
+            }
+        }
+        let Some(state) = self.sm.as_ref() else {
+            return;
+        };
+        let resumed = Element::new(sm::NS, "resumed")
+            .with_attr("previd", state.id.clone().unwrap_or_default())
+            .with_attr("h", state.handled.to_string());
+        self.out.write_element(&resumed, ns::CLIENT);
+        // XEP-0198 §5: retransmit what the client has not handled; it was
+        // counted when first sent, so it stays in the queue uncounted.
+        let replay: Vec<Element> = state.unacked.iter().cloned().collect();
+        for el in &replay {
+            self.out.write_element(el, ns::CLIENT);
+        }
+        for el in held {
+            self.emit(el);
+        }
+        if self.sm.as_ref().is_some_and(|s| !s.unacked.is_empty()) {
+            self.request_ack();
+        }
+        tracing::debug!(%jid, replayed = replay.len(), "session resumed");
+        self.out.push(ConnOutput::Resumed(jid));
+        self.process();
     }
 
     /// Close the stream: with a stream error (conflict, system-shutdown, ...)
@@ -322,13 +487,19 @@ impl ServerStream {
         if self.is_closed() {
             return;
         }
+        if self.is_hibernated() {
+            // Kicked or shut down while waiting for a resume.
+            self.set_closed();
+            self.out.push(ConnOutput::Close);
+            return;
+        }
         match condition {
             Some(c) => self.stream_error(c, None),
             None => {
                 self.ensure_header();
                 self.out.write(STREAM_CLOSE);
+                self.set_closed();
                 self.out.push(ConnOutput::Close);
-                self.phase = Phase::Closed;
             }
         }
     }
@@ -338,7 +509,11 @@ impl ServerStream {
         loop {
             if matches!(
                 self.phase,
-                Phase::Closed | Phase::AwaitTls | Phase::AwaitCredentials { .. }
+                Phase::Closed
+                    | Phase::AwaitTls
+                    | Phase::AwaitCredentials { .. }
+                    | Phase::AwaitResume { .. }
+                    | Phase::Hibernated { .. }
             ) {
                 return;
             }
@@ -358,10 +533,11 @@ impl ServerStream {
         match ev {
             StreamEvent::Open(header) => self.handle_header(&header),
             StreamEvent::Close => {
+                // A clean close ends the session (XEP-0198 §7): no hibernation.
                 self.ensure_header();
                 self.out.write(STREAM_CLOSE);
+                self.set_closed();
                 self.out.push(ConnOutput::Close);
-                self.phase = Phase::Closed;
             }
             StreamEvent::Stanza(el) => self.handle_element(el),
         }
@@ -409,6 +585,9 @@ impl ServerStream {
             );
             for extra in &self.cfg.session_features {
                 f = f.with_child(extra.clone());
+            }
+            if self.cfg.sm.is_some() {
+                f = f.with_child(Element::new(sm::NS, "sm"));
             }
             return f;
         }
@@ -484,12 +663,24 @@ impl ServerStream {
                 _ => return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None),
             };
             for s in self.csi.set_active(active) {
-                self.out.write_element(&s, ns::CLIENT);
+                self.emit(s);
             }
+            self.after_emit();
             return;
         }
+        if el.ns == sm::NS {
+            return self.handle_sm(&el);
+        }
         match Kind::of(&el) {
-            Some(kind) => self.handle_stanza(kind, el),
+            Some(kind) => {
+                // Every stanza counts as handled, also one answered with an
+                // error: the client must not resend it after a resume.
+                if let Some(sm) = self.sm.as_mut() {
+                    sm.handled = sm.handled.wrapping_add(1);
+                }
+                self.handle_stanza(kind, el);
+                self.after_emit();
+            }
             None if el.ns == ns::CLIENT => {
                 self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None)
             }
@@ -508,8 +699,8 @@ impl ServerStream {
             self.out
                 .write_element(&Element::new(ns::TLS, "failure"), ns::CLIENT);
             self.out.write(STREAM_CLOSE);
+            self.set_closed();
             self.out.push(ConnOutput::Close);
-            self.phase = Phase::Closed;
             return;
         }
         if self.parser.pending_bytes() > 0 {
@@ -691,7 +882,7 @@ impl ServerStream {
     fn handle_stanza(&mut self, kind: Kind, mut el: Element) {
         if kind == Kind::Iq {
             if let Some(reply) = self.handle_negotiation_iq(&el) {
-                self.out.write_element(&reply, ns::CLIENT);
+                self.emit(reply);
                 return;
             }
         }
@@ -708,7 +899,7 @@ impl ServerStream {
                     el.remove_attr("to");
                     let domain = self.domain.clone().unwrap_or_default();
                     let reply = error_reply(&el, StanzaError::JidMalformed, &domain);
-                    self.out.write_element(&reply, ns::CLIENT);
+                    self.emit(reply);
                 }
                 return;
             }
@@ -717,7 +908,7 @@ impl ServerStream {
             if !crate::stanza::is_error_or_result(&el) {
                 let domain = self.domain.clone().unwrap_or_default();
                 let reply = error_reply(&el, StanzaError::BadRequest, &domain);
-                self.out.write_element(&reply, ns::CLIENT);
+                self.emit(reply);
             }
             return;
         }
@@ -782,15 +973,183 @@ impl ServerStream {
 
     /// Send a stream error and close (RFC 6120 §4.9.1.1).
     fn stream_error(&mut self, cond: StreamErrorCondition, text: Option<&str>) {
+        self.stream_error_with(cond, text, None);
+    }
+
+    /// A stream error with an application-specific condition element.
+    fn stream_error_with(
+        &mut self,
+        cond: StreamErrorCondition,
+        text: Option<&str>,
+        app: Option<Element>,
+    ) {
         if self.is_closed() {
             return;
         }
         tracing::debug!(condition = %cond, text, "stream error");
-        self.ensure_header();
-        self.out.write_element(&cond.to_element(text), ns::CLIENT);
-        self.out.write(STREAM_CLOSE);
+        if !self.is_hibernated() {
+            let mut error = cond.to_element(text);
+            if let Some(app) = app {
+                error = error.with_child(app);
+            }
+            self.ensure_header();
+            self.out.write_element(&error, ns::CLIENT);
+            self.out.write(STREAM_CLOSE);
+        }
+        self.set_closed();
         self.out.push(ConnOutput::Close);
+    }
+
+    /// The stream is over. A session that had stream management enabled
+    /// hands its unacknowledged stanzas out as undeliverable (XEP-0198 §5),
+    /// so nothing it was sent is lost with the connection.
+    fn set_closed(&mut self) {
         self.phase = Phase::Closed;
+        let (Some(mut state), Some(account)) = (self.sm.take(), self.account.clone()) else {
+            return;
+        };
+        let mut pending = state.unacked.drain();
+        pending.extend(self.csi.take_held());
+        self.push_undelivered(pending, &account);
+    }
+
+    /// A suspended session nobody will resume: its stanzas are undeliverable.
+    fn abandon(&mut self, mut s: SuspendedSession) {
+        let mut pending = s.state.unacked.drain();
+        pending.extend(s.held);
+        self.push_undelivered(pending, &s.account);
+    }
+
+    fn push_undelivered(&mut self, pending: Vec<Element>, account: &Jid) {
+        let domain = account.domain().to_owned();
+        let out: Vec<Element> = pending
+            .into_iter()
+            .filter_map(|s| sm::undeliverable(s, account, &domain))
+            .collect();
+        if !out.is_empty() {
+            tracing::debug!(%account, count = out.len(), "unacknowledged stanzas rerouted");
+            self.out.push(ConnOutput::Undelivered(out));
+        }
+    }
+
+    /// Write one stanza to the client (after binding) and, with stream
+    /// management, keep it until the client acknowledges it. A hibernated
+    /// session only keeps it: it is sent when the client resumes.
+    fn emit(&mut self, stanza: Element) {
+        if !self.is_hibernated() {
+            self.out.write_element(&stanza, ns::CLIENT);
+        }
+        if let Some(sm) = self.sm.as_mut() {
+            sm.unacked.push(stanza);
+            sm.since_request = sm.since_request.saturating_add(1);
+        }
+    }
+
+    /// After a burst of stanzas: ask for an acknowledgement every
+    /// `request_every` stanzas, and end a session whose client stopped
+    /// acknowledging before its queue grows without bound.
+    fn after_emit(&mut self) {
+        let Some(cfg) = self.cfg.sm.clone() else {
+            return;
+        };
+        let Some(state) = self.sm.as_ref() else {
+            return;
+        };
+        if state.unacked.len() > cfg.max_unacked {
+            return self.stream_error(
+                StreamErrorCondition::ResourceConstraint,
+                Some("too many unacknowledged stanzas"),
+            );
+        }
+        if state.since_request >= cfg.request_every && !self.is_hibernated() {
+            self.request_ack();
+        }
+    }
+
+    fn request_ack(&mut self) {
+        if let Some(sm) = self.sm.as_mut() {
+            sm.since_request = 0;
+            self.out
+                .write_element(&Element::new(sm::NS, "r"), ns::CLIENT);
+        }
+    }
+
+    /// `<enable/>`, `<r/>`, `<a/>` and `<resume/>` (XEP-0198).
+    fn handle_sm(&mut self, el: &Element) {
+        let Some(cfg) = self.cfg.sm.clone() else {
+            if matches!(el.name.as_str(), "enable" | "resume") {
+                let f = sm::failed(StanzaError::FeatureNotImplemented, None);
+                return self.out.write_element(&f, ns::CLIENT);
+            }
+            return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
+        };
+        match el.name.as_str() {
+            "enable" => {
+                if self.jid.is_none() || self.sm.is_some() {
+                    let f = sm::failed(StanzaError::UnexpectedRequest, None);
+                    return self.out.write_element(&f, ns::CLIENT);
+                }
+                let wants_resume = matches!(el.attr("resume"), Some("true" | "1"));
+                let resumable = wants_resume && cfg.resume_timeout_ms > 0;
+                let mut enabled = Element::new(sm::NS, "enabled");
+                let id = resumable.then(|| self.entropy.hex_id(16));
+                // The client's preferred maximum only shortens ours.
+                let ours = cfg.resume_timeout_ms / 1000;
+                let max = el
+                    .attr("max")
+                    .and_then(|m| m.parse::<u64>().ok())
+                    .filter(|m| *m > 0)
+                    .map_or(ours, |m| m.min(ours));
+                if let Some(id) = &id {
+                    enabled = enabled
+                        .with_attr("id", id.clone())
+                        .with_attr("resume", "true")
+                        .with_attr("max", max.to_string());
+                }
+                self.out.write_element(&enabled, ns::CLIENT);
+                self.sm = Some(SmState::new(id.clone(), max.saturating_mul(1000)));
+                if let Some(id) = id {
+                    self.out.push(ConnOutput::SmEnabled(id));
+                }
+            }
+            "r" => {
+                let Some(state) = self.sm.as_ref() else {
+                    return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
+                };
+                let a = Element::new(sm::NS, "a").with_attr("h", state.handled.to_string());
+                self.out.write_element(&a, ns::CLIENT);
+            }
+            "a" => {
+                let Some(state) = self.sm.as_mut() else {
+                    return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
+                };
+                let Some(h) = sm::parse_h(el) else {
+                    return self.stream_error(StreamErrorCondition::BadFormat, Some("bad 'h'"));
+                };
+                if let Err(e) = state.unacked.ack(h) {
+                    self.stream_error_with(
+                        StreamErrorCondition::UndefinedCondition,
+                        Some(&e.to_string()),
+                        Some(e.to_element()),
+                    );
+                }
+            }
+            "resume" => {
+                if self.jid.is_some() || self.sm.is_some() || !matches!(self.phase, Phase::Ready) {
+                    let f = sm::failed(StanzaError::UnexpectedRequest, None);
+                    return self.out.write_element(&f, ns::CLIENT);
+                }
+                let previd = el.attr("previd").unwrap_or_default().to_owned();
+                let h = sm::parse_h(el);
+                if previd.is_empty() || (el.attr("h").is_some() && h.is_none()) {
+                    let f = sm::failed(StanzaError::BadRequest, None);
+                    return self.out.write_element(&f, ns::CLIENT);
+                }
+                self.phase = Phase::AwaitResume { h };
+                self.out.push(ConnOutput::Resume { previd });
+            }
+            _ => self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None),
+        }
     }
 }
 

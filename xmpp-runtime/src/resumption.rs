@@ -1,0 +1,89 @@
+//! XEP-0198 resumption across connections: which connection holds each
+//! resumable session, and the hand-over of a session from the connection
+//! that holds it (alive, silently dead, or hibernating) to the one that
+//! sent `<resume/>`.
+//!
+//! The session keeps its connection id and mailbox: the new connection
+//! adopts both, so hub partitions never notice the move and stanzas queued
+//! for the session during the hand-over stay in order.
+
+use crate::mailbox::Mailbox;
+use crate::server::{ConnMsg, Shared};
+use smol::future::FutureExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use xmpp_core::hub::ConnId;
+use xmpp_core::stream::SuspendedSession;
+
+/// How long the resuming connection waits for the holder to let go; the
+/// holder answers as soon as its task runs, so this only bounds a bug.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SM-ID → (account, connection id) of every resumable session.
+#[derive(Debug, Default)]
+pub(crate) struct SmRegistry {
+    sessions: Mutex<HashMap<String, (String, ConnId)>>,
+}
+
+impl SmRegistry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, ConnId)>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection enabled resumable stream management.
+    pub(crate) fn register(&self, id: String, account: String, conn: ConnId) {
+        self.lock().insert(id, (account, conn));
+    }
+
+    /// The session ended for good (not handed over).
+    pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
+        let mut map = self.lock();
+        if map.get(id).is_some_and(|(_, c)| *c == conn) {
+            map.remove(id);
+        }
+    }
+
+    fn holder(&self, id: &str, account: &str) -> Option<ConnId> {
+        self.lock()
+            .get(id)
+            .filter(|(a, _)| a == account)
+            .map(|(_, conn)| *conn)
+    }
+}
+
+/// What the holding connection gives up.
+#[derive(Debug)]
+pub(crate) struct Released {
+    pub(crate) session: SuspendedSession,
+    pub(crate) partition: usize,
+}
+
+/// A session taken over by a resuming connection.
+pub(crate) struct Adopted {
+    pub(crate) conn: ConnId,
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) released: Released,
+}
+
+/// Take the session `previd` of `account` from the connection holding it.
+/// `None` when there is no such session (unknown id, another account's,
+/// or it ended meanwhile): the client gets `<failed><item-not-found/>`.
+pub(crate) async fn take_over(shared: &Shared, previd: &str, account: &str) -> Option<Adopted> {
+    let conn = shared.sm_sessions.holder(previd, account)?;
+    let mailbox = shared.conns().get(&conn).cloned()?;
+    let (tx, rx) = smol::channel::bounded(1);
+    if !mailbox.send(ConnMsg::Release(tx)) {
+        return None;
+    }
+    let timeout = async {
+        smol::Timer::after(HANDOVER_TIMEOUT).await;
+        Err(smol::channel::RecvError)
+    };
+    let released = rx.recv().or(timeout).await.ok()?;
+    Some(Adopted {
+        conn,
+        mailbox,
+        released,
+    })
+}
