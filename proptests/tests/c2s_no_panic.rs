@@ -11,12 +11,16 @@
 use proptest::prelude::*;
 use xmpp_core::sim::driver::{C2sDriver, HEADER, LOGIN};
 
-/// Feed `chunks` into a fresh server stream, then fire its timer.
+/// Feed `chunks` into a fresh server stream, fire its timer, drop the
+/// transport and fire the timer again.
 fn drive<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> C2sDriver {
     let mut d = C2sDriver::new();
     for chunk in chunks {
         d.feed(chunk);
     }
+    d.fire_timer();
+    // Then the network goes away: hibernation and its timeout, too.
+    d.lose_transport();
     d.fire_timer();
     d
 }
@@ -55,6 +59,15 @@ fn fragment() -> impl Strategy<Value = String> {
         "<presence/>",
         "<presence type='subscribe' to='bob@localhost'/>",
         "<presence><priority>-200</priority></presence>",
+        "<enable xmlns='urn:xmpp:sm:3' resume='true'/>",
+        "<enable xmlns='urn:xmpp:sm:3' resume='true' max='1'/>",
+        "<enable xmlns='urn:xmpp:sm:3'/>",
+        "<r xmlns='urn:xmpp:sm:3'/>",
+        "<a xmlns='urn:xmpp:sm:3' h='0'/>",
+        "<a xmlns='urn:xmpp:sm:3' h='4294967295'/>",
+        "<a xmlns='urn:xmpp:sm:3' h='x'/>",
+        "<resume xmlns='urn:xmpp:sm:3' previd='abc' h='1'/>",
+        "<resume xmlns='urn:xmpp:sm:3' h='1'/>",
         "<foo xmlns='urn:unknown'/>",
         "</stream:stream>",
         "<!DOCTYPE stream>",

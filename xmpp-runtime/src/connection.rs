@@ -198,7 +198,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     }
                 }
                 ConnOutput::Resumed(jid) => {
-                    tracing::debug!(conn = conn_id, %jid, "session resumed");
+                    tracing::info!(conn = conn_id, %jid, "session resumed");
                 }
                 ConnOutput::Undelivered(stanzas) => undelivered.extend(stanzas),
                 ConnOutput::Close => {
@@ -310,7 +310,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             let _ = t.flush().await;
             let _ = t.close().await;
         }
-        tracing::debug!(conn = conn_id, "session handed to a resuming connection");
+        tracing::info!(conn = conn_id, "session handed to a resuming connection");
         return;
     }
     // Whatever the machine still had to say about the session's end.

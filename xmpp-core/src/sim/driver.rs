@@ -82,6 +82,14 @@ impl C2sDriver {
         self.drain();
     }
 
+    /// The transport breaks without a closing handshake (a resumable
+    /// session hibernates, XEP-0198).
+    pub fn lose_transport(&mut self) {
+        self.now += 1;
+        self.stream.transport_lost(self.now);
+        self.drain();
+    }
+
     /// Fire the machine's next timer, if any.
     pub fn fire_timer(&mut self) {
         if let Some(deadline) = self.stream.poll_timeout() {
