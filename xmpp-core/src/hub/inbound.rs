@@ -90,6 +90,10 @@ impl Hub {
             _ => {}
         }
         if targets.is_empty() {
+            if !crate::modules::hints::offline_storable(&stanza) {
+                // A chat state or a no-store message has no later reader.
+                return;
+            }
             return self.store_offline(account, stanza);
         }
         if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {

@@ -6,8 +6,7 @@ use crate::xml::{Element, Node};
 pub const NS: &str = "urn:xmpp:carbons:2";
 /// XEP-0297 forwarding namespace.
 const FORWARD: &str = "urn:xmpp:forward:0";
-/// XEP-0334 hints namespace.
-const HINTS: &str = "urn:xmpp:hints";
+use super::hints::NS as HINTS;
 
 /// `<enable/>` (true) or `<disable/>` (false), if the iq is a carbons toggle.
 pub fn toggle(iq: &Element) -> Option<bool> {

@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod caps;
 pub mod carbons;
 pub mod disco;
+pub mod hints;
 mod last;
 mod ping;
 pub mod roster;

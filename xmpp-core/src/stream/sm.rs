@@ -219,16 +219,10 @@ fn reroute_message(mut stanza: Element, account: &Jid) -> Option<Element> {
     }
     // Copies of other conversations (carbons, archive results) live on
     // elsewhere; content that only says "typing" is stale by now.
-    let worth_keeping = stanza.elements().any(|c| {
-        c.ns != crate::modules::carbons::NS
-            && c.ns != "urn:xmpp:mam:2"
-            && c.ns != "http://jabber.org/protocol/chatstates"
-    });
-    if !worth_keeping
-        || stanza
-            .elements()
-            .any(|c| c.is(crate::modules::carbons::NS, "sent"))
-    {
+    let copy = stanza
+        .elements()
+        .any(|c| c.ns == crate::modules::carbons::NS || c.ns == "urn:xmpp:mam:2");
+    if copy || !crate::modules::hints::has_content(&stanza) {
         return None;
     }
     stanza.set_attr("to", account.bare_str());
