@@ -116,6 +116,8 @@ pub struct Account {
     pub sessions: Sessions,
     /// Blocked JIDs (XEP-0191).
     pub blocked: std::collections::BTreeSet<String>,
+    /// Enabled push notifications (XEP-0357).
+    pub push: crate::modules::push::PushState,
 }
 
 impl Account {
@@ -129,6 +131,11 @@ impl Account {
             roster_version: data.roster_version,
             sessions: Sessions::default(),
             blocked: data.blocked.into_iter().collect(),
+            push: data
+                .push
+                .as_deref()
+                .map(crate::modules::push::PushState::from_document)
+                .unwrap_or_default(),
         }
     }
 
