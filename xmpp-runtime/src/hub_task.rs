@@ -8,9 +8,9 @@ use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput};
+use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput, Notice};
 use xmpp_core::jid::Jid;
 use xmpp_core::storage::{RequestId, StorageRequest, StorageResult};
 use xmpp_core::stream::StreamErrorCondition;
@@ -31,19 +31,60 @@ pub(crate) enum HubMsg {
     FromSession(ConnId, Element),
     Routed(Element),
     Storage(RequestId, StorageResult),
+    Notice(Notice),
     Kick(String),
     Shutdown,
 }
 
-/// Finds the partition that owns a JID and sends it work.
+/// A connected external component (XEP-0114).
+struct Component {
+    conn: ConnId,
+    mailbox: Arc<Mailbox>,
+}
+
+/// Finds the partition that owns a JID and sends it work; stanzas for a
+/// connected component go straight to its connection.
 pub(crate) struct Router {
     parts: Vec<Sender<HubMsg>>,
+    /// Components by domain; empty (and never locked) without a component
+    /// listener.
+    components: RwLock<HashMap<String, Component>>,
+    with_components: bool,
 }
 
 impl Router {
-    pub(crate) fn new(n: usize) -> (Router, Vec<Receiver<HubMsg>>) {
+    pub(crate) fn new(n: usize, with_components: bool) -> (Router, Vec<Receiver<HubMsg>>) {
         let (parts, rxs) = (0..n).map(|_| smol::channel::unbounded()).unzip();
-        (Router { parts }, rxs)
+        let router = Router {
+            parts,
+            components: RwLock::new(HashMap::new()),
+            with_components,
+        };
+        (router, rxs)
+    }
+
+    /// Make `conn` the component serving `domain`; false when another
+    /// connection already does (XEP-0114: `<conflict/>`).
+    pub(crate) fn claim_component(
+        &self,
+        domain: &str,
+        conn: ConnId,
+        mailbox: Arc<Mailbox>,
+    ) -> bool {
+        let mut map = self.components.write().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(domain) {
+            return false;
+        }
+        map.insert(domain.to_owned(), Component { conn, mailbox });
+        true
+    }
+
+    /// `conn` no longer serves `domain` (if it did).
+    pub(crate) fn release_component(&self, domain: &str, conn: ConnId) {
+        let mut map = self.components.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(domain).is_some_and(|c| c.conn == conn) {
+            map.remove(domain);
+        }
     }
 
     /// The partition of a bare JID (or domain) string.
@@ -61,14 +102,34 @@ impl Router {
         }
     }
 
-    /// Route a stanza to the partition owning its `to`.
+    /// Route a stanza: to its component's connection when its `to` is a
+    /// connected component's domain, else to the partition owning its `to`
+    /// (which also answers for components that are away).
     pub(crate) fn route(&self, stanza: Element) {
-        let key = stanza
-            .attr("to")
-            .and_then(|t| Jid::parse(t).ok())
-            .map(|j| j.bare_str())
-            .unwrap_or_default();
+        let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
+        let stanza = match (&to, self.with_components) {
+            (Some(to), true) => match self.to_component(to.domain(), stanza) {
+                Ok(()) => return,
+                Err(s) => s,
+            },
+            _ => stanza,
+        };
+        let key = to.map(|j| j.bare_str()).unwrap_or_default();
         self.send(self.partition(&key), HubMsg::Routed(stanza));
+    }
+
+    /// Hand a stanza to the component serving `domain`; back when there is
+    /// none (or it just went away).
+    fn to_component(&self, domain: &str, stanza: Element) -> Result<(), Element> {
+        let map = self.components.read().unwrap_or_else(|e| e.into_inner());
+        let Some(c) = map.get(domain) else {
+            return Err(stanza);
+        };
+        match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
+            Ok(()) => Ok(()),
+            Err(ConnMsg::Deliver(s)) => Err(*s),
+            Err(ConnMsg::Close(_)) => Ok(()),
+        }
     }
 
     pub(crate) fn broadcast(&self, msg: impl Fn() -> HubMsg) {
@@ -169,6 +230,7 @@ async fn run_partition(
             HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
             HubMsg::Routed(stanza) => hub.routed(now, stanza),
             HubMsg::Storage(id, result) => hub.handle_storage(now, id, result),
+            HubMsg::Notice(notice) => hub.notice(now, notice),
             HubMsg::Kick(account) => {
                 hub.kick_account(&account, StreamErrorCondition::NotAuthorized)
             }
@@ -182,6 +244,10 @@ async fn run_partition(
                     }
                 }
                 HubOutput::Route(stanza) => shared.router.route(stanza),
+                HubOutput::Forward { owner, notice } => {
+                    let p = shared.router.partition(&owner);
+                    shared.router.send(p, HubMsg::Notice(notice));
+                }
                 HubOutput::Storage { id, request } => {
                     if storage.send((id, request)).is_err() {
                         tracing::error!(partition = index, "storage worker gone");

@@ -49,7 +49,7 @@ impl std::fmt::Debug for ComponentSecret {
 }
 
 /// Settings for component streams on one listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentStreamConfig {
     /// The components that may connect.
     pub components: Vec<ComponentSecret>,
