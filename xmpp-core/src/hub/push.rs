@@ -55,7 +55,12 @@ impl AwaitedReplies {
         self.by_id.insert(id, awaited);
     }
 
-    fn take(&mut self, id: &str) -> Option<Awaited> {
+    /// The publish `id`, if its reply is awaited from `from`; only then is
+    /// it forgotten (a reply from anyone else changes nothing).
+    fn take_from(&mut self, id: &str, from: &str) -> Option<Awaited> {
+        if self.by_id.get(id)?.jid != from {
+            return None;
+        }
         // The id stays in `order` until it ages out; `by_id` decides.
         self.by_id.remove(id)
     }
@@ -148,19 +153,15 @@ impl Hub {
     /// type `wait` (transient: the app server is busy or rate-limits).
     pub(super) fn push_reply(&mut self, reply: &Element) {
         let Some(id) = reply.attr("id") else { return };
-        let Some(awaited) = self.push_awaited.take(id) else {
-            tracing::debug!(id, "reply to an unknown or expired push notification");
+        let from = reply
+            .attr("from")
+            .and_then(|f| Jid::parse(f).ok())
+            .map(|f| f.to_string())
+            .unwrap_or_default();
+        let Some(awaited) = self.push_awaited.take_from(id, &from) else {
+            tracing::debug!(id, %from, "not the reply to a push notification we await");
             return;
         };
-        let from = reply.attr("from").and_then(|f| Jid::parse(f).ok());
-        if from.is_none_or(|f| f.to_string() != awaited.jid) {
-            tracing::warn!(
-                id,
-                from = reply.attr("from"),
-                "push reply from another JID; ignored"
-            );
-            return;
-        }
         if reply.attr("type") != Some("error") {
             return;
         }
