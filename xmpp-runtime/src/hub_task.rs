@@ -6,7 +6,7 @@ use crate::clock::now_ms;
 use crate::mailbox::Mailbox;
 use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -46,19 +46,23 @@ struct Component {
 /// connected component go straight to its connection.
 pub(crate) struct Router {
     parts: Vec<Sender<HubMsg>>,
-    /// Components by domain; empty (and never locked) without a component
-    /// listener.
+    /// The configured component domains (fixed at start): only stanzas for
+    /// these ever look at `components`, so user traffic takes no lock.
+    component_domains: HashSet<String>,
+    /// Connected components by domain.
     components: RwLock<HashMap<String, Component>>,
-    with_components: bool,
 }
 
 impl Router {
-    pub(crate) fn new(n: usize, with_components: bool) -> (Router, Vec<Receiver<HubMsg>>) {
+    pub(crate) fn new(
+        n: usize,
+        component_domains: HashSet<String>,
+    ) -> (Router, Vec<Receiver<HubMsg>>) {
         let (parts, rxs) = (0..n).map(|_| smol::channel::unbounded()).unzip();
         let router = Router {
             parts,
+            component_domains,
             components: RwLock::new(HashMap::new()),
-            with_components,
         };
         (router, rxs)
     }
@@ -107,11 +111,13 @@ impl Router {
     /// (which also answers for components that are away).
     pub(crate) fn route(&self, stanza: Element) {
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
-        let stanza = match (&to, self.with_components) {
-            (Some(to), true) => match self.to_component(to.domain(), stanza) {
-                Ok(()) => return,
-                Err(s) => s,
-            },
+        let stanza = match &to {
+            Some(to) if self.component_domains.contains(to.domain()) => {
+                match self.to_component(to.domain(), stanza) {
+                    Ok(()) => return,
+                    Err(s) => s,
+                }
+            }
             _ => stanza,
         };
         let key = to.map(|j| j.bare_str()).unwrap_or_default();

@@ -236,7 +236,12 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     let executor: Arc<smol::Executor<'static>> = Arc::new(smol::Executor::new());
     let partitions = cfg.partitions.max(1);
     let hub_cfg = Arc::new(cfg.hub.clone());
-    let (router, hub_receivers) = Router::new(partitions, components.is_some());
+    let component_domains = cfg
+        .components
+        .iter()
+        .flat_map(|c| c.stream.components.iter().map(|x| x.domain.clone()))
+        .collect();
+    let (router, hub_receivers) = Router::new(partitions, component_domains);
     let shared = Arc::new(Shared {
         stream_cfg: RwLock::new(Arc::new(stream_cfg)),
         tls: RwLock::new(cfg.tls.clone()),
