@@ -303,6 +303,14 @@ impl ComponentStream {
         let Phase::AwaitHandshake { domain, stream_id } = &self.phase else {
             return;
         };
+        if el.ns == ns::CLIENT {
+            // The stream was opened with jabber:client as its content
+            // namespace: a client on the component port.
+            return self.stream_error(
+                StreamErrorCondition::InvalidNamespace,
+                Some("component streams are jabber:component:accept"),
+            );
+        }
         if !el.is(NS, "handshake") {
             // Nothing but the handshake before it succeeded (as RFC 6120
             // §6.4 has it for SASL).

@@ -208,3 +208,12 @@ fn handshake_timeout_fires() {
     let (text, _) = drain(&mut s);
     assert!(text.contains("<connection-timeout"), "{text}");
 }
+
+#[test]
+fn a_client_stream_on_the_component_port_is_invalid_namespace() {
+    let mut s = ComponentStream::new(cfg(), Entropy::from_u64(1), 0);
+    s.handle_input(0, HEADER.replace(NS, "jabber:client").as_bytes());
+    s.handle_input(0, b"<handshake>00</handshake>");
+    let (text, _) = drain(&mut s);
+    assert!(text.contains("<invalid-namespace"), "{text}");
+}
