@@ -2,5 +2,6 @@
 //! is a thin `main` around a function here, so `cargo test -p vireo-examples`
 //! proves the examples actually work.
 
+pub mod component;
 pub mod in_memory;
 pub mod in_process;

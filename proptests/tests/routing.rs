@@ -382,6 +382,7 @@ impl World {
                     self.bound.remove(&conn);
                     self.hub.session_closed(self.now, conn);
                 }
+                HubOutput::Forward { notice, .. } => self.hub.notice(self.now, notice),
             }
         }
         Ok(())

@@ -157,7 +157,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp (avatar hashes in presence, XEP-0153, not yet)"),
     built("private", Layer::Protocol, "extensions", &["XEP-0049"], "private XML storage"),
     planned("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration"),
-    planned("push", Layer::Protocol, "experimental", &["XEP-0357"], "push notifications"),
+    built("push", Layer::Protocol, "experimental", &["XEP-0357"], "push notifications to the app servers of the user's clients"),
     // 05 services
     ModuleInfo {
         depends: &["router"],
@@ -176,7 +176,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     planned("http", Layer::Interfaces, "http", &[], "HTTP server"),
     planned("websocket", Layer::Interfaces, "websocket", &["RFC 7395"], "XMPP over WebSocket"),
     planned("bosh", Layer::Interfaces, "bosh", &["XEP-0124", "XEP-0206"], "XMPP over BOSH"),
-    planned("component", Layer::Interfaces, "components", &["XEP-0114"], "external components"),
+    built("component", Layer::Interfaces, "components", &["XEP-0114"], "external components ([[component]] entries)"),
     built("admin_socket", Layer::Interfaces, "components", &[], "local admin socket for vireo adduser & co."),
     // 08 integration
     ModuleInfo {

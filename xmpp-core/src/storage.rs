@@ -62,7 +62,13 @@ pub struct AccountData {
     /// [`BLOCKLIST_KEY`] and returned with the account because every inbound
     /// stanza is checked against it.
     pub blocked: Vec<String>,
+    /// XEP-0357 push registrations: the stored document under [`PUSH_KEY`],
+    /// returned with the account because every offline message consults it.
+    pub push: Option<String>,
 }
+
+/// Storage key of the push registrations document.
+pub const PUSH_KEY: &str = "push";
 
 /// Storage key of the blocklist: one JID per line.
 pub const BLOCKLIST_KEY: &str = "blocklist";

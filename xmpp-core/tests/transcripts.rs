@@ -11,17 +11,20 @@ use xmpp_core::jid::Jid;
 use xmpp_core::ns;
 use xmpp_core::sasl::{plain_message, ChannelBindingType, Mechanism, ScramClient};
 use xmpp_core::sim::World;
-use xmpp_core::stream::ServerStreamConfig;
+use xmpp_core::stream::component::handshake_digest;
+use xmpp_core::stream::{ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
 use xmpp_core::xml::{Element, Limits, Node, StreamEvent, StreamParser};
 
 // ---------------------------------------------------------------- the format
 
-/// A `[Client]` block.
+/// A `[Client]` block, or a `[Component]` block (XEP-0114: `password` is
+/// the component's secret).
 #[derive(Debug, Clone)]
 struct ClientDef {
     jid: Jid,
     password: String,
     create_account: bool,
+    component: bool,
 }
 
 #[derive(Debug)]
@@ -53,6 +56,9 @@ enum Step {
     IsDisconnected(String),
     /// `time passes 31s`.
     TimePasses(u64),
+    /// `pusher handshakes [with secret S]`: a component's `<handshake/>` for
+    /// the stream id the server sent.
+    Handshakes(String, Option<String>),
 }
 
 #[derive(Debug)]
@@ -61,6 +67,7 @@ struct Scenario {
     clients: BTreeMap<String, ClientDef>,
     stream: ServerStreamConfig,
     hub: HubConfig,
+    components: ComponentStreamConfig,
     steps: Vec<(usize, Step)>,
 }
 
@@ -99,6 +106,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
         clients: BTreeMap::new(),
         stream: ServerStreamConfig::default(),
         hub: HubConfig::default(),
+        components: ComponentStreamConfig::default(),
         steps: Vec::new(),
     };
     let lines: Vec<&str> = text.lines().collect();
@@ -151,6 +159,40 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                     jid: jid.ok_or(format!("line {lno}: client {name} has no jid"))?,
                     password: password.unwrap_or_else(|| "password".into()),
                     create_account,
+                    component: false,
+                };
+                sc.clients.insert(name, def);
+            } else if let Some(name) = t.strip_prefix("[Component]") {
+                let name = name.trim().to_owned();
+                let mut jid = None;
+                let mut secret = None;
+                let mut configured = true;
+                for (l, k, v) in kv {
+                    match k.as_str() {
+                        "jid" => {
+                            jid = Some(Jid::domain_jid(&v).map_err(|e| format!("line {l}: {e}"))?)
+                        }
+                        "secret" => secret = Some(v),
+                        "configured" => {
+                            configured = parse_bool(&v).map_err(|e| format!("line {l}: {e}"))?
+                        }
+                        _ => return Err(format!("line {l}: unknown component key {k:?}")),
+                    }
+                }
+                let jid = jid.ok_or(format!("line {lno}: component {name} has no jid"))?;
+                let secret = secret.unwrap_or_else(|| "secret".into());
+                if configured {
+                    sc.components.components.push(ComponentSecret {
+                        domain: jid.domain().to_owned(),
+                        secret: secret.clone(),
+                    });
+                    sc.hub.components.push(jid.domain().to_owned());
+                }
+                let def = ClientDef {
+                    jid,
+                    password: secret,
+                    create_account: false,
+                    component: true,
                 };
                 sc.clients.insert(name, def);
             } else if t == "[Server]" {
@@ -184,6 +226,13 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                         }
                         "offline_messages" => {
                             sc.hub.offline_messages = parse_bool(&v).map_err(err)?
+                        }
+                        "push_with_body" => sc.hub.push.with_body = parse_bool(&v).map_err(err)?,
+                        "push_with_sender" => {
+                            sc.hub.push.with_sender = parse_bool(&v).map_err(err)?
+                        }
+                        "disabled" => {
+                            sc.hub.disabled = v.split_whitespace().map(str::to_owned).collect()
                         }
                         _ => return Err(format!("line {l}: unknown server key {k:?}")),
                     }
@@ -219,7 +268,8 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
             | Step::ReceivesNothing(n)
             | Step::Disconnects(n)
             | Step::IsDisconnected(n)
-            | Step::Authenticates { client: n, .. } => n,
+            | Step::Authenticates { client: n, .. }
+            | Step::Handshakes(n, _) => n,
             Step::TimePasses(_) => continue,
         };
         if !sc.clients.contains_key(name) {
@@ -271,6 +321,8 @@ fn parse_step(t: &str, payload: String) -> Result<Step, String> {
         ["disconnects"] => Ok(Step::Disconnects(name)),
         ["is", "disconnected"] => Ok(Step::IsDisconnected(name)),
         ["authenticates", opts @ ..] => auth(true, opts),
+        ["handshakes"] => Ok(Step::Handshakes(name, None)),
+        ["handshakes", "with", "secret", s] => Ok(Step::Handshakes(name, Some((*s).to_owned()))),
         ["tries", "to", "authenticate", opts @ ..] => auth(false, opts),
         _ => Err(format!("unknown step {t:?}")),
     }
@@ -299,8 +351,11 @@ impl std::fmt::Display for Ev {
     }
 }
 
-const STREAM_PREFIX: &str =
-    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+/// The synthetic stream expected payloads are read in: `jabber:client`, or
+/// `jabber:component:accept` for a component's connection.
+fn stream_prefix(content_ns: &str) -> String {
+    format!("<stream:stream xmlns='{content_ns}' xmlns:stream='http://etherx.jabber.org/streams'>")
+}
 
 fn big_limits() -> Limits {
     Limits {
@@ -310,14 +365,15 @@ fn big_limits() -> Limits {
 }
 
 /// Parse expected XML into events. Text that does not start with a stream
-/// header is read inside a synthetic `jabber:client` stream (so `stream:`
-/// is bound and `</stream:stream>` means "the stream closes").
-fn parse_events(text: &str) -> Result<Vec<Ev>, String> {
+/// header is read inside a synthetic stream of `content_ns` (`jabber:client`,
+/// or `jabber:component:accept` for a component), so `stream:` is bound and
+/// `</stream:stream>` means "the stream closes".
+fn parse_events_in(text: &str, content_ns: &str) -> Result<Vec<Ev>, String> {
     let t = text.trim_start();
     let has_header = t.starts_with("<stream:stream") || t.starts_with("<?xml");
     let mut p = StreamParser::new(big_limits());
     if !has_header {
-        p.feed(STREAM_PREFIX.as_bytes());
+        p.feed(stream_prefix(content_ns).as_bytes());
     }
     p.feed(t.as_bytes());
     // A trailing space lets the parser finish a last self-closing element.
@@ -361,63 +417,6 @@ fn glob(pattern: &str, s: &str) -> bool {
     true
 }
 
-/// Replace every `{$name}` already captured by its value.
-fn substitute(payload: &str, vars: &BTreeMap<String, String>) -> String {
-    vars.iter().fold(payload.to_owned(), |p, (k, v)| {
-        p.replace(&format!("{{${k}}}"), v)
-    })
-}
-
-/// A `{$name}` not captured yet matches anything, like `{any}`.
-fn unbound_as_any(payload: &str) -> String {
-    let mut out = String::with_capacity(payload.len());
-    let mut rest = payload;
-    while let Some(start) = rest.find("{$") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find('}') {
-            Some(end) => {
-                out.push_str("{any}");
-                rest = &rest[start + end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Record `{$name}` attribute values and texts of an expected element that
-/// matched `act` (same shape, so the trees are walked in parallel).
-fn capture(exp: &Element, act: &Element, vars: &mut BTreeMap<String, String>) {
-    let var = |v: &str| {
-        v.strip_prefix("{$")
-            .and_then(|v| v.strip_suffix('}'))
-            .map(str::to_owned)
-    };
-    for a in &exp.attrs {
-        if let (Some(name), Some(b)) = (
-            var(&a.value),
-            act.attrs.iter().find(|b| b.ns == a.ns && b.name == a.name),
-        ) {
-            vars.insert(name, b.value.clone());
-        }
-    }
-    for (e, a) in significant(exp).iter().zip(significant(act).iter()) {
-        match (e, a) {
-            (Node::Element(e), Node::Element(a)) => capture(e, a, vars),
-            (Node::Text(e), Node::Text(a)) => {
-                if let Some(name) = var(e.trim()) {
-                    vars.insert(name, a.trim().to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 fn attr_name(ns: &str, name: &str) -> String {
     if ns.is_empty() {
         name.to_owned()
@@ -428,8 +427,59 @@ fn attr_name(ns: &str, name: &str) -> String {
     }
 }
 
-fn compare_attrs(exp: &Element, act: &Element, path: &str) -> Result<(), String> {
+/// Values captured with `{$name}` in expected attributes, substituted into
+/// later payloads.
+type Vars = BTreeMap<String, String>;
+
+/// `{$name}` as a whole attribute value: the name.
+fn capture_name(pattern: &str) -> Option<&str> {
+    pattern.strip_prefix("{$")?.strip_suffix('}')
+}
+
+/// Replace every `{$name}` with its captured value.
+fn substitute(text: &str, vars: &Vars) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{$") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or("unterminated {$name}")?;
+        let name = &after[..end];
+        let value = vars
+            .get(name)
+            .ok_or_else(|| format!("{{${name}}} used before it was captured"))?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn compare_attrs(exp: &Element, act: &Element, path: &str, vars: &mut Vars) -> Result<(), String> {
     for a in &exp.attrs {
+        if let Some(name) = capture_name(&a.value) {
+            match act.attrs.iter().find(|b| b.ns == a.ns && b.name == a.name) {
+                // Captured before: the value must be the same again.
+                Some(b) if vars.get(name).is_some_and(|v| *v != b.value) => {
+                    return Err(format!(
+                        "{path}: attribute {} is {:?}, expected {{${name}}} = {:?}",
+                        attr_name(&a.ns, &a.name),
+                        b.value,
+                        vars.get(name).cloned().unwrap_or_default()
+                    ))
+                }
+                Some(b) => {
+                    vars.insert(name.to_owned(), b.value.clone());
+                    continue;
+                }
+                None => {
+                    return Err(format!(
+                        "{path}: missing attribute {}",
+                        attr_name(&a.ns, &a.name)
+                    ))
+                }
+            }
+        }
         match act.attrs.iter().find(|b| b.ns == a.ns && b.name == a.name) {
             None => {
                 return Err(format!(
@@ -470,7 +520,7 @@ fn significant(e: &Element) -> Vec<&Node> {
 /// Semantic comparison: namespaces and names equal, attributes equal as sets
 /// (values may use `{any}`), children equal in order, whitespace-only text
 /// ignored and text compared trimmed.
-fn compare(exp: &Element, act: &Element, path: &str) -> Result<(), String> {
+fn compare(exp: &Element, act: &Element, path: &str, vars: &mut Vars) -> Result<(), String> {
     let path = format!("{path}/{}", act.name);
     if exp.ns != act.ns || exp.name != act.name {
         return Err(format!(
@@ -478,7 +528,7 @@ fn compare(exp: &Element, act: &Element, path: &str) -> Result<(), String> {
             act.ns, act.name, exp.ns, exp.name
         ));
     }
-    compare_attrs(exp, act, &path)?;
+    compare_attrs(exp, act, &path, vars)?;
     let (en, an) = (significant(exp), significant(act));
     if en.len() != an.len() {
         return Err(format!(
@@ -489,7 +539,7 @@ fn compare(exp: &Element, act: &Element, path: &str) -> Result<(), String> {
     }
     for (e, a) in en.iter().zip(an.iter()) {
         match (e, a) {
-            (Node::Element(e), Node::Element(a)) => compare(e, a, &path)?,
+            (Node::Element(e), Node::Element(a)) => compare(e, a, &path, vars)?,
             (Node::Text(e), Node::Text(a)) => {
                 if !glob(e.trim(), a.trim()) {
                     return Err(format!(
@@ -505,10 +555,10 @@ fn compare(exp: &Element, act: &Element, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn compare_ev(exp: &Ev, act: &Ev) -> Result<(), String> {
+fn compare_ev(exp: &Ev, act: &Ev, vars: &mut Vars) -> Result<(), String> {
     match (exp, act) {
-        (Ev::Open(e), Ev::Open(a)) => compare_attrs(e, a, "stream header"),
-        (Ev::El(e), Ev::El(a)) => compare(e, a, ""),
+        (Ev::Open(e), Ev::Open(a)) => compare_attrs(e, a, "stream header", vars),
+        (Ev::El(e), Ev::El(a)) => compare(e, a, "", vars),
         (Ev::Close, Ev::Close) => Ok(()),
         _ => Err("different kind of event".into()),
     }
@@ -522,6 +572,12 @@ struct Conn {
     id: ConnId,
     parser: StreamParser,
     events: VecDeque<Ev>,
+    /// The content namespace of the stream (what expected payloads are
+    /// read in).
+    content_ns: &'static str,
+    /// The `id` of the server's last stream header (a component's handshake
+    /// hashes it).
+    stream_id: Option<String>,
 }
 
 impl Conn {
@@ -530,6 +586,15 @@ impl Conn {
             id,
             parser: StreamParser::new(big_limits()),
             events: VecDeque::new(),
+            content_ns: ns::CLIENT,
+            stream_id: None,
+        }
+    }
+
+    fn component(id: ConnId) -> Self {
+        Conn {
+            content_ns: xmpp_core::stream::component::NS,
+            ..Conn::new(id)
         }
     }
 
@@ -540,7 +605,10 @@ impl Conn {
         self.parser.feed(&bytes);
         loop {
             match self.parser.next_event() {
-                Ok(Some(StreamEvent::Open(h))) => self.events.push_back(Ev::Open(h)),
+                Ok(Some(StreamEvent::Open(h))) => {
+                    self.stream_id = h.attr("id").map(str::to_owned);
+                    self.events.push_back(Ev::Open(h));
+                }
                 Ok(Some(StreamEvent::Stanza(e))) => {
                     if e.is(ns::TLS, "proceed") || e.is(ns::SASL, "success") {
                         self.parser.restart();
@@ -723,8 +791,42 @@ fn login(world: &mut World, def: &ClientDef, bind: bool) -> Result<Conn, String>
     Ok(c)
 }
 
+/// `pusher connects` for a component: header, handshake, `<handshake/>`.
+fn component_login(world: &mut World, def: &ClientDef) -> Result<Conn, String> {
+    let mut c = Conn::component(world.connect_component());
+    let header = format!(
+        "<stream:stream xmlns='jabber:component:accept' \
+         xmlns:stream='http://etherx.jabber.org/streams' to='{}'>",
+        def.jid
+    );
+    world.client_sends(c.id, header.as_bytes());
+    match c.next(world)? {
+        Ev::Open(_) => {}
+        other => return Err(format!("expected a stream header, got {other}")),
+    }
+    handshake(world, &mut c, &def.password)?;
+    let ok = c.next_el(world, "<handshake/>")?;
+    if !ok.is(xmpp_core::stream::component::NS, "handshake") {
+        return Err(format!("handshake refused: {}", ok.to_xml()));
+    }
+    Ok(c)
+}
+
+/// Send `<handshake>` for the stream id the server announced.
+fn handshake(world: &mut World, c: &mut Conn, secret: &str) -> Result<(), String> {
+    c.fill(world)?;
+    let id = c
+        .stream_id
+        .clone()
+        .ok_or("no stream id from the server to hash")?;
+    let digest = handshake_digest(&id, secret);
+    world.client_sends(c.id, format!("<handshake>{digest}</handshake>").as_bytes());
+    Ok(())
+}
+
 fn run_scenario(sc: &Scenario) -> Result<(), (usize, String)> {
     let mut world = World::new(sc.stream.clone(), sc.hub.clone());
+    world.set_component_config(sc.components.clone());
     for def in sc.clients.values() {
         let account = def.jid.bare_str();
         if def.create_account && !world.store().has_account(&account) {
@@ -732,7 +834,7 @@ fn run_scenario(sc: &Scenario) -> Result<(), (usize, String)> {
         }
     }
     let mut conns: BTreeMap<String, Conn> = BTreeMap::new();
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let mut vars = Vars::new();
     for (lno, step) in &sc.steps {
         run_step(&mut world, sc, &mut conns, &mut vars, step).map_err(|e| (*lno, e))?;
     }
@@ -749,7 +851,7 @@ fn run_step(
     world: &mut World,
     sc: &Scenario,
     conns: &mut BTreeMap<String, Conn>,
-    vars: &mut BTreeMap<String, String>,
+    vars: &mut Vars,
     step: &Step,
 ) -> Result<(), String> {
     let def = |name: &str| {
@@ -760,8 +862,16 @@ fn run_step(
     };
     match step {
         Step::Connects(name) => {
-            let c = login(world, &def(name)?, true).map_err(|e| format!("{name} connects: {e}"))?;
-            conns.insert(name.clone(), c);
+            let d = def(name)?;
+            let c = if d.component {
+                component_login(world, &d)
+            } else {
+                login(world, &d, true)
+            };
+            conns.insert(
+                name.clone(),
+                c.map_err(|e| format!("{name} connects: {e}"))?,
+            );
         }
         Step::ConnectsUnbound(name) => {
             let c =
@@ -769,33 +879,37 @@ fn run_step(
             conns.insert(name.clone(), c);
         }
         Step::ConnectsRaw(name, tls) => {
-            conns.insert(name.clone(), Conn::new(world.connect(*tls)));
+            let c = if def(name)?.component {
+                Conn::component(world.connect_component())
+            } else {
+                Conn::new(world.connect(*tls))
+            };
+            conns.insert(name.clone(), c);
+        }
+        Step::Handshakes(name, secret) => {
+            let secret = secret.clone().unwrap_or(def(name)?.password);
+            handshake(world, conn(conns, name)?, &secret)?;
         }
         Step::Sends(name, raw, payload) => {
-            let payload = &substitute(payload, vars);
-            if !raw {
-                parse_events(payload)?;
-            }
             let c = conn(conns, name)?;
+            let payload = &substitute(payload, vars)?;
+            if !raw {
+                parse_events_in(payload, c.content_ns)?;
+            }
             world.client_sends(c.id, payload.as_bytes());
         }
         Step::Receives(name, payload) => {
-            let payload = substitute(payload, vars);
-            let expected = parse_events(&unbound_as_any(&payload))?;
-            let with_vars = parse_events(&payload)?;
             let c = conn(conns, name)?;
-            for (exp, raw) in expected.iter().zip(&with_vars) {
+            let expected = parse_events_in(payload, c.content_ns)?;
+            for exp in expected {
                 let act = c
                     .next(world)
                     .map_err(|e| format!("{e}\n  expected: {exp}"))?;
-                compare_ev(exp, &act).map_err(|e| {
+                compare_ev(&exp, &act, vars).map_err(|e| {
                     format!(
                         "{name} received something else: {e}\n  expected: {exp}\n  received: {act}"
                     )
                 })?;
-                if let (Ev::El(raw), Ev::El(act)) = (raw, &act) {
-                    capture(raw, act, vars);
-                }
             }
         }
         Step::ReceivesNothing(name) => {

@@ -129,7 +129,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     };
                     if t.write_all(&bytes).await.is_err() {
                         transport = None;
-                        stream.transport_lost(now_ms());
+                        lose_transport(&mut stream, &shared, partition, conn_id);
                     }
                 }
                 ConnOutput::StartTls => {
@@ -199,6 +199,9 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 }
                 ConnOutput::Resumed(jid) => {
                     tracing::info!(conn = conn_id, %jid, "session resumed");
+                    if let Some(p) = partition {
+                        shared.router.send(p, HubMsg::Resumed(conn_id));
+                    }
                 }
                 ConnOutput::Undelivered(stanzas) => undelivered.extend(stanzas),
                 ConnOutput::Close => {
@@ -214,7 +217,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         if let Some(t) = transport.as_mut() {
             if t.flush().await.is_err() {
                 transport = None;
-                stream.transport_lost(now_ms());
+                lose_transport(&mut stream, &shared, partition, conn_id);
                 continue;
             }
         }
@@ -250,7 +253,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 // No closing handshake: a resumable session hibernates,
                 // any other ends (its outputs say how).
                 transport = None;
-                stream.transport_lost(now_ms());
+                lose_transport(&mut stream, &shared, partition, conn_id);
             }
             Wake::Read(Ok(n)) => {
                 // Already handed to the stream; over its budget, the client
@@ -333,4 +336,20 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         shared.router.route(stanza);
     }
     tracing::debug!(conn = conn_id, "disconnected");
+}
+
+/// The transport broke: tell the stream, and the hub when the session
+/// hibernates (it still counts as available; push may wake the client).
+fn lose_transport(
+    stream: &mut ServerStream,
+    shared: &Shared,
+    partition: Option<usize>,
+    conn: ConnId,
+) {
+    if stream.transport_lost(now_ms()) {
+        tracing::debug!(conn, "session hibernated");
+        if let Some(p) = partition {
+            shared.router.send(p, HubMsg::Hibernated(conn));
+        }
+    }
 }

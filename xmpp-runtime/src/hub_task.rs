@@ -6,11 +6,11 @@ use crate::clock::now_ms;
 use crate::mailbox::Mailbox;
 use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput};
+use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput, Notice};
 use xmpp_core::jid::Jid;
 use xmpp_core::storage::{RequestId, StorageRequest, StorageResult};
 use xmpp_core::stream::StreamErrorCondition;
@@ -28,22 +28,71 @@ pub(crate) enum HubMsg {
         mailbox: Arc<Mailbox>,
     },
     Closed(ConnId),
+    /// The session's connection broke; it waits to be resumed (XEP-0198).
+    Hibernated(ConnId),
+    /// A hibernated session continues on a new connection.
+    Resumed(ConnId),
     FromSession(ConnId, Element),
     Routed(Element),
     Storage(RequestId, StorageResult),
+    Notice(Notice),
     Kick(String),
     Shutdown,
 }
 
-/// Finds the partition that owns a JID and sends it work.
+/// A connected external component (XEP-0114).
+struct Component {
+    conn: ConnId,
+    mailbox: Arc<Mailbox>,
+}
+
+/// Finds the partition that owns a JID and sends it work; stanzas for a
+/// connected component go straight to its connection.
 pub(crate) struct Router {
     parts: Vec<Sender<HubMsg>>,
+    /// The configured component domains (fixed at start): only stanzas for
+    /// these ever look at `components`, so user traffic takes no lock.
+    component_domains: HashSet<String>,
+    /// Connected components by domain.
+    components: RwLock<HashMap<String, Component>>,
 }
 
 impl Router {
-    pub(crate) fn new(n: usize) -> (Router, Vec<Receiver<HubMsg>>) {
+    pub(crate) fn new(
+        n: usize,
+        component_domains: HashSet<String>,
+    ) -> (Router, Vec<Receiver<HubMsg>>) {
         let (parts, rxs) = (0..n).map(|_| smol::channel::unbounded()).unzip();
-        (Router { parts }, rxs)
+        let router = Router {
+            parts,
+            component_domains,
+            components: RwLock::new(HashMap::new()),
+        };
+        (router, rxs)
+    }
+
+    /// Make `conn` the component serving `domain`; false when another
+    /// connection already does (XEP-0114: `<conflict/>`).
+    pub(crate) fn claim_component(
+        &self,
+        domain: &str,
+        conn: ConnId,
+        mailbox: Arc<Mailbox>,
+    ) -> bool {
+        let mut map = self.components.write().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(domain) {
+            return false;
+        }
+        map.insert(domain.to_owned(), Component { conn, mailbox });
+        true
+    }
+
+    /// `conn` no longer serves `domain` (if it did).
+    pub(crate) fn release_component(&self, domain: &str, conn: ConnId) {
+        let mut map = self.components.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(domain).is_some_and(|c| c.conn == conn) {
+            map.remove(domain);
+        }
     }
 
     /// The partition of a bare JID (or domain) string.
@@ -61,14 +110,36 @@ impl Router {
         }
     }
 
-    /// Route a stanza to the partition owning its `to`.
+    /// Route a stanza: to its component's connection when its `to` is a
+    /// connected component's domain, else to the partition owning its `to`
+    /// (which also answers for components that are away).
     pub(crate) fn route(&self, stanza: Element) {
-        let key = stanza
-            .attr("to")
-            .and_then(|t| Jid::parse(t).ok())
-            .map(|j| j.bare_str())
-            .unwrap_or_default();
+        let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
+        let stanza = match &to {
+            Some(to) if self.component_domains.contains(to.domain()) => {
+                match self.to_component(to.domain(), stanza) {
+                    Ok(()) => return,
+                    Err(s) => s,
+                }
+            }
+            _ => stanza,
+        };
+        let key = to.map(|j| j.bare_str()).unwrap_or_default();
         self.send(self.partition(&key), HubMsg::Routed(stanza));
+    }
+
+    /// Hand a stanza to the component serving `domain`; back when there is
+    /// none (or it just went away).
+    fn to_component(&self, domain: &str, stanza: Element) -> Result<(), Element> {
+        let map = self.components.read().unwrap_or_else(|e| e.into_inner());
+        let Some(c) = map.get(domain) else {
+            return Err(stanza);
+        };
+        match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
+            Ok(()) => Ok(()),
+            Err(ConnMsg::Deliver(s)) => Err(*s),
+            Err(ConnMsg::Close(_) | ConnMsg::Release(_)) => Ok(()),
+        }
     }
 
     pub(crate) fn broadcast(&self, msg: impl Fn() -> HubMsg) {
@@ -166,9 +237,12 @@ async fn run_partition(
                 conns.remove(&conn);
                 hub.session_closed(now, conn);
             }
+            HubMsg::Hibernated(conn) => hub.session_hibernated(now, conn),
+            HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
             HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
             HubMsg::Routed(stanza) => hub.routed(now, stanza),
             HubMsg::Storage(id, result) => hub.handle_storage(now, id, result),
+            HubMsg::Notice(notice) => hub.notice(now, notice),
             HubMsg::Kick(account) => {
                 hub.kick_account(&account, StreamErrorCondition::NotAuthorized)
             }
@@ -182,6 +256,10 @@ async fn run_partition(
                     }
                 }
                 HubOutput::Route(stanza) => shared.router.route(stanza),
+                HubOutput::Forward { owner, notice } => {
+                    let p = shared.router.partition(&owner);
+                    shared.router.send(p, HubMsg::Notice(notice));
+                }
                 HubOutput::Storage { id, request } => {
                     if storage.send((id, request)).is_err() {
                         tracing::error!(partition = index, "storage worker gone");

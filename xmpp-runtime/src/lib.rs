@@ -1,14 +1,16 @@
 //! The smol driver for xmpp-core: sockets, TLS, timers and storage backends.
 //!
 //! The core decides; this crate performs. Each client connection is a task
-//! that owns its socket and its `ServerStream`; accounts are spread over hub
-//! partitions (one task and one storage thread each) by bare JID, so routing
-//! work scales across executor threads.
+//! that owns its socket and its `ServerStream` (an external component's, its
+//! `ComponentStream`); accounts are spread over hub partitions (one task and
+//! one storage thread each) by bare JID, so routing work scales across
+//! executor threads.
 
 pub mod accounts;
 pub mod admin;
 pub mod client;
 pub mod clock;
+mod component;
 mod connection;
 mod hub_task;
 mod mailbox;
@@ -22,4 +24,4 @@ mod transport;
 
 pub use rate_limit::RateLimit;
 pub use reload::{ReloadReport, ServerHandle};
-pub use server::{start, RunningServer, RuntimeConfig, StartError};
+pub use server::{start, ComponentListener, RunningServer, RuntimeConfig, StartError};

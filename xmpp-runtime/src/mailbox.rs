@@ -30,14 +30,20 @@ impl Mailbox {
 
     /// Queue a message; false once the connection is gone.
     pub(crate) fn send(&self, msg: ConnMsg) -> bool {
+        self.offer(msg).is_ok()
+    }
+
+    /// Queue a message, or hand it back once the connection is gone (so
+    /// the caller can route it elsewhere).
+    pub(crate) fn offer(&self, msg: ConnMsg) -> Result<(), ConnMsg> {
         let mut inner = self.lock();
         if inner.closed {
-            return false;
+            return Err(msg);
         }
         inner.queue.push(msg);
         drop(inner);
         self.event.notify(1);
-        true
+        Ok(())
     }
 
     /// The connection ended: refuse further messages.
@@ -57,6 +63,16 @@ impl Mailbox {
         inner.queue = msgs;
         drop(inner);
         self.event.notify(1);
+    }
+
+    /// Close, returning what was queued and never taken.
+    pub(crate) fn close_and_take(&self) -> Vec<ConnMsg> {
+        let mut inner = self.lock();
+        inner.closed = true;
+        let left = std::mem::take(&mut inner.queue);
+        drop(inner);
+        self.event.notify(usize::MAX);
+        left
     }
 
     /// Wait for messages and take them all, oldest first.

@@ -214,6 +214,29 @@ impl ServerHandle {
                 },
             );
         }
+        if new.components != started.components || new.hub.components != started.hub.components {
+            let show = |c: &Option<crate::server::ComponentListener>| match c {
+                Some(c) => {
+                    let names: Vec<&str> = c
+                        .stream
+                        .components
+                        .iter()
+                        .map(|x| x.domain.as_str())
+                        .collect();
+                    format!("{}:{} [{}]", c.bind, c.port, names.join(" "))
+                }
+                None => "none".to_owned(),
+            };
+            // A changed secret shows as the same list: say so, not what.
+            restart(
+                &mut report,
+                Change::new(
+                    "components",
+                    show(&started.components),
+                    show(&new.components),
+                ),
+            );
+        }
         if new.admin_socket != started.admin_socket {
             let show = |p: &Option<std::path::PathBuf>| {
                 p.as_ref()
@@ -416,6 +439,7 @@ mod tests {
             c2s_rate_limit: None,
             admin_socket: Some(admin.to_owned()),
             scram_iterations: 4096,
+            components: None,
         }
     }
 

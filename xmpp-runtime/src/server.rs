@@ -17,7 +17,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use xmpp_core::hub::{ConnId, HubConfig};
-use xmpp_core::stream::{ServerStreamConfig, StreamErrorCondition};
+use xmpp_core::stream::{ComponentStreamConfig, ServerStreamConfig, StreamErrorCondition};
+
+/// The external component listener (XEP-0114).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentListener {
+    /// Address to listen on (loopback unless components run elsewhere:
+    /// the stream is not encrypted).
+    pub bind: IpAddr,
+    /// Port (0 = ephemeral).
+    pub port: u16,
+    /// The components that may connect, with their secrets.
+    pub stream: ComponentStreamConfig,
+}
 
 /// Everything the runtime needs to serve.
 #[derive(Clone)]
@@ -46,6 +58,8 @@ pub struct RuntimeConfig {
     pub admin_socket: Option<PathBuf>,
     /// PBKDF2 iterations for passwords set through the admin socket.
     pub scram_iterations: u32,
+    /// External components, if any may connect.
+    pub components: Option<ComponentListener>,
 }
 
 impl std::fmt::Debug for RuntimeConfig {
@@ -57,6 +71,10 @@ impl std::fmt::Debug for RuntimeConfig {
             .field("tls", &self.tls.is_some())
             .field("threads", &self.threads)
             .field("partitions", &self.partitions)
+            .field(
+                "components",
+                &self.components.as_ref().map(|c| (c.bind, c.port)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +181,8 @@ pub struct RunningServer {
     pub c2s_addr: SocketAddr,
     /// Where the direct-TLS listener is bound.
     pub c2s_tls_addr: Option<SocketAddr>,
+    /// Where the external component listener is bound (XEP-0114).
+    pub component_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     stop: Sender<()>,
     threads: Vec<JoinHandle<()>>,
@@ -174,6 +194,7 @@ impl std::fmt::Debug for RunningServer {
         f.debug_struct("RunningServer")
             .field("c2s_addr", &self.c2s_addr)
             .field("c2s_tls_addr", &self.c2s_tls_addr)
+            .field("component_addr", &self.component_addr)
             .finish_non_exhaustive()
     }
 }
@@ -200,13 +221,31 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             source,
         })?;
     let c2s_tls_addr = c2s_tls.as_ref().and_then(|l| l.get_ref().local_addr().ok());
+    let components = match &cfg.components {
+        Some(c) => {
+            let addr = SocketAddr::new(c.bind, c.port);
+            let std_listener = std::net::TcpListener::bind(addr)
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let listener =
+                Async::new(std_listener).map_err(|source| StartError::Bind { addr, source })?;
+            let local = listener.get_ref().local_addr().ok();
+            Some((listener, local, Arc::new(c.stream.clone())))
+        }
+        None => None,
+    };
+    let component_addr = components.as_ref().and_then(|(_, a, _)| *a);
 
     let mut stream_cfg = cfg.stream.clone();
     stream_cfg.starttls_available = cfg.tls.is_some();
     let executor: Arc<smol::Executor<'static>> = Arc::new(smol::Executor::new());
     let partitions = cfg.partitions.max(1);
     let hub_cfg = Arc::new(cfg.hub.clone());
-    let (router, hub_receivers) = Router::new(partitions);
+    let component_domains = cfg
+        .components
+        .iter()
+        .flat_map(|c| c.stream.components.iter().map(|x| x.domain.clone()))
+        .collect();
+    let (router, hub_receivers) = Router::new(partitions, component_domains);
     let shared = Arc::new(Shared {
         stream_cfg: RwLock::new(Arc::new(stream_cfg)),
         tls: RwLock::new(cfg.tls.clone()),
@@ -247,6 +286,16 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             ))
             .detach();
     }
+    if let Some((listener, _, stream_cfg)) = components {
+        executor
+            .spawn(crate::component::accept_loop(
+                executor.clone(),
+                listener,
+                shared.clone(),
+                stream_cfg,
+            ))
+            .detach();
+    }
     if let Some(path) = &cfg.admin_socket {
         let listener = crate::admin::bind(path).map_err(|source| StartError::Admin {
             path: path.clone(),
@@ -276,10 +325,11 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             .map_err(StartError::Thread)?;
         threads.push(t);
     }
-    tracing::info!(%c2s_addr, ?c2s_tls_addr, threads = threads.len(), partitions, "listening");
+    tracing::info!(%c2s_addr, ?c2s_tls_addr, ?component_addr, threads = threads.len(), partitions, "listening");
     Ok(RunningServer {
         c2s_addr,
         c2s_tls_addr,
+        component_addr,
         shared,
         stop,
         threads,

@@ -1,6 +1,7 @@
 //! `vireo config show [KEY] [--domain D]`: the effective configuration,
 //! one `key = value` per line (TOML syntax) with its origin as a comment.
 
+use crate::config::components::SecretSource;
 use crate::config::diagnostics::did_you_mean;
 use crate::config::schema::{Value, KEYS};
 use crate::config::{Config, EnvFn, Origin, Source};
@@ -67,6 +68,18 @@ pub fn render(cfg: &Config, key: Option<&str>, domain: Option<&str>) -> Result<S
                 ko.clone(),
             ));
         }
+    }
+    // Components by name; their secrets are never shown.
+    for c in &cfg.components {
+        let secret = match &c.source {
+            SecretSource::Inline(_) => "(secret hidden)".to_owned(),
+            SecretSource::Env(var) => format!("(secret from ${var})"),
+        };
+        rows.push((
+            format!("interfaces.component.{}", c.jid),
+            format!("{secret:?}"),
+            c.origin.clone(),
+        ));
     }
     let modules = match vhost {
         Some(vh) => &vh.modules,

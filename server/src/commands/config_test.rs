@@ -245,6 +245,11 @@ pub fn run(cfg: &Config) -> Result<String, ConfigTestError> {
             rc.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
             rc.c2s_port = 0;
             rc.c2s_tls_port = Some(0);
+            // The components' listener too: loopback, any free port.
+            if let Some(c) = rc.components.as_mut() {
+                c.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
+                c.port = 0;
+            }
             rc.admin_socket = None;
             rc.threads = 2;
             rc.partitions = 2;

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::HubConfig;
-use xmpp_core::stream::ServerStreamConfig;
+use xmpp_core::modules::push::PushSettings;
+use xmpp_core::stream::{ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
 use xmpp_core::xml::Limits;
 use xmpp_runtime::storage::{Backend, SledBackend};
 use xmpp_runtime::tls::{generate_self_signed, server_tls, server_tls_sni, ServerTls, TlsError};
-use xmpp_runtime::RuntimeConfig;
+use xmpp_runtime::{ComponentListener, RuntimeConfig};
 
 /// The certificate to serve: configured, or generated on first start.
 pub(crate) fn certificate(cfg: &Config) -> Result<ServerTls, TlsError> {
@@ -81,8 +82,36 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             .map(|m| m.name.to_owned())
             .collect(),
         contact: cfg.contact.clone(),
+        components: components(cfg).iter().map(|c| c.jid.clone()).collect(),
+        push: PushSettings {
+            with_body: cfg.push_with_body,
+            with_sender: cfg.push_with_sender,
+            max_registrations: cfg.push_max_registrations,
+        },
         ..HubConfig::default()
     };
+    let limits = Limits {
+        max_stanza_bytes: cfg.max_stanza_size,
+        ..Limits::default()
+    };
+    let keepalive_ms = (cfg.keepalive_secs > 0).then(|| cfg.keepalive_secs.saturating_mul(1000));
+    // XEP-0114: a listener only when there is a component to accept.
+    let component_listener = (!components(cfg).is_empty()).then(|| ComponentListener {
+        bind: cfg.component_bind,
+        port: cfg.component_port,
+        stream: ComponentStreamConfig {
+            components: components(cfg)
+                .iter()
+                .map(|c| ComponentSecret {
+                    domain: c.jid.clone(),
+                    secret: c.secret.clone(),
+                })
+                .collect(),
+            limits,
+            handshake_timeout_ms: cfg.auth_timeout_secs.saturating_mul(1000),
+            keepalive_ms,
+        },
+    });
     // XEP-0115: clients may cache the server's features by this hash.
     let caps = xmpp_core::modules::caps::feature(
         &xmpp_core::hub::Hub::new(Arc::new(hub.clone()))
@@ -104,15 +133,12 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             mechanisms: cfg.mechanisms.clone(),
             auth_timeout_ms: cfg.auth_timeout_secs.saturating_mul(1000),
             max_auth_failures: 3,
-            keepalive_ms: (cfg.keepalive_secs > 0).then(|| cfg.keepalive_secs.saturating_mul(1000)),
+            keepalive_ms,
             scram_decoy: Some((
                 xmpp_runtime::clock::random_seed().to_vec(),
                 cfg.scram_iterations,
             )),
-            limits: Limits {
-                max_stanza_bytes: cfg.max_stanza_size,
-                ..Limits::default()
-            },
+            limits,
             // Stream features of switchable modules only when enabled.
             session_features: ServerStreamConfig::default()
                 .session_features
@@ -139,6 +165,16 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
         }),
         admin_socket: Some(cfg.admin_socket()),
         scram_iterations: cfg.scram_iterations,
+        components: component_listener,
+    }
+}
+
+/// The components that may connect: none while the module is off.
+fn components(cfg: &Config) -> &[crate::config::components::ComponentEntry] {
+    if cfg.modules.contains(&"component") {
+        &cfg.components
+    } else {
+        &[]
     }
 }
 
@@ -173,6 +209,7 @@ pub fn run(
         domains = ?cfg.domains,
         starttls = %server.c2s_addr,
         direct_tls = ?server.c2s_tls_addr,
+        components = ?server.component_addr,
         data = %cfg.data_path.display(),
         "vireo is ready"
     );

@@ -19,6 +19,7 @@ pub fn run(cfg: &Config) -> Vec<Diagnostic> {
         }
     }
     ports(cfg, &mut out);
+    super::components::check(cfg, &mut out);
     certificates(cfg, &mut out);
     admins(cfg, &mut out);
     out
@@ -68,9 +69,16 @@ pub(super) fn modules_of(
 }
 
 fn ports(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    // The component listener only exists with components to accept.
+    let component_port = if cfg.components.is_empty() {
+        0
+    } else {
+        cfg.component_port
+    };
     let listeners = [
         ("transport.c2s_port", cfg.c2s_port, "c2s"),
         ("transport.c2s_tls_port", cfg.c2s_tls_port, "c2s_direct_tls"),
+        ("interfaces.component_port", component_port, "component"),
     ];
     for (i, (key, port, module)) in listeners.iter().enumerate() {
         if *port == 0 || !cfg.module_origins.contains_key(module) {

@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// `[[interfaces.component]]` in a single file.
+const COMPONENTS_KEY: &str = "interfaces.component";
+/// The file declaring `[[component]]` entries in a tree.
+const COMPONENTS_HOME: Home = Home::Layer(Layer::Interfaces, "components");
+
 /// One virtual host from `domains/*.toml`.
 #[derive(Debug, Clone)]
 pub struct DomainFile {
@@ -31,6 +36,8 @@ pub struct State {
     /// Enabled modules, with where each was enabled.
     pub modules: BTreeMap<&'static str, Origin>,
     pub domains: Vec<DomainFile>,
+    /// External components (XEP-0114), in file order.
+    pub components: Vec<super::components::ComponentEntry>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -161,6 +168,19 @@ impl State {
                     for (sub, v) in entries {
                         let full = format!("{name}.{}", sub.get_ref());
                         let o = file.origin(sub.span().start);
+                        if full == COMPONENTS_KEY {
+                            match kind {
+                                Overlay::SingleFile => self.apply_components(file, v),
+                                Overlay::Overlay => self.error(
+                                    Diagnostic::error(
+                                        o,
+                                        "components cannot be declared in an environment or policy file",
+                                    )
+                                    .with_fix("declare them in stack/07-interfaces/components.toml"),
+                                ),
+                            }
+                            continue;
+                        }
                         match schema::find(&full) {
                             Some(spec) => self.set(spec, v.get_ref(), o),
                             None => self.unknown_dotted(&full, o),
@@ -279,6 +299,8 @@ impl State {
                 }
             } else if let Some(spec) = schema::find_local(home, k) {
                 self.set(spec, value.get_ref(), file.origin(value.span().start));
+            } else if k == "component" && home == COMPONENTS_HOME {
+                self.apply_components(file, value);
             } else if let Some(spec) = schema::find_local_anywhere(k).or_else(|| schema::find(k)) {
                 self.error(belongs(spec, k, origin));
             } else {

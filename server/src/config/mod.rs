@@ -13,6 +13,7 @@
 //! with a generated certificate: the embedded default.
 
 mod checks;
+pub mod components;
 pub mod diagnostics;
 mod env;
 mod environments;
@@ -106,6 +107,16 @@ pub struct Config {
     pub contact: Vec<(String, Vec<String>)>,
     /// The storage backend ("sled").
     pub storage_driver: String,
+    /// The external component listener (XEP-0114).
+    pub component_bind: IpAddr,
+    pub component_port: u16,
+    /// External components, with their secrets.
+    pub components: Vec<components::ComponentEntry>,
+    /// XEP-0357: include the body / the sender in notifications.
+    pub push_with_body: bool,
+    pub push_with_sender: bool,
+    /// XEP-0357: registrations kept per account.
+    pub push_max_registrations: usize,
     /// Enabled modules (all domains), in catalog (stack) order.
     pub modules: Vec<&'static str>,
     /// Where each enabled module was enabled.
@@ -154,6 +165,12 @@ impl Default for Config {
             admins: Vec::new(),
             contact: Vec::new(),
             storage_driver: "sled".into(),
+            component_bind: IpAddr::from([127, 0, 0, 1]),
+            component_port: 5347,
+            components: Vec::new(),
+            push_with_body: false,
+            push_with_sender: true,
+            push_max_registrations: 16,
             modules: Vec::new(),
             module_origins: BTreeMap::new(),
             vhosts: Vec::new(),
@@ -409,6 +426,24 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                     .collect()
             }
             "storage.driver" => cfg.storage_driver = text,
+            "interfaces.component_bind" => {
+                if let Some(ip) = schema::parse_ip(&text) {
+                    cfg.component_bind = ip;
+                }
+            }
+            "interfaces.component_port" => {
+                cfg.component_port = u16::try_from(int(value)).unwrap_or(cfg.component_port)
+            }
+            "protocol.push_notification_with_body" => {
+                cfg.push_with_body = matches!(value, Value::Bool(true))
+            }
+            "protocol.push_notification_with_sender" => {
+                cfg.push_with_sender = matches!(value, Value::Bool(true))
+            }
+            "protocol.push_max_registrations" => {
+                cfg.push_max_registrations =
+                    usize::try_from(int(value)).unwrap_or(cfg.push_max_registrations)
+            }
             _ => {}
         }
         cfg.origins.insert(key, origin.clone());
@@ -444,6 +479,7 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             );
         }
     }
+    cfg.components = state.components.clone();
     cfg.module_origins = std::mem::take(&mut state.modules);
     cfg.modules = crate::modules::CATALOG
         .iter()

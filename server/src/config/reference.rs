@@ -97,6 +97,16 @@ pub fn markdown() -> String {
     out.push_str("| `key` | path | Its PEM private key. |\n");
     out.push_str("| `modules_enabled` | array of modules | Modules enabled for this domain on top of the stack's. |\n");
     out.push_str("| `modules_disabled` | array of modules | Modules of the stack disabled for this domain. |\n\n");
+    out.push_str("## External components (`[[component]]`)\n\n");
+    out.push_str("Each external component (XEP-0114) is one `[[component]]` table in\n");
+    out.push_str("`stack/07-interfaces/components.toml` (`[[interfaces.component]]` in a\n");
+    out.push_str("single file). The listener (`interfaces.component_bind`,\n");
+    out.push_str("`interfaces.component_port`) is opened only when there is one and the\n");
+    out.push_str("`component` module is enabled.\n\n");
+    out.push_str("| Key | Type | Description |\n|---|---|---|\n");
+    out.push_str("| `jid` | domain | The component's name, e.g. `push.example.org`; it serves every address of that domain (required). |\n");
+    out.push_str("| `secret` | string | The shared secret of the handshake. |\n");
+    out.push_str("| `secret_env` | string | Instead of `secret`: the environment variable holding it, read at start. |\n\n");
     out.push_str("## Environment variables\n\n| Variable | Key |\n|---|---|\n");
     out.push_str("| `VIREO_CONFIG_PATH` | the configuration file or tree (like `--config`) |\n");
     for (var, key) in VARIABLES {

@@ -335,6 +335,7 @@ const ENCRYPTION: Home = Home::Layer(Layer::Stream, "encryption");
 const MANAGEMENT: Home = Home::Layer(Layer::Stream, "management");
 const VALIDATION: Home = Home::Layer(Layer::Stanza, "validation");
 const LEGACY: Home = Home::Layer(Layer::Protocol, "legacy");
+const EXPERIMENTAL: Home = Home::Layer(Layer::Protocol, "experimental");
 const CORE: Home = Home::Layer(Layer::Protocol, "core");
 const GROUPCHAT: Home = Home::Layer(Layer::Services, "groupchat");
 const BACKENDS: Home = Home::Layer(Layer::Storage, "backends");
@@ -438,6 +439,12 @@ pub const KEYS: &[KeySpec] = &[
     // 04 protocol
     planned("protocol.allow_registration", "allow_registration", LEGACY, Ty::Bool, "false", &["XEP-0077"],
         "In-band account registration."),
+    key("protocol.push_notification_with_body", "push_notification_with_body", EXPERIMENTAL, Ty::Bool, "false", &["XEP-0357 §9"],
+        "Include the last message's body in push notifications. Off: the app server and the platform's push service would read every message."),
+    key("protocol.push_notification_with_sender", "push_notification_with_sender", EXPERIMENTAL, Ty::Bool, "true", &["XEP-0357 §9"],
+        "Include the last message's sender in push notifications."),
+    key("protocol.push_max_registrations", "push_max_registrations", EXPERIMENTAL, Ty::Int { min: 1, max: 1000 }, "16", &["XEP-0357"],
+        "Push registrations kept per account; enabling one more drops the oldest."),
     // 05 services
     planned("services.muc_domain", "muc_domain", GROUPCHAT, Ty::Domain, "", &["XEP-0045"],
         "The multi-user chat service's domain, e.g. conference.example.org."),
@@ -456,8 +463,10 @@ pub const KEYS: &[KeySpec] = &[
         "WebSocket endpoint path."),
     planned("interfaces.bosh_path", "bosh_path", BOSH, Ty::Str, "\"/http-bind\"", &["XEP-0124", "XEP-0206"],
         "BOSH endpoint path."),
-    planned("interfaces.component_port", "component_port", COMPONENTS, PORT, "5347", &["XEP-0114"],
-        "External component port."),
+    key("interfaces.component_bind", "component_bind", COMPONENTS, Ty::Ip, "\"127.0.0.1\"", &["XEP-0114"],
+        "Address the external component listener binds to. Component streams are not encrypted: keep it on loopback."),
+    key("interfaces.component_port", "component_port", COMPONENTS, PORT, "5347", &["XEP-0114"],
+        "External component port (listening only when [[component]] entries exist; 0 = any free port)."),
     // 08 integration
     planned("integration.ldap_server", "ldap_server", LDAP, Ty::Str, "", &[], "LDAP server URL."),
     planned("integration.oauth_issuer", "oauth_issuer", OAUTH, Ty::Str, "", &["RFC 6749"], "OAuth 2.0 issuer URL."),

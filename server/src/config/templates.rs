@@ -149,6 +149,16 @@ pub fn layer_file(layer: Layer, file: &'static str) -> String {
             let _ = writeln!(out, "{} = {}", k.local, k.default);
         }
     }
+    if home == Home::Layer(Layer::Interfaces, "components") {
+        out.push('\n');
+        comment_block(
+            &mut out,
+            "External components (XEP-0114): one [[component]] table each, after\n\
+             the keys above. A component serves every address of its domain; its\n\
+             secret is written here or read from an environment variable.",
+        );
+        out.push_str("# [[component]]\n# jid = \"push.example.org\"\n# secret_env = \"VIREO_PUSH_SECRET\"   # or: secret = \"...\"\n");
+    }
     out
 }
 

@@ -725,3 +725,117 @@ fn choices_suggest_the_closest() {
         "{err}"
     );
 }
+
+#[test]
+fn components_are_read_with_secrets_from_file_or_environment() {
+    let dir = init("production");
+    let rel = "stack/07-interfaces/components.toml";
+    append(
+        &dir,
+        rel,
+        "\n[[component]]\njid = \"Push.Example.org\"\nsecret = \"0123456789abcdef0123\"\n\
+         \n[[component]]\njid = \"gw.example.org\"\nsecret_env = \"GW_SECRET\"\n",
+    );
+    let cfg = Config::load(
+        Some(dir.path()),
+        &env_of(&[("GW_SECRET", "from-the-environment")]),
+    )
+    .expect("load");
+    let got: Vec<(&str, &str)> = cfg
+        .components
+        .iter()
+        .map(|c| (c.jid.as_str(), c.secret.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("push.example.org", "0123456789abcdef0123"),
+            ("gw.example.org", "from-the-environment")
+        ]
+    );
+    let rt = crate::commands::run::runtime_config(&cfg, None);
+    let listener = rt.components.expect("a component listener");
+    assert_eq!(listener.port, 5347);
+    assert!(listener.bind.is_loopback());
+    assert_eq!(
+        rt.hub.components,
+        vec!["push.example.org", "gw.example.org"]
+    );
+    // config show names them, never their secrets.
+    let shown = crate::commands::config_show::render(&cfg, Some("interfaces"), None).expect("show");
+    assert!(
+        shown.contains("interfaces.component.gw.example.org = \"(secret from $GW_SECRET)\""),
+        "{shown}"
+    );
+    assert!(!shown.contains("0123456789abcdef0123"), "{shown}");
+    // Without the variable the entry is an error at its [[component]] line.
+    let n = line(&dir, rel, "jid = \"gw.example.org\"") - 1;
+    assert_has(
+        &diagnostics(&dir, &[]),
+        &format!(
+            "{rel}:{n}: error: the secret of component gw.example.org is read from $GW_SECRET, which is not set\n    \
+             fix: export GW_SECRET=... before starting, or write `secret` instead"
+        ),
+    );
+}
+
+#[test]
+fn component_mistakes_are_reported() {
+    let dir = init("production");
+    let rel = "stack/07-interfaces/components.toml";
+    append(
+        &dir,
+        rel,
+        "\n[[component]]\njid = \"example.org\"\nsecret = \"0123456789abcdef0123\"\n\
+         \n[[component]]\njid = \"a.example.org\"\nsecret = \"short\"\n\
+         \n[[component]]\njid = \"a.example.org\"\nsecret = \"0123456789abcdef0123\"\n\
+         \n[[component]]\njid = \"b.example.org\"\nsecrt = \"x\"\n",
+    );
+    let diags = diagnostics(&dir, &[]);
+    let at = |needle: &str, nth: usize| {
+        let text = std::fs::read_to_string(path(&dir, rel)).expect("read");
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(needle))
+            .nth(nth)
+            .map(|(i, _)| i + 1)
+            .unwrap_or_else(|| panic!("no {needle}"))
+    };
+    // An entry is reported at its [[component]] line, a key at its own.
+    let entry = |needle: &str, nth: usize| at(needle, nth) - 1;
+    let served = entry("jid = \"example.org\"", 0);
+    assert_has(&diags, &format!("{rel}:{served}: error: component example.org is also a served domain\n    fix: give the component its own name, e.g. a subdomain"));
+    let weak = entry("jid = \"a.example.org\"", 0);
+    assert_has(&diags, &format!("{rel}:{weak}: warning: the secret of component a.example.org is short\n    fix: use at least 16 random characters (`openssl rand -hex 24`)"));
+    let dup = entry("jid = \"a.example.org\"", 1);
+    assert_has(&diags, &format!("{rel}:{dup}: error: component a.example.org is already configured at {rel}:{weak}\n    fix: keep one entry per component"));
+    let typo = at("secrt", 0);
+    assert_has(&diags, &format!("{rel}:{typo}: error: unknown key `secrt` in a component\n    fix: did you mean `secret`?"));
+    // Switched off, components cannot connect: say so.
+    replace(&dir, rel, "modules = [\"component\", ", "modules = [");
+    let diags = diagnostics(&dir, &[]);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.contains("module `component` is not enabled")),
+        "{diags:?}"
+    );
+}
+
+#[test]
+fn push_settings_reach_the_hub() {
+    let dir = init("production");
+    replace(
+        &dir,
+        "stack/04-protocol/experimental.toml",
+        "push_notification_with_body = false",
+        "push_notification_with_body = true",
+    );
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("load");
+    let rt = crate::commands::run::runtime_config(&cfg, None);
+    assert!(rt.hub.push.with_body);
+    assert!(rt.hub.push.with_sender);
+    assert_eq!(rt.hub.push.max_registrations, 16);
+    assert!(rt.hub.enabled("push"));
+    assert!(rt.components.is_none(), "no listener without components");
+}

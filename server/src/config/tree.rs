@@ -122,6 +122,7 @@ pub fn load(source: &Source, env: EnvFn<'_>, state: &mut State) -> Loaded {
         loaded.policies = load_policies(root, state);
     }
     envvars::apply(state, env);
+    state.resolve_component_secrets(env);
     if let Some(e) = loaded.environment {
         environments::enforce(state, e);
     }

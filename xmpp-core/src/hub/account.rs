@@ -31,6 +31,9 @@ pub struct Session {
     pub blocklist_interested: bool,
     /// Targets of directed presence, told when the session goes away (§4.6).
     pub directed: HashSet<String>,
+    /// Its connection broke and it waits to be resumed (XEP-0198): still
+    /// available, but messages reach the user only through push (XEP-0357).
+    pub hibernated: bool,
 }
 
 impl Session {
@@ -52,6 +55,7 @@ impl Session {
             carbons: false,
             blocklist_interested: false,
             directed: HashSet::new(),
+            hibernated: false,
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct Account {
     pub sessions: Sessions,
     /// Blocked JIDs (XEP-0191).
     pub blocked: std::collections::BTreeSet<String>,
+    /// Enabled push notifications (XEP-0357).
+    pub push: crate::modules::push::PushState,
 }
 
 impl Account {
@@ -129,6 +135,11 @@ impl Account {
             roster_version: data.roster_version,
             sessions: Sessions::default(),
             blocked: data.blocked.into_iter().collect(),
+            push: data
+                .push
+                .as_deref()
+                .map(crate::modules::push::PushState::from_document)
+                .unwrap_or_default(),
         }
     }
 

@@ -123,6 +123,7 @@ impl Hub {
             account: account.to_owned(),
             stanza: stanza.to_xml(),
         });
+        self.notify_push(account, &stanza);
     }
 
     /// An iq to an account's bare JID is answered by the server on the
@@ -158,6 +159,9 @@ impl Hub {
                 Err(e) => self.bounce(&iq, e),
             };
         }
+        if self.maybe_push_iq(account, &iq, own) {
+            return;
+        }
         if child.is(ns::PING, "ping") && iq.attr("type") == Some("get") {
             let r = reply_to(iq_result(&iq));
             return self.route(r);
@@ -166,11 +170,18 @@ impl Hub {
             && iq.attr("type") == Some("get")
             && child.attr("node").is_none()
         {
-            let q = Element::new(ns::DISCO_INFO, "query").with_child(
+            let mut q = Element::new(ns::DISCO_INFO, "query").with_child(
                 Element::new(ns::DISCO_INFO, "identity")
                     .with_attr("category", "account")
                     .with_attr("type", "registered"),
             );
+            // XEP-0357 §4.1: push is advertised on the account.
+            if self.enabled("push") {
+                q = q.with_child(
+                    Element::new(ns::DISCO_INFO, "feature")
+                        .with_attr("var", crate::modules::push::NS),
+                );
+            }
             let r = reply_to(iq_result(&iq).with_child(q));
             return self.route(r);
         }

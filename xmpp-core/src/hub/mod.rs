@@ -14,6 +14,7 @@ mod carbons;
 mod inbound;
 mod outbound;
 mod presence;
+mod push;
 mod roster;
 mod stored_xml;
 
@@ -46,6 +47,12 @@ pub struct HubConfig {
     /// XEP-0157 contact addresses published in disco#info: (kind, URIs),
     /// kind being abuse, admin, feedback, sales, security, status or support.
     pub contact: Vec<(String, Vec<String>)>,
+    /// Domains served by external components (XEP-0114). The driver hands
+    /// stanzas for a connected component to its connection; one that
+    /// reaches a hub found the component away.
+    pub components: Vec<String>,
+    /// XEP-0357: what notifications tell app servers.
+    pub push: crate::modules::push::PushSettings,
 }
 
 impl HubConfig {
@@ -63,6 +70,8 @@ impl Default for HubConfig {
             offline_messages: true,
             disabled: Vec::new(),
             contact: Vec::new(),
+            components: Vec::new(),
+            push: crate::modules::push::PushSettings::default(),
         }
     }
 }
@@ -84,6 +93,30 @@ pub enum HubOutput {
         conn: ConnId,
         condition: Option<StreamErrorCondition>,
     },
+    /// Hand a notice to the hub that owns `owner` (a bare JID or a domain,
+    /// partitioned like a stanza's `to`): [`Hub::notice`].
+    Forward { owner: String, notice: Notice },
+}
+
+/// Work one hub partition hands another through [`HubOutput::Forward`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// XEP-0357: a notification went out from the account's domain under
+    /// `id`; the domain's partition, where the app server replies, keeps
+    /// whose it was.
+    PushSent {
+        id: String,
+        account: String,
+        jid: String,
+        node: String,
+    },
+    /// XEP-0357 §7.1: the app server refused a notification; the account's
+    /// partition disables the registration.
+    PushFailed {
+        account: String,
+        jid: String,
+        node: String,
+    },
 }
 
 /// Presence that needs no account state when the account has no sessions:
@@ -103,6 +136,7 @@ enum Deferred {
     Closed(ConnId),
     FromSession(ConnId, Element),
     Routed(Element),
+    Notice(Notice),
 }
 
 #[derive(Debug)]
@@ -136,6 +170,10 @@ pub struct Hub {
     now: Millis,
     /// The first `now` this hub saw: its start, for uptime.
     started: Option<Millis>,
+    /// XEP-0357 publishes from this partition's domains awaiting a reply.
+    push_awaited: push::AwaitedReplies,
+    /// Makes every push notification id of this partition unique.
+    push_serial: u64,
 }
 
 impl Hub {
@@ -184,6 +222,8 @@ impl Hub {
             out: VecDeque::new(),
             now: 0,
             started: None,
+            push_awaited: push::AwaitedReplies::default(),
+            push_serial: 0,
         }
     }
 
@@ -202,6 +242,7 @@ impl Hub {
             now: self.now,
             contact: &self.cfg.contact,
             started: self.started.unwrap_or(self.now),
+            components: &self.cfg.components,
         };
         crate::modules::disco::info_query(&ctx)
     }
@@ -235,6 +276,30 @@ impl Hub {
         }
     }
 
+    /// A session's connection broke and the session waits to be resumed
+    /// (XEP-0198): it stays available, and messages delivered to it from
+    /// now on also trigger push notifications (XEP-0357).
+    pub fn session_hibernated(&mut self, now: Millis, conn: ConnId) {
+        self.tick(now);
+        self.set_hibernated(conn, true);
+    }
+
+    /// A hibernated session was resumed: the user has seen what was
+    /// waiting, so the push count starts again.
+    pub fn session_resumed(&mut self, now: Millis, conn: ConnId) {
+        self.tick(now);
+        if let Some(account) = self.set_hibernated(conn, false) {
+            self.push_seen(&account);
+        }
+    }
+
+    fn set_hibernated(&mut self, conn: ConnId, hibernated: bool) -> Option<String> {
+        let account = self.conns.get(&conn)?.clone();
+        let session = self.account_mut(&account)?.session_by_conn_mut(conn)?;
+        session.hibernated = hibernated;
+        Some(account)
+    }
+
     /// A stanza from a bound session (`from` already stamped by its stream).
     pub fn from_session(&mut self, now: Millis, conn: ConnId, stanza: Element) {
         self.tick(now);
@@ -251,7 +316,15 @@ impl Hub {
             _ => return, // the sender's stream normalized `to`; nothing to do
         };
         if !self.is_local_domain(to.domain()) {
-            return self.bounce(&stanza, StanzaError::RemoteServerNotFound);
+            // A component's stanzas only get here while it is away (RFC
+            // 6120 §10.4: a service of ours that cannot take it); other
+            // domains need s2s, which is not built yet.
+            let cond = if self.is_component_domain(to.domain()) {
+                StanzaError::ServiceUnavailable
+            } else {
+                StanzaError::RemoteServerNotFound
+            };
+            return self.bounce(&stanza, cond);
         }
         if to.local().is_none() {
             return self.server_stanza(stanza);
@@ -265,6 +338,23 @@ impl Hub {
             return;
         }
         self.with_account(&account, Deferred::Routed(stanza));
+    }
+
+    /// A notice from another partition (or this one): see [`Notice`].
+    pub fn notice(&mut self, now: Millis, notice: Notice) {
+        self.tick(now);
+        match notice {
+            Notice::PushSent {
+                id,
+                account,
+                jid,
+                node,
+            } => self.push_sent(id, account, jid, node),
+            Notice::PushFailed { ref account, .. } => {
+                let account = account.clone();
+                self.with_account(&account, Deferred::Notice(notice));
+            }
+        }
     }
 
     /// End every session of an account (account deleted).
@@ -325,6 +415,11 @@ impl Hub {
         self.cfg.domains.iter().any(|d| d == domain)
     }
 
+    /// A domain served by an external component (XEP-0114).
+    pub(crate) fn is_component_domain(&self, domain: &str) -> bool {
+        self.cfg.components.iter().any(|d| d == domain)
+    }
+
     fn request(&mut self, request: StorageRequest, purpose: Pending) {
         let id = self.next_request;
         self.next_request += 1;
@@ -337,6 +432,17 @@ impl Hub {
     }
 
     pub(crate) fn deliver(&mut self, conn: ConnId, stanza: Element) {
+        if stanza.name == "message" {
+            let hibernated = self.conns.get(&conn).cloned().filter(|account| {
+                self.account(account)
+                    .and_then(|a| a.session_by_conn(conn))
+                    .is_some_and(|s| s.hibernated)
+            });
+            if let Some(account) = hibernated {
+                // Queued for a phone that is not listening: wake it up.
+                self.notify_push(&account, &stanza);
+            }
+        }
         self.out.push_back(HubOutput::Deliver { conn, stanza });
     }
 
@@ -416,7 +522,7 @@ impl Hub {
             Deferred::Closed(conn) => {
                 self.conns.remove(&conn);
             }
-            Deferred::FromSession(..) => {}
+            Deferred::FromSession(..) | Deferred::Notice(_) => {}
             Deferred::Routed(stanza) => {
                 let cond = if missing {
                     StanzaError::ServiceUnavailable
@@ -442,6 +548,10 @@ impl Hub {
             Deferred::Closed(conn) => self.unbind(account, conn),
             Deferred::FromSession(conn, stanza) => self.outbound(account, conn, stanza),
             Deferred::Routed(stanza) => self.inbound(account, stanza),
+            Deferred::Notice(Notice::PushFailed { jid, node, .. }) => {
+                self.push_failed(account, &jid, &node)
+            }
+            Deferred::Notice(Notice::PushSent { .. }) => {}
         }
     }
 
@@ -516,6 +626,9 @@ impl Hub {
 
     /// An iq or other stanza addressed to the server itself.
     pub(crate) fn server_stanza(&mut self, stanza: Element) {
+        if push::is_push_reply(&stanza) && self.enabled("push") {
+            return self.push_reply(&stanza);
+        }
         if stanza.name != "iq" {
             return; // messages and presence to the server have no handler yet
         }
@@ -534,6 +647,7 @@ impl Hub {
             now: self.now,
             contact: &self.cfg.contact,
             started: self.started.unwrap_or(self.now),
+            components: &self.cfg.components,
         };
         let reply = self
             .modules

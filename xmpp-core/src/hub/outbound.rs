@@ -60,12 +60,15 @@ impl Hub {
         }
     }
 
-    /// Route to a local domain; other domains need s2s, which is not built yet.
+    /// Route to a local domain or a component's; other domains need s2s,
+    /// which is not built yet.
     pub(super) fn route_outbound(&mut self, stanza: Element) {
         let domain_ok = stanza
             .attr("to")
             .and_then(|t| Jid::parse(t).ok())
-            .is_some_and(|t| self.is_local_domain(t.domain()));
+            .is_some_and(|t| {
+                self.is_local_domain(t.domain()) || self.is_component_domain(t.domain())
+            });
         if domain_ok {
             self.route(stanza);
         } else {

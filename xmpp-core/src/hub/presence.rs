@@ -132,6 +132,7 @@ impl Hub {
                 Pending::Offline(account.to_owned(), conn),
             );
         }
+        self.push_seen(account);
     }
 
     /// A probe reached the account (RFC 6121 §4.3.2): answer with the current

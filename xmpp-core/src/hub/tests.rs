@@ -98,3 +98,80 @@ fn disabled_modules_leave_disco_and_stop_answering() {
     assert!(on.features().contains(&crate::modules::carbons::NS));
     assert!(on.features().contains(&"urn:xmpp:time"));
 }
+
+/// XEP-0357 across partitions, as the runtime runs it: the account's hub
+/// publishes and tells the domain's hub whose publish it was (before the
+/// publish leaves); the domain's hub gets the app server's refusal and
+/// sends it back; the account's hub then forgets the registration.
+#[test]
+fn push_refusal_travels_between_partitions() {
+    let cfg = Arc::new(HubConfig {
+        components: vec!["push.localhost".into()],
+        ..HubConfig::default()
+    });
+    let (mut account_hub, mut domain_hub) = (Hub::new(cfg.clone()), Hub::new(cfg));
+    let mut state = crate::modules::push::PushState::default();
+    state.enable(
+        crate::modules::push::Registration {
+            jid: "push.localhost".into(),
+            node: "n1".into(),
+            options: None,
+        },
+        16,
+    );
+    let data = || AccountData {
+        push: state.to_document(),
+        ..AccountData::default()
+    };
+    account_hub.routed(0, chat("bob@localhost", "alice@localhost/a"));
+    let id = load_request(&outputs(&mut account_hub)).expect("load");
+    account_hub.handle_storage(1, id, StorageResult::Account(Some(data())));
+    let out = outputs(&mut account_hub);
+    let forward = out
+        .iter()
+        .position(|o| matches!(o, HubOutput::Forward { owner, .. } if owner == "localhost"))
+        .expect("a notice to the domain's partition");
+    let publish = out
+        .iter()
+        .position(|o| matches!(o, HubOutput::Route(e) if e.attr("to") == Some("push.localhost")))
+        .expect("a publish to the app server");
+    assert!(forward < publish, "the notice leaves first: {out:?}");
+    let (HubOutput::Forward { notice, .. }, HubOutput::Route(iq)) = (&out[forward], &out[publish])
+    else {
+        unreachable!()
+    };
+    assert_eq!(iq.attr("from"), Some("localhost"));
+
+    domain_hub.notice(2, notice.clone());
+    let refusal = Element::new(crate::ns::CLIENT, "iq")
+        .with_attr("type", "error")
+        .with_attr("from", "push.localhost")
+        .with_attr("to", "localhost")
+        .with_attr("id", iq.attr("id").unwrap_or_default())
+        .with_child(
+            Element::new(crate::ns::CLIENT, "error")
+                .with_attr("type", "cancel")
+                .with_child(Element::new(crate::ns::STANZA_ERRORS, "item-not-found")),
+        );
+    domain_hub.routed(3, refusal.clone());
+    let back = outputs(&mut domain_hub)
+        .into_iter()
+        .find_map(|o| match o {
+            HubOutput::Forward { owner, notice } if owner == "bob@localhost" => Some(notice),
+            _ => None,
+        })
+        .expect("the refusal goes to the account's partition");
+    // A second copy of the reply finds nothing to act on.
+    domain_hub.routed(4, refusal);
+    assert!(outputs(&mut domain_hub).is_empty());
+
+    account_hub.notice(5, back);
+    let id = load_request(&outputs(&mut account_hub)).expect("load again");
+    account_hub.handle_storage(6, id, StorageResult::Account(Some(data())));
+    let cleared = outputs(&mut account_hub).into_iter().any(|o| {
+        matches!(o, HubOutput::Storage {
+            request: StorageRequest::StoreBlob { ref key, value: None, .. }, ..
+        } if key == crate::storage::PUSH_KEY)
+    });
+    assert!(cleared, "the registration is removed from storage");
+}

@@ -35,7 +35,14 @@ impl ServerModule for Disco {
             return Some(iq_result(iq).with_child(q));
         }
         if child.is(ns::DISCO_ITEMS, "query") && child.attr("node").is_none() {
-            return Some(iq_result(iq).with_child(Element::new(ns::DISCO_ITEMS, "query")));
+            // Components named under the domain are its services, as
+            // Prosody lists them (conference.example.org under example.org).
+            let suffix = format!(".{}", ctx.domain);
+            let mut q = Element::new(ns::DISCO_ITEMS, "query");
+            for c in ctx.components.iter().filter(|c| c.ends_with(&suffix)) {
+                q = q.with_child(Element::new(ns::DISCO_ITEMS, "item").with_attr("jid", c.clone()));
+            }
+            return Some(iq_result(iq).with_child(q));
         }
         None
     }

@@ -9,6 +9,7 @@ pub mod disco;
 pub mod hints;
 mod last;
 mod ping;
+pub mod push;
 pub mod roster;
 pub mod stored_xml;
 pub mod subscription;
@@ -38,6 +39,8 @@ pub struct ModuleCtx<'a> {
     pub started: crate::time::Millis,
     /// XEP-0157 contact addresses: (kind, URIs).
     pub contact: &'a [(String, Vec<String>)],
+    /// Domains of external components (XEP-0114), listed as disco items.
+    pub components: &'a [String],
 }
 
 /// A server-side protocol module answering iqs addressed to the server.

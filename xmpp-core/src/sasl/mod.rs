@@ -22,6 +22,7 @@ mod tests;
 pub use channel_binding::{ChannelBinding, ChannelBindingType};
 pub use credentials::{prepare_password, ScramKeys, StoredCredentials, MIN_ITERATIONS};
 pub use failure::SaslFailure;
+pub(crate) use hash::ct_eq;
 pub use mechanism::Mechanism;
 pub use message::MAX_MESSAGE_LEN;
 pub use plain::{parse_plain, plain_message, PlainCredentials};

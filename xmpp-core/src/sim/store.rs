@@ -77,6 +77,7 @@ impl MemoryStore {
                 .get(crate::storage::BLOCKLIST_KEY)
                 .map(|d| crate::storage::parse_blocklist(d))
                 .unwrap_or_default(),
+            push: a.blobs.get(crate::storage::PUSH_KEY).cloned(),
         })
     }
 

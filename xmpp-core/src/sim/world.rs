@@ -1,12 +1,16 @@
-//! [`World`]: one hub, N server-side connections, optional in-memory
-//! clients, a [`MemoryStore`] and simulated time, pumped until quiescent.
+//! [`World`]: one hub, N server-side connections (c2s and XEP-0114
+//! components), optional in-memory clients, a [`MemoryStore`] and simulated
+//! time, pumped until quiescent.
 
 use super::store::MemoryStore;
 use crate::entropy::Entropy;
 use crate::hub::{ConnId, Hub, HubConfig, HubOutput};
 use crate::jid::Jid;
 use crate::sasl::{ChannelBinding, ChannelBindingType};
-use crate::stream::{ClientConfig, ClientStream, ConnOutput, ServerStream, ServerStreamConfig};
+use crate::stream::{
+    ClientConfig, ClientStream, ComponentStream, ComponentStreamConfig, ConnOutput, ServerStream,
+    ServerStreamConfig, StreamErrorCondition,
+};
 use crate::time::Millis;
 use crate::xml::Element;
 use std::collections::{BTreeMap, VecDeque};
@@ -64,6 +68,14 @@ struct SimConn {
     undelivered: Vec<Element>,
 }
 
+/// One external component's connection (raw: the test plays the component).
+#[derive(Debug)]
+struct SimComponent {
+    stream: ComponentStream,
+    to_client: Vec<u8>,
+    transport_closed: bool,
+}
+
 /// One in-memory client.
 #[derive(Debug)]
 struct SimClient {
@@ -91,6 +103,10 @@ pub struct World {
     conns: BTreeMap<ConnId, SimConn>,
     clients: Vec<SimClient>,
     next_conn: ConnId,
+    component_cfg: Arc<ComponentStreamConfig>,
+    components: BTreeMap<ConnId, SimComponent>,
+    /// Which connection serves each component domain (the driver's claim).
+    component_domains: BTreeMap<String, ConnId>,
 }
 
 impl World {
@@ -111,7 +127,38 @@ impl World {
             conns: BTreeMap::new(),
             clients: Vec::new(),
             next_conn: 1,
+            component_cfg: Arc::new(ComponentStreamConfig::default()),
+            components: BTreeMap::new(),
+            component_domains: BTreeMap::new(),
         }
+    }
+
+    /// The components that may connect (XEP-0114).
+    pub fn set_component_config(&mut self, cfg: ComponentStreamConfig) {
+        self.component_cfg = Arc::new(cfg);
+    }
+
+    /// Open a raw connection on the component port; the test plays the
+    /// component with [`client_sends`](Self::client_sends) and
+    /// [`take_server_output`](Self::take_server_output).
+    pub fn connect_component(&mut self) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let stream = ComponentStream::new(
+            self.component_cfg.clone(),
+            Entropy::from_u64(self.seed.wrapping_add(id)),
+            self.now,
+        );
+        self.components.insert(
+            id,
+            SimComponent {
+                stream,
+                to_client: Vec::new(),
+                transport_closed: false,
+            },
+        );
+        self.pump();
+        id
     }
 
     /// The simulated time.
@@ -196,12 +243,20 @@ impl World {
                 c.stream.handle_input(self.now, bytes);
             }
         }
+        if let Some(c) = self.components.get_mut(&conn) {
+            if !c.transport_closed {
+                c.stream.handle_input(self.now, bytes);
+            }
+        }
         self.pump();
     }
 
     /// Everything the server wrote to a raw connection since the last call.
     pub fn take_server_output(&mut self, conn: ConnId) -> Vec<u8> {
         self.pump();
+        if let Some(c) = self.components.get_mut(&conn) {
+            return std::mem::take(&mut c.to_client);
+        }
         self.conns
             .get_mut(&conn)
             .map(|c| std::mem::take(&mut c.to_client))
@@ -211,6 +266,9 @@ impl World {
     /// True once the transport is closed (by the server or the client), or
     /// for an unknown connection.
     pub fn is_closed(&self, conn: ConnId) -> bool {
+        if let Some(c) = self.components.get(&conn) {
+            return c.transport_closed;
+        }
         self.conns.get(&conn).is_none_or(|c| c.transport_closed)
     }
 
@@ -237,8 +295,8 @@ impl World {
     fn transport_gone(&mut self, conn: ConnId) {
         let now = self.now;
         if let Some(c) = self.conns.get_mut(&conn) {
-            if !c.transport_closed {
-                c.stream.transport_lost(now);
+            if !c.transport_closed && c.stream.transport_lost(now) && c.bound {
+                self.hub.session_hibernated(now, c.hub_id);
             }
         }
         self.close_transport(conn);
@@ -253,11 +311,23 @@ impl World {
 
     /// The earliest timer of any live stream (hibernated ones included).
     pub fn next_timeout(&self) -> Option<Millis> {
-        self.conns
-            .values()
-            .filter(|c| !c.stream.is_closed())
-            .filter_map(|c| c.stream.poll_timeout())
-            .min()
+        self.timers().into_iter().map(|(_, t)| t).min()
+    }
+
+    /// Armed timers of live streams (hibernated c2s sessions included) and
+    /// open components.
+    fn timers(&self) -> Vec<(ConnId, Millis)> {
+        let c2s = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.stream.is_closed())
+            .filter_map(|(id, c)| c.stream.poll_timeout().map(|t| (*id, t)));
+        let components = self
+            .components
+            .iter()
+            .filter(|(_, c)| !c.transport_closed)
+            .filter_map(|(id, c)| c.stream.poll_timeout().map(|t| (*id, t)));
+        c2s.chain(components).collect()
     }
 
     /// Let `ms` of simulated time pass, firing every timer due on the way in
@@ -267,16 +337,17 @@ impl World {
         let mut fired: Vec<(ConnId, Millis)> = Vec::new();
         loop {
             let next = self
-                .conns
-                .iter()
-                .filter(|(_, c)| !c.stream.is_closed())
-                .filter_map(|(id, c)| c.stream.poll_timeout().map(|t| (*id, t)))
+                .timers()
+                .into_iter()
                 .filter(|(id, t)| *t <= target && !fired.contains(&(*id, *t)))
                 .min_by_key(|(_, t)| *t);
             let Some((id, t)) = next else { break };
             fired.push((id, t));
             self.now = self.now.max(t);
             if let Some(c) = self.conns.get_mut(&id) {
+                c.stream.handle_timeout(self.now);
+            }
+            if let Some(c) = self.components.get_mut(&id) {
                 c.stream.handle_timeout(self.now);
             }
             self.pump();
@@ -367,6 +438,10 @@ impl World {
             for id in ids {
                 progress |= self.drain_conn(id);
             }
+            let ids: Vec<ConnId> = self.components.keys().copied().collect();
+            for id in ids {
+                progress |= self.drain_component(id);
+            }
             for id in 0..self.clients.len() {
                 progress |= self.drain_client(id);
             }
@@ -391,7 +466,7 @@ impl World {
             self.hub.session_closed(self.now, c.hub_id);
         }
         for stanza in undelivered {
-            self.hub.routed(self.now, stanza);
+            self.route(stanza);
         }
     }
 
@@ -424,11 +499,15 @@ impl World {
         }
         let now = self.now;
         if let Some(c) = self.conns.get_mut(&conn) {
-            if found.is_some() {
+            let resumed = found.is_some();
+            if resumed {
                 c.hub_id = hub_id;
                 c.bound = true;
             }
             c.stream.resume(now, found);
+            if resumed {
+                self.hub.session_resumed(now, hub_id);
+            }
         }
     }
 
@@ -440,6 +519,11 @@ impl World {
     }
 
     fn close_transport(&mut self, conn: ConnId) {
+        if let Some(c) = self.components.get_mut(&conn) {
+            c.transport_closed = true;
+            self.component_domains.retain(|_, owner| *owner != conn);
+            return;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -510,6 +594,62 @@ impl World {
         }
     }
 
+    fn drain_component(&mut self, id: ConnId) -> bool {
+        let mut progress = false;
+        loop {
+            let Some(c) = self.components.get_mut(&id) else {
+                return progress;
+            };
+            let Some(out) = c.stream.poll_output() else {
+                return progress;
+            };
+            progress = true;
+            if c.transport_closed {
+                continue;
+            }
+            match out {
+                ConnOutput::Write(bytes) => c.to_client.extend_from_slice(&bytes),
+                // The driver's claim: one connection per component domain.
+                ConnOutput::Bound(jid) => {
+                    match self.component_domains.entry(jid.domain().to_owned()) {
+                        std::collections::btree_map::Entry::Occupied(_) => {
+                            c.stream.close(Some(StreamErrorCondition::Conflict))
+                        }
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(id);
+                            c.stream.claimed(self.now);
+                        }
+                    }
+                }
+                ConnOutput::Stanza(el) => self.route(el),
+                ConnOutput::Close => self.close_transport(id),
+                ConnOutput::StartTls
+                | ConnOutput::Storage { .. }
+                | ConnOutput::Failed(_)
+                | ConnOutput::SmEnabled(_)
+                | ConnOutput::Resume { .. }
+                | ConnOutput::Resumed(_)
+                | ConnOutput::Undelivered(_) => {}
+            }
+        }
+    }
+
+    /// What the runtime's router does: a stanza for a connected component
+    /// goes to its connection, everything else to the hub.
+    fn route(&mut self, stanza: Element) {
+        let domain = stanza
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .map(|j| j.domain().to_owned());
+        let component = domain
+            .and_then(|d| self.component_domains.get(&d).copied())
+            .and_then(|id| self.components.get_mut(&id));
+        match component {
+            Some(c) => c.stream.send_stanza_at(self.now, &stanza),
+            None => self.hub.routed(self.now, stanza),
+        }
+    }
+
     fn drain_client(&mut self, id: ClientId) -> bool {
         let mut progress = false;
         loop {
@@ -560,11 +700,12 @@ impl World {
                         c.stream.send_stanza(&stanza);
                     }
                 }
-                HubOutput::Route(stanza) => self.hub.routed(self.now, stanza),
+                HubOutput::Route(stanza) => self.route(stanza),
                 HubOutput::Storage { id, request } => {
                     let result = self.store.execute(request);
                     self.hub.handle_storage(self.now, id, result);
                 }
+                HubOutput::Forward { notice, .. } => self.hub.notice(self.now, notice),
                 HubOutput::Close { conn, condition } => {
                     if let Some(c) = self.session_conn(conn) {
                         c.stream.close(condition);

@@ -1,7 +1,9 @@
-//! c2s stream machines (RFC 6120): the server side that accepts clients and
-//! the client side that powers examples, tests and the benchmark tool.
+//! Stream machines: c2s (RFC 6120), the server side that accepts clients and
+//! the client side that powers examples, tests and the benchmark tool; and
+//! the server side of external component streams (XEP-0114).
 
 pub mod client;
+pub mod component;
 mod csi;
 mod error;
 mod header;
@@ -10,6 +12,7 @@ pub mod server;
 pub mod sm;
 
 pub use client::{ClientConfig, ClientStream};
+pub use component::{ComponentSecret, ComponentStream, ComponentStreamConfig};
 pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;
 pub use output::ConnOutput;

@@ -21,10 +21,14 @@ pub enum ConnOutput {
         request: StorageRequest,
     },
     /// The stream authenticated and bound this full JID (server side), or the
-    /// client is online as it (client side).
+    /// client is online as it (client side). From a component stream: the
+    /// handshake proved the secret for this domain; the driver claims the
+    /// domain and answers `ComponentStream::claimed` (or closes with
+    /// `<conflict/>`).
     Bound(Jid),
     /// A stanza: from the client to the hub (server side, `from` stamped and
-    /// `to` normalized) or from the server to the application (client side).
+    /// `to` normalized; from a component, `from` checked against its
+    /// domain) or from the server to the application (client side).
     Stanza(Element),
     /// Client side only: negotiation failed (the text says why); a `Close`
     /// follows.

@@ -1163,7 +1163,7 @@ fn decode_sasl_payload(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
 }
 
 /// RFC 6120 §8.2.3: an iq needs an id and a known type; get/set carry exactly one child.
-fn valid_iq(iq: &Element) -> bool {
+pub(crate) fn valid_iq(iq: &Element) -> bool {
     if iq.attr("id").is_none() {
         return false;
     }

@@ -285,6 +285,7 @@ pub(crate) mod conformance {
                 roster: vec![item("amy@a", false), item("zed@z", false)],
                 roster_version: 3,
                 blocked: Vec::new(),
+                push: None,
             }))
         );
         assert_eq!(
@@ -312,6 +313,7 @@ pub(crate) mod conformance {
                 roster: vec![item("zed@z", false)],
                 roster_version: 5,
                 blocked: Vec::new(),
+                push: None,
             }))
         );
         assert_eq!(
@@ -428,6 +430,22 @@ pub(crate) mod conformance {
             Res::Done
         );
         assert_eq!(b.execute(blob("private:a:b")), Res::Blob(None));
+        // Push registrations come back with the account (XEP-0357).
+        let push_doc = "<push xmlns='urn:vireo:push' pending='1'/>";
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: alice.clone(),
+                key: xmpp_core::storage::PUSH_KEY.into(),
+                value: Some(push_doc.into())
+            }),
+            Res::Done
+        );
+        match b.execute(Req::LoadAccount {
+            account: alice.clone(),
+        }) {
+            Res::Account(Some(data)) => assert_eq!(data.push.as_deref(), Some(push_doc)),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             b.execute(Req::StoreBlob {
                 account: "nobody@localhost".into(),
@@ -485,6 +503,7 @@ pub(crate) mod conformance {
                 roster: vec![item("alice@example.com", true)],
                 roster_version: 7,
                 blocked: Vec::new(),
+                push: None,
             }))
         );
         assert_eq!(

@@ -30,7 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use ::sled::{Batch, Db, IVec, Tree};
 use xmpp_core::storage::{
-    parse_blocklist, AccountData, StorageRequest, StorageResult, BLOCKLIST_KEY,
+    parse_blocklist, AccountData, StorageRequest, StorageResult, BLOCKLIST_KEY, PUSH_KEY,
 };
 
 use super::codec;
@@ -234,10 +234,18 @@ impl SledBackend {
                     ),
                     None => Vec::new(),
                 };
+                let push = match self.blobs.get(account_key(&account, PUSH_KEY))? {
+                    Some(raw) => Some(
+                        String::from_utf8(raw.to_vec())
+                            .map_err(|_| StorageError::NotUtf8("push registrations"))?,
+                    ),
+                    None => None,
+                };
                 Ok(StorageResult::Account(Some(AccountData {
                     roster,
                     roster_version,
                     blocked,
+                    push,
                 })))
             }
             StorageRequest::PutRosterItem {
@@ -629,6 +637,7 @@ mod tests {
                 roster: vec![item("c@d", true)],
                 roster_version: 9,
                 blocked: Vec::new(),
+                push: None,
             }))
         );
         assert_eq!(

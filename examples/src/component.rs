@@ -1,0 +1,176 @@
+//! An external component (XEP-0114) built on xmpp-core's parser and
+//! handshake: an echo service at `echo.localhost`, connected to an
+//! in-process Vireo that a client talks to.
+//!
+//! A component is a separate program serving a whole domain (a gateway, a
+//! bot platform, a push app server). All it needs is a TCP connection, the
+//! shared secret, and XML: here the core's `StreamParser` reads the server's
+//! stream and `handshake_digest` proves the secret.
+
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use xmpp_core::hub::HubConfig;
+use xmpp_core::jid::Jid;
+use xmpp_core::stream::component::{handshake_digest, NS};
+use xmpp_core::stream::{ClientConfig, ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
+use xmpp_core::xml::{Element, Limits, StreamEvent, StreamParser};
+use xmpp_runtime::accounts::add_user;
+use xmpp_runtime::client::Client;
+use xmpp_runtime::storage::{Backend, MemoryBackend};
+use xmpp_runtime::tls::{generate_self_signed, server_tls};
+use xmpp_runtime::{ComponentListener, RuntimeConfig};
+
+type Error = Box<dyn std::error::Error>;
+
+/// The component's end of the stream.
+pub struct EchoComponent {
+    tcp: TcpStream,
+    parser: StreamParser,
+}
+
+impl EchoComponent {
+    /// Connect to the server's component port and complete the handshake.
+    pub async fn connect(addr: SocketAddr, domain: &str, secret: &str) -> Result<Self, Error> {
+        let mut c = EchoComponent {
+            tcp: TcpStream::connect(addr).await?,
+            parser: StreamParser::new(Limits::default()),
+        };
+        let header = format!(
+            "<stream:stream xmlns='{NS}' xmlns:stream='http://etherx.jabber.org/streams' to='{domain}'>"
+        );
+        c.tcp.write_all(header.as_bytes()).await?;
+        let id = match c.next().await? {
+            StreamEvent::Open(h) => h.attr("id").ok_or("no stream id")?.to_owned(),
+            other => return Err(format!("expected the server's header, got {other:?}").into()),
+        };
+        let digest = handshake_digest(&id, secret);
+        c.tcp
+            .write_all(format!("<handshake>{digest}</handshake>").as_bytes())
+            .await?;
+        match c.next().await? {
+            StreamEvent::Stanza(e) if e.is(NS, "handshake") => Ok(c),
+            other => Err(format!("handshake refused: {other:?}").into()),
+        }
+    }
+
+    /// The next event from the server.
+    async fn next(&mut self) -> Result<StreamEvent, Error> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(ev) = self.parser.next_event()? {
+                return Ok(ev);
+            }
+            let n = self.tcp.read(&mut buf).await?;
+            if n == 0 {
+                return Err("the server closed the connection".into());
+            }
+            self.parser.feed(&buf[..n]);
+        }
+    }
+
+    /// Answer the next message with a body by echoing it back; returns the
+    /// body.
+    pub async fn echo_one(&mut self) -> Result<String, Error> {
+        loop {
+            let StreamEvent::Stanza(m) = self.next().await? else {
+                return Err("stream closed".into());
+            };
+            let Some(body) = m.child_text(NS, "body") else {
+                continue;
+            };
+            let reply = Element::new(NS, "message")
+                .with_attr("from", m.attr("to").unwrap_or_default())
+                .with_attr("to", m.attr("from").unwrap_or_default())
+                .with_attr("type", "chat")
+                .with_child(Element::new(NS, "body").with_text(format!("echo: {body}")));
+            let mut xml = Vec::new();
+            reply.write_to(&mut xml, NS);
+            self.tcp.write_all(&xml).await?;
+            return Ok(body);
+        }
+    }
+}
+
+/// Start a server with an echo component, have alice write to it, and
+/// return the body of the answer she gets.
+pub fn run_demo(body: &str) -> Result<String, Error> {
+    let dir = std::env::temp_dir().join(format!("vireo-component-demo-{}", std::process::id()));
+    let paths = generate_self_signed(&["localhost".to_owned()], &dir)?;
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    add_user(
+        backend.as_ref(),
+        &Jid::parse("alice@localhost")?,
+        "secret",
+        4096,
+    )?;
+    let secret = "an-example-secret-of-some-length";
+    let cfg = RuntimeConfig {
+        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        c2s_port: 0,
+        c2s_tls_port: None,
+        tls: Some(Arc::new(server_tls(&paths.cert, &paths.key)?)),
+        stream: ServerStreamConfig::default(),
+        hub: HubConfig {
+            components: vec!["echo.localhost".into()],
+            ..HubConfig::default()
+        },
+        threads: 2,
+        partitions: 2,
+        max_connections: 100,
+        c2s_rate_limit: None,
+        admin_socket: None,
+        scram_iterations: 4096,
+        components: Some(ComponentListener {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            stream: ComponentStreamConfig {
+                components: vec![ComponentSecret {
+                    domain: "echo.localhost".into(),
+                    secret: secret.into(),
+                }],
+                ..ComponentStreamConfig::default()
+            },
+        }),
+    };
+    let server = xmpp_runtime::start(cfg, backend)?;
+    let c2s = server.c2s_addr;
+    let component_addr = server.component_addr.ok_or("no component listener")?;
+    let received = smol::block_on(async move {
+        let mut echo = EchoComponent::connect(component_addr, "echo.localhost", secret).await?;
+        let mut alice = Client::connect(
+            c2s,
+            ClientConfig::new(Jid::parse("alice@localhost/desk")?, "secret"),
+            false,
+        )
+        .await?;
+        let msg = Element::new("jabber:client", "message")
+            .with_attr("to", "bot@echo.localhost")
+            .with_attr("type", "chat")
+            .with_child(Element::new("jabber:client", "body").with_text(body));
+        alice.send(&msg).await?;
+        echo.echo_one().await?;
+        let got = loop {
+            let stanza = alice.recv_timeout(Duration::from_secs(5)).await?;
+            if stanza.name == "message" {
+                break stanza;
+            }
+        };
+        alice.close().await?;
+        Ok::<_, Error>(got.child_text("jabber:client", "body").unwrap_or_default())
+    });
+    server.shutdown(Duration::from_secs(1));
+    let _ = std::fs::remove_dir_all(&dir);
+    received
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_component_answers_a_client() {
+        let got = super::run_demo("héllo <&> 🦀").expect("demo runs");
+        assert_eq!(got, "echo: héllo <&> 🦀");
+    }
+}

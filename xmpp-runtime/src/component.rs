@@ -1,0 +1,173 @@
+//! External components (XEP-0114): the listener and one task per
+//! component connection, owning its socket and `ComponentStream`.
+//!
+//! A component that proved its secret claims its domain in the router, which
+//! from then on hands it every stanza for that domain; the component's own
+//! stanzas are routed like any other. When it goes, stanzas still queued for
+//! it are routed again, so the hub answers them `<service-unavailable/>`
+//! instead of losing them.
+
+use crate::clock::{entropy, instant_for, now_ms};
+use crate::mailbox::Mailbox;
+use crate::server::{ConnMsg, Shared};
+use crate::transport::Transport;
+use smol::future::FutureExt;
+use smol::io::AsyncWriteExt;
+use smol::Async;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use xmpp_core::hub::ConnId;
+use xmpp_core::stream::{ComponentStream, ComponentStreamConfig, ConnOutput, StreamErrorCondition};
+
+/// Accept component connections until the listener fails.
+pub(crate) async fn accept_loop(
+    ex: Arc<smol::Executor<'static>>,
+    listener: Async<TcpListener>,
+    shared: Arc<Shared>,
+    cfg: Arc<ComponentStreamConfig>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if shared.live.load(Ordering::Relaxed)
+                    >= shared.max_connections.load(Ordering::Relaxed)
+                {
+                    tracing::warn!(%peer, "connection limit reached; refusing a component");
+                    continue;
+                }
+                let _ = stream.get_ref().set_nodelay(true);
+                let shared2 = shared.clone();
+                let cfg = cfg.clone();
+                ex.spawn(async move {
+                    shared2.live.fetch_add(1, Ordering::Relaxed);
+                    run(stream, peer, shared2.clone(), cfg).await;
+                    shared2.live.fetch_sub(1, Ordering::Relaxed);
+                })
+                .detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "component accept failed");
+                smol::Timer::after(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Msgs(Vec<ConnMsg>),
+    Timer,
+}
+
+async fn run(
+    tcp: Async<TcpStream>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    cfg: Arc<ComponentStreamConfig>,
+) {
+    let conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let mut transport = Transport::Plain(tcp);
+    let mailbox = Arc::new(Mailbox::default());
+    shared.conns().insert(conn_id, mailbox.clone());
+    let mut stream = ComponentStream::new(cfg, entropy(), now_ms());
+    // The domain this connection serves, once claimed.
+    let mut claimed: Option<String> = None;
+    let mut timer = smol::Timer::never();
+    let mut armed: Option<xmpp_core::time::Millis> = None;
+    tracing::debug!(conn = conn_id, %peer, "component connection");
+
+    'conn: loop {
+        while let Some(out) = stream.poll_output() {
+            match out {
+                ConnOutput::Write(bytes) => {
+                    if transport.write_all(&bytes).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                ConnOutput::Bound(jid) => {
+                    let domain = jid.domain().to_owned();
+                    if shared
+                        .router
+                        .claim_component(&domain, conn_id, mailbox.clone())
+                    {
+                        tracing::info!(%domain, %peer, "component connected");
+                        stream.claimed(now_ms());
+                        claimed = Some(domain);
+                    } else {
+                        tracing::warn!(%domain, %peer, "component already connected; refusing");
+                        stream.close(Some(StreamErrorCondition::Conflict));
+                    }
+                }
+                ConnOutput::Stanza(el) => shared.router.route(el),
+                ConnOutput::Close => {
+                    let _ = transport.flush().await;
+                    let _ = transport.close().await;
+                    break 'conn;
+                }
+                // Client-stream outputs: a component stream has none of them.
+                ConnOutput::StartTls
+                | ConnOutput::Storage { .. }
+                | ConnOutput::Failed(_)
+                | ConnOutput::SmEnabled(_)
+                | ConnOutput::Resume { .. }
+                | ConnOutput::Resumed(_)
+                | ConnOutput::Undelivered(_) => {}
+            }
+        }
+        if transport.flush().await.is_err() || stream.is_closed() {
+            break;
+        }
+        if let Some(want) = stream.poll_timeout() {
+            if armed.is_none_or(|a| want < a) {
+                timer.set_at(instant_for(want));
+                armed = Some(want);
+            }
+        }
+        let read = async {
+            Wake::Read(
+                transport
+                    .read_with(|bytes| stream.handle_input(now_ms(), bytes))
+                    .await,
+            )
+        };
+        let msg = async { Wake::Msgs(mailbox.recv_all().await) };
+        let tick = async {
+            (&mut timer).await;
+            Wake::Timer
+        };
+        match read.or(msg).or(tick).await {
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
+            Wake::Read(Ok(_)) => {}
+            Wake::Msgs(msgs) => {
+                let now = now_ms();
+                for msg in msgs {
+                    match msg {
+                        ConnMsg::Deliver(el) => stream.send_stanza_at(now, &el),
+                        ConnMsg::Close(cond) => stream.close(cond),
+                        // Components have no resumable sessions; dropping
+                        // the reply answers "not here".
+                        ConnMsg::Release(_) => {}
+                    }
+                }
+            }
+            Wake::Timer => {
+                armed = None;
+                stream.handle_timeout(now_ms());
+            }
+        }
+    }
+    // Unclaim first, so that what was queued for us, routed again, reaches
+    // the hub and is answered instead of coming back here.
+    if let Some(domain) = &claimed {
+        shared.router.release_component(domain, conn_id);
+        tracing::info!(%domain, %peer, "component disconnected");
+    }
+    shared.conns().remove(&conn_id);
+    for msg in mailbox.close_and_take() {
+        if let ConnMsg::Deliver(el) = msg {
+            shared.router.route(*el);
+        }
+    }
+}
