@@ -173,3 +173,47 @@ async def test_registration_survives_restart_and_refusal_disables_it(configured_
         assert len(app.publishes) == 2, [str(p) for p in app.publishes]
     finally:
         await app.close()
+
+
+@pytest.mark.asyncio
+async def test_hibernated_session_is_woken_by_push_and_resumes(configured_server, xmpp):
+    """XEP-0198 + XEP-0357, as a phone lives: the connection dies without a
+    goodbye, the session hibernates (still available, so the message is
+    queued for it, not stored offline), the app server is asked to wake the
+    phone, and the phone resumes and gets the message once."""
+    srv = configured_server
+    start_with_components(srv, {APP: SECRET})
+    app = await AppServer(srv).online()
+    try:
+        a = srv.new_account("sleepy")
+        b = srv.new_account("writer")
+        alice = xmpp.client(srv, a, resource="phone", name="alice")
+        alice.xmpp.register_plugin("xep_0198")
+        resumed = asyncio.Event()
+        alice.xmpp.add_event_handler("session_resumed", lambda _: resumed.set())
+        await alice.connect()
+        await enable(alice)
+        assert alice.xmpp.plugin["xep_0198"].sm_id, "no resumable session"
+        bob = await xmpp.online(srv, b, name="bob")
+
+        alice.abort()
+        await alice.wait_disconnected()
+        bob.send_chat(a.jid, "wake up")
+        [iq] = await app.expect_publishes(1)
+        form = iq.xml.find(
+            f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}publish/{{{PUBSUB}}}item/{{{PUSH}}}notification/{{{DATA}}}x")
+        assert form_fields(form)["message-count"] == ["1"], str(iq)
+
+        alice.disconnected.clear()
+        alice.xmpp.connect(srv.host, srv.c2s_port)
+        await asyncio.wait_for(resumed.wait(), WAIT)
+        await alice.wait_message(sender=b.jid, body="wake up")
+
+        # Live again: messages arrive directly and nothing is published.
+        bob.send_chat(a.jid, "good morning")
+        await alice.wait_message(sender=b.jid, body="good morning")
+        await asyncio.sleep(QUIET)
+        assert len(app.publishes) == 1, [str(p) for p in app.publishes]
+        assert len([m for m in alice.received["message"] if m["body"] == "wake up"]) == 1
+    finally:
+        await app.close()
