@@ -43,6 +43,7 @@ pub fn run_demo(body: &str) -> Result<String, Box<dyn std::error::Error>> {
         c2s_rate_limit: None,
         admin_socket: None,
         scram_iterations: 4096,
+        registration_limit: Default::default(),
     };
     let server = xmpp_runtime::start(cfg, backend)?;
     let starttls = server.c2s_addr;

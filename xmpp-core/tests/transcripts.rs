@@ -58,6 +58,8 @@ struct Scenario {
     clients: BTreeMap<String, ClientDef>,
     stream: ServerStreamConfig,
     hub: HubConfig,
+    /// XEP-0077: ms between registrations from the clients' address.
+    registration_limit: u64,
     steps: Vec<(usize, Step)>,
 }
 
@@ -96,6 +98,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
         clients: BTreeMap::new(),
         stream: ServerStreamConfig::default(),
         hub: HubConfig::default(),
+        registration_limit: 0,
         steps: Vec::new(),
     };
     let lines: Vec<&str> = text.lines().collect();
@@ -181,6 +184,27 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                         }
                         "offline_messages" => {
                             sc.hub.offline_messages = parse_bool(&v).map_err(err)?
+                        }
+                        "disabled" => {
+                            sc.hub.disabled = v.split_whitespace().map(str::to_owned).collect();
+                            if sc.hub.disabled.iter().any(|m| m == "register") {
+                                sc.stream.registration = None;
+                            }
+                        }
+                        "allow_registration" => {
+                            let allow = parse_bool(&v).map_err(err)?;
+                            if let Some(r) = sc.stream.registration.as_mut() {
+                                r.allow_registration = allow;
+                            }
+                        }
+                        "min_password_length" => {
+                            let n = v.parse().map_err(|_| err(format!("bad number {v}")))?;
+                            if let Some(r) = sc.stream.registration.as_mut() {
+                                r.min_password_length = n;
+                            }
+                        }
+                        "registration_limit" => {
+                            sc.registration_limit = parse_duration(&v).map_err(err)?
                         }
                         _ => return Err(format!("line {l}: unknown server key {k:?}")),
                     }
@@ -660,6 +684,7 @@ fn login(world: &mut World, def: &ClientDef) -> Result<Conn, String> {
 
 fn run_scenario(sc: &Scenario) -> Result<(), (usize, String)> {
     let mut world = World::new(sc.stream.clone(), sc.hub.clone());
+    world.set_registration_limit(sc.registration_limit);
     for def in sc.clients.values() {
         let account = def.jid.bare_str();
         if def.create_account && !world.store().has_account(&account) {

@@ -296,7 +296,7 @@ impl Client {
                 ConnOutput::Stanza(el) => self.inbox.push_back(el),
                 ConnOutput::Failed(why) => self.failure = Some(why),
                 ConnOutput::Close => self.closing = true,
-                ConnOutput::Bound(_) | ConnOutput::Storage { .. } => {}
+                ConnOutput::Bound(_) | ConnOutput::Storage { .. } | ConnOutput::Account { .. } => {}
             }
         }
     }

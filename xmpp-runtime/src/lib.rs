@@ -13,6 +13,7 @@ mod connection;
 mod hub_task;
 mod mailbox;
 pub mod rate_limit;
+pub mod registration;
 pub mod reload;
 pub mod server;
 pub mod storage;
@@ -20,5 +21,6 @@ pub mod tls;
 mod transport;
 
 pub use rate_limit::RateLimit;
+pub use registration::RegistrationLimit;
 pub use reload::{ReloadReport, ServerHandle};
 pub use server::{start, RunningServer, RuntimeConfig, StartError};

@@ -120,6 +120,12 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .filter(|f| f.ns != xmpp_core::stream::CSI_NS || cfg.modules.contains(&"csi"))
                 .chain(std::iter::once(caps))
                 .collect(),
+            registration: cfg.modules.contains(&"register").then_some(
+                xmpp_core::stream::RegistrationConfig {
+                    allow_registration: cfg.allow_registration,
+                    min_password_length: cfg.min_password_length,
+                },
+            ),
         },
         hub,
         threads,
@@ -131,6 +137,10 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
         }),
         admin_socket: Some(cfg.admin_socket()),
         scram_iterations: cfg.scram_iterations,
+        registration_limit: xmpp_runtime::RegistrationLimit {
+            min_seconds: cfg.min_seconds_between_registrations,
+            exempt: cfg.registration_whitelist.clone(),
+        },
     }
 }
 

@@ -21,6 +21,7 @@ pub fn run(cfg: &Config) -> Vec<Diagnostic> {
     ports(cfg, &mut out);
     certificates(cfg, &mut out);
     admins(cfg, &mut out);
+    registration(cfg, &mut out);
     out
 }
 
@@ -230,5 +231,26 @@ fn admins(cfg: &Config, out: &mut Vec<Diagnostic>) {
                 .with_fix(format!("hosted domains: {}", cfg.domains.join(", "))),
             );
         }
+    }
+}
+
+/// `allow_registration` needs the `register` module (XEP-0077); an
+/// environment's built-in default for it is no mistake of the user's.
+fn registration(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    let origin = cfg.origin("registration.allow_registration");
+    if cfg.allow_registration
+        && !cfg.module_origins.contains_key("register")
+        && !matches!(origin, Origin::Profile(_))
+    {
+        out.push(
+            Diagnostic::warning(
+                origin,
+                "registration.allow_registration has no effect: module `register` is not enabled",
+            )
+            .with_fix(format!(
+                "add \"register\" to the modules of {}",
+                Home::Layer(modules::Layer::Protocol, "legacy").path()
+            )),
+        );
     }
 }

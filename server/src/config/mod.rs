@@ -98,6 +98,14 @@ pub struct Config {
     pub admins: Vec<String>,
     /// XEP-0157 contact addresses: (kind, URIs), e.g. ("admin", [...]).
     pub contact: Vec<(String, Vec<String>)>,
+    /// XEP-0077: anyone may create an account in-band.
+    pub allow_registration: bool,
+    /// XEP-0077: shortest password accepted, in characters.
+    pub min_password_length: usize,
+    /// XEP-0077: seconds between in-band registrations from one IP (0 = no limit).
+    pub min_seconds_between_registrations: u64,
+    /// XEP-0077: IP addresses exempt from that limit.
+    pub registration_whitelist: Vec<IpAddr>,
     /// The storage backend ("sled").
     pub storage_driver: String,
     /// Enabled modules (all domains), in catalog (stack) order.
@@ -144,6 +152,13 @@ impl Default for Config {
             environment: None,
             admins: Vec::new(),
             contact: Vec::new(),
+            allow_registration: false,
+            min_password_length: 8,
+            min_seconds_between_registrations: 300,
+            registration_whitelist: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            ],
             storage_driver: "sled".into(),
             modules: Vec::new(),
             module_origins: BTreeMap::new(),
@@ -386,6 +401,21 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                     .iter()
                     .filter_map(|m| Mechanism::from_name(m))
                     .collect()
+            }
+            "registration.allow_registration" => {
+                cfg.allow_registration = matches!(value, Value::Bool(true))
+            }
+            "registration.min_password_length" => {
+                cfg.min_password_length =
+                    usize::try_from(int(value)).unwrap_or(cfg.min_password_length)
+            }
+            "registration.min_seconds_between_registrations" => {
+                cfg.min_seconds_between_registrations =
+                    u64::try_from(int(value)).unwrap_or(cfg.min_seconds_between_registrations)
+            }
+            "registration.registration_whitelist" => {
+                cfg.registration_whitelist =
+                    list.iter().filter_map(|a| schema::parse_ip(a)).collect()
             }
             "storage.driver" => cfg.storage_driver = text,
             _ => {}

@@ -52,6 +52,8 @@ pub enum Ty {
     StrList,
     /// A list of SASL mechanism names.
     Mechanisms,
+    /// A list of IP addresses.
+    Ips,
 }
 
 impl Ty {
@@ -72,6 +74,7 @@ impl Ty {
                 "an array of SASL mechanisms ({})",
                 quoted(&mechanism_names())
             ),
+            Ty::Ips => "an array of IP address strings".into(),
         }
     }
 
@@ -89,11 +92,15 @@ impl Ty {
             Ty::Jids => "array of bare JIDs".into(),
             Ty::StrList => "array of strings".into(),
             Ty::Mechanisms => "array of SASL mechanisms".into(),
+            Ty::Ips => "array of IP addresses".into(),
         }
     }
 
     fn is_list(self) -> bool {
-        matches!(self, Ty::Domains | Ty::Jids | Ty::StrList | Ty::Mechanisms)
+        matches!(
+            self,
+            Ty::Domains | Ty::Jids | Ty::StrList | Ty::Mechanisms | Ty::Ips
+        )
     }
 
     /// Convert a TOML value; the error says what was expected.
@@ -214,6 +221,15 @@ impl Ty {
                 }
                 Ok(Value::List(items))
             }
+            Ty::Ips => items
+                .iter()
+                .map(|a| {
+                    parse_ip(a)
+                        .map(|ip| ip.to_string())
+                        .ok_or_else(|| format!("{a:?} is not an IP address"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::List),
             _ => Ok(Value::List(items)),
         }
     }
@@ -431,9 +447,15 @@ pub const KEYS: &[KeySpec] = &[
     // 03 stanza
     key("stream.max_stanza_size", "max_stanza_size", VALIDATION, Ty::Int { min: 10_000, max: 16_777_216 }, "262144", &["RFC 6120 §13.12"],
         "Largest stanza accepted, in bytes (at least 10000)."),
-    // 04 protocol
-    planned("protocol.allow_registration", "allow_registration", LEGACY, Ty::Bool, "false", &["XEP-0077"],
-        "In-band account registration."),
+    // 04 protocol: XEP-0077, with Prosody's names
+    key("registration.allow_registration", "allow_registration", LEGACY, Ty::Bool, "false", &["XEP-0077 §3.1"],
+        "Let anyone create an account in-band (the `register` stream feature). Off, users can still change their password and delete their account while the `register` module is enabled. The development environment turns it on."),
+    key("registration.min_password_length", "min_password_length", LEGACY, Ty::Int { min: 1, max: 1024 }, "8", &["XEP-0077 §3.1, §3.3"],
+        "Shortest password accepted for new accounts and password changes, in characters."),
+    key("registration.min_seconds_between_registrations", "min_seconds_between_registrations", LEGACY, Ty::Int { min: 0, max: 31_536_000 }, "300", &["XEP-0077 §11"],
+        "Seconds before another account may be registered in-band from the same IP address (0 = no limit); refused attempts get a resource-constraint error (as from ejabberd)."),
+    key("registration.registration_whitelist", "registration_whitelist", LEGACY, Ty::Ips, "[\"127.0.0.1\", \"::1\"]", &[],
+        "IP addresses exempt from min_seconds_between_registrations (loopback by default, as in Prosody)."),
     // 05 services
     planned("services.muc_domain", "muc_domain", GROUPCHAT, Ty::Domain, "", &["XEP-0045"],
         "The multi-user chat service's domain, e.g. conference.example.org."),

@@ -614,6 +614,61 @@ fn single_file_keeps_working_with_modules_and_environment() {
 }
 
 #[test]
+fn registration_settings() {
+    // Default: the module is on, registration closed, Prosody's limits.
+    let cfg = Config::load(None, &env_of(&[])).expect("load");
+    assert!(cfg.modules.contains(&"register"));
+    assert!(!cfg.allow_registration);
+    assert_eq!(cfg.min_password_length, 8);
+    assert_eq!(cfg.min_seconds_between_registrations, 300);
+    assert_eq!(cfg.registration_whitelist.len(), 2);
+    // The development environment opens it.
+    let (_d, p) = write("environment = \"development\"\n");
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert!(cfg.allow_registration);
+    assert_eq!(
+        cfg.origin("registration.allow_registration"),
+        Origin::Profile("development")
+    );
+    let (_d, p) = write(
+        "[registration]\nallow_registration = true\nmin_password_length = 12\n\
+         min_seconds_between_registrations = 0\nregistration_whitelist = [\"10.0.0.1\", \"[::1]\"]\n",
+    );
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert!(cfg.allow_registration);
+    assert_eq!(cfg.min_password_length, 12);
+    assert_eq!(cfg.min_seconds_between_registrations, 0);
+    assert_eq!(
+        cfg.registration_whitelist,
+        vec![
+            IpAddr::from([10, 0, 0, 1]),
+            IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])
+        ]
+    );
+    let (_d, p) = write("[registration]\nregistration_whitelist = [\"localhost\"]\n");
+    let report = Config::check(Some(&p), &env_of(&[]));
+    assert!(
+        report
+            .errors()
+            .any(|d| d.to_string().contains("\"localhost\" is not an IP address")),
+        "{:?}",
+        report.diagnostics
+    );
+    // Opening registration without the module is pointed out.
+    let (_d, p) = write(
+        "modules = [\"c2s\", \"tls\", \"saslauth\", \"bind\", \"router\"]\n[registration]\nallow_registration = true\n",
+    );
+    let report = Config::check(Some(&p), &env_of(&[]));
+    assert!(
+        report.warnings().any(|d| d.to_string().contains(
+            "registration.allow_registration has no effect: module `register` is not enabled"
+        )),
+        "{:?}",
+        report.diagnostics
+    );
+}
+
+#[test]
 fn reference_is_up_to_date() {
     let expected = super::reference::markdown();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/config.md");

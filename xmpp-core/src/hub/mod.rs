@@ -14,6 +14,7 @@ mod carbons;
 mod inbound;
 mod outbound;
 mod presence;
+mod register;
 mod roster;
 mod stored_xml;
 
@@ -119,6 +120,8 @@ enum Pending {
     Write,
     /// A stored-XML read or write whose iq waits for the answer.
     StoredXml(Box<(Element, StoredXmlRequest)>),
+    /// An account deleting itself (XEP-0077 `<remove/>`).
+    Cancel(Box<register::Cancel>),
 }
 
 /// One hub partition.
@@ -160,11 +163,12 @@ impl Hub {
         if cfg.offline_messages {
             features.push(crate::ns::MSGOFFLINE);
         }
-        let hub_features: [(&str, &'static str); 4] = [
+        let hub_features: [(&str, &'static str); 5] = [
             ("private", crate::modules::stored_xml::PRIVATE),
             ("vcard", crate::modules::stored_xml::VCARD),
             ("carbons", crate::modules::carbons::NS),
             ("blocking", crate::modules::blocking::NS),
+            ("register", crate::modules::register::NS),
         ];
         for (module, feature) in hub_features {
             if cfg.enabled(module) {
@@ -301,6 +305,7 @@ impl Hub {
                 let (iq, req) = *pending;
                 self.stored_xml_done(&iq, &req, result)
             }
+            Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
             Some(Pending::Write) => {
                 if let StorageResult::Failed(e) = result {
                     tracing::error!(error = %e, "storage write failed");

@@ -13,6 +13,9 @@ impl Hub {
             return;
         };
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
+        if kind == Kind::Iq && self.registration_removal(account, conn, &stanza, to.as_ref()) {
+            return;
+        }
         if kind == Kind::Iq && to.as_ref().is_none_or(|t| t.bare_str() == account) {
             let req = crate::modules::blocking::BlockingRequest::parse(&stanza)
                 .filter(|_| self.enabled("blocking"));

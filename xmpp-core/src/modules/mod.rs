@@ -8,6 +8,7 @@ pub mod carbons;
 pub mod disco;
 mod last;
 mod ping;
+pub mod register;
 pub mod roster;
 pub mod stored_xml;
 pub mod subscription;

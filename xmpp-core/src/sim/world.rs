@@ -5,7 +5,9 @@ use super::store::MemoryStore;
 use crate::entropy::Entropy;
 use crate::hub::{ConnId, Hub, HubConfig, HubOutput};
 use crate::jid::Jid;
+use crate::modules::register::{AccountOp, AccountOpResult, RegistrationThrottle};
 use crate::sasl::{ChannelBinding, ChannelBindingType};
+use crate::storage::StorageResult;
 use crate::stream::{ClientConfig, ClientStream, ConnOutput, ServerStream, ServerStreamConfig};
 use crate::time::Millis;
 use crate::xml::Element;
@@ -81,6 +83,8 @@ pub struct World {
     conns: BTreeMap<ConnId, SimConn>,
     clients: Vec<SimClient>,
     next_conn: ConnId,
+    /// XEP-0077 registrations; every simulated client shares one address.
+    registrations: RegistrationThrottle<()>,
 }
 
 impl World {
@@ -101,6 +105,7 @@ impl World {
             conns: BTreeMap::new(),
             clients: Vec::new(),
             next_conn: 1,
+            registrations: RegistrationThrottle::new(0),
         }
     }
 
@@ -130,6 +135,13 @@ impl World {
             self.store.add_user(jid, password, SIM_ITERATIONS),
             crate::storage::StorageResult::Done
         )
+    }
+
+    /// Allow one in-band registration (XEP-0077) per `interval` ms from the
+    /// clients' address, as the runtime does per IP (0 = unlimited, the
+    /// default).
+    pub fn set_registration_limit(&mut self, interval: Millis) {
+        self.registrations.set_interval(interval);
     }
 
     /// The channel bindings the fake TLS layer produces for a connection:
@@ -393,6 +405,10 @@ impl World {
                     let result = self.store.execute(request);
                     c.stream.handle_storage(self.now, req, result);
                 }
+                ConnOutput::Account { id: req, op } => {
+                    let result = account_op(&mut self.store, &mut self.registrations, self.now, op);
+                    c.stream.handle_account(self.now, req, result);
+                }
                 ConnOutput::Bound(jid) => {
                     c.bound = true;
                     self.hub.session_bound(self.now, id, jid);
@@ -430,7 +446,7 @@ impl World {
                 ConnOutput::StartTls => c
                     .stream
                     .tls_established(self.now, Self::fake_bindings(conn)),
-                ConnOutput::Storage { .. } => {}
+                ConnOutput::Storage { .. } | ConnOutput::Account { .. } => {}
                 ConnOutput::Bound(jid) => c.events.push_back(ClientEvent::Online(jid)),
                 ConnOutput::Stanza(el) => c.events.push_back(ClientEvent::Stanza(el)),
                 ConnOutput::Failed(why) => c.events.push_back(ClientEvent::Failed(why)),
@@ -471,6 +487,37 @@ impl World {
             }
         }
         progress
+    }
+}
+
+/// What the runtime does for an [`AccountOp`]: the per-address limit for
+/// registrations, then credentials with [`SIM_ITERATIONS`].
+fn account_op(
+    store: &mut MemoryStore,
+    limit: &mut RegistrationThrottle<()>,
+    now: Millis,
+    op: AccountOp,
+) -> AccountOpResult {
+    let result = match &op {
+        AccountOp::Register { account, password } => {
+            if limit.try_acquire(&(), now).is_err() {
+                return AccountOpResult::Throttled;
+            }
+            let r = store.add_user(account, password, SIM_ITERATIONS);
+            if r != StorageResult::Done {
+                limit.release(&(), now);
+            }
+            r
+        }
+        AccountOp::SetPassword { account, password } => {
+            store.set_password(account, password, SIM_ITERATIONS)
+        }
+    };
+    match result {
+        StorageResult::Done => AccountOpResult::Done,
+        StorageResult::Conflict => AccountOpResult::Conflict,
+        StorageResult::NotFound => AccountOpResult::NotFound,
+        other => AccountOpResult::Failed(format!("{other:?}")),
     }
 }
 

@@ -12,4 +12,4 @@ pub use client::{ClientConfig, ClientStream};
 pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;
 pub use output::ConnOutput;
-pub use server::{ServerStream, ServerStreamConfig};
+pub use server::{RegistrationConfig, ServerStream, ServerStreamConfig};

@@ -21,6 +21,9 @@ use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 use base64::Engine as _;
 use std::sync::Arc;
 
+mod register;
+pub use register::RegistrationConfig;
+
 /// Settings for c2s streams on one listener.
 #[derive(Debug, Clone)]
 pub struct ServerStreamConfig {
@@ -48,6 +51,9 @@ pub struct ServerStreamConfig {
     /// Extra stream features offered after authentication (e.g. roster
     /// versioning), contributed by modules.
     pub session_features: Vec<Element>,
+    /// XEP-0077 in-band registration and password change; `None` when the
+    /// module is off.
+    pub registration: Option<RegistrationConfig>,
 }
 
 impl Default for ServerStreamConfig {
@@ -66,6 +72,7 @@ impl Default for ServerStreamConfig {
                 Element::new(ns::ROSTER_VER, "ver"),
                 Element::new(super::csi::NS, "csi"),
             ],
+            registration: Some(RegistrationConfig::default()),
         }
     }
 }
@@ -86,6 +93,9 @@ enum Phase {
     },
     /// SCRAM server-first sent; waiting for the client's `<response/>`.
     AwaitResponse(Box<ScramServer>),
+    /// An XEP-0077 account operation is with the driver; `iq` is the
+    /// request's envelope, for the answer.
+    AwaitAccount { req: RequestId, iq: Box<Element> },
     /// Stream closed (by either side or by an error).
     Closed,
 }
@@ -338,7 +348,10 @@ impl ServerStream {
         loop {
             if matches!(
                 self.phase,
-                Phase::Closed | Phase::AwaitTls | Phase::AwaitCredentials { .. }
+                Phase::Closed
+                    | Phase::AwaitTls
+                    | Phase::AwaitCredentials { .. }
+                    | Phase::AwaitAccount { .. }
             ) {
                 return;
             }
@@ -435,6 +448,14 @@ impl ServerStream {
                 }
                 f = f.with_child(cb);
             }
+            if self
+                .cfg
+                .registration
+                .as_ref()
+                .is_some_and(|r| r.allow_registration)
+            {
+                f = f.with_child(crate::modules::register::stream_feature());
+            }
         }
         f
     }
@@ -469,7 +490,11 @@ impl ServerStream {
             return self.handle_sasl(el);
         }
         if self.account.is_none() {
-            // RFC 6120 §6.4: nothing but negotiation before authentication.
+            if self.register_before_auth(&el) {
+                return;
+            }
+            // RFC 6120 §6.4: nothing but negotiation (and XEP-0077) before
+            // authentication.
             return self.stream_error(StreamErrorCondition::NotAuthorized, None);
         }
         let csi_offered = self
@@ -721,6 +746,12 @@ impl ServerStream {
             }
             return;
         }
+        let Some(el) = (match kind {
+            Kind::Iq => self.register_in_session(el),
+            _ => Some(el),
+        }) else {
+            return;
+        };
         self.out.push(ConnOutput::Stanza(el));
     }
 
