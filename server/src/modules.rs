@@ -156,6 +156,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("carbons", Layer::Protocol, "extensions", &["XEP-0280"], "message carbons"),
     built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp (avatar hashes in presence, XEP-0153, not yet)"),
     built("private", Layer::Protocol, "extensions", &["XEP-0049"], "private XML storage"),
+    built("extdisco", Layer::Protocol, "extensions", &["XEP-0215"], "external service discovery: the STUN/TURN server of turn_external_*, with TURN credentials for coturn"),
     built("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration (when allow_registration), password change and account removal"),
     planned("push", Layer::Protocol, "experimental", &["XEP-0357"], "push notifications"),
     // 05 services

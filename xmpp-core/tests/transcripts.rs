@@ -88,6 +88,39 @@ fn parse_duration(v: &str) -> Result<u64, String> {
         .map_err(|_| format!("bad duration {v:?}"))
 }
 
+/// `turn: host=H [port=P] [secret=S] [ttl=SECONDS] [tcp=yes] [tls_port=P] [user=U]`.
+fn parse_turn(v: &str) -> Result<xmpp_core::modules::extdisco::TurnConfig, String> {
+    let mut t = xmpp_core::modules::extdisco::TurnConfig {
+        host: String::new(),
+        port: 3478,
+        secret: None,
+        ttl_secs: 86_400,
+        tcp: false,
+        tls_port: None,
+        user: None,
+    };
+    for pair in v.split_whitespace() {
+        let (k, val) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected key=value, got {pair:?}"))?;
+        let num = |x: &str| x.parse::<u64>().map_err(|_| format!("bad number {x:?}"));
+        match k {
+            "host" => t.host = val.to_owned(),
+            "port" => t.port = num(val)? as u16,
+            "secret" => t.secret = Some(val.to_owned()),
+            "ttl" => t.ttl_secs = num(val)?,
+            "tcp" => t.tcp = parse_bool(val)?,
+            "tls_port" => t.tls_port = Some(num(val)? as u16),
+            "user" => t.user = Some(val.to_owned()),
+            _ => return Err(format!("unknown turn setting {k:?}")),
+        }
+    }
+    if t.host.is_empty() {
+        return Err("turn needs host=".into());
+    }
+    Ok(t)
+}
+
 fn is_indented(line: &str) -> bool {
     line.starts_with(' ') || line.starts_with('\t')
 }
@@ -203,6 +236,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                                 r.min_password_length = n;
                             }
                         }
+                        "turn" => sc.hub.turn = Some(parse_turn(&v).map_err(err)?),
                         "registration_limit" => {
                             sc.registration_limit = parse_duration(&v).map_err(err)?
                         }

@@ -81,6 +81,19 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             .map(|m| m.name.to_owned())
             .collect(),
         contact: cfg.contact.clone(),
+        turn: cfg
+            .turn_host
+            .clone()
+            .filter(|_| cfg.modules.contains(&"extdisco"))
+            .map(|host| xmpp_core::modules::extdisco::TurnConfig {
+                host,
+                port: cfg.turn_port,
+                secret: cfg.turn_secret.clone(),
+                ttl_secs: cfg.turn_ttl_secs,
+                tcp: cfg.turn_tcp,
+                tls_port: cfg.turn_tls_port,
+                user: cfg.turn_user.clone(),
+            }),
         ..HubConfig::default()
     };
     // XEP-0115: clients may cache the server's features by this hash.

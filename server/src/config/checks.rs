@@ -22,6 +22,7 @@ pub fn run(cfg: &Config) -> Vec<Diagnostic> {
     certificates(cfg, &mut out);
     admins(cfg, &mut out);
     registration(cfg, &mut out);
+    turn(cfg, &mut out);
     out
 }
 
@@ -251,6 +252,37 @@ fn registration(cfg: &Config, out: &mut Vec<Diagnostic>) {
                 "add \"register\" to the modules of {}",
                 Home::Layer(modules::Layer::Protocol, "legacy").path()
             )),
+        );
+    }
+}
+
+/// The `turn_external_*` keys describe the server at `turn_external_host`
+/// and are published by the `extdisco` module (XEP-0215).
+fn turn(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    let file = Home::Layer(modules::Layer::Protocol, "extensions").path();
+    if cfg.turn_host.is_none() {
+        for key in [
+            "extdisco.turn_external_secret",
+            "extdisco.turn_external_tls_port",
+            "extdisco.turn_external_user",
+        ] {
+            if cfg.values.contains_key(key) {
+                out.push(
+                    Diagnostic::warning(
+                        cfg.origin(key),
+                        format!("{key} has no effect: extdisco.turn_external_host is not set"),
+                    )
+                    .with_fix(format!("set turn_external_host in {file}")),
+                );
+            }
+        }
+    } else if !cfg.module_origins.contains_key("extdisco") {
+        out.push(
+            Diagnostic::warning(
+                cfg.origin("extdisco.turn_external_host"),
+                "the STUN/TURN server is not advertised: module `extdisco` is not enabled",
+            )
+            .with_fix(format!("add \"extdisco\" to the modules of {file}")),
         );
     }
 }

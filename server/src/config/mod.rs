@@ -106,6 +106,15 @@ pub struct Config {
     pub min_seconds_between_registrations: u64,
     /// XEP-0077: IP addresses exempt from that limit.
     pub registration_whitelist: Vec<IpAddr>,
+    /// XEP-0215: the STUN/TURN server advertised, if any.
+    pub turn_host: Option<String>,
+    pub turn_port: u16,
+    /// Secret shared with the TURN server (credentials), if any.
+    pub turn_secret: Option<String>,
+    pub turn_ttl_secs: u64,
+    pub turn_tcp: bool,
+    pub turn_tls_port: Option<u16>,
+    pub turn_user: Option<String>,
     /// The storage backend ("sled").
     pub storage_driver: String,
     /// Enabled modules (all domains), in catalog (stack) order.
@@ -159,6 +168,13 @@ impl Default for Config {
                 IpAddr::from([127, 0, 0, 1]),
                 IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
             ],
+            turn_host: None,
+            turn_port: 3478,
+            turn_secret: None,
+            turn_ttl_secs: 86_400,
+            turn_tcp: false,
+            turn_tls_port: None,
+            turn_user: None,
             storage_driver: "sled".into(),
             modules: Vec::new(),
             module_origins: BTreeMap::new(),
@@ -417,6 +433,19 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                 cfg.registration_whitelist =
                     list.iter().filter_map(|a| schema::parse_ip(a)).collect()
             }
+            "extdisco.turn_external_host" => cfg.turn_host = Some(text).filter(|t| !t.is_empty()),
+            "extdisco.turn_external_port" => {
+                cfg.turn_port = u16::try_from(int(value)).unwrap_or(cfg.turn_port)
+            }
+            "extdisco.turn_external_secret" => {
+                cfg.turn_secret = Some(text).filter(|t| !t.is_empty())
+            }
+            "extdisco.turn_external_ttl" => {
+                cfg.turn_ttl_secs = u64::try_from(int(value)).unwrap_or(cfg.turn_ttl_secs)
+            }
+            "extdisco.turn_external_tcp" => cfg.turn_tcp = matches!(value, Value::Bool(true)),
+            "extdisco.turn_external_tls_port" => cfg.turn_tls_port = u16::try_from(int(value)).ok(),
+            "extdisco.turn_external_user" => cfg.turn_user = Some(text).filter(|t| !t.is_empty()),
             "storage.driver" => cfg.storage_driver = text,
             _ => {}
         }

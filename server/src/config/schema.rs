@@ -352,6 +352,7 @@ const MANAGEMENT: Home = Home::Layer(Layer::Stream, "management");
 const VALIDATION: Home = Home::Layer(Layer::Stanza, "validation");
 const LEGACY: Home = Home::Layer(Layer::Protocol, "legacy");
 const CORE: Home = Home::Layer(Layer::Protocol, "core");
+const EXTENSIONS: Home = Home::Layer(Layer::Protocol, "extensions");
 const GROUPCHAT: Home = Home::Layer(Layer::Services, "groupchat");
 const BACKENDS: Home = Home::Layer(Layer::Storage, "backends");
 const ARCHIVING: Home = Home::Layer(Layer::Storage, "archiving");
@@ -447,6 +448,21 @@ pub const KEYS: &[KeySpec] = &[
     // 03 stanza
     key("stream.max_stanza_size", "max_stanza_size", VALIDATION, Ty::Int { min: 10_000, max: 16_777_216 }, "262144", &["RFC 6120 §13.12"],
         "Largest stanza accepted, in bytes (at least 10000)."),
+    // 04 protocol: XEP-0215 with Prosody's mod_turn_external names
+    key("extdisco.turn_external_host", "turn_external_host", EXTENSIONS, Ty::Str, "", &["XEP-0215"],
+        "Host name or IP address of the STUN/TURN server advertised to clients (unset: nothing is advertised)."),
+    key("extdisco.turn_external_port", "turn_external_port", EXTENSIONS, Ty::Int { min: 1, max: 65535 }, "3478", &["XEP-0215", "RFC 8489", "RFC 8656"],
+        "STUN/TURN port of that server."),
+    key("extdisco.turn_external_secret", "turn_external_secret", EXTENSIONS, Ty::Str, "", &["XEP-0215 §3.3"],
+        "Secret shared with the TURN server (coturn's static-auth-secret): clients get time-limited TURN credentials derived from it (unset: STUN only). `config show` hides it; VIREO_TURN_SECRET sets it from the environment."),
+    key("extdisco.turn_external_ttl", "turn_external_ttl", EXTENSIONS, Ty::Int { min: 60, max: 31_536_000 }, "86400", &["XEP-0215"],
+        "Seconds the TURN credentials stay valid."),
+    key("extdisco.turn_external_tcp", "turn_external_tcp", EXTENSIONS, Ty::Bool, "false", &["XEP-0215"],
+        "Also advertise STUN and TURN over TCP."),
+    key("extdisco.turn_external_tls_port", "turn_external_tls_port", EXTENSIONS, Ty::Int { min: 1, max: 65535 }, "", &["XEP-0215"],
+        "Port of TURN over TLS (`turns`), if the server offers it."),
+    key("extdisco.turn_external_user", "turn_external_user", EXTENSIONS, Ty::Str, "", &["XEP-0215"],
+        "User part of the TURN credentials' username (unset: the requesting account's bare JID)."),
     // 04 protocol: XEP-0077, with Prosody's names
     key("registration.allow_registration", "allow_registration", LEGACY, Ty::Bool, "false", &["XEP-0077 §3.1"],
         "Let anyone create an account in-band (the `register` stream feature). Off, users can still change their password and delete their account while the `register` module is enabled. The development environment turns it on."),

@@ -669,6 +669,40 @@ fn registration_settings() {
 }
 
 #[test]
+fn turn_settings_and_hidden_secret() {
+    let (_d, p) = write(
+        "[extdisco]\nturn_external_host = \"turn.example.org\"\nturn_external_secret = \"s3cr3t\"\n\
+         turn_external_tcp = true\nturn_external_tls_port = 5349\n",
+    );
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert_eq!(cfg.turn_host.as_deref(), Some("turn.example.org"));
+    assert_eq!(cfg.turn_port, 3478);
+    assert_eq!(cfg.turn_secret.as_deref(), Some("s3cr3t"));
+    assert_eq!(cfg.turn_ttl_secs, 86_400);
+    assert!(cfg.turn_tcp);
+    assert_eq!(cfg.turn_tls_port, Some(5349));
+    let shown = crate::commands::config_show::render(&cfg, Some("extdisco"), None).expect("show");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(
+        shown.contains("extdisco.turn_external_secret = \"(hidden)\""),
+        "{shown}"
+    );
+    // From the environment, as Prosody deployments inject it.
+    let cfg = Config::load(Some(&p), &env_of(&[("VIREO_TURN_SECRET", "from-env")])).expect("load");
+    assert_eq!(cfg.turn_secret.as_deref(), Some("from-env"));
+    // A secret without a server is pointed out.
+    let (_d, p) = write("[extdisco]\nturn_external_secret = \"s3cr3t\"\n");
+    let report = Config::check(Some(&p), &env_of(&[]));
+    assert!(
+        report.warnings().any(|d| d.to_string().contains(
+            "extdisco.turn_external_secret has no effect: extdisco.turn_external_host is not set"
+        )),
+        "{:?}",
+        report.diagnostics
+    );
+}
+
+#[test]
 fn reference_is_up_to_date() {
     let expected = super::reference::markdown();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/config.md");

@@ -42,11 +42,14 @@ pub struct HubConfig {
     pub offline_messages: bool,
     /// Modules switched off by configuration (catalog names such as
     /// "carbons", "blocking", "vcard", "private", "ping", "version", "time",
-    /// "last"): they neither answer nor appear in disco.
+    /// "last", "register", "extdisco"): they neither answer nor appear in
+    /// disco.
     pub disabled: Vec<String>,
     /// XEP-0157 contact addresses published in disco#info: (kind, URIs),
     /// kind being abuse, admin, feedback, sales, security, status or support.
     pub contact: Vec<(String, Vec<String>)>,
+    /// XEP-0215: the STUN/TURN server to advertise, if any.
+    pub turn: Option<crate::modules::extdisco::TurnConfig>,
 }
 
 impl HubConfig {
@@ -64,6 +67,7 @@ impl Default for HubConfig {
             offline_messages: true,
             disabled: Vec::new(),
             contact: Vec::new(),
+            turn: None,
         }
     }
 }
@@ -144,7 +148,8 @@ pub struct Hub {
 impl Hub {
     /// A hub with the default modules.
     pub fn new(cfg: Arc<HubConfig>) -> Self {
-        Self::with_modules(cfg, default_modules())
+        let modules = default_modules(&cfg);
+        Self::with_modules(cfg, modules)
     }
 
     /// A hub with an explicit module list.

@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod caps;
 pub mod carbons;
 pub mod disco;
+pub mod extdisco;
 mod last;
 mod ping;
 pub mod register;
@@ -50,13 +51,14 @@ pub trait ServerModule: Send + std::fmt::Debug {
     fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element>;
 }
 
-/// The modules every server runs.
-pub fn default_modules() -> Vec<Box<dyn ServerModule>> {
+/// The modules every server runs, set up from its configuration.
+pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn ServerModule>> {
     vec![
         Box::new(Disco),
         Box::new(Ping),
         Box::new(Version),
         Box::new(EntityTime),
         Box::new(LastActivity),
+        Box::new(extdisco::ExternalServices::new(cfg.turn.clone())),
     ]
 }
