@@ -154,7 +154,11 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("time", Layer::Protocol, "extensions", &["XEP-0202"], "entity time of the server"),
     built("last", Layer::Protocol, "extensions", &["XEP-0012"], "last activity of the server (uptime)"),
     built("carbons", Layer::Protocol, "extensions", &["XEP-0280"], "message carbons"),
-    built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp (avatar hashes in presence, XEP-0153, not yet)"),
+    built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp"),
+    ModuleInfo {
+        depends: &["vcard"],
+        ..built("vcard_xupdate", Layer::Protocol, "extensions", &["XEP-0153", "XEP-0398 §4"], "the stored vCard's avatar hash in the users' available presence")
+    },
     built("private", Layer::Protocol, "extensions", &["XEP-0049"], "private XML storage"),
     built("extdisco", Layer::Protocol, "extensions", &["XEP-0215"], "external service discovery: the STUN/TURN server of turn_external_*, with TURN credentials for coturn"),
     built("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration (when allow_registration), password change and account removal"),

@@ -62,6 +62,11 @@ pub struct AccountData {
     /// [`BLOCKLIST_KEY`] and returned with the account because every inbound
     /// stanza is checked against it.
     pub blocked: Vec<String>,
+    /// XEP-0153: the photo hash of the account's vCard, kept as the stored
+    /// document under [`crate::modules::avatar::AVATAR_KEY`] (empty: no
+    /// photo); `None` when it was never computed (a vCard stored by an
+    /// older version).
+    pub avatar: Option<String>,
 }
 
 /// Storage key of the blocklist: one JID per line.
@@ -89,8 +94,8 @@ pub fn parse_blocklist(doc: &str) -> Vec<String> {
 pub enum StorageRequest {
     /// Read the SCRAM credentials of an account. Answer: [`StorageResult::Credentials`].
     LoadCredentials { account: String },
-    /// Read roster and version; `None` when the account does not exist.
-    /// Answer: [`StorageResult::Account`].
+    /// Read roster and version, the blocklist and the avatar hash; `None`
+    /// when the account does not exist. Answer: [`StorageResult::Account`].
     LoadAccount { account: String },
     /// Insert or replace one roster item and store the new roster version.
     PutRosterItem {

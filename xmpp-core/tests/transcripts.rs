@@ -60,6 +60,9 @@ struct Scenario {
     hub: HubConfig,
     /// XEP-0077: ms between registrations from the clients' address.
     registration_limit: u64,
+    /// XEP-0153: the server puts avatar hashes into presence. Off unless a
+    /// scenario asks, so presence elsewhere reads exactly as sent.
+    avatars: bool,
     steps: Vec<(usize, Step)>,
 }
 
@@ -132,6 +135,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
         stream: ServerStreamConfig::default(),
         hub: HubConfig::default(),
         registration_limit: 0,
+        avatars: false,
         steps: Vec::new(),
     };
     let lines: Vec<&str> = text.lines().collect();
@@ -237,6 +241,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                             }
                         }
                         "turn" => sc.hub.turn = Some(parse_turn(&v).map_err(err)?),
+                        "avatars" => sc.avatars = parse_bool(&v).map_err(err)?,
                         "registration_limit" => {
                             sc.registration_limit = parse_duration(&v).map_err(err)?
                         }
@@ -717,7 +722,11 @@ fn login(world: &mut World, def: &ClientDef) -> Result<Conn, String> {
 }
 
 fn run_scenario(sc: &Scenario) -> Result<(), (usize, String)> {
-    let mut world = World::new(sc.stream.clone(), sc.hub.clone());
+    let mut hub = sc.hub.clone();
+    if !sc.avatars {
+        hub.disabled.push("vcard_xupdate".into());
+    }
+    let mut world = World::new(sc.stream.clone(), hub);
     world.set_registration_limit(sc.registration_limit);
     for def in sc.clients.values() {
         let account = def.jid.bare_str();

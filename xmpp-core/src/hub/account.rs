@@ -31,6 +31,9 @@ pub struct Session {
     pub blocklist_interested: bool,
     /// Targets of directed presence, told when the session goes away (§4.6).
     pub directed: HashSet<String>,
+    /// Its last presence said "no image to advertise" (an empty XEP-0153
+    /// `<photo/>`), so avatar changes are not announced for it.
+    pub hides_avatar: bool,
 }
 
 impl Session {
@@ -52,6 +55,7 @@ impl Session {
             carbons: false,
             blocklist_interested: false,
             directed: HashSet::new(),
+            hides_avatar: false,
         }
     }
 }
@@ -116,6 +120,9 @@ pub struct Account {
     pub sessions: Sessions,
     /// Blocked JIDs (XEP-0191).
     pub blocked: std::collections::BTreeSet<String>,
+    /// Photo hash of the stored vCard (XEP-0153; empty: no photo), once
+    /// known.
+    pub avatar: Option<String>,
 }
 
 impl Account {
@@ -129,6 +136,7 @@ impl Account {
             roster_version: data.roster_version,
             sessions: Sessions::default(),
             blocked: data.blocked.into_iter().collect(),
+            avatar: data.avatar,
         }
     }
 

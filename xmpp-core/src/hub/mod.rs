@@ -9,6 +9,7 @@
 //! recipient's hub ([`Hub::routed`]), which applies the delivery rules.
 
 mod account;
+mod avatar;
 mod blocking;
 mod carbons;
 mod inbound;
@@ -126,6 +127,8 @@ enum Pending {
     StoredXml(Box<(Element, StoredXmlRequest)>),
     /// An account deleting itself (XEP-0077 `<remove/>`).
     Cancel(Box<register::Cancel>),
+    /// A loaded account waiting for its vCard's photo hash (XEP-0153).
+    Avatar(String, Box<crate::storage::AccountData>),
 }
 
 /// One hub partition.
@@ -311,6 +314,7 @@ impl Hub {
                 self.stored_xml_done(&iq, &req, result)
             }
             Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
+            Some(Pending::Avatar(account, data)) => self.avatar_loaded(&account, *data, result),
             Some(Pending::Write) => {
                 if let StorageResult::Failed(e) = result {
                     tracing::error!(error = %e, "storage write failed");
@@ -387,16 +391,14 @@ impl Hub {
             return;
         };
         match result {
-            StorageResult::Account(Some(data)) => {
-                self.accounts
-                    .insert(account.to_owned(), Slot::Loaded(Account::from_data(data)));
-                // Unloading between queued items would drop the account
-                // under a bind that is still waiting in the queue.
-                for work in queue {
-                    self.run_one(account, work);
+            StorageResult::Account(Some(data)) => match self.load_avatar(account, data) {
+                // Still loading: the vCard is read first.
+                Ok(()) => {
+                    self.accounts
+                        .insert(account.to_owned(), Slot::Loading(queue));
                 }
-                self.maybe_unload(account);
-            }
+                Err(data) => self.run_loaded(account, *data, queue),
+            },
             other => {
                 if let StorageResult::Failed(e) = &other {
                     tracing::error!(account, error = %e, "loading account failed");
@@ -407,6 +409,23 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// The account is in memory: run what waited for it.
+    fn run_loaded(
+        &mut self,
+        account: &str,
+        data: crate::storage::AccountData,
+        queue: Vec<Deferred>,
+    ) {
+        self.accounts
+            .insert(account.to_owned(), Slot::Loaded(Account::from_data(data)));
+        // Unloading between queued items would drop the account under a
+        // bind that is still waiting in the queue.
+        for work in queue {
+            self.run_one(account, work);
+        }
+        self.maybe_unload(account);
     }
 
     /// Work for an account that does not exist (or could not be loaded).

@@ -88,6 +88,10 @@ impl Hub {
             let Some(contact) = to else { return };
             return self.outbound_subscription(account, kind, contact.bare());
         }
+        if ptype.is_none() {
+            // Broadcast and directed availability alike (XEP-0398 §4).
+            self.inject_avatar(account, conn, &mut stanza, to.is_none());
+        }
         match (to, ptype.as_deref()) {
             (None, None) | (None, Some("unavailable")) => {
                 self.presence_broadcast(account, conn, stanza)

@@ -2,6 +2,7 @@
 //! namespaces it owns, so `disco#info` is derived from what is registered and
 //! a new XEP is one file plus one line in [`default_modules`].
 
+pub mod avatar;
 pub mod blocking;
 pub mod caps;
 pub mod carbons;

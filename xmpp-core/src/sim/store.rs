@@ -90,6 +90,7 @@ impl MemoryStore {
                 .get(crate::storage::BLOCKLIST_KEY)
                 .map(|d| crate::storage::parse_blocklist(d))
                 .unwrap_or_default(),
+            avatar: a.blobs.get(crate::modules::avatar::AVATAR_KEY).cloned(),
         })
     }
 

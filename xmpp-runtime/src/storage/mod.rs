@@ -285,6 +285,7 @@ pub(crate) mod conformance {
                 roster: vec![item("amy@a", false), item("zed@z", false)],
                 roster_version: 3,
                 blocked: Vec::new(),
+                avatar: None,
             }))
         );
         assert_eq!(
@@ -312,6 +313,7 @@ pub(crate) mod conformance {
                 roster: vec![item("zed@z", false)],
                 roster_version: 5,
                 blocked: Vec::new(),
+                avatar: None,
             }))
         );
         assert_eq!(
@@ -428,6 +430,39 @@ pub(crate) mod conformance {
             Res::Done
         );
         assert_eq!(b.execute(blob("private:a:b")), Res::Blob(None));
+        // The avatar hash (XEP-0153) comes back with the account.
+        let avatar = xmpp_core::modules::avatar::AVATAR_KEY;
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: alice.clone(),
+                key: avatar.into(),
+                value: Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d".into())
+            }),
+            Res::Done
+        );
+        match b.execute(Req::LoadAccount {
+            account: alice.clone(),
+        }) {
+            Res::Account(Some(data)) => assert_eq!(
+                data.avatar.as_deref(),
+                Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: alice.clone(),
+                key: avatar.into(),
+                value: Some(String::new())
+            }),
+            Res::Done
+        );
+        match b.execute(Req::LoadAccount {
+            account: alice.clone(),
+        }) {
+            Res::Account(Some(data)) => assert_eq!(data.avatar.as_deref(), Some("")),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             b.execute(Req::StoreBlob {
                 account: "nobody@localhost".into(),
@@ -485,6 +520,7 @@ pub(crate) mod conformance {
                 roster: vec![item("alice@example.com", true)],
                 roster_version: 7,
                 blocked: Vec::new(),
+                avatar: None,
             }))
         );
         assert_eq!(

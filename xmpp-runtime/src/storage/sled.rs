@@ -29,6 +29,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use ::sled::{Batch, Db, IVec, Tree};
+use xmpp_core::modules::avatar::AVATAR_KEY;
 use xmpp_core::storage::{
     parse_blocklist, AccountData, StorageRequest, StorageResult, BLOCKLIST_KEY,
 };
@@ -234,10 +235,18 @@ impl SledBackend {
                     ),
                     None => Vec::new(),
                 };
+                let avatar = match self.blobs.get(account_key(&account, AVATAR_KEY))? {
+                    Some(raw) => Some(
+                        String::from_utf8(raw.to_vec())
+                            .map_err(|_| StorageError::NotUtf8("avatar hash"))?,
+                    ),
+                    None => None,
+                };
                 Ok(StorageResult::Account(Some(AccountData {
                     roster,
                     roster_version,
                     blocked,
+                    avatar,
                 })))
             }
             StorageRequest::PutRosterItem {
@@ -629,6 +638,7 @@ mod tests {
                 roster: vec![item("c@d", true)],
                 roster_version: 9,
                 blocked: Vec::new(),
+                avatar: None,
             }))
         );
         assert_eq!(
