@@ -152,7 +152,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("ping", Layer::Protocol, "core", &["XEP-0199"], "XMPP ping"),
     built("version", Layer::Protocol, "extensions", &["XEP-0092"], "software version"),
     built("time", Layer::Protocol, "extensions", &["XEP-0202"], "entity time of the server"),
-    built("last", Layer::Protocol, "extensions", &["XEP-0012"], "last activity of the server (uptime)"),
+    built("last", Layer::Protocol, "extensions", &["XEP-0012"], "last activity: the server's uptime, accounts' last logout and status"),
     built("carbons", Layer::Protocol, "extensions", &["XEP-0280"], "message carbons"),
     built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp"),
     ModuleInfo {

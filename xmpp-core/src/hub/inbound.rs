@@ -154,6 +154,12 @@ impl Hub {
                 Err(e) => self.bounce(&iq, e),
             };
         }
+        if child.is(crate::modules::last::NS, "query")
+            && iq.attr("type") == Some("get")
+            && self.enabled("last")
+        {
+            return self.last_activity_iq(account, iq, own);
+        }
         if child.is(ns::PING, "ping") && iq.attr("type") == Some("get") {
             let r = reply_to(iq_result(&iq));
             return self.route(r);

@@ -13,6 +13,7 @@ mod avatar;
 mod blocking;
 mod carbons;
 mod inbound;
+mod last;
 mod outbound;
 mod presence;
 mod register;
@@ -129,6 +130,9 @@ enum Pending {
     Cancel(Box<register::Cancel>),
     /// A loaded account waiting for its vCard's photo hash (XEP-0153).
     Avatar(String, Box<crate::storage::AccountData>),
+    /// A last-activity query (XEP-0012) waiting for the stored logout:
+    /// the account and the iq.
+    Last(Box<(String, Element)>),
 }
 
 /// One hub partition.
@@ -315,6 +319,10 @@ impl Hub {
             }
             Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
             Some(Pending::Avatar(account, data)) => self.avatar_loaded(&account, *data, result),
+            Some(Pending::Last(pending)) => {
+                let (account, iq) = *pending;
+                self.last_activity_loaded(&account, &iq, result)
+            }
             Some(Pending::Write) => {
                 if let StorageResult::Failed(e) = result {
                     tracing::error!(error = %e, "storage write failed");
@@ -537,6 +545,8 @@ impl Hub {
                 .with_attr("type", "unavailable")
                 .with_attr("from", jid.to_string());
             self.broadcast_presence(account, conn, &unavailable, &directed);
+            // Gone without saying goodbye: it logged out now (XEP-0012).
+            self.record_logout(account, "");
         }
         if let Some(acc) = self.account_mut(account) {
             acc.sessions.retain(|_, s| s.conn != conn);

@@ -8,7 +8,7 @@ pub mod caps;
 pub mod carbons;
 pub mod disco;
 pub mod extdisco;
-mod last;
+pub mod last;
 mod ping;
 pub mod register;
 pub mod roster;
