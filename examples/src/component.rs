@@ -123,6 +123,7 @@ pub fn run_demo(body: &str) -> Result<String, Error> {
         c2s_rate_limit: None,
         admin_socket: None,
         scram_iterations: 4096,
+        registration_limit: Default::default(),
         components: Some(ComponentListener {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,

@@ -67,6 +67,9 @@ fn drive(chunks: &[Vec<u8>], grant: bool) -> Result<usize, TestCaseError> {
                     prop_assert!(el.attr("to").is_some(), "a stanza without `to`");
                     stanzas += 1;
                 }
+                ConnOutput::Account { .. } => {
+                    prop_assert!(false, "an account operation from a component stream")
+                }
                 ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)

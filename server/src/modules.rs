@@ -152,11 +152,16 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("ping", Layer::Protocol, "core", &["XEP-0199"], "XMPP ping"),
     built("version", Layer::Protocol, "extensions", &["XEP-0092"], "software version"),
     built("time", Layer::Protocol, "extensions", &["XEP-0202"], "entity time of the server"),
-    built("last", Layer::Protocol, "extensions", &["XEP-0012"], "last activity of the server (uptime)"),
+    built("last", Layer::Protocol, "extensions", &["XEP-0012"], "last activity: the server's uptime, accounts' last logout and status"),
     built("carbons", Layer::Protocol, "extensions", &["XEP-0280"], "message carbons"),
-    built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp (avatar hashes in presence, XEP-0153, not yet)"),
+    built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp"),
+    ModuleInfo {
+        depends: &["vcard"],
+        ..built("vcard_xupdate", Layer::Protocol, "extensions", &["XEP-0153", "XEP-0398 §4"], "the stored vCard's avatar hash in the users' available presence")
+    },
     built("private", Layer::Protocol, "extensions", &["XEP-0049"], "private XML storage"),
-    planned("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration"),
+    built("extdisco", Layer::Protocol, "extensions", &["XEP-0215"], "external service discovery: the STUN/TURN server of turn_external_*, with TURN credentials for coturn"),
+    built("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration (when allow_registration), password change and account removal"),
     built("push", Layer::Protocol, "experimental", &["XEP-0357"], "push notifications to the app servers of the user's clients"),
     // 05 services
     ModuleInfo {

@@ -65,6 +65,11 @@ pub struct AccountData {
     /// XEP-0357 push registrations: the stored document under [`PUSH_KEY`],
     /// returned with the account because every offline message consults it.
     pub push: Option<String>,
+    /// XEP-0153: the photo hash of the account's vCard, kept as the stored
+    /// document under [`crate::modules::avatar::AVATAR_KEY`] (empty: no
+    /// photo); `None` when it was never computed (a vCard stored by an
+    /// older version).
+    pub avatar: Option<String>,
 }
 
 /// Storage key of the push registrations document.
@@ -95,8 +100,8 @@ pub fn parse_blocklist(doc: &str) -> Vec<String> {
 pub enum StorageRequest {
     /// Read the SCRAM credentials of an account. Answer: [`StorageResult::Credentials`].
     LoadCredentials { account: String },
-    /// Read roster and version; `None` when the account does not exist.
-    /// Answer: [`StorageResult::Account`].
+    /// Read roster and version, the blocklist and the avatar hash; `None`
+    /// when the account does not exist. Answer: [`StorageResult::Account`].
     LoadAccount { account: String },
     /// Insert or replace one roster item and store the new roster version.
     PutRosterItem {

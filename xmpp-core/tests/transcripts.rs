@@ -68,6 +68,11 @@ struct Scenario {
     stream: ServerStreamConfig,
     hub: HubConfig,
     components: ComponentStreamConfig,
+    /// XEP-0077: ms between registrations from the clients' address.
+    registration_limit: u64,
+    /// XEP-0153: the server puts avatar hashes into presence. Off unless a
+    /// scenario asks, so presence elsewhere reads exactly as sent.
+    avatars: bool,
     steps: Vec<(usize, Step)>,
 }
 
@@ -96,6 +101,39 @@ fn parse_duration(v: &str) -> Result<u64, String> {
         .map_err(|_| format!("bad duration {v:?}"))
 }
 
+/// `turn: host=H [port=P] [secret=S] [ttl=SECONDS] [tcp=yes] [tls_port=P] [user=U]`.
+fn parse_turn(v: &str) -> Result<xmpp_core::modules::extdisco::TurnConfig, String> {
+    let mut t = xmpp_core::modules::extdisco::TurnConfig {
+        host: String::new(),
+        port: 3478,
+        secret: None,
+        ttl_secs: 86_400,
+        tcp: false,
+        tls_port: None,
+        user: None,
+    };
+    for pair in v.split_whitespace() {
+        let (k, val) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected key=value, got {pair:?}"))?;
+        let num = |x: &str| x.parse::<u64>().map_err(|_| format!("bad number {x:?}"));
+        match k {
+            "host" => t.host = val.to_owned(),
+            "port" => t.port = num(val)? as u16,
+            "secret" => t.secret = Some(val.to_owned()),
+            "ttl" => t.ttl_secs = num(val)?,
+            "tcp" => t.tcp = parse_bool(val)?,
+            "tls_port" => t.tls_port = Some(num(val)? as u16),
+            "user" => t.user = Some(val.to_owned()),
+            _ => return Err(format!("unknown turn setting {k:?}")),
+        }
+    }
+    if t.host.is_empty() {
+        return Err("turn needs host=".into());
+    }
+    Ok(t)
+}
+
 fn is_indented(line: &str) -> bool {
     line.starts_with(' ') || line.starts_with('\t')
 }
@@ -107,6 +145,8 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
         stream: ServerStreamConfig::default(),
         hub: HubConfig::default(),
         components: ComponentStreamConfig::default(),
+        registration_limit: 0,
+        avatars: false,
         steps: Vec::new(),
     };
     let lines: Vec<&str> = text.lines().collect();
@@ -232,7 +272,30 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                             sc.hub.push.with_sender = parse_bool(&v).map_err(err)?
                         }
                         "disabled" => {
-                            sc.hub.disabled = v.split_whitespace().map(str::to_owned).collect()
+                            sc.hub.disabled = v.split_whitespace().map(str::to_owned).collect();
+                            if sc.hub.disabled.iter().any(|m| m == "register") {
+                                sc.stream.registration = None;
+                            }
+                            if sc.hub.disabled.iter().any(|m| m == "smacks") {
+                                sc.stream.sm = None;
+                            }
+                        }
+                        "allow_registration" => {
+                            let allow = parse_bool(&v).map_err(err)?;
+                            if let Some(r) = sc.stream.registration.as_mut() {
+                                r.allow_registration = allow;
+                            }
+                        }
+                        "min_password_length" => {
+                            let n = v.parse().map_err(|_| err(format!("bad number {v}")))?;
+                            if let Some(r) = sc.stream.registration.as_mut() {
+                                r.min_password_length = n;
+                            }
+                        }
+                        "turn" => sc.hub.turn = Some(parse_turn(&v).map_err(err)?),
+                        "avatars" => sc.avatars = parse_bool(&v).map_err(err)?,
+                        "registration_limit" => {
+                            sc.registration_limit = parse_duration(&v).map_err(err)?
                         }
                         _ => return Err(format!("line {l}: unknown server key {k:?}")),
                     }
@@ -825,7 +888,12 @@ fn handshake(world: &mut World, c: &mut Conn, secret: &str) -> Result<(), String
 }
 
 fn run_scenario(sc: &Scenario) -> Result<(), (usize, String)> {
-    let mut world = World::new(sc.stream.clone(), sc.hub.clone());
+    let mut hub = sc.hub.clone();
+    if !sc.avatars {
+        hub.disabled.push("vcard_xupdate".into());
+    }
+    let mut world = World::new(sc.stream.clone(), hub);
+    world.set_registration_limit(sc.registration_limit);
     world.set_component_config(sc.components.clone());
     for def in sc.clients.values() {
         let account = def.jid.bare_str();

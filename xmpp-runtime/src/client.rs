@@ -299,6 +299,7 @@ impl Client {
                 // The rest are server-side outputs.
                 ConnOutput::Bound(_)
                 | ConnOutput::Storage { .. }
+                | ConnOutput::Account { .. }
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)

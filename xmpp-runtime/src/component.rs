@@ -109,6 +109,7 @@ async fn run(
                 // Client-stream outputs: a component stream has none of them.
                 ConnOutput::StartTls
                 | ConnOutput::Storage { .. }
+                | ConnOutput::Account { .. }
                 | ConnOutput::Failed(_)
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }

@@ -155,6 +155,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     let result = smol::unblock(move || backend.execute(request)).await;
                     stream.handle_storage(now_ms(), id, result);
                 }
+                ConnOutput::Account { id, op } => {
+                    let peer_ip = peer.map(|p| p.ip());
+                    let result = crate::registration::perform(&shared, peer_ip, op).await;
+                    stream.handle_account(now_ms(), id, result);
+                }
                 ConnOutput::Bound(jid) => {
                     let p = shared.router.partition(&jid.bare_str());
                     partition = Some(p);

@@ -15,6 +15,7 @@ mod connection;
 mod hub_task;
 mod mailbox;
 pub mod rate_limit;
+pub mod registration;
 pub mod reload;
 mod resumption;
 pub mod server;
@@ -23,5 +24,6 @@ pub mod tls;
 mod transport;
 
 pub use rate_limit::RateLimit;
+pub use registration::RegistrationLimit;
 pub use reload::{ReloadReport, ServerHandle};
 pub use server::{start, ComponentListener, RunningServer, RuntimeConfig, StartError};

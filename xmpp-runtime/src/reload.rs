@@ -397,6 +397,28 @@ impl ServerHandle {
                 detail: String::new(),
             });
         }
+        if old.registration != fresh.registration {
+            let show = |r: &Option<xmpp_core::stream::RegistrationConfig>| match r {
+                None => "off".to_owned(),
+                Some(r) => format!(
+                    "{}, min_password_length {}",
+                    if r.allow_registration {
+                        "open"
+                    } else {
+                        "closed"
+                    },
+                    r.min_password_length
+                ),
+            };
+            stream_changes.push(Change::new(
+                "registration",
+                show(&old.registration),
+                show(&fresh.registration),
+            ));
+        }
+        if let Some((old_limit, new_limit)) = shared.registrations.set(&new.registration_limit) {
+            stream_changes.push(Change::new("registration_limit", old_limit, new_limit));
+        }
         // Swapped unconditionally: the decoy's iteration count follows
         // `scram_iterations`, reported above.
         *shared.stream_cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
@@ -440,6 +462,7 @@ mod tests {
             admin_socket: Some(admin.to_owned()),
             scram_iterations: 4096,
             components: None,
+            registration_limit: Default::default(),
         }
     }
 

@@ -56,10 +56,13 @@ pub struct RuntimeConfig {
     pub c2s_rate_limit: Option<crate::RateLimit>,
     /// Unix admin socket for `vireo adduser` & co. while running.
     pub admin_socket: Option<PathBuf>,
-    /// PBKDF2 iterations for passwords set through the admin socket.
+    /// PBKDF2 iterations for passwords set through the admin socket and
+    /// in-band (XEP-0077).
     pub scram_iterations: u32,
     /// External components, if any may connect.
     pub components: Option<ComponentListener>,
+    /// The per-address limit on in-band registrations (XEP-0077).
+    pub registration_limit: crate::RegistrationLimit,
 }
 
 impl std::fmt::Debug for RuntimeConfig {
@@ -139,6 +142,8 @@ pub(crate) struct Shared {
     pub(crate) rate_limit: RwLock<Option<crate::RateLimit>>,
     pub(crate) domains: Vec<String>,
     pub(crate) scram_iterations: AtomicU32,
+    /// In-band registrations per client address (XEP-0077).
+    pub(crate) registrations: crate::registration::Registrations,
     /// The configuration the server started with: a reload compares the
     /// settings that need a restart against it.
     pub(crate) started: RuntimeConfig,
@@ -259,6 +264,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         rate_limit: RwLock::new(cfg.c2s_rate_limit),
         domains: cfg.hub.domains.clone(),
         scram_iterations: AtomicU32::new(cfg.scram_iterations),
+        registrations: crate::registration::Registrations::new(&cfg.registration_limit),
         // Without the certificate: a replaced key must not stay in memory.
         started: RuntimeConfig {
             tls: None,

@@ -32,7 +32,13 @@ pub fn render(cfg: &Config, key: Option<&str>, domain: Option<&str>) -> Result<S
     };
     for spec in KEYS.iter().filter(|k| k.available && k.name != "domain") {
         if let Some((value, origin)) = cfg.value(spec.name) {
-            rows.push((spec.name.to_owned(), value.to_string(), origin));
+            // Secrets are for the server, not for the terminal or a ticket.
+            let shown = if spec.local.ends_with("secret") || spec.local.ends_with("password") {
+                "\"(hidden)\"".to_owned()
+            } else {
+                value.to_string()
+            };
+            rows.push((spec.name.to_owned(), shown, origin));
         }
     }
     // The certificate served when it comes from the first domain's file.

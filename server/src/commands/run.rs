@@ -88,6 +88,19 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             with_sender: cfg.push_with_sender,
             max_registrations: cfg.push_max_registrations,
         },
+        turn: cfg
+            .turn_host
+            .clone()
+            .filter(|_| cfg.modules.contains(&"extdisco"))
+            .map(|host| xmpp_core::modules::extdisco::TurnConfig {
+                host,
+                port: cfg.turn_port,
+                secret: cfg.turn_secret.clone(),
+                ttl_secs: cfg.turn_ttl_secs,
+                tcp: cfg.turn_tcp,
+                tls_port: cfg.turn_tls_port,
+                user: cfg.turn_user.clone(),
+            }),
         ..HubConfig::default()
     };
     let limits = Limits {
@@ -154,6 +167,12 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                     max_unacked: cfg.smacks_max_queue_size,
                     request_every: cfg.smacks_max_unacked_stanzas,
                 }),
+            registration: cfg.modules.contains(&"register").then_some(
+                xmpp_core::stream::RegistrationConfig {
+                    allow_registration: cfg.allow_registration,
+                    min_password_length: cfg.min_password_length,
+                },
+            ),
         },
         hub,
         threads,
@@ -165,6 +184,10 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
         }),
         admin_socket: Some(cfg.admin_socket()),
         scram_iterations: cfg.scram_iterations,
+        registration_limit: xmpp_runtime::RegistrationLimit {
+            min_seconds: cfg.min_seconds_between_registrations,
+            exempt: cfg.registration_whitelist.clone(),
+        },
         components: component_listener,
     }
 }

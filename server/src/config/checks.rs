@@ -22,6 +22,8 @@ pub fn run(cfg: &Config) -> Vec<Diagnostic> {
     super::components::check(cfg, &mut out);
     certificates(cfg, &mut out);
     admins(cfg, &mut out);
+    registration(cfg, &mut out);
+    turn(cfg, &mut out);
     out
 }
 
@@ -238,5 +240,57 @@ fn admins(cfg: &Config, out: &mut Vec<Diagnostic>) {
                 .with_fix(format!("hosted domains: {}", cfg.domains.join(", "))),
             );
         }
+    }
+}
+
+/// `allow_registration` needs the `register` module (XEP-0077); an
+/// environment's built-in default for it is no mistake of the user's.
+fn registration(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    let origin = cfg.origin("registration.allow_registration");
+    if cfg.allow_registration
+        && !cfg.module_origins.contains_key("register")
+        && !matches!(origin, Origin::Profile(_))
+    {
+        out.push(
+            Diagnostic::warning(
+                origin,
+                "registration.allow_registration has no effect: module `register` is not enabled",
+            )
+            .with_fix(format!(
+                "add \"register\" to the modules of {}",
+                Home::Layer(modules::Layer::Protocol, "legacy").path()
+            )),
+        );
+    }
+}
+
+/// The `turn_external_*` keys describe the server at `turn_external_host`
+/// and are published by the `extdisco` module (XEP-0215).
+fn turn(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    let file = Home::Layer(modules::Layer::Protocol, "extensions").path();
+    if cfg.turn_host.is_none() {
+        for key in [
+            "extdisco.turn_external_secret",
+            "extdisco.turn_external_tls_port",
+            "extdisco.turn_external_user",
+        ] {
+            if cfg.values.contains_key(key) {
+                out.push(
+                    Diagnostic::warning(
+                        cfg.origin(key),
+                        format!("{key} has no effect: extdisco.turn_external_host is not set"),
+                    )
+                    .with_fix(format!("set turn_external_host in {file}")),
+                );
+            }
+        }
+    } else if !cfg.module_origins.contains_key("extdisco") {
+        out.push(
+            Diagnostic::warning(
+                cfg.origin("extdisco.turn_external_host"),
+                "the STUN/TURN server is not advertised: module `extdisco` is not enabled",
+            )
+            .with_fix(format!("add \"extdisco\" to the modules of {file}")),
+        );
     }
 }

@@ -16,6 +16,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VIREO_C2S_PORT", "transport.c2s_port"),
     ("VIREO_C2S_TLS_PORT", "transport.c2s_tls_port"),
     ("VIREO_C2S_REQUIRE_ENCRYPTION", "stream.require_encryption"),
+    ("VIREO_TURN_SECRET", "extdisco.turn_external_secret"),
     ("VIREO_DB_DRIVER", "storage.driver"),
     ("VIREO_DB_NAME", "storage.sql_name"),
     ("VIREO_DB_USER", "storage.sql_user"),

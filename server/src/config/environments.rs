@@ -26,7 +26,11 @@ pub fn apply_profile(state: &mut State, env: &'static str) {
             set(state, "log_format", Value::Str("json".into()));
             set(state, "transport.c2s_rate_limit", Value::Int(65_536));
         }
-        "development" => set(state, "log_level", Value::Str("debug".into())),
+        "development" => {
+            set(state, "log_level", Value::Str("debug".into()));
+            // Test accounts without `vireo adduser` (XEP-0077).
+            set(state, "registration.allow_registration", Value::Bool(true));
+        }
         "docker" => set(state, "transport.bind", Value::Str("0.0.0.0".into())),
         _ => {}
     }

@@ -105,6 +105,23 @@ pub struct Config {
     pub admins: Vec<String>,
     /// XEP-0157 contact addresses: (kind, URIs), e.g. ("admin", [...]).
     pub contact: Vec<(String, Vec<String>)>,
+    /// XEP-0077: anyone may create an account in-band.
+    pub allow_registration: bool,
+    /// XEP-0077: shortest password accepted, in characters.
+    pub min_password_length: usize,
+    /// XEP-0077: seconds between in-band registrations from one IP (0 = no limit).
+    pub min_seconds_between_registrations: u64,
+    /// XEP-0077: IP addresses exempt from that limit.
+    pub registration_whitelist: Vec<IpAddr>,
+    /// XEP-0215: the STUN/TURN server advertised, if any.
+    pub turn_host: Option<String>,
+    pub turn_port: u16,
+    /// Secret shared with the TURN server (credentials), if any.
+    pub turn_secret: Option<String>,
+    pub turn_ttl_secs: u64,
+    pub turn_tcp: bool,
+    pub turn_tls_port: Option<u16>,
+    pub turn_user: Option<String>,
     /// The storage backend ("sled").
     pub storage_driver: String,
     /// The external component listener (XEP-0114).
@@ -164,6 +181,20 @@ impl Default for Config {
             environment: None,
             admins: Vec::new(),
             contact: Vec::new(),
+            allow_registration: false,
+            min_password_length: 8,
+            min_seconds_between_registrations: 300,
+            registration_whitelist: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            ],
+            turn_host: None,
+            turn_port: 3478,
+            turn_secret: None,
+            turn_ttl_secs: 86_400,
+            turn_tcp: false,
+            turn_tls_port: None,
+            turn_user: None,
             storage_driver: "sled".into(),
             component_bind: IpAddr::from([127, 0, 0, 1]),
             component_port: 5347,
@@ -425,6 +456,34 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                     .filter_map(|m| Mechanism::from_name(m))
                     .collect()
             }
+            "registration.allow_registration" => {
+                cfg.allow_registration = matches!(value, Value::Bool(true))
+            }
+            "registration.min_password_length" => {
+                cfg.min_password_length =
+                    usize::try_from(int(value)).unwrap_or(cfg.min_password_length)
+            }
+            "registration.min_seconds_between_registrations" => {
+                cfg.min_seconds_between_registrations =
+                    u64::try_from(int(value)).unwrap_or(cfg.min_seconds_between_registrations)
+            }
+            "registration.registration_whitelist" => {
+                cfg.registration_whitelist =
+                    list.iter().filter_map(|a| schema::parse_ip(a)).collect()
+            }
+            "extdisco.turn_external_host" => cfg.turn_host = Some(text).filter(|t| !t.is_empty()),
+            "extdisco.turn_external_port" => {
+                cfg.turn_port = u16::try_from(int(value)).unwrap_or(cfg.turn_port)
+            }
+            "extdisco.turn_external_secret" => {
+                cfg.turn_secret = Some(text).filter(|t| !t.is_empty())
+            }
+            "extdisco.turn_external_ttl" => {
+                cfg.turn_ttl_secs = u64::try_from(int(value)).unwrap_or(cfg.turn_ttl_secs)
+            }
+            "extdisco.turn_external_tcp" => cfg.turn_tcp = matches!(value, Value::Bool(true)),
+            "extdisco.turn_external_tls_port" => cfg.turn_tls_port = u16::try_from(int(value)).ok(),
+            "extdisco.turn_external_user" => cfg.turn_user = Some(text).filter(|t| !t.is_empty()),
             "storage.driver" => cfg.storage_driver = text,
             "interfaces.component_bind" => {
                 if let Some(ip) = schema::parse_ip(&text) {

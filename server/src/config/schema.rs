@@ -52,6 +52,8 @@ pub enum Ty {
     StrList,
     /// A list of SASL mechanism names.
     Mechanisms,
+    /// A list of IP addresses.
+    Ips,
 }
 
 impl Ty {
@@ -72,6 +74,7 @@ impl Ty {
                 "an array of SASL mechanisms ({})",
                 quoted(&mechanism_names())
             ),
+            Ty::Ips => "an array of IP address strings".into(),
         }
     }
 
@@ -89,11 +92,15 @@ impl Ty {
             Ty::Jids => "array of bare JIDs".into(),
             Ty::StrList => "array of strings".into(),
             Ty::Mechanisms => "array of SASL mechanisms".into(),
+            Ty::Ips => "array of IP addresses".into(),
         }
     }
 
     fn is_list(self) -> bool {
-        matches!(self, Ty::Domains | Ty::Jids | Ty::StrList | Ty::Mechanisms)
+        matches!(
+            self,
+            Ty::Domains | Ty::Jids | Ty::StrList | Ty::Mechanisms | Ty::Ips
+        )
     }
 
     /// Convert a TOML value; the error says what was expected.
@@ -214,6 +221,15 @@ impl Ty {
                 }
                 Ok(Value::List(items))
             }
+            Ty::Ips => items
+                .iter()
+                .map(|a| {
+                    parse_ip(a)
+                        .map(|ip| ip.to_string())
+                        .ok_or_else(|| format!("{a:?} is not an IP address"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::List),
             _ => Ok(Value::List(items)),
         }
     }
@@ -337,6 +353,7 @@ const VALIDATION: Home = Home::Layer(Layer::Stanza, "validation");
 const LEGACY: Home = Home::Layer(Layer::Protocol, "legacy");
 const EXPERIMENTAL: Home = Home::Layer(Layer::Protocol, "experimental");
 const CORE: Home = Home::Layer(Layer::Protocol, "core");
+const EXTENSIONS: Home = Home::Layer(Layer::Protocol, "extensions");
 const GROUPCHAT: Home = Home::Layer(Layer::Services, "groupchat");
 const BACKENDS: Home = Home::Layer(Layer::Storage, "backends");
 const ARCHIVING: Home = Home::Layer(Layer::Storage, "archiving");
@@ -437,14 +454,36 @@ pub const KEYS: &[KeySpec] = &[
     key("stream.max_stanza_size", "max_stanza_size", VALIDATION, Ty::Int { min: 10_000, max: 16_777_216 }, "262144", &["RFC 6120 §13.12"],
         "Largest stanza accepted, in bytes (at least 10000)."),
     // 04 protocol
-    planned("protocol.allow_registration", "allow_registration", LEGACY, Ty::Bool, "false", &["XEP-0077"],
-        "In-band account registration."),
     key("protocol.push_notification_with_body", "push_notification_with_body", EXPERIMENTAL, Ty::Bool, "false", &["XEP-0357 §9"],
         "Include the last message's body in push notifications. Off: the app server and the platform's push service would read every message."),
     key("protocol.push_notification_with_sender", "push_notification_with_sender", EXPERIMENTAL, Ty::Bool, "true", &["XEP-0357 §9"],
         "Include the last message's sender in push notifications."),
     key("protocol.push_max_registrations", "push_max_registrations", EXPERIMENTAL, Ty::Int { min: 1, max: 1000 }, "16", &["XEP-0357"],
         "Push registrations kept per account; enabling one more drops the oldest."),
+    // 04 protocol: XEP-0215 with Prosody's mod_turn_external names
+    key("extdisco.turn_external_host", "turn_external_host", EXTENSIONS, Ty::Str, "", &["XEP-0215"],
+        "Host name or IP address of the STUN/TURN server advertised to clients (unset: nothing is advertised)."),
+    key("extdisco.turn_external_port", "turn_external_port", EXTENSIONS, Ty::Int { min: 1, max: 65535 }, "3478", &["XEP-0215", "RFC 8489", "RFC 8656"],
+        "STUN/TURN port of that server."),
+    key("extdisco.turn_external_secret", "turn_external_secret", EXTENSIONS, Ty::Str, "", &["XEP-0215 §3.3"],
+        "Secret shared with the TURN server (coturn's static-auth-secret): clients get time-limited TURN credentials derived from it (unset: STUN only). `config show` hides it; VIREO_TURN_SECRET sets it from the environment."),
+    key("extdisco.turn_external_ttl", "turn_external_ttl", EXTENSIONS, Ty::Int { min: 60, max: 31_536_000 }, "86400", &["XEP-0215"],
+        "Seconds the TURN credentials stay valid."),
+    key("extdisco.turn_external_tcp", "turn_external_tcp", EXTENSIONS, Ty::Bool, "false", &["XEP-0215"],
+        "Also advertise STUN and TURN over TCP."),
+    key("extdisco.turn_external_tls_port", "turn_external_tls_port", EXTENSIONS, Ty::Int { min: 1, max: 65535 }, "", &["XEP-0215"],
+        "Port of TURN over TLS (`turns`), if the server offers it."),
+    key("extdisco.turn_external_user", "turn_external_user", EXTENSIONS, Ty::Str, "", &["XEP-0215"],
+        "User part of the TURN credentials' username (unset: the requesting account's bare JID)."),
+    // 04 protocol: XEP-0077, with Prosody's names
+    key("registration.allow_registration", "allow_registration", LEGACY, Ty::Bool, "false", &["XEP-0077 §3.1"],
+        "Let anyone create an account in-band (the `register` stream feature). Off, users can still change their password and delete their account while the `register` module is enabled. The development environment turns it on."),
+    key("registration.min_password_length", "min_password_length", LEGACY, Ty::Int { min: 1, max: 1024 }, "8", &["XEP-0077 §3.1, §3.3"],
+        "Shortest password accepted for new accounts and password changes, in characters."),
+    key("registration.min_seconds_between_registrations", "min_seconds_between_registrations", LEGACY, Ty::Int { min: 0, max: 31_536_000 }, "300", &["XEP-0077 §11"],
+        "Seconds before another account may be registered in-band from the same IP address (0 = no limit); refused attempts get a resource-constraint error (as from ejabberd)."),
+    key("registration.registration_whitelist", "registration_whitelist", LEGACY, Ty::Ips, "[\"127.0.0.1\", \"::1\"]", &[],
+        "IP addresses exempt from min_seconds_between_registrations (loopback by default, as in Prosody)."),
     // 05 services
     planned("services.muc_domain", "muc_domain", GROUPCHAT, Ty::Domain, "", &["XEP-0045"],
         "The multi-user chat service's domain, e.g. conference.example.org."),

@@ -34,7 +34,7 @@ fn about(layer: Layer, file: &str) -> &'static str {
         (Layer::Stanza, "processing") => "Advanced stanza processing hooks.",
         (Layer::Protocol, "core") => "Core protocol (RFC 6121): roster, presence, service discovery, ping.",
         (Layer::Protocol, "extensions") => "Protocol extensions (XEPs) beyond the core.",
-        (Layer::Protocol, "legacy") => "Backwards compatibility: older protocols some clients still use.",
+        (Layer::Protocol, "legacy") => "Older protocols clients still use: in-band registration, password\nchange and account removal (XEP-0077).",
         (Layer::Protocol, "experimental") => "Experimental extensions.",
         (Layer::Services, "messaging") => "Message delivery: offline storage (XEP-0160) with delay stamps (XEP-0203).",
         (Layer::Services, "presence") => "Presence services beyond RFC 6121 (the core is in 04-protocol/core.toml).",

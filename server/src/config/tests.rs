@@ -614,6 +614,95 @@ fn single_file_keeps_working_with_modules_and_environment() {
 }
 
 #[test]
+fn registration_settings() {
+    // Default: the module is on, registration closed, Prosody's limits.
+    let cfg = Config::load(None, &env_of(&[])).expect("load");
+    assert!(cfg.modules.contains(&"register"));
+    assert!(!cfg.allow_registration);
+    assert_eq!(cfg.min_password_length, 8);
+    assert_eq!(cfg.min_seconds_between_registrations, 300);
+    assert_eq!(cfg.registration_whitelist.len(), 2);
+    // The development environment opens it.
+    let (_d, p) = write("environment = \"development\"\n");
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert!(cfg.allow_registration);
+    assert_eq!(
+        cfg.origin("registration.allow_registration"),
+        Origin::Profile("development")
+    );
+    let (_d, p) = write(
+        "[registration]\nallow_registration = true\nmin_password_length = 12\n\
+         min_seconds_between_registrations = 0\nregistration_whitelist = [\"10.0.0.1\", \"[::1]\"]\n",
+    );
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert!(cfg.allow_registration);
+    assert_eq!(cfg.min_password_length, 12);
+    assert_eq!(cfg.min_seconds_between_registrations, 0);
+    assert_eq!(
+        cfg.registration_whitelist,
+        vec![
+            IpAddr::from([10, 0, 0, 1]),
+            IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])
+        ]
+    );
+    let (_d, p) = write("[registration]\nregistration_whitelist = [\"localhost\"]\n");
+    let report = Config::check(Some(&p), &env_of(&[]));
+    assert!(
+        report
+            .errors()
+            .any(|d| d.to_string().contains("\"localhost\" is not an IP address")),
+        "{:?}",
+        report.diagnostics
+    );
+    // Opening registration without the module is pointed out.
+    let (_d, p) = write(
+        "modules = [\"c2s\", \"tls\", \"saslauth\", \"bind\", \"router\"]\n[registration]\nallow_registration = true\n",
+    );
+    let report = Config::check(Some(&p), &env_of(&[]));
+    assert!(
+        report.warnings().any(|d| d.to_string().contains(
+            "registration.allow_registration has no effect: module `register` is not enabled"
+        )),
+        "{:?}",
+        report.diagnostics
+    );
+}
+
+#[test]
+fn turn_settings_and_hidden_secret() {
+    let (_d, p) = write(
+        "[extdisco]\nturn_external_host = \"turn.example.org\"\nturn_external_secret = \"s3cr3t\"\n\
+         turn_external_tcp = true\nturn_external_tls_port = 5349\n",
+    );
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert_eq!(cfg.turn_host.as_deref(), Some("turn.example.org"));
+    assert_eq!(cfg.turn_port, 3478);
+    assert_eq!(cfg.turn_secret.as_deref(), Some("s3cr3t"));
+    assert_eq!(cfg.turn_ttl_secs, 86_400);
+    assert!(cfg.turn_tcp);
+    assert_eq!(cfg.turn_tls_port, Some(5349));
+    let shown = crate::commands::config_show::render(&cfg, Some("extdisco"), None).expect("show");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(
+        shown.contains("extdisco.turn_external_secret = \"(hidden)\""),
+        "{shown}"
+    );
+    // From the environment, as Prosody deployments inject it.
+    let cfg = Config::load(Some(&p), &env_of(&[("VIREO_TURN_SECRET", "from-env")])).expect("load");
+    assert_eq!(cfg.turn_secret.as_deref(), Some("from-env"));
+    // A secret without a server is pointed out.
+    let (_d, p) = write("[extdisco]\nturn_external_secret = \"s3cr3t\"\n");
+    let report = Config::check(Some(&p), &env_of(&[]));
+    assert!(
+        report.warnings().any(|d| d.to_string().contains(
+            "extdisco.turn_external_secret has no effect: extdisco.turn_external_host is not set"
+        )),
+        "{:?}",
+        report.diagnostics
+    );
+}
+
+#[test]
 fn reference_is_up_to_date() {
     let expected = super::reference::markdown();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/config.md");

@@ -143,3 +143,29 @@ async def test_unresumed_session_times_out_into_offline_storage(short_resume_ser
     assert "urn:xmpp:delay" in str(msg), f"offline delivery carries a delay stamp: {msg}"
     await asyncio.sleep(QUIET)
     assert len(bodies(again, "unacknowledged")) == 1
+
+
+async def test_switched_off_in_the_configuration(configured_server, xmpp):
+    """smacks removed from stack/02-stream/management.toml: no <sm/> stream
+    feature, so slixmpp's XEP-0198 plugin never enables; the session works."""
+    import subprocess
+
+    from conftest import VIREO_BIN
+
+    srv = configured_server
+    tree = srv.root / "conf"
+    subprocess.run([str(VIREO_BIN), "config", "init", str(tree), "--domain", "localhost"],
+                   check=True, capture_output=True)
+    mgmt = tree / "stack" / "02-stream" / "management.toml"
+    text = mgmt.read_text()
+    assert 'modules = ["smacks", "csi"]' in text, text
+    mgmt.write_text(text.replace('modules = ["smacks", "csi"]', 'modules = ["csi"]'))
+    srv.config_path = tree
+    srv.start()
+    a = srv.new_account("nosm")
+    c = xmpp.client(srv, a, name="nosm")
+    _, enabled = with_sm(c)
+    await c.connect()
+    await c.sync()
+    assert not enabled.is_set() and not c.xmpp.plugin["xep_0198"].sm_id
+    assert "sm" not in c.xmpp.features, c.xmpp.features

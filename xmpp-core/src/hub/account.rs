@@ -34,6 +34,9 @@ pub struct Session {
     /// Its connection broke and it waits to be resumed (XEP-0198): still
     /// available, but messages reach the user only through push (XEP-0357).
     pub hibernated: bool,
+    /// Its last presence said "no image to advertise" (an empty XEP-0153
+    /// `<photo/>`), so avatar changes are not announced for it.
+    pub hides_avatar: bool,
 }
 
 impl Session {
@@ -56,6 +59,7 @@ impl Session {
             blocklist_interested: false,
             directed: HashSet::new(),
             hibernated: false,
+            hides_avatar: false,
         }
     }
 }
@@ -122,6 +126,9 @@ pub struct Account {
     pub blocked: std::collections::BTreeSet<String>,
     /// Enabled push notifications (XEP-0357).
     pub push: crate::modules::push::PushState,
+    /// Photo hash of the stored vCard (XEP-0153; empty: no photo), once
+    /// known.
+    pub avatar: Option<String>,
 }
 
 impl Account {
@@ -140,6 +147,7 @@ impl Account {
                 .as_deref()
                 .map(crate::modules::push::PushState::from_document)
                 .unwrap_or_default(),
+            avatar: data.avatar,
         }
     }
 

@@ -162,6 +162,12 @@ impl Hub {
         if self.maybe_push_iq(account, &iq, own) {
             return;
         }
+        if child.is(crate::modules::last::NS, "query")
+            && iq.attr("type") == Some("get")
+            && self.enabled("last")
+        {
+            return self.last_activity_iq(account, iq, own);
+        }
         if child.is(ns::PING, "ping") && iq.attr("type") == Some("get") {
             let r = reply_to(iq_result(&iq));
             return self.route(r);

@@ -9,12 +9,15 @@
 //! recipient's hub ([`Hub::routed`]), which applies the delivery rules.
 
 mod account;
+mod avatar;
 mod blocking;
 mod carbons;
 mod inbound;
+mod last;
 mod outbound;
 mod presence;
 mod push;
+mod register;
 mod roster;
 mod stored_xml;
 
@@ -42,7 +45,8 @@ pub struct HubConfig {
     pub offline_messages: bool,
     /// Modules switched off by configuration (catalog names such as
     /// "carbons", "blocking", "vcard", "private", "ping", "version", "time",
-    /// "last"): they neither answer nor appear in disco.
+    /// "last", "register", "extdisco"): they neither answer nor appear in
+    /// disco.
     pub disabled: Vec<String>,
     /// XEP-0157 contact addresses published in disco#info: (kind, URIs),
     /// kind being abuse, admin, feedback, sales, security, status or support.
@@ -53,6 +57,8 @@ pub struct HubConfig {
     pub components: Vec<String>,
     /// XEP-0357: what notifications tell app servers.
     pub push: crate::modules::push::PushSettings,
+    /// XEP-0215: the STUN/TURN server to advertise, if any.
+    pub turn: Option<crate::modules::extdisco::TurnConfig>,
 }
 
 impl HubConfig {
@@ -72,6 +78,7 @@ impl Default for HubConfig {
             contact: Vec::new(),
             components: Vec::new(),
             push: crate::modules::push::PushSettings::default(),
+            turn: None,
         }
     }
 }
@@ -153,6 +160,13 @@ enum Pending {
     Write,
     /// A stored-XML read or write whose iq waits for the answer.
     StoredXml(Box<(Element, StoredXmlRequest)>),
+    /// An account deleting itself (XEP-0077 `<remove/>`).
+    Cancel(Box<register::Cancel>),
+    /// A loaded account waiting for its vCard's photo hash (XEP-0153).
+    Avatar(String, Box<crate::storage::AccountData>),
+    /// A last-activity query (XEP-0012) waiting for the stored logout:
+    /// the account and the iq.
+    Last(Box<(String, Element)>),
 }
 
 /// One hub partition.
@@ -179,7 +193,8 @@ pub struct Hub {
 impl Hub {
     /// A hub with the default modules.
     pub fn new(cfg: Arc<HubConfig>) -> Self {
-        Self::with_modules(cfg, default_modules())
+        let modules = default_modules(&cfg);
+        Self::with_modules(cfg, modules)
     }
 
     /// A hub with an explicit module list.
@@ -198,11 +213,12 @@ impl Hub {
         if cfg.offline_messages {
             features.push(crate::ns::MSGOFFLINE);
         }
-        let hub_features: [(&str, &'static str); 4] = [
+        let hub_features: [(&str, &'static str); 5] = [
             ("private", crate::modules::stored_xml::PRIVATE),
             ("vcard", crate::modules::stored_xml::VCARD),
             ("carbons", crate::modules::carbons::NS),
             ("blocking", crate::modules::blocking::NS),
+            ("register", crate::modules::register::NS),
         ];
         for (module, feature) in hub_features {
             if cfg.enabled(module) {
@@ -391,6 +407,12 @@ impl Hub {
                 let (iq, req) = *pending;
                 self.stored_xml_done(&iq, &req, result)
             }
+            Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
+            Some(Pending::Avatar(account, data)) => self.avatar_loaded(&account, *data, result),
+            Some(Pending::Last(pending)) => {
+                let (account, iq) = *pending;
+                self.last_activity_loaded(&account, &iq, result)
+            }
             Some(Pending::Write) => {
                 if let StorageResult::Failed(e) = result {
                     tracing::error!(error = %e, "storage write failed");
@@ -483,16 +505,14 @@ impl Hub {
             return;
         };
         match result {
-            StorageResult::Account(Some(data)) => {
-                self.accounts
-                    .insert(account.to_owned(), Slot::Loaded(Account::from_data(data)));
-                // Unloading between queued items would drop the account
-                // under a bind that is still waiting in the queue.
-                for work in queue {
-                    self.run_one(account, work);
+            StorageResult::Account(Some(data)) => match self.load_avatar(account, data) {
+                // Still loading: the vCard is read first.
+                Ok(()) => {
+                    self.accounts
+                        .insert(account.to_owned(), Slot::Loading(queue));
                 }
-                self.maybe_unload(account);
-            }
+                Err(data) => self.run_loaded(account, *data, queue),
+            },
             other => {
                 if let StorageResult::Failed(e) = &other {
                     tracing::error!(account, error = %e, "loading account failed");
@@ -503,6 +523,23 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// The account is in memory: run what waited for it.
+    fn run_loaded(
+        &mut self,
+        account: &str,
+        data: crate::storage::AccountData,
+        queue: Vec<Deferred>,
+    ) {
+        self.accounts
+            .insert(account.to_owned(), Slot::Loaded(Account::from_data(data)));
+        // Unloading between queued items would drop the account under a
+        // bind that is still waiting in the queue.
+        for work in queue {
+            self.run_one(account, work);
+        }
+        self.maybe_unload(account);
     }
 
     /// Work for an account that does not exist (or could not be loaded).
@@ -618,6 +655,8 @@ impl Hub {
                 .with_attr("type", "unavailable")
                 .with_attr("from", jid.to_string());
             self.broadcast_presence(account, conn, &unavailable, &directed);
+            // Gone without saying goodbye: it logged out now (XEP-0012).
+            self.record_logout(account, "");
         }
         if let Some(acc) = self.account_mut(account) {
             acc.sessions.retain(|_, s| s.conn != conn);

@@ -13,6 +13,9 @@ impl Hub {
             return;
         };
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
+        if kind == Kind::Iq && self.registration_removal(account, conn, &stanza, to.as_ref()) {
+            return;
+        }
         if kind == Kind::Iq && to.as_ref().is_none_or(|t| t.bare_str() == account) {
             let req = crate::modules::blocking::BlockingRequest::parse(&stanza)
                 .filter(|_| self.enabled("blocking"));
@@ -87,6 +90,10 @@ impl Hub {
         if let Some(kind) = SubscriptionKind::from_type(ptype.as_deref()) {
             let Some(contact) = to else { return };
             return self.outbound_subscription(account, kind, contact.bare());
+        }
+        if ptype.is_none() {
+            // Broadcast and directed availability alike (XEP-0398 §4).
+            self.inject_avatar(account, conn, &mut stanza, to.is_none());
         }
         match (to, ptype.as_deref()) {
             (None, None) | (None, Some("unavailable")) => {

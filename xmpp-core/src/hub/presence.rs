@@ -36,6 +36,7 @@ impl Hub {
             return;
         };
         let initial = !session.available && !unavailable;
+        let logout = session.available && unavailable;
         let directed = if unavailable {
             std::mem::take(&mut session.directed)
         } else {
@@ -49,6 +50,11 @@ impl Hub {
         self.broadcast_presence(account, conn, &stanza, &directed);
         if initial {
             self.initial_presence(account, conn, &own_jid);
+        }
+        if logout {
+            // XEP-0012 §3: when, and the status it left with.
+            let status = stanza.child_text(ns::CLIENT, "status").unwrap_or_default();
+            self.record_logout(account, &status);
         }
     }
 

@@ -53,5 +53,15 @@ impl Hub {
             reply.remove_attr("from");
         }
         self.route(reply);
+        if let StoredXmlRequest::VcardSet { xml } = req {
+            // Only the account itself may set it: `from` is one of its JIDs.
+            if let Some(account) = iq
+                .attr("from")
+                .and_then(|f| crate::jid::Jid::parse(f).ok())
+                .map(|j| j.bare_str())
+            {
+                self.vcard_stored(&account, xml);
+            }
+        }
     }
 }

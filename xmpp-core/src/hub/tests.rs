@@ -42,7 +42,12 @@ fn bind_queued_behind_routed_work_survives_the_load() {
     h.routed(0, chat("bob@localhost", "alice@localhost/a"));
     let id = load_request(&outputs(&mut h)).expect("account load requested");
     h.session_bound(1, 7, jid("bob@localhost/phone"));
-    h.handle_storage(2, id, StorageResult::Account(Some(AccountData::default())));
+    // The avatar hash is known (XEP-0153), so no vCard read is needed.
+    let data = AccountData {
+        avatar: Some(String::new()),
+        ..AccountData::default()
+    };
+    h.handle_storage(2, id, StorageResult::Account(Some(data)));
     let _ = outputs(&mut h);
     assert_eq!(h.session_count(), 1);
     // The session answers: a ping to the account comes back to it.
@@ -121,6 +126,8 @@ fn push_refusal_travels_between_partitions() {
     );
     let data = || AccountData {
         push: state.to_document(),
+        // The avatar hash is known (no vCard photo), so no vCard read.
+        avatar: Some(String::new()),
         ..AccountData::default()
     };
     account_hub.routed(0, chat("bob@localhost", "alice@localhost/a"));
@@ -174,4 +181,48 @@ fn push_refusal_travels_between_partitions() {
         } if key == crate::storage::PUSH_KEY)
     });
     assert!(cleared, "the registration is removed from storage");
+}
+
+/// An account stored before avatar hashes were kept (XEP-0153): its vCard
+/// is read once while the work queued for it waits, the hash is stored,
+/// and the first presence already carries it.
+#[test]
+fn legacy_account_gets_its_avatar_hash_before_its_first_presence() {
+    let mut h = hub();
+    h.session_bound(0, 7, jid("bob@localhost/phone"));
+    let id = load_request(&outputs(&mut h)).expect("account load requested");
+    h.from_session(1, 7, Element::new(crate::ns::CLIENT, "presence"));
+    h.handle_storage(2, id, StorageResult::Account(Some(AccountData::default())));
+    let out = outputs(&mut h);
+    let vcard_read = out.iter().find_map(|o| match o {
+        HubOutput::Storage {
+            id,
+            request: StorageRequest::LoadBlob { key, .. },
+        } if key == "vcard" => Some(*id),
+        _ => None,
+    });
+    let read = vcard_read.expect("the vCard is read");
+    assert!(
+        !out.iter().any(|o| matches!(o, HubOutput::Deliver { .. })),
+        "the presence waits for the hash: {out:?}"
+    );
+    let vcard = "<vCard xmlns='vcard-temp'><PHOTO><BINVAL>aGVsbG8=</BINVAL></PHOTO></vCard>";
+    h.handle_storage(3, read, StorageResult::Blob(Some(vcard.into())));
+    let out = outputs(&mut h);
+    let stored = out.iter().any(|o| {
+        matches!(o, HubOutput::Storage { request: StorageRequest::StoreBlob { key, value: Some(v), .. }, .. }
+            if key == "avatar" && v == "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
+    });
+    assert!(stored, "{out:?}");
+    let own = out.iter().find_map(|o| match o {
+        HubOutput::Deliver { conn: 7, stanza } if stanza.name == "presence" => Some(stanza),
+        _ => None,
+    });
+    let photo = own
+        .and_then(|p| p.child(crate::modules::avatar::NS, "x"))
+        .and_then(|x| x.child_text(crate::modules::avatar::NS, "photo"));
+    assert_eq!(
+        photo.as_deref(),
+        Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
+    );
 }

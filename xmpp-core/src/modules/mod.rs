@@ -2,14 +2,17 @@
 //! namespaces it owns, so `disco#info` is derived from what is registered and
 //! a new XEP is one file plus one line in [`default_modules`].
 
+pub mod avatar;
 pub mod blocking;
 pub mod caps;
 pub mod carbons;
 pub mod disco;
+pub mod extdisco;
 pub mod hints;
-mod last;
+pub mod last;
 mod ping;
 pub mod push;
+pub mod register;
 pub mod roster;
 pub mod stored_xml;
 pub mod subscription;
@@ -53,13 +56,14 @@ pub trait ServerModule: Send + std::fmt::Debug {
     fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element>;
 }
 
-/// The modules every server runs.
-pub fn default_modules() -> Vec<Box<dyn ServerModule>> {
+/// The modules every server runs, set up from its configuration.
+pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn ServerModule>> {
     vec![
         Box::new(Disco),
         Box::new(Ping),
         Box::new(Version),
         Box::new(EntityTime),
         Box::new(LastActivity),
+        Box::new(extdisco::ExternalServices::new(cfg.turn.clone())),
     ]
 }

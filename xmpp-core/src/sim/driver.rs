@@ -7,6 +7,7 @@
 //! panic, and no input makes the machine produce outputs without end.
 
 use crate::entropy::Entropy;
+use crate::modules::register::AccountOpResult;
 use crate::sasl::StoredCredentials;
 use crate::storage::{StorageRequest, StorageResult};
 use crate::stream::{ConnOutput, ServerStream, ServerStreamConfig};
@@ -54,10 +55,15 @@ impl Default for C2sDriver {
 }
 
 impl C2sDriver {
-    /// A fresh connection (encryption not required, so every path is open).
+    /// A fresh connection (encryption not required and in-band registration
+    /// open, so every path is reachable).
     pub fn new() -> Self {
         let cfg = Arc::new(ServerStreamConfig {
             require_encryption: false,
+            registration: Some(crate::stream::RegistrationConfig {
+                allow_registration: true,
+                ..Default::default()
+            }),
             ..Default::default()
         });
         let mut d = C2sDriver {
@@ -124,6 +130,10 @@ impl C2sDriver {
                         _ => StorageResult::Done,
                     };
                     self.stream.handle_storage(self.now, id, result);
+                }
+                ConnOutput::Account { id, .. } => {
+                    self.stream
+                        .handle_account(self.now, id, AccountOpResult::Done)
                 }
                 ConnOutput::Stanza(el) => self.stream.send_stanza(&el),
                 // Nothing else holds a session here: every resume misses.

@@ -57,6 +57,19 @@ impl MemoryStore {
         }
     }
 
+    /// Replace the password of `jid` (salt fixed per account, like
+    /// [`add_user`](Self::add_user)). Answers like `SetCredentials`.
+    pub fn set_password(&mut self, jid: &str, password: &str, iterations: u32) -> StorageResult {
+        let salt = format!("vireo-sim-salt:{jid}");
+        match StoredCredentials::derive(password, salt.as_bytes(), iterations) {
+            Ok(credentials) => self.execute(StorageRequest::SetCredentials {
+                account: jid.to_owned(),
+                credentials,
+            }),
+            Err(f) => StorageResult::Failed(format!("cannot derive credentials: {f:?}")),
+        }
+    }
+
     /// True when the account exists.
     pub fn has_account(&self, account: &str) -> bool {
         self.accounts.contains_key(account)
@@ -78,6 +91,7 @@ impl MemoryStore {
                 .map(|d| crate::storage::parse_blocklist(d))
                 .unwrap_or_default(),
             push: a.blobs.get(crate::storage::PUSH_KEY).cloned(),
+            avatar: a.blobs.get(crate::modules::avatar::AVATAR_KEY).cloned(),
         })
     }
 

@@ -6,7 +6,9 @@ use super::store::MemoryStore;
 use crate::entropy::Entropy;
 use crate::hub::{ConnId, Hub, HubConfig, HubOutput};
 use crate::jid::Jid;
+use crate::modules::register::{AccountOp, AccountOpResult, RegistrationThrottle};
 use crate::sasl::{ChannelBinding, ChannelBindingType};
+use crate::storage::StorageResult;
 use crate::stream::{
     ClientConfig, ClientStream, ComponentStream, ComponentStreamConfig, ConnOutput, ServerStream,
     ServerStreamConfig, StreamErrorCondition,
@@ -107,6 +109,8 @@ pub struct World {
     components: BTreeMap<ConnId, SimComponent>,
     /// Which connection serves each component domain (the driver's claim).
     component_domains: BTreeMap<String, ConnId>,
+    /// XEP-0077 registrations; every simulated client shares one address.
+    registrations: RegistrationThrottle<()>,
 }
 
 impl World {
@@ -130,6 +134,7 @@ impl World {
             component_cfg: Arc::new(ComponentStreamConfig::default()),
             components: BTreeMap::new(),
             component_domains: BTreeMap::new(),
+            registrations: RegistrationThrottle::new(0),
         }
     }
 
@@ -187,6 +192,13 @@ impl World {
             self.store.add_user(jid, password, SIM_ITERATIONS),
             crate::storage::StorageResult::Done
         )
+    }
+
+    /// Allow one in-band registration (XEP-0077) per `interval` ms from the
+    /// clients' address, as the runtime does per IP (0 = unlimited, the
+    /// default).
+    pub fn set_registration_limit(&mut self, interval: Millis) {
+        self.registrations.set_interval(interval);
     }
 
     /// The channel bindings the fake TLS layer produces for a connection:
@@ -574,6 +586,10 @@ impl World {
                     let result = self.store.execute(request);
                     c.stream.handle_storage(self.now, req, result);
                 }
+                ConnOutput::Account { id: req, op } => {
+                    let result = account_op(&mut self.store, &mut self.registrations, self.now, op);
+                    c.stream.handle_account(self.now, req, result);
+                }
                 ConnOutput::Bound(jid) => {
                     c.bound = true;
                     self.hub.session_bound(self.now, c.hub_id, jid);
@@ -625,6 +641,7 @@ impl World {
                 ConnOutput::Close => self.close_transport(id),
                 ConnOutput::StartTls
                 | ConnOutput::Storage { .. }
+                | ConnOutput::Account { .. }
                 | ConnOutput::Failed(_)
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
@@ -673,6 +690,7 @@ impl World {
                     .stream
                     .tls_established(self.now, Self::fake_bindings(conn)),
                 ConnOutput::Storage { .. }
+                | ConnOutput::Account { .. }
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
@@ -714,6 +732,37 @@ impl World {
             }
         }
         progress
+    }
+}
+
+/// What the runtime does for an [`AccountOp`]: the per-address limit for
+/// registrations, then credentials with [`SIM_ITERATIONS`].
+fn account_op(
+    store: &mut MemoryStore,
+    limit: &mut RegistrationThrottle<()>,
+    now: Millis,
+    op: AccountOp,
+) -> AccountOpResult {
+    let result = match &op {
+        AccountOp::Register { account, password } => {
+            if limit.try_acquire(&(), now).is_err() {
+                return AccountOpResult::Throttled;
+            }
+            let r = store.add_user(account, password, SIM_ITERATIONS);
+            if r != StorageResult::Done {
+                limit.release(&(), now);
+            }
+            r
+        }
+        AccountOp::SetPassword { account, password } => {
+            store.set_password(account, password, SIM_ITERATIONS)
+        }
+    };
+    match result {
+        StorageResult::Done => AccountOpResult::Done,
+        StorageResult::Conflict => AccountOpResult::Conflict,
+        StorageResult::NotFound => AccountOpResult::NotFound,
+        other => AccountOpResult::Failed(format!("{other:?}")),
     }
 }
 

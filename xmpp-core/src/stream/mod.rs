@@ -16,5 +16,5 @@ pub use component::{ComponentSecret, ComponentStream, ComponentStreamConfig};
 pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;
 pub use output::ConnOutput;
-pub use server::{ServerStream, ServerStreamConfig};
+pub use server::{RegistrationConfig, ServerStream, ServerStreamConfig};
 pub use sm::{SmConfig, SuspendedSession};

@@ -1,6 +1,7 @@
 //! What a connection machine asks its driver to do.
 
 use crate::jid::Jid;
+use crate::modules::register::AccountOp;
 use crate::ns;
 use crate::storage::{RequestId, StorageRequest};
 use crate::xml::escape_attr;
@@ -20,6 +21,11 @@ pub enum ConnOutput {
         id: RequestId,
         request: StorageRequest,
     },
+    /// XEP-0077: create an account or replace its password the way the
+    /// driver's account administration does (fresh salt, its PBKDF2
+    /// iteration count), registrations subject to its per-address limit.
+    /// Answer with [`ServerStream::handle_account`](super::ServerStream::handle_account).
+    Account { id: RequestId, op: AccountOp },
     /// The stream authenticated and bound this full JID (server side), or the
     /// client is online as it (client side). From a component stream: the
     /// handshake proved the secret for this domain; the driver claims the

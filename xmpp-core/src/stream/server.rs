@@ -22,6 +22,9 @@ use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 use base64::Engine as _;
 use std::sync::Arc;
 
+mod register;
+pub use register::RegistrationConfig;
+
 /// Settings for c2s streams on one listener.
 #[derive(Debug, Clone)]
 pub struct ServerStreamConfig {
@@ -51,6 +54,9 @@ pub struct ServerStreamConfig {
     pub session_features: Vec<Element>,
     /// XEP-0198 stream management; `None` does not offer it.
     pub sm: Option<SmConfig>,
+    /// XEP-0077 in-band registration and password change; `None` when the
+    /// module is off.
+    pub registration: Option<RegistrationConfig>,
 }
 
 impl Default for ServerStreamConfig {
@@ -70,6 +76,7 @@ impl Default for ServerStreamConfig {
                 Element::new(super::csi::NS, "csi"),
             ],
             sm: Some(SmConfig::default()),
+            registration: Some(RegistrationConfig::default()),
         }
     }
 }
@@ -95,6 +102,9 @@ enum Phase {
     /// The transport broke under a resumable session: stanzas for the
     /// client are queued until it resumes or `deadline` passes.
     Hibernated { deadline: Millis },
+    /// An XEP-0077 account operation is with the driver; `iq` is the
+    /// request's envelope, for the answer.
+    AwaitAccount { req: RequestId, iq: Box<Element> },
     /// Stream closed (by either side or by an error).
     Closed,
 }
@@ -514,6 +524,7 @@ impl ServerStream {
                     | Phase::AwaitCredentials { .. }
                     | Phase::AwaitResume { .. }
                     | Phase::Hibernated { .. }
+                    | Phase::AwaitAccount { .. }
             ) {
                 return;
             }
@@ -614,6 +625,14 @@ impl ServerStream {
                 }
                 f = f.with_child(cb);
             }
+            if self
+                .cfg
+                .registration
+                .as_ref()
+                .is_some_and(|r| r.allow_registration)
+            {
+                f = f.with_child(crate::modules::register::stream_feature());
+            }
         }
         f
     }
@@ -648,7 +667,11 @@ impl ServerStream {
             return self.handle_sasl(el);
         }
         if self.account.is_none() {
-            // RFC 6120 §6.4: nothing but negotiation before authentication.
+            if self.register_before_auth(&el) {
+                return;
+            }
+            // RFC 6120 §6.4: nothing but negotiation (and XEP-0077) before
+            // authentication.
             return self.stream_error(StreamErrorCondition::NotAuthorized, None);
         }
         let csi_offered = self
@@ -912,6 +935,12 @@ impl ServerStream {
             }
             return;
         }
+        let Some(el) = (match kind {
+            Kind::Iq => self.register_in_session(el),
+            _ => Some(el),
+        }) else {
+            return;
+        };
         self.out.push(ConnOutput::Stanza(el));
     }
 

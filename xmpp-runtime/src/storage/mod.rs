@@ -286,6 +286,7 @@ pub(crate) mod conformance {
                 roster_version: 3,
                 blocked: Vec::new(),
                 push: None,
+                avatar: None,
             }))
         );
         assert_eq!(
@@ -314,6 +315,7 @@ pub(crate) mod conformance {
                 roster_version: 5,
                 blocked: Vec::new(),
                 push: None,
+                avatar: None,
             }))
         );
         assert_eq!(
@@ -446,6 +448,39 @@ pub(crate) mod conformance {
             Res::Account(Some(data)) => assert_eq!(data.push.as_deref(), Some(push_doc)),
             other => panic!("{other:?}"),
         }
+        // The avatar hash (XEP-0153) comes back with the account.
+        let avatar = xmpp_core::modules::avatar::AVATAR_KEY;
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: alice.clone(),
+                key: avatar.into(),
+                value: Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d".into())
+            }),
+            Res::Done
+        );
+        match b.execute(Req::LoadAccount {
+            account: alice.clone(),
+        }) {
+            Res::Account(Some(data)) => assert_eq!(
+                data.avatar.as_deref(),
+                Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: alice.clone(),
+                key: avatar.into(),
+                value: Some(String::new())
+            }),
+            Res::Done
+        );
+        match b.execute(Req::LoadAccount {
+            account: alice.clone(),
+        }) {
+            Res::Account(Some(data)) => assert_eq!(data.avatar.as_deref(), Some("")),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             b.execute(Req::StoreBlob {
                 account: "nobody@localhost".into(),
@@ -504,6 +539,7 @@ pub(crate) mod conformance {
                 roster_version: 7,
                 blocked: Vec::new(),
                 push: None,
+                avatar: None,
             }))
         );
         assert_eq!(

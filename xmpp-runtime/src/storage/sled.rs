@@ -29,6 +29,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use ::sled::{Batch, Db, IVec, Tree};
+use xmpp_core::modules::avatar::AVATAR_KEY;
 use xmpp_core::storage::{
     parse_blocklist, AccountData, StorageRequest, StorageResult, BLOCKLIST_KEY, PUSH_KEY,
 };
@@ -241,11 +242,19 @@ impl SledBackend {
                     ),
                     None => None,
                 };
+                let avatar = match self.blobs.get(account_key(&account, AVATAR_KEY))? {
+                    Some(raw) => Some(
+                        String::from_utf8(raw.to_vec())
+                            .map_err(|_| StorageError::NotUtf8("avatar hash"))?,
+                    ),
+                    None => None,
+                };
                 Ok(StorageResult::Account(Some(AccountData {
                     roster,
                     roster_version,
                     blocked,
                     push,
+                    avatar,
                 })))
             }
             StorageRequest::PutRosterItem {
@@ -638,6 +647,7 @@ mod tests {
                 roster_version: 9,
                 blocked: Vec::new(),
                 push: None,
+                avatar: None,
             }))
         );
         assert_eq!(

@@ -43,7 +43,8 @@ pub struct Args {
     #[argh(option, default = "String::from(\"pw\")")]
     pub password: String,
     /// register the scenario's accounts first by XEP-0077 (existing ones
-    /// are skipped)
+    /// are skipped; Vireo needs registration.allow_registration and
+    /// passwords of registration.min_password_length characters)
     #[argh(switch)]
     pub register: bool,
     /// executor threads of the load generator (default 1)

@@ -1,0 +1,145 @@
+//! XEP-0077 account operations for c2s streams: the per-IP limit on new
+//! accounts, then the same credential derivation and store calls as
+//! `vireo adduser`/`passwd` ([`crate::accounts`]), on a blocking thread
+//! because PBKDF2 is deliberately slow.
+
+use crate::accounts::{add_user, set_password, AccountError};
+use crate::clock::now_ms;
+use crate::server::Shared;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use xmpp_core::jid::Jid;
+use xmpp_core::modules::register::{AccountOp, AccountOpResult, RegistrationThrottle};
+
+/// The limit on in-band registrations per client address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationLimit {
+    /// Seconds between two accounts created from one address (0 = no
+    /// limit): Prosody's `min_seconds_between_registrations`.
+    pub min_seconds: u64,
+    /// Addresses the limit does not apply to (Prosody's
+    /// `registration_whitelist`, loopback by default).
+    pub exempt: Vec<IpAddr>,
+}
+
+impl Default for RegistrationLimit {
+    /// Five minutes between registrations; loopback exempt.
+    fn default() -> Self {
+        RegistrationLimit {
+            min_seconds: 300,
+            exempt: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            ],
+        }
+    }
+}
+
+/// The limit and its bookkeeping, shared by all connections.
+#[derive(Debug)]
+pub(crate) struct Registrations {
+    state: Mutex<(RegistrationThrottle<IpAddr>, Vec<IpAddr>)>,
+}
+
+impl Registrations {
+    pub(crate) fn new(limit: &RegistrationLimit) -> Self {
+        Registrations {
+            state: Mutex::new((
+                RegistrationThrottle::new(limit.min_seconds.saturating_mul(1000)),
+                limit.exempt.clone(),
+            )),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (RegistrationThrottle<IpAddr>, Vec<IpAddr>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Apply a reloaded limit; `Some((old, new))` describes a change.
+    pub(crate) fn set(&self, limit: &RegistrationLimit) -> Option<(String, String)> {
+        let mut state = self.lock();
+        let describe = |secs: u64, exempt: &[IpAddr]| {
+            let list: Vec<String> = exempt.iter().map(IpAddr::to_string).collect();
+            format!("{secs}s, exempt [{}]", list.join(" "))
+        };
+        let old = describe(state.0.interval() / 1000, &state.1);
+        let new = describe(limit.min_seconds, &limit.exempt);
+        state.0.set_interval(limit.min_seconds.saturating_mul(1000));
+        state.1 = limit.exempt.clone();
+        (old != new).then_some((old, new))
+    }
+
+    /// Reserve a registration for `peer` now; the time of the reservation,
+    /// `Ok(None)` for an exempt or unknown address, `Err` when too soon.
+    fn acquire(&self, peer: Option<IpAddr>) -> Result<Option<(IpAddr, u64)>, ()> {
+        let Some(ip) = peer.map(|p| p.to_canonical()) else {
+            return Ok(None);
+        };
+        let mut state = self.lock();
+        if state.1.iter().any(|e| e.to_canonical() == ip) {
+            return Ok(None);
+        }
+        let now = now_ms();
+        state.0.try_acquire(&ip, now).map_err(|_| ())?;
+        Ok(Some((ip, now)))
+    }
+
+    fn release(&self, reservation: Option<(IpAddr, u64)>) {
+        if let Some((ip, at)) = reservation {
+            self.lock().0.release(&ip, at);
+        }
+    }
+}
+
+/// Perform `op` for a stream whose peer is `peer`.
+pub(crate) async fn perform(
+    shared: &Shared,
+    peer: Option<IpAddr>,
+    op: AccountOp,
+) -> AccountOpResult {
+    let Ok(jid) = Jid::parse(op.account()) else {
+        return AccountOpResult::Failed(format!("invalid account {:?}", op.account()));
+    };
+    let iterations = shared
+        .scram_iterations
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let backend = shared.backend.clone();
+    match op {
+        AccountOp::Register { password, .. } => {
+            let Ok(reservation) = shared.registrations.acquire(peer) else {
+                tracing::info!(account = %jid, ?peer, "in-band registration refused: too soon after the last from this address");
+                return AccountOpResult::Throttled;
+            };
+            let account = jid.clone();
+            let result =
+                smol::unblock(move || add_user(backend.as_ref(), &account, &password, iterations))
+                    .await;
+            if result.is_ok() {
+                tracing::info!(account = %jid, ?peer, "account registered in-band (XEP-0077)");
+            } else {
+                shared.registrations.release(reservation);
+            }
+            outcome(result)
+        }
+        AccountOp::SetPassword { password, .. } => {
+            let account = jid.clone();
+            let result = smol::unblock(move || {
+                set_password(backend.as_ref(), &account, &password, iterations)
+            })
+            .await;
+            if result.is_ok() {
+                tracing::info!(account = %jid, "password changed in-band (XEP-0077)");
+            }
+            outcome(result)
+        }
+    }
+}
+
+fn outcome(result: Result<(), AccountError>) -> AccountOpResult {
+    match result {
+        Ok(()) => AccountOpResult::Done,
+        Err(AccountError::Exists(_)) => AccountOpResult::Conflict,
+        Err(AccountError::NotFound(_)) => AccountOpResult::NotFound,
+        Err(e) => AccountOpResult::Failed(e.to_string()),
+    }
+}
