@@ -354,7 +354,9 @@ fn lose_transport(
     if stream.transport_lost(now_ms()) {
         tracing::debug!(conn, "session hibernated");
         if let Some(p) = partition {
-            shared.router.send(p, HubMsg::Hibernated(conn));
+            shared
+                .router
+                .send(p, HubMsg::Hibernated(conn, stream.unacked_messages()));
         }
     }
 }

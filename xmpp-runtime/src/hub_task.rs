@@ -28,8 +28,9 @@ pub(crate) enum HubMsg {
         mailbox: Arc<Mailbox>,
     },
     Closed(ConnId),
-    /// The session's connection broke; it waits to be resumed (XEP-0198).
-    Hibernated(ConnId),
+    /// The session's connection broke; it waits to be resumed (XEP-0198),
+    /// with these messages unacknowledged.
+    Hibernated(ConnId, Vec<Element>),
     /// A hibernated session continues on a new connection.
     Resumed(ConnId),
     FromSession(ConnId, Element),
@@ -237,7 +238,7 @@ async fn run_partition(
                 conns.remove(&conn);
                 hub.session_closed(now, conn);
             }
-            HubMsg::Hibernated(conn) => hub.session_hibernated(now, conn),
+            HubMsg::Hibernated(conn, unacked) => hub.session_hibernated(now, conn, &unacked),
             HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
             HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
             HubMsg::Routed(stanza) => hub.routed(now, stanza),

@@ -294,10 +294,15 @@ impl Hub {
 
     /// A session's connection broke and the session waits to be resumed
     /// (XEP-0198): it stays available, and messages delivered to it from
-    /// now on also trigger push notifications (XEP-0357).
-    pub fn session_hibernated(&mut self, now: Millis, conn: ConnId) {
+    /// now on also trigger push notifications (XEP-0357). `unacked` are the
+    /// messages it was sent but never acknowledged
+    /// ([`ServerStream::unacked_messages`](crate::stream::ServerStream::unacked_messages)):
+    /// the user has not seen them either, so they are announced at once.
+    pub fn session_hibernated(&mut self, now: Millis, conn: ConnId, unacked: &[Element]) {
         self.tick(now);
-        self.set_hibernated(conn, true);
+        if let Some(account) = self.set_hibernated(conn, true) {
+            self.notify_push_all(&account, unacked);
+        }
     }
 
     /// A hibernated session was resumed: the user has seen what was

@@ -91,9 +91,20 @@ impl Hub {
     /// it (stored offline; stream management's hibernated sessions call this
     /// too): publish a notification to every enabled app server.
     pub(crate) fn notify_push(&mut self, account: &str, stanza: &Element) {
-        if !self.enabled("push") || !notifiable(stanza) {
+        self.notify_push_all(account, std::slice::from_ref(stanza));
+    }
+
+    /// Several messages are waiting at once (a session hibernated with
+    /// messages it never acknowledged): one notification counts them all
+    /// and names the last one's sender.
+    pub(crate) fn notify_push_all(&mut self, account: &str, stanzas: &[Element]) {
+        if !self.enabled("push") {
             return;
         }
+        let waiting: Vec<&Element> = stanzas.iter().filter(|s| notifiable(s)).collect();
+        let Some(stanza) = waiting.last().copied() else {
+            return;
+        };
         let settings = self.cfg.push.clone();
         let Some(acc) = self.account_mut(account) else {
             return;
@@ -101,7 +112,10 @@ impl Hub {
         if acc.push.registrations.is_empty() {
             return;
         }
-        acc.push.pending = acc.push.pending.saturating_add(1);
+        acc.push.pending = acc
+            .push
+            .pending
+            .saturating_add(u64::try_from(waiting.len()).unwrap_or(u64::MAX));
         let summary = Summary {
             message_count: acc.push.pending,
             sender: stanza

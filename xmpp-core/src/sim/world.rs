@@ -308,7 +308,8 @@ impl World {
         let now = self.now;
         if let Some(c) = self.conns.get_mut(&conn) {
             if !c.transport_closed && c.stream.transport_lost(now) && c.bound {
-                self.hub.session_hibernated(now, c.hub_id);
+                let unacked = c.stream.unacked_messages();
+                self.hub.session_hibernated(now, c.hub_id, &unacked);
             }
         }
         self.close_transport(conn);

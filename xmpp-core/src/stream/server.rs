@@ -201,6 +201,17 @@ impl ServerStream {
         matches!(self.phase, Phase::Hibernated { .. })
     }
 
+    /// Messages sent to the client and not acknowledged yet (XEP-0198):
+    /// what a hibernating session's user has not seen.
+    pub fn unacked_messages(&self) -> Vec<Element> {
+        self.sm
+            .iter()
+            .flat_map(|s| s.unacked.iter())
+            .filter(|e| e.name == "message")
+            .cloned()
+            .collect()
+    }
+
     /// The SM-ID, when stream management with resumption is enabled.
     pub fn sm_id(&self) -> Option<&str> {
         self.sm.as_ref().and_then(|s| s.id.as_deref())
