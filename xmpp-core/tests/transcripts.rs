@@ -6,6 +6,7 @@
 use base64::Engine as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use xmpp_core::archive::DefaultPref;
 use xmpp_core::hub::{ConnId, HubConfig};
 use xmpp_core::jid::Jid;
 use xmpp_core::ns;
@@ -77,6 +78,10 @@ fn parse_duration(v: &str) -> Result<u64, String> {
         (n, 1000)
     } else if let Some(n) = v.strip_suffix('m') {
         (n, 60_000)
+    } else if let Some(n) = v.strip_suffix('h') {
+        (n, 3_600_000)
+    } else if let Some(n) = v.strip_suffix('d') {
+        (n, 86_400_000)
     } else {
         (v, 1)
     };
@@ -181,6 +186,20 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                         }
                         "offline_messages" => {
                             sc.hub.offline_messages = parse_bool(&v).map_err(err)?
+                        }
+                        "disabled" => {
+                            sc.hub.disabled = v.split_whitespace().map(str::to_owned).collect()
+                        }
+                        "archive_default" => {
+                            sc.hub.archive.default_pref = DefaultPref::parse(&v)
+                                .ok_or_else(|| err(format!("bad archive default {v:?}")))?
+                        }
+                        "archive_retention" => {
+                            sc.hub.archive.retention = Some(parse_duration(&v).map_err(err)?)
+                        }
+                        "archive_max_page" => {
+                            sc.hub.archive.max_page =
+                                v.parse().map_err(|_| err(format!("bad number {v}")))?
                         }
                         _ => return Err(format!("line {l}: unknown server key {k:?}")),
                     }

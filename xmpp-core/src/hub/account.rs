@@ -116,6 +116,8 @@ pub struct Account {
     pub sessions: Sessions,
     /// Blocked JIDs (XEP-0191).
     pub blocked: std::collections::BTreeSet<String>,
+    /// Archiving preferences (XEP-0441); `None`: the configured default.
+    pub archive_prefs: Option<crate::archive::ArchivePrefs>,
 }
 
 impl Account {
@@ -129,6 +131,10 @@ impl Account {
             roster_version: data.roster_version,
             sessions: Sessions::default(),
             blocked: data.blocked.into_iter().collect(),
+            archive_prefs: data
+                .archive_prefs
+                .as_deref()
+                .and_then(crate::archive::ArchivePrefs::from_document),
         }
     }
 

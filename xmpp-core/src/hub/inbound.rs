@@ -26,7 +26,7 @@ impl Hub {
 
     /// §8.5.3: a full JID. A live session gets it; otherwise the rules of
     /// each stanza kind decide between bare-JID treatment, error and silence.
-    fn deliver_to_full(&mut self, account: &str, resource: &str, stanza: Element) {
+    fn deliver_to_full(&mut self, account: &str, resource: &str, mut stanza: Element) {
         let is_subscription = stanza.name == "presence"
             && (SubscriptionKind::from_type(stanza.attr("type")).is_some()
                 || stanza.attr("type") == Some("probe"));
@@ -38,6 +38,7 @@ impl Hub {
             .and_then(|a| a.sessions.get(resource))
             .map(|s| s.conn);
         if let Some(conn) = conn {
+            self.archive_incoming(account, &mut stanza);
             if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {
                 self.carbon_copies(account, &stanza, false, &[conn]);
             }
@@ -78,7 +79,7 @@ impl Hub {
         }
     }
 
-    fn message_to_bare(&mut self, account: &str, stanza: Element) {
+    fn message_to_bare(&mut self, account: &str, mut stanza: Element) {
         let mtype = stanza.attr("type").unwrap_or("normal").to_owned();
         let targets = self
             .account(account)
@@ -92,6 +93,7 @@ impl Hub {
         if targets.is_empty() {
             return self.store_offline(account, stanza);
         }
+        self.archive_incoming(account, &mut stanza);
         if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {
             self.carbon_copies(account, &stanza, false, &targets);
         }
@@ -106,6 +108,7 @@ impl Hub {
         if !self.cfg.offline_messages {
             return self.bounce(&stanza, StanzaError::ServiceUnavailable);
         }
+        self.archive_incoming(account, &mut stanza);
         let domain = Jid::parse(account)
             .map(|j| j.domain().to_owned())
             .unwrap_or_default();
@@ -135,6 +138,9 @@ impl Hub {
             r.set_attr("from", account);
             r
         };
+        if !own && self.mam_foreign(&iq) {
+            return;
+        }
         if child.is(ns::ROSTER, "query") {
             if !own {
                 return self.bounce(&iq, StanzaError::Forbidden);
@@ -162,11 +168,16 @@ impl Hub {
             && iq.attr("type") == Some("get")
             && child.attr("node").is_none()
         {
-            let q = Element::new(ns::DISCO_INFO, "query").with_child(
+            let mut q = Element::new(ns::DISCO_INFO, "query").with_child(
                 Element::new(ns::DISCO_INFO, "identity")
                     .with_attr("category", "account")
                     .with_attr("type", "registered"),
             );
+            if self.enabled("mam") {
+                for f in crate::modules::mam::ACCOUNT_FEATURES {
+                    q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", *f));
+                }
+            }
             let r = reply_to(iq_result(&iq).with_child(q));
             return self.route(r);
         }

@@ -12,12 +12,14 @@ mod account;
 mod blocking;
 mod carbons;
 mod inbound;
+mod mam;
 mod outbound;
 mod presence;
 mod roster;
 mod stored_xml;
 
 pub use account::{Account, ConnId, Session};
+pub use mam::ArchiveConfig;
 
 use crate::jid::Jid;
 use crate::modules::stored_xml::StoredXmlRequest;
@@ -46,6 +48,8 @@ pub struct HubConfig {
     /// XEP-0157 contact addresses published in disco#info: (kind, URIs),
     /// kind being abuse, admin, feedback, sales, security, status or support.
     pub contact: Vec<(String, Vec<String>)>,
+    /// Message archives (XEP-0313), when the "mam" module is on.
+    pub archive: ArchiveConfig,
 }
 
 impl HubConfig {
@@ -63,6 +67,7 @@ impl Default for HubConfig {
             offline_messages: true,
             disabled: Vec::new(),
             contact: Vec::new(),
+            archive: ArchiveConfig::default(),
         }
     }
 }
@@ -119,6 +124,12 @@ enum Pending {
     Write,
     /// A stored-XML read or write whose iq waits for the answer.
     StoredXml(Box<(Element, StoredXmlRequest)>),
+    /// An archive query whose results go to a session.
+    MamQuery(Box<mam::QueryPending>),
+    /// An archive metadata request (the session, the iq).
+    MamMetadata(ConnId, Box<Element>),
+    /// A batch of the retention purge.
+    Purge,
 }
 
 /// One hub partition.
@@ -136,6 +147,8 @@ pub struct Hub {
     now: Millis,
     /// The first `now` this hub saw: its start, for uptime.
     started: Option<Millis>,
+    /// Archive ids and the retention schedule.
+    archive: mam::ArchiveState,
 }
 
 impl Hub {
@@ -171,6 +184,11 @@ impl Hub {
                 features.push(feature);
             }
         }
+        // XEP-0359: the server adds stanza-ids (the archives themselves
+        // are advertised on the accounts' bare JIDs, XEP-0313 §6).
+        if cfg.enabled("mam") {
+            features.push(crate::modules::mam::SID);
+        }
         features.sort_unstable();
         features.dedup();
         Hub {
@@ -184,6 +202,7 @@ impl Hub {
             out: VecDeque::new(),
             now: 0,
             started: None,
+            archive: mam::ArchiveState::new(),
         }
     }
 
@@ -301,6 +320,9 @@ impl Hub {
                 let (iq, req) = *pending;
                 self.stored_xml_done(&iq, &req, result)
             }
+            Some(Pending::MamQuery(pending)) => self.mam_query_done(*pending, result),
+            Some(Pending::MamMetadata(conn, iq)) => self.mam_metadata_done(conn, &iq, result),
+            Some(Pending::Purge) => self.purge_done(result),
             Some(Pending::Write) => {
                 if let StorageResult::Failed(e) = result {
                     tracing::error!(error = %e, "storage write failed");

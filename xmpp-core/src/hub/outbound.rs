@@ -23,6 +23,15 @@ impl Hub {
                 };
             }
         }
+        if kind == Kind::Iq && self.enabled("mam") && super::mam::own_archive(account, to.as_ref())
+        {
+            if let Some(req) = crate::modules::mam::MamRequest::parse(&stanza) {
+                return match req {
+                    Ok(req) => self.mam_iq(account, conn, &stanza, req),
+                    Err(e) => self.bounce(&stanza, e),
+                };
+            }
+        }
         if to.is_some() && self.blocked_outbound(account, conn, &stanza) {
             return;
         }
@@ -37,6 +46,7 @@ impl Hub {
                 if copy {
                     self.carbon_copies(account, &stanza, true, &[conn]);
                 }
+                self.archive_outgoing(account, &stanza);
                 self.route_outbound(stanza);
             }
             Kind::Presence => self.outbound_presence(account, conn, stanza, to),

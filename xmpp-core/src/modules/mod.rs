@@ -7,6 +7,7 @@ pub mod caps;
 pub mod carbons;
 pub mod disco;
 mod last;
+pub mod mam;
 mod ping;
 pub mod roster;
 pub mod stored_xml;

@@ -217,12 +217,13 @@ impl World {
         self.pump();
     }
 
-    /// The earliest timer of any open connection.
+    /// The earliest timer of any open connection or of the hub.
     pub fn next_timeout(&self) -> Option<Millis> {
         self.conns
             .values()
             .filter(|c| !c.transport_closed)
             .filter_map(|c| c.stream.poll_timeout())
+            .chain(self.hub.poll_timeout())
             .min()
     }
 
@@ -239,6 +240,18 @@ impl World {
                 .filter_map(|(id, c)| c.stream.poll_timeout().map(|t| (*id, t)))
                 .filter(|(id, t)| *t <= target && !fired.contains(&(*id, *t)))
                 .min_by_key(|(_, t)| *t);
+            // The hub's timer (retention purge) fires before connection
+            // timers due later.
+            let hub_due = self
+                .hub
+                .poll_timeout()
+                .filter(|t| *t <= target && next.is_none_or(|(_, c)| *t <= c));
+            if let Some(t) = hub_due {
+                self.now = self.now.max(t);
+                self.hub.handle_timeout(self.now);
+                self.pump();
+                continue;
+            }
             let Some((id, t)) = next else { break };
             fired.push((id, t));
             self.now = self.now.max(t);

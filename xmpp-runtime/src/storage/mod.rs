@@ -15,6 +15,8 @@
 //! - `LoadAccount` lists roster items ordered by contact JID;
 //! - `TakeOffline` on an unknown account answers an empty queue.
 
+#[cfg(test)]
+mod archive_tests;
 pub mod codec;
 pub mod memory;
 pub mod sled;
@@ -285,6 +287,7 @@ pub(crate) mod conformance {
                 roster: vec![item("amy@a", false), item("zed@z", false)],
                 roster_version: 3,
                 blocked: Vec::new(),
+                archive_prefs: None,
             }))
         );
         assert_eq!(
@@ -312,6 +315,7 @@ pub(crate) mod conformance {
                 roster: vec![item("zed@z", false)],
                 roster_version: 5,
                 blocked: Vec::new(),
+                archive_prefs: None,
             }))
         );
         assert_eq!(
@@ -485,6 +489,7 @@ pub(crate) mod conformance {
                 roster: vec![item("alice@example.com", true)],
                 roster_version: 7,
                 blocked: Vec::new(),
+                archive_prefs: None,
             }))
         );
         assert_eq!(

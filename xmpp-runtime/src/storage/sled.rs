@@ -10,6 +10,7 @@
 //! | `roster_version` | account                      | u64 big-endian                |
 //! | `offline`        | account 0x00 seq (u64 BE)    | stanza (UTF-8)                |
 //! | `blobs`          | account 0x00 key             | XML document (UTF-8)          |
+//! | `archive*`       | see [`archive`]              | XEP-0313 message archives     |
 //!
 //! An account exists iff it has a `credentials` entry. Big-endian sequence
 //! numbers make sled's key order the queue order.
@@ -29,9 +30,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use ::sled::{Batch, Db, IVec, Tree};
+use xmpp_core::archive::PREFS_KEY;
 use xmpp_core::storage::{
     parse_blocklist, AccountData, StorageRequest, StorageResult, BLOCKLIST_KEY,
 };
+
+mod archive;
 
 use super::codec;
 use super::{check_account, Backend, StorageError};
@@ -47,6 +51,9 @@ pub struct SledBackend {
     roster_version: Tree,
     offline: Tree,
     blobs: Tree,
+    archive: Tree,
+    archive_with: Tree,
+    archive_count: Tree,
     /// Serializes mutations; see the module docs.
     writer: Mutex<()>,
     path: PathBuf,
@@ -135,9 +142,22 @@ impl SledBackend {
             let roster_version = db.open_tree("roster_version")?;
             let offline = db.open_tree("offline")?;
             let blobs = db.open_tree("blobs")?;
-            Ok((db, credentials, roster, roster_version, offline, blobs))
+            let archive = (
+                db.open_tree("archive")?,
+                db.open_tree("archive_with")?,
+                db.open_tree("archive_count")?,
+            );
+            Ok((
+                db,
+                credentials,
+                roster,
+                roster_version,
+                offline,
+                blobs,
+                archive,
+            ))
         }));
-        let (db, credentials, roster, roster_version, offline, blobs) = match opened {
+        let (db, credentials, roster, roster_version, offline, blobs, archive) = match opened {
             Ok(Ok(trees)) => trees,
             Ok(Err(e)) => {
                 return Err(StorageError::Open {
@@ -169,6 +189,9 @@ impl SledBackend {
             roster_version,
             offline,
             blobs,
+            archive: archive.0,
+            archive_with: archive.1,
+            archive_count: archive.2,
             writer: Mutex::new(()),
             path: dir.to_owned(),
         })
@@ -194,7 +217,9 @@ impl SledBackend {
     /// Execute one request; `flush` makes a successful write durable before
     /// returning (batches flush once at the end instead).
     fn run(&self, req: StorageRequest, flush: bool) -> Result<StorageResult, StorageError> {
-        check_account(req.account())?;
+        if let Some(account) = req.account() {
+            check_account(account)?;
+        }
         match req {
             StorageRequest::LoadCredentials { account } => {
                 match self.credentials.get(account.as_bytes())? {
@@ -234,10 +259,18 @@ impl SledBackend {
                     ),
                     None => Vec::new(),
                 };
+                let archive_prefs = match self.blobs.get(account_key(&account, PREFS_KEY))? {
+                    Some(raw) => Some(
+                        String::from_utf8(raw.to_vec())
+                            .map_err(|_| StorageError::NotUtf8("archive preferences"))?,
+                    ),
+                    None => None,
+                };
                 Ok(StorageResult::Account(Some(AccountData {
                     roster,
                     roster_version,
                     blocked,
+                    archive_prefs,
                 })))
             }
             StorageRequest::PutRosterItem {
@@ -316,6 +349,11 @@ impl SledBackend {
                 let value = codec::encode_credentials(&credentials);
                 let result = {
                     let _w = self.lock();
+                    // Leftovers of a deletion a crash interrupted must not
+                    // become the new account's archive.
+                    if !self.exists(&account)? && self.has_archive(&account)? {
+                        self.clear_archive(&account)?;
+                    }
                     match self.credentials.compare_and_swap(
                         account.as_bytes(),
                         None::<&[u8]>,
@@ -386,9 +424,33 @@ impl SledBackend {
                             }
                             Ok::<_, ConflictableTransactionError<Infallible>>(StorageResult::Done)
                         });
-                    tx.map_err(tx_error)?
+                    let result = tx.map_err(tx_error)?;
+                    // An archive can hold millions of messages: it goes in
+                    // chunks after the account itself, which is what makes it
+                    // invisible (an interruption is cleaned up on re-creation).
+                    if result == StorageResult::Done {
+                        self.clear_archive(&account)?;
+                    }
+                    result
                 };
                 self.durable(result, flush)
+            }
+            StorageRequest::AppendArchive { account, message } => {
+                let result = self.append_archive(&account, &message)?;
+                self.durable(result, flush)
+            }
+            StorageRequest::QueryArchive { account, query } => self.query_archive(&account, &query),
+            StorageRequest::ArchiveMetadata { account } => self.archive_metadata(&account),
+            StorageRequest::PurgeArchive {
+                before,
+                from,
+                limit,
+            } => {
+                let result = self.purge_archive(before, from.as_deref(), limit)?;
+                if flush {
+                    self.db.flush()?;
+                }
+                Ok(result)
             }
             StorageRequest::LoadBlob { account, key } => {
                 match self.blobs.get(account_key(&account, &key))? {
@@ -629,6 +691,7 @@ mod tests {
                 roster: vec![item("c@d", true)],
                 roster_version: 9,
                 blocked: Vec::new(),
+                archive_prefs: None,
             }))
         );
         assert_eq!(
