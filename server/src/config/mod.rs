@@ -100,6 +100,12 @@ pub struct Config {
     pub contact: Vec<(String, Vec<String>)>,
     /// The storage backend ("sled").
     pub storage_driver: String,
+    /// Days archived messages are kept (0 = forever).
+    pub archive_retention_days: u64,
+    /// XEP-0441 default preference: "always", "roster" or "never".
+    pub archive_default_preference: String,
+    /// Most messages per archive query page.
+    pub archive_max_page_size: usize,
     /// Enabled modules (all domains), in catalog (stack) order.
     pub modules: Vec<&'static str>,
     /// Where each enabled module was enabled.
@@ -145,6 +151,9 @@ impl Default for Config {
             admins: Vec::new(),
             contact: Vec::new(),
             storage_driver: "sled".into(),
+            archive_retention_days: 0,
+            archive_default_preference: "always".into(),
+            archive_max_page_size: 250,
             modules: Vec::new(),
             module_origins: BTreeMap::new(),
             vhosts: Vec::new(),
@@ -388,6 +397,15 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                     .collect()
             }
             "storage.driver" => cfg.storage_driver = text,
+            "storage.archive_retention_days" => {
+                cfg.archive_retention_days =
+                    u64::try_from(int(value)).unwrap_or(cfg.archive_retention_days)
+            }
+            "storage.archive_default_preference" => cfg.archive_default_preference = text,
+            "storage.archive_max_page_size" => {
+                cfg.archive_max_page_size =
+                    usize::try_from(int(value)).unwrap_or(cfg.archive_max_page_size)
+            }
             _ => {}
         }
         cfg.origins.insert(key, origin.clone());
