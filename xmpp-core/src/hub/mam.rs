@@ -3,7 +3,9 @@
 //! retention purge.
 
 use super::{ConnId, Hub, Pending};
-use crate::archive::{ArchivePrefs, ArchivedMessage, DefaultPref, IdGenerator, PREFS_KEY};
+use crate::archive::{
+    ArchiveId, ArchivePrefs, ArchivedMessage, DefaultPref, IdGenerator, PREFS_KEY,
+};
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::modules::mam::{form, policy, results, MamQuery, MamRequest, NS};
@@ -166,7 +168,7 @@ impl Hub {
         self.archive_prefs(account).allows(target, in_roster)
     }
 
-    fn append(&mut self, account: &str, with: &str, stanza: &Element) -> crate::archive::ArchiveId {
+    fn append(&mut self, account: &str, with: &str, stanza: &Element) -> ArchiveId {
         let id = self.archive.ids.next(self.now);
         self.write(StorageRequest::AppendArchive {
             account: account.to_owned(),
@@ -179,20 +181,25 @@ impl Hub {
         id
     }
 
-    /// A message one of the account's sessions sends. Messages to the
-    /// account itself are archived once, when they arrive.
-    pub(super) fn archive_outgoing(&mut self, account: &str, stanza: &Element) {
+    /// A message one of the account's sessions sends; its archive id, if it
+    /// was archived. Messages to the account itself are archived once, when
+    /// they arrive.
+    pub(super) fn archive_outgoing(
+        &mut self,
+        account: &str,
+        stanza: &Element,
+    ) -> Option<ArchiveId> {
         if !self.enabled("mam") || !policy::archivable(stanza) {
-            return;
+            return None;
         }
-        let Some(to) = stanza.attr("to") else { return };
+        let to = stanza.attr("to")?;
         if crate::archive::bare_of(to) == account || !self.archives_with(account, to) {
-            return;
+            return None;
         }
         let to = to.to_owned();
         let mut copy = stanza.clone();
         policy::strip_stanza_ids(&mut copy, account);
-        self.append(account, &to, &copy);
+        Some(self.append(account, &to, &copy))
     }
 
     /// A message accepted for delivery to the account (to a session or to

@@ -43,7 +43,7 @@ pub struct HubConfig {
     pub offline_messages: bool,
     /// Modules switched off by configuration (catalog names such as
     /// "carbons", "blocking", "vcard", "private", "ping", "version", "time",
-    /// "last"): they neither answer nor appear in disco.
+    /// "last", "mam"): they neither answer nor appear in disco.
     pub disabled: Vec<String>,
     /// XEP-0157 contact addresses published in disco#info: (kind, URIs),
     /// kind being abuse, admin, feedback, sales, security, status or support.

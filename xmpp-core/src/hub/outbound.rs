@@ -43,10 +43,16 @@ impl Hub {
                 }
                 let copy = self.enabled("carbons") && crate::modules::carbons::eligible(&stanza);
                 crate::modules::carbons::strip_private(&mut stanza);
+                let archived = self.archive_outgoing(account, &stanza);
                 if copy {
-                    self.carbon_copies(account, &stanza, true, &[conn]);
+                    // The account's other devices may see the archive id
+                    // (XEP-0313 §3.4); the recipient may not.
+                    let mut carbon = stanza.clone();
+                    if let Some(id) = archived {
+                        crate::modules::mam::policy::add_stanza_id(&mut carbon, id, account);
+                    }
+                    self.carbon_copies(account, &carbon, true, &[conn]);
                 }
-                self.archive_outgoing(account, &stanza);
                 self.route_outbound(stanza);
             }
             Kind::Presence => self.outbound_presence(account, conn, stanza, to),
