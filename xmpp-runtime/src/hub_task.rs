@@ -154,6 +154,9 @@ async fn run_partition(
     shared: Arc<Shared>,
 ) {
     let mut conns: HashMap<ConnId, Arc<Mailbox>> = HashMap::new();
+    // The hub's clock starts now, not at its first stanza: its timers (and
+    // the server's uptime) run on an idle server too.
+    hub.handle_timeout(now_ms());
     loop {
         // The next message, or the hub's timer (archive retention).
         let next = match hub.poll_timeout() {

@@ -27,6 +27,9 @@ pub struct ArchiveConfig {
     pub default_page: usize,
     /// Time between two retention purges.
     pub purge_interval: Millis,
+    /// The first purge runs this long after the hub starts, not in the
+    /// middle of everyone reconnecting.
+    pub first_purge_delay: Millis,
 }
 
 impl Default for ArchiveConfig {
@@ -37,6 +40,7 @@ impl Default for ArchiveConfig {
             max_page: 250,
             default_page: 50,
             purge_interval: 3_600_000,
+            first_purge_delay: 60_000,
         }
     }
 }
@@ -44,10 +48,6 @@ impl Default for ArchiveConfig {
 /// Deletions one purge request may make before handing the storage thread
 /// back to other work.
 pub(crate) const PURGE_BATCH: u64 = 10_000;
-
-/// The first purge runs this long after the hub starts, not in the middle
-/// of everyone reconnecting.
-const PURGE_FIRST_DELAY: Millis = 60_000;
 
 /// The hub's archive state: the id generator and the purge schedule.
 #[derive(Debug)]
@@ -106,7 +106,7 @@ impl Hub {
         let started = self.started?;
         Some(
             a.next_purge
-                .unwrap_or(started.saturating_add(PURGE_FIRST_DELAY)),
+                .unwrap_or(started.saturating_add(self.cfg.archive.first_purge_delay)),
         )
     }
 

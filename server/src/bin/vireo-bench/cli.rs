@@ -186,9 +186,10 @@ pub struct RosterPresenceCmd {
 /// XEP-0313 archive page latency. With --fill-store, fill account 0's
 /// archive directly in a stopped server's sled store (no server needed;
 /// --port is not used) and exit; without it, query the running server's
-/// archive of account 0: p50/p99 of a page at the start (no RSM cursor),
-/// in the middle (RSM <after/> an id found at the middle time), at the end
-/// (empty <before/>), and of a `with`-filtered page.
+/// archive of account 0: p50/p99 of consecutive pages from the start, the
+/// middle (RSM <after/> the first id at the middle time), the end (empty
+/// <before/>, then backwards), with one correspondent from the middle, and
+/// with `start` at the middle time.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "mam")]
 pub struct MamCmd {

@@ -13,10 +13,14 @@
 //!
 //! Without `--fill-store` the scenario logs account 0 in to the running
 //! server and times `--queries` queries of a `--page`-message page each (from
-//! sending the iq to its `<fin/>`, all results received) at four places:
-//! the start of the archive (no cursor), the middle (RSM `<after/>` the
-//! first id at the middle time), the end (empty `<before/>`), and the
-//! middle of one correspondent's messages (`with` + `<after/>`).
+//! sending the iq to its `<fin/>`, all results received), walking like a
+//! client that scrolls (each query continues from the previous page, so
+//! every query reads messages no earlier one did) from five places: the
+//! start of the archive (no cursor, then `<after/>`), the middle (`<after/>`
+//! the first id at the middle time), the end (empty `<before/>`, then
+//! `<before/>`), the middle of one correspondent's messages (`with` +
+//! `<after/>`), and a catch-up query (`start` = the middle time, whose
+//! `<count/>` is counted, not stored).
 
 use crate::cli::MamCmd;
 use crate::report::Report;
@@ -249,29 +253,46 @@ async fn measure(ctx: &Arc<Ctx>, cmd: &MamCmd, r: &mut Report) -> Result<(), Str
         .cloned()
         .ok_or("no message at the middle time")?;
     let with = format!("c0@{}", ctx.domain);
-    let page = cmd.page;
+    let with_form = format!(
+        "<x xmlns='jabber:x:data' type='submit'><field var='with'><value>{with}</value></field></x>"
+    );
+    let since_form = format!(
+        "<x xmlns='jabber:x:data' type='submit'><field var='start'><value>{middle_time}</value></field></x>"
+    );
+    // Each position is walked like a client scrolling: every query pages on
+    // from the previous one, so no two queries read the same messages.
     let positions = [
-        ("start", format!("<set xmlns='{RSM}'><max>{page}</max></set>")),
-        ("middle", format!("<set xmlns='{RSM}'><max>{page}</max><after>{mid}</after></set>")),
-        ("end", format!("<set xmlns='{RSM}'><max>{page}</max><before/></set>")),
-        (
-            "with_middle",
-            format!(
-                "<x xmlns='jabber:x:data' type='submit'><field var='with'><value>{with}</value></field></x>\
-                 <set xmlns='{RSM}'><max>{page}</max><after>{mid}</after></set>"
-            ),
-        ),
+        ("start", String::new(), None, false),
+        ("middle", String::new(), Some(mid.clone()), false),
+        ("end", String::new(), None, true),
+        ("with_middle", with_form, Some(mid.clone()), false),
+        ("since_middle", since_form, None, false),
     ];
-    for (name, inner) in positions {
+    let page = cmd.page;
+    for (name, form, anchor, backward) in positions {
         let mut lat = Latencies::with_capacity(cmd.queries);
         let mut short = 0u64;
+        let mut cursor = anchor;
         for q in 0..cmd.queries {
+            let rsm = match (&cursor, backward) {
+                (None, false) => String::new(),
+                (None, true) => "<before/>".to_owned(),
+                (Some(id), false) => format!("<after>{id}</after>"),
+                (Some(id), true) => format!("<before>{id}</before>"),
+            };
+            let inner = format!("{form}<set xmlns='{RSM}'><max>{page}</max>{rsm}</set>");
             let t = Instant::now();
             let (results, _) = query(ctx, &mut c, &format!("{name}{q}"), &inner).await?;
             lat.push(t.elapsed());
             if results.len() < page {
                 short += 1;
             }
+            let next = if backward {
+                results.first()
+            } else {
+                results.last()
+            };
+            cursor = next.cloned().or(cursor);
         }
         let s = lat.summary();
         r.num(&format!("{name}_p50_ms"), s.pct_ms(50.0))
