@@ -10,7 +10,7 @@
 //! | `roster_version` | account                      | u64 big-endian                |
 //! | `offline`        | account 0x00 seq (u64 BE)    | stanza (UTF-8)                |
 //! | `blobs`          | account 0x00 key             | XML document (UTF-8)          |
-//! | `archive*`       | see [`archive`]              | XEP-0313 message archives     |
+//! | `archive`        | see [`archive`]              | XEP-0313 message archives     |
 //!
 //! An account exists iff it has a `credentials` entry. Big-endian sequence
 //! numbers make sled's key order the queue order.
@@ -52,8 +52,6 @@ pub struct SledBackend {
     offline: Tree,
     blobs: Tree,
     archive: Tree,
-    archive_with: Tree,
-    archive_count: Tree,
     /// Serializes mutations; see the module docs.
     writer: Mutex<()>,
     path: PathBuf,
@@ -142,11 +140,7 @@ impl SledBackend {
             let roster_version = db.open_tree("roster_version")?;
             let offline = db.open_tree("offline")?;
             let blobs = db.open_tree("blobs")?;
-            let archive = (
-                db.open_tree("archive")?,
-                db.open_tree("archive_with")?,
-                db.open_tree("archive_count")?,
-            );
+            let archive = db.open_tree("archive")?;
             Ok((
                 db,
                 credentials,
@@ -189,9 +183,7 @@ impl SledBackend {
             roster_version,
             offline,
             blobs,
-            archive: archive.0,
-            archive_with: archive.1,
-            archive_count: archive.2,
+            archive,
             writer: Mutex::new(()),
             path: dir.to_owned(),
         })
