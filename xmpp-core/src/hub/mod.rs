@@ -142,6 +142,10 @@ pub struct Hub {
     /// Which account each bound connection belongs to.
     conns: HashMap<ConnId, String>,
     pending: HashMap<RequestId, Pending>,
+    /// Offline-queue reads in flight per account, so that deciding whether
+    /// an account may be unloaded does not scan every pending request (of
+    /// which archive writes make many).
+    offline_pending: HashMap<String, usize>,
     next_request: RequestId,
     out: VecDeque<HubOutput>,
     now: Millis,
@@ -198,6 +202,7 @@ impl Hub {
             accounts: HashMap::new(),
             conns: HashMap::new(),
             pending: HashMap::new(),
+            offline_pending: HashMap::new(),
             next_request: 1,
             out: VecDeque::new(),
             now: 0,
@@ -315,7 +320,15 @@ impl Hub {
         self.tick(now);
         match self.pending.remove(&id) {
             Some(Pending::Load(account)) => self.account_loaded(&account, result),
-            Some(Pending::Offline(account, conn)) => self.offline_loaded(&account, conn, result),
+            Some(Pending::Offline(account, conn)) => {
+                if let Some(n) = self.offline_pending.get_mut(&account) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.offline_pending.remove(&account);
+                    }
+                }
+                self.offline_loaded(&account, conn, result)
+            }
             Some(Pending::StoredXml(pending)) => {
                 let (iq, req) = *pending;
                 self.stored_xml_done(&iq, &req, result)
@@ -350,6 +363,9 @@ impl Hub {
     fn request(&mut self, request: StorageRequest, purpose: Pending) {
         let id = self.next_request;
         self.next_request += 1;
+        if let Pending::Offline(account, _) = &purpose {
+            *self.offline_pending.entry(account.clone()).or_default() += 1;
+        }
         self.pending.insert(id, purpose);
         self.out.push_back(HubOutput::Storage { id, request });
     }
@@ -472,10 +488,7 @@ impl Hub {
     fn maybe_unload(&mut self, account: &str) {
         let idle =
             matches!(self.accounts.get(account), Some(Slot::Loaded(a)) if a.sessions.is_empty());
-        let offline_pending = self
-            .pending
-            .values()
-            .any(|p| matches!(p, Pending::Offline(a, _) if a == account));
+        let offline_pending = self.offline_pending.contains_key(account);
         if idle && !offline_pending {
             self.accounts.remove(account);
         }

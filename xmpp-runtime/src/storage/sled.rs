@@ -428,7 +428,10 @@ impl SledBackend {
                 self.durable(result, flush)
             }
             StorageRequest::AppendArchive { account, message } => {
-                let result = self.append_archive(&account, &message)?;
+                let result = self
+                    .append_archive(&[(account, message)])?
+                    .pop()
+                    .unwrap_or(StorageResult::Done);
                 self.durable(result, flush)
             }
             StorageRequest::QueryArchive { account, query } => self.query_archive(&account, &query),
@@ -507,6 +510,22 @@ impl SledBackend {
         tracing::error!(error = %e, path = %self.path.display(), "storage request failed");
         StorageResult::Failed(e.to_string())
     }
+
+    /// Archive appends of one group commit, one result each.
+    fn append_group(
+        &self,
+        appends: Vec<(String, xmpp_core::archive::ArchivedMessage)>,
+    ) -> Vec<StorageResult> {
+        let n = appends.len();
+        let invalid = appends.iter().find_map(|(a, _)| check_account(a).err());
+        match invalid.map_or_else(|| self.append_archive(&appends), Err) {
+            Ok(results) => results,
+            Err(e) => {
+                let failed = self.failed(e);
+                vec![failed; n]
+            }
+        }
+    }
 }
 
 impl Backend for SledBackend {
@@ -521,10 +540,24 @@ impl Backend for SledBackend {
     /// so a burst of writes costs one fsync instead of one each. Results are
     /// returned only after that flush, so "answered" still means "durable".
     fn execute_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
-        let mut results: Vec<StorageResult> = reqs
-            .into_iter()
-            .map(|req| self.run(req, false).unwrap_or_else(|e| self.failed(e)))
-            .collect();
+        let mut results: Vec<StorageResult> = Vec::with_capacity(reqs.len());
+        // Consecutive archive appends go into one atomic sled batch: each
+        // batch seals sled's write buffer (a write and a sync_file_range),
+        // which per message would cost more than the message itself.
+        let mut appends: Vec<(String, xmpp_core::archive::ArchivedMessage)> = Vec::new();
+        for req in reqs {
+            if let StorageRequest::AppendArchive { account, message } = req {
+                appends.push((account, message));
+                continue;
+            }
+            if !appends.is_empty() {
+                results.extend(self.append_group(std::mem::take(&mut appends)));
+            }
+            results.push(self.run(req, false).unwrap_or_else(|e| self.failed(e)));
+        }
+        if !appends.is_empty() {
+            results.extend(self.append_group(appends));
+        }
         if results.contains(&StorageResult::Done) {
             if let Err(e) = self.db.flush() {
                 let e = StorageError::from(e);
