@@ -15,6 +15,7 @@ mod inbound;
 mod mam;
 mod outbound;
 mod presence;
+mod retention;
 mod roster;
 mod stored_xml;
 

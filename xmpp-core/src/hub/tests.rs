@@ -136,7 +136,7 @@ fn archive_purge_is_scheduled_and_continues_full_batches() {
         62_000,
         id,
         StorageResult::Purged {
-            removed: mam::PURGE_BATCH,
+            removed: retention::PURGE_BATCH,
             next: Some("m@localhost".into()),
         },
     );
