@@ -176,7 +176,7 @@ pub const CATALOG: &[ModuleInfo] = &[
         ..built("storage_sled", Layer::Storage, "backends", &[], "embedded sled store (default)")
     },
     planned("storage_sql", Layer::Storage, "backends", &[], "PostgreSQL store"),
-    planned("mam", Layer::Storage, "archiving", &["XEP-0313", "XEP-0359"], "message archive management"),
+    built("mam", Layer::Storage, "archiving", &["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059"], "message archive management: user archives with stanza-ids, preferences and retention"),
     // 07 interfaces
     planned("http", Layer::Interfaces, "http", &[], "HTTP server"),
     planned("websocket", Layer::Interfaces, "websocket", &["RFC 7395"], "XMPP over WebSocket"),

@@ -6,6 +6,7 @@
 //! clock, spawns a thread, touches a file or draws randomness by itself.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod entropy;
 pub mod hub;
 pub mod jid;

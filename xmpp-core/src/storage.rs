@@ -4,7 +4,9 @@
 //! Keeping storage out of the core is what lets the same machines run against
 //! sled, PostgreSQL or an in-memory map, and lets tests answer synchronously.
 
+use crate::archive::{ArchiveBounds, ArchivePage, ArchiveQuery, ArchivedMessage};
 use crate::sasl::StoredCredentials;
+use crate::time::Millis;
 
 /// Correlates a request with its result.
 pub type RequestId = u64;
@@ -70,6 +72,10 @@ pub struct AccountData {
     /// photo); `None` when it was never computed (a vCard stored by an
     /// older version).
     pub avatar: Option<String>,
+    /// The archiving preferences document (XEP-0441), stored under
+    /// [`crate::archive::PREFS_KEY`] and returned with the account because
+    /// every message is checked against it; `None` when never set.
+    pub archive_prefs: Option<String>,
 }
 
 /// Storage key of the push registrations document.
@@ -143,12 +149,37 @@ pub enum StorageRequest {
         key: String,
         value: Option<String>,
     },
+    /// Append one message to the account's archive (XEP-0313). `NotFound`
+    /// for an unknown account. Ids only grow, so this is an append.
+    AppendArchive {
+        account: String,
+        message: ArchivedMessage,
+    },
+    /// Run an archive query. Answer: [`StorageResult::ArchivePage`], or
+    /// `NotFound` when an id the query names is not in the archive.
+    QueryArchive {
+        account: String,
+        query: ArchiveQuery,
+    },
+    /// The archive's first and last message. Answer:
+    /// [`StorageResult::ArchiveBounds`].
+    ArchiveMetadata { account: String },
+    /// Retention: delete messages archived before `before` (ms), going
+    /// through the archives in account order from `from` (inclusive),
+    /// stopping after `limit` deletions so one request never holds the
+    /// store for long. Answer: [`StorageResult::Purged`].
+    PurgeArchive {
+        before: Millis,
+        from: Option<String>,
+        limit: u64,
+    },
 }
 
 impl StorageRequest {
-    /// The account a request is about (for validation, logs and sharding).
-    pub fn account(&self) -> &str {
-        match self {
+    /// The account a request is about (for validation, logs and sharding);
+    /// `None` for requests about every account (archive retention).
+    pub fn account(&self) -> Option<&str> {
+        Some(match self {
             StorageRequest::LoadCredentials { account }
             | StorageRequest::LoadAccount { account }
             | StorageRequest::PutRosterItem { account, .. }
@@ -159,8 +190,12 @@ impl StorageRequest {
             | StorageRequest::SetCredentials { account, .. }
             | StorageRequest::DeleteAccount { account }
             | StorageRequest::LoadBlob { account, .. }
-            | StorageRequest::StoreBlob { account, .. } => account,
-        }
+            | StorageRequest::StoreBlob { account, .. }
+            | StorageRequest::AppendArchive { account, .. }
+            | StorageRequest::QueryArchive { account, .. }
+            | StorageRequest::ArchiveMetadata { account } => account,
+            StorageRequest::PurgeArchive { .. } => return None,
+        })
     }
 }
 
@@ -177,6 +212,13 @@ pub enum StorageResult {
     Offline(Vec<String>),
     /// A stored XML document, or `None` when there is none.
     Blob(Option<String>),
+    /// A page of archived messages.
+    ArchivePage(ArchivePage),
+    /// An archive's first and last message; `None` when it is empty.
+    ArchiveBounds(Option<ArchiveBounds>),
+    /// What a purge removed, and the account to continue from when it
+    /// stopped at its limit (`None`: every archive was gone through).
+    Purged { removed: u64, next: Option<String> },
     /// The account already exists.
     Conflict,
     /// The account does not exist.

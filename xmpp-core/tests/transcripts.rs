@@ -6,6 +6,7 @@
 use base64::Engine as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use xmpp_core::archive::DefaultPref;
 use xmpp_core::hub::{ConnId, HubConfig};
 use xmpp_core::jid::Jid;
 use xmpp_core::ns;
@@ -92,6 +93,10 @@ fn parse_duration(v: &str) -> Result<u64, String> {
         (n, 1000)
     } else if let Some(n) = v.strip_suffix('m') {
         (n, 60_000)
+    } else if let Some(n) = v.strip_suffix('h') {
+        (n, 3_600_000)
+    } else if let Some(n) = v.strip_suffix('d') {
+        (n, 86_400_000)
     } else {
         (v, 1)
     };
@@ -296,6 +301,17 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                         "avatars" => sc.avatars = parse_bool(&v).map_err(err)?,
                         "registration_limit" => {
                             sc.registration_limit = parse_duration(&v).map_err(err)?
+                        }
+                        "archive_default" => {
+                            sc.hub.archive.default_pref = DefaultPref::parse(&v)
+                                .ok_or_else(|| err(format!("bad archive default {v:?}")))?
+                        }
+                        "archive_retention" => {
+                            sc.hub.archive.retention = Some(parse_duration(&v).map_err(err)?)
+                        }
+                        "archive_max_page" => {
+                            sc.hub.archive.max_page =
+                                v.parse().map_err(|_| err(format!("bad number {v}")))?
                         }
                         _ => return Err(format!("line {l}: unknown server key {k:?}")),
                     }
@@ -968,7 +984,12 @@ fn run_step(
         }
         Step::Receives(name, payload) => {
             let c = conn(conns, name)?;
-            let expected = parse_events_in(payload, c.content_ns)?;
+            // Captured values stand for themselves (also in text); the
+            // others are captured by this step.
+            let payload = vars.iter().fold(payload.clone(), |p, (k, v)| {
+                p.replace(&format!("{{${k}}}"), v)
+            });
+            let expected = parse_events_in(&payload, c.content_ns)?;
             for exp in expected {
                 let act = c
                     .next(world)

@@ -338,7 +338,17 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     // After `Closed`, on the same partition queue: the hub no longer
     // counts the session, so these reach other resources or offline storage.
     for stanza in undelivered {
-        shared.router.route(stanza);
+        if xmpp_core::stream::sm::is_redelivery(&stanza) {
+            let account = stanza
+                .attr("to")
+                .and_then(|t| xmpp_core::Jid::parse(t).ok())
+                .map(|j| j.bare_str())
+                .unwrap_or_default();
+            let p = shared.router.partition(&account);
+            shared.router.send(p, HubMsg::Redeliver(stanza));
+        } else {
+            shared.router.route(stanza);
+        }
     }
     tracing::debug!(conn = conn_id, "disconnected");
 }

@@ -2,10 +2,11 @@
 //! with its own storage worker thread so writes stay in order and never block
 //! an executor thread.
 
-use crate::clock::now_ms;
+use crate::clock::{instant_for, now_ms};
 use crate::mailbox::Mailbox;
 use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
@@ -33,6 +34,8 @@ pub(crate) enum HubMsg {
     Hibernated(ConnId, Vec<Element>),
     /// A hibernated session continues on a new connection.
     Resumed(ConnId),
+    /// An unacknowledged message of a session that ended (XEP-0198).
+    Redeliver(Element),
     FromSession(ConnId, Element),
     Routed(Element),
     Storage(RequestId, StorageResult),
@@ -167,14 +170,12 @@ pub(crate) fn spawn_partitions(
 ) {
     for (i, rx) in receivers.into_iter().enumerate() {
         let storage = storage_worker(i, shared.clone());
-        ex.spawn(run_partition(
-            i,
-            Hub::new(cfg.clone()),
-            rx,
-            storage,
-            shared.clone(),
-        ))
-        .detach();
+        let mut hub = Hub::new(cfg.clone());
+        hub.set_archive_entropy(crate::clock::entropy());
+        // Partitions share one store: one of them runs the retention purge.
+        hub.set_archive_purger(i == 0);
+        ex.spawn(run_partition(i, hub, rx, storage, shared.clone()))
+            .detach();
     }
 }
 
@@ -227,8 +228,32 @@ async fn run_partition(
     shared: Arc<Shared>,
 ) {
     let mut conns: HashMap<ConnId, Arc<Mailbox>> = HashMap::new();
-    while let Ok(msg) = rx.recv().await {
+    // The hub's clock starts now, not at its first stanza: its timers (and
+    // the server's uptime) run on an idle server too.
+    hub.handle_timeout(now_ms());
+    loop {
+        // The next message, or the hub's timer (archive retention).
+        let next = match hub.poll_timeout() {
+            Some(deadline) => {
+                async { rx.recv().await.map(Some) }
+                    .or(async move {
+                        smol::Timer::at(instant_for(deadline)).await;
+                        Ok(None)
+                    })
+                    .await
+            }
+            None => rx.recv().await.map(Some),
+        };
+        let msg = match next {
+            Ok(m) => m,
+            Err(_) => break,
+        };
         let now = now_ms();
+        let Some(msg) = msg else {
+            hub.handle_timeout(now);
+            drain_outputs(index, &mut hub, &conns, &storage, &shared);
+            continue;
+        };
         match msg {
             HubMsg::Bound { conn, jid, mailbox } => {
                 conns.insert(conn, mailbox);
@@ -240,6 +265,7 @@ async fn run_partition(
             }
             HubMsg::Hibernated(conn, unacked) => hub.session_hibernated(now, conn, &unacked),
             HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
+            HubMsg::Redeliver(stanza) => hub.redeliver(now, stanza),
             HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
             HubMsg::Routed(stanza) => hub.routed(now, stanza),
             HubMsg::Storage(id, result) => hub.handle_storage(now, id, result),
@@ -249,27 +275,38 @@ async fn run_partition(
             }
             HubMsg::Shutdown => hub.shutdown(),
         }
-        while let Some(out) = hub.poll_output() {
-            match out {
-                HubOutput::Deliver { conn, stanza } => {
-                    if let Some(m) = conns.get(&conn) {
-                        m.send(ConnMsg::Deliver(Box::new(stanza)));
-                    }
+        drain_outputs(index, &mut hub, &conns, &storage, &shared);
+    }
+}
+
+/// Carry out everything the hub asked for.
+fn drain_outputs(
+    index: usize,
+    hub: &mut Hub,
+    conns: &HashMap<ConnId, Arc<Mailbox>>,
+    storage: &std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
+    shared: &Shared,
+) {
+    while let Some(out) = hub.poll_output() {
+        match out {
+            HubOutput::Deliver { conn, stanza } => {
+                if let Some(m) = conns.get(&conn) {
+                    m.send(ConnMsg::Deliver(Box::new(stanza)));
                 }
-                HubOutput::Route(stanza) => shared.router.route(stanza),
-                HubOutput::Forward { owner, notice } => {
-                    let p = shared.router.partition(&owner);
-                    shared.router.send(p, HubMsg::Notice(notice));
+            }
+            HubOutput::Route(stanza) => shared.router.route(stanza),
+            HubOutput::Forward { owner, notice } => {
+                let p = shared.router.partition(&owner);
+                shared.router.send(p, HubMsg::Notice(notice));
+            }
+            HubOutput::Storage { id, request } => {
+                if storage.send((id, request)).is_err() {
+                    tracing::error!(partition = index, "storage worker gone");
                 }
-                HubOutput::Storage { id, request } => {
-                    if storage.send((id, request)).is_err() {
-                        tracing::error!(partition = index, "storage worker gone");
-                    }
-                }
-                HubOutput::Close { conn, condition } => {
-                    if let Some(m) = conns.get(&conn) {
-                        m.send(ConnMsg::Close(condition));
-                    }
+            }
+            HubOutput::Close { conn, condition } => {
+                if let Some(m) = conns.get(&conn) {
+                    m.send(ConnMsg::Close(condition));
                 }
             }
         }

@@ -205,6 +205,15 @@ impl ServerHandle {
                 ),
             );
         }
+        if new.hub.archive != started.hub.archive {
+            restart(
+                &mut report,
+                Change {
+                    setting: "archiving",
+                    detail: String::new(),
+                },
+            );
+        }
         if new.hub.software != started.hub.software {
             restart(
                 &mut report,

@@ -9,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use xmpp_core::hub::HubConfig;
+use xmpp_core::archive::DefaultPref;
+use xmpp_core::hub::{ArchiveConfig, HubConfig};
 use xmpp_core::modules::push::PushSettings;
 use xmpp_core::stream::{ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
 use xmpp_core::xml::Limits;
@@ -64,6 +65,20 @@ fn ensure_data_dir(path: &PathBuf) -> Result<(), String> {
         .map_err(|e| format!("cannot restrict data directory {}: {e}", path.display()))
 }
 
+/// The archive settings of stack/06-storage/archiving.toml.
+fn archive_config(cfg: &Config) -> ArchiveConfig {
+    let defaults = ArchiveConfig::default();
+    ArchiveConfig {
+        default_pref: DefaultPref::parse(&cfg.archive_default_preference)
+            .unwrap_or(defaults.default_pref),
+        retention: (cfg.archive_retention_days > 0)
+            .then(|| cfg.archive_retention_days.saturating_mul(86_400_000)),
+        max_page: cfg.archive_max_page_size,
+        default_page: defaults.default_page.min(cfg.archive_max_page_size),
+        ..defaults
+    }
+}
+
 /// Translate the effective configuration for the runtime.
 pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfig {
     let threads = if cfg.threads == 0 {
@@ -101,6 +116,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 tls_port: cfg.turn_tls_port,
                 user: cfg.turn_user.clone(),
             }),
+        archive: archive_config(cfg),
         ..HubConfig::default()
     };
     let limits = Limits {

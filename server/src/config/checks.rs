@@ -1,6 +1,7 @@
 //! Checks on the effective configuration as a whole: module dependencies
 //! and conflicts, port collisions, certificates and keys, domains without
-//! certificates, administrators of domains not served.
+//! certificates, administrators of domains not served, archive settings
+//! without the archive.
 
 use super::diagnostics::Diagnostic;
 use super::schema::Home;
@@ -24,6 +25,7 @@ pub fn run(cfg: &Config) -> Vec<Diagnostic> {
     admins(cfg, &mut out);
     registration(cfg, &mut out);
     turn(cfg, &mut out);
+    archiving(cfg, &mut out);
     out
 }
 
@@ -226,6 +228,28 @@ fn pair(
         out.push(Diagnostic::error(origin, message).with_fix(fix));
     }
     true
+}
+
+/// Archive settings do nothing without the `mam` module.
+fn archiving(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    if cfg.modules.contains(&"mam") {
+        return;
+    }
+    for key in cfg
+        .values
+        .keys()
+        .filter(|k| k.starts_with("storage.archive_"))
+    {
+        out.push(
+            Diagnostic::warning(
+                cfg.origin(key),
+                format!("{key} has no effect: the mam module is not enabled"),
+            )
+            .with_fix(
+                "add \"mam\" to the modules of stack/06-storage/archiving.toml, or remove the key",
+            ),
+        );
+    }
 }
 
 fn admins(cfg: &Config, out: &mut Vec<Diagnostic>) {

@@ -134,6 +134,12 @@ pub struct Config {
     pub push_with_sender: bool,
     /// XEP-0357: registrations kept per account.
     pub push_max_registrations: usize,
+    /// Days archived messages are kept (0 = forever).
+    pub archive_retention_days: u64,
+    /// XEP-0441 default preference: "always", "roster" or "never".
+    pub archive_default_preference: String,
+    /// Most messages per archive query page.
+    pub archive_max_page_size: usize,
     /// Enabled modules (all domains), in catalog (stack) order.
     pub modules: Vec<&'static str>,
     /// Where each enabled module was enabled.
@@ -202,6 +208,9 @@ impl Default for Config {
             push_with_body: false,
             push_with_sender: true,
             push_max_registrations: 16,
+            archive_retention_days: 0,
+            archive_default_preference: "always".into(),
+            archive_max_page_size: 250,
             modules: Vec::new(),
             module_origins: BTreeMap::new(),
             vhosts: Vec::new(),
@@ -502,6 +511,15 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             "protocol.push_max_registrations" => {
                 cfg.push_max_registrations =
                     usize::try_from(int(value)).unwrap_or(cfg.push_max_registrations)
+            }
+            "storage.archive_retention_days" => {
+                cfg.archive_retention_days =
+                    u64::try_from(int(value)).unwrap_or(cfg.archive_retention_days)
+            }
+            "storage.archive_default_preference" => cfg.archive_default_preference = text,
+            "storage.archive_max_page_size" => {
+                cfg.archive_max_page_size =
+                    usize::try_from(int(value)).unwrap_or(cfg.archive_max_page_size)
             }
             _ => {}
         }

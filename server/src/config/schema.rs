@@ -374,6 +374,9 @@ pub const ENVIRONMENTS: &[&str] = &["production", "development", "docker"];
 /// The log formats.
 pub const LOG_FORMATS: &[&str] = &["text", "json"];
 
+/// XEP-0441 default archiving preferences.
+pub const ARCHIVE_PREFERENCES: &[&str] = &["always", "roster", "never"];
+
 /// Storage drivers this version has.
 pub const STORAGE_DRIVERS: &[&str] = &["sled"];
 
@@ -494,8 +497,12 @@ pub const KEYS: &[KeySpec] = &[
     planned("storage.sql_name", "sql_name", BACKENDS, Ty::Str, "", &[], "SQL database name."),
     planned("storage.sql_user", "sql_user", BACKENDS, Ty::Str, "", &[], "SQL user."),
     planned("storage.sql_password", "sql_password", BACKENDS, Ty::Str, "", &[], "SQL password."),
-    planned("storage.archive_retention_days", "archive_retention_days", ARCHIVING, Ty::Int { min: 0, max: 36_500 }, "", &["XEP-0313"],
-        "Days message archives are kept."),
+    key("storage.archive_retention_days", "archive_retention_days", ARCHIVING, Ty::Int { min: 0, max: 36_500 }, "0", &["XEP-0313 §3.1"],
+        "Days archived messages are kept; older ones are deleted by an hourly purge (0 = keep them forever)."),
+    key("storage.archive_default_preference", "archive_default_preference", ARCHIVING, Ty::Choice(ARCHIVE_PREFERENCES), "\"always\"", &["XEP-0441"],
+        "What is archived for users who set no preference: \"always\" (every conversation), \"roster\" (only with contacts in the roster) or \"never\"."),
+    key("storage.archive_max_page_size", "archive_max_page_size", ARCHIVING, Ty::Int { min: 1, max: 1000 }, "250", &["XEP-0313 §4.3", "XEP-0059"],
+        "Most messages one archive query returns, whatever the client's <max/> asks (a query without <max/> gets 50 or this, if smaller)."),
     // 07 interfaces
     planned("interfaces.http_port", "http_port", HTTP, PORT, "5280", &[], "HTTP port."),
     planned("interfaces.websocket_path", "websocket_path", WEBSOCKET, Ty::Str, "\"/xmpp-websocket\"", &["RFC 7395"],

@@ -928,3 +928,27 @@ fn push_settings_reach_the_hub() {
     assert!(rt.hub.enabled("push"));
     assert!(rt.components.is_none(), "no listener without components");
 }
+
+#[test]
+fn archive_settings_without_mam_warn() {
+    let (_d, p) = write(
+        "modules = [\"c2s\", \"tls\", \"saslauth\", \"auth_internal\", \"bind\", \"router\", \"roster\", \"presence\", \"disco\", \"storage_sled\"]\n\
+         [storage]\narchive_retention_days = 30\n",
+    );
+    let report = Config::check(Some(&p), &env_of(&[]));
+    let warnings: Vec<String> = report.warnings().map(|d| d.to_string()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("storage.archive_retention_days has no effect")),
+        "{warnings:?}"
+    );
+    let (_d, p) = write("[storage]\narchive_retention_days = 30\n");
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert!(cfg.modules.contains(&"mam"));
+    assert_eq!(cfg.archive_retention_days, 30);
+    assert!(!cfg
+        .warnings
+        .iter()
+        .any(|w| w.to_string().contains("no effect")));
+}

@@ -129,6 +129,8 @@ pub struct Account {
     /// Photo hash of the stored vCard (XEP-0153; empty: no photo), once
     /// known.
     pub avatar: Option<String>,
+    /// Archiving preferences (XEP-0441); `None`: the configured default.
+    pub archive_prefs: Option<crate::archive::ArchivePrefs>,
 }
 
 impl Account {
@@ -148,6 +150,10 @@ impl Account {
                 .map(crate::modules::push::PushState::from_document)
                 .unwrap_or_default(),
             avatar: data.avatar,
+            archive_prefs: data
+                .archive_prefs
+                .as_deref()
+                .and_then(crate::archive::ArchivePrefs::from_document),
         }
     }
 

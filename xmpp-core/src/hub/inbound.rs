@@ -26,7 +26,7 @@ impl Hub {
 
     /// §8.5.3: a full JID. A live session gets it; otherwise the rules of
     /// each stanza kind decide between bare-JID treatment, error and silence.
-    fn deliver_to_full(&mut self, account: &str, resource: &str, stanza: Element) {
+    fn deliver_to_full(&mut self, account: &str, resource: &str, mut stanza: Element) {
         let is_subscription = stanza.name == "presence"
             && (SubscriptionKind::from_type(stanza.attr("type")).is_some()
                 || stanza.attr("type") == Some("probe"));
@@ -38,6 +38,7 @@ impl Hub {
             .and_then(|a| a.sessions.get(resource))
             .map(|s| s.conn);
         if let Some(conn) = conn {
+            self.archive_incoming(account, &mut stanza);
             if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {
                 self.carbon_copies(account, &stanza, false, &[conn]);
             }
@@ -78,7 +79,7 @@ impl Hub {
         }
     }
 
-    fn message_to_bare(&mut self, account: &str, stanza: Element) {
+    fn message_to_bare(&mut self, account: &str, mut stanza: Element) {
         let mtype = stanza.attr("type").unwrap_or("normal").to_owned();
         let targets = self
             .account(account)
@@ -96,8 +97,28 @@ impl Hub {
             }
             return self.store_offline(account, stanza);
         }
+        self.archive_incoming(account, &mut stanza);
         if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {
             self.carbon_copies(account, &stanza, false, &targets);
+        }
+        for conn in targets {
+            self.deliver(conn, stanza.clone());
+        }
+    }
+
+    /// `Hub::redeliver`: an unacknowledged message of an ended session goes
+    /// to the account's message targets, or to offline storage, without
+    /// being archived (or carbon-copied) a second time.
+    pub(super) fn redeliver_loaded(&mut self, account: &str, stanza: Element) {
+        let targets = self
+            .account(account)
+            .map(|a| a.message_targets())
+            .unwrap_or_default();
+        if targets.is_empty() {
+            self.redelivering = true;
+            self.store_offline(account, stanza);
+            self.redelivering = false;
+            return;
         }
         for conn in targets {
             self.deliver(conn, stanza.clone());
@@ -110,6 +131,7 @@ impl Hub {
         if !self.cfg.offline_messages {
             return self.bounce(&stanza, StanzaError::ServiceUnavailable);
         }
+        self.archive_incoming(account, &mut stanza);
         let domain = Jid::parse(account)
             .map(|j| j.domain().to_owned())
             .unwrap_or_default();
@@ -140,6 +162,9 @@ impl Hub {
             r.set_attr("from", account);
             r
         };
+        if !own && self.mam_foreign(&iq) {
+            return;
+        }
         if child.is(ns::ROSTER, "query") {
             if !own {
                 return self.bounce(&iq, StanzaError::Forbidden);
@@ -187,6 +212,11 @@ impl Hub {
                     Element::new(ns::DISCO_INFO, "feature")
                         .with_attr("var", crate::modules::push::NS),
                 );
+            }
+            if self.enabled("mam") {
+                for f in crate::modules::mam::ACCOUNT_FEATURES {
+                    q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", *f));
+                }
             }
             let r = reply_to(iq_result(&iq).with_child(q));
             return self.route(r);

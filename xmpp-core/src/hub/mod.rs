@@ -14,14 +14,17 @@ mod blocking;
 mod carbons;
 mod inbound;
 mod last;
+mod mam;
 mod outbound;
 mod presence;
 mod push;
 mod register;
+mod retention;
 mod roster;
 mod stored_xml;
 
 pub use account::{Account, ConnId, Session};
+pub use mam::ArchiveConfig;
 
 use crate::jid::Jid;
 use crate::modules::stored_xml::StoredXmlRequest;
@@ -45,8 +48,8 @@ pub struct HubConfig {
     pub offline_messages: bool,
     /// Modules switched off by configuration (catalog names such as
     /// "carbons", "blocking", "vcard", "private", "ping", "version", "time",
-    /// "last", "register", "extdisco"): they neither answer nor appear in
-    /// disco.
+    /// "last", "register", "extdisco", "mam"): they neither answer nor
+    /// appear in disco.
     pub disabled: Vec<String>,
     /// XEP-0157 contact addresses published in disco#info: (kind, URIs),
     /// kind being abuse, admin, feedback, sales, security, status or support.
@@ -59,6 +62,8 @@ pub struct HubConfig {
     pub push: crate::modules::push::PushSettings,
     /// XEP-0215: the STUN/TURN server to advertise, if any.
     pub turn: Option<crate::modules::extdisco::TurnConfig>,
+    /// Message archives (XEP-0313), when the "mam" module is on.
+    pub archive: ArchiveConfig,
 }
 
 impl HubConfig {
@@ -79,6 +84,7 @@ impl Default for HubConfig {
             components: Vec::new(),
             push: crate::modules::push::PushSettings::default(),
             turn: None,
+            archive: ArchiveConfig::default(),
         }
     }
 }
@@ -143,6 +149,7 @@ enum Deferred {
     Closed(ConnId),
     FromSession(ConnId, Element),
     Routed(Element),
+    Redeliver(Element),
     Notice(Notice),
 }
 
@@ -167,6 +174,12 @@ enum Pending {
     /// A last-activity query (XEP-0012) waiting for the stored logout:
     /// the account and the iq.
     Last(Box<(String, Element)>),
+    /// An archive query whose results go to a session.
+    MamQuery(Box<mam::QueryPending>),
+    /// An archive metadata request (the session, the iq).
+    MamMetadata(ConnId, Box<Element>),
+    /// A batch of the retention purge.
+    Purge,
 }
 
 /// One hub partition.
@@ -179,6 +192,10 @@ pub struct Hub {
     /// Which account each bound connection belongs to.
     conns: HashMap<ConnId, String>,
     pending: HashMap<RequestId, Pending>,
+    /// Offline-queue reads in flight per account, so that deciding whether
+    /// an account may be unloaded does not scan every pending request (of
+    /// which archive writes make many).
+    offline_pending: HashMap<String, usize>,
     next_request: RequestId,
     out: VecDeque<HubOutput>,
     now: Millis,
@@ -188,6 +205,10 @@ pub struct Hub {
     push_awaited: push::AwaitedReplies,
     /// Makes every push notification id of this partition unique.
     push_serial: u64,
+    /// Archive ids and the retention schedule.
+    archive: mam::ArchiveState,
+    /// A stanza being redelivered (`redeliver`): archived already.
+    redelivering: bool,
 }
 
 impl Hub {
@@ -225,6 +246,11 @@ impl Hub {
                 features.push(feature);
             }
         }
+        // XEP-0359: the server adds stanza-ids (the archives themselves
+        // are advertised on the accounts' bare JIDs, XEP-0313 §6).
+        if cfg.enabled("mam") {
+            features.push(crate::modules::mam::SID);
+        }
         features.sort_unstable();
         features.dedup();
         Hub {
@@ -234,12 +260,15 @@ impl Hub {
             accounts: HashMap::new(),
             conns: HashMap::new(),
             pending: HashMap::new(),
+            offline_pending: HashMap::new(),
             next_request: 1,
             out: VecDeque::new(),
             now: 0,
             started: None,
             push_awaited: push::AwaitedReplies::default(),
             push_serial: 0,
+            archive: mam::ArchiveState::new(),
+            redelivering: false,
         }
     }
 
@@ -378,6 +407,22 @@ impl Hub {
         }
     }
 
+    /// A message a session was sent but never acknowledged before it ended
+    /// for good (XEP-0198 §5; `ConnOutput::Undelivered`). It was delivered
+    /// and archived once already, so it keeps its archive id and is neither
+    /// archived nor carbon-copied again: the account's available resources
+    /// get it, or offline storage keeps it (waking the phone by push).
+    pub fn redeliver(&mut self, now: Millis, stanza: Element) {
+        self.tick(now);
+        let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return;
+        };
+        if !self.is_local_domain(to.domain()) || to.local().is_none() {
+            return;
+        }
+        self.with_account(&to.bare_str(), Deferred::Redeliver(stanza));
+    }
+
     /// End every session of an account (account deleted).
     pub fn kick_account(&mut self, account: &str, condition: StreamErrorCondition) {
         if let Some(Slot::Loaded(acc)) = self.accounts.get(account) {
@@ -407,7 +452,15 @@ impl Hub {
         self.tick(now);
         match self.pending.remove(&id) {
             Some(Pending::Load(account)) => self.account_loaded(&account, result),
-            Some(Pending::Offline(account, conn)) => self.offline_loaded(&account, conn, result),
+            Some(Pending::Offline(account, conn)) => {
+                if let Some(n) = self.offline_pending.get_mut(&account) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.offline_pending.remove(&account);
+                    }
+                }
+                self.offline_loaded(&account, conn, result)
+            }
             Some(Pending::StoredXml(pending)) => {
                 let (iq, req) = *pending;
                 self.stored_xml_done(&iq, &req, result)
@@ -418,6 +471,9 @@ impl Hub {
                 let (account, iq) = *pending;
                 self.last_activity_loaded(&account, &iq, result)
             }
+            Some(Pending::MamQuery(pending)) => self.mam_query_done(*pending, result),
+            Some(Pending::MamMetadata(conn, iq)) => self.mam_metadata_done(conn, &iq, result),
+            Some(Pending::Purge) => self.purge_done(result),
             Some(Pending::Write) => {
                 if let StorageResult::Failed(e) = result {
                     tracing::error!(error = %e, "storage write failed");
@@ -450,6 +506,9 @@ impl Hub {
     fn request(&mut self, request: StorageRequest, purpose: Pending) {
         let id = self.next_request;
         self.next_request += 1;
+        if let Pending::Offline(account, _) = &purpose {
+            *self.offline_pending.entry(account.clone()).or_default() += 1;
+        }
         self.pending.insert(id, purpose);
         self.out.push_back(HubOutput::Storage { id, request });
     }
@@ -564,7 +623,7 @@ impl Hub {
             Deferred::Closed(conn) => {
                 self.conns.remove(&conn);
             }
-            Deferred::FromSession(..) | Deferred::Notice(_) => {}
+            Deferred::FromSession(..) | Deferred::Notice(_) | Deferred::Redeliver(_) => {}
             Deferred::Routed(stanza) => {
                 let cond = if missing {
                     StanzaError::ServiceUnavailable
@@ -590,6 +649,7 @@ impl Hub {
             Deferred::Closed(conn) => self.unbind(account, conn),
             Deferred::FromSession(conn, stanza) => self.outbound(account, conn, stanza),
             Deferred::Routed(stanza) => self.inbound(account, stanza),
+            Deferred::Redeliver(stanza) => self.redeliver_loaded(account, stanza),
             Deferred::Notice(Notice::PushFailed { jid, node, .. }) => {
                 self.push_failed(account, &jid, &node)
             }
@@ -602,10 +662,7 @@ impl Hub {
     fn maybe_unload(&mut self, account: &str) {
         let idle =
             matches!(self.accounts.get(account), Some(Slot::Loaded(a)) if a.sessions.is_empty());
-        let offline_pending = self
-            .pending
-            .values()
-            .any(|p| matches!(p, Pending::Offline(a, _) if a == account));
+        let offline_pending = self.offline_pending.contains_key(account);
         if idle && !offline_pending {
             self.accounts.remove(account);
         }

@@ -26,6 +26,15 @@ impl Hub {
                 };
             }
         }
+        if kind == Kind::Iq && self.enabled("mam") && super::mam::own_archive(account, to.as_ref())
+        {
+            if let Some(req) = crate::modules::mam::MamRequest::parse(&stanza) {
+                return match req {
+                    Ok(req) => self.mam_iq(account, conn, &stanza, req),
+                    Err(e) => self.bounce(&stanza, e),
+                };
+            }
+        }
         if to.is_some() && self.blocked_outbound(account, conn, &stanza) {
             return;
         }
@@ -37,8 +46,15 @@ impl Hub {
                 }
                 let copy = self.enabled("carbons") && crate::modules::carbons::eligible(&stanza);
                 crate::modules::carbons::strip_private(&mut stanza);
+                let archived = self.archive_outgoing(account, &stanza);
                 if copy {
-                    self.carbon_copies(account, &stanza, true, &[conn]);
+                    // The account's other devices may see the archive id
+                    // (XEP-0313 §3.4); the recipient may not.
+                    let mut carbon = stanza.clone();
+                    if let Some(id) = archived {
+                        crate::modules::mam::policy::add_stanza_id(&mut carbon, id, account);
+                    }
+                    self.carbon_copies(account, &carbon, true, &[conn]);
                 }
                 self.route_outbound(stanza);
             }

@@ -226,3 +226,73 @@ fn legacy_account_gets_its_avatar_hash_before_its_first_presence() {
         Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
     );
 }
+
+/// The retention purge runs on the hub's timer: first a minute after the
+/// start, in batches that continue at once while full, then once per
+/// interval; a hub that is not the purger never asks.
+#[test]
+fn archive_purge_is_scheduled_and_continues_full_batches() {
+    let day = 86_400_000;
+    let cfg = HubConfig {
+        archive: ArchiveConfig {
+            retention: Some(day),
+            ..ArchiveConfig::default()
+        },
+        ..HubConfig::default()
+    };
+    let mut h = Hub::new(Arc::new(cfg.clone()));
+    assert_eq!(h.poll_timeout(), None, "no time seen yet");
+    h.routed(1_000, chat("bob@localhost", "alice@localhost/a"));
+    let _ = outputs(&mut h);
+    assert_eq!(h.poll_timeout(), Some(61_000));
+    h.handle_timeout(30_000);
+    assert!(outputs(&mut h).is_empty(), "not due yet");
+    h.handle_timeout(61_000);
+    let out = outputs(&mut h);
+    let Some((id, before, from)) = out.iter().find_map(|o| match o {
+        HubOutput::Storage {
+            id,
+            request: StorageRequest::PurgeArchive { before, from, .. },
+        } => Some((*id, *before, from.clone())),
+        _ => None,
+    }) else {
+        panic!("purge requested: {out:?}");
+    };
+    assert_eq!((before, from), (61_000u64.saturating_sub(day), None));
+    assert_eq!(h.poll_timeout(), None, "one purge at a time");
+    h.handle_storage(
+        62_000,
+        id,
+        StorageResult::Purged {
+            removed: retention::PURGE_BATCH,
+            next: Some("m@localhost".into()),
+        },
+    );
+    assert_eq!(h.poll_timeout(), Some(62_000), "a full batch continues");
+    h.handle_timeout(62_000);
+    let next = outputs(&mut h).into_iter().find_map(|o| match o {
+        HubOutput::Storage {
+            id,
+            request: StorageRequest::PurgeArchive { from, .. },
+        } => Some((id, from)),
+        _ => None,
+    });
+    let Some((id, from)) = next else {
+        panic!("continued");
+    };
+    assert_eq!(from.as_deref(), Some("m@localhost"));
+    h.handle_storage(
+        63_000,
+        id,
+        StorageResult::Purged {
+            removed: 3,
+            next: None,
+        },
+    );
+    assert_eq!(h.poll_timeout(), Some(63_000 + 3_600_000));
+
+    let mut other = Hub::new(Arc::new(cfg));
+    other.set_archive_purger(false);
+    other.routed(1_000, chat("bob@localhost", "alice@localhost/a"));
+    assert_eq!(other.poll_timeout(), None);
+}

@@ -10,6 +10,7 @@ pub mod disco;
 pub mod extdisco;
 pub mod hints;
 pub mod last;
+pub mod mam;
 mod ping;
 pub mod push;
 pub mod register;

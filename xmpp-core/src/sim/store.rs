@@ -10,11 +10,15 @@
 //! - `LoadAccount` lists roster items ordered by contact JID;
 //! - `TakeOffline` drains the queue oldest first, and answers an empty queue
 //!   for an unknown account;
-//! - an empty account name or one containing NUL is refused with `Failed`.
+//! - an empty account name or one containing NUL is refused with `Failed`;
+//! - archive queries run [`crate::archive::run_query`] over the account's
+//!   archive; appending an id that is already archived answers `Conflict`.
 
+use crate::archive::{self, ArchiveId, ArchiveView, ArchivedMessage, QueryError};
 use crate::sasl::StoredCredentials;
 use crate::storage::{AccountData, RosterItem, StorageRequest, StorageResult};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
 /// Everything stored for one account.
 #[derive(Debug, Clone)]
@@ -24,7 +28,47 @@ struct StoredAccount {
     roster_version: u64,
     offline: Vec<String>,
     blobs: BTreeMap<String, String>,
+    archive: BTreeMap<ArchiveId, ArchivedMessage>,
 }
+
+/// An account's archive as the shared query algorithm reads it.
+struct MemoryArchive<'a>(&'a BTreeMap<ArchiveId, ArchivedMessage>);
+
+impl ArchiveView for MemoryArchive<'_> {
+    type Error = Infallible;
+
+    fn scan(
+        &self,
+        lo: ArchiveId,
+        hi: ArchiveId,
+        with_bare: Option<&str>,
+        rev: bool,
+    ) -> archive::Scan<'_, Infallible> {
+        let with_bare = with_bare.map(str::to_owned);
+        let range = self.0.range(lo..=hi).map(|(_, m)| m);
+        let keep =
+            move |m: &&ArchivedMessage| with_bare.as_deref().is_none_or(|w| m.with_bare() == w);
+        if rev {
+            Box::new(range.rev().filter(keep).cloned().map(Ok))
+        } else {
+            Box::new(range.filter(keep).cloned().map(Ok))
+        }
+    }
+
+    fn get(&self, id: ArchiveId) -> Result<Option<ArchivedMessage>, Infallible> {
+        Ok(self.0.get(&id).cloned())
+    }
+
+    fn count(&self, with_bare: Option<&str>) -> Result<u64, Infallible> {
+        Ok(match with_bare {
+            None => self.0.len(),
+            Some(w) => self.0.values().filter(|m| m.with_bare() == w).count(),
+        } as u64)
+    }
+}
+
+/// An empty archive, for accounts that do not exist.
+static NO_ARCHIVE: BTreeMap<ArchiveId, ArchivedMessage> = BTreeMap::new();
 
 /// A pure in-memory storage backend for tests and embedding: no locks, no
 /// I/O, answers immediately.
@@ -92,7 +136,54 @@ impl MemoryStore {
                 .unwrap_or_default(),
             push: a.blobs.get(crate::storage::PUSH_KEY).cloned(),
             avatar: a.blobs.get(crate::modules::avatar::AVATAR_KEY).cloned(),
+            archive_prefs: a.blobs.get(archive::PREFS_KEY).cloned(),
         })
+    }
+
+    /// How many messages an account's archive holds.
+    pub fn archive_len(&self, account: &str) -> usize {
+        self.accounts.get(account).map_or(0, |a| a.archive.len())
+    }
+
+    fn archive_of(&self, account: &str) -> MemoryArchive<'_> {
+        MemoryArchive(
+            self.accounts
+                .get(account)
+                .map_or(&NO_ARCHIVE, |a| &a.archive),
+        )
+    }
+
+    fn purge(
+        &mut self,
+        before: crate::time::Millis,
+        from: Option<String>,
+        limit: u64,
+    ) -> StorageResult {
+        let cutoff = ArchiveId::first_at(before);
+        let mut removed = 0u64;
+        let start = from.unwrap_or_default();
+        for (name, account) in self.accounts.range_mut(start..) {
+            while removed < limit {
+                match account.archive.first_key_value() {
+                    Some((id, _)) if *id < cutoff => {
+                        let id = *id;
+                        account.archive.remove(&id);
+                        removed += 1;
+                    }
+                    _ => break,
+                }
+            }
+            if removed >= limit {
+                return StorageResult::Purged {
+                    removed,
+                    next: Some(name.clone()),
+                };
+            }
+        }
+        StorageResult::Purged {
+            removed,
+            next: None,
+        }
     }
 
     /// The offline queue of an account (serialized stanzas, oldest first).
@@ -105,9 +196,10 @@ impl MemoryStore {
 
     /// Answer one request.
     pub fn execute(&mut self, req: StorageRequest) -> StorageResult {
-        let name = req.account();
-        if name.is_empty() || name.contains('\0') {
-            return StorageResult::Failed(format!("invalid account name {name:?}"));
+        if let Some(name) = req.account() {
+            if name.is_empty() || name.contains('\0') {
+                return StorageResult::Failed(format!("invalid account name {name:?}"));
+            }
         }
         match req {
             StorageRequest::LoadCredentials { account } => StorageResult::Credentials(
@@ -170,6 +262,7 @@ impl MemoryStore {
                         roster_version: 0,
                         offline: Vec::new(),
                         blobs: BTreeMap::new(),
+                        archive: BTreeMap::new(),
                     },
                 );
                 StorageResult::Done
@@ -207,6 +300,34 @@ impl MemoryStore {
                 }
                 None => StorageResult::NotFound,
             },
+            StorageRequest::AppendArchive { account, message } => {
+                match self.accounts.get_mut(&account) {
+                    Some(a) if a.archive.contains_key(&message.id) => StorageResult::Conflict,
+                    Some(a) => {
+                        a.archive.insert(message.id, message);
+                        StorageResult::Done
+                    }
+                    None => StorageResult::NotFound,
+                }
+            }
+            StorageRequest::QueryArchive { account, query } => {
+                match archive::run_query(&self.archive_of(&account), &query) {
+                    Ok(page) => StorageResult::ArchivePage(page),
+                    Err(QueryError::UnknownId(_)) => StorageResult::NotFound,
+                    Err(QueryError::Backend(never)) => match never {},
+                }
+            }
+            StorageRequest::ArchiveMetadata { account } => {
+                match archive::metadata(&self.archive_of(&account)) {
+                    Ok(bounds) => StorageResult::ArchiveBounds(bounds),
+                    Err(never) => match never {},
+                }
+            }
+            StorageRequest::PurgeArchive {
+                before,
+                from,
+                limit,
+            } => self.purge(before, from, limit),
         }
     }
 }

@@ -322,9 +322,14 @@ impl World {
             .is_some_and(|c| c.stream.is_hibernated())
     }
 
-    /// The earliest timer of any live stream (hibernated ones included).
+    /// The earliest timer of any live stream (hibernated ones included),
+    /// component or of the hub.
     pub fn next_timeout(&self) -> Option<Millis> {
-        self.timers().into_iter().map(|(_, t)| t).min()
+        self.timers()
+            .into_iter()
+            .map(|(_, t)| t)
+            .chain(self.hub.poll_timeout())
+            .min()
     }
 
     /// Armed timers of live streams (hibernated c2s sessions included) and
@@ -354,6 +359,18 @@ impl World {
                 .into_iter()
                 .filter(|(id, t)| *t <= target && !fired.contains(&(*id, *t)))
                 .min_by_key(|(_, t)| *t);
+            // The hub's timer (retention purge) fires before connection
+            // timers due later.
+            let hub_due = self
+                .hub
+                .poll_timeout()
+                .filter(|t| *t <= target && next.is_none_or(|(_, c)| *t <= c));
+            if let Some(t) = hub_due {
+                self.now = self.now.max(t);
+                self.hub.handle_timeout(self.now);
+                self.pump();
+                continue;
+            }
             let Some((id, t)) = next else { break };
             fired.push((id, t));
             self.now = self.now.max(t);
@@ -479,7 +496,11 @@ impl World {
             self.hub.session_closed(self.now, c.hub_id);
         }
         for stanza in undelivered {
-            self.route(stanza);
+            if crate::stream::sm::is_redelivery(&stanza) {
+                self.hub.redeliver(self.now, stanza);
+            } else {
+                self.route(stanza);
+            }
         }
     }
 

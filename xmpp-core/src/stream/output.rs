@@ -51,9 +51,11 @@ pub enum ConnOutput {
     Resume { previd: String },
     /// Server side: the session of this full JID continues on this stream.
     Resumed(Jid),
-    /// Server side: stanzas the client never acknowledged, already turned
-    /// into what should be routed instead (XEP-0198 §5). Route them after
-    /// the session's end has reached the hub.
+    /// Server side: stanzas the client never acknowledged (XEP-0198 §5),
+    /// once the session has ended for good: messages go back to their
+    /// account (`Hub::redeliver`), error replies to requests are routed
+    /// (`sm::is_redelivery` tells which). Hand them over after the
+    /// session's end has reached the hub.
     Undelivered(Vec<Element>),
 }
 

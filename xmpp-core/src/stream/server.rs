@@ -1064,7 +1064,7 @@ impl ServerStream {
         let domain = account.domain().to_owned();
         let out: Vec<Element> = pending
             .into_iter()
-            .filter_map(|s| sm::undeliverable(s, account, &domain))
+            .filter_map(|s| sm::undeliverable(s, &domain))
             .collect();
         if !out.is_empty() {
             tracing::debug!(%account, count = out.len(), "unacknowledged stanzas rerouted");

@@ -195,12 +195,13 @@ impl SuspendedSession {
 
 /// What becomes of a stanza the client never acknowledged when its session
 /// ends for good (XEP-0198 §5: "treat as undeliverable"): a message with
-/// content is re-addressed to the account's bare JID, so another resource or
-/// offline storage gets it; a request gets an error, so its sender does not
-/// wait forever; presence is state that the session's end replaces.
-pub fn undeliverable(stanza: Element, account: &Jid, domain: &str) -> Option<Element> {
+/// content goes back to the account for redelivery ([`is_redelivery`]:
+/// another resource or offline storage gets it, keeping its `to` and its
+/// archive id); a request gets an error, so its sender does not wait
+/// forever; presence is state that the session's end replaces.
+pub fn undeliverable(stanza: Element, domain: &str) -> Option<Element> {
     match stanza.name.as_str() {
-        "message" => reroute_message(stanza, account),
+        "message" => redeliverable(stanza),
         "iq" if matches!(stanza.attr("type"), Some("get" | "set")) => Some(error_reply(
             &stanza,
             StanzaError::ServiceUnavailable,
@@ -210,7 +211,13 @@ pub fn undeliverable(stanza: Element, account: &Jid, domain: &str) -> Option<Ele
     }
 }
 
-fn reroute_message(mut stanza: Element, account: &Jid) -> Option<Element> {
+/// Whether an undelivered stanza goes back to its account for redelivery
+/// (`Hub::redeliver`) rather than being routed (an error reply).
+pub fn is_redelivery(stanza: &Element) -> bool {
+    stanza.name == "message" && stanza.attr("type") != Some("error")
+}
+
+fn redeliverable(stanza: Element) -> Option<Element> {
     if matches!(
         stanza.attr("type"),
         Some("error" | "groupchat" | "headline")
@@ -225,7 +232,6 @@ fn reroute_message(mut stanza: Element, account: &Jid) -> Option<Element> {
     if copy || !crate::modules::hints::has_content(&stanza) {
         return None;
     }
-    stanza.set_attr("to", account.bare_str());
     Some(stanza)
 }
 
@@ -284,20 +290,21 @@ mod tests {
     }
 
     #[test]
-    fn undeliverable_messages_go_to_the_bare_jid() {
-        let account = Jid::parse("juliet@example.com").expect("jid");
+    fn undeliverable_messages_go_back_for_redelivery() {
         let chat = el("<message xmlns='jabber:client' type='chat' to='juliet@example.com/balcony' from='romeo@example.net/a'><body>hi</body></message>");
-        let out = undeliverable(chat, &account, "example.com").expect("rerouted");
-        assert_eq!(out.attr("to"), Some("juliet@example.com"));
+        let out = undeliverable(chat.clone(), "example.com").expect("redelivered");
+        assert_eq!(out, chat, "kept as it was, `to` included");
+        assert!(is_redelivery(&out));
         let typing = el("<message xmlns='jabber:client' type='chat' to='juliet@example.com/b'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
-        assert!(undeliverable(typing, &account, "example.com").is_none());
+        assert!(undeliverable(typing, "example.com").is_none());
         let carbon = el("<message xmlns='jabber:client' to='juliet@example.com/b'><sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'/></sent></message>");
-        assert!(undeliverable(carbon, &account, "example.com").is_none());
+        assert!(undeliverable(carbon, "example.com").is_none());
         let presence = el("<presence xmlns='jabber:client' to='juliet@example.com/b'/>");
-        assert!(undeliverable(presence, &account, "example.com").is_none());
+        assert!(undeliverable(presence, "example.com").is_none());
         let iq = el("<iq xmlns='jabber:client' type='get' id='q' from='romeo@example.net/a' to='juliet@example.com/b'><query xmlns='jabber:iq:version'/></iq>");
-        let err = undeliverable(iq, &account, "example.com").expect("error reply");
+        let err = undeliverable(iq, "example.com").expect("error reply");
         assert_eq!(err.attr("type"), Some("error"));
         assert_eq!(err.attr("to"), Some("romeo@example.net/a"));
+        assert!(!is_redelivery(&err));
     }
 }

@@ -14,6 +14,7 @@
 //!               sha1_stored:bytes sha1_server:bytes
 //!               sha256_stored:bytes sha256_server:bytes
 //! roster item = 0x01 jid:str name:opt_str flags:u8 groups:u32 group:str*
+//! archived    = 0x01 with:str stanza:str     (the id is the key's tail)
 //! bytes/str   = len:u32 data[len]            (str is UTF-8)
 //! opt_str     = 0x00 | 0x01 str
 //! flags       = bit0 to, bit1 from, bit2 pending_out, bit3 pending_in,
@@ -27,6 +28,8 @@ use xmpp_core::storage::{RosterItem, Subscription};
 const CREDENTIALS_V1: u8 = 1;
 /// Current format version of encoded roster items.
 const ROSTER_ITEM_V1: u8 = 1;
+/// Current format version of archived messages.
+const ARCHIVED_V1: u8 = 1;
 
 const FLAG_TO: u8 = 1 << 0;
 const FLAG_FROM: u8 = 1 << 1;
@@ -149,6 +152,28 @@ pub fn encode_roster_item(item: &RosterItem) -> Vec<u8> {
         put_bytes(&mut out, group.as_bytes());
     }
     out
+}
+
+/// Encodes an archived message's `with` and stanza (its id is the key).
+pub fn encode_archived(with: &str, stanza: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 8 + with.len() + stanza.len());
+    out.push(ARCHIVED_V1);
+    put_bytes(&mut out, with.as_bytes());
+    put_bytes(&mut out, stanza.as_bytes());
+    out
+}
+
+/// Decodes what [`encode_archived`] wrote: (with, stanza).
+pub fn decode_archived(buf: &[u8]) -> Result<(String, String), DecodeError> {
+    let mut r = Reader::new(buf);
+    match r.version()? {
+        ARCHIVED_V1 => {}
+        v => return Err(DecodeError::UnknownVersion(v)),
+    }
+    let with = r.string("with")?;
+    let stanza = r.string("stanza")?;
+    r.finish()?;
+    Ok((with, stanza))
 }
 
 /// Decodes a roster item written by [`encode_roster_item`].
@@ -339,6 +364,14 @@ mod tests {
         for n in 0..i.len() {
             assert!(decode_roster_item(&i[..n]).is_err(), "prefix {n}");
         }
+        let a = encode_archived("bob@x/r", "<message/>");
+        assert_eq!(
+            decode_archived(&a),
+            Ok(("bob@x/r".to_owned(), "<message/>".to_owned()))
+        );
+        for n in 0..a.len() {
+            assert!(decode_archived(&a[..n]).is_err(), "prefix {n}");
+        }
     }
 
     #[test]
@@ -380,6 +413,7 @@ mod tests {
                 .collect();
             let _ = decode_credentials(&buf);
             let _ = decode_roster_item(&buf);
+            let _ = decode_archived(&buf);
         }
     }
 }

@@ -32,7 +32,7 @@ impl MemoryBackend {
 
 impl Backend for MemoryBackend {
     fn execute(&self, req: StorageRequest) -> StorageResult {
-        if let Err(e) = check_account(req.account()) {
+        if let Some(Err(e)) = req.account().map(check_account) {
             tracing::warn!(error = %e, "storage request rejected");
             return StorageResult::Failed(e.to_string());
         }

@@ -15,6 +15,8 @@
 //! - `LoadAccount` lists roster items ordered by contact JID;
 //! - `TakeOffline` on an unknown account answers an empty queue.
 
+#[cfg(test)]
+mod archive_tests;
 pub mod codec;
 pub mod memory;
 pub mod sled;
@@ -287,6 +289,7 @@ pub(crate) mod conformance {
                 blocked: Vec::new(),
                 push: None,
                 avatar: None,
+                archive_prefs: None,
             }))
         );
         assert_eq!(
@@ -316,6 +319,7 @@ pub(crate) mod conformance {
                 blocked: Vec::new(),
                 push: None,
                 avatar: None,
+                archive_prefs: None,
             }))
         );
         assert_eq!(
@@ -540,6 +544,7 @@ pub(crate) mod conformance {
                 blocked: Vec::new(),
                 push: None,
                 avatar: None,
+                archive_prefs: None,
             }))
         );
         assert_eq!(

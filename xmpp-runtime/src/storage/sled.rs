@@ -10,6 +10,7 @@
 //! | `roster_version` | account                      | u64 big-endian                |
 //! | `offline`        | account 0x00 seq (u64 BE)    | stanza (UTF-8)                |
 //! | `blobs`          | account 0x00 key             | XML document (UTF-8)          |
+//! | `archive`        | see [`archive`]              | XEP-0313 message archives     |
 //!
 //! An account exists iff it has a `credentials` entry. Big-endian sequence
 //! numbers make sled's key order the queue order.
@@ -29,10 +30,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use ::sled::{Batch, Db, IVec, Tree};
+use xmpp_core::archive::PREFS_KEY;
 use xmpp_core::modules::avatar::AVATAR_KEY;
 use xmpp_core::storage::{
     parse_blocklist, AccountData, StorageRequest, StorageResult, BLOCKLIST_KEY, PUSH_KEY,
 };
+
+mod archive;
 
 use super::codec;
 use super::{check_account, Backend, StorageError};
@@ -48,6 +52,7 @@ pub struct SledBackend {
     roster_version: Tree,
     offline: Tree,
     blobs: Tree,
+    archive: Tree,
     /// Serializes mutations; see the module docs.
     writer: Mutex<()>,
     path: PathBuf,
@@ -136,9 +141,18 @@ impl SledBackend {
             let roster_version = db.open_tree("roster_version")?;
             let offline = db.open_tree("offline")?;
             let blobs = db.open_tree("blobs")?;
-            Ok((db, credentials, roster, roster_version, offline, blobs))
+            let archive = db.open_tree("archive")?;
+            Ok((
+                db,
+                credentials,
+                roster,
+                roster_version,
+                offline,
+                blobs,
+                archive,
+            ))
         }));
-        let (db, credentials, roster, roster_version, offline, blobs) = match opened {
+        let (db, credentials, roster, roster_version, offline, blobs, archive) = match opened {
             Ok(Ok(trees)) => trees,
             Ok(Err(e)) => {
                 return Err(StorageError::Open {
@@ -170,6 +184,7 @@ impl SledBackend {
             roster_version,
             offline,
             blobs,
+            archive,
             writer: Mutex::new(()),
             path: dir.to_owned(),
         })
@@ -195,7 +210,9 @@ impl SledBackend {
     /// Execute one request; `flush` makes a successful write durable before
     /// returning (batches flush once at the end instead).
     fn run(&self, req: StorageRequest, flush: bool) -> Result<StorageResult, StorageError> {
-        check_account(req.account())?;
+        if let Some(account) = req.account() {
+            check_account(account)?;
+        }
         match req {
             StorageRequest::LoadCredentials { account } => {
                 match self.credentials.get(account.as_bytes())? {
@@ -249,12 +266,20 @@ impl SledBackend {
                     ),
                     None => None,
                 };
+                let archive_prefs = match self.blobs.get(account_key(&account, PREFS_KEY))? {
+                    Some(raw) => Some(
+                        String::from_utf8(raw.to_vec())
+                            .map_err(|_| StorageError::NotUtf8("archive preferences"))?,
+                    ),
+                    None => None,
+                };
                 Ok(StorageResult::Account(Some(AccountData {
                     roster,
                     roster_version,
                     blocked,
                     push,
                     avatar,
+                    archive_prefs,
                 })))
             }
             StorageRequest::PutRosterItem {
@@ -333,6 +358,11 @@ impl SledBackend {
                 let value = codec::encode_credentials(&credentials);
                 let result = {
                     let _w = self.lock();
+                    // Leftovers of a deletion a crash interrupted must not
+                    // become the new account's archive.
+                    if !self.exists(&account)? && self.has_archive(&account)? {
+                        self.clear_archive(&account)?;
+                    }
                     match self.credentials.compare_and_swap(
                         account.as_bytes(),
                         None::<&[u8]>,
@@ -403,9 +433,36 @@ impl SledBackend {
                             }
                             Ok::<_, ConflictableTransactionError<Infallible>>(StorageResult::Done)
                         });
-                    tx.map_err(tx_error)?
+                    let result = tx.map_err(tx_error)?;
+                    // An archive can hold millions of messages: it goes in
+                    // chunks after the account itself, which is what makes it
+                    // invisible (an interruption is cleaned up on re-creation).
+                    if result == StorageResult::Done {
+                        self.clear_archive(&account)?;
+                    }
+                    result
                 };
                 self.durable(result, flush)
+            }
+            StorageRequest::AppendArchive { account, message } => {
+                let result = self
+                    .append_archive(&[(account, message)])?
+                    .pop()
+                    .unwrap_or(StorageResult::Done);
+                self.durable(result, flush)
+            }
+            StorageRequest::QueryArchive { account, query } => self.query_archive(&account, &query),
+            StorageRequest::ArchiveMetadata { account } => self.archive_metadata(&account),
+            StorageRequest::PurgeArchive {
+                before,
+                from,
+                limit,
+            } => {
+                let result = self.purge_archive(before, from.as_deref(), limit)?;
+                if flush {
+                    self.db.flush()?;
+                }
+                Ok(result)
             }
             StorageRequest::LoadBlob { account, key } => {
                 match self.blobs.get(account_key(&account, &key))? {
@@ -470,6 +527,22 @@ impl SledBackend {
         tracing::error!(error = %e, path = %self.path.display(), "storage request failed");
         StorageResult::Failed(e.to_string())
     }
+
+    /// Archive appends of one group commit, one result each.
+    fn append_group(
+        &self,
+        appends: Vec<(String, xmpp_core::archive::ArchivedMessage)>,
+    ) -> Vec<StorageResult> {
+        let n = appends.len();
+        let invalid = appends.iter().find_map(|(a, _)| check_account(a).err());
+        match invalid.map_or_else(|| self.append_archive(&appends), Err) {
+            Ok(results) => results,
+            Err(e) => {
+                let failed = self.failed(e);
+                vec![failed; n]
+            }
+        }
+    }
 }
 
 impl Backend for SledBackend {
@@ -484,10 +557,24 @@ impl Backend for SledBackend {
     /// so a burst of writes costs one fsync instead of one each. Results are
     /// returned only after that flush, so "answered" still means "durable".
     fn execute_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
-        let mut results: Vec<StorageResult> = reqs
-            .into_iter()
-            .map(|req| self.run(req, false).unwrap_or_else(|e| self.failed(e)))
-            .collect();
+        let mut results: Vec<StorageResult> = Vec::with_capacity(reqs.len());
+        // Consecutive archive appends go into one atomic sled batch: each
+        // batch seals sled's write buffer (a write and a sync_file_range),
+        // which per message would cost more than the message itself.
+        let mut appends: Vec<(String, xmpp_core::archive::ArchivedMessage)> = Vec::new();
+        for req in reqs {
+            if let StorageRequest::AppendArchive { account, message } = req {
+                appends.push((account, message));
+                continue;
+            }
+            if !appends.is_empty() {
+                results.extend(self.append_group(std::mem::take(&mut appends)));
+            }
+            results.push(self.run(req, false).unwrap_or_else(|e| self.failed(e)));
+        }
+        if !appends.is_empty() {
+            results.extend(self.append_group(appends));
+        }
         if results.contains(&StorageResult::Done) {
             if let Err(e) = self.db.flush() {
                 let e = StorageError::from(e);
@@ -648,6 +735,7 @@ mod tests {
                 blocked: Vec::new(),
                 push: None,
                 avatar: None,
+                archive_prefs: None,
             }))
         );
         assert_eq!(

@@ -88,6 +88,7 @@ pub enum ScenarioCmd {
     Idle(IdleCmd),
     Messages(MessagesCmd),
     RosterPresence(RosterPresenceCmd),
+    Mam(MamCmd),
 }
 
 /// N accounts log in (connect to bound) with C at once: logins/s, p50/p99
@@ -181,4 +182,34 @@ pub struct RosterPresenceCmd {
     /// logins in flight at once in the measured phase (default 50)
     #[argh(option, default = "50")]
     pub concurrency: usize,
+}
+
+/// XEP-0313 archive page latency. With --fill-store, fill account 0's
+/// archive directly in a stopped server's sled store (no server needed;
+/// --port is not used) and exit; without it, query the running server's
+/// archive of account 0: p50/p99 of consecutive pages from the start, the
+/// middle (RSM <after/> the first id at the middle time), the end (empty
+/// <before/>, then backwards), with one correspondent from the middle, and
+/// with `start` at the middle time.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "mam")]
+pub struct MamCmd {
+    /// fill this store directory (the server's data_path/store) and exit
+    #[argh(option)]
+    pub fill_store: Option<std::path::PathBuf>,
+    /// messages to archive with --fill-store (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    pub messages: u64,
+    /// days the filled messages are spread over, ending now (default 365)
+    #[argh(option, default = "365")]
+    pub days: u64,
+    /// distinct correspondents in the filled archive (default 10)
+    #[argh(option, default = "10")]
+    pub contacts: u64,
+    /// queries per measured position (default 200)
+    #[argh(option, default = "200")]
+    pub queries: usize,
+    /// page size asked for (default 50)
+    #[argh(option, default = "50")]
+    pub page: usize,
 }

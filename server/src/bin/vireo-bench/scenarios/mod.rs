@@ -3,6 +3,7 @@
 
 pub mod idle;
 pub mod login;
+pub mod mam;
 pub mod messages;
 pub mod roster_presence;
 
@@ -19,6 +20,7 @@ impl ScenarioCmd {
             ScenarioCmd::Idle(_) => "idle",
             ScenarioCmd::Messages(_) => "messages",
             ScenarioCmd::RosterPresence(_) => "roster-presence",
+            ScenarioCmd::Mam(_) => "mam",
         }
     }
 
@@ -29,6 +31,7 @@ impl ScenarioCmd {
             ScenarioCmd::Idle(c) => c.sessions,
             ScenarioCmd::Messages(c) => 2 * c.pairs + c.idle,
             ScenarioCmd::RosterPresence(c) => c.users,
+            ScenarioCmd::Mam(_) => 1,
         }
     }
 }
@@ -41,6 +44,7 @@ pub async fn run(ctx: Arc<Ctx>, cmd: &ScenarioCmd, report: &mut Report) -> Resul
         ScenarioCmd::Idle(c) => idle::run(&ctx, c, report).await,
         ScenarioCmd::Messages(c) => messages::run(&ctx, c, report).await,
         ScenarioCmd::RosterPresence(c) => roster_presence::run(&ctx, c, report).await,
+        ScenarioCmd::Mam(c) => mam::run(&ctx, c, report).await,
     }
 }
 
