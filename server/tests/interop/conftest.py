@@ -158,7 +158,7 @@ class VireoServer:
         )
         # hub_task at debug logs "offline message stored", which tests use
         # as the sync point for durability.
-        level = os.environ.get("VIREO_TEST_LOG") or "info,xmpp_runtime::hub_task=debug"
+        level = os.environ.get("VIREO_TEST_LOG") or "info,xmpp_runtime::hub_task=debug,xmpp_core::hub=debug"
         env["VIREO_LOG"] = level
         env["RUST_LOG"] = level
         return env

@@ -213,7 +213,10 @@ async def test_hibernated_session_is_woken_by_push_and_resumes(configured_server
         bob.send_chat(a.jid, "good morning")
         await alice.wait_message(sender=b.jid, body="good morning")
         await asyncio.sleep(QUIET)
-        assert len(app.publishes) == 1, [str(p) for p in app.publishes]
+        counts = [form_fields(p.xml.find(
+            f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}publish/{{{PUBSUB}}}item/{{{PUSH}}}notification/{{{DATA}}}x"))
+            for p in app.publishes]
+        assert len(app.publishes) == 1, counts
         assert len([m for m in alice.received["message"] if m["body"] == "wake up"]) == 1
     finally:
         await app.close()

@@ -330,6 +330,7 @@ impl Hub {
     pub fn session_hibernated(&mut self, now: Millis, conn: ConnId, unacked: &[Element]) {
         self.tick(now);
         if let Some(account) = self.set_hibernated(conn, true) {
+            tracing::debug!(%account, conn, unacked = unacked.len(), "session hibernated");
             self.notify_push_all(&account, unacked);
         }
     }
@@ -339,6 +340,7 @@ impl Hub {
     pub fn session_resumed(&mut self, now: Millis, conn: ConnId) {
         self.tick(now);
         if let Some(account) = self.set_hibernated(conn, false) {
+            tracing::debug!(%account, conn, "session resumed");
             self.push_seen(&account);
         }
     }

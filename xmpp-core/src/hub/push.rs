@@ -127,6 +127,12 @@ impl Hub {
                 .filter(|_| settings.with_body),
         };
         let registrations = acc.push.registrations.clone();
+        tracing::debug!(
+            account,
+            count = summary.message_count,
+            new = waiting.len(),
+            "push notification"
+        );
         self.store_push(account);
         let domain = Jid::parse(account)
             .map(|j| j.domain().to_owned())
