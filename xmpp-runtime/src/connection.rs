@@ -6,6 +6,7 @@ use crate::hub_task::HubMsg;
 use crate::mailbox::Mailbox;
 use crate::resumption;
 use crate::server::{ConnMsg, Shared};
+use crate::session_end;
 use crate::tls::server_channel_bindings;
 use crate::transport::Transport;
 use futures_rustls::TlsAcceptor;
@@ -127,7 +128,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     let Some(t) = transport.as_mut() else {
                         continue; // hibernated: the stanzas wait in the SM queue
                     };
-                    if t.write_all(&bytes).await.is_err() {
+                    if resumption::write(t, &bytes, &mailbox).await.is_err() {
                         transport = None;
                         lose_transport(&mut stream, &shared, partition, conn_id);
                     }
@@ -215,7 +216,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             }
         }
         if let Some(t) = transport.as_mut() {
-            if t.flush().await.is_err() {
+            if resumption::flush(t, &mailbox).await.is_err() {
                 transport = None;
                 lose_transport(&mut stream, &shared, partition, conn_id);
                 continue;
@@ -270,28 +271,37 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 let now = now_ms();
                 let mut msgs = msgs.into_iter();
                 while let Some(msg) = msgs.next() {
+                    if stream.is_closed() {
+                        // Ended mid-burst (e.g. its SM queue overflowed):
+                        // the rest is rerouted with the mailbox's leftovers.
+                        mailbox.requeue_front(std::iter::once(msg).chain(msgs).collect());
+                        break;
+                    }
                     match msg {
                         ConnMsg::Deliver(el) => stream.send_stanza_at(now, &el),
                         ConnMsg::Close(cond) => stream.close(cond),
                         ConnMsg::Release(reply) => {
-                            let (Some(session), Some(p)) = (stream.take_suspended(), partition)
-                            else {
-                                continue; // dropping `reply` answers "not here"
+                            // Dropping `reply` answers "not here".
+                            let Some(p) = partition else { continue };
+                            let Some(session) = stream.take_suspended() else {
+                                continue;
                             };
                             // What this connection did not process goes to
                             // the new owner of the mailbox, before anything newer.
                             mailbox.requeue_front(msgs.collect());
-                            if reply
-                                .try_send(resumption::Released {
-                                    session,
-                                    partition: p,
-                                })
-                                .is_ok()
-                            {
-                                released = true;
+                            let released_session = resumption::Released {
+                                session,
+                                partition: p,
+                            };
+                            match reply.try_send(released_session) {
+                                Ok(()) => released = true,
+                                // The resuming connection stopped waiting and
+                                // told its client the session is gone.
+                                Err(e) => stream.abandon(e.into_inner().session),
                             }
                             break;
                         }
+                        ConnMsg::Drained => {}
                     }
                 }
             }
@@ -304,14 +314,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     if released {
         // The session, its id and its mailbox live on in the resuming
         // connection; only this transport ends (after the conflict error).
-        while let Some(out) = stream.poll_output() {
-            if let (ConnOutput::Write(bytes), Some(t)) = (out, transport.as_mut()) {
-                let _ = t.write_all(&bytes).await;
-            }
-        }
         if let Some(t) = transport.as_mut() {
-            let _ = t.flush().await;
-            let _ = t.close().await;
+            resumption::farewell(t, &mut stream).await;
         }
         tracing::info!(conn = conn_id, "session handed to a resuming connection");
         return;
@@ -325,16 +329,16 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     if let Some(id) = &sm_id {
         shared.sm_sessions.unregister(id, conn_id);
     }
-    mailbox.close();
     shared.conns().remove(&conn_id);
-    if let Some(p) = partition {
-        shared.router.send(p, HubMsg::Closed(conn_id));
-    }
-    // After `Closed`, on the same partition queue: the hub no longer
-    // counts the session, so these reach other resources or offline storage.
-    for stanza in undelivered {
-        shared.router.route(stanza);
-    }
+    session_end::end_session(
+        &shared,
+        &mailbox,
+        partition,
+        conn_id,
+        stream.account(),
+        undelivered,
+    )
+    .await;
     tracing::debug!(conn = conn_id, "disconnected");
 }
 

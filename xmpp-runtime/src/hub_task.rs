@@ -138,7 +138,7 @@ impl Router {
         match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
             Ok(()) => Ok(()),
             Err(ConnMsg::Deliver(s)) => Err(*s),
-            Err(ConnMsg::Close(_) | ConnMsg::Release(_)) => Ok(()),
+            Err(ConnMsg::Close(_) | ConnMsg::Release(_) | ConnMsg::Drained) => Ok(()),
         }
     }
 
@@ -234,7 +234,11 @@ async fn run_partition(
                 hub.session_bound(now, conn, jid);
             }
             HubMsg::Closed(conn) => {
-                conns.remove(&conn);
+                // Last in the mailbox: the connection waits for it before
+                // rerouting what it was sent but never took.
+                if let Some(m) = conns.remove(&conn) {
+                    m.send(ConnMsg::Drained);
+                }
                 hub.session_closed(now, conn);
             }
             HubMsg::Hibernated(conn) => hub.session_hibernated(now, conn),

@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod reload;
 mod resumption;
 pub mod server;
+mod session_end;
 pub mod storage;
 pub mod tls;
 mod transport;

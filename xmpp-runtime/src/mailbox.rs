@@ -13,6 +13,8 @@ use std::sync::{Mutex, MutexGuard};
 struct Inner {
     queue: Vec<ConnMsg>,
     closed: bool,
+    /// `Release` requests in `queue` (so waiting for one scans nothing).
+    releases: usize,
 }
 
 /// One connection's inbox.
@@ -40,6 +42,9 @@ impl Mailbox {
         if inner.closed {
             return Err(msg);
         }
+        if matches!(msg, ConnMsg::Release(_)) {
+            inner.releases += 1;
+        }
         inner.queue.push(msg);
         drop(inner);
         self.event.notify(1);
@@ -59,6 +64,10 @@ impl Mailbox {
             return;
         }
         let mut inner = self.lock();
+        inner.releases += msgs
+            .iter()
+            .filter(|m| matches!(m, ConnMsg::Release(_)))
+            .count();
         msgs.append(&mut inner.queue);
         inner.queue = msgs;
         drop(inner);
@@ -69,6 +78,7 @@ impl Mailbox {
     pub(crate) fn close_and_take(&self) -> Vec<ConnMsg> {
         let mut inner = self.lock();
         inner.closed = true;
+        inner.releases = 0;
         let left = std::mem::take(&mut inner.queue);
         drop(inner);
         self.event.notify(usize::MAX);
@@ -81,7 +91,24 @@ impl Mailbox {
             let listener = {
                 let mut inner = self.lock();
                 if !inner.queue.is_empty() {
+                    inner.releases = 0;
                     return std::mem::take(&mut inner.queue);
+                }
+                self.event.listen()
+            };
+            listener.await;
+        }
+    }
+
+    /// Wait until another connection asks for this one's session (a
+    /// `Release` is queued), leaving the queue as it is: a connection
+    /// blocked writing to a half-open socket gives up the write for it.
+    pub(crate) async fn release_requested(&self) {
+        loop {
+            let listener = {
+                let inner = self.lock();
+                if inner.releases > 0 {
+                    return;
                 }
                 self.event.listen()
             };

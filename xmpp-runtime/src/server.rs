@@ -118,6 +118,9 @@ pub(crate) enum ConnMsg {
     Close(Option<StreamErrorCondition>),
     /// Another connection resumes this session (XEP-0198): give it up.
     Release(smol::channel::Sender<crate::resumption::Released>),
+    /// The hub forgot this connection (its answer to `HubMsg::Closed`):
+    /// nothing is delivered after this, so what came before can be rerouted.
+    Drained,
 }
 
 /// State shared by every task of one server.

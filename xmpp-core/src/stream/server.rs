@@ -1013,8 +1013,10 @@ impl ServerStream {
         self.push_undelivered(pending, &account);
     }
 
-    /// A suspended session nobody will resume: its stanzas are undeliverable.
-    fn abandon(&mut self, mut s: SuspendedSession) {
+    /// A suspended session nobody will resume (e.g. taken for a resuming
+    /// connection that stopped waiting): its stanzas come out as
+    /// [`ConnOutput::Undelivered`].
+    pub fn abandon(&mut self, mut s: SuspendedSession) {
         let mut pending = s.state.unacked.drain();
         pending.extend(s.held);
         self.push_undelivered(pending, &s.account);
