@@ -8,6 +8,7 @@ use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput, Notice};
@@ -55,6 +56,13 @@ pub(crate) struct Router {
     component_domains: HashSet<String>,
     /// Connected components by domain.
     components: RwLock<HashMap<String, Component>>,
+    /// Hub work not finished yet: messages queued for or being processed by
+    /// a partition, and storage requests awaiting their result. Counted up
+    /// before the work that causes it is counted down, so zero means quiet
+    /// (what shutdown waits for: a queue can be empty while the account a
+    /// message needs is still loading). Relaxed suffices: one counter, and
+    /// each increment is sequenced before the decrement of its cause.
+    work: AtomicUsize,
 }
 
 impl Router {
@@ -67,6 +75,7 @@ impl Router {
             parts,
             component_domains,
             components: RwLock::new(HashMap::new()),
+            work: AtomicUsize::new(0),
         };
         (router, rxs)
     }
@@ -104,10 +113,17 @@ impl Router {
 
     pub(crate) fn send(&self, partition: usize, msg: HubMsg) {
         if let Some(p) = self.parts.get(partition) {
+            self.work.fetch_add(1, Ordering::Relaxed);
             if p.try_send(msg).is_err() {
+                self.work.fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!(partition, "hub partition gone; message dropped");
             }
         }
+    }
+
+    /// One unit of work (a partition message, a storage request) is done.
+    fn done(&self) {
+        self.work.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Route a stanza: to its component's connection when its `to` is a
@@ -143,15 +159,16 @@ impl Router {
     }
 
     pub(crate) fn broadcast(&self, msg: impl Fn() -> HubMsg) {
-        for p in &self.parts {
-            let _ = p.try_send(msg());
+        for i in 0..self.parts.len() {
+            self.send(i, msg());
         }
     }
 
-    /// Wait (bounded) until every partition's queue is empty.
+    /// Wait (bounded) until the hub is quiet: every message processed and
+    /// every storage request answered, including those caused by others.
     pub(crate) fn drain(&self, max: Duration) {
         let deadline = std::time::Instant::now() + max;
-        while self.parts.iter().any(|p| !p.is_empty()) && std::time::Instant::now() < deadline {
+        while self.work.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -209,6 +226,7 @@ fn storage_worker(
                         tracing::debug!(%account, ?result, "offline message stored");
                     }
                     shared.router.send(partition, HubMsg::Storage(id, result));
+                    shared.router.done();
                 }
             }
         });
@@ -265,7 +283,9 @@ async fn run_partition(
                     shared.router.send(p, HubMsg::Notice(notice));
                 }
                 HubOutput::Storage { id, request } => {
+                    shared.router.work.fetch_add(1, Ordering::Relaxed);
                     if storage.send((id, request)).is_err() {
+                        shared.router.done();
                         tracing::error!(partition = index, "storage worker gone");
                     }
                 }
@@ -276,5 +296,6 @@ async fn run_partition(
                 }
             }
         }
+        shared.router.done();
     }
 }

@@ -41,14 +41,18 @@ impl SmRegistry {
 
     /// A connection enabled resumable stream management.
     pub(crate) fn register(&self, id: String, account: String, conn: ConnId) {
-        self.lock().insert(id, (account, conn));
+        let mut map = self.lock();
+        map.insert(id, (account, conn));
+        tracing::debug!(conn, resumable = map.len(), "resumable session registered");
     }
 
-    /// The session ended for good (not handed over).
+    /// The session ended for good (not handed over). The count logged is
+    /// how a leak of ended sessions would show.
     pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
         let mut map = self.lock();
         if map.get(id).is_some_and(|(_, c)| *c == conn) {
             map.remove(id);
+            tracing::debug!(conn, resumable = map.len(), "resumable session ended");
         }
     }
 

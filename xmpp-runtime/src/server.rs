@@ -367,8 +367,9 @@ impl RunningServer {
         while self.shared.live.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Let hub partitions hand their last writes to storage.
-        self.shared.router.drain(Duration::from_millis(500));
+        // Let hub partitions finish: sessions that ended hand their
+        // undelivered stanzas to offline storage (loading accounts first).
+        self.shared.router.drain(Duration::from_secs(5));
         if let Err(e) = self.shared.backend.flush() {
             tracing::error!(error = %e, "flushing storage failed");
         }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import hashlib
 import hmac
 import secrets
@@ -234,19 +235,25 @@ class SmClient:
             self.send("<presence/>")
         return self
 
-    async def resume(self, *, timeout: float = WAIT) -> tuple[Conn, ET.Element]:
-        """Open a new connection and ask to resume; returns it with the
-        server's <resumed/> or <failed/>. On <resumed/> the new connection
-        becomes this client's, and the replayed stanzas are counted."""
+    async def login(self) -> Conn:
+        """A new authenticated connection, not bound (for resume())."""
+        return await self._login()
+
+    async def resume(self, *, conn: Conn | None = None, abort_old: bool = True,
+                     timeout: float = WAIT) -> tuple[Conn, ET.Element]:
+        """Ask to resume on `conn` (default: a new connection); returns it
+        with the server's <resumed/> or <failed/>. On <resumed/> the new
+        connection becomes this client's (the old one is aborted unless
+        `abort_old` is false), and the replayed stanzas are counted."""
         assert self.sm_id, "no resumable session"
-        conn = await self._login()
+        conn = conn or await self._login()
         # Until the answer, what arrives belongs to the negotiation.
         self._send(conn, f"<resume xmlns='{SM}' previd='{self.sm_id}' h='{self.handled}'/>")
         answer = await self._next(conn, timeout)
         if answer.tag == f"{{{SM}}}resumed":
             old = self.conn
             self.conn = conn
-            if old is not None and old is not conn:
+            if old is not None and old is not conn and abort_old:
                 old.writer.transport.abort()
             # Everything after <resumed/> was already queued on this
             # connection: count it now, in order.
@@ -287,6 +294,13 @@ class SmClient:
             conn.writer.transport.abort()
         conn.writer.close()
 
+    def twin(self, name: str) -> "SmClient":
+        """Another client with this one's session state, as if the same
+        phone tried from a second socket."""
+        t = SmClient(self.srv, self.account, self.resource, name=name)
+        t.sm_id, t.handled, t.sm_enabled = self.sm_id, self.handled, self.sm_enabled
+        return t
+
     def shutdown(self) -> None:
         for conn in [self.conn]:
             if conn is not None:
@@ -325,3 +339,23 @@ class SmClient:
 def chat(to: str, body: str, mid: str | None = None) -> str:
     mid = mid or secrets.token_hex(6)
     return f"<message to='{escape(to)}' type='chat' id='{mid}'><body>{escape(body)}</body></message>"
+
+
+# The server logs the number of resumable sessions at debug level whenever
+# it changes (xmpp_runtime::resumption); tests read it to catch leaks.
+REGISTRY_LOG = "info,xmpp_runtime::hub_task=debug,xmpp_runtime::resumption=debug"
+
+
+def resumable_sessions(srv) -> int | None:
+    """The server's last logged count of resumable sessions."""
+    counts = re.findall(r"resumable=(\d+)", srv.log_path.read_text(errors="replace"))
+    return int(counts[-1]) if counts else None
+
+
+async def wait_no_resumable_sessions(srv, timeout: float = WAIT) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while resumable_sessions(srv) != 0:
+        assert loop.time() < deadline, \
+            f"{resumable_sessions(srv)} SM-IDs still registered after every session ended"
+        await asyncio.sleep(0.05)

@@ -11,9 +11,18 @@ import asyncio
 import pytest
 
 from conftest import WAIT
-from smclient import SmClient, chat
+from smclient import (REGISTRY_LOG, SM, SmClient, StreamClosed, chat, resumable_sessions,
+                      wait_no_resumable_sessions)
+
+STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture(autouse=True)
+def log_registry(monkeypatch):
+    """Every test here checks that ended sessions leave no SM-ID behind."""
+    monkeypatch.setenv("VIREO_TEST_LOG", REGISTRY_LOG)
 
 
 def sm_server(srv, resume_timeout: int, extra: str = ""):
@@ -74,6 +83,7 @@ async def test_messages_racing_the_session_end_go_offline(configured_server, end
     got = await offline_bodies(srv, alice_acc, "m", n)
     missing = sorted(set(range(n)) - {int(b[1:]) for b in got})
     assert not missing, f"{len(missing)} of {n} messages lost, first {missing[:10]}"
+    await wait_no_resumable_sessions(srv)
 
 
 async def test_resume_while_the_old_connection_is_stuck_writing(configured_server):
@@ -111,3 +121,150 @@ async def test_resume_while_the_old_connection_is_stuck_writing(configured_serve
     got = [b.split(" ", 1)[0] for b in alice.bodies()]
     assert got == want, f"got {len(got)} messages; first difference at " \
         f"{next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), len(want))}"
+    await alice.close()
+    await wait_no_resumable_sessions(srv)
+
+
+async def test_resume_again_from_a_third_connection_then_end_cleanly(configured_server):
+    """A phone resumes, then resumes again from a third connection while the
+    second still looks alive; the second is told <conflict/>. After a clean
+    close the SM-ID is gone: resuming it fails with <item-not-found/>, and
+    the server keeps no resumable session."""
+    srv = sm_server(configured_server, 60)
+    alice_acc, bob_acc = srv.new_account("chain"), srv.new_account("chainbob")
+    alice = await SmClient(srv, alice_acc, "phone").connect()
+    bob = await SmClient(srv, bob_acc, "pc").connect(sm=False)
+    assert resumable_sessions(srv) == 1
+
+    async def say(body):
+        bob.send(chat(alice.jid, body))
+        await alice.wait_until(lambda: body in alice.bodies(), what=body)
+
+    await say("one")
+    alice.abort()
+    bob.send(chat(alice.jid, "two"))
+    await bob.ping()
+    _, answer = await alice.resume()
+    assert answer.tag == f"{{{SM}}}resumed", answer.tag
+    await alice.wait_until(lambda: "two" in alice.bodies(), what="two")
+    await say("three")
+
+    second = alice.conn
+    _, answer = await alice.resume(abort_old=False)
+    assert answer.tag == f"{{{SM}}}resumed", answer.tag
+    await alice.wait_until(lambda: second.eof, what="end of the second connection")
+    assert second.stream_error == "conflict", second.stream_error
+    await say("four")
+    await asyncio.sleep(0.3)
+    assert alice.bodies() == ["one", "two", "three", "four"], alice.bodies()
+
+    await alice.close()
+    conn, answer = await alice.resume()
+    assert answer.tag == f"{{{SM}}}failed", answer.tag
+    assert answer.find(f"{{{STANZAS_NS}}}item-not-found") is not None
+    conn.writer.transport.abort()
+    await wait_no_resumable_sessions(srv)
+
+
+async def test_two_resumes_of_one_session_at_once(configured_server):
+    """Two connections resume the same SM-ID at the same moment (a phone
+    retrying on two networks). Both get an answer at once, one connection
+    ends up holding the session, the other is refused or told <conflict/>,
+    and messages reach the holder exactly once."""
+    srv = sm_server(configured_server, 60)
+    alice_acc, bob_acc = srv.new_account("twin"), srv.new_account("twinbob")
+    alice = await SmClient(srv, alice_acc, "phone", name="first").connect()
+    bob = await SmClient(srv, bob_acc, "pc").connect(sm=False)
+    bob.send(chat(alice.jid, "before"))
+    await alice.wait_until(lambda: "before" in alice.bodies(), what="before")
+    alice.ack()
+    alice.abort()
+    bob.send(chat(alice.jid, "while cut"))
+    await bob.ping()
+
+    twin = alice.twin("second")
+    c1, c2 = await asyncio.gather(alice.login(), twin.login())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answers = await asyncio.gather(alice.resume(conn=c1, timeout=3),
+                                   twin.resume(conn=c2, timeout=3), return_exceptions=True)
+    assert loop.time() - started < 3, "a resume waited for the other"
+    for a in answers:
+        assert not isinstance(a, BaseException) or isinstance(a, StreamClosed), repr(a)
+    resumed = [c for c, a in zip((alice, twin), answers)
+               if not isinstance(a, BaseException) and a[1].tag == f"{{{SM}}}resumed"]
+    assert resumed, f"neither resume succeeded: {answers}"
+    await asyncio.sleep(0.5)
+    holders = [c for c in resumed if not c.conn.eof]
+    assert len(holders) == 1, [(c.name, c.conn.eof, c.conn.stream_error) for c in resumed]
+    [holder] = holders
+    for c in resumed:
+        if c is not holder:
+            assert c.conn.stream_error == "conflict", c.conn.stream_error
+    bob.send(chat(alice.jid, "after"))
+    await holder.wait_until(lambda: "after" in holder.bodies(), what="after")
+    await asyncio.sleep(0.3)
+    assert holder.bodies().count("after") == 1
+    # The first to resume may have acknowledged the replay before the
+    # second took over; between them the phone saw it, and nothing it had
+    # acknowledged before the cut came back.
+    both = alice.bodies() + twin.bodies()
+    assert "while cut" in both, both
+    assert both.count("before") == 1, "an acknowledged message was replayed"
+    await holder.close()
+    await wait_no_resumable_sessions(srv)
+
+
+async def test_shutdown_puts_queued_messages_into_offline_storage(configured_server):
+    """SIGTERM while one session hibernates with queued messages and another
+    is connected but never acknowledges: after the restart, every one of
+    those messages is in offline storage."""
+    srv = sm_server(configured_server, 300)
+    alice_acc, carol_acc, bob_acc = (srv.new_account(p) for p in ("sleep", "deaf", "talk"))
+    alice = await SmClient(srv, alice_acc, "phone").connect()
+    carol = await SmClient(srv, carol_acc, "phone").connect()
+    bob = await SmClient(srv, bob_acc, "pc").connect(sm=False)
+    alice.abort()
+    carol.stop_reading()
+    await asyncio.sleep(0.2)
+    n = 30
+    for i in range(n):
+        bob.send(chat(alice.jid, f"a{i}"))
+        bob.send(chat(carol.jid, f"c{i}"))
+    await bob.ping()
+    await asyncio.sleep(0.3)
+    srv.restart()
+    for acc, prefix in ((alice_acc, "a"), (carol_acc, "c")):
+        got = await offline_bodies(srv, acc, prefix, n)
+        missing = sorted(set(range(n)) - {int(b[1:]) for b in got})
+        assert not missing, f"{prefix}: {len(missing)} of {n} lost at shutdown: {missing[:10]}"
+
+
+async def test_deleted_account_with_a_hibernated_session(configured_server):
+    """`vireo deluser` while the account's session hibernates with queued
+    messages: the session ends, the senders get errors instead of silence,
+    the SM-ID is gone, and an account created again under the same name
+    inherits nothing."""
+    srv = sm_server(configured_server, 300)
+    alice_acc, bob_acc = srv.new_account("doomed"), srv.new_account("witness")
+    alice = await SmClient(srv, alice_acc, "phone").connect()
+    bob = await SmClient(srv, bob_acc, "pc").connect(sm=False)
+    alice.abort()
+    await asyncio.sleep(0.2)
+    for i in range(5):
+        bob.send(chat(alice.jid, f"secret{i}"))
+    await bob.ping()
+    await asyncio.sleep(0.3)
+    res = srv.cli("deluser", alice_acc.jid)
+    assert res.returncode == 0, res.stderr
+
+    def errors():
+        return [e for e in bob.stanzas if e.get("type") == "error"
+                and (e.findtext("{jabber:client}body") or "").startswith("secret")]
+    await bob.wait_until(lambda: len(errors()) >= 5, what="5 bounces")
+    await wait_no_resumable_sessions(srv)
+
+    user = alice_acc.jid.split("@", 1)[0]
+    reborn = type(alice_acc)(srv.adduser(user, "new password"), "new password")
+    got = await offline_bodies(srv, reborn, "secret", 0)
+    assert not got, f"the new account inherited {got}"
