@@ -247,24 +247,31 @@ class SmClient:
         `abort_old` is false), and the replayed stanzas are counted."""
         assert self.sm_id, "no resumable session"
         conn = conn or await self._login()
-        # Until the answer, what arrives belongs to the negotiation.
+        # From the <resume/> on, the old connection no longer counts: what
+        # it still receives is replayed on the new one.
+        old, self.conn = self.conn, None
         self._send(conn, f"<resume xmlns='{SM}' previd='{self.sm_id}' h='{self.handled}'/>")
-        answer = await self._next(conn, timeout)
-        if answer.tag == f"{{{SM}}}resumed":
-            old = self.conn
-            self.conn = conn
-            if old is not None and old is not conn and abort_old:
-                old.writer.transport.abort()
-            # Everything after <resumed/> was already queued on this
-            # connection: count it now, in order.
-            pending = []
-            while not conn.elements.empty():
-                pending.append(conn.elements.get_nowait())
-            for el in pending:
-                if el is None:
-                    conn.elements.put_nowait(None)
-                else:
-                    self._element(conn, el)
+        try:
+            answer = await self._next(conn, timeout)
+        except BaseException:
+            self.conn = old
+            raise
+        if answer.tag != f"{{{SM}}}resumed":
+            self.conn = old
+            return conn, answer
+        self.conn = conn
+        if old is not None and old is not conn and abort_old:
+            old.writer.transport.abort()
+        # Everything after <resumed/> was already queued on this
+        # connection: count it now, in order.
+        pending = []
+        while not conn.elements.empty():
+            pending.append(conn.elements.get_nowait())
+        for el in pending:
+            if el is None:
+                conn.elements.put_nowait(None)
+            else:
+                self._element(conn, el)
         return conn, answer
 
     def abort(self) -> None:

@@ -33,12 +33,15 @@ def sm_server(srv, resume_timeout: int, extra: str = ""):
     return srv
 
 
-async def flood(sender: SmClient, to: str, prefix: str, n: int, per_tick: int = 50) -> None:
-    """Send `n` numbered messages, `per_tick` at a time, yielding in between
-    so the server sees a steady stream rather than one burst."""
+async def flood(sender: SmClient, targets: list[str], prefix: str, n: int,
+                per_tick: int = 25) -> None:
+    """Send `n` numbered messages to each target, `per_tick` each at a time,
+    yielding in between so the server sees a steady stream rather than one
+    burst."""
     for i in range(0, n, per_tick):
         for k in range(i, min(n, i + per_tick)):
-            sender.send(chat(to, f"{prefix}{k}"))
+            for to in targets:
+                sender.send(chat(to, f"{prefix}{k}"))
         await asyncio.sleep(0.01)
 
 
@@ -63,26 +66,29 @@ async def offline_bodies(srv, account, prefix: str, expected: int) -> list[str]:
 
 @pytest.mark.parametrize("end", ["timeout", "max_queue"])
 async def test_messages_racing_the_session_end_go_offline(configured_server, end):
-    """A hibernated session ends (its resume timeout fires, or its queue
-    outgrows smacks_max_queue_size) while messages for it keep arriving:
-    those queued in the session, those waiting in its connection's mailbox,
+    """Hibernated sessions end (their resume timeout fires, or their queue
+    outgrows smacks_max_queue_size) while messages for them keep arriving:
+    those queued in a session, those waiting in its connection's mailbox,
     and those the hub hands over while the connection ends must all reach
-    offline storage."""
+    offline storage. Four sessions ending at staggered moments give the
+    race four chances."""
     limit = "100000" if end == "timeout" else "200"
     srv = sm_server(configured_server, 1, f"smacks_max_queue_size = {limit}\n")
-    alice_acc, bob_acc = srv.new_account("race"), srv.new_account("flood")
-    alice = await SmClient(srv, alice_acc, "phone").connect()
-    bob = await SmClient(srv, bob_acc, "pc").connect(sm=False)
-    alice.abort()
-    await asyncio.sleep(0.3)
-    n = 3000
-    # ~1.2 s of traffic around the 1 s deadline (or past the queue limit).
-    await flood(bob, alice.jid, "m", n, per_tick=25)
+    victims = [await SmClient(srv, srv.new_account(f"race{i}x"), "phone").connect()
+               for i in range(4)]
+    bob = await SmClient(srv, srv.new_account("flood"), "pc").connect(sm=False)
+    for v in victims:
+        v.abort()
+        await asyncio.sleep(0.1)
+    n = 1500
+    # ~1 s of traffic across the deadlines (or past the queue limit).
+    await flood(bob, [v.jid for v in victims], "m", n, per_tick=15)
     await bob.ping(timeout=20)
     await asyncio.sleep(1.5)
-    got = await offline_bodies(srv, alice_acc, "m", n)
-    missing = sorted(set(range(n)) - {int(b[1:]) for b in got})
-    assert not missing, f"{len(missing)} of {n} messages lost, first {missing[:10]}"
+    for v in victims:
+        got = await offline_bodies(srv, v.account, "m", n)
+        missing = sorted(set(range(n)) - {int(b[1:]) for b in got})
+        assert not missing, f"{v.name}: {len(missing)} of {n} lost, first {missing[:10]}"
     await wait_no_resumable_sessions(srv)
 
 
