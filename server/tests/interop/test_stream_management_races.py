@@ -222,28 +222,31 @@ async def test_two_resumes_of_one_session_at_once(configured_server):
 
 
 async def test_shutdown_puts_queued_messages_into_offline_storage(configured_server):
-    """SIGTERM while one session hibernates with queued messages and another
-    is connected but never acknowledges: after the restart, every one of
-    those messages is in offline storage."""
+    """SIGTERM while sessions hibernate with queued messages and others are
+    connected but never acknowledge: after the restart, every one of those
+    messages is in offline storage (each account has to be loaded again
+    once its session ended, and shutdown must wait for that)."""
     srv = sm_server(configured_server, 300)
-    alice_acc, carol_acc, bob_acc = (srv.new_account(p) for p in ("sleep", "deaf", "talk"))
-    alice = await SmClient(srv, alice_acc, "phone").connect()
-    carol = await SmClient(srv, carol_acc, "phone").connect()
-    bob = await SmClient(srv, bob_acc, "pc").connect(sm=False)
-    alice.abort()
-    carol.stop_reading()
+    phones = [await SmClient(srv, srv.new_account(f"sleep{i}x"), "phone").connect()
+              for i in range(8)]
+    bob = await SmClient(srv, srv.new_account("talk"), "pc").connect(sm=False)
+    for i, p in enumerate(phones):
+        if i % 2:
+            p.stop_reading()  # connected, deaf
+        else:
+            p.abort()  # hibernated
     await asyncio.sleep(0.2)
-    n = 30
-    for i in range(n):
-        bob.send(chat(alice.jid, f"a{i}"))
-        bob.send(chat(carol.jid, f"c{i}"))
+    n = 20
+    for k in range(n):
+        for p in phones:
+            bob.send(chat(p.jid, f"a{k}"))
     await bob.ping()
     await asyncio.sleep(0.3)
     srv.restart()
-    for acc, prefix in ((alice_acc, "a"), (carol_acc, "c")):
-        got = await offline_bodies(srv, acc, prefix, n)
+    for p in phones:
+        got = await offline_bodies(srv, p.account, "a", n)
         missing = sorted(set(range(n)) - {int(b[1:]) for b in got})
-        assert not missing, f"{prefix}: {len(missing)} of {n} lost at shutdown: {missing[:10]}"
+        assert not missing, f"{p.name}: {len(missing)} of {n} lost at shutdown: {missing[:10]}"
 
 
 async def test_deleted_account_with_a_hibernated_session(configured_server):
@@ -274,3 +277,92 @@ async def test_deleted_account_with_a_hibernated_session(configured_server):
     reborn = type(alice_acc)(srv.adduser(user, "new password"), "new password")
     got = await offline_bodies(srv, reborn, "secret", 0)
     assert not got, f"the new account inherited {got}"
+
+
+async def test_resume_as_the_resume_timeout_fires(configured_server):
+    """Resumes that arrive just before or just after the session's
+    resume timeout: each is answered at once (no hand-over timeout), and
+    every message ends up either replayed on the resumed stream or in
+    offline storage."""
+    srv = sm_server(configured_server, 1)
+    n = 8
+    phones = [await SmClient(srv, srv.new_account(f"edge{i}x"), "phone").connect()
+              for i in range(n)]
+    bob = await SmClient(srv, srv.new_account("edgebob"), "pc").connect(sm=False)
+    logins = await asyncio.gather(*(p.login() for p in phones))
+    loop = asyncio.get_running_loop()
+    cut = loop.time()
+    for p in phones:
+        p.abort()
+    for p in phones:
+        for k in range(5):
+            bob.send(chat(p.jid, f"e{k}"))
+    await bob.ping()
+
+    async def resume_at(p, conn, offset):
+        await asyncio.sleep(max(0.0, cut + 1.0 + offset - loop.time()))
+        started = loop.time()
+        try:
+            _, answer = await p.resume(conn=conn, timeout=8)
+        except StreamClosed:
+            answer = None
+        return answer, loop.time() - started
+
+    results = await asyncio.gather(*(resume_at(p, c, -0.08 + 0.02 * i)
+                                     for i, (p, c) in enumerate(zip(phones, logins))))
+    outcomes = []
+    for p, (answer, took) in zip(phones, results):
+        assert took < 2, f"{p.name}: the answer to <resume/> took {took:.1f}s"
+        resumed = answer is not None and answer.tag == f"{{{SM}}}resumed"
+        outcomes.append(resumed)
+        if resumed:
+            await p.wait_until(lambda p=p: len(p.bodies()) >= 5, what="the replay")
+            assert p.bodies() == [f"e{k}" for k in range(5)], p.bodies()
+            await p.close()
+    await asyncio.sleep(0.5)
+    for p, resumed in zip(phones, outcomes):
+        if not resumed:
+            got = await offline_bodies(srv, p.account, "e", 5)
+            assert set(got) >= {f"e{k}" for k in range(5)}, f"{p.name}: only {sorted(got)}"
+    print(f"resumed: {sum(outcomes)} of {n}")
+    await wait_no_resumable_sessions(srv)
+
+
+async def test_resume_during_shutdown_loses_nothing(configured_server):
+    """SIGTERM while phones are resuming: whether a resume wins or the
+    shutdown does, every queued message is either received on the resumed
+    stream or in offline storage after the restart."""
+    srv = sm_server(configured_server, 300)
+    n = 6
+    phones = [await SmClient(srv, srv.new_account(f"term{i}x"), "phone").connect()
+              for i in range(n)]
+    bob = await SmClient(srv, srv.new_account("termbob"), "pc").connect(sm=False)
+    logins = await asyncio.gather(*(p.login() for p in phones))
+    for p in phones:
+        p.abort()
+    for p in phones:
+        for k in range(10):
+            bob.send(chat(p.jid, f"t{k}"))
+    await bob.ping()
+    await asyncio.sleep(0.2)
+
+    async def resume(p, conn, delay):
+        await asyncio.sleep(delay)
+        try:
+            await p.resume(conn=conn, timeout=8)
+        except (StreamClosed, asyncio.TimeoutError):
+            pass
+        if p.conn is not None:  # resumed: read until the server goes away
+            await p.wait_until(lambda p=p: p.conn.eof, 10, "the end of the stream")
+
+    resuming = asyncio.gather(*(resume(p, c, 0.004 * i) for i, (p, c) in enumerate(zip(phones, logins))))
+    await asyncio.sleep(0.01)
+    await asyncio.get_running_loop().run_in_executor(None, srv.stop)
+    await resuming
+    srv.start()
+    want = {f"t{k}" for k in range(10)}
+    for p in phones:
+        live = set(p.bodies()) & want
+        got = live | set(await offline_bodies(srv, p.account, "t", len(want - live)))
+        missing = want - got
+        assert not missing, f"{p.name}: lost {sorted(missing)}"
