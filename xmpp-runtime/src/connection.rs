@@ -286,6 +286,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                             let Some(session) = stream.take_suspended() else {
                                 continue;
                             };
+                            let account = session.jid().bare_str();
+                            shared.sm_sessions.awake(&account, conn_id);
                             // What this connection did not process goes to
                             // the new owner of the mailbox, before anything newer.
                             mailbox.requeue_front(msgs.collect());
@@ -354,6 +356,14 @@ fn lose_transport(
         tracing::debug!(conn, "session hibernated");
         if let Some(p) = partition {
             shared.router.send(p, HubMsg::Hibernated(conn));
+        }
+        let account = stream.account().map(|a| a.bare_str()).unwrap_or_default();
+        if let Some(oldest) = shared.sm_sessions.hibernated(&account, conn) {
+            tracing::info!(conn = oldest, %account, "too many hibernated sessions; ending the oldest");
+            let mailbox = shared.conns().get(&oldest).cloned();
+            if let Some(m) = mailbox {
+                m.send(ConnMsg::Close(None));
+            }
         }
     }
 }

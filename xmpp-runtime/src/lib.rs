@@ -19,6 +19,7 @@ pub mod reload;
 mod resumption;
 pub mod server;
 mod session_end;
+mod sm_registry;
 pub mod storage;
 pub mod tls;
 mod transport;

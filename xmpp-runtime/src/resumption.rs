@@ -12,9 +12,8 @@ use crate::server::{ConnMsg, Shared};
 use crate::transport::Transport;
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
-use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
 use xmpp_core::stream::{ConnOutput, ServerStream, SuspendedSession};
@@ -27,42 +26,6 @@ const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection that gave its session away may spend telling its
 /// (probably half-open) client `<conflict/>`.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// SM-ID → (account, connection id) of every resumable session.
-#[derive(Debug, Default)]
-pub(crate) struct SmRegistry {
-    sessions: Mutex<HashMap<String, (String, ConnId)>>,
-}
-
-impl SmRegistry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, ConnId)>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A connection enabled resumable stream management.
-    pub(crate) fn register(&self, id: String, account: String, conn: ConnId) {
-        let mut map = self.lock();
-        map.insert(id, (account, conn));
-        tracing::debug!(conn, resumable = map.len(), "resumable session registered");
-    }
-
-    /// The session ended for good (not handed over). The count logged is
-    /// how a leak of ended sessions would show.
-    pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
-        let mut map = self.lock();
-        if map.get(id).is_some_and(|(_, c)| *c == conn) {
-            map.remove(id);
-            tracing::debug!(conn, resumable = map.len(), "resumable session ended");
-        }
-    }
-
-    fn holder(&self, id: &str, account: &str) -> Option<ConnId> {
-        self.lock()
-            .get(id)
-            .filter(|(a, _)| a == account)
-            .map(|(_, conn)| *conn)
-    }
-}
 
 /// What the holding connection gives up.
 #[derive(Debug)]

@@ -134,7 +134,7 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) conns: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
     /// Resumable sessions (XEP-0198) and the connections holding them.
-    pub(crate) sm_sessions: crate::resumption::SmRegistry,
+    pub(crate) sm_sessions: crate::sm_registry::SmRegistry,
     pub(crate) next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
     pub(crate) max_connections: AtomicUsize,

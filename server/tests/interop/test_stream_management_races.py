@@ -366,3 +366,32 @@ async def test_resume_during_shutdown_loses_nothing(configured_server):
         got = live | set(await offline_bodies(srv, p.account, "t", len(want - live)))
         missing = want - got
         assert not missing, f"{p.name}: lost {sorted(missing)}"
+
+
+async def test_one_account_cannot_hoard_hibernated_sessions(configured_server):
+    """Each hibernated session holds a connection slot and its queue for the
+    whole resume timeout without any socket on the client's side. One
+    account opening and dropping sessions in a loop keeps only the newest
+    ten (as Prosody's smacks_max_hibernated_sessions): older ones end, and
+    what was queued for them goes to offline storage."""
+    srv = sm_server(configured_server, 300)
+    acc = srv.new_account("hoard")
+    bob = await SmClient(srv, srv.new_account("hoardbob"), "pc").connect(sm=False)
+    phones = []
+    for i in range(12):
+        p = await SmClient(srv, acc, f"r{i}").connect()
+        p.abort()
+        phones.append(p)
+        if i == 0:
+            await asyncio.sleep(0.2)
+            bob.send(chat(p.jid, "for the oldest"))
+            await bob.ping()
+    await asyncio.sleep(0.5)
+    assert resumable_sessions(srv) == 10, resumable_sessions(srv)
+    for p in phones[:2]:
+        conn, answer = await p.resume()
+        assert answer.tag == f"{{{SM}}}failed", f"{p.name} still resumable"
+        conn.writer.transport.abort()
+    _, answer = await phones[-1].resume()
+    assert answer.tag == f"{{{SM}}}resumed", answer.tag
+    assert await offline_bodies(srv, acc, "for the oldest", 1) == ["for the oldest"]
