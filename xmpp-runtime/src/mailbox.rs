@@ -116,3 +116,71 @@ impl Mailbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smol::future::FutureExt;
+    use std::time::Duration;
+
+    fn deliver(id: &str) -> ConnMsg {
+        ConnMsg::Deliver(Box::new(
+            xmpp_core::Element::new("jabber:client", "message").with_attr("id", id),
+        ))
+    }
+
+    fn id(m: &ConnMsg) -> Option<&str> {
+        match m {
+            ConnMsg::Deliver(el) => el.attr("id"),
+            _ => None,
+        }
+    }
+
+    /// True when `release_requested` resolves without waiting.
+    fn release_pending(m: &Mailbox) -> bool {
+        smol::block_on(
+            async {
+                m.release_requested().await;
+                true
+            }
+            .or(async {
+                smol::Timer::after(Duration::from_millis(20)).await;
+                false
+            }),
+        )
+    }
+
+    #[test]
+    fn a_queued_release_is_noticed_until_taken_or_requeued() {
+        let m = Mailbox::default();
+        m.send(deliver("1"));
+        assert!(!release_pending(&m));
+        let (tx, _rx) = smol::channel::bounded(1);
+        m.send(ConnMsg::Release(tx));
+        assert!(release_pending(&m), "a writer must give way");
+        let taken = smol::block_on(m.recv_all());
+        assert_eq!(taken.len(), 2);
+        assert!(!release_pending(&m), "taken: handled by the owner");
+        // Handed on to the session's next owner, still in front.
+        m.send(deliver("3"));
+        m.requeue_front(taken.into_iter().skip(1).collect());
+        assert!(release_pending(&m));
+        let again = smol::block_on(m.recv_all());
+        assert!(matches!(again[0], ConnMsg::Release(_)));
+        assert_eq!(id(&again[1]), Some("3"));
+    }
+
+    #[test]
+    fn closing_drops_a_queued_release_so_its_resumer_hears_at_once() {
+        let m = Mailbox::default();
+        let (tx, rx) = smol::channel::bounded::<crate::resumption::Released>(1);
+        m.send(deliver("1"));
+        m.send(ConnMsg::Release(tx));
+        let left = m.close_and_take();
+        assert_eq!(id(&left[0]), Some("1"));
+        drop(left);
+        assert!(smol::block_on(rx.recv()).is_err());
+        assert!(!m.send(deliver("2")), "closed");
+        assert!(!release_pending(&m));
+    }
+}
