@@ -395,3 +395,31 @@ async def test_one_account_cannot_hoard_hibernated_sessions(configured_server):
     _, answer = await phones[-1].resume()
     assert answer.tag == f"{{{SM}}}resumed", answer.tag
     assert await offline_bodies(srv, acc, "for the oldest", 1) == ["for the oldest"]
+
+
+async def test_half_open_session_that_never_returns_goes_offline(configured_server):
+    """A phone vanishes without a trace (no FIN, no RST: its socket just
+    stops reading) while messages keep coming. Once the server's writes
+    make no progress for `stream.send_timeout`, the connection counts as
+    broken: the session hibernates, nobody resumes it, and every message,
+    also those the phone's kernel had buffered but the phone never
+    acknowledged, is in offline storage. Without the send timeout the
+    connection task would block in the write until TCP gives up (never,
+    while the peer's kernel answers window probes)."""
+    srv = sm_server(configured_server, 1, "send_timeout = 2\nsmacks_max_queue_size = 1000\n")
+    alice_acc, bob_acc = srv.new_account("ghost"), srv.new_account("ghostbob")
+    alice = SmClient(srv, alice_acc, "phone")
+    alice.rcvbuf = 4096
+    await alice.connect()
+    bob = await SmClient(srv, bob_acc, "pc").connect(sm=False)
+    alice.stop_reading()
+    n, pad = 400, "x" * 10_000
+    for i in range(n):
+        bob.send(chat(alice.jid, f"big{i} {pad}"))
+    await bob.ping(timeout=20)
+    await asyncio.sleep(2 + 1 + 1.5)  # send timeout, resume timeout, margin
+    got = await offline_bodies(srv, alice_acc, "big", n)
+    missing = sorted(set(range(n)) - {int(b[3:].split(" ", 1)[0]) for b in got})
+    assert not missing, f"{len(missing)} of {n} not in offline storage, first {missing[:10]}"
+    await wait_no_resumable_sessions(srv)
+    alice.shutdown()
