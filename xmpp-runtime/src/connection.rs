@@ -5,13 +5,13 @@ use crate::clock::{entropy, instant_for, now_ms};
 use crate::hub_task::HubMsg;
 use crate::mailbox::Mailbox;
 use crate::resumption;
+use crate::send;
 use crate::server::{ConnMsg, Shared};
 use crate::session_end;
 use crate::tls::server_channel_bindings;
 use crate::transport::Transport;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt;
-use smol::io::AsyncWriteExt;
 use smol::Async;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
@@ -105,7 +105,9 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
     let mut mailbox = Arc::new(Mailbox::default());
     shared.conns().insert(conn_id, mailbox.clone());
-    let mut stream = ServerStream::new(shared.stream_cfg(), entropy(), now_ms(), bindings);
+    let cfg = shared.stream_cfg();
+    let stall = cfg.send_timeout_ms.map(Duration::from_millis);
+    let mut stream = ServerStream::new(cfg, entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
     let mut bucket = shared
         .rate_limit
@@ -128,7 +130,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     let Some(t) = transport.as_mut() else {
                         continue; // hibernated: the stanzas wait in the SM queue
                     };
-                    if resumption::write(t, &bytes, &mailbox).await.is_err() {
+                    if send::write(t, &bytes, &mailbox, stall).await.is_err() {
                         transport = None;
                         lose_transport(&mut stream, &shared, partition, conn_id);
                     }
@@ -137,7 +139,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     let Some(t) = transport.as_mut() else {
                         break 'conn;
                     };
-                    if t.flush().await.is_err() {
+                    if send::flush(t, &mailbox, stall).await.is_err() {
                         break 'conn;
                     }
                     let Some(Transport::Plain(tcp)) = transport.take() else {
@@ -207,8 +209,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 ConnOutput::Undelivered(stanzas) => undelivered.extend(stanzas),
                 ConnOutput::Close => {
                     if let Some(t) = transport.as_mut() {
-                        let _ = t.flush().await;
-                        let _ = t.close().await;
+                        send::close(t, stall).await;
                     }
                     break 'conn;
                 }
@@ -216,7 +217,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             }
         }
         if let Some(t) = transport.as_mut() {
-            if resumption::flush(t, &mailbox).await.is_err() {
+            if send::flush(t, &mailbox, stall).await.is_err() {
                 transport = None;
                 lose_transport(&mut stream, &shared, partition, conn_id);
                 continue;
@@ -317,7 +318,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         // The session, its id and its mailbox live on in the resuming
         // connection; only this transport ends (after the conflict error).
         if let Some(t) = transport.as_mut() {
-            resumption::farewell(t, &mut stream).await;
+            send::farewell(t, &mut stream).await;
         }
         tracing::info!(conn = conn_id, "session handed to a resuming connection");
         return;

@@ -17,6 +17,7 @@ mod mailbox;
 pub mod rate_limit;
 pub mod reload;
 mod resumption;
+mod send;
 pub mod server;
 mod session_end;
 mod sm_registry;
