@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
 use xmpp_core::sasl::ChannelBinding;
-use xmpp_core::stream::{ConnOutput, ServerStream};
+use xmpp_core::stream::{ConnOutput, ServerStream, StreamErrorCondition};
 
 /// Accept connections until the listener fails.
 pub(crate) async fn accept_loop(
@@ -363,7 +363,9 @@ fn lose_transport(
             tracing::info!(conn = oldest, %account, "too many hibernated sessions; ending the oldest");
             let mailbox = shared.conns().get(&oldest).cloned();
             if let Some(m) = mailbox {
-                m.send(ConnMsg::Close(None));
+                m.send(ConnMsg::Close(Some(
+                    StreamErrorCondition::ResourceConstraint,
+                )));
             }
         }
     }
