@@ -244,6 +244,8 @@ async fn run_partition(
     shared: Arc<Shared>,
 ) {
     let mut conns: HashMap<ConnId, Arc<Mailbox>> = HashMap::new();
+    // Connections that ended, waiting for the hub to let go of their session.
+    let mut closing: Vec<ConnId> = Vec::new();
     while let Ok(msg) = rx.recv().await {
         let now = now_ms();
         match msg {
@@ -252,12 +254,8 @@ async fn run_partition(
                 hub.session_bound(now, conn, jid);
             }
             HubMsg::Closed(conn) => {
-                // Last in the mailbox: the connection waits for it before
-                // rerouting what it was sent but never took.
-                if let Some(m) = conns.remove(&conn) {
-                    m.send(ConnMsg::Drained);
-                }
                 hub.session_closed(now, conn);
+                closing.push(conn);
             }
             HubMsg::Hibernated(conn) => hub.session_hibernated(now, conn),
             HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
@@ -296,6 +294,18 @@ async fn run_partition(
                 }
             }
         }
+        // `Drained` is the last message an ended connection gets, once the
+        // hub can no longer deliver to it (its end may wait for an account
+        // load); the connection then reroutes what it never took.
+        closing.retain(|conn| {
+            if hub.knows_session(*conn) {
+                return true;
+            }
+            if let Some(m) = conns.remove(conn) {
+                m.send(ConnMsg::Drained);
+            }
+            false
+        });
         shared.router.done();
     }
 }

@@ -118,8 +118,9 @@ pub(crate) enum ConnMsg {
     Close(Option<StreamErrorCondition>),
     /// Another connection resumes this session (XEP-0198): give it up.
     Release(smol::channel::Sender<crate::resumption::Released>),
-    /// The hub forgot this connection (its answer to `HubMsg::Closed`):
-    /// nothing is delivered after this, so what came before can be rerouted.
+    /// The hub let go of this connection's session (its answer to
+    /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
+    /// after this, so what came before can be rerouted.
     Drained,
 }
 

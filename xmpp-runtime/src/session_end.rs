@@ -1,9 +1,10 @@
 //! The end of a c2s connection: nothing its session was sent may vanish
 //! with it.
 //!
-//! Until its hub partition has processed `HubMsg::Closed`, the hub still
-//! counts the session and keeps delivering to its mailbox. So the mailbox
-//! stays open until the partition answers with `ConnMsg::Drained`; then
+//! Until its hub partition has processed `HubMsg::Closed` (and, when the
+//! account is loading, the work queued before it), the hub still counts
+//! the session and keeps delivering to its mailbox. So the mailbox stays
+//! open until the partition answers with `ConnMsg::Drained`; then
 //! the stanzas the stream never acknowledged (XEP-0198) and those it never
 //! took from its mailbox are routed again, oldest first, and reach the
 //! account's other resources or offline storage. A `Release` still queued

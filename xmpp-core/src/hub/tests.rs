@@ -175,3 +175,25 @@ fn push_refusal_travels_between_partitions() {
     });
     assert!(cleared, "the registration is removed from storage");
 }
+
+/// A session that ends while its account loads is still delivered to by
+/// work queued before its end: the runtime must keep its mailbox until the
+/// hub no longer knows the session (then reroute what it never took).
+#[test]
+fn a_session_closed_during_its_account_load_is_known_until_the_load() {
+    let mut h = hub();
+    h.session_bound(0, 7, jid("bob@localhost/phone"));
+    let id = load_request(&outputs(&mut h)).expect("account load requested");
+    h.routed(1, chat("bob@localhost/phone", "alice@localhost/a"));
+    h.session_closed(2, 7);
+    assert!(h.knows_session(7), "the close waits behind the load");
+    h.handle_storage(3, id, StorageResult::Account(Some(AccountData::default())));
+    let delivered = outputs(&mut h)
+        .iter()
+        .any(|o| matches!(o, HubOutput::Deliver { conn: 7, .. }));
+    assert!(
+        delivered,
+        "the message queued before the close went to the session"
+    );
+    assert!(!h.knows_session(7));
+}
