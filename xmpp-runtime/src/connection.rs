@@ -297,6 +297,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                                 partition: p,
                             };
                             match reply.try_send(released_session) {
+                                // Straight to the (bounded) farewell below.
                                 Ok(()) => released = true,
                                 // The resuming connection stopped waiting and
                                 // told its client the session is gone.
@@ -306,6 +307,9 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                         }
                         ConnMsg::Drained => {}
                     }
+                }
+                if released {
+                    break 'conn;
                 }
             }
             Wake::Timer => {
