@@ -147,9 +147,9 @@ async fn run(
                     match msg {
                         ConnMsg::Deliver(el) => stream.send_stanza_at(now, &el),
                         ConnMsg::Close(cond) => stream.close(cond),
-                        // Components have no resumable sessions; dropping
-                        // the reply answers "not here".
-                        ConnMsg::Release(_) => {}
+                        // Components have no resumable sessions (dropping
+                        // the reply answers "not here") nor a hub session.
+                        ConnMsg::Release(_) | ConnMsg::Drained => {}
                     }
                 }
             }

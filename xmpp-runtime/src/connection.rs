@@ -5,12 +5,13 @@ use crate::clock::{entropy, instant_for, now_ms};
 use crate::hub_task::HubMsg;
 use crate::mailbox::Mailbox;
 use crate::resumption;
+use crate::send;
 use crate::server::{ConnMsg, Shared};
+use crate::session_end;
 use crate::tls::server_channel_bindings;
 use crate::transport::Transport;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt;
-use smol::io::AsyncWriteExt;
 use smol::Async;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
 use xmpp_core::sasl::ChannelBinding;
-use xmpp_core::stream::{ConnOutput, ServerStream};
+use xmpp_core::stream::{ConnOutput, ServerStream, StreamErrorCondition};
 
 /// Accept connections until the listener fails.
 pub(crate) async fn accept_loop(
@@ -104,7 +105,9 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
     let mut mailbox = Arc::new(Mailbox::default());
     shared.conns().insert(conn_id, mailbox.clone());
-    let mut stream = ServerStream::new(shared.stream_cfg(), entropy(), now_ms(), bindings);
+    let cfg = shared.stream_cfg();
+    let stall = cfg.send_timeout_ms.map(Duration::from_millis);
+    let mut stream = ServerStream::new(cfg, entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
     let mut bucket = shared
         .rate_limit
@@ -127,7 +130,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     let Some(t) = transport.as_mut() else {
                         continue; // hibernated: the stanzas wait in the SM queue
                     };
-                    if t.write_all(&bytes).await.is_err() {
+                    if send::write(t, &bytes, &mailbox, stall).await.is_err() {
                         transport = None;
                         lose_transport(&mut stream, &shared, partition, conn_id);
                     }
@@ -136,7 +139,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     let Some(t) = transport.as_mut() else {
                         break 'conn;
                     };
-                    if t.flush().await.is_err() {
+                    if send::flush(t, &mailbox, stall).await.is_err() {
                         break 'conn;
                     }
                     let Some(Transport::Plain(tcp)) = transport.take() else {
@@ -211,8 +214,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 ConnOutput::Undelivered(stanzas) => undelivered.extend(stanzas),
                 ConnOutput::Close => {
                     if let Some(t) = transport.as_mut() {
-                        let _ = t.flush().await;
-                        let _ = t.close().await;
+                        send::close(t, stall).await;
                     }
                     break 'conn;
                 }
@@ -220,7 +222,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             }
         }
         if let Some(t) = transport.as_mut() {
-            if t.flush().await.is_err() {
+            if send::flush(t, &mailbox, stall).await.is_err() {
                 transport = None;
                 lose_transport(&mut stream, &shared, partition, conn_id);
                 continue;
@@ -275,29 +277,44 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 let now = now_ms();
                 let mut msgs = msgs.into_iter();
                 while let Some(msg) = msgs.next() {
+                    if stream.is_closed() {
+                        // Ended mid-burst (e.g. its SM queue overflowed):
+                        // the rest is rerouted with the mailbox's leftovers.
+                        mailbox.requeue_front(std::iter::once(msg).chain(msgs).collect());
+                        break;
+                    }
                     match msg {
                         ConnMsg::Deliver(el) => stream.send_stanza_at(now, &el),
                         ConnMsg::Close(cond) => stream.close(cond),
                         ConnMsg::Release(reply) => {
-                            let (Some(session), Some(p)) = (stream.take_suspended(), partition)
-                            else {
-                                continue; // dropping `reply` answers "not here"
+                            // Dropping `reply` answers "not here".
+                            let Some(p) = partition else { continue };
+                            let Some(session) = stream.take_suspended() else {
+                                continue;
                             };
+                            let account = session.jid().bare_str();
+                            shared.sm_sessions.awake(&account, conn_id);
                             // What this connection did not process goes to
                             // the new owner of the mailbox, before anything newer.
                             mailbox.requeue_front(msgs.collect());
-                            if reply
-                                .try_send(resumption::Released {
-                                    session,
-                                    partition: p,
-                                })
-                                .is_ok()
-                            {
-                                released = true;
+                            let released_session = resumption::Released {
+                                session,
+                                partition: p,
+                            };
+                            match reply.try_send(released_session) {
+                                // Straight to the (bounded) farewell below.
+                                Ok(()) => released = true,
+                                // The resuming connection stopped waiting and
+                                // told its client the session is gone.
+                                Err(e) => stream.abandon(e.into_inner().session),
                             }
                             break;
                         }
+                        ConnMsg::Drained => {}
                     }
+                }
+                if released {
+                    break 'conn;
                 }
             }
             Wake::Timer => {
@@ -309,14 +326,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     if released {
         // The session, its id and its mailbox live on in the resuming
         // connection; only this transport ends (after the conflict error).
-        while let Some(out) = stream.poll_output() {
-            if let (ConnOutput::Write(bytes), Some(t)) = (out, transport.as_mut()) {
-                let _ = t.write_all(&bytes).await;
-            }
-        }
         if let Some(t) = transport.as_mut() {
-            let _ = t.flush().await;
-            let _ = t.close().await;
+            send::farewell(t, &mut stream).await;
         }
         tracing::info!(conn = conn_id, "session handed to a resuming connection");
         return;
@@ -330,26 +341,16 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     if let Some(id) = &sm_id {
         shared.sm_sessions.unregister(id, conn_id);
     }
-    mailbox.close();
     shared.conns().remove(&conn_id);
-    if let Some(p) = partition {
-        shared.router.send(p, HubMsg::Closed(conn_id));
-    }
-    // After `Closed`, on the same partition queue: the hub no longer
-    // counts the session, so these reach other resources or offline storage.
-    for stanza in undelivered {
-        if xmpp_core::stream::sm::is_redelivery(&stanza) {
-            let account = stanza
-                .attr("to")
-                .and_then(|t| xmpp_core::Jid::parse(t).ok())
-                .map(|j| j.bare_str())
-                .unwrap_or_default();
-            let p = shared.router.partition(&account);
-            shared.router.send(p, HubMsg::Redeliver(stanza));
-        } else {
-            shared.router.route(stanza);
-        }
-    }
+    session_end::end_session(
+        &shared,
+        &mailbox,
+        partition,
+        conn_id,
+        stream.account(),
+        undelivered,
+    )
+    .await;
     tracing::debug!(conn = conn_id, "disconnected");
 }
 
@@ -367,6 +368,16 @@ fn lose_transport(
             shared
                 .router
                 .send(p, HubMsg::Hibernated(conn, stream.unacked_messages()));
+        }
+        let account = stream.account().map(|a| a.bare_str()).unwrap_or_default();
+        if let Some(oldest) = shared.sm_sessions.hibernated(&account, conn) {
+            tracing::info!(conn = oldest, %account, "too many hibernated sessions; ending the oldest");
+            let mailbox = shared.conns().get(&oldest).cloned();
+            if let Some(m) = mailbox {
+                m.send(ConnMsg::Close(Some(
+                    StreamErrorCondition::ResourceConstraint,
+                )));
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput, Notice};
@@ -59,6 +60,13 @@ pub(crate) struct Router {
     component_domains: HashSet<String>,
     /// Connected components by domain.
     components: RwLock<HashMap<String, Component>>,
+    /// Hub work not finished yet: messages queued for or being processed by
+    /// a partition, and storage requests awaiting their result. Counted up
+    /// before the work that causes it is counted down, so zero means quiet
+    /// (what shutdown waits for: a queue can be empty while the account a
+    /// message needs is still loading). Relaxed suffices: one counter, and
+    /// each increment is sequenced before the decrement of its cause.
+    work: AtomicUsize,
 }
 
 impl Router {
@@ -71,6 +79,7 @@ impl Router {
             parts,
             component_domains,
             components: RwLock::new(HashMap::new()),
+            work: AtomicUsize::new(0),
         };
         (router, rxs)
     }
@@ -108,10 +117,17 @@ impl Router {
 
     pub(crate) fn send(&self, partition: usize, msg: HubMsg) {
         if let Some(p) = self.parts.get(partition) {
+            self.work.fetch_add(1, Ordering::Relaxed);
             if p.try_send(msg).is_err() {
+                self.work.fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!(partition, "hub partition gone; message dropped");
             }
         }
+    }
+
+    /// One unit of work (a partition message, a storage request) is done.
+    fn done(&self) {
+        self.work.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Route a stanza: to its component's connection when its `to` is a
@@ -142,20 +158,21 @@ impl Router {
         match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
             Ok(()) => Ok(()),
             Err(ConnMsg::Deliver(s)) => Err(*s),
-            Err(ConnMsg::Close(_) | ConnMsg::Release(_)) => Ok(()),
+            Err(ConnMsg::Close(_) | ConnMsg::Release(_) | ConnMsg::Drained) => Ok(()),
         }
     }
 
     pub(crate) fn broadcast(&self, msg: impl Fn() -> HubMsg) {
-        for p in &self.parts {
-            let _ = p.try_send(msg());
+        for i in 0..self.parts.len() {
+            self.send(i, msg());
         }
     }
 
-    /// Wait (bounded) until every partition's queue is empty.
+    /// Wait (bounded) until the hub is quiet: every message processed and
+    /// every storage request answered, including those caused by others.
     pub(crate) fn drain(&self, max: Duration) {
         let deadline = std::time::Instant::now() + max;
-        while self.parts.iter().any(|p| !p.is_empty()) && std::time::Instant::now() < deadline {
+        while self.work.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -211,6 +228,7 @@ fn storage_worker(
                         tracing::debug!(%account, ?result, "offline message stored");
                     }
                     shared.router.send(partition, HubMsg::Storage(id, result));
+                    shared.router.done();
                 }
             }
         });
@@ -228,6 +246,8 @@ async fn run_partition(
     shared: Arc<Shared>,
 ) {
     let mut conns: HashMap<ConnId, Arc<Mailbox>> = HashMap::new();
+    // Connections that ended, waiting for the hub to let go of their session.
+    let mut closing: Vec<ConnId> = Vec::new();
     // The hub's clock starts now, not at its first stanza: its timers (and
     // the server's uptime) run on an idle server too.
     hub.handle_timeout(now_ms());
@@ -251,7 +271,7 @@ async fn run_partition(
         let now = now_ms();
         let Some(msg) = msg else {
             hub.handle_timeout(now);
-            drain_outputs(index, &mut hub, &conns, &storage, &shared);
+            drain_outputs(index, &mut hub, &mut conns, &mut closing, &storage, &shared);
             continue;
         };
         match msg {
@@ -260,8 +280,8 @@ async fn run_partition(
                 hub.session_bound(now, conn, jid);
             }
             HubMsg::Closed(conn) => {
-                conns.remove(&conn);
                 hub.session_closed(now, conn);
+                closing.push(conn);
             }
             HubMsg::Hibernated(conn, unacked) => hub.session_hibernated(now, conn, &unacked),
             HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
@@ -275,15 +295,18 @@ async fn run_partition(
             }
             HubMsg::Shutdown => hub.shutdown(),
         }
-        drain_outputs(index, &mut hub, &conns, &storage, &shared);
+        drain_outputs(index, &mut hub, &mut conns, &mut closing, &storage, &shared);
+        // One message of the router's outstanding work is done.
+        shared.router.done();
     }
 }
 
-/// Carry out everything the hub asked for.
+/// Carry out everything the hub asked for, then let ended connections go.
 fn drain_outputs(
     index: usize,
     hub: &mut Hub,
-    conns: &HashMap<ConnId, Arc<Mailbox>>,
+    conns: &mut HashMap<ConnId, Arc<Mailbox>>,
+    closing: &mut Vec<ConnId>,
     storage: &std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
     shared: &Shared,
 ) {
@@ -300,7 +323,9 @@ fn drain_outputs(
                 shared.router.send(p, HubMsg::Notice(notice));
             }
             HubOutput::Storage { id, request } => {
+                shared.router.work.fetch_add(1, Ordering::Relaxed);
                 if storage.send((id, request)).is_err() {
+                    shared.router.done();
                     tracing::error!(partition = index, "storage worker gone");
                 }
             }
@@ -311,4 +336,16 @@ fn drain_outputs(
             }
         }
     }
+    // `Drained` is the last message an ended connection gets, once the
+    // hub can no longer deliver to it (its end may wait for an account
+    // load); the connection then reroutes what it never took.
+    closing.retain(|conn| {
+        if hub.knows_session(*conn) {
+            return true;
+        }
+        if let Some(m) = conns.remove(conn) {
+            m.send(ConnMsg::Drained);
+        }
+        false
+    });
 }

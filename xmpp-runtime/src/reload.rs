@@ -137,11 +137,11 @@ impl ServerHandle {
 
     /// Apply `new` to the running server. Certificate and key, connection
     /// limit, stream settings (authentication timeout and mechanisms,
-    /// keepalive, stanza size limit, encryption requirement) and the SCRAM
-    /// iteration count take effect for new connections; existing sessions
-    /// are left alone. Listener addresses and ports, threads, partitions,
-    /// domains, hub settings and the admin socket are only compared: their
-    /// changes are reported as needing a restart.
+    /// keepalive, send timeout, stanza size limit, encryption requirement)
+    /// and the SCRAM iteration count take effect for new connections;
+    /// existing sessions are left alone. Listener addresses and ports,
+    /// threads, partitions, domains, hub settings and the admin socket are
+    /// only compared: their changes are reported as needing a restart.
     ///
     /// Turning TLS on or off needs a restart too (the listeners and the
     /// advertised stream features depend on it); replacing the certificate
@@ -363,6 +363,13 @@ impl ServerHandle {
                 "keepalive",
                 seconds(old.keepalive_ms),
                 seconds(fresh.keepalive_ms),
+            ));
+        }
+        if old.send_timeout_ms != fresh.send_timeout_ms {
+            stream_changes.push(Change::new(
+                "send_timeout",
+                seconds(old.send_timeout_ms),
+                seconds(fresh.send_timeout_ms),
             ));
         }
         if old.limits.max_stanza_bytes != fresh.limits.max_stanza_bytes {

@@ -10,47 +10,15 @@
 use crate::mailbox::Mailbox;
 use crate::server::{ConnMsg, Shared};
 use smol::future::FutureExt;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
 use xmpp_core::stream::SuspendedSession;
 
 /// How long the resuming connection waits for the holder to let go; the
-/// holder answers as soon as its task runs, so this only bounds a bug.
+/// holder answers as soon as its task runs (a blocked write gives way, see
+/// [`crate::send::write`]), so this only bounds a bug.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// SM-ID → (account, connection id) of every resumable session.
-#[derive(Debug, Default)]
-pub(crate) struct SmRegistry {
-    sessions: Mutex<HashMap<String, (String, ConnId)>>,
-}
-
-impl SmRegistry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, ConnId)>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A connection enabled resumable stream management.
-    pub(crate) fn register(&self, id: String, account: String, conn: ConnId) {
-        self.lock().insert(id, (account, conn));
-    }
-
-    /// The session ended for good (not handed over).
-    pub(crate) fn unregister(&self, id: &str, conn: ConnId) {
-        let mut map = self.lock();
-        if map.get(id).is_some_and(|(_, c)| *c == conn) {
-            map.remove(id);
-        }
-    }
-
-    fn holder(&self, id: &str, account: &str) -> Option<ConnId> {
-        self.lock()
-            .get(id)
-            .filter(|(a, _)| a == account)
-            .map(|(_, conn)| *conn)
-    }
-}
 
 /// What the holding connection gives up.
 #[derive(Debug)]

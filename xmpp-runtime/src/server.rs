@@ -121,6 +121,10 @@ pub(crate) enum ConnMsg {
     Close(Option<StreamErrorCondition>),
     /// Another connection resumes this session (XEP-0198): give it up.
     Release(smol::channel::Sender<crate::resumption::Released>),
+    /// The hub let go of this connection's session (its answer to
+    /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
+    /// after this, so what came before can be rerouted.
+    Drained,
 }
 
 /// State shared by every task of one server.
@@ -134,7 +138,7 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) conns: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
     /// Resumable sessions (XEP-0198) and the connections holding them.
-    pub(crate) sm_sessions: crate::resumption::SmRegistry,
+    pub(crate) sm_sessions: crate::sm_registry::SmRegistry,
     pub(crate) next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
     pub(crate) max_connections: AtomicUsize,
@@ -370,8 +374,9 @@ impl RunningServer {
         while self.shared.live.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Let hub partitions hand their last writes to storage.
-        self.shared.router.drain(Duration::from_millis(500));
+        // Let hub partitions finish: sessions that ended hand their
+        // undelivered stanzas to offline storage (loading accounts first).
+        self.shared.router.drain(Duration::from_secs(5));
         if let Err(e) = self.shared.backend.flush() {
             tracing::error!(error = %e, "flushing storage failed");
         }

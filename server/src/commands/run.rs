@@ -163,6 +163,8 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             auth_timeout_ms: cfg.auth_timeout_secs.saturating_mul(1000),
             max_auth_failures: 3,
             keepalive_ms,
+            send_timeout_ms: (cfg.send_timeout_secs > 0)
+                .then(|| cfg.send_timeout_secs.saturating_mul(1000)),
             scram_decoy: Some((
                 xmpp_runtime::clock::random_seed().to_vec(),
                 cfg.scram_iterations,

@@ -90,6 +90,8 @@ pub struct Config {
     pub require_encryption: bool,
     pub auth_timeout_secs: u64,
     pub keepalive_secs: u64,
+    /// Seconds a write may make no progress (0 = forever).
+    pub send_timeout_secs: u64,
     /// XEP-0198: seconds a broken session stays resumable (0 = none).
     pub smacks_resume_timeout_secs: u64,
     /// XEP-0198: most unacknowledged stanzas kept per session.
@@ -178,6 +180,7 @@ impl Default for Config {
             require_encryption: true,
             auth_timeout_secs: 30,
             keepalive_secs: 60,
+            send_timeout_secs: 60,
             smacks_resume_timeout_secs: 300,
             smacks_max_queue_size: 500,
             smacks_max_unacked_stanzas: 5,
@@ -440,6 +443,9 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "stream.keepalive_interval" => {
                 cfg.keepalive_secs = u64::try_from(int(value)).unwrap_or(cfg.keepalive_secs)
+            }
+            "stream.send_timeout" => {
+                cfg.send_timeout_secs = u64::try_from(int(value)).unwrap_or(cfg.send_timeout_secs)
             }
             "stream.smacks_resume_timeout" => {
                 cfg.smacks_resume_timeout_secs =

@@ -438,6 +438,8 @@ pub const KEYS: &[KeySpec] = &[
         "Seconds a connection may take to authenticate."),
     key("stream.keepalive_interval", "keepalive_interval", CONNECTIONS, Ty::Int { min: 0, max: 86_400 }, "60", &["RFC 6120 §4.6"],
         "Seconds between whitespace keepalives on idle streams (0 = off)."),
+    key("stream.send_timeout", "send_timeout", CONNECTIONS, Ty::Int { min: 0, max: 86_400 }, "60", &[],
+        "Seconds a write to a client may make no progress before its connection counts as broken (a resumable XEP-0198 session then hibernates; 0 = wait forever)."),
     // 02 stream
     key("stream.mechanisms", "mechanisms", AUTH, Ty::Mechanisms,
         "[\"SCRAM-SHA-256-PLUS\", \"SCRAM-SHA-1-PLUS\", \"SCRAM-SHA-256\", \"SCRAM-SHA-1\", \"PLAIN\"]",

@@ -313,6 +313,13 @@ impl Hub {
         self.with_account(&account, Deferred::Bound(conn, jid));
     }
 
+    /// True while the hub still counts `conn`'s session, which may still
+    /// be delivered to: after `session_closed` too, until the work queued
+    /// before it behind an account load has run.
+    pub fn knows_session(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
     /// A connection went away (closed, failed or kicked).
     pub fn session_closed(&mut self, now: Millis, conn: ConnId) {
         self.tick(now);
@@ -625,8 +632,9 @@ impl Hub {
             Deferred::Closed(conn) => {
                 self.conns.remove(&conn);
             }
-            Deferred::FromSession(..) | Deferred::Notice(_) | Deferred::Redeliver(_) => {}
-            Deferred::Routed(stanza) => {
+            Deferred::FromSession(..) | Deferred::Notice(_) => {}
+            // A message for a deleted account is answered, not dropped.
+            Deferred::Routed(stanza) | Deferred::Redeliver(stanza) => {
                 let cond = if missing {
                     StanzaError::ServiceUnavailable
                 } else {

@@ -296,3 +296,30 @@ fn archive_purge_is_scheduled_and_continues_full_batches() {
     other.routed(1_000, chat("bob@localhost", "alice@localhost/a"));
     assert_eq!(other.poll_timeout(), None);
 }
+
+/// A session that ends while its account loads is still delivered to by
+/// work queued before its end: the runtime must keep its mailbox until the
+/// hub no longer knows the session (then reroute what it never took).
+#[test]
+fn a_session_closed_during_its_account_load_is_known_until_the_load() {
+    let mut h = hub();
+    h.session_bound(0, 7, jid("bob@localhost/phone"));
+    let id = load_request(&outputs(&mut h)).expect("account load requested");
+    h.routed(1, chat("bob@localhost/phone", "alice@localhost/a"));
+    h.session_closed(2, 7);
+    assert!(h.knows_session(7), "the close waits behind the load");
+    // The avatar hash is known (no vCard photo), so no vCard read.
+    let data = AccountData {
+        avatar: Some(String::new()),
+        ..AccountData::default()
+    };
+    h.handle_storage(3, id, StorageResult::Account(Some(data)));
+    let delivered = outputs(&mut h)
+        .iter()
+        .any(|o| matches!(o, HubOutput::Deliver { conn: 7, .. }));
+    assert!(
+        delivered,
+        "the message queued before the close went to the session"
+    );
+    assert!(!h.knows_session(7));
+}

@@ -6,6 +6,8 @@ pub mod client;
 pub mod component;
 mod csi;
 mod error;
+#[cfg(test)]
+mod handover_tests;
 mod header;
 mod output;
 pub mod server;

@@ -45,6 +45,12 @@ pub struct ServerStreamConfig {
     /// Send a whitespace keepalive after this long without output on a bound
     /// session (RFC 6120 §4.6.1), which also surfaces dead TCP peers.
     pub keepalive_ms: Option<Millis>,
+    /// For the driver: a write to the client that makes no progress for
+    /// this long means the transport is broken (a half-open TCP connection
+    /// would block it until TCP gives up, or forever while the peer's
+    /// kernel answers window probes), so a resumable session hibernates
+    /// and any other ends. `None` waits forever.
+    pub send_timeout_ms: Option<Millis>,
     /// Server-wide secret and iteration count for SCRAM decoys: an unknown
     /// user gets a stable, plausible salt, so probing cannot enumerate
     /// accounts. The embedder supplies random bytes at start.
@@ -71,6 +77,7 @@ impl Default for ServerStreamConfig {
             limits: Limits::default(),
             scram_decoy: None,
             keepalive_ms: Some(60_000),
+            send_timeout_ms: Some(60_000),
             session_features: vec![
                 Element::new(ns::ROSTER_VER, "ver"),
                 Element::new(super::csi::NS, "csi"),
@@ -1053,8 +1060,10 @@ impl ServerStream {
         self.push_undelivered(pending, &account);
     }
 
-    /// A suspended session nobody will resume: its stanzas are undeliverable.
-    fn abandon(&mut self, mut s: SuspendedSession) {
+    /// A suspended session nobody will resume (e.g. taken for a resuming
+    /// connection that stopped waiting): its stanzas come out as
+    /// [`ConnOutput::Undelivered`].
+    pub fn abandon(&mut self, mut s: SuspendedSession) {
         let mut pending = s.state.unacked.drain();
         pending.extend(s.held);
         self.push_undelivered(pending, &s.account);

@@ -1,0 +1,96 @@
+//! The end of a c2s connection: nothing its session was sent may vanish
+//! with it.
+//!
+//! Until its hub partition has processed `HubMsg::Closed` (and, when the
+//! account is loading, the work queued before it), the hub still counts
+//! the session and keeps delivering to its mailbox. So the mailbox stays
+//! open until the partition answers with `ConnMsg::Drained`; then
+//! the stanzas the stream never acknowledged (XEP-0198) and those it never
+//! took from its mailbox are routed again, oldest first, and reach the
+//! account's other resources or offline storage. A `Release` still queued
+//! is dropped, which tells a resuming connection at once that the session
+//! is gone.
+
+use crate::hub_task::HubMsg;
+use crate::mailbox::Mailbox;
+use crate::server::{ConnMsg, Shared};
+use smol::future::FutureExt;
+use std::time::Duration;
+use xmpp_core::hub::ConnId;
+use xmpp_core::jid::Jid;
+use xmpp_core::stream::sm::{is_redelivery, undeliverable};
+use xmpp_core::Element;
+
+/// How long to wait for the partition's answer; it comes after the
+/// partition's backlog, so this only bounds a bug (a partition gone).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tell the hub the session ended, then route what it leaves behind:
+/// `undelivered` (the stream's unacknowledged stanzas, already made
+/// undeliverable) and whatever the mailbox still holds.
+pub(crate) async fn end_session(
+    shared: &Shared,
+    mailbox: &Mailbox,
+    partition: Option<usize>,
+    conn: ConnId,
+    account: Option<&Jid>,
+    undelivered: Vec<Element>,
+) {
+    let mut left = Vec::new();
+    if let Some(p) = partition {
+        shared.router.send(p, HubMsg::Closed(conn));
+        let drained = async {
+            loop {
+                for msg in mailbox.recv_all().await {
+                    match msg {
+                        ConnMsg::Drained => return true,
+                        other => left.push(other),
+                    }
+                }
+            }
+        };
+        let timeout = async {
+            smol::Timer::after(DRAIN_TIMEOUT).await;
+            false
+        };
+        if !drained.or(timeout).await {
+            tracing::warn!(conn, "hub did not confirm the session's end");
+        }
+    }
+    left.extend(mailbox.close_and_take());
+    // After `Closed`, on the same partition queue: the hub no longer counts
+    // the session, so these reach other resources or offline storage.
+    for stanza in undelivered {
+        hand_back(shared, stanza);
+    }
+    let Some(account) = account else {
+        return;
+    };
+    let mut rerouted = 0usize;
+    for msg in left {
+        if let ConnMsg::Deliver(stanza) = msg {
+            if let Some(s) = undeliverable(*stanza, account.domain()) {
+                hand_back(shared, s);
+                rerouted += 1;
+            }
+        }
+    }
+    if rerouted > 0 {
+        tracing::debug!(conn, rerouted, "stanzas sent to an ended session rerouted");
+    }
+}
+
+/// An undelivered stanza: a message goes back to its account for
+/// redelivery (keeping its archive id), an error reply is routed.
+fn hand_back(shared: &Shared, stanza: Element) {
+    if !is_redelivery(&stanza) {
+        return shared.router.route(stanza);
+    }
+    let account = stanza
+        .attr("to")
+        .and_then(|t| Jid::parse(t).ok())
+        .map(|j| j.bare_str())
+        .unwrap_or_default();
+    let p = shared.router.partition(&account);
+    shared.router.send(p, HubMsg::Redeliver(stanza));
+}
