@@ -37,6 +37,7 @@ use xmpp_core::storage::{
 };
 
 mod archive;
+mod tail_cache;
 
 use super::codec;
 use super::{check_account, Backend, StorageError};
@@ -53,8 +54,9 @@ pub struct SledBackend {
     offline: Tree,
     blobs: Tree,
     archive: Tree,
-    /// Serializes mutations; see the module docs.
-    writer: Mutex<()>,
+    /// Serializes mutations (see the module docs), and guards what archive
+    /// appends remember between batches.
+    writer: Mutex<tail_cache::TailCache>,
     path: PathBuf,
 }
 
@@ -185,14 +187,14 @@ impl SledBackend {
             offline,
             blobs,
             archive,
-            writer: Mutex::new(()),
+            writer: Mutex::new(tail_cache::TailCache::default()),
             path: dir.to_owned(),
         })
     }
 
     /// The guarded data is sled's, which stays consistent whatever a panicking
     /// holder did, so a poisoned lock is simply taken over.
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    fn lock(&self) -> MutexGuard<'_, tail_cache::TailCache> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -357,11 +359,11 @@ impl SledBackend {
             } => {
                 let value = codec::encode_credentials(&credentials);
                 let result = {
-                    let _w = self.lock();
+                    let mut w = self.lock();
                     // Leftovers of a deletion a crash interrupted must not
                     // become the new account's archive.
                     if !self.exists(&account)? && self.has_archive(&account)? {
-                        self.clear_archive(&account)?;
+                        self.clear_archive(&mut w, &account)?;
                     }
                     match self.credentials.compare_and_swap(
                         account.as_bytes(),
@@ -392,7 +394,7 @@ impl SledBackend {
             }
             StorageRequest::DeleteAccount { account } => {
                 let result = {
-                    let _w = self.lock();
+                    let mut w = self.lock();
                     let p = prefix(&account);
                     let roster_keys = self
                         .roster
@@ -438,7 +440,7 @@ impl SledBackend {
                     // chunks after the account itself, which is what makes it
                     // invisible (an interruption is cleaned up on re-creation).
                     if result == StorageResult::Done {
-                        self.clear_archive(&account)?;
+                        self.clear_archive(&mut w, &account)?;
                     }
                     result
                 };
