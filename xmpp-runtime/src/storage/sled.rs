@@ -37,7 +37,6 @@ use xmpp_core::storage::{
 };
 
 mod archive;
-mod tail_cache;
 
 use super::codec;
 use super::{check_account, Backend, StorageError};
@@ -54,9 +53,8 @@ pub struct SledBackend {
     offline: Tree,
     blobs: Tree,
     archive: Tree,
-    /// Serializes mutations (see the module docs), and guards what archive
-    /// appends remember between batches.
-    writer: Mutex<tail_cache::TailCache>,
+    /// Serializes mutations; see the module docs.
+    writer: Mutex<()>,
     path: PathBuf,
 }
 
@@ -187,14 +185,14 @@ impl SledBackend {
             offline,
             blobs,
             archive,
-            writer: Mutex::new(tail_cache::TailCache::default()),
+            writer: Mutex::new(()),
             path: dir.to_owned(),
         })
     }
 
     /// The guarded data is sled's, which stays consistent whatever a panicking
     /// holder did, so a poisoned lock is simply taken over.
-    fn lock(&self) -> MutexGuard<'_, tail_cache::TailCache> {
+    fn lock(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -359,11 +357,11 @@ impl SledBackend {
             } => {
                 let value = codec::encode_credentials(&credentials);
                 let result = {
-                    let mut w = self.lock();
+                    let _w = self.lock();
                     // Leftovers of a deletion a crash interrupted must not
                     // become the new account's archive.
                     if !self.exists(&account)? && self.has_archive(&account)? {
-                        self.clear_archive(&mut w, &account)?;
+                        self.clear_archive(&account)?;
                     }
                     match self.credentials.compare_and_swap(
                         account.as_bytes(),
@@ -394,7 +392,7 @@ impl SledBackend {
             }
             StorageRequest::DeleteAccount { account } => {
                 let result = {
-                    let mut w = self.lock();
+                    let _w = self.lock();
                     let p = prefix(&account);
                     let roster_keys = self
                         .roster
@@ -440,7 +438,7 @@ impl SledBackend {
                     // chunks after the account itself, which is what makes it
                     // invisible (an interruption is cleaned up on re-creation).
                     if result == StorageResult::Done {
-                        self.clear_archive(&mut w, &account)?;
+                        self.clear_archive(&account)?;
                     }
                     result
                 };

@@ -22,11 +22,12 @@
 //! totals are read and rewritten under the backend's writer lock, which
 //! every mutation holds.
 
+use std::collections::{HashMap, HashSet};
+
 use ::sled::{Batch, IVec};
 use xmpp_core::archive::{self, ArchiveId, ArchiveView, ArchivedMessage, QueryError, Scan};
 use xmpp_core::storage::StorageResult;
 
-use super::tail_cache::TailCache;
 use super::{be_u64, prefix, SledBackend};
 use crate::storage::codec;
 use crate::storage::StorageError;
@@ -99,28 +100,17 @@ impl Totals {
         }
     }
 
-    /// Write the new totals into `batch` (a total that reaches 0 goes),
-    /// reading the current ones from the cache when it has them.
-    fn apply(
-        self,
-        tree: &::sled::Tree,
-        cache: &mut TailCache,
-        batch: &mut Batch,
-    ) -> Result<(), StorageError> {
+    /// Write the new totals into `batch` (a total that reaches 0 goes).
+    fn apply(self, tree: &::sled::Tree, batch: &mut Batch) -> Result<(), StorageError> {
         for (key, delta) in self.0 {
-            let now = match cache.total(&key) {
-                Some(n) => n,
-                None => match tree.get(&key)? {
-                    Some(raw) => be_u64(&raw, "archive total")?,
-                    None => 0,
-                },
+            let now = match tree.get(&key)? {
+                Some(raw) => be_u64(&raw, "archive total")?,
+                None => 0,
             };
-            let new = now.saturating_add_signed(delta);
-            match new {
-                0 => batch.remove(key.as_slice()),
-                n => batch.insert(key.as_slice(), &n.to_be_bytes()[..]),
+            match now.saturating_add_signed(delta) {
+                0 => batch.remove(key),
+                n => batch.insert(key, &n.to_be_bytes()[..]),
             }
-            cache.set_total(key, new);
         }
         Ok(())
     }
@@ -204,86 +194,46 @@ impl SledBackend {
         &self,
         appends: &[(String, ArchivedMessage)],
     ) -> Result<Vec<StorageResult>, StorageError> {
-        let mut cache = self.lock();
-        let result = self.append_locked(&mut cache, appends);
-        if result.is_err() {
-            cache.clear();
-        }
-        result
-    }
-
-    fn append_locked(
-        &self,
-        cache: &mut TailCache,
-        appends: &[(String, ArchivedMessage)],
-    ) -> Result<Vec<StorageResult>, StorageError> {
+        let _w = self.lock();
         let mut batch = Batch::default();
         let mut totals = Totals::default();
-        // Accepted in this group, for the rare id that is not above its
-        // account's newest (a clock set back across a restart).
-        let mut accepted: Vec<(&str, ArchiveId)> = Vec::with_capacity(appends.len());
-        let mut missing: Vec<&str> = Vec::new();
+        let mut written: HashSet<Vec<u8>> = HashSet::new();
+        let mut known: HashMap<&str, bool> = HashMap::new();
         let mut results = Vec::with_capacity(appends.len());
         for (account, m) in appends {
             let with_bare = m.with_bare();
             if with_bare.contains('\0') {
                 return Err(StorageError::InvalidAccount(m.with.clone()));
             }
-            let newest = match cache.newest(account) {
-                Some(n) => Some(n),
-                None if missing.contains(&account.as_str()) => None,
+            let exists = match known.get(account.as_str()) {
+                Some(e) => *e,
                 None => {
-                    let n = self.newest_stored(account)?;
-                    match n {
-                        Some(n) => cache.set_newest(account, n),
-                        None => missing.push(account),
-                    }
-                    n
+                    let e = self.exists(account)?;
+                    known.insert(account, e);
+                    e
                 }
             };
-            let Some(newest) = newest else {
+            if !exists {
                 results.push(StorageResult::NotFound);
                 continue;
-            };
+            }
             let k = key(account, m.id);
-            if m.id <= newest
-                && (accepted.contains(&(account.as_str(), m.id))
-                    || self.archive.contains_key(&k)?)
-            {
+            if written.contains(&k) || self.archive.contains_key(&k)? {
                 results.push(StorageResult::Conflict);
                 continue;
             }
-            batch.insert(k, codec::encode_archived(&m.with, &m.stanza));
+            batch.insert(k.as_slice(), codec::encode_archived(&m.with, &m.stanza));
             batch.insert(with_key(account, with_bare, m.id), &[][..]);
             totals.add(tagged(account, TOTAL), 1);
             totals.add(with_total_key(account, with_bare), 1);
-            cache.set_newest(account, newest.max(m.id));
-            accepted.push((account, m.id));
+            written.insert(k);
             results.push(StorageResult::Done);
         }
-        if !accepted.is_empty() {
-            totals.apply(&self.archive, cache, &mut batch)?;
+        if !written.is_empty() {
+            totals.apply(&self.archive, &mut batch)?;
             self.archive.apply_batch(batch)?;
         }
         Ok(results)
-    }
-
-    /// The newest archived id of an existing account (`MIN` for an empty
-    /// archive); `None` when the account does not exist.
-    fn newest_stored(&self, account: &str) -> Result<Option<ArchiveId>, StorageError> {
-        if !self.exists(account)? {
-            return Ok(None);
-        }
-        let last = self
-            .archive
-            .range(key(account, ArchiveId::MIN)..=key(account, ArchiveId::MAX))
-            .keys()
-            .next_back()
-            .transpose()?;
-        match last {
-            Some(k) => id_of(&k).map(Some),
-            None => Ok(Some(ArchiveId::MIN)),
-        }
     }
 
     pub(super) fn query_archive(
@@ -311,21 +261,7 @@ impl SledBackend {
         from: Option<&str>,
         limit: u64,
     ) -> Result<StorageResult, StorageError> {
-        let mut cache = self.lock();
-        let result = self.purge_locked(&mut cache, before, from, limit);
-        if result.is_err() {
-            cache.clear();
-        }
-        result
-    }
-
-    fn purge_locked(
-        &self,
-        cache: &mut TailCache,
-        before: u64,
-        from: Option<&str>,
-        limit: u64,
-    ) -> Result<StorageResult, StorageError> {
+        let _w = self.lock();
         let cutoff = ArchiveId::first_at(before);
         let mut removed = 0u64;
         let mut cursor = from.map(prefix).unwrap_or_default();
@@ -368,7 +304,7 @@ impl SledBackend {
                 if n == 0 {
                     break;
                 }
-                totals.apply(&self.archive, cache, &mut batch)?;
+                totals.apply(&self.archive, &mut batch)?;
                 self.archive.apply_batch(batch)?;
                 removed += n;
             }
@@ -386,14 +322,9 @@ impl SledBackend {
 
     /// Remove an account's whole archive (its deletion, or leftovers of a
     /// deletion a crash interrupted, found when the name is created again).
-    /// The caller holds the writer lock and passes its cache.
-    pub(super) fn clear_archive(
-        &self,
-        cache: &mut TailCache,
-        account: &str,
-    ) -> Result<(), StorageError> {
+    /// The caller holds the writer lock.
+    pub(super) fn clear_archive(&self, account: &str) -> Result<(), StorageError> {
         let p = prefix(account);
-        cache.forget(account, &p);
         loop {
             let keys = self
                 .archive
