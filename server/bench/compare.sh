@@ -3,12 +3,20 @@
 # Debian, in one run, on this machine, over loopback (issue 3).
 #
 #   server/bench/compare.sh [--quick] [--only vireo,prosody,ejabberd] [--tls]
-#                           [--count M] [--bench-threads N] [--no-install]
-#                           [--no-build] [--no-huge] [--check] [--keep]
+#                           [--archiving] [--count M] [--bench-threads N]
+#                           [--no-install] [--no-build] [--no-huge] [--check]
+#                           [--keep]
 #
 #   --quick          small sizes: a smoke run of about two minutes
 #   --only LIST      servers to run (comma-separated; default all three)
 #   --tls            repeat the throughput runs (idle, messages, login) over STARTTLS
+#   --archiving      message archives (XEP-0313) on in all three servers (Vireo's
+#                    mam, Prosody's and ejabberd's mod_mam, each archiving every
+#                    conversation) and only the messages runs, as mam-messages-*
+#   --prosody-archive internal|sql
+#                    Prosody's archive store with --archiving: internal (its
+#                    default, files; the default here) or sql (SQLite, needs
+#                    lua-dbi-sqlite3, installed when missing)
 #   --count M        messages per pair for the messages runs (default 4000, quick 400)
 #   --bench-threads  executor threads of the load generator (default 1)
 #   --no-install     do not apt-get install missing packages
@@ -32,7 +40,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 PY="${PYTHON:-python3}"
 LIB="$HERE/benchlib.py"
 
-QUICK=0 TLS=0 INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
+QUICK=0 TLS=0 ARCHIVING=0 PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
 ONLY="vireo,prosody,ejabberd" COUNT="" BENCH_THREADS=1
 DOMAIN=localhost PASSWORD=bench-pw PREFIX=u ROSTER_PREFIX=r
 # ejabberd 23.01 (p1_xmpp) hashes SCRAM with a fixed 4,096 iterations; Prosody
@@ -44,6 +52,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --tls) TLS=1 ;;
+        --archiving) ARCHIVING=1 ;;
+        --prosody-archive) PROSODY_ARCHIVE="$2"; shift ;;
+        --prosody-archive=*) PROSODY_ARCHIVE="${1#*=}" ;;
         --only) ONLY="$2"; shift ;;
         --only=*) ONLY="${1#*=}" ;;
         --count) COUNT="$2"; shift ;;
@@ -76,6 +87,17 @@ else
     IDLE_SMALL=1000 IDLE_BIG=5000 PAIRS=50 WINDOW=20 COUNT="${COUNT:-4000}"
     LOGIN_ACCOUNTS=2000 LOGIN_CONC=50 RP_USERS=200 RP_CONTACTS=50 HUGE=15000
     [ "$HUGE_RUNS" = 1 ] || HUGE=0
+fi
+# Archiving (--archiving): what each template gets in its module list.
+case "$PROSODY_ARCHIVE" in
+    internal) PROSODY_STORAGE='storage = "internal"' ;;
+    sql) PROSODY_STORAGE='storage = { archive = "sql" }  -- everything else internal' ;;
+    *) echo "compare.sh: --prosody-archive is internal or sql" >&2; exit 2 ;;
+esac
+if [ "$ARCHIVING" = 1 ]; then
+    MAM_VIREO=', "mam"' MAM_PROSODY='"mam";' MAM_EJABBERD='mod_mam: {default: always}'
+else
+    MAM_VIREO='' MAM_PROSODY='' MAM_EJABBERD='# no mod_mam'
 fi
 max() { local m=$1; shift; for v in "$@"; do [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
 # Accounts PREFIX0..: pairs + idle sessions of the largest run, login accounts; +10 slack.
@@ -136,6 +158,9 @@ if [ "$INSTALL" = 1 ]; then
     for s in prosody ejabberd; do
         has "$s" && ! pkg_installed "$s" && missing+=("$s")
     done
+    if has prosody && [ "$ARCHIVING" = 1 ] && [ "$PROSODY_ARCHIVE" = sql ] && ! pkg_installed lua-dbi-sqlite3; then
+        missing+=(lua-dbi-sqlite3)
+    fi
     for tool in openssl:openssl setpriv:util-linux; do
         command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
     done
@@ -198,6 +223,9 @@ def out(*cmd):
         return ""
 m["stamp"] = sys.argv[1]
 m["mode"] = sys.argv[2]
+m["archiving"] = sys.argv[5] == "1"
+if m["archiving"]:
+    m["prosody_archive"] = sys.argv[6]
 m["vireo_rev"] = out("git", "-C", sys.argv[3], "describe", "--always", "--dirty")
 for p in ("prosody", "ejabberd"):
     v = out("dpkg-query", "-W", "-f=${Version}", p)
@@ -205,7 +233,7 @@ for p in ("prosody", "ejabberd"):
         m[p + "_version"] = v
 m["scram_iterations"] = int(sys.argv[4])
 print(json.dumps(m))
-' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS"
+' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS" "$ARCHIVING" "$PROSODY_ARCHIVE"
 } >> "$RESULTS"
 
 # One self-signed certificate for all three servers (TLS runs).
@@ -221,7 +249,9 @@ free_ports() { "$PY" "$LIB" free-ports "$1" | tr '\n' ' '; }
 fill() { # fill TEMPLATE OUT DIR [KEY=VALUE...]
     local tpl="$1" out="$2" dir="$3" kv args=()
     shift 3
-    args=(-e "s#@DIR@#$dir#g" -e "s#@DOMAIN@#$DOMAIN#g" -e "s#@SCRAM_ITERATIONS@#$SCRAM_ITERATIONS#g")
+    args=(-e "s#@DIR@#$dir#g" -e "s#@DOMAIN@#$DOMAIN#g" -e "s#@SCRAM_ITERATIONS@#$SCRAM_ITERATIONS#g"
+          -e "s#@MAM@#$MAM_VIREO#g" -e "s#@PROSODY_MAM@#$MAM_PROSODY#g" -e "s#@EJABBERD_MAM@#$MAM_EJABBERD#g"
+          -e "s#@PROSODY_ARCHIVE_STORAGE@#$PROSODY_STORAGE#g")
     for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
     sed "${args[@]}" "$tpl" > "$out"
 }
@@ -441,6 +471,13 @@ if [ -z "$BENCH" ]; then
                 || die "$s: no stream features on a second connection"
             stop_server "$s"
         done
+    done
+elif [ "$ARCHIVING" = 1 ]; then
+    # Like for like with archiving on everywhere: the messages runs only
+    # (every message archived twice, the sender's and the recipient's copy).
+    for s in "${SERVERS[@]}"; do
+        messages_case "$s" "mam-messages-fresh"
+        messages_case "$s" "mam-messages-idle$IDLE_BIG" -- --idle "$IDLE_BIG"
     done
 else
     for s in "${SERVERS[@]}"; do

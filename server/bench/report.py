@@ -168,6 +168,15 @@ def check_bars(cases, start_vals):
         if v99 is not None and o99 is not None:
             out.append(("messages p99 <= %s's" % s, "PASS" if v99 <= o99 else "FAIL",
                         "%s ms vs %s ms" % (fmt(v99), fmt(o99))))
+    # compare.sh --archiving: every server archives every message.
+    c = "mam-messages-fresh"
+    v, p, e = (get(c, s, "msgs_per_s") for s in ("vireo", "prosody", "ejabberd"))
+    for other, k, name in ((p, 2.0, "Prosody"), (e, None, "ejabberd")):
+        if v is not None and other is not None:
+            out.append(("archiving: messages/s >= %.1fx %s" % (k, name) if k
+                        else "(info) archiving: messages/s vs %s" % name,
+                        ("PASS" if v >= k * other else "FAIL") if k else "-",
+                        "%s vs %s (%.2fx)" % (fmt(v), fmt(other), v / other if other else 0)))
     lc = next((c for c in cases if c.startswith("login-")), None)
     if lc:
         v, p = get(lc, "vireo", "logins_per_s"), get(lc, "prosody", "logins_per_s")

@@ -39,7 +39,10 @@ pub(crate) enum HubMsg {
     Redeliver(Element),
     FromSession(ConnId, Element),
     Routed(Element),
-    Storage(RequestId, StorageResult),
+    /// The results of one storage batch (group commit), in request order:
+    /// one message rather than one per request, so a burst of archive
+    /// writes wakes the partition once.
+    Storage(Vec<(RequestId, StorageResult)>),
     Notice(Notice),
     Kick(String),
     Shutdown,
@@ -223,11 +226,16 @@ fn storage_worker(
                     })
                     .collect();
                 let results = shared.backend.execute_batch(reqs);
-                for ((id, result), offline_for) in ids.into_iter().zip(results).zip(offline) {
+                for (result, offline_for) in results.iter().zip(offline) {
                     if let Some(account) = offline_for {
                         tracing::debug!(%account, ?result, "offline message stored");
                     }
-                    shared.router.send(partition, HubMsg::Storage(id, result));
+                }
+                let answered = ids.len();
+                let answers = ids.into_iter().zip(results).collect();
+                shared.router.send(partition, HubMsg::Storage(answers));
+                // Each request was outstanding work until now.
+                for _ in 0..answered {
                     shared.router.done();
                 }
             }
@@ -288,7 +296,11 @@ async fn run_partition(
             HubMsg::Redeliver(stanza) => hub.redeliver(now, stanza),
             HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
             HubMsg::Routed(stanza) => hub.routed(now, stanza),
-            HubMsg::Storage(id, result) => hub.handle_storage(now, id, result),
+            HubMsg::Storage(answers) => {
+                for (id, result) in answers {
+                    hub.handle_storage(now, id, result);
+                }
+            }
             HubMsg::Notice(notice) => hub.notice(now, notice),
             HubMsg::Kick(account) => {
                 hub.kick_account(&account, StreamErrorCondition::NotAuthorized)

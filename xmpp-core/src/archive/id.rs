@@ -34,14 +34,7 @@ impl std::fmt::Debug for ArchiveId {
 
 impl std::fmt::Display for ArchiveId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut n = self.as_u128();
-        let mut out = [0u8; TEXT_LEN];
-        for slot in out.iter_mut().rev() {
-            *slot = ALPHABET[(n & 31) as usize];
-            n >>= 5;
-        }
-        // The alphabet is ASCII.
-        f.write_str(std::str::from_utf8(&out).map_err(|_| std::fmt::Error)?)
+        f.write_str(&self.text())
     }
 }
 
@@ -104,6 +97,21 @@ impl ArchiveId {
     /// The previous id in order (`None` before [`ArchiveId::MIN`]).
     pub fn prev(&self) -> Option<Self> {
         self.as_u128().checked_sub(1).map(Self::from_u128)
+    }
+
+    /// The text form (what `Display` writes), without going through the
+    /// formatting machinery: every archived message puts one on the wire.
+    pub fn text(&self) -> String {
+        let mut n = self.as_u128();
+        let mut out = String::with_capacity(TEXT_LEN);
+        let mut digits = [0u8; TEXT_LEN];
+        for slot in digits.iter_mut().rev() {
+            *slot = ALPHABET[(n & 31) as usize];
+            n >>= 5;
+        }
+        // The alphabet is ASCII.
+        out.extend(digits.iter().map(|&b| char::from(b)));
+        out
     }
 
     /// Parse the text form. Only the canonical spelling (upper case, 26

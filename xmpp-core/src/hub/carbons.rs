@@ -22,6 +22,13 @@ impl Hub {
 
     /// Copy `msg` (sent by, or delivered to, the account) to its other
     /// carbon-enabled resources; `skip` got the message itself.
+    /// Whether a session of the account other than `conn` wants carbons:
+    /// without one, a sent message needs no copy made at all.
+    pub(super) fn has_carbon_targets(&self, account: &str, conn: ConnId) -> bool {
+        self.account(account)
+            .is_some_and(|a| a.sessions.values().any(|s| s.carbons && s.conn != conn))
+    }
+
     pub(super) fn carbon_copies(
         &mut self,
         account: &str,

@@ -92,16 +92,23 @@ impl Hub {
             .unwrap_or_else(|| ArchivePrefs::with_default(self.cfg.archive.default_pref))
     }
 
-    /// Whether the account archives messages with `target`.
+    /// Whether the account archives messages with `target` (asked for
+    /// every message: the stored preferences are borrowed, not copied).
     fn archives_with(&self, account: &str, target: &str) -> bool {
+        let acc = self.account(account);
         let in_roster = |bare: &str| {
-            self.account(account)
-                .and_then(|a| a.roster.get(bare))
+            acc.and_then(|a| a.roster.get(bare))
                 .is_some_and(|i| i.in_roster)
         };
-        self.archive_prefs(account).allows(target, in_roster)
+        match acc.and_then(|a| a.archive_prefs.as_ref()) {
+            Some(prefs) => prefs.allows(target, in_roster),
+            None => {
+                ArchivePrefs::with_default(self.cfg.archive.default_pref).allows(target, in_roster)
+            }
+        }
     }
 
+    /// Archive `stanza` (serialized once, here) for `account`.
     fn append(&mut self, account: &str, with: &str, stanza: &Element) -> ArchiveId {
         let id = self.archive.ids.next(self.now);
         self.write(StorageRequest::AppendArchive {
@@ -131,6 +138,9 @@ impl Hub {
             return None;
         }
         let to = to.to_owned();
+        if !policy::has_stanza_id(stanza, account) {
+            return Some(self.append(account, &to, stanza));
+        }
         let mut copy = stanza.clone();
         policy::strip_stanza_ids(&mut copy, account);
         Some(self.append(account, &to, &copy))

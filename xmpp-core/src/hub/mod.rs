@@ -164,7 +164,6 @@ enum Slot {
 enum Pending {
     Load(String),
     Offline(String, ConnId),
-    Write,
     /// A stored-XML read or write whose iq waits for the answer.
     StoredXml(Box<(Element, StoredXmlRequest)>),
     /// An account deleting itself (XEP-0077 `<remove/>`).
@@ -483,12 +482,12 @@ impl Hub {
             Some(Pending::MamQuery(pending)) => self.mam_query_done(*pending, result),
             Some(Pending::MamMetadata(conn, iq)) => self.mam_metadata_done(conn, &iq, result),
             Some(Pending::Purge) => self.purge_done(result),
-            Some(Pending::Write) => {
+            // A plain write (`Hub::write`): nothing waits for it.
+            None => {
                 if let StorageResult::Failed(e) = result {
                     tracing::error!(error = %e, "storage write failed");
                 }
             }
-            None => {}
         }
     }
 
@@ -522,8 +521,13 @@ impl Hub {
         self.out.push_back(HubOutput::Storage { id, request });
     }
 
+    /// A write nothing waits for: it gets an id but no entry in `pending`
+    /// (archiving makes two per message), and its answer is only checked
+    /// for failure.
     pub(crate) fn write(&mut self, request: StorageRequest) {
-        self.request(request, Pending::Write);
+        let id = self.next_request;
+        self.next_request += 1;
+        self.out.push_back(HubOutput::Storage { id, request });
     }
 
     pub(crate) fn deliver(&mut self, conn: ConnId, stanza: Element) {

@@ -44,7 +44,9 @@ impl Hub {
                     // RFC 6120 §10.3.1: no `to` means the sender's own bare JID.
                     stanza.set_attr("to", account);
                 }
-                let copy = self.enabled("carbons") && crate::modules::carbons::eligible(&stanza);
+                let copy = self.enabled("carbons")
+                    && crate::modules::carbons::eligible(&stanza)
+                    && self.has_carbon_targets(account, conn);
                 crate::modules::carbons::strip_private(&mut stanza);
                 let archived = self.archive_outgoing(account, &stanza);
                 if copy {

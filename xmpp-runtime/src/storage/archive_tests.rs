@@ -321,6 +321,32 @@ enum Op {
         limit: u64,
     },
     Recreate(usize),
+    /// Appends of several accounts in one group commit (`execute_batch`):
+    /// (account, with, kind) with [`AppendKind`] as `kind`.
+    Batch(Vec<(usize, usize, u8)>),
+}
+
+/// Which id a batched append uses: the sled backend remembers each
+/// account's newest id between batches, and these are the cases where
+/// that must not change the answer.
+#[derive(Debug, Clone, Copy)]
+enum AppendKind {
+    /// A new id, above everything archived so far.
+    Fresh,
+    /// An id the run already produced (archived, purged or never stored).
+    Replay,
+    /// A new id from before the account's newest (a clock set back).
+    Late,
+}
+
+impl AppendKind {
+    fn of(k: u8) -> Self {
+        match k % 4 {
+            0 | 1 => AppendKind::Fresh,
+            2 => AppendKind::Replay,
+            _ => AppendKind::Late,
+        }
+    }
 }
 
 const ACCOUNTS: [&str; 3] = ["a@x", "a@x.y", "b@x"];
@@ -344,6 +370,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..3).prop_map(Op::Metadata),
         1 => (0u64..40, proptest::option::of(0usize..3), 1u64..5).prop_map(|(before, from, limit)| Op::Purge { before, from, limit }),
         1 => (0usize..3).prop_map(Op::Recreate),
+        3 => proptest::collection::vec((0usize..3, 0usize..6, any::<u8>()), 1..12).prop_map(Op::Batch),
     ]
 }
 
@@ -364,6 +391,36 @@ fn pick(known: &[ArchiveId], unknown: ArchiveId, i: usize) -> ArchiveId {
     }
 }
 
+/// Where ids come from: `gen` moves with the clock, `late` lags behind it.
+struct Ids {
+    gen: IdGenerator,
+    late: IdGenerator,
+    clock: u64,
+}
+
+/// The requests of one [`Op::Batch`].
+fn batch(appends: &[(usize, usize, u8)], known: &[ArchiveId], ids: &mut Ids) -> Vec<Req> {
+    appends
+        .iter()
+        .map(|&(account, with, kind)| {
+            let id = match AppendKind::of(kind) {
+                AppendKind::Fresh => {
+                    ids.clock += u64::from(kind % 3);
+                    ids.gen.next(1_000 + ids.clock)
+                }
+                AppendKind::Replay => pick(known, ids.gen.next(1_000 + ids.clock), kind as usize),
+                AppendKind::Late => ids
+                    .late
+                    .next(1_000 + ids.clock.saturating_sub(u64::from(kind % 7))),
+            };
+            Req::AppendArchive {
+                account: ACCOUNTS[account].into(),
+                message: msg(id, WITHS[with], "x"),
+            }
+        })
+        .collect()
+}
+
 fn request(
     op: &Op,
     known: &[ArchiveId],
@@ -373,6 +430,7 @@ fn request(
 ) -> Req {
     let base = 1_000;
     match op {
+        Op::Batch(_) => unreachable!("batches go through `batch`"),
         Op::Append {
             account,
             with,
@@ -449,12 +507,27 @@ proptest! {
             prop_assert_eq!(memory.execute(create()), Res::Done);
             prop_assert_eq!(sled.execute(create()), Res::Done);
         }
-        let mut gen = IdGenerator::new(Entropy::from_u64(5));
+        let mut ids = Ids {
+            gen: IdGenerator::new(Entropy::from_u64(5)),
+            late: IdGenerator::new(Entropy::from_u64(7)),
+            clock: 0,
+        };
         let unknown = IdGenerator::new(Entropy::from_u64(6)).next(1_010);
         let mut known: Vec<ArchiveId> = Vec::new();
-        let mut clock = 0;
         for op in &ops {
-            let req = request(op, &known, unknown, &mut gen, &mut clock);
+            if let Op::Batch(appends) = op {
+                let reqs = batch(appends, &known, &mut ids);
+                for r in &reqs {
+                    if let Req::AppendArchive { message, .. } = r {
+                        known.push(message.id);
+                    }
+                }
+                let m = memory.execute_batch(reqs.clone());
+                let s = sled.execute_batch(reqs.clone());
+                prop_assert_eq!(&m, &s, "batch {:?}", reqs);
+                continue;
+            }
+            let req = request(op, &known, unknown, &mut ids.gen, &mut ids.clock);
             if let Req::AppendArchive { message, .. } = &req {
                 known.push(message.id);
             }

@@ -24,9 +24,20 @@ pub fn archivable(msg: &Element) -> bool {
     msg.child(ns::CLIENT, "body").is_some() || msg.child(HINTS, "store").is_some()
 }
 
+/// Whether the message carries a stanza-id claiming to come from archive
+/// `by` (which [`strip_stanza_ids`] removes): rare, so the common case needs
+/// no copy of the message.
+pub fn has_stanza_id(msg: &Element, by: &str) -> bool {
+    msg.elements()
+        .any(|e| e.is(SID, "stanza-id") && e.attr("by") == Some(by))
+}
+
 /// XEP-0359 §5: remove stanza-ids claiming to come from archive `by`, so a
 /// sender cannot plant ids in the recipient's archive namespace.
 pub fn strip_stanza_ids(msg: &mut Element, by: &str) {
+    if !has_stanza_id(msg, by) {
+        return;
+    }
     msg.children.retain(|n| match n {
         Node::Element(e) => !(e.is(SID, "stanza-id") && e.attr("by") == Some(by)),
         Node::Text(_) => true,
@@ -37,7 +48,7 @@ pub fn strip_stanza_ids(msg: &mut Element, by: &str) {
 pub fn add_stanza_id(msg: &mut Element, id: ArchiveId, by: &str) {
     msg.children.push(Node::Element(
         Element::new(SID, "stanza-id")
-            .with_attr("id", id.to_string())
+            .with_attr("id", id.text())
             .with_attr("by", by),
     ));
 }
@@ -74,7 +85,9 @@ mod tests {
         let mut m = el("<message xmlns='jabber:client'><body>x</body>\
             <stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='juliet@capulet.lit'/>\
             <stanza-id xmlns='urn:xmpp:sid:0' id='muc' by='room@muc.lit'/></message>");
+        assert!(has_stanza_id(&m, "juliet@capulet.lit"));
         strip_stanza_ids(&mut m, "juliet@capulet.lit");
+        assert!(!has_stanza_id(&m, "juliet@capulet.lit"));
         add_stanza_id(&mut m, ArchiveId::MIN, "juliet@capulet.lit");
         let ids: Vec<(Option<&str>, Option<&str>)> = m
             .elements()
