@@ -97,7 +97,7 @@ esac
 if [ "$ARCHIVING" = 1 ]; then
     MAM_VIREO=', "mam"' MAM_PROSODY='"mam";' MAM_EJABBERD='mod_mam: {default: always}'
 else
-    MAM_VIREO='' MAM_PROSODY='' MAM_EJABBERD='# no mod_mam'
+    MAM_VIREO='' MAM_PROSODY='' MAM_EJABBERD=''
 fi
 max() { local m=$1; shift; for v in "$@"; do [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
 # Accounts PREFIX0..: pairs + idle sessions of the largest run, login accounts; +10 slack.
