@@ -17,7 +17,6 @@ use smol::Async;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use xmpp_core::hub::ConnId;
 use xmpp_core::stream::{ComponentStream, ComponentStreamConfig, ConnOutput, StreamErrorCondition};
 
@@ -28,31 +27,14 @@ pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
     cfg: Arc<ComponentStreamConfig>,
 ) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if shared.live.load(Ordering::Relaxed)
-                    >= shared.max_connections.load(Ordering::Relaxed)
-                {
-                    tracing::warn!(%peer, "connection limit reached; refusing a component");
-                    continue;
-                }
-                let _ = stream.get_ref().set_nodelay(true);
-                let shared2 = shared.clone();
-                let cfg = cfg.clone();
-                ex.spawn(async move {
-                    shared2.live.fetch_add(1, Ordering::Relaxed);
-                    run(stream, peer, shared2.clone(), cfg).await;
-                    shared2.live.fetch_sub(1, Ordering::Relaxed);
-                })
-                .detach();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "component accept failed");
-                smol::Timer::after(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    crate::accept::accept_loop(
+        ex,
+        listener,
+        shared,
+        "component",
+        move |tcp, peer, shared| run(tcp, peer, shared, cfg.clone()),
+    )
+    .await
 }
 
 enum Wake {

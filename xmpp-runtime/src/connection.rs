@@ -21,39 +21,17 @@ use xmpp_core::hub::ConnId;
 use xmpp_core::sasl::ChannelBinding;
 use xmpp_core::stream::{ConnOutput, ServerStream, StreamErrorCondition};
 
-/// Accept connections until the listener fails.
+/// Accept client connections until the listener fails.
 pub(crate) async fn accept_loop(
     ex: Arc<smol::Executor<'static>>,
     listener: Async<TcpListener>,
     direct_tls: bool,
     shared: Arc<Shared>,
 ) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if shared.live.load(Ordering::Relaxed)
-                    >= shared.max_connections.load(Ordering::Relaxed)
-                {
-                    tracing::warn!(%peer, "connection limit reached; refusing");
-                    drop(stream);
-                    continue;
-                }
-                let _ = stream.get_ref().set_nodelay(true);
-                let shared2 = shared.clone();
-                ex.spawn(async move {
-                    shared2.live.fetch_add(1, Ordering::Relaxed);
-                    run(stream, direct_tls, shared2.clone()).await;
-                    shared2.live.fetch_sub(1, Ordering::Relaxed);
-                })
-                .detach();
-            }
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                smol::Timer::after(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    crate::accept::accept_loop(ex, listener, shared, "c2s", move |tcp, _peer, shared| {
+        run(tcp, direct_tls, shared)
+    })
+    .await
 }
 
 enum Wake {

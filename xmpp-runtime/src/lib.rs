@@ -6,6 +6,7 @@
 //! one storage thread each) by bare JID, so routing work scales across
 //! executor threads.
 
+mod accept;
 pub mod accounts;
 pub mod admin;
 pub mod client;

@@ -532,11 +532,17 @@ impl Hub {
 
     pub(crate) fn deliver(&mut self, conn: ConnId, stanza: Element) {
         if stanza.name == "message" {
-            let hibernated = self.conns.get(&conn).cloned().filter(|account| {
-                self.account(account)
-                    .and_then(|a| a.session_by_conn(conn))
-                    .is_some_and(|s| s.hibernated)
-            });
+            // Only a hibernated session's account is copied: this runs for
+            // every message delivered.
+            let hibernated = self
+                .conns
+                .get(&conn)
+                .filter(|account| {
+                    self.account(account)
+                        .and_then(|a| a.session_by_conn(conn))
+                        .is_some_and(|s| s.hibernated)
+                })
+                .cloned();
             if let Some(account) = hibernated {
                 // Queued for a phone that is not listening: wake it up.
                 self.notify_push(&account, &stanza);
