@@ -36,16 +36,16 @@ fn text() -> impl Strategy<Value = String> {
 
 fn attrs() -> impl Strategy<Value = Vec<Attr>> {
     let attr = prop_oneof![
-        4 => (name(), text()).prop_map(|(name, value)| Attr { ns: String::new(), name, value }),
-        1 => text().prop_map(|value| Attr { ns: XML_NS.to_owned(), name: "lang".to_owned(), value }),
-        2 => ("urn:[a-c]", name(), text()).prop_map(|(ns, name, value)| Attr { ns, name, value }),
+        4 => (name(), text()).prop_map(|(name, value)| Attr { ns: Default::default(), name, value }),
+        1 => text().prop_map(|value| Attr { ns: XML_NS.into(), name: "lang".to_owned(), value }),
+        2 => ("urn:[a-c]", name(), text()).prop_map(|(ns, name, value)| Attr { ns: ns.into(), name, value }),
     ];
     prop::collection::vec(attr, 0..5)
 }
 
 fn leaf() -> impl Strategy<Value = Element> {
     (ns(), name(), attrs()).prop_map(|(ns, name, attrs)| Element {
-        ns,
+        ns: ns.into(),
         name,
         attrs,
         children: Vec::new(),

@@ -440,6 +440,7 @@ fn big_limits() -> Limits {
     Limits {
         max_stanza_bytes: 1 << 20,
         max_depth: 64,
+        ..Limits::default()
     }
 }
 

@@ -379,6 +379,37 @@ impl ServerHandle {
                 fresh.limits.max_stanza_bytes,
             ));
         }
+        for (key, was, now) in [
+            (
+                "max_unauthenticated_stanza_size",
+                old.unauthenticated_stanza_bytes,
+                fresh.unauthenticated_stanza_bytes,
+            ),
+            (
+                "max_namespace_length",
+                old.limits.max_namespace_bytes,
+                fresh.limits.max_namespace_bytes,
+            ),
+            (
+                "max_attributes",
+                old.limits.max_attributes,
+                fresh.limits.max_attributes,
+            ),
+            (
+                "max_children",
+                old.limits.max_children,
+                fresh.limits.max_children,
+            ),
+            (
+                "max_stanza_nodes",
+                old.limits.max_nodes,
+                fresh.limits.max_nodes,
+            ),
+        ] {
+            if was != now {
+                stream_changes.push(Change::new(key, was, now));
+            }
+        }
         if old.limits.max_depth != fresh.limits.max_depth {
             stream_changes.push(Change::new(
                 "max_depth",

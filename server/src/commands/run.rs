@@ -121,6 +121,10 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
     };
     let limits = Limits {
         max_stanza_bytes: cfg.max_stanza_size,
+        max_namespace_bytes: cfg.max_namespace_length,
+        max_attributes: cfg.max_attributes,
+        max_children: cfg.max_children,
+        max_nodes: cfg.max_stanza_nodes,
         ..Limits::default()
     };
     let keepalive_ms = (cfg.keepalive_secs > 0).then(|| cfg.keepalive_secs.saturating_mul(1000));
@@ -170,6 +174,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 cfg.scram_iterations,
             )),
             limits,
+            unauthenticated_stanza_bytes: cfg.max_unauthenticated_stanza_size,
             // Stream features of switchable modules only when enabled.
             session_features: ServerStreamConfig::default()
                 .session_features

@@ -99,6 +99,12 @@ pub struct Config {
     /// XEP-0198: request an acknowledgement after this many stanzas.
     pub smacks_max_unacked_stanzas: u32,
     pub max_stanza_size: usize,
+    /// Parser budgets (stream.max_*): see xmpp_core::xml::Limits.
+    pub max_unauthenticated_stanza_size: usize,
+    pub max_namespace_length: usize,
+    pub max_attributes: usize,
+    pub max_children: usize,
+    pub max_stanza_nodes: usize,
     pub scram_iterations: u32,
     pub mechanisms: Vec<Mechanism>,
     /// The selected environment, if any.
@@ -185,6 +191,11 @@ impl Default for Config {
             smacks_max_queue_size: 500,
             smacks_max_unacked_stanzas: 5,
             max_stanza_size: 256 * 1024,
+            max_unauthenticated_stanza_size: 16 * 1024,
+            max_namespace_length: 1024,
+            max_attributes: 64,
+            max_children: 4096,
+            max_stanza_nodes: 16_384,
             scram_iterations: 10_000,
             mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
             environment: None,
@@ -461,6 +472,23 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "stream.max_stanza_size" => {
                 cfg.max_stanza_size = usize::try_from(int(value)).unwrap_or(cfg.max_stanza_size)
+            }
+            "stream.max_unauthenticated_stanza_size" => {
+                cfg.max_unauthenticated_stanza_size =
+                    usize::try_from(int(value)).unwrap_or(cfg.max_unauthenticated_stanza_size)
+            }
+            "stream.max_namespace_length" => {
+                cfg.max_namespace_length =
+                    usize::try_from(int(value)).unwrap_or(cfg.max_namespace_length)
+            }
+            "stream.max_attributes" => {
+                cfg.max_attributes = usize::try_from(int(value)).unwrap_or(cfg.max_attributes)
+            }
+            "stream.max_children" => {
+                cfg.max_children = usize::try_from(int(value)).unwrap_or(cfg.max_children)
+            }
+            "stream.max_stanza_nodes" => {
+                cfg.max_stanza_nodes = usize::try_from(int(value)).unwrap_or(cfg.max_stanza_nodes)
             }
             "stream.scram_iterations" => {
                 cfg.scram_iterations = u32::try_from(int(value)).unwrap_or(cfg.scram_iterations)

@@ -458,6 +458,16 @@ pub const KEYS: &[KeySpec] = &[
     // 03 stanza
     key("stream.max_stanza_size", "max_stanza_size", VALIDATION, Ty::Int { min: 10_000, max: 16_777_216 }, "262144", &["RFC 6120 §13.12"],
         "Largest stanza accepted, in bytes (at least 10000)."),
+    key("stream.max_unauthenticated_stanza_size", "max_unauthenticated_stanza_size", VALIDATION, Ty::Int { min: 1024, max: 16_777_216 }, "16384", &["RFC 6120 §13.12"],
+        "Largest stanza (and stream header) accepted before authentication, in bytes: negotiation needs a few hundred, so an anonymous connection costs little."),
+    key("stream.max_namespace_length", "max_namespace_length", VALIDATION, Ty::Int { min: 64, max: 65_536 }, "1024", &["RFC 6120 §11"],
+        "Longest namespace name accepted, in bytes."),
+    key("stream.max_attributes", "max_attributes", VALIDATION, Ty::Int { min: 8, max: 100_000 }, "64", &["RFC 6120 §11"],
+        "Most attributes on one element."),
+    key("stream.max_children", "max_children", VALIDATION, Ty::Int { min: 16, max: 10_000_000 }, "4096", &["RFC 6120 §11"],
+        "Most children (elements and text nodes) of one element."),
+    key("stream.max_stanza_nodes", "max_stanza_nodes", VALIDATION, Ty::Int { min: 64, max: 10_000_000 }, "16384", &["RFC 6120 §11"],
+        "Most elements and text nodes in one stanza; before authentication at most 256."),
     // 04 protocol
     key("protocol.push_notification_with_body", "push_notification_with_body", EXPERIMENTAL, Ty::Bool, "false", &["XEP-0357 §9"],
         "Include the last message's body in push notifications. Off: the app server and the platform's push service would read every message."),

@@ -51,7 +51,7 @@ pub fn strip_private(msg: &mut Element) {
 /// the original in `<sent/>` or `<received/>` and `<forwarded/>`.
 pub fn wrap(original: &Element, sent: bool, bare: &str, to: &str) -> Element {
     let forwarded = Element {
-        ns: FORWARD.to_owned(),
+        ns: FORWARD.into(),
         name: "forwarded".to_owned(),
         attrs: Vec::new(),
         children: vec![Node::Element(original.clone())],

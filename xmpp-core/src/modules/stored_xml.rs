@@ -44,7 +44,7 @@ impl StoredXmlRequest {
             if e.ns.starts_with("jabber:") || e.ns.is_empty() {
                 return Some(Err(StanzaError::NotAcceptable));
             }
-            let (ns, name) = (e.ns.clone(), e.name.clone());
+            let (ns, name) = (e.ns.to_string(), e.name.clone());
             return Some(Ok(if set {
                 StoredXmlRequest::PrivateSet {
                     ns,

@@ -72,9 +72,11 @@ impl ClientConfig {
             password: password.into(),
             require_tls: true,
             mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
+            // The client trusts its server's tree shapes (a roster or an
+            // archive page may be large); only size and depth are bounded.
             limits: Limits {
                 max_stanza_bytes: 16 * 1024 * 1024,
-                ..Limits::default()
+                ..Limits::stored()
             },
             starttls: true,
             allow_plain_unencrypted: false,

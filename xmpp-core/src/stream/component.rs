@@ -430,7 +430,7 @@ impl ComponentStream {
 /// namespace the hub works in (its payload keeps its own namespaces).
 fn into_client_ns(el: &mut Element) {
     if el.ns == NS {
-        el.ns = ns::CLIENT.to_owned();
+        el.ns = ns::CLIENT.into();
     }
     for child in &mut el.children {
         if let Node::Element(c) = child {

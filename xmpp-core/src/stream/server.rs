@@ -40,8 +40,12 @@ pub struct ServerStreamConfig {
     pub auth_timeout_ms: Millis,
     /// Close the stream after this many failed authentication attempts.
     pub max_auth_failures: u32,
-    /// Parser limits (stanza size, depth).
+    /// Parser limits (stanza size, depth, counts) once authenticated.
     pub limits: Limits,
+    /// Stanza size limit before authentication: negotiation needs a few
+    /// hundred bytes, so an anonymous connection gets a small budget
+    /// ([`Limits::unauthenticated`]).
+    pub unauthenticated_stanza_bytes: usize,
     /// Send a whitespace keepalive after this long without output on a bound
     /// session (RFC 6120 §4.6.1), which also surfaces dead TCP peers.
     pub keepalive_ms: Option<Millis>,
@@ -75,6 +79,7 @@ impl Default for ServerStreamConfig {
             auth_timeout_ms: 30_000,
             max_auth_failures: 3,
             limits: Limits::default(),
+            unauthenticated_stanza_bytes: 16 * 1024,
             scram_decoy: None,
             keepalive_ms: Some(60_000),
             send_timeout_ms: Some(60_000),
@@ -163,7 +168,8 @@ impl ServerStream {
         direct_tls: Option<Vec<ChannelBinding>>,
     ) -> Self {
         let auth_deadline = Some(now.saturating_add(cfg.auth_timeout_ms));
-        let parser = StreamParser::new(cfg.limits);
+        let parser =
+            StreamParser::new(cfg.limits.unauthenticated(cfg.unauthenticated_stanza_bytes));
         let secure = direct_tls.is_some();
         ServerStream {
             cfg,
@@ -891,7 +897,7 @@ impl ServerStream {
         self.auth_deadline = None;
         // Channel bindings only matter for SASL; drop them for the session.
         self.bindings = Vec::new();
-        self.parser.restart();
+        self.parser.restart_with(self.cfg.limits);
         self.phase = Phase::Header;
     }
 

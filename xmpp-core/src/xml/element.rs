@@ -4,6 +4,8 @@
 //! is deliberately untyped: modules read the parts they own and the router
 //! forwards the rest untouched.
 
+use super::namespace::Namespace;
+
 /// Namespace of the reserved `xml:` prefix (`xml:lang`).
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -21,7 +23,7 @@ pub enum Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
     /// Namespace URI, empty when the attribute is unqualified.
-    pub ns: String,
+    pub ns: Namespace,
     /// Local name.
     pub name: String,
     /// Unescaped value.
@@ -31,8 +33,9 @@ pub struct Attr {
 /// An XML element with its namespace URI, attributes and children.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
-    /// Namespace URI.
-    pub ns: String,
+    /// Namespace URI, shared with every element in the scope of the same
+    /// declaration.
+    pub ns: Namespace,
     /// Local name.
     pub name: String,
     /// Attributes in document order.
@@ -43,7 +46,7 @@ pub struct Element {
 
 impl Element {
     /// A new empty element.
-    pub fn new(ns: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(ns: impl Into<Namespace>, name: impl Into<String>) -> Self {
         Element {
             ns: ns.into(),
             name: name.into(),
@@ -101,7 +104,7 @@ impl Element {
         {
             Some(a) => a.value = value,
             None => self.attrs.push(Attr {
-                ns: String::new(),
+                ns: Namespace::default(),
                 name: name.to_owned(),
                 value,
             }),
@@ -173,16 +176,60 @@ impl Element {
 
 impl Element {
     /// Builder: set a namespaced attribute (e.g. `xml:lang`).
-    pub fn with_attr_ns(mut self, ns: &str, name: &str, value: impl Into<String>) -> Self {
+    pub fn with_attr_ns(
+        mut self,
+        ns: impl Into<Namespace>,
+        name: &str,
+        value: impl Into<String>,
+    ) -> Self {
+        let ns = ns.into();
         let value = value.into();
         match self.attrs.iter_mut().find(|a| a.ns == ns && a.name == name) {
             Some(a) => a.value = value,
             None => self.attrs.push(Attr {
-                ns: ns.to_owned(),
+                ns,
                 name: name.to_owned(),
                 value,
             }),
         }
         self
     }
+}
+
+impl Element {
+    /// What this tree costs on the heap, in bytes: strings and vectors by
+    /// their capacity, child elements inline in their parent's vector, and
+    /// each distinct namespace allocation once (they are shared). The parser
+    /// budgets are checked against this (the `xml_budget` property test).
+    pub fn heap_bytes(&self) -> usize {
+        let mut seen = Vec::new();
+        self.heap_bytes_sharing(&mut seen)
+    }
+
+    fn heap_bytes_sharing(&self, seen: &mut Vec<*const u8>) -> usize {
+        let mut bytes = self.name.capacity()
+            + namespace_bytes(&self.ns, seen)
+            + self.attrs.capacity() * std::mem::size_of::<Attr>()
+            + self.children.capacity() * std::mem::size_of::<Node>();
+        for a in &self.attrs {
+            bytes += a.name.capacity() + a.value.capacity() + namespace_bytes(&a.ns, seen);
+        }
+        for n in &self.children {
+            bytes += match n {
+                Node::Element(e) => e.heap_bytes_sharing(seen),
+                Node::Text(t) => t.capacity(),
+            };
+        }
+        bytes
+    }
+}
+
+/// A namespace's bytes the first time its allocation is seen, 0 after.
+fn namespace_bytes(ns: &Namespace, seen: &mut Vec<*const u8>) -> usize {
+    let ptr = ns.as_str().as_ptr();
+    if ns.is_empty() || seen.contains(&ptr) {
+        return 0;
+    }
+    seen.push(ptr);
+    ns.len()
 }

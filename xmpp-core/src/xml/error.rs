@@ -32,6 +32,30 @@ pub enum XmlError {
         /// The configured `max_depth`.
         limit: usize,
     },
+    /// An element with more attributes than the configured limit.
+    #[error("element exceeds the limit of {limit} attributes")]
+    TooManyAttributes {
+        /// The configured `max_attributes`.
+        limit: usize,
+    },
+    /// An element with more children (elements and text nodes) than allowed.
+    #[error("element exceeds the limit of {limit} children")]
+    TooManyChildren {
+        /// The configured `max_children`.
+        limit: usize,
+    },
+    /// A top-level element with more elements and text nodes than allowed.
+    #[error("stanza exceeds the limit of {limit} elements and text nodes")]
+    TooManyNodes {
+        /// The configured `max_nodes`.
+        limit: usize,
+    },
+    /// A namespace name longer than allowed.
+    #[error("namespace name exceeds the limit of {limit} bytes")]
+    NamespaceTooLong {
+        /// The configured `max_namespace_bytes`.
+        limit: usize,
+    },
     /// Character data other than whitespace directly inside the stream root.
     #[error("non-whitespace text at stream level")]
     TextAtStreamLevel,
@@ -51,7 +75,12 @@ impl XmlError {
             }
             XmlError::Restricted(_) => "restricted-xml",
             XmlError::UnsupportedEncoding(_) => "unsupported-encoding",
-            XmlError::StanzaTooLarge { .. } | XmlError::TooDeep { .. } => "policy-violation",
+            XmlError::StanzaTooLarge { .. }
+            | XmlError::TooDeep { .. }
+            | XmlError::TooManyAttributes { .. }
+            | XmlError::TooManyChildren { .. }
+            | XmlError::TooManyNodes { .. }
+            | XmlError::NamespaceTooLong { .. } => "policy-violation",
         }
     }
 

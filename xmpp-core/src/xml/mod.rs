@@ -3,11 +3,13 @@
 
 mod element;
 mod error;
+mod namespace;
 mod parser;
 mod writer;
 
 pub use element::{Attr, Element, Node, XML_NS};
 pub use error::XmlError;
+pub use namespace::Namespace;
 pub use parser::{Limits, StreamEvent, StreamParser};
 pub use writer::{escape_attr, escape_text};
 

@@ -20,8 +20,18 @@ use rxml::{Event, Parse, WithOptions};
 
 use super::element::{Attr, Element, Node};
 use super::error::XmlError;
+use super::namespace::Namespace;
 
-/// Resource limits applied while parsing.
+/// Resource limits applied while parsing: budgets of what a stanza costs in
+/// memory, not only of its bytes on the wire.
+///
+/// Bytes alone do not bound the tree: an empty `<a/>` is four bytes of input
+/// but an element in memory, and attributes and text nodes are similar. So
+/// the count of elements and text nodes, of children per element and of
+/// attributes per element is limited too; namespaces are shared rather than
+/// copied ([`Namespace`](super::Namespace)) and their length is capped. With
+/// these limits a parsed stanza costs at most a small constant times its
+/// bytes (the `xml_budget` property test measures the constant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Maximum size in bytes of one top-level element (stanza or nonza) as
@@ -29,6 +39,14 @@ pub struct Limits {
     pub max_stanza_bytes: usize,
     /// Maximum element depth, the stream root being depth 0 (a stanza is 1).
     pub max_depth: usize,
+    /// Longest namespace name (URI) in bytes.
+    pub max_namespace_bytes: usize,
+    /// Most attributes on one element.
+    pub max_attributes: usize,
+    /// Most children (elements and text nodes) of one element.
+    pub max_children: usize,
+    /// Most elements and text nodes in one top-level element, itself included.
+    pub max_nodes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +54,42 @@ impl Default for Limits {
         Limits {
             max_stanza_bytes: 256 * 1024,
             max_depth: 32,
+            max_namespace_bytes: 1024,
+            max_attributes: 64,
+            max_children: 4096,
+            max_nodes: 16_384,
+        }
+    }
+}
+
+/// Elements and text nodes a stanza may have before authentication: SASL,
+/// STARTTLS and a registration form need a few dozen.
+const UNAUTHENTICATED_MAX_NODES: usize = 256;
+
+impl Limits {
+    /// The limits before authentication: at most `max_stanza_bytes` per
+    /// element and a few hundred nodes, so an anonymous connection costs
+    /// little whatever it sends.
+    pub fn unauthenticated(&self, max_stanza_bytes: usize) -> Limits {
+        Limits {
+            max_stanza_bytes: max_stanza_bytes.min(self.max_stanza_bytes),
+            max_children: self.max_children.min(UNAUTHENTICATED_MAX_NODES),
+            max_nodes: self.max_nodes.min(UNAUTHENTICATED_MAX_NODES),
+            ..*self
+        }
+    }
+
+    /// Limits for documents the server stored itself (offline messages,
+    /// archives, private XML): they passed the stream's limits when they
+    /// arrived, which may have been raised since, so only size and depth
+    /// apply when they are read back.
+    pub fn stored() -> Limits {
+        Limits {
+            max_namespace_bytes: usize::MAX,
+            max_attributes: usize::MAX,
+            max_children: usize::MAX,
+            max_nodes: usize::MAX,
+            ..Limits::default()
         }
     }
 }
@@ -81,22 +135,43 @@ fn is_xml_whitespace(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
-fn element_from_start(qname: rxml::QName, attrs: rxml::AttrMap) -> Element {
+/// Turn rxml's start event into an element, sharing its namespaces and
+/// enforcing the per-element limits before anything is built.
+fn element_from_start(
+    qname: rxml::QName,
+    attrs: rxml::AttrMap,
+    limits: &Limits,
+) -> Result<Element, XmlError> {
     let (ns, name) = qname;
-    let attrs = attrs
-        .into_iter()
-        .map(|((ans, aname), value)| Attr {
-            ns: ans.as_str().to_owned(),
+    if attrs.len() > limits.max_attributes {
+        return Err(XmlError::TooManyAttributes {
+            limit: limits.max_attributes,
+        });
+    }
+    let ns = shared_namespace(ns, limits)?;
+    let mut out = Vec::with_capacity(attrs.len());
+    for ((ans, aname), value) in attrs {
+        out.push(Attr {
+            ns: shared_namespace(ans, limits)?,
             name: aname.as_str().to_owned(),
             value,
-        })
-        .collect();
-    Element {
-        ns: ns.as_str().to_owned(),
-        name: name.as_str().to_owned(),
-        attrs,
-        children: Vec::new(),
+        });
     }
+    Ok(Element {
+        ns,
+        name: name.as_str().to_owned(),
+        attrs: out,
+        children: Vec::new(),
+    })
+}
+
+fn shared_namespace(ns: rxml::Namespace<'static>, limits: &Limits) -> Result<Namespace, XmlError> {
+    if ns.len() > limits.max_namespace_bytes {
+        return Err(XmlError::NamespaceTooLong {
+            limit: limits.max_namespace_bytes,
+        });
+    }
+    Ok(Namespace::from_rxml(ns))
 }
 
 /// Builds the tree of one top-level element from rxml events.
@@ -104,11 +179,32 @@ fn element_from_start(qname: rxml::QName, attrs: rxml::AttrMap) -> Element {
 struct TreeBuilder {
     /// Open elements, outermost first.
     stack: Vec<Element>,
+    /// Elements and text nodes of the current top-level element so far.
+    nodes: usize,
 }
 
 impl TreeBuilder {
     fn is_empty(&self) -> bool {
         self.stack.is_empty()
+    }
+
+    /// Count one more node under the innermost open element, refusing it
+    /// when it would pass the per-parent or per-stanza limit.
+    fn admit_node(&mut self, limits: &Limits) -> Result<(), XmlError> {
+        if let Some(parent) = self.stack.last() {
+            if parent.children.len() >= limits.max_children {
+                return Err(XmlError::TooManyChildren {
+                    limit: limits.max_children,
+                });
+            }
+        }
+        if self.nodes >= limits.max_nodes {
+            return Err(XmlError::TooManyNodes {
+                limit: limits.max_nodes,
+            });
+        }
+        self.nodes += 1;
+        Ok(())
     }
 
     /// Open an element; `base_depth` is the depth of the builder's outermost
@@ -119,35 +215,50 @@ impl TreeBuilder {
                 limit: limits.max_depth,
             });
         }
+        self.admit_node(limits)?;
         self.stack.push(el);
         Ok(())
     }
 
     /// Close the innermost element; returns the outermost one when it closes.
     fn end(&mut self) -> Option<Element> {
-        let el = self.stack.pop()?;
+        let mut el = self.stack.pop()?;
+        // A vector grows to at least four slots and by doubling; a finished
+        // element keeps exactly its children (stanzas wait in queues).
+        el.children.shrink_to_fit();
         match self.stack.last_mut() {
             Some(parent) => {
                 parent.children.push(Node::Element(el));
                 None
             }
-            None => Some(el),
+            None => {
+                self.nodes = 0;
+                Some(el)
+            }
         }
     }
 
     /// Append character data, merging it with a preceding text node because
     /// rxml may split one run of text into several events.
-    fn text(&mut self, s: String) {
-        let Some(parent) = self.stack.last_mut() else {
-            return;
-        };
+    fn text(&mut self, s: String, limits: &Limits) -> Result<(), XmlError> {
         if s.is_empty() {
-            return;
+            return Ok(());
         }
+        let merges = match self.stack.last() {
+            None => return Ok(()),
+            Some(parent) => matches!(parent.children.last(), Some(Node::Text(_))),
+        };
+        if !merges {
+            self.admit_node(limits)?;
+        }
+        let Some(parent) = self.stack.last_mut() else {
+            return Ok(());
+        };
         match parent.children.last_mut() {
             Some(Node::Text(t)) => t.push_str(&s),
             _ => parent.children.push(Node::Text(s)),
         }
+        Ok(())
     }
 }
 
@@ -223,6 +334,13 @@ impl StreamParser {
         self.tree = TreeBuilder::default();
         self.cur_bytes = 0;
         self.unattributed = 0;
+    }
+
+    /// [`restart`](Self::restart) under new limits: authentication lifts the
+    /// smaller budget an anonymous stream gets.
+    pub fn restart_with(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.restart();
     }
 
     /// Like [`restart`](Self::restart), but also drops unconsumed bytes (after
@@ -333,7 +451,7 @@ impl StreamParser {
         match ev {
             Event::XmlDeclaration(..) => Ok(None),
             Event::StartElement(_, qname, attrs) => {
-                let el = element_from_start(qname, attrs);
+                let el = element_from_start(qname, attrs, &self.limits)?;
                 match self.phase {
                     Phase::Prolog => {
                         self.phase = Phase::Open;
@@ -373,7 +491,7 @@ impl StreamParser {
                     }
                     self.cur_bytes = 0;
                 } else {
-                    self.tree.text(text);
+                    self.tree.text(text, &self.limits)?;
                 }
                 Ok(None)
             }
@@ -401,11 +519,11 @@ fn check_prolog(buf: &[u8]) -> Result<(), XmlError> {
 }
 
 impl Element {
-    /// Parse one standalone element (stored offline stanzas, tests) under the
-    /// default [`Limits`]; the element counts as depth 1, like a stanza.
-    /// An XML declaration and surrounding whitespace are allowed.
+    /// Parse one standalone element (stored offline stanzas, archives,
+    /// tests) under [`Limits::stored`]; the element counts as depth 1, like a
+    /// stanza. An XML declaration and surrounding whitespace are allowed.
     pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
-        Element::parse_with_limits(bytes, &Limits::default())
+        Element::parse_with_limits(bytes, &Limits::stored())
     }
 
     /// [`Element::parse`] with explicit limits.
@@ -426,14 +544,14 @@ impl Element {
                 Ok(Some(ev)) => match ev {
                     Event::XmlDeclaration(..) => {}
                     Event::StartElement(_, qname, attrs) => {
-                        tree.start(element_from_start(qname, attrs), 1, limits)?;
+                        tree.start(element_from_start(qname, attrs, limits)?, 1, limits)?;
                     }
                     Event::EndElement(_) => {
                         if let Some(el) = tree.end() {
                             root = Some(el);
                         }
                     }
-                    Event::Text(_, text) => tree.text(text),
+                    Event::Text(_, text) => tree.text(text, limits)?,
                 },
                 Err(rxml::error::EndOrError::Error(e)) => return Err(XmlError::from_rxml(e)),
                 Err(rxml::error::EndOrError::NeedMoreData) => return Err(XmlError::Incomplete),

@@ -120,6 +120,7 @@ fn oversized_stanza_rejected() {
     let limits = Limits {
         max_stanza_bytes: 1024,
         max_depth: 32,
+        ..Limits::default()
     };
     let big = format!(
         "{HEADER}<message><body>{}</body></message>",
@@ -141,6 +142,7 @@ fn unclosed_stanza_rejected_while_arriving() {
     let limits = Limits {
         max_stanza_bytes: 4096,
         max_depth: 32,
+        ..Limits::default()
     };
     // Endless text.
     let mut p = StreamParser::new(limits);
@@ -214,6 +216,7 @@ fn too_deep_rejected() {
     let limits = Limits {
         max_stanza_bytes: 1 << 20,
         max_depth: 4,
+        ..Limits::default()
     };
     // Stanza at depth 1, children down to depth 4: allowed.
     let ok = format!("{HEADER}<a><b><c><d/></c></b></a>");
@@ -311,6 +314,7 @@ fn whitespace_keepalives_ignored() {
     let limits = Limits {
         max_stanza_bytes: 100,
         max_depth: 8,
+        ..Limits::default()
     };
     let mut p = StreamParser::new(limits);
     p.feed(
@@ -467,4 +471,133 @@ fn escape_functions() {
     out.clear();
     escape_attr("a<b>&c'\"\t\n\r", &mut out);
     assert_eq!(out, b"a&lt;b&gt;&amp;c&apos;&quot;&#x9;&#xA;&#xD;");
+}
+
+#[test]
+fn attribute_limit() {
+    let limits = Limits {
+        max_attributes: 3,
+        ..Limits::default()
+    };
+    let ok = format!("{HEADER}<message a='1' b='2' c='3'/>");
+    assert!(events(ok.as_bytes(), limits).is_ok());
+    let flood = format!("{HEADER}<message><x a='1' b='2' c='3' d='4'/></message>");
+    let err = events(flood.as_bytes(), limits).unwrap_err();
+    assert_eq!(err, XmlError::TooManyAttributes { limit: 3 });
+    assert_eq!(err.condition(), "policy-violation");
+}
+
+#[test]
+fn children_and_node_limits() {
+    let limits = Limits {
+        max_children: 4,
+        max_nodes: 8,
+        ..Limits::default()
+    };
+    let four = format!("{HEADER}<message><a/>t<b/><c/></message>");
+    assert!(events(four.as_bytes(), limits).is_ok());
+    let five = format!("{HEADER}<message><a/>t<b/><c/>u</message>");
+    assert_eq!(
+        events(five.as_bytes(), limits).unwrap_err(),
+        XmlError::TooManyChildren { limit: 4 }
+    );
+    // Eight nodes in all: the message, two children with two each, one more.
+    let deep = format!("{HEADER}<message><a><b/><c/></a><d><e/><f/></d><g/></message>");
+    assert!(events(deep.as_bytes(), limits).is_ok());
+    let nine = format!("{HEADER}<message><a><b/><c/></a><d><e/><f/></d><g><h/></g></message>");
+    assert_eq!(
+        events(nine.as_bytes(), limits).unwrap_err(),
+        XmlError::TooManyNodes { limit: 8 }
+    );
+    // The count starts again with every stanza.
+    let two = format!("{HEADER}<message><a/><b/></message><message><a/><b/></message>");
+    assert!(events(two.as_bytes(), limits).is_ok());
+}
+
+#[test]
+fn text_split_by_the_parser_is_one_node() {
+    let limits = Limits {
+        max_children: 1,
+        ..Limits::default()
+    };
+    let doc = format!("{HEADER}<message>{}</message>", "x".repeat(20_000));
+    let mut p = StreamParser::new(limits);
+    // Byte-sized feeds make rxml report the text in many pieces.
+    for chunk in doc.as_bytes().chunks(7) {
+        p.feed(chunk);
+        while p.next_event().expect("one text node").is_some() {}
+    }
+}
+
+#[test]
+fn namespace_limit() {
+    let limits = Limits {
+        max_namespace_bytes: 64,
+        ..Limits::default()
+    };
+    let long = "u".repeat(65);
+    let el = format!("{HEADER}<message><x xmlns='{long}'/></message>");
+    assert_eq!(
+        events(el.as_bytes(), limits).unwrap_err(),
+        XmlError::NamespaceTooLong { limit: 64 }
+    );
+    let attr = format!("{HEADER}<message xmlns:p='{long}' p:a='1'/>");
+    assert_eq!(
+        events(attr.as_bytes(), limits).unwrap_err(),
+        XmlError::NamespaceTooLong { limit: 64 }
+    );
+}
+
+#[test]
+fn parsed_children_share_their_namespace() {
+    let doc = format!("{HEADER}<message><x xmlns='urn:shared'><a/><b/></x></message>");
+    let evs = events(doc.as_bytes(), Limits::default()).expect("parses");
+    let StreamEvent::Stanza(msg) = &evs[1] else {
+        panic!("{evs:?}")
+    };
+    let x = msg.first_element().expect("x");
+    let ptrs: Vec<_> = x.elements().map(|c| c.ns.as_str().as_ptr()).collect();
+    assert_eq!(ptrs, vec![x.ns.as_str().as_ptr(); 2]);
+}
+
+#[test]
+fn unauthenticated_limits_are_lifted_by_restart_with() {
+    let full = Limits::default();
+    let mut p = StreamParser::new(full.unauthenticated(1024));
+    p.feed(HEADER.as_bytes());
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
+    p.restart_with(full);
+    p.feed(HEADER.as_bytes());
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
+    p.feed(format!("<message><body>{}</body></message>", "x".repeat(4000)).as_bytes());
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Stanza(_)))));
+
+    let mut anon = StreamParser::new(full.unauthenticated(1024));
+    anon.feed(HEADER.as_bytes());
+    assert!(matches!(anon.next_event(), Ok(Some(StreamEvent::Open(_)))));
+    anon.feed(format!("<auth>{}</auth>", "x".repeat(4000)).as_bytes());
+    assert_eq!(
+        anon.next_event().unwrap_err(),
+        XmlError::StanzaTooLarge { limit: 1024 }
+    );
+}
+
+#[test]
+fn writer_declares_an_attribute_prefix_once_per_subtree() {
+    let ns = "urn:long:namespace";
+    let child = Element::new("jabber:client", "e").with_attr_ns(ns, "a", "1");
+    let mut el = Element::new("jabber:client", "message").with_attr_ns(ns, "top", "x");
+    for _ in 0..3 {
+        el = el.with_child(child.clone());
+    }
+    let xml = el.to_xml();
+    assert_eq!(xml.matches(ns).count(), 1, "{xml}");
+    roundtrip(&el);
+    // Siblings each declare it when no ancestor did.
+    let plain = Element::new("jabber:client", "message")
+        .with_child(child.clone())
+        .with_child(child);
+    let xml = plain.to_xml();
+    assert_eq!(xml.matches(ns).count(), 2, "{xml}");
+    roundtrip(&plain);
 }

@@ -74,6 +74,21 @@ impl Element {
     /// (a stanza inside a jabber:client stream is written with
     /// `parent_default_ns = "jabber:client"`).
     pub fn write_to(&self, out: &mut Vec<u8>, parent_default_ns: &str) {
+        let mut prefixes = Vec::new();
+        self.write_scoped(out, parent_default_ns, &mut prefixes);
+    }
+
+    /// `prefixes[i]` is the namespace bound to `ns{i}` by an ancestor: a
+    /// prefix is declared once for the subtree that needs it, not again on
+    /// every element with a qualified attribute (which let a long namespace
+    /// be repeated by every routed, archived and offline copy).
+    fn write_scoped<'a>(
+        &'a self,
+        out: &mut Vec<u8>,
+        parent_default_ns: &str,
+        prefixes: &mut Vec<&'a str>,
+    ) {
+        let scope = prefixes.len();
         out.push(b'<');
         push_name(out, self);
         // An element in the xml namespace is written prefixed and leaves the
@@ -88,19 +103,16 @@ impl Element {
             }
             self.ns.as_str()
         };
-        // Namespaces of attributes needing a generated prefix; `ns{index}`.
-        // Elements rarely have any, and the Vec does not allocate until then.
-        let mut prefixed: Vec<&str> = Vec::new();
         for a in &self.attrs {
             out.push(b' ');
             if a.ns == XML_NS {
                 out.extend_from_slice(b"xml:");
             } else if !a.ns.is_empty() {
-                let idx = match prefixed.iter().position(|ns| *ns == a.ns) {
+                let idx = match prefixes.iter().position(|ns| *ns == a.ns.as_str()) {
                     Some(i) => i,
                     None => {
-                        prefixed.push(&a.ns);
-                        let i = prefixed.len() - 1;
+                        prefixes.push(a.ns.as_str());
+                        let i = prefixes.len() - 1;
                         out.extend_from_slice(b"xmlns:ns");
                         push_usize(out, i);
                         out.extend_from_slice(b"='");
@@ -122,20 +134,22 @@ impl Element {
             Node::Element(_) => true,
             Node::Text(t) => !t.is_empty(),
         });
-        if !has_content {
-            out.extend_from_slice(b"/>");
-            return;
-        }
-        out.push(b'>');
-        for n in &self.children {
-            match n {
-                Node::Element(e) => e.write_to(out, default_ns),
-                Node::Text(t) => escape_text(t, out),
+        if has_content {
+            out.push(b'>');
+            for n in &self.children {
+                match n {
+                    Node::Element(e) => e.write_scoped(out, default_ns, prefixes),
+                    Node::Text(t) => escape_text(t, out),
+                }
             }
+            out.extend_from_slice(b"</");
+            push_name(out, self);
+            out.push(b'>');
+        } else {
+            out.extend_from_slice(b"/>");
         }
-        out.extend_from_slice(b"</");
-        push_name(out, self);
-        out.push(b'>');
+        // The declarations made here end with this element.
+        prefixes.truncate(scope);
     }
 
     /// Standalone serialization (always declares its xmlns, except the empty
