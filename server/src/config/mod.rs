@@ -220,7 +220,7 @@ impl Default for Config {
             component_port: 5347,
             components: Vec::new(),
             push_with_body: false,
-            push_with_sender: true,
+            push_with_sender: false,
             push_max_registrations: 16,
             archive_retention_days: 0,
             archive_default_preference: "always".into(),

@@ -471,8 +471,8 @@ pub const KEYS: &[KeySpec] = &[
     // 04 protocol
     key("protocol.push_notification_with_body", "push_notification_with_body", EXPERIMENTAL, Ty::Bool, "false", &["XEP-0357 §9"],
         "Include the last message's body in push notifications. Off: the app server and the platform's push service would read every message."),
-    key("protocol.push_notification_with_sender", "push_notification_with_sender", EXPERIMENTAL, Ty::Bool, "true", &["XEP-0357 §9"],
-        "Include the last message's sender in push notifications."),
+    key("protocol.push_notification_with_sender", "push_notification_with_sender", EXPERIMENTAL, Ty::Bool, "false", &["XEP-0357 §9"],
+        "Include the last message's sender in push notifications. Off (as in Prosody): the app server and the platform's push service would learn who writes to whom."),
     key("protocol.push_max_registrations", "push_max_registrations", EXPERIMENTAL, Ty::Int { min: 1, max: 1000 }, "16", &["XEP-0357"],
         "Push registrations kept per account; enabling one more drops the oldest."),
     // 04 protocol: XEP-0215 with Prosody's mod_turn_external names

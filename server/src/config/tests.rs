@@ -923,7 +923,7 @@ fn push_settings_reach_the_hub() {
     let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("load");
     let rt = crate::commands::run::runtime_config(&cfg, None);
     assert!(rt.hub.push.with_body);
-    assert!(rt.hub.push.with_sender);
+    assert!(!rt.hub.push.with_sender, "senders stay private by default");
     assert_eq!(rt.hub.push.max_registrations, 16);
     assert!(rt.hub.enabled("push"));
     assert!(rt.components.is_none(), "no listener without components");

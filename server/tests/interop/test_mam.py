@@ -228,3 +228,23 @@ async def test_archiving_switched_off(configured_server, xmpp):
     with pytest.raises(IqError) as err:
         await mam_page(alice, "off", "<max>1</max>")
     assert err.value.iq["error"]["condition"] == "service-unavailable"
+
+
+@pytest.mark.asyncio
+async def test_forged_stanza_id_in_any_spelling_is_stripped(server, xmpp):
+    """XEP-0359 §5: a sender cannot plant an id in the recipient's archive
+    namespace, whatever case it spells the recipient's JID in."""
+    a = server.new_account("forgee")
+    b = server.new_account("forger")
+    alice = await xmpp.online(server, a, name="alice")
+    bob = await xmpp.online(server, b, name="bob")
+    msg = bob.xmpp.make_message(mto=a.jid, mbody="planted", mtype="chat")
+    for i, by in enumerate([a.jid, a.jid.upper(), a.jid.capitalize()]):
+        forged = ET.SubElement(msg.xml, f"{{{SID}}}stanza-id")
+        forged.set("id", f"forged-{i}")
+        forged.set("by", by)
+    msg.send()
+    m = await alice.wait_message(sender=b.jid, body="planted")
+    ids = [(el.get("by"), el.get("id")) for el in m.xml.findall(f"{{{SID}}}stanza-id")]
+    assert not [i for _, i in ids if i.startswith("forged")], ids
+    assert stanza_id(m, a.jid), f"the archive's own id is there: {ids}"

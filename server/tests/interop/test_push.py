@@ -127,7 +127,7 @@ async def test_offline_message_is_pushed_once_with_summary_and_options(configure
         fields = form_fields(form)
         assert fields["FORM_TYPE"] == ["urn:xmpp:push:summary"]
         assert fields["message-count"] == ["1"]
-        assert fields["last-message-sender"] == [bob.jid.full]
+        assert "last-message-sender" not in fields, "senders stay private by default"
         assert "last-message-body" not in fields, "bodies stay private by default"
         options = pubsub.find(f"{{{PUBSUB}}}publish-options/{{{DATA}}}x")
         assert form_fields(options)["secret"] == ["eruio234vzxc2kla-91"]
@@ -182,7 +182,8 @@ async def test_hibernated_session_is_woken_by_push_and_resumes(configured_server
     queued for it, not stored offline), the app server is asked to wake the
     phone, and the phone resumes and gets the message once."""
     srv = configured_server
-    start_with_components(srv, {APP: SECRET})
+    start_with_components(srv, {APP: SECRET},
+                          extra="[protocol]\npush_notification_with_sender = true\n")
     app = await AppServer(srv).online()
     try:
         a = srv.new_account("sleepy")
@@ -203,6 +204,7 @@ async def test_hibernated_session_is_woken_by_push_and_resumes(configured_server
         form = iq.xml.find(
             f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}publish/{{{PUBSUB}}}item/{{{PUSH}}}notification/{{{DATA}}}x")
         assert form_fields(form)["message-count"] == ["1"], str(iq)
+        assert form_fields(form)["last-message-sender"] == [bob.jid.full], "configured on"
 
         alice.disconnected.clear()
         alice.xmpp.connect(srv.host, srv.c2s_port)

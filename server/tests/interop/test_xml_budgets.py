@@ -71,6 +71,7 @@ def _send_and_watch(server, conn: RawConn, payload: str) -> tuple:
         conn.read_until(lambda _b: False, timeout=0.05)
         peak = max(peak, rss_kib(server))
     peak = max(peak, rss_kib(server))
+    print(f"RSS {before} KiB -> peak {peak} KiB (+{peak - before} KiB) for {len(payload)} bytes")
     return conn.result(), peak - before
 
 
@@ -198,6 +199,7 @@ def test_server_survives_eight_bombs_in_parallel(server):
     for res in results:
         assert res.stream_error() == "policy-violation", res.describe()
     growth = peak[0] - before
+    print(f"eight bombs: RSS {before} KiB -> peak {peak[0]} KiB (+{growth} KiB)")
     assert growth < 4 * MAX_GROWTH_KIB, f"eight stanzas grew the server by {growth} KiB"
     # Still serving a normal stream afterwards.
     conn = RawConn(server.c2s_port)

@@ -44,7 +44,7 @@ impl Default for PushSettings {
     fn default() -> Self {
         PushSettings {
             with_body: false,
-            with_sender: true,
+            with_sender: false,
             max_registrations: 16,
         }
     }

@@ -2,6 +2,7 @@
 //! and the XEP-0359 stanza-id that tells the recipient where it went.
 
 use crate::archive::ArchiveId;
+use crate::jid::Jid;
 use crate::ns;
 use crate::xml::{Element, Node};
 
@@ -28,8 +29,20 @@ pub fn archivable(msg: &Element) -> bool {
 /// `by` (which [`strip_stanza_ids`] removes): rare, so the common case needs
 /// no copy of the message.
 pub fn has_stanza_id(msg: &Element, by: &str) -> bool {
-    msg.elements()
-        .any(|e| e.is(SID, "stanza-id") && e.attr("by") == Some(by))
+    msg.elements().any(|e| claims_archive(e, by))
+}
+
+/// A `<stanza-id/>` whose `by` names archive `by` (a normalised bare JID)
+/// in any spelling: `Juliet@Capulet.lit` claims `juliet@capulet.lit` too.
+fn claims_archive(e: &Element, by: &str) -> bool {
+    if !e.is(SID, "stanza-id") {
+        return false;
+    }
+    match e.attr("by") {
+        Some(b) if b == by => true,
+        Some(b) => Jid::parse(b).is_ok_and(|j| j.as_str() == by),
+        None => false,
+    }
 }
 
 /// XEP-0359 §5: remove stanza-ids claiming to come from archive `by`, so a
@@ -39,7 +52,7 @@ pub fn strip_stanza_ids(msg: &mut Element, by: &str) {
         return;
     }
     msg.children.retain(|n| match n {
-        Node::Element(e) => !(e.is(SID, "stanza-id") && e.attr("by") == Some(by)),
+        Node::Element(e) => !claims_archive(e, by),
         Node::Text(_) => true,
     });
 }
@@ -84,6 +97,7 @@ mod tests {
     fn forged_ids_of_this_archive_are_stripped() {
         let mut m = el("<message xmlns='jabber:client'><body>x</body>\
             <stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='juliet@capulet.lit'/>\
+            <stanza-id xmlns='urn:xmpp:sid:0' id='forged2' by='Juliet@Capulet.LIT'/>\
             <stanza-id xmlns='urn:xmpp:sid:0' id='muc' by='room@muc.lit'/></message>");
         assert!(has_stanza_id(&m, "juliet@capulet.lit"));
         strip_stanza_ids(&mut m, "juliet@capulet.lit");
