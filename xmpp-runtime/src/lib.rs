@@ -15,6 +15,7 @@ mod component;
 mod connection;
 mod hub_task;
 mod mailbox;
+mod memory;
 pub mod rate_limit;
 pub mod registration;
 pub mod reload;

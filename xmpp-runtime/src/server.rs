@@ -277,6 +277,9 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         reload_hook: RwLock::new(None),
     });
     spawn_partitions(&executor, &shared, hub_cfg, hub_receivers);
+    executor
+        .spawn(crate::memory::release_after_peaks(shared.clone()))
+        .detach();
 
     executor
         .spawn(crate::connection::accept_loop(
