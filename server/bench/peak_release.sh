@@ -7,7 +7,7 @@
 # so growth from round to round shows too. Prints one line per reading and
 # a verdict: the bar is "after the peak, within 2x of fresh".
 #
-#   server/bench/peak_release.sh [--sessions 15000] [--rounds 2] [--settle 5]
+#   server/bench/peak_release.sh [--sessions 15000] [--rounds 2] [--settle 15]
 #
 # Not part of CI (it needs ~15,000 file descriptors and a minute or two).
 set -euo pipefail
@@ -17,7 +17,7 @@ cd "$root"
 
 SESSIONS=15000
 ROUNDS=2
-SETTLE=5
+SETTLE=15
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --sessions) SESSIONS="$2"; shift 2 ;;
