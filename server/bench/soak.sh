@@ -2,8 +2,8 @@
 # Soak: steady mixed load on one fresh release `vireo` (default modules,
 # archiving on) for a given time, with the server's RSS and open file
 # descriptors sampled every 10 s. Loads, each in its own loop, all at once:
-#   - messages between 10 pairs (archived for both sides),
-#   - 200 logins and logouts at a time,
+#   - messages between 10 pairs (archived for both sides), 2,000 a run,
+#   - 200 logins and logouts a run,
 #   - roster-presence: 100 users with 10-contact rosters log in and out,
 #   - MAM page queries on an archive the messages loop keeps filling,
 #   - XEP-0198 cuts and resumes (slixmpp, when target/interop-venv exists:
@@ -70,31 +70,34 @@ done
 deadline=$(( $(date +%s) + MINUTES * 60 ))
 bench() { "$BENCH" --port "$port" --password soakpassword --server-pid "$server" --timeout 120 "$@"; }
 
-# Each loop runs one load again and again until the deadline; a failed run
-# is counted (the soak is about memory and descriptors, not pass/fail).
+# Each loop runs one load again and again until the deadline, pausing
+# between runs so the load is steady rather than a flood (a flood measures
+# how fast the archive grows, not drift); a failed run is counted (the soak
+# is about memory and descriptors, not pass/fail).
 loop() {
-    local name="$1"; shift
+    local name="$1" pause="$2"; shift 2
     local runs=0 failures=0
     while (( $(date +%s) < deadline )); do
         if ! "$@" >>"$tmp/$name.jsonl" 2>>"$tmp/$name.err"; then
             failures=$((failures + 1))
         fi
         runs=$((runs + 1))
+        sleep "$pause"
     done
     echo "$name: $runs runs, $failures failed" >"$tmp/$name.summary"
 }
 
-loop messages bench --user-prefix s messages --pairs 10 --window 5 --count 2000 &
+loop messages 1 bench --user-prefix s messages --pairs 10 --window 2 --count 200 &
 pids+=($!)
-loop logins bench --user-prefix l login --accounts 200 --concurrency 20 &
+loop logins 2 bench --user-prefix l login --accounts 200 --concurrency 20 &
 pids+=($!)
-loop roster bench --user-prefix r roster-presence --users 100 --contacts 10 --concurrency 20 &
+loop roster 2 bench --user-prefix r roster-presence --users 100 --contacts 10 --concurrency 20 &
 pids+=($!)
-loop mam bench --user-prefix s mam --queries 20 &
+loop mam 2 bench --user-prefix s mam --queries 20 &
 pids+=($!)
 venv_py="$root/target/interop-venv/bin/python"
 if [[ -x "$venv_py" ]]; then
-    loop resumes "$venv_py" "$root/server/bench/soak_resume.py" --port "$VIREO_C2S_TLS_PORT" \
+    loop resumes 1 "$venv_py" "$root/server/bench/soak_resume.py" --port "$VIREO_C2S_TLS_PORT" \
         --jid m0@localhost --sender m1@localhost --password soakpassword --rounds 20 &
     pids+=($!)
 else
