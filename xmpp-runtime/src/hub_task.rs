@@ -3,7 +3,7 @@
 //! an executor thread.
 
 use crate::clock::{instant_for, now_ms};
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, Refused};
 use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput, Notice};
 use xmpp_core::jid::Jid;
 use xmpp_core::storage::{RequestId, StorageRequest, StorageResult};
+use xmpp_core::stream::sm::{is_redelivery, undeliverable};
 use xmpp_core::stream::StreamErrorCondition;
 use xmpp_core::Element;
 
@@ -35,6 +36,8 @@ pub(crate) enum HubMsg {
     Hibernated(ConnId, Vec<Element>),
     /// A hibernated session continues on a new connection.
     Resumed(ConnId),
+    /// The client has the page of offline messages last sent to it.
+    PageDelivered(ConnId),
     /// An unacknowledged message of a session that ended (XEP-0198).
     Redeliver(Element),
     FromSession(ConnId, Element),
@@ -161,7 +164,9 @@ impl Router {
         match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
             Ok(()) => Ok(()),
             Err(ConnMsg::Deliver(s)) => Err(*s),
-            Err(ConnMsg::Close(_) | ConnMsg::Release(_) | ConnMsg::Drained) => Ok(()),
+            Err(ConnMsg::Close(_) | ConnMsg::Release(_) | ConnMsg::Drained | ConnMsg::PageMark) => {
+                Ok(())
+            }
         }
     }
 
@@ -293,6 +298,7 @@ async fn run_partition(
             }
             HubMsg::Hibernated(conn, unacked) => hub.session_hibernated(now, conn, &unacked),
             HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
+            HubMsg::PageDelivered(conn) => hub.offline_page_delivered(now, conn),
             HubMsg::Redeliver(stanza) => hub.redeliver(now, stanza),
             HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
             HubMsg::Routed(stanza) => hub.routed(now, stanza),
@@ -322,11 +328,97 @@ fn drain_outputs(
     storage: &std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
     shared: &Shared,
 ) {
-    while let Some(out) = hub.poll_output() {
+    // Stanzas refused by a full mailbox, with their connection.
+    let mut refused: Vec<(ConnId, Box<Element>)> = Vec::new();
+    loop {
+        while let Some(out) = hub.poll_output() {
+            perform(index, out, conns, storage, shared, &mut refused);
+        }
+        if refused.is_empty() {
+            break;
+        }
+        end_overflowed(hub, conns, shared, std::mem::take(&mut refused));
+    }
+    // `Drained` is the last message an ended connection gets, once the
+    // hub can no longer deliver to it (its end may wait for an account
+    // load); the connection then reroutes what it never took.
+    closing.retain(|conn| {
+        if hub.knows_session(*conn) {
+            return true;
+        }
+        if let Some(m) = conns.remove(conn) {
+            m.send(ConnMsg::Drained);
+        }
+        false
+    });
+}
+
+/// Sessions whose mailbox overflowed (a client that stopped reading): the
+/// hub lets go of them now, as if their connections had ended, so nothing
+/// more is delivered to them; then what waited in their mailboxes and what
+/// they were refused goes, oldest first, to the accounts' other resources
+/// or offline storage (`sm::undeliverable`, as at any session's end). The
+/// connections end their streams with `resource-constraint` themselves.
+fn end_overflowed(
+    hub: &mut Hub,
+    conns: &HashMap<ConnId, Arc<Mailbox>>,
+    shared: &Shared,
+    refused: Vec<(ConnId, Box<Element>)>,
+) {
+    let now = now_ms();
+    let mut ended: Vec<ConnId> = Vec::new();
+    let mut undelivered: Vec<Box<Element>> = Vec::new();
+    for (conn, stanza) in refused {
+        if !ended.contains(&conn) {
+            ended.push(conn);
+            hub.session_closed(now, conn);
+            if let Some(m) = conns.get(&conn) {
+                undelivered.extend(m.take_stanzas());
+            }
+            tracing::info!(conn, "session's mailbox overflowed; rerouting what waits for it");
+        }
+        undelivered.push(stanza);
+    }
+    for stanza in undelivered {
+        let Some(domain) = stanza
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .map(|j| j.domain().to_owned())
+        else {
+            continue;
+        };
+        let Some(s) = undeliverable(*stanza, &domain) else {
+            continue;
+        };
+        if is_redelivery(&s) {
+            hub.redeliver(now, s);
+        } else {
+            shared.router.route(s);
+        }
+    }
+}
+
+/// Carry out one thing the hub asked for.
+fn perform(
+    index: usize,
+    out: HubOutput,
+    conns: &HashMap<ConnId, Arc<Mailbox>>,
+    storage: &std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
+    shared: &Shared,
+    refused: &mut Vec<(ConnId, Box<Element>)>,
+) {
+    {
         match out {
             HubOutput::Deliver { conn, stanza } => {
                 if let Some(m) = conns.get(&conn) {
-                    m.send(ConnMsg::Deliver(Box::new(stanza)));
+                    if let Err(Refused::Full(s)) = m.deliver(Box::new(stanza)) {
+                        refused.push((conn, s));
+                    }
+                }
+            }
+            HubOutput::OfflinePageSent { conn } => {
+                if let Some(m) = conns.get(&conn) {
+                    m.send(ConnMsg::PageMark);
                 }
             }
             HubOutput::Route(stanza) => shared.router.route(stanza),
@@ -348,16 +440,4 @@ fn drain_outputs(
             }
         }
     }
-    // `Drained` is the last message an ended connection gets, once the
-    // hub can no longer deliver to it (its end may wait for an account
-    // load); the connection then reroutes what it never took.
-    closing.retain(|conn| {
-        if hub.knows_session(*conn) {
-            return true;
-        }
-        if let Some(m) = conns.remove(conn) {
-            m.send(ConnMsg::Drained);
-        }
-        false
-    });
 }

@@ -125,6 +125,10 @@ pub(crate) enum ConnMsg {
     /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
     /// after this, so what came before can be rerouted.
     Drained,
+    /// The hub delivered a page of offline messages (the `Deliver`s before
+    /// this): tell it, through `HubMsg::PageDelivered`, once the client has
+    /// them (`ServerStream::mark_page`).
+    PageMark,
 }
 
 /// State shared by every task of one server.

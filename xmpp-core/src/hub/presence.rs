@@ -2,7 +2,7 @@
 //! offline redelivery of subscription requests, and the state tables applied
 //! to rosters.
 
-use super::{ConnId, Hub, Pending, Session};
+use super::{ConnId, Hub, Session};
 use crate::jid::Jid;
 use crate::modules::subscription::{inbound, outbound, SubscriptionKind};
 use crate::ns;
@@ -131,12 +131,7 @@ impl Hub {
             self.deliver(conn, presence(Some("subscribe"), &contact, account));
         }
         if self.cfg.offline_messages {
-            self.request(
-                StorageRequest::TakeOffline {
-                    account: account.to_owned(),
-                },
-                Pending::Offline(account.to_owned(), conn),
-            );
+            self.take_offline_page(account, conn);
         }
         self.push_seen(account);
     }
