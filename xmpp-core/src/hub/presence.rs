@@ -221,6 +221,11 @@ impl Hub {
             return;
         };
         let contact = from.bare_str();
+        if self.roster_full(account, &contact) {
+            // A stranger's request would add a (hidden) item: refused with
+            // an answer, not dropped.
+            return self.bounce(&stanza, crate::stanza::StanzaError::ResourceConstraint);
+        }
         let current = self
             .account(account)
             .and_then(|a| a.roster.get(&contact))
