@@ -20,7 +20,6 @@ use std::sync::Arc;
 use xmpp_core::hub::ConnId;
 use xmpp_core::stream::{ComponentStream, ComponentStreamConfig, ConnOutput, StreamErrorCondition};
 
-
 /// Most bytes of stanzas waiting for a component (it serves a whole
 /// domain, so more than a client's mailbox holds); over it the component
 /// is disconnected and what it is sent meanwhile is answered as for a

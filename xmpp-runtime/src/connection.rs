@@ -218,7 +218,10 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             // The client does not read what it is sent (its partition has
             // already let go of the session and rerouted what waited): end
             // it without waiting on a socket that does not drain.
-            tracing::info!(conn = conn_id, "mailbox overflowed; ending the session with resource-constraint");
+            tracing::info!(
+                conn = conn_id,
+                "mailbox overflowed; ending the session with resource-constraint"
+            );
             transport = None;
             stream.close(Some(StreamErrorCondition::ResourceConstraint));
             continue;

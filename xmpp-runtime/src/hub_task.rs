@@ -367,7 +367,7 @@ fn end_overflowed(
 ) {
     let now = now_ms();
     let mut ended: Vec<ConnId> = Vec::new();
-    let mut undelivered: Vec<Box<Element>> = Vec::new();
+    let mut undelivered: Vec<Element> = Vec::new();
     for (conn, stanza) in refused {
         if !ended.contains(&conn) {
             ended.push(conn);
@@ -375,9 +375,12 @@ fn end_overflowed(
             if let Some(m) = conns.get(&conn) {
                 undelivered.extend(m.take_stanzas());
             }
-            tracing::info!(conn, "session's mailbox overflowed; rerouting what waits for it");
+            tracing::info!(
+                conn,
+                "session's mailbox overflowed; rerouting what waits for it"
+            );
         }
-        undelivered.push(stanza);
+        undelivered.push(*stanza);
     }
     for stanza in undelivered {
         let Some(domain) = stanza
@@ -387,7 +390,7 @@ fn end_overflowed(
         else {
             continue;
         };
-        let Some(s) = undeliverable(*stanza, &domain) else {
+        let Some(s) = undeliverable(stanza, &domain) else {
             continue;
         };
         if is_redelivery(&s) {

@@ -145,7 +145,7 @@ impl Mailbox {
     /// Take the stanzas waiting, oldest first, leaving any other message:
     /// an overflowed session's partition reroutes them before the stanzas
     /// it was refused, so they keep their order.
-    pub(crate) fn take_stanzas(&self) -> Vec<Box<Element>> {
+    pub(crate) fn take_stanzas(&self) -> Vec<Element> {
         let mut inner = self.lock();
         inner.bytes = 0;
         let (stanzas, rest): (Vec<ConnMsg>, Vec<ConnMsg>) = std::mem::take(&mut inner.queue)
@@ -155,7 +155,7 @@ impl Mailbox {
         stanzas
             .into_iter()
             .filter_map(|m| match m {
-                ConnMsg::Deliver(el) => Some(el),
+                ConnMsg::Deliver(el) => Some(*el),
                 _ => None,
             })
             .collect()
@@ -295,7 +295,10 @@ mod tests {
         assert!(m.offer(deliver("2")).is_ok());
         assert!(!m.overflowed());
         assert!(!release_pending(&m));
-        let refused = m.deliver(Box::new(xmpp_core::Element::new("jabber:client", "message")));
+        let refused = m.deliver(Box::new(xmpp_core::Element::new(
+            "jabber:client",
+            "message",
+        )));
         assert!(matches!(refused, Err(Refused::Full(_))));
         assert!(m.overflowed());
         assert!(release_pending(&m), "a blocked write must give way");

@@ -482,20 +482,17 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                     usize::try_from(int(value)).unwrap_or(cfg.smacks_max_queue_bytes)
             }
             "stream.max_mailbox_bytes" => {
-                cfg.max_mailbox_bytes =
-                    usize::try_from(int(value)).unwrap_or(cfg.max_mailbox_bytes)
+                cfg.max_mailbox_bytes = usize::try_from(int(value)).unwrap_or(cfg.max_mailbox_bytes)
             }
             "stream.max_user_sessions" => {
-                cfg.max_user_sessions =
-                    usize::try_from(int(value)).unwrap_or(cfg.max_user_sessions)
+                cfg.max_user_sessions = usize::try_from(int(value)).unwrap_or(cfg.max_user_sessions)
             }
             "services.max_offline_messages" => {
                 cfg.max_offline_messages =
                     u64::try_from(int(value)).unwrap_or(cfg.max_offline_messages)
             }
             "services.offline_page_size" => {
-                cfg.offline_page_size =
-                    usize::try_from(int(value)).unwrap_or(cfg.offline_page_size)
+                cfg.offline_page_size = usize::try_from(int(value)).unwrap_or(cfg.offline_page_size)
             }
             "services.max_roster_items" => {
                 cfg.max_roster_items = usize::try_from(int(value)).unwrap_or(cfg.max_roster_items)

@@ -682,14 +682,17 @@ mod tests {
                     credentials: creds,
                 },
                 Req::PushOffline {
+                    limit: None,
                     account: "a@x".into(),
                     stanza: "<m1/>".into(),
                 },
                 Req::PushOffline {
+                    limit: None,
                     account: "nobody@x".into(),
                     stanza: "<m/>".into(),
                 },
                 Req::PushOffline {
+                    limit: None,
                     account: "a@x".into(),
                     stanza: "<m2/>".into(),
                 },
@@ -707,6 +710,7 @@ mod tests {
         let b = open(dir.path());
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: "a@x".into()
             }),
             StorageResult::Offline(vec!["<m1/>".into(), "<m2/>".into()])
@@ -743,6 +747,7 @@ mod tests {
             );
             assert_eq!(
                 b.execute(Req::PushOffline {
+                    limit: None,
                     account: account.clone(),
                     stanza: "<m/>".into()
                 }),
@@ -770,7 +775,10 @@ mod tests {
             }))
         );
         assert_eq!(
-            b.execute(Req::TakeOffline { account }),
+            b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
+                account
+            }),
             StorageResult::Offline(vec!["<m/>".into()])
         );
     }
@@ -795,6 +803,7 @@ mod tests {
                 account: "x@y".into(),
             },
             Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: "x@y".into(),
             },
         ] {
@@ -836,6 +845,7 @@ mod tests {
         let mut out = std::io::stdout().lock();
         for i in 0u64.. {
             let r = b.execute(Req::PushOffline {
+                limit: None,
                 account: account.clone(),
                 stanza: format!(
                     "<message id='{i}'>{}</message>",
