@@ -3,6 +3,7 @@
 //! an executor thread.
 
 use crate::clock::{instant_for, now_ms};
+use crate::credit::Credit;
 use crate::mailbox::{Mailbox, Refused};
 use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
@@ -40,7 +41,9 @@ pub(crate) enum HubMsg {
     PageDelivered(ConnId),
     /// An unacknowledged message of a session that ended (XEP-0198).
     Redeliver(Element),
-    FromSession(ConnId, Element),
+    /// A stanza from a session, with the bytes of partition credit its
+    /// connection took for it (returned once processed).
+    FromSession(ConnId, Element, usize),
     Routed(Element),
     /// The results of one storage batch (group commit), in request order:
     /// one message rather than one per request, so a burst of archive
@@ -61,6 +64,8 @@ struct Component {
 /// connected component go straight to its connection.
 pub(crate) struct Router {
     parts: Vec<Sender<HubMsg>>,
+    /// Per partition: bytes of client stanzas queued (`credit.rs`).
+    credits: Vec<Credit>,
     /// The configured component domains (fixed at start): only stanzas for
     /// these ever look at `components`, so user traffic takes no lock.
     component_domains: HashSet<String>,
@@ -79,10 +84,12 @@ impl Router {
     pub(crate) fn new(
         n: usize,
         component_domains: HashSet<String>,
+        queue_bytes: usize,
     ) -> (Router, Vec<Receiver<HubMsg>>) {
         let (parts, rxs) = (0..n).map(|_| smol::channel::unbounded()).unzip();
         let router = Router {
             parts,
+            credits: (0..n).map(|_| Credit::new(queue_bytes)).collect(),
             component_domains,
             components: RwLock::new(HashMap::new()),
             work: AtomicUsize::new(0),
@@ -128,6 +135,25 @@ impl Router {
                 self.work.fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!(partition, "hub partition gone; message dropped");
             }
+        }
+    }
+
+    /// Hand a session's stanza to its partition once the partition has
+    /// room for it: the only send that waits, and only connection tasks
+    /// call it (see `credit.rs` for why this cannot deadlock).
+    pub(crate) async fn from_session(&self, partition: usize, conn: ConnId, stanza: Element) {
+        let Some(credit) = self.credits.get(partition) else {
+            return;
+        };
+        let n = stanza.approx_size();
+        credit.acquire(n).await;
+        self.send(partition, HubMsg::FromSession(conn, stanza, n));
+    }
+
+    /// A partition processed a session's stanza of `n` bytes.
+    fn returned(&self, partition: usize, n: usize) {
+        if let Some(credit) = self.credits.get(partition) {
+            credit.release(n);
         }
     }
 
@@ -287,6 +313,8 @@ async fn run_partition(
             drain_outputs(index, &mut hub, &mut conns, &mut closing, &storage, &shared);
             continue;
         };
+        // Credit a session's stanza took, returned once it is processed.
+        let mut credit = 0usize;
         match msg {
             HubMsg::Bound { conn, jid, mailbox } => {
                 conns.insert(conn, mailbox);
@@ -300,7 +328,10 @@ async fn run_partition(
             HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
             HubMsg::PageDelivered(conn) => hub.offline_page_delivered(now, conn),
             HubMsg::Redeliver(stanza) => hub.redeliver(now, stanza),
-            HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
+            HubMsg::FromSession(conn, stanza, n) => {
+                hub.from_session(now, conn, stanza);
+                credit = n;
+            }
             HubMsg::Routed(stanza) => hub.routed(now, stanza),
             HubMsg::Storage(answers) => {
                 for (id, result) in answers {
@@ -314,6 +345,9 @@ async fn run_partition(
             HubMsg::Shutdown => hub.shutdown(),
         }
         drain_outputs(index, &mut hub, &mut conns, &mut closing, &storage, &shared);
+        if credit > 0 {
+            shared.router.returned(index, credit);
+        }
         // One message of the router's outstanding work is done.
         shared.router.done();
     }

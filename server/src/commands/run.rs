@@ -217,6 +217,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
         threads,
         partitions: threads * 2,
         max_connections: cfg.max_connections,
+        partition_queue_bytes: cfg.partition_queue_bytes,
         c2s_rate_limit: (cfg.c2s_rate_limit > 0).then(|| xmpp_runtime::RateLimit {
             bytes_per_sec: cfg.c2s_rate_limit,
             burst: cfg.c2s_rate_burst.max(cfg.c2s_rate_limit),

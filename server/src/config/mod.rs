@@ -102,6 +102,8 @@ pub struct Config {
     pub smacks_max_queue_bytes: usize,
     /// Most bytes of stanzas waiting for one connection to take them.
     pub max_mailbox_bytes: usize,
+    /// Most bytes of client stanzas queued for one hub partition.
+    pub partition_queue_bytes: usize,
     /// Most sessions bound to one account at once.
     pub max_user_sessions: usize,
     /// Most messages in one account's offline storage (XEP-0160).
@@ -198,6 +200,7 @@ impl Default for Config {
             smacks_max_unacked_stanzas: 5,
             smacks_max_queue_bytes: 4 * 1024 * 1024,
             max_mailbox_bytes: 4 * 1024 * 1024,
+            partition_queue_bytes: 8 * 1024 * 1024,
             max_user_sessions: 10,
             max_offline_messages: 1000,
             offline_page_size: 100,
@@ -483,6 +486,10 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "stream.max_mailbox_bytes" => {
                 cfg.max_mailbox_bytes = usize::try_from(int(value)).unwrap_or(cfg.max_mailbox_bytes)
+            }
+            "transport.partition_queue_bytes" => {
+                cfg.partition_queue_bytes =
+                    usize::try_from(int(value)).unwrap_or(cfg.partition_queue_bytes)
             }
             "stream.max_user_sessions" => {
                 cfg.max_user_sessions = usize::try_from(int(value)).unwrap_or(cfg.max_user_sessions)

@@ -723,12 +723,33 @@ impl Hub {
             .account_mut(account)
             .and_then(|a| a.sessions.get(&resource))
             .map(|s| s.conn);
-        let full = self
+        let full = old.is_none()
+            && self
+                .account(account)
+                .is_some_and(|a| a.sessions.len() >= self.cfg.quotas.max_sessions);
+        // At the limit, a hibernated session (XEP-0198: a connection that
+        // broke, most likely this very client's earlier one) makes room:
+        // the oldest ends as when too many hibernate, and what was queued
+        // for it is rerouted at its end.
+        let hibernated = self
             .account(account)
-            .is_some_and(|a| a.sessions.len() >= self.cfg.quotas.max_sessions);
-        if old.is_none() && full {
+            .filter(|_| full)
+            .and_then(|a| a.sessions.values().find(|s| s.hibernated))
+            .map(|s| s.conn);
+        if let Some(oldest) = hibernated {
+            tracing::info!(
+                account,
+                conn = oldest,
+                "session limit reached; ending the oldest hibernated session"
+            );
+            self.unbind(account, oldest);
+            self.out.push_back(HubOutput::Close {
+                conn: oldest,
+                condition: Some(StreamErrorCondition::ResourceConstraint),
+            });
+        } else if full {
             // Prosody's max_resources: one session too many is refused, the
-            // others stay (ending the oldest would let a stolen password
+            // live ones stay (ending the oldest would let a stolen password
             // log the owner out over and over).
             tracing::info!(account, conn, "session limit reached; refused");
             self.conns.remove(&conn);

@@ -420,8 +420,9 @@ fn offline_messages_come_in_pages_under_a_quota() {
     assert!(store.offline("bob@localhost").is_empty());
 }
 
-/// One session more than the quota is refused with resource-constraint;
-/// replacing a resource is not a new session.
+/// One session more than the quota is refused with resource-constraint,
+/// unless a hibernated one makes room; replacing a resource is not a new
+/// session.
 #[test]
 fn sessions_per_account_are_capped() {
     let cfg = HubConfig {
@@ -456,5 +457,18 @@ fn sessions_per_account_are_capped() {
             condition: Some(StreamErrorCondition::Conflict)
         }
     )));
+    assert_eq!(h.session_count(), 2);
+    // A hibernated session (XEP-0198) makes room for a new one.
+    h.session_hibernated(1, 2, &[]);
+    h.session_bound(1, 5, jid("bob@localhost/d"));
+    let out = pump(&mut h, &mut store);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        HubOutput::Close {
+            conn: 2,
+            condition: Some(StreamErrorCondition::ResourceConstraint)
+        }
+    )));
+    assert!(h.knows_session(5) && !h.knows_session(2));
     assert_eq!(h.session_count(), 2);
 }
