@@ -155,7 +155,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 }
                 ConnOutput::Stanza(el) => {
                     if let Some(p) = partition {
-                        shared.router.from_session(p, conn_id, el).await;
+                        shared.router.hand_over(p, conn_id, el).await;
                     }
                 }
                 ConnOutput::SmEnabled(id) => {

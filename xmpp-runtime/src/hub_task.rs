@@ -141,7 +141,7 @@ impl Router {
     /// Hand a session's stanza to its partition once the partition has
     /// room for it: the only send that waits, and only connection tasks
     /// call it (see `credit.rs` for why this cannot deadlock).
-    pub(crate) async fn from_session(&self, partition: usize, conn: ConnId, stanza: Element) {
+    pub(crate) async fn hand_over(&self, partition: usize, conn: ConnId, stanza: Element) {
         let Some(credit) = self.credits.get(partition) else {
             return;
         };
