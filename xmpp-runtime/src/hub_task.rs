@@ -23,6 +23,20 @@ use xmpp_core::Element;
 /// Most requests one storage flush covers.
 const MAX_STORAGE_BATCH: usize = 256;
 
+/// Storage requests a partition may have outstanding before it stops
+/// returning its connections' credit (`credit.rs`): a client writing to
+/// offline storage faster than the disk takes it then waits, instead of
+/// the queue to the storage thread growing without bound. Four batches
+/// keep the disk busy.
+const MAX_STORAGE_BACKLOG: usize = 4 * MAX_STORAGE_BATCH;
+
+/// A partition's way to its storage thread, and how much it has asked
+/// that is not answered yet.
+struct StorageQueue {
+    tx: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
+    outstanding: usize,
+}
+
 /// Input to a hub partition.
 #[derive(Debug)]
 pub(crate) enum HubMsg {
@@ -284,6 +298,13 @@ async fn run_partition(
     storage: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
     shared: Arc<Shared>,
 ) {
+    let mut storage = StorageQueue {
+        tx: storage,
+        outstanding: 0,
+    };
+    // Credit of processed client stanzas not returned yet, held back
+    // while storage is behind.
+    let mut owed = 0usize;
     let mut conns: HashMap<ConnId, Arc<Mailbox>> = HashMap::new();
     // Connections that ended, waiting for the hub to let go of their session.
     let mut closing: Vec<ConnId> = Vec::new();
@@ -310,7 +331,14 @@ async fn run_partition(
         let now = now_ms();
         let Some(msg) = msg else {
             hub.handle_timeout(now);
-            drain_outputs(index, &mut hub, &mut conns, &mut closing, &storage, &shared);
+            drain_outputs(
+                index,
+                &mut hub,
+                &mut conns,
+                &mut closing,
+                &mut storage,
+                &shared,
+            );
             continue;
         };
         // Credit a session's stanza took, returned once it is processed.
@@ -334,6 +362,7 @@ async fn run_partition(
             }
             HubMsg::Routed(stanza) => hub.routed(now, stanza),
             HubMsg::Storage(answers) => {
+                storage.outstanding = storage.outstanding.saturating_sub(answers.len());
                 for (id, result) in answers {
                     hub.handle_storage(now, id, result);
                 }
@@ -344,9 +373,18 @@ async fn run_partition(
             }
             HubMsg::Shutdown => hub.shutdown(),
         }
-        drain_outputs(index, &mut hub, &mut conns, &mut closing, &storage, &shared);
-        if credit > 0 {
-            shared.router.returned(index, credit);
+        drain_outputs(
+            index,
+            &mut hub,
+            &mut conns,
+            &mut closing,
+            &mut storage,
+            &shared,
+        );
+        owed += credit;
+        if owed > 0 && storage.outstanding <= MAX_STORAGE_BACKLOG {
+            shared.router.returned(index, owed);
+            owed = 0;
         }
         // One message of the router's outstanding work is done.
         shared.router.done();
@@ -359,7 +397,7 @@ fn drain_outputs(
     hub: &mut Hub,
     conns: &mut HashMap<ConnId, Arc<Mailbox>>,
     closing: &mut Vec<ConnId>,
-    storage: &std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
+    storage: &mut StorageQueue,
     shared: &Shared,
 ) {
     // Stanzas refused by a full mailbox, with their connection.
@@ -440,7 +478,7 @@ fn perform(
     index: usize,
     out: HubOutput,
     conns: &HashMap<ConnId, Arc<Mailbox>>,
-    storage: &std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
+    storage: &mut StorageQueue,
     shared: &Shared,
     refused: &mut Vec<(ConnId, Box<Element>)>,
 ) {
@@ -465,9 +503,11 @@ fn perform(
             }
             HubOutput::Storage { id, request } => {
                 shared.router.work.fetch_add(1, Ordering::Relaxed);
-                if storage.send((id, request)).is_err() {
+                if storage.tx.send((id, request)).is_err() {
                     shared.router.done();
                     tracing::error!(partition = index, "storage worker gone");
+                } else {
+                    storage.outstanding += 1;
                 }
             }
             HubOutput::Close { conn, condition } => {

@@ -200,7 +200,7 @@ impl Default for Config {
             smacks_max_unacked_stanzas: 5,
             smacks_max_queue_bytes: 4 * 1024 * 1024,
             max_mailbox_bytes: 4 * 1024 * 1024,
-            partition_queue_bytes: 8 * 1024 * 1024,
+            partition_queue_bytes: 2 * 1024 * 1024,
             max_user_sessions: 10,
             max_offline_messages: 1000,
             offline_page_size: 100,

@@ -177,7 +177,7 @@ enum Pending {
     Load(String),
     Offline(String, ConnId),
     /// A new message stored offline under the quota: bounced if refused.
-    OfflineStore(Box<Element>),
+    OfflineStore(Box<str>),
     /// A stored-XML read or write whose iq waits for the answer.
     StoredXml(Box<(Element, StoredXmlRequest)>),
     /// An account deleting itself (XEP-0077 `<remove/>`).
@@ -483,7 +483,7 @@ impl Hub {
                 }
                 self.offline_loaded(&account, conn, result)
             }
-            Some(Pending::OfflineStore(stanza)) => self.offline_stored(&stanza, result),
+            Some(Pending::OfflineStore(xml)) => self.offline_stored(&xml, result),
             Some(Pending::StoredXml(pending)) => {
                 let (iq, req) = *pending;
                 self.stored_xml_done(&iq, &req, result)

@@ -25,20 +25,25 @@ impl Hub {
     /// ended before the client had it) is stored regardless.
     pub(super) fn push_offline(&mut self, account: &str, stanza: Element) {
         let redelivered = self.redelivering;
+        let xml = stanza.to_xml();
+        // Kept serialized while storage answers (an element tree costs
+        // several times its text, and a flood keeps many in flight); parsed
+        // again only to answer a refusal.
+        let pending = (!redelivered).then(|| xml.clone().into_boxed_str());
         let request = StorageRequest::PushOffline {
             account: account.to_owned(),
-            stanza: stanza.to_xml(),
+            stanza: xml,
             limit: (!redelivered).then_some(self.cfg.quotas.max_offline_messages),
         };
-        if redelivered {
-            self.write(request);
-        } else {
-            self.request(request, Pending::OfflineStore(Box::new(stanza)));
+        match pending {
+            Some(xml) => self.request(request, Pending::OfflineStore(xml)),
+            None => self.write(request),
         }
     }
 
-    /// The store's answer to [`Hub::push_offline`] for a new message.
-    pub(super) fn offline_stored(&mut self, stanza: &Element, result: StorageResult) {
+    /// The store's answer to [`Hub::push_offline`] for a new message (as
+    /// it was serialized for storage).
+    pub(super) fn offline_stored(&mut self, xml: &str, result: StorageResult) {
         let cond = match result {
             StorageResult::Done => return,
             // ejabberd answers a full queue the same way.
@@ -50,8 +55,13 @@ impl Hub {
                 StanzaError::InternalServerError
             }
         };
-        tracing::debug!(to = ?stanza.attr("to"), ?cond, "offline message refused");
-        self.bounce(stanza, cond);
+        match Element::parse(xml.as_bytes()) {
+            Ok(stanza) => {
+                tracing::debug!(to = ?stanza.attr("to"), ?cond, "offline message refused");
+                self.bounce(&stanza, cond);
+            }
+            Err(e) => tracing::error!(error = %e, "refused offline message unreadable"),
+        }
     }
 
     /// Read the next page of `account`'s offline queue for the session on
