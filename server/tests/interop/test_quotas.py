@@ -15,7 +15,6 @@ quotas and bounded queues"), against the real binary.
 
 import asyncio
 import re
-import secrets
 from pathlib import Path
 
 import pytest
@@ -218,3 +217,45 @@ async def test_sessions_per_account_are_capped(configured_server):
     assert clients[0].conn.stream_error == "conflict"
     for c in clients[1:] + [again]:
         await c.close()
+
+
+async def test_roster_items_are_capped(configured_server):
+    srv = configured_server
+    configure(srv, "[services]\nmax_roster_items = 3\n")
+    acc = srv.new_account("popular")
+    alice = await SmClient(srv, acc, "pc").connect(sm=False)
+
+    def roster_set(jid: str, iq_id: str) -> None:
+        alice.send(f"<iq type='set' id='{iq_id}'><query xmlns='jabber:iq:roster'>"
+                   f"<item jid='{jid}'/></query></iq>")
+
+    def answer(iq_id: str):
+        return next((el for el in alice.stanzas
+                     if local(el.tag) == "iq" and el.get("id") == iq_id), None)
+
+    for i in range(3):
+        roster_set(f"friend{i}@{DOMAIN}", f"add{i}")
+        await alice.wait_until(lambda: answer(f"add{i}") is not None, WAIT, f"answer to add{i}")
+        assert answer(f"add{i}").get("type") == "result"
+    roster_set(f"friend3@{DOMAIN}", "add3")
+    await alice.wait_until(lambda: answer("add3") is not None, WAIT, "answer to add3")
+    refused = answer("add3")
+    assert refused.get("type") == "error"
+    assert refused.find(f".//{{{STANZA_ERRORS}}}resource-constraint") is not None
+    # Changing an existing item is still allowed.
+    roster_set(f"friend0@{DOMAIN}", "rename")
+    await alice.wait_until(lambda: answer("rename") is not None, WAIT, "answer to rename")
+    assert answer("rename").get("type") == "result"
+
+    # A stranger's subscription request would add a fourth (hidden) item:
+    # answered with an error, not silently dropped.
+    stranger = await SmClient(srv, srv.new_account("stranger"), "pc").connect(sm=False)
+    stranger.send(f"<presence to='{acc.jid}' type='subscribe'/>")
+
+    def presence_error():
+        return [el for el in stranger.stanzas
+                if local(el.tag) == "presence" and el.get("type") == "error"]
+    await stranger.wait_until(lambda: presence_error(), WAIT, "a presence error")
+    assert presence_error()[0].find(f".//{{{STANZA_ERRORS}}}resource-constraint") is not None
+    await alice.close()
+    await stranger.close()
