@@ -249,7 +249,8 @@ async def test_roster_items_are_capped(configured_server):
 
     # A stranger's subscription request would add a fourth (hidden) item:
     # answered with an error, not silently dropped.
-    stranger = await SmClient(srv, srv.new_account("stranger"), "pc").connect(sm=False)
+    # Available, so the error to its bare JID reaches it (RFC 6121 §8.5.2).
+    stranger = await SmClient(srv, srv.new_account("stranger"), "pc").connect(sm=False, presence=True)
     stranger.send(f"<presence to='{acc.jid}' type='subscribe'/>")
 
     def presence_error():
