@@ -247,6 +247,15 @@ async def test_roster_items_are_capped(configured_server):
     await alice.wait_until(lambda: answer("rename") is not None, WAIT, "answer to rename")
     assert answer("rename").get("type") == "result"
 
+    # Subscribing to a new contact would add one too.
+    alice.send(f"<presence to='friend9@{DOMAIN}' type='subscribe'/>")
+
+    def own_error():
+        return [el for el in alice.stanzas
+                if local(el.tag) == "presence" and el.get("type") == "error"]
+    await alice.wait_until(lambda: own_error(), WAIT, "a presence error for the subscribe")
+    assert own_error()[0].find(f".//{{{STANZA_ERRORS}}}resource-constraint") is not None
+
     # A stranger's subscription request would add a fourth (hidden) item:
     # answered with an error, not silently dropped.
     # Available, so the error to its bare JID reaches it (RFC 6121 §8.5.2).
