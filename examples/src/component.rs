@@ -120,6 +120,7 @@ pub fn run_demo(body: &str) -> Result<String, Error> {
         threads: 2,
         partitions: 2,
         max_connections: 100,
+        partition_queue_bytes: 8 * 1024 * 1024,
         c2s_rate_limit: None,
         admin_socket: None,
         scram_iterations: 4096,

@@ -373,7 +373,10 @@ impl World {
                 HubOutput::Route(stanza) => self.hub.routed(self.now, stanza),
                 HubOutput::Storage { id, request } => {
                     let result = Self::store(&request);
-                    if let StorageRequest::PushOffline { account, stanza } = request {
+                    if let StorageRequest::PushOffline {
+                        account, stanza, ..
+                    } = request
+                    {
                         seen.push(Seen::Stored { account, stanza });
                     }
                     self.hub.handle_storage(self.now, id, result);
@@ -383,6 +386,10 @@ impl World {
                     self.hub.session_closed(self.now, conn);
                 }
                 HubOutput::Forward { notice, .. } => self.hub.notice(self.now, notice),
+                // Offline storage is always empty here: no next page.
+                HubOutput::OfflinePageSent { conn } => {
+                    self.hub.offline_page_delivered(self.now, conn)
+                }
             }
         }
         Ok(())

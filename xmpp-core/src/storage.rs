@@ -122,11 +122,18 @@ pub enum StorageRequest {
         version: u64,
     },
     /// Append a serialized stanza to the account's offline queue (XEP-0160).
-    /// The backend must make it durable before answering.
-    PushOffline { account: String, stanza: String },
-    /// Remove and return the whole offline queue, oldest first.
-    /// Answer: [`StorageResult::Offline`].
-    TakeOffline { account: String },
+    /// The backend must make it durable before answering. With a `limit`,
+    /// a queue already holding that many messages stores nothing and
+    /// answers [`StorageResult::Full`] (the per-account quota); `None`
+    /// stores regardless (a message the server already accepted once).
+    PushOffline {
+        account: String,
+        stanza: String,
+        limit: Option<u64>,
+    },
+    /// Remove and return one page of the offline queue, oldest first: what
+    /// [`OfflinePage`] admits. Answer: [`StorageResult::Offline`].
+    TakeOffline { account: String, page: OfflinePage },
     /// Create an account. Fails with `Conflict` if it exists.
     CreateAccount {
         account: String,
@@ -185,7 +192,7 @@ impl StorageRequest {
             | StorageRequest::PutRosterItem { account, .. }
             | StorageRequest::RemoveRosterItem { account, .. }
             | StorageRequest::PushOffline { account, .. }
-            | StorageRequest::TakeOffline { account }
+            | StorageRequest::TakeOffline { account, .. }
             | StorageRequest::CreateAccount { account, .. }
             | StorageRequest::SetCredentials { account, .. }
             | StorageRequest::DeleteAccount { account }
@@ -196,6 +203,48 @@ impl StorageRequest {
             | StorageRequest::ArchiveMetadata { account } => account,
             StorageRequest::PurgeArchive { .. } => return None,
         })
+    }
+}
+
+/// How much of an offline queue one [`StorageRequest::TakeOffline`] takes:
+/// at most `max` messages and `max_bytes` bytes of them, but always the
+/// oldest one if there is any (a page that admits nothing would never
+/// drain the queue). Pages are what keeps a login with thousands of
+/// messages waiting from arriving as one burst that no client can
+/// acknowledge in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflinePage {
+    /// Most messages in the page.
+    pub max: usize,
+    /// Most bytes (serialized) in the page, unless its first message alone
+    /// is bigger.
+    pub max_bytes: usize,
+}
+
+impl OfflinePage {
+    /// Everything at once (tests, tools).
+    pub const ALL: OfflinePage = OfflinePage {
+        max: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+
+    /// Whether a message of `len` bytes joins a page that already holds
+    /// `taken` messages of `bytes` bytes.
+    pub fn admits(&self, taken: usize, bytes: usize, len: usize) -> bool {
+        taken < self.max && (taken == 0 || bytes.saturating_add(len) <= self.max_bytes)
+    }
+
+    /// How many of `sizes` (message lengths, oldest first) the page takes.
+    pub fn count(&self, sizes: impl IntoIterator<Item = usize>) -> usize {
+        let (mut taken, mut bytes) = (0usize, 0usize);
+        for len in sizes {
+            if !self.admits(taken, bytes, len) {
+                break;
+            }
+            taken += 1;
+            bytes = bytes.saturating_add(len);
+        }
+        taken
     }
 }
 
@@ -210,6 +259,8 @@ pub enum StorageResult {
     Account(Option<AccountData>),
     /// Offline stanzas, oldest first (serialized XML).
     Offline(Vec<String>),
+    /// The account's offline queue is at its limit: nothing was stored.
+    Full,
     /// A stored XML document, or `None` when there is none.
     Blob(Option<String>),
     /// A page of archived messages.

@@ -20,6 +20,12 @@ use std::sync::Arc;
 use xmpp_core::hub::ConnId;
 use xmpp_core::stream::{ComponentStream, ComponentStreamConfig, ConnOutput, StreamErrorCondition};
 
+/// Most bytes of stanzas waiting for a component (it serves a whole
+/// domain, so more than a client's mailbox holds); over it the component
+/// is disconnected and what it is sent meanwhile is answered as for a
+/// component that is away.
+const COMPONENT_MAILBOX_BYTES: usize = 64 * 1024 * 1024;
+
 /// Accept component connections until the listener fails.
 pub(crate) async fn accept_loop(
     ex: Arc<smol::Executor<'static>>,
@@ -51,7 +57,7 @@ async fn run(
 ) {
     let conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let mut transport = Transport::Plain(tcp);
-    let mailbox = Arc::new(Mailbox::default());
+    let mailbox = Arc::new(Mailbox::with_limit(COMPONENT_MAILBOX_BYTES));
     shared.conns().insert(conn_id, mailbox.clone());
     let mut stream = ComponentStream::new(cfg, entropy(), now_ms());
     // The domain this connection serves, once claimed.
@@ -96,10 +102,17 @@ async fn run(
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_) => {}
+                | ConnOutput::Undelivered(_)
+                | ConnOutput::PageDelivered => {}
             }
         }
         if transport.flush().await.is_err() || stream.is_closed() {
+            break;
+        }
+        if mailbox.overflowed() {
+            // Refused stanzas went back to the router (and were answered
+            // as for a component that is away); this one cannot keep up.
+            tracing::warn!(%peer, "component not reading fast enough; disconnecting");
             break;
         }
         if let Some(want) = stream.poll_timeout() {
@@ -131,7 +144,7 @@ async fn run(
                         ConnMsg::Close(cond) => stream.close(cond),
                         // Components have no resumable sessions (dropping
                         // the reply answers "not here") nor a hub session.
-                        ConnMsg::Release(_) | ConnMsg::Drained => {}
+                        ConnMsg::Release(_) | ConnMsg::Drained | ConnMsg::PageMark => {}
                     }
                 }
             }

@@ -81,9 +81,9 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     // lives on without one until it is resumed or times out.
     let mut transport = Some(transport);
     tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
-    let mut mailbox = Arc::new(Mailbox::default());
-    shared.conns().insert(conn_id, mailbox.clone());
     let cfg = shared.stream_cfg();
+    let mut mailbox = Arc::new(Mailbox::with_limit(cfg.max_mailbox_bytes));
+    shared.conns().insert(conn_id, mailbox.clone());
     let stall = cfg.send_timeout_ms.map(Duration::from_millis);
     let mut stream = ServerStream::new(cfg, entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
@@ -110,7 +110,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     };
                     if send::write(t, &bytes, &mailbox, stall).await.is_err() {
                         transport = None;
-                        lose_transport(&mut stream, &shared, partition, conn_id);
+                        lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
                     }
                 }
                 ConnOutput::StartTls => {
@@ -155,7 +155,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 }
                 ConnOutput::Stanza(el) => {
                     if let Some(p) = partition {
-                        shared.router.send(p, HubMsg::FromSession(conn_id, el));
+                        shared.router.hand_over(p, conn_id, el).await;
                     }
                 }
                 ConnOutput::SmEnabled(id) => {
@@ -190,6 +190,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     }
                 }
                 ConnOutput::Undelivered(stanzas) => undelivered.extend(stanzas),
+                ConnOutput::PageDelivered => {
+                    if let Some(p) = partition {
+                        shared.router.send(p, HubMsg::PageDelivered(conn_id));
+                    }
+                }
                 ConnOutput::Close => {
                     if let Some(t) = transport.as_mut() {
                         send::close(t, stall).await;
@@ -202,12 +207,24 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         if let Some(t) = transport.as_mut() {
             if send::flush(t, &mailbox, stall).await.is_err() {
                 transport = None;
-                lose_transport(&mut stream, &shared, partition, conn_id);
+                lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
                 continue;
             }
         }
         if stream.is_closed() {
             break;
+        }
+        if mailbox.overflowed() {
+            // The client does not read what it is sent (its partition has
+            // already let go of the session and rerouted what waited): end
+            // it without waiting on a socket that does not drain.
+            tracing::info!(
+                conn = conn_id,
+                "mailbox overflowed; ending the session with resource-constraint"
+            );
+            transport = None;
+            stream.close(Some(StreamErrorCondition::ResourceConstraint));
+            continue;
         }
         // Re-arm only when the machine wants an earlier wake-up: a busy
         // connection's deadline keeps moving later, and touching the
@@ -238,7 +255,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 // No closing handshake: a resumable session hibernates,
                 // any other ends (its outputs say how).
                 transport = None;
-                lose_transport(&mut stream, &shared, partition, conn_id);
+                lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
             }
             Wake::Read(Ok(n)) => {
                 // Already handed to the stream; over its budget, the client
@@ -288,6 +305,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                             }
                             break;
                         }
+                        ConnMsg::PageMark => stream.mark_page(),
                         ConnMsg::Drained => {}
                     }
                 }
@@ -337,9 +355,15 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
 fn lose_transport(
     stream: &mut ServerStream,
     shared: &Shared,
+    mailbox: &Mailbox,
     partition: Option<usize>,
     conn: ConnId,
 ) {
+    if mailbox.overflowed() {
+        // Not a lost transport but a session over its limit: it ends
+        // (below, in the connection loop) rather than hibernate.
+        return;
+    }
     if stream.transport_lost(now_ms()) {
         tracing::debug!(conn, "session hibernated");
         if let Some(p) = partition {

@@ -3,7 +3,8 @@
 //! an executor thread.
 
 use crate::clock::{instant_for, now_ms};
-use crate::mailbox::Mailbox;
+use crate::credit::Credit;
+use crate::mailbox::{Mailbox, Refused};
 use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
@@ -15,11 +16,26 @@ use std::time::Duration;
 use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput, Notice};
 use xmpp_core::jid::Jid;
 use xmpp_core::storage::{RequestId, StorageRequest, StorageResult};
+use xmpp_core::stream::sm::{is_redelivery, undeliverable};
 use xmpp_core::stream::StreamErrorCondition;
 use xmpp_core::Element;
 
 /// Most requests one storage flush covers.
 const MAX_STORAGE_BATCH: usize = 256;
+
+/// Storage requests a partition may have outstanding before it stops
+/// returning its connections' credit (`credit.rs`): a client writing to
+/// offline storage faster than the disk takes it then waits, instead of
+/// the queue to the storage thread growing without bound. Four batches
+/// keep the disk busy.
+const MAX_STORAGE_BACKLOG: usize = 4 * MAX_STORAGE_BATCH;
+
+/// A partition's way to its storage thread, and how much it has asked
+/// that is not answered yet.
+struct StorageQueue {
+    tx: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
+    outstanding: usize,
+}
 
 /// Input to a hub partition.
 #[derive(Debug)]
@@ -35,9 +51,13 @@ pub(crate) enum HubMsg {
     Hibernated(ConnId, Vec<Element>),
     /// A hibernated session continues on a new connection.
     Resumed(ConnId),
+    /// The client has the page of offline messages last sent to it.
+    PageDelivered(ConnId),
     /// An unacknowledged message of a session that ended (XEP-0198).
     Redeliver(Element),
-    FromSession(ConnId, Element),
+    /// A stanza from a session, with the bytes of partition credit its
+    /// connection took for it (returned once processed).
+    FromSession(ConnId, Element, usize),
     Routed(Element),
     /// The results of one storage batch (group commit), in request order:
     /// one message rather than one per request, so a burst of archive
@@ -58,6 +78,8 @@ struct Component {
 /// connected component go straight to its connection.
 pub(crate) struct Router {
     parts: Vec<Sender<HubMsg>>,
+    /// Per partition: bytes of client stanzas queued (`credit.rs`).
+    credits: Vec<Credit>,
     /// The configured component domains (fixed at start): only stanzas for
     /// these ever look at `components`, so user traffic takes no lock.
     component_domains: HashSet<String>,
@@ -76,10 +98,12 @@ impl Router {
     pub(crate) fn new(
         n: usize,
         component_domains: HashSet<String>,
+        queue_bytes: usize,
     ) -> (Router, Vec<Receiver<HubMsg>>) {
         let (parts, rxs) = (0..n).map(|_| smol::channel::unbounded()).unzip();
         let router = Router {
             parts,
+            credits: (0..n).map(|_| Credit::new(queue_bytes)).collect(),
             component_domains,
             components: RwLock::new(HashMap::new()),
             work: AtomicUsize::new(0),
@@ -128,6 +152,25 @@ impl Router {
         }
     }
 
+    /// Hand a session's stanza to its partition once the partition has
+    /// room for it: the only send that waits, and only connection tasks
+    /// call it (see `credit.rs` for why this cannot deadlock).
+    pub(crate) async fn hand_over(&self, partition: usize, conn: ConnId, stanza: Element) {
+        let Some(credit) = self.credits.get(partition) else {
+            return;
+        };
+        let n = stanza.approx_size();
+        credit.acquire(n).await;
+        self.send(partition, HubMsg::FromSession(conn, stanza, n));
+    }
+
+    /// A partition processed a session's stanza of `n` bytes.
+    fn returned(&self, partition: usize, n: usize) {
+        if let Some(credit) = self.credits.get(partition) {
+            credit.release(n);
+        }
+    }
+
     /// One unit of work (a partition message, a storage request) is done.
     fn done(&self) {
         self.work.fetch_sub(1, Ordering::Relaxed);
@@ -161,7 +204,9 @@ impl Router {
         match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
             Ok(()) => Ok(()),
             Err(ConnMsg::Deliver(s)) => Err(*s),
-            Err(ConnMsg::Close(_) | ConnMsg::Release(_) | ConnMsg::Drained) => Ok(()),
+            Err(ConnMsg::Close(_) | ConnMsg::Release(_) | ConnMsg::Drained | ConnMsg::PageMark) => {
+                Ok(())
+            }
         }
     }
 
@@ -253,6 +298,13 @@ async fn run_partition(
     storage: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
     shared: Arc<Shared>,
 ) {
+    let mut storage = StorageQueue {
+        tx: storage,
+        outstanding: 0,
+    };
+    // Credit of processed client stanzas not returned yet, held back
+    // while storage is behind.
+    let mut owed = 0usize;
     let mut conns: HashMap<ConnId, Arc<Mailbox>> = HashMap::new();
     // Connections that ended, waiting for the hub to let go of their session.
     let mut closing: Vec<ConnId> = Vec::new();
@@ -279,9 +331,18 @@ async fn run_partition(
         let now = now_ms();
         let Some(msg) = msg else {
             hub.handle_timeout(now);
-            drain_outputs(index, &mut hub, &mut conns, &mut closing, &storage, &shared);
+            drain_outputs(
+                index,
+                &mut hub,
+                &mut conns,
+                &mut closing,
+                &mut storage,
+                &shared,
+            );
             continue;
         };
+        // Credit a session's stanza took, returned once it is processed.
+        let mut credit = 0usize;
         match msg {
             HubMsg::Bound { conn, jid, mailbox } => {
                 conns.insert(conn, mailbox);
@@ -293,10 +354,15 @@ async fn run_partition(
             }
             HubMsg::Hibernated(conn, unacked) => hub.session_hibernated(now, conn, &unacked),
             HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
+            HubMsg::PageDelivered(conn) => hub.offline_page_delivered(now, conn),
             HubMsg::Redeliver(stanza) => hub.redeliver(now, stanza),
-            HubMsg::FromSession(conn, stanza) => hub.from_session(now, conn, stanza),
+            HubMsg::FromSession(conn, stanza, n) => {
+                hub.from_session(now, conn, stanza);
+                credit = n;
+            }
             HubMsg::Routed(stanza) => hub.routed(now, stanza),
             HubMsg::Storage(answers) => {
+                storage.outstanding = storage.outstanding.saturating_sub(answers.len());
                 for (id, result) in answers {
                     hub.handle_storage(now, id, result);
                 }
@@ -307,7 +373,19 @@ async fn run_partition(
             }
             HubMsg::Shutdown => hub.shutdown(),
         }
-        drain_outputs(index, &mut hub, &mut conns, &mut closing, &storage, &shared);
+        drain_outputs(
+            index,
+            &mut hub,
+            &mut conns,
+            &mut closing,
+            &mut storage,
+            &shared,
+        );
+        owed += credit;
+        if owed > 0 && storage.outstanding <= MAX_STORAGE_BACKLOG {
+            shared.router.returned(index, owed);
+            owed = 0;
+        }
         // One message of the router's outstanding work is done.
         shared.router.done();
     }
@@ -319,34 +397,19 @@ fn drain_outputs(
     hub: &mut Hub,
     conns: &mut HashMap<ConnId, Arc<Mailbox>>,
     closing: &mut Vec<ConnId>,
-    storage: &std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
+    storage: &mut StorageQueue,
     shared: &Shared,
 ) {
-    while let Some(out) = hub.poll_output() {
-        match out {
-            HubOutput::Deliver { conn, stanza } => {
-                if let Some(m) = conns.get(&conn) {
-                    m.send(ConnMsg::Deliver(Box::new(stanza)));
-                }
-            }
-            HubOutput::Route(stanza) => shared.router.route(stanza),
-            HubOutput::Forward { owner, notice } => {
-                let p = shared.router.partition(&owner);
-                shared.router.send(p, HubMsg::Notice(notice));
-            }
-            HubOutput::Storage { id, request } => {
-                shared.router.work.fetch_add(1, Ordering::Relaxed);
-                if storage.send((id, request)).is_err() {
-                    shared.router.done();
-                    tracing::error!(partition = index, "storage worker gone");
-                }
-            }
-            HubOutput::Close { conn, condition } => {
-                if let Some(m) = conns.get(&conn) {
-                    m.send(ConnMsg::Close(condition));
-                }
-            }
+    // Stanzas refused by a full mailbox, with their connection.
+    let mut refused: Vec<(ConnId, Box<Element>)> = Vec::new();
+    loop {
+        while let Some(out) = hub.poll_output() {
+            perform(index, out, conns, storage, shared, &mut refused);
         }
+        if refused.is_empty() {
+            break;
+        }
+        end_overflowed(hub, conns, shared, std::mem::take(&mut refused));
     }
     // `Drained` is the last message an ended connection gets, once the
     // hub can no longer deliver to it (its end may wait for an account
@@ -360,4 +423,98 @@ fn drain_outputs(
         }
         false
     });
+}
+
+/// Sessions whose mailbox overflowed (a client that stopped reading): the
+/// hub lets go of them now, as if their connections had ended, so nothing
+/// more is delivered to them; then what waited in their mailboxes and what
+/// they were refused goes, oldest first, to the accounts' other resources
+/// or offline storage (`sm::undeliverable`, as at any session's end). The
+/// connections end their streams with `resource-constraint` themselves.
+fn end_overflowed(
+    hub: &mut Hub,
+    conns: &HashMap<ConnId, Arc<Mailbox>>,
+    shared: &Shared,
+    refused: Vec<(ConnId, Box<Element>)>,
+) {
+    let now = now_ms();
+    let mut ended: Vec<ConnId> = Vec::new();
+    let mut undelivered: Vec<Element> = Vec::new();
+    for (conn, stanza) in refused {
+        if !ended.contains(&conn) {
+            ended.push(conn);
+            hub.session_closed(now, conn);
+            if let Some(m) = conns.get(&conn) {
+                undelivered.extend(m.take_stanzas());
+            }
+            tracing::info!(
+                conn,
+                "session's mailbox overflowed; rerouting what waits for it"
+            );
+        }
+        undelivered.push(*stanza);
+    }
+    for stanza in undelivered {
+        let Some(domain) = stanza
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .map(|j| j.domain().to_owned())
+        else {
+            continue;
+        };
+        let Some(s) = undeliverable(stanza, &domain) else {
+            continue;
+        };
+        if is_redelivery(&s) {
+            hub.redeliver(now, s);
+        } else {
+            shared.router.route(s);
+        }
+    }
+}
+
+/// Carry out one thing the hub asked for.
+fn perform(
+    index: usize,
+    out: HubOutput,
+    conns: &HashMap<ConnId, Arc<Mailbox>>,
+    storage: &mut StorageQueue,
+    shared: &Shared,
+    refused: &mut Vec<(ConnId, Box<Element>)>,
+) {
+    {
+        match out {
+            HubOutput::Deliver { conn, stanza } => {
+                if let Some(m) = conns.get(&conn) {
+                    if let Err(Refused::Full(s)) = m.deliver(Box::new(stanza)) {
+                        refused.push((conn, s));
+                    }
+                }
+            }
+            HubOutput::OfflinePageSent { conn } => {
+                if let Some(m) = conns.get(&conn) {
+                    m.send(ConnMsg::PageMark);
+                }
+            }
+            HubOutput::Route(stanza) => shared.router.route(stanza),
+            HubOutput::Forward { owner, notice } => {
+                let p = shared.router.partition(&owner);
+                shared.router.send(p, HubMsg::Notice(notice));
+            }
+            HubOutput::Storage { id, request } => {
+                shared.router.work.fetch_add(1, Ordering::Relaxed);
+                if storage.tx.send((id, request)).is_err() {
+                    shared.router.done();
+                    tracing::error!(partition = index, "storage worker gone");
+                } else {
+                    storage.outstanding += 1;
+                }
+            }
+            HubOutput::Close { conn, condition } => {
+                if let Some(m) = conns.get(&conn) {
+                    m.send(ConnMsg::Close(condition));
+                }
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod client;
 pub mod clock;
 mod component;
 mod connection;
+mod credit;
 mod hub_task;
 mod mailbox;
 mod memory;

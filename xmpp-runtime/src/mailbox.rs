@@ -4,10 +4,20 @@
 //! it. Unlike a channel it holds no allocation while empty, which matters
 //! when tens of thousands of sessions sit idle, and the receiver drains a
 //! burst in one go.
+//!
+//! Stanzas waiting are bounded in bytes, never by blocking the sender: a
+//! hub partition must not wait on one slow connection (every account of
+//! the partition would stall, and partitions routing to each other could
+//! deadlock). A stanza that does not fit is refused and the mailbox stays
+//! *overflowed*: the partition ends the session in its hub and reroutes
+//! what waits (to the account's other resources or offline storage), and
+//! the connection, woken even in the middle of a write, ends its stream
+//! with `resource-constraint`.
 
 use crate::server::ConnMsg;
 use event_listener::Event;
 use std::sync::{Mutex, MutexGuard};
+use xmpp_core::Element;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -15,16 +25,53 @@ struct Inner {
     closed: bool,
     /// `Release` requests in `queue` (so waiting for one scans nothing).
     releases: usize,
+    /// `Element::approx_size` of the stanzas in `queue`.
+    bytes: usize,
+    /// A stanza was refused for want of room: the session is over.
+    overflowed: bool,
+}
+
+/// Why a stanza was not queued; it comes back for rerouting.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The connection is gone.
+    Closed(Box<Element>),
+    /// The mailbox is over its byte limit (now or earlier).
+    Full(Box<Element>),
 }
 
 /// One connection's inbox.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Mailbox {
     inner: Mutex<Inner>,
     event: Event,
+    /// Most bytes of stanzas waiting.
+    limit: usize,
+}
+
+impl Default for Mailbox {
+    fn default() -> Self {
+        Mailbox::with_limit(usize::MAX)
+    }
+}
+
+fn size(msg: &ConnMsg) -> usize {
+    match msg {
+        ConnMsg::Deliver(el) => el.approx_size(),
+        _ => 0,
+    }
 }
 
 impl Mailbox {
+    /// A mailbox holding at most `limit` bytes of stanzas.
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        Mailbox {
+            inner: Mutex::default(),
+            event: Event::new(),
+            limit,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Pushing and taking cannot leave the queue inconsistent.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -36,8 +83,17 @@ impl Mailbox {
     }
 
     /// Queue a message, or hand it back once the connection is gone (so
-    /// the caller can route it elsewhere).
+    /// the caller can route it elsewhere). A stanza goes through
+    /// [`Mailbox::deliver`], under the byte limit.
     pub(crate) fn offer(&self, msg: ConnMsg) -> Result<(), ConnMsg> {
+        let msg = match msg {
+            ConnMsg::Deliver(el) => {
+                return self.deliver(el).map_err(|r| match r {
+                    Refused::Closed(el) | Refused::Full(el) => ConnMsg::Deliver(el),
+                })
+            }
+            other => other,
+        };
         let mut inner = self.lock();
         if inner.closed {
             return Err(msg);
@@ -49,6 +105,60 @@ impl Mailbox {
         drop(inner);
         self.event.notify(1);
         Ok(())
+    }
+
+    /// Queue a stanza unless the connection is gone or the mailbox is full
+    /// (which it stays from then on).
+    pub(crate) fn deliver(&self, stanza: Box<Element>) -> Result<(), Refused> {
+        let len = stanza.approx_size();
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(Refused::Closed(stanza));
+        }
+        let total = inner.bytes.saturating_add(len);
+        if inner.overflowed || total > self.limit {
+            let first = !inner.overflowed;
+            inner.overflowed = true;
+            drop(inner);
+            if first {
+                tracing::info!(
+                    queued = total - len,
+                    limit = self.limit,
+                    "mailbox over its byte limit; the session ends"
+                );
+                self.event.notify(usize::MAX);
+            }
+            return Err(Refused::Full(stanza));
+        }
+        inner.bytes = total;
+        inner.queue.push(ConnMsg::Deliver(stanza));
+        drop(inner);
+        self.event.notify(1);
+        Ok(())
+    }
+
+    /// True once a stanza was refused for want of room.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.lock().overflowed
+    }
+
+    /// Take the stanzas waiting, oldest first, leaving any other message:
+    /// an overflowed session's partition reroutes them before the stanzas
+    /// it was refused, so they keep their order.
+    pub(crate) fn take_stanzas(&self) -> Vec<Element> {
+        let mut inner = self.lock();
+        inner.bytes = 0;
+        let (stanzas, rest): (Vec<ConnMsg>, Vec<ConnMsg>) = std::mem::take(&mut inner.queue)
+            .into_iter()
+            .partition(|m| matches!(m, ConnMsg::Deliver(_)));
+        inner.queue = rest;
+        stanzas
+            .into_iter()
+            .filter_map(|m| match m {
+                ConnMsg::Deliver(el) => Some(*el),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The connection ended: refuse further messages.
@@ -68,6 +178,9 @@ impl Mailbox {
             .iter()
             .filter(|m| matches!(m, ConnMsg::Release(_)))
             .count();
+        // Back under the limit's count, never refused: they were admitted.
+        let back: usize = msgs.iter().map(size).sum();
+        inner.bytes = inner.bytes.saturating_add(back);
         msgs.append(&mut inner.queue);
         inner.queue = msgs;
         drop(inner);
@@ -79,6 +192,7 @@ impl Mailbox {
         let mut inner = self.lock();
         inner.closed = true;
         inner.releases = 0;
+        inner.bytes = 0;
         let left = std::mem::take(&mut inner.queue);
         drop(inner);
         self.event.notify(usize::MAX);
@@ -92,6 +206,7 @@ impl Mailbox {
                 let mut inner = self.lock();
                 if !inner.queue.is_empty() {
                     inner.releases = 0;
+                    inner.bytes = 0;
                     return std::mem::take(&mut inner.queue);
                 }
                 self.event.listen()
@@ -101,13 +216,14 @@ impl Mailbox {
     }
 
     /// Wait until another connection asks for this one's session (a
-    /// `Release` is queued), leaving the queue as it is: a connection
-    /// blocked writing to a half-open socket gives up the write for it.
+    /// `Release` is queued) or the mailbox overflowed, leaving the queue as
+    /// it is: a connection blocked writing to a half-open socket (or to a
+    /// client that stopped reading) gives up the write for either.
     pub(crate) async fn release_requested(&self) {
         loop {
             let listener = {
                 let inner = self.lock();
-                if inner.releases > 0 {
+                if inner.releases > 0 || inner.overflowed {
                     return;
                 }
                 self.event.listen()
@@ -168,6 +284,45 @@ mod tests {
         let again = smol::block_on(m.recv_all());
         assert!(matches!(again[0], ConnMsg::Release(_)));
         assert_eq!(id(&again[1]), Some("3"));
+    }
+
+    #[test]
+    fn over_its_byte_limit_the_mailbox_refuses_stanzas_from_then_on() {
+        let one = deliver("1");
+        let len = size(&one);
+        let m = Mailbox::with_limit(2 * len);
+        assert!(m.offer(one).is_ok());
+        assert!(m.offer(deliver("2")).is_ok());
+        assert!(!m.overflowed());
+        assert!(!release_pending(&m));
+        let refused = m.deliver(Box::new(xmpp_core::Element::new(
+            "jabber:client",
+            "message",
+        )));
+        assert!(matches!(refused, Err(Refused::Full(_))));
+        assert!(m.overflowed());
+        assert!(release_pending(&m), "a blocked write must give way");
+        // Even a small stanza is refused now: the session is over.
+        let tiny = xmpp_core::Element::new("x", "m");
+        assert!(matches!(m.deliver(Box::new(tiny)), Err(Refused::Full(_))));
+        // Control messages still get through, and the stanzas that fit
+        // come out in order for rerouting.
+        assert!(m.send(ConnMsg::Drained));
+        let taken = m.take_stanzas();
+        let ids: Vec<_> = taken.iter().map(|e| e.attr("id")).collect();
+        assert_eq!(ids, [Some("1"), Some("2")]);
+        let rest = smol::block_on(m.recv_all());
+        assert!(matches!(rest[..], [ConnMsg::Drained]));
+    }
+
+    #[test]
+    fn taking_frees_room() {
+        let one = deliver("1");
+        let m = Mailbox::with_limit(size(&one));
+        assert!(m.offer(one).is_ok());
+        assert_eq!(smol::block_on(m.recv_all()).len(), 1);
+        assert!(m.offer(deliver("2")).is_ok(), "room again once taken");
+        assert!(!m.overflowed());
     }
 
     #[test]

@@ -505,6 +505,7 @@ mod tests {
             threads: 1,
             partitions: 1,
             max_connections: 100,
+            partition_queue_bytes: 8 * 1024 * 1024,
             c2s_rate_limit: None,
             admin_socket: Some(admin.to_owned()),
             scram_iterations: 4096,

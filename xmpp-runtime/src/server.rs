@@ -52,6 +52,10 @@ pub struct RuntimeConfig {
     pub partitions: usize,
     /// Refuse connections beyond this many.
     pub max_connections: usize,
+    /// Bytes of client stanzas one hub partition may have queued; a
+    /// connection waits for room before handing over another
+    /// (`credit.rs`).
+    pub partition_queue_bytes: usize,
     /// Per-connection limit on received bytes, if any.
     pub c2s_rate_limit: Option<crate::RateLimit>,
     /// Unix admin socket for `vireo adduser` & co. while running.
@@ -125,6 +129,10 @@ pub(crate) enum ConnMsg {
     /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
     /// after this, so what came before can be rerouted.
     Drained,
+    /// The hub delivered a page of offline messages (the `Deliver`s before
+    /// this): tell it, through `HubMsg::PageDelivered`, once the client has
+    /// them (`ServerStream::mark_page`).
+    PageMark,
 }
 
 /// State shared by every task of one server.
@@ -254,7 +262,8 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         .iter()
         .flat_map(|c| c.stream.components.iter().map(|x| x.domain.clone()))
         .collect();
-    let (router, hub_receivers) = Router::new(partitions, component_domains);
+    let (router, hub_receivers) =
+        Router::new(partitions, component_domains, cfg.partition_queue_bytes);
     let shared = Arc::new(Shared {
         stream_cfg: RwLock::new(Arc::new(stream_cfg)),
         tls: RwLock::new(cfg.tls.clone()),

@@ -81,6 +81,7 @@ fn idle_server_purges_expired_messages() {
         threads: 1,
         partitions: 3,
         max_connections: 10,
+        partition_queue_bytes: 8 * 1024 * 1024,
         c2s_rate_limit: None,
         admin_socket: None,
         scram_iterations: 4096,

@@ -38,6 +38,7 @@ fn start(limit: RegistrationLimit) -> (RunningServer, tempfile::TempDir) {
         threads: 1,
         partitions: 1,
         max_connections: 100,
+        partition_queue_bytes: 8 * 1024 * 1024,
         c2s_rate_limit: None,
         admin_socket: None,
         scram_iterations: 4096,

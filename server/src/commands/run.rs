@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::archive::DefaultPref;
-use xmpp_core::hub::{ArchiveConfig, HubConfig};
+use xmpp_core::hub::{ArchiveConfig, HubConfig, Quotas};
 use xmpp_core::modules::push::PushSettings;
+use xmpp_core::storage::OfflinePage;
 use xmpp_core::stream::{ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
 use xmpp_core::xml::Limits;
 use xmpp_runtime::storage::{Backend, SledBackend};
@@ -79,6 +80,23 @@ fn archive_config(cfg: &Config) -> ArchiveConfig {
     }
 }
 
+/// The per-account limits. An offline page stays well inside the XEP-0198
+/// queue's limits, so delivering one never ends the session.
+fn quotas(cfg: &Config) -> Quotas {
+    let max = cfg
+        .offline_page_size
+        .min((cfg.smacks_max_queue_size / 2).max(1));
+    Quotas {
+        max_offline_messages: cfg.max_offline_messages,
+        offline_page: OfflinePage {
+            max,
+            max_bytes: (1024 * 1024).min(cfg.smacks_max_queue_bytes / 4),
+        },
+        max_sessions: cfg.max_user_sessions,
+        max_roster_items: cfg.max_roster_items,
+    }
+}
+
 /// Translate the effective configuration for the runtime.
 pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfig {
     let threads = if cfg.threads == 0 {
@@ -117,6 +135,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 user: cfg.turn_user.clone(),
             }),
         archive: archive_config(cfg),
+        quotas: quotas(cfg),
         ..HubConfig::default()
     };
     let limits = Limits {
@@ -169,6 +188,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             keepalive_ms,
             send_timeout_ms: (cfg.send_timeout_secs > 0)
                 .then(|| cfg.send_timeout_secs.saturating_mul(1000)),
+            max_mailbox_bytes: cfg.max_mailbox_bytes,
             scram_decoy: Some((
                 xmpp_runtime::clock::random_seed().to_vec(),
                 cfg.scram_iterations,
@@ -188,6 +208,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .then(|| xmpp_core::stream::SmConfig {
                     resume_timeout_ms: cfg.smacks_resume_timeout_secs.saturating_mul(1000),
                     max_unacked: cfg.smacks_max_queue_size,
+                    max_unacked_bytes: cfg.smacks_max_queue_bytes,
                     request_every: cfg.smacks_max_unacked_stanzas,
                 }),
             registration: cfg.modules.contains(&"register").then_some(
@@ -201,6 +222,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
         threads,
         partitions: threads * 2,
         max_connections: cfg.max_connections,
+        partition_queue_bytes: cfg.partition_queue_bytes,
         c2s_rate_limit: (cfg.c2s_rate_limit > 0).then(|| xmpp_runtime::RateLimit {
             bytes_per_sec: cfg.c2s_rate_limit,
             burst: cfg.c2s_rate_burst.max(cfg.c2s_rate_limit),

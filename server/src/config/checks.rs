@@ -26,7 +26,45 @@ pub fn run(cfg: &Config) -> Vec<Diagnostic> {
     registration(cfg, &mut out);
     turn(cfg, &mut out);
     archiving(cfg, &mut out);
+    queues(cfg, &mut out);
     out
+}
+
+/// Byte caps on a session's queues below the largest stanza would end
+/// every session that is sent one; an offline page as long as the XEP-0198
+/// queue would end the session it is meant to spare (it is clamped).
+fn queues(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    for (key, value) in [
+        ("stream.max_mailbox_bytes", cfg.max_mailbox_bytes),
+        ("stream.smacks_max_queue_bytes", cfg.smacks_max_queue_bytes),
+    ] {
+        if value < cfg.max_stanza_size {
+            out.push(
+                Diagnostic::error(
+                    cfg.origin(key),
+                    format!(
+                        "{key} ({value}) is below stream.max_stanza_size ({}): one stanza of the largest size would end the session it is sent to",
+                        cfg.max_stanza_size
+                    ),
+                )
+                .with_fix(format!("set {key} to at least {}", cfg.max_stanza_size)),
+            );
+        }
+    }
+    if cfg.offline_page_size.saturating_mul(2) > cfg.smacks_max_queue_size {
+        out.push(
+            Diagnostic::warning(
+                cfg.origin("services.offline_page_size"),
+                format!(
+                    "services.offline_page_size ({}) is more than half of stream.smacks_max_queue_size ({}): pages are cut to {}",
+                    cfg.offline_page_size,
+                    cfg.smacks_max_queue_size,
+                    (cfg.smacks_max_queue_size / 2).max(1)
+                ),
+            )
+            .with_fix("lower services.offline_page_size, or raise stream.smacks_max_queue_size"),
+        );
+    }
 }
 
 pub(super) fn modules_of(

@@ -98,6 +98,20 @@ pub struct Config {
     pub smacks_max_queue_size: usize,
     /// XEP-0198: request an acknowledgement after this many stanzas.
     pub smacks_max_unacked_stanzas: u32,
+    /// XEP-0198: most bytes of unacknowledged stanzas kept per session.
+    pub smacks_max_queue_bytes: usize,
+    /// Most bytes of stanzas waiting for one connection to take them.
+    pub max_mailbox_bytes: usize,
+    /// Most bytes of client stanzas queued for one hub partition.
+    pub partition_queue_bytes: usize,
+    /// Most sessions bound to one account at once.
+    pub max_user_sessions: usize,
+    /// Most messages in one account's offline storage (XEP-0160).
+    pub max_offline_messages: u64,
+    /// Offline messages delivered per page at login.
+    pub offline_page_size: usize,
+    /// Most roster items per account.
+    pub max_roster_items: usize,
     pub max_stanza_size: usize,
     /// Parser budgets (stream.max_*): see xmpp_core::xml::Limits.
     pub max_unauthenticated_stanza_size: usize,
@@ -190,6 +204,13 @@ impl Default for Config {
             smacks_resume_timeout_secs: 300,
             smacks_max_queue_size: 500,
             smacks_max_unacked_stanzas: 5,
+            smacks_max_queue_bytes: 4 * 1024 * 1024,
+            max_mailbox_bytes: 4 * 1024 * 1024,
+            partition_queue_bytes: 2 * 1024 * 1024,
+            max_user_sessions: 10,
+            max_offline_messages: 1000,
+            offline_page_size: 100,
+            max_roster_items: 2000,
             max_stanza_size: 256 * 1024,
             max_unauthenticated_stanza_size: 16 * 1024,
             max_namespace_length: 1024,
@@ -469,6 +490,30 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             "stream.smacks_max_unacked_stanzas" => {
                 cfg.smacks_max_unacked_stanzas =
                     u32::try_from(int(value)).unwrap_or(cfg.smacks_max_unacked_stanzas)
+            }
+            "stream.smacks_max_queue_bytes" => {
+                cfg.smacks_max_queue_bytes =
+                    usize::try_from(int(value)).unwrap_or(cfg.smacks_max_queue_bytes)
+            }
+            "stream.max_mailbox_bytes" => {
+                cfg.max_mailbox_bytes = usize::try_from(int(value)).unwrap_or(cfg.max_mailbox_bytes)
+            }
+            "transport.partition_queue_bytes" => {
+                cfg.partition_queue_bytes =
+                    usize::try_from(int(value)).unwrap_or(cfg.partition_queue_bytes)
+            }
+            "stream.max_user_sessions" => {
+                cfg.max_user_sessions = usize::try_from(int(value)).unwrap_or(cfg.max_user_sessions)
+            }
+            "services.max_offline_messages" => {
+                cfg.max_offline_messages =
+                    u64::try_from(int(value)).unwrap_or(cfg.max_offline_messages)
+            }
+            "services.offline_page_size" => {
+                cfg.offline_page_size = usize::try_from(int(value)).unwrap_or(cfg.offline_page_size)
+            }
+            "services.max_roster_items" => {
+                cfg.max_roster_items = usize::try_from(int(value)).unwrap_or(cfg.max_roster_items)
             }
             "stream.max_stanza_size" => {
                 cfg.max_stanza_size = usize::try_from(int(value)).unwrap_or(cfg.max_stanza_size)

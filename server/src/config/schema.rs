@@ -355,6 +355,8 @@ const EXPERIMENTAL: Home = Home::Layer(Layer::Protocol, "experimental");
 const CORE: Home = Home::Layer(Layer::Protocol, "core");
 const EXTENSIONS: Home = Home::Layer(Layer::Protocol, "extensions");
 const GROUPCHAT: Home = Home::Layer(Layer::Services, "groupchat");
+const MESSAGING: Home = Home::Layer(Layer::Services, "messaging");
+const PRESENCE: Home = Home::Layer(Layer::Services, "presence");
 const BACKENDS: Home = Home::Layer(Layer::Storage, "backends");
 const ARCHIVING: Home = Home::Layer(Layer::Storage, "archiving");
 const HTTP: Home = Home::Layer(Layer::Interfaces, "http");
@@ -440,6 +442,12 @@ pub const KEYS: &[KeySpec] = &[
         "Seconds between whitespace keepalives on idle streams (0 = off)."),
     key("stream.send_timeout", "send_timeout", CONNECTIONS, Ty::Int { min: 0, max: 86_400 }, "60", &[],
         "Seconds a write to a client may make no progress before its connection counts as broken (a resumable XEP-0198 session then hibernates; 0 = wait forever)."),
+    key("stream.max_mailbox_bytes", "max_mailbox_bytes", CONNECTIONS, Ty::Int { min: 65_536, max: 1_073_741_824 }, "4194304", &[],
+        "Bytes of stanzas that may wait for one client connection to take them (a client that stops reading while another session floods it); over it the session ends with resource-constraint and what waits goes to the account's other resources or offline storage. At least max_stanza_size."),
+    key("transport.partition_queue_bytes", "partition_queue_bytes", CONNECTIONS, Ty::Int { min: 65_536, max: 1_073_741_824 }, "2097152", &[],
+        "Bytes of client stanzas one hub partition may have waiting; a client connection then waits for room before handing over its next stanza (and reads no more from its socket meanwhile). Partitions never wait on each other or on connections, so this cannot deadlock. Takes effect at restart."),
+    key("stream.max_user_sessions", "max_user_sessions", CONNECTIONS, Ty::Int { min: 1, max: 10_000 }, "10", &["RFC 6120 §7.6.2.1"],
+        "Sessions (resources) one account may have bound at once, hibernated XEP-0198 sessions included; one more is refused with resource-constraint (Prosody's max_resources, ejabberd's max_user_sessions)."),
     // 02 stream
     key("stream.mechanisms", "mechanisms", AUTH, Ty::Mechanisms,
         "[\"SCRAM-SHA-256-PLUS\", \"SCRAM-SHA-1-PLUS\", \"SCRAM-SHA-256\", \"SCRAM-SHA-1\", \"PLAIN\"]",
@@ -455,6 +463,8 @@ pub const KEYS: &[KeySpec] = &[
         "Most stanzas kept for a client until it acknowledges them; a client that falls further behind is disconnected and the queue is handled as undeliverable."),
     key("stream.smacks_max_unacked_stanzas", "smacks_max_unacked_stanzas", MANAGEMENT, Ty::Int { min: 1, max: 10_000 }, "5", &["XEP-0198 §4"],
         "Ask the client to acknowledge (<r/>) after this many unacknowledged stanzas."),
+    key("stream.smacks_max_queue_bytes", "smacks_max_queue_bytes", MANAGEMENT, Ty::Int { min: 65_536, max: 1_073_741_824 }, "4194304", &["XEP-0198 §4"],
+        "Bytes of stanzas kept for a client until it acknowledges them (counting stanzas alone allows smacks_max_queue_size times the largest stanza); over it the session ends with resource-constraint and the queue is handled as undeliverable. At least max_stanza_size."),
     // 03 stanza
     key("stream.max_stanza_size", "max_stanza_size", VALIDATION, Ty::Int { min: 10_000, max: 16_777_216 }, "262144", &["RFC 6120 §13.12"],
         "Largest stanza accepted, in bytes (at least 10000)."),
@@ -500,6 +510,12 @@ pub const KEYS: &[KeySpec] = &[
     key("registration.registration_whitelist", "registration_whitelist", LEGACY, Ty::Ips, "[\"127.0.0.1\", \"::1\"]", &[],
         "IP addresses exempt from min_seconds_between_registrations (loopback by default, as in Prosody)."),
     // 05 services
+    key("services.max_offline_messages", "max_offline_messages", MESSAGING, Ty::Int { min: 1, max: 1_000_000 }, "1000", &["XEP-0160"],
+        "Messages kept in one account's offline storage; one more is refused and its sender gets a resource-constraint error (ejabberd's max_user_offline_messages). Messages of ended sessions that were already accepted are kept beyond it."),
+    key("services.offline_page_size", "offline_page_size", MESSAGING, Ty::Int { min: 1, max: 10_000 }, "100", &["XEP-0160", "XEP-0198"],
+        "Offline messages sent per page at login (and at most 1 MiB, or a quarter of smacks_max_queue_bytes); the next page follows once the client acknowledged the last (XEP-0198) or it was written to the socket. Kept below smacks_max_queue_size."),
+    key("services.max_roster_items", "max_roster_items", PRESENCE, Ty::Int { min: 1, max: 1_000_000 }, "2000", &["RFC 6121 §2"],
+        "Roster items one account may have, strangers' pending subscription requests included; adding one more is refused with resource-constraint."),
     planned("services.muc_domain", "muc_domain", GROUPCHAT, Ty::Domain, "", &["XEP-0045"],
         "The multi-user chat service's domain, e.g. conference.example.org."),
     // 06 storage

@@ -952,3 +952,35 @@ fn archive_settings_without_mam_warn() {
         .iter()
         .any(|w| w.to_string().contains("no effect")));
 }
+
+#[test]
+fn queue_caps_below_the_largest_stanza_are_errors() {
+    let (_d, p) = write(
+        "[stream]\nmax_stanza_size = 300000\nmax_mailbox_bytes = 200000\nsmacks_max_queue_size = 50\n[services]\noffline_page_size = 100\n",
+    );
+    let report = Config::check(Some(&p), &env_of(&[]));
+    let shown: Vec<String> = report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            d.to_string()
+                .replace(&format!("{}", p.display()), "vireo.toml")
+        })
+        .collect();
+    assert!(
+        shown.iter().any(|d| d.contains(
+            "error: stream.max_mailbox_bytes (200000) is below stream.max_stanza_size (300000)"
+        )),
+        "{shown:?}"
+    );
+    assert!(
+        !shown
+            .iter()
+            .any(|d| d.contains("error: stream.smacks_max_queue_bytes")),
+        "the default is above the stanza size: {shown:?}"
+    );
+    assert!(
+        shown.iter().any(|d| d.contains("warning: services.offline_page_size (100) is more than half of stream.smacks_max_queue_size (50): pages are cut to 25")),
+        "{shown:?}"
+    );
+}

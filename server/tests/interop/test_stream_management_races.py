@@ -73,7 +73,10 @@ async def test_messages_racing_the_session_end_go_offline(configured_server, end
     offline storage. Four sessions ending at staggered moments give the
     race four chances."""
     limit = "100000" if end == "timeout" else "200"
-    srv = sm_server(configured_server, 1, f"smacks_max_queue_size = {limit}\n")
+    # Beyond the offline quota senders are told resource-constraint; this
+    # test is about the race, so the quota stays out of the way.
+    srv = sm_server(configured_server, 1, f"smacks_max_queue_size = {limit}\n"
+                    "[services]\nmax_offline_messages = 10000\n")
     victims = [await SmClient(srv, srv.new_account(f"race{i}x"), "phone").connect()
                for i in range(4)]
     bob = await SmClient(srv, srv.new_account("flood"), "pc").connect(sm=False)

@@ -107,6 +107,11 @@ impl Sessions {
             .retain(|s| keep(s.jid.resource().unwrap_or_default(), s));
     }
 
+    /// How many sessions are bound.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// No session left.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

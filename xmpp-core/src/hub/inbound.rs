@@ -6,7 +6,6 @@ use crate::jid::Jid;
 use crate::modules::subscription::SubscriptionKind;
 use crate::ns;
 use crate::stanza::{iq_result, StanzaError};
-use crate::storage::StorageRequest;
 use crate::time::format_datetime;
 use crate::xml::Element;
 
@@ -141,11 +140,8 @@ impl Hub {
                 .with_attr("stamp", format_datetime(self.now))
                 .with_text("Offline storage"),
         ));
-        self.write(StorageRequest::PushOffline {
-            account: account.to_owned(),
-            stanza: stanza.to_xml(),
-        });
         self.notify_push(account, &stanza);
+        self.push_offline(account, stanza);
     }
 
     /// An iq to an account's bare JID is answered by the server on the

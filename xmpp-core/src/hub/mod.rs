@@ -15,9 +15,11 @@ mod carbons;
 mod inbound;
 mod last;
 mod mam;
+mod offline;
 mod outbound;
 mod presence;
 mod push;
+mod quotas;
 mod register;
 mod retention;
 mod roster;
@@ -25,6 +27,7 @@ mod stored_xml;
 
 pub use account::{Account, ConnId, Session};
 pub use mam::ArchiveConfig;
+pub use quotas::Quotas;
 
 use crate::jid::Jid;
 use crate::modules::stored_xml::StoredXmlRequest;
@@ -64,6 +67,8 @@ pub struct HubConfig {
     pub turn: Option<crate::modules::extdisco::TurnConfig>,
     /// Message archives (XEP-0313), when the "mam" module is on.
     pub archive: ArchiveConfig,
+    /// Per-account limits.
+    pub quotas: Quotas,
 }
 
 impl HubConfig {
@@ -85,6 +90,7 @@ impl Default for HubConfig {
             push: crate::modules::push::PushSettings::default(),
             turn: None,
             archive: ArchiveConfig::default(),
+            quotas: Quotas::default(),
         }
     }
 }
@@ -109,6 +115,12 @@ pub enum HubOutput {
     /// Hand a notice to the hub that owns `owner` (a bare JID or a domain,
     /// partitioned like a stanza's `to`): [`Hub::notice`].
     Forward { owner: String, notice: Notice },
+    /// A page of offline messages was delivered to `conn` (the `Deliver`s
+    /// before this one): once the client has them all, call
+    /// [`Hub::offline_page_delivered`] for the next page
+    /// ([`ServerStream::mark_page`](crate::stream::ServerStream::mark_page)
+    /// tells when).
+    OfflinePageSent { conn: ConnId },
 }
 
 /// Work one hub partition hands another through [`HubOutput::Forward`].
@@ -164,6 +176,8 @@ enum Slot {
 enum Pending {
     Load(String),
     Offline(String, ConnId),
+    /// A new message stored offline under the quota: bounced if refused.
+    OfflineStore(Box<str>),
     /// A stored-XML read or write whose iq waits for the answer.
     StoredXml(Box<(Element, StoredXmlRequest)>),
     /// An account deleting itself (XEP-0077 `<remove/>`).
@@ -469,6 +483,7 @@ impl Hub {
                 }
                 self.offline_loaded(&account, conn, result)
             }
+            Some(Pending::OfflineStore(xml)) => self.offline_stored(&xml, result),
             Some(Pending::StoredXml(pending)) => {
                 let (iq, req) = *pending;
                 self.stored_xml_done(&iq, &req, result)
@@ -708,6 +723,42 @@ impl Hub {
             .account_mut(account)
             .and_then(|a| a.sessions.get(&resource))
             .map(|s| s.conn);
+        let full = old.is_none()
+            && self
+                .account(account)
+                .is_some_and(|a| a.sessions.len() >= self.cfg.quotas.max_sessions);
+        // At the limit, a hibernated session (XEP-0198: a connection that
+        // broke, most likely this very client's earlier one) makes room:
+        // the oldest ends as when too many hibernate, and what was queued
+        // for it is rerouted at its end.
+        let hibernated = self
+            .account(account)
+            .filter(|_| full)
+            .and_then(|a| a.sessions.values().find(|s| s.hibernated))
+            .map(|s| s.conn);
+        if let Some(oldest) = hibernated {
+            tracing::info!(
+                account,
+                conn = oldest,
+                "session limit reached; ending the oldest hibernated session"
+            );
+            self.unbind(account, oldest);
+            self.out.push_back(HubOutput::Close {
+                conn: oldest,
+                condition: Some(StreamErrorCondition::ResourceConstraint),
+            });
+        } else if full {
+            // Prosody's max_resources: one session too many is refused, the
+            // live ones stay (ending the oldest would let a stolen password
+            // log the owner out over and over).
+            tracing::info!(account, conn, "session limit reached; refused");
+            self.conns.remove(&conn);
+            self.out.push_back(HubOutput::Close {
+                conn,
+                condition: Some(StreamErrorCondition::ResourceConstraint),
+            });
+            return;
+        }
         if let Some(old_conn) = old {
             self.unbind(account, old_conn);
             self.out.push_back(HubOutput::Close {
@@ -778,32 +829,6 @@ impl Hub {
             Some(r) => self.route(r),
             None => self.bounce(&stanza, StanzaError::ServiceUnavailable),
         }
-    }
-
-    fn offline_loaded(&mut self, account: &str, conn: ConnId, result: StorageResult) {
-        let StorageResult::Offline(stanzas) = result else {
-            if let StorageResult::Failed(e) = result {
-                tracing::error!(account, error = %e, "loading offline messages failed");
-            }
-            return;
-        };
-        let connected = self
-            .account(account)
-            .is_some_and(|a| a.session_by_conn(conn).is_some());
-        for raw in stanzas {
-            match Element::parse(raw.as_bytes()) {
-                Ok(stanza) if connected => self.deliver(conn, stanza),
-                Ok(stanza) => {
-                    // The session left while storage answered: keep it stored.
-                    self.write(StorageRequest::PushOffline {
-                        account: account.to_owned(),
-                        stanza: stanza.to_xml(),
-                    });
-                }
-                Err(e) => tracing::error!(account, error = %e, "unreadable offline message"),
-            }
-        }
-        self.maybe_unload(account);
     }
 }
 

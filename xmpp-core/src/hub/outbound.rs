@@ -107,6 +107,21 @@ impl Hub {
         let ptype = stanza.attr("type").map(str::to_owned);
         if let Some(kind) = SubscriptionKind::from_type(ptype.as_deref()) {
             let Some(contact) = to else { return };
+            let adds = matches!(
+                kind,
+                SubscriptionKind::Subscribe | SubscriptionKind::Subscribed
+            );
+            if adds && self.roster_full(account, &contact.bare_str()) {
+                // The contact would be one roster item too many: the user
+                // hears why nothing happened.
+                let by = self.cfg.domains.first().cloned().unwrap_or_default();
+                let reply = crate::stanza::error_reply(
+                    &stanza,
+                    crate::stanza::StanzaError::ResourceConstraint,
+                    &by,
+                );
+                return self.deliver(conn, reply);
+            }
             return self.outbound_subscription(account, kind, contact.bare());
         }
         if ptype.is_none() {

@@ -2,7 +2,7 @@
 //! offline redelivery of subscription requests, and the state tables applied
 //! to rosters.
 
-use super::{ConnId, Hub, Pending, Session};
+use super::{ConnId, Hub, Session};
 use crate::jid::Jid;
 use crate::modules::subscription::{inbound, outbound, SubscriptionKind};
 use crate::ns;
@@ -131,12 +131,7 @@ impl Hub {
             self.deliver(conn, presence(Some("subscribe"), &contact, account));
         }
         if self.cfg.offline_messages {
-            self.request(
-                StorageRequest::TakeOffline {
-                    account: account.to_owned(),
-                },
-                Pending::Offline(account.to_owned(), conn),
-            );
+            self.take_offline_page(account, conn);
         }
         self.push_seen(account);
     }
@@ -226,6 +221,11 @@ impl Hub {
             return;
         };
         let contact = from.bare_str();
+        if self.roster_full(account, &contact) {
+            // A stranger's request would add a (hidden) item: refused with
+            // an answer, not dropped.
+            return self.bounce(&stanza, crate::stanza::StanzaError::ResourceConstraint);
+        }
         let current = self
             .account(account)
             .and_then(|a| a.roster.get(&contact))

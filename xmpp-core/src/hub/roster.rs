@@ -9,6 +9,15 @@ use crate::storage::{RosterItem, StorageRequest, Subscription};
 use crate::xml::Element;
 
 impl Hub {
+    /// Whether `contact` would be one roster item too many for `account`
+    /// (`Quotas::max_roster_items`): rosters are loaded whole with the
+    /// account and walked for every presence broadcast.
+    pub(super) fn roster_full(&self, account: &str, contact: &str) -> bool {
+        self.account(account).is_some_and(|a| {
+            !a.roster.contains_key(contact) && a.roster.len() >= self.cfg.quotas.max_roster_items
+        })
+    }
+
     pub(super) fn roster_iq(&mut self, account: &str, iq: Element) {
         let conn = iq
             .attr("from")
@@ -99,6 +108,9 @@ impl Hub {
                 let contact = jid.bare_str();
                 if contact == account {
                     return self.bounce(iq, StanzaError::NotAllowed);
+                }
+                if self.roster_full(account, &contact) {
+                    return self.bounce(iq, StanzaError::ResourceConstraint);
                 }
                 let Some(acc) = self.account_mut(account) else {
                     return;

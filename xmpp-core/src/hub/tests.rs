@@ -323,3 +323,152 @@ fn a_session_closed_during_its_account_load_is_known_until_the_load() {
     );
     assert!(!h.knows_session(7));
 }
+
+/// Run storage requests against `store` until the hub asks for nothing
+/// more; everything else it asked for, in order.
+fn pump(h: &mut Hub, store: &mut crate::sim::MemoryStore) -> Vec<HubOutput> {
+    let mut rest = Vec::new();
+    while let Some(out) = h.poll_output() {
+        match out {
+            HubOutput::Storage { id, request } => {
+                let result = store.execute(request);
+                h.handle_storage(0, id, result);
+            }
+            other => rest.push(other),
+        }
+    }
+    rest
+}
+
+fn delivered_bodies(out: &[HubOutput]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            HubOutput::Deliver { stanza, .. } if stanza.name == "message" => {
+                stanza.child_text(crate::ns::CLIENT, "body")
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The offline queue is taken one page at a time: each page ends with
+/// `OfflinePageSent`, and the next is read only once the connection says
+/// the client has it; a page that comes back empty ends the flush. The
+/// queue's cap answers the sender of one message too many.
+#[test]
+fn offline_messages_come_in_pages_under_a_quota() {
+    let cfg = HubConfig {
+        quotas: Quotas {
+            max_offline_messages: 5,
+            offline_page: crate::storage::OfflinePage {
+                max: 2,
+                max_bytes: 1 << 20,
+            },
+            ..Quotas::default()
+        },
+        ..HubConfig::default()
+    };
+    let mut h = Hub::new(Arc::new(cfg));
+    let mut store = crate::sim::MemoryStore::new();
+    store.add_user("bob@localhost", "pw", 4096);
+    for i in 0..6 {
+        let mut m = chat("bob@localhost", "alice@localhost/a");
+        m.children.clear();
+        m = m
+            .with_attr("id", format!("m{i}"))
+            .with_child(Element::new(crate::ns::CLIENT, "body").with_text(format!("m{i}")));
+        h.routed(0, m);
+    }
+    let out = pump(&mut h, &mut store);
+    // The sixth is refused and its sender told so.
+    let refused: Vec<&Element> = out
+        .iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(e) if e.attr("type") == Some("error") => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].attr("id"), Some("m5"));
+    assert!(refused[0].to_xml().contains("resource-constraint"));
+    assert_eq!(store.offline("bob@localhost").len(), 5);
+
+    h.session_bound(1, 7, jid("bob@localhost/phone"));
+    let _ = pump(&mut h, &mut store);
+    h.from_session(
+        2,
+        7,
+        Element::new(crate::ns::CLIENT, "presence").with_attr("from", "bob@localhost/phone"),
+    );
+    let mut got = Vec::new();
+    let mut pages = 0;
+    loop {
+        let out = pump(&mut h, &mut store);
+        got.extend(delivered_bodies(&out));
+        let marked = out
+            .iter()
+            .any(|o| matches!(o, HubOutput::OfflinePageSent { conn: 7 }));
+        if !marked {
+            break;
+        }
+        pages += 1;
+        assert!(got.len() <= 2 * pages, "a page holds at most two");
+        h.offline_page_delivered(3, 7);
+    }
+    assert_eq!(got, ["m0", "m1", "m2", "m3", "m4"]);
+    assert_eq!(pages, 3);
+    assert!(store.offline("bob@localhost").is_empty());
+}
+
+/// One session more than the quota is refused with resource-constraint,
+/// unless a hibernated one makes room; replacing a resource is not a new
+/// session.
+#[test]
+fn sessions_per_account_are_capped() {
+    let cfg = HubConfig {
+        quotas: Quotas {
+            max_sessions: 2,
+            ..Quotas::default()
+        },
+        ..HubConfig::default()
+    };
+    let mut h = Hub::new(Arc::new(cfg));
+    let mut store = crate::sim::MemoryStore::new();
+    store.add_user("bob@localhost", "pw", 4096);
+    h.session_bound(0, 1, jid("bob@localhost/a"));
+    h.session_bound(0, 2, jid("bob@localhost/b"));
+    let _ = pump(&mut h, &mut store);
+    h.session_bound(0, 3, jid("bob@localhost/c"));
+    let out = pump(&mut h, &mut store);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        HubOutput::Close {
+            conn: 3,
+            condition: Some(StreamErrorCondition::ResourceConstraint)
+        }
+    )));
+    assert!(!h.knows_session(3));
+    h.session_bound(0, 4, jid("bob@localhost/a"));
+    let out = pump(&mut h, &mut store);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        HubOutput::Close {
+            conn: 1,
+            condition: Some(StreamErrorCondition::Conflict)
+        }
+    )));
+    assert_eq!(h.session_count(), 2);
+    // A hibernated session (XEP-0198) makes room for a new one.
+    h.session_hibernated(1, 2, &[]);
+    h.session_bound(1, 5, jid("bob@localhost/d"));
+    let out = pump(&mut h, &mut store);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        HubOutput::Close {
+            conn: 2,
+            condition: Some(StreamErrorCondition::ResourceConstraint)
+        }
+    )));
+    assert!(h.knows_session(5) && !h.knows_session(2));
+    assert_eq!(h.session_count(), 2);
+}

@@ -138,7 +138,10 @@ impl C2sDriver {
                 ConnOutput::Stanza(el) => self.stream.send_stanza(&el),
                 // Nothing else holds a session here: every resume misses.
                 ConnOutput::Resume { .. } => self.stream.resume(self.now, None),
-                ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) | ConnOutput::Undelivered(_) => {}
+                ConnOutput::SmEnabled(_)
+                | ConnOutput::Resumed(_)
+                | ConnOutput::Undelivered(_)
+                | ConnOutput::PageDelivered => {}
                 ConnOutput::Write(_)
                 | ConnOutput::Bound(_)
                 | ConnOutput::Failed(_)

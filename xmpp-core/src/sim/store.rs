@@ -8,8 +8,9 @@
 //! - `PutRosterItem`, `RemoveRosterItem`, `PushOffline` and `SetCredentials`
 //!   on an unknown account answer `NotFound` and store nothing;
 //! - `LoadAccount` lists roster items ordered by contact JID;
-//! - `TakeOffline` drains the queue oldest first, and answers an empty queue
-//!   for an unknown account;
+//! - `TakeOffline` drains one page of the queue oldest first, and answers
+//!   an empty queue for an unknown account; `PushOffline` with a limit
+//!   answers `Full` and stores nothing once the queue holds that many;
 //! - an empty account name or one containing NUL is refused with `Failed`;
 //! - archive queries run [`crate::archive::run_query`] over the account's
 //!   archive; appending an id that is already archived answers `Conflict`.
@@ -232,19 +233,27 @@ impl MemoryStore {
                 }
                 None => StorageResult::NotFound,
             },
-            StorageRequest::PushOffline { account, stanza } => {
-                match self.accounts.get_mut(&account) {
-                    Some(a) => {
-                        a.offline.push(stanza);
-                        StorageResult::Done
-                    }
-                    None => StorageResult::NotFound,
+            StorageRequest::PushOffline {
+                account,
+                stanza,
+                limit,
+            } => match self.accounts.get_mut(&account) {
+                Some(a) if limit.is_some_and(|l| a.offline.len() as u64 >= l) => {
+                    StorageResult::Full
                 }
-            }
-            StorageRequest::TakeOffline { account } => StorageResult::Offline(
+                Some(a) => {
+                    a.offline.push(stanza);
+                    StorageResult::Done
+                }
+                None => StorageResult::NotFound,
+            },
+            StorageRequest::TakeOffline { account, page } => StorageResult::Offline(
                 self.accounts
                     .get_mut(&account)
-                    .map(|a| std::mem::take(&mut a.offline))
+                    .map(|a| {
+                        let n = page.count(a.offline.iter().map(String::len));
+                        a.offline.drain(..n).collect()
+                    })
                     .unwrap_or_default(),
             ),
             StorageRequest::CreateAccount {
@@ -335,6 +344,36 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::OfflinePage;
+
+    #[test]
+    fn offline_pages_and_the_queue_limit() {
+        let mut s = MemoryStore::new();
+        let bob = a("bob@localhost");
+        assert_eq!(s.add_user(&bob, "pw", 4096), StorageResult::Done);
+        for n in 0..5 {
+            let push = StorageRequest::PushOffline {
+                account: bob.clone(),
+                stanza: format!("m{n}"),
+                limit: Some(4),
+            };
+            let want = if n < 4 {
+                StorageResult::Done
+            } else {
+                StorageResult::Full
+            };
+            assert_eq!(s.execute(push), want, "message {n}");
+        }
+        let take = |max, max_bytes| StorageRequest::TakeOffline {
+            account: bob.clone(),
+            page: OfflinePage { max, max_bytes },
+        };
+        let page = |v: &[&str]| StorageResult::Offline(v.iter().map(|x| a(x)).collect());
+        assert_eq!(s.execute(take(3, 1000)), page(&["m0", "m1", "m2"]));
+        // A first message bigger than the byte budget still comes out.
+        assert_eq!(s.execute(take(3, 1)), page(&["m3"]));
+        assert_eq!(s.execute(take(3, 1000)), page(&[]));
+    }
 
     fn a(s: &str) -> String {
         s.to_owned()
@@ -353,13 +392,15 @@ mod tests {
         assert_eq!(
             s.execute(StorageRequest::PushOffline {
                 account: alice.clone(),
-                stanza: a("<message/>")
+                stanza: a("<message/>"),
+                limit: None,
             }),
             StorageResult::NotFound
         );
         assert_eq!(
             s.execute(StorageRequest::TakeOffline {
-                account: alice.clone()
+                account: alice.clone(),
+                page: OfflinePage::ALL,
             }),
             StorageResult::Offline(vec![])
         );
@@ -373,7 +414,8 @@ mod tests {
             assert_eq!(
                 s.execute(StorageRequest::PushOffline {
                     account: alice.clone(),
-                    stanza: a(n)
+                    stanza: a(n),
+                    limit: None,
                 }),
                 StorageResult::Done
             );
@@ -381,13 +423,15 @@ mod tests {
         assert_eq!(s.offline(&alice).len(), 3);
         assert_eq!(
             s.execute(StorageRequest::TakeOffline {
-                account: alice.clone()
+                account: alice.clone(),
+                page: OfflinePage::ALL,
             }),
             StorageResult::Offline(vec![a("1"), a("2"), a("3")])
         );
         assert_eq!(
             s.execute(StorageRequest::TakeOffline {
-                account: alice.clone()
+                account: alice.clone(),
+                page: OfflinePage::ALL,
             }),
             StorageResult::Offline(vec![])
         );

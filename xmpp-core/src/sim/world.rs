@@ -622,6 +622,10 @@ impl World {
                     }
                 }
                 ConnOutput::Undelivered(stanzas) => c.undelivered.extend(stanzas),
+                ConnOutput::PageDelivered => {
+                    let hub_id = c.hub_id;
+                    self.hub.offline_page_delivered(self.now, hub_id);
+                }
                 ConnOutput::Resume { previd } => self.resume(id, &previd),
                 ConnOutput::Failed(_) | ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) => {}
                 ConnOutput::Close => {
@@ -668,7 +672,8 @@ impl World {
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_) => {}
+                | ConnOutput::Undelivered(_)
+                | ConnOutput::PageDelivered => {}
             }
         }
     }
@@ -716,7 +721,8 @@ impl World {
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_) => {}
+                | ConnOutput::Undelivered(_)
+                | ConnOutput::PageDelivered => {}
                 ConnOutput::Bound(jid) => c.events.push_back(ClientEvent::Online(jid)),
                 ConnOutput::Stanza(el) => c.events.push_back(ClientEvent::Stanza(el)),
                 ConnOutput::Failed(why) => c.events.push_back(ClientEvent::Failed(why)),
@@ -749,6 +755,11 @@ impl World {
                 HubOutput::Close { conn, condition } => {
                     if let Some(c) = self.session_conn(conn) {
                         c.stream.close(condition);
+                    }
+                }
+                HubOutput::OfflinePageSent { conn } => {
+                    if let Some(c) = self.session_conn(conn) {
+                        c.stream.mark_page();
                     }
                 }
             }

@@ -10,6 +10,8 @@ mod error;
 mod handover_tests;
 mod header;
 mod output;
+#[cfg(test)]
+mod page_tests;
 pub mod server;
 pub mod sm;
 

@@ -57,6 +57,11 @@ pub enum ConnOutput {
     /// (`sm::is_redelivery` tells which). Hand them over after the
     /// session's end has reached the hub.
     Undelivered(Vec<Element>),
+    /// Server side: the client has everything sent before the last
+    /// [`ServerStream::mark_page`](super::ServerStream::mark_page):
+    /// acknowledged with XEP-0198, handed to the transport without. The
+    /// driver tells the hub (`Hub::offline_page_delivered`).
+    PageDelivered,
 }
 
 /// An output queue that coalesces consecutive writes, so one read that yields

@@ -55,6 +55,12 @@ pub struct ServerStreamConfig {
     /// kernel answers window probes), so a resumable session hibernates
     /// and any other ends. `None` waits forever.
     pub send_timeout_ms: Option<Millis>,
+    /// Most bytes of stanzas (`Element::approx_size`) waiting for the
+    /// driver to hand them to this stream (its mailbox): a client that
+    /// stops reading, flooded by another session, would otherwise grow the
+    /// server without bound. Over it the session ends with
+    /// `resource-constraint` and what waits is rerouted.
+    pub max_mailbox_bytes: usize,
     /// Server-wide secret and iteration count for SCRAM decoys: an unknown
     /// user gets a stable, plausible salt, so probing cannot enumerate
     /// accounts. The embedder supplies random bytes at start.
@@ -83,6 +89,7 @@ impl Default for ServerStreamConfig {
             scram_decoy: None,
             keepalive_ms: Some(60_000),
             send_timeout_ms: Some(60_000),
+            max_mailbox_bytes: 4 * 1024 * 1024,
             session_features: vec![
                 Element::new(ns::ROSTER_VER, "ver"),
                 Element::new(super::csi::NS, "csi"),
@@ -396,6 +403,42 @@ impl ServerStream {
         self.after_emit();
     }
 
+    /// The hub delivered a page of offline messages: every stanza sent
+    /// before this call. [`ConnOutput::PageDelivered`] comes out once the
+    /// client has the page — at once without stream management (the
+    /// driver performs the writes before it in order, so the page has gone
+    /// to the socket), and with it once the client acknowledges the page's
+    /// last stanza (asked for now with `<r/>`, since the page rarely ends on
+    /// a multiple of the request interval). Pacing pages by
+    /// acknowledgements keeps a login with thousands of messages waiting
+    /// within the unacknowledged-queue limits.
+    pub fn mark_page(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        let hibernated = self.is_hibernated();
+        match self.sm.as_mut() {
+            Some(sm) if !sm.unacked.is_empty() => {
+                sm.page_end = Some(sm.unacked.sent());
+                if !hibernated {
+                    self.request_ack();
+                }
+            }
+            _ => self.out.push(ConnOutput::PageDelivered),
+        }
+    }
+
+    /// After an acknowledgement: the page being delivered may be complete.
+    fn check_page(&mut self) {
+        let Some(sm) = self.sm.as_mut() else {
+            return;
+        };
+        if sm.page_end.is_some_and(|end| sm.unacked.acknowledged(end)) {
+            sm.page_end = None;
+            self.out.push(ConnOutput::PageDelivered);
+        }
+    }
+
     /// The transport broke (EOF, reset, write failure) without a closing
     /// handshake. A resumable session hibernates until `resume_timeout`
     /// and the driver keeps feeding it stanzas and time; true means that.
@@ -491,6 +534,7 @@ impl ServerStream {
                 );
             }
         }
+        self.check_page();
         let Some(state) = self.sm.as_ref() else {
             return;
         };
@@ -1116,6 +1160,13 @@ impl ServerStream {
                 Some("too many unacknowledged stanzas"),
             );
         }
+        if state.unacked.bytes() > cfg.max_unacked_bytes {
+            tracing::info!(jid = ?self.jid, bytes = state.unacked.bytes(), "unacknowledged queue over its byte limit");
+            return self.stream_error(
+                StreamErrorCondition::ResourceConstraint,
+                Some("too many unacknowledged bytes"),
+            );
+        }
         if state.since_request >= cfg.request_every && !self.is_hibernated() {
             self.request_ack();
         }
@@ -1182,12 +1233,13 @@ impl ServerStream {
                     return self.stream_error(StreamErrorCondition::BadFormat, Some("bad 'h'"));
                 };
                 if let Err(e) = state.unacked.ack(h) {
-                    self.stream_error_with(
+                    return self.stream_error_with(
                         StreamErrorCondition::UndefinedCondition,
                         Some(&e.to_string()),
                         Some(e.to_element()),
                     );
                 }
+                self.check_page();
             }
             "resume" => {
                 if self.jid.is_some() || self.sm.is_some() || !matches!(self.phase, Phase::Ready) {

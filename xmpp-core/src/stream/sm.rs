@@ -24,6 +24,10 @@ pub struct SmConfig {
     /// and its queue handled as undeliverable, so one stalled phone cannot
     /// hold unbounded memory.
     pub max_unacked: usize,
+    /// Most bytes of unacknowledged stanzas kept ([`Element::approx_size`]):
+    /// counting stanzas alone let one session hold `max_unacked` times the
+    /// largest stanza.
+    pub max_unacked_bytes: usize,
     /// Ask for an acknowledgement (`<r/>`) after this many unacknowledged
     /// stanzas were written since the last request.
     pub request_every: u32,
@@ -34,6 +38,7 @@ impl Default for SmConfig {
         SmConfig {
             resume_timeout_ms: 300_000,
             max_unacked: 1_000,
+            max_unacked_bytes: 4 * 1024 * 1024,
             request_every: 5,
         }
     }
@@ -65,6 +70,8 @@ pub struct Unacked {
     /// The count the client last acknowledged (mod 2^32).
     acked: u32,
     queue: VecDeque<Element>,
+    /// [`Element::approx_size`] of what `queue` holds.
+    bytes: usize,
 }
 
 impl Unacked {
@@ -74,12 +81,19 @@ impl Unacked {
         Unacked {
             acked,
             queue: VecDeque::new(),
+            bytes: 0,
         }
     }
 
     /// Record a stanza as sent.
     pub fn push(&mut self, stanza: Element) {
+        self.bytes = self.bytes.saturating_add(stanza.approx_size());
         self.queue.push_back(stanza);
+    }
+
+    /// Roughly the bytes waiting for an acknowledgement.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The outbound counter: stanzas sent so far (mod 2^32).
@@ -90,6 +104,13 @@ impl Unacked {
     /// The count last acknowledged by the client.
     pub fn acked(&self) -> u32 {
         self.acked
+    }
+
+    /// Whether the client acknowledged every stanza up to the outbound
+    /// count `mark` (mod 2^32, like `ack`).
+    pub fn acknowledged(&self, mark: u32) -> bool {
+        let behind = mark.wrapping_sub(self.acked);
+        behind == 0 || behind > u32::MAX / 2
     }
 
     /// Number of stanzas waiting for an acknowledgement.
@@ -119,7 +140,8 @@ impl Unacked {
                 sent: self.sent(),
             });
         }
-        self.queue.drain(..newly);
+        let freed: usize = self.queue.drain(..newly).map(|e| e.approx_size()).sum();
+        self.bytes = self.bytes.saturating_sub(freed);
         self.acked = h;
         Ok(newly)
     }
@@ -132,6 +154,7 @@ impl Unacked {
     /// Take every unacknowledged stanza, oldest first.
     pub fn drain(&mut self) -> Vec<Element> {
         self.acked = self.sent();
+        self.bytes = 0;
         self.queue.drain(..).collect()
     }
 }
@@ -150,6 +173,10 @@ pub(crate) struct SmState {
     pub(crate) unacked: Unacked,
     /// Stanzas written since the last `<r/>`.
     pub(crate) since_request: u32,
+    /// The outbound count that ends the page of offline messages being
+    /// delivered ([`ServerStream::mark_page`](super::ServerStream::mark_page)):
+    /// once the client acknowledges it, the hub sends the next page.
+    pub(crate) page_end: Option<u32>,
 }
 
 impl SmState {
@@ -160,6 +187,7 @@ impl SmState {
             handled: 0,
             unacked: Unacked::default(),
             since_request: 0,
+            page_end: None,
         }
     }
 }
@@ -276,10 +304,7 @@ mod tests {
 
     #[test]
     fn counters_wrap_at_two_to_the_32() {
-        let mut u = Unacked {
-            acked: u32::MAX - 1,
-            queue: VecDeque::new(),
-        };
+        let mut u = Unacked::with_acked(u32::MAX - 1);
         for _ in 0..4 {
             u.push(el("<message xmlns='jabber:client'/>"));
         }

@@ -55,6 +55,27 @@ impl Element {
         }
     }
 
+    /// Roughly the bytes this element holds (names, values, text and a
+    /// little per node), without serializing it: what byte limits on
+    /// queues of stanzas count. Heap overhead is not included, so it
+    /// undercounts memory by a small constant factor.
+    pub fn approx_size(&self) -> usize {
+        let attrs: usize = self
+            .attrs
+            .iter()
+            .map(|a| a.name.len() + a.value.len() + 4)
+            .sum();
+        let children: usize = self
+            .children
+            .iter()
+            .map(|c| match c {
+                Node::Element(e) => e.approx_size(),
+                Node::Text(t) => t.len(),
+            })
+            .sum();
+        2 * self.name.len() + 5 + attrs + children
+    }
+
     /// Builder: set an unqualified attribute.
     pub fn with_attr(mut self, name: &str, value: impl Into<String>) -> Self {
         self.set_attr(name, value);

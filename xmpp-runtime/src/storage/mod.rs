@@ -165,6 +165,7 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: alice.clone()
             }),
             Res::Offline(vec![])
@@ -184,6 +185,7 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::PushOffline {
+                limit: None,
                 account: alice.clone(),
                 stanza: a("<message/>")
             }),
@@ -333,6 +335,7 @@ pub(crate) mod conformance {
         for i in 0..300 {
             assert_eq!(
                 b.execute(Req::PushOffline {
+                    limit: None,
                     account: alice.clone(),
                     stanza: format!("<message id='{i}'/>")
                 }),
@@ -341,6 +344,7 @@ pub(crate) mod conformance {
         }
         assert_eq!(
             b.execute(Req::PushOffline {
+                limit: None,
                 account: bob.clone(),
                 stanza: a("<message id='bob'/>")
             }),
@@ -349,18 +353,21 @@ pub(crate) mod conformance {
         let expected: Vec<String> = (0..300).map(|i| format!("<message id='{i}'/>")).collect();
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: alice.clone()
             }),
             Res::Offline(expected)
         );
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: alice.clone()
             }),
             Res::Offline(vec![])
         );
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: al.clone()
             }),
             Res::Offline(vec![])
@@ -369,6 +376,7 @@ pub(crate) mod conformance {
         for s in ["<a/>", "<b/>"] {
             assert_eq!(
                 b.execute(Req::PushOffline {
+                    limit: None,
                     account: alice.clone(),
                     stanza: a(s)
                 }),
@@ -377,14 +385,54 @@ pub(crate) mod conformance {
         }
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: alice.clone()
             }),
             Res::Offline(vec![a("<a/>"), a("<b/>")])
         );
 
+        // Quota and pages: the queue's length survives pages taken from its
+        // front (sled counts it from the ends of its key range), a full
+        // queue stores nothing, and a page stops at its count or bytes.
+        for i in 0..5 {
+            assert_eq!(
+                b.execute(Req::PushOffline {
+                    limit: Some(4),
+                    account: alice.clone(),
+                    stanza: format!("<m{i}/>")
+                }),
+                if i < 4 { Res::Done } else { Res::Full },
+                "message {i}"
+            );
+        }
+        let page = |max, max_bytes| Req::TakeOffline {
+            page: xmpp_core::storage::OfflinePage { max, max_bytes },
+            account: alice.clone(),
+        };
+        assert_eq!(
+            b.execute(page(2, 1000)),
+            Res::Offline(vec![a("<m0/>"), a("<m1/>")])
+        );
+        assert_eq!(
+            b.execute(Req::PushOffline {
+                limit: Some(4),
+                account: alice.clone(),
+                stanza: a("<m4/>")
+            }),
+            Res::Done,
+            "room again after a page"
+        );
+        assert_eq!(b.execute(page(10, 6)), Res::Offline(vec![a("<m2/>")]));
+        assert_eq!(
+            b.execute(page(10, 12)),
+            Res::Offline(vec![a("<m3/>"), a("<m4/>")])
+        );
+        assert_eq!(b.execute(page(10, 12)), Res::Offline(vec![]));
+
         // Delete removes everything of that account only.
         assert_eq!(
             b.execute(Req::PushOffline {
+                limit: None,
                 account: alice.clone(),
                 stanza: a("<c/>")
             }),
@@ -514,6 +562,7 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: alice.clone()
             }),
             Res::Offline(vec![])
@@ -549,6 +598,7 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: bob.clone()
             }),
             Res::Offline(vec![a("<message id='bob'/>")])

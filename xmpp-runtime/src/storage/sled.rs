@@ -207,6 +207,24 @@ impl SledBackend {
         Ok(self.credentials.contains_key(account.as_bytes())?)
     }
 
+    /// The sequence numbers of an account's oldest and newest offline
+    /// message.
+    fn offline_bounds(&self, account: &str) -> Result<(Option<u64>, Option<u64>), StorageError> {
+        let seq = |entry: Option<Result<(::sled::IVec, ::sled::IVec), ::sled::Error>>| {
+            entry
+                .map(|e| {
+                    let (key, _) = e?;
+                    let tail = key.len().saturating_sub(8);
+                    be_u64(&key[tail..], "offline key")
+                })
+                .transpose()
+        };
+        let mut scan = self.offline.scan_prefix(prefix(account));
+        let first = seq(scan.next())?;
+        let last = seq(scan.next_back())?;
+        Ok((first, last.or(first)))
+    }
+
     /// Execute one request; `flush` makes a successful write durable before
     /// returning (batches flush once at the end instead).
     fn run(&self, req: StorageRequest, flush: bool) -> Result<StorageResult, StorageError> {
@@ -303,34 +321,47 @@ impl SledBackend {
                     roster.remove(key.as_slice()).map(drop)
                 })
             }
-            StorageRequest::PushOffline { account, stanza } => {
+            StorageRequest::PushOffline {
+                account,
+                stanza,
+                limit,
+            } => {
                 let result = {
                     let _w = self.lock();
                     if !self.exists(&account)? {
                         StorageResult::NotFound
                     } else {
-                        let seq = match self.offline.scan_prefix(prefix(&account)).next_back() {
-                            None => 0,
-                            Some(entry) => {
-                                let (key, _) = entry?;
-                                let tail = key.len().saturating_sub(8);
-                                be_u64(&key[tail..], "offline key")?.saturating_add(1)
-                            }
+                        let (first, last) = self.offline_bounds(&account)?;
+                        // Keys are consecutive (pages are taken from the
+                        // front), so the ends give the length without a scan.
+                        let len = match (first, last) {
+                            (Some(f), Some(l)) => l.saturating_sub(f).saturating_add(1),
+                            _ => 0,
                         };
-                        self.offline
-                            .insert(offline_key(&account, seq), stanza.as_bytes())?;
-                        StorageResult::Done
+                        if limit.is_some_and(|l| len >= l) {
+                            StorageResult::Full
+                        } else {
+                            let seq = last.map_or(0, |l| l.saturating_add(1));
+                            self.offline
+                                .insert(offline_key(&account, seq), stanza.as_bytes())?;
+                            StorageResult::Done
+                        }
                     }
                 };
                 self.durable(result, flush)
             }
-            StorageRequest::TakeOffline { account } => {
+            StorageRequest::TakeOffline { account, page } => {
                 let stanzas = {
                     let _w = self.lock();
                     let mut keys = Vec::new();
-                    let mut stanzas = Vec::new();
+                    let mut stanzas: Vec<String> = Vec::new();
+                    let mut bytes = 0usize;
                     for entry in self.offline.scan_prefix(prefix(&account)) {
                         let (key, raw) = entry?;
+                        if !page.admits(stanzas.len(), bytes, raw.len()) {
+                            break;
+                        }
+                        bytes = bytes.saturating_add(raw.len());
                         let stanza = String::from_utf8(raw.to_vec())
                             .map_err(|_| StorageError::NotUtf8("offline stanza"))?;
                         keys.push(key);
@@ -651,14 +682,17 @@ mod tests {
                     credentials: creds,
                 },
                 Req::PushOffline {
+                    limit: None,
                     account: "a@x".into(),
                     stanza: "<m1/>".into(),
                 },
                 Req::PushOffline {
+                    limit: None,
                     account: "nobody@x".into(),
                     stanza: "<m/>".into(),
                 },
                 Req::PushOffline {
+                    limit: None,
                     account: "a@x".into(),
                     stanza: "<m2/>".into(),
                 },
@@ -676,6 +710,7 @@ mod tests {
         let b = open(dir.path());
         assert_eq!(
             b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: "a@x".into()
             }),
             StorageResult::Offline(vec!["<m1/>".into(), "<m2/>".into()])
@@ -712,6 +747,7 @@ mod tests {
             );
             assert_eq!(
                 b.execute(Req::PushOffline {
+                    limit: None,
                     account: account.clone(),
                     stanza: "<m/>".into()
                 }),
@@ -739,7 +775,10 @@ mod tests {
             }))
         );
         assert_eq!(
-            b.execute(Req::TakeOffline { account }),
+            b.execute(Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
+                account
+            }),
             StorageResult::Offline(vec!["<m/>".into()])
         );
     }
@@ -764,6 +803,7 @@ mod tests {
                 account: "x@y".into(),
             },
             Req::TakeOffline {
+                page: xmpp_core::storage::OfflinePage::ALL,
                 account: "x@y".into(),
             },
         ] {
@@ -805,6 +845,7 @@ mod tests {
         let mut out = std::io::stdout().lock();
         for i in 0u64.. {
             let r = b.execute(Req::PushOffline {
+                limit: None,
                 account: account.clone(),
                 stanza: format!(
                     "<message id='{i}'>{}</message>",

@@ -1,0 +1,124 @@
+//! Back-pressure from a hub partition to the connections feeding it.
+//!
+//! A partition's channel is unbounded because partitions, storage threads
+//! and session ends must never wait to send to it: a partition that waited
+//! on another could deadlock (A routes to B while B routes to A), and one
+//! that waited on anything at all would stall every account it owns. What
+//! must be bounded is what *clients* put there faster than the partition
+//! processes it. So each partition has a byte budget that only connection
+//! tasks draw on: a connection waits for room before handing a stanza over
+//! (and meanwhile reads nothing more from its socket, which pushes back on
+//! the client through TCP), and the partition returns the bytes once it
+//! has processed the stanza. No cycle can form: the partition, the only
+//! one who returns credit, never waits for a connection (it delivers to a
+//! mailbox that refuses rather than blocks).
+
+use event_listener::Event;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// One partition's budget of bytes in flight from connections.
+#[derive(Debug)]
+pub(crate) struct Credit {
+    used: AtomicUsize,
+    limit: usize,
+    freed: Event,
+}
+
+impl Credit {
+    pub(crate) fn new(limit: usize) -> Self {
+        Credit {
+            used: AtomicUsize::new(0),
+            limit,
+            freed: Event::new(),
+        }
+    }
+
+    /// Take `n` bytes of budget, waiting while the partition is behind.
+    /// An empty budget admits anything, so a stanza larger than the whole
+    /// budget still gets through (alone).
+    pub(crate) async fn acquire(&self, n: usize) {
+        loop {
+            if self.try_acquire(n) {
+                return;
+            }
+            let listener = self.freed.listen();
+            if self.try_acquire(n) {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    fn try_acquire(&self, n: usize) -> bool {
+        let mut cur = self.used.load(Ordering::Acquire);
+        loop {
+            if cur != 0 && cur.saturating_add(n) > self.limit {
+                return false;
+            }
+            match self.used.compare_exchange_weak(
+                cur,
+                cur.saturating_add(n),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The partition processed `n` bytes taken with [`Credit::acquire`].
+    pub(crate) fn release(&self, n: usize) {
+        let before = self.used.fetch_sub(n, Ordering::AcqRel);
+        debug_assert!(before >= n, "credit released twice");
+        self.freed.notify(usize::MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smol::future::FutureExt;
+    use std::time::Duration;
+
+    fn admitted(c: &Credit, n: usize) -> bool {
+        smol::block_on(
+            async {
+                c.acquire(n).await;
+                true
+            }
+            .or(async {
+                smol::Timer::after(Duration::from_millis(20)).await;
+                false
+            }),
+        )
+    }
+
+    #[test]
+    fn a_full_budget_waits_until_bytes_are_returned() {
+        let c = Credit::new(100);
+        assert!(admitted(&c, 60));
+        assert!(admitted(&c, 40));
+        assert!(!admitted(&c, 1), "full");
+        c.release(60);
+        assert!(admitted(&c, 50));
+        c.release(40);
+        c.release(50);
+        // Empty, so even more than the whole budget gets through, alone.
+        assert!(admitted(&c, 1000));
+        assert!(!admitted(&c, 1));
+        c.release(1000);
+    }
+
+    #[test]
+    fn a_waiting_sender_wakes_when_bytes_are_returned() {
+        let c = std::sync::Arc::new(Credit::new(10));
+        assert!(admitted(&c, 10));
+        let c2 = c.clone();
+        let waiter = std::thread::spawn(move || smol::block_on(c2.acquire(5)));
+        std::thread::sleep(Duration::from_millis(20));
+        c.release(10);
+        waiter.join().expect("the waiter finishes");
+        assert!(!admitted(&c, 6));
+    }
+}
