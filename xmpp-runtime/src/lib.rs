@@ -16,6 +16,7 @@ pub mod clock;
 mod component;
 pub mod conn_gate;
 mod connection;
+pub mod decoy_secret;
 mod hub_task;
 mod kdf_pool;
 mod mailbox;
