@@ -90,9 +90,9 @@ impl AuthThrottle {
         tracing::warn!(
             target: AUTH_LOG_TARGET,
             address = %address,
-            account = account.unwrap_or("-"),
-            mechanism = what,
-            reason,
+            account = %account.unwrap_or("-"),
+            mechanism = %what,
+            reason = %reason,
             address_failures,
             account_failures,
             "authentication failed"
