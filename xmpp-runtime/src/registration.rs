@@ -177,3 +177,22 @@ fn outcome(result: Result<(), AccountError>) -> AccountOpResult {
         Err(e) => AccountOpResult::Failed(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_of_one_slash_64_share_the_limit() {
+        let r = Registrations::new(&RegistrationLimit {
+            min_seconds: 60,
+            exempt: vec![],
+        });
+        let a: Option<IpAddr> = "2001:db8:0:1::a".parse().ok();
+        let b: Option<IpAddr> = "2001:db8:0:1:ffff::b".parse().ok();
+        let c: Option<IpAddr> = "2001:db8:0:2::a".parse().ok();
+        assert!(matches!(r.acquire(a), Ok(Some(_))));
+        assert!(r.acquire(b).is_err());
+        assert!(matches!(r.acquire(c), Ok(Some(_))));
+    }
+}

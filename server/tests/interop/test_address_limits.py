@@ -169,10 +169,19 @@ def test_one_address_with_1000_connections_does_not_lock_out_another(limited):
         login(srv, "127.0.0.3", user, password).close()
         login(srv, "127.0.0.1", user, password).close()
         assert time.monotonic() - start < 10
-        # The flooding address is still refused while it holds its slots.
-        extra = SourcedConn("127.0.0.2", srv.c2s_port)
-        assert extra.read_until_closed(3).closed, "a 21st connection from 127.0.0.2 was kept"
-        extra.close()
+        # Slowly (under the per-second limit), the flooding address gets
+        # exactly up to 20 unauthenticated connections, and no more.
+        time.sleep(1.1)
+        refused = False
+        for _ in range(25):
+            c = SourcedConn("127.0.0.2", srv.c2s_port)
+            if c.read_until_closed(0.3).closed:
+                c.close()
+                refused = True
+                break
+            held.append(c.sock)
+        assert refused, "more than 20 unauthenticated connections from 127.0.0.2 were kept"
+        assert sum(1 for s in held if still_open(s)) == 20
     finally:
         for s in held:
             s.close()
@@ -362,3 +371,26 @@ def test_decoy_secret_persists_across_restarts(limited):
     srv.restart()
     assert secret.read_bytes() == content
     assert decoy_salt() == before
+
+
+def test_refused_registrations_count_and_slow_down(configured_server):
+    srv = start_with(configured_server, CONFIG + "\n[registration]\nallow_registration = true\n")
+    taken = srv.new_account("taken").jid.split("@")[0]
+    conn = open_tls_stream(srv, "127.0.0.11")
+    times = []
+    for i in range(4):
+        mark = len(conn.buf)
+        start = time.monotonic()
+        conn.send(f"<iq type='set' id='r{i}'><query xmlns='jabber:iq:register'>"
+                  f"<username>{taken}</username><password>long-enough-pw</password></query></iq>")
+        assert conn.wait_for(b"</iq>", mark, 10), conn.since(mark)
+        times.append(time.monotonic() - start)
+        assert b"conflict" in conn.since(mark), conn.since(mark)
+    conn.close()
+    # Each conflict counts for the address: 0, 200, 400, 800 ms.
+    for got, want in zip(times, [0, 0.2, 0.4, 0.8]):
+        assert got >= want * 0.9, times
+    log = srv.log_path.read_text(errors="replace")
+    lines = [l for l in log.splitlines() if "address=127.0.0.11" in l
+             and "mechanism=register" in l and "reason=conflict" in l]
+    assert len(lines) == 4, lines
