@@ -96,6 +96,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     shared.conns().insert(conn_id, mailbox.clone());
     let cfg = shared.stream_cfg();
     let stall = cfg.send_timeout_ms.map(Duration::from_millis);
+    let auth_timeout_ms = cfg.auth_timeout_ms;
     let mut stream = ServerStream::new(cfg, entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
     let mut bucket = shared
@@ -158,7 +159,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 ConnOutput::AuthStarted { account, .. } => {
                     // The failure backoff: the attempt waits before its
                     // credentials are even looked up.
-                    let wait = shared.auth_throttle.wait(peer_ip, Some(&account), now_ms());
+                    // Never past the stream's own authentication deadline.
+                    let wait = shared
+                        .auth_throttle
+                        .wait(peer_ip, Some(&account), now_ms())
+                        .min(auth_timeout_ms);
                     if wait > 0 {
                         smol::Timer::after(Duration::from_millis(wait)).await;
                     }

@@ -997,7 +997,7 @@ fn address_limits_and_auth_backoff() {
         "[transport]\nmax_tracked_addresses = 10\n",
         "[stream]\nbind_timeout = 0\n",
         "[stream]\nauth_failure_delay = -1\n",
-        "[stream]\nauth_failure_max_delay = 600001\n",
+        "[stream]\nauth_failure_max_delay = 60001\n",
     ] {
         let (_d, p) = write(bad);
         let report = Config::check(Some(&p), &env_of(&[]));

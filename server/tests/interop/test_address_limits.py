@@ -255,6 +255,16 @@ def fail2ban_regex(failregex: str) -> re.Pattern:
     return re.compile(failregex.replace("<HOST>", r"(?P<host>[0-9A-Fa-f.:]+)"))
 
 
+def log_with(srv, needle: str, count: int, timeout: float = 5.0) -> str:
+    """The server log once it has `count` lines containing `needle`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = srv.log_path.read_text(errors="replace")
+        if log.count(needle) >= count or time.monotonic() > deadline:
+            return log
+        time.sleep(0.05)
+
+
 def matching_hosts(log: str, regexes: list[str]) -> list[str]:
     hosts = []
     compiled = [fail2ban_regex(r) for r in regexes]
@@ -293,7 +303,7 @@ def test_wrong_passwords_slow_down_are_logged_and_the_owner_still_gets_in(limite
     assert max(times) < AUTH_MAX_DELAY_MS / 1000 + 3, f"backoff over its cap: {times}"
 
     # One log line per failure, with the address, account and mechanism.
-    log = srv.log_path.read_text(errors="replace")
+    log = log_with(srv, "address=127.0.0.6", 6)
     lines = [l for l in log.splitlines()
              if "authentication failed" in l and "address=127.0.0.6" in l]
     assert len(lines) == 6, "\n".join(lines)
@@ -343,7 +353,7 @@ def test_plain_timing_does_not_tell_unknown_from_known_users(configured_server):
     # within a quarter (before, unknown users answered without any PBKDF2).
     assert abs(k - u) <= 0.25 * max(k, u) + 0.003, (
         f"median known {k * 1000:.1f} ms vs unknown {u * 1000:.1f} ms; {samples}")
-    log = srv.log_path.read_text(errors="replace")
+    log = log_with(srv, '"address":"127.0.0.9"', 24)
     hosts = matching_hosts(log, security_md_failregex())
     assert hosts.count("127.0.0.9") == 24, hosts
 
@@ -390,7 +400,7 @@ def test_refused_registrations_count_and_slow_down(configured_server):
     # Each conflict counts for the address: 0, 200, 400, 800 ms.
     for got, want in zip(times, [0, 0.2, 0.4, 0.8]):
         assert got >= want * 0.9, times
-    log = srv.log_path.read_text(errors="replace")
+    log = log_with(srv, "address=127.0.0.11", 4)
     lines = [l for l in log.splitlines() if "address=127.0.0.11" in l
              and "mechanism=register" in l and "reason=conflict" in l]
     assert len(lines) == 4, lines

@@ -974,9 +974,8 @@ impl ServerStream {
         if !matches!(self.phase, Phase::Closed) {
             self.phase = Phase::Ready;
         }
-        let el = Element::new(ns::SASL, "failure")
-            .with_child(Element::new(ns::SASL, failure.condition()));
-        self.out.write_element(&el, ns::CLIENT);
+        // The driver hears of the failure (its backoff, its log) before
+        // the client does.
         let attempt = self.attempt.take();
         if failure != SaslFailure::Aborted {
             self.auth_failures += 1;
@@ -987,6 +986,9 @@ impl ServerStream {
                 failure,
             });
         }
+        let el = Element::new(ns::SASL, "failure")
+            .with_child(Element::new(ns::SASL, failure.condition()));
+        self.out.write_element(&el, ns::CLIENT);
         if self.auth_failures >= self.cfg.max_auth_failures {
             self.stream_error(
                 StreamErrorCondition::PolicyViolation,
