@@ -404,3 +404,55 @@ def test_refused_registrations_count_and_slow_down(configured_server):
     lines = [l for l in log.splitlines() if "address=127.0.0.11" in l
              and "mechanism=register" in l and "reason=conflict" in l]
     assert len(lines) == 4, lines
+
+
+def test_plain_floods_do_not_stall_sessions_on_the_same_thread(configured_server):
+    """PBKDF2 runs in the bounded key-derivation pool, not on the executor:
+    with one executor thread, a flood of PLAIN attempts (each a PBKDF2 run)
+    must not hold up a bound session's pings."""
+    import threading
+
+    srv = start_with(configured_server, "[transport]\nthreads = 1\n[stream]\nauth_failure_delay = 0\n")
+    acct = srv.new_account("pinger")
+    pinger = login(srv, "127.0.0.12", acct.jid.split("@")[0], acct.password)
+    stop = threading.Event()
+    attempts = [0]
+
+    def flood(source: str) -> None:
+        while not stop.is_set():
+            try:
+                conn = open_tls_stream(srv, source)
+                for i in range(3):
+                    if stop.is_set():
+                        break
+                    outcome, _ = attempt(conn, f"ghost{i}", "guess")
+                    if outcome != "failure":
+                        break
+                    attempts[0] += 1
+                conn.close()
+            except (OSError, AssertionError):
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=flood, args=(f"127.0.1.{i}",), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    rtts = []
+    try:
+        time.sleep(1.0)
+        for i in range(30):
+            mark = len(pinger.buf)
+            start = time.monotonic()
+            pinger.send(f"<iq type='get' id='ping{i}' to='{DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>")
+            assert pinger.wait_for(f"ping{i}".encode(), mark, 10), pinger.since(mark)
+            rtts.append(time.monotonic() - start)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+        pinger.close()
+    assert attempts[0] >= 10, f"the flood made only {attempts[0]} attempts"
+    rtts.sort()
+    median, p90 = rtts[len(rtts) // 2], rtts[int(len(rtts) * 0.9)]
+    print(f"PLAIN attempts during the pings: {attempts[0]}; ping RTT median {median * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms")
+    assert median < 0.1 and p90 < 0.3, f"pings stalled behind PBKDF2: {[round(r, 3) for r in rtts]}"
