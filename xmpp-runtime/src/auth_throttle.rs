@@ -70,11 +70,13 @@ impl AuthThrottle {
         by_address.max(by_account)
     }
 
-    /// An attempt failed: count it and log it (one line per failure, with
-    /// the address, for fail2ban).
-    pub(crate) fn failed(
+    /// An attempt failed: count it for the address and, if `counted` names
+    /// it, the account; log it (one line per failure, with the address, for
+    /// fail2ban) under `account`.
+    fn failed(
         &self,
         peer: Option<IpAddr>,
+        counted: Option<&str>,
         account: Option<&str>,
         what: &str,
         reason: &str,
@@ -83,7 +85,7 @@ impl AuthThrottle {
         let (address_failures, account_failures) = {
             let mut s = self.lock();
             let by_address = Self::key(&s, peer).map_or(0, |k| s.by_address.failed(&k, now));
-            let by_account = account.map_or(0, |a| s.by_account.failed(&a.to_owned(), now));
+            let by_account = counted.map_or(0, |a| s.by_account.failed(&a.to_owned(), now));
             (by_address, by_account)
         };
         let address = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_canonical().to_string());
@@ -109,7 +111,20 @@ impl AuthThrottle {
         now: Millis,
     ) {
         let what = mechanism.as_ref().map_or("-", Mechanism::name);
-        self.failed(peer, account, what, failure.condition(), now);
+        self.failed(peer, account, account, what, failure.condition(), now);
+    }
+
+    /// An in-band registration of `account` was refused (`reason`): it
+    /// counts for the address only (someone else's taken name must not slow
+    /// down its owner's logins), and is logged like a failed login.
+    pub(crate) fn registration_failed(
+        &self,
+        peer: Option<IpAddr>,
+        account: &str,
+        reason: &str,
+        now: Millis,
+    ) {
+        self.failed(peer, None, Some(account), "register", reason, now);
     }
 
     /// `account` authenticated: its failures are forgotten.
@@ -141,8 +156,20 @@ mod tests {
     #[test]
     fn address_and_account_back_off_separately() {
         let t = throttle(vec![]);
-        t.failed(Some(A), Some("alice@x"), "PLAIN", "not-authorized", 0);
-        t.failed(Some(A), Some("alice@x"), "PLAIN", "not-authorized", 0);
+        t.sasl_failed(
+            Some(A),
+            Some("alice@x"),
+            Some(Mechanism::Plain),
+            SaslFailure::NotAuthorized,
+            0,
+        );
+        t.sasl_failed(
+            Some(A),
+            Some("alice@x"),
+            Some(Mechanism::Plain),
+            SaslFailure::NotAuthorized,
+            0,
+        );
         assert_eq!(t.wait(Some(A), None, 0), 200);
         // Another address on the same account waits for the account.
         assert_eq!(t.wait(Some(B), Some("alice@x"), 0), 200);
@@ -157,9 +184,24 @@ mod tests {
     fn exempt_addresses_still_count_per_account() {
         let t = throttle(vec![A]);
         for _ in 0..3 {
-            t.failed(Some(A), Some("alice@x"), "PLAIN", "not-authorized", 0);
+            t.sasl_failed(
+                Some(A),
+                Some("alice@x"),
+                Some(Mechanism::Plain),
+                SaslFailure::NotAuthorized,
+                0,
+            );
         }
         assert_eq!(t.wait(Some(A), None, 0), 0);
         assert_eq!(t.wait(Some(A), Some("alice@x"), 0), 400);
+    }
+
+    #[test]
+    fn refused_registrations_count_for_the_address_only() {
+        let t = throttle(vec![]);
+        t.registration_failed(Some(A), "alice@x", "conflict", 0);
+        t.registration_failed(Some(A), "alice@x", "conflict", 0);
+        assert_eq!(t.wait(Some(A), None, 0), 200);
+        assert_eq!(t.wait(Some(B), Some("alice@x"), 0), 0);
     }
 }

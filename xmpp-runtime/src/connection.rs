@@ -158,8 +158,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 }
                 ConnOutput::AuthStarted { account, .. } => {
                     // The failure backoff: the attempt waits before its
-                    // credentials are even looked up.
-                    // Never past the stream's own authentication deadline.
+                    // credentials are even looked up, but never past the
+                    // stream's own authentication deadline.
                     let wait = shared
                         .auth_throttle
                         .wait(peer_ip, Some(&account), now_ms())

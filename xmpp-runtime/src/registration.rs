@@ -121,7 +121,7 @@ pub(crate) async fn perform(
             let failed = |reason: &str| {
                 shared
                     .auth_throttle
-                    .failed(peer, Some(&account), "register", reason, now_ms())
+                    .registration_failed(peer, &account, reason, now_ms())
             };
             let Ok(reservation) = shared.registrations.acquire(peer) else {
                 tracing::info!(account = %jid, ?peer, "in-band registration refused: too soon after the last from this address");

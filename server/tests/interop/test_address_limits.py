@@ -336,26 +336,27 @@ def test_plain_timing_does_not_tell_unknown_from_known_users(configured_server):
     acct = srv.new_account("known")
     known = acct.jid.split("@")[0]
     samples: dict[str, list[float]] = {"known": [], "unknown": []}
-    conn = None
-    for i in range(24):
-        if conn is None or i % 2 == 0:
-            if conn is not None:
-                conn.close()
-            conn = open_tls_stream(srv, "127.0.0.9")
-        kind = "known" if (i // 2) % 2 == 0 else "unknown"
-        user = known if kind == "known" else f"ghost{i}"
-        outcome, elapsed = attempt(conn, user, "not-the-password")
-        assert outcome == "failure", outcome
-        samples[kind].append(elapsed)
-    conn.close()
+    # One known and one unknown attempt per connection, in alternating
+    # order, so that load drifting on the machine hits both alike.
+    for i in range(16):
+        conn = open_tls_stream(srv, "127.0.0.9")
+        order = ["known", "unknown"] if i % 2 == 0 else ["unknown", "known"]
+        for kind in order:
+            user = known if kind == "known" else f"ghost{i}"
+            outcome, elapsed = attempt(conn, user, "not-the-password")
+            assert outcome == "failure", outcome
+            samples[kind].append(elapsed)
+        conn.close()
     k, u = statistics.median(samples["known"]), statistics.median(samples["unknown"])
-    # Both run one PBKDF2 at the same iteration count: the medians agree
-    # within a quarter (before, unknown users answered without any PBKDF2).
-    assert abs(k - u) <= 0.25 * max(k, u) + 0.003, (
+    print(f"PLAIN failure latency: median known {k * 1000:.1f} ms, unknown {u * 1000:.1f} ms")
+    # Both run one PBKDF2 at the same iteration count, so the medians agree
+    # within the machine's noise (bounded: a factor 1.5). Before, an unknown
+    # user was answered without any PBKDF2: a ratio of about 1/20.
+    assert 1 / 1.5 <= u / k <= 1.5, (
         f"median known {k * 1000:.1f} ms vs unknown {u * 1000:.1f} ms; {samples}")
-    log = log_with(srv, '"address":"127.0.0.9"', 24)
+    log = log_with(srv, '"address":"127.0.0.9"', 32)
     hosts = matching_hosts(log, security_md_failregex())
-    assert hosts.count("127.0.0.9") == 24, hosts
+    assert hosts.count("127.0.0.9") == 32, hosts
 
 
 def test_decoy_secret_persists_across_restarts(limited):
