@@ -125,6 +125,7 @@ pub fn run_demo(body: &str) -> Result<String, Error> {
         admin_socket: None,
         scram_iterations: 4096,
         registration_limit: Default::default(),
+        address_limits: Default::default(),
         components: Some(ComponentListener {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,

@@ -46,6 +46,7 @@ pub fn run_demo(body: &str) -> Result<String, Box<dyn std::error::Error>> {
         scram_iterations: 4096,
         components: None,
         registration_limit: Default::default(),
+        address_limits: Default::default(),
     };
     let server = xmpp_runtime::start(cfg, backend)?;
     let starttls = server.c2s_addr;

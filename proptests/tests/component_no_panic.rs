@@ -67,8 +67,12 @@ fn drive(chunks: &[Vec<u8>], grant: bool) -> Result<usize, TestCaseError> {
                     prop_assert!(el.attr("to").is_some(), "a stanza without `to`");
                     stanzas += 1;
                 }
-                ConnOutput::Account { .. } => {
-                    prop_assert!(false, "an account operation from a component stream")
+                ConnOutput::Account { .. }
+                | ConnOutput::CheckPassword { .. }
+                | ConnOutput::AuthStarted { .. }
+                | ConnOutput::AuthFailed { .. }
+                | ConnOutput::Authenticated { .. } => {
+                    prop_assert!(false, "an account or SASL output from a component stream")
                 }
                 ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }

@@ -17,6 +17,7 @@ pub mod sim;
 pub mod stanza;
 pub mod storage;
 pub mod stream;
+pub mod throttle;
 pub mod time;
 pub mod xml;
 

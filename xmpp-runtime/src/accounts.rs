@@ -76,6 +76,13 @@ pub fn add_user(
     password: &str,
     iterations: u32,
 ) -> Result<(), AccountError> {
+    // A taken name costs a read, not a PBKDF2 run (creation below still
+    // refuses a name taken meanwhile).
+    if let StorageResult::Credentials(Some(_)) = backend.execute(StorageRequest::LoadCredentials {
+        account: jid.bare_str(),
+    }) {
+        return Err(AccountError::Exists(jid.bare_str()));
+    }
     let credentials = credentials(password, iterations)?;
     match backend.execute(StorageRequest::CreateAccount {
         account: jid.bare_str(),

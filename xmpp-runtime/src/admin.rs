@@ -121,14 +121,16 @@ async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                     .scram_iterations
                     .load(std::sync::atomic::Ordering::Relaxed);
                 let adding = command == "adduser";
-                smol::unblock(move || {
-                    if adding {
-                        add_user(backend.as_ref(), &jid, &password, iterations)
-                    } else {
-                        set_password(backend.as_ref(), &jid, &password, iterations)
-                    }
-                })
-                .await
+                shared
+                    .kdf
+                    .run(move || {
+                        if adding {
+                            add_user(backend.as_ref(), &jid, &password, iterations)
+                        } else {
+                            set_password(backend.as_ref(), &jid, &password, iterations)
+                        }
+                    })
+                    .await
             }
             "deluser" => {
                 let backend = shared.backend.clone();

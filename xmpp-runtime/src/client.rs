@@ -300,6 +300,10 @@ impl Client {
                 ConnOutput::Bound(_)
                 | ConnOutput::Storage { .. }
                 | ConnOutput::Account { .. }
+                | ConnOutput::CheckPassword { .. }
+                | ConnOutput::AuthStarted { .. }
+                | ConnOutput::AuthFailed { .. }
+                | ConnOutput::Authenticated { .. }
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)

@@ -98,6 +98,10 @@ async fn run(
                 ConnOutput::StartTls
                 | ConnOutput::Storage { .. }
                 | ConnOutput::Account { .. }
+                | ConnOutput::CheckPassword { .. }
+                | ConnOutput::AuthStarted { .. }
+                | ConnOutput::AuthFailed { .. }
+                | ConnOutput::Authenticated { .. }
                 | ConnOutput::Failed(_)
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }

@@ -49,8 +49,9 @@ async fn tls_accept(
     let tls = shared.tls()?;
     let acceptor = TlsAcceptor::from(tls.config.clone());
     let handshake = acceptor.accept(tcp);
+    let deadline = shared.conn_gate.tls_handshake_timeout();
     let timeout = async {
-        smol::Timer::after(Duration::from_secs(30)).await;
+        smol::Timer::after(deadline).await;
         Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
     };
     match handshake.or(timeout).await {
@@ -68,6 +69,16 @@ async fn tls_accept(
 
 async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     let peer = tcp.get_ref().peer_addr().ok();
+    let peer_ip = peer.map(|p| p.ip());
+    // Counted against its address until it authenticates; refused (closed
+    // before any byte, there is no stream yet) over the address's limits.
+    let mut unauthenticated = match shared.conn_gate.admit(peer_ip, now_ms()) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::debug!(?peer, %refusal, "connection refused");
+            return;
+        }
+    };
     let mut conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (transport, bindings) = if direct_tls {
         match Box::pin(tls_accept(&shared, tcp)).await {
@@ -85,6 +96,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     let mut mailbox = Arc::new(Mailbox::with_limit(cfg.max_mailbox_bytes));
     shared.conns().insert(conn_id, mailbox.clone());
     let stall = cfg.send_timeout_ms.map(Duration::from_millis);
+    let auth_timeout_ms = cfg.auth_timeout_ms;
     let mut stream = ServerStream::new(cfg, entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
     let mut bucket = shared
@@ -137,9 +149,39 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     stream.handle_storage(now_ms(), id, result);
                 }
                 ConnOutput::Account { id, op } => {
-                    let peer_ip = peer.map(|p| p.ip());
                     let result = crate::registration::perform(&shared, peer_ip, op).await;
                     stream.handle_account(now_ms(), id, result);
+                }
+                ConnOutput::CheckPassword { id, check } => {
+                    let ok = shared.kdf.run(move || check.run()).await;
+                    stream.handle_password_check(now_ms(), id, ok);
+                }
+                ConnOutput::AuthStarted { account, .. } => {
+                    // The failure backoff: the attempt waits before its
+                    // credentials are even looked up, but never past the
+                    // stream's own authentication deadline.
+                    let wait = shared
+                        .auth_throttle
+                        .wait(peer_ip, Some(&account), now_ms())
+                        .min(auth_timeout_ms);
+                    if wait > 0 {
+                        smol::Timer::after(Duration::from_millis(wait)).await;
+                    }
+                }
+                ConnOutput::AuthFailed {
+                    account,
+                    mechanism,
+                    failure,
+                } => shared.auth_throttle.sasl_failed(
+                    peer_ip,
+                    account.as_deref(),
+                    mechanism,
+                    failure,
+                    now_ms(),
+                ),
+                ConnOutput::Authenticated { account, .. } => {
+                    shared.auth_throttle.succeeded(&account);
+                    drop(unauthenticated.take());
                 }
                 ConnOutput::Bound(jid) => {
                     let p = shared.router.partition(&jid.bare_str());

@@ -8,13 +8,18 @@
 
 mod accept;
 pub mod accounts;
+pub mod address_limits;
 pub mod admin;
+pub mod auth_throttle;
 pub mod client;
 pub mod clock;
 mod component;
+pub mod conn_gate;
 mod connection;
 mod credit;
+pub mod decoy_secret;
 mod hub_task;
+mod kdf_pool;
 mod mailbox;
 mod memory;
 pub mod rate_limit;
@@ -29,6 +34,7 @@ pub mod storage;
 pub mod tls;
 mod transport;
 
+pub use address_limits::AddressLimits;
 pub use rate_limit::RateLimit;
 pub use registration::RegistrationLimit;
 pub use reload::{ReloadReport, ServerHandle};

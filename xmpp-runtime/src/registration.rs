@@ -1,7 +1,10 @@
-//! XEP-0077 account operations for c2s streams: the per-IP limit on new
-//! accounts, then the same credential derivation and store calls as
-//! `vireo adduser`/`passwd` ([`crate::accounts`]), on a blocking thread
-//! because PBKDF2 is deliberately slow.
+//! XEP-0077 account operations for c2s streams: the per-address limit on
+//! new accounts (an IPv6 /64 counts as one address), the failure backoff
+//! shared with authentication (every refused or failed registration counts,
+//! so probing names or hammering the limit slows down), a check that the
+//! name is free before any PBKDF2 run, then the same credential derivation
+//! and store calls as `vireo adduser`/`passwd` ([`crate::accounts`]) in the
+//! bounded key-derivation pool, because PBKDF2 is deliberately slow.
 
 use crate::accounts::{add_user, set_password, AccountError};
 use crate::clock::now_ms;
@@ -10,6 +13,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use xmpp_core::jid::Jid;
 use xmpp_core::modules::register::{AccountOp, AccountOpResult, RegistrationThrottle};
+use xmpp_core::storage::{StorageRequest, StorageResult};
+use xmpp_core::throttle::address_key;
 
 /// The limit on in-band registrations per client address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +84,8 @@ impl Registrations {
         if state.1.iter().any(|e| e.to_canonical() == ip) {
             return Ok(None);
         }
+        // One host usually owns a whole IPv6 /64.
+        let ip = address_key(ip);
         let now = now_ms();
         state.0.try_acquire(&ip, now).map_err(|_| ())?;
         Ok(Some((ip, now)))
@@ -106,27 +113,54 @@ pub(crate) async fn perform(
     let backend = shared.backend.clone();
     match op {
         AccountOp::Register { password, .. } => {
+            let account = jid.bare_str();
+            let wait = shared.auth_throttle.wait(peer, None, now_ms());
+            if wait > 0 {
+                smol::Timer::after(std::time::Duration::from_millis(wait)).await;
+            }
+            let failed = |reason: &str| {
+                shared
+                    .auth_throttle
+                    .registration_failed(peer, &account, reason, now_ms())
+            };
             let Ok(reservation) = shared.registrations.acquire(peer) else {
                 tracing::info!(account = %jid, ?peer, "in-band registration refused: too soon after the last from this address");
+                failed("throttled");
                 return AccountOpResult::Throttled;
             };
-            let account = jid.clone();
-            let result =
-                smol::unblock(move || add_user(backend.as_ref(), &account, &password, iterations))
-                    .await;
+            // A taken name costs a read, not a PBKDF2 run.
+            let lookup = backend.clone();
+            let name = account.clone();
+            let existing = smol::unblock(move || {
+                lookup.execute(StorageRequest::LoadCredentials { account: name })
+            })
+            .await;
+            if matches!(existing, StorageResult::Credentials(Some(_))) {
+                shared.registrations.release(reservation);
+                failed("conflict");
+                return AccountOpResult::Conflict;
+            }
+            let created = jid.clone();
+            let result = shared
+                .kdf
+                .run(move || add_user(backend.as_ref(), &created, &password, iterations))
+                .await;
             if result.is_ok() {
                 tracing::info!(account = %jid, ?peer, "account registered in-band (XEP-0077)");
             } else {
                 shared.registrations.release(reservation);
+                if matches!(result, Err(AccountError::Exists(_))) {
+                    failed("conflict");
+                }
             }
             outcome(result)
         }
         AccountOp::SetPassword { password, .. } => {
             let account = jid.clone();
-            let result = smol::unblock(move || {
-                set_password(backend.as_ref(), &account, &password, iterations)
-            })
-            .await;
+            let result = shared
+                .kdf
+                .run(move || set_password(backend.as_ref(), &account, &password, iterations))
+                .await;
             if result.is_ok() {
                 tracing::info!(account = %jid, "password changed in-band (XEP-0077)");
             }
@@ -141,5 +175,24 @@ fn outcome(result: Result<(), AccountError>) -> AccountOpResult {
         Err(AccountError::Exists(_)) => AccountOpResult::Conflict,
         Err(AccountError::NotFound(_)) => AccountOpResult::NotFound,
         Err(e) => AccountOpResult::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_of_one_slash_64_share_the_limit() {
+        let r = Registrations::new(&RegistrationLimit {
+            min_seconds: 60,
+            exempt: vec![],
+        });
+        let a: Option<IpAddr> = "2001:db8:0:1::a".parse().ok();
+        let b: Option<IpAddr> = "2001:db8:0:1:ffff::b".parse().ok();
+        let c: Option<IpAddr> = "2001:db8:0:2::a".parse().ok();
+        assert!(matches!(r.acquire(a), Ok(Some(_))));
+        assert!(r.acquire(b).is_err());
+        assert!(matches!(r.acquire(c), Ok(Some(_))));
     }
 }

@@ -466,6 +466,10 @@ impl ServerHandle {
         if let Some((old_limit, new_limit)) = shared.registrations.set(&new.registration_limit) {
             stream_changes.push(Change::new("registration_limit", old_limit, new_limit));
         }
+        shared.auth_throttle.set(&new.address_limits);
+        if let Some((old_limits, new_limits)) = shared.conn_gate.set(&new.address_limits) {
+            stream_changes.push(Change::new("address_limits", old_limits, new_limits));
+        }
         // Swapped unconditionally: the decoy's iteration count follows
         // `scram_iterations`, reported above.
         *shared.stream_cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
@@ -511,6 +515,7 @@ mod tests {
             scram_iterations: 4096,
             components: None,
             registration_limit: Default::default(),
+            address_limits: Default::default(),
         }
     }
 

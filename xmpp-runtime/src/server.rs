@@ -67,6 +67,8 @@ pub struct RuntimeConfig {
     pub components: Option<ComponentListener>,
     /// The per-address limit on in-band registrations (XEP-0077).
     pub registration_limit: crate::RegistrationLimit,
+    /// Connection limits per address and the authentication backoff.
+    pub address_limits: crate::AddressLimits,
 }
 
 impl std::fmt::Debug for RuntimeConfig {
@@ -156,6 +158,12 @@ pub(crate) struct Shared {
     pub(crate) scram_iterations: AtomicU32,
     /// In-band registrations per client address (XEP-0077).
     pub(crate) registrations: crate::registration::Registrations,
+    /// Unauthenticated connections and openings per client address.
+    pub(crate) conn_gate: Arc<crate::conn_gate::ConnectionGate>,
+    /// Failed authentications per address and per account.
+    pub(crate) auth_throttle: crate::auth_throttle::AuthThrottle,
+    /// Where PBKDF2 runs.
+    pub(crate) kdf: crate::kdf_pool::KdfPool,
     /// The configuration the server started with: a reload compares the
     /// settings that need a restart against it.
     pub(crate) started: RuntimeConfig,
@@ -278,6 +286,11 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         domains: cfg.hub.domains.clone(),
         scram_iterations: AtomicU32::new(cfg.scram_iterations),
         registrations: crate::registration::Registrations::new(&cfg.registration_limit),
+        conn_gate: Arc::new(crate::conn_gate::ConnectionGate::new(&cfg.address_limits)),
+        auth_throttle: crate::auth_throttle::AuthThrottle::new(&cfg.address_limits),
+        // As many derivations at once as there are executor threads: a
+        // login flood then costs at most that many cores.
+        kdf: crate::kdf_pool::KdfPool::new(cfg.threads),
         // Without the certificate: a replaced key must not stay in memory.
         started: RuntimeConfig {
             tls: None,

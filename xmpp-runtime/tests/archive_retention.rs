@@ -86,6 +86,7 @@ fn idle_server_purges_expired_messages() {
         admin_socket: None,
         scram_iterations: 4096,
         registration_limit: Default::default(),
+        address_limits: Default::default(),
         components: None,
     };
     let server = xmpp_runtime::start(cfg, backend.clone()).expect("server starts");

@@ -43,6 +43,7 @@ fn start(limit: RegistrationLimit) -> (RunningServer, tempfile::TempDir) {
         admin_socket: None,
         scram_iterations: 4096,
         registration_limit: limit,
+        address_limits: Default::default(),
         components: None,
     };
     (

@@ -184,11 +184,13 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             starttls_available: true,
             mechanisms: cfg.mechanisms.clone(),
             auth_timeout_ms: cfg.auth_timeout_secs.saturating_mul(1000),
+            bind_timeout_ms: cfg.bind_timeout_secs.saturating_mul(1000),
             max_auth_failures: 3,
             keepalive_ms,
             send_timeout_ms: (cfg.send_timeout_secs > 0)
                 .then(|| cfg.send_timeout_secs.saturating_mul(1000)),
             max_mailbox_bytes: cfg.max_mailbox_bytes,
+            // `run` replaces the secret with the one in the data directory.
             scram_decoy: Some((
                 xmpp_runtime::clock::random_seed().to_vec(),
                 cfg.scram_iterations,
@@ -234,6 +236,18 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             exempt: cfg.registration_whitelist.clone(),
         },
         components: component_listener,
+        address_limits: xmpp_runtime::AddressLimits {
+            max_unauthenticated: cfg.max_unauthenticated_per_address,
+            max_new_per_second: cfg.max_new_connections_per_address,
+            tls_handshake_timeout: std::time::Duration::from_secs(cfg.tls_handshake_timeout_secs),
+            exempt: cfg.address_limits_exempt.clone(),
+            max_tracked: cfg.max_tracked_addresses,
+            auth_backoff: xmpp_core::throttle::Backoff {
+                base_ms: cfg.auth_failure_delay_ms,
+                max_ms: cfg.auth_failure_max_delay_ms,
+                forget_ms: cfg.auth_failure_forget_secs.saturating_mul(1000),
+            },
+        },
     }
 }
 
@@ -271,8 +285,12 @@ pub fn run(
         Arc::new(SledBackend::open(&cfg.store_path()).map_err(|e| e.to_string())?);
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let server =
-        xmpp_runtime::start(runtime_config(cfg, Some(tls)), backend).map_err(|e| e.to_string())?;
+    let mut runtime = runtime_config(cfg, Some(tls));
+    // The decoy secret survives restarts, like the salts of real accounts.
+    let decoy =
+        xmpp_runtime::decoy_secret::load_or_create(&cfg.data_path).map_err(|e| e.to_string())?;
+    runtime.stream.scram_decoy = Some((decoy, cfg.scram_iterations));
+    let server = xmpp_runtime::start(runtime, backend).map_err(|e| e.to_string())?;
     tracing::info!(
         domains = ?cfg.domains,
         starttls = %server.c2s_addr,

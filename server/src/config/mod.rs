@@ -79,6 +79,16 @@ pub struct Config {
     pub c2s_port: u16,
     pub c2s_tls_port: u16,
     pub max_connections: usize,
+    /// Unauthenticated connections per address (IPv6: per /64; 0 = no limit).
+    pub max_unauthenticated_per_address: u32,
+    /// New connections per address per second (0 = no limit).
+    pub max_new_connections_per_address: u32,
+    /// Seconds a TLS handshake may take.
+    pub tls_handshake_timeout_secs: u64,
+    /// Addresses the per-address limits do not apply to.
+    pub address_limits_exempt: Vec<IpAddr>,
+    /// Most addresses (and accounts) the limits remember.
+    pub max_tracked_addresses: usize,
     /// Bytes per second per client connection (0 = unlimited).
     pub c2s_rate_limit: u32,
     /// Burst allowance for the rate limit, in bytes.
@@ -89,6 +99,14 @@ pub struct Config {
     pub key: Option<PathBuf>,
     pub require_encryption: bool,
     pub auth_timeout_secs: u64,
+    /// Seconds an authenticated connection may take to bind a resource.
+    pub bind_timeout_secs: u64,
+    /// Delay after the first failed authentication, ms (0 = no backoff).
+    pub auth_failure_delay_ms: u64,
+    /// Longest delay after failed authentications, ms.
+    pub auth_failure_max_delay_ms: u64,
+    /// Seconds after which failed authentications are forgotten.
+    pub auth_failure_forget_secs: u64,
     pub keepalive_secs: u64,
     /// Seconds a write may make no progress (0 = forever).
     pub send_timeout_secs: u64,
@@ -192,6 +210,14 @@ impl Default for Config {
             c2s_port: 5222,
             c2s_tls_port: 5223,
             max_connections: 20_000,
+            max_unauthenticated_per_address: 20,
+            max_new_connections_per_address: 10,
+            tls_handshake_timeout_secs: 10,
+            address_limits_exempt: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            ],
+            max_tracked_addresses: 65_536,
             c2s_rate_limit: 0,
             c2s_rate_burst: 256 * 1024,
             threads: 0,
@@ -199,6 +225,10 @@ impl Default for Config {
             key: None,
             require_encryption: true,
             auth_timeout_secs: 30,
+            bind_timeout_secs: 30,
+            auth_failure_delay_ms: 250,
+            auth_failure_max_delay_ms: 10_000,
+            auth_failure_forget_secs: 900,
             keepalive_secs: 60,
             send_timeout_secs: 60,
             smacks_resume_timeout_secs: 300,
@@ -465,6 +495,41 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                 cfg.max_connections = usize::try_from(int(value)).unwrap_or(cfg.max_connections)
             }
             "transport.threads" => cfg.threads = usize::try_from(int(value)).unwrap_or(cfg.threads),
+            "transport.max_unauthenticated_per_address" => {
+                cfg.max_unauthenticated_per_address =
+                    u32::try_from(int(value)).unwrap_or(cfg.max_unauthenticated_per_address)
+            }
+            "transport.max_new_connections_per_address" => {
+                cfg.max_new_connections_per_address =
+                    u32::try_from(int(value)).unwrap_or(cfg.max_new_connections_per_address)
+            }
+            "transport.tls_handshake_timeout" => {
+                cfg.tls_handshake_timeout_secs =
+                    u64::try_from(int(value)).unwrap_or(cfg.tls_handshake_timeout_secs)
+            }
+            "transport.address_limits_exempt" => {
+                cfg.address_limits_exempt =
+                    list.iter().filter_map(|a| schema::parse_ip(a)).collect()
+            }
+            "transport.max_tracked_addresses" => {
+                cfg.max_tracked_addresses =
+                    usize::try_from(int(value)).unwrap_or(cfg.max_tracked_addresses)
+            }
+            "stream.bind_timeout" => {
+                cfg.bind_timeout_secs = u64::try_from(int(value)).unwrap_or(cfg.bind_timeout_secs)
+            }
+            "stream.auth_failure_delay" => {
+                cfg.auth_failure_delay_ms =
+                    u64::try_from(int(value)).unwrap_or(cfg.auth_failure_delay_ms)
+            }
+            "stream.auth_failure_max_delay" => {
+                cfg.auth_failure_max_delay_ms =
+                    u64::try_from(int(value)).unwrap_or(cfg.auth_failure_max_delay_ms)
+            }
+            "stream.auth_failure_forget" => {
+                cfg.auth_failure_forget_secs =
+                    u64::try_from(int(value)).unwrap_or(cfg.auth_failure_forget_secs)
+            }
             "tls.certificate" => cfg.certificate = Some(resolve(key, &text, origin)),
             "tls.key" => cfg.key = Some(resolve(key, &text, origin)),
             "stream.require_encryption" => {

@@ -984,3 +984,59 @@ fn queue_caps_below_the_largest_stanza_are_errors() {
         "{shown:?}"
     );
 }
+
+#[test]
+fn address_limits_and_auth_backoff() {
+    // Defaults: safe for the internet, loopback exempt.
+    let cfg = Config::load(None, &env_of(&[])).expect("load");
+    let rt = crate::commands::run::runtime_config(&cfg, None);
+    let l = &rt.address_limits;
+    assert_eq!(l.max_unauthenticated, 20);
+    assert_eq!(l.max_new_per_second, 10);
+    assert_eq!(l.tls_handshake_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(l.max_tracked, 65_536);
+    assert!(l.is_exempt(IpAddr::from([127, 0, 0, 1])));
+    assert!(!l.is_exempt(IpAddr::from([127, 0, 0, 2])));
+    assert_eq!(l.auth_backoff.base_ms, 250);
+    assert_eq!(l.auth_backoff.max_ms, 10_000);
+    assert_eq!(l.auth_backoff.forget_ms, 900_000);
+    assert_eq!(rt.stream.bind_timeout_ms, 30_000);
+    let (_d, p) = write(
+        "[transport]\nmax_unauthenticated_per_address = 3\nmax_new_connections_per_address = 0\n\
+         tls_handshake_timeout = 2\naddress_limits_exempt = []\nmax_tracked_addresses = 2048\n\
+         [stream]\nbind_timeout = 4\nauth_failure_delay = 100\nauth_failure_max_delay = 800\n\
+         auth_failure_forget = 60\n",
+    );
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    let rt = crate::commands::run::runtime_config(&cfg, None);
+    let l = &rt.address_limits;
+    assert_eq!((l.max_unauthenticated, l.max_new_per_second), (3, 0));
+    assert_eq!(l.tls_handshake_timeout, std::time::Duration::from_secs(2));
+    assert!(l.exempt.is_empty());
+    assert_eq!(l.max_tracked, 2048);
+    assert_eq!(rt.stream.bind_timeout_ms, 4_000);
+    assert_eq!(
+        (
+            l.auth_backoff.base_ms,
+            l.auth_backoff.max_ms,
+            l.auth_backoff.forget_ms
+        ),
+        (100, 800, 60_000)
+    );
+    // `check config` refuses values out of range.
+    for bad in [
+        "[transport]\ntls_handshake_timeout = 0\n",
+        "[transport]\nmax_tracked_addresses = 10\n",
+        "[stream]\nbind_timeout = 0\n",
+        "[stream]\nauth_failure_delay = -1\n",
+        "[stream]\nauth_failure_max_delay = 60001\n",
+    ] {
+        let (_d, p) = write(bad);
+        let report = Config::check(Some(&p), &env_of(&[]));
+        assert!(
+            report.errors().next().is_some(),
+            "{bad}: {:?}",
+            report.diagnostics
+        );
+    }
+}

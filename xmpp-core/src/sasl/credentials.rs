@@ -103,6 +103,26 @@ impl StoredCredentials {
         a & b
     }
 
+    /// Credentials for an account that does not exist, so that checking a
+    /// password against them costs what a real account's check costs: the
+    /// salt is `HMAC(secret, username)` (as for SCRAM decoys) and the keys
+    /// are derived from it, which no password maps to.
+    pub fn decoy(secret: &[u8], iterations: u32, username: &str) -> Self {
+        let h = HashKind::Sha256;
+        let mut salt = h.hmac(secret, username.as_bytes());
+        salt.truncate(16);
+        let keys = |kind: HashKind| ScramKeys {
+            stored_key: kind.hmac(&salt, b"vireo decoy stored key"),
+            server_key: kind.hmac(&salt, b"vireo decoy server key"),
+        };
+        Self {
+            iterations: iterations.max(MIN_ITERATIONS),
+            sha1: keys(HashKind::Sha1),
+            sha256: keys(HashKind::Sha256),
+            salt,
+        }
+    }
+
     /// The keys for `hash`.
     pub(crate) fn keys(&self, hash: HashKind) -> &ScramKeys {
         match hash {

@@ -135,6 +135,12 @@ impl C2sDriver {
                     self.stream
                         .handle_account(self.now, id, AccountOpResult::Done)
                 }
+                ConnOutput::CheckPassword { id, check } => {
+                    self.stream.handle_password_check(self.now, id, check.run())
+                }
+                ConnOutput::AuthStarted { .. }
+                | ConnOutput::AuthFailed { .. }
+                | ConnOutput::Authenticated { .. } => {}
                 ConnOutput::Stanza(el) => self.stream.send_stanza(&el),
                 // Nothing else holds a session here: every resume misses.
                 ConnOutput::Resume { .. } => self.stream.resume(self.now, None),

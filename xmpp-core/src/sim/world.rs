@@ -612,6 +612,12 @@ impl World {
                     let result = account_op(&mut self.store, &mut self.registrations, self.now, op);
                     c.stream.handle_account(self.now, req, result);
                 }
+                ConnOutput::CheckPassword { id: req, check } => {
+                    c.stream.handle_password_check(self.now, req, check.run())
+                }
+                ConnOutput::AuthStarted { .. }
+                | ConnOutput::AuthFailed { .. }
+                | ConnOutput::Authenticated { .. } => {}
                 ConnOutput::Bound(jid) => {
                     c.bound = true;
                     self.hub.session_bound(self.now, c.hub_id, jid);
@@ -668,6 +674,10 @@ impl World {
                 ConnOutput::StartTls
                 | ConnOutput::Storage { .. }
                 | ConnOutput::Account { .. }
+                | ConnOutput::CheckPassword { .. }
+                | ConnOutput::AuthStarted { .. }
+                | ConnOutput::AuthFailed { .. }
+                | ConnOutput::Authenticated { .. }
                 | ConnOutput::Failed(_)
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
@@ -718,6 +728,10 @@ impl World {
                     .tls_established(self.now, Self::fake_bindings(conn)),
                 ConnOutput::Storage { .. }
                 | ConnOutput::Account { .. }
+                | ConnOutput::CheckPassword { .. }
+                | ConnOutput::AuthStarted { .. }
+                | ConnOutput::AuthFailed { .. }
+                | ConnOutput::Authenticated { .. }
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)

@@ -2,6 +2,8 @@
 //! the client side that powers examples, tests and the benchmark tool; and
 //! the server side of external component streams (XEP-0114).
 
+#[cfg(test)]
+mod auth_tests;
 pub mod client;
 pub mod component;
 mod csi;
@@ -20,5 +22,5 @@ pub use component::{ComponentSecret, ComponentStream, ComponentStreamConfig};
 pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;
 pub use output::ConnOutput;
-pub use server::{RegistrationConfig, ServerStream, ServerStreamConfig};
+pub use server::{PasswordCheck, RegistrationConfig, ServerStream, ServerStreamConfig};
 pub use sm::{SmConfig, SuspendedSession};

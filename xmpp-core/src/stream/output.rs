@@ -3,6 +3,7 @@
 use crate::jid::Jid;
 use crate::modules::register::AccountOp;
 use crate::ns;
+use crate::sasl::{Mechanism, SaslFailure};
 use crate::storage::{RequestId, StorageRequest};
 use crate::xml::escape_attr;
 use crate::xml::Element;
@@ -26,6 +27,32 @@ pub enum ConnOutput {
     /// iteration count), registrations subject to its per-address limit.
     /// Answer with [`ServerStream::handle_account`](super::ServerStream::handle_account).
     Account { id: RequestId, op: AccountOp },
+    /// Server side: check a PLAIN password (one PBKDF2 run, deliberately
+    /// slow: the driver runs it off its event loop) and answer with
+    /// [`ServerStream::handle_password_check`](super::ServerStream::handle_password_check).
+    CheckPassword {
+        id: RequestId,
+        check: super::PasswordCheck,
+    },
+    /// Server side: a SASL exchange for this account (bare JID) begins. A
+    /// driver with a failure backoff may wait here before performing the
+    /// outputs that follow (the credential lookup).
+    AuthStarted {
+        account: String,
+        mechanism: Mechanism,
+    },
+    /// Server side: a SASL attempt failed (an abort is not a failure); the
+    /// account and mechanism when the request got that far.
+    AuthFailed {
+        account: Option<String>,
+        mechanism: Option<Mechanism>,
+        failure: SaslFailure,
+    },
+    /// Server side: SASL succeeded for this account (bare JID).
+    Authenticated {
+        account: String,
+        mechanism: Mechanism,
+    },
     /// The stream authenticated and bound this full JID (server side), or the
     /// client is online as it (client side). From a component stream: the
     /// handshake proved the secret for this domain; the driver claims the

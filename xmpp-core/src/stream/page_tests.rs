@@ -20,6 +20,7 @@ fn drain(s: &mut ServerStream) -> Vec<ConnOutput> {
             ConnOutput::Storage { id, .. } => {
                 s.handle_storage(0, id, StorageResult::Credentials(creds.clone()))
             }
+            ConnOutput::CheckPassword { id, check } => s.handle_password_check(0, id, check.run()),
             other => out.push(other),
         }
     }

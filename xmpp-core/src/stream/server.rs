@@ -22,7 +22,9 @@ use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 use base64::Engine as _;
 use std::sync::Arc;
 
+mod auth;
 mod register;
+pub use auth::PasswordCheck;
 pub use register::RegistrationConfig;
 
 /// Settings for c2s streams on one listener.
@@ -38,6 +40,10 @@ pub struct ServerStreamConfig {
     pub mechanisms: Vec<Mechanism>,
     /// Drop connections that have not authenticated after this many ms.
     pub auth_timeout_ms: Millis,
+    /// Drop authenticated connections that have not bound a resource (or
+    /// resumed a session) this many ms after authenticating: until then
+    /// they hold a connection slot without being a session.
+    pub bind_timeout_ms: Millis,
     /// Close the stream after this many failed authentication attempts.
     pub max_auth_failures: u32,
     /// Parser limits (stanza size, depth, counts) once authenticated.
@@ -83,6 +89,7 @@ impl Default for ServerStreamConfig {
             starttls_available: true,
             mechanisms: Mechanism::SERVER_PREFERENCE.to_vec(),
             auth_timeout_ms: 30_000,
+            bind_timeout_ms: 30_000,
             max_auth_failures: 3,
             limits: Limits::default(),
             unauthenticated_stanza_bytes: 16 * 1024,
@@ -114,6 +121,9 @@ enum Phase {
         req: RequestId,
         pending: PendingAuth,
     },
+    /// A PLAIN password check is with the driver; `username` is the
+    /// account's bare JID.
+    AwaitPassword { req: RequestId, username: String },
     /// SCRAM server-first sent; waiting for the client's `<response/>`.
     AwaitResponse(Box<ScramServer>),
     /// `<resume/>` received; waiting for the driver to find the session.
@@ -161,6 +171,11 @@ pub struct ServerStream {
     auth_failures: u32,
     /// Account name of the exchange in progress (bare JID string).
     pending_account: Option<String>,
+    /// The SASL attempt in progress, for the driver's bookkeeping: its
+    /// mechanism and (once known) account.
+    attempt: Option<(Mechanism, Option<String>)>,
+    /// The latest `now` the driver passed in.
+    clock: Millis,
     next_request: RequestId,
     header_sent: bool,
 }
@@ -195,6 +210,8 @@ impl ServerStream {
             sm: None,
             auth_failures: 0,
             pending_account: None,
+            attempt: None,
+            clock: now,
             next_request: 1,
             header_sent: false,
         }
@@ -271,6 +288,7 @@ impl ServerStream {
         if self.is_closed() {
             return;
         }
+        self.clock = now;
         if let Phase::Hibernated { deadline } = self.phase {
             if now >= deadline {
                 tracing::debug!(jid = ?self.jid, "resumption timed out");
@@ -281,10 +299,12 @@ impl ServerStream {
         }
         if let Some(deadline) = self.auth_deadline {
             if now >= deadline {
-                return self.stream_error(
-                    StreamErrorCondition::ConnectionTimeout,
-                    Some("authentication timed out"),
-                );
+                let why = if self.account.is_some() {
+                    "resource binding timed out"
+                } else {
+                    "authentication timed out"
+                };
+                return self.stream_error(StreamErrorCondition::ConnectionTimeout, Some(why));
             }
         }
         if let Some(k) = self.cfg.keepalive_ms.filter(|_| self.jid.is_some()) {
@@ -308,6 +328,7 @@ impl ServerStream {
         }
         // Replies to input count as output for the keepalive clock.
         self.last_output = now;
+        self.clock = now;
         if matches!(self.phase, Phase::AwaitTls) {
             // Plaintext after <proceed/> must never reach the TLS layer or the
             // parser (the CVE-2011-0411 class).
@@ -323,7 +344,8 @@ impl ServerStream {
 
     /// The TLS handshake finished; `bindings` are the channel-binding values
     /// the driver could compute for it (RFC 9266, RFC 5929).
-    pub fn tls_established(&mut self, _now: Millis, bindings: Vec<ChannelBinding>) {
+    pub fn tls_established(&mut self, now: Millis, bindings: Vec<ChannelBinding>) {
+        self.clock = now;
         if !matches!(self.phase, Phase::AwaitTls) {
             return;
         }
@@ -334,7 +356,8 @@ impl ServerStream {
     }
 
     /// A storage result for a request this machine emitted.
-    pub fn handle_storage(&mut self, _now: Millis, id: RequestId, result: StorageResult) {
+    pub fn handle_storage(&mut self, now: Millis, id: RequestId, result: StorageResult) {
+        self.clock = now;
         let Phase::AwaitCredentials { req, .. } = &self.phase else {
             return;
         };
@@ -364,16 +387,51 @@ impl ServerStream {
                 self.send_sasl("challenge", &challenge);
             }
             PendingAuth::Plain { username, password } => {
-                let ok = creds
-                    .as_ref()
-                    .is_some_and(|c: &StoredCredentials| c.verify_password(&password));
-                if ok {
-                    self.pending_account = Some(username);
-                    self.sasl_success(&[]);
-                } else {
-                    self.sasl_failure(SaslFailure::NotAuthorized);
-                }
+                let known = creds.is_some();
+                let credentials = creds.unwrap_or_else(|| self.decoy_credentials(&username));
+                let req = self.next_request;
+                self.next_request += 1;
+                self.out.push(ConnOutput::CheckPassword {
+                    id: req,
+                    check: PasswordCheck::new(credentials, password, known),
+                });
+                self.phase = Phase::AwaitPassword { req, username };
+                return;
             }
+        }
+        self.process();
+    }
+
+    /// Credentials for an unknown account that cost what a real check
+    /// costs: the configured decoy, or a fixed secret at the minimum
+    /// iteration count.
+    fn decoy_credentials(&self, username: &str) -> StoredCredentials {
+        match &self.cfg.scram_decoy {
+            Some((secret, iterations)) => StoredCredentials::decoy(secret, *iterations, username),
+            None => StoredCredentials::decoy(b"vireo", crate::sasl::MIN_ITERATIONS, username),
+        }
+    }
+
+    /// The driver's answer to [`ConnOutput::CheckPassword`]:
+    /// [`PasswordCheck::run`]'s result.
+    pub fn handle_password_check(&mut self, now: Millis, id: RequestId, ok: bool) {
+        self.clock = now;
+        let Phase::AwaitPassword { req, .. } = &self.phase else {
+            return;
+        };
+        if *req != id {
+            return;
+        }
+        let Phase::AwaitPassword { username, .. } =
+            std::mem::replace(&mut self.phase, Phase::Ready)
+        else {
+            return;
+        };
+        if ok {
+            self.pending_account = Some(username);
+            self.sasl_success(&[]);
+        } else {
+            self.sasl_failure(SaslFailure::NotAuthorized);
         }
         self.process();
     }
@@ -498,7 +556,8 @@ impl ServerStream {
 
     /// The driver's answer to [`ConnOutput::Resume`]: the session it found
     /// for the SM-ID (and took from its old stream), or `None`.
-    pub fn resume(&mut self, _now: Millis, found: Option<SuspendedSession>) {
+    pub fn resume(&mut self, now: Millis, found: Option<SuspendedSession>) {
+        self.clock = now;
         let Phase::AwaitResume { h } = self.phase else {
             // Not asked for: nothing may be lost, so it ends here.
             if let Some(s) = found {
@@ -523,6 +582,7 @@ impl ServerStream {
             jid, state, held, ..
         } = found;
         self.jid = Some(jid.clone());
+        self.auth_deadline = None;
         self.sm = Some(state);
         if let Some(h) = h {
             if let Err(e) = self.sm.as_mut().map_or(Ok(0), |s| s.unacked.ack(h)) {
@@ -590,6 +650,7 @@ impl ServerStream {
                 Phase::Closed
                     | Phase::AwaitTls
                     | Phase::AwaitCredentials { .. }
+                    | Phase::AwaitPassword { .. }
                     | Phase::AwaitResume { .. }
                     | Phase::Hibernated { .. }
                     | Phase::AwaitAccount { .. }
@@ -836,6 +897,7 @@ impl ServerStream {
         let Some(mech) = el.attr("mechanism").and_then(Mechanism::from_name) else {
             return self.sasl_failure(SaslFailure::InvalidMechanism);
         };
+        self.attempt = Some((mech, None));
         if !self.cfg.mechanisms.contains(&mech) {
             return self.sasl_failure(SaslFailure::MechanismTooWeak);
         }
@@ -895,6 +957,11 @@ impl ServerStream {
                 password,
             },
         };
+        self.attempt = Some((mech, Some(account.bare_str())));
+        self.out.push(ConnOutput::AuthStarted {
+            account: account.bare_str(),
+            mechanism: mech,
+        });
         let req = self.next_request;
         self.next_request += 1;
         self.out.push(ConnOutput::Storage {
@@ -937,8 +1004,15 @@ impl ServerStream {
                 success.with_text(base64::engine::general_purpose::STANDARD.encode(additional));
         }
         self.out.write_element(&success, ns::CLIENT);
+        if let Some((mechanism, _)) = self.attempt.take() {
+            self.out.push(ConnOutput::Authenticated {
+                account: account.bare_str(),
+                mechanism,
+            });
+        }
         self.account = Some(account);
-        self.auth_deadline = None;
+        // Authenticated but not yet a session: binding has its own deadline.
+        self.auth_deadline = Some(self.clock.saturating_add(self.cfg.bind_timeout_ms));
         // Channel bindings only matter for SASL; drop them for the session.
         self.bindings = Vec::new();
         self.parser.restart_with(self.cfg.limits);
@@ -950,12 +1024,21 @@ impl ServerStream {
         if !matches!(self.phase, Phase::Closed) {
             self.phase = Phase::Ready;
         }
+        // The driver hears of the failure (its backoff, its log) before
+        // the client does.
+        let attempt = self.attempt.take();
+        if failure != SaslFailure::Aborted {
+            self.auth_failures += 1;
+            let (mechanism, account) = attempt.map_or((None, None), |(m, a)| (Some(m), a));
+            self.out.push(ConnOutput::AuthFailed {
+                account,
+                mechanism,
+                failure,
+            });
+        }
         let el = Element::new(ns::SASL, "failure")
             .with_child(Element::new(ns::SASL, failure.condition()));
         self.out.write_element(&el, ns::CLIENT);
-        if failure != SaslFailure::Aborted {
-            self.auth_failures += 1;
-        }
         if self.auth_failures >= self.cfg.max_auth_failures {
             self.stream_error(
                 StreamErrorCondition::PolicyViolation,
@@ -1054,6 +1137,7 @@ impl ServerStream {
                 .with_child(Element::new(ns::BIND, "jid").with_text(jid.to_string())),
         );
         self.jid = Some(jid.clone());
+        self.auth_deadline = None;
         self.out.push(ConnOutput::Bound(jid));
         Some(r)
     }

@@ -160,10 +160,11 @@ impl ServerStream {
     /// The driver finished an [`AccountOp`] this stream asked for.
     pub fn handle_account(
         &mut self,
-        _now: Millis,
+        now: Millis,
         id: crate::storage::RequestId,
         result: AccountOpResult,
     ) {
+        self.clock = now;
         let Phase::AwaitAccount { req, .. } = &self.phase else {
             return;
         };
