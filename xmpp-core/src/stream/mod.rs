@@ -2,6 +2,8 @@
 //! the client side that powers examples, tests and the benchmark tool; and
 //! the server side of external component streams (XEP-0114).
 
+#[cfg(test)]
+mod ack_fence_tests;
 pub mod client;
 pub mod component;
 mod csi;

@@ -57,6 +57,12 @@ pub enum ConnOutput {
     /// (`sm::is_redelivery` tells which). Hand them over after the
     /// session's end has reached the hub.
     Undelivered(Vec<Element>),
+    /// Server side, XEP-0198: a durability fence. The driver passes it
+    /// behind the stream's stanzas along their path (the hub partition,
+    /// the partitions it routed them to, their storage) and answers
+    /// `ServerStream::fence_done` with the same number once everything
+    /// before it is durable; only then does the stream acknowledge them.
+    Fence(u64),
 }
 
 /// An output queue that coalesces consecutive writes, so one read that yields
