@@ -73,7 +73,8 @@ fn drive(chunks: &[Vec<u8>], grant: bool) -> Result<usize, TestCaseError> {
                 ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_) => {
+                | ConnOutput::Undelivered(_)
+                | ConnOutput::Fence(_) => {
                     prop_assert!(false, "a stream-management output from a component stream")
                 }
                 ConnOutput::Close

@@ -383,6 +383,8 @@ impl World {
                     self.hub.session_closed(self.now, conn);
                 }
                 HubOutput::Forward { notice, .. } => self.hub.notice(self.now, notice),
+                // This driver gives the hub no fences.
+                HubOutput::Fence(_) => {}
             }
         }
         Ok(())

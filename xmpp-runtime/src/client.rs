@@ -303,7 +303,8 @@ impl Client {
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_) => {}
+                | ConnOutput::Undelivered(_)
+                | ConnOutput::Fence(_) => {}
             }
         }
     }

@@ -96,7 +96,8 @@ async fn run(
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_) => {}
+                | ConnOutput::Undelivered(_)
+                | ConnOutput::Fence(_) => {}
             }
         }
         if transport.flush().await.is_err() || stream.is_closed() {
@@ -131,7 +132,7 @@ async fn run(
                         ConnMsg::Close(cond) => stream.close(cond),
                         // Components have no resumable sessions (dropping
                         // the reply answers "not here") nor a hub session.
-                        ConnMsg::Release(_) | ConnMsg::Drained => {}
+                        ConnMsg::Release(_) | ConnMsg::Drained | ConnMsg::FenceDone(_) => {}
                     }
                 }
             }

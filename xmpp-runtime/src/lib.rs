@@ -13,6 +13,7 @@ pub mod client;
 pub mod clock;
 mod component;
 mod connection;
+mod fences;
 mod hub_task;
 mod mailbox;
 pub mod rate_limit;

@@ -125,6 +125,9 @@ pub(crate) enum ConnMsg {
     /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
     /// after this, so what came before can be rerouted.
     Drained,
+    /// XEP-0198: the connection's fence `seq` is back; everything its
+    /// session sent before it is durable (`ServerStream::fence_done`).
+    FenceDone(u64),
 }
 
 /// State shared by every task of one server.
