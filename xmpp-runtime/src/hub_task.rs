@@ -360,14 +360,17 @@ async fn run_partition(
             HubMsg::Shutdown => hub.shutdown(),
             HubMsg::Fence { conn, seq } => {
                 let fence = st.fences.local(conn, seq);
+                tracing::trace!(partition = st.index, conn, seq, token = fence.0, "fence in");
                 hub.fence(now, fence);
             }
             HubMsg::RemoteFence { from, join } => {
                 let fence = st.fences.remote(from, join);
+                tracing::trace!(partition = st.index, from, join, token = fence.0, "fence branch in");
                 hub.fence(now, fence);
             }
             HubMsg::FenceDone(join) => {
                 let complete = st.fences.branch_done(join);
+                tracing::trace!(partition = st.index, join, ?complete, "fence branch back");
                 st.fences_complete(complete);
             }
         }
@@ -404,6 +407,7 @@ fn drain_outputs(
             }
             HubOutput::Fence(fence) => {
                 let returned = st.fences.returned(fence);
+                tracing::trace!(partition = index, token = fence.0, ?returned, "fence out of the hub");
                 for p in returned.branches {
                     let join = returned.join;
                     shared
