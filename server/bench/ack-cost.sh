@@ -28,7 +28,7 @@ run() { # label binary mam ack_every
     local label="$1" bin="$2" mam="$3" ack="$4" d="$tmp/run"
     rm -rf "$d"; mkdir -p "$d"
     sed -e "s|@DOMAIN@|localhost|; s|@DIR@|$tmp|g; s|@C2S_PORT@|$port|; s|@C2S_TLS_PORT@|$tls_port|" \
-        -e "s|@THREADS@|0|; s|@SCRAM_ITERATIONS@|4096|; s|@MAM@|$mam|" \
+        -e "s|@THREADS@|0|; s|@SCRAM_ITERATIONS@|4096|; s|@MAM@|, \"smacks\"$mam|" \
         -e "s|data_path = \"$tmp/data\"|data_path = \"$d/data\"|" \
         "$here/vireo.toml.in" > "$d/vireo.toml"
     local envs=(VIREO_C2S_REQUIRE_ENCRYPTION=false VIREO_LOG=warn)

@@ -365,7 +365,13 @@ async fn run_partition(
             }
             HubMsg::RemoteFence { from, join } => {
                 let fence = st.fences.remote(from, join);
-                tracing::trace!(partition = st.index, from, join, token = fence.0, "fence branch in");
+                tracing::trace!(
+                    partition = st.index,
+                    from,
+                    join,
+                    token = fence.0,
+                    "fence branch in"
+                );
                 hub.fence(now, fence);
             }
             HubMsg::FenceDone(join) => {
@@ -407,7 +413,12 @@ fn drain_outputs(
             }
             HubOutput::Fence(fence) => {
                 let returned = st.fences.returned(fence);
-                tracing::trace!(partition = index, token = fence.0, ?returned, "fence out of the hub");
+                tracing::trace!(
+                    partition = index,
+                    token = fence.0,
+                    ?returned,
+                    "fence out of the hub"
+                );
                 for p in returned.branches {
                     let join = returned.join;
                     shared

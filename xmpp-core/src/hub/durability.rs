@@ -58,6 +58,9 @@ pub(super) struct Durability {
     load_seq: u64,
     /// Loads begun and not finished (queued work not run yet).
     loading: BTreeSet<u64>,
+    /// A load finished since fences were last looked at: some may now
+    /// know their mark.
+    loads_changed: bool,
     fences: VecDeque<Waiting>,
 }
 
@@ -83,10 +86,19 @@ impl Hub {
     pub fn fence(&mut self, now: crate::time::Millis, fence: Fence) {
         self.tick(now);
         let loads_before = self.durability.load_seq;
+        // The mark is taken as soon as no earlier load is pending: taking
+        // it later (when the fence reaches the front) would make each fence
+        // wait for the writes of the time the previous one was released, a
+        // convoy that grows with the storage backlog.
+        let mark = self
+            .durability
+            .loading
+            .is_empty()
+            .then(|| self.last_request());
         self.durability.fences.push_back(Waiting {
             fence,
             loads_before,
-            mark: None,
+            mark,
         });
         self.release_durable();
     }
@@ -129,6 +141,7 @@ impl Hub {
     /// An account load has run its queued work (or failed).
     pub(super) fn load_finished(&mut self, seq: u64) {
         self.durability.loading.remove(&seq);
+        self.durability.loads_changed = true;
     }
 
     /// A storage answer arrived for `id`.
@@ -149,17 +162,19 @@ impl Hub {
         }
         let last = self.last_request();
         let d = &mut self.durability;
-        while let Some(front) = d.fences.front_mut() {
-            let loads_done = d
-                .loading
-                .first()
-                .is_none_or(|first| *first > front.loads_before);
-            if !loads_done {
-                break;
+        if std::mem::take(&mut d.loads_changed) {
+            let first_loading = d.loading.first().copied();
+            for f in d.fences.iter_mut().filter(|f| f.mark.is_none()) {
+                if first_loading.is_none_or(|first| first > f.loads_before) {
+                    f.mark = Some(last);
+                }
             }
-            let mark = *front.mark.get_or_insert(last);
-            if mark > answered {
-                break;
+        }
+        // In order: a fence whose loads are pending holds the later ones.
+        while let Some(front) = d.fences.front() {
+            match front.mark {
+                Some(mark) if mark <= answered => {}
+                _ => break,
             }
             let fence = front.fence;
             d.fences.pop_front();
@@ -247,6 +262,36 @@ mod tests {
         assert_eq!(
             outputs(&mut h),
             vec![HubOutput::Fence(Fence(1)), HubOutput::Fence(Fence(2))]
+        );
+    }
+
+    /// A fence waits for the writes before it, not for those emitted
+    /// while it waits (else fences would convoy behind a storage backlog).
+    #[test]
+    fn a_fence_does_not_wait_for_later_writes() {
+        let mut h = Hub::new(Arc::new(HubConfig::default()));
+        let blob = |v: &str| StorageRequest::StoreBlob {
+            account: "a@localhost".into(),
+            key: "k".into(),
+            value: Some(v.into()),
+        };
+        h.write(blob("1"));
+        h.fence(0, Fence(1));
+        h.write(blob("2"));
+        h.fence(0, Fence(2));
+        h.write(blob("3"));
+        let ids: Vec<RequestId> = storage(&outputs(&mut h))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids.len(), 3);
+        h.handle_storage(1, ids[0], StorageResult::Done);
+        assert_eq!(outputs(&mut h), vec![HubOutput::Fence(Fence(1))]);
+        h.handle_storage(1, ids[1], StorageResult::Done);
+        assert_eq!(
+            outputs(&mut h),
+            vec![HubOutput::Fence(Fence(2))],
+            "not waiting for write 3"
         );
     }
 

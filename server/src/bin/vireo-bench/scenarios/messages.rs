@@ -27,6 +27,8 @@ use xmpp_runtime::client::Client;
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// How long a receiver keeps listening for duplicates after its last message.
 const DRAIN: Duration = Duration::from_millis(300);
+/// How long a sender waits for its outstanding acknowledgements at the end.
+const ACK_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 struct Shared {
@@ -243,6 +245,28 @@ fn run_nonce() -> u32 {
     (t.as_nanos() as u32) ^ std::process::id().rotate_left(16)
 }
 
+/// An XEP-0198 `<a h='N'/>` answers every request made after at most N
+/// messages: record how long each waited.
+fn take_ack(
+    el: &xmpp_core::Element,
+    asked: &mut std::collections::VecDeque<(usize, u64)>,
+    acks: &mut Latencies,
+    now: u64,
+) {
+    if el.name != "a" || el.ns != "urn:xmpp:sm:3" {
+        return;
+    }
+    let h = el
+        .attr("h")
+        .and_then(|h| h.parse::<usize>().ok())
+        .unwrap_or(0);
+    while asked.front().is_some_and(|(n, _)| *n <= h) {
+        if let Some((_, t)) = asked.pop_front() {
+            acks.push_us(now.saturating_sub(t));
+        }
+    }
+}
+
 fn micros_since(t0: Instant) -> u64 {
     u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
@@ -269,7 +293,11 @@ async fn send(
     let shared = &pair.shared;
     // XEP-0198: (messages sent when asked, when) for each <r/> unanswered.
     let mut asked: std::collections::VecDeque<(usize, u64)> = Default::default();
-    let mut acks = Latencies::with_capacity(if pair.ack_every > 0 { pair.count / pair.ack_every + 1 } else { 0 });
+    let mut acks = Latencies::with_capacity(if pair.ack_every > 0 {
+        pair.count / pair.ack_every + 1
+    } else {
+        0
+    });
     if pair.ack_every > 0 {
         client.queue_raw(b"<enable xmlns='urn:xmpp:sm:3'/>");
     }
@@ -323,6 +351,33 @@ async fn send(
             // The receiver ended (failure reported by it, or its drain
             // after the last message is over).
             Ev::Released(None) => {
+                // Acknowledgements wait for storage, which may lag behind
+                // delivery (archiving): collect the outstanding ones.
+                let deadline = Instant::now() + ACK_WAIT;
+                while !asked.is_empty() && Instant::now() < deadline {
+                    let read = async { Some(client.read_some().await) }
+                        .or(async {
+                            smol::Timer::at(deadline).await;
+                            None
+                        })
+                        .await;
+                    match read {
+                        Some(Ok(_)) => {
+                            let now = micros_since(pair.t0);
+                            for el in client.take_received() {
+                                take_ack(&el, &mut asked, &mut acks, now);
+                            }
+                        }
+                        Some(Err(_)) | None => break,
+                    }
+                }
+                if !asked.is_empty() {
+                    shared.fail(format!(
+                        "pair {}: {} acknowledgements missing",
+                        pair.index,
+                        asked.len()
+                    ));
+                }
                 if let Ok(mut l) = shared.ack_latency.lock() {
                     l.merge(acks);
                 }
@@ -334,14 +389,7 @@ async fn send(
                     if el.name == "message" && el.attr("type") == Some("error") {
                         shared.errors.fetch_add(1, Ordering::AcqRel);
                     }
-                    if el.name == "a" && el.ns == "urn:xmpp:sm:3" {
-                        let h = el.attr("h").and_then(|h| h.parse::<usize>().ok()).unwrap_or(0);
-                        while asked.front().is_some_and(|(n, _)| *n <= h) {
-                            if let Some((_, t)) = asked.pop_front() {
-                                acks.push_us(now.saturating_sub(t));
-                            }
-                        }
-                    }
+                    take_ack(&el, &mut asked, &mut acks, now);
                 }
             }
             Ev::Read(Err(e)) => {
