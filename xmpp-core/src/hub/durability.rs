@@ -213,7 +213,7 @@ mod tests {
     }
 
     fn has_fence(out: &[HubOutput], f: Fence) -> bool {
-        out.iter().any(|o| *o == HubOutput::Fence(f))
+        out.contains(&HubOutput::Fence(f))
     }
 
     /// The reported bug: a message to an offline contact is acknowledged

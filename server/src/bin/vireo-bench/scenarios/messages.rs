@@ -293,11 +293,8 @@ async fn send(
     let shared = &pair.shared;
     // XEP-0198: (messages sent when asked, when) for each <r/> unanswered.
     let mut asked: std::collections::VecDeque<(usize, u64)> = Default::default();
-    let mut acks = Latencies::with_capacity(if pair.ack_every > 0 {
-        pair.count / pair.ack_every + 1
-    } else {
-        0
-    });
+    let mut acks =
+        Latencies::with_capacity(pair.count.checked_div(pair.ack_every).map_or(0, |n| n + 1));
     if pair.ack_every > 0 {
         client.queue_raw(b"<enable xmlns='urn:xmpp:sm:3'/>");
     }
