@@ -78,7 +78,8 @@ fn drive(chunks: &[Vec<u8>], grant: bool) -> Result<usize, TestCaseError> {
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
                 | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered => {
+                | ConnOutput::PageDelivered
+                | ConnOutput::Fence(_) => {
                     prop_assert!(false, "a stream-management output from a component stream")
                 }
                 ConnOutput::Close

@@ -308,7 +308,8 @@ impl Client {
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
                 | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered => {}
+                | ConnOutput::PageDelivered
+                | ConnOutput::Fence(_) => {}
             }
         }
     }

@@ -107,7 +107,8 @@ async fn run(
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
                 | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered => {}
+                | ConnOutput::PageDelivered
+                | ConnOutput::Fence(_) => {}
             }
         }
         if transport.flush().await.is_err() || stream.is_closed() {
@@ -148,7 +149,10 @@ async fn run(
                         ConnMsg::Close(cond) => stream.close(cond),
                         // Components have no resumable sessions (dropping
                         // the reply answers "not here") nor a hub session.
-                        ConnMsg::Release(_) | ConnMsg::Drained | ConnMsg::PageMark => {}
+                        ConnMsg::Release(_)
+                        | ConnMsg::Drained
+                        | ConnMsg::PageMark
+                        | ConnMsg::FenceDone(_) => {}
                     }
                 }
             }

@@ -237,6 +237,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                         shared.router.send(p, HubMsg::PageDelivered(conn_id));
                     }
                 }
+                // Behind the session's stanzas on its partition's queue.
+                ConnOutput::Fence(seq) => match partition {
+                    Some(p) => shared.router.send(p, HubMsg::Fence { conn: conn_id, seq }),
+                    None => stream.fence_done(now_ms(), seq),
+                },
                 ConnOutput::Close => {
                     if let Some(t) = transport.as_mut() {
                         send::close(t, stall).await;
@@ -349,6 +354,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                         }
                         ConnMsg::PageMark => stream.mark_page(),
                         ConnMsg::Drained => {}
+                        ConnMsg::FenceDone(seq) => stream.fence_done(now, seq),
                     }
                 }
                 if released {

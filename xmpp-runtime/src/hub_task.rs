@@ -4,6 +4,7 @@
 
 use crate::clock::{instant_for, now_ms};
 use crate::credit::Credit;
+use crate::fences::Fences;
 use crate::mailbox::{Mailbox, Refused};
 use crate::server::{ConnMsg, Shared};
 use smol::channel::{Receiver, Sender};
@@ -66,6 +67,20 @@ pub(crate) enum HubMsg {
     Notice(Notice),
     Kick(String),
     Shutdown,
+    /// XEP-0198: a connection's durability fence, behind its stanzas
+    /// (see `fences.rs`); answered with `ConnMsg::FenceDone(seq)`.
+    Fence {
+        conn: ConnId,
+        seq: u64,
+    },
+    /// Partition `from` routed stanzas here before its fence `join` left
+    /// its hub: report `FenceDone(join)` once they are durable here.
+    RemoteFence {
+        from: usize,
+        join: u64,
+    },
+    /// A branch of this partition's fence `join` is back.
+    FenceDone(u64),
 }
 
 /// A connected external component (XEP-0114).
@@ -180,18 +195,26 @@ impl Router {
     /// connected component's domain, else to the partition owning its `to`
     /// (which also answers for components that are away).
     pub(crate) fn route(&self, stanza: Element) {
+        self.route_to(stanza);
+    }
+
+    /// [`route`](Self::route), telling which partition got the stanza
+    /// (`None`: a component's connection).
+    pub(crate) fn route_to(&self, stanza: Element) -> Option<usize> {
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
         let stanza = match &to {
             Some(to) if self.component_domains.contains(to.domain()) => {
                 match self.to_component(to.domain(), stanza) {
-                    Ok(()) => return,
+                    Ok(()) => return None,
                     Err(s) => s,
                 }
             }
             _ => stanza,
         };
         let key = to.map(|j| j.bare_str()).unwrap_or_default();
-        self.send(self.partition(&key), HubMsg::Routed(stanza));
+        let p = self.partition(&key);
+        self.send(p, HubMsg::Routed(stanza));
+        Some(p)
     }
 
     /// Hand a stanza to the component serving `domain`; back when there is
@@ -204,9 +227,13 @@ impl Router {
         match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
             Ok(()) => Ok(()),
             Err(ConnMsg::Deliver(s)) => Err(*s),
-            Err(ConnMsg::Close(_) | ConnMsg::Release(_) | ConnMsg::Drained | ConnMsg::PageMark) => {
-                Ok(())
-            }
+            Err(
+                ConnMsg::Close(_)
+                | ConnMsg::Release(_)
+                | ConnMsg::Drained
+                | ConnMsg::PageMark
+                | ConnMsg::FenceDone(_),
+            ) => Ok(()),
         }
     }
 
@@ -239,7 +266,8 @@ pub(crate) fn spawn_partitions(
         hub.set_archive_entropy(crate::clock::entropy());
         // Partitions share one store: one of them runs the retention purge.
         hub.set_archive_purger(i == 0);
-        ex.spawn(run_partition(i, hub, rx, storage, shared.clone()))
+        let parts = PartitionState::new(i, shared.router.parts.len());
+        ex.spawn(run_partition(parts, hub, rx, storage, shared.clone()))
             .detach();
     }
 }
@@ -291,8 +319,37 @@ fn storage_worker(
     tx
 }
 
-async fn run_partition(
+/// What a partition task keeps besides its hub.
+struct PartitionState {
     index: usize,
+    conns: HashMap<ConnId, Arc<Mailbox>>,
+    /// Connections that ended, waiting for the hub to let go of their session.
+    closing: Vec<ConnId>,
+    fences: Fences,
+}
+
+impl PartitionState {
+    fn new(index: usize, partitions: usize) -> Self {
+        PartitionState {
+            index,
+            conns: HashMap::new(),
+            closing: Vec::new(),
+            fences: Fences::new(partitions),
+        }
+    }
+
+    /// Tell connections their fences are complete.
+    fn fences_complete(&self, complete: Vec<(ConnId, u64)>) {
+        for (conn, seq) in complete {
+            if let Some(m) = self.conns.get(&conn) {
+                m.send(ConnMsg::FenceDone(seq));
+            }
+        }
+    }
+}
+
+async fn run_partition(
+    mut st: PartitionState,
     mut hub: Hub,
     rx: Receiver<HubMsg>,
     storage: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
@@ -305,9 +362,6 @@ async fn run_partition(
     // Credit of processed client stanzas not returned yet, held back
     // while storage is behind.
     let mut owed = 0usize;
-    let mut conns: HashMap<ConnId, Arc<Mailbox>> = HashMap::new();
-    // Connections that ended, waiting for the hub to let go of their session.
-    let mut closing: Vec<ConnId> = Vec::new();
     // The hub's clock starts now, not at its first stanza: its timers (and
     // the server's uptime) run on an idle server too.
     hub.handle_timeout(now_ms());
@@ -331,26 +385,19 @@ async fn run_partition(
         let now = now_ms();
         let Some(msg) = msg else {
             hub.handle_timeout(now);
-            drain_outputs(
-                index,
-                &mut hub,
-                &mut conns,
-                &mut closing,
-                &mut storage,
-                &shared,
-            );
+            drain_outputs(&mut st, &mut hub, &mut storage, &shared);
             continue;
         };
         // Credit a session's stanza took, returned once it is processed.
         let mut credit = 0usize;
         match msg {
             HubMsg::Bound { conn, jid, mailbox } => {
-                conns.insert(conn, mailbox);
+                st.conns.insert(conn, mailbox);
                 hub.session_bound(now, conn, jid);
             }
             HubMsg::Closed(conn) => {
                 hub.session_closed(now, conn);
-                closing.push(conn);
+                st.closing.push(conn);
             }
             HubMsg::Hibernated(conn, unacked) => hub.session_hibernated(now, conn, &unacked),
             HubMsg::Resumed(conn) => hub.session_resumed(now, conn),
@@ -372,18 +419,32 @@ async fn run_partition(
                 hub.kick_account(&account, StreamErrorCondition::NotAuthorized)
             }
             HubMsg::Shutdown => hub.shutdown(),
+            HubMsg::Fence { conn, seq } => {
+                let fence = st.fences.local(conn, seq);
+                tracing::trace!(partition = st.index, conn, seq, token = fence.0, "fence in");
+                hub.fence(now, fence);
+            }
+            HubMsg::RemoteFence { from, join } => {
+                let fence = st.fences.remote(from, join);
+                tracing::trace!(
+                    partition = st.index,
+                    from,
+                    join,
+                    token = fence.0,
+                    "fence branch in"
+                );
+                hub.fence(now, fence);
+            }
+            HubMsg::FenceDone(join) => {
+                let complete = st.fences.branch_done(join);
+                tracing::trace!(partition = st.index, join, ?complete, "fence branch back");
+                st.fences_complete(complete);
+            }
         }
-        drain_outputs(
-            index,
-            &mut hub,
-            &mut conns,
-            &mut closing,
-            &mut storage,
-            &shared,
-        );
+        drain_outputs(&mut st, &mut hub, &mut storage, &shared);
         owed += credit;
         if owed > 0 && storage.outstanding <= MAX_STORAGE_BACKLOG {
-            shared.router.returned(index, owed);
+            shared.router.returned(st.index, owed);
             owed = 0;
         }
         // One message of the router's outstanding work is done.
@@ -393,10 +454,8 @@ async fn run_partition(
 
 /// Carry out everything the hub asked for, then let ended connections go.
 fn drain_outputs(
-    index: usize,
+    st: &mut PartitionState,
     hub: &mut Hub,
-    conns: &mut HashMap<ConnId, Arc<Mailbox>>,
-    closing: &mut Vec<ConnId>,
     storage: &mut StorageQueue,
     shared: &Shared,
 ) {
@@ -404,16 +463,17 @@ fn drain_outputs(
     let mut refused: Vec<(ConnId, Box<Element>)> = Vec::new();
     loop {
         while let Some(out) = hub.poll_output() {
-            perform(index, out, conns, storage, shared, &mut refused);
+            perform(st, out, storage, shared, &mut refused);
         }
         if refused.is_empty() {
             break;
         }
-        end_overflowed(hub, conns, shared, std::mem::take(&mut refused));
+        end_overflowed(hub, &st.conns, shared, std::mem::take(&mut refused));
     }
     // `Drained` is the last message an ended connection gets, once the
     // hub can no longer deliver to it (its end may wait for an account
     // load); the connection then reroutes what it never took.
+    let PartitionState { conns, closing, .. } = st;
     closing.retain(|conn| {
         if hub.knows_session(*conn) {
             return true;
@@ -475,45 +535,67 @@ fn end_overflowed(
 
 /// Carry out one thing the hub asked for.
 fn perform(
-    index: usize,
+    st: &mut PartitionState,
     out: HubOutput,
-    conns: &HashMap<ConnId, Arc<Mailbox>>,
     storage: &mut StorageQueue,
     shared: &Shared,
     refused: &mut Vec<(ConnId, Box<Element>)>,
 ) {
-    {
-        match out {
-            HubOutput::Deliver { conn, stanza } => {
-                if let Some(m) = conns.get(&conn) {
-                    if let Err(Refused::Full(s)) = m.deliver(Box::new(stanza)) {
-                        refused.push((conn, s));
-                    }
+    let index = st.index;
+    match out {
+        HubOutput::Deliver { conn, stanza } => {
+            if let Some(m) = st.conns.get(&conn) {
+                if let Err(Refused::Full(s)) = m.deliver(Box::new(stanza)) {
+                    refused.push((conn, s));
                 }
             }
-            HubOutput::OfflinePageSent { conn } => {
-                if let Some(m) = conns.get(&conn) {
-                    m.send(ConnMsg::PageMark);
-                }
+        }
+        HubOutput::OfflinePageSent { conn } => {
+            if let Some(m) = st.conns.get(&conn) {
+                m.send(ConnMsg::PageMark);
             }
-            HubOutput::Route(stanza) => shared.router.route(stanza),
-            HubOutput::Forward { owner, notice } => {
-                let p = shared.router.partition(&owner);
-                shared.router.send(p, HubMsg::Notice(notice));
+        }
+        HubOutput::Route(stanza) => {
+            if let Some(p) = shared.router.route_to(stanza) {
+                st.fences.routed_to(p);
             }
-            HubOutput::Storage { id, request } => {
-                shared.router.work.fetch_add(1, Ordering::Relaxed);
-                if storage.tx.send((id, request)).is_err() {
-                    shared.router.done();
-                    tracing::error!(partition = index, "storage worker gone");
-                } else {
-                    storage.outstanding += 1;
-                }
+        }
+        HubOutput::Forward { owner, notice } => {
+            let p = shared.router.partition(&owner);
+            st.fences.routed_to(p);
+            shared.router.send(p, HubMsg::Notice(notice));
+        }
+        HubOutput::Fence(fence) => {
+            let returned = st.fences.returned(fence);
+            tracing::trace!(
+                partition = index,
+                token = fence.0,
+                ?returned,
+                "fence out of the hub"
+            );
+            for p in returned.branches {
+                let join = returned.join;
+                shared
+                    .router
+                    .send(p, HubMsg::RemoteFence { from: index, join });
             }
-            HubOutput::Close { conn, condition } => {
-                if let Some(m) = conns.get(&conn) {
-                    m.send(ConnMsg::Close(condition));
-                }
+            if let Some((p, join)) = returned.report {
+                shared.router.send(p, HubMsg::FenceDone(join));
+            }
+            st.fences_complete(returned.complete);
+        }
+        HubOutput::Storage { id, request } => {
+            shared.router.work.fetch_add(1, Ordering::Relaxed);
+            if storage.tx.send((id, request)).is_err() {
+                shared.router.done();
+                tracing::error!(partition = index, "storage worker gone");
+            } else {
+                storage.outstanding += 1;
+            }
+        }
+        HubOutput::Close { conn, condition } => {
+            if let Some(m) = st.conns.get(&conn) {
+                m.send(ConnMsg::Close(condition));
             }
         }
     }

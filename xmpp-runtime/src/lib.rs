@@ -18,6 +18,7 @@ pub mod conn_gate;
 mod connection;
 mod credit;
 pub mod decoy_secret;
+mod fences;
 mod hub_task;
 mod kdf_pool;
 mod mailbox;

@@ -135,6 +135,9 @@ pub(crate) enum ConnMsg {
     /// this): tell it, through `HubMsg::PageDelivered`, once the client has
     /// them (`ServerStream::mark_page`).
     PageMark,
+    /// XEP-0198: the connection's fence `seq` is back; everything its
+    /// session sent before it is durable (`ServerStream::fence_done`).
+    FenceDone(u64),
 }
 
 /// State shared by every task of one server.

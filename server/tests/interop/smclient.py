@@ -159,6 +159,7 @@ class SmClient:
                 return
             if el.tag == f"{{{SM}}}a":
                 self.server_h = int(el.get("h", "0"))
+                self.changed.set()
                 return
         conn.elements.put_nowait(el)
 

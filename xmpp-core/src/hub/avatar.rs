@@ -133,9 +133,9 @@ impl Hub {
 
     /// A loaded account whose slot is still `Loading`: make it `Loaded`.
     fn account_ready(&mut self, account: &str, data: AccountData) {
-        let Some(Slot::Loading(queue)) = self.accounts.remove(account) else {
+        let Some(Slot::Loading(seq, queue)) = self.accounts.remove(account) else {
             return;
         };
-        self.run_loaded(account, data, queue);
+        self.run_loaded(account, data, seq, queue);
     }
 }

@@ -74,7 +74,7 @@ impl Hub {
             .filter(|j| acc.roster.get(*j).is_some_and(|i| i.subscription.from))
             .cloned()
             .collect();
-        self.write(StorageRequest::StoreBlob {
+        self.commit(StorageRequest::StoreBlob {
             account: account.to_owned(),
             key: crate::storage::BLOCKLIST_KEY.to_owned(),
             value: (!document.is_empty()).then_some(document),

@@ -179,7 +179,7 @@ impl Hub {
                 self.deliver(conn, iq_result(iq).with_child(prefs.to_element()));
             }
             MamRequest::SetPrefs(prefs) => {
-                self.write(StorageRequest::StoreBlob {
+                self.commit(StorageRequest::StoreBlob {
                     account: account.to_owned(),
                     key: PREFS_KEY.to_owned(),
                     value: Some(prefs.to_document()),

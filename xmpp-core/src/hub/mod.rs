@@ -12,6 +12,7 @@ mod account;
 mod avatar;
 mod blocking;
 mod carbons;
+mod durability;
 mod inbound;
 mod last;
 mod mam;
@@ -26,6 +27,7 @@ mod roster;
 mod stored_xml;
 
 pub use account::{Account, ConnId, Session};
+pub use durability::Fence;
 pub use mam::ArchiveConfig;
 pub use quotas::Quotas;
 
@@ -121,6 +123,8 @@ pub enum HubOutput {
     /// ([`ServerStream::mark_page`](crate::stream::ServerStream::mark_page)
     /// tells when).
     OfflinePageSent { conn: ConnId },
+    /// A fence given to [`Hub::fence`]: everything before it is durable.
+    Fence(Fence),
 }
 
 /// Work one hub partition hands another through [`HubOutput::Forward`].
@@ -167,7 +171,8 @@ enum Deferred {
 
 #[derive(Debug)]
 enum Slot {
-    Loading(Vec<Deferred>),
+    /// The load's sequence number (fences wait for it) and the work queued.
+    Loading(u64, Vec<Deferred>),
     Loaded(Account),
 }
 
@@ -222,6 +227,8 @@ pub struct Hub {
     archive: mam::ArchiveState,
     /// A stanza being redelivered (`redeliver`): archived already.
     redelivering: bool,
+    /// Answers, outputs held behind committed writes, and fences.
+    durability: durability::Durability,
 }
 
 impl Hub {
@@ -282,6 +289,7 @@ impl Hub {
             push_serial: 0,
             archive: mam::ArchiveState::new(),
             redelivering: false,
+            durability: durability::Durability::default(),
         }
     }
 
@@ -450,7 +458,7 @@ impl Hub {
         if let Some(Slot::Loaded(acc)) = self.accounts.get(account) {
             let conns: Vec<ConnId> = acc.sessions.values().map(|s| s.conn).collect();
             for conn in conns {
-                self.out.push_back(HubOutput::Close {
+                self.visible(HubOutput::Close {
                     conn,
                     condition: Some(condition),
                 });
@@ -462,7 +470,7 @@ impl Hub {
     pub fn shutdown(&mut self) {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
-            self.out.push_back(HubOutput::Close {
+            self.visible(HubOutput::Close {
                 conn,
                 condition: Some(StreamErrorCondition::SystemShutdown),
             });
@@ -472,6 +480,12 @@ impl Hub {
     /// A storage result for a request this hub emitted.
     pub fn handle_storage(&mut self, now: Millis, id: RequestId, result: StorageResult) {
         self.tick(now);
+        self.answered(id);
+        self.storage_answer(id, result);
+        self.release_durable();
+    }
+
+    fn storage_answer(&mut self, id: RequestId, result: StorageResult) {
         match self.pending.remove(&id) {
             Some(Pending::Load(account)) => self.account_loaded(&account, result),
             Some(Pending::Offline(account, conn)) => {
@@ -563,11 +577,11 @@ impl Hub {
                 self.notify_push(&account, &stanza);
             }
         }
-        self.out.push_back(HubOutput::Deliver { conn, stanza });
+        self.visible(HubOutput::Deliver { conn, stanza });
     }
 
     pub(crate) fn route(&mut self, stanza: Element) {
-        self.out.push_back(HubOutput::Route(stanza));
+        self.visible(HubOutput::Route(stanza));
     }
 
     /// Answer `stanza` with an error, unless it is itself an error or result.
@@ -584,10 +598,11 @@ impl Hub {
     fn with_account(&mut self, account: &str, work: Deferred) {
         match self.accounts.get_mut(account) {
             Some(Slot::Loaded(_)) => self.run(account, work),
-            Some(Slot::Loading(queue)) => queue.push(work),
+            Some(Slot::Loading(_, queue)) => queue.push(work),
             None => {
+                let seq = self.load_started();
                 self.accounts
-                    .insert(account.to_owned(), Slot::Loading(vec![work]));
+                    .insert(account.to_owned(), Slot::Loading(seq, vec![work]));
                 self.request(
                     StorageRequest::LoadAccount {
                         account: account.to_owned(),
@@ -599,7 +614,7 @@ impl Hub {
     }
 
     fn account_loaded(&mut self, account: &str, result: StorageResult) {
-        let Some(Slot::Loading(queue)) = self.accounts.remove(account) else {
+        let Some(Slot::Loading(seq, queue)) = self.accounts.remove(account) else {
             return;
         };
         match result {
@@ -607,9 +622,9 @@ impl Hub {
                 // Still loading: the vCard is read first.
                 Ok(()) => {
                     self.accounts
-                        .insert(account.to_owned(), Slot::Loading(queue));
+                        .insert(account.to_owned(), Slot::Loading(seq, queue));
                 }
-                Err(data) => self.run_loaded(account, *data, queue),
+                Err(data) => self.run_loaded(account, *data, seq, queue),
             },
             other => {
                 if let StorageResult::Failed(e) = &other {
@@ -619,6 +634,7 @@ impl Hub {
                 for work in queue {
                     self.run_missing(work, missing);
                 }
+                self.load_finished(seq);
             }
         }
     }
@@ -628,6 +644,7 @@ impl Hub {
         &mut self,
         account: &str,
         data: crate::storage::AccountData,
+        seq: u64,
         queue: Vec<Deferred>,
     ) {
         self.accounts
@@ -637,23 +654,24 @@ impl Hub {
         for work in queue {
             self.run_one(account, work);
         }
+        self.load_finished(seq);
         self.maybe_unload(account);
     }
 
     /// Work for an account that does not exist (or could not be loaded).
     fn run_missing(&mut self, work: Deferred, missing: bool) {
         match work {
-            Deferred::Bound(conn, _) => self.out.push_back(HubOutput::Close {
-                conn: {
-                    self.conns.remove(&conn);
-                    conn
-                },
-                condition: Some(if missing {
-                    StreamErrorCondition::NotAuthorized
-                } else {
-                    StreamErrorCondition::InternalServerError
-                }),
-            }),
+            Deferred::Bound(conn, _) => {
+                self.conns.remove(&conn);
+                self.visible(HubOutput::Close {
+                    conn,
+                    condition: Some(if missing {
+                        StreamErrorCondition::NotAuthorized
+                    } else {
+                        StreamErrorCondition::InternalServerError
+                    }),
+                })
+            }
             Deferred::Closed(conn) => {
                 self.conns.remove(&conn);
             }
@@ -761,7 +779,7 @@ impl Hub {
         }
         if let Some(old_conn) = old {
             self.unbind(account, old_conn);
-            self.out.push_back(HubOutput::Close {
+            self.visible(HubOutput::Close {
                 conn: old_conn,
                 condition: Some(StreamErrorCondition::Conflict),
             });

@@ -286,7 +286,7 @@ impl Hub {
             acc.roster.remove(contact);
             acc.roster_version += 1;
             let version = acc.roster_version;
-            self.write(StorageRequest::RemoveRosterItem {
+            self.commit(StorageRequest::RemoveRosterItem {
                 account: account.to_owned(),
                 jid: contact.to_owned(),
                 version,
@@ -296,7 +296,7 @@ impl Hub {
         acc.roster.insert(contact.to_owned(), item.clone());
         acc.roster_version += 1;
         let version = acc.roster_version;
-        self.write(StorageRequest::PutRosterItem {
+        self.commit(StorageRequest::PutRosterItem {
             account: account.to_owned(),
             item: item.clone(),
             version,

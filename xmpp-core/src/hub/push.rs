@@ -83,7 +83,7 @@ impl Hub {
                 acc.push.disable(&jid, node.as_deref());
             }
         }
-        self.store_push(account);
+        self.store_push(account, true);
         self.route(iq_result(iq));
     }
 
@@ -133,7 +133,7 @@ impl Hub {
             new = waiting.len(),
             "push notification"
         );
-        self.store_push(account);
+        self.store_push(account, false);
         let domain = Jid::parse(account)
             .map(|j| j.domain().to_owned())
             .unwrap_or_default();
@@ -143,7 +143,7 @@ impl Hub {
             // First the note to the domain's partition, then the publish: the
             // reply can only arrive after the publish left, so the note is
             // always waiting for it.
-            self.out.push_back(HubOutput::Forward {
+            self.visible(HubOutput::Forward {
                 owner: domain.clone(),
                 notice: Notice::PushSent {
                     id: id.clone(),
@@ -165,7 +165,7 @@ impl Hub {
             return;
         }
         acc.push.pending = 0;
-        self.store_push(account);
+        self.store_push(account, false);
     }
 
     /// A result or error addressed to the domain, answering one of our
@@ -195,7 +195,7 @@ impl Hub {
             .map(|c| c.name.clone())
             .unwrap_or_default();
         tracing::info!(jid = %awaited.jid, %condition, "push notification refused; disabling the registration");
-        self.out.push_back(HubOutput::Forward {
+        self.visible(HubOutput::Forward {
             owner: awaited.account.clone(),
             notice: Notice::PushFailed {
                 account: awaited.account,
@@ -218,21 +218,27 @@ impl Hub {
             .account_mut(account)
             .is_some_and(|a| a.push.disable(jid, Some(node)));
         if removed {
-            self.store_push(account);
+            self.store_push(account, false);
         }
     }
 
-    /// Persist the account's push state.
-    fn store_push(&mut self, account: &str) {
+    /// Persist the account's push state; `told` when the client is told
+    /// about the change (then what follows waits until it is durable).
+    fn store_push(&mut self, account: &str, told: bool) {
         let Some(acc) = self.account(account) else {
             return;
         };
         let value = acc.push.to_document();
-        self.write(StorageRequest::StoreBlob {
+        let request = StorageRequest::StoreBlob {
             account: account.to_owned(),
             key: crate::storage::PUSH_KEY.to_owned(),
             value,
-        });
+        };
+        if told {
+            self.commit(request);
+        } else {
+            self.write(request);
+        }
     }
 
     /// A push command the account's session sent to itself, if this is one

@@ -115,7 +115,7 @@ impl Hub {
         self.cancel_subscriptions(&account);
         self.accounts.remove(&account);
         for (c, _) in leaving {
-            self.out.push_back(super::HubOutput::Close {
+            self.visible(super::HubOutput::Close {
                 conn: c,
                 condition: Some(StreamErrorCondition::NotAuthorized),
             });

@@ -88,7 +88,7 @@ impl Hub {
                 };
                 acc.roster_version += 1;
                 let version = acc.roster_version;
-                self.write(StorageRequest::RemoveRosterItem {
+                self.commit(StorageRequest::RemoveRosterItem {
                     account: account.to_owned(),
                     jid: contact.clone(),
                     version,
@@ -128,7 +128,7 @@ impl Hub {
                 acc.roster.insert(contact, item.clone());
                 acc.roster_version += 1;
                 let version = acc.roster_version;
-                self.write(StorageRequest::PutRosterItem {
+                self.commit(StorageRequest::PutRosterItem {
                     account: account.to_owned(),
                     item: item.clone(),
                     version,

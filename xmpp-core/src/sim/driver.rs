@@ -144,6 +144,8 @@ impl C2sDriver {
                 ConnOutput::Stanza(el) => self.stream.send_stanza(&el),
                 // Nothing else holds a session here: every resume misses.
                 ConnOutput::Resume { .. } => self.stream.resume(self.now, None),
+                // No hub here, nothing stored: durable at once.
+                ConnOutput::Fence(seq) => self.stream.fence_done(self.now, seq),
                 ConnOutput::SmEnabled(_)
                 | ConnOutput::Resumed(_)
                 | ConnOutput::Undelivered(_)

@@ -4,7 +4,7 @@
 
 use super::store::MemoryStore;
 use crate::entropy::Entropy;
-use crate::hub::{ConnId, Hub, HubConfig, HubOutput};
+use crate::hub::{ConnId, Fence, Hub, HubConfig, HubOutput};
 use crate::jid::Jid;
 use crate::modules::register::{AccountOp, AccountOpResult, RegistrationThrottle};
 use crate::sasl::{ChannelBinding, ChannelBindingType};
@@ -111,6 +111,10 @@ pub struct World {
     component_domains: BTreeMap<String, ConnId>,
     /// XEP-0077 registrations; every simulated client shares one address.
     registrations: RegistrationThrottle<()>,
+    /// XEP-0198 fences in the hub: token → (the hub's session id, the
+    /// stream's fence number), what the runtime's partitions keep too.
+    fences: BTreeMap<u64, (ConnId, u64)>,
+    next_fence: u64,
 }
 
 impl World {
@@ -133,6 +137,8 @@ impl World {
             next_conn: 1,
             component_cfg: Arc::new(ComponentStreamConfig::default()),
             components: BTreeMap::new(),
+            fences: BTreeMap::new(),
+            next_fence: 0,
             component_domains: BTreeMap::new(),
             registrations: RegistrationThrottle::new(0),
         }
@@ -633,6 +639,18 @@ impl World {
                     self.hub.offline_page_delivered(self.now, hub_id);
                 }
                 ConnOutput::Resume { previd } => self.resume(id, &previd),
+                // The runtime's rule: the fence follows the session's
+                // stanzas through the hub and its storage.
+                ConnOutput::Fence(seq) => {
+                    if c.bound {
+                        let token = self.next_fence;
+                        self.next_fence += 1;
+                        self.fences.insert(token, (c.hub_id, seq));
+                        self.hub.fence(self.now, Fence(token));
+                    } else {
+                        c.stream.fence_done(self.now, seq);
+                    }
+                }
                 ConnOutput::Failed(_) | ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) => {}
                 ConnOutput::Close => {
                     self.close_transport(id);
@@ -683,7 +701,8 @@ impl World {
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
                 | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered => {}
+                | ConnOutput::PageDelivered
+                | ConnOutput::Fence(_) => {}
             }
         }
     }
@@ -736,7 +755,8 @@ impl World {
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
                 | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered => {}
+                | ConnOutput::PageDelivered
+                | ConnOutput::Fence(_) => {}
                 ConnOutput::Bound(jid) => c.events.push_back(ClientEvent::Online(jid)),
                 ConnOutput::Stanza(el) => c.events.push_back(ClientEvent::Stanza(el)),
                 ConnOutput::Failed(why) => c.events.push_back(ClientEvent::Failed(why)),
@@ -766,6 +786,14 @@ impl World {
                     self.hub.handle_storage(self.now, id, result);
                 }
                 HubOutput::Forward { notice, .. } => self.hub.notice(self.now, notice),
+                HubOutput::Fence(Fence(token)) => {
+                    let now = self.now;
+                    if let Some((hub_id, seq)) = self.fences.remove(&token) {
+                        if let Some(c) = self.session_conn(hub_id) {
+                            c.stream.fence_done(now, seq);
+                        }
+                    }
+                }
                 HubOutput::Close { conn, condition } => {
                     if let Some(c) = self.session_conn(conn) {
                         c.stream.close(condition);

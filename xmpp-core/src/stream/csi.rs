@@ -53,6 +53,12 @@ impl CsiQueue {
         self.held = stanzas;
     }
 
+    /// Keep a stanza behind the held ones, whatever the state (a resumed
+    /// session not yet told so).
+    pub(crate) fn hold(&mut self, stanza: Element) {
+        self.held.push(stanza);
+    }
+
     /// Decide about one outgoing stanza.
     pub(crate) fn offer(&mut self, stanza: &Element) -> Verdict {
         if !self.inactive {

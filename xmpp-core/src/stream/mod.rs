@@ -3,6 +3,8 @@
 //! the server side of external component streams (XEP-0114).
 
 #[cfg(test)]
+mod ack_fence_tests;
+#[cfg(test)]
 mod auth_tests;
 pub mod client;
 pub mod component;

@@ -89,6 +89,12 @@ pub enum ConnOutput {
     /// acknowledged with XEP-0198, handed to the transport without. The
     /// driver tells the hub (`Hub::offline_page_delivered`).
     PageDelivered,
+    /// Server side, XEP-0198: a durability fence. The driver passes it
+    /// behind the stream's stanzas along their path (the hub partition,
+    /// the partitions it routed them to, their storage) and answers
+    /// `ServerStream::fence_done` with the same number once everything
+    /// before it is durable; only then does the stream acknowledge them.
+    Fence(u64),
 }
 
 /// An output queue that coalesces consecutive writes, so one read that yields

@@ -128,6 +128,10 @@ enum Phase {
     AwaitResponse(Box<ScramServer>),
     /// `<resume/>` received; waiting for the driver to find the session.
     AwaitResume { h: Option<u32> },
+    /// The session was found, but part of what it handled is not durable
+    /// yet: `<resumed h=.../>` waits for the fence (XEP-0198 `h` is a
+    /// promise), and stanzas for the client are only queued meanwhile.
+    AwaitResumeFence,
     /// The transport broke under a resumable session: stanzas for the
     /// client are queued until it resumes or `deadline` passes.
     Hibernated { deadline: Millis },
@@ -272,6 +276,9 @@ impl ServerStream {
         if let Phase::Hibernated { deadline } = self.phase {
             return Some(deadline);
         }
+        if matches!(self.phase, Phase::AwaitResumeFence) {
+            return None;
+        }
         let keepalive = self
             .cfg
             .keepalive_ms
@@ -296,6 +303,9 @@ impl ServerStream {
                 self.out.push(ConnOutput::Close);
             }
             return;
+        }
+        if matches!(self.phase, Phase::AwaitResumeFence) {
+            return; // nothing may be written before <resumed/>
         }
         if let Some(deadline) = self.auth_deadline {
             if now >= deadline {
@@ -449,6 +459,10 @@ impl ServerStream {
         if self.jid.is_none() || self.is_closed() {
             return;
         }
+        if matches!(self.phase, Phase::AwaitResumeFence) {
+            // Behind the old stream's held stanzas, sent after <resumed/>.
+            return self.csi.hold(stanza.clone());
+        }
         match self.csi.offer(stanza) {
             Verdict::Send(s) => self.emit(s),
             Verdict::Flush(all) => {
@@ -474,11 +488,12 @@ impl ServerStream {
         if self.is_closed() {
             return;
         }
-        let hibernated = self.is_hibernated();
+        // Not while hibernated or before <resumed/> went out.
+        let writes = self.writes_stanzas();
         match self.sm.as_mut() {
             Some(sm) if !sm.unacked.is_empty() => {
                 sm.page_end = Some(sm.unacked.sent());
-                if !hibernated {
+                if writes {
                     self.request_ack();
                 }
             }
@@ -511,6 +526,10 @@ impl ServerStream {
             .as_ref()
             .filter(|s| s.id.is_some())
             .map_or(0, |s| s.resume_ms);
+        if let Some(sm) = self.sm.as_mut() {
+            // Requests of the old transport need no answer on a new one.
+            sm.acks.forget_requests();
+        }
         if self.jid.is_some() && timeout > 0 {
             self.parser.clear();
             self.phase = Phase::Hibernated {
@@ -595,12 +614,34 @@ impl ServerStream {
             }
         }
         self.check_page();
+        let Some(state) = self.sm.as_mut() else {
+            return;
+        };
+        state.acks.forget_requests();
+        if state.acks.durable != state.handled {
+            // Stanzas of the old stream are still on their way to storage.
+            self.csi.restore_held(held);
+            self.phase = Phase::AwaitResumeFence;
+            if state.acks.in_flight.is_none() {
+                let seq = state.acks.start(state.handled);
+                self.out.push(ConnOutput::Fence(seq));
+            }
+            return;
+        }
+        self.finish_resume(held);
+    }
+
+    /// `<resumed/>` with the durable count, then the replay.
+    fn finish_resume(&mut self, held: Vec<Element>) {
+        let Some(jid) = self.jid.clone() else {
+            return;
+        };
         let Some(state) = self.sm.as_ref() else {
             return;
         };
         let resumed = Element::new(sm::NS, "resumed")
             .with_attr("previd", state.id.clone().unwrap_or_default())
-            .with_attr("h", state.handled.to_string());
+            .with_attr("h", state.acks.durable.to_string());
         self.out.write_element(&resumed, ns::CLIENT);
         // XEP-0198 §5: retransmit what the client has not handled; it was
         // counted when first sent, so it stays in the queue uncounted.
@@ -652,6 +693,7 @@ impl ServerStream {
                     | Phase::AwaitCredentials { .. }
                     | Phase::AwaitPassword { .. }
                     | Phase::AwaitResume { .. }
+                    | Phase::AwaitResumeFence
                     | Phase::Hibernated { .. }
                     | Phase::AwaitAccount { .. }
             ) {
@@ -1219,7 +1261,7 @@ impl ServerStream {
     /// management, keep it until the client acknowledges it. A hibernated
     /// session only keeps it: it is sent when the client resumes.
     fn emit(&mut self, stanza: Element) {
-        if !self.is_hibernated() {
+        if self.writes_stanzas() {
             self.out.write_element(&stanza, ns::CLIENT);
         }
         if let Some(sm) = self.sm.as_mut() {
@@ -1251,8 +1293,58 @@ impl ServerStream {
                 Some("too many unacknowledged bytes"),
             );
         }
-        if state.since_request >= cfg.request_every && !self.is_hibernated() {
+        if state.since_request >= cfg.request_every && self.writes_stanzas() {
             self.request_ack();
+        }
+    }
+
+    /// Stanzas go to the client now, rather than only into the SM queue
+    /// (hibernated, or resumed but not yet told so).
+    fn writes_stanzas(&self) -> bool {
+        !matches!(
+            self.phase,
+            Phase::Hibernated { .. } | Phase::AwaitResumeFence
+        )
+    }
+
+    /// The driver's answer to [`ConnOutput::Fence`]: everything the fence
+    /// followed is durable. Owed acknowledgements go out with the count it
+    /// covered; a waiting resumption completes.
+    pub fn fence_done(&mut self, _now: Millis, seq: u64) {
+        if self.is_closed() {
+            return;
+        }
+        let Some(state) = self.sm.as_mut() else {
+            return;
+        };
+        let Some(h) = state.acks.finish(seq) else {
+            return;
+        };
+        let answer = std::mem::take(&mut state.acks.ack_when_back);
+        let again = std::mem::take(&mut state.acks.ack_next);
+        let resuming = matches!(self.phase, Phase::AwaitResumeFence);
+        if (again || resuming) && state.acks.durable != state.handled {
+            state.acks.ack_when_back = again;
+            let seq = state.acks.start(state.handled);
+            self.out.push(ConnOutput::Fence(seq));
+        } else if again {
+            // Nothing new since: the count just confirmed answers it too.
+            self.write_ack(h);
+        }
+        if answer && !resuming {
+            self.write_ack(h);
+        }
+        if resuming && self.sm.as_ref().is_some_and(|s| s.acks.in_flight.is_none()) {
+            self.phase = Phase::Ready;
+            let held = self.csi.take_held();
+            self.finish_resume(held);
+        }
+    }
+
+    fn write_ack(&mut self, h: u32) {
+        if self.writes_stanzas() {
+            let a = Element::new(sm::NS, "a").with_attr("h", h.to_string());
+            self.out.write_element(&a, ns::CLIENT);
         }
     }
 
@@ -1303,11 +1395,24 @@ impl ServerStream {
                 }
             }
             "r" => {
-                let Some(state) = self.sm.as_ref() else {
+                let Some(state) = self.sm.as_mut() else {
                     return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
                 };
-                let a = Element::new(sm::NS, "a").with_attr("h", state.handled.to_string());
-                self.out.write_element(&a, ns::CLIENT);
+                let acks = &mut state.acks;
+                match acks.in_flight {
+                    // Everything handled is known durable: answer now.
+                    None if acks.durable == state.handled => {
+                        let h = acks.durable;
+                        self.write_ack(h);
+                    }
+                    None => {
+                        acks.ack_when_back = true;
+                        let seq = acks.start(state.handled);
+                        self.out.push(ConnOutput::Fence(seq));
+                    }
+                    Some((_, covered)) if covered == state.handled => acks.ack_when_back = true,
+                    Some(_) => acks.ack_next = true,
+                }
             }
             "a" => {
                 let Some(state) = self.sm.as_mut() else {

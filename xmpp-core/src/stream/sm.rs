@@ -177,6 +177,9 @@ pub(crate) struct SmState {
     /// delivered ([`ServerStream::mark_page`](super::ServerStream::mark_page)):
     /// once the client acknowledges it, the hub sends the next page.
     pub(crate) page_end: Option<u32>,
+    /// Acknowledgements are promises: the part of `handled` whose effects
+    /// are durable, the only count ever reported to the client.
+    pub(crate) acks: DurableAcks,
 }
 
 impl SmState {
@@ -188,7 +191,65 @@ impl SmState {
             unacked: Unacked::default(),
             since_request: 0,
             page_end: None,
+            acks: DurableAcks::default(),
         }
+    }
+}
+
+/// The durable part of the handled count (XEP-0198 `h`).
+///
+/// A client drops a stanza from its own queue once `h` covers it, so `h`
+/// may only cover stanzas whose effects (offline storage, archive, roster)
+/// survive a crash. The stream cannot know which stanzas store something,
+/// so it asks its driver for a *fence* ([`ConnOutput::Fence`]) that follows
+/// the stanzas' path and comes back once everything before it is durable
+/// ([`ServerStream::fence_done`]); `h` moves to the count the fence covered.
+/// One fence is in flight at a time: requests arriving meanwhile share the
+/// next one, so a client cannot make the server send fences faster than
+/// storage commits.
+///
+/// [`ConnOutput::Fence`]: super::ConnOutput::Fence
+/// [`ServerStream::fence_done`]: super::ServerStream::fence_done
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DurableAcks {
+    /// Handled stanzas known durable (mod 2^32).
+    pub(crate) durable: u32,
+    /// The fence in flight: its sequence number and the count it covers.
+    pub(crate) in_flight: Option<(u64, u32)>,
+    /// Sequence number of the next fence (unique within the session, which
+    /// keeps it when it moves to a resuming stream).
+    pub(crate) next_seq: u64,
+    /// An `<r/>` waits for the fence in flight.
+    pub(crate) ack_when_back: bool,
+    /// An `<r/>` came after stanzas the fence in flight does not cover: a
+    /// new fence follows it, and its return answers.
+    pub(crate) ack_next: bool,
+}
+
+impl DurableAcks {
+    /// Start a fence covering `handled`; its sequence number.
+    pub(crate) fn start(&mut self, handled: u32) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.in_flight = Some((seq, handled));
+        seq
+    }
+
+    /// The fence `seq` came back: the count it covered, if it was ours.
+    pub(crate) fn finish(&mut self, seq: u64) -> Option<u32> {
+        let (s, h) = self.in_flight?;
+        if s != seq {
+            return None;
+        }
+        self.in_flight = None;
+        self.durable = h;
+        Some(h)
+    }
+
+    /// Forget the acknowledgements owed on a transport that is gone.
+    pub(crate) fn forget_requests(&mut self) {
+        self.ack_when_back = false;
+        self.ack_next = false;
     }
 }
 

@@ -166,6 +166,10 @@ pub struct MessagesCmd {
     /// message body size in bytes (default 16)
     #[argh(option, default = "16")]
     pub body_bytes: usize,
+    /// senders enable XEP-0198 and ask for an acknowledgement (<r/>) after
+    /// every N messages, measuring how long each takes (default 0: off)
+    #[argh(option, default = "0")]
+    pub ack_every: usize,
 }
 
 /// U users with R-contact rosters (mutual subscriptions, set up first and

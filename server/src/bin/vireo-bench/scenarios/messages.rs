@@ -27,6 +27,8 @@ use xmpp_runtime::client::Client;
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// How long a receiver keeps listening for duplicates after its last message.
 const DRAIN: Duration = Duration::from_millis(300);
+/// How long a sender waits for its outstanding acknowledgements at the end.
+const ACK_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 struct Shared {
@@ -42,6 +44,8 @@ struct Shared {
     /// µs since the start when the last pair completed.
     last_delivery_us: AtomicU64,
     failure: Mutex<Option<String>>,
+    /// XEP-0198 (`--ack-every`): from each <r/> to the <a/> covering it.
+    ack_latency: Mutex<Latencies>,
 }
 
 impl Shared {
@@ -59,6 +63,8 @@ struct Pair {
     run: u32,
     t0: Instant,
     shared: Arc<Shared>,
+    /// Ask for an acknowledgement every this many messages (0: no SM).
+    ack_every: usize,
 }
 
 /// Run the scenario.
@@ -68,7 +74,8 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MessagesCmd, r: &mut Report) -> Result<()
         .int("window", window as u64)
         .int("count", count as u64)
         .int("idle", cmd.idle as u64)
-        .int("body_bytes", cmd.body_bytes as u64);
+        .int("body_bytes", cmd.body_bytes as u64)
+        .int("ack_every", cmd.ack_every as u64);
     if pairs == 0 || window == 0 || count == 0 {
         return Err("--pairs, --window and --count must be at least 1".into());
     }
@@ -110,6 +117,7 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MessagesCmd, r: &mut Report) -> Result<()
                 run,
                 t0,
                 shared: shared.clone(),
+                ack_every: cmd.ack_every,
             })
         };
         let to = ctx.bare(2 * p + 1);
@@ -168,6 +176,17 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MessagesCmd, r: &mut Report) -> Result<()
     let last_us = get(&shared.last_delivery_us);
     let whole = whole_phase(&samples, last_us, delivered);
     let s = lat.summary();
+    if cmd.ack_every > 0 {
+        let acks = shared
+            .ack_latency
+            .lock()
+            .map(|mut l| std::mem::replace(&mut *l, Latencies::with_capacity(0)))
+            .unwrap_or_else(|_| Latencies::with_capacity(0));
+        r.int("acks", acks.len() as u64);
+        let a = acks.summary();
+        r.num("ack_p50_ms", a.pct_ms(50.0))
+            .num("ack_p99_ms", a.pct_ms(99.0));
+    }
     r.opt_num("msgs_per_s", steady.map(|w| w.rate()))
         .num("p50_ms", s.pct_ms(50.0))
         .num("p99_ms", s.pct_ms(99.0))
@@ -226,6 +245,28 @@ fn run_nonce() -> u32 {
     (t.as_nanos() as u32) ^ std::process::id().rotate_left(16)
 }
 
+/// An XEP-0198 `<a h='N'/>` answers every request made after at most N
+/// messages: record how long each waited.
+fn take_ack(
+    el: &xmpp_core::Element,
+    asked: &mut std::collections::VecDeque<(usize, u64)>,
+    acks: &mut Latencies,
+    now: u64,
+) {
+    if el.name != "a" || el.ns != "urn:xmpp:sm:3" {
+        return;
+    }
+    let h = el
+        .attr("h")
+        .and_then(|h| h.parse::<usize>().ok())
+        .unwrap_or(0);
+    while asked.front().is_some_and(|(n, _)| *n <= h) {
+        if let Some((_, t)) = asked.pop_front() {
+            acks.push_us(now.saturating_sub(t));
+        }
+    }
+}
+
 fn micros_since(t0: Instant) -> u64 {
     u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
@@ -250,6 +291,13 @@ async fn send(
     let mut stanza = Vec::with_capacity(head.len() + tail.len() + 40);
     let (mut sent, mut in_flight, mut done) = (0usize, 0usize, 0usize);
     let shared = &pair.shared;
+    // XEP-0198: (messages sent when asked, when) for each <r/> unanswered.
+    let mut asked: std::collections::VecDeque<(usize, u64)> = Default::default();
+    let mut acks =
+        Latencies::with_capacity(pair.count.checked_div(pair.ack_every).map_or(0, |n| n + 1));
+    if pair.ack_every > 0 {
+        client.queue_raw(b"<enable xmlns='urn:xmpp:sm:3'/>");
+    }
     loop {
         let now = micros_since(pair.t0);
         let before = sent;
@@ -262,6 +310,10 @@ async fn send(
             client.queue_raw(&stanza);
             sent += 1;
             in_flight += 1;
+            if pair.ack_every > 0 && sent % pair.ack_every == 0 {
+                client.queue_raw(b"<r xmlns='urn:xmpp:sm:3'/>");
+                asked.push_back((sent, now));
+            }
         }
         if sent > before {
             shared
@@ -272,7 +324,10 @@ async fn send(
                 return (Latencies::default(), None);
             }
         }
-        if done >= pair.count {
+        if done >= pair.count && asked.is_empty() {
+            if let Ok(mut l) = shared.ack_latency.lock() {
+                l.merge(acks);
+            }
             return (Latencies::default(), Some(client));
         }
         enum Ev {
@@ -290,13 +345,48 @@ async fn send(
                 in_flight = in_flight.saturating_sub(k);
                 done += k;
             }
-            // The receiver ended (failure reported by it).
-            Ev::Released(None) => return (Latencies::default(), Some(client)),
+            // The receiver ended (failure reported by it, or its drain
+            // after the last message is over).
+            Ev::Released(None) => {
+                // Acknowledgements wait for storage, which may lag behind
+                // delivery (archiving): collect the outstanding ones.
+                let deadline = Instant::now() + ACK_WAIT;
+                while !asked.is_empty() && Instant::now() < deadline {
+                    let read = async { Some(client.read_some().await) }
+                        .or(async {
+                            smol::Timer::at(deadline).await;
+                            None
+                        })
+                        .await;
+                    match read {
+                        Some(Ok(_)) => {
+                            let now = micros_since(pair.t0);
+                            for el in client.take_received() {
+                                take_ack(&el, &mut asked, &mut acks, now);
+                            }
+                        }
+                        Some(Err(_)) | None => break,
+                    }
+                }
+                if !asked.is_empty() {
+                    shared.fail(format!(
+                        "pair {}: {} acknowledgements missing",
+                        pair.index,
+                        asked.len()
+                    ));
+                }
+                if let Ok(mut l) = shared.ack_latency.lock() {
+                    l.merge(acks);
+                }
+                return (Latencies::default(), Some(client));
+            }
             Ev::Read(Ok(_)) => {
+                let now = micros_since(pair.t0);
                 for el in client.take_received() {
                     if el.name == "message" && el.attr("type") == Some("error") {
                         shared.errors.fetch_add(1, Ordering::AcqRel);
                     }
+                    take_ack(&el, &mut asked, &mut acks, now);
                 }
             }
             Ev::Read(Err(e)) => {
