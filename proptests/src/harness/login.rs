@@ -168,11 +168,15 @@ impl OutputCheck {
     /// A reader inside a stream of namespace `ns` (the header the server
     /// sent at the restart is not part of what it is fed).
     pub fn new(ns: &str) -> Self {
-        let mut parser = StreamParser::new(Limits {
+        // A client's limits, generous: the properties are about the XML.
+        // The struct update keeps this compiling when limits are added.
+        #[allow(clippy::needless_update)]
+        let limits = Limits {
             max_stanza_bytes: 64 << 20,
             max_depth: 1024,
             ..Limits::default()
-        });
+        };
+        let mut parser = StreamParser::new(limits);
         parser.feed(
             format!("<stream:stream xmlns='{ns}' xmlns:stream='http://etherx.jabber.org/streams'>")
                 .as_bytes(),

@@ -103,11 +103,13 @@ fn stored() -> Option<&'static StoredCredentials> {
         .as_ref()
 }
 
+/// Client keys by (hash family, password).
+type KeyCache = BTreeMap<(String, String), Option<ScramClientKeys>>;
+
 /// The client's keys for a hash family and password, derived once through a
 /// full exchange against alice's credentials.
 fn client_keys(mech: Mechanism, password: &str) -> Option<ScramClientKeys> {
-    static KEYS: OnceLock<Mutex<BTreeMap<(String, String), Option<ScramClientKeys>>>> =
-        OnceLock::new();
+    static KEYS: OnceLock<Mutex<KeyCache>> = OnceLock::new();
     let family = if mech.name().starts_with("SCRAM-SHA-1") {
         Mechanism::ScramSha1
     } else {
