@@ -14,6 +14,10 @@ proptests/src/harness/):
   jid         every address in the transcripts
   config      the configuration templates and TOML examples of the docs
 
+Hostile shapes (deep, wide, long names and namespaces, many attributes) are
+added for the stream targets, at a fraction of the limits, for the fuzzer to
+grow.
+
 sasl and sm take structured (arbitrary) input and start from nothing.
 
     python3 fuzz/seeds.py        # from the repository root or fuzz/
@@ -74,6 +78,20 @@ def write(target, name, data):
     (d / f"seed-{name}").write_bytes(data)
 
 
+def hostile():
+    """Stanzas shaped like resource-exhaustion attacks, well under the limits."""
+    ns = "urn:x:" + "n" * 4096
+    return {
+        "wide": "<message to='bob@localhost'>" + "<a/>" * 8000 + "</message>",
+        "deep": "<message to='bob@localhost'>" + "<a>" * 30 + "</a>" * 30 + "</message>",
+        "long-namespace-children": f"<message to='bob@localhost'><x xmlns='{ns}'>" + "<y/>" * 4000 + "</x></message>",
+        "many-namespaces": "<message to='bob@localhost'>" + "".join(f"<a xmlns='urn:{i}'/>" for i in range(2000)) + "</message>",
+        "many-attributes": "<message to='bob@localhost' " + " ".join(f"a{i}='v'" for i in range(2000)) + "/>",
+        "long-text": "<message to='bob@localhost'><body>" + "x" * 60000 + "</body></message>",
+        "many-prefixes": "<message to='bob@localhost'>" + "".join(f"<p{i}:a xmlns:p{i}='urn:p'/>" for i in range(2000)) + "</message>",
+    }
+
+
 def main():
     jids = set()
     for path in sorted((ROOT / "spec" / "transcripts").glob("*.scn")):
@@ -124,6 +142,11 @@ def main():
                 write("xml_stream", f"{name}-{n}", b"\x40" + (HEADER + body).encode())
         for n, (actor, xml) in enumerate(sorted(raws.items())):
             write("c2s_server", f"{name}-raw-{n}", b"\x00" + "".join(xml).encode())
+    for name, xml in hostile().items():
+        write("hub", f"hostile-{name}", f"a>{xml}")
+        write("c2s_server", f"hostile-{name}", b"\x80" + xml.encode())
+        write("xml_stream", f"hostile-{name}", b"\x40" + (HEADER + xml).encode())
+        write("component", f"hostile-{name}", b"\x40" + (COMPONENT_HEADER + "<handshake>HANDSHAKE</handshake>" + xml.replace("bob@localhost", "bot@echo.localhost")).encode())
     for jid in sorted(jids):
         write("jid", hashlib.sha1(jid.encode()).hexdigest()[:12], jid)
     templates = ROOT / "server" / "src" / "config" / "templates"
