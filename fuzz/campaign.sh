@@ -52,6 +52,8 @@ summary=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t" "regressions/$t"
     before=$(ls "artifacts/$t" | wc -l)
+    marker="artifacts/$t.start"
+    touch "$marker"
     out="artifacts/$t.run.log"
     start=$(date +%s)
     # Not fatal: a finding ends the run with a non-zero status; the next
@@ -71,7 +73,8 @@ for t in "${targets[@]}"; do
     findings=()
     for kind in crash oom timeout leak; do
         n=0
-        for f in $(ls -t "artifacts/$t" | grep "^$kind-" || true); do
+        # Only this run's: older ones were triaged already.
+        for f in $(find "artifacts/$t" -name "$kind-*" -newer "$marker" -printf '%f\n' | sort); do
             [ -e "regressions/$t/$f" ] && continue
             [ $n -ge 3 ] && break
             cp "artifacts/$t/$f" "regressions/$t/$f"
