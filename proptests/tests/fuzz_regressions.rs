@@ -8,6 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use vireo_proptests::harness::sm::{self, Count, Op, PrevId};
 use vireo_proptests::harness::{self, hub, TARGETS};
 
 fn regressions_dir() -> PathBuf {
@@ -106,4 +107,36 @@ fn the_hub_script_reaches_delivery() {
         assert!(log.contains(expected), "{expected} not delivered in {log}");
     }
     script.finish();
+}
+
+/// The stream-management sequence reaches resumption: alice enables,
+/// loses her transport with messages unacknowledged, resumes with the id
+/// from `<enabled/>`, and every message arrives (the harness checks none is
+/// lost).
+#[test]
+fn the_sm_sequence_reaches_resumption() {
+    let outcome = sm::run_ops([
+        Op::Enable {
+            resume: true,
+            max: None,
+        },
+        Op::AlicePresence,
+        Op::BobSends {
+            count: 3,
+            full_jid: false,
+        },
+        Op::Drop,
+        Op::BobSends {
+            count: 2,
+            full_jid: true,
+        },
+        Op::Resume {
+            previd: PrevId::Last,
+            h: Count::Under(0),
+        },
+        Op::Ack(Count::Honest),
+        Op::Request,
+    ]);
+    assert_eq!(outcome.resumed, 1, "{outcome:?}");
+    assert_eq!((outcome.sent, outcome.seen), (5, 5), "{outcome:?}");
 }

@@ -21,16 +21,27 @@ const ALICE: &str = "alice@localhost";
 const BOB: &str = "bob@localhost";
 const SM: &str = "urn:xmpp:sm:3";
 
+/// One step of the sequence.
 #[derive(Arbitrary, Debug)]
-enum Op {
+pub enum Op {
     /// `<enable/>`, optionally resumable, optionally with `max`.
-    Enable { resume: bool, max: Option<u32> },
+    Enable {
+        /// `resume='true'`.
+        resume: bool,
+        /// `max='…'`.
+        max: Option<u32>,
+    },
     /// `<r/>` from alice.
     Request,
     /// `<a h=…/>` from alice.
     Ack(Count),
     /// Bob sends alice this many messages (to her bare or full JID).
-    BobSends { count: u8, full_jid: bool },
+    BobSends {
+        /// How many (modulo 16).
+        count: u8,
+        /// To `alice@localhost/phone` instead of the bare JID.
+        full_jid: bool,
+    },
     /// Alice sends a message and a ping (her outbound count moves).
     AliceSends,
     /// Initial presence from alice (bare-JID messages then reach her).
@@ -40,7 +51,12 @@ enum Op {
     /// Alice closes her stream.
     Close,
     /// A new connection authenticates and sends `<resume/>`.
-    Resume { previd: PrevId, h: Count },
+    Resume {
+        /// Which id.
+        previd: PrevId,
+        /// The `h` sent.
+        h: Count,
+    },
     /// A new connection authenticates and binds (a fresh session).
     Rebind,
     /// Seconds of simulated time pass.
@@ -49,8 +65,9 @@ enum Op {
     Raw(Vec<u8>),
 }
 
+/// An `h` value alice sends.
 #[derive(Arbitrary, Debug)]
-enum Count {
+pub enum Count {
     /// What alice really received.
     Honest,
     /// More than she received.
@@ -61,12 +78,14 @@ enum Count {
     Value(u32),
 }
 
+/// The id alice resumes.
 #[derive(Arbitrary, Debug)]
-enum PrevId {
+pub enum PrevId {
     /// The id of the last `<enabled/>`.
     Last,
     /// The id of the first `<enabled/>` of this run.
     First,
+    /// Any text.
     Forged(String),
 }
 
@@ -91,6 +110,18 @@ struct Run {
     next_msg: u32,
     sent: BTreeSet<u32>,
     seen: BTreeSet<u32>,
+    resumed: usize,
+}
+
+/// What a sequence reached, for tests that the harness goes deep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Messages bob sent.
+    pub sent: usize,
+    /// Distinct messages seen on alice's connections or bounced to bob.
+    pub seen: usize,
+    /// `<resumed/>` answers alice got.
+    pub resumed: usize,
 }
 
 /// Message numbers in `<body>mN</body>` of the stanzas.
@@ -123,6 +154,7 @@ impl Run {
             next_msg: 0,
             sent: BTreeSet::new(),
             seen: BTreeSet::new(),
+            resumed: 0,
         };
         run.connect_alice(true, None);
         Some(run)
@@ -257,6 +289,7 @@ impl Run {
                 }
             } else if el.is(SM, "resumed") {
                 alice.counting = true;
+                self.resumed += 1;
             } else if el.is(SM, "r") {
                 answer.push(alice.received);
             } else if alice.counting && !is_nonza(el) {
@@ -275,7 +308,7 @@ impl Run {
         }
     }
 
-    fn finish(mut self) {
+    fn finish(mut self) -> Outcome {
         if let Some(a) = self.alice.take() {
             self.earlier.push((a.conn, a.check));
         }
@@ -300,6 +333,11 @@ impl Run {
             .copied()
             .collect();
         assert!(lost.is_empty(), "messages lost: {lost:?}");
+        Outcome {
+            sent: self.sent.len(),
+            seen: self.seen.len(),
+            resumed: self.resumed,
+        }
     }
 }
 
@@ -319,14 +357,23 @@ fn escape(s: &str) -> String {
 /// Run one input.
 pub fn run(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let Some(mut run) = Run::new() else {
-        panic!("bob or alice could not log in");
-    };
+    let mut ops = Vec::new();
     while let Ok(op) = Op::arbitrary(&mut u) {
         if u.is_empty() {
             break;
         }
+        ops.push(op);
+    }
+    run_ops(ops);
+}
+
+/// Run a sequence and check the properties.
+pub fn run_ops(ops: impl IntoIterator<Item = Op>) -> Outcome {
+    let Some(mut run) = Run::new() else {
+        panic!("bob or alice could not log in");
+    };
+    for op in ops {
         run.op(op);
     }
-    run.finish();
+    run.finish()
 }
