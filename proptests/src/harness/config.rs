@@ -8,18 +8,19 @@
 //! becomes a runtime configuration (what `vireo run` starts) without
 //! panicking.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use vireo::config::{schema, Config};
 
-/// One file per process, in a private directory, so relative paths in the
-/// text resolve inside it.
+/// One file per process (fork mode runs several), in a directory of its
+/// own so relative paths in the text resolve inside it; removed after each
+/// input.
 fn path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("vireo-fuzz-config-{}", std::process::id()));
+        let dir = std::env::temp_dir().join("vireo-fuzz-config");
         let _ = std::fs::create_dir_all(&dir);
-        dir.join("vireo-fuzz.toml")
+        dir.join(format!("{}.toml", std::process::id()))
     })
 }
 
@@ -29,6 +30,11 @@ pub fn run(data: &[u8]) {
     if std::fs::write(path, data).is_err() {
         return;
     }
+    check(path);
+    let _ = std::fs::remove_file(path);
+}
+
+fn check(path: &Path) {
     let env = |_: &str| None;
     let report = Config::check(Some(path), &env);
     let errors: Vec<String> = report.errors().map(ToString::to_string).collect();
