@@ -1,10 +1,6 @@
 //! The `vireo` binary: `vireo run` and the admin commands.
 
-mod cli;
-mod commands;
-mod config;
-mod modules;
-mod password;
+use vireo::{cli, commands, config};
 
 use cli::{CertAction, Cli, Command};
 use commands::users::Op;
