@@ -121,11 +121,19 @@ pub fn run(data: &[u8]) {
                     );
                     assert!(el.attr("to").is_some(), "a stanza without `to`");
                 }
-                ConnOutput::Account { .. } => panic!("an account operation from a component"),
+                ConnOutput::Account { .. }
+                | ConnOutput::CheckPassword { .. }
+                | ConnOutput::AuthStarted { .. }
+                | ConnOutput::AuthFailed { .. }
+                | ConnOutput::Authenticated { .. } => {
+                    panic!("an authentication or account output from a component")
+                }
                 ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_) => {
+                | ConnOutput::Undelivered(_)
+                | ConnOutput::PageDelivered
+                | ConnOutput::Fence(_) => {
                     panic!("a stream-management output from a component stream")
                 }
                 ConnOutput::Write(_)
