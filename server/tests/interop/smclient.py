@@ -351,7 +351,7 @@ def chat(to: str, body: str, mid: str | None = None) -> str:
 
 # The server logs the number of resumable sessions at debug level whenever
 # it changes (xmpp_runtime::sm_registry); tests read it to catch leaks.
-REGISTRY_LOG = "info,xmpp_runtime::hub_task=debug,xmpp_runtime::sm_registry=debug"
+REGISTRY_LOG = "info,xmpp_runtime::hub_task=debug,xmpp_runtime::sm_registry=debug,xmpp_core::hub=debug"
 
 
 def resumable_sessions(srv) -> int | None:

@@ -371,6 +371,20 @@ async def test_resume_during_shutdown_loses_nothing(configured_server):
         assert not missing, f"{p.name}: lost {sorted(missing)}"
 
 
+async def wait_hibernations(srv, account: str, n: int, timeout: float = WAIT) -> None:
+    """Wait (bounded) until the hub has logged `n` hibernations of `account`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        log = srv.log_path.read_text(errors="replace")
+        seen = sum(1 for line in log.splitlines()
+                   if "session hibernated" in line and f"account={account}" in line)
+        if seen >= n:
+            return
+        assert loop.time() < deadline, f"{seen} of {n} hibernations of {account} logged"
+        await asyncio.sleep(0.02)
+
+
 async def test_one_account_cannot_hoard_hibernated_sessions(configured_server):
     """Each hibernated session holds a connection slot and its queue for the
     whole resume timeout without any socket on the client's side. One
@@ -385,6 +399,9 @@ async def test_one_account_cannot_hoard_hibernated_sessions(configured_server):
         p = await SmClient(srv, acc, f"r{i}").connect()
         p.abort()
         phones.append(p)
+        # The server must have seen this one hibernate before the next
+        # login, or "the oldest hibernated session" is not r0 yet.
+        await wait_hibernations(srv, acc.jid, i + 1)
         if i == 0:
             await asyncio.sleep(0.2)
             bob.send(chat(p.jid, "for the oldest"))

@@ -163,6 +163,11 @@ fn stateless_presence(stanza: &Element) -> bool {
 enum Deferred {
     Bound(ConnId, Jid),
     Closed(ConnId),
+    /// XEP-0198: the session's connection broke (its unacknowledged
+    /// messages) or it was resumed; queued like the bind before it, or a
+    /// session whose account still loads would never learn it.
+    Hibernated(ConnId, Vec<Element>),
+    Resumed(ConnId),
     FromSession(ConnId, Element),
     Routed(Element),
     Redeliver(Element),
@@ -357,9 +362,8 @@ impl Hub {
     /// the user has not seen them either, so they are announced at once.
     pub fn session_hibernated(&mut self, now: Millis, conn: ConnId, unacked: &[Element]) {
         self.tick(now);
-        if let Some(account) = self.set_hibernated(conn, true) {
-            tracing::debug!(%account, conn, unacked = unacked.len(), "session hibernated");
-            self.notify_push_all(&account, unacked);
+        if let Some(account) = self.conns.get(&conn).cloned() {
+            self.with_account(&account, Deferred::Hibernated(conn, unacked.to_vec()));
         }
     }
 
@@ -367,9 +371,22 @@ impl Hub {
     /// waiting, so the push count starts again.
     pub fn session_resumed(&mut self, now: Millis, conn: ConnId) {
         self.tick(now);
-        if let Some(account) = self.set_hibernated(conn, false) {
+        if let Some(account) = self.conns.get(&conn).cloned() {
+            self.with_account(&account, Deferred::Resumed(conn));
+        }
+    }
+
+    fn hibernated(&mut self, account: &str, conn: ConnId, unacked: &[Element]) {
+        if self.set_hibernated(conn, true).is_some() {
+            tracing::debug!(%account, conn, unacked = unacked.len(), "session hibernated");
+            self.notify_push_all(account, unacked);
+        }
+    }
+
+    fn resumed(&mut self, account: &str, conn: ConnId) {
+        if self.set_hibernated(conn, false).is_some() {
             tracing::debug!(%account, conn, "session resumed");
-            self.push_seen(&account);
+            self.push_seen(account);
         }
     }
 
@@ -675,7 +692,10 @@ impl Hub {
             Deferred::Closed(conn) => {
                 self.conns.remove(&conn);
             }
-            Deferred::FromSession(..) | Deferred::Notice(_) => {}
+            Deferred::FromSession(..)
+            | Deferred::Notice(_)
+            | Deferred::Hibernated(..)
+            | Deferred::Resumed(_) => {}
             // A message for a deleted account is answered, not dropped.
             Deferred::Routed(stanza) | Deferred::Redeliver(stanza) => {
                 let cond = if missing {
@@ -700,6 +720,8 @@ impl Hub {
         match work {
             Deferred::Bound(conn, jid) => self.bind(account, conn, jid),
             Deferred::Closed(conn) => self.unbind(account, conn),
+            Deferred::Hibernated(conn, unacked) => self.hibernated(account, conn, &unacked),
+            Deferred::Resumed(conn) => self.resumed(account, conn),
             Deferred::FromSession(conn, stanza) => self.outbound(account, conn, stanza),
             Deferred::Routed(stanza) => self.inbound(account, stanza),
             Deferred::Redeliver(stanza) => self.redeliver_loaded(account, stanza),

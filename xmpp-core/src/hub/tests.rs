@@ -472,3 +472,40 @@ fn sessions_per_account_are_capped() {
     assert!(h.knows_session(5) && !h.knows_session(2));
     assert_eq!(h.session_count(), 2);
 }
+
+/// A session whose connection breaks while its account still loads must
+/// be hibernated once the load has run: the hibernation waits behind the
+/// bind like any other work for the account. (It used to be dropped: the
+/// session then counted as live, so the session cap evicted another one
+/// and push notifications never fired for it.)
+#[test]
+fn a_session_hibernated_during_its_account_load_is_hibernated_after_it() {
+    let cfg = HubConfig {
+        quotas: Quotas {
+            max_sessions: 1,
+            ..Quotas::default()
+        },
+        ..HubConfig::default()
+    };
+    let mut h = Hub::new(Arc::new(cfg));
+    let mut store = crate::sim::MemoryStore::new();
+    store.add_user("bob@localhost", "pw", 4096);
+    h.session_bound(0, 1, jid("bob@localhost/a"));
+    // The load is still outstanding when the connection breaks.
+    h.session_hibernated(1, 1, &[]);
+    let _ = pump(&mut h, &mut store);
+    // At the cap, a hibernated session makes room: only if the hub knew.
+    h.session_bound(2, 2, jid("bob@localhost/b"));
+    let out = pump(&mut h, &mut store);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            HubOutput::Close {
+                conn: 1,
+                condition: Some(StreamErrorCondition::ResourceConstraint)
+            }
+        )),
+        "{out:?}"
+    );
+    assert!(h.knows_session(2) && !h.knows_session(1));
+}
