@@ -1,30 +1,12 @@
 //! XEP-0198 acknowledgements are promises: `h` covers only stanzas whose
 //! effects are durable, which the driver confirms by returning fences.
 
+use super::test_support::{drain, logged_in};
 use super::{ConnOutput, ServerStream, ServerStreamConfig};
 use crate::entropy::Entropy;
-use crate::sasl::StoredCredentials;
 use crate::sim::driver::LOGIN;
-use crate::storage::StorageResult;
 use crate::xml::Element;
 use std::sync::Arc;
-
-/// Outputs after answering TLS and credentials; fences are left to the test.
-fn drain(s: &mut ServerStream) -> Vec<ConnOutput> {
-    let creds = StoredCredentials::derive("secret", b"vireo-test-salt", 4096).ok();
-    let mut out = Vec::new();
-    while let Some(o) = s.poll_output() {
-        match o {
-            ConnOutput::StartTls => s.tls_established(0, vec![]),
-            ConnOutput::Storage { id, .. } => {
-                s.handle_storage(0, id, StorageResult::Credentials(creds.clone()))
-            }
-            ConnOutput::CheckPassword { id, check } => s.handle_password_check(0, id, check.run()),
-            other => out.push(other),
-        }
-    }
-    out
-}
 
 fn written(out: &[ConnOutput]) -> String {
     out.iter()
@@ -49,12 +31,7 @@ fn alice(resume: bool) -> ServerStream {
         require_encryption: false,
         ..Default::default()
     };
-    let mut s = ServerStream::new(Arc::new(cfg), Entropy::from_u64(7), 0, None);
-    drain(&mut s);
-    for part in LOGIN {
-        s.handle_input(0, part.as_bytes());
-        drain(&mut s);
-    }
+    let mut s = logged_in(cfg);
     let enable = if resume {
         "<enable xmlns='urn:xmpp:sm:3' resume='true'/>"
     } else {

@@ -1,29 +1,9 @@
 //! The hand-over seen from the holding stream: what `take_suspended` gives
 //! away, and `abandon` when nobody takes it after all.
 
+use super::test_support::{drain, logged_in};
 use super::{ConnOutput, ServerStream, ServerStreamConfig};
-use crate::entropy::Entropy;
-use crate::sasl::StoredCredentials;
-use crate::sim::driver::LOGIN;
-use crate::storage::StorageResult;
 use crate::xml::Element;
-use std::sync::Arc;
-
-fn drain(s: &mut ServerStream) -> Vec<ConnOutput> {
-    let creds = StoredCredentials::derive("secret", b"vireo-test-salt", 4096).ok();
-    let mut out = Vec::new();
-    while let Some(o) = s.poll_output() {
-        match o {
-            ConnOutput::StartTls => s.tls_established(0, vec![]),
-            ConnOutput::Storage { id, .. } => {
-                s.handle_storage(0, id, StorageResult::Credentials(creds.clone()))
-            }
-            ConnOutput::CheckPassword { id, check } => s.handle_password_check(0, id, check.run()),
-            other => out.push(other),
-        }
-    }
-    out
-}
 
 /// Alice, logged in and bound, with resumable stream management and one
 /// message from bob she has not acknowledged.
@@ -32,12 +12,7 @@ fn alice_with_unacked_message() -> ServerStream {
         require_encryption: false,
         ..Default::default()
     };
-    let mut s = ServerStream::new(Arc::new(cfg), Entropy::from_u64(7), 0, None);
-    drain(&mut s);
-    for part in LOGIN {
-        s.handle_input(0, part.as_bytes());
-        drain(&mut s);
-    }
+    let mut s = logged_in(cfg);
     s.handle_input(0, b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
     assert!(drain(&mut s)
         .iter()

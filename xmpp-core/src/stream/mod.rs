@@ -18,6 +18,8 @@ mod output;
 mod page_tests;
 pub mod server;
 pub mod sm;
+#[cfg(test)]
+mod test_support;
 
 pub use client::{ClientConfig, ClientStream};
 pub use component::{ComponentSecret, ComponentStream, ComponentStreamConfig};

@@ -3,29 +3,9 @@
 //! at once without stream management (the driver has written it by then);
 //! and the XEP-0198 queue is bounded in bytes, not only in stanzas.
 
+use super::test_support::{drain, logged_in};
 use super::{ConnOutput, ServerStream, ServerStreamConfig, SmConfig};
-use crate::entropy::Entropy;
-use crate::sasl::StoredCredentials;
-use crate::sim::driver::LOGIN;
-use crate::storage::StorageResult;
 use crate::xml::Element;
-use std::sync::Arc;
-
-fn drain(s: &mut ServerStream) -> Vec<ConnOutput> {
-    let creds = StoredCredentials::derive("secret", b"vireo-test-salt", 4096).ok();
-    let mut out = Vec::new();
-    while let Some(o) = s.poll_output() {
-        match o {
-            ConnOutput::StartTls => s.tls_established(0, vec![]),
-            ConnOutput::Storage { id, .. } => {
-                s.handle_storage(0, id, StorageResult::Credentials(creds.clone()))
-            }
-            ConnOutput::CheckPassword { id, check } => s.handle_password_check(0, id, check.run()),
-            other => out.push(other),
-        }
-    }
-    out
-}
 
 /// Alice, logged in and bound; with `sm`, stream management enabled.
 fn alice(sm: Option<SmConfig>) -> ServerStream {
@@ -35,12 +15,7 @@ fn alice(sm: Option<SmConfig>) -> ServerStream {
         sm,
         ..Default::default()
     };
-    let mut s = ServerStream::new(Arc::new(cfg), Entropy::from_u64(7), 0, None);
-    drain(&mut s);
-    for part in LOGIN {
-        s.handle_input(0, part.as_bytes());
-        drain(&mut s);
-    }
+    let mut s = logged_in(cfg);
     if enable {
         s.handle_input(0, b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
         drain(&mut s);
