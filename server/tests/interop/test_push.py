@@ -199,6 +199,11 @@ async def test_hibernated_session_is_woken_by_push_and_resumes(configured_server
 
         alice.abort()
         await alice.wait_disconnected()
+        # The server must have noticed the broken connection: a message the
+        # hub hands a session it still believes live, reaching the
+        # connection after it reported its hibernation, wakes nobody
+        # (spec/security.md, left open).
+        await asyncio.to_thread(srv.wait_log, f"session hibernated account={a.jid}")
         bob.send_chat(a.jid, "wake up")
         [iq] = await app.expect_publishes(1)
         form = iq.xml.find(
