@@ -27,9 +27,13 @@ const MAX_STORAGE_BATCH: usize = 256;
 /// Storage requests a partition may have outstanding before it stops
 /// returning its connections' credit (`credit.rs`): a client writing to
 /// offline storage faster than the disk takes it then waits, instead of
-/// the queue to the storage thread growing without bound. Four batches
-/// keep the disk busy.
-const MAX_STORAGE_BACKLOG: usize = 4 * MAX_STORAGE_BATCH;
+/// the queue to the storage thread growing without bound. Measured with
+/// archiving on (every message two or more requests, 50 pairs with 20 in
+/// flight): at 4 or 16 batches the limit throttled delivery to half the
+/// unbounded rate (13.5–18.8k vs 30.5–32k msgs/s, p99 1.1–1.9 s); at 64
+/// batches it never binds in normal load (40.9k msgs/s, p99 43 ms) and
+/// still stops a flood.
+const MAX_STORAGE_BACKLOG: usize = 64 * MAX_STORAGE_BATCH;
 
 /// A partition's way to its storage thread, and how much it has asked
 /// that is not answered yet.
