@@ -1,21 +1,12 @@
 //! XEP-0198 acknowledgements are promises: `h` covers only stanzas whose
 //! effects are durable, which the driver confirms by returning fences.
 
-use super::test_support::{drain, logged_in};
+use super::test_support::{drain, logged_in, written};
 use super::{ConnOutput, ServerStream, ServerStreamConfig};
 use crate::entropy::Entropy;
 use crate::sim::driver::LOGIN;
 use crate::xml::Element;
 use std::sync::Arc;
-
-fn written(out: &[ConnOutput]) -> String {
-    out.iter()
-        .filter_map(|o| match o {
-            ConnOutput::Write(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        })
-        .collect()
-}
 
 fn fences(out: &[ConnOutput]) -> Vec<u64> {
     out.iter()

@@ -3,7 +3,7 @@
 //! at once without stream management (the driver has written it by then);
 //! and the XEP-0198 queue is bounded in bytes, not only in stanzas.
 
-use super::test_support::{drain, logged_in};
+use super::test_support::{drain, logged_in, written};
 use super::{ConnOutput, ServerStream, ServerStreamConfig, SmConfig};
 use crate::xml::Element;
 
@@ -33,15 +33,6 @@ fn message(body: &str) -> Element {
 
 fn delivered(out: &[ConnOutput]) -> bool {
     out.iter().any(|o| matches!(o, ConnOutput::PageDelivered))
-}
-
-fn written(out: &[ConnOutput]) -> String {
-    out.iter()
-        .filter_map(|o| match o {
-            ConnOutput::Write(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

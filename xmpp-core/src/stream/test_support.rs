@@ -36,3 +36,13 @@ pub(super) fn logged_in(cfg: ServerStreamConfig) -> ServerStream {
     }
     s
 }
+
+/// Everything written to the client, as text.
+pub(super) fn written(out: &[ConnOutput]) -> String {
+    out.iter()
+        .filter_map(|o| match o {
+            ConnOutput::Write(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
