@@ -14,6 +14,7 @@ pub mod modules;
 pub mod ns;
 pub mod sasl;
 pub mod sim;
+pub mod spare;
 pub mod stanza;
 pub mod storage;
 pub mod stream;

@@ -150,11 +150,15 @@ pub enum StorageRequest {
     /// storage), by key. Answer: [`StorageResult::Blob`].
     LoadBlob { account: String, key: String },
     /// Replace (`Some`) or delete (`None`) one of the account's stored XML
-    /// documents. `NotFound` for an unknown account.
+    /// documents. `NotFound` for an unknown account. With a `limit`, a new
+    /// key (not a replacement) is refused with [`StorageResult::Full`] when
+    /// the account already has `limit.max` keys starting with
+    /// `limit.prefix`: the per-account quota of private XML documents.
     StoreBlob {
         account: String,
         key: String,
         value: Option<String>,
+        limit: Option<KeyLimit>,
     },
     /// Append one message to the account's archive (XEP-0313). `NotFound`
     /// for an unknown account. Ids only grow, so this is an append.
@@ -203,6 +207,24 @@ impl StorageRequest {
             | StorageRequest::ArchiveMetadata { account } => account,
             StorageRequest::PurgeArchive { .. } => return None,
         })
+    }
+}
+
+/// A cap on how many of an account's stored documents share a key prefix
+/// (one kind of document, e.g. every XEP-0049 private element).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLimit {
+    /// The keys counted.
+    pub prefix: String,
+    /// Most keys with that prefix.
+    pub max: u64,
+}
+
+impl KeyLimit {
+    /// Whether storing `key` is refused when `existing` keys with the
+    /// prefix are stored and `key` itself is (`replaces`) or is not one.
+    pub fn refuses(&self, existing: u64, replaces: bool) -> bool {
+        !replaces && existing >= self.max
     }
 }
 
@@ -259,7 +281,8 @@ pub enum StorageResult {
     Account(Option<AccountData>),
     /// Offline stanzas, oldest first (serialized XML).
     Offline(Vec<String>),
-    /// The account's offline queue is at its limit: nothing was stored.
+    /// The account's offline queue, or the kind of document being stored,
+    /// is at its limit: nothing was stored.
     Full,
     /// A stored XML document, or `None` when there is none.
     Blob(Option<String>),

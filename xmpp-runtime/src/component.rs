@@ -168,7 +168,7 @@ async fn run(
         shared.router.release_component(domain, conn_id);
         tracing::info!(%domain, %peer, "component disconnected");
     }
-    shared.conns().remove(&conn_id);
+    shared.forget_conn(conn_id);
     for msg in mailbox.close_and_take() {
         if let ConnMsg::Deliver(el) = msg {
             shared.router.route(*el);

@@ -214,7 +214,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                         Some(adopted) => {
                             // Continue as the old connection: its id and
                             // mailbox are what the hub knows the session by.
-                            shared.conns().remove(&conn_id);
+                            shared.forget_conn(conn_id);
                             mailbox.close();
                             conn_id = adopted.conn;
                             mailbox = adopted.mailbox;
@@ -385,7 +385,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     if let Some(id) = &sm_id {
         shared.sm_sessions.unregister(id, conn_id);
     }
-    shared.conns().remove(&conn_id);
+    shared.forget_conn(conn_id);
     session_end::end_session(
         &shared,
         &mailbox,

@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use xmpp_core::hub::{ConnId, Fence};
+use xmpp_core::spare::ReleaseSpare;
 
 /// Whose fence a hub token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,9 @@ impl Fences {
     /// The hub returned `fence`: everything before it here is durable.
     pub(crate) fn returned(&mut self, fence: Fence) -> Returned {
         let mut out = Returned::default();
-        match self.origins.remove(&fence.0) {
+        let origin = self.origins.remove(&fence.0);
+        self.origins.release_spare();
+        match origin {
             None => {}
             Some(Origin::Remote { partition, join }) => out.report = Some((partition, join)),
             Some(Origin::Conn { conn, seq }) => {

@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput, Notice};
 use xmpp_core::jid::Jid;
+use xmpp_core::spare::ReleaseSpare;
 use xmpp_core::storage::{RequestId, StorageRequest, StorageResult};
 use xmpp_core::stream::sm::{is_redelivery, undeliverable};
 use xmpp_core::stream::StreamErrorCondition;
@@ -487,6 +488,8 @@ fn drain_outputs(
         }
         false
     });
+    conns.release_spare();
+    closing.release_spare();
 }
 
 /// Sessions whose mailbox overflowed (a client that stopped reading): the

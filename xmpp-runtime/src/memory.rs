@@ -41,9 +41,12 @@ pub(crate) async fn release_after_peaks(shared: Arc<Shared>) {
         closed_at_trim = closed;
         last_trim = Instant::now();
         let released = smol::unblock(trim).await;
+        let (in_use, free) = heap_usage();
         tracing::debug!(
             closed = newly,
             released,
+            in_use,
+            free,
             "returned free memory to the system"
         );
     }
@@ -67,4 +70,19 @@ fn trim() -> bool {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() -> bool {
     false
+}
+
+/// Bytes the allocator has handed out and bytes it holds free, over all
+/// arenas: what is left after a trim is either still in use or free space
+/// pinned between live chunks (fragmentation).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap_usage() -> (usize, usize) {
+    // SAFETY: mallinfo2 only reads the arenas' statistics under their locks.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd, info.fordblks)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_usage() -> (usize, usize) {
+    (0, 0)
 }

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use xmpp_core::hub::{ConnId, HubConfig};
+use xmpp_core::spare::ReleaseSpare;
 use xmpp_core::stream::{ComponentStreamConfig, ServerStreamConfig, StreamErrorCondition};
 
 /// The external component listener (XEP-0114).
@@ -179,6 +180,13 @@ impl Shared {
     /// panicking task must not take the whole server down).
     pub(crate) fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Arc<Mailbox>>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection ended (or became another one): forget its mailbox.
+    pub(crate) fn forget_conn(&self, conn: ConnId) {
+        let mut conns = self.conns();
+        conns.remove(&conn);
+        conns.release_spare();
     }
 
     /// The stream settings for a connection starting now.

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use xmpp_core::hub::ConnId;
+use xmpp_core::spare::ReleaseSpare;
 
 /// Hibernated sessions one account may have (Prosody's default).
 pub(crate) const MAX_HIBERNATED_PER_ACCOUNT: usize = 10;
@@ -28,6 +29,7 @@ impl Inner {
             q.retain(|c| *c != conn);
             if q.is_empty() {
                 self.hibernated.remove(account);
+                self.hibernated.release_spare();
             }
         }
     }
@@ -63,6 +65,7 @@ impl SmRegistry {
             return;
         };
         inner.sessions.remove(id);
+        inner.sessions.release_spare();
         inner.awake(&account, conn);
         tracing::debug!(
             conn,

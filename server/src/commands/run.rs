@@ -94,6 +94,7 @@ fn quotas(cfg: &Config) -> Quotas {
         },
         max_sessions: cfg.max_user_sessions,
         max_roster_items: cfg.max_roster_items,
+        max_private_documents: cfg.max_private_documents,
     }
 }
 
@@ -281,8 +282,10 @@ pub fn run(
         );
     }
     let tls = Arc::new(certificate(cfg).map_err(|e| e.to_string())?);
-    let backend: Arc<dyn Backend> =
-        Arc::new(SledBackend::open(&cfg.store_path()).map_err(|e| e.to_string())?);
+    let backend: Arc<dyn Backend> = Arc::new(
+        SledBackend::open_with_cache(&cfg.store_path(), cfg.storage_cache_size)
+            .map_err(|e| e.to_string())?,
+    );
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mut runtime = runtime_config(cfg, Some(tls));

@@ -130,6 +130,7 @@ pub struct Config {
     pub offline_page_size: usize,
     /// Most roster items per account.
     pub max_roster_items: usize,
+    pub max_private_documents: u64,
     pub max_stanza_size: usize,
     /// Parser budgets (stream.max_*): see xmpp_core::xml::Limits.
     pub max_unauthenticated_stanza_size: usize,
@@ -164,6 +165,8 @@ pub struct Config {
     pub turn_user: Option<String>,
     /// The storage backend ("sled").
     pub storage_driver: String,
+    /// Bytes of the embedded store's page cache.
+    pub storage_cache_size: u64,
     /// The external component listener (XEP-0114).
     pub component_bind: IpAddr,
     pub component_port: u16,
@@ -241,6 +244,7 @@ impl Default for Config {
             max_offline_messages: 1000,
             offline_page_size: 100,
             max_roster_items: 2000,
+            max_private_documents: 100,
             max_stanza_size: 256 * 1024,
             max_unauthenticated_stanza_size: 16 * 1024,
             max_namespace_length: 1024,
@@ -267,6 +271,7 @@ impl Default for Config {
             turn_tls_port: None,
             turn_user: None,
             storage_driver: "sled".into(),
+            storage_cache_size: xmpp_runtime::storage::sled::DEFAULT_CACHE_BYTES,
             component_bind: IpAddr::from([127, 0, 0, 1]),
             component_port: 5347,
             components: Vec::new(),
@@ -577,6 +582,10 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             "services.offline_page_size" => {
                 cfg.offline_page_size = usize::try_from(int(value)).unwrap_or(cfg.offline_page_size)
             }
+            "services.max_private_documents" => {
+                cfg.max_private_documents =
+                    u64::try_from(int(value)).unwrap_or(cfg.max_private_documents)
+            }
             "services.max_roster_items" => {
                 cfg.max_roster_items = usize::try_from(int(value)).unwrap_or(cfg.max_roster_items)
             }
@@ -638,6 +647,9 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             "extdisco.turn_external_tls_port" => cfg.turn_tls_port = u16::try_from(int(value)).ok(),
             "extdisco.turn_external_user" => cfg.turn_user = Some(text).filter(|t| !t.is_empty()),
             "storage.driver" => cfg.storage_driver = text,
+            "storage.cache_size" => {
+                cfg.storage_cache_size = u64::try_from(int(value)).unwrap_or(cfg.storage_cache_size)
+            }
             "interfaces.component_bind" => {
                 if let Some(ip) = schema::parse_ip(&text) {
                     cfg.component_bind = ip;

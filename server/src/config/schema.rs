@@ -532,6 +532,8 @@ pub const KEYS: &[KeySpec] = &[
         "Messages kept in one account's offline storage; one more is refused and its sender gets a resource-constraint error (ejabberd's max_user_offline_messages). Messages of ended sessions that were already accepted are kept beyond it."),
     key("services.offline_page_size", "offline_page_size", MESSAGING, Ty::Int { min: 1, max: 10_000 }, "100", &["XEP-0160", "XEP-0198"],
         "Offline messages sent per page at login (and at most 1 MiB, or a quarter of smacks_max_queue_bytes); the next page follows once the client acknowledged the last (XEP-0198) or it was written to the socket. Kept below smacks_max_queue_size."),
+    key("services.max_private_documents", "max_private_documents", PRESENCE, Ty::Int { min: 1, max: 1_000_000 }, "100", &["XEP-0049"],
+        "Private XML documents (distinct elements) one account may store; storing one more is refused with resource-constraint, replacing a stored one always works."),
     key("services.max_roster_items", "max_roster_items", PRESENCE, Ty::Int { min: 1, max: 1_000_000 }, "2000", &["RFC 6121 §2"],
         "Roster items one account may have, strangers' pending subscription requests included; adding one more is refused with resource-constraint."),
     planned("services.muc_domain", "muc_domain", GROUPCHAT, Ty::Domain, "", &["XEP-0045"],
@@ -539,6 +541,8 @@ pub const KEYS: &[KeySpec] = &[
     // 06 storage
     key("storage.driver", "driver", BACKENDS, Ty::Choice(STORAGE_DRIVERS), "\"sled\"", &[],
         "Storage backend: \"sled\" (embedded; SQL backends are not built yet)."),
+    key("storage.cache_size", "cache_size", BACKENDS, Ty::Int { min: 65_536, max: 68_719_476_736 }, "2097152", &[],
+        "Bytes of the embedded store's page cache (sled). Accounts in use are kept in memory anyway; a larger cache speeds up archive queries over old messages, and is kept after a peak of logins."),
     planned("storage.sql_host", "sql_host", BACKENDS, Ty::Str, "", &[], "SQL server host."),
     planned("storage.sql_name", "sql_name", BACKENDS, Ty::Str, "", &[], "SQL database name."),
     planned("storage.sql_user", "sql_user", BACKENDS, Ty::Str, "", &[], "SQL user."),

@@ -269,3 +269,42 @@ async def test_roster_items_are_capped(configured_server):
     assert presence_error()[0].find(f".//{{{STANZA_ERRORS}}}resource-constraint") is not None
     await alice.close()
     await stranger.close()
+
+
+async def test_private_documents_are_capped(configured_server):
+    """XEP-0049 storage is one document per element name: without a cap an
+    account could store as many as it likes. Beyond the cap a new one is
+    refused with resource-constraint and nothing is stored; replacing a
+    stored one still works."""
+    srv = configured_server
+    configure(srv, "[services]\nmax_private_documents = 3\n")
+    alice = await SmClient(srv, srv.new_account("hoarder"), "pc").connect(sm=False)
+
+    def private(iq_id: str, kind: str, payload: str) -> None:
+        alice.send(f"<iq type='{kind}' id='{iq_id}'><query xmlns='jabber:iq:private'>"
+                   f"{payload}</query></iq>")
+
+    async def answer(iq_id: str):
+        def find():
+            return next((el for el in alice.stanzas
+                         if local(el.tag) == "iq" and el.get("id") == iq_id), None)
+        await alice.wait_until(lambda: find() is not None, WAIT, f"answer to {iq_id}")
+        return find()
+
+    for i in range(3):
+        private(f"set{i}", "set", f"<doc xmlns='urn:x:doc{i}'>v1</doc>")
+        assert (await answer(f"set{i}")).get("type") == "result"
+    private("set3", "set", "<doc xmlns='urn:x:doc3'>v1</doc>")
+    refused = await answer("set3")
+    assert refused.get("type") == "error"
+    assert refused.find(f".//{{{STANZA_ERRORS}}}resource-constraint") is not None
+    private("get3", "get", "<doc xmlns='urn:x:doc3'/>")
+    got = await answer("get3")
+    assert got.get("type") == "result"
+    assert "v1" not in "".join(got.itertext()), "the refused document was stored"
+    # Replacing a stored document is not a new one.
+    private("replace", "set", "<doc xmlns='urn:x:doc0'>v2</doc>")
+    assert (await answer("replace")).get("type") == "result"
+    private("get0", "get", "<doc xmlns='urn:x:doc0'/>")
+    assert "v2" in "".join((await answer("get0")).itertext())
+    await alice.close()

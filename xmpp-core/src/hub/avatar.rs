@@ -65,6 +65,7 @@ impl Hub {
             account: account.to_owned(),
             key: AVATAR_KEY.to_owned(),
             value: Some(hash.clone()),
+            limit: None,
         });
         data.avatar = Some(hash);
         self.account_ready(account, data);
@@ -107,6 +108,7 @@ impl Hub {
             account: account.to_owned(),
             key: AVATAR_KEY.to_owned(),
             value: Some(hash.clone()),
+            limit: None,
         });
         let Some(acc) = self.account_mut(account) else {
             return;

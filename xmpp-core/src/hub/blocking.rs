@@ -78,6 +78,7 @@ impl Hub {
             account: account.to_owned(),
             key: crate::storage::BLOCKLIST_KEY.to_owned(),
             value: (!document.is_empty()).then_some(document),
+            limit: None,
         });
         let mut r = iq_result(iq);
         r.remove_attr("from");

@@ -274,6 +274,7 @@ mod tests {
             account: "a@localhost".into(),
             key: "k".into(),
             value: Some(v.into()),
+            limit: None,
         };
         h.write(blob("1"));
         h.fence(0, Fence(1));

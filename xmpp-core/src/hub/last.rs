@@ -23,6 +23,7 @@ impl Hub {
             account: account.to_owned(),
             key: LAST_KEY.to_owned(),
             value: Some(logout_document(self.now, status)),
+            limit: None,
         });
     }
 

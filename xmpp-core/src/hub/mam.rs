@@ -183,6 +183,7 @@ impl Hub {
                     account: account.to_owned(),
                     key: PREFS_KEY.to_owned(),
                     value: Some(prefs.to_document()),
+                    limit: None,
                 });
                 let reply = iq_result(iq).with_child(prefs.to_element());
                 if let Some(acc) = self.account_mut(account) {

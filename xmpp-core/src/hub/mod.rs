@@ -34,6 +34,7 @@ pub use quotas::Quotas;
 use crate::jid::Jid;
 use crate::modules::stored_xml::StoredXmlRequest;
 use crate::modules::{default_modules, ModuleCtx, ServerModule};
+use crate::spare::ReleaseSpare;
 use crate::stanza::{error_reply, is_error_or_result, StanzaError};
 use crate::storage::{RequestId, StorageRequest, StorageResult};
 use crate::stream::StreamErrorCondition;
@@ -503,13 +504,16 @@ impl Hub {
     }
 
     fn storage_answer(&mut self, id: RequestId, result: StorageResult) {
-        match self.pending.remove(&id) {
+        let answered = self.pending.remove(&id);
+        self.pending.release_spare();
+        match answered {
             Some(Pending::Load(account)) => self.account_loaded(&account, result),
             Some(Pending::Offline(account, conn)) => {
                 if let Some(n) = self.offline_pending.get_mut(&account) {
                     *n -= 1;
                     if *n == 0 {
                         self.offline_pending.remove(&account);
+                        self.offline_pending.release_spare();
                     }
                 }
                 self.offline_loaded(&account, conn, result)
@@ -740,6 +744,7 @@ impl Hub {
         let offline_pending = self.offline_pending.contains_key(account);
         if idle && !offline_pending {
             self.accounts.remove(account);
+            self.accounts.release_spare();
         }
     }
 
@@ -819,6 +824,7 @@ impl Hub {
 
     fn unbind(&mut self, account: &str, conn: ConnId) {
         self.conns.remove(&conn);
+        self.conns.release_spare();
         let was_available = self
             .account(account)
             .and_then(|a| a.session_by_conn(conn))

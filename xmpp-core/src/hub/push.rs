@@ -233,6 +233,7 @@ impl Hub {
             account: account.to_owned(),
             key: crate::storage::PUSH_KEY.to_owned(),
             value,
+            limit: None,
         };
         if told {
             self.commit(request);

@@ -22,6 +22,10 @@ pub struct Quotas {
     /// Most roster items (contacts, and strangers' pending subscription
     /// requests) one account keeps.
     pub max_roster_items: usize,
+    /// Most XEP-0049 private XML documents (distinct elements) one account
+    /// keeps; storing one more is refused with `resource-constraint`.
+    /// Replacing a stored one always works.
+    pub max_private_documents: u64,
 }
 
 impl Default for Quotas {
@@ -34,6 +38,7 @@ impl Default for Quotas {
             },
             max_sessions: 10,
             max_roster_items: 2000,
+            max_private_documents: 100,
         }
     }
 }

@@ -7,6 +7,7 @@ use super::{ConnId, Hub, Pending};
 use crate::jid::Jid;
 use crate::modules::register::{error, RegisterRequest, STORAGE_FAILED};
 use crate::ns;
+use crate::spare::ReleaseSpare;
 use crate::stanza::iq_result;
 use crate::storage::{StorageRequest, StorageResult};
 use crate::stream::StreamErrorCondition;
@@ -114,6 +115,8 @@ impl Hub {
         }
         self.cancel_subscriptions(&account);
         self.accounts.remove(&account);
+        self.accounts.release_spare();
+        self.conns.release_spare();
         for (c, _) in leaving {
             self.visible(super::HubOutput::Close {
                 conn: c,

@@ -2,9 +2,9 @@
 //! per request, the iq answered when storage is.
 
 use super::{Hub, Pending};
-use crate::modules::stored_xml::StoredXmlRequest;
+use crate::modules::stored_xml::{StoredXmlRequest, PRIVATE_KEY_PREFIX};
 use crate::stanza::StanzaError;
-use crate::storage::{StorageRequest, StorageResult};
+use crate::storage::{KeyLimit, StorageRequest, StorageResult};
 use crate::xml::Element;
 
 impl Hub {
@@ -19,11 +19,16 @@ impl Hub {
             return self.bounce(&iq, StanzaError::Forbidden);
         }
         let key = req.key();
+        let limit = matches!(req, StoredXmlRequest::PrivateSet { .. }).then(|| KeyLimit {
+            prefix: PRIVATE_KEY_PREFIX.to_owned(),
+            max: self.cfg.quotas.max_private_documents,
+        });
         let request = match req.value() {
             Some(v) => StorageRequest::StoreBlob {
                 account: account.to_owned(),
                 key,
                 value: Some(v.to_owned()),
+                limit,
             },
             None => StorageRequest::LoadBlob {
                 account: account.to_owned(),
@@ -42,6 +47,13 @@ impl Hub {
         let mut reply = match result {
             StorageResult::Blob(stored) => req.reply(iq, stored.as_deref()),
             StorageResult::Done => req.reply(iq, None),
+            StorageResult::Full => {
+                tracing::info!(
+                    from = iq.attr("from").unwrap_or_default(),
+                    "private XML document refused: max_private_documents reached"
+                );
+                return self.bounce(iq, StanzaError::ResourceConstraint);
+            }
             other => {
                 tracing::error!(?other, "stored XML request failed");
                 return self.bounce(iq, StanzaError::InternalServerError);

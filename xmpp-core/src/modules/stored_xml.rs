@@ -10,6 +10,10 @@ pub const PRIVATE: &str = "jabber:iq:private";
 /// XEP-0054 namespace.
 pub const VCARD: &str = "vcard-temp";
 
+/// What every private XML document's storage key starts with, so that
+/// they can be counted (`Quotas::max_private_documents`).
+pub const PRIVATE_KEY_PREFIX: &str = "private ";
+
 /// Storage key of the account's vCard.
 pub const VCARD_KEY: &str = "vcard";
 
@@ -72,7 +76,7 @@ impl StoredXmlRequest {
         match self {
             StoredXmlRequest::PrivateGet { ns, name }
             | StoredXmlRequest::PrivateSet { ns, name, .. } => {
-                format!("private {ns} {name}")
+                format!("{PRIVATE_KEY_PREFIX}{ns} {name}")
             }
             StoredXmlRequest::VcardGet | StoredXmlRequest::VcardSet { .. } => VCARD_KEY.to_owned(),
         }

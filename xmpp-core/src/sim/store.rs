@@ -299,8 +299,21 @@ impl MemoryStore {
                 account,
                 key,
                 value,
+                limit,
             } => match self.accounts.get_mut(&account) {
                 Some(a) => {
+                    let refused = value.is_some()
+                        && limit.is_some_and(|l| {
+                            let existing =
+                                a.blobs.keys().filter(|k| k.starts_with(&l.prefix)).count();
+                            l.refuses(
+                                u64::try_from(existing).unwrap_or(u64::MAX),
+                                a.blobs.contains_key(&key),
+                            )
+                        });
+                    if refused {
+                        return StorageResult::Full;
+                    }
                     match value {
                         Some(v) => a.blobs.insert(key, v),
                         None => a.blobs.remove(&key),

@@ -1,6 +1,7 @@
 //! A map with a fixed capacity that forgets its least recently touched
 //! entry when full.
 
+use crate::spare::ReleaseSpare;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
@@ -85,7 +86,9 @@ impl<K: Hash + Eq + Clone, V> BoundedTable<K, V> {
 
     /// Remove `key`'s entry.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.map.remove(key).map(|(v, _)| v)
+        let removed = self.map.remove(key).map(|(v, _)| v);
+        self.map.release_spare();
+        removed
     }
 
     /// Keep only the entries for which `keep` holds.
@@ -110,6 +113,8 @@ impl<K: Hash + Eq + Clone, V> BoundedTable<K, V> {
         let map = &self.map;
         self.order
             .retain(|(k, s)| map.get(k).is_some_and(|(_, live)| live == s));
+        self.map.release_spare();
+        self.order.release_spare();
     }
 }
 

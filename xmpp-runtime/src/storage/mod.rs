@@ -461,7 +461,8 @@ pub(crate) mod conformance {
                 b.execute(Req::StoreBlob {
                     account: alice.clone(),
                     key: "vcard".into(),
-                    value: Some(v.into())
+                    value: Some(v.into()),
+                    limit: None,
                 }),
                 Res::Done
             );
@@ -471,7 +472,8 @@ pub(crate) mod conformance {
             b.execute(Req::StoreBlob {
                 account: alice.clone(),
                 key: "private:a:b".into(),
-                value: Some("<b xmlns='a'/>".into())
+                value: Some("<b xmlns='a'/>".into()),
+                limit: None,
             }),
             Res::Done
         );
@@ -479,18 +481,41 @@ pub(crate) mod conformance {
             b.execute(Req::StoreBlob {
                 account: alice.clone(),
                 key: "private:a:b".into(),
-                value: None
+                value: None,
+                limit: None,
             }),
             Res::Done
         );
         assert_eq!(b.execute(blob("private:a:b")), Res::Blob(None));
+        // A key limit counts the documents sharing a prefix (the vCard
+        // stored above is not one of them): new keys
+        // beyond it are refused, replacing one is not, and deleting one
+        // makes room again.
+        let limited = |key: &str, value: Option<&str>| Req::StoreBlob {
+            account: alice.clone(),
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+            limit: Some(xmpp_core::storage::KeyLimit {
+                prefix: "p ".into(),
+                max: 2,
+            }),
+        };
+        assert_eq!(b.execute(limited("p 1", Some("<a/>"))), Res::Done);
+        assert_eq!(b.execute(limited("p 2", Some("<a/>"))), Res::Done);
+        assert_eq!(b.execute(limited("p 3", Some("<a/>"))), Res::Full);
+        assert_eq!(b.execute(blob("p 3")), Res::Blob(None));
+        assert_eq!(b.execute(limited("p 2", Some("<b/>"))), Res::Done);
+        assert_eq!(b.execute(blob("p 2")), Res::Blob(Some("<b/>".into())));
+        assert_eq!(b.execute(limited("p 1", None)), Res::Done);
+        assert_eq!(b.execute(limited("p 3", Some("<c/>"))), Res::Done);
         // Push registrations come back with the account (XEP-0357).
         let push_doc = "<push xmlns='urn:vireo:push' pending='1'/>";
         assert_eq!(
             b.execute(Req::StoreBlob {
                 account: alice.clone(),
                 key: xmpp_core::storage::PUSH_KEY.into(),
-                value: Some(push_doc.into())
+                value: Some(push_doc.into()),
+                limit: None,
             }),
             Res::Done
         );
@@ -506,7 +531,8 @@ pub(crate) mod conformance {
             b.execute(Req::StoreBlob {
                 account: alice.clone(),
                 key: avatar.into(),
-                value: Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d".into())
+                value: Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d".into()),
+                limit: None,
             }),
             Res::Done
         );
@@ -523,7 +549,8 @@ pub(crate) mod conformance {
             b.execute(Req::StoreBlob {
                 account: alice.clone(),
                 key: avatar.into(),
-                value: Some(String::new())
+                value: Some(String::new()),
+                limit: None,
             }),
             Res::Done
         );
@@ -537,7 +564,8 @@ pub(crate) mod conformance {
             b.execute(Req::StoreBlob {
                 account: "nobody@localhost".into(),
                 key: "vcard".into(),
-                value: Some("<x/>".into())
+                value: Some("<x/>".into()),
+                limit: None,
             }),
             Res::NotFound
         );

@@ -33,7 +33,7 @@ use ::sled::{Batch, Db, IVec, Tree};
 use xmpp_core::archive::PREFS_KEY;
 use xmpp_core::modules::avatar::AVATAR_KEY;
 use xmpp_core::storage::{
-    parse_blocklist, AccountData, StorageRequest, StorageResult, BLOCKLIST_KEY, PUSH_KEY,
+    parse_blocklist, AccountData, KeyLimit, StorageRequest, StorageResult, BLOCKLIST_KEY, PUSH_KEY,
 };
 
 mod archive;
@@ -41,8 +41,13 @@ mod archive;
 use super::codec;
 use super::{check_account, Backend, StorageError};
 
-/// Bytes of sled page cache.
-const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// Bytes of sled page cache when the configuration names none
+/// (`storage.cache_size`). The hub keeps live accounts in memory itself and
+/// archive writes append at the end of one tree, so a small cache serves;
+/// sled keeps what it caches after a peak of logins, so this is also part of
+/// what a server holds on to after the peak (spec/performance.md, "Peak and
+/// release").
+pub const DEFAULT_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// A [`Backend`] storing everything in a sled database directory.
 pub struct SledBackend {
@@ -111,11 +116,16 @@ impl SledBackend {
     /// [`StorageError::Open`] so the server can report it instead of dying
     /// with a backtrace.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`SledBackend::open`] with a page cache of `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
         // A store closed a moment ago in this process may still be locked
         // while sled's background flusher winds down: retry briefly.
         let mut attempt = 0;
         loop {
-            match Self::open_once(dir) {
+            match Self::open_once(dir, cache_bytes) {
                 Err(StorageError::Open { reason, .. })
                     if reason.contains("could not acquire lock") && attempt < 50 =>
                 {
@@ -127,14 +137,13 @@ impl SledBackend {
         }
     }
 
-    fn open_once(dir: &Path) -> Result<Self, StorageError> {
+    fn open_once(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, ::sled::Error> {
             // sled's page cache defaults to 1 GiB and grows with every account
-            // read; the hub keeps live accounts in memory itself, so a small
-            // cache is enough.
+            // read; see DEFAULT_CACHE_BYTES.
             let db = ::sled::Config::new()
                 .path(dir)
-                .cache_capacity(SLED_CACHE_BYTES)
+                .cache_capacity(cache_bytes)
                 .open()?;
             let credentials = db.open_tree("credentials")?;
             let roster = db.open_tree("roster")?;
@@ -507,6 +516,7 @@ impl SledBackend {
                 account,
                 key,
                 value,
+                limit,
             } => {
                 let result = {
                     let _w = self.lock();
@@ -515,14 +525,48 @@ impl SledBackend {
                     }
                     let k = account_key(&account, &key);
                     match value {
-                        Some(v) => self.blobs.insert(k, v.as_bytes()).map(drop)?,
-                        None => self.blobs.remove(k).map(drop)?,
+                        Some(_) if self.blob_refused(&account, &k, limit.as_ref())? => {
+                            StorageResult::Full
+                        }
+                        Some(v) => {
+                            self.blobs.insert(k, v.as_bytes())?;
+                            StorageResult::Done
+                        }
+                        None => {
+                            self.blobs.remove(k)?;
+                            StorageResult::Done
+                        }
                     }
-                    StorageResult::Done
                 };
                 self.durable(result, flush)
             }
         }
+    }
+
+    /// Whether a [`KeyLimit`] refuses storing `key`: counting stops at the
+    /// limit, so a full account costs `max` key reads, never more.
+    fn blob_refused(
+        &self,
+        account: &str,
+        key: &[u8],
+        limit: Option<&KeyLimit>,
+    ) -> Result<bool, StorageError> {
+        let Some(limit) = limit else {
+            return Ok(false);
+        };
+        let replaces = self.blobs.contains_key(key)?;
+        let take = usize::try_from(limit.max).unwrap_or(usize::MAX);
+        let mut existing = 0u64;
+        for k in self
+            .blobs
+            .scan_prefix(account_key(account, &limit.prefix))
+            .keys()
+            .take(take)
+        {
+            k?;
+            existing += 1;
+        }
+        Ok(limit.refuses(existing, replaces))
     }
 
     /// Applies one roster change together with the new roster version, in one
@@ -637,7 +681,7 @@ impl Backend for SledBackend {
         self.db.flush()?;
         let copy = ::sled::Config::new()
             .path(dest)
-            .cache_capacity(SLED_CACHE_BYTES)
+            .cache_capacity(DEFAULT_CACHE_BYTES)
             .open()?;
         copy.import(self.db.export());
         copy.flush()?;

@@ -5,6 +5,7 @@
 //! Pure bookkeeping on `now` values; the driver owns one, keyed by peer IP,
 //! and decides which addresses are exempt.
 
+use crate::spare::ReleaseSpare;
 use crate::time::Millis;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -52,6 +53,7 @@ impl<K: Hash + Eq + Clone> RegistrationThrottle<K> {
         // registrations of the last interval.
         let interval = self.interval;
         self.last.retain(|_, at| now < at.saturating_add(interval));
+        self.last.release_spare();
         self.last.insert(key.clone(), now);
         Ok(())
     }
