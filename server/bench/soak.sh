@@ -13,6 +13,7 @@
 # under 5%, file descriptors flat).
 #
 #   server/bench/soak.sh [--minutes 60] [--out target/bench/soak-<time>.csv]
+#   VIREO_RELEASE_DIR=DIR server/bench/soak.sh ...   # binaries from DIR, no build
 #
 # Not part of CI. Loopback only; every loop stops at the deadline.
 set -euo pipefail
@@ -32,9 +33,16 @@ done
 mkdir -p "$(dirname "$OUT")"
 
 ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p vireo --bins
-VIREO="$root/target/release/vireo"
-BENCH="$root/target/release/vireo-bench"
+# VIREO_RELEASE_DIR: run binaries built (and copied) beforehand, so that
+# rebuilding the tree during an hour-long soak does not change them.
+if [[ -n "${VIREO_RELEASE_DIR:-}" ]]; then
+    bin="$VIREO_RELEASE_DIR"
+else
+    cargo build --release -q -p vireo --bins
+    bin="$root/target/release"
+fi
+VIREO="$bin/vireo"
+BENCH="$bin/vireo-bench"
 
 tmp="$(mktemp -d)"
 pids=()

@@ -187,6 +187,28 @@ pub enum StorageRequest {
 }
 
 impl StorageRequest {
+    /// Roughly the memory a request holds while it waits for the store: its
+    /// stanzas and documents, plus a fixed allowance for the rest. What a
+    /// queue of requests costs is bounded with this, not with their number
+    /// (one offline message may be 256 KiB, one roster change 200 bytes).
+    pub fn approx_bytes(&self) -> usize {
+        const FIXED: usize = 128;
+        let payload = match self {
+            StorageRequest::PushOffline { stanza, .. } => stanza.len(),
+            StorageRequest::StoreBlob { key, value, .. } => {
+                key.len() + value.as_ref().map_or(0, String::len)
+            }
+            StorageRequest::AppendArchive { message, .. } => {
+                message.with.len() + message.stanza.len()
+            }
+            StorageRequest::LoadBlob { key, .. } => key.len(),
+            StorageRequest::RemoveRosterItem { jid, .. } => jid.len(),
+            _ => 0,
+        };
+        let account = self.account().map_or(0, str::len);
+        FIXED + account + payload
+    }
+
     /// The account a request is about (for validation, logs and sharding);
     /// `None` for requests about every account (archive retention).
     pub fn account(&self) -> Option<&str> {

@@ -88,7 +88,9 @@ async fn run(
                         stream.close(Some(StreamErrorCondition::Conflict));
                     }
                 }
-                ConnOutput::Stanza(el) => shared.router.route(el),
+                // Waits while the partition is behind, reading nothing
+                // more meanwhile: TCP pushes back on the component.
+                ConnOutput::Stanza(el) => shared.router.route_from_peer(el).await,
                 ConnOutput::Close => {
                     let _ = transport.flush().await;
                     let _ = transport.close().await;

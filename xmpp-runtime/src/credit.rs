@@ -33,6 +33,11 @@ impl Credit {
         }
     }
 
+    /// The budget, in bytes.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Take `n` bytes of budget, waiting while the partition is behind.
     /// An empty budget admits anything, so a stanza larger than the whole
     /// budget still gets through (alone).

@@ -175,6 +175,21 @@ enum Deferred {
     Notice(Notice),
 }
 
+impl Deferred {
+    /// Roughly the memory the work holds while it waits for its account.
+    fn approx_bytes(&self) -> usize {
+        const FIXED: usize = 64;
+        FIXED
+            + match self {
+                Deferred::FromSession(_, s) | Deferred::Routed(s) | Deferred::Redeliver(s) => {
+                    s.approx_size()
+                }
+                Deferred::Hibernated(_, unacked) => unacked.iter().map(Element::approx_size).sum(),
+                _ => 0,
+            }
+    }
+}
+
 #[derive(Debug)]
 enum Slot {
     /// The load's sequence number (fences wait for it) and the work queued.
@@ -235,6 +250,11 @@ pub struct Hub {
     redelivering: bool,
     /// Answers, outputs held behind committed writes, and fences.
     durability: durability::Durability,
+    /// [`Deferred::approx_bytes`] of the work queued behind account loads:
+    /// stanzas to accounts being loaded are held here, not in storage
+    /// requests, so a runtime bounding what it feeds the hub counts these
+    /// too ([`Hub::held_bytes`]).
+    deferred_bytes: usize,
 }
 
 impl Hub {
@@ -296,7 +316,16 @@ impl Hub {
             archive: mam::ArchiveState::new(),
             redelivering: false,
             durability: durability::Durability::default(),
+            deferred_bytes: 0,
         }
+    }
+
+    /// Bytes of stanzas the hub holds while their accounts load. Together
+    /// with its outstanding storage requests, this is what a runtime waits
+    /// on before feeding the hub more from its peers: a flood to accounts
+    /// nobody is logged in to would otherwise wait here unbounded.
+    pub fn held_bytes(&self) -> usize {
+        self.deferred_bytes
     }
 
     /// Features advertised in the server's disco#info.
@@ -619,8 +648,12 @@ impl Hub {
     fn with_account(&mut self, account: &str, work: Deferred) {
         match self.accounts.get_mut(account) {
             Some(Slot::Loaded(_)) => self.run(account, work),
-            Some(Slot::Loading(_, queue)) => queue.push(work),
+            Some(Slot::Loading(_, queue)) => {
+                self.deferred_bytes += work.approx_bytes();
+                queue.push(work)
+            }
             None => {
+                self.deferred_bytes += work.approx_bytes();
                 let seq = self.load_started();
                 self.accounts
                     .insert(account.to_owned(), Slot::Loading(seq, vec![work]));
@@ -653,6 +686,7 @@ impl Hub {
                 }
                 let missing = matches!(other, StorageResult::Account(None));
                 for work in queue {
+                    self.deferred_bytes = self.deferred_bytes.saturating_sub(work.approx_bytes());
                     self.run_missing(work, missing);
                 }
                 self.load_finished(seq);
@@ -673,6 +707,7 @@ impl Hub {
         // Unloading between queued items would drop the account under a
         // bind that is still waiting in the queue.
         for work in queue {
+            self.deferred_bytes = self.deferred_bytes.saturating_sub(work.approx_bytes());
             self.run_one(account, work);
         }
         self.load_finished(seq);
