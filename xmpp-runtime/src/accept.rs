@@ -28,7 +28,10 @@ pub(crate) async fn accept_loop<F, Fut>(
                 if shared.live.load(Ordering::Relaxed)
                     >= shared.max_connections.load(Ordering::Relaxed)
                 {
-                    tracing::warn!(%peer, kind, "connection limit reached; refusing");
+                    shared.refusals.refused(
+                        Some(peer.ip()),
+                        &format_args!("{kind}: max_connections reached"),
+                    );
                     continue;
                 }
                 let _ = stream.get_ref().set_nodelay(true);

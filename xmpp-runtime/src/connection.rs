@@ -75,7 +75,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     let mut unauthenticated = match shared.conn_gate.admit(peer_ip, now_ms()) {
         Ok(slot) => slot,
         Err(refusal) => {
-            tracing::debug!(?peer, %refusal, "connection refused");
+            shared.refusals.refused(peer_ip, &refusal);
             return;
         }
     };

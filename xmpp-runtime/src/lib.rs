@@ -24,6 +24,7 @@ mod kdf_pool;
 mod mailbox;
 mod memory;
 pub mod rate_limit;
+mod refusal_log;
 pub mod registration;
 pub mod reload;
 mod resumption;

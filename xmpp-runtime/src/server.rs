@@ -164,6 +164,8 @@ pub(crate) struct Shared {
     pub(crate) registrations: crate::registration::Registrations,
     /// Unauthenticated connections and openings per client address.
     pub(crate) conn_gate: Arc<crate::conn_gate::ConnectionGate>,
+    /// Refused connections, summed up in the log (`refusal_log.rs`).
+    pub(crate) refusals: crate::refusal_log::RefusalLog,
     /// Failed authentications per address and per account.
     pub(crate) auth_throttle: crate::auth_throttle::AuthThrottle,
     /// Where PBKDF2 runs.
@@ -298,6 +300,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         scram_iterations: AtomicU32::new(cfg.scram_iterations),
         registrations: crate::registration::Registrations::new(&cfg.registration_limit),
         conn_gate: Arc::new(crate::conn_gate::ConnectionGate::new(&cfg.address_limits)),
+        refusals: crate::refusal_log::RefusalLog::default(),
         auth_throttle: crate::auth_throttle::AuthThrottle::new(&cfg.address_limits),
         // As many derivations at once as there are executor threads: a
         // login flood then costs at most that many cores.

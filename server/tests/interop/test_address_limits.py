@@ -186,6 +186,15 @@ def test_one_address_with_1000_connections_does_not_lock_out_another(limited):
         for s in held:
             s.close()
     assert srv.is_running()
+    # Nearly a thousand refusals: in the log with their address (for
+    # fail2ban), but as one line, not one each (a flood must not become a
+    # disk-filling attack); the rest of the minute is summed up later.
+    log = srv.log_path.read_text(errors="replace")
+    refusal_lines = [line for line in log.splitlines() if "connection refused" in line]
+    assert refusal_lines, "refused connections were not logged"
+    assert "address=127.0.0.2" in refusal_lines[0], refusal_lines[0]
+    assert "WARN" in refusal_lines[0], refusal_lines[0]
+    assert len(refusal_lines) <= 3, f"{len(refusal_lines)} lines for one flood"
 
 
 def test_tls_handshake_that_never_finishes_is_closed_at_its_deadline(limited):
