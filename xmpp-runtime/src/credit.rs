@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug)]
 pub(crate) struct Credit {
     used: AtomicUsize,
-    limit: usize,
+    /// Changed by a configuration reload.
+    limit: AtomicUsize,
     freed: Event,
 }
 
@@ -28,14 +29,21 @@ impl Credit {
     pub(crate) fn new(limit: usize) -> Self {
         Credit {
             used: AtomicUsize::new(0),
-            limit,
+            limit: AtomicUsize::new(limit),
             freed: Event::new(),
         }
     }
 
     /// The budget, in bytes.
     pub(crate) fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// A new budget (configuration reload): a larger one admits waiting
+    /// connections at once; a smaller one applies as credit comes back.
+    pub(crate) fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+        self.freed.notify(usize::MAX);
     }
 
     /// Take `n` bytes of budget, waiting while the partition is behind.
@@ -57,7 +65,7 @@ impl Credit {
     fn try_acquire(&self, n: usize) -> bool {
         let mut cur = self.used.load(Ordering::Acquire);
         loop {
-            if cur != 0 && cur.saturating_add(n) > self.limit {
+            if cur != 0 && cur.saturating_add(n) > self.limit() {
                 return false;
             }
             match self.used.compare_exchange_weak(

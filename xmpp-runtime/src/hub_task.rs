@@ -55,9 +55,6 @@ struct StorageQueue {
     /// the order sent (the storage thread answers in that order).
     sizes: VecDeque<usize>,
     outstanding_bytes: usize,
-    /// Over this many bytes outstanding, credit is held back too
-    /// ([`STORAGE_BACKLOG_BUDGETS`] partition budgets).
-    max_bytes: usize,
 }
 
 impl StorageQueue {
@@ -76,9 +73,12 @@ impl StorageQueue {
         self.sizes.release_spare();
     }
 
-    /// Whether the store keeps up well enough to return credit.
-    fn keeps_up(&self) -> bool {
-        self.outstanding <= MAX_STORAGE_BACKLOG && self.outstanding_bytes <= self.max_bytes
+    /// Whether the store keeps up well enough to return credit, with a
+    /// partition budget of `budget` bytes: over [`STORAGE_BACKLOG_BUDGETS`]
+    /// of them outstanding, credit is held back too.
+    fn keeps_up(&self, budget: usize) -> bool {
+        self.outstanding <= MAX_STORAGE_BACKLOG
+            && self.outstanding_bytes <= budget.saturating_mul(STORAGE_BACKLOG_BUDGETS)
     }
 }
 
@@ -231,6 +231,16 @@ impl Router {
     /// The byte budget of `partition`'s queue.
     fn queue_bytes(&self, partition: usize) -> usize {
         self.credits.get(partition).map_or(0, Credit::limit)
+    }
+
+    /// Every partition's byte budget, changed by a configuration reload;
+    /// the old one.
+    pub(crate) fn set_queue_bytes(&self, bytes: usize) -> usize {
+        let old = self.queue_bytes(0);
+        for credit in &self.credits {
+            credit.set_limit(bytes);
+        }
+        old
     }
 
     /// A partition processed a session's stanza of `n` bytes.
@@ -448,14 +458,7 @@ async fn run_partition(
         outstanding: 0,
         sizes: VecDeque::new(),
         outstanding_bytes: 0,
-        max_bytes: shared
-            .router
-            .queue_bytes(st.index)
-            .saturating_mul(STORAGE_BACKLOG_BUDGETS),
     };
-    // Stanzas the hub may hold for accounts still loading before credit is
-    // held back: one budget (they wait a single storage read, not a commit).
-    let held_max = shared.router.queue_bytes(st.index);
     // Credit of processed client stanzas not returned yet, held back
     // while storage is behind.
     let mut owed = 0usize;
@@ -544,7 +547,10 @@ async fn run_partition(
         }
         drain_outputs(&mut st, &mut hub, &mut storage, &shared);
         owed += credit;
-        if owed > 0 && storage.keeps_up() && hub.held_bytes() <= held_max {
+        // Stanzas held for accounts still loading may take one budget (they
+        // wait for a single storage read, not a commit).
+        let budget = shared.router.queue_bytes(st.index);
+        if owed > 0 && storage.keeps_up(budget) && hub.held_bytes() <= budget {
             shared.router.returned(st.index, owed);
             owed = 0;
         }

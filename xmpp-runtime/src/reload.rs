@@ -310,6 +310,16 @@ impl ServerHandle {
                 .push(Change::new("max_connections", old_max, new.max_connections));
         }
 
+        // The partitions' byte budget.
+        let old_budget = shared.router.set_queue_bytes(new.partition_queue_bytes);
+        if old_budget != new.partition_queue_bytes {
+            report.applied.push(Change::new(
+                "partition_queue_bytes",
+                old_budget,
+                new.partition_queue_bytes,
+            ));
+        }
+
         // Read limit for new connections.
         {
             let mut limit = shared.rate_limit.write().unwrap_or_else(|e| e.into_inner());
@@ -567,6 +577,7 @@ mod tests {
 
             let mut new_cfg = config(b.clone(), &admin);
             new_cfg.max_connections = 50;
+            new_cfg.partition_queue_bytes = 1024 * 1024;
             new_cfg.c2s_port = 5999;
             new_cfg.stream.auth_timeout_ms = 5_000;
             new_cfg.stream.scram_decoy = Some((vec![9; 32], 8192));
@@ -578,6 +589,7 @@ mod tests {
                 [
                     "certificate",
                     "max_connections",
+                    "partition_queue_bytes",
                     "scram_iterations",
                     "auth_timeout"
                 ],
@@ -590,6 +602,7 @@ mod tests {
             );
             let shared = &handle.shared;
             assert_eq!(shared.max_connections.load(Ordering::Relaxed), 50);
+            assert_eq!(shared.router.set_queue_bytes(1024 * 1024), 1024 * 1024);
             let stream = shared.stream_cfg();
             assert_eq!(stream.auth_timeout_ms, 5_000);
             // The decoy secret survives; its iteration count follows.

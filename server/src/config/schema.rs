@@ -457,7 +457,7 @@ pub const KEYS: &[KeySpec] = &[
     key("stream.max_mailbox_bytes", "max_mailbox_bytes", CONNECTIONS, Ty::Int { min: 65_536, max: 1_073_741_824 }, "4194304", &[],
         "Bytes of stanzas that may wait for one client connection to take them (a client that stops reading while another session floods it); over it the session ends with resource-constraint and what waits goes to the account's other resources or offline storage. At least max_stanza_size."),
     key("transport.partition_queue_bytes", "partition_queue_bytes", CONNECTIONS, Ty::Int { min: 65_536, max: 1_073_741_824 }, "2097152", &[],
-        "Bytes of client stanzas one hub partition may have waiting; a client connection then waits for room before handing over its next stanza (and reads no more from its socket meanwhile). Partitions never wait on each other or on connections, so this cannot deadlock. Takes effect at restart."),
+        "Bytes of client and component stanzas one hub partition may have waiting (and eight times as much in storage requests); a connection then waits for room before handing over its next stanza (and reads no more from its socket meanwhile). Partitions never wait on each other or on connections, so this cannot deadlock. Changed by a reload."),
     key("stream.max_user_sessions", "max_user_sessions", CONNECTIONS, Ty::Int { min: 1, max: 10_000 }, "10", &["RFC 6120 §7.6.2.1"],
         "Sessions (resources) one account may have bound at once, hibernated XEP-0198 sessions included; one more is refused with resource-constraint (Prosody's max_resources, ejabberd's max_user_sessions)."),
     // 02 stream
