@@ -140,7 +140,7 @@ mod tests {
 
     fn throttle(exempt: Vec<IpAddr>) -> AuthThrottle {
         AuthThrottle::new(&AddressLimits {
-            exempt,
+            exempt: exempt.into_iter().map(ipnet::IpNet::from).collect(),
             auth_backoff: Backoff {
                 base_ms: 100,
                 max_ms: 1_000,

@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn gate_exempts_listed_addresses_and_keys_ipv6_by_prefix() {
         let mut l = limits(1, 0, 100);
-        l.exempt = vec![ip(9)];
+        l.exempt = vec![ip(9).into()];
         let gate = Arc::new(ConnectionGate::new(&l));
         for _ in 0..5 {
             assert!(matches!(gate.admit(Some(ip(9)), 0), Ok(None)));

@@ -9,6 +9,7 @@
 use crate::accounts::{add_user, set_password, AccountError};
 use crate::clock::now_ms;
 use crate::server::Shared;
+use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use xmpp_core::jid::Jid;
@@ -22,9 +23,9 @@ pub struct RegistrationLimit {
     /// Seconds between two accounts created from one address (0 = no
     /// limit): Prosody's `min_seconds_between_registrations`.
     pub min_seconds: u64,
-    /// Addresses the limit does not apply to (Prosody's
+    /// Addresses and networks the limit does not apply to (Prosody's
     /// `registration_whitelist`, loopback by default).
-    pub exempt: Vec<IpAddr>,
+    pub exempt: Vec<IpNet>,
 }
 
 impl Default for RegistrationLimit {
@@ -32,10 +33,7 @@ impl Default for RegistrationLimit {
     fn default() -> Self {
         RegistrationLimit {
             min_seconds: 300,
-            exempt: vec![
-                IpAddr::from([127, 0, 0, 1]),
-                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
-            ],
+            exempt: crate::address_limits::loopback(),
         }
     }
 }
@@ -43,7 +41,7 @@ impl Default for RegistrationLimit {
 /// The limit and its bookkeeping, shared by all connections.
 #[derive(Debug)]
 pub(crate) struct Registrations {
-    state: Mutex<(RegistrationThrottle<IpAddr>, Vec<IpAddr>)>,
+    state: Mutex<(RegistrationThrottle<IpAddr>, Vec<IpNet>)>,
 }
 
 impl Registrations {
@@ -56,15 +54,15 @@ impl Registrations {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (RegistrationThrottle<IpAddr>, Vec<IpAddr>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (RegistrationThrottle<IpAddr>, Vec<IpNet>)> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Apply a reloaded limit; `Some((old, new))` describes a change.
     pub(crate) fn set(&self, limit: &RegistrationLimit) -> Option<(String, String)> {
         let mut state = self.lock();
-        let describe = |secs: u64, exempt: &[IpAddr]| {
-            let list: Vec<String> = exempt.iter().map(IpAddr::to_string).collect();
+        let describe = |secs: u64, exempt: &[IpNet]| {
+            let list: Vec<String> = exempt.iter().map(IpNet::to_string).collect();
             format!("{secs}s, exempt [{}]", list.join(" "))
         };
         let old = describe(state.0.interval() / 1000, &state.1);
@@ -81,7 +79,7 @@ impl Registrations {
             return Ok(None);
         };
         let mut state = self.lock();
-        if state.1.iter().any(|e| e.to_canonical() == ip) {
+        if crate::address_limits::is_listed(&state.1, ip) {
             return Ok(None);
         }
         // One host usually owns a whole IPv6 /64.

@@ -86,7 +86,7 @@ pub struct Config {
     /// Seconds a TLS handshake may take.
     pub tls_handshake_timeout_secs: u64,
     /// Addresses the per-address limits do not apply to.
-    pub address_limits_exempt: Vec<IpAddr>,
+    pub address_limits_exempt: Vec<ipnet::IpNet>,
     /// Most addresses (and accounts) the limits remember.
     pub max_tracked_addresses: usize,
     /// Bytes per second per client connection (0 = unlimited).
@@ -153,7 +153,7 @@ pub struct Config {
     /// XEP-0077: seconds between in-band registrations from one IP (0 = no limit).
     pub min_seconds_between_registrations: u64,
     /// XEP-0077: IP addresses exempt from that limit.
-    pub registration_whitelist: Vec<IpAddr>,
+    pub registration_whitelist: Vec<ipnet::IpNet>,
     /// XEP-0215: the STUN/TURN server advertised, if any.
     pub turn_host: Option<String>,
     pub turn_port: u16,
@@ -216,10 +216,7 @@ impl Default for Config {
             max_unauthenticated_per_address: 20,
             max_new_connections_per_address: 10,
             tls_handshake_timeout_secs: 10,
-            address_limits_exempt: vec![
-                IpAddr::from([127, 0, 0, 1]),
-                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
-            ],
+            address_limits_exempt: xmpp_runtime::address_limits::loopback(),
             max_tracked_addresses: 65_536,
             c2s_rate_limit: 0,
             c2s_rate_burst: 256 * 1024,
@@ -259,10 +256,7 @@ impl Default for Config {
             allow_registration: false,
             min_password_length: 8,
             min_seconds_between_registrations: 300,
-            registration_whitelist: vec![
-                IpAddr::from([127, 0, 0, 1]),
-                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
-            ],
+            registration_whitelist: xmpp_runtime::address_limits::loopback(),
             turn_host: None,
             turn_port: 3478,
             turn_secret: None,
@@ -514,7 +508,7 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "transport.address_limits_exempt" => {
                 cfg.address_limits_exempt =
-                    list.iter().filter_map(|a| schema::parse_ip(a)).collect()
+                    list.iter().filter_map(|a| schema::parse_net(a)).collect()
             }
             "transport.max_tracked_addresses" => {
                 cfg.max_tracked_addresses =
@@ -631,7 +625,7 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "registration.registration_whitelist" => {
                 cfg.registration_whitelist =
-                    list.iter().filter_map(|a| schema::parse_ip(a)).collect()
+                    list.iter().filter_map(|a| schema::parse_net(a)).collect()
             }
             "extdisco.turn_external_host" => cfg.turn_host = Some(text).filter(|t| !t.is_empty()),
             "extdisco.turn_external_port" => {

@@ -74,7 +74,7 @@ impl Ty {
                 "an array of SASL mechanisms ({})",
                 quoted(&mechanism_names())
             ),
-            Ty::Ips => "an array of IP address strings".into(),
+            Ty::Ips => "an array of IP addresses or networks (\"10.0.0.0/8\")".into(),
         }
     }
 
@@ -92,7 +92,7 @@ impl Ty {
             Ty::Jids => "array of bare JIDs".into(),
             Ty::StrList => "array of strings".into(),
             Ty::Mechanisms => "array of SASL mechanisms".into(),
-            Ty::Ips => "array of IP addresses".into(),
+            Ty::Ips => "array of IP addresses or networks".into(),
         }
     }
 
@@ -224,9 +224,9 @@ impl Ty {
             Ty::Ips => items
                 .iter()
                 .map(|a| {
-                    parse_ip(a)
-                        .map(|ip| ip.to_string())
-                        .ok_or_else(|| format!("{a:?} is not an IP address"))
+                    parse_net(a).map(|net| show_net(&net)).ok_or_else(|| {
+                        format!("{a:?} is not an IP address or network (like \"10.0.0.0/8\")")
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::List),
@@ -251,6 +251,28 @@ fn mechanism_names() -> Vec<&'static str> {
 }
 
 /// `*` and `[::]` forms are accepted for "all interfaces".
+/// An address (a network of one) or a network in CIDR notation.
+pub fn parse_net(v: &str) -> Option<ipnet::IpNet> {
+    let v = v.trim();
+    if v.contains('/') {
+        return v.parse::<ipnet::IpNet>().ok().map(|n| n.trunc());
+    }
+    v.trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .ok()
+        .map(ipnet::IpNet::from)
+}
+
+/// A network as written in configuration: a network of one as its
+/// address, others in CIDR notation.
+pub fn show_net(net: &ipnet::IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
 pub fn parse_ip(v: &str) -> Option<IpAddr> {
     let v = v.trim_matches(|c| c == '[' || c == ']');
     let v = if v == "*" { "0.0.0.0" } else { v };
@@ -441,7 +463,7 @@ pub const KEYS: &[KeySpec] = &[
     key("transport.tls_handshake_timeout", "tls_handshake_timeout", CONNECTIONS, Ty::Int { min: 1, max: 300 }, "10", &["RFC 6120 §5", "XEP-0368"],
         "Seconds a TLS handshake (direct TLS, or after STARTTLS) may take before the connection is closed."),
     key("transport.address_limits_exempt", "address_limits_exempt", CONNECTIONS, Ty::Ips, "[\"127.0.0.1\", \"::1\"]", &[],
-        "IP addresses the per-address limits (connections, new connections per second, the per-address authentication backoff) do not apply to: loopback by default, for local benchmarks, tests and proxies. The per-account backoff applies to everyone."),
+        "IP addresses and networks (\"10.0.0.0/8\", \"2001:db8::/32\") the per-address limits (connections, new connections per second, the per-address authentication backoff) do not apply to: loopback by default, for local benchmarks, tests and proxies. The per-account backoff applies to everyone."),
     key("transport.max_tracked_addresses", "max_tracked_addresses", CONNECTIONS, Ty::Int { min: 1024, max: 10_000_000 }, "65536", &[],
         "Most client addresses (and, separately, accounts) the per-address limits and the authentication backoff remember; the least recently seen are forgotten first, so many addresses cannot grow memory without bound."),
     key("transport.threads", "threads", CONNECTIONS, Ty::Int { min: 0, max: 1024 }, "0", &[],
@@ -526,7 +548,7 @@ pub const KEYS: &[KeySpec] = &[
     key("registration.min_seconds_between_registrations", "min_seconds_between_registrations", LEGACY, Ty::Int { min: 0, max: 31_536_000 }, "300", &["XEP-0077 §11"],
         "Seconds before another account may be registered in-band from the same IP address (0 = no limit); refused attempts get a resource-constraint error (as from ejabberd)."),
     key("registration.registration_whitelist", "registration_whitelist", LEGACY, Ty::Ips, "[\"127.0.0.1\", \"::1\"]", &[],
-        "IP addresses exempt from min_seconds_between_registrations (loopback by default, as in Prosody)."),
+        "IP addresses and networks (\"10.0.0.0/8\") exempt from min_seconds_between_registrations (loopback by default, as in Prosody)."),
     // 05 services
     key("services.max_offline_messages", "max_offline_messages", MESSAGING, Ty::Int { min: 1, max: 1_000_000 }, "1000", &["XEP-0160"],
         "Messages kept in one account's offline storage; one more is refused and its sender gets a resource-constraint error (ejabberd's max_user_offline_messages). Messages of ended sessions that were already accepted are kept beyond it."),

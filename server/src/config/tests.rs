@@ -632,19 +632,19 @@ fn registration_settings() {
     );
     let (_d, p) = write(
         "[registration]\nallow_registration = true\nmin_password_length = 12\n\
-         min_seconds_between_registrations = 0\nregistration_whitelist = [\"10.0.0.1\", \"[::1]\"]\n",
+         min_seconds_between_registrations = 0\nregistration_whitelist = [\"10.0.0.1\", \"[::1]\", \"192.0.2.77/24\"]\n",
     );
     let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
     assert!(cfg.allow_registration);
     assert_eq!(cfg.min_password_length, 12);
     assert_eq!(cfg.min_seconds_between_registrations, 0);
-    assert_eq!(
-        cfg.registration_whitelist,
-        vec![
-            IpAddr::from([10, 0, 0, 1]),
-            IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1])
-        ]
-    );
+    // Single addresses and networks (CIDR, host bits dropped).
+    let listed: Vec<String> = cfg
+        .registration_whitelist
+        .iter()
+        .map(schema::show_net)
+        .collect();
+    assert_eq!(listed, ["10.0.0.1", "::1", "192.0.2.0/24"]);
     let (_d, p) = write("[registration]\nregistration_whitelist = [\"localhost\"]\n");
     let report = Config::check(Some(&p), &env_of(&[]));
     assert!(
