@@ -76,18 +76,25 @@ pub fn run(data: &[u8]) {
     };
     let grant = first & 0x40 != 0;
     let input = with_digest(rest);
+    drive(super::chunks(first, &input), grant);
+}
+
+/// Feed `chunks` (each `HANDSHAKE` in them already replaced, or replaced
+/// here when a chunk holds a whole one), grant or refuse the domain claim,
+/// then run the timers; check every output. Returns the stanzas let out,
+/// so a caller can tell that its inputs get past the handshake.
+pub fn drive<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, grant: bool) -> usize {
     let mut s = stream();
     let mut accepted = false;
+    let mut stanzas = 0;
     let mut now = 0;
-    let chunks = super::chunks(first, &input);
-    let end = chunks.len();
-    for (i, chunk) in chunks.into_iter().map(Some).chain([None]).enumerate() {
+    let chunks: Vec<Vec<u8>> = chunks.into_iter().map(with_digest).collect();
+    for chunk in chunks.iter().map(Some).chain([None]) {
         now += 1;
         match chunk {
             Some(bytes) => s.handle_input(now, bytes),
             // After the last read, the timers (handshake timeout, keepalive).
             None => {
-                debug_assert_eq!(i, end);
                 if let Some(t) = s.poll_timeout() {
                     now = t.max(now);
                     s.handle_timeout(now);
@@ -120,6 +127,7 @@ pub fn run(data: &[u8]) {
                         "from {from:?} outside the component's domain"
                     );
                     assert!(el.attr("to").is_some(), "a stanza without `to`");
+                    stanzas += 1;
                 }
                 ConnOutput::Account { .. }
                 | ConnOutput::CheckPassword { .. }
@@ -144,4 +152,5 @@ pub fn run(data: &[u8]) {
             }
         }
     }
+    stanzas
 }
