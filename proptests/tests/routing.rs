@@ -390,8 +390,8 @@ impl World {
                 HubOutput::OfflinePageSent { conn } => {
                     self.hub.offline_page_delivered(self.now, conn)
                 }
-                // This driver gives the hub no fences.
-                HubOutput::Fence(_) => {}
+                // This driver gives the hub no fences, and no hibernation.
+                HubOutput::Fence(_) | HubOutput::HibernationNoted { .. } => {}
             }
         }
         Ok(())

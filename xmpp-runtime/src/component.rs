@@ -154,7 +154,8 @@ async fn run(
                         ConnMsg::Release(_)
                         | ConnMsg::Drained
                         | ConnMsg::PageMark
-                        | ConnMsg::FenceDone(_) => {}
+                        | ConnMsg::FenceDone(_)
+                        | ConnMsg::HibernationNoted => {}
                     }
                 }
             }

@@ -111,6 +111,10 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     // Unacknowledged stanzas to route once the hub knows the session ended.
     let mut undelivered: Vec<xmpp_core::Element> = Vec::new();
     let mut released = false;
+    // Hibernated, and the hub has not said it knows (`ConnMsg::
+    // HibernationNoted`): what it delivers meanwhile, it delivered
+    // believing the session live, so it did not wake the client for it.
+    let mut unnoted_hibernation = false;
 
     'conn: loop {
         // Perform everything the machine asked for.
@@ -122,7 +126,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     };
                     if send::write(t, &bytes, &mailbox, stall).await.is_err() {
                         transport = None;
-                        lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
+                        unnoted_hibernation |=
+                            lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
                     }
                 }
                 ConnOutput::StartTls => {
@@ -254,7 +259,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         if let Some(t) = transport.as_mut() {
             if send::flush(t, &mailbox, stall).await.is_err() {
                 transport = None;
-                lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
+                unnoted_hibernation |=
+                    lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
                 continue;
             }
         }
@@ -302,7 +308,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 // No closing handshake: a resumable session hibernates,
                 // any other ends (its outputs say how).
                 transport = None;
-                lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
+                unnoted_hibernation |=
+                    lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
             }
             Wake::Read(Ok(n)) => {
                 // Already handed to the stream; over its budget, the client
@@ -318,6 +325,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 // A burst becomes one write.
                 let now = now_ms();
                 let mut msgs = msgs.into_iter();
+                let mut late = Vec::new();
                 while let Some(msg) = msgs.next() {
                     if stream.is_closed() {
                         // Ended mid-burst (e.g. its SM queue overflowed):
@@ -326,11 +334,20 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                         break;
                     }
                     match msg {
-                        ConnMsg::Deliver(el) => stream.send_stanza_at(now, &el),
+                        ConnMsg::Deliver(el) => {
+                            stream.send_stanza_at(now, &el);
+                            if unnoted_hibernation && transport.is_none() {
+                                late.push(*el);
+                            }
+                        }
+                        ConnMsg::HibernationNoted => unnoted_hibernation = false,
                         ConnMsg::Close(cond) => stream.close(cond),
                         ConnMsg::Release(reply) => {
                             // Dropping `reply` answers "not here".
                             let Some(p) = partition else { continue };
+                            // Before the resuming connection can tell the
+                            // hub the session is awake again.
+                            report_late(&shared, p, conn_id, &mut late);
                             let Some(session) = stream.take_suspended() else {
                                 continue;
                             };
@@ -356,6 +373,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                         ConnMsg::Drained => {}
                         ConnMsg::FenceDone(seq) => stream.fence_done(now, seq),
                     }
+                }
+                // A session that ended meanwhile reroutes them instead (to
+                // offline storage, which notifies).
+                if let (Some(p), false) = (partition, stream.is_closed()) {
+                    report_late(&shared, p, conn_id, &mut late);
                 }
                 if released {
                     break 'conn;
@@ -398,36 +420,61 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     tracing::debug!(conn = conn_id, "disconnected");
 }
 
+/// Stanzas the hub delivered to a hibernated session believing it live:
+/// reported like the unacknowledged ones at hibernation, so that the hub
+/// wakes the client for these too (push).
+fn report_late(
+    shared: &Shared,
+    partition: usize,
+    conn: ConnId,
+    late: &mut Vec<xmpp_core::Element>,
+) {
+    if late.is_empty() {
+        return;
+    }
+    tracing::debug!(conn, late = late.len(), "delivered while hibernating");
+    shared
+        .router
+        .send(partition, HubMsg::Hibernated(conn, std::mem::take(late)));
+}
+
 /// The transport broke: tell the stream, and the hub when the session
 /// hibernates (it still counts as available; push may wake the client).
+/// True when the hub was told.
 fn lose_transport(
     stream: &mut ServerStream,
     shared: &Shared,
     mailbox: &Mailbox,
     partition: Option<usize>,
     conn: ConnId,
-) {
+) -> bool {
     if mailbox.overflowed() {
         // Not a lost transport but a session over its limit: it ends
         // (below, in the connection loop) rather than hibernate.
-        return;
+        return false;
     }
-    if stream.transport_lost(now_ms()) {
-        tracing::debug!(conn, "session hibernated");
-        if let Some(p) = partition {
+    if !stream.transport_lost(now_ms()) {
+        return false;
+    }
+    tracing::debug!(conn, "session hibernated");
+    let told = match partition {
+        Some(p) => {
             shared
                 .router
                 .send(p, HubMsg::Hibernated(conn, stream.unacked_messages()));
+            true
         }
-        let account = stream.account().map(|a| a.bare_str()).unwrap_or_default();
-        if let Some(oldest) = shared.sm_sessions.hibernated(&account, conn) {
-            tracing::info!(conn = oldest, %account, "too many hibernated sessions; ending the oldest");
-            let mailbox = shared.conns().get(&oldest).cloned();
-            if let Some(m) = mailbox {
-                m.send(ConnMsg::Close(Some(
-                    StreamErrorCondition::ResourceConstraint,
-                )));
-            }
+        None => false,
+    };
+    let account = stream.account().map(|a| a.bare_str()).unwrap_or_default();
+    if let Some(oldest) = shared.sm_sessions.hibernated(&account, conn) {
+        tracing::info!(conn = oldest, %account, "too many hibernated sessions; ending the oldest");
+        let mailbox = shared.conns().get(&oldest).cloned();
+        if let Some(m) = mailbox {
+            m.send(ConnMsg::Close(Some(
+                StreamErrorCondition::ResourceConstraint,
+            )));
         }
     }
+    told
 }

@@ -322,7 +322,8 @@ impl Router {
                 | ConnMsg::Release(_)
                 | ConnMsg::Drained
                 | ConnMsg::PageMark
-                | ConnMsg::FenceDone(_),
+                | ConnMsg::FenceDone(_)
+                | ConnMsg::HibernationNoted,
             ) => Ok(()),
         }
     }
@@ -662,6 +663,11 @@ fn perform(
         HubOutput::OfflinePageSent { conn } => {
             if let Some(m) = st.conns.get(&conn) {
                 m.send(ConnMsg::PageMark);
+            }
+        }
+        HubOutput::HibernationNoted { conn } => {
+            if let Some(m) = st.conns.get(&conn) {
+                m.send(ConnMsg::HibernationNoted);
             }
         }
         HubOutput::Route(stanza) => {

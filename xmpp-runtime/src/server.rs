@@ -139,6 +139,9 @@ pub(crate) enum ConnMsg {
     /// XEP-0198: the connection's fence `seq` is back; everything its
     /// session sent before it is durable (`ServerStream::fence_done`).
     FenceDone(u64),
+    /// The hub knows the session hibernates (`HubOutput::HibernationNoted`):
+    /// stanzas after this need no report.
+    HibernationNoted,
 }
 
 /// State shared by every task of one server.

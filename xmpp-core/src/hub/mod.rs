@@ -126,6 +126,15 @@ pub enum HubOutput {
     OfflinePageSent { conn: ConnId },
     /// A fence given to [`Hub::fence`]: everything before it is durable.
     Fence(Fence),
+    /// The hub now knows `conn`'s session hibernates
+    /// ([`Hub::session_hibernated`]); pass it on behind the `Deliver`s
+    /// before it. Stanzas the connection gets after hibernating and before
+    /// this were handed over by a hub that still believed the session live,
+    /// so nobody woke the client for them: the connection reports them with
+    /// another [`Hub::session_hibernated`], and the hub notifies for those.
+    /// What comes after it, the hub handed a session it knew hibernates,
+    /// and notified for itself.
+    HibernationNoted { conn: ConnId },
 }
 
 /// Work one hub partition hands another through [`HubOutput::Forward`].
@@ -410,6 +419,8 @@ impl Hub {
         if self.set_hibernated(conn, true).is_some() {
             tracing::debug!(%account, conn, unacked = unacked.len(), "session hibernated");
             self.notify_push_all(account, unacked);
+            // In order with the deliveries (some may be held behind a commit).
+            self.visible(HubOutput::HibernationNoted { conn });
         }
     }
 

@@ -509,3 +509,71 @@ fn a_session_hibernated_during_its_account_load_is_hibernated_after_it() {
     );
     assert!(h.knows_session(2) && !h.knows_session(1));
 }
+
+/// A message the hub hands a session it still believes live can reach
+/// the connection after the connection reported hibernating (with nothing
+/// unacknowledged yet). The hub follows the hibernation with
+/// `HibernationNoted`, so the connection can tell such late stanzas from
+/// those the hub knew it handed a hibernated session, and reports them;
+/// the hub then wakes the client for them (XEP-0357), once.
+#[test]
+fn stanzas_delivered_before_the_hub_knew_of_a_hibernation_are_pushed_when_reported() {
+    let cfg = Arc::new(HubConfig {
+        components: vec!["push.localhost".into()],
+        ..HubConfig::default()
+    });
+    let mut h = Hub::new(cfg);
+    let mut store = crate::sim::MemoryStore::new();
+    store.add_user("bob@localhost", "pw", 4096);
+    let mut push = crate::modules::push::PushState::default();
+    push.enable(
+        crate::modules::push::Registration {
+            jid: "push.localhost".into(),
+            node: "n1".into(),
+            options: None,
+        },
+        16,
+    );
+    store.execute(StorageRequest::StoreBlob {
+        account: "bob@localhost".into(),
+        key: crate::storage::PUSH_KEY.into(),
+        value: push.to_document(),
+        limit: None,
+    });
+    let publishes = |out: &[HubOutput]| {
+        out.iter()
+            .filter(|o| matches!(o, HubOutput::Route(e) if e.attr("to") == Some("push.localhost")))
+            .count()
+    };
+    h.session_bound(0, 1, jid("bob@localhost/phone"));
+    let _ = pump(&mut h, &mut store);
+
+    // Delivered while the hub believes the session live: no push.
+    h.routed(1, chat("bob@localhost/phone", "alice@localhost/a"));
+    let out = pump(&mut h, &mut store);
+    assert_eq!(delivered_bodies(&out).len(), 1, "{out:?}");
+    assert_eq!(publishes(&out), 0, "{out:?}");
+
+    // The connection hibernates; it had nothing unacknowledged yet (the
+    // message was still in its mailbox). The hub says it noted it.
+    h.session_hibernated(2, 1, &[]);
+    let out = pump(&mut h, &mut store);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, HubOutput::HibernationNoted { conn: 1 })),
+        "{out:?}"
+    );
+    assert_eq!(publishes(&out), 0, "{out:?}");
+
+    // The connection reports the message that reached it before the note:
+    // one notification.
+    let late = chat("bob@localhost/phone", "alice@localhost/a");
+    h.session_hibernated(3, 1, std::slice::from_ref(&late));
+    let out = pump(&mut h, &mut store);
+    assert_eq!(publishes(&out), 1, "{out:?}");
+
+    // A message after the note: the hub knows, and notifies by itself.
+    h.routed(4, chat("bob@localhost/phone", "alice@localhost/a"));
+    let out = pump(&mut h, &mut store);
+    assert_eq!(publishes(&out), 1, "{out:?}");
+}

@@ -804,6 +804,10 @@ impl World {
                         c.stream.mark_page();
                     }
                 }
+                // Deliveries here are synchronous and a lost transport is
+                // reported at once, so no stanza reaches a hibernated
+                // connection before its hub knows: nothing to report.
+                HubOutput::HibernationNoted { .. } => {}
             }
         }
         progress
