@@ -111,9 +111,7 @@ async def test_resume_while_the_old_connection_is_stuck_writing(configured_serve
     alice.ack()
 
     alice.stop_reading()
-    # 3 MB: far more than the socket buffers hold, well under the 4 MiB
-    # byte caps of the mailbox and the XEP-0198 queue.
-    n, pad = 300, "x" * 10_000
+    n, pad = 400, "x" * 10_000
     for i in range(n):
         bob.send(chat(alice.jid, f"big{i} {pad}"))
     await bob.ping(timeout=20)

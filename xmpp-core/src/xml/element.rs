@@ -55,28 +55,25 @@ impl Element {
         }
     }
 
-    /// What this tree costs on the heap, in bytes, its namespaces aside:
-    /// strings and vectors by their capacity, child elements inline in their
-    /// parent's vector. Namespaces are shared between elements (and their
-    /// length is capped by the parser), so a queue of stanzas is charged
-    /// for its elements, texts and attributes: this is what the byte caps of
-    /// mailboxes, XEP-0198 queues and partition credit count, since what an
-    /// input costs in memory, not its size on the wire, is what has to be
-    /// bounded (many small elements cost far more than their bytes).
+    /// Roughly the bytes this element holds (names, values, text and a
+    /// little per node), without serializing it: what byte limits on
+    /// queues of stanzas count. Heap overhead is not included, so it
+    /// undercounts memory by a small constant factor.
     pub fn approx_size(&self) -> usize {
-        let mut bytes = self.name.capacity()
-            + self.attrs.capacity() * std::mem::size_of::<Attr>()
-            + self.children.capacity() * std::mem::size_of::<Node>();
-        for a in &self.attrs {
-            bytes += a.name.capacity() + a.value.capacity();
-        }
-        for n in &self.children {
-            bytes += match n {
+        let attrs: usize = self
+            .attrs
+            .iter()
+            .map(|a| a.name.len() + a.value.len() + 4)
+            .sum();
+        let children: usize = self
+            .children
+            .iter()
+            .map(|c| match c {
                 Node::Element(e) => e.approx_size(),
-                Node::Text(t) => t.capacity(),
-            };
-        }
-        bytes
+                Node::Text(t) => t.len(),
+            })
+            .sum();
+        2 * self.name.len() + 5 + attrs + children
     }
 
     /// Builder: set an unqualified attribute.
@@ -221,24 +218,28 @@ impl Element {
 }
 
 impl Element {
-    /// What this tree costs on the heap, in bytes:
-    /// [`approx_size`](Self::approx_size) plus each distinct namespace
-    /// allocation once (they are shared). The parser budgets are checked against this (the
-    /// `xml_budget` property test).
+    /// What this tree costs on the heap, in bytes: strings and vectors by
+    /// their capacity, child elements inline in their parent's vector, and
+    /// each distinct namespace allocation once (they are shared). The parser
+    /// budgets are checked against this (the `xml_budget` property test).
     pub fn heap_bytes(&self) -> usize {
         let mut seen = Vec::new();
-        self.approx_size() + self.namespace_bytes(&mut seen)
+        self.heap_bytes_sharing(&mut seen)
     }
 
-    fn namespace_bytes(&self, seen: &mut Vec<*const u8>) -> usize {
-        let mut bytes = namespace_bytes(&self.ns, seen);
+    fn heap_bytes_sharing(&self, seen: &mut Vec<*const u8>) -> usize {
+        let mut bytes = self.name.capacity()
+            + namespace_bytes(&self.ns, seen)
+            + self.attrs.capacity() * std::mem::size_of::<Attr>()
+            + self.children.capacity() * std::mem::size_of::<Node>();
         for a in &self.attrs {
-            bytes += namespace_bytes(&a.ns, seen);
+            bytes += a.name.capacity() + a.value.capacity() + namespace_bytes(&a.ns, seen);
         }
         for n in &self.children {
-            if let Node::Element(e) = n {
-                bytes += e.namespace_bytes(seen);
-            }
+            bytes += match n {
+                Node::Element(e) => e.heap_bytes_sharing(seen),
+                Node::Text(t) => t.capacity(),
+            };
         }
         bytes
     }

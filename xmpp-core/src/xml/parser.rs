@@ -223,16 +223,9 @@ impl TreeBuilder {
     /// Close the innermost element; returns the outermost one when it closes.
     fn end(&mut self) -> Option<Element> {
         let mut el = self.stack.pop()?;
-        // A vector grows to at least four slots and by doubling, and text
-        // merged from several events grows the same way; a finished element
-        // keeps exactly its children and its texts (stanzas wait in queues,
-        // whose byte caps count capacity: `Element::approx_size`).
+        // A vector grows to at least four slots and by doubling; a finished
+        // element keeps exactly its children (stanzas wait in queues).
         el.children.shrink_to_fit();
-        for child in &mut el.children {
-            if let Node::Text(t) = child {
-                t.shrink_to_fit();
-            }
-        }
         match self.stack.last_mut() {
             Some(parent) => {
                 parent.children.push(Node::Element(el));
