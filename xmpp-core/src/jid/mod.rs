@@ -243,10 +243,25 @@ fn normalize_local(s: &str) -> Result<String, JidError> {
         check_len(JidPart::Local, &out)?;
         return Ok(out);
     }
-    let out = UsernameCaseMapped::enforce(s).map_err(|e| JidError::Precis {
+    let precis = |e: precis_core::Error| JidError::Precis {
         part: JidPart::Local,
         reason: e.to_string(),
-    })?;
+    };
+    let out = UsernameCaseMapped::enforce(s).map_err(precis)?;
+    // RFC 8264 §7: the code points are checked after the mappings and the
+    // normalization, which the crate does not do: "=" followed by U+0338
+    // composes to "≠" (U+2260), a symbol the class disallows, so a JID would
+    // parse whose display does not (found by the jid fuzz target). The
+    // enforced string must itself be valid, and stable.
+    if out != s {
+        let again = UsernameCaseMapped::enforce(out.as_ref()).map_err(precis)?;
+        if again != out {
+            return Err(JidError::Precis {
+                part: JidPart::Local,
+                reason: "not stable under enforcement".to_owned(),
+            });
+        }
+    }
     if let Some(c) = out.chars().find(|c| LOCAL_FORBIDDEN.contains(c)) {
         return Err(JidError::ForbiddenChar(c));
     }
@@ -433,6 +448,22 @@ mod tests {
 
     fn j(s: &str) -> Jid {
         Jid::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    /// RFC 8264 §7: validity is judged after normalization. "=" + U+0338
+    /// composes to "≠", which IdentifierClass disallows: refused, rather
+    /// than a JID whose display would not parse (a jid fuzz finding).
+    #[test]
+    fn a_localpart_that_normalizes_to_a_disallowed_code_point_is_refused() {
+        assert!(matches!(
+            Jid::parse("type=\u{338}@g4"),
+            Err(JidError::Precis { .. })
+        ));
+        assert!(Jid::parse("type\u{2260}@g4").is_err());
+        // The same in a resource is fine: OpaqueString admits symbols.
+        assert_eq!(j("a@b/=\u{338}").resource(), Some("\u{2260}"));
+        // Composition to an allowed letter still works: e + U+0301 = é.
+        assert_eq!(j("e\u{301}@example.com").local(), Some("\u{e9}"));
     }
 
     #[test]
