@@ -80,11 +80,13 @@ mod tests {
 
     #[test]
     fn a_small_or_busy_map_is_left_alone() {
-        let mut m: HashMap<u32, u32> = (0..40).map(|i| (i, i)).collect();
-        let cap = m.capacity();
-        m.retain(|k, _| *k < 2);
-        m.release_spare();
-        assert_eq!(m.capacity(), cap, "below KEEP_AT_LEAST nothing is shrunk");
+        // Vectors: a hash map's reported capacity moves with its tombstones
+        // (and its random seed), so only a vector's is exact here.
+        let mut v: Vec<u32> = (0..40).collect();
+        let cap = v.capacity();
+        v.truncate(2);
+        v.release_spare();
+        assert_eq!(v.capacity(), cap, "below KEEP_AT_LEAST nothing is shrunk");
 
         let mut v: Vec<u32> = (0..1000).collect();
         let cap = v.capacity();
