@@ -104,6 +104,20 @@ fn disabled_modules_leave_disco_and_stop_answering() {
     assert!(on.features().contains(&"urn:xmpp:time"));
 }
 
+/// One XEP-0357 registration with the app server `push.localhost`.
+fn push_to_app_server() -> crate::modules::push::PushState {
+    let mut state = crate::modules::push::PushState::default();
+    state.enable(
+        crate::modules::push::Registration {
+            jid: "push.localhost".into(),
+            node: "n1".into(),
+            options: None,
+        },
+        16,
+    );
+    state
+}
+
 /// XEP-0357 across partitions, as the runtime runs it: the account's hub
 /// publishes and tells the domain's hub whose publish it was (before the
 /// publish leaves); the domain's hub gets the app server's refusal and
@@ -115,15 +129,7 @@ fn push_refusal_travels_between_partitions() {
         ..HubConfig::default()
     });
     let (mut account_hub, mut domain_hub) = (Hub::new(cfg.clone()), Hub::new(cfg));
-    let mut state = crate::modules::push::PushState::default();
-    state.enable(
-        crate::modules::push::Registration {
-            jid: "push.localhost".into(),
-            node: "n1".into(),
-            options: None,
-        },
-        16,
-    );
+    let state = push_to_app_server();
     let data = || AccountData {
         push: state.to_document(),
         // The avatar hash is known (no vCard photo), so no vCard read.
@@ -525,15 +531,7 @@ fn stanzas_delivered_before_the_hub_knew_of_a_hibernation_are_pushed_when_report
     let mut h = Hub::new(cfg);
     let mut store = crate::sim::MemoryStore::new();
     store.add_user("bob@localhost", "pw", 4096);
-    let mut push = crate::modules::push::PushState::default();
-    push.enable(
-        crate::modules::push::Registration {
-            jid: "push.localhost".into(),
-            node: "n1".into(),
-            options: None,
-        },
-        16,
-    );
+    let push = push_to_app_server();
     store.execute(StorageRequest::StoreBlob {
         account: "bob@localhost".into(),
         key: crate::storage::PUSH_KEY.into(),
