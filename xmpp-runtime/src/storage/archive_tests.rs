@@ -2,7 +2,7 @@
 //! cases, and a property test running random requests against the memory
 //! store and sled side by side, which must answer identically.
 
-use super::{Backend, MemoryBackend, SledBackend};
+use super::{Backend, MemoryBackend, RedbBackend, SledBackend};
 use proptest::prelude::*;
 use xmpp_core::archive::{
     ArchiveBounds, ArchiveFilter, ArchiveId, ArchivePage, ArchiveQuery, ArchivedMessage,
@@ -264,9 +264,25 @@ fn sled_archive() {
     archive_requests(&b);
 }
 
-/// The archive survives a reopen, and its counts with it.
+#[test]
+fn redb_archive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = RedbBackend::open(dir.path()).expect("open");
+    archive_requests(&b);
+}
+
 #[test]
 fn sled_archive_survives_reopen() {
+    archive_survives_reopen(|p| SledBackend::open(p).expect("open"));
+}
+
+#[test]
+fn redb_archive_survives_reopen() {
+    archive_survives_reopen(|p| RedbBackend::open(p).expect("open"));
+}
+
+/// The archive survives a reopen, and its counts with it.
+fn archive_survives_reopen<B: Backend>(open: impl Fn(&std::path::Path) -> B) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut gen = IdGenerator::new(Entropy::from_u64(1));
     let account = "a@x";
@@ -274,7 +290,7 @@ fn sled_archive_survives_reopen() {
         .map(|i| msg(gen.next(10 + i), "b@x/r", &i.to_string()))
         .collect();
     {
-        let b = SledBackend::open(dir.path()).expect("open");
+        let b = open(dir.path());
         let mut reqs = vec![Req::CreateAccount {
             account: account.into(),
             credentials: super::conformance::creds(1),
@@ -285,7 +301,7 @@ fn sled_archive_survives_reopen() {
         }));
         assert!(b.execute_batch(reqs).iter().all(|r| *r == Res::Done));
     }
-    let b = SledBackend::open(dir.path()).expect("reopen");
+    let b = open(dir.path());
     let p = page(&b, account, query(ArchiveFilter::default(), 100));
     assert_eq!((p.items, p.count), (stored, Some(50)));
 }
@@ -494,56 +510,75 @@ fn request(
     }
 }
 
+/// Runs `ops` against the memory store and `disk` side by side.
+fn answer_alike<B: Backend>(disk: &B, ops: &[Op]) -> Result<(), TestCaseError> {
+    let memory = MemoryBackend::new();
+    for a in ACCOUNTS {
+        let create = || Req::CreateAccount {
+            account: a.into(),
+            credentials: super::conformance::creds(1),
+        };
+        prop_assert_eq!(memory.execute(create()), Res::Done);
+        prop_assert_eq!(disk.execute(create()), Res::Done);
+    }
+    let mut ids = Ids {
+        gen: IdGenerator::new(Entropy::from_u64(5)),
+        late: IdGenerator::new(Entropy::from_u64(7)),
+        clock: 0,
+    };
+    let unknown = IdGenerator::new(Entropy::from_u64(6)).next(1_010);
+    let mut known: Vec<ArchiveId> = Vec::new();
+    for op in ops {
+        if let Op::Batch(appends) = op {
+            let reqs = batch(appends, &known, &mut ids);
+            for r in &reqs {
+                if let Req::AppendArchive { message, .. } = r {
+                    known.push(message.id);
+                }
+            }
+            let m = memory.execute_batch(reqs.clone());
+            let s = disk.execute_batch(reqs.clone());
+            prop_assert_eq!(&m, &s, "batch {:?}", reqs);
+            continue;
+        }
+        let req = request(op, &known, unknown, &mut ids.gen, &mut ids.clock);
+        if let Req::AppendArchive { message, .. } = &req {
+            known.push(message.id);
+        }
+        let (m, s) = (memory.execute(req.clone()), disk.execute(req.clone()));
+        prop_assert_eq!(&m, &s, "request {:?}", req);
+        if let Op::Recreate(a) = op {
+            let create = || Req::CreateAccount {
+                account: ACCOUNTS[*a].into(),
+                credentials: super::conformance::creds(2),
+            };
+            prop_assert_eq!(memory.execute(create()), disk.execute(create()));
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn memory_and_sled_answer_alike(ops in proptest::collection::vec(op(), 1..80)) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sled = SledBackend::open(dir.path()).expect("open");
-        let memory = MemoryBackend::new();
-        for a in ACCOUNTS {
-            let create = || Req::CreateAccount { account: a.into(), credentials: super::conformance::creds(1) };
-            prop_assert_eq!(memory.execute(create()), Res::Done);
-            prop_assert_eq!(sled.execute(create()), Res::Done);
-        }
-        let mut ids = Ids {
-            gen: IdGenerator::new(Entropy::from_u64(5)),
-            late: IdGenerator::new(Entropy::from_u64(7)),
-            clock: 0,
-        };
-        let unknown = IdGenerator::new(Entropy::from_u64(6)).next(1_010);
-        let mut known: Vec<ArchiveId> = Vec::new();
-        for op in &ops {
-            if let Op::Batch(appends) = op {
-                let reqs = batch(appends, &known, &mut ids);
-                for r in &reqs {
-                    if let Req::AppendArchive { message, .. } = r {
-                        known.push(message.id);
-                    }
-                }
-                let m = memory.execute_batch(reqs.clone());
-                let s = sled.execute_batch(reqs.clone());
-                prop_assert_eq!(&m, &s, "batch {:?}", reqs);
-                continue;
-            }
-            let req = request(op, &known, unknown, &mut ids.gen, &mut ids.clock);
-            if let Req::AppendArchive { message, .. } = &req {
-                known.push(message.id);
-            }
-            let (m, s) = (memory.execute(req.clone()), sled.execute(req.clone()));
-            prop_assert_eq!(&m, &s, "request {:?}", req);
-            if let Op::Recreate(a) = op {
-                let create = || Req::CreateAccount { account: ACCOUNTS[*a].into(), credentials: super::conformance::creds(2) };
-                prop_assert_eq!(memory.execute(create()), sled.execute(create()));
-            }
-        }
+        answer_alike(&SledBackend::open(dir.path()).expect("open"), &ops)?;
+    }
+
+    #[test]
+    fn memory_and_redb_answer_alike(ops in proptest::collection::vec(op(), 1..80)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        answer_alike(&RedbBackend::open(dir.path()).expect("open"), &ops)?;
     }
 }
 
 // ---------------------------------------------------------- crash safety
 
 const CHILD_DIR: &str = "VIREO_ARCHIVE_CRASH_CHILD_DIR";
+/// `redb` to run the child on redb, sled otherwise.
+const CHILD_BACKEND: &str = "VIREO_ARCHIVE_CRASH_CHILD_BACKEND";
 
 /// The child half of [`archive_survives_sigkill`]: a no-op unless the
 /// parent re-executed this test binary with the environment set. Appends
@@ -551,11 +586,19 @@ const CHILD_DIR: &str = "VIREO_ARCHIVE_CRASH_CHILD_DIR";
 /// time, printing `ack N` once message N is durable.
 #[test]
 fn archive_crash_child() {
-    use std::io::Write;
     let Some(dir) = std::env::var_os(CHILD_DIR) else {
         return;
     };
-    let b = SledBackend::open(std::path::Path::new(&dir)).expect("open");
+    let dir = std::path::Path::new(&dir);
+    if std::env::var(CHILD_BACKEND).as_deref() == Ok("redb") {
+        append_until_killed(&RedbBackend::open(dir).expect("open"));
+    } else {
+        append_until_killed(&SledBackend::open(dir).expect("open"));
+    }
+}
+
+fn append_until_killed<B: Backend>(b: &B) {
+    use std::io::Write;
     let created = b.execute(Req::CreateAccount {
         account: "a@x".into(),
         credentials: super::conformance::creds(1),
@@ -585,6 +628,19 @@ fn archive_crash_child() {
 /// append is half-written.
 #[test]
 fn archive_survives_sigkill() {
+    archive_survives_sigkill_on("sled", |p| {
+        SledBackend::open(p).expect("reopen after SIGKILL")
+    });
+}
+
+#[test]
+fn redb_archive_survives_sigkill() {
+    archive_survives_sigkill_on("redb", |p| {
+        RedbBackend::open(p).expect("reopen after SIGKILL")
+    });
+}
+
+fn archive_survives_sigkill_on<B: Backend>(backend: &str, open: impl Fn(&std::path::Path) -> B) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().expect("tempdir");
@@ -598,6 +654,7 @@ fn archive_survives_sigkill() {
                 "--test-threads=1",
             ])
             .env(CHILD_DIR, dir.path())
+            .env(CHILD_BACKEND, backend)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -615,7 +672,7 @@ fn archive_survives_sigkill() {
             }
         }
         let _ = child.wait();
-        let b = SledBackend::open(dir.path()).expect("reopen after SIGKILL");
+        let b = open(dir.path());
         let all = page(&b, "a@x", query(ArchiveFilter::default(), usize::MAX));
         let stored = all.items.len() as u64;
         assert!(

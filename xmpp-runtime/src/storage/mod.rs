@@ -1,4 +1,5 @@
-//! Storage backends: sled (embedded default) and memory (tests).
+//! Storage backends: sled (embedded default), redb (its successor, not yet
+//! the default) and memory (tests).
 //!
 //! The core never touches storage: it emits [`StorageRequest`] values and
 //! continues when the driver hands back the [`StorageResult`]. A [`Backend`]
@@ -18,10 +19,13 @@
 #[cfg(test)]
 mod archive_tests;
 pub mod codec;
+mod keys;
 pub mod memory;
+pub mod redb;
 pub mod sled;
 
 pub use self::memory::MemoryBackend;
+pub use self::redb::RedbBackend;
 pub use self::sled::SledBackend;
 pub use codec::DecodeError;
 
@@ -63,6 +67,9 @@ pub enum StorageError {
     /// The sled database reported an error (I/O, corruption, ...).
     #[error("sled: {0}")]
     Sled(#[from] ::sled::Error),
+    /// The redb database reported an error (I/O, corruption, ...).
+    #[error("redb: {0}")]
+    Redb(#[from] ::redb::Error),
     /// Opening the store failed; `reason` says how (including a panic
     /// inside sled while recovering, which we catch rather than crash on).
     #[error("cannot open store at {path}: {reason}")]

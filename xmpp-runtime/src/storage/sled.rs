@@ -39,6 +39,7 @@ use xmpp_core::storage::{
 mod archive;
 
 use super::codec;
+use super::keys::{account_key, be_u64, offline_key, prefix};
 use super::{check_account, Backend, StorageError};
 
 /// Bytes of sled page cache when the configuration names none
@@ -79,33 +80,6 @@ fn tx_error(e: TransactionError<Infallible>) -> StorageError {
         TransactionError::Storage(e) => StorageError::Sled(e),
         TransactionError::Abort(never) => match never {},
     }
-}
-
-/// `account 0x00`: the prefix of all of an account's roster and offline keys.
-fn prefix(account: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(account.len() + 9);
-    key.extend_from_slice(account.as_bytes());
-    key.push(0);
-    key
-}
-
-fn account_key(account: &str, jid: &str) -> Vec<u8> {
-    let mut key = prefix(account);
-    key.extend_from_slice(jid.as_bytes());
-    key
-}
-
-fn offline_key(account: &str, seq: u64) -> Vec<u8> {
-    let mut key = prefix(account);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// Reads a stored big-endian u64 (roster version, offline sequence).
-fn be_u64(bytes: &[u8], what: &'static str) -> Result<u64, StorageError> {
-    <[u8; 8]>::try_from(bytes)
-        .map(u64::from_be_bytes)
-        .map_err(|_| StorageError::BadLength(what))
 }
 
 impl SledBackend {

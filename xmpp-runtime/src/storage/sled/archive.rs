@@ -28,65 +28,15 @@ use ::sled::{Batch, IVec};
 use xmpp_core::archive::{self, ArchiveId, ArchiveView, ArchivedMessage, QueryError, Scan};
 use xmpp_core::storage::StorageResult;
 
-use super::{be_u64, prefix, SledBackend};
+use super::SledBackend;
 use crate::storage::codec;
+use crate::storage::keys::archive::{decode, id_of, key, tagged, with_key, with_total_key, TOTAL};
+use crate::storage::keys::{be_u64, prefix};
 use crate::storage::StorageError;
 
 /// Deletions per batch when a purge or an account deletion removes many
 /// messages.
 const DELETE_CHUNK: usize = 1000;
-
-const MESSAGE: u8 = b'm';
-const INDEX: u8 = b'w';
-const TOTAL: u8 = b'c';
-const WITH_TOTAL: u8 = b'n';
-
-/// `account 0x00 tag`.
-fn tagged(account: &str, tag: u8) -> Vec<u8> {
-    let mut k = prefix(account);
-    k.push(tag);
-    k
-}
-
-/// `account 0x00 m id`.
-fn key(account: &str, id: ArchiveId) -> Vec<u8> {
-    let mut k = tagged(account, MESSAGE);
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
-/// `account 0x00 w with-bare 0x00 id`.
-fn with_key(account: &str, with_bare: &str, id: ArchiveId) -> Vec<u8> {
-    let mut k = tagged(account, INDEX);
-    k.extend_from_slice(with_bare.as_bytes());
-    k.push(0);
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
-/// `account 0x00 n with-bare`.
-fn with_total_key(account: &str, with_bare: &str) -> Vec<u8> {
-    let mut k = tagged(account, WITH_TOTAL);
-    k.extend_from_slice(with_bare.as_bytes());
-    k
-}
-
-/// The id at the end of a key.
-fn id_of(key: &[u8]) -> Result<ArchiveId, StorageError> {
-    key.len()
-        .checked_sub(16)
-        .and_then(|at| ArchiveId::from_slice(&key[at..]))
-        .ok_or(StorageError::BadLength("archive key"))
-}
-
-fn decode(key: &[u8], value: &[u8]) -> Result<ArchivedMessage, StorageError> {
-    let id = id_of(key)?;
-    let (with, stanza) = codec::decode_archived(value).map_err(|source| StorageError::Corrupt {
-        what: "archived message",
-        source,
-    })?;
-    Ok(ArchivedMessage { id, with, stanza })
-}
 
 /// Pending changes to totals, applied with the batch that causes them.
 #[derive(Default)]

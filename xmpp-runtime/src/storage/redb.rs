@@ -1,0 +1,760 @@
+//! The embedded backend on redb 5 (spec/design.md, "The embedded store will
+//! be redb"): one file, `DIR/vireo.redb`, whose memory is bounded by its
+//! cache and whose commits are fsynced.
+//!
+//! Layout: the key layouts of the sled backend, one redb table per sled
+//! tree (keys and values are raw bytes; account names never contain NUL,
+//! which separates the account from the rest):
+//!
+//! | table            | key                          | value                         |
+//! |------------------|------------------------------|-------------------------------|
+//! | `credentials`    | account                      | [`codec`] credentials         |
+//! | `roster`         | account 0x00 contact-jid     | [`codec`] roster item         |
+//! | `roster_version` | account                      | u64 big-endian                |
+//! | `offline`        | account 0x00 seq (u64 BE)    | stanza (UTF-8)                |
+//! | `blobs`          | account 0x00 key             | XML document (UTF-8)          |
+//! | `archive`        | see [`archive`]              | XEP-0313 message archives     |
+//!
+//! An account exists iff it has a `credentials` entry.
+//!
+//! Transactions and durability: [`Backend::execute_batch`] is a group
+//! commit, ONE redb write transaction for the whole batch, committed with
+//! [`Durability::Immediate`] (an fsync) before any answer is returned, so
+//! "answered" means "durable". redb has a single writer, so the requests of
+//! a batch, and batches of concurrent callers, are serialized by the write
+//! transaction itself: no lock of our own. A batch made only of reads runs
+//! on a read transaction (a snapshot), as does [`Backend::execute`] of a read.
+//!
+//! A request that fails leaves none of its writes: every mutating request
+//! does all its reads and checks first (existence, limits, decoding what it
+//! removes) and only then writes, so its clean failures (`NotFound`,
+//! `Conflict`, `Full`, corrupt records, invalid names) happen before its
+//! first write. (Savepoints cannot serve per request: redb takes an
+//! ephemeral savepoint only before any table of the transaction is opened.)
+//! A failure *while writing* (redb I/O error, value too large) may have
+//! left part of that request in the transaction, so the whole transaction
+//! is aborted and every request of the batch answers `Failed`: nothing of
+//! the batch is stored. Likewise when the commit fails. This differs from
+//! sled, where the other requests of the batch were kept.
+//!
+//! Unlike sled, `DeleteAccount` removes the account's archive in the same
+//! transaction as the account (redb needs no chunking to keep a batch
+//! small), so no leftovers can survive an interrupted deletion; `CreateAccount`
+//! still clears leftovers (a store imported from sled may have some).
+//!
+//! Quick repair is off (see [`RedbBackend::with_quick_repair`]).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use ::redb::{
+    Builder, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    Table, TableDefinition, WriteTransaction,
+};
+use xmpp_core::archive::PREFS_KEY;
+use xmpp_core::modules::avatar::AVATAR_KEY;
+use xmpp_core::storage::{
+    parse_blocklist, AccountData, KeyLimit, OfflinePage, StorageRequest, StorageResult,
+    BLOCKLIST_KEY, PUSH_KEY,
+};
+
+mod archive;
+
+use super::codec;
+use super::keys::{account_key, be_u64, offline_key, offline_seq, prefix, prefix_end};
+use super::{check_account, Backend, StorageError};
+
+/// Bytes of redb page cache when the configuration names none, like sled's
+/// `DEFAULT_CACHE_BYTES`: the hub keeps live accounts in memory itself and
+/// archive writes append at the end of one table, so a small cache serves.
+pub const DEFAULT_CACHE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// The database file inside the store directory.
+pub const FILE_NAME: &str = "vireo.redb";
+
+/// Keys and values are raw bytes.
+type Bytes = &'static [u8];
+type Def = TableDefinition<'static, Bytes, Bytes>;
+
+const CREDENTIALS: Def = TableDefinition::new("credentials");
+const ROSTER: Def = TableDefinition::new("roster");
+const ROSTER_VERSION: Def = TableDefinition::new("roster_version");
+const OFFLINE: Def = TableDefinition::new("offline");
+const BLOBS: Def = TableDefinition::new("blobs");
+const ARCHIVE: Def = TableDefinition::new("archive");
+/// Every table, created when the store is opened.
+const ALL: [Def; 6] = [CREDENTIALS, ROSTER, ROSTER_VERSION, OFFLINE, BLOBS, ARCHIVE];
+
+impl From<::redb::StorageError> for StorageError {
+    fn from(e: ::redb::StorageError) -> Self {
+        StorageError::Redb(e.into())
+    }
+}
+
+impl From<::redb::TableError> for StorageError {
+    fn from(e: ::redb::TableError) -> Self {
+        StorageError::Redb(e.into())
+    }
+}
+
+impl From<::redb::TransactionError> for StorageError {
+    fn from(e: ::redb::TransactionError) -> Self {
+        StorageError::Redb(e.into())
+    }
+}
+
+impl From<::redb::CommitError> for StorageError {
+    fn from(e: ::redb::CommitError) -> Self {
+        StorageError::Redb(e.into())
+    }
+}
+
+impl From<::redb::SetDurabilityError> for StorageError {
+    fn from(e: ::redb::SetDurabilityError) -> Self {
+        StorageError::Redb(e.into())
+    }
+}
+
+/// How a request inside a write transaction failed.
+#[derive(Debug)]
+enum Fail {
+    /// Before its first write: the request answers `Failed`, the batch
+    /// goes on.
+    Clean(StorageError),
+    /// While writing: the transaction may hold part of the request, so the
+    /// whole batch is aborted.
+    Poisoned(StorageError),
+}
+
+impl From<StorageError> for Fail {
+    fn from(e: StorageError) -> Self {
+        Fail::Clean(e)
+    }
+}
+
+impl From<::redb::StorageError> for Fail {
+    fn from(e: ::redb::StorageError) -> Self {
+        Fail::Clean(e.into())
+    }
+}
+
+/// For the writes of a request: `.map_err(poison)?`.
+fn poison(e: ::redb::StorageError) -> Fail {
+    Fail::Poisoned(e.into())
+}
+
+/// The six tables, read-only (a read transaction) or writable.
+struct Tables<T> {
+    credentials: T,
+    roster: T,
+    roster_version: T,
+    offline: T,
+    blobs: T,
+    archive: T,
+}
+
+type ReadTables = Tables<ReadOnlyTable<Bytes, Bytes>>;
+type WriteTables<'t> = Tables<Table<'t, Bytes, Bytes>>;
+
+impl ReadTables {
+    fn open(tx: &ReadTransaction) -> Result<Self, StorageError> {
+        Ok(Tables {
+            credentials: tx.open_table(CREDENTIALS)?,
+            roster: tx.open_table(ROSTER)?,
+            roster_version: tx.open_table(ROSTER_VERSION)?,
+            offline: tx.open_table(OFFLINE)?,
+            blobs: tx.open_table(BLOBS)?,
+            archive: tx.open_table(ARCHIVE)?,
+        })
+    }
+}
+
+impl<'t> WriteTables<'t> {
+    fn open(tx: &'t WriteTransaction) -> Result<Self, StorageError> {
+        Ok(Tables {
+            credentials: tx.open_table(CREDENTIALS)?,
+            roster: tx.open_table(ROSTER)?,
+            roster_version: tx.open_table(ROSTER_VERSION)?,
+            offline: tx.open_table(OFFLINE)?,
+            blobs: tx.open_table(BLOBS)?,
+            archive: tx.open_table(ARCHIVE)?,
+        })
+    }
+}
+
+/// A [`Backend`] storing everything in one redb database file.
+pub struct RedbBackend {
+    db: Database,
+    /// The database file.
+    path: PathBuf,
+    quick_repair: bool,
+}
+
+impl std::fmt::Debug for RedbBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbBackend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a request only reads (runs on a read transaction).
+fn is_read(req: &StorageRequest) -> bool {
+    matches!(
+        req,
+        StorageRequest::LoadCredentials { .. }
+            | StorageRequest::LoadAccount { .. }
+            | StorageRequest::LoadBlob { .. }
+            | StorageRequest::QueryArchive { .. }
+            | StorageRequest::ArchiveMetadata { .. }
+    )
+}
+
+fn utf8(raw: &[u8], what: &'static str) -> Result<String, StorageError> {
+    String::from_utf8(raw.to_vec()).map_err(|_| StorageError::NotUtf8(what))
+}
+
+fn exists<T: ReadableTable<Bytes, Bytes>>(
+    credentials: &T,
+    account: &str,
+) -> Result<bool, StorageError> {
+    Ok(credentials.get(account.as_bytes())?.is_some())
+}
+
+fn get_string<T: ReadableTable<Bytes, Bytes>>(
+    table: &T,
+    key: &[u8],
+    what: &'static str,
+) -> Result<Option<String>, StorageError> {
+    match table.get(key)? {
+        Some(raw) => utf8(raw.value(), what).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The sequence numbers of an account's oldest and newest offline message.
+fn offline_bounds<T: ReadableTable<Bytes, Bytes>>(
+    offline: &T,
+    account: &str,
+) -> Result<(Option<u64>, Option<u64>), StorageError> {
+    let (p, end) = (prefix(account), prefix_end(account));
+    let mut range = offline.range(p.as_slice()..end.as_slice())?;
+    let first = match range.next() {
+        Some(entry) => Some(offline_seq(entry?.0.value())?),
+        None => None,
+    };
+    let last = match range.next_back() {
+        Some(entry) => Some(offline_seq(entry?.0.value())?),
+        None => None,
+    };
+    Ok((first, last.or(first)))
+}
+
+/// The front page of an account's offline queue: its keys and stanzas.
+fn offline_page<T: ReadableTable<Bytes, Bytes>>(
+    offline: &T,
+    account: &str,
+    page: OfflinePage,
+) -> Result<(Vec<Vec<u8>>, Vec<String>), StorageError> {
+    let (p, end) = (prefix(account), prefix_end(account));
+    let mut keys = Vec::new();
+    let mut stanzas: Vec<String> = Vec::new();
+    let mut bytes = 0usize;
+    for entry in offline.range(p.as_slice()..end.as_slice())? {
+        let (key, raw) = entry?;
+        let raw = raw.value();
+        if !page.admits(stanzas.len(), bytes, raw.len()) {
+            break;
+        }
+        bytes = bytes.saturating_add(raw.len());
+        stanzas.push(utf8(raw, "offline stanza")?);
+        keys.push(key.value().to_vec());
+    }
+    Ok((keys, stanzas))
+}
+
+/// Whether a [`KeyLimit`] refuses storing `key`: counting stops at the
+/// limit, so a full account costs `max` key reads, never more.
+fn blob_refused<T: ReadableTable<Bytes, Bytes>>(
+    blobs: &T,
+    account: &str,
+    key: &[u8],
+    limit: Option<&KeyLimit>,
+) -> Result<bool, StorageError> {
+    let Some(limit) = limit else {
+        return Ok(false);
+    };
+    let replaces = blobs.get(key)?.is_some();
+    let take = usize::try_from(limit.max).unwrap_or(usize::MAX);
+    let p = account_key(account, &limit.prefix);
+    let mut existing = 0u64;
+    for entry in blobs.range(p.as_slice()..)?.take(take) {
+        if !entry?.0.value().starts_with(&p) {
+            break;
+        }
+        existing += 1;
+    }
+    Ok(limit.refuses(existing, replaces))
+}
+
+/// Answers a read-only request; `None` for a mutating one.
+fn read<T: ReadableTable<Bytes, Bytes>>(
+    t: &Tables<T>,
+    req: &StorageRequest,
+) -> Option<Result<StorageResult, StorageError>> {
+    Some(match req {
+        StorageRequest::LoadCredentials { account } => load_credentials(t, account),
+        StorageRequest::LoadAccount { account } => load_account(t, account),
+        StorageRequest::LoadBlob { account, key } => {
+            get_string(&t.blobs, &account_key(account, key), "stored document")
+                .map(StorageResult::Blob)
+        }
+        StorageRequest::QueryArchive { account, query } => {
+            archive::query(&t.archive, account, query)
+        }
+        StorageRequest::ArchiveMetadata { account } => archive::metadata(&t.archive, account),
+        _ => return None,
+    })
+}
+
+fn load_credentials<T: ReadableTable<Bytes, Bytes>>(
+    t: &Tables<T>,
+    account: &str,
+) -> Result<StorageResult, StorageError> {
+    match t.credentials.get(account.as_bytes())? {
+        None => Ok(StorageResult::Credentials(None)),
+        Some(raw) => codec::decode_credentials(raw.value())
+            .map(|c| StorageResult::Credentials(Some(c)))
+            .map_err(|source| StorageError::Corrupt {
+                what: "credentials",
+                source,
+            }),
+    }
+}
+
+fn load_account<T: ReadableTable<Bytes, Bytes>>(
+    t: &Tables<T>,
+    account: &str,
+) -> Result<StorageResult, StorageError> {
+    if !exists(&t.credentials, account)? {
+        return Ok(StorageResult::Account(None));
+    }
+    let (p, end) = (prefix(account), prefix_end(account));
+    let mut roster = Vec::new();
+    for entry in t.roster.range(p.as_slice()..end.as_slice())? {
+        let (_, raw) = entry?;
+        roster.push(codec::decode_roster_item(raw.value()).map_err(|source| {
+            StorageError::Corrupt {
+                what: "roster item",
+                source,
+            }
+        })?);
+    }
+    let roster_version = match t.roster_version.get(account.as_bytes())? {
+        Some(raw) => be_u64(raw.value(), "roster version")?,
+        None => 0,
+    };
+    let blob = |key: &str, what| get_string(&t.blobs, &account_key(account, key), what);
+    let blocked = blob(BLOCKLIST_KEY, "blocklist")?
+        .map(|doc| parse_blocklist(&doc))
+        .unwrap_or_default();
+    Ok(StorageResult::Account(Some(AccountData {
+        roster,
+        roster_version,
+        blocked,
+        push: blob(PUSH_KEY, "push registrations")?,
+        avatar: blob(AVATAR_KEY, "avatar hash")?,
+        archive_prefs: blob(PREFS_KEY, "archive preferences")?,
+    })))
+}
+
+/// Applies one request inside the batch's write transaction; reads first,
+/// then writes (see the module docs).
+fn write(t: &mut WriteTables<'_>, req: StorageRequest) -> Result<StorageResult, Fail> {
+    if let Some(answer) = read(t, &req) {
+        return answer.map_err(Fail::Clean);
+    }
+    match req {
+        StorageRequest::CreateAccount {
+            account,
+            credentials,
+        } => {
+            if exists(&t.credentials, &account)? {
+                return Ok(StorageResult::Conflict);
+            }
+            // Leftovers of an interrupted deletion (in a store imported
+            // from sled) must not become the new account's archive.
+            let leftovers = archive::has_archive(&t.archive, &account)?;
+            let value = codec::encode_credentials(&credentials);
+            if leftovers {
+                archive::clear(&mut t.archive, &account).map_err(poison)?;
+            }
+            t.credentials
+                .insert(account.as_bytes(), value.as_slice())
+                .map_err(poison)?;
+            Ok(StorageResult::Done)
+        }
+        StorageRequest::SetCredentials {
+            account,
+            credentials,
+        } => {
+            if !exists(&t.credentials, &account)? {
+                return Ok(StorageResult::NotFound);
+            }
+            let value = codec::encode_credentials(&credentials);
+            t.credentials
+                .insert(account.as_bytes(), value.as_slice())
+                .map_err(poison)?;
+            Ok(StorageResult::Done)
+        }
+        StorageRequest::PutRosterItem {
+            account,
+            item,
+            version,
+        } => {
+            if !exists(&t.credentials, &account)? {
+                return Ok(StorageResult::NotFound);
+            }
+            let key = account_key(&account, &item.jid);
+            let value = codec::encode_roster_item(&item);
+            t.roster
+                .insert(key.as_slice(), value.as_slice())
+                .map_err(poison)?;
+            t.roster_version
+                .insert(account.as_bytes(), &version.to_be_bytes()[..])
+                .map_err(poison)?;
+            Ok(StorageResult::Done)
+        }
+        StorageRequest::RemoveRosterItem {
+            account,
+            jid,
+            version,
+        } => {
+            if !exists(&t.credentials, &account)? {
+                return Ok(StorageResult::NotFound);
+            }
+            let key = account_key(&account, &jid);
+            t.roster.remove(key.as_slice()).map_err(poison)?;
+            t.roster_version
+                .insert(account.as_bytes(), &version.to_be_bytes()[..])
+                .map_err(poison)?;
+            Ok(StorageResult::Done)
+        }
+        StorageRequest::PushOffline {
+            account,
+            stanza,
+            limit,
+        } => {
+            if !exists(&t.credentials, &account)? {
+                return Ok(StorageResult::NotFound);
+            }
+            let (first, last) = offline_bounds(&t.offline, &account)?;
+            // Keys are consecutive (pages are taken from the front), so the
+            // ends give the length without a scan.
+            let len = match (first, last) {
+                (Some(f), Some(l)) => l.saturating_sub(f).saturating_add(1),
+                _ => 0,
+            };
+            if limit.is_some_and(|l| len >= l) {
+                return Ok(StorageResult::Full);
+            }
+            let seq = last.map_or(0, |l| l.saturating_add(1));
+            t.offline
+                .insert(offline_key(&account, seq).as_slice(), stanza.as_bytes())
+                .map_err(poison)?;
+            Ok(StorageResult::Done)
+        }
+        StorageRequest::TakeOffline { account, page } => {
+            let (keys, stanzas) = offline_page(&t.offline, &account, page)?;
+            for key in keys {
+                t.offline.remove(key.as_slice()).map_err(poison)?;
+            }
+            Ok(StorageResult::Offline(stanzas))
+        }
+        StorageRequest::DeleteAccount { account } => {
+            if !exists(&t.credentials, &account)? {
+                return Ok(StorageResult::NotFound);
+            }
+            let (p, end) = (prefix(&account), prefix_end(&account));
+            t.credentials.remove(account.as_bytes()).map_err(poison)?;
+            t.roster_version
+                .remove(account.as_bytes())
+                .map_err(poison)?;
+            for table in [&mut t.roster, &mut t.offline, &mut t.blobs] {
+                table
+                    .retain_in(p.as_slice()..end.as_slice(), |_, _| false)
+                    .map_err(poison)?;
+            }
+            archive::clear(&mut t.archive, &account).map_err(poison)?;
+            Ok(StorageResult::Done)
+        }
+        StorageRequest::StoreBlob {
+            account,
+            key,
+            value,
+            limit,
+        } => {
+            if !exists(&t.credentials, &account)? {
+                return Ok(StorageResult::NotFound);
+            }
+            let k = account_key(&account, &key);
+            match value {
+                Some(_) if blob_refused(&t.blobs, &account, &k, limit.as_ref())? => {
+                    Ok(StorageResult::Full)
+                }
+                Some(v) => {
+                    t.blobs.insert(k.as_slice(), v.as_bytes()).map_err(poison)?;
+                    Ok(StorageResult::Done)
+                }
+                None => {
+                    t.blobs.remove(k.as_slice()).map_err(poison)?;
+                    Ok(StorageResult::Done)
+                }
+            }
+        }
+        StorageRequest::AppendArchive { account, message } => {
+            archive::append(t, &account, &message)
+        }
+        StorageRequest::PurgeArchive {
+            before,
+            from,
+            limit,
+        } => archive::purge(&mut t.archive, before, from.as_deref(), limit),
+        // Answered by `read` above.
+        read_only @ (StorageRequest::LoadCredentials { .. }
+        | StorageRequest::LoadAccount { .. }
+        | StorageRequest::LoadBlob { .. }
+        | StorageRequest::QueryArchive { .. }
+        | StorageRequest::ArchiveMetadata { .. }) => Err(Fail::Clean(StorageError::Open {
+            path: PathBuf::new(),
+            reason: format!("internal: read request reached the writer: {read_only:?}"),
+        })),
+    }
+}
+
+impl RedbBackend {
+    /// Opens (creating if needed) the store in the directory `dir`, with a
+    /// cache of [`DEFAULT_CACHE_BYTES`].
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`RedbBackend::open`] with a cache of `cache_bytes`.
+    ///
+    /// After a crash redb repairs the file while opening it (a walk of the
+    /// whole file, about 1.3 s/GB, logged as it goes). A panic inside redb
+    /// while opening a damaged file is caught and returned as
+    /// [`StorageError::Open`], like sled's.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+        let open_error = |path: &Path, reason: String| StorageError::Open {
+            path: path.to_owned(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e.to_string()))?;
+        let path = dir.join(FILE_NAME);
+        let cache = usize::try_from(cache_bytes).unwrap_or(usize::MAX);
+        let opened = catch_unwind(AssertUnwindSafe(|| -> Result<Database, StorageError> {
+            let shown = path.display().to_string();
+            let db = Builder::new()
+                .set_cache_size(cache)
+                .set_repair_callback(move |session| {
+                    tracing::warn!(
+                        path = %shown,
+                        progress = session.progress(),
+                        "repairing the store after an unclean shutdown"
+                    );
+                })
+                .create(&path)
+                .map_err(|e| StorageError::Redb(e.into()))?;
+            let tx = db.begin_write()?;
+            for def in ALL {
+                tx.open_table(def)?;
+            }
+            tx.commit()?;
+            Ok(db)
+        }));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(open_error(&path, e.to_string())),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                tracing::error!(path = %path.display(), panic = %msg, "redb panicked while opening the store");
+                return Err(open_error(
+                    &path,
+                    format!(
+                        "redb panicked while opening the database ({msg}); \
+                         the store may be damaged: restore it from a backup or move it aside"
+                    ),
+                ));
+            }
+        };
+        tracing::debug!(path = %path.display(), "redb store opened");
+        Ok(RedbBackend {
+            db,
+            path,
+            quick_repair: false,
+        })
+    }
+
+    /// Whether commits save redb's allocator state so that reopening after
+    /// a crash is almost instant instead of a repair walk of the whole file.
+    ///
+    /// Off by default: quick repair turns on two-phase commit, so every
+    /// group commit (every acknowledged write) pays two fsyncs instead of
+    /// one and writes the allocator state besides, while the repair walk is
+    /// paid only after a crash and is short at the sizes a store of this
+    /// server reaches (about 1.3 s/GB). A deployment with a large archive
+    /// that cares more about restart time than write latency can turn it on.
+    pub fn with_quick_repair(mut self, enabled: bool) -> Self {
+        self.quick_repair = enabled;
+        self
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn failed(&self, e: StorageError) -> StorageResult {
+        tracing::error!(error = %e, path = %self.path.display(), "storage request failed");
+        StorageResult::Failed(e.to_string())
+    }
+
+    /// Read-only requests on one read transaction (a snapshot).
+    fn read_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
+        let n = reqs.len();
+        let tables = self
+            .db
+            .begin_read()
+            .map_err(StorageError::from)
+            .and_then(|tx| ReadTables::open(&tx));
+        let tables = match tables {
+            Ok(t) => t,
+            Err(e) => return vec![self.failed(e); n],
+        };
+        reqs.into_iter()
+            .map(|req| {
+                if let Some(Err(e)) = req.account().map(check_account) {
+                    return self.failed(e);
+                }
+                match read(&tables, &req) {
+                    Some(Ok(result)) => result,
+                    Some(Err(e)) => self.failed(e),
+                    None => self.failed(StorageError::Open {
+                        path: self.path.clone(),
+                        reason: format!("internal: write request in a read batch: {req:?}"),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// The requests of a batch in one write transaction; `Err` when it must
+    /// be aborted.
+    fn write_batch(
+        &self,
+        tx: &WriteTransaction,
+        reqs: Vec<StorageRequest>,
+    ) -> Result<Vec<StorageResult>, StorageError> {
+        let mut tables = WriteTables::open(tx)?;
+        let mut results = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            if let Some(Err(e)) = req.account().map(check_account) {
+                results.push(self.failed(e));
+                continue;
+            }
+            match write(&mut tables, req) {
+                Ok(result) => results.push(result),
+                Err(Fail::Clean(e)) => results.push(self.failed(e)),
+                Err(Fail::Poisoned(e)) => return Err(e),
+            }
+        }
+        Ok(results)
+    }
+}
+
+impl Backend for RedbBackend {
+    fn execute(&self, req: StorageRequest) -> StorageResult {
+        let mut results = self.execute_batch(vec![req]);
+        results
+            .pop()
+            .unwrap_or_else(|| StorageResult::Failed("no answer".to_owned()))
+    }
+
+    /// Group commit: one write transaction for every request of the batch,
+    /// committed durably (one fsync) before the answers are returned.
+    fn execute_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
+        if reqs.iter().all(is_read) {
+            return self.read_batch(reqs);
+        }
+        let n = reqs.len();
+        let mut tx = match self.db.begin_write() {
+            Ok(tx) => tx,
+            Err(e) => return vec![self.failed(e.into()); n],
+        };
+        tx.set_quick_repair(self.quick_repair);
+        if let Err(e) = tx.set_durability(Durability::Immediate) {
+            return vec![self.failed(e.into()); n];
+        }
+        match self.write_batch(&tx, reqs) {
+            Ok(results) => match tx.commit() {
+                Ok(()) => results,
+                Err(e) => vec![self.failed(e.into()); n],
+            },
+            Err(e) => {
+                if let Err(abort) = tx.abort() {
+                    tracing::error!(error = %abort, path = %self.path.display(), "aborting a storage transaction failed");
+                }
+                vec![self.failed(e); n]
+            }
+        }
+    }
+
+    /// Nothing to do: every answered write was committed durably.
+    fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// A read transaction is a consistent snapshot while writes go on; its
+    /// tables are copied into a new database `dest/vireo.redb`.
+    fn snapshot(&self, dest: &Path) -> Result<(), StorageError> {
+        if dest.exists() {
+            return Err(StorageError::Open {
+                path: dest.to_owned(),
+                reason: "snapshot destination already exists".to_owned(),
+            });
+        }
+        let source = self.db.begin_read()?;
+        let copy = RedbBackend::open(dest)?;
+        let tx = copy.db.begin_write()?;
+        {
+            for def in ALL {
+                let from = source.open_table(def)?;
+                let mut to = tx.open_table(def)?;
+                for entry in from.iter()? {
+                    let (k, v) = entry?;
+                    to.insert(k.value(), v.value())?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn accounts(&self) -> Result<Vec<String>, StorageError> {
+        let tx = self.db.begin_read()?;
+        let credentials = tx.open_table(CREDENTIALS)?;
+        let mut accounts = Vec::new();
+        for entry in credentials.iter()? {
+            accounts.push(utf8(entry?.0.value(), "account name")?);
+        }
+        Ok(accounts)
+    }
+}
+
+#[cfg(test)]
+mod tests;
