@@ -22,6 +22,8 @@ pub mod codec;
 mod keys;
 pub mod memory;
 pub mod redb;
+#[cfg(test)]
+mod rss_bench;
 pub mod sled;
 
 pub use self::memory::MemoryBackend;

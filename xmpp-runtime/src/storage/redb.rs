@@ -607,8 +607,10 @@ impl RedbBackend {
     /// group commit (every acknowledged write) pays two fsyncs instead of
     /// one and writes the allocator state besides, while the repair walk is
     /// paid only after a crash and is short at the sizes a store of this
-    /// server reaches (about 1.3 s/GB). A deployment with a large archive
-    /// that cares more about restart time than write latency can turn it on.
+    /// server reaches (about 1.3 s/GB). Measured (`storage::rss_bench`, 500,000
+    /// archive appends in group commits of 256, ext4): 9.8 s without, 18.5 s
+    /// with. A deployment with a large archive that cares more about restart
+    /// time than write throughput can turn it on.
     pub fn with_quick_repair(mut self, enabled: bool) -> Self {
         self.quick_repair = enabled;
         self
