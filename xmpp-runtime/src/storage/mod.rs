@@ -1,10 +1,11 @@
-//! Storage backends: sled (embedded default), redb (its successor, not yet
-//! the default) and memory (tests).
+//! Storage backends: redb (embedded default), sled (its predecessor, kept to
+//! migrate stores from and for configurations that name it) and memory
+//! (tests).
 //!
 //! The core never touches storage: it emits [`StorageRequest`] values and
 //! continues when the driver hands back the [`StorageResult`]. A [`Backend`]
 //! is the runtime side of that contract. Backends are synchronous and may
-//! block (sled flushes to disk), so the driver calls them from a blocking
+//! block (they fsync their commits), so the driver calls them from a blocking
 //! thread pool (`smol::unblock`), never from the executor threads.
 //!
 //! Semantics shared by every backend (tested against both by the same
@@ -152,6 +153,117 @@ pub(crate) mod conformance {
 
     fn a(s: &str) -> String {
         s.to_owned()
+    }
+
+    fn archived(n: u8, with: &str) -> xmpp_core::archive::ArchivedMessage {
+        let mut id = [0u8; 16];
+        id[7] = n;
+        xmpp_core::archive::ArchivedMessage {
+            id: xmpp_core::archive::ArchiveId::from_bytes(id),
+            with: with.to_owned(),
+            stanza: format!("<message xmlns='jabber:client'><body>{n}</body></message>"),
+        }
+    }
+
+    /// A store with something in every tree: two accounts, a roster, an
+    /// offline message, stored documents and an archive; what
+    /// [`check_migrated`] expects to find in a copy.
+    pub fn fill_for_migration<B: Backend>(b: &B) {
+        let (alice, bob) = (a("alice@example.com"), a("bob@example.com"));
+        let mut reqs = vec![
+            Req::CreateAccount {
+                account: alice.clone(),
+                credentials: creds(1),
+            },
+            Req::CreateAccount {
+                account: bob.clone(),
+                credentials: creds(2),
+            },
+            Req::PutRosterItem {
+                account: alice.clone(),
+                item: item("bob@example.com", true),
+                version: 7,
+            },
+            Req::PushOffline {
+                account: bob.clone(),
+                stanza: a("<message><body>hi</body></message>"),
+                limit: None,
+            },
+            Req::StoreBlob {
+                account: alice.clone(),
+                key: a("vcard"),
+                value: Some(a("<vCard xmlns='vcard-temp'/>")),
+                limit: None,
+            },
+        ];
+        for n in 1..=5 {
+            reqs.push(Req::AppendArchive {
+                account: alice.clone(),
+                message: archived(n, "bob@example.com/phone"),
+            });
+        }
+        let results = b.execute_batch(reqs);
+        assert!(results.iter().all(|r| *r == Res::Done), "{results:?}");
+        b.flush().expect("flush");
+    }
+
+    /// The contents [`fill_for_migration`] wrote, read through requests.
+    pub fn check_migrated<B: Backend>(b: &B) {
+        let (alice, bob) = (a("alice@example.com"), a("bob@example.com"));
+        let mut accounts = b.accounts().expect("accounts");
+        accounts.sort();
+        assert_eq!(accounts, vec![alice.clone(), bob.clone()]);
+        assert_eq!(
+            b.execute(Req::LoadCredentials {
+                account: bob.clone()
+            }),
+            Res::Credentials(Some(creds(2)))
+        );
+        match b.execute(Req::LoadAccount {
+            account: alice.clone(),
+        }) {
+            Res::Account(Some(data)) => {
+                assert_eq!(data.roster, vec![item("bob@example.com", true)]);
+                assert_eq!(data.roster_version, 7);
+            }
+            other => panic!("expected alice's account, got {other:?}"),
+        }
+        assert_eq!(
+            b.execute(Req::LoadBlob {
+                account: alice.clone(),
+                key: a("vcard"),
+            }),
+            Res::Blob(Some(a("<vCard xmlns='vcard-temp'/>")))
+        );
+        let query = xmpp_core::archive::ArchiveQuery {
+            filter: xmpp_core::archive::ArchiveFilter::default(),
+            page: xmpp_core::archive::PageRequest {
+                max: 10,
+                after: None,
+                before: None,
+                backward: false,
+            },
+        };
+        match b.execute(Req::QueryArchive {
+            account: alice.clone(),
+            query,
+        }) {
+            Res::ArchivePage(page) => {
+                let expected: Vec<_> = (1..=5)
+                    .map(|n| archived(n, "bob@example.com/phone"))
+                    .collect();
+                assert_eq!(page.items, expected);
+                assert_eq!(page.count, Some(5));
+            }
+            other => panic!("expected a page, got {other:?}"),
+        }
+        assert_eq!(
+            b.execute(Req::TakeOffline {
+                account: bob,
+                page: xmpp_core::storage::OfflinePage::ALL,
+            }),
+            Res::Offline(vec![a("<message><body>hi</body></message>")])
+        );
     }
 
     /// Exercises every request kind and its edge cases.

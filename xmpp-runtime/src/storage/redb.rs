@@ -43,13 +43,17 @@
 //! still clears leftovers (a store imported from sled may have some).
 //!
 //! Quick repair is off (see [`RedbBackend::with_quick_repair`]).
+//!
+//! A sled store is migrated by [`RedbBackend::import_sled`]: every tree is
+//! copied into the table of the same name and compared back entry by entry
+//! (the server's `open_store` does it once, then moves the sled files aside).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use ::redb::{
     Builder, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    Table, TableDefinition, WriteTransaction,
+    ReadableTableMetadata, Table, TableDefinition, TableHandle, WriteTransaction,
 };
 use xmpp_core::archive::PREFS_KEY;
 use xmpp_core::modules::avatar::AVATAR_KEY;
@@ -676,6 +680,118 @@ impl RedbBackend {
             }
         }
         Ok(results)
+    }
+}
+
+/// What [`RedbBackend::import_sled`] copied: entries per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// `(table, entries)` for every table, in [`ALL`] order.
+    pub tables: Vec<(&'static str, u64)>,
+    /// Accounts (entries of `credentials`).
+    pub accounts: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
+}
+
+/// Bytes of keys and values per write transaction while importing: redb
+/// keeps a transaction's dirty pages until it commits.
+const IMPORT_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
+
+impl RedbBackend {
+    /// Copies every tree of a sled store into the table of the same name
+    /// (the key layouts are the same) and then verifies the copy: every
+    /// table is read back and compared entry by entry with its tree, which
+    /// covers the accounts and the archive totals. The copy runs in write
+    /// transactions of about [`IMPORT_CHUNK_BYTES`]; the last one is
+    /// committed durably (an fsync), the others need not be. Meant for an
+    /// empty store: entries already present are overwritten, none removed.
+    ///
+    /// The sled store is only read.
+    pub fn import_sled(&self, sled: &super::SledBackend) -> Result<ImportReport, StorageError> {
+        self.import_sled_in_chunks(sled, IMPORT_CHUNK_BYTES)
+    }
+
+    /// [`RedbBackend::import_sled`] committing every `chunk_bytes`.
+    pub(crate) fn import_sled_in_chunks(
+        &self,
+        sled: &super::SledBackend,
+        chunk_bytes: u64,
+    ) -> Result<ImportReport, StorageError> {
+        let mismatch = |table: &str, what: String| StorageError::Open {
+            path: self.path.clone(),
+            reason: format!("imported table {table} differs from the sled tree: {what}"),
+        };
+        let mut report = ImportReport::default();
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::None)?;
+        let mut in_tx = 0u64;
+        for (def, (name, tree)) in ALL.into_iter().zip(sled.trees()) {
+            debug_assert_eq!(def.name(), name);
+            let mut entries = 0u64;
+            let mut iter = tree.iter();
+            loop {
+                {
+                    let mut table = tx.open_table(def)?;
+                    for entry in iter.by_ref() {
+                        let (k, v) = entry?;
+                        table.insert(&k[..], &v[..])?;
+                        entries += 1;
+                        let n = (k.len() + v.len()) as u64;
+                        report.bytes += n;
+                        in_tx += n;
+                        if in_tx >= chunk_bytes {
+                            break;
+                        }
+                    }
+                }
+                if in_tx < chunk_bytes {
+                    break; // this tree is done
+                }
+                tx.commit()?;
+                tx = self.db.begin_write()?;
+                tx.set_durability(Durability::None)?;
+                in_tx = 0;
+            }
+            report.tables.push((name, entries));
+        }
+        tx.set_durability(Durability::Immediate)?;
+        tx.commit()?;
+        // Verify: both sides in key order, entry by entry.
+        let read = self.db.begin_read()?;
+        for (def, (name, tree)) in ALL.into_iter().zip(sled.trees()) {
+            let table = read.open_table(def)?;
+            let mut ours = table.iter()?;
+            for entry in tree.iter() {
+                let (k, v) = entry?;
+                match ours.next() {
+                    Some(got) => {
+                        let (gk, gv) = got?;
+                        if gk.value() != &k[..] || gv.value() != &v[..] {
+                            return Err(mismatch(name, format!("at key {:?}", &k[..])));
+                        }
+                    }
+                    None => return Err(mismatch(name, format!("key {:?} missing", &k[..]))),
+                }
+            }
+            if ours.next().is_some() {
+                return Err(mismatch(name, "extra entries".to_owned()));
+            }
+            if u64::try_from(tree.len()).ok() != Some(table.len()?) {
+                return Err(mismatch(name, "entry counts differ".to_owned()));
+            }
+        }
+        report.accounts = report
+            .tables
+            .first()
+            .map(|&(_, n)| n)
+            .unwrap_or_default();
+        if self.accounts()?.len() as u64 != report.accounts
+            || sled.accounts()?.len() as u64 != report.accounts
+        {
+            return Err(mismatch("credentials", "account counts differ".to_owned()));
+        }
+        Ok(report)
     }
 }
 

@@ -173,6 +173,19 @@ impl SledBackend {
         })
     }
 
+    /// Every tree with its name (the redb backend's table of the same name
+    /// holds the same keys and values), for migrating a store.
+    pub(crate) fn trees(&self) -> [(&'static str, &Tree); 6] {
+        [
+            ("credentials", &self.credentials),
+            ("roster", &self.roster),
+            ("roster_version", &self.roster_version),
+            ("offline", &self.offline),
+            ("blobs", &self.blobs),
+            ("archive", &self.archive),
+        ]
+    }
+
     /// The guarded data is sled's, which stays consistent whatever a panicking
     /// holder did, so a poisoned lock is simply taken over.
     fn lock(&self) -> MutexGuard<'_, ()> {
