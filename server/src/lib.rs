@@ -8,3 +8,4 @@ pub mod commands;
 pub mod config;
 pub mod modules;
 pub mod password;
+pub mod store;

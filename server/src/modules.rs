@@ -173,7 +173,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     // 06 storage
     ModuleInfo {
         conflicts: &["storage_sql"],
-        ..built("storage_sled", Layer::Storage, "backends", &[], "embedded sled store (default)")
+        ..built("storage_sled", Layer::Storage, "backends", &[], "embedded store: redb (default) or sled (storage.driver)")
     },
     planned("storage_sql", Layer::Storage, "backends", &[], "PostgreSQL store"),
     built("mam", Layer::Storage, "archiving", &["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059"], "message archive management: user archives with stanza-ids, preferences and retention"),

@@ -227,8 +227,8 @@ fn backup_with_data_snapshots_the_stopped_store() {
         .unwrap()
         .path();
     assert!(root.join("config/vireo.toml").is_file());
-    use xmpp_runtime::storage::Backend;
-    let store = xmpp_runtime::storage::SledBackend::open(&root.join("data/store")).unwrap();
+    assert!(root.join("data/store/vireo.redb").is_file());
+    let store = vireo::store::open_store_at("redb", &root.join("data/store"), 1 << 20).unwrap();
     assert_eq!(
         store.accounts().unwrap(),
         vec!["alice@example.com".to_owned()]

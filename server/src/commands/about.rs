@@ -74,7 +74,7 @@ pub fn run(cfg: &Config) -> String {
     );
     let _ = writeln!(
         out,
-        "build:          {profile} profile, {}-{}, TLS: rustls (ring), store: sled",
+        "build:          {profile} profile, {}-{}, TLS: rustls (ring), store: redb (or sled)",
         std::env::consts::ARCH,
         std::env::consts::OS
     );

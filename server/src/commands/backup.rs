@@ -4,22 +4,29 @@
 //! embedded store and of the data directory's certificates.
 //!
 //! The store snapshot is taken by the running server through its admin
-//! socket (under its writer lock), or, with the server stopped: the store is opened
-//! with [`SledBackend::open`] (which recovers it and proves it readable),
-//! flushed, and copied while this process holds sled's lock, so no server
-//! can start writing in the middle of the copy.
+//! socket (a redb read transaction, or sled under its writer lock) into a
+//! fresh directory, or, with the server stopped: the store is opened with
+//! the configured driver (which recovers it and proves it readable; a sled
+//! store not yet migrated to redb is opened with sled, so a backup never
+//! migrates), flushed, and copied while this process holds the store's
+//! lock, so no server can start writing in the middle of the copy. Either
+//! way the copy is opened again and its accounts counted before it is
+//! archived.
 //!
 //! Archive layout, under one top directory `vireo-backup-<UTC time>/`:
 //! `MANIFEST.txt`, `config/…` (the file, or the whole tree), and with
-//! `--data` `data/store/…` and `data/certs/…`. The archive is created with
-//! mode 0600: configurations hold passwords and `--data` includes keys.
+//! `--data` `data/store/…` and `data/certs/…`. A redb store is the one
+//! file `data/store/vireo.redb` (the sled files a migration moved aside,
+//! `store/sled-migrated-*`, are left out); a sled store is its directory.
+//! The archive is created with mode 0600: configurations hold passwords and
+//! `--data` includes keys.
 
 use crate::config::{Config, Source};
 use crate::modules;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use xmpp_runtime::storage::{Backend, SledBackend, StorageError};
+use xmpp_runtime::storage::{redb, StorageError};
 
 use super::check_certs::{fmt_utc, fmt_utc_compact, now_secs};
 
@@ -32,7 +39,10 @@ pub enum BackupError {
     /// `--data` with no store to snapshot.
     #[error("no store at {}: nothing to snapshot (is data_path right?)", path.display())]
     NoStore { path: PathBuf },
-    /// Opening, recovering or flushing the store failed.
+    /// Opening the store failed.
+    #[error("{0}")]
+    Open(String),
+    /// Recovering or flushing the store failed.
     #[error("store {}: {source}", path.display())]
     Store {
         path: PathBuf,
@@ -276,10 +286,9 @@ fn write_contents(
                 "opened, recovered and flushed with the server stopped",
             )
         };
-        let backend = SledBackend::open(&source).map_err(|source_err| BackupError::Store {
-            path: source.clone(),
-            source: source_err,
-        })?;
+        let driver = crate::store::driver_without_migration(&cfg.storage_driver, &source);
+        let backend = crate::store::open_store_at(driver, &source, cfg.storage_cache_size)
+            .map_err(BackupError::Open)?;
         backend.flush().map_err(|e| BackupError::Store {
             path: source.clone(),
             source: e,
@@ -291,10 +300,16 @@ fn write_contents(
                 source: e,
             })?
             .len();
-        // Copied while `backend` holds sled's lock: nothing else can open
-        // this copy and write during the archive.
-        sink.append_dir(&format!("{root}/data/store"), &source)
-            .map_err(io_at(&source))?;
+        // Copied while `backend` holds the store's lock: nothing else can
+        // open this copy and write during the archive.
+        if driver == "redb" {
+            let file = source.join(redb::FILE_NAME);
+            sink.append_file(&format!("{root}/data/store/{}", redb::FILE_NAME), &file)
+                .map_err(io_at(&file))?;
+        } else {
+            sink.append_dir(&format!("{root}/data/store"), &source)
+                .map_err(io_at(&source))?;
+        }
         drop(backend);
         if source == snapshot_dir {
             let _ = std::fs::remove_dir_all(&snapshot_dir);

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use xmpp_core::jid::Jid;
 use xmpp_runtime::accounts::{account_jid, add_user, AccountError};
-use xmpp_runtime::storage::{Backend, SledBackend};
+use xmpp_runtime::storage::Backend;
 
 /// Import the accounts listed in `file` (`-` = stdin) with `threads`
 /// workers (default: one per core). Returns the summary for the operator.
@@ -34,10 +34,7 @@ pub fn run(cfg: &Config, file: &str, threads: Option<usize>) -> Result<String, S
     }
     let accounts = read_accounts(cfg, file)?;
     let started = Instant::now();
-    let backend: Arc<dyn Backend> = Arc::new(
-        SledBackend::open(&cfg.store_path())
-            .map_err(|e| format!("store {}: {e}", cfg.store_path().display()))?,
-    );
+    let backend: Arc<dyn Backend> = crate::store::open_store(cfg)?;
     let workers = threads
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1)

@@ -15,7 +15,7 @@ use xmpp_core::modules::push::PushSettings;
 use xmpp_core::storage::OfflinePage;
 use xmpp_core::stream::{ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
 use xmpp_core::xml::Limits;
-use xmpp_runtime::storage::{Backend, SledBackend};
+use xmpp_runtime::storage::Backend;
 use xmpp_runtime::tls::{generate_self_signed, server_tls, server_tls_sni, ServerTls, TlsError};
 use xmpp_runtime::{ComponentListener, RuntimeConfig};
 
@@ -282,10 +282,7 @@ pub fn run(
         );
     }
     let tls = Arc::new(certificate(cfg).map_err(|e| e.to_string())?);
-    let backend: Arc<dyn Backend> = Arc::new(
-        SledBackend::open_with_cache(&cfg.store_path(), cfg.storage_cache_size)
-            .map_err(|e| e.to_string())?,
-    );
+    let backend: Arc<dyn Backend> = crate::store::open_store(cfg)?;
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mut runtime = runtime_config(cfg, Some(tls));

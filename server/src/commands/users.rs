@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::password::read_new_password;
 use std::sync::Arc;
 use xmpp_runtime::accounts::{account_jid, add_user, delete_user, set_password};
-use xmpp_runtime::storage::{Backend, SledBackend};
+use xmpp_runtime::storage::Backend;
 
 /// Which account operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +52,7 @@ pub fn run(cfg: &Config, op: Op, jid: &str) -> Result<String, String> {
             ))
         }
     }
-    let backend: Arc<dyn Backend> =
-        Arc::new(SledBackend::open(&cfg.store_path()).map_err(|e| e.to_string())?);
+    let backend: Arc<dyn Backend> = crate::store::open_store(cfg)?;
     let result = match (op, password) {
         (Op::Add, Some(p)) => add_user(backend.as_ref(), &jid, &p, cfg.scram_iterations),
         (Op::Passwd, Some(p)) => set_password(backend.as_ref(), &jid, &p, cfg.scram_iterations),

@@ -44,7 +44,7 @@ pub fn apply(state: &mut State, env: EnvFn<'_>) {
                 let mut d = Diagnostic::error(origin, format!("{key}: {e}"));
                 if *key == "storage.driver" {
                     d = d.with_fix(
-                        "only the embedded \"sled\" store is built in this version; SQL backends are not available yet",
+                        "the embedded stores \"redb\" (default) and \"sled\" (its predecessor) are built in this version; SQL backends are not available yet",
                     );
                 } else {
                     d = d.with_fix(format!(

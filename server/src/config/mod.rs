@@ -163,7 +163,7 @@ pub struct Config {
     pub turn_tcp: bool,
     pub turn_tls_port: Option<u16>,
     pub turn_user: Option<String>,
-    /// The storage backend ("sled").
+    /// The storage backend ("redb" or "sled").
     pub storage_driver: String,
     /// Bytes of the embedded store's page cache.
     pub storage_cache_size: u64,
@@ -264,8 +264,8 @@ impl Default for Config {
             turn_tcp: false,
             turn_tls_port: None,
             turn_user: None,
-            storage_driver: "sled".into(),
-            storage_cache_size: xmpp_runtime::storage::sled::DEFAULT_CACHE_BYTES,
+            storage_driver: "redb".into(),
+            storage_cache_size: xmpp_runtime::storage::redb::DEFAULT_CACHE_BYTES,
             component_bind: IpAddr::from([127, 0, 0, 1]),
             component_port: 5347,
             components: Vec::new(),

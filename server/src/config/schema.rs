@@ -402,7 +402,7 @@ pub const LOG_FORMATS: &[&str] = &["text", "json"];
 pub const ARCHIVE_PREFERENCES: &[&str] = &["always", "roster", "never"];
 
 /// Storage drivers this version has.
-pub const STORAGE_DRIVERS: &[&str] = &["sled"];
+pub const STORAGE_DRIVERS: &[&str] = &["redb", "sled"];
 
 /// Every key, orchestration first, then in stack order.
 pub const KEYS: &[KeySpec] = &[
@@ -561,10 +561,10 @@ pub const KEYS: &[KeySpec] = &[
     planned("services.muc_domain", "muc_domain", GROUPCHAT, Ty::Domain, "", &["XEP-0045"],
         "The multi-user chat service's domain, e.g. conference.example.org."),
     // 06 storage
-    key("storage.driver", "driver", BACKENDS, Ty::Choice(STORAGE_DRIVERS), "\"sled\"", &[],
-        "Storage backend: \"sled\" (embedded; SQL backends are not built yet)."),
+    key("storage.driver", "driver", BACKENDS, Ty::Choice(STORAGE_DRIVERS), "\"redb\"", &[],
+        "Storage backend: \"redb\" (embedded, the file DATA/store/vireo.redb; a sled store found there is migrated to it at the first start) or \"sled\" (the previous embedded store, kept for stores not yet migrated). SQL backends are not built yet."),
     key("storage.cache_size", "cache_size", BACKENDS, Ty::Int { min: 65_536, max: 68_719_476_736 }, "2097152", &[],
-        "Bytes of the embedded store's page cache (sled). Accounts in use are kept in memory anyway; a larger cache speeds up archive queries over old messages, and is kept after a peak of logins."),
+        "Bytes of the embedded store's page cache (redb or sled). Accounts in use are kept in memory anyway; a larger cache speeds up archive queries over old messages, and is kept after a peak of logins."),
     planned("storage.sql_host", "sql_host", BACKENDS, Ty::Str, "", &[], "SQL server host."),
     planned("storage.sql_name", "sql_name", BACKENDS, Ty::Str, "", &[], "SQL database name."),
     planned("storage.sql_user", "sql_user", BACKENDS, Ty::Str, "", &[], "SQL user."),

@@ -496,7 +496,7 @@ fn not_available_settings() {
     );
     assert_has(&diags, &format!("stack/05-services/groupchat.toml:{n}: error: `services.muc_domain` (XEP-0045) is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)"));
     assert_has(&diags, "environment variable VIREO_DB_NAME: error: `storage.sql_name` is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)");
-    assert_has(&diags, "environment variable VIREO_DB_DRIVER: error: storage.driver: \"postgresql\" is not one of \"sled\"\n    fix: only the embedded \"sled\" store is built in this version; SQL backends are not available yet");
+    assert_has(&diags, "environment variable VIREO_DB_DRIVER: error: storage.driver: \"postgresql\" is not one of \"redb\", \"sled\"\n    fix: the embedded stores \"redb\" (default) and \"sled\" (its predecessor) are built in this version; SQL backends are not available yet");
 }
 
 #[test]

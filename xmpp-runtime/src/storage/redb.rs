@@ -781,11 +781,7 @@ impl RedbBackend {
                 return Err(mismatch(name, "entry counts differ".to_owned()));
             }
         }
-        report.accounts = report
-            .tables
-            .first()
-            .map(|&(_, n)| n)
-            .unwrap_or_default();
+        report.accounts = report.tables.first().map(|&(_, n)| n).unwrap_or_default();
         if self.accounts()?.len() as u64 != report.accounts
             || sled.accounts()?.len() as u64 != report.accounts
         {

@@ -189,7 +189,7 @@ pub struct RosterPresenceCmd {
 }
 
 /// XEP-0313 archive page latency. With --fill-store, fill account 0's
-/// archive directly in a stopped server's sled store (no server needed;
+/// archive directly in a stopped server's store (no server needed;
 /// --port is not used) and exit; without it, query the running server's
 /// archive of account 0: p50/p99 of consecutive pages from the start, the
 /// middle (RSM <after/> the first id at the middle time), the end (empty
@@ -201,6 +201,10 @@ pub struct MamCmd {
     /// fill this store directory (the server's data_path/store) and exit
     #[argh(option)]
     pub fill_store: Option<std::path::PathBuf>,
+    /// the store's driver for --fill-store, as the server's storage.driver:
+    /// redb (default; a sled store there is migrated first) or sled
+    #[argh(option, default = "String::from(\"redb\")")]
+    pub store_driver: String,
     /// messages to archive with --fill-store (default 1000000)
     #[argh(option, default = "1_000_000")]
     pub messages: u64,

@@ -385,6 +385,9 @@ fn import_sled_copies_every_tree() {
     crate::storage::conformance::check_migrated(&redb);
     // Committed in many small transactions, the copy is the same.
     let chunked = open(&dir.path().join("chunked"));
-    assert_eq!(chunked.import_sled_in_chunks(&sled, 64).expect("import"), report);
+    assert_eq!(
+        chunked.import_sled_in_chunks(&sled, 64).expect("import"),
+        report
+    );
     crate::storage::conformance::check_migrated(&chunked);
 }

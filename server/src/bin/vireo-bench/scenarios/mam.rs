@@ -2,8 +2,9 @@
 //!
 //! Filling an archive through XMPP costs a message round-trip per entry, so
 //! `--fill-store DIR` takes the fast path instead: with the server stopped,
-//! it opens the server's sled store (`data_path/store`) with the same
-//! backend the server uses and appends `--messages` archive entries to
+//! it opens the server's store (`data_path/store`) with the server's own
+//! `open_store` (`--store-driver`, redb by default, which migrates a sled
+//! store first) and appends `--messages` archive entries to
 //! account 0 (which must exist: `vireo adduser` or `vireo import-users`) in
 //! batches of 10,000 `AppendArchive` requests, one group commit each. The
 //! entries are ordinary chat messages with `--contacts` correspondents,
@@ -36,7 +37,6 @@ use xmpp_core::storage::{StorageRequest, StorageResult};
 use xmpp_core::time::{format_datetime, parse_datetime};
 use xmpp_core::Element;
 use xmpp_runtime::client::Client;
-use xmpp_runtime::storage::{Backend, SledBackend};
 
 const MAM: &str = "urn:xmpp:mam:2";
 const RSM: &str = "http://jabber.org/protocol/rsm";
@@ -61,8 +61,13 @@ async fn fill(ctx: &Arc<Ctx>, cmd: &MamCmd, dir: PathBuf, r: &mut Report) -> Res
         .int("days", days);
     let t = Instant::now();
     let store_dir = dir.clone();
+    let driver = cmd.store_driver.clone();
     smol::unblock(move || -> Result<(), String> {
-        let store = SledBackend::open(&store_dir).map_err(|e| e.to_string())?;
+        let store = vireo::store::open_store_at(
+            &driver,
+            &store_dir,
+            xmpp_runtime::storage::redb::DEFAULT_CACHE_BYTES,
+        )?;
         let now = xmpp_runtime::clock::now_ms();
         let span = days.saturating_mul(86_400_000).max(1);
         let start = now.saturating_sub(span);
