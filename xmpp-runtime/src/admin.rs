@@ -1,5 +1,6 @@
 //! The local admin socket: lets `vireo adduser/passwd/deluser` act on a
-//! running server (sled admits one process at a time), with effect at once.
+//! running server (the store, redb or sled, admits one process at a time),
+//! with effect at once.
 //!
 //! Protocol, one request per connection, UTF-8 lines:
 //! `COMMAND\tJID\n` then, for `adduser` and `passwd`, `PASSWORD\n`; the
