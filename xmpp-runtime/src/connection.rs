@@ -149,8 +149,9 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     }
                 }
                 ConnOutput::Storage { id, request } => {
-                    let backend = shared.backend.clone();
-                    let result = smol::unblock(move || backend.execute(request)).await;
+                    let Some(result) = shared.conn_storage.execute(request).await else {
+                        break 'conn;
+                    };
                     stream.handle_storage(now_ms(), id, result);
                 }
                 ConnOutput::Account { id, op } => {

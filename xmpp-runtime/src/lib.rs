@@ -15,6 +15,7 @@ pub mod client;
 pub mod clock;
 mod component;
 pub mod conn_gate;
+mod conn_storage;
 mod connection;
 mod credit;
 pub mod decoy_secret;

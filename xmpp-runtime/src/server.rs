@@ -173,6 +173,8 @@ pub(crate) struct Shared {
     pub(crate) auth_throttle: crate::auth_throttle::AuthThrottle,
     /// Where PBKDF2 runs.
     pub(crate) kdf: crate::kdf_pool::KdfPool,
+    /// Where connections' storage requests run.
+    pub(crate) conn_storage: crate::conn_storage::ConnStorage,
     /// The configuration the server started with: a reload compares the
     /// settings that need a restart against it.
     pub(crate) started: RuntimeConfig,
@@ -308,6 +310,10 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         // As many derivations at once as there are executor threads: a
         // login flood then costs at most that many cores.
         kdf: crate::kdf_pool::KdfPool::new(cfg.threads),
+        // As many as executor threads: lookups are short, and a write
+        // waiting for its fsync holds only one of them.
+        conn_storage: crate::conn_storage::ConnStorage::start(backend.clone(), cfg.threads)
+            .map_err(StartError::Thread)?,
         // Without the certificate: a replaced key must not stay in memory.
         started: RuntimeConfig {
             tls: None,
