@@ -3,6 +3,7 @@
 //! process entry point; the library exists so that tests and the fuzz
 //! targets (`fuzz/`) can drive the configuration loader in-process.
 
+pub mod allocator;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -45,6 +45,9 @@ fn init_logging(level: &str, json: bool, stdout: bool) -> commands::reload::LogC
 
 fn main() -> ExitCode {
     let cli: Cli = cli::parse();
+    if matches!(cli.command, Command::Run(_)) {
+        vireo::allocator::tune_tcache();
+    }
     let config_path = match &cli.command {
         Command::Run(r) => r.config.clone().or(cli.config.clone()),
         _ => cli.config.clone(),
