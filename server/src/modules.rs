@@ -173,7 +173,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     // 06 storage
     ModuleInfo {
         conflicts: &["storage_sql"],
-        ..built("storage_sled", Layer::Storage, "backends", &[], "embedded store: redb (default) or sled (storage.driver)")
+        ..built("storage_embedded", Layer::Storage, "backends", &[], "embedded store: redb (default) or sled (storage.driver)")
     },
     planned("storage_sql", Layer::Storage, "backends", &[], "PostgreSQL store"),
     built("mam", Layer::Storage, "archiving", &["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059"], "message archive management: user archives with stanza-ids, preferences and retention"),
@@ -192,6 +192,21 @@ pub const CATALOG: &[ModuleInfo] = &[
     planned("webhooks", Layer::Integration, "webhooks", &[], "HTTP callbacks on events"),
     planned("api", Layer::Integration, "apis", &[], "REST admin API"),
 ];
+
+/// Modules that were renamed, old name first: configurations written for
+/// an earlier version keep loading, with a warning naming the new name.
+pub const RENAMED: &[(&str, &str)] = &[
+    // The embedded store is redb now; sled is only one of its drivers.
+    ("storage_sled", "storage_embedded"),
+];
+
+/// The current name of a module that was renamed.
+pub fn renamed(name: &str) -> Option<&'static str> {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map(|(_, new)| *new)
+}
 
 /// Look a module up by name.
 pub fn find(name: &str) -> Option<&'static ModuleInfo> {

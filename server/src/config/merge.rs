@@ -402,6 +402,19 @@ impl State {
         origin: Origin,
         home: Option<Home>,
     ) -> Option<&'static str> {
+        let name = match modules::renamed(name) {
+            Some(new) => {
+                self.error(
+                    Diagnostic::warning(
+                        origin.clone(),
+                        format!("module `{name}` is now called `{new}`"),
+                    )
+                    .with_fix(format!("write `{new}` in the modules list")),
+                );
+                new
+            }
+            None => name,
+        };
         let Some(m) = modules::find(name) else {
             let mut d = Diagnostic::error(origin, format!("unknown module `{name}`"));
             d = match did_you_mean(name, CATALOG.iter().map(|m| m.name)) {

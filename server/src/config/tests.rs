@@ -932,7 +932,7 @@ fn push_settings_reach_the_hub() {
 #[test]
 fn archive_settings_without_mam_warn() {
     let (_d, p) = write(
-        "modules = [\"c2s\", \"tls\", \"saslauth\", \"auth_internal\", \"bind\", \"router\", \"roster\", \"presence\", \"disco\", \"storage_sled\"]\n\
+        "modules = [\"c2s\", \"tls\", \"saslauth\", \"auth_internal\", \"bind\", \"router\", \"roster\", \"presence\", \"disco\", \"storage_embedded\"]\n\
          [storage]\narchive_retention_days = 30\n",
     );
     let report = Config::check(Some(&p), &env_of(&[]));
@@ -1039,4 +1039,21 @@ fn address_limits_and_auth_backoff() {
             report.diagnostics
         );
     }
+}
+
+#[test]
+fn a_renamed_module_loads_under_its_new_name_with_a_warning() {
+    let dir = init("production");
+    let f = "stack/06-storage/backends.toml";
+    replace(
+        &dir,
+        f,
+        "modules = [\"storage_embedded\"]",
+        "modules = [\"storage_sled\"]",
+    );
+    let n = line(&dir, f, "modules =");
+    let diags = diagnostics(&dir, &[]);
+    assert_has(&diags, &format!("{f}:{n}: warning: module `storage_sled` is now called `storage_embedded`\n    fix: write `storage_embedded` in the modules list"));
+    let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("an old name still loads");
+    assert!(cfg.modules.contains(&"storage_embedded"));
 }

@@ -115,7 +115,7 @@ async def test_switched_off_with_the_module(configured_server, xmpp):
     srv = start_with(configured_server, (
         "modules = [\"c2s\", \"c2s_direct_tls\", \"tls\", \"limits\", \"saslauth\", "
         "\"auth_internal\", \"bind\", \"router\", \"roster\", \"presence\", \"disco\", "
-        "\"storage_sled\", \"admin_socket\"]\n"
+        "\"storage_embedded\", \"admin_socket\"]\n"
         "[extdisco]\nturn_external_host = \"turn.example.org\"\n"))
     a = srv.new_account("off")
     c = xmpp.client(srv, a, name="off")
