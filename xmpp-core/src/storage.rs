@@ -2,7 +2,7 @@
 //! the embedder hands back the matching [`StorageResult`].
 //!
 //! Keeping storage out of the core is what lets the same machines run against
-//! sled, PostgreSQL or an in-memory map, and lets tests answer synchronously.
+//! redb, sled, PostgreSQL or an in-memory map, and lets tests answer synchronously.
 
 use crate::archive::{ArchiveBounds, ArchivePage, ArchiveQuery, ArchivedMessage};
 use crate::sasl::StoredCredentials;

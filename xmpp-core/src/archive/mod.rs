@@ -4,9 +4,9 @@
 //! The protocol side (forms, RSM, result stanzas) lives in
 //! [`crate::modules::mam`]; the hub decides what is archived. Backends only
 //! provide an [`ArchiveView`] (ordered scans, point reads, counts) over
-//! their own layout and call [`run_query`], so the memory store and sled
-//! answer every query identically by construction, and the property test
-//! comparing them checks the views.
+//! their own layout and call [`run_query`], so the memory store, redb and
+//! sled answer every query identically by construction, and the property
+//! tests comparing them check the views.
 
 mod id;
 mod prefs;

@@ -1,6 +1,7 @@
 //! Archive requests against every backend: a fixed walk through the edge
 //! cases, and a property test running random requests against the memory
-//! store and sled side by side, which must answer identically.
+//! store and each on-disk backend side by side, which must answer
+//! identically.
 
 use super::{Backend, MemoryBackend, RedbBackend, SledBackend};
 use proptest::prelude::*;

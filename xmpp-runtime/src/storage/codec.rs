@@ -1,4 +1,5 @@
-//! A small, explicit binary encoding for the records the sled backend stores.
+//! A small, explicit binary encoding for the records the on-disk backends
+//! (redb and sled) store.
 //!
 //! Hand-written rather than serde-derived so the on-disk format is visible in
 //! one place, cannot change silently when a struct gains a field, and can be

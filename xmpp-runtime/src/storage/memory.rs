@@ -2,7 +2,7 @@
 //!
 //! A thread-safe wrapper around the core's pure [`MemoryStore`], so the
 //! simulated world and the runtime share one implementation of the storage
-//! semantics (checked against sled by the shared conformance test).
+//! semantics (checked against redb and sled by the shared conformance test).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
