@@ -167,8 +167,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
     });
     // XEP-0115: clients may cache the server's features by this hash.
     let caps = xmpp_core::modules::caps::feature(
-        &xmpp_core::hub::Hub::new(Arc::new(hub.clone()))
-            .disco_info(cfg.domains.first().map(String::as_str).unwrap_or_default()),
+        &xmpp_core::hub::Hub::new(Arc::new(hub.clone())).disco_info(),
     );
     RuntimeConfig {
         bind: cfg.bind,

@@ -4,6 +4,7 @@
 use super::Hub;
 use crate::jid::Jid;
 use crate::modules::subscription::SubscriptionKind;
+use crate::modules::{Addressed, Flow};
 use crate::ns;
 use crate::stanza::{iq_result, StanzaError};
 use crate::time::format_datetime;
@@ -183,11 +184,8 @@ impl Hub {
         if self.maybe_push_iq(account, &iq, own) {
             return;
         }
-        if child.is(crate::modules::last::NS, "query")
-            && iq.attr("type") == Some("get")
-            && self.enabled("last")
-        {
-            return self.last_activity_iq(account, iq, own);
+        if self.module_iq(Addressed::Account { account, own }, &iq) == Flow::Handled {
+            return;
         }
         if child.is(ns::PING, "ping") && iq.attr("type") == Some("get") {
             let r = reply_to(iq_result(&iq));
@@ -213,6 +211,10 @@ impl Hub {
                 for f in crate::modules::mam::ACCOUNT_FEATURES {
                     q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", *f));
                 }
+            }
+            let features: Vec<&str> = self.account_features().collect();
+            for f in features {
+                q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", f));
             }
             let r = reply_to(iq_result(&iq).with_child(q));
             return self.route(r);

@@ -12,9 +12,9 @@ mod account;
 mod avatar;
 mod blocking;
 mod carbons;
+mod context;
 mod durability;
 mod inbound;
-mod last;
 mod mam;
 mod offline;
 mod outbound;
@@ -27,13 +27,14 @@ mod roster;
 mod stored_xml;
 
 pub use account::{Account, ConnId, Session};
+pub use context::Context;
 pub use durability::Fence;
 pub use mam::ArchiveConfig;
 pub use quotas::Quotas;
 
 use crate::jid::Jid;
 use crate::modules::stored_xml::StoredXmlRequest;
-use crate::modules::{default_modules, ModuleCtx, ServerModule};
+use crate::modules::{default_modules, Addressed, Flow, Module};
 use crate::spare::ReleaseSpare;
 use crate::stanza::{error_reply, is_error_or_result, StanzaError};
 use crate::storage::{RequestId, StorageRequest, StorageResult};
@@ -219,9 +220,8 @@ enum Pending {
     Cancel(Box<register::Cancel>),
     /// A loaded account waiting for its vCard's photo hash (XEP-0153).
     Avatar(String, Box<crate::storage::AccountData>),
-    /// A last-activity query (XEP-0012) waiting for the stored logout:
-    /// the account and the iq.
-    Last(Box<(String, Element)>),
+    /// A module's request: the module's index in the hub's list.
+    Module(usize),
     /// An archive query whose results go to a session.
     MamQuery(Box<mam::QueryPending>),
     /// An archive metadata request (the session, the iq).
@@ -234,7 +234,8 @@ enum Pending {
 #[derive(Debug)]
 pub struct Hub {
     cfg: Arc<HubConfig>,
-    modules: Vec<Box<dyn ServerModule>>,
+    /// The modules, each taken out while one of its hooks runs.
+    modules: Vec<Option<Box<dyn Module>>>,
     features: Vec<&'static str>,
     accounts: HashMap<String, Slot>,
     /// Which account each bound connection belongs to.
@@ -274,15 +275,15 @@ impl Hub {
     }
 
     /// A hub with an explicit module list.
-    pub fn with_modules(cfg: Arc<HubConfig>, modules: Vec<Box<dyn ServerModule>>) -> Self {
+    pub fn with_modules(cfg: Arc<HubConfig>, modules: Vec<Box<dyn Module>>) -> Self {
         // Disabled modules neither answer nor show up in disco#info.
-        let modules: Vec<Box<dyn ServerModule>> = modules
+        let modules: Vec<Box<dyn Module>> = modules
             .into_iter()
-            .filter(|m| m.name() == "disco" || cfg.enabled(m.name()))
+            .filter(|m| m.id() == crate::modules::disco::ID || cfg.enabled(m.id().name()))
             .collect();
         let mut features: Vec<&'static str> = modules
             .iter()
-            .flat_map(|m| m.features().iter().copied())
+            .flat_map(|m| m.server_features().iter().copied())
             .collect();
         // Core features the hub itself implements.
         features.push(crate::ns::ROSTER_VER);
@@ -310,7 +311,7 @@ impl Hub {
         features.dedup();
         Hub {
             cfg,
-            modules,
+            modules: modules.into_iter().map(Some).collect(),
             features,
             accounts: HashMap::new(),
             conns: HashMap::new(),
@@ -344,17 +345,8 @@ impl Hub {
 
     /// The server's disco#info `<query/>` for `domain` (what XEP-0115 caps
     /// hash; the Disco module answers with the same element).
-    pub fn disco_info(&self, domain: &str) -> Element {
-        let ctx = ModuleCtx {
-            domain,
-            features: &self.features,
-            software: (&self.cfg.software.0, &self.cfg.software.1),
-            now: self.now,
-            contact: &self.cfg.contact,
-            started: self.started.unwrap_or(self.now),
-            components: &self.cfg.components,
-        };
-        crate::modules::disco::info_query(&ctx)
+    pub fn disco_info(&self) -> Element {
+        crate::modules::disco::info_query(&self.cfg.software.0, &self.features, &self.cfg.contact)
     }
 
     /// Next instruction for the driver.
@@ -565,10 +557,7 @@ impl Hub {
             }
             Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
             Some(Pending::Avatar(account, data)) => self.avatar_loaded(&account, *data, result),
-            Some(Pending::Last(pending)) => {
-                let (account, iq) = *pending;
-                self.last_activity_loaded(&account, &iq, result)
-            }
+            Some(Pending::Module(index)) => self.module_storage_answer(index, id, result),
             Some(Pending::MamQuery(pending)) => self.mam_query_done(*pending, result),
             Some(Pending::MamMetadata(conn, iq)) => self.mam_metadata_done(conn, &iq, result),
             Some(Pending::Purge) => self.purge_done(result),
@@ -602,6 +591,11 @@ impl Hub {
     }
 
     fn request(&mut self, request: StorageRequest, purpose: Pending) {
+        self.request_id(request, purpose);
+    }
+
+    /// [`Hub::request`], returning the request's id.
+    fn request_id(&mut self, request: StorageRequest, purpose: Pending) -> RequestId {
         let id = self.next_request;
         self.next_request += 1;
         if let Pending::Offline(account, _) = &purpose {
@@ -609,6 +603,7 @@ impl Hub {
         }
         self.pending.insert(id, purpose);
         self.out.push_back(HubOutput::Storage { id, request });
+        id
     }
 
     /// A write nothing waits for: it gets an id but no entry in `pending`
@@ -880,8 +875,11 @@ impl Hub {
                 .with_attr("type", "unavailable")
                 .with_attr("from", jid.to_string());
             self.broadcast_presence(account, conn, &unavailable, &directed);
-            // Gone without saying goodbye: it logged out now (XEP-0012).
-            self.record_logout(account, "");
+            // Gone without saying goodbye.
+            self.session_event(crate::modules::SessionEvent::Offline {
+                account,
+                status: "",
+            });
         }
         if let Some(acc) = self.account_mut(account) {
             acc.sessions.retain(|_, s| s.conn != conn);
@@ -904,22 +902,8 @@ impl Hub {
             .and_then(|t| Jid::parse(t).ok())
             .map(|j| j.domain().to_owned())
             .unwrap_or_default();
-        let ctx = ModuleCtx {
-            domain: &domain,
-            features: &self.features,
-            software: (&self.cfg.software.0, &self.cfg.software.1),
-            now: self.now,
-            contact: &self.cfg.contact,
-            started: self.started.unwrap_or(self.now),
-            components: &self.cfg.components,
-        };
-        let reply = self
-            .modules
-            .iter_mut()
-            .find_map(|m| m.handle_iq(&ctx, &stanza));
-        match reply {
-            Some(r) => self.route(r),
-            None => self.bounce(&stanza, StanzaError::ServiceUnavailable),
+        if self.module_iq(Addressed::Server { domain: &domain }, &stanza) == Flow::Pass {
+            self.bounce(&stanza, StanzaError::ServiceUnavailable);
         }
     }
 }

@@ -52,9 +52,11 @@ impl Hub {
             self.initial_presence(account, conn, &own_jid);
         }
         if logout {
-            // XEP-0012 §3: when, and the status it left with.
             let status = stanza.child_text(ns::CLIENT, "status").unwrap_or_default();
-            self.record_logout(account, &status);
+            self.session_event(crate::modules::SessionEvent::Offline {
+                account,
+                status: &status,
+            });
         }
     }
 

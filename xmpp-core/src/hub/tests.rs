@@ -575,3 +575,146 @@ fn stanzas_delivered_before_the_hub_knew_of_a_hibernation_are_pushed_when_report
     let out = pump(&mut h, &mut store);
     assert_eq!(publishes(&out), 1, "{out:?}");
 }
+
+/// A module from outside the built-in list (what an embedder registers):
+/// it answers its namespace at the server and at accounts, keeps a
+/// storage request of its own, shows in disco, and hears session events.
+#[test]
+fn a_registered_module_answers_stores_and_shows_in_disco() {
+    use crate::modules::{Addressed, Context, Flow, Module, ModuleId, SessionEvent};
+    const NS: &str = "urn:example:counter";
+
+    #[derive(Debug, Default)]
+    struct Counter {
+        asked: u32,
+        offline: Vec<String>,
+        waiting: Option<(RequestId, Element)>,
+    }
+
+    impl Module for Counter {
+        fn id(&self) -> ModuleId {
+            ModuleId::new("counter")
+        }
+        fn server_features(&self) -> &'static [&'static str] {
+            &[NS]
+        }
+        fn account_features(&self) -> &'static [&'static str] {
+            &[NS]
+        }
+        fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+            if !iq.first_element().is_some_and(|c| c.is(NS, "count")) {
+                return Flow::Pass;
+            }
+            self.asked += 1;
+            match to {
+                Addressed::Server { .. } => {
+                    let n = self.asked.to_string();
+                    let count = Element::new(NS, "count").with_attr("n", n);
+                    cx.route(crate::stanza::iq_result(iq).with_child(count));
+                }
+                Addressed::Account { account, .. } => {
+                    let id = cx.request(StorageRequest::LoadBlob {
+                        account: account.to_owned(),
+                        key: "counter".into(),
+                    });
+                    self.waiting = Some((id, iq.clone()));
+                }
+            }
+            Flow::Handled
+        }
+        fn session_event(&mut self, _cx: &mut Context<'_>, event: SessionEvent<'_>) {
+            let SessionEvent::Offline { account, .. } = event;
+            self.offline.push(account.to_owned());
+        }
+        fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+            let Some((waited, iq)) = self.waiting.take() else {
+                return;
+            };
+            assert_eq!(waited, id, "the answer comes back to the module that asked");
+            let stored = matches!(result, StorageResult::Blob(Some(_)));
+            let count = Element::new(NS, "count").with_attr("stored", stored.to_string());
+            cx.route(crate::stanza::iq_result(&iq).with_child(count));
+        }
+    }
+
+    let cfg = Arc::new(HubConfig::default());
+    let mut modules = crate::modules::default_modules(&cfg);
+    modules.push(Box::new(Counter::default()));
+    let mut h = Hub::with_modules(cfg, modules);
+    assert!(h.features().contains(&NS), "the server advertises it");
+    let ask = |to: &str| {
+        Element::new(crate::ns::CLIENT, "iq")
+            .with_attr("type", "get")
+            .with_attr("id", "c1")
+            .with_attr("to", to)
+            .with_attr("from", "alice@localhost/a")
+            .with_child(Element::new(NS, "count"))
+    };
+    let routed = |out: Vec<HubOutput>| -> Vec<Element> {
+        out.into_iter()
+            .filter_map(|o| match o {
+                HubOutput::Route(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    };
+
+    h.routed(0, ask("localhost"));
+    let answer = routed(outputs(&mut h));
+    assert_eq!(answer.len(), 1);
+    let n = answer[0].child(NS, "count").and_then(|c| c.attr("n"));
+    assert_eq!(n, Some("1"));
+
+    // At an account: loaded first, then the module's own storage request.
+    h.session_bound(1, 7, jid("bob@localhost/phone"));
+    let id = load_request(&outputs(&mut h)).expect("account load requested");
+    let data = AccountData {
+        avatar: Some(String::new()),
+        ..AccountData::default()
+    };
+    h.handle_storage(2, id, StorageResult::Account(Some(data)));
+    let _ = outputs(&mut h);
+    h.routed(3, ask("bob@localhost"));
+    let blob = outputs(&mut h).into_iter().find_map(|o| match o {
+        HubOutput::Storage {
+            id,
+            request: StorageRequest::LoadBlob { key, .. },
+        } if key == "counter" => Some(id),
+        _ => None,
+    });
+    let blob = blob.expect("the module asked storage");
+    h.handle_storage(4, blob, StorageResult::Blob(Some("3".into())));
+    let answer = routed(outputs(&mut h));
+    let stored = answer[0].child(NS, "count").and_then(|c| c.attr("stored"));
+    assert_eq!(stored, Some("true"));
+
+    // The account's disco#info lists the module's account feature.
+    let mut info = ask("bob@localhost");
+    info.children.clear();
+    info.children.push(crate::xml::Node::Element(Element::new(
+        crate::ns::DISCO_INFO,
+        "query",
+    )));
+    h.routed(5, info);
+    let answer = routed(outputs(&mut h));
+    let features: Vec<&str> = answer[0]
+        .child(crate::ns::DISCO_INFO, "query")
+        .map(|q| q.elements().filter_map(|f| f.attr("var")).collect())
+        .unwrap_or_default();
+    assert!(features.contains(&NS), "{features:?}");
+
+    // The session ends without unavailable presence: the module hears it.
+    let available = Element::new(crate::ns::CLIENT, "presence");
+    h.from_session(6, 7, available);
+    h.session_closed(7, 7);
+    let _ = outputs(&mut h);
+    let counter = h
+        .modules
+        .iter()
+        .flatten()
+        .find(|m| m.id().name() == "counter");
+    assert!(
+        format!("{counter:?}").contains("bob@localhost"),
+        "{counter:?}"
+    );
+}

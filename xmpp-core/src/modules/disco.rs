@@ -1,50 +1,58 @@
 //! XEP-0030 Service Discovery for the server: identity plus the features of
 //! every registered module, never a hand-kept list.
 
-use super::{ModuleCtx, ServerModule};
+use super::{Addressed, Context, Flow, Module, ModuleId};
 use crate::ns;
 use crate::stanza::iq_result;
 use crate::xml::Element;
+
+/// Its identity (it cannot be switched off: every client needs it).
+pub const ID: ModuleId = ModuleId::new("disco");
 
 /// XEP-0030.
 #[derive(Debug)]
 pub struct Disco;
 
-impl ServerModule for Disco {
-    fn name(&self) -> &'static str {
-        "disco"
+impl Module for Disco {
+    fn id(&self) -> ModuleId {
+        ID
     }
-    fn features(&self) -> &'static [&'static str] {
+    fn server_features(&self) -> &'static [&'static str] {
         &[ns::DISCO_INFO, ns::DISCO_ITEMS]
     }
-    fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element> {
-        let child = iq.first_element()?;
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let (Addressed::Server { domain }, Some(child)) = (to, iq.first_element()) else {
+            return Flow::Pass;
+        };
         if iq.attr("type") != Some("get") {
-            return None;
+            return Flow::Pass;
         }
         if child.is(ns::DISCO_INFO, "query") {
             // The plain query, or the XEP-0115 node#ver our caps announce.
             let node = child.attr("node");
             if node.is_some_and(|n| !n.starts_with(super::caps::NODE)) {
-                return None;
+                return Flow::Pass;
             }
-            let mut q = info_query(ctx);
+            let (name, _) = cx.software();
+            let mut q = info_query(name, cx.server_features(), cx.contact());
             if let Some(n) = node {
                 q.set_attr("node", n);
             }
-            return Some(iq_result(iq).with_child(q));
+            cx.route(iq_result(iq).with_child(q));
+            return Flow::Handled;
         }
         if child.is(ns::DISCO_ITEMS, "query") && child.attr("node").is_none() {
             // Components named under the domain are its services, as
             // Prosody lists them (conference.example.org under example.org).
-            let suffix = format!(".{}", ctx.domain);
+            let suffix = format!(".{domain}");
             let mut q = Element::new(ns::DISCO_ITEMS, "query");
-            for c in ctx.components.iter().filter(|c| c.ends_with(&suffix)) {
+            for c in cx.components().iter().filter(|c| c.ends_with(&suffix)) {
                 q = q.with_child(Element::new(ns::DISCO_ITEMS, "item").with_attr("jid", c.clone()));
             }
-            return Some(iq_result(iq).with_child(q));
+            cx.route(iq_result(iq).with_child(q));
+            return Flow::Handled;
         }
-        None
+        Flow::Pass
     }
 }
 
@@ -74,21 +82,25 @@ fn server_info(contact: &[(String, Vec<String>)]) -> Element {
 /// The server's disco#info `<query/>`: identity, the registered modules'
 /// features, and the XEP-0157 form when contact addresses are configured.
 /// XEP-0115 hashes exactly this.
-pub fn info_query(ctx: &ModuleCtx<'_>) -> Element {
+pub fn info_query(
+    software: &str,
+    features: &[&'static str],
+    contact: &[(String, Vec<String>)],
+) -> Element {
     let mut q = Element::new(ns::DISCO_INFO, "query").with_child(
         Element::new(ns::DISCO_INFO, "identity")
             .with_attr("category", "server")
             .with_attr("type", "im")
-            .with_attr("name", ctx.software.0),
+            .with_attr("name", software),
     );
-    let mut features: Vec<&str> = ctx.features.to_vec();
+    let mut features: Vec<&str> = features.to_vec();
     features.sort_unstable();
     features.dedup();
     for f in features {
         q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", f));
     }
-    if !ctx.contact.is_empty() {
-        q = q.with_child(server_info(ctx.contact));
+    if !contact.is_empty() {
+        q = q.with_child(server_info(contact));
     }
     q
 }

@@ -6,10 +6,11 @@
 //! username = `<expiry unix time>:<user>`,
 //! password = base64(HMAC-SHA1(secret, username)).
 
-use super::{ModuleCtx, ServerModule};
+use super::{Addressed, Context, Flow, Module, ModuleId};
 use crate::jid::Jid;
 use crate::stanza::{error_reply, iq_result, StanzaError};
 use crate::time::format_datetime;
+use crate::time::Millis;
 use crate::xml::Element;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -137,12 +138,15 @@ impl ExternalServices {
     }
 }
 
-impl ServerModule for ExternalServices {
-    fn name(&self) -> &'static str {
-        "extdisco"
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("extdisco");
+
+impl Module for ExternalServices {
+    fn id(&self) -> ModuleId {
+        ID
     }
 
-    fn features(&self) -> &'static [&'static str] {
+    fn server_features(&self) -> &'static [&'static str] {
         if self.cfg.is_some() {
             &[NS]
         } else {
@@ -150,7 +154,24 @@ impl ServerModule for ExternalServices {
         }
     }
 
-    fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element> {
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let Addressed::Server { domain } = to else {
+            return Flow::Pass;
+        };
+        match self.answer(domain, cx.now(), iq) {
+            Some(reply) => {
+                cx.route(reply);
+                Flow::Handled
+            }
+            None => Flow::Pass,
+        }
+    }
+}
+
+impl ExternalServices {
+    /// The answer to `iq` sent to `domain` at `now`; `None` when it is not
+    /// this module's (or no service is configured).
+    fn answer(&self, domain: &str, now: Millis, iq: &Element) -> Option<Element> {
         let child = iq.first_element()?;
         if child.ns != NS || iq.attr("type") != Some("get") {
             return None;
@@ -161,7 +182,7 @@ impl ServerModule for ExternalServices {
             .and_then(|f| Jid::parse(f).ok())
             .map(|j| j.bare_str())
             .unwrap_or_default();
-        let now_secs = ctx.now / 1000;
+        let now_secs = now / 1000;
         let services = cfg.services();
         match child.name.as_str() {
             // §3.1, §3.2: everything, or the services of one type.
@@ -189,7 +210,7 @@ impl ServerModule for ExternalServices {
                             let port = s.attr("port").and_then(|p| p.parse::<u16>().ok());
                             asked.push((t, h, port));
                         }
-                        _ => return Some(error_reply(iq, StanzaError::BadRequest, ctx.domain)),
+                        _ => return Some(error_reply(iq, StanzaError::BadRequest, domain)),
                     }
                 }
                 let matching: Vec<&Service> = services
@@ -202,7 +223,7 @@ impl ServerModule for ExternalServices {
                     })
                     .collect();
                 if matching.is_empty() {
-                    return Some(error_reply(iq, StanzaError::ItemNotFound, ctx.domain));
+                    return Some(error_reply(iq, StanzaError::ItemNotFound, domain));
                 }
                 let mut list = Element::new(NS, "credentials");
                 for s in matching {
@@ -210,7 +231,7 @@ impl ServerModule for ExternalServices {
                 }
                 Some(iq_result(iq).with_child(list))
             }
-            _ => Some(error_reply(iq, StanzaError::BadRequest, ctx.domain)),
+            _ => Some(error_reply(iq, StanzaError::BadRequest, domain)),
         }
     }
 }
@@ -267,22 +288,17 @@ mod tests {
     }
 
     fn ask(m: &mut ExternalServices, xml: &str) -> Option<Element> {
-        let ctx = ModuleCtx {
-            domain: "localhost",
-            features: &[],
-            software: ("Vireo", "0"),
-            now: 1_700_000_000_123,
-            started: 0,
-            contact: &[],
-            components: &[],
-        };
-        m.handle_iq(&ctx, &Element::parse(xml.as_bytes()).expect("XML"))
+        m.answer(
+            "localhost",
+            1_700_000_000_123,
+            &Element::parse(xml.as_bytes()).expect("XML"),
+        )
     }
 
     #[test]
     fn services_query_with_type_filter_and_credentials() {
         let mut m = ExternalServices::new(Some(cfg()));
-        assert_eq!(m.features(), &[NS]);
+        assert_eq!(m.server_features(), &[NS]);
         let r = ask(&mut m, "<iq xmlns='jabber:client' type='get' id='1' from='alice@localhost/a' to='localhost'><services xmlns='urn:xmpp:extdisco:2' type='turn'/></iq>").expect("answered");
         let list = r.child(NS, "services").expect("services");
         assert_eq!(list.attr("type"), Some("turn"));
@@ -318,7 +334,7 @@ mod tests {
     #[test]
     fn unconfigured_is_silent() {
         let mut m = ExternalServices::new(None);
-        assert!(m.features().is_empty());
+        assert!(m.server_features().is_empty());
         assert!(ask(&mut m, "<iq xmlns='jabber:client' type='get' id='1' from='a@localhost/a' to='localhost'><services xmlns='urn:xmpp:extdisco:2'/></iq>").is_none());
     }
 }

@@ -1,12 +1,17 @@
 //! XEP-0012 Last Activity: the server's uptime (§5), and for an account
-//! (§3) how long ago it logged out and the status it left with — the hub
-//! answers that on the account's behalf, from what it stored at logout
-//! ([`LAST_KEY`]).
+//! (§3) how long ago it logged out and the status it left with. The server
+//! answers that on the account's behalf, from what it stored when a
+//! resource went offline ([`LAST_KEY`]): forbidden to those not allowed to
+//! see the account's presence, 0 seconds while a resource is connected.
 
-use super::{ModuleCtx, ServerModule};
-use crate::stanza::iq_result;
+use super::{Addressed, Context, Flow, Module, ModuleId, SessionEvent};
+use crate::jid::Jid;
+use crate::spare::ReleaseSpare;
+use crate::stanza::{iq_result, StanzaError};
+use crate::storage::{RequestId, StorageRequest, StorageResult};
 use crate::time::Millis;
 use crate::xml::Element;
+use std::collections::HashMap;
 
 /// XEP-0012 namespace.
 pub const NS: &str = "jabber:iq:last";
@@ -37,24 +42,109 @@ pub fn query(seconds: u64, status: &str) -> Element {
     }
 }
 
-/// XEP-0012 for the server.
-#[derive(Debug)]
-pub struct LastActivity;
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("last");
 
-impl ServerModule for LastActivity {
-    fn name(&self) -> &'static str {
-        "last"
+/// XEP-0012: the server's uptime, and accounts' last logout.
+#[derive(Debug, Default)]
+pub struct LastActivity {
+    /// Account queries waiting for the stored logout: the account and the
+    /// iq, by storage request.
+    waiting: HashMap<RequestId, (String, Element)>,
+}
+
+impl Module for LastActivity {
+    fn id(&self) -> ModuleId {
+        ID
     }
-    fn features(&self) -> &'static [&'static str] {
+
+    fn server_features(&self) -> &'static [&'static str] {
         &[NS]
     }
-    fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element> {
-        let child = iq.first_element()?;
-        if iq.attr("type") != Some("get") || !child.is(NS, "query") {
-            return None;
+
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let asks =
+            iq.attr("type") == Some("get") && iq.first_element().is_some_and(|c| c.is(NS, "query"));
+        if !asks {
+            return Flow::Pass;
         }
-        let uptime = ctx.now.saturating_sub(ctx.started) / 1000;
-        Some(iq_result(iq).with_child(query(uptime, "")))
+        match to {
+            // §5: the server's uptime.
+            Addressed::Server { .. } => {
+                let uptime = cx.now().saturating_sub(cx.started()) / 1000;
+                cx.route(iq_result(iq).with_child(query(uptime, "")));
+            }
+            Addressed::Account { account, own } => self.account_query(cx, account, own, iq),
+        }
+        Flow::Handled
+    }
+
+    fn session_event(&mut self, cx: &mut Context<'_>, event: SessionEvent<'_>) {
+        // §3: stored even when other resources remain: while they are
+        // connected queries get 0, and the last one to leave overwrites it.
+        let SessionEvent::Offline { account, status } = event;
+        cx.write(StorageRequest::StoreBlob {
+            account: account.to_owned(),
+            key: LAST_KEY.to_owned(),
+            value: Some(logout_document(cx.now(), status)),
+            limit: None,
+        });
+    }
+
+    fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        let Some((account, iq)) = self.waiting.remove(&id) else {
+            return;
+        };
+        self.waiting.release_spare();
+        let logout = match &result {
+            StorageResult::Blob(Some(doc)) => parse_logout(doc),
+            StorageResult::Blob(None) => None,
+            other => {
+                tracing::error!(account, ?other, "reading the last logout failed");
+                return cx.bounce(&iq, StanzaError::InternalServerError);
+            }
+        };
+        // Never logged out since this was recorded: nothing to tell.
+        let Some((at, status)) = logout else {
+            return cx.bounce(&iq, StanzaError::ItemNotFound);
+        };
+        let seconds = cx.now().saturating_sub(at) / 1000;
+        let mut r = iq_result(&iq).with_child(query(seconds, status));
+        r.set_attr("from", account);
+        cx.route(r);
+    }
+}
+
+impl LastActivity {
+    /// §3: a query to an account's bare JID (`own`: from the account).
+    fn account_query(&mut self, cx: &mut Context<'_>, account: &str, own: bool, iq: &Element) {
+        let Some(acc) = cx.account(account) else {
+            return;
+        };
+        let requester = iq
+            .attr("from")
+            .and_then(|f| Jid::parse(f).ok())
+            .map(|j| j.bare_str());
+        // Only for those who may see the account's presence.
+        let allowed = own
+            || requester.as_deref() == Some(account)
+            || requester
+                .as_deref()
+                .and_then(|r| acc.roster.get(r))
+                .is_some_and(|i| i.subscription.from);
+        if !allowed {
+            return cx.bounce(iq, StanzaError::Forbidden);
+        }
+        if !acc.sessions.is_empty() {
+            let mut r = iq_result(iq).with_child(query(0, ""));
+            r.set_attr("from", account);
+            return cx.route(r);
+        }
+        let id = cx.request(StorageRequest::LoadBlob {
+            account: account.to_owned(),
+            key: LAST_KEY.to_owned(),
+        });
+        self.waiting.insert(id, (account.to_owned(), iq.clone()));
     }
 }
 

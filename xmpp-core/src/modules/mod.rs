@@ -1,6 +1,7 @@
-//! Protocol modules. Each declares its disco features and answers the iq
-//! namespaces it owns, so `disco#info` is derived from what is registered and
-//! a new XEP is one file plus one line in [`default_modules`].
+//! Protocol modules. Each implements [`Module`]: it declares its disco
+//! features and takes the iqs, session events and storage answers it owns,
+//! so `disco#info` is derived from what is registered and a new XEP is one
+//! file plus one line in [`default_modules`].
 
 pub mod avatar;
 pub mod blocking;
@@ -20,51 +21,113 @@ pub mod subscription;
 mod time;
 mod version;
 
+use crate::storage::{RequestId, StorageResult};
 use crate::xml::Element;
 
+pub use crate::hub::Context;
 pub use disco::Disco;
 pub use last::LastActivity;
 pub use ping::Ping;
 pub use time::EntityTime;
 pub use version::Version;
 
-/// What a module may read while answering.
-#[derive(Debug)]
-pub struct ModuleCtx<'a> {
-    /// The domain being addressed.
-    pub domain: &'a str,
-    /// Every feature the registered modules advertise (for disco).
-    pub features: &'a [&'static str],
-    /// Software name and version (XEP-0092).
-    pub software: (&'a str, &'a str),
-    /// The current time (ms since the Unix epoch), as the driver gave it.
-    pub now: crate::time::Millis,
-    /// When this hub started (for the server's uptime, XEP-0012).
-    pub started: crate::time::Millis,
-    /// XEP-0157 contact addresses: (kind, URIs).
-    pub contact: &'a [(String, Vec<String>)],
-    /// Domains of external components (XEP-0114), listed as disco items.
-    pub components: &'a [String],
+/// A module's identity: the name configuration, `module list` and logs
+/// use, declared once as a constant next to the module (`last::ID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModuleId(&'static str);
+
+impl ModuleId {
+    /// The identity named `name` in the module catalog.
+    pub const fn new(name: &'static str) -> Self {
+        ModuleId(name)
+    }
+
+    /// The catalog name.
+    pub const fn name(self) -> &'static str {
+        self.0
+    }
 }
 
-/// A server-side protocol module answering iqs addressed to the server.
-pub trait ServerModule: Send + std::fmt::Debug {
-    /// Short name, for logs and `module list`.
-    fn name(&self) -> &'static str;
-    /// Features this module adds to the server's disco#info.
-    fn features(&self) -> &'static [&'static str];
-    /// Answer an iq `get`/`set` addressed to the server; `None` passes it on.
-    fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element>;
+/// Whether a hook took a stanza. The first module that answers
+/// [`Flow::Handled`] ends the search, as in Prosody's event bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// This module answered; no other module sees the stanza.
+    Handled,
+    /// Not this module's: ask the next one.
+    Pass,
+}
+
+/// Whom an iq request is addressed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressed<'a> {
+    /// The server itself (a hosted domain's bare JID).
+    Server {
+        /// The domain.
+        domain: &'a str,
+    },
+    /// An account's bare JID, which the server answers for (RFC 6120
+    /// §10.5.3.1). The account is loaded.
+    Account {
+        /// The account's bare JID.
+        account: &'a str,
+        /// Sent by one of the account's own sessions.
+        own: bool,
+    },
+}
+
+/// Something that happened to an account's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent<'a> {
+    /// A resource of `account` went offline, with an unavailable presence
+    /// (its status text) or by losing its connection (no status).
+    Offline {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The status of the unavailable presence, or empty.
+        status: &'a str,
+    },
+}
+
+/// A protocol module of the hub. Every hook has a default that does
+/// nothing, so a module implements only what its XEP needs; it acts only
+/// through the [`Context`], which collects outputs (stanzas, storage
+/// requests) and performs no I/O.
+pub trait Module: Send + std::fmt::Debug {
+    /// Its identity.
+    fn id(&self) -> ModuleId;
+
+    /// Features it adds to the server's disco#info.
+    fn server_features(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Features it adds to every account's disco#info.
+    fn account_features(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// An iq `get` or `set` to the server or to an account.
+    fn iq(&mut self, _cx: &mut Context<'_>, _to: Addressed<'_>, _iq: &Element) -> Flow {
+        Flow::Pass
+    }
+
+    /// A session event; every module hears every event.
+    fn session_event(&mut self, _cx: &mut Context<'_>, _event: SessionEvent<'_>) {}
+
+    /// The answer to a storage request this module made with
+    /// [`Context::request`].
+    fn storage_answer(&mut self, _cx: &mut Context<'_>, _id: RequestId, _result: StorageResult) {}
 }
 
 /// The modules every server runs, set up from its configuration.
-pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn ServerModule>> {
+pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
     vec![
         Box::new(Disco),
         Box::new(Ping),
         Box::new(Version),
         Box::new(EntityTime),
-        Box::new(LastActivity),
+        Box::new(LastActivity::default()),
         Box::new(extdisco::ExternalServices::new(cfg.turn.clone())),
     ]
 }

@@ -1,23 +1,31 @@
 //! XEP-0199 XMPP Ping: answer pings to the server.
 
-use super::{ModuleCtx, ServerModule};
+use super::{Addressed, Context, Flow, Module, ModuleId};
 use crate::ns;
 use crate::stanza::iq_result;
 use crate::xml::Element;
+
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("ping");
 
 /// XEP-0199.
 #[derive(Debug)]
 pub struct Ping;
 
-impl ServerModule for Ping {
-    fn name(&self) -> &'static str {
-        "ping"
+impl Module for Ping {
+    fn id(&self) -> ModuleId {
+        ID
     }
-    fn features(&self) -> &'static [&'static str] {
+    fn server_features(&self) -> &'static [&'static str] {
         &[ns::PING]
     }
-    fn handle_iq(&mut self, _ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element> {
-        let child = iq.first_element()?;
-        (iq.attr("type") == Some("get") && child.is(ns::PING, "ping")).then(|| iq_result(iq))
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let ping = iq.attr("type") == Some("get")
+            && iq.first_element().is_some_and(|c| c.is(ns::PING, "ping"));
+        if !ping || !matches!(to, Addressed::Server { .. }) {
+            return Flow::Pass;
+        }
+        cx.route(iq_result(iq));
+        Flow::Handled
     }
 }

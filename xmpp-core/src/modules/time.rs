@@ -1,6 +1,6 @@
 //! XEP-0202 Entity Time: the server's UTC time (it keeps no time zone).
 
-use super::{ModuleCtx, ServerModule};
+use super::{Addressed, Context, Flow, Module, ModuleId};
 use crate::stanza::iq_result;
 use crate::time::format_datetime;
 use crate::xml::Element;
@@ -12,21 +12,26 @@ const NS: &str = "urn:xmpp:time";
 #[derive(Debug)]
 pub struct EntityTime;
 
-impl ServerModule for EntityTime {
-    fn name(&self) -> &'static str {
-        "time"
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("time");
+
+impl Module for EntityTime {
+    fn id(&self) -> ModuleId {
+        ID
     }
-    fn features(&self) -> &'static [&'static str] {
+    fn server_features(&self) -> &'static [&'static str] {
         &[NS]
     }
-    fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element> {
-        let child = iq.first_element()?;
-        if iq.attr("type") != Some("get") || !child.is(NS, "time") {
-            return None;
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let asks =
+            iq.attr("type") == Some("get") && iq.first_element().is_some_and(|c| c.is(NS, "time"));
+        if !asks || !matches!(to, Addressed::Server { .. }) {
+            return Flow::Pass;
         }
         let time = Element::new(NS, "time")
             .with_child(Element::new(NS, "tzo").with_text("+00:00"))
-            .with_child(Element::new(NS, "utc").with_text(format_datetime(ctx.now)));
-        Some(iq_result(iq).with_child(time))
+            .with_child(Element::new(NS, "utc").with_text(format_datetime(cx.now())));
+        cx.route(iq_result(iq).with_child(time));
+        Flow::Handled
     }
 }

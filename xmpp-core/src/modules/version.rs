@@ -1,6 +1,6 @@
 //! XEP-0092 Software Version of the server.
 
-use super::{ModuleCtx, ServerModule};
+use super::{Addressed, Context, Flow, Module, ModuleId};
 use crate::ns;
 use crate::stanza::iq_result;
 use crate::xml::Element;
@@ -9,21 +9,29 @@ use crate::xml::Element;
 #[derive(Debug)]
 pub struct Version;
 
-impl ServerModule for Version {
-    fn name(&self) -> &'static str {
-        "version"
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("version");
+
+impl Module for Version {
+    fn id(&self) -> ModuleId {
+        ID
     }
-    fn features(&self) -> &'static [&'static str] {
+    fn server_features(&self) -> &'static [&'static str] {
         &[ns::VERSION]
     }
-    fn handle_iq(&mut self, ctx: &ModuleCtx<'_>, iq: &Element) -> Option<Element> {
-        let child = iq.first_element()?;
-        if iq.attr("type") != Some("get") || !child.is(ns::VERSION, "query") {
-            return None;
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let asks = iq.attr("type") == Some("get")
+            && iq
+                .first_element()
+                .is_some_and(|c| c.is(ns::VERSION, "query"));
+        if !asks || !matches!(to, Addressed::Server { .. }) {
+            return Flow::Pass;
         }
+        let (name, version) = cx.software();
         let query = Element::new(ns::VERSION, "query")
-            .with_child(Element::new(ns::VERSION, "name").with_text(ctx.software.0))
-            .with_child(Element::new(ns::VERSION, "version").with_text(ctx.software.1));
-        Some(iq_result(iq).with_child(query))
+            .with_child(Element::new(ns::VERSION, "name").with_text(name))
+            .with_child(Element::new(ns::VERSION, "version").with_text(version));
+        cx.route(iq_result(iq).with_child(query));
+        Flow::Handled
     }
 }

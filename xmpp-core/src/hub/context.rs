@@ -1,0 +1,149 @@
+//! What a module sees of its hub: the one door from `modules` into the hub.
+//!
+//! A module never holds the hub. Each hook gets a [`Context`] borrowing it
+//! for the call: reads of the accounts and settings, and actions that only
+//! queue outputs (routing, bouncing, storage requests). The hub takes the
+//! module out of its list for the call, so the hub stays `&mut` and the
+//! module stays `&mut` without sharing.
+
+use super::{Account, Hub, Pending};
+use crate::modules::{Addressed, Flow, Module, SessionEvent};
+use crate::stanza::StanzaError;
+use crate::storage::{RequestId, StorageRequest, StorageResult};
+use crate::time::Millis;
+use crate::xml::Element;
+
+/// A module's view of its hub during one hook.
+#[derive(Debug)]
+pub struct Context<'a> {
+    hub: &'a mut Hub,
+    /// The module's index in the hub's list: storage answers come back to it.
+    module: usize,
+}
+
+impl Context<'_> {
+    /// The time of the input being processed (ms since the Unix epoch).
+    pub fn now(&self) -> Millis {
+        self.hub.now
+    }
+
+    /// When the hub started (its first input), for uptime.
+    pub fn started(&self) -> Millis {
+        self.hub.started.unwrap_or(self.hub.now)
+    }
+
+    /// Software name and version (XEP-0092).
+    pub fn software(&self) -> (&str, &str) {
+        (&self.hub.cfg.software.0, &self.hub.cfg.software.1)
+    }
+
+    /// Every feature of the server's disco#info.
+    pub fn server_features(&self) -> &[&'static str] {
+        &self.hub.features
+    }
+
+    /// XEP-0157 contact addresses: (kind, URIs).
+    pub fn contact(&self) -> &[(String, Vec<String>)] {
+        &self.hub.cfg.contact
+    }
+
+    /// Domains of external components (XEP-0114).
+    pub fn components(&self) -> &[String] {
+        &self.hub.cfg.components
+    }
+
+    /// A loaded account of this partition.
+    pub fn account(&self, account: &str) -> Option<&Account> {
+        self.hub.account(account)
+    }
+
+    /// Hand a stanza to the hub owning its `to`.
+    pub fn route(&mut self, stanza: Element) {
+        self.hub.route(stanza);
+    }
+
+    /// Answer `stanza` with an error (not an error or a result).
+    pub fn bounce(&mut self, stanza: &Element, condition: StanzaError) {
+        self.hub.bounce(stanza, condition);
+    }
+
+    /// Ask storage; the answer comes to this module's
+    /// [`Module::storage_answer`] with the returned id.
+    pub fn request(&mut self, request: StorageRequest) -> RequestId {
+        self.hub.request_id(request, Pending::Module(self.module))
+    }
+
+    /// A write nothing waits for (failures are logged).
+    pub fn write(&mut self, request: StorageRequest) {
+        self.hub.write(request);
+    }
+}
+
+impl Hub {
+    /// Run `hook` on each module in order until one handles it. A module
+    /// is out of the list while its hook runs; a hook that leads back into
+    /// the same module (it cannot today: every action only queues output)
+    /// would skip it.
+    fn each_module(
+        &mut self,
+        mut hook: impl FnMut(&mut dyn Module, &mut Context<'_>) -> Flow,
+    ) -> Flow {
+        for index in 0..self.modules.len() {
+            if let Some(flow) = self.with_module(index, &mut hook) {
+                if flow == Flow::Handled {
+                    return Flow::Handled;
+                }
+            }
+        }
+        Flow::Pass
+    }
+
+    /// Run `hook` on the module at `index`, if it is there.
+    fn with_module<T>(
+        &mut self,
+        index: usize,
+        hook: impl FnOnce(&mut dyn Module, &mut Context<'_>) -> T,
+    ) -> Option<T> {
+        let mut module = self.modules.get_mut(index)?.take()?;
+        let result = hook(
+            module.as_mut(),
+            &mut Context {
+                hub: self,
+                module: index,
+            },
+        );
+        self.modules[index] = Some(module);
+        Some(result)
+    }
+
+    /// An iq request for the modules.
+    pub(super) fn module_iq(&mut self, to: Addressed<'_>, iq: &Element) -> Flow {
+        self.each_module(|m, cx| m.iq(cx, to, iq))
+    }
+
+    /// Tell every module about a session event.
+    pub(super) fn session_event(&mut self, event: SessionEvent<'_>) {
+        self.each_module(|m, cx| {
+            m.session_event(cx, event);
+            Flow::Pass
+        });
+    }
+
+    /// A storage answer for the module at `index`.
+    pub(super) fn module_storage_answer(
+        &mut self,
+        index: usize,
+        id: RequestId,
+        result: StorageResult,
+    ) {
+        self.with_module(index, |m, cx| m.storage_answer(cx, id, result));
+    }
+
+    /// Features the modules add to accounts' disco#info.
+    pub(super) fn account_features(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.modules
+            .iter()
+            .flatten()
+            .flat_map(|m| m.account_features().iter().copied())
+    }
+}
