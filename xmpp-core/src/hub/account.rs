@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 pub type ConnId = u64;
 
 /// A bound resource of an account.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Session {
     /// The connection carrying it.
     pub conn: ConnId,
@@ -25,8 +25,8 @@ pub struct Session {
     pub last_presence: Option<Box<str>>,
     /// Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6).
     pub interested: bool,
-    /// Enabled message carbons (XEP-0280).
-    pub carbons: bool,
+    /// What modules keep for this session (`Context::session_state`).
+    pub ext: super::Extensions,
     /// Asked for the blocklist, so it gets block/unblock pushes (XEP-0191).
     pub blocklist_interested: bool,
     /// Targets of directed presence, told when the session goes away (§4.6).
@@ -55,7 +55,7 @@ impl Session {
             priority: 0,
             last_presence: None,
             interested: false,
-            carbons: false,
+            ext: super::Extensions::default(),
             blocklist_interested: false,
             directed: HashSet::new(),
             hibernated: false,

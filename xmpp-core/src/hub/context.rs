@@ -6,7 +6,7 @@
 //! module out of its list for the call, so the hub stays `&mut` and the
 //! module stays `&mut` without sharing.
 
-use super::{Account, Hub, Pending};
+use super::{Account, ConnId, Hub, Pending};
 use crate::modules::{Addressed, Flow, Module, SessionEvent};
 use crate::stanza::StanzaError;
 use crate::storage::{RequestId, StorageRequest, StorageResult};
@@ -55,6 +55,23 @@ impl Context<'_> {
     /// A loaded account of this partition.
     pub fn account(&self, account: &str) -> Option<&Account> {
         self.hub.account(account)
+    }
+
+    /// The state this module keeps for session `conn` of `account`,
+    /// created with `Default` on first use; `None` when there is no such
+    /// session.
+    pub fn session_state<T: std::any::Any + Send + Default>(
+        &mut self,
+        account: &str,
+        conn: ConnId,
+    ) -> Option<&mut T> {
+        let session = self.hub.account_mut(account)?.session_by_conn_mut(conn)?;
+        Some(session.ext.get_or_default::<T>())
+    }
+
+    /// Write `stanza` to session `conn` (not routed: no `to` is needed).
+    pub fn deliver(&mut self, conn: ConnId, stanza: Element) {
+        self.hub.deliver(conn, stanza);
     }
 
     /// Hand a stanza to the hub owning its `to`.
@@ -119,6 +136,36 @@ impl Hub {
     /// An iq request for the modules.
     pub(super) fn module_iq(&mut self, to: Addressed<'_>, iq: &Element) -> Flow {
         self.each_module(|m, cx| m.iq(cx, to, iq))
+    }
+
+    /// A message from a session, before archiving (modules may change it).
+    pub(super) fn sending(&mut self, account: &str, conn: ConnId, message: &mut Element) {
+        self.each_module(|m, cx| {
+            m.sending(cx, account, conn, message);
+            Flow::Pass
+        });
+    }
+
+    /// The message, archived, before routing.
+    pub(super) fn sent(
+        &mut self,
+        account: &str,
+        conn: ConnId,
+        message: &Element,
+        archive_id: Option<crate::archive::ArchiveId>,
+    ) {
+        self.each_module(|m, cx| {
+            m.sent(cx, account, conn, message, archive_id);
+            Flow::Pass
+        });
+    }
+
+    /// A stanza about to be delivered to sessions `to` of `account`.
+    pub(super) fn delivering(&mut self, account: &str, stanza: &Element, to: &[ConnId]) {
+        self.each_module(|m, cx| {
+            m.delivering(cx, account, stanza, to);
+            Flow::Pass
+        });
     }
 
     /// Tell every module about a session event.

@@ -39,9 +39,7 @@ impl Hub {
             .map(|s| s.conn);
         if let Some(conn) = conn {
             self.archive_incoming(account, &mut stanza);
-            if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {
-                self.carbon_copies(account, &stanza, false, &[conn]);
-            }
+            self.delivering(account, &stanza, &[conn]);
             return self.deliver(conn, stanza);
         }
         match stanza.name.as_str() {
@@ -98,9 +96,7 @@ impl Hub {
             return self.store_offline(account, stanza);
         }
         self.archive_incoming(account, &mut stanza);
-        if self.enabled("carbons") && crate::modules::carbons::eligible(&stanza) {
-            self.carbon_copies(account, &stanza, false, &targets);
-        }
+        self.delivering(account, &stanza, &targets);
         for conn in targets {
             self.deliver(conn, stanza.clone());
         }

@@ -11,9 +11,9 @@
 mod account;
 mod avatar;
 mod blocking;
-mod carbons;
 mod context;
 mod durability;
+mod extensions;
 mod inbound;
 mod mam;
 mod offline;
@@ -29,6 +29,7 @@ mod stored_xml;
 pub use account::{Account, ConnId, Session};
 pub use context::Context;
 pub use durability::Fence;
+pub use extensions::Extensions;
 pub use mam::ArchiveConfig;
 pub use quotas::Quotas;
 
@@ -290,10 +291,9 @@ impl Hub {
         if cfg.offline_messages {
             features.push(crate::ns::MSGOFFLINE);
         }
-        let hub_features: [(&str, &'static str); 5] = [
+        let hub_features: [(&str, &'static str); 4] = [
             ("private", crate::modules::stored_xml::PRIVATE),
             ("vcard", crate::modules::stored_xml::VCARD),
-            ("carbons", crate::modules::carbons::NS),
             ("blocking", crate::modules::blocking::NS),
             ("register", crate::modules::register::NS),
         ];

@@ -4,6 +4,7 @@
 use super::{ConnId, Hub};
 use crate::jid::Jid;
 use crate::modules::subscription::SubscriptionKind;
+use crate::modules::{Addressed, Flow};
 use crate::stanza::{Kind, StanzaError};
 use crate::xml::Element;
 
@@ -38,36 +39,27 @@ impl Hub {
         if to.is_some() && self.blocked_outbound(account, conn, &stanza) {
             return;
         }
+        // An iq without `to` may be for this session alone (XEP-0280).
+        let request = matches!(stanza.attr("type"), Some("get") | Some("set"));
+        if kind == Kind::Iq
+            && to.is_none()
+            && request
+            && self.module_iq(Addressed::Session { account, conn }, &stanza) == Flow::Handled
+        {
+            return;
+        }
         match kind {
             Kind::Message => {
                 if to.is_none() {
                     // RFC 6120 §10.3.1: no `to` means the sender's own bare JID.
                     stanza.set_attr("to", account);
                 }
-                let copy = self.enabled("carbons")
-                    && crate::modules::carbons::eligible(&stanza)
-                    && self.has_carbon_targets(account, conn);
-                crate::modules::carbons::strip_private(&mut stanza);
+                self.sending(account, conn, &mut stanza);
                 let archived = self.archive_outgoing(account, &stanza);
-                if copy {
-                    // The account's other devices may see the archive id
-                    // (XEP-0313 §3.4); the recipient may not.
-                    let mut carbon = stanza.clone();
-                    if let Some(id) = archived {
-                        crate::modules::mam::policy::add_stanza_id(&mut carbon, id, account);
-                    }
-                    self.carbon_copies(account, &carbon, true, &[conn]);
-                }
+                self.sent(account, conn, &stanza, archived);
                 self.route_outbound(stanza);
             }
             Kind::Presence => self.outbound_presence(account, conn, stanza, to),
-            Kind::Iq
-                if to.is_none()
-                    && self.enabled("carbons")
-                    && crate::modules::carbons::toggle(&stanza).is_some() =>
-            {
-                self.carbons_toggle(account, conn, &stanza)
-            }
             Kind::Iq => match to {
                 None => self.account_iq(account, stanza, true),
                 Some(t) if t.is_bare() && t.bare_str() == account => {

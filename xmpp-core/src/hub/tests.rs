@@ -612,6 +612,7 @@ fn a_registered_module_answers_stores_and_shows_in_disco() {
                     let count = Element::new(NS, "count").with_attr("n", n);
                     cx.route(crate::stanza::iq_result(iq).with_child(count));
                 }
+                Addressed::Session { .. } => return Flow::Pass,
                 Addressed::Account { account, .. } => {
                     let id = cx.request(StorageRequest::LoadBlob {
                         account: account.to_owned(),

@@ -1,5 +1,10 @@
-//! XEP-0280 Message Carbons: which messages are copied, and the copy's shape.
+//! XEP-0280 Message Carbons: which messages are copied, the copy's shape,
+//! and the module that keeps each session's choice and makes the copies.
 
+use super::{Addressed, Context, Flow, Module, ModuleId};
+use crate::archive::ArchiveId;
+use crate::hub::ConnId;
+use crate::stanza::iq_result;
 use crate::xml::{Element, Node};
 
 /// XEP-0280 namespace.
@@ -65,6 +70,114 @@ pub fn wrap(original: &Element, sent: bool, bare: &str, to: &str) -> Element {
         m.set_attr("type", t);
     }
     m
+}
+
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("carbons");
+
+/// XEP-0280 for the hub: sessions switch carbons on and off, and get
+/// copies of what the account's other sessions send and receive.
+#[derive(Debug, Default)]
+pub struct Carbons {
+    /// What [`Module::sending`] saw of the message in flight, for
+    /// [`Module::sent`]: it was eligible (no `<private/>` before that was
+    /// stripped) and another session wants a copy.
+    copy_next: bool,
+}
+
+/// Kept on a session: whether it enabled carbons.
+#[derive(Debug, Default)]
+struct Enabled(bool);
+
+/// The account's sessions with carbons on, except `skip`: (connection,
+/// full JID).
+fn targets(cx: &Context<'_>, account: &str, skip: &[ConnId]) -> Vec<(ConnId, String)> {
+    cx.account(account)
+        .map(|a| {
+            a.sessions
+                .values()
+                .filter(|s| s.ext.get::<Enabled>().is_some_and(|e| e.0))
+                .filter(|s| !skip.contains(&s.conn))
+                .map(|s| (s.conn, s.jid.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Copy `msg` (sent by, or delivered to, `account`) to `targets`.
+fn copy(
+    cx: &mut Context<'_>,
+    account: &str,
+    msg: &Element,
+    sent: bool,
+    targets: Vec<(ConnId, String)>,
+) {
+    for (conn, jid) in targets {
+        cx.deliver(conn, wrap(msg, sent, account, &jid));
+    }
+}
+
+impl Module for Carbons {
+    fn id(&self) -> ModuleId {
+        ID
+    }
+
+    fn server_features(&self) -> &'static [&'static str] {
+        &[NS]
+    }
+
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let (Addressed::Session { account, conn }, Some(on)) = (to, toggle(iq)) else {
+            return Flow::Pass;
+        };
+        if let Some(enabled) = cx.session_state::<Enabled>(account, conn) {
+            enabled.0 = on;
+        }
+        let mut r = iq_result(iq);
+        r.remove_attr("from");
+        cx.deliver(conn, r);
+        Flow::Handled
+    }
+
+    fn sending(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        conn: ConnId,
+        message: &mut Element,
+    ) {
+        // The copy is only made (a clone of the message) when someone wants it.
+        self.copy_next = eligible(message) && !targets(cx, account, &[conn]).is_empty();
+        strip_private(message);
+    }
+
+    fn sent(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        conn: ConnId,
+        message: &Element,
+        archive_id: Option<ArchiveId>,
+    ) {
+        if !std::mem::take(&mut self.copy_next) {
+            return;
+        }
+        // The account's other devices may see the archive id (XEP-0313
+        // §3.4); the recipient may not.
+        let mut carbon = message.clone();
+        if let Some(id) = archive_id {
+            super::mam::policy::add_stanza_id(&mut carbon, id, account);
+        }
+        let to = targets(cx, account, &[conn]);
+        copy(cx, account, &carbon, true, to);
+    }
+
+    fn delivering(&mut self, cx: &mut Context<'_>, account: &str, stanza: &Element, to: &[ConnId]) {
+        if eligible(stanza) {
+            let others = targets(cx, account, to);
+            copy(cx, account, stanza, false, others);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod subscription;
 mod time;
 mod version;
 
+use crate::hub::ConnId;
 use crate::storage::{RequestId, StorageResult};
 use crate::xml::Element;
 
@@ -65,6 +66,15 @@ pub enum Addressed<'a> {
     Server {
         /// The domain.
         domain: &'a str,
+    },
+    /// One of the account's sessions, by an iq without `to` that the
+    /// server answers for that session alone (XEP-0280's `<enable/>`).
+    /// What no module takes goes on as addressed to the account.
+    Session {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The session's connection.
+        conn: ConnId,
     },
     /// An account's bare JID, which the server answers for (RFC 6120
     /// §10.5.3.1). The account is loaded.
@@ -115,6 +125,41 @@ pub trait Module: Send + std::fmt::Debug {
     /// A session event; every module hears every event.
     fn session_event(&mut self, _cx: &mut Context<'_>, _event: SessionEvent<'_>) {}
 
+    /// A message from session `conn` of `account`, before it is archived
+    /// and routed: a module may change it (XEP-0280 strips `<private/>`).
+    fn sending(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _account: &str,
+        _conn: ConnId,
+        _message: &mut Element,
+    ) {
+    }
+
+    /// The same message, archived (`archive_id`, when the archive kept
+    /// it) and about to be routed. The hub handles one stanza at a time,
+    /// so a module may carry what it saw in [`Module::sending`] to here.
+    fn sent(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _account: &str,
+        _conn: ConnId,
+        _message: &Element,
+        _archive_id: Option<crate::archive::ArchiveId>,
+    ) {
+    }
+
+    /// A stanza for `account`, archived if it is a message, about to be
+    /// delivered to the sessions `to`.
+    fn delivering(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _account: &str,
+        _stanza: &Element,
+        _to: &[ConnId],
+    ) {
+    }
+
     /// The answer to a storage request this module made with
     /// [`Context::request`].
     fn storage_answer(&mut self, _cx: &mut Context<'_>, _id: RequestId, _result: StorageResult) {}
@@ -124,6 +169,7 @@ pub trait Module: Send + std::fmt::Debug {
 pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
     vec![
         Box::new(Disco),
+        Box::new(carbons::Carbons::default()),
         Box::new(Ping),
         Box::new(Version),
         Box::new(EntityTime),
