@@ -7,7 +7,7 @@
 //! module stays `&mut` without sharing.
 
 use super::{Account, ConnId, Hub, Pending};
-use crate::modules::{Addressed, Flow, Module, SessionEvent};
+use crate::modules::{Addressed, Event, Flow, Module};
 use crate::stanza::StanzaError;
 use crate::storage::{RequestId, StorageRequest, StorageResult};
 use crate::time::Millis;
@@ -90,6 +90,11 @@ impl Context<'_> {
         self.hub.request_id(request, Pending::Module(self.module))
     }
 
+    /// Tell the other modules that `event` happened.
+    pub fn announce(&mut self, event: Event<'_>) {
+        self.hub.announce(event);
+    }
+
     /// A write nothing waits for (failures are logged).
     pub fn write(&mut self, request: StorageRequest) {
         self.hub.write(request);
@@ -168,12 +173,17 @@ impl Hub {
         });
     }
 
-    /// Tell every module about a session event.
-    pub(super) fn session_event(&mut self, event: SessionEvent<'_>) {
+    /// Tell every module (but one whose hook announced it) about an event,
+    /// and react to those the hub still handles itself.
+    pub(super) fn announce(&mut self, event: Event<'_>) {
         self.each_module(|m, cx| {
-            m.session_event(cx, event);
+            m.event(cx, event);
             Flow::Pass
         });
+        // XEP-0153 until avatars are a module of their own.
+        if let Event::VcardStored { account, vcard } = event {
+            self.vcard_stored(account, vcard);
+        }
     }
 
     /// A storage answer for the module at `index`.

@@ -164,19 +164,6 @@ impl Hub {
             }
             return self.roster_iq(account, iq);
         }
-        let stored = crate::modules::stored_xml::StoredXmlRequest::parse(&iq).filter(|r| {
-            let module = match r {
-                Ok(req) if req.key() == crate::modules::stored_xml::VCARD_KEY => "vcard",
-                _ => "private",
-            };
-            self.enabled(module)
-        });
-        if let Some(req) = stored {
-            return match req {
-                Ok(req) => self.stored_xml(account, iq, req, own),
-                Err(e) => self.bounce(&iq, e),
-            };
-        }
         if self.maybe_push_iq(account, &iq, own) {
             return;
         }

@@ -24,7 +24,6 @@ mod quotas;
 mod register;
 mod retention;
 mod roster;
-mod stored_xml;
 
 pub use account::{Account, ConnId, Session};
 pub use context::Context;
@@ -34,7 +33,6 @@ pub use mam::ArchiveConfig;
 pub use quotas::Quotas;
 
 use crate::jid::Jid;
-use crate::modules::stored_xml::StoredXmlRequest;
 use crate::modules::{default_modules, Addressed, Flow, Module};
 use crate::spare::ReleaseSpare;
 use crate::stanza::{error_reply, is_error_or_result, StanzaError};
@@ -215,8 +213,6 @@ enum Pending {
     Offline(String, ConnId),
     /// A new message stored offline under the quota: bounced if refused.
     OfflineStore(Box<str>),
-    /// A stored-XML read or write whose iq waits for the answer.
-    StoredXml(Box<(Element, StoredXmlRequest)>),
     /// An account deleting itself (XEP-0077 `<remove/>`).
     Cancel(Box<register::Cancel>),
     /// A loaded account waiting for its vCard's photo hash (XEP-0153).
@@ -291,9 +287,7 @@ impl Hub {
         if cfg.offline_messages {
             features.push(crate::ns::MSGOFFLINE);
         }
-        let hub_features: [(&str, &'static str); 4] = [
-            ("private", crate::modules::stored_xml::PRIVATE),
-            ("vcard", crate::modules::stored_xml::VCARD),
+        let hub_features: [(&str, &'static str); 2] = [
             ("blocking", crate::modules::blocking::NS),
             ("register", crate::modules::register::NS),
         ];
@@ -551,10 +545,6 @@ impl Hub {
                 self.offline_loaded(&account, conn, result)
             }
             Some(Pending::OfflineStore(xml)) => self.offline_stored(&xml, result),
-            Some(Pending::StoredXml(pending)) => {
-                let (iq, req) = *pending;
-                self.stored_xml_done(&iq, &req, result)
-            }
             Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
             Some(Pending::Avatar(account, data)) => self.avatar_loaded(&account, *data, result),
             Some(Pending::Module(index)) => self.module_storage_answer(index, id, result),
@@ -876,7 +866,7 @@ impl Hub {
                 .with_attr("from", jid.to_string());
             self.broadcast_presence(account, conn, &unavailable, &directed);
             // Gone without saying goodbye.
-            self.session_event(crate::modules::SessionEvent::Offline {
+            self.announce(crate::modules::Event::Offline {
                 account,
                 status: "",
             });

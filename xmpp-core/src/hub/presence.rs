@@ -53,7 +53,7 @@ impl Hub {
         }
         if logout {
             let status = stanza.child_text(ns::CLIENT, "status").unwrap_or_default();
-            self.session_event(crate::modules::SessionEvent::Offline {
+            self.announce(crate::modules::Event::Offline {
                 account,
                 status: &status,
             });

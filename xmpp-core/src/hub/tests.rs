@@ -581,7 +581,7 @@ fn stanzas_delivered_before_the_hub_knew_of_a_hibernation_are_pushed_when_report
 /// storage request of its own, shows in disco, and hears session events.
 #[test]
 fn a_registered_module_answers_stores_and_shows_in_disco() {
-    use crate::modules::{Addressed, Context, Flow, Module, ModuleId, SessionEvent};
+    use crate::modules::{Addressed, Context, Event, Flow, Module, ModuleId};
     const NS: &str = "urn:example:counter";
 
     #[derive(Debug, Default)]
@@ -623,9 +623,10 @@ fn a_registered_module_answers_stores_and_shows_in_disco() {
             }
             Flow::Handled
         }
-        fn session_event(&mut self, _cx: &mut Context<'_>, event: SessionEvent<'_>) {
-            let SessionEvent::Offline { account, .. } = event;
-            self.offline.push(account.to_owned());
+        fn event(&mut self, _cx: &mut Context<'_>, event: Event<'_>) {
+            if let Event::Offline { account, .. } = event {
+                self.offline.push(account.to_owned());
+            }
         }
         fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
             let Some((waited, iq)) = self.waiting.take() else {

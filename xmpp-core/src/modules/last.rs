@@ -4,7 +4,7 @@
 //! resource went offline ([`LAST_KEY`]): forbidden to those not allowed to
 //! see the account's presence, 0 seconds while a resource is connected.
 
-use super::{Addressed, Context, Flow, Module, ModuleId, SessionEvent};
+use super::{Addressed, Context, Event, Flow, Module, ModuleId};
 use crate::jid::Jid;
 use crate::spare::ReleaseSpare;
 use crate::stanza::{iq_result, StanzaError};
@@ -81,10 +81,12 @@ impl Module for LastActivity {
         Flow::Handled
     }
 
-    fn session_event(&mut self, cx: &mut Context<'_>, event: SessionEvent<'_>) {
+    fn event(&mut self, cx: &mut Context<'_>, event: Event<'_>) {
         // §3: stored even when other resources remain: while they are
         // connected queries get 0, and the last one to leave overwrites it.
-        let SessionEvent::Offline { account, status } = event;
+        let Event::Offline { account, status } = event else {
+            return;
+        };
         cx.write(StorageRequest::StoreBlob {
             account: account.to_owned(),
             key: LAST_KEY.to_owned(),

@@ -86,9 +86,10 @@ pub enum Addressed<'a> {
     },
 }
 
-/// Something that happened to an account's sessions.
+/// Something that happened to an account, announced to every module: the
+/// typed list of what modules may tell each other (Prosody's event names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionEvent<'a> {
+pub enum Event<'a> {
     /// A resource of `account` went offline, with an unavailable presence
     /// (its status text) or by losing its connection (no status).
     Offline {
@@ -96,6 +97,13 @@ pub enum SessionEvent<'a> {
         account: &'a str,
         /// The status of the unavailable presence, or empty.
         status: &'a str,
+    },
+    /// The account stored a new vCard (XEP-0054), which XEP-0153 hashes.
+    VcardStored {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The vCard as stored.
+        vcard: &'a str,
     },
 }
 
@@ -123,7 +131,7 @@ pub trait Module: Send + std::fmt::Debug {
     }
 
     /// A session event; every module hears every event.
-    fn session_event(&mut self, _cx: &mut Context<'_>, _event: SessionEvent<'_>) {}
+    fn event(&mut self, _cx: &mut Context<'_>, _event: Event<'_>) {}
 
     /// A message from session `conn` of `account`, before it is archived
     /// and routed: a module may change it (XEP-0280 strips `<private/>`).
@@ -170,6 +178,10 @@ pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
     vec![
         Box::new(Disco),
         Box::new(carbons::Carbons::default()),
+        Box::new(stored_xml::StoredXml::private(
+            cfg.quotas.max_private_documents,
+        )),
+        Box::new(stored_xml::StoredXml::vcard()),
         Box::new(Ping),
         Box::new(Version),
         Box::new(EntityTime),

@@ -2,8 +2,12 @@
 //! storage and XEP-0054 vcard-temp. Both are "store this element, give it
 //! back later"; this module names the storage keys and builds the replies.
 
+use super::{Addressed, Context, Event, Flow, Module, ModuleId};
+use crate::spare::ReleaseSpare;
 use crate::stanza::{iq_result, StanzaError};
+use crate::storage::{KeyLimit, RequestId, StorageRequest, StorageResult};
 use crate::xml::Element;
+use std::collections::HashMap;
 
 /// XEP-0049 namespace.
 pub const PRIVATE: &str = "jabber:iq:private";
@@ -119,8 +123,144 @@ impl StoredXmlRequest {
     }
 }
 
-/// Features these modules add to the server's disco#info.
-pub const FEATURES: &[&str] = &[PRIVATE, VCARD];
+/// Identity of XEP-0049 private XML storage.
+pub const PRIVATE_ID: ModuleId = ModuleId::new("private");
+/// Identity of XEP-0054 vcard-temp.
+pub const VCARD_ID: ModuleId = ModuleId::new("vcard");
+
+/// One of the two stored-XML modules (each can be switched off alone):
+/// a storage round trip per request, the iq answered once storage is.
+#[derive(Debug)]
+pub struct StoredXml {
+    id: ModuleId,
+    /// `Quotas::max_private_documents` (private XML only).
+    max_documents: u64,
+    /// Requests waiting for storage: the iq and what it asked.
+    waiting: HashMap<RequestId, (Element, StoredXmlRequest)>,
+}
+
+impl StoredXml {
+    /// XEP-0049, with at most `max_documents` documents per account.
+    pub fn private(max_documents: u64) -> Self {
+        StoredXml {
+            id: PRIVATE_ID,
+            max_documents,
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// XEP-0054.
+    pub fn vcard() -> Self {
+        StoredXml {
+            id: VCARD_ID,
+            max_documents: 0,
+            waiting: HashMap::new(),
+        }
+    }
+}
+
+impl Module for StoredXml {
+    fn id(&self) -> ModuleId {
+        self.id
+    }
+
+    fn server_features(&self) -> &'static [&'static str] {
+        if self.id == VCARD_ID {
+            &[VCARD]
+        } else {
+            &[PRIVATE]
+        }
+    }
+
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let Addressed::Account { account, own } = to else {
+            return Flow::Pass;
+        };
+        let Some(req) = StoredXmlRequest::parse(iq) else {
+            return Flow::Pass;
+        };
+        // Malformed requests are private XML's to refuse.
+        let owner = match &req {
+            Ok(r) if r.key() == VCARD_KEY => VCARD_ID,
+            _ => PRIVATE_ID,
+        };
+        if owner != self.id {
+            return Flow::Pass;
+        }
+        let req = match req {
+            Ok(req) if req.allowed(own) => req,
+            Ok(_) => {
+                cx.bounce(iq, StanzaError::Forbidden);
+                return Flow::Handled;
+            }
+            Err(e) => {
+                cx.bounce(iq, e);
+                return Flow::Handled;
+            }
+        };
+        let key = req.key();
+        let limit = matches!(req, StoredXmlRequest::PrivateSet { .. }).then(|| KeyLimit {
+            prefix: PRIVATE_KEY_PREFIX.to_owned(),
+            max: self.max_documents,
+        });
+        let request = match req.value() {
+            Some(v) => StorageRequest::StoreBlob {
+                account: account.to_owned(),
+                key,
+                value: Some(v.to_owned()),
+                limit,
+            },
+            None => StorageRequest::LoadBlob {
+                account: account.to_owned(),
+                key,
+            },
+        };
+        let id = cx.request(request);
+        self.waiting.insert(id, (iq.clone(), req));
+        Flow::Handled
+    }
+
+    fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        let Some((iq, req)) = self.waiting.remove(&id) else {
+            return;
+        };
+        self.waiting.release_spare();
+        let mut reply = match result {
+            StorageResult::Blob(stored) => req.reply(&iq, stored.as_deref()),
+            StorageResult::Done => req.reply(&iq, None),
+            StorageResult::Full => {
+                tracing::info!(
+                    from = iq.attr("from").unwrap_or_default(),
+                    "private XML document refused: max_private_documents reached"
+                );
+                return cx.bounce(&iq, StanzaError::ResourceConstraint);
+            }
+            other => {
+                tracing::error!(?other, "stored XML request failed");
+                return cx.bounce(&iq, StanzaError::InternalServerError);
+            }
+        };
+        // The reply comes from the account the request was addressed to (or
+        // from nobody, for the account's own no-`to` requests).
+        if iq.attr("to").is_none() {
+            reply.remove_attr("from");
+        }
+        cx.route(reply);
+        if let StoredXmlRequest::VcardSet { xml } = &req {
+            // Only the account itself may set it: `from` is one of its JIDs.
+            let account = iq
+                .attr("from")
+                .and_then(|f| crate::jid::Jid::parse(f).ok())
+                .map(|j| j.bare_str());
+            if let Some(account) = account {
+                cx.announce(Event::VcardStored {
+                    account: &account,
+                    vcard: xml,
+                });
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
