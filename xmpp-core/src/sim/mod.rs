@@ -12,8 +12,7 @@
 //! runtime performs with sockets, TLS, threads and real backends.
 
 pub mod driver;
-mod store;
 mod world;
 
-pub use store::MemoryStore;
+pub use crate::storage::MemoryStore;
 pub use world::{ClientEvent, ClientId, World, EPOCH, SIM_ITERATIONS};

@@ -2,12 +2,12 @@
 //! components), optional in-memory clients, a [`MemoryStore`] and simulated
 //! time, pumped until quiescent.
 
-use super::store::MemoryStore;
 use crate::entropy::Entropy;
 use crate::hub::{ConnId, Fence, Hub, HubConfig, HubOutput};
 use crate::jid::Jid;
 use crate::modules::register::{AccountOp, AccountOpResult, RegistrationThrottle};
 use crate::sasl::{ChannelBinding, ChannelBindingType};
+use crate::storage::MemoryStore;
 use crate::storage::StorageResult;
 use crate::stream::{
     ClientConfig, ClientStream, ComponentStream, ComponentStreamConfig, ConnOutput, ServerStream,

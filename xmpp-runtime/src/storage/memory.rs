@@ -6,7 +6,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use xmpp_core::sim::MemoryStore;
+use xmpp_core::storage::MemoryStore;
 use xmpp_core::storage::{StorageRequest, StorageResult};
 
 use super::{check_account, Backend, StorageError};

@@ -1,4 +1,7 @@
-//! [`MemoryStore`]: a synchronous, in-memory answerer of [`StorageRequest`]s.
+//! [`MemoryStore`]: a synchronous, in-memory answerer of [`StorageRequest`]s,
+//! the reference implementation of the storage contract. The simulated
+//! world answers with it, and the runtime's memory backend wraps it; it
+//! lives here, not in `sim`, because a shipped backend stands on it.
 //!
 //! It implements the semantics every Vireo backend shares (see the runtime's
 //! `storage` module), so tests against the simulated world see what a real

@@ -4,6 +4,10 @@
 //! Keeping storage out of the core is what lets the same machines run against
 //! redb, sled, PostgreSQL or an in-memory map, and lets tests answer synchronously.
 
+mod memory;
+
+pub use memory::MemoryStore;
+
 use crate::archive::{ArchiveBounds, ArchivePage, ArchiveQuery, ArchivedMessage};
 use crate::sasl::StoredCredentials;
 use crate::time::Millis;
