@@ -103,9 +103,8 @@ impl Context<'_> {
 
 impl Hub {
     /// Run `hook` on each module in order until one handles it. A module
-    /// is out of the list while its hook runs; a hook that leads back into
-    /// the same module (it cannot today: every action only queues output)
-    /// would skip it.
+    /// is out of the list while its hook runs, so when a hook leads back
+    /// here (an event it announces) every module but itself hears it.
     fn each_module(
         &mut self,
         mut hook: impl FnMut(&mut dyn Module, &mut Context<'_>) -> Flow,
