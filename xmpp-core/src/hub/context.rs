@@ -52,6 +52,11 @@ impl Context<'_> {
         &self.hub.cfg.components
     }
 
+    /// Service domains the modules host.
+    pub fn services(&self) -> &[String] {
+        self.hub.services()
+    }
+
     /// A loaded account of this partition.
     pub fn account(&self, account: &str) -> Option<&Account> {
         self.hub.account(account)

@@ -233,6 +233,8 @@ pub struct Hub {
     cfg: Arc<HubConfig>,
     /// The modules, each taken out while one of its hooks runs.
     modules: Vec<Option<Box<dyn Module>>>,
+    /// Service domains the modules host.
+    services: Vec<String>,
     features: Vec<&'static str>,
     accounts: HashMap<String, Slot>,
     /// Which account each bound connection belongs to.
@@ -303,9 +305,11 @@ impl Hub {
         }
         features.sort_unstable();
         features.dedup();
+        let services = modules.iter().flat_map(|m| m.service_domains()).collect();
         Hub {
             cfg,
             modules: modules.into_iter().map(Some).collect(),
+            services,
             features,
             accounts: HashMap::new(),
             conns: HashMap::new(),
@@ -439,6 +443,9 @@ impl Hub {
             Some(Ok(j)) => j,
             _ => return, // the sender's stream normalized `to`; nothing to do
         };
+        if self.is_service_domain(to.domain()) {
+            return self.service_stanza(to.domain(), stanza);
+        }
         if !self.is_local_domain(to.domain()) {
             // A component's stanzas only get here while it is away (RFC
             // 6120 §10.4: a service of ours that cannot take it); other
@@ -573,6 +580,16 @@ impl Hub {
 
     pub(crate) fn is_local_domain(&self, domain: &str) -> bool {
         self.cfg.domains.iter().any(|d| d == domain)
+    }
+
+    /// A domain hosted by a module ([`Module::service_domains`]).
+    pub(crate) fn is_service_domain(&self, domain: &str) -> bool {
+        self.services.iter().any(|d| d == domain)
+    }
+
+    /// The service domains the modules host.
+    pub(crate) fn services(&self) -> &[String] {
+        &self.services
     }
 
     /// A domain served by an external component (XEP-0114).
@@ -873,6 +890,20 @@ impl Hub {
         }
         if let Some(acc) = self.account_mut(account) {
             acc.sessions.retain(|_, s| s.conn != conn);
+        }
+    }
+
+    /// A stanza for a service a module hosts. Its iqs go to the modules;
+    /// what none takes, and other stanzas until services have hooks for
+    /// them, are answered `service-unavailable` (presence is dropped).
+    fn service_stanza(&mut self, domain: &str, stanza: Element) {
+        let request =
+            stanza.name == "iq" && matches!(stanza.attr("type"), Some("get") | Some("set"));
+        if request && self.module_iq(Addressed::Service { domain }, &stanza) == Flow::Handled {
+            return;
+        }
+        if stanza.name != "presence" {
+            self.bounce(&stanza, StanzaError::ServiceUnavailable);
         }
     }
 

@@ -80,7 +80,9 @@ impl Hub {
             .attr("to")
             .and_then(|t| Jid::parse(t).ok())
             .is_some_and(|t| {
-                self.is_local_domain(t.domain()) || self.is_component_domain(t.domain())
+                self.is_local_domain(t.domain())
+                    || self.is_component_domain(t.domain())
+                    || self.is_service_domain(t.domain())
             });
         if domain_ok {
             self.route(stanza);

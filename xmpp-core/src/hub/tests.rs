@@ -612,7 +612,7 @@ fn a_registered_module_answers_stores_and_shows_in_disco() {
                     let count = Element::new(NS, "count").with_attr("n", n);
                     cx.route(crate::stanza::iq_result(iq).with_child(count));
                 }
-                Addressed::Session { .. } => return Flow::Pass,
+                Addressed::Session { .. } | Addressed::Service { .. } => return Flow::Pass,
                 Addressed::Account { account, .. } => {
                     let id = cx.request(StorageRequest::LoadBlob {
                         account: account.to_owned(),
@@ -719,4 +719,120 @@ fn a_registered_module_answers_stores_and_shows_in_disco() {
         format!("{counter:?}").contains("bob@localhost"),
         "{counter:?}"
     );
+}
+
+/// A module hosting a service domain (the shape MUC and PubSub take): its
+/// iqs reach the module, the server lists the domain in disco#items,
+/// sessions may address it, and what the module does not take is answered.
+#[test]
+fn a_module_hosts_a_service_domain() {
+    use crate::modules::{Addressed, Context, Flow, Module, ModuleId};
+
+    /// A disco-only service.
+    #[derive(Debug)]
+    struct Directory;
+
+    impl Module for Directory {
+        fn id(&self) -> ModuleId {
+            ModuleId::new("directory")
+        }
+        fn service_domains(&self) -> Vec<String> {
+            vec!["directory.localhost".into()]
+        }
+        fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+            let Addressed::Service { domain } = to else {
+                return Flow::Pass;
+            };
+            if !iq
+                .first_element()
+                .is_some_and(|c| c.is(crate::ns::DISCO_INFO, "query"))
+            {
+                return Flow::Pass;
+            }
+            let identity = Element::new(crate::ns::DISCO_INFO, "identity")
+                .with_attr("category", "directory")
+                .with_attr("type", "user")
+                .with_attr("name", domain.to_owned());
+            let q = Element::new(crate::ns::DISCO_INFO, "query").with_child(identity);
+            cx.route(crate::stanza::iq_result(iq).with_child(q));
+            Flow::Handled
+        }
+    }
+
+    let cfg = Arc::new(HubConfig::default());
+    let mut modules = crate::modules::default_modules(&cfg);
+    modules.push(Box::new(Directory));
+    let mut h = Hub::with_modules(cfg, modules);
+    let iq = |to: &str, payload: Element| {
+        Element::new(crate::ns::CLIENT, "iq")
+            .with_attr("type", "get")
+            .with_attr("id", "d1")
+            .with_attr("to", to)
+            .with_attr("from", "alice@localhost/a")
+            .with_child(payload)
+    };
+    let routed = |h: &mut Hub| -> Vec<Element> {
+        outputs(h)
+            .into_iter()
+            .filter_map(|o| match o {
+                HubOutput::Route(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // The service answers its own disco#info.
+    let info = Element::new(crate::ns::DISCO_INFO, "query");
+    h.routed(0, iq("directory.localhost", info));
+    let answer = routed(&mut h);
+    assert_eq!(answer.len(), 1);
+    assert_eq!(answer[0].attr("type"), Some("result"));
+    assert_eq!(answer[0].attr("from"), Some("directory.localhost"));
+    let identity = answer[0]
+        .child(crate::ns::DISCO_INFO, "query")
+        .and_then(|q| q.child(crate::ns::DISCO_INFO, "identity"));
+    assert_eq!(identity.and_then(|i| i.attr("category")), Some("directory"));
+
+    // The server lists it among its items.
+    h.routed(
+        1,
+        iq("localhost", Element::new(crate::ns::DISCO_ITEMS, "query")),
+    );
+    let answer = routed(&mut h);
+    let items: Vec<&str> = answer[0]
+        .child(crate::ns::DISCO_ITEMS, "query")
+        .map(|q| q.elements().filter_map(|i| i.attr("jid")).collect())
+        .unwrap_or_default();
+    assert_eq!(items, vec!["directory.localhost"]);
+
+    // What the module does not take is answered, as from a service that
+    // is there (not remote-server-not-found).
+    let message = chat("directory.localhost", "alice@localhost/a");
+    h.routed(2, message);
+    let answer = routed(&mut h);
+    let condition = answer[0]
+        .child(crate::ns::CLIENT, "error")
+        .and_then(|e| e.first_element())
+        .map(|c| c.name.clone());
+    assert_eq!(condition.as_deref(), Some("service-unavailable"));
+
+    // A session may address it: the stanza is routed, not refused.
+    h.session_bound(3, 7, jid("alice@localhost/a"));
+    let id = load_request(&outputs(&mut h)).expect("account load requested");
+    let data = AccountData {
+        avatar: Some(String::new()),
+        ..AccountData::default()
+    };
+    h.handle_storage(4, id, StorageResult::Account(Some(data)));
+    let _ = outputs(&mut h);
+    let mut ask = iq(
+        "directory.localhost",
+        Element::new(crate::ns::DISCO_INFO, "query"),
+    );
+    ask.set_attr("id", "d2");
+    h.from_session(5, 7, ask);
+    let answer = routed(&mut h);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(answer[0].attr("to"), Some("directory.localhost"));
+    assert_eq!(answer[0].attr("type"), Some("get"));
 }

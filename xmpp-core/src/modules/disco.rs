@@ -46,7 +46,8 @@ impl Module for Disco {
             // Prosody lists them (conference.example.org under example.org).
             let suffix = format!(".{domain}");
             let mut q = Element::new(ns::DISCO_ITEMS, "query");
-            for c in cx.components().iter().filter(|c| c.ends_with(&suffix)) {
+            let hosted = cx.components().iter().chain(cx.services());
+            for c in hosted.filter(|c| c.ends_with(&suffix)) {
                 q = q.with_child(Element::new(ns::DISCO_ITEMS, "item").with_attr("jid", c.clone()));
             }
             cx.route(iq_result(iq).with_child(q));

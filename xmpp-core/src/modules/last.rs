@@ -75,8 +75,8 @@ impl Module for LastActivity {
                 cx.route(iq_result(iq).with_child(query(uptime, "")));
             }
             Addressed::Account { account, own } => self.account_query(cx, account, own, iq),
-            // Goes on to the account.
-            Addressed::Session { .. } => return Flow::Pass,
+            // Goes on to the account, or is not ours.
+            Addressed::Session { .. } | Addressed::Service { .. } => return Flow::Pass,
         }
         Flow::Handled
     }

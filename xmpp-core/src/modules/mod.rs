@@ -76,6 +76,12 @@ pub enum Addressed<'a> {
         /// The session's connection.
         conn: ConnId,
     },
+    /// A service domain a module hosts ([`Module::service_domains`]) or
+    /// a JID under it (a room, a node); the stanza's `to` says which.
+    Service {
+        /// The service domain.
+        domain: &'a str,
+    },
     /// An account's bare JID, which the server answers for (RFC 6120
     /// §10.5.3.1). The account is loaded.
     Account {
@@ -118,6 +124,13 @@ pub trait Module: Send + std::fmt::Debug {
     /// Features it adds to the server's disco#info.
     fn server_features(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// Service domains it hosts (`conference.example.org`): their
+    /// stanzas come to this module's hooks as [`Addressed::Service`], and
+    /// the domains are listed as disco items of the server.
+    fn service_domains(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Features it adds to every account's disco#info.
