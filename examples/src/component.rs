@@ -15,7 +15,7 @@ use std::time::Duration;
 use xmpp_core::hub::HubConfig;
 use xmpp_core::jid::Jid;
 use xmpp_core::stream::component::{handshake_digest, NS};
-use xmpp_core::stream::{ClientConfig, ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
+use xmpp_core::stream::{ClientConfig, ComponentSecret, ComponentStreamConfig};
 use xmpp_core::xml::{Element, Limits, StreamEvent, StreamParser};
 use xmpp_runtime::accounts::add_user;
 use xmpp_runtime::client::Client;
@@ -108,24 +108,11 @@ pub fn run_demo(body: &str) -> Result<String, Error> {
     )?;
     let secret = "an-example-secret-of-some-length";
     let cfg = RuntimeConfig {
-        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        c2s_port: 0,
-        c2s_tls_port: None,
         tls: Some(Arc::new(server_tls(&paths.cert, &paths.key)?)),
-        stream: ServerStreamConfig::default(),
         hub: HubConfig {
             components: vec!["echo.localhost".into()],
             ..HubConfig::default()
         },
-        threads: 2,
-        partitions: 2,
-        max_connections: 100,
-        partition_queue_bytes: 8 * 1024 * 1024,
-        c2s_rate_limit: None,
-        admin_socket: None,
-        scram_iterations: 4096,
-        registration_limit: Default::default(),
-        address_limits: Default::default(),
         components: Some(ComponentListener {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
@@ -137,6 +124,7 @@ pub fn run_demo(body: &str) -> Result<String, Error> {
                 ..ComponentStreamConfig::default()
             },
         }),
+        ..RuntimeConfig::default()
     };
     let server = xmpp_runtime::start(cfg, backend)?;
     let c2s = server.c2s_addr;

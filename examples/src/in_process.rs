@@ -2,12 +2,10 @@
 //! ports, an in-memory store, two accounts, and two clients (xmpp-core's
 //! client side over real TLS sockets) exchanging a message.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
-use xmpp_core::hub::HubConfig;
 use xmpp_core::jid::Jid;
-use xmpp_core::stream::{ClientConfig, ServerStreamConfig};
+use xmpp_core::stream::ClientConfig;
 use xmpp_core::Element;
 use xmpp_runtime::accounts::add_user;
 use xmpp_runtime::client::Client;
@@ -31,22 +29,9 @@ pub fn run_demo(body: &str) -> Result<String, Box<dyn std::error::Error>> {
         )?;
     }
     let cfg = RuntimeConfig {
-        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        c2s_port: 0,
         c2s_tls_port: Some(0),
         tls: Some(tls),
-        stream: ServerStreamConfig::default(),
-        hub: HubConfig::default(),
-        threads: 2,
-        partitions: 2,
-        max_connections: 100,
-        partition_queue_bytes: 8 * 1024 * 1024,
-        c2s_rate_limit: None,
-        admin_socket: None,
-        scram_iterations: 4096,
-        components: None,
-        registration_limit: Default::default(),
-        address_limits: Default::default(),
+        ..RuntimeConfig::default()
     };
     let server = xmpp_runtime::start(cfg, backend)?;
     let starttls = server.c2s_addr;

@@ -72,6 +72,37 @@ pub struct RuntimeConfig {
     pub address_limits: crate::AddressLimits,
 }
 
+/// A server for an embedder or a test: loopback on an ephemeral STARTTLS
+/// port, no certificate (so STARTTLS is not offered until `tls` is set),
+/// one executor thread per core and two hub partitions per thread, and
+/// every limit at the default of the `vireo` configuration
+/// (spec/config.md).
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        RuntimeConfig {
+            bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            c2s_port: 0,
+            c2s_tls_port: None,
+            tls: None,
+            stream: ServerStreamConfig::default(),
+            hub: HubConfig::default(),
+            threads,
+            partitions: threads * 2,
+            max_connections: 20_000,
+            partition_queue_bytes: 2 * 1024 * 1024,
+            c2s_rate_limit: None,
+            admin_socket: None,
+            scram_iterations: 10_000,
+            components: None,
+            registration_limit: Default::default(),
+            address_limits: Default::default(),
+        }
+    }
+}
+
 impl std::fmt::Debug for RuntimeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeConfig")
