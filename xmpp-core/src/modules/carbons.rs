@@ -89,6 +89,16 @@ pub struct Carbons {
 #[derive(Debug, Default)]
 struct Enabled(bool);
 
+/// Whether a session of the account other than `skip` has carbons on:
+/// asked for every message sent, so it allocates nothing.
+fn wants_copies(cx: &Context<'_>, account: &str, skip: &[ConnId]) -> bool {
+    cx.account(account).is_some_and(|a| {
+        a.sessions
+            .values()
+            .any(|s| s.ext.get::<Enabled>().is_some_and(|e| e.0) && !skip.contains(&s.conn))
+    })
+}
+
 /// The account's sessions with carbons on, except `skip`: (connection,
 /// full JID).
 fn targets(cx: &Context<'_>, account: &str, skip: &[ConnId]) -> Vec<(ConnId, String)> {
@@ -147,7 +157,7 @@ impl Module for Carbons {
         message: &mut Element,
     ) {
         // The copy is only made (a clone of the message) when someone wants it.
-        self.copy_next = eligible(message) && !targets(cx, account, &[conn]).is_empty();
+        self.copy_next = eligible(message) && wants_copies(cx, account, &[conn]);
         strip_private(message);
     }
 

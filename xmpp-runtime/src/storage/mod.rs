@@ -35,6 +35,16 @@ pub use codec::DecodeError;
 use std::path::PathBuf;
 use xmpp_core::storage::{StorageRequest, StorageResult};
 
+/// The text of a caught panic (an embedded store that panicked while
+/// opening: the error names it rather than crashing the server).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
 /// A storage backend answering the core's requests.
 pub trait Backend: Send + Sync {
     /// Execute one request. Must be durable (flushed) before returning for

@@ -89,35 +89,25 @@ const ARCHIVE: Def = TableDefinition::new("archive");
 /// Every table, created when the store is opened.
 const ALL: [Def; 6] = [CREDENTIALS, ROSTER, ROSTER_VERSION, OFFLINE, BLOBS, ARCHIVE];
 
-impl From<::redb::StorageError> for StorageError {
-    fn from(e: ::redb::StorageError) -> Self {
-        StorageError::Redb(e.into())
-    }
+/// redb's operations each have an error type; all of them convert into
+/// `redb::Error`, and so into ours.
+macro_rules! from_redb_error {
+    ($($e:ident),*) => {$(
+        impl From<::redb::$e> for StorageError {
+            fn from(e: ::redb::$e) -> Self {
+                StorageError::Redb(e.into())
+            }
+        }
+    )*};
 }
 
-impl From<::redb::TableError> for StorageError {
-    fn from(e: ::redb::TableError) -> Self {
-        StorageError::Redb(e.into())
-    }
-}
-
-impl From<::redb::TransactionError> for StorageError {
-    fn from(e: ::redb::TransactionError) -> Self {
-        StorageError::Redb(e.into())
-    }
-}
-
-impl From<::redb::CommitError> for StorageError {
-    fn from(e: ::redb::CommitError) -> Self {
-        StorageError::Redb(e.into())
-    }
-}
-
-impl From<::redb::SetDurabilityError> for StorageError {
-    fn from(e: ::redb::SetDurabilityError) -> Self {
-        StorageError::Redb(e.into())
-    }
-}
+from_redb_error!(
+    StorageError,
+    TableError,
+    TransactionError,
+    CommitError,
+    SetDurabilityError
+);
 
 /// How a request inside a write transaction failed.
 #[derive(Debug)]
@@ -581,11 +571,7 @@ impl RedbBackend {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(open_error(&path, e.to_string())),
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
+                let msg = super::panic_message(panic.as_ref());
                 tracing::error!(path = %path.display(), panic = %msg, "redb panicked while opening the store");
                 return Err(open_error(
                     &path,

@@ -144,11 +144,7 @@ impl SledBackend {
                 })
             }
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
+                let msg = super::panic_message(panic.as_ref());
                 tracing::error!(path = %dir.display(), panic = %msg, "sled panicked while opening the store");
                 return Err(StorageError::Open {
                     path: dir.to_owned(),
