@@ -201,7 +201,7 @@ impl World {
 
     fn store(request: &StorageRequest) -> StorageResult {
         match request {
-            StorageRequest::LoadAccount { account } => {
+            StorageRequest::LoadAccount { account, .. } => {
                 StorageResult::Account(is_known(account).then(AccountData::default))
             }
             StorageRequest::TakeOffline { .. } => StorageResult::Offline(vec![]),

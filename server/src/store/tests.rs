@@ -103,6 +103,7 @@ fn check(b: &dyn Backend) {
     );
     match b.execute(Req::LoadAccount {
         account: "alice@example.com".into(),
+        documents: Default::default(),
     }) {
         Res::Account(Some(data)) => {
             assert_eq!(data.roster, vec![item("bob@example.com")]);

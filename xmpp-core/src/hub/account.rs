@@ -27,8 +27,6 @@ pub struct Session {
     pub interested: bool,
     /// What modules keep for this session (`Context::session_state`).
     pub ext: super::Extensions,
-    /// Asked for the blocklist, so it gets block/unblock pushes (XEP-0191).
-    pub blocklist_interested: bool,
     /// Targets of directed presence, told when the session goes away (§4.6).
     pub directed: HashSet<String>,
     /// Its connection broke and it waits to be resumed (XEP-0198): still
@@ -56,7 +54,6 @@ impl Session {
             last_presence: None,
             interested: false,
             ext: super::Extensions::default(),
-            blocklist_interested: false,
             directed: HashSet::new(),
             hibernated: false,
             hides_avatar: false,
@@ -127,8 +124,8 @@ pub struct Account {
     pub roster_version: u64,
     /// Bound sessions.
     pub sessions: Sessions,
-    /// Blocked JIDs (XEP-0191).
-    pub blocked: std::collections::BTreeSet<String>,
+    /// What modules keep for this account (`Context::account_state`).
+    pub ext: super::Extensions,
     /// Enabled push notifications (XEP-0357).
     pub push: crate::modules::push::PushState,
     /// Photo hash of the stored vCard (XEP-0153; empty: no photo), once
@@ -139,8 +136,21 @@ pub struct Account {
 }
 
 impl Account {
+    /// The account as loaded; the modules' state is set up from the
+    /// documents afterwards.
     pub(crate) fn from_data(data: AccountData) -> Self {
+        let documents = &data.documents;
         Account {
+            push: documents
+                .get(crate::storage::PUSH_KEY)
+                .map(crate::modules::push::PushState::from_document)
+                .unwrap_or_default(),
+            avatar: documents
+                .get(crate::modules::avatar::AVATAR_KEY)
+                .map(str::to_owned),
+            archive_prefs: documents
+                .get(crate::archive::PREFS_KEY)
+                .and_then(crate::archive::ArchivePrefs::from_document),
             roster: data
                 .roster
                 .into_iter()
@@ -148,17 +158,7 @@ impl Account {
                 .collect(),
             roster_version: data.roster_version,
             sessions: Sessions::default(),
-            blocked: data.blocked.into_iter().collect(),
-            push: data
-                .push
-                .as_deref()
-                .map(crate::modules::push::PushState::from_document)
-                .unwrap_or_default(),
-            avatar: data.avatar,
-            archive_prefs: data
-                .archive_prefs
-                .as_deref()
-                .and_then(crate::archive::ArchivePrefs::from_document),
+            ext: super::Extensions::default(),
         }
     }
 

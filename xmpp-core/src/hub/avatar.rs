@@ -25,7 +25,7 @@ impl Hub {
         account: &str,
         data: AccountData,
     ) -> Result<(), Box<AccountData>> {
-        if data.avatar.is_some() || !self.avatars_on() {
+        if data.documents.get(AVATAR_KEY).is_some() || !self.avatars_on() {
             return Err(Box::new(data));
         }
         self.request(
@@ -57,7 +57,7 @@ impl Hub {
                     ?other,
                     "reading the vCard for its avatar hash failed"
                 );
-                data.avatar = Some(String::new());
+                data.documents.set(AVATAR_KEY, String::new());
                 return self.account_ready(account, data);
             }
         };
@@ -67,7 +67,7 @@ impl Hub {
             value: Some(hash.clone()),
             limit: None,
         });
-        data.avatar = Some(hash);
+        data.documents.set(AVATAR_KEY, hash);
         self.account_ready(account, data);
     }
 

@@ -74,6 +74,38 @@ impl Context<'_> {
         Some(session.ext.get_or_default::<T>())
     }
 
+    /// The state this module keeps for a loaded `account`, created with
+    /// `Default` on first use; `None` when the account is not loaded here.
+    /// It lives as long as the account stays in memory: what must outlive
+    /// that is stored as an account document.
+    pub fn account_state<T: std::any::Any + Send + Default>(
+        &mut self,
+        account: &str,
+    ) -> Option<&mut T> {
+        Some(self.hub.account_mut(account)?.ext.get_or_default::<T>())
+    }
+
+    /// The state this module keeps for `account`, if it keeps any.
+    pub fn account_state_ref<T: std::any::Any>(&self, account: &str) -> Option<&T> {
+        self.hub.account(account)?.ext.get::<T>()
+    }
+
+    /// The state this module keeps for session `conn` of `account`, if it
+    /// keeps any.
+    pub fn session_state_ref<T: std::any::Any>(&self, account: &str, conn: ConnId) -> Option<&T> {
+        self.hub
+            .account(account)?
+            .session_by_conn(conn)?
+            .ext
+            .get::<T>()
+    }
+
+    /// A write whose outcome clients are told: every stanza this hub sends
+    /// after it waits until it is durable (an iq `result` is a promise).
+    pub fn commit(&mut self, request: StorageRequest) {
+        self.hub.commit(request);
+    }
+
     /// Write `stanza` to session `conn` (not routed: no `to` is needed).
     pub fn deliver(&mut self, conn: ConnId, stanza: Element) {
         self.hub.deliver(conn, stanza);
@@ -145,6 +177,43 @@ impl Hub {
     /// An iq request for the modules.
     pub(super) fn module_iq(&mut self, to: Addressed<'_>, iq: &Element) -> Flow {
         self.each_module(|m, cx| m.iq(cx, to, iq))
+    }
+
+    /// An account was loaded: the modules set up their state.
+    pub(super) fn modules_account_loaded(
+        &mut self,
+        account: &str,
+        documents: &crate::storage::Documents,
+    ) {
+        self.each_module(|m, cx| {
+            m.account_loaded(cx, account, documents);
+            Flow::Pass
+        });
+    }
+
+    /// A stanza from a session, before the hub's outbound rules.
+    pub(super) fn module_outbound(
+        &mut self,
+        account: &str,
+        conn: ConnId,
+        stanza: &Element,
+    ) -> Flow {
+        self.each_module(|m, cx| m.outbound(cx, account, conn, stanza))
+    }
+
+    /// A stanza for an account, before the delivery rules.
+    pub(super) fn module_inbound(&mut self, account: &str, stanza: &Element) -> Flow {
+        self.each_module(|m, cx| m.inbound(cx, account, stanza))
+    }
+
+    /// Whether presence broadcast to `contact` goes out.
+    pub(super) fn module_broadcasting(
+        &mut self,
+        account: &str,
+        contact: &str,
+        presence: &Element,
+    ) -> Flow {
+        self.each_module(|m, cx| m.broadcasting(cx, account, contact, presence))
     }
 
     /// A message from a session, before archiving (modules may change it).

@@ -207,7 +207,9 @@ mod tests {
 
     fn loaded() -> StorageResult {
         StorageResult::Account(Some(AccountData {
-            avatar: Some(String::new()),
+            documents: [(crate::modules::avatar::AVATAR_KEY, String::new())]
+                .into_iter()
+                .collect(),
             ..AccountData::default()
         }))
     }

@@ -15,7 +15,7 @@ impl Hub {
         let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
             return;
         };
-        if self.blocked_inbound(account, &stanza) {
+        if self.module_inbound(account, &stanza) == Flow::Handled {
             return;
         }
         match to.resource() {

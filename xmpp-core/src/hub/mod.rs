@@ -10,7 +10,6 @@
 
 mod account;
 mod avatar;
-mod blocking;
 mod context;
 mod durability;
 mod extensions;
@@ -237,6 +236,9 @@ pub struct Hub {
     services: Vec<String>,
     features: Vec<&'static str>,
     accounts: HashMap<String, Slot>,
+    /// The account documents loaded with every account (the modules'
+    /// and the hub's own).
+    documents: crate::storage::DocumentKeys,
     /// Which account each bound connection belongs to.
     conns: HashMap<ConnId, String>,
     pending: HashMap<RequestId, Pending>,
@@ -276,10 +278,24 @@ impl Hub {
     /// A hub with an explicit module list.
     pub fn with_modules(cfg: Arc<HubConfig>, modules: Vec<Box<dyn Module>>) -> Self {
         // Disabled modules neither answer nor show up in disco#info.
-        let modules: Vec<Box<dyn Module>> = modules
+        let mut modules: Vec<Box<dyn Module>> = modules
             .into_iter()
             .filter(|m| m.id() == crate::modules::disco::ID || cfg.enabled(m.id().name()))
             .collect();
+        // Stable: modules of one priority keep the order they were given.
+        modules.sort_by_key(|m| std::cmp::Reverse(m.priority()));
+        // The hub's own documents, until their features are modules.
+        let hub_documents = [
+            crate::storage::PUSH_KEY,
+            crate::modules::avatar::AVATAR_KEY,
+            crate::archive::PREFS_KEY,
+        ];
+        let mut documents: Vec<&'static str> = modules
+            .iter()
+            .flat_map(|m| m.account_documents().iter().copied())
+            .chain(hub_documents)
+            .collect();
+        documents.dedup();
         let mut features: Vec<&'static str> = modules
             .iter()
             .flat_map(|m| m.server_features().iter().copied())
@@ -289,14 +305,8 @@ impl Hub {
         if cfg.offline_messages {
             features.push(crate::ns::MSGOFFLINE);
         }
-        let hub_features: [(&str, &'static str); 2] = [
-            ("blocking", crate::modules::blocking::NS),
-            ("register", crate::modules::register::NS),
-        ];
-        for (module, feature) in hub_features {
-            if cfg.enabled(module) {
-                features.push(feature);
-            }
+        if cfg.enabled("register") {
+            features.push(crate::modules::register::NS);
         }
         // XEP-0359: the server adds stanza-ids (the archives themselves
         // are advertised on the accounts' bare JIDs, XEP-0313 §6).
@@ -311,6 +321,7 @@ impl Hub {
             modules: modules.into_iter().map(Some).collect(),
             services,
             features,
+            documents: documents.into(),
             accounts: HashMap::new(),
             conns: HashMap::new(),
             pending: HashMap::new(),
@@ -673,6 +684,7 @@ impl Hub {
                 self.request(
                     StorageRequest::LoadAccount {
                         account: account.to_owned(),
+                        documents: self.documents.clone(),
                     },
                     Pending::Load(account.to_owned()),
                 );
@@ -715,8 +727,10 @@ impl Hub {
         seq: u64,
         queue: Vec<Deferred>,
     ) {
+        let documents = data.documents.clone();
         self.accounts
             .insert(account.to_owned(), Slot::Loaded(Account::from_data(data)));
+        self.modules_account_loaded(account, &documents);
         // Unloading between queued items would drop the account under a
         // bind that is still waiting in the queue.
         for work in queue {

@@ -17,15 +17,8 @@ impl Hub {
         if kind == Kind::Iq && self.registration_removal(account, conn, &stanza, to.as_ref()) {
             return;
         }
-        if kind == Kind::Iq && to.as_ref().is_none_or(|t| t.bare_str() == account) {
-            let req = crate::modules::blocking::BlockingRequest::parse(&stanza)
-                .filter(|_| self.enabled("blocking"));
-            if let Some(req) = req {
-                return match req {
-                    Ok(req) => self.blocking_iq(account, conn, &stanza, req),
-                    Err(e) => self.bounce(&stanza, e),
-                };
-            }
+        if self.module_outbound(account, conn, &stanza) == Flow::Handled {
+            return;
         }
         if kind == Kind::Iq && self.enabled("mam") && super::mam::own_archive(account, to.as_ref())
         {
@@ -35,9 +28,6 @@ impl Hub {
                     Err(e) => self.bounce(&stanza, e),
                 };
             }
-        }
-        if to.is_some() && self.blocked_outbound(account, conn, &stanza) {
-            return;
         }
         // An iq without `to` may be for this session alone (XEP-0280).
         let request = matches!(stanza.attr("type"), Some("get") | Some("set"));

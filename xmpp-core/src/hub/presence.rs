@@ -72,11 +72,10 @@ impl Hub {
         let Some(acc) = self.account(account) else {
             return;
         };
-        // Blocked contacts get no presence (XEP-0191 §3.3).
         let subscribers: Vec<String> = acc
             .roster
             .values()
-            .filter(|i| i.subscription.from && !acc.blocked.contains(&i.jid))
+            .filter(|i| i.subscription.from)
             .map(|i| i.jid.clone())
             .collect();
         let own: Vec<(ConnId, String)> = acc
@@ -86,6 +85,10 @@ impl Hub {
             .map(|s| (s.conn, s.jid.to_string()))
             .collect();
         for to in subscribers.iter().chain(extra.iter()) {
+            // Modules may withhold it (XEP-0191 §3.3: blocked contacts).
+            if self.module_broadcasting(account, to, stanza) == crate::modules::Flow::Handled {
+                continue;
+            }
             let mut p = stanza.clone();
             p.set_attr("to", to);
             self.route(p);

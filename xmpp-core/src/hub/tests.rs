@@ -44,7 +44,9 @@ fn bind_queued_behind_routed_work_survives_the_load() {
     h.session_bound(1, 7, jid("bob@localhost/phone"));
     // The avatar hash is known (XEP-0153), so no vCard read is needed.
     let data = AccountData {
-        avatar: Some(String::new()),
+        documents: [(crate::modules::avatar::AVATAR_KEY, String::new())]
+            .into_iter()
+            .collect(),
         ..AccountData::default()
     };
     h.handle_storage(2, id, StorageResult::Account(Some(data)));
@@ -131,9 +133,16 @@ fn push_refusal_travels_between_partitions() {
     let (mut account_hub, mut domain_hub) = (Hub::new(cfg.clone()), Hub::new(cfg));
     let state = push_to_app_server();
     let data = || AccountData {
-        push: state.to_document(),
         // The avatar hash is known (no vCard photo), so no vCard read.
-        avatar: Some(String::new()),
+        documents: [
+            (
+                crate::storage::PUSH_KEY,
+                state.to_document().unwrap_or_default(),
+            ),
+            (crate::modules::avatar::AVATAR_KEY, String::new()),
+        ]
+        .into_iter()
+        .collect(),
         ..AccountData::default()
     };
     account_hub.routed(0, chat("bob@localhost", "alice@localhost/a"));
@@ -316,7 +325,9 @@ fn a_session_closed_during_its_account_load_is_known_until_the_load() {
     assert!(h.knows_session(7), "the close waits behind the load");
     // The avatar hash is known (no vCard photo), so no vCard read.
     let data = AccountData {
-        avatar: Some(String::new()),
+        documents: [(crate::modules::avatar::AVATAR_KEY, String::new())]
+            .into_iter()
+            .collect(),
         ..AccountData::default()
     };
     h.handle_storage(3, id, StorageResult::Account(Some(data)));
@@ -671,7 +682,9 @@ fn a_registered_module_answers_stores_and_shows_in_disco() {
     h.session_bound(1, 7, jid("bob@localhost/phone"));
     let id = load_request(&outputs(&mut h)).expect("account load requested");
     let data = AccountData {
-        avatar: Some(String::new()),
+        documents: [(crate::modules::avatar::AVATAR_KEY, String::new())]
+            .into_iter()
+            .collect(),
         ..AccountData::default()
     };
     h.handle_storage(2, id, StorageResult::Account(Some(data)));
@@ -820,7 +833,9 @@ fn a_module_hosts_a_service_domain() {
     h.session_bound(3, 7, jid("alice@localhost/a"));
     let id = load_request(&outputs(&mut h)).expect("account load requested");
     let data = AccountData {
-        avatar: Some(String::new()),
+        documents: [(crate::modules::avatar::AVATAR_KEY, String::new())]
+            .into_iter()
+            .collect(),
         ..AccountData::default()
     };
     h.handle_storage(4, id, StorageResult::Account(Some(data)));

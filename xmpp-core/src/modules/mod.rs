@@ -22,7 +22,7 @@ mod time;
 mod version;
 
 use crate::hub::ConnId;
-use crate::storage::{RequestId, StorageResult};
+use crate::storage::{Documents, RequestId, StorageResult};
 use crate::xml::Element;
 
 pub use crate::hub::Context;
@@ -121,6 +121,57 @@ pub trait Module: Send + std::fmt::Debug {
     /// Its identity.
     fn id(&self) -> ModuleId;
 
+    /// Where it runs among the modules, for every hook: higher first
+    /// (Prosody's hook priorities, per module). Filters that may drop a
+    /// stanza (XEP-0191) come before what acts on it (archiving).
+    fn priority(&self) -> i32 {
+        0
+    }
+
+    /// Keys of the account documents it needs with every account load
+    /// ([`crate::storage::DocumentKeys`]): what it consults for every
+    /// stanza. Rarely read documents are loaded on demand instead.
+    fn account_documents(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// An account was loaded with the documents every module declared:
+    /// set up the account's state ([`Context::account_state`]).
+    fn account_loaded(&mut self, _cx: &mut Context<'_>, _account: &str, _documents: &Documents) {}
+
+    /// A stanza from session `conn` of `account`, before the hub routes or
+    /// answers it (RFC 6121's outbound processing). [`Flow::Handled`]: the
+    /// module answered or dropped it.
+    fn outbound(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _account: &str,
+        _conn: ConnId,
+        _stanza: &Element,
+    ) -> Flow {
+        Flow::Pass
+    }
+
+    /// A stanza routed to `account` (its bare or a full JID), before the
+    /// delivery rules (RFC 6121 §8.5). [`Flow::Handled`]: the module
+    /// answered or dropped it.
+    fn inbound(&mut self, _cx: &mut Context<'_>, _account: &str, _stanza: &Element) -> Flow {
+        Flow::Pass
+    }
+
+    /// Presence the server sends on the account's behalf to `contact` (a
+    /// subscriber, when a session's presence is broadcast).
+    /// [`Flow::Handled`] withholds it.
+    fn broadcasting(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _account: &str,
+        _contact: &str,
+        _presence: &Element,
+    ) -> Flow {
+        Flow::Pass
+    }
+
     /// Features it adds to the server's disco#info.
     fn server_features(&self) -> &'static [&'static str] {
         &[]
@@ -190,6 +241,7 @@ pub trait Module: Send + std::fmt::Debug {
 pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
     vec![
         Box::new(Disco),
+        Box::new(blocking::Blocking),
         Box::new(carbons::Carbons::default()),
         Box::new(stored_xml::StoredXml::private(
             cfg.quotas.max_private_documents,

@@ -10,7 +10,8 @@
 //!   [`MemoryStore::add_user`]);
 //! - `PutRosterItem`, `RemoveRosterItem`, `PushOffline` and `SetCredentials`
 //!   on an unknown account answer `NotFound` and store nothing;
-//! - `LoadAccount` lists roster items ordered by contact JID;
+//! - `LoadAccount` lists roster items ordered by contact JID, and the
+//!   documents asked for that are stored, in the order asked;
 //! - `TakeOffline` drains one page of the queue oldest first, and answers
 //!   an empty queue for an unknown account; `PushOffline` with a limit
 //!   answers `Full` and stores nothing once the queue holds that many;
@@ -128,19 +129,16 @@ impl MemoryStore {
         self.accounts.keys().cloned().collect()
     }
 
-    /// The stored roster and version of an account.
-    pub fn account_data(&self, account: &str) -> Option<AccountData> {
+    /// The stored roster and version of an account, with the stored
+    /// documents under `documents`.
+    pub fn account_data(&self, account: &str, documents: &[&'static str]) -> Option<AccountData> {
         self.accounts.get(account).map(|a| AccountData {
             roster: a.roster.values().cloned().collect(),
             roster_version: a.roster_version,
-            blocked: a
-                .blobs
-                .get(crate::storage::BLOCKLIST_KEY)
-                .map(|d| crate::storage::parse_blocklist(d))
-                .unwrap_or_default(),
-            push: a.blobs.get(crate::storage::PUSH_KEY).cloned(),
-            avatar: a.blobs.get(crate::modules::avatar::AVATAR_KEY).cloned(),
-            archive_prefs: a.blobs.get(archive::PREFS_KEY).cloned(),
+            documents: documents
+                .iter()
+                .filter_map(|&key| Some((key, a.blobs.get(key)?.clone())))
+                .collect(),
         })
     }
 
@@ -209,8 +207,8 @@ impl MemoryStore {
             StorageRequest::LoadCredentials { account } => StorageResult::Credentials(
                 self.accounts.get(&account).map(|a| a.credentials.clone()),
             ),
-            StorageRequest::LoadAccount { account } => {
-                StorageResult::Account(self.account_data(&account))
+            StorageRequest::LoadAccount { account, documents } => {
+                StorageResult::Account(self.account_data(&account, &documents))
             }
             StorageRequest::PutRosterItem {
                 account,
@@ -452,7 +450,10 @@ mod tests {
             StorageResult::Offline(vec![])
         );
         assert!(matches!(
-            s.execute(StorageRequest::LoadAccount { account: a("") }),
+            s.execute(StorageRequest::LoadAccount {
+                account: a(""),
+                documents: Default::default(),
+            }),
             StorageResult::Failed(_)
         ));
         assert_eq!(

@@ -57,6 +57,12 @@ impl Subscription {
     }
 }
 
+/// The keys of the account documents (see [`StorageRequest::StoreBlob`])
+/// that come with every account load: those the hub's modules consult on
+/// every stanza (the blocklist, push registrations, archive preferences).
+/// Modules declare them, so a backend reads them without knowing any.
+pub type DocumentKeys = std::sync::Arc<[&'static str]>;
+
 /// An account's persisted state, loaded when the account becomes active.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountData {
@@ -64,45 +70,45 @@ pub struct AccountData {
     pub roster: Vec<RosterItem>,
     /// Roster version counter (XEP-0237).
     pub roster_version: u64,
-    /// Blocked JIDs (XEP-0191), kept as the stored document under
-    /// [`BLOCKLIST_KEY`] and returned with the account because every inbound
-    /// stanza is checked against it.
-    pub blocked: Vec<String>,
-    /// XEP-0357 push registrations: the stored document under [`PUSH_KEY`],
-    /// returned with the account because every offline message consults it.
-    pub push: Option<String>,
-    /// XEP-0153: the photo hash of the account's vCard, kept as the stored
-    /// document under [`crate::modules::avatar::AVATAR_KEY`] (empty: no
-    /// photo); `None` when it was never computed (a vCard stored by an
-    /// older version).
-    pub avatar: Option<String>,
-    /// The archiving preferences document (XEP-0441), stored under
-    /// [`crate::archive::PREFS_KEY`] and returned with the account because
-    /// every message is checked against it; `None` when never set.
-    pub archive_prefs: Option<String>,
+    /// The documents the load asked for that are stored.
+    pub documents: Documents,
+}
+
+/// Stored account documents by key, in the order a load asked for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Documents(Vec<(&'static str, String)>);
+
+impl Documents {
+    /// The document under `key`, if there is one.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, d)| d.as_str())
+    }
+
+    /// Replace (or add) the document under `key`.
+    pub fn set(&mut self, key: &'static str, document: String) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = document,
+            None => self.0.push((key, document)),
+        }
+    }
+
+    /// Every (key, document).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0.iter().map(|(k, d)| (*k, d.as_str()))
+    }
+}
+
+impl FromIterator<(&'static str, String)> for Documents {
+    fn from_iter<I: IntoIterator<Item = (&'static str, String)>>(iter: I) -> Self {
+        Documents(iter.into_iter().collect())
+    }
 }
 
 /// Storage key of the push registrations document.
 pub const PUSH_KEY: &str = "push";
-
-/// Storage key of the blocklist: one JID per line.
-pub const BLOCKLIST_KEY: &str = "blocklist";
-
-/// The blocklist document for a set of JIDs.
-pub fn blocklist_document<'a>(jids: impl IntoIterator<Item = &'a String>) -> String {
-    jids.into_iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The JIDs of a stored blocklist document.
-pub fn parse_blocklist(doc: &str) -> Vec<String> {
-    doc.lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
 
 /// What the core asks the storage backend to do. Accounts are keyed by their
 /// normalized bare JID (`user@domain`).
@@ -110,9 +116,13 @@ pub fn parse_blocklist(doc: &str) -> Vec<String> {
 pub enum StorageRequest {
     /// Read the SCRAM credentials of an account. Answer: [`StorageResult::Credentials`].
     LoadCredentials { account: String },
-    /// Read roster and version, the blocklist and the avatar hash; `None`
-    /// when the account does not exist. Answer: [`StorageResult::Account`].
-    LoadAccount { account: String },
+    /// Read roster and version and the stored documents under `documents`;
+    /// `None` when the account does not exist. Answer:
+    /// [`StorageResult::Account`].
+    LoadAccount {
+        account: String,
+        documents: DocumentKeys,
+    },
     /// Insert or replace one roster item and store the new roster version.
     PutRosterItem {
         account: String,
@@ -218,7 +228,7 @@ impl StorageRequest {
     pub fn account(&self) -> Option<&str> {
         Some(match self {
             StorageRequest::LoadCredentials { account }
-            | StorageRequest::LoadAccount { account }
+            | StorageRequest::LoadAccount { account, .. }
             | StorageRequest::PutRosterItem { account, .. }
             | StorageRequest::RemoveRosterItem { account, .. }
             | StorageRequest::PushOffline { account, .. }

@@ -14,7 +14,8 @@
 //! - `PutRosterItem`, `RemoveRosterItem`, `PushOffline` and
 //!   `SetCredentials` on an unknown account answer `NotFound` and store
 //!   nothing, so no orphaned data outlives `DeleteAccount`;
-//! - `LoadAccount` lists roster items ordered by contact JID;
+//! - `LoadAccount` lists roster items ordered by contact JID, and the
+//!   stored documents among those it names (a backend knows no keys);
 //! - `TakeOffline` on an unknown account answers an empty queue.
 
 #[cfg(test)]
@@ -131,6 +132,10 @@ pub(crate) mod conformance {
         AccountData, RosterItem, StorageRequest as Req, StorageResult as Res, Subscription,
     };
 
+    /// The account documents the tests load with an account (the hub
+    /// asks for those its modules declare).
+    pub const LOADED: &[&str] = &["blocklist", "push", "avatar", "mam-prefs"];
+
     pub fn creds(n: u8) -> StoredCredentials {
         StoredCredentials {
             iterations: 4096 + u32::from(n),
@@ -231,6 +236,7 @@ pub(crate) mod conformance {
         );
         match b.execute(Req::LoadAccount {
             account: alice.clone(),
+            documents: crate::storage::conformance::LOADED.into(),
         }) {
             Res::Account(Some(data)) => {
                 assert_eq!(data.roster, vec![item("bob@example.com", true)]);
@@ -290,7 +296,8 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: alice.clone()
+                account: alice.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             Res::Account(None)
         );
@@ -376,7 +383,8 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: alice.clone()
+                account: alice.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             Res::Account(Some(AccountData::default()))
         );
@@ -414,15 +422,13 @@ pub(crate) mod conformance {
         }
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: alice.clone()
+                account: alice.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             Res::Account(Some(AccountData {
                 roster: vec![item("amy@a", false), item("zed@z", false)],
                 roster_version: 3,
-                blocked: Vec::new(),
-                push: None,
-                avatar: None,
-                archive_prefs: None,
+                documents: Default::default(),
             }))
         );
         assert_eq!(
@@ -444,20 +450,19 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: alice.clone()
+                account: alice.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             Res::Account(Some(AccountData {
                 roster: vec![item("zed@z", false)],
                 roster_version: 5,
-                blocked: Vec::new(),
-                push: None,
-                avatar: None,
-                archive_prefs: None,
+                documents: Default::default(),
             }))
         );
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: al.clone()
+                account: al.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             Res::Account(Some(AccountData::default()))
         );
@@ -639,6 +644,18 @@ pub(crate) mod conformance {
         assert_eq!(b.execute(blob("p 2")), Res::Blob(Some("<b/>".into())));
         assert_eq!(b.execute(limited("p 1", None)), Res::Done);
         assert_eq!(b.execute(limited("p 3", Some("<c/>"))), Res::Done);
+        // The documents a load names come back with the account, in the
+        // order named; others (the vCard stored above) do not.
+        match b.execute(Req::LoadAccount {
+            account: alice.clone(),
+            documents: ["p 3", "missing", "p 2"].as_slice().into(),
+        }) {
+            Res::Account(Some(data)) => assert_eq!(
+                data.documents.iter().collect::<Vec<_>>(),
+                vec![("p 3", "<c/>"), ("p 2", "<b/>")]
+            ),
+            other => panic!("{other:?}"),
+        }
         // Push registrations come back with the account (XEP-0357).
         let push_doc = "<push xmlns='urn:vireo:push' pending='1'/>";
         assert_eq!(
@@ -652,8 +669,12 @@ pub(crate) mod conformance {
         );
         match b.execute(Req::LoadAccount {
             account: alice.clone(),
+            documents: crate::storage::conformance::LOADED.into(),
         }) {
-            Res::Account(Some(data)) => assert_eq!(data.push.as_deref(), Some(push_doc)),
+            Res::Account(Some(data)) => assert_eq!(
+                data.documents.get(xmpp_core::storage::PUSH_KEY),
+                Some(push_doc)
+            ),
             other => panic!("{other:?}"),
         }
         // The avatar hash (XEP-0153) comes back with the account.
@@ -669,9 +690,10 @@ pub(crate) mod conformance {
         );
         match b.execute(Req::LoadAccount {
             account: alice.clone(),
+            documents: crate::storage::conformance::LOADED.into(),
         }) {
             Res::Account(Some(data)) => assert_eq!(
-                data.avatar.as_deref(),
+                data.documents.get(avatar),
                 Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
             ),
             other => panic!("{other:?}"),
@@ -687,8 +709,9 @@ pub(crate) mod conformance {
         );
         match b.execute(Req::LoadAccount {
             account: alice.clone(),
+            documents: crate::storage::conformance::LOADED.into(),
         }) {
-            Res::Account(Some(data)) => assert_eq!(data.avatar.as_deref(), Some("")),
+            Res::Account(Some(data)) => assert_eq!(data.documents.get(avatar), Some("")),
             other => panic!("{other:?}"),
         }
         assert_eq!(
@@ -715,7 +738,8 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: alice.clone()
+                account: alice.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             Res::Account(None)
         );
@@ -737,22 +761,21 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: alice.clone()
+                account: alice.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             Res::Account(Some(AccountData::default()))
         );
         // Bob is untouched.
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: bob.clone()
+                account: bob.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             Res::Account(Some(AccountData {
                 roster: vec![item("alice@example.com", true)],
                 roster_version: 7,
-                blocked: Vec::new(),
-                push: None,
-                avatar: None,
-                archive_prefs: None,
+                documents: Default::default(),
             }))
         );
         assert_eq!(
@@ -772,7 +795,10 @@ pub(crate) mod conformance {
             Res::Failed(_)
         ));
         assert!(matches!(
-            b.execute(Req::LoadAccount { account: a("") }),
+            b.execute(Req::LoadAccount {
+                account: a(""),
+                documents: crate::storage::conformance::LOADED.into(),
+            }),
             Res::Failed(_)
         ));
         assert!(b.flush().is_ok());

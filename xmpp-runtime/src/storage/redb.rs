@@ -55,12 +55,7 @@ use ::redb::{
     Builder, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, Table, TableDefinition, TableHandle, WriteTransaction,
 };
-use xmpp_core::archive::PREFS_KEY;
-use xmpp_core::modules::avatar::AVATAR_KEY;
-use xmpp_core::storage::{
-    parse_blocklist, AccountData, KeyLimit, OfflinePage, StorageRequest, StorageResult,
-    BLOCKLIST_KEY, PUSH_KEY,
-};
+use xmpp_core::storage::{AccountData, KeyLimit, OfflinePage, StorageRequest, StorageResult};
 
 mod archive;
 
@@ -298,7 +293,7 @@ fn read<T: ReadableTable<Bytes, Bytes>>(
 ) -> Option<Result<StorageResult, StorageError>> {
     Some(match req {
         StorageRequest::LoadCredentials { account } => load_credentials(t, account),
-        StorageRequest::LoadAccount { account } => load_account(t, account),
+        StorageRequest::LoadAccount { account, documents } => load_account(t, account, documents),
         StorageRequest::LoadBlob { account, key } => {
             get_string(&t.blobs, &account_key(account, key), "stored document")
                 .map(StorageResult::Blob)
@@ -329,6 +324,7 @@ fn load_credentials<T: ReadableTable<Bytes, Bytes>>(
 fn load_account<T: ReadableTable<Bytes, Bytes>>(
     t: &Tables<T>,
     account: &str,
+    documents: &[&'static str],
 ) -> Result<StorageResult, StorageError> {
     if !exists(&t.credentials, account)? {
         return Ok(StorageResult::Account(None));
@@ -348,17 +344,16 @@ fn load_account<T: ReadableTable<Bytes, Bytes>>(
         Some(raw) => be_u64(raw.value(), "roster version")?,
         None => 0,
     };
-    let blob = |key: &str, what| get_string(&t.blobs, &account_key(account, key), what);
-    let blocked = blob(BLOCKLIST_KEY, "blocklist")?
-        .map(|doc| parse_blocklist(&doc))
-        .unwrap_or_default();
+    let mut loaded = Vec::with_capacity(documents.len());
+    for &key in documents {
+        if let Some(doc) = get_string(&t.blobs, &account_key(account, key), "account document")? {
+            loaded.push((key, doc));
+        }
+    }
     Ok(StorageResult::Account(Some(AccountData {
         roster,
         roster_version,
-        blocked,
-        push: blob(PUSH_KEY, "push registrations")?,
-        avatar: blob(AVATAR_KEY, "avatar hash")?,
-        archive_prefs: blob(PREFS_KEY, "archive preferences")?,
+        documents: loaded.into_iter().collect(),
     })))
 }
 

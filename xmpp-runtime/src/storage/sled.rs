@@ -30,11 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use ::sled::{Batch, Db, IVec, Tree};
-use xmpp_core::archive::PREFS_KEY;
-use xmpp_core::modules::avatar::AVATAR_KEY;
-use xmpp_core::storage::{
-    parse_blocklist, AccountData, KeyLimit, StorageRequest, StorageResult, BLOCKLIST_KEY, PUSH_KEY,
-};
+use xmpp_core::storage::{AccountData, KeyLimit, StorageRequest, StorageResult};
 
 mod archive;
 
@@ -235,7 +231,7 @@ impl SledBackend {
                         }),
                 }
             }
-            StorageRequest::LoadAccount { account } => {
+            StorageRequest::LoadAccount { account, documents } => {
                 // Under the lock so the roster and its version are a snapshot.
                 let _w = self.lock();
                 if !self.exists(&account)? {
@@ -255,41 +251,18 @@ impl SledBackend {
                     Some(raw) => be_u64(&raw, "roster version")?,
                     None => 0,
                 };
-                let blocked = match self.blobs.get(account_key(&account, BLOCKLIST_KEY))? {
-                    Some(raw) => parse_blocklist(
-                        std::str::from_utf8(&raw)
-                            .map_err(|_| StorageError::NotUtf8("blocklist"))?,
-                    ),
-                    None => Vec::new(),
-                };
-                let push = match self.blobs.get(account_key(&account, PUSH_KEY))? {
-                    Some(raw) => Some(
-                        String::from_utf8(raw.to_vec())
-                            .map_err(|_| StorageError::NotUtf8("push registrations"))?,
-                    ),
-                    None => None,
-                };
-                let avatar = match self.blobs.get(account_key(&account, AVATAR_KEY))? {
-                    Some(raw) => Some(
-                        String::from_utf8(raw.to_vec())
-                            .map_err(|_| StorageError::NotUtf8("avatar hash"))?,
-                    ),
-                    None => None,
-                };
-                let archive_prefs = match self.blobs.get(account_key(&account, PREFS_KEY))? {
-                    Some(raw) => Some(
-                        String::from_utf8(raw.to_vec())
-                            .map_err(|_| StorageError::NotUtf8("archive preferences"))?,
-                    ),
-                    None => None,
-                };
+                let mut loaded = Vec::with_capacity(documents.len());
+                for &key in documents.iter() {
+                    if let Some(raw) = self.blobs.get(account_key(&account, key))? {
+                        let doc = String::from_utf8(raw.to_vec())
+                            .map_err(|_| StorageError::NotUtf8("account document"))?;
+                        loaded.push((key, doc));
+                    }
+                }
                 Ok(StorageResult::Account(Some(AccountData {
                     roster,
                     roster_version,
-                    blocked,
-                    push,
-                    avatar,
-                    archive_prefs,
+                    documents: loaded.into_iter().collect(),
                 })))
             }
             StorageRequest::PutRosterItem {
@@ -790,15 +763,13 @@ mod tests {
         );
         assert_eq!(
             b.execute(Req::LoadAccount {
-                account: account.clone()
+                account: account.clone(),
+                documents: crate::storage::conformance::LOADED.into(),
             }),
             StorageResult::Account(Some(AccountData {
                 roster: vec![item("c@d", true)],
                 roster_version: 9,
-                blocked: Vec::new(),
-                push: None,
-                avatar: None,
-                archive_prefs: None,
+                documents: Default::default(),
             }))
         );
         assert_eq!(
@@ -828,6 +799,7 @@ mod tests {
             },
             Req::LoadAccount {
                 account: "x@y".into(),
+                documents: crate::storage::conformance::LOADED.into(),
             },
             Req::TakeOffline {
                 page: xmpp_core::storage::OfflinePage::ALL,

@@ -107,7 +107,8 @@ fn data_survives_reopen() {
     );
     assert_eq!(
         b.execute(Req::LoadAccount {
-            account: account.clone()
+            account: account.clone(),
+            documents: crate::storage::conformance::LOADED.into(),
         }),
         StorageResult::Account(Some(AccountData {
             roster: vec![item("c@d", true)],
@@ -145,6 +146,7 @@ fn corrupt_records_fail_cleanly() {
         },
         Req::LoadAccount {
             account: "x@y".into(),
+            documents: crate::storage::conformance::LOADED.into(),
         },
         Req::TakeOffline {
             page: OfflinePage::ALL,
@@ -244,6 +246,7 @@ fn snapshot_is_a_complete_copy() {
     for account in b.accounts().unwrap() {
         let load = || Req::LoadAccount {
             account: account.clone(),
+            documents: crate::storage::conformance::LOADED.into(),
         };
         assert_eq!(copy.execute(load()), b.execute(load()));
         let take = || Req::TakeOffline {
