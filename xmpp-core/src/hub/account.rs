@@ -32,9 +32,6 @@ pub struct Session {
     /// Its connection broke and it waits to be resumed (XEP-0198): still
     /// available, but messages reach the user only through push (XEP-0357).
     pub hibernated: bool,
-    /// Its last presence said "no image to advertise" (an empty XEP-0153
-    /// `<photo/>`), so avatar changes are not announced for it.
-    pub hides_avatar: bool,
 }
 
 impl Session {
@@ -56,7 +53,6 @@ impl Session {
             ext: super::Extensions::default(),
             directed: HashSet::new(),
             hibernated: false,
-            hides_avatar: false,
         }
     }
 }
@@ -128,9 +124,6 @@ pub struct Account {
     pub ext: super::Extensions,
     /// Enabled push notifications (XEP-0357).
     pub push: crate::modules::push::PushState,
-    /// Photo hash of the stored vCard (XEP-0153; empty: no photo), once
-    /// known.
-    pub avatar: Option<String>,
     /// Archiving preferences (XEP-0441); `None`: the configured default.
     pub archive_prefs: Option<crate::archive::ArchivePrefs>,
 }
@@ -145,9 +138,6 @@ impl Account {
                 .get(crate::storage::PUSH_KEY)
                 .map(crate::modules::push::PushState::from_document)
                 .unwrap_or_default(),
-            avatar: documents
-                .get(crate::modules::avatar::AVATAR_KEY)
-                .map(str::to_owned),
             archive_prefs: documents
                 .get(crate::archive::PREFS_KEY)
                 .and_then(crate::archive::ArchivePrefs::from_document),

@@ -100,6 +100,17 @@ impl Context<'_> {
             .get::<T>()
     }
 
+    /// Drop the state this module keeps for session `conn` of `account`.
+    pub fn session_state_remove<T: std::any::Any>(&mut self, account: &str, conn: ConnId) {
+        if let Some(session) = self
+            .hub
+            .account_mut(account)
+            .and_then(|a| a.session_by_conn_mut(conn))
+        {
+            session.ext.remove::<T>();
+        }
+    }
+
     /// A write whose outcome clients are told: every stanza this hub sends
     /// after it waits until it is durable (an iq `result` is a promise).
     pub fn commit(&mut self, request: StorageRequest) {
@@ -125,6 +136,33 @@ impl Context<'_> {
     /// [`Module::storage_answer`] with the returned id.
     pub fn request(&mut self, request: StorageRequest) -> RequestId {
         self.hub.request_id(request, Pending::Module(self.module))
+    }
+
+    /// From [`Module::account_loaded`]: a storage request the account's
+    /// waiting work waits for, so that it runs with what the answer brings
+    /// (XEP-0153 reads the vCard of an account whose photo hash was never
+    /// stored, so the first presence already carries it). The answer comes
+    /// to [`Module::storage_answer`] first.
+    pub fn prepare(&mut self, account: &str, request: StorageRequest) -> RequestId {
+        let id = self.request(request);
+        self.hub.preparing(account, id);
+        id
+    }
+
+    /// Store `presence` as session `conn`'s current presence and send it
+    /// again to its subscribers and the account's available resources
+    /// (a module changed what it says).
+    pub fn rebroadcast(&mut self, account: &str, conn: ConnId, presence: Element) {
+        let Some(session) = self
+            .hub
+            .account_mut(account)
+            .and_then(|a| a.session_by_conn_mut(conn))
+        else {
+            return;
+        };
+        session.last_presence = Some(presence.to_xml().into_boxed_str());
+        self.hub
+            .broadcast_presence(account, conn, &presence, &Default::default());
     }
 
     /// Tell the other modules that `event` happened.
@@ -206,6 +244,20 @@ impl Hub {
         self.each_module(|m, cx| m.inbound(cx, account, stanza))
     }
 
+    /// An available presence from a session, before it goes out.
+    pub(super) fn presence_sending(
+        &mut self,
+        account: &str,
+        conn: ConnId,
+        presence: &mut Element,
+        broadcast: bool,
+    ) {
+        self.each_module(|m, cx| {
+            m.presence_sending(cx, account, conn, presence, broadcast);
+            Flow::Pass
+        });
+    }
+
     /// Whether presence broadcast to `contact` goes out.
     pub(super) fn module_broadcasting(
         &mut self,
@@ -246,17 +298,12 @@ impl Hub {
         });
     }
 
-    /// Tell every module (but one whose hook announced it) about an event,
-    /// and react to those the hub still handles itself.
+    /// Tell every module (but one whose hook announced it) about an event.
     pub(super) fn announce(&mut self, event: Event<'_>) {
         self.each_module(|m, cx| {
             m.event(cx, event);
             Flow::Pass
         });
-        // XEP-0153 until avatars are a module of their own.
-        if let Event::VcardStored { account, vcard } = event {
-            self.vcard_stored(account, vcard);
-        }
     }
 
     /// A storage answer for the module at `index`.

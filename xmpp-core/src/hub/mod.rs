@@ -9,7 +9,6 @@
 //! recipient's hub ([`Hub::routed`]), which applies the delivery rules.
 
 mod account;
-mod avatar;
 mod context;
 mod durability;
 mod extensions;
@@ -202,7 +201,21 @@ impl Deferred {
 enum Slot {
     /// The load's sequence number (fences wait for it) and the work queued.
     Loading(u64, Vec<Deferred>),
+    /// Loaded, but modules read more before the queued work runs
+    /// ([`Context::prepare`]): the account is there for their state, its
+    /// work still waits.
+    Preparing(Box<Preparing>),
     Loaded(Account),
+}
+
+/// An account whose modules are still reading what its work needs.
+#[derive(Debug)]
+struct Preparing {
+    account: Account,
+    seq: u64,
+    queue: Vec<Deferred>,
+    /// Storage answers still awaited.
+    waits: usize,
 }
 
 /// What a pending storage request was for.
@@ -214,8 +227,6 @@ enum Pending {
     OfflineStore(Box<str>),
     /// An account deleting itself (XEP-0077 `<remove/>`).
     Cancel(Box<register::Cancel>),
-    /// A loaded account waiting for its vCard's photo hash (XEP-0153).
-    Avatar(String, Box<crate::storage::AccountData>),
     /// A module's request: the module's index in the hub's list.
     Module(usize),
     /// An archive query whose results go to a session.
@@ -242,6 +253,8 @@ pub struct Hub {
     /// Which account each bound connection belongs to.
     conns: HashMap<ConnId, String>,
     pending: HashMap<RequestId, Pending>,
+    /// Module requests that an account being prepared waits for.
+    preparations: HashMap<RequestId, String>,
     /// Offline-queue reads in flight per account, so that deciding whether
     /// an account may be unloaded does not scan every pending request (of
     /// which archive writes make many).
@@ -285,9 +298,8 @@ impl Hub {
         // Stable: modules of one priority keep the order they were given.
         modules.sort_by_key(|m| std::cmp::Reverse(m.priority()));
         // The hub's own documents, until their features are modules.
-        let hub_documents = [
+        let hub_documents: [&'static str; 2] = [
             crate::storage::PUSH_KEY,
-            crate::modules::avatar::AVATAR_KEY,
             crate::archive::PREFS_KEY,
         ];
         let mut documents: Vec<&'static str> = modules
@@ -325,6 +337,7 @@ impl Hub {
             accounts: HashMap::new(),
             conns: HashMap::new(),
             pending: HashMap::new(),
+            preparations: HashMap::new(),
             offline_pending: HashMap::new(),
             next_request: 1,
             out: VecDeque::new(),
@@ -544,6 +557,10 @@ impl Hub {
         self.tick(now);
         self.answered(id);
         self.storage_answer(id, result);
+        if let Some(account) = self.preparations.remove(&id) {
+            self.preparations.release_spare();
+            self.prepared(&account);
+        }
         self.release_durable();
     }
 
@@ -564,7 +581,6 @@ impl Hub {
             }
             Some(Pending::OfflineStore(xml)) => self.offline_stored(&xml, result),
             Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
-            Some(Pending::Avatar(account, data)) => self.avatar_loaded(&account, *data, result),
             Some(Pending::Module(index)) => self.module_storage_answer(index, id, result),
             Some(Pending::MamQuery(pending)) => self.mam_query_done(*pending, result),
             Some(Pending::MamMetadata(conn, iq)) => self.mam_metadata_done(conn, &iq, result),
@@ -672,6 +688,10 @@ impl Hub {
     fn with_account(&mut self, account: &str, work: Deferred) {
         match self.accounts.get_mut(account) {
             Some(Slot::Loaded(_)) => self.run(account, work),
+            Some(Slot::Preparing(p)) => {
+                self.deferred_bytes += work.approx_bytes();
+                p.queue.push(work)
+            }
             Some(Slot::Loading(_, queue)) => {
                 self.deferred_bytes += work.approx_bytes();
                 queue.push(work)
@@ -697,14 +717,21 @@ impl Hub {
             return;
         };
         match result {
-            StorageResult::Account(Some(data)) => match self.load_avatar(account, data) {
-                // Still loading: the vCard is read first.
-                Ok(()) => {
-                    self.accounts
-                        .insert(account.to_owned(), Slot::Loading(seq, queue));
+            StorageResult::Account(Some(data)) => {
+                let documents = data.documents.clone();
+                let preparing = Preparing {
+                    account: Account::from_data(data),
+                    seq,
+                    queue,
+                    waits: 0,
+                };
+                self.accounts
+                    .insert(account.to_owned(), Slot::Preparing(Box::new(preparing)));
+                self.modules_account_loaded(account, &documents);
+                if matches!(self.accounts.get(account), Some(Slot::Preparing(p)) if p.waits == 0) {
+                    self.run_loaded(account);
                 }
-                Err(data) => self.run_loaded(account, *data, seq, queue),
-            },
+            }
             other => {
                 if let StorageResult::Failed(e) = &other {
                     tracing::error!(account, error = %e, "loading account failed");
@@ -719,18 +746,37 @@ impl Hub {
         }
     }
 
-    /// The account is in memory: run what waited for it.
-    fn run_loaded(
-        &mut self,
-        account: &str,
-        data: crate::storage::AccountData,
-        seq: u64,
-        queue: Vec<Deferred>,
-    ) {
-        let documents = data.documents.clone();
+    /// A request made by [`Context::prepare`] for `account`.
+    pub(super) fn preparing(&mut self, account: &str, id: RequestId) {
+        if let Some(Slot::Preparing(p)) = self.accounts.get_mut(account) {
+            p.waits += 1;
+            self.preparations.insert(id, account.to_owned());
+        }
+    }
+
+    /// One of the answers a preparing account waited for has been handled.
+    fn prepared(&mut self, account: &str) {
+        if let Some(Slot::Preparing(p)) = self.accounts.get_mut(account) {
+            p.waits = p.waits.saturating_sub(1);
+            if p.waits == 0 {
+                self.run_loaded(account);
+            }
+        }
+    }
+
+    /// The account is ready: run what waited for it.
+    fn run_loaded(&mut self, account: &str) {
+        let Some(Slot::Preparing(p)) = self.accounts.remove(account) else {
+            return;
+        };
+        let Preparing {
+            account: loaded,
+            seq,
+            queue,
+            ..
+        } = *p;
         self.accounts
-            .insert(account.to_owned(), Slot::Loaded(Account::from_data(data)));
-        self.modules_account_loaded(account, &documents);
+            .insert(account.to_owned(), Slot::Loaded(loaded));
         // Unloading between queued items would drop the account under a
         // bind that is still waiting in the queue.
         for work in queue {
@@ -813,6 +859,7 @@ impl Hub {
     pub(crate) fn account_mut(&mut self, account: &str) -> Option<&mut Account> {
         match self.accounts.get_mut(account) {
             Some(Slot::Loaded(a)) => Some(a),
+            Some(Slot::Preparing(p)) => Some(&mut p.account),
             _ => None,
         }
     }
@@ -820,6 +867,7 @@ impl Hub {
     pub(crate) fn account(&self, account: &str) -> Option<&Account> {
         match self.accounts.get(account) {
             Some(Slot::Loaded(a)) => Some(a),
+            Some(Slot::Preparing(p)) => Some(&p.account),
             _ => None,
         }
     }

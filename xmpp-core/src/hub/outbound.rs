@@ -110,7 +110,7 @@ impl Hub {
         }
         if ptype.is_none() {
             // Broadcast and directed availability alike (XEP-0398 §4).
-            self.inject_avatar(account, conn, &mut stanza, to.is_none());
+            self.presence_sending(account, conn, &mut stanza, to.is_none());
         }
         match (to, ptype.as_deref()) {
             (None, None) | (None, Some("unavailable")) => {

@@ -13,9 +13,16 @@
 //! saying it has no image to advertise — is left alone, as XEP-0398 §4
 //! requires.
 
+use super::{Context, Event, Module, ModuleId};
+use crate::hub::ConnId;
+use crate::storage::{Documents, RequestId, StorageRequest, StorageResult};
 use crate::xml::{Element, Node};
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
+use std::collections::HashMap;
+
+/// Its identity (Prosody's name for it).
+pub const ID: ModuleId = ModuleId::new("vcard_xupdate");
 
 /// The presence extension's namespace.
 pub const NS: &str = "vcard-temp:x:update";
@@ -82,6 +89,154 @@ pub fn set_hash(presence: &mut Element, hash: &str) {
     presence
         .children
         .push(Node::Element(Element::new(NS, "x").with_child(photo)));
+}
+
+/// The account's photo hash (empty: no photo), once known.
+#[derive(Debug, Default)]
+struct PhotoHash(Option<String>);
+
+/// The session's last broadcast presence said "no image to advertise" (an
+/// empty `<photo/>`), so avatar changes are not announced for it.
+#[derive(Debug, Default)]
+struct HidesAvatar;
+
+/// XEP-0153 on the users' behalf: the account's photo hash is known once
+/// it is loaded (stored next to the vCard under [`AVATAR_KEY`]), put into
+/// its available presence, and recomputed — then re-announced — when the
+/// vCard changes.
+#[derive(Debug, Default)]
+pub struct Avatars {
+    /// vCard reads for accounts loaded without a stored hash (a vCard
+    /// stored by an older version), by request.
+    reading: HashMap<RequestId, String>,
+}
+
+impl Module for Avatars {
+    fn id(&self) -> ModuleId {
+        ID
+    }
+
+    fn account_documents(&self) -> &'static [&'static str] {
+        &[AVATAR_KEY]
+    }
+
+    fn account_loaded(&mut self, cx: &mut Context<'_>, account: &str, documents: &Documents) {
+        match documents.get(AVATAR_KEY) {
+            Some(hash) => {
+                if let Some(state) = cx.account_state::<PhotoHash>(account) {
+                    state.0 = Some(hash.to_owned());
+                }
+            }
+            // Read the vCard once before the account's work runs, so its
+            // first presence already carries the right hash.
+            None => {
+                let id = cx.prepare(
+                    account,
+                    StorageRequest::LoadBlob {
+                        account: account.to_owned(),
+                        key: super::stored_xml::VCARD_KEY.to_owned(),
+                    },
+                );
+                self.reading.insert(id, account.to_owned());
+            }
+        }
+    }
+
+    fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        let Some(account) = self.reading.remove(&id) else {
+            return;
+        };
+        let hash = match result {
+            StorageResult::Blob(Some(vcard)) => photo_hash(&vcard),
+            StorageResult::Blob(None) => String::new(),
+            other => {
+                // Not stored: the next load tries again.
+                tracing::error!(
+                    account,
+                    ?other,
+                    "reading the vCard for its avatar hash failed"
+                );
+                if let Some(state) = cx.account_state::<PhotoHash>(&account) {
+                    state.0 = Some(String::new());
+                }
+                return;
+            }
+        };
+        // Stored, so this happens once per account.
+        cx.write(StorageRequest::StoreBlob {
+            account: account.clone(),
+            key: AVATAR_KEY.to_owned(),
+            value: Some(hash.clone()),
+            limit: None,
+        });
+        if let Some(state) = cx.account_state::<PhotoHash>(&account) {
+            state.0 = Some(hash);
+        }
+    }
+
+    /// XEP-0398 §4: the stored photo's hash in every available presence;
+    /// a broadcast one also says whether the session hides its avatar.
+    fn presence_sending(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        conn: ConnId,
+        presence: &mut Element,
+        broadcast: bool,
+    ) {
+        if broadcast {
+            let hides = hides_avatar(presence);
+            if hides {
+                cx.session_state::<HidesAvatar>(account, conn);
+            } else if let Some(session) = cx.account(account).and_then(|a| a.session_by_conn(conn))
+            {
+                if session.ext.has::<HidesAvatar>() {
+                    cx.session_state_remove::<HidesAvatar>(account, conn);
+                }
+            }
+        }
+        if let Some(PhotoHash(Some(hash))) = cx.account_state_ref::<PhotoHash>(account) {
+            inject(presence, hash);
+        }
+    }
+
+    /// A new vCard: store its photo hash and, when it changed, announce
+    /// it in the presence of every available resource.
+    fn event(&mut self, cx: &mut Context<'_>, event: Event<'_>) {
+        let Event::VcardStored { account, vcard } = event else {
+            return;
+        };
+        let hash = photo_hash(vcard);
+        cx.write(StorageRequest::StoreBlob {
+            account: account.to_owned(),
+            key: AVATAR_KEY.to_owned(),
+            value: Some(hash.clone()),
+            limit: None,
+        });
+        let Some(state) = cx.account_state::<PhotoHash>(account) else {
+            return;
+        };
+        if state.0.as_deref() == Some(hash.as_str()) {
+            return;
+        }
+        state.0 = Some(hash.clone());
+        let Some(acc) = cx.account(account) else {
+            return;
+        };
+        let changed: Vec<(ConnId, Element)> = acc
+            .sessions
+            .values()
+            .filter(|s| s.available && !s.ext.has::<HidesAvatar>())
+            .filter_map(|s| {
+                let mut p = s.presence()?;
+                set_hash(&mut p, &hash);
+                Some((s.conn, p))
+            })
+            .collect();
+        for (conn, p) in changed {
+            cx.rebroadcast(account, conn, p);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -159,6 +159,19 @@ pub trait Module: Send + std::fmt::Debug {
         Flow::Pass
     }
 
+    /// An available presence from session `conn` of `account` before it
+    /// goes out, to the subscribers (`broadcast`) or directed: a module may
+    /// change it (XEP-0153 puts the photo hash in).
+    fn presence_sending(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _account: &str,
+        _conn: ConnId,
+        _presence: &mut Element,
+        _broadcast: bool,
+    ) {
+    }
+
     /// Presence the server sends on the account's behalf to `contact` (a
     /// subscriber, when a session's presence is broadcast).
     /// [`Flow::Handled`] withholds it.
@@ -239,7 +252,7 @@ pub trait Module: Send + std::fmt::Debug {
 
 /// The modules every server runs, set up from its configuration.
 pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
-    vec![
+    let mut modules: Vec<Box<dyn Module>> = vec![
         Box::new(Disco),
         Box::new(blocking::Blocking),
         Box::new(carbons::Carbons::default()),
@@ -252,5 +265,10 @@ pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
         Box::new(EntityTime),
         Box::new(LastActivity::default()),
         Box::new(extdisco::ExternalServices::new(cfg.turn.clone())),
-    ]
+    ];
+    // Hashes of the photo in the vCard need the vCard.
+    if cfg.enabled(stored_xml::VCARD_ID.name()) {
+        modules.push(Box::new(avatar::Avatars::default()));
+    }
+    modules
 }
