@@ -122,8 +122,6 @@ pub struct Account {
     pub sessions: Sessions,
     /// What modules keep for this account (`Context::account_state`).
     pub ext: super::Extensions,
-    /// Enabled push notifications (XEP-0357).
-    pub push: crate::modules::push::PushState,
     /// Archiving preferences (XEP-0441); `None`: the configured default.
     pub archive_prefs: Option<crate::archive::ArchivePrefs>,
 }
@@ -134,10 +132,6 @@ impl Account {
     pub(crate) fn from_data(data: AccountData) -> Self {
         let documents = &data.documents;
         Account {
-            push: documents
-                .get(crate::storage::PUSH_KEY)
-                .map(crate::modules::push::PushState::from_document)
-                .unwrap_or_default(),
             archive_prefs: documents
                 .get(crate::archive::PREFS_KEY)
                 .and_then(crate::archive::ArchivePrefs::from_document),

@@ -90,6 +90,13 @@ impl Context<'_> {
         self.hub.account(account)?.ext.get::<T>()
     }
 
+    /// Drop the state this module keeps for `account`.
+    pub fn account_state_remove<T: std::any::Any>(&mut self, account: &str) {
+        if let Some(a) = self.hub.account_mut(account) {
+            a.ext.remove::<T>();
+        }
+    }
+
     /// The state this module keeps for session `conn` of `account`, if it
     /// keeps any.
     pub fn session_state_ref<T: std::any::Any>(&self, account: &str, conn: ConnId) -> Option<&T> {
@@ -165,6 +172,23 @@ impl Context<'_> {
             .broadcast_presence(account, conn, &presence, &Default::default());
     }
 
+    /// Hand `body` to this module in the partition owning `owner` (a bare
+    /// JID or a domain): about `account`, which that partition loads
+    /// first, or about its domain ([`Module::notice`]).
+    pub fn forward(&mut self, owner: &str, account: Option<&str>, body: Element) {
+        let Some(module) = self.hub.modules_id(self.module) else {
+            return;
+        };
+        self.hub.visible(super::HubOutput::Forward {
+            owner: owner.to_owned(),
+            notice: super::Notice {
+                module,
+                account: account.map(str::to_owned),
+                body,
+            },
+        });
+    }
+
     /// Tell the other modules that `event` happened.
     pub fn announce(&mut self, event: Event<'_>) {
         self.hub.announce(event);
@@ -227,6 +251,25 @@ impl Hub {
             m.account_loaded(cx, account, documents);
             Flow::Pass
         });
+    }
+
+    /// The identity of the module at `index`.
+    fn modules_id(&self, index: usize) -> Option<crate::modules::ModuleId> {
+        self.module_ids.get(index).copied()
+    }
+
+    /// A notice for one module, by its identity.
+    pub(super) fn module_notice(&mut self, notice: &super::Notice) {
+        let Some(index) = self.module_ids.iter().position(|id| *id == notice.module) else {
+            return;
+        };
+        let account = notice.account.as_deref();
+        self.with_module(index, |m, cx| m.notice(cx, account, &notice.body));
+    }
+
+    /// An iq result or error to the server, for the module that awaits it.
+    pub(super) fn module_server_reply(&mut self, reply: &Element) {
+        self.each_module(|m, cx| m.server_reply(cx, reply));
     }
 
     /// A stanza from a session, before the hub's outbound rules.

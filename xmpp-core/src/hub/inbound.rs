@@ -137,7 +137,10 @@ impl Hub {
                 .with_attr("stamp", format_datetime(self.now))
                 .with_text("Offline storage"),
         ));
-        self.notify_push(account, &stanza);
+        self.announce(crate::modules::Event::Unread {
+            account,
+            messages: std::slice::from_ref(&stanza),
+        });
         self.push_offline(account, stanza);
     }
 
@@ -164,9 +167,6 @@ impl Hub {
             }
             return self.roster_iq(account, iq);
         }
-        if self.maybe_push_iq(account, &iq, own) {
-            return;
-        }
         if self.module_iq(Addressed::Account { account, own }, &iq) == Flow::Handled {
             return;
         }
@@ -183,19 +183,17 @@ impl Hub {
                     .with_attr("category", "account")
                     .with_attr("type", "registered"),
             );
-            // XEP-0357 §4.1: push is advertised on the account.
-            if self.enabled("push") {
-                q = q.with_child(
-                    Element::new(ns::DISCO_INFO, "feature")
-                        .with_attr("var", crate::modules::push::NS),
-                );
-            }
-            if self.enabled("mam") {
-                for f in crate::modules::mam::ACCOUNT_FEATURES {
-                    q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", *f));
-                }
-            }
-            let features: Vec<&str> = self.account_features().collect();
+            let mam: &[&str] = if self.enabled("mam") {
+                crate::modules::mam::ACCOUNT_FEATURES
+            } else {
+                &[]
+            };
+            // Sorted, like the server's: the order modules are listed in
+            // says nothing.
+            let mut features: Vec<&str> =
+                self.account_features().chain(mam.iter().copied()).collect();
+            features.sort_unstable();
+            features.dedup();
             for f in features {
                 q = q.with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", f));
             }

@@ -17,7 +17,6 @@ mod mam;
 mod offline;
 mod outbound;
 mod presence;
-mod push;
 mod quotas;
 mod register;
 mod retention;
@@ -135,25 +134,19 @@ pub enum HubOutput {
     HibernationNoted { conn: ConnId },
 }
 
-/// Work one hub partition hands another through [`HubOutput::Forward`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// XEP-0357: a notification went out from the account's domain under
-    /// `id`; the domain's partition, where the app server replies, keeps
-    /// whose it was.
-    PushSent {
-        id: String,
-        account: String,
-        jid: String,
-        node: String,
-    },
-    /// XEP-0357 §7.1: the app server refused a notification; the account's
-    /// partition disables the registration.
-    PushFailed {
-        account: String,
-        jid: String,
-        node: String,
-    },
+/// Work a module in one hub partition hands the same module in another
+/// through [`HubOutput::Forward`] ([`Context::forward`]): XEP-0357 tells
+/// the partition owning a domain, where app servers reply, whose a
+/// notification was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// The module it is for.
+    pub module: crate::modules::ModuleId,
+    /// The account it is about, loaded before the module hears it; `None`
+    /// for the partition's domain.
+    pub account: Option<String>,
+    /// What it says, in the module's terms.
+    pub body: Element,
 }
 
 /// Presence that needs no account state when the account has no sessions:
@@ -243,6 +236,9 @@ pub struct Hub {
     cfg: Arc<HubConfig>,
     /// The modules, each taken out while one of its hooks runs.
     modules: Vec<Option<Box<dyn Module>>>,
+    /// Each module's identity, by index (the module itself is out of its
+    /// slot while one of its hooks runs).
+    module_ids: Vec<crate::modules::ModuleId>,
     /// Service domains the modules host.
     services: Vec<String>,
     features: Vec<&'static str>,
@@ -264,10 +260,6 @@ pub struct Hub {
     now: Millis,
     /// The first `now` this hub saw: its start, for uptime.
     started: Option<Millis>,
-    /// XEP-0357 publishes from this partition's domains awaiting a reply.
-    push_awaited: push::AwaitedReplies,
-    /// Makes every push notification id of this partition unique.
-    push_serial: u64,
     /// Archive ids and the retention schedule.
     archive: mam::ArchiveState,
     /// A stanza being redelivered (`redeliver`): archived already.
@@ -298,10 +290,7 @@ impl Hub {
         // Stable: modules of one priority keep the order they were given.
         modules.sort_by_key(|m| std::cmp::Reverse(m.priority()));
         // The hub's own documents, until their features are modules.
-        let hub_documents: [&'static str; 2] = [
-            crate::storage::PUSH_KEY,
-            crate::archive::PREFS_KEY,
-        ];
+        let hub_documents: [&'static str; 1] = [crate::archive::PREFS_KEY];
         let mut documents: Vec<&'static str> = modules
             .iter()
             .flat_map(|m| m.account_documents().iter().copied())
@@ -328,9 +317,11 @@ impl Hub {
         features.sort_unstable();
         features.dedup();
         let services = modules.iter().flat_map(|m| m.service_domains()).collect();
+        let module_ids = modules.iter().map(|m| m.id()).collect();
         Hub {
             cfg,
             modules: modules.into_iter().map(Some).collect(),
+            module_ids,
             services,
             features,
             documents: documents.into(),
@@ -343,8 +334,6 @@ impl Hub {
             out: VecDeque::new(),
             now: 0,
             started: None,
-            push_awaited: push::AwaitedReplies::default(),
-            push_serial: 0,
             archive: mam::ArchiveState::new(),
             redelivering: false,
             durability: durability::Durability::default(),
@@ -432,7 +421,10 @@ impl Hub {
     fn hibernated(&mut self, account: &str, conn: ConnId, unacked: &[Element]) {
         if self.set_hibernated(conn, true).is_some() {
             tracing::debug!(%account, conn, unacked = unacked.len(), "session hibernated");
-            self.notify_push_all(account, unacked);
+            self.announce(crate::modules::Event::Unread {
+                account,
+                messages: unacked,
+            });
             // In order with the deliveries (some may be held behind a commit).
             self.visible(HubOutput::HibernationNoted { conn });
         }
@@ -441,7 +433,7 @@ impl Hub {
     fn resumed(&mut self, account: &str, conn: ConnId) {
         if self.set_hibernated(conn, false).is_some() {
             tracing::debug!(%account, conn, "session resumed");
-            self.push_seen(account);
+            self.announce(crate::modules::Event::Seen { account });
         }
     }
 
@@ -498,17 +490,9 @@ impl Hub {
     /// A notice from another partition (or this one): see [`Notice`].
     pub fn notice(&mut self, now: Millis, notice: Notice) {
         self.tick(now);
-        match notice {
-            Notice::PushSent {
-                id,
-                account,
-                jid,
-                node,
-            } => self.push_sent(id, account, jid, node),
-            Notice::PushFailed { ref account, .. } => {
-                let account = account.clone();
-                self.with_account(&account, Deferred::Notice(notice));
-            }
+        match notice.account.clone() {
+            Some(account) => self.with_account(&account, Deferred::Notice(notice)),
+            None => self.module_notice(&notice),
         }
     }
 
@@ -664,7 +648,10 @@ impl Hub {
                 .cloned();
             if let Some(account) = hibernated {
                 // Queued for a phone that is not listening: wake it up.
-                self.notify_push(&account, &stanza);
+                self.announce(crate::modules::Event::Unread {
+                    account: &account,
+                    messages: std::slice::from_ref(&stanza),
+                });
             }
         }
         self.visible(HubOutput::Deliver { conn, stanza });
@@ -837,10 +824,7 @@ impl Hub {
             Deferred::FromSession(conn, stanza) => self.outbound(account, conn, stanza),
             Deferred::Routed(stanza) => self.inbound(account, stanza),
             Deferred::Redeliver(stanza) => self.redeliver_loaded(account, stanza),
-            Deferred::Notice(Notice::PushFailed { jid, node, .. }) => {
-                self.push_failed(account, &jid, &node)
-            }
-            Deferred::Notice(Notice::PushSent { .. }) => {}
+            Deferred::Notice(notice) => self.module_notice(&notice),
         }
     }
 
@@ -971,13 +955,11 @@ impl Hub {
 
     /// An iq or other stanza addressed to the server itself.
     pub(crate) fn server_stanza(&mut self, stanza: Element) {
-        if push::is_push_reply(&stanza) && self.enabled("push") {
-            return self.push_reply(&stanza);
-        }
         if stanza.name != "iq" {
             return; // messages and presence to the server have no handler yet
         }
         if !matches!(stanza.attr("type"), Some("get") | Some("set")) {
+            self.module_server_reply(&stanza);
             return;
         }
         let domain = stanza

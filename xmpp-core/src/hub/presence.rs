@@ -138,7 +138,7 @@ impl Hub {
         if self.cfg.offline_messages {
             self.take_offline_page(account, conn);
         }
-        self.push_seen(account);
+        self.announce(crate::modules::Event::Seen { account });
     }
 
     /// A probe reached the account (RFC 6121 §4.3.2): answer with the current

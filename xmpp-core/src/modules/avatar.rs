@@ -91,9 +91,28 @@ pub fn set_hash(presence: &mut Element, hash: &str) {
         .push(Node::Element(Element::new(NS, "x").with_child(photo)));
 }
 
-/// The account's photo hash (empty: no photo), once known.
+/// The account's photo hash, when its vCard has a photo. Most accounts
+/// have none and keep no state: no hash means "no photo" (an empty
+/// `<photo/>`, which XEP-0398 §4 requires rather than nothing).
 #[derive(Debug, Default)]
-struct PhotoHash(Option<String>);
+struct PhotoHash(String);
+
+/// Remember `hash` as the account's (empty: no photo).
+fn set_photo(cx: &mut Context<'_>, account: &str, hash: &str) {
+    if hash.is_empty() {
+        if cx.account_state_ref::<PhotoHash>(account).is_some() {
+            cx.account_state_remove::<PhotoHash>(account);
+        }
+    } else if let Some(state) = cx.account_state::<PhotoHash>(account) {
+        hash.clone_into(&mut state.0);
+    }
+}
+
+/// The account's photo hash (empty: no photo).
+fn photo<'a>(cx: &'a Context<'_>, account: &str) -> &'a str {
+    cx.account_state_ref::<PhotoHash>(account)
+        .map_or("", |h| h.0.as_str())
+}
 
 /// The session's last broadcast presence said "no image to advertise" (an
 /// empty `<photo/>`), so avatar changes are not announced for it.
@@ -122,11 +141,7 @@ impl Module for Avatars {
 
     fn account_loaded(&mut self, cx: &mut Context<'_>, account: &str, documents: &Documents) {
         match documents.get(AVATAR_KEY) {
-            Some(hash) => {
-                if let Some(state) = cx.account_state::<PhotoHash>(account) {
-                    state.0 = Some(hash.to_owned());
-                }
-            }
+            Some(hash) => set_photo(cx, account, hash),
             // Read the vCard once before the account's work runs, so its
             // first presence already carries the right hash.
             None => {
@@ -156,9 +171,6 @@ impl Module for Avatars {
                     ?other,
                     "reading the vCard for its avatar hash failed"
                 );
-                if let Some(state) = cx.account_state::<PhotoHash>(&account) {
-                    state.0 = Some(String::new());
-                }
                 return;
             }
         };
@@ -169,9 +181,7 @@ impl Module for Avatars {
             value: Some(hash.clone()),
             limit: None,
         });
-        if let Some(state) = cx.account_state::<PhotoHash>(&account) {
-            state.0 = Some(hash);
-        }
+        set_photo(cx, &account, &hash);
     }
 
     /// XEP-0398 §4: the stored photo's hash in every available presence;
@@ -195,8 +205,8 @@ impl Module for Avatars {
                 }
             }
         }
-        if let Some(PhotoHash(Some(hash))) = cx.account_state_ref::<PhotoHash>(account) {
-            inject(presence, hash);
+        if cx.account(account).is_some() {
+            inject(presence, photo(cx, account));
         }
     }
 
@@ -213,13 +223,10 @@ impl Module for Avatars {
             value: Some(hash.clone()),
             limit: None,
         });
-        let Some(state) = cx.account_state::<PhotoHash>(account) else {
-            return;
-        };
-        if state.0.as_deref() == Some(hash.as_str()) {
+        if cx.account(account).is_none() || photo(cx, account) == hash {
             return;
         }
-        state.0 = Some(hash.clone());
+        set_photo(cx, account, &hash);
         let Some(acc) = cx.account(account) else {
             return;
         };

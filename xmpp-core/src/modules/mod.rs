@@ -104,6 +104,20 @@ pub enum Event<'a> {
         /// The status of the unavailable presence, or empty.
         status: &'a str,
     },
+    /// Messages for `account` wait unread: stored offline, delivered to a
+    /// session whose connection broke (XEP-0198), or sent to one that
+    /// never acknowledged them before it broke. XEP-0357 wakes the phone.
+    Unread {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The messages, oldest first.
+        messages: &'a [Element],
+    },
+    /// The user is back: a session sent initial presence or was resumed.
+    Seen {
+        /// The account's bare JID.
+        account: &'a str,
+    },
     /// The account stored a new vCard (XEP-0054), which XEP-0153 hashes.
     VcardStored {
         /// The account's bare JID.
@@ -245,6 +259,18 @@ pub trait Module: Send + std::fmt::Debug {
     ) {
     }
 
+    /// An iq `result` or `error` addressed to the server: the reply to a
+    /// request a module sent from it. [`Flow::Handled`]: it was this
+    /// module's.
+    fn server_reply(&mut self, _cx: &mut Context<'_>, _reply: &Element) -> Flow {
+        Flow::Pass
+    }
+
+    /// A notice this module sent from another partition (or this one) with
+    /// [`Context::forward`]: about `account` (loaded first) or, when
+    /// `None`, about the partition's domain.
+    fn notice(&mut self, _cx: &mut Context<'_>, _account: Option<&str>, _body: &Element) {}
+
     /// The answer to a storage request this module made with
     /// [`Context::request`].
     fn storage_answer(&mut self, _cx: &mut Context<'_>, _id: RequestId, _result: StorageResult) {}
@@ -265,6 +291,7 @@ pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
         Box::new(EntityTime),
         Box::new(LastActivity::default()),
         Box::new(extdisco::ExternalServices::new(cfg.turn.clone())),
+        Box::new(push::Push::new(cfg.push.clone())),
     ];
     // Hashes of the photo in the vCard need the vCard.
     if cfg.enabled(stored_xml::VCARD_ID.name()) {

@@ -2,8 +2,12 @@
 //! `<disable/>` commands, the stored registrations, which stanzas warrant a
 //! notification, and the PubSub publish that carries it to the app server.
 //!
-//! The hub side (when to notify, replies from app servers) is in
-//! `hub/push.rs`.
+//! When to notify, and the app servers' replies, is the module
+//! ([`notify::Push`]).
+
+mod notify;
+
+pub use notify::{Push, ID};
 
 use crate::jid::Jid;
 use crate::ns;
