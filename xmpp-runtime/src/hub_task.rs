@@ -362,9 +362,9 @@ pub(crate) fn spawn_partitions(
     for (i, rx) in receivers.into_iter().enumerate() {
         let storage = storage_worker(i, shared.clone());
         let mut hub = Hub::new(cfg.clone());
-        hub.set_archive_entropy(crate::clock::entropy());
+        hub.set_entropy(crate::clock::entropy());
         // Partitions share one store: one of them runs the retention purge.
-        hub.set_archive_purger(i == 0);
+        hub.set_partition(i);
         let parts = PartitionState::new(i, shared.router.parts.len());
         ex.spawn(run_partition(parts, hub, rx, storage, shared.clone()))
             .detach();

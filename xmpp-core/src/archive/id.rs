@@ -139,8 +139,7 @@ impl ArchiveId {
 /// random tails from a seeded [`Entropy`].
 #[derive(Debug, Clone)]
 pub struct IdGenerator {
-    last_ms: Millis,
-    counter: u16,
+    sequence: IdSequence,
     entropy: Entropy,
 }
 
@@ -148,17 +147,33 @@ impl IdGenerator {
     /// A generator drawing its random tails from `entropy`.
     pub fn new(entropy: Entropy) -> Self {
         IdGenerator {
-            last_ms: 0,
-            counter: 0,
+            sequence: IdSequence::default(),
             entropy,
         }
     }
 
-    /// The next id for a message archived at `now`. Ids increase even when
-    /// `now` does not (several messages in one millisecond, or a clock set
-    /// back): the time part then stays at the last one used, and moves on
-    /// by a millisecond when the counter is exhausted.
+    /// The next id for a message archived at `now` ([`IdSequence::next`]).
     pub fn next(&mut self, now: Millis) -> ArchiveId {
+        self.sequence.next(now, &mut self.entropy)
+    }
+}
+
+/// The ordered part of [`IdGenerator`], for a caller that owns no
+/// [`Entropy`] of its own and lends one for each id (a hub module draws
+/// from its hub's).
+#[derive(Debug, Clone, Default)]
+pub struct IdSequence {
+    last_ms: Millis,
+    counter: u16,
+}
+
+impl IdSequence {
+    /// The next id for a message archived at `now`, its random tail drawn
+    /// from `entropy`. Ids increase even when `now` does not (several
+    /// messages in one millisecond, or a clock set back): the time part
+    /// then stays at the last one used, and moves on by a millisecond when
+    /// the counter is exhausted.
+    pub fn next(&mut self, now: Millis, entropy: &mut Entropy) -> ArchiveId {
         if now > self.last_ms {
             self.last_ms = now;
             self.counter = 0;
@@ -171,7 +186,7 @@ impl IdGenerator {
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&self.last_ms.to_be_bytes());
         b[8..10].copy_from_slice(&self.counter.to_be_bytes());
-        self.entropy.fill(&mut b[10..]);
+        entropy.fill(&mut b[10..]);
         ArchiveId(b)
     }
 }

@@ -12,7 +12,7 @@ mod id;
 mod prefs;
 mod query;
 
-pub use id::{ArchiveId, IdGenerator, TEXT_LEN as ID_TEXT_LEN};
+pub use id::{ArchiveId, IdGenerator, IdSequence, TEXT_LEN as ID_TEXT_LEN};
 pub use prefs::{ArchivePrefs, DefaultPref, PREFS_KEY};
 pub use query::{metadata, run_query, ArchiveView, QueryError, Scan, COUNT_SCAN_LIMIT};
 

@@ -122,19 +122,13 @@ pub struct Account {
     pub sessions: Sessions,
     /// What modules keep for this account (`Context::account_state`).
     pub ext: super::Extensions,
-    /// Archiving preferences (XEP-0441); `None`: the configured default.
-    pub archive_prefs: Option<crate::archive::ArchivePrefs>,
 }
 
 impl Account {
     /// The account as loaded; the modules' state is set up from the
     /// documents afterwards.
     pub(crate) fn from_data(data: AccountData) -> Self {
-        let documents = &data.documents;
         Account {
-            archive_prefs: documents
-                .get(crate::archive::PREFS_KEY)
-                .and_then(crate::archive::ArchivePrefs::from_document),
             roster: data
                 .roster
                 .into_iter()

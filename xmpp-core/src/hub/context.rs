@@ -189,6 +189,12 @@ impl Context<'_> {
         });
     }
 
+    /// The hub's randomness ([`Hub::set_entropy`]), for ids others must
+    /// not guess.
+    pub fn entropy(&mut self) -> &mut crate::entropy::Entropy {
+        &mut self.hub.entropy
+    }
+
     /// Tell the other modules that `event` happened.
     pub fn announce(&mut self, event: Event<'_>) {
         self.hub.announce(event);
@@ -219,7 +225,7 @@ impl Hub {
     }
 
     /// Run `hook` on the module at `index`, if it is there.
-    fn with_module<T>(
+    pub(super) fn with_module<T>(
         &mut self,
         index: usize,
         hook: impl FnOnce(&mut dyn Module, &mut Context<'_>) -> T,
@@ -312,9 +318,32 @@ impl Hub {
     }
 
     /// A message from a session, before archiving (modules may change it).
-    pub(super) fn sending(&mut self, account: &str, conn: ConnId, message: &mut Element) {
+    /// Returns the id the archive gave it.
+    pub(super) fn sending(
+        &mut self,
+        account: &str,
+        conn: ConnId,
+        message: &mut Element,
+    ) -> Option<crate::archive::ArchiveId> {
+        let mut outgoing = crate::modules::Outgoing {
+            stanza: message,
+            archive_id: None,
+        };
         self.each_module(|m, cx| {
-            m.sending(cx, account, conn, message);
+            m.sending(cx, account, conn, &mut outgoing);
+            Flow::Pass
+        });
+        outgoing.archive_id
+    }
+
+    /// A stanza accepted for an account, before delivery or offline
+    /// storage; not for a message being redelivered (archived already).
+    pub(super) fn accepting(&mut self, account: &str, stanza: &mut Element) {
+        if self.redelivering {
+            return;
+        }
+        self.each_module(|m, cx| {
+            m.accepting(cx, account, stanza);
             Flow::Pass
         });
     }

@@ -38,7 +38,7 @@ impl Hub {
             .and_then(|a| a.sessions.get(resource))
             .map(|s| s.conn);
         if let Some(conn) = conn {
-            self.archive_incoming(account, &mut stanza);
+            self.accepting(account, &mut stanza);
             self.delivering(account, &stanza, &[conn]);
             return self.deliver(conn, stanza);
         }
@@ -95,7 +95,7 @@ impl Hub {
             }
             return self.store_offline(account, stanza);
         }
-        self.archive_incoming(account, &mut stanza);
+        self.accepting(account, &mut stanza);
         self.delivering(account, &stanza, &targets);
         for conn in targets {
             self.deliver(conn, stanza.clone());
@@ -127,7 +127,7 @@ impl Hub {
         if !self.cfg.offline_messages {
             return self.bounce(&stanza, StanzaError::ServiceUnavailable);
         }
-        self.archive_incoming(account, &mut stanza);
+        self.accepting(account, &mut stanza);
         let domain = Jid::parse(account)
             .map(|j| j.domain().to_owned())
             .unwrap_or_default();
@@ -158,9 +158,6 @@ impl Hub {
             r.set_attr("from", account);
             r
         };
-        if !own && self.mam_foreign(&iq) {
-            return;
-        }
         if child.is(ns::ROSTER, "query") {
             if !own {
                 return self.bounce(&iq, StanzaError::Forbidden);
@@ -183,15 +180,9 @@ impl Hub {
                     .with_attr("category", "account")
                     .with_attr("type", "registered"),
             );
-            let mam: &[&str] = if self.enabled("mam") {
-                crate::modules::mam::ACCOUNT_FEATURES
-            } else {
-                &[]
-            };
             // Sorted, like the server's: the order modules are listed in
             // says nothing.
-            let mut features: Vec<&str> =
-                self.account_features().chain(mam.iter().copied()).collect();
+            let mut features: Vec<&str> = self.account_features().collect();
             features.sort_unstable();
             features.dedup();
             for f in features {

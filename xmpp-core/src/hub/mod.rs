@@ -13,20 +13,18 @@ mod context;
 mod durability;
 mod extensions;
 mod inbound;
-mod mam;
 mod offline;
 mod outbound;
 mod presence;
 mod quotas;
 mod register;
-mod retention;
 mod roster;
 
+pub use crate::modules::mam::ArchiveConfig;
 pub use account::{Account, ConnId, Session};
 pub use context::Context;
 pub use durability::Fence;
 pub use extensions::Extensions;
-pub use mam::ArchiveConfig;
 pub use quotas::Quotas;
 
 use crate::jid::Jid;
@@ -222,12 +220,6 @@ enum Pending {
     Cancel(Box<register::Cancel>),
     /// A module's request: the module's index in the hub's list.
     Module(usize),
-    /// An archive query whose results go to a session.
-    MamQuery(Box<mam::QueryPending>),
-    /// An archive metadata request (the session, the iq).
-    MamMetadata(ConnId, Box<Element>),
-    /// A batch of the retention purge.
-    Purge,
 }
 
 /// One hub partition.
@@ -260,8 +252,10 @@ pub struct Hub {
     now: Millis,
     /// The first `now` this hub saw: its start, for uptime.
     started: Option<Millis>,
-    /// Archive ids and the retention schedule.
-    archive: mam::ArchiveState,
+    /// Randomness for the modules ([`Context::entropy`]).
+    entropy: crate::entropy::Entropy,
+    /// Which partition of the server this hub is ([`Hub::set_partition`]).
+    partition: usize,
     /// A stanza being redelivered (`redeliver`): archived already.
     redelivering: bool,
     /// Answers, outputs held behind committed writes, and fences.
@@ -289,12 +283,9 @@ impl Hub {
             .collect();
         // Stable: modules of one priority keep the order they were given.
         modules.sort_by_key(|m| std::cmp::Reverse(m.priority()));
-        // The hub's own documents, until their features are modules.
-        let hub_documents: [&'static str; 1] = [crate::archive::PREFS_KEY];
         let mut documents: Vec<&'static str> = modules
             .iter()
             .flat_map(|m| m.account_documents().iter().copied())
-            .chain(hub_documents)
             .collect();
         documents.dedup();
         let mut features: Vec<&'static str> = modules
@@ -308,11 +299,6 @@ impl Hub {
         }
         if cfg.enabled("register") {
             features.push(crate::modules::register::NS);
-        }
-        // XEP-0359: the server adds stanza-ids (the archives themselves
-        // are advertised on the accounts' bare JIDs, XEP-0313 §6).
-        if cfg.enabled("mam") {
-            features.push(crate::modules::mam::SID);
         }
         features.sort_unstable();
         features.dedup();
@@ -334,7 +320,8 @@ impl Hub {
             out: VecDeque::new(),
             now: 0,
             started: None,
-            archive: mam::ArchiveState::new(),
+            entropy: crate::entropy::Entropy::from_u64(0),
+            partition: 0,
             redelivering: false,
             durability: durability::Durability::default(),
             deferred_bytes: 0,
@@ -347,6 +334,49 @@ impl Hub {
     /// nobody is logged in to would otherwise wait here unbounded.
     pub fn held_bytes(&self) -> usize {
         self.deferred_bytes
+    }
+
+    /// Seed the randomness modules draw from (archive ids); the driver
+    /// passes OS randomness, the default seed is fixed, for simulations.
+    pub fn set_entropy(&mut self, entropy: crate::entropy::Entropy) {
+        self.entropy = entropy;
+    }
+
+    /// This hub is partition `index` of the server: work done once per
+    /// server on a shared store (the archive retention purge) runs in
+    /// partition 0.
+    pub fn set_partition(&mut self, index: usize) {
+        self.partition = index;
+    }
+
+    /// When the hub next wants [`Hub::handle_timeout`] (a module's timer,
+    /// such as the archive retention purge), if ever.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let started = self.started?;
+        self.modules
+            .iter()
+            .flatten()
+            .filter_map(|m| m.poll_timeout(started, self.partition))
+            .min()
+    }
+
+    /// Time has reached [`Hub::poll_timeout`]: run the modules' timers
+    /// that are due.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.tick(now);
+        let Some(started) = self.started else {
+            return;
+        };
+        for index in 0..self.modules.len() {
+            let due = self.modules[index]
+                .as_ref()
+                .and_then(|m| m.poll_timeout(started, self.partition))
+                .is_some_and(|at| at <= now);
+            if due {
+                self.with_module(index, |m, cx| m.timeout(cx));
+            }
+        }
+        self.release_durable();
     }
 
     /// Features advertised in the server's disco#info.
@@ -566,9 +596,6 @@ impl Hub {
             Some(Pending::OfflineStore(xml)) => self.offline_stored(&xml, result),
             Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
             Some(Pending::Module(index)) => self.module_storage_answer(index, id, result),
-            Some(Pending::MamQuery(pending)) => self.mam_query_done(*pending, result),
-            Some(Pending::MamMetadata(conn, iq)) => self.mam_metadata_done(conn, &iq, result),
-            Some(Pending::Purge) => self.purge_done(result),
             // A plain write (`Hub::write`): nothing waits for it.
             None => {
                 if let StorageResult::Failed(e) = result {

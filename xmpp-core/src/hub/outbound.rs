@@ -20,15 +20,6 @@ impl Hub {
         if self.module_outbound(account, conn, &stanza) == Flow::Handled {
             return;
         }
-        if kind == Kind::Iq && self.enabled("mam") && super::mam::own_archive(account, to.as_ref())
-        {
-            if let Some(req) = crate::modules::mam::MamRequest::parse(&stanza) {
-                return match req {
-                    Ok(req) => self.mam_iq(account, conn, &stanza, req),
-                    Err(e) => self.bounce(&stanza, e),
-                };
-            }
-        }
         // An iq without `to` may be for this session alone (XEP-0280).
         let request = matches!(stanza.attr("type"), Some("get") | Some("set"));
         if kind == Kind::Iq
@@ -44,8 +35,7 @@ impl Hub {
                     // RFC 6120 §10.3.1: no `to` means the sender's own bare JID.
                     stanza.set_attr("to", account);
                 }
-                self.sending(account, conn, &mut stanza);
-                let archived = self.archive_outgoing(account, &stanza);
+                let archived = self.sending(account, conn, &mut stanza);
                 self.sent(account, conn, &stanza, archived);
                 self.route_outbound(stanza);
             }

@@ -279,7 +279,7 @@ fn archive_purge_is_scheduled_and_continues_full_batches() {
         62_000,
         id,
         StorageResult::Purged {
-            removed: retention::PURGE_BATCH,
+            removed: crate::modules::mam::PURGE_BATCH,
             next: Some("m@localhost".into()),
         },
     );
@@ -307,7 +307,7 @@ fn archive_purge_is_scheduled_and_continues_full_batches() {
     assert_eq!(h.poll_timeout(), Some(63_000 + 3_600_000));
 
     let mut other = Hub::new(Arc::new(cfg));
-    other.set_archive_purger(false);
+    other.set_partition(1);
     other.routed(1_000, chat("bob@localhost", "alice@localhost/a"));
     assert_eq!(other.poll_timeout(), None);
 }

@@ -154,11 +154,11 @@ impl Module for Carbons {
         cx: &mut Context<'_>,
         account: &str,
         conn: ConnId,
-        message: &mut Element,
+        message: &mut super::Outgoing<'_>,
     ) {
         // The copy is only made (a clone of the message) when someone wants it.
-        self.copy_next = eligible(message) && wants_copies(cx, account, &[conn]);
-        strip_private(message);
+        self.copy_next = eligible(message.stanza) && wants_copies(cx, account, &[conn]);
+        strip_private(message.stanza);
     }
 
     fn sent(

@@ -127,6 +127,17 @@ pub enum Event<'a> {
     },
 }
 
+/// A message a session sends, on its way through the modules'
+/// [`Module::sending`] hooks.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// The message; modules may change it until it is archived (the
+    /// archive runs last).
+    pub stanza: &'a mut Element,
+    /// The id the account's archive gave it (XEP-0359), once archived.
+    pub archive_id: Option<crate::archive::ArchiveId>,
+}
+
 /// A protocol module of the hub. Every hook has a default that does
 /// nothing, so a module implements only what its XEP needs; it acts only
 /// through the [`Context`], which collects outputs (stanzas, storage
@@ -224,16 +235,23 @@ pub trait Module: Send + std::fmt::Debug {
     /// A session event; every module hears every event.
     fn event(&mut self, _cx: &mut Context<'_>, _event: Event<'_>) {}
 
-    /// A message from session `conn` of `account`, before it is archived
-    /// and routed: a module may change it (XEP-0280 strips `<private/>`).
+    /// A message from session `conn` of `account`, before it is routed:
+    /// a module may change it (XEP-0280 strips `<private/>`) or archive it
+    /// (XEP-0313, which runs last and records the id it gave).
     fn sending(
         &mut self,
         _cx: &mut Context<'_>,
         _account: &str,
         _conn: ConnId,
-        _message: &mut Element,
+        _message: &mut Outgoing<'_>,
     ) {
     }
+
+    /// A message or other stanza accepted for `account`, before it goes
+    /// to its sessions or to offline storage (not again when a message of
+    /// an ended session is redelivered): a module may change it (XEP-0313
+    /// archives it and adds its stanza-id).
+    fn accepting(&mut self, _cx: &mut Context<'_>, _account: &str, _stanza: &mut Element) {}
 
     /// The same message, archived (`archive_id`, when the archive kept
     /// it) and about to be routed. The hub handles one stanza at a time,
@@ -271,6 +289,21 @@ pub trait Module: Send + std::fmt::Debug {
     /// `None`, about the partition's domain.
     fn notice(&mut self, _cx: &mut Context<'_>, _account: Option<&str>, _body: &Element) {}
 
+    /// When this module next wants [`Module::timeout`], if ever: the hub
+    /// started at `started` and is partition `partition` of the server
+    /// (work done once per server, on a shared store, runs in partition
+    /// 0).
+    fn poll_timeout(
+        &self,
+        _started: crate::time::Millis,
+        _partition: usize,
+    ) -> Option<crate::time::Millis> {
+        None
+    }
+
+    /// Time reached [`Module::poll_timeout`].
+    fn timeout(&mut self, _cx: &mut Context<'_>) {}
+
     /// The answer to a storage request this module made with
     /// [`Context::request`].
     fn storage_answer(&mut self, _cx: &mut Context<'_>, _id: RequestId, _result: StorageResult) {}
@@ -292,6 +325,7 @@ pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
         Box::new(LastActivity::default()),
         Box::new(extdisco::ExternalServices::new(cfg.turn.clone())),
         Box::new(push::Push::new(cfg.push.clone())),
+        Box::new(mam::Archiving::new(cfg.archive.clone())),
     ];
     // Hashes of the photo in the vCard need the vCard.
     if cfg.enabled(stored_xml::VCARD_ID.name()) {

@@ -3,6 +3,7 @@
 //! XEP-0441 preferences), parsed here; the hub runs them against storage
 //! ([`crate::archive`]) and decides what is archived ([`policy`]).
 
+mod archiving;
 pub mod form;
 pub mod policy;
 pub mod results;
@@ -16,6 +17,7 @@ use crate::xml::Element;
 pub const NS: &str = "urn:xmpp:mam:2";
 /// before-id/after-id/ids, flipped pages and metadata (§6).
 pub const EXTENDED: &str = "urn:xmpp:mam:2#extended";
+pub use archiving::{ArchiveConfig, Archiving, ID, PURGE_BATCH};
 pub use policy::SID;
 
 /// Features of an account's bare JID when archiving is on.
