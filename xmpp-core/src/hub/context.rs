@@ -195,6 +195,13 @@ impl Context<'_> {
         &mut self.hub.entropy
     }
 
+    /// The account's data was deleted from the store: its sessions end
+    /// (`<not-authorized/>`), its contacts' rosters drop it, the hub
+    /// forgets it.
+    pub fn account_deleted(&mut self, account: &str) {
+        self.hub.account_deleted(account);
+    }
+
     /// Tell the other modules that `event` happened.
     pub fn announce(&mut self, event: Event<'_>) {
         self.hub.announce(event);

@@ -9,6 +9,7 @@
 //! recipient's hub ([`Hub::routed`]), which applies the delivery rules.
 
 mod account;
+mod account_end;
 mod context;
 mod durability;
 mod extensions;
@@ -17,7 +18,6 @@ mod offline;
 mod outbound;
 mod presence;
 mod quotas;
-mod register;
 mod roster;
 
 pub use crate::modules::mam::ArchiveConfig;
@@ -216,8 +216,6 @@ enum Pending {
     Offline(String, ConnId),
     /// A new message stored offline under the quota: bounced if refused.
     OfflineStore(Box<str>),
-    /// An account deleting itself (XEP-0077 `<remove/>`).
-    Cancel(Box<register::Cancel>),
     /// A module's request: the module's index in the hub's list.
     Module(usize),
 }
@@ -296,9 +294,6 @@ impl Hub {
         features.push(crate::ns::ROSTER_VER);
         if cfg.offline_messages {
             features.push(crate::ns::MSGOFFLINE);
-        }
-        if cfg.enabled("register") {
-            features.push(crate::modules::register::NS);
         }
         features.sort_unstable();
         features.dedup();
@@ -594,7 +589,6 @@ impl Hub {
                 self.offline_loaded(&account, conn, result)
             }
             Some(Pending::OfflineStore(xml)) => self.offline_stored(&xml, result),
-            Some(Pending::Cancel(cancel)) => self.registration_removed(*cancel, result),
             Some(Pending::Module(index)) => self.module_storage_answer(index, id, result),
             // A plain write (`Hub::write`): nothing waits for it.
             None => {
@@ -603,11 +597,6 @@ impl Hub {
                 }
             }
         }
-    }
-
-    /// Whether a module is on (configuration can switch modules off).
-    pub(crate) fn enabled(&self, module: &str) -> bool {
-        self.cfg.enabled(module)
     }
 
     /// Time moves on; the first instant seen is the hub's start.

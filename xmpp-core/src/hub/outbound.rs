@@ -14,9 +14,6 @@ impl Hub {
             return;
         };
         let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
-        if kind == Kind::Iq && self.registration_removal(account, conn, &stanza, to.as_ref()) {
-            return;
-        }
         if self.module_outbound(account, conn, &stanza) == Flow::Handled {
             return;
         }

@@ -326,6 +326,7 @@ pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
         Box::new(extdisco::ExternalServices::new(cfg.turn.clone())),
         Box::new(push::Push::new(cfg.push.clone())),
         Box::new(mam::Archiving::new(cfg.archive.clone())),
+        Box::new(register::Cancellation::default()),
     ];
     // Hashes of the photo in the vCard need the vCard.
     if cfg.enabled(stored_xml::VCARD_ID.name()) {

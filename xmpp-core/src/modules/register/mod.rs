@@ -3,15 +3,17 @@
 //!
 //! Three parties use it. The stream machine answers an unauthenticated
 //! peer (fields, account creation) and its bound session (registration
-//! details, password change): it is where credentials are handled. The hub
-//! answers `<remove/>`, because cancelling ends every session of the account
-//! and its presence subscriptions. The driver performs the account
+//! details, password change): it is where credentials are handled. A hub
+//! module ([`Cancellation`]) answers `<remove/>`, because cancelling ends
+//! every session of the account and its presence subscriptions. The driver performs the account
 //! operations ([`AccountOp`]): it derives the SCRAM keys off the protocol
 //! thread, as `vireo adduser` does, and applies its per-address limit
 //! ([`RegistrationThrottle`]) to new accounts.
 
+mod cancel;
 mod throttle;
 
+pub use cancel::{Cancellation, ID};
 pub use throttle::RegistrationThrottle;
 
 use crate::jid::Jid;

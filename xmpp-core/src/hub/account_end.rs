@@ -1,15 +1,11 @@
-//! XEP-0077 §3.2 in the hub: an account cancels its registration. The hub
-//! owns what has to go with it: the stored data (one storage request), the
-//! presence subscriptions, and every session, which ends with a
-//! `<not-authorized/>` stream error.
+//! An account deleted from the store (XEP-0077 `<remove/>`, or an
+//! administrator): what lives on in the hub ends with it — its sessions,
+//! with a `<not-authorized/>` stream error, and its presence subscriptions.
 
-use super::{ConnId, Hub, Pending};
+use super::{ConnId, Hub};
 use crate::jid::Jid;
-use crate::modules::register::{error, RegisterRequest, STORAGE_FAILED};
 use crate::ns;
 use crate::spare::ReleaseSpare;
-use crate::stanza::iq_result;
-use crate::storage::{StorageRequest, StorageResult};
 use crate::stream::StreamErrorCondition;
 use crate::xml::Element;
 use std::collections::HashSet;
@@ -18,75 +14,12 @@ use std::collections::HashSet;
 /// available, its JID and directed-presence targets.
 type Leaving = (ConnId, Option<(Jid, HashSet<String>)>);
 
-/// A cancellation waiting for its storage delete.
-#[derive(Debug)]
-pub(super) struct Cancel {
-    account: String,
-    conn: ConnId,
-    iq: Element,
-}
-
 impl Hub {
-    /// `<remove/>` from one of the account's sessions, addressed to the
-    /// account itself or its server (or to nobody); `false` when `iq` is
-    /// not one.
-    pub(super) fn registration_removal(
-        &mut self,
-        account: &str,
-        conn: ConnId,
-        iq: &Element,
-        to: Option<&Jid>,
-    ) -> bool {
-        if !self.enabled("register")
-            || !matches!(
-                RegisterRequest::parse(iq),
-                Some(Ok(RegisterRequest::Remove))
-            )
-        {
-            return false;
-        }
-        let own = match to {
-            None => true,
-            Some(t) if t.is_bare() && t.bare_str() == account => true,
-            Some(t) => {
-                t.local().is_none()
-                    && t.is_bare()
-                    && Jid::parse(account).is_ok_and(|a| a.domain() == t.domain())
-            }
-        };
-        if !own {
-            return false;
-        }
-        self.request(
-            StorageRequest::DeleteAccount {
-                account: account.to_owned(),
-            },
-            Pending::Cancel(Box::new(Cancel {
-                account: account.to_owned(),
-                conn,
-                iq: iq.clone(),
-            })),
-        );
-        true
-    }
-
-    /// The store answered the delete: confirm to the requesting session,
-    /// take the account off its contacts' presence, end every session.
-    pub(super) fn registration_removed(&mut self, cancel: Cancel, result: StorageResult) {
-        let Cancel { account, conn, iq } = cancel;
-        if result != StorageResult::Done {
-            tracing::error!(account, ?result, "deleting the account failed");
-            let domain = Jid::parse(&account)
-                .map(|j| j.domain().to_owned())
-                .unwrap_or_default();
-            return self.deliver(conn, error(&iq, STORAGE_FAILED, &domain));
-        }
-        tracing::info!(account, "account removed in-band (XEP-0077)");
-        let mut reply = iq_result(&iq);
-        if iq.attr("to").is_none() {
-            reply.remove_attr("from");
-        }
-        self.deliver(conn, reply);
+    /// The account's data is gone from the store: end its sessions (their
+    /// unavailable presence first, while the roster still says who is
+    /// subscribed), cancel its subscriptions and forget it.
+    pub(super) fn account_deleted(&mut self, account: &str) {
+        let account = account.to_owned();
         // Sessions end first, so nothing more is delivered to them; their
         // unavailable presence goes out while the roster still says who
         // is subscribed.
