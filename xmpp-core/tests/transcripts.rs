@@ -7,8 +7,12 @@ use base64::Engine as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use xmpp_core::archive::DefaultPref;
-use xmpp_core::hub::{ConnId, HubConfig};
+use xmpp_core::hub::{ArchiveConfig, ConnId, HubConfig};
 use xmpp_core::jid::Jid;
+use xmpp_core::modules::extdisco::{ExternalServices, TurnConfig};
+use xmpp_core::modules::mam::Archiving;
+use xmpp_core::modules::push::{Push, PushSettings};
+use xmpp_core::modules::ModuleSet;
 use xmpp_core::ns;
 use xmpp_core::sasl::{plain_message, ChannelBindingType, Mechanism, ScramClient};
 use xmpp_core::sim::World;
@@ -74,7 +78,38 @@ struct Scenario {
     /// XEP-0153: the server puts avatar hashes into presence. Off unless a
     /// scenario asks, so presence elsewhere reads exactly as sent.
     avatars: bool,
+    /// Settings of the hub modules, and those switched off.
+    modules: ModuleSettings,
     steps: Vec<(usize, Step)>,
+}
+
+/// What a scenario says about the hub's modules.
+#[derive(Debug, Clone, Default)]
+struct ModuleSettings {
+    push: PushSettings,
+    turn: Option<TurnConfig>,
+    archive: ArchiveConfig,
+    disabled: Vec<String>,
+}
+
+impl ModuleSettings {
+    /// The standard modules set up as the scenario says.
+    fn set(&self, avatars: bool) -> ModuleSet {
+        let mut set = ModuleSet::standard();
+        set.configure(Push::new(self.push.clone()));
+        set.configure(ExternalServices::new(self.turn.clone()));
+        set.configure(Archiving::new(self.archive.clone()));
+        for id in set.ids() {
+            let disabled = |name: &str| self.disabled.iter().any(|d| d == name);
+            // Avatar hashes come from the vCard.
+            let avatars = avatars && !disabled("vcard");
+            let off = disabled(id.name()) || (!avatars && id == xmpp_core::modules::avatar::ID);
+            if off {
+                set.remove(id);
+            }
+        }
+        set
+    }
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -152,6 +187,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
         components: ComponentStreamConfig::default(),
         registration_limit: 0,
         avatars: false,
+        modules: ModuleSettings::default(),
         steps: Vec::new(),
     };
     let lines: Vec<&str> = text.lines().collect();
@@ -272,16 +308,20 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                         "offline_messages" => {
                             sc.hub.offline_messages = parse_bool(&v).map_err(err)?
                         }
-                        "push_with_body" => sc.hub.push.with_body = parse_bool(&v).map_err(err)?,
+                        "push_with_body" => {
+                            sc.modules.push.with_body = parse_bool(&v).map_err(err)?
+                        }
                         "push_with_sender" => {
-                            sc.hub.push.with_sender = parse_bool(&v).map_err(err)?
+                            sc.modules.push.with_sender = parse_bool(&v).map_err(err)?
                         }
                         "disabled" => {
-                            sc.hub.disabled = v.split_whitespace().map(str::to_owned).collect();
-                            if sc.hub.disabled.iter().any(|m| m == "register") {
+                            let disabled: Vec<String> =
+                                v.split_whitespace().map(str::to_owned).collect();
+                            if disabled.iter().any(|m| m == "register") {
                                 sc.stream.registration = None;
                             }
-                            if sc.hub.disabled.iter().any(|m| m == "smacks") {
+                            sc.modules.disabled = disabled;
+                            if sc.modules.disabled.iter().any(|m| m == "smacks") {
                                 sc.stream.sm = None;
                             }
                         }
@@ -297,20 +337,20 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                                 r.min_password_length = n;
                             }
                         }
-                        "turn" => sc.hub.turn = Some(parse_turn(&v).map_err(err)?),
+                        "turn" => sc.modules.turn = Some(parse_turn(&v).map_err(err)?),
                         "avatars" => sc.avatars = parse_bool(&v).map_err(err)?,
                         "registration_limit" => {
                             sc.registration_limit = parse_duration(&v).map_err(err)?
                         }
                         "archive_default" => {
-                            sc.hub.archive.default_pref = DefaultPref::parse(&v)
+                            sc.modules.archive.default_pref = DefaultPref::parse(&v)
                                 .ok_or_else(|| err(format!("bad archive default {v:?}")))?
                         }
                         "archive_retention" => {
-                            sc.hub.archive.retention = Some(parse_duration(&v).map_err(err)?)
+                            sc.modules.archive.retention = Some(parse_duration(&v).map_err(err)?)
                         }
                         "archive_max_page" => {
-                            sc.hub.archive.max_page =
+                            sc.modules.archive.max_page =
                                 v.parse().map_err(|_| err(format!("bad number {v}")))?
                         }
                         _ => return Err(format!("line {l}: unknown server key {k:?}")),
@@ -906,9 +946,7 @@ fn handshake(world: &mut World, c: &mut Conn, secret: &str) -> Result<(), String
 
 fn run_scenario(sc: &Scenario) -> Result<(), (usize, String)> {
     let mut hub = sc.hub.clone();
-    if !sc.avatars {
-        hub.disabled.push("vcard_xupdate".into());
-    }
+    hub.modules = sc.modules.set(sc.avatars);
     let mut world = World::new(sc.stream.clone(), hub);
     world.set_registration_limit(sc.registration_limit);
     world.set_component_config(sc.components.clone());

@@ -205,12 +205,12 @@ impl ServerHandle {
                 ),
             );
         }
-        if new.hub.archive != started.hub.archive {
+        if !new.hub.modules.same_as(&started.hub.modules) {
             restart(
                 &mut report,
                 Change {
-                    setting: "archiving",
-                    detail: String::new(),
+                    setting: "hub modules and their settings (archiving, push, extdisco)",
+                    detail: format!("{:?}", new.hub.modules),
                 },
             );
         }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xmpp_core::archive::{ArchiveFilter, ArchiveQuery, ArchivedMessage, IdGenerator, PageRequest};
 use xmpp_core::hub::{ArchiveConfig, HubConfig};
+use xmpp_core::modules::mam::Archiving;
+use xmpp_core::modules::ModuleSet;
 use xmpp_core::sasl::StoredCredentials;
 use xmpp_core::storage::{StorageRequest, StorageResult};
 use xmpp_core::stream::ServerStreamConfig;
@@ -71,11 +73,11 @@ fn idle_server_purges_expired_messages() {
         tls: None,
         stream: ServerStreamConfig::default(),
         hub: HubConfig {
-            archive: ArchiveConfig {
+            modules: ModuleSet::standard().with(Archiving::new(ArchiveConfig {
                 retention: Some(day),
                 first_purge_delay: 50,
                 ..ArchiveConfig::default()
-            },
+            })),
             ..HubConfig::default()
         },
         threads: 1,

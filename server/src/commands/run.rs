@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::archive::DefaultPref;
 use xmpp_core::hub::{ArchiveConfig, HubConfig, Quotas};
-use xmpp_core::modules::push::PushSettings;
+use xmpp_core::modules::extdisco::{ExternalServices, TurnConfig};
+use xmpp_core::modules::mam::Archiving;
+use xmpp_core::modules::push::{Push, PushSettings};
+use xmpp_core::modules::ModuleSet;
 use xmpp_core::storage::OfflinePage;
 use xmpp_core::stream::{ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
 use xmpp_core::xml::Limits;
@@ -98,6 +101,34 @@ fn quotas(cfg: &Config) -> Quotas {
     }
 }
 
+/// The hub modules the configuration enables, with their settings.
+fn hub_modules(cfg: &Config) -> ModuleSet {
+    let mut modules = ModuleSet::standard();
+    for id in modules.ids() {
+        // Disco answers for every other module: it is never off.
+        if id != xmpp_core::modules::disco::ID && !cfg.modules.contains(&id.name()) {
+            modules.remove(id);
+        }
+    }
+    modules.configure(Push::new(PushSettings {
+        with_body: cfg.push_with_body,
+        with_sender: cfg.push_with_sender,
+        max_registrations: cfg.push_max_registrations,
+    }));
+    let turn = cfg.turn_host.clone().map(|host| TurnConfig {
+        host,
+        port: cfg.turn_port,
+        secret: cfg.turn_secret.clone(),
+        ttl_secs: cfg.turn_ttl_secs,
+        tcp: cfg.turn_tcp,
+        tls_port: cfg.turn_tls_port,
+        user: cfg.turn_user.clone(),
+    });
+    modules.configure(ExternalServices::new(turn));
+    modules.configure(Archiving::new(archive_config(cfg)));
+    modules
+}
+
 /// Translate the effective configuration for the runtime.
 pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfig {
     let threads = if cfg.threads == 0 {
@@ -110,32 +141,9 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
     let hub = HubConfig {
         domains: cfg.domains.clone(),
         offline_messages: cfg.modules.contains(&"offline"),
-        disabled: crate::modules::CATALOG
-            .iter()
-            .filter(|m| m.available && !cfg.modules.contains(&m.name))
-            .map(|m| m.name.to_owned())
-            .collect(),
+        modules: hub_modules(cfg),
         contact: cfg.contact.clone(),
         components: components(cfg).iter().map(|c| c.jid.clone()).collect(),
-        push: PushSettings {
-            with_body: cfg.push_with_body,
-            with_sender: cfg.push_with_sender,
-            max_registrations: cfg.push_max_registrations,
-        },
-        turn: cfg
-            .turn_host
-            .clone()
-            .filter(|_| cfg.modules.contains(&"extdisco"))
-            .map(|host| xmpp_core::modules::extdisco::TurnConfig {
-                host,
-                port: cfg.turn_port,
-                secret: cfg.turn_secret.clone(),
-                ttl_secs: cfg.turn_ttl_secs,
-                tcp: cfg.turn_tcp,
-                tls_port: cfg.turn_tls_port,
-                user: cfg.turn_user.clone(),
-            }),
-        archive: archive_config(cfg),
         quotas: quotas(cfg),
         ..HubConfig::default()
     };

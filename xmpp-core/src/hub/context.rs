@@ -42,6 +42,11 @@ impl Context<'_> {
         &self.hub.features
     }
 
+    /// The per-account limits.
+    pub fn quotas(&self) -> &super::Quotas {
+        &self.hub.cfg.quotas
+    }
+
     /// XEP-0157 contact addresses: (kind, URIs).
     pub fn contact(&self) -> &[(String, Vec<String>)] {
         &self.hub.cfg.contact

@@ -28,7 +28,7 @@ pub use extensions::Extensions;
 pub use quotas::Quotas;
 
 use crate::jid::Jid;
-use crate::modules::{default_modules, Addressed, Flow, Module};
+use crate::modules::{Addressed, Flow, Module, ModuleSet};
 use crate::spare::ReleaseSpare;
 use crate::stanza::{error_reply, is_error_or_result, StanzaError};
 use crate::storage::{RequestId, StorageRequest, StorageResult};
@@ -47,11 +47,11 @@ pub struct HubConfig {
     pub software: (String, String),
     /// Store messages for offline accounts (XEP-0160).
     pub offline_messages: bool,
-    /// Modules switched off by configuration (catalog names such as
-    /// "carbons", "blocking", "vcard", "private", "ping", "version", "time",
-    /// "last", "register", "extdisco", "mam"): they neither answer nor
-    /// appear in disco.
-    pub disabled: Vec<String>,
+    /// The modules, with their settings ([`ModuleSet::standard`] by
+    /// default): configuration takes out those switched off and sets the
+    /// others up; an embedder adds its own. Each partition runs fresh
+    /// instances.
+    pub modules: ModuleSet,
     /// XEP-0157 contact addresses published in disco#info: (kind, URIs),
     /// kind being abuse, admin, feedback, sales, security, status or support.
     pub contact: Vec<(String, Vec<String>)>,
@@ -59,21 +59,8 @@ pub struct HubConfig {
     /// stanzas for a connected component to its connection; one that
     /// reaches a hub found the component away.
     pub components: Vec<String>,
-    /// XEP-0357: what notifications tell app servers.
-    pub push: crate::modules::push::PushSettings,
-    /// XEP-0215: the STUN/TURN server to advertise, if any.
-    pub turn: Option<crate::modules::extdisco::TurnConfig>,
-    /// Message archives (XEP-0313), when the "mam" module is on.
-    pub archive: ArchiveConfig,
     /// Per-account limits.
     pub quotas: Quotas,
-}
-
-impl HubConfig {
-    /// Whether a module is on.
-    pub fn enabled(&self, module: &str) -> bool {
-        !self.disabled.iter().any(|d| d == module)
-    }
 }
 
 impl Default for HubConfig {
@@ -82,12 +69,9 @@ impl Default for HubConfig {
             domains: vec!["localhost".into()],
             software: ("Vireo".into(), env!("CARGO_PKG_VERSION").into()),
             offline_messages: true,
-            disabled: Vec::new(),
+            modules: ModuleSet::standard(),
             contact: Vec::new(),
             components: Vec::new(),
-            push: crate::modules::push::PushSettings::default(),
-            turn: None,
-            archive: ArchiveConfig::default(),
             quotas: Quotas::default(),
         }
     }
@@ -266,19 +250,14 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub with the default modules.
+    /// A hub running fresh instances of the configured modules.
     pub fn new(cfg: Arc<HubConfig>) -> Self {
-        let modules = default_modules(&cfg);
+        let modules = cfg.modules.instances();
         Self::with_modules(cfg, modules)
     }
 
-    /// A hub with an explicit module list.
-    pub fn with_modules(cfg: Arc<HubConfig>, modules: Vec<Box<dyn Module>>) -> Self {
-        // Disabled modules neither answer nor show up in disco#info.
-        let mut modules: Vec<Box<dyn Module>> = modules
-            .into_iter()
-            .filter(|m| m.id() == crate::modules::disco::ID || cfg.enabled(m.id().name()))
-            .collect();
+    /// A hub running `modules` instead of the configured ones.
+    pub fn with_modules(cfg: Arc<HubConfig>, mut modules: Vec<Box<dyn Module>>) -> Self {
         // Stable: modules of one priority keep the order they were given.
         modules.sort_by_key(|m| std::cmp::Reverse(m.priority()));
         let mut documents: Vec<&'static str> = modules

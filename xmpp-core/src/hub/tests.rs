@@ -93,8 +93,11 @@ fn presence_to_unloaded_account_causes_no_load() {
 /// Modules switched off by configuration neither answer nor show in disco.
 #[test]
 fn disabled_modules_leave_disco_and_stop_answering() {
+    let mut modules = crate::modules::ModuleSet::standard();
+    modules.remove(crate::modules::carbons::ID);
+    modules.remove(crate::modules::time::ID);
     let cfg = HubConfig {
-        disabled: vec!["carbons".into(), "time".into()],
+        modules,
         ..HubConfig::default()
     };
     let h = Hub::new(Arc::new(cfg));
@@ -249,10 +252,12 @@ fn legacy_account_gets_its_avatar_hash_before_its_first_presence() {
 fn archive_purge_is_scheduled_and_continues_full_batches() {
     let day = 86_400_000;
     let cfg = HubConfig {
-        archive: ArchiveConfig {
-            retention: Some(day),
-            ..ArchiveConfig::default()
-        },
+        modules: crate::modules::ModuleSet::standard().with(crate::modules::mam::Archiving::new(
+            ArchiveConfig {
+                retention: Some(day),
+                ..ArchiveConfig::default()
+            },
+        )),
         ..HubConfig::default()
     };
     let mut h = Hub::new(Arc::new(cfg.clone()));
@@ -595,7 +600,7 @@ fn a_registered_module_answers_stores_and_shows_in_disco() {
     use crate::modules::{Addressed, Context, Event, Flow, Module, ModuleId};
     const NS: &str = "urn:example:counter";
 
-    #[derive(Debug, Default)]
+    #[derive(Debug, Clone, Default)]
     struct Counter {
         asked: u32,
         offline: Vec<String>,
@@ -650,10 +655,12 @@ fn a_registered_module_answers_stores_and_shows_in_disco() {
         }
     }
 
-    let cfg = Arc::new(HubConfig::default());
-    let mut modules = crate::modules::default_modules(&cfg);
-    modules.push(Box::new(Counter::default()));
-    let mut h = Hub::with_modules(cfg, modules);
+    // An embedder adds its module to the configured set.
+    let cfg = Arc::new(HubConfig {
+        modules: crate::modules::ModuleSet::standard().with(Counter::default()),
+        ..HubConfig::default()
+    });
+    let mut h = Hub::new(cfg);
     assert!(h.features().contains(&NS), "the server advertises it");
     let ask = |to: &str| {
         Element::new(crate::ns::CLIENT, "iq")
@@ -742,7 +749,7 @@ fn a_module_hosts_a_service_domain() {
     use crate::modules::{Addressed, Context, Flow, Module, ModuleId};
 
     /// A disco-only service.
-    #[derive(Debug)]
+    #[derive(Debug, Clone)]
     struct Directory;
 
     impl Module for Directory {
@@ -772,10 +779,11 @@ fn a_module_hosts_a_service_domain() {
         }
     }
 
-    let cfg = Arc::new(HubConfig::default());
-    let mut modules = crate::modules::default_modules(&cfg);
-    modules.push(Box::new(Directory));
-    let mut h = Hub::with_modules(cfg, modules);
+    let cfg = Arc::new(HubConfig {
+        modules: crate::modules::ModuleSet::standard().with(Directory),
+        ..HubConfig::default()
+    });
+    let mut h = Hub::new(cfg);
     let iq = |to: &str, payload: Element| {
         Element::new(crate::ns::CLIENT, "iq")
             .with_attr("type", "get")

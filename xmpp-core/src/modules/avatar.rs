@@ -94,7 +94,7 @@ pub fn set_hash(presence: &mut Element, hash: &str) {
 /// The account's photo hash, when its vCard has a photo. Most accounts
 /// have none and keep no state: no hash means "no photo" (an empty
 /// `<photo/>`, which XEP-0398 §4 requires rather than nothing).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct PhotoHash(String);
 
 /// Remember `hash` as the account's (empty: no photo).
@@ -116,14 +116,14 @@ fn photo<'a>(cx: &'a Context<'_>, account: &str) -> &'a str {
 
 /// The session's last broadcast presence said "no image to advertise" (an
 /// empty `<photo/>`), so avatar changes are not announced for it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct HidesAvatar;
 
 /// XEP-0153 on the users' behalf: the account's photo hash is known once
 /// it is loaded (stored next to the vCard under [`AVATAR_KEY`]), put into
 /// its available presence, and recomputed — then re-announced — when the
 /// vCard changes.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Avatars {
     /// vCard reads for accounts loaded without a stored hash (a vCard
     /// stored by an older version), by request.

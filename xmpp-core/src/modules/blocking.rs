@@ -42,15 +42,15 @@ pub fn parse_blocklist(doc: &str) -> Vec<String> {
 }
 
 /// An account's blocked JIDs, while it is loaded.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Blocklist(BTreeSet<String>);
 
 /// A session asked for the blocklist, so it gets block/unblock pushes.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Interested;
 
 /// XEP-0191: the blocklist, its commands and the filters it sets.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Blocking;
 
 impl Module for Blocking {

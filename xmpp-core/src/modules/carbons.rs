@@ -77,7 +77,7 @@ pub const ID: ModuleId = ModuleId::new("carbons");
 
 /// XEP-0280 for the hub: sessions switch carbons on and off, and get
 /// copies of what the account's other sessions send and receive.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Carbons {
     /// What [`Module::sending`] saw of the message in flight, for
     /// [`Module::sent`]: it was eligible (no `<private/>` before that was
@@ -86,7 +86,7 @@ pub struct Carbons {
 }
 
 /// Kept on a session: whether it enabled carbons.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Enabled(bool);
 
 /// Whether a session of the account other than `skip` has carbons on:

@@ -10,7 +10,7 @@ use crate::xml::Element;
 pub const ID: ModuleId = ModuleId::new("disco");
 
 /// XEP-0030.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Disco;
 
 impl Module for Disco {

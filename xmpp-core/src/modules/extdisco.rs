@@ -103,7 +103,7 @@ pub fn credentials(secret: &str, expires: u64, user: &str) -> (String, String) {
 
 /// XEP-0215 for the server; advertised and answering only when a TURN/STUN
 /// server is configured.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ExternalServices {
     cfg: Option<TurnConfig>,
 }

@@ -46,7 +46,7 @@ pub fn query(seconds: u64, status: &str) -> Element {
 pub const ID: ModuleId = ModuleId::new("last");
 
 /// XEP-0012: the server's uptime, and accounts' last logout.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LastActivity {
     /// Account queries waiting for the stored logout: the account and the
     /// iq, by storage request.

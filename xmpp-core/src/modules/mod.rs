@@ -1,7 +1,7 @@
 //! Protocol modules. Each implements [`Module`]: it declares its disco
 //! features and takes the iqs, session events and storage answers it owns,
 //! so `disco#info` is derived from what is registered and a new XEP is one
-//! file plus one line in [`default_modules`].
+//! file plus one line in [`ModuleSet::standard`].
 
 pub mod avatar;
 pub mod blocking;
@@ -12,14 +12,15 @@ pub mod extdisco;
 pub mod hints;
 pub mod last;
 pub mod mam;
-mod ping;
+pub mod ping;
 pub mod push;
 pub mod register;
 pub mod roster;
+mod set;
 pub mod stored_xml;
 pub mod subscription;
-mod time;
-mod version;
+pub mod time;
+pub mod version;
 
 use crate::hub::ConnId;
 use crate::storage::{Documents, RequestId, StorageResult};
@@ -29,6 +30,7 @@ pub use crate::hub::Context;
 pub use disco::Disco;
 pub use last::LastActivity;
 pub use ping::Ping;
+pub use set::ModuleSet;
 pub use time::EntityTime;
 pub use version::Version;
 
@@ -307,30 +309,4 @@ pub trait Module: Send + std::fmt::Debug {
     /// The answer to a storage request this module made with
     /// [`Context::request`].
     fn storage_answer(&mut self, _cx: &mut Context<'_>, _id: RequestId, _result: StorageResult) {}
-}
-
-/// The modules every server runs, set up from its configuration.
-pub fn default_modules(cfg: &crate::hub::HubConfig) -> Vec<Box<dyn Module>> {
-    let mut modules: Vec<Box<dyn Module>> = vec![
-        Box::new(Disco),
-        Box::new(blocking::Blocking),
-        Box::new(carbons::Carbons::default()),
-        Box::new(stored_xml::StoredXml::private(
-            cfg.quotas.max_private_documents,
-        )),
-        Box::new(stored_xml::StoredXml::vcard()),
-        Box::new(Ping),
-        Box::new(Version),
-        Box::new(EntityTime),
-        Box::new(LastActivity::default()),
-        Box::new(extdisco::ExternalServices::new(cfg.turn.clone())),
-        Box::new(push::Push::new(cfg.push.clone())),
-        Box::new(mam::Archiving::new(cfg.archive.clone())),
-        Box::new(register::Cancellation::default()),
-    ];
-    // Hashes of the photo in the vCard need the vCard.
-    if cfg.enabled(stored_xml::VCARD_ID.name()) {
-        modules.push(Box::new(avatar::Avatars::default()));
-    }
-    modules
 }

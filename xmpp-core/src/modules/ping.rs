@@ -9,7 +9,7 @@ use crate::xml::Element;
 pub const ID: ModuleId = ModuleId::new("ping");
 
 /// XEP-0199.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ping;
 
 impl Module for Ping {

@@ -130,21 +130,19 @@ pub const VCARD_ID: ModuleId = ModuleId::new("vcard");
 
 /// One of the two stored-XML modules (each can be switched off alone):
 /// a storage round trip per request, the iq answered once storage is.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoredXml {
     id: ModuleId,
-    /// `Quotas::max_private_documents` (private XML only).
-    max_documents: u64,
     /// Requests waiting for storage: the iq and what it asked.
     waiting: HashMap<RequestId, (Element, StoredXmlRequest)>,
 }
 
 impl StoredXml {
-    /// XEP-0049, with at most `max_documents` documents per account.
-    pub fn private(max_documents: u64) -> Self {
+    /// XEP-0049, with at most `Quotas::max_private_documents` documents
+    /// per account.
+    pub fn private() -> Self {
         StoredXml {
             id: PRIVATE_ID,
-            max_documents,
             waiting: HashMap::new(),
         }
     }
@@ -153,7 +151,6 @@ impl StoredXml {
     pub fn vcard() -> Self {
         StoredXml {
             id: VCARD_ID,
-            max_documents: 0,
             waiting: HashMap::new(),
         }
     }
@@ -201,7 +198,7 @@ impl Module for StoredXml {
         let key = req.key();
         let limit = matches!(req, StoredXmlRequest::PrivateSet { .. }).then(|| KeyLimit {
             prefix: PRIVATE_KEY_PREFIX.to_owned(),
-            max: self.max_documents,
+            max: cx.quotas().max_private_documents,
         });
         let request = match req.value() {
             Some(v) => StorageRequest::StoreBlob {

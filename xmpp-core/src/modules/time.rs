@@ -9,7 +9,7 @@ use crate::xml::Element;
 const NS: &str = "urn:xmpp:time";
 
 /// XEP-0202.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EntityTime;
 
 /// Its identity.

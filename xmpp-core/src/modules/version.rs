@@ -6,7 +6,7 @@ use crate::stanza::iq_result;
 use crate::xml::Element;
 
 /// XEP-0092.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Version;
 
 /// Its identity.

@@ -54,7 +54,7 @@ impl Default for ArchiveConfig {
 }
 
 /// What a storage request of this module was for.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Waiting {
     /// A query whose results go to a session.
     Query {
@@ -70,7 +70,7 @@ enum Waiting {
 }
 
 /// The retention purge's schedule.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Purge {
     next: Option<Millis>,
     /// Where the running purge continues (account order).
@@ -79,7 +79,7 @@ struct Purge {
 }
 
 /// XEP-0313 Message Archive Management for user archives.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Archiving {
     cfg: ArchiveConfig,
     /// Archive ids, their random tails drawn from the hub's entropy.

@@ -31,7 +31,7 @@ const REPLY_TIMEOUT_MS: Millis = 5 * 60 * 1000;
 const NOTICE_NS: &str = "urn:vireo:push:notice";
 
 /// What a publish was for.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Awaited {
     account: String,
     jid: String,
@@ -40,7 +40,7 @@ struct Awaited {
 
 /// The publishes of this partition's domains that await the app server's
 /// reply, oldest first.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct AwaitedReplies {
     by_id: HashMap<String, Awaited>,
     order: VecDeque<(Millis, String)>,
@@ -72,7 +72,7 @@ impl AwaitedReplies {
 }
 
 /// XEP-0357 Push Notifications.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Push {
     settings: PushSettings,
     /// Publishes from this partition's domains awaiting a reply.

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 pub const ID: ModuleId = ModuleId::new("register");
 
 /// A cancellation waiting for its storage delete.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Cancel {
     account: String,
     conn: ConnId,
@@ -26,7 +26,7 @@ struct Cancel {
 /// XEP-0077 in the hub: `<remove/>` from a bound session, and the
 /// registration feature in the server's disco#info (the rest of XEP-0077
 /// happens in the stream, where credentials are handled).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Cancellation {
     waiting: HashMap<RequestId, Cancel>,
 }
