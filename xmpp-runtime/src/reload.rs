@@ -195,21 +195,11 @@ impl ServerHandle {
                 ),
             );
         }
-        if new.hub.offline_messages != started.hub.offline_messages {
-            restart(
-                &mut report,
-                Change::new(
-                    "offline_messages",
-                    started.hub.offline_messages,
-                    new.hub.offline_messages,
-                ),
-            );
-        }
         if !new.hub.modules.same_as(&started.hub.modules) {
             restart(
                 &mut report,
                 Change {
-                    setting: "hub modules and their settings (archiving, push, extdisco)",
+                    setting: "hub modules and their settings (offline, archiving, push, extdisco)",
                     detail: format!("{:?}", new.hub.modules),
                 },
             );

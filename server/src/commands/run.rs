@@ -140,7 +140,6 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
     };
     let hub = HubConfig {
         domains: cfg.domains.clone(),
-        offline_messages: cfg.modules.contains(&"offline"),
         modules: hub_modules(cfg),
         contact: cfg.contact.clone(),
         components: components(cfg).iter().map(|c| c.jid.clone()).collect(),

@@ -59,6 +59,7 @@ impl ModuleSet {
             .with(super::mam::Archiving::new(Default::default()))
             .with(super::register::Cancellation::default())
             .with(super::avatar::Avatars::default())
+            .with(super::offline::OfflineStorage::default())
     }
 
     /// The set with `module` added, or replacing the one of its identity.
