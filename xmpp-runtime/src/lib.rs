@@ -14,6 +14,7 @@ pub mod auth_throttle;
 pub mod client;
 pub mod clock;
 mod component;
+pub mod component_client;
 pub mod conn_gate;
 mod conn_storage;
 mod connection;
