@@ -25,7 +25,7 @@ use std::time::Duration;
 use xmpp_core::jid::Jid;
 use xmpp_core::sasl::ScramClientKeys;
 use xmpp_core::stream::client::Registration;
-use xmpp_core::stream::{ClientConfig, ClientStream, ConnOutput};
+use xmpp_core::stream::{ClientConfig, ClientOutput, ClientStream};
 use xmpp_core::Element;
 
 /// Why a client operation failed.
@@ -333,10 +333,30 @@ impl Client {
         self.stream.used_scram_cache()
     }
 
-    /// Perform pending outputs, then read once.
+    /// Perform pending outputs, then read once or run the machine's timer
+    /// (negotiation deadline, keepalive), whichever comes first.
     async fn step(&mut self) -> Result<(), ClientError> {
         self.flush().await?;
-        self.read_some().await?;
+        let deadline = self.stream.poll_timeout();
+        let read = async { Some(self.read_some().await) };
+        let timer = async {
+            match deadline {
+                Some(at) => {
+                    smol::Timer::at(crate::clock::instant_for(at)).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+            None
+        };
+        match smol::future::or(read, timer).await {
+            Some(read) => {
+                read?;
+            }
+            None => {
+                self.stream.handle_timeout(now_ms());
+                self.pump();
+            }
+        }
         self.flush().await
     }
 
@@ -348,34 +368,22 @@ impl Client {
         }
         while let Some(out) = self.stream.poll_output() {
             match out {
-                ConnOutput::Write(b) => {
+                ClientOutput::Write(b) => {
                     if self.pending.is_empty() {
                         self.pending = b;
                     } else {
                         self.pending.extend_from_slice(&b);
                     }
                 }
-                ConnOutput::StartTls => {
+                ClientOutput::StartTls => {
                     self.start_tls = true;
                     return;
                 }
-                ConnOutput::Stanza(el) => self.inbox.push_back(el),
-                ConnOutput::Failed(why) => self.failure = Some(why),
-                ConnOutput::Close => self.closing = true,
-                // The rest are server-side outputs.
-                ConnOutput::Bound(_)
-                | ConnOutput::Storage { .. }
-                | ConnOutput::Account { .. }
-                | ConnOutput::CheckPassword { .. }
-                | ConnOutput::AuthStarted { .. }
-                | ConnOutput::AuthFailed { .. }
-                | ConnOutput::Authenticated { .. }
-                | ConnOutput::SmEnabled(_)
-                | ConnOutput::Resume { .. }
-                | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered
-                | ConnOutput::Fence(_) => {}
+                ClientOutput::Stanza(el) => self.inbox.push_back(el),
+                ClientOutput::Failed(why) => self.failure = Some(why),
+                ClientOutput::Close => self.closing = true,
+                // `ClientStream::is_online` says it too.
+                ClientOutput::Online(_) => {}
             }
         }
     }
@@ -440,21 +448,21 @@ impl Client {
 
     /// Send a stanza.
     pub async fn send(&mut self, stanza: &Element) -> Result<(), ClientError> {
-        self.stream.send_stanza(stanza);
+        self.stream.send_stanza(now_ms(), stanza);
         self.flush().await
     }
 
     /// Queue a stanza without writing it: [`Client::flush`] writes all
     /// queued stanzas at once.
     pub fn queue(&mut self, stanza: &Element) {
-        self.stream.send_stanza(stanza);
+        self.stream.send_stanza(now_ms(), stanza);
     }
 
     /// Queue stanza bytes serialized by the caller (complete, well-formed
     /// `jabber:client` stanzas with escaped values) without building trees;
     /// [`Client::flush`] writes them.
     pub fn queue_raw(&mut self, stanza: &[u8]) {
-        self.stream.send_raw(stanza);
+        self.stream.send_raw(now_ms(), stanza);
     }
 
     /// The next stanza from the server.

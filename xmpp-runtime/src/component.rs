@@ -104,7 +104,6 @@ async fn run(
                 | ConnOutput::AuthStarted { .. }
                 | ConnOutput::AuthFailed { .. }
                 | ConnOutput::Authenticated { .. }
-                | ConnOutput::Failed(_)
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)

@@ -254,7 +254,6 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     }
                     break 'conn;
                 }
-                ConnOutput::Failed(_) => {}
             }
         }
         if let Some(t) = transport.as_mut() {

@@ -22,7 +22,7 @@ pub mod sm;
 #[cfg(test)]
 mod test_support;
 
-pub use client::{ClientConfig, ClientStream};
+pub use client::{ClientConfig, ClientOutput, ClientStream};
 pub use component::{ComponentSecret, ComponentStream, ComponentStreamConfig};
 pub use component_client::{ComponentClient, ComponentClientConfig, ComponentOutput};
 pub use csi::NS as CSI_NS;
