@@ -272,10 +272,11 @@ impl ServerStream {
     /// The driver's answer to [`ConnOutput::Fence`]: everything the fence
     /// followed is durable. Owed acknowledgements go out with the count it
     /// covered; a waiting resumption completes.
-    pub fn fence_done(&mut self, _now: Millis, seq: u64) {
+    pub fn fence_done(&mut self, now: Millis, seq: u64) {
         if self.is_closed() {
             return;
         }
+        self.clock = now;
         let Some(state) = self.sm.as_mut() else {
             return;
         };
