@@ -329,6 +329,11 @@ impl Hub {
         });
     }
 
+    /// A message or presence for a hosted service.
+    pub(super) fn module_service_stanza(&mut self, domain: &str, stanza: &Element) -> Flow {
+        self.each_module(|m, cx| m.service_stanza(cx, domain, stanza))
+    }
+
     /// An iq result or error to the server, for the module that awaits it.
     pub(super) fn module_server_reply(&mut self, reply: &Element) {
         self.each_module(|m, cx| m.server_reply(cx, reply));

@@ -925,13 +925,19 @@ impl Hub {
         }
     }
 
-    /// A stanza for a service a module hosts. Its iqs go to the modules;
-    /// what none takes, and other stanzas until services have hooks for
-    /// them, are answered `service-unavailable` (presence is dropped).
+    /// A stanza for a service a module hosts: iq requests go to the
+    /// modules' `iq`, messages and presence to their `service_stanza`;
+    /// what none takes is answered `service-unavailable` (presence is
+    /// dropped).
     fn service_stanza(&mut self, domain: &str, stanza: Element) {
-        let request =
-            stanza.name == "iq" && matches!(stanza.attr("type"), Some("get") | Some("set"));
-        if request && self.module_iq(Addressed::Service { domain }, &stanza) == Flow::Handled {
+        let flow = match stanza.name.as_str() {
+            "iq" if matches!(stanza.attr("type"), Some("get") | Some("set")) => {
+                self.module_iq(Addressed::Service { domain }, &stanza)
+            }
+            "iq" => Flow::Pass,
+            _ => self.module_service_stanza(domain, &stanza),
+        };
+        if flow == Flow::Handled {
             return;
         }
         if stanza.name != "presence" {

@@ -288,6 +288,15 @@ pub trait Module: Send + std::fmt::Debug {
     ) {
     }
 
+    /// A message or presence for a service domain this module hosts, or a
+    /// JID under it (a room, a node, a user of a gateway): the stanza's
+    /// `to` says which. [`Flow::Pass`]: a message is answered
+    /// `service-unavailable`, presence is dropped. (Its iqs come to
+    /// [`Module::iq`] as [`Addressed::Service`].)
+    fn service_stanza(&mut self, _cx: &mut Context<'_>, _domain: &str, _stanza: &Element) -> Flow {
+        Flow::Pass
+    }
+
     /// An iq `result` or `error` addressed to the server: the reply to a
     /// request a module sent from it. [`Flow::Handled`]: it was this
     /// module's.
