@@ -1,5 +1,6 @@
-//! The hub: sessions, routing, roster, presence and offline storage for the
-//! accounts of one partition.
+//! The hub: sessions, routing, roster and presence for the accounts of one
+//! partition, and the protocol modules (`crate::modules`) that do the rest
+//! through [`Context`].
 //!
 //! A server runs several hubs, each owning the accounts whose bare JID hashes
 //! to it, so routing scales with cores while every hub stays a pure machine.
