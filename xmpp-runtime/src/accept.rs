@@ -25,8 +25,7 @@ pub(crate) async fn accept_loop<F, Fut>(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if shared.live.load(Ordering::Relaxed)
-                    >= shared.max_connections.load(Ordering::Relaxed)
+                if shared.live.load(Ordering::Relaxed) >= shared.settings.current().max_connections
                 {
                     shared.refusals.refused(
                         Some(peer.ip()),

@@ -118,9 +118,7 @@ async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             "adduser" | "passwd" => {
                 let password = read_line(&mut reader).await?;
                 let backend = shared.backend.clone();
-                let iterations = shared
-                    .scram_iterations
-                    .load(std::sync::atomic::Ordering::Relaxed);
+                let iterations = shared.settings.current().scram_iterations;
                 let adding = command == "adduser";
                 shared
                     .kdf

@@ -8,7 +8,7 @@ use crate::resumption;
 use crate::send;
 use crate::server::{ConnMsg, Shared};
 use crate::session_end;
-use crate::tls::server_channel_bindings;
+use crate::tls::{server_channel_bindings, ServerTls};
 use crate::transport::Transport;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt;
@@ -40,13 +40,15 @@ enum Wake {
     Timer,
 }
 
+/// A TLS handshake with `tls` (one snapshot for the handshake and the
+/// channel binding: a reload swapping the certificate meanwhile must not
+/// mix the two).
 async fn tls_accept(
     shared: &Shared,
+    tls: Option<Arc<ServerTls>>,
     tcp: Async<TcpStream>,
 ) -> Option<(Transport, Vec<ChannelBinding>)> {
-    // One snapshot for the handshake and the channel binding: a reload
-    // swapping the certificate meanwhile must not mix the two.
-    let tls = shared.tls()?;
+    let tls = tls?;
     let acceptor = TlsAcceptor::from(tls.config.clone());
     let handshake = acceptor.accept(tcp);
     let deadline = shared.conn_gate.tls_handshake_timeout();
@@ -80,8 +82,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         }
     };
     let mut conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    // What this connection is served with, whatever a reload changes
+    // meanwhile.
+    let settings = shared.settings.current();
     let (transport, bindings) = if direct_tls {
-        match Box::pin(tls_accept(&shared, tcp)).await {
+        match Box::pin(tls_accept(&shared, settings.tls.clone(), tcp)).await {
             Some((t, b)) => (t, Some(b)),
             None => return,
         }
@@ -92,18 +97,14 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     // lives on without one until it is resumed or times out.
     let mut transport = Some(transport);
     tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
-    let cfg = shared.stream_cfg();
+    let cfg = settings.stream.clone();
     let mut mailbox = Arc::new(Mailbox::with_limit(cfg.max_mailbox_bytes));
     shared.conns().insert(conn_id, mailbox.clone());
     let stall = cfg.send_timeout_ms.map(Duration::from_millis);
     let auth_timeout_ms = cfg.auth_timeout_ms;
     let mut stream = ServerStream::new(cfg, entropy(), now_ms(), bindings);
     let mut partition: Option<usize> = None;
-    let mut bucket = shared
-        .rate_limit
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .map(crate::rate_limit::Bucket::new);
+    let mut bucket = settings.rate_limit.map(crate::rate_limit::Bucket::new);
     let mut timer = smol::Timer::never();
     let mut armed: Option<xmpp_core::time::Millis> = None;
     // The SM-ID this connection registered (resumable sessions only).
@@ -140,7 +141,10 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     let Some(Transport::Plain(tcp)) = transport.take() else {
                         break 'conn;
                     };
-                    match Box::pin(tls_accept(&shared, tcp)).await {
+                    // The certificate in force now: a renewed one serves
+                    // every handshake after the reload.
+                    let tls = shared.settings.current().tls.clone();
+                    match Box::pin(tls_accept(&shared, tls, tcp)).await {
                         Some((t, b)) => {
                             transport = Some(t);
                             stream.tls_established(now_ms(), b);
@@ -155,7 +159,13 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     stream.handle_storage(now_ms(), id, result);
                 }
                 ConnOutput::Account { id, op } => {
-                    let result = crate::registration::perform(&shared, peer_ip, op).await;
+                    let result = crate::registration::perform(
+                        &shared,
+                        peer_ip,
+                        settings.scram_iterations,
+                        op,
+                    )
+                    .await;
                     stream.handle_account(now_ms(), id, result);
                 }
                 ConnOutput::CheckPassword { id, check } => {

@@ -96,18 +96,17 @@ impl Registrations {
     }
 }
 
-/// Perform `op` for a stream whose peer is `peer`.
+/// Perform `op` for a stream whose peer is `peer`, deriving new
+/// credentials with `iterations` (the connection's settings).
 pub(crate) async fn perform(
     shared: &Shared,
     peer: Option<IpAddr>,
+    iterations: u32,
     op: AccountOp,
 ) -> AccountOpResult {
     let Ok(jid) = Jid::parse(op.account()) else {
         return AccountOpResult::Failed(format!("invalid account {:?}", op.account()));
     };
-    let iterations = shared
-        .scram_iterations
-        .load(std::sync::atomic::Ordering::Relaxed);
     let backend = shared.backend.clone();
     match op {
         AccountOp::Register { password, .. } => {

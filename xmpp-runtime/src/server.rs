@@ -1,124 +1,24 @@
 //! Starting and stopping a server: listeners, executor threads, hub
 //! partitions and the admin socket.
 
+pub use crate::config::{ComponentListener, RuntimeConfig};
 use crate::hub_task::{spawn_partitions, HubMsg, Router};
 use crate::mailbox::Mailbox;
 use crate::reload::ServerHandle;
 use crate::storage::Backend;
-use crate::tls::ServerTls;
 use smol::channel::Sender;
 use smol::Async;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::net::TcpListener;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use xmpp_core::hub::{ConnId, HubConfig};
+use xmpp_core::hub::ConnId;
 use xmpp_core::spare::ReleaseSpare;
-use xmpp_core::stream::{ComponentStreamConfig, ServerStreamConfig, StreamErrorCondition};
-
-/// The external component listener (XEP-0114).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComponentListener {
-    /// Address to listen on (loopback unless components run elsewhere:
-    /// the stream is not encrypted).
-    pub bind: IpAddr,
-    /// Port (0 = ephemeral).
-    pub port: u16,
-    /// The components that may connect, with their secrets.
-    pub stream: ComponentStreamConfig,
-}
-
-/// Everything the runtime needs to serve.
-#[derive(Clone)]
-pub struct RuntimeConfig {
-    /// Address to listen on.
-    pub bind: IpAddr,
-    /// STARTTLS c2s port (0 = ephemeral).
-    pub c2s_port: u16,
-    /// Direct-TLS c2s port (XEP-0368), if any (0 = ephemeral).
-    pub c2s_tls_port: Option<u16>,
-    /// Certificate and key for the hosted domains.
-    pub tls: Option<Arc<ServerTls>>,
-    /// c2s stream settings.
-    pub stream: ServerStreamConfig,
-    /// Hub settings.
-    pub hub: HubConfig,
-    /// Executor threads (per-connection work runs on all of them).
-    pub threads: usize,
-    /// Hub partitions (accounts are spread over them by bare JID).
-    pub partitions: usize,
-    /// Refuse connections beyond this many.
-    pub max_connections: usize,
-    /// Bytes of client stanzas one hub partition may have queued; a
-    /// connection waits for room before handing over another
-    /// (`credit.rs`).
-    pub partition_queue_bytes: usize,
-    /// Per-connection limit on received bytes, if any.
-    pub c2s_rate_limit: Option<crate::RateLimit>,
-    /// Unix admin socket for `vireo adduser` & co. while running.
-    pub admin_socket: Option<PathBuf>,
-    /// PBKDF2 iterations for passwords set through the admin socket and
-    /// in-band (XEP-0077).
-    pub scram_iterations: u32,
-    /// External components, if any may connect.
-    pub components: Option<ComponentListener>,
-    /// The per-address limit on in-band registrations (XEP-0077).
-    pub registration_limit: crate::RegistrationLimit,
-    /// Connection limits per address and the authentication backoff.
-    pub address_limits: crate::AddressLimits,
-}
-
-/// A server for an embedder or a test: loopback on an ephemeral STARTTLS
-/// port, no certificate (so STARTTLS is not offered until `tls` is set),
-/// one executor thread per core and two hub partitions per thread, and
-/// every limit at the default of the `vireo` configuration
-/// (spec/config.md).
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        RuntimeConfig {
-            bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            c2s_port: 0,
-            c2s_tls_port: None,
-            tls: None,
-            stream: ServerStreamConfig::default(),
-            hub: HubConfig::default(),
-            threads,
-            partitions: threads * 2,
-            max_connections: 20_000,
-            partition_queue_bytes: 2 * 1024 * 1024,
-            c2s_rate_limit: None,
-            admin_socket: None,
-            scram_iterations: 10_000,
-            components: None,
-            registration_limit: Default::default(),
-            address_limits: Default::default(),
-        }
-    }
-}
-
-impl std::fmt::Debug for RuntimeConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuntimeConfig")
-            .field("bind", &self.bind)
-            .field("c2s_port", &self.c2s_port)
-            .field("c2s_tls_port", &self.c2s_tls_port)
-            .field("tls", &self.tls.is_some())
-            .field("threads", &self.threads)
-            .field("partitions", &self.partitions)
-            .field(
-                "components",
-                &self.components.as_ref().map(|c| (c.bind, c.port)),
-            )
-            .finish_non_exhaustive()
-    }
-}
+use xmpp_core::stream::StreamErrorCondition;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -177,11 +77,9 @@ pub(crate) enum ConnMsg {
 
 /// State shared by every task of one server.
 pub(crate) struct Shared {
-    /// Stream settings for new connections (swapped by a reload; a
-    /// connection keeps the `Arc` it started with).
-    pub(crate) stream_cfg: RwLock<Arc<ServerStreamConfig>>,
-    /// Certificate and key for new TLS handshakes (swapped by a reload).
-    pub(crate) tls: RwLock<Option<Arc<ServerTls>>>,
+    /// What new connections are served with (swapped whole by a reload; a
+    /// connection keeps the snapshot it started with).
+    pub(crate) settings: crate::settings::SettingsCell,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) router: Router,
     pub(crate) conns: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
@@ -189,11 +87,7 @@ pub(crate) struct Shared {
     pub(crate) sm_sessions: crate::sm_registry::SmRegistry,
     pub(crate) next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
-    pub(crate) max_connections: AtomicUsize,
-    /// Read limit for new connections (swapped by a reload).
-    pub(crate) rate_limit: RwLock<Option<crate::RateLimit>>,
     pub(crate) domains: Vec<String>,
-    pub(crate) scram_iterations: AtomicU32,
     /// In-band registrations per client address (XEP-0077).
     pub(crate) registrations: crate::registration::Registrations,
     /// Unauthenticated connections and openings per client address.
@@ -225,19 +119,6 @@ impl Shared {
         let mut conns = self.conns();
         conns.remove(&conn);
         conns.release_spare();
-    }
-
-    /// The stream settings for a connection starting now.
-    pub(crate) fn stream_cfg(&self) -> Arc<ServerStreamConfig> {
-        self.stream_cfg
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The certificate for a TLS handshake starting now.
-    pub(crate) fn tls(&self) -> Option<Arc<ServerTls>> {
-        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The admin socket's reload hook, if one is installed.
@@ -309,8 +190,6 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     };
     let component_addr = components.as_ref().and_then(|(_, a, _)| *a);
 
-    let mut stream_cfg = cfg.stream.clone();
-    stream_cfg.starttls_available = cfg.tls.is_some();
     let executor: Arc<smol::Executor<'static>> = Arc::new(smol::Executor::new());
     let partitions = cfg.partitions.max(1);
     let hub_cfg = Arc::new(cfg.hub.clone());
@@ -322,18 +201,14 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     let (router, hub_receivers) =
         Router::new(partitions, component_domains, cfg.partition_queue_bytes);
     let shared = Arc::new(Shared {
-        stream_cfg: RwLock::new(Arc::new(stream_cfg)),
-        tls: RwLock::new(cfg.tls.clone()),
+        settings: crate::settings::SettingsCell::new(crate::settings::Settings::new(&cfg)),
         backend: backend.clone(),
         router,
         conns: Mutex::new(HashMap::new()),
         sm_sessions: Default::default(),
         next_conn: AtomicU64::new(1),
         live: AtomicUsize::new(0),
-        max_connections: AtomicUsize::new(cfg.max_connections),
-        rate_limit: RwLock::new(cfg.c2s_rate_limit),
         domains: cfg.hub.domains.clone(),
-        scram_iterations: AtomicU32::new(cfg.scram_iterations),
         registrations: crate::registration::Registrations::new(&cfg.registration_limit),
         conn_gate: Arc::new(crate::conn_gate::ConnectionGate::new(&cfg.address_limits)),
         refusals: crate::refusal_log::RefusalLog::default(),
