@@ -13,7 +13,7 @@
 //! closes the connection after the answer, so the client reads to the end.
 
 use crate::accounts::{account_jid, add_user, delete_user, set_password, AccountError};
-use crate::hub_task::HubMsg;
+use crate::router::HubMsg;
 use crate::server::Shared;
 use smol::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use smol::net::unix::{UnixListener, UnixStream};

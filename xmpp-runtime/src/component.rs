@@ -8,8 +8,8 @@
 //! instead of losing them.
 
 use crate::clock::{entropy, instant_for, now_ms};
-use crate::mailbox::Mailbox;
-use crate::server::{ConnMsg, Shared};
+use crate::mailbox::{ConnMsg, Mailbox};
+use crate::server::Shared;
 use crate::transport::Transport;
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;

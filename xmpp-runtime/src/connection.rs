@@ -2,11 +2,11 @@
 //! `ServerStream`, and talks to hub partitions through channels.
 
 use crate::clock::{entropy, instant_for, now_ms};
-use crate::hub_task::HubMsg;
-use crate::mailbox::Mailbox;
+use crate::mailbox::{ConnMsg, Mailbox};
 use crate::resumption;
+use crate::router::HubMsg;
 use crate::send;
-use crate::server::{ConnMsg, Shared};
+use crate::server::Shared;
 use crate::session_end;
 use crate::tls::{server_channel_bindings, ServerTls};
 use crate::transport::Transport;
@@ -367,7 +367,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                             // What this connection did not process goes to
                             // the new owner of the mailbox, before anything newer.
                             mailbox.requeue_front(msgs.collect());
-                            let released_session = resumption::Released {
+                            let released_session = crate::mailbox::Released {
                                 session,
                                 partition: p,
                             };

@@ -30,6 +30,7 @@ mod refusal_log;
 pub mod registration;
 pub mod reload;
 mod resumption;
+mod router;
 mod send;
 pub mod server;
 mod session_end;

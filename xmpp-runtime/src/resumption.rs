@@ -7,25 +7,17 @@
 //! adopts both, so hub partitions never notice the move and stanzas queued
 //! for the session during the hand-over stay in order.
 
-use crate::mailbox::Mailbox;
-use crate::server::{ConnMsg, Shared};
+use crate::mailbox::{ConnMsg, Mailbox, Released};
+use crate::server::Shared;
 use smol::future::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
-use xmpp_core::stream::SuspendedSession;
 
 /// How long the resuming connection waits for the holder to let go; the
 /// holder answers as soon as its task runs (a blocked write gives way, see
 /// [`crate::send::write`]), so this only bounds a bug.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the holding connection gives up.
-#[derive(Debug)]
-pub(crate) struct Released {
-    pub(crate) session: SuspendedSession,
-    pub(crate) partition: usize,
-}
 
 /// A session taken over by a resuming connection.
 pub(crate) struct Adopted {

@@ -2,9 +2,10 @@
 //! partitions and the admin socket.
 
 pub use crate::config::{ComponentListener, RuntimeConfig};
-use crate::hub_task::{spawn_partitions, HubMsg, Router};
-use crate::mailbox::Mailbox;
+use crate::hub_task::spawn_partitions;
+use crate::mailbox::{ConnMsg, Mailbox};
 use crate::reload::ServerHandle;
+use crate::router::{HubMsg, Router};
 use crate::storage::Backend;
 use smol::channel::Sender;
 use smol::Async;
@@ -47,32 +48,6 @@ pub enum StartError {
     /// An executor thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Thread(#[source] std::io::Error),
-}
-
-/// A message to a connection task.
-#[derive(Debug)]
-pub(crate) enum ConnMsg {
-    /// Write this stanza to the client. Boxed so each connection's queue
-    /// slots stay pointer-sized (queues allocate slots in blocks).
-    Deliver(Box<xmpp_core::Element>),
-    /// Close the stream (with an error condition, or gracefully).
-    Close(Option<StreamErrorCondition>),
-    /// Another connection resumes this session (XEP-0198): give it up.
-    Release(smol::channel::Sender<crate::resumption::Released>),
-    /// The hub let go of this connection's session (its answer to
-    /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
-    /// after this, so what came before can be rerouted.
-    Drained,
-    /// The hub delivered a page of offline messages (the `Deliver`s before
-    /// this): tell it, through `HubMsg::PageDelivered`, once the client has
-    /// them (`ServerStream::mark_page`).
-    PageMark,
-    /// XEP-0198: the connection's fence `seq` is back; everything its
-    /// session sent before it is durable (`ServerStream::fence_done`).
-    FenceDone(u64),
-    /// The hub knows the session hibernates (`HubOutput::HibernationNoted`):
-    /// stanzas after this need no report.
-    HibernationNoted,
 }
 
 /// State shared by every task of one server.

@@ -11,9 +11,9 @@
 //! is dropped, which tells a resuming connection at once that the session
 //! is gone.
 
-use crate::hub_task::HubMsg;
-use crate::mailbox::Mailbox;
-use crate::server::{ConnMsg, Shared};
+use crate::mailbox::{ConnMsg, Mailbox};
+use crate::router::HubMsg;
+use crate::server::Shared;
 use smol::future::FutureExt;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
