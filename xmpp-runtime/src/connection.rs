@@ -1,35 +1,57 @@
 //! One task per client connection: it owns the socket and the connection's
 //! `ServerStream`, and talks to hub partitions through channels.
 
+use crate::accept::Admission;
+use crate::account_ops::AccountOps;
 use crate::clock::{entropy, instant_for, now_ms};
+use crate::conn_storage::ConnStorage;
+use crate::limiters::Limiters;
 use crate::mailbox::{ConnMsg, Mailbox};
+use crate::registry::ConnRegistry;
 use crate::resumption;
 use crate::router::HubMsg;
+use crate::router::Router;
 use crate::send;
-use crate::server::Shared;
 use crate::session_end;
+use crate::settings::SettingsCell;
+use crate::sm_registry::SmRegistry;
 use crate::tls::{server_channel_bindings, ServerTls};
 use crate::transport::Transport;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt;
 use smol::Async;
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
 use xmpp_core::sasl::ChannelBinding;
 use xmpp_core::stream::{ConnOutput, ServerStream, StreamErrorCondition};
 
+/// What a client connection uses, shared by all of them.
+pub(crate) struct C2s {
+    /// What new connections are served with.
+    pub(crate) settings: Arc<SettingsCell>,
+    pub(crate) conns: Arc<ConnRegistry>,
+    pub(crate) router: Arc<Router>,
+    /// Resumable sessions (XEP-0198) and the connections holding them.
+    pub(crate) sm_sessions: SmRegistry,
+    pub(crate) limiters: Arc<Limiters>,
+    /// Password checks and in-band registration (XEP-0077).
+    pub(crate) accounts: AccountOps,
+    /// Where connections' storage requests run.
+    pub(crate) storage: ConnStorage,
+}
+
 /// Accept client connections until the listener fails.
 pub(crate) async fn accept_loop(
     ex: Arc<smol::Executor<'static>>,
     listener: Async<TcpListener>,
     direct_tls: bool,
-    shared: Arc<Shared>,
+    admission: Admission,
+    ctx: Arc<C2s>,
 ) {
-    crate::accept::accept_loop(ex, listener, shared, "c2s", move |tcp, _peer, shared| {
-        run(tcp, direct_tls, shared)
+    crate::accept::accept_loop(ex, listener, admission, "c2s", move |tcp, _peer| {
+        run(tcp, direct_tls, ctx.clone())
     })
     .await
 }
@@ -44,14 +66,14 @@ enum Wake {
 /// channel binding: a reload swapping the certificate meanwhile must not
 /// mix the two).
 async fn tls_accept(
-    shared: &Shared,
+    ctx: &C2s,
     tls: Option<Arc<ServerTls>>,
     tcp: Async<TcpStream>,
 ) -> Option<(Transport, Vec<ChannelBinding>)> {
     let tls = tls?;
     let acceptor = TlsAcceptor::from(tls.config.clone());
     let handshake = acceptor.accept(tcp);
-    let deadline = shared.conn_gate.tls_handshake_timeout();
+    let deadline = ctx.limiters.conn_gate.tls_handshake_timeout();
     let timeout = async {
         smol::Timer::after(deadline).await;
         Err(std::io::Error::from(std::io::ErrorKind::TimedOut))
@@ -69,24 +91,24 @@ async fn tls_accept(
     }
 }
 
-async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
+async fn run(tcp: Async<TcpStream>, direct_tls: bool, ctx: Arc<C2s>) {
     let peer = tcp.get_ref().peer_addr().ok();
     let peer_ip = peer.map(|p| p.ip());
     // Counted against its address until it authenticates; refused (closed
     // before any byte, there is no stream yet) over the address's limits.
-    let mut unauthenticated = match shared.conn_gate.admit(peer_ip, now_ms()) {
+    let mut unauthenticated = match ctx.limiters.conn_gate.admit(peer_ip, now_ms()) {
         Ok(slot) => slot,
         Err(refusal) => {
-            shared.refusals.refused(peer_ip, &refusal);
+            ctx.limiters.refusals.refused(peer_ip, &refusal);
             return;
         }
     };
-    let mut conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let mut conn_id: ConnId = ctx.conns.next_id();
     // What this connection is served with, whatever a reload changes
     // meanwhile.
-    let settings = shared.settings.current();
+    let settings = ctx.settings.current();
     let (transport, bindings) = if direct_tls {
-        match Box::pin(tls_accept(&shared, settings.tls.clone(), tcp)).await {
+        match Box::pin(tls_accept(&ctx, settings.tls.clone(), tcp)).await {
             Some((t, b)) => (t, Some(b)),
             None => return,
         }
@@ -98,8 +120,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
     let mut transport = Some(transport);
     tracing::debug!(conn = conn_id, ?peer, direct_tls, "connected");
     let cfg = settings.stream.clone();
-    let mut mailbox = Arc::new(Mailbox::with_limit(cfg.max_mailbox_bytes));
-    shared.conns().insert(conn_id, mailbox.clone());
+    let mut mailbox = ctx.conns.open(conn_id, cfg.max_mailbox_bytes);
     let stall = cfg.send_timeout_ms.map(Duration::from_millis);
     let auth_timeout_ms = cfg.auth_timeout_ms;
     let mut stream = ServerStream::new(cfg, entropy(), now_ms(), bindings);
@@ -128,7 +149,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     if send::write(t, &bytes, &mailbox, stall).await.is_err() {
                         transport = None;
                         unnoted_hibernation |=
-                            lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
+                            lose_transport(&mut stream, &ctx, &mailbox, partition, conn_id);
                     }
                 }
                 ConnOutput::StartTls => {
@@ -143,8 +164,8 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     };
                     // The certificate in force now: a renewed one serves
                     // every handshake after the reload.
-                    let tls = shared.settings.current().tls.clone();
-                    match Box::pin(tls_accept(&shared, tls, tcp)).await {
+                    let tls = ctx.settings.current().tls.clone();
+                    match Box::pin(tls_accept(&ctx, tls, tcp)).await {
                         Some((t, b)) => {
                             transport = Some(t);
                             stream.tls_established(now_ms(), b);
@@ -153,30 +174,28 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     }
                 }
                 ConnOutput::Storage { id, request } => {
-                    let Some(result) = shared.conn_storage.execute(request).await else {
+                    let Some(result) = ctx.storage.execute(request).await else {
                         break 'conn;
                     };
                     stream.handle_storage(now_ms(), id, result);
                 }
                 ConnOutput::Account { id, op } => {
-                    let result = crate::registration::perform(
-                        &shared,
-                        peer_ip,
-                        settings.scram_iterations,
-                        op,
-                    )
-                    .await;
+                    let result = ctx
+                        .accounts
+                        .perform(peer_ip, settings.scram_iterations, op)
+                        .await;
                     stream.handle_account(now_ms(), id, result);
                 }
                 ConnOutput::CheckPassword { id, check } => {
-                    let ok = shared.kdf.run(move || check.run()).await;
+                    let ok = ctx.accounts.check_password(check).await;
                     stream.handle_password_check(now_ms(), id, ok);
                 }
                 ConnOutput::AuthStarted { account, .. } => {
                     // The failure backoff: the attempt waits before its
                     // credentials are even looked up, but never past the
                     // stream's own authentication deadline.
-                    let wait = shared
+                    let wait = ctx
+                        .limiters
                         .auth_throttle
                         .wait(peer_ip, Some(&account), now_ms())
                         .min(auth_timeout_ms);
@@ -188,7 +207,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     account,
                     mechanism,
                     failure,
-                } => shared.auth_throttle.sasl_failed(
+                } => ctx.limiters.auth_throttle.sasl_failed(
                     peer_ip,
                     account.as_deref(),
                     mechanism,
@@ -196,13 +215,13 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                     now_ms(),
                 ),
                 ConnOutput::Authenticated { account, .. } => {
-                    shared.auth_throttle.succeeded(&account);
+                    ctx.limiters.auth_throttle.succeeded(&account);
                     drop(unauthenticated.take());
                 }
                 ConnOutput::Bound(jid) => {
-                    let p = shared.router.partition(&jid.bare_str());
+                    let p = ctx.router.partition(&jid.bare_str());
                     partition = Some(p);
-                    shared.router.send(
+                    ctx.router.send(
                         p,
                         HubMsg::Bound {
                             conn: conn_id,
@@ -213,24 +232,25 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 }
                 ConnOutput::Stanza(el) => {
                     if let Some(p) = partition {
-                        shared.router.hand_over(p, conn_id, el).await;
+                        ctx.router.hand_over(p, conn_id, el).await;
                     }
                 }
                 ConnOutput::SmEnabled(id) => {
                     if let Some(account) = stream.account() {
-                        shared
-                            .sm_sessions
+                        ctx.sm_sessions
                             .register(id.clone(), account.bare_str(), conn_id);
                         sm_id = Some(id);
                     }
                 }
                 ConnOutput::Resume { previd } => {
                     let account = stream.account().map(|a| a.bare_str()).unwrap_or_default();
-                    match resumption::take_over(&shared, &previd, &account).await {
+                    match resumption::take_over(&ctx.sm_sessions, &ctx.conns, &previd, &account)
+                        .await
+                    {
                         Some(adopted) => {
                             // Continue as the old connection: its id and
                             // mailbox are what the hub knows the session by.
-                            shared.forget_conn(conn_id);
+                            ctx.conns.forget(conn_id);
                             mailbox.close();
                             conn_id = adopted.conn;
                             mailbox = adopted.mailbox;
@@ -244,18 +264,18 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 ConnOutput::Resumed(jid) => {
                     tracing::info!(conn = conn_id, %jid, "session resumed");
                     if let Some(p) = partition {
-                        shared.router.send(p, HubMsg::Resumed(conn_id));
+                        ctx.router.send(p, HubMsg::Resumed(conn_id));
                     }
                 }
                 ConnOutput::Undelivered(stanzas) => undelivered.extend(stanzas),
                 ConnOutput::PageDelivered => {
                     if let Some(p) = partition {
-                        shared.router.send(p, HubMsg::PageDelivered(conn_id));
+                        ctx.router.send(p, HubMsg::PageDelivered(conn_id));
                     }
                 }
                 // Behind the session's stanzas on its partition's queue.
                 ConnOutput::Fence(seq) => match partition {
-                    Some(p) => shared.router.send(p, HubMsg::Fence { conn: conn_id, seq }),
+                    Some(p) => ctx.router.send(p, HubMsg::Fence { conn: conn_id, seq }),
                     None => stream.fence_done(now_ms(), seq),
                 },
                 ConnOutput::Close => {
@@ -271,7 +291,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
             if send::flush(t, &mailbox, stall).await.is_err() {
                 transport = None;
                 unnoted_hibernation |=
-                    lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
+                    lose_transport(&mut stream, &ctx, &mailbox, partition, conn_id);
                 continue;
             }
         }
@@ -320,7 +340,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 // any other ends (its outputs say how).
                 transport = None;
                 unnoted_hibernation |=
-                    lose_transport(&mut stream, &shared, &mailbox, partition, conn_id);
+                    lose_transport(&mut stream, &ctx, &mailbox, partition, conn_id);
             }
             Wake::Read(Ok(n)) => {
                 // Already handed to the stream; over its budget, the client
@@ -358,12 +378,12 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                             let Some(p) = partition else { continue };
                             // Before the resuming connection can tell the
                             // hub the session is awake again.
-                            report_late(&shared, p, conn_id, &mut late);
+                            report_late(&ctx.router, p, conn_id, &mut late);
                             let Some(session) = stream.take_suspended() else {
                                 continue;
                             };
                             let account = session.jid().bare_str();
-                            shared.sm_sessions.awake(&account, conn_id);
+                            ctx.sm_sessions.awake(&account, conn_id);
                             // What this connection did not process goes to
                             // the new owner of the mailbox, before anything newer.
                             mailbox.requeue_front(msgs.collect());
@@ -388,7 +408,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
                 // A session that ended meanwhile reroutes them instead (to
                 // offline storage, which notifies).
                 if let (Some(p), false) = (partition, stream.is_closed()) {
-                    report_late(&shared, p, conn_id, &mut late);
+                    report_late(&ctx.router, p, conn_id, &mut late);
                 }
                 if released {
                     break 'conn;
@@ -416,11 +436,11 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
         }
     }
     if let Some(id) = &sm_id {
-        shared.sm_sessions.unregister(id, conn_id);
+        ctx.sm_sessions.unregister(id, conn_id);
     }
-    shared.forget_conn(conn_id);
+    ctx.conns.forget(conn_id);
     session_end::end_session(
-        &shared,
+        &ctx.router,
         &mailbox,
         partition,
         conn_id,
@@ -435,7 +455,7 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, shared: Arc<Shared>) {
 /// reported like the unacknowledged ones at hibernation, so that the hub
 /// wakes the client for these too (push).
 fn report_late(
-    shared: &Shared,
+    router: &Router,
     partition: usize,
     conn: ConnId,
     late: &mut Vec<xmpp_core::Element>,
@@ -444,9 +464,7 @@ fn report_late(
         return;
     }
     tracing::debug!(conn, late = late.len(), "delivered while hibernating");
-    shared
-        .router
-        .send(partition, HubMsg::Hibernated(conn, std::mem::take(late)));
+    router.send(partition, HubMsg::Hibernated(conn, std::mem::take(late)));
 }
 
 /// The transport broke: tell the stream, and the hub when the session
@@ -454,7 +472,7 @@ fn report_late(
 /// True when the hub was told.
 fn lose_transport(
     stream: &mut ServerStream,
-    shared: &Shared,
+    ctx: &C2s,
     mailbox: &Mailbox,
     partition: Option<usize>,
     conn: ConnId,
@@ -470,17 +488,16 @@ fn lose_transport(
     tracing::debug!(conn, "session hibernated");
     let told = match partition {
         Some(p) => {
-            shared
-                .router
+            ctx.router
                 .send(p, HubMsg::Hibernated(conn, stream.unacked_messages()));
             true
         }
         None => false,
     };
     let account = stream.account().map(|a| a.bare_str()).unwrap_or_default();
-    if let Some(oldest) = shared.sm_sessions.hibernated(&account, conn) {
+    if let Some(oldest) = ctx.sm_sessions.hibernated(&account, conn) {
         tracing::info!(conn = oldest, %account, "too many hibernated sessions; ending the oldest");
-        let mailbox = shared.conns().get(&oldest).cloned();
+        let mailbox = ctx.conns.mailbox(oldest);
         if let Some(m) = mailbox {
             m.send(ConnMsg::Close(Some(
                 StreamErrorCondition::ResourceConstraint,

@@ -5,8 +5,8 @@
 use crate::clock::{instant_for, now_ms};
 use crate::fences::Fences;
 use crate::mailbox::{ConnMsg, Mailbox, Refused};
-use crate::router::HubMsg;
-use crate::server::Shared;
+use crate::router::{HubMsg, Router};
+use crate::storage::Backend;
 use smol::channel::Receiver;
 use smol::future::FutureExt;
 use std::collections::{HashMap, VecDeque};
@@ -82,18 +82,19 @@ impl StorageQueue {
 /// Spawn one task (and one storage thread) per partition.
 pub(crate) fn spawn_partitions(
     ex: &smol::Executor<'static>,
-    shared: &Arc<Shared>,
+    router: &Arc<Router>,
+    backend: &Arc<dyn Backend>,
     cfg: Arc<HubConfig>,
     receivers: Vec<Receiver<HubMsg>>,
 ) {
     for (i, rx) in receivers.into_iter().enumerate() {
-        let storage = storage_worker(i, shared.clone());
+        let storage = storage_worker(i, router.clone(), backend.clone());
         let mut hub = Hub::new(cfg.clone());
         hub.set_entropy(crate::clock::entropy());
         // Partitions share one store: one of them runs the retention purge.
         hub.set_partition(i);
-        let parts = PartitionState::new(i, shared.router.partitions());
-        ex.spawn(run_partition(parts, hub, rx, storage, shared.clone()))
+        let parts = PartitionState::new(i, router.partitions());
+        ex.spawn(run_partition(parts, hub, rx, storage, router.clone()))
             .detach();
     }
 }
@@ -101,7 +102,8 @@ pub(crate) fn spawn_partitions(
 /// A thread executing one partition's storage requests in FIFO order.
 fn storage_worker(
     partition: usize,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
+    backend: Arc<dyn Backend>,
 ) -> std::sync::mpsc::Sender<(RequestId, StorageRequest)> {
     let (tx, rx) = std::sync::mpsc::channel::<(RequestId, StorageRequest)>();
     let spawned = std::thread::Builder::new()
@@ -124,7 +126,7 @@ fn storage_worker(
                         _ => None,
                     })
                     .collect();
-                let results = shared.backend.execute_batch(reqs);
+                let results = backend.execute_batch(reqs);
                 for (result, offline_for) in results.iter().zip(offline) {
                     if let Some(account) = offline_for {
                         tracing::debug!(%account, ?result, "offline message stored");
@@ -132,10 +134,10 @@ fn storage_worker(
                 }
                 let answered = ids.len();
                 let answers = ids.into_iter().zip(results).collect();
-                shared.router.send(partition, HubMsg::Storage(answers));
+                router.send(partition, HubMsg::Storage(answers));
                 // Each request was outstanding work until now.
                 for _ in 0..answered {
-                    shared.router.done();
+                    router.done();
                 }
             }
         });
@@ -179,7 +181,7 @@ async fn run_partition(
     mut hub: Hub,
     rx: Receiver<HubMsg>,
     storage: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
 ) {
     let mut storage = StorageQueue {
         tx: storage,
@@ -213,7 +215,7 @@ async fn run_partition(
         let now = now_ms();
         let Some(msg) = msg else {
             hub.handle_timeout(now);
-            drain_outputs(&mut st, &mut hub, &mut storage, &shared);
+            drain_outputs(&mut st, &mut hub, &mut storage, &router);
             continue;
         };
         // Credit a session's stanza took, returned once it is processed.
@@ -273,17 +275,17 @@ async fn run_partition(
                 st.fences_complete(complete);
             }
         }
-        drain_outputs(&mut st, &mut hub, &mut storage, &shared);
+        drain_outputs(&mut st, &mut hub, &mut storage, &router);
         owed += credit;
         // Stanzas held for accounts still loading may take one budget (they
         // wait for a single storage read, not a commit).
-        let budget = shared.router.queue_bytes(st.index);
+        let budget = router.queue_bytes(st.index);
         if owed > 0 && storage.keeps_up(budget) && hub.held_bytes() <= budget {
-            shared.router.returned(st.index, owed);
+            router.returned(st.index, owed);
             owed = 0;
         }
         // One message of the router's outstanding work is done.
-        shared.router.done();
+        router.done();
     }
 }
 
@@ -292,18 +294,18 @@ fn drain_outputs(
     st: &mut PartitionState,
     hub: &mut Hub,
     storage: &mut StorageQueue,
-    shared: &Shared,
+    router: &Router,
 ) {
     // Stanzas refused by a full mailbox, with their connection.
     let mut refused: Vec<(ConnId, Box<Element>)> = Vec::new();
     loop {
         while let Some(out) = hub.poll_output() {
-            perform(st, out, storage, shared, &mut refused);
+            perform(st, out, storage, router, &mut refused);
         }
         if refused.is_empty() {
             break;
         }
-        end_overflowed(hub, &st.conns, shared, std::mem::take(&mut refused));
+        end_overflowed(hub, &st.conns, router, std::mem::take(&mut refused));
     }
     // `Drained` is the last message an ended connection gets, once the
     // hub can no longer deliver to it (its end may wait for an account
@@ -331,7 +333,7 @@ fn drain_outputs(
 fn end_overflowed(
     hub: &mut Hub,
     conns: &HashMap<ConnId, Arc<Mailbox>>,
-    shared: &Shared,
+    router: &Router,
     refused: Vec<(ConnId, Box<Element>)>,
 ) {
     let now = now_ms();
@@ -365,7 +367,7 @@ fn end_overflowed(
         if is_redelivery(&s) {
             hub.redeliver(now, s);
         } else {
-            shared.router.route(s);
+            router.route(s);
         }
     }
 }
@@ -375,7 +377,7 @@ fn perform(
     st: &mut PartitionState,
     out: HubOutput,
     storage: &mut StorageQueue,
-    shared: &Shared,
+    router: &Router,
     refused: &mut Vec<(ConnId, Box<Element>)>,
 ) {
     let index = st.index;
@@ -398,14 +400,14 @@ fn perform(
             }
         }
         HubOutput::Route(stanza) => {
-            if let Some(p) = shared.router.route_to(stanza) {
+            if let Some(p) = router.route_to(stanza) {
                 st.fences.routed_to(p);
             }
         }
         HubOutput::Forward { owner, notice } => {
-            let p = shared.router.partition(&owner);
+            let p = router.partition(&owner);
             st.fences.routed_to(p);
-            shared.router.send(p, HubMsg::Notice(notice));
+            router.send(p, HubMsg::Notice(notice));
         }
         HubOutput::Fence(fence) => {
             let returned = st.fences.returned(fence);
@@ -417,20 +419,18 @@ fn perform(
             );
             for p in returned.branches {
                 let join = returned.join;
-                shared
-                    .router
-                    .send(p, HubMsg::RemoteFence { from: index, join });
+                router.send(p, HubMsg::RemoteFence { from: index, join });
             }
             if let Some((p, join)) = returned.report {
-                shared.router.send(p, HubMsg::FenceDone(join));
+                router.send(p, HubMsg::FenceDone(join));
             }
             st.fences_complete(returned.complete);
         }
         HubOutput::Storage { id, request } => {
-            shared.router.work_added();
+            router.work_added();
             let bytes = request.approx_bytes();
             if storage.tx.send((id, request)).is_err() {
-                shared.router.done();
+                router.done();
                 tracing::error!(partition = index, "storage worker gone");
             } else {
                 storage.sent(bytes);

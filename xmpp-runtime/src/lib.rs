@@ -7,6 +7,7 @@
 //! executor threads.
 
 mod accept;
+mod account_ops;
 pub mod accounts;
 pub mod address_limits;
 pub mod admin;
@@ -23,11 +24,13 @@ pub mod decoy_secret;
 mod fences;
 mod hub_task;
 mod kdf_pool;
+mod limiters;
 mod mailbox;
 mod memory;
 pub mod rate_limit;
 mod refusal_log;
 pub mod registration;
+mod registry;
 pub mod reload;
 mod resumption;
 mod router;

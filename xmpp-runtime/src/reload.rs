@@ -7,12 +7,13 @@
 //! [`ServerHandle::reload`] use the new ones.
 
 use crate::config::{ComponentListener, RuntimeConfig};
-use crate::server::Shared;
-use crate::settings::Settings;
+use crate::limiters::Limiters;
+use crate::router::Router;
+use crate::settings::{Settings, SettingsCell};
 use crate::tls::ServerTls;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use xmpp_core::stream::ServerStreamConfig;
 
 /// Called by the admin socket's `reload` command (on a blocking thread): the
@@ -20,6 +21,22 @@ use xmpp_core::stream::ServerStreamConfig;
 /// [`ServerHandle::reload`] and returns the report to show the operator, or
 /// the error (the server then keeps running as it was).
 pub type ReloadHook = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// Where the admin socket finds the reload hook.
+#[derive(Default)]
+pub(crate) struct ReloadHookSlot(RwLock<Option<ReloadHook>>);
+
+impl ReloadHookSlot {
+    /// The hook, if one is installed.
+    pub(crate) fn get(&self) -> Option<ReloadHook> {
+        // A poisoned lock still holds a whole value.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, hook: Option<ReloadHook>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+}
 
 /// One setting that changed, with a human-readable detail
 /// (e.g. `max_connections`, `20000 -> 100`).
@@ -86,7 +103,14 @@ impl fmt::Display for ReloadReport {
 /// installing the admin socket's reload hook.
 #[derive(Clone)]
 pub struct ServerHandle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) settings: Arc<SettingsCell>,
+    /// For the partitions' byte budget.
+    pub(crate) router: Arc<Router>,
+    pub(crate) limiters: Arc<Limiters>,
+    /// The configuration the server started with: a reload compares the
+    /// settings that need a restart against it.
+    pub(crate) started: Arc<RuntimeConfig>,
+    pub(crate) reload_hook: Arc<ReloadHookSlot>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -120,21 +144,13 @@ fn seconds(ms: Option<u64>) -> String {
 impl ServerHandle {
     /// Install (or replace) what the admin socket's `reload` command calls.
     pub fn set_reload_hook(&self, hook: ReloadHook) {
-        *self
-            .shared
-            .reload_hook
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(hook);
+        self.reload_hook.set(Some(hook));
     }
 
     /// Remove the reload hook (it usually holds a handle on the server, so
     /// removing it breaks that reference cycle).
     pub fn clear_reload_hook(&self) {
-        *self
-            .shared
-            .reload_hook
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.reload_hook.set(None);
     }
 
     /// Apply `new` to the running server. Certificate and key, connection
@@ -149,16 +165,15 @@ impl ServerHandle {
     /// advertised stream features depend on it); replacing the certificate
     /// of a server that has one does not.
     pub fn reload(&self, new: &RuntimeConfig) -> ReloadReport {
-        let shared = &self.shared;
         let mut report = ReloadReport {
             applied: Vec::new(),
-            needs_restart: fixed_changes(&shared.started, new),
+            needs_restart: fixed_changes(&self.started, new),
         };
         // Everything new connections are served with becomes one new value,
         // swapped in one step. The partitions' byte budget and the
         // per-address limiters keep their counts, so they are reconfigured
         // in place (in the report's order).
-        shared.settings.update(|old| {
+        self.settings.update(|old| {
             let tls = certificate(old.tls.as_ref(), new.tls.as_ref(), &mut report);
             if old.max_connections != new.max_connections {
                 report.applied.push(Change::new(
@@ -167,7 +182,7 @@ impl ServerHandle {
                     new.max_connections,
                 ));
             }
-            let old_budget = shared.router.set_queue_bytes(new.partition_queue_bytes);
+            let old_budget = self.router.set_queue_bytes(new.partition_queue_bytes);
             if old_budget != new.partition_queue_bytes {
                 report.applied.push(Change::new(
                     "partition_queue_bytes",
@@ -191,12 +206,14 @@ impl ServerHandle {
                 ));
             }
             let (stream, mut stream_changes) = stream_settings(&old.stream, &new.stream);
-            if let Some((old_limit, new_limit)) = shared.registrations.set(&new.registration_limit)
+            if let Some((old_limit, new_limit)) =
+                self.limiters.registrations.set(&new.registration_limit)
             {
                 stream_changes.push(Change::new("registration_limit", old_limit, new_limit));
             }
-            shared.auth_throttle.set(&new.address_limits);
-            if let Some((old_limits, new_limits)) = shared.conn_gate.set(&new.address_limits) {
+            self.limiters.auth_throttle.set(&new.address_limits);
+            if let Some((old_limits, new_limits)) = self.limiters.conn_gate.set(&new.address_limits)
+            {
                 stream_changes.push(Change::new("address_limits", old_limits, new_limits));
             }
             report.applied.extend(stream_changes);
@@ -594,10 +611,9 @@ mod tests {
                 vec![Change::new("c2s_port", 0, 5999)],
                 "{report}"
             );
-            let shared = &handle.shared;
-            assert_eq!(shared.settings.current().max_connections, 50);
-            assert_eq!(shared.router.set_queue_bytes(1024 * 1024), 1024 * 1024);
-            let stream = shared.settings.current().stream.clone();
+            assert_eq!(handle.settings.current().max_connections, 50);
+            assert_eq!(handle.router.set_queue_bytes(1024 * 1024), 1024 * 1024);
+            let stream = handle.settings.current().stream.clone();
             assert_eq!(stream.auth_timeout_ms, 5_000);
             // The decoy secret survives; its iteration count follows.
             assert_eq!(stream.scram_decoy, Some((vec![7; 32], 8192)));

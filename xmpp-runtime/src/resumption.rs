@@ -8,7 +8,8 @@
 //! for the session during the hand-over stay in order.
 
 use crate::mailbox::{ConnMsg, Mailbox, Released};
-use crate::server::Shared;
+use crate::registry::ConnRegistry;
+use crate::sm_registry::SmRegistry;
 use smol::future::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +30,14 @@ pub(crate) struct Adopted {
 /// Take the session `previd` of `account` from the connection holding it.
 /// `None` when there is no such session (unknown id, another account's,
 /// or it ended meanwhile): the client gets `<failed><item-not-found/>`.
-pub(crate) async fn take_over(shared: &Shared, previd: &str, account: &str) -> Option<Adopted> {
-    let conn = shared.sm_sessions.holder(previd, account)?;
-    let mailbox = shared.conns().get(&conn).cloned()?;
+pub(crate) async fn take_over(
+    sessions: &SmRegistry,
+    conns: &ConnRegistry,
+    previd: &str,
+    account: &str,
+) -> Option<Adopted> {
+    let conn = sessions.holder(previd, account)?;
+    let mailbox = conns.mailbox(conn)?;
     let (tx, rx) = smol::channel::bounded(1);
     if !mailbox.send(ConnMsg::Release(tx)) {
         return None;

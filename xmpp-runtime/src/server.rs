@@ -1,25 +1,32 @@
 //! Starting and stopping a server: listeners, executor threads, hub
 //! partitions and the admin socket.
 
-pub use crate::config::{ComponentListener, RuntimeConfig};
+use crate::accept::Admission;
+use crate::account_ops::AccountOps;
+use crate::admin::Admin;
+use crate::component::Components;
+use crate::conn_storage::ConnStorage;
+use crate::connection::C2s;
 use crate::hub_task::spawn_partitions;
-use crate::mailbox::{ConnMsg, Mailbox};
-use crate::reload::ServerHandle;
+use crate::kdf_pool::KdfPool;
+use crate::limiters::Limiters;
+use crate::mailbox::ConnMsg;
+use crate::registry::ConnRegistry;
+use crate::reload::{ReloadHookSlot, ServerHandle};
 use crate::router::{HubMsg, Router};
+use crate::settings::{Settings, SettingsCell};
+use crate::sm_registry::SmRegistry;
 use crate::storage::Backend;
 use smol::channel::Sender;
 use smol::Async;
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use xmpp_core::hub::ConnId;
-use xmpp_core::spare::ReleaseSpare;
 use xmpp_core::stream::StreamErrorCondition;
+
+pub use crate::config::{ComponentListener, RuntimeConfig};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,61 +57,6 @@ pub enum StartError {
     Thread(#[source] std::io::Error),
 }
 
-/// State shared by every task of one server.
-pub(crate) struct Shared {
-    /// What new connections are served with (swapped whole by a reload; a
-    /// connection keeps the snapshot it started with).
-    pub(crate) settings: crate::settings::SettingsCell,
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) router: Router,
-    pub(crate) conns: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
-    /// Resumable sessions (XEP-0198) and the connections holding them.
-    pub(crate) sm_sessions: crate::sm_registry::SmRegistry,
-    pub(crate) next_conn: AtomicU64,
-    pub(crate) live: AtomicUsize,
-    pub(crate) domains: Vec<String>,
-    /// In-band registrations per client address (XEP-0077).
-    pub(crate) registrations: crate::registration::Registrations,
-    /// Unauthenticated connections and openings per client address.
-    pub(crate) conn_gate: Arc<crate::conn_gate::ConnectionGate>,
-    /// Refused connections, summed up in the log (`refusal_log.rs`).
-    pub(crate) refusals: crate::refusal_log::RefusalLog,
-    /// Failed authentications per address and per account.
-    pub(crate) auth_throttle: crate::auth_throttle::AuthThrottle,
-    /// Where PBKDF2 runs.
-    pub(crate) kdf: crate::kdf_pool::KdfPool,
-    /// Where connections' storage requests run.
-    pub(crate) conn_storage: crate::conn_storage::ConnStorage,
-    /// The configuration the server started with: a reload compares the
-    /// settings that need a restart against it.
-    pub(crate) started: RuntimeConfig,
-    /// What the admin socket's `reload` command runs.
-    pub(crate) reload_hook: RwLock<Option<crate::reload::ReloadHook>>,
-}
-
-impl Shared {
-    /// Lock the connection registry, recovering from a poisoned lock (a
-    /// panicking task must not take the whole server down).
-    pub(crate) fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Arc<Mailbox>>> {
-        self.conns.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A connection ended (or became another one): forget its mailbox.
-    pub(crate) fn forget_conn(&self, conn: ConnId) {
-        let mut conns = self.conns();
-        conns.remove(&conn);
-        conns.release_spare();
-    }
-
-    /// The admin socket's reload hook, if one is installed.
-    pub(crate) fn reload_hook(&self) -> Option<crate::reload::ReloadHook> {
-        self.reload_hook
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
 /// A running server.
 pub struct RunningServer {
     /// Where the STARTTLS c2s listener is bound.
@@ -113,7 +65,10 @@ pub struct RunningServer {
     pub c2s_tls_addr: Option<SocketAddr>,
     /// Where the external component listener is bound (XEP-0114).
     pub component_addr: Option<SocketAddr>,
-    shared: Arc<Shared>,
+    conns: Arc<ConnRegistry>,
+    router: Arc<Router>,
+    backend: Arc<dyn Backend>,
+    handle: ServerHandle,
     stop: Sender<()>,
     threads: Vec<JoinHandle<()>>,
     admin_socket: Option<PathBuf>,
@@ -175,63 +130,65 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         .collect();
     let (router, hub_receivers) =
         Router::new(partitions, component_domains, cfg.partition_queue_bytes);
-    let shared = Arc::new(Shared {
-        settings: crate::settings::SettingsCell::new(crate::settings::Settings::new(&cfg)),
-        backend: backend.clone(),
-        router,
-        conns: Mutex::new(HashMap::new()),
-        sm_sessions: Default::default(),
-        next_conn: AtomicU64::new(1),
-        live: AtomicUsize::new(0),
-        domains: cfg.hub.domains.clone(),
-        registrations: crate::registration::Registrations::new(&cfg.registration_limit),
-        conn_gate: Arc::new(crate::conn_gate::ConnectionGate::new(&cfg.address_limits)),
-        refusals: crate::refusal_log::RefusalLog::default(),
-        auth_throttle: crate::auth_throttle::AuthThrottle::new(&cfg.address_limits),
-        // As many derivations at once as there are executor threads: a
-        // login flood then costs at most that many cores.
-        kdf: crate::kdf_pool::KdfPool::new(cfg.threads),
-        // As many as executor threads: lookups are short, and a write
-        // waiting for its fsync holds only one of them.
-        conn_storage: crate::conn_storage::ConnStorage::start(backend.clone(), cfg.threads)
-            .map_err(StartError::Thread)?,
-        // Without the certificate: a replaced key must not stay in memory.
-        started: RuntimeConfig {
-            tls: None,
-            ..cfg.clone()
-        },
-        reload_hook: RwLock::new(None),
-    });
-    spawn_partitions(&executor, &shared, hub_cfg, hub_receivers);
-    executor
-        .spawn(crate::memory::release_after_peaks(shared.clone()))
-        .detach();
+    let router = Arc::new(router);
+    let settings = Arc::new(SettingsCell::new(Settings::new(&cfg)));
+    let conns = Arc::new(ConnRegistry::default());
+    let limiters = Arc::new(Limiters::new(&cfg.address_limits, &cfg.registration_limit));
+    // As many derivations at once as there are executor threads: a login
+    // flood then costs at most that many cores.
+    let kdf = Arc::new(KdfPool::new(cfg.threads));
+    // As many as executor threads: lookups are short, and a write waiting
+    // for its fsync holds only one of them.
+    let conn_storage =
+        ConnStorage::start(backend.clone(), cfg.threads).map_err(StartError::Thread)?;
+    let reload_hook = Arc::new(ReloadHookSlot::default());
+    let admission = Admission {
+        conns: conns.clone(),
+        settings: settings.clone(),
+        limiters: limiters.clone(),
+    };
 
+    spawn_partitions(&executor, &router, &backend, hub_cfg, hub_receivers);
     executor
-        .spawn(crate::connection::accept_loop(
-            executor.clone(),
-            c2s,
-            false,
-            shared.clone(),
-        ))
+        .spawn(crate::memory::release_after_peaks(conns.clone()))
         .detach();
-    if let Some(l) = c2s_tls {
+    let c2s_ctx = Arc::new(C2s {
+        settings: settings.clone(),
+        conns: conns.clone(),
+        router: router.clone(),
+        sm_sessions: SmRegistry::default(),
+        limiters: limiters.clone(),
+        accounts: AccountOps {
+            backend: backend.clone(),
+            kdf: kdf.clone(),
+            limiters: limiters.clone(),
+        },
+        storage: conn_storage,
+    });
+    let c2s_listeners = std::iter::once((c2s, false)).chain(c2s_tls.map(|l| (l, true)));
+    for (listener, direct_tls) in c2s_listeners {
         executor
             .spawn(crate::connection::accept_loop(
                 executor.clone(),
-                l,
-                true,
-                shared.clone(),
+                listener,
+                direct_tls,
+                admission.clone(),
+                c2s_ctx.clone(),
             ))
             .detach();
     }
     if let Some((listener, _, stream_cfg)) = components {
+        let ctx = Arc::new(Components {
+            conns: conns.clone(),
+            router: router.clone(),
+            cfg: stream_cfg,
+        });
         executor
             .spawn(crate::component::accept_loop(
                 executor.clone(),
                 listener,
-                shared.clone(),
-                stream_cfg,
+                admission.clone(),
+                ctx,
             ))
             .detach();
     }
@@ -240,14 +197,29 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             path: path.clone(),
             source,
         })?;
+        let admin = Arc::new(Admin {
+            backend: backend.clone(),
+            domains: cfg.hub.domains.clone(),
+            settings: settings.clone(),
+            kdf,
+            router: router.clone(),
+            reload_hook: reload_hook.clone(),
+        });
         executor
-            .spawn(crate::admin::serve(
-                executor.clone(),
-                listener,
-                shared.clone(),
-            ))
+            .spawn(crate::admin::serve(executor.clone(), listener, admin))
             .detach();
     }
+    let handle = ServerHandle {
+        settings,
+        router: router.clone(),
+        limiters,
+        // Without the certificate: a replaced key must not stay in memory.
+        started: Arc::new(RuntimeConfig {
+            tls: None,
+            ..cfg.clone()
+        }),
+        reload_hook,
+    };
 
     let (stop, stop_rx) = smol::channel::bounded::<()>(1);
     let mut threads = Vec::new();
@@ -269,7 +241,10 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         c2s_addr,
         c2s_tls_addr,
         component_addr,
-        shared,
+        conns,
+        router,
+        backend,
+        handle,
         stop,
         threads,
         admin_socket: cfg.admin_socket,
@@ -279,14 +254,12 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
 impl RunningServer {
     /// Number of open client connections.
     pub fn connections(&self) -> usize {
-        self.shared.live.load(Ordering::Relaxed)
+        self.conns.live()
     }
 
     /// A handle for reloading the configuration while serving.
     pub fn handle(&self) -> ServerHandle {
-        ServerHandle {
-            shared: self.shared.clone(),
-        }
+        self.handle.clone()
     }
 
     /// Graceful shutdown: every stream is closed with `<system-shutdown/>`,
@@ -294,19 +267,18 @@ impl RunningServer {
     pub fn shutdown(self, grace: Duration) {
         tracing::info!("shutting down");
         self.handle().clear_reload_hook();
-        self.shared.router.broadcast(|| HubMsg::Shutdown);
-        let mailboxes: Vec<Arc<Mailbox>> = self.shared.conns().values().cloned().collect();
-        for m in mailboxes {
+        self.router.broadcast(|| HubMsg::Shutdown);
+        for m in self.conns.mailboxes() {
             m.send(ConnMsg::Close(Some(StreamErrorCondition::SystemShutdown)));
         }
         let deadline = std::time::Instant::now() + grace;
-        while self.shared.live.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+        while self.conns.live() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         // Let hub partitions finish: sessions that ended hand their
         // undelivered stanzas to offline storage (loading accounts first).
-        self.shared.router.drain(Duration::from_secs(5));
-        if let Err(e) = self.shared.backend.flush() {
+        self.router.drain(Duration::from_secs(5));
+        if let Err(e) = self.backend.flush() {
             tracing::error!(error = %e, "flushing storage failed");
         }
         for _ in &self.threads {
