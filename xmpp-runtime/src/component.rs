@@ -8,7 +8,7 @@
 //! instead of losing them.
 
 use crate::accept::Admission;
-use crate::clock::{entropy, instant_for, now_ms};
+use crate::clock::{entropy, now_ms, Alarm};
 use crate::mailbox::ConnMsg;
 use crate::registry::ConnRegistry;
 use crate::router::Router;
@@ -61,8 +61,7 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, ctx: Arc<Components>) {
     let mut stream = ComponentStream::new(ctx.cfg.clone(), entropy(), now_ms());
     // The domain this connection serves, once claimed.
     let mut claimed: Option<String> = None;
-    let mut timer = smol::Timer::never();
-    let mut armed: Option<xmpp_core::time::Millis> = None;
+    let mut alarm = Alarm::default();
     tracing::debug!(conn = conn_id, %peer, "component connection");
 
     'conn: loop {
@@ -121,12 +120,7 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, ctx: Arc<Components>) {
             tracing::warn!(%peer, "component not reading fast enough; disconnecting");
             break;
         }
-        if let Some(want) = stream.poll_timeout() {
-            if armed.is_none_or(|a| want < a) {
-                timer.set_at(instant_for(want));
-                armed = Some(want);
-            }
-        }
+        alarm.want(stream.poll_timeout());
         let read = async {
             Wake::Read(
                 transport
@@ -136,7 +130,7 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, ctx: Arc<Components>) {
         };
         let msg = async { Wake::Msgs(mailbox.recv_all().await) };
         let tick = async {
-            (&mut timer).await;
+            alarm.ring().await;
             Wake::Timer
         };
         match read.or(msg).or(tick).await {
@@ -158,10 +152,7 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, ctx: Arc<Components>) {
                     }
                 }
             }
-            Wake::Timer => {
-                armed = None;
-                stream.handle_timeout(now_ms());
-            }
+            Wake::Timer => stream.handle_timeout(now_ms()),
         }
     }
     // Unclaim first, so that what was queued for us, routed again, reaches
