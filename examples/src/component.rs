@@ -4,80 +4,48 @@
 //!
 //! A component is a separate program serving a whole domain (a gateway, a
 //! bot platform, a push app server). All it needs is a TCP connection, the
-//! shared secret, and XML: here the core's `StreamParser` reads the server's
-//! stream and `handshake_digest` proves the secret.
+//! shared secret, and XML: the core's component machine
+//! (`xmpp_core::stream::ComponentClient`) does the handshake and the
+//! runtime's `ComponentConnection` moves its bytes.
 
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::TcpStream;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::HubConfig;
 use xmpp_core::jid::Jid;
-use xmpp_core::stream::component::{handshake_digest, NS};
-use xmpp_core::stream::{ClientConfig, ComponentSecret, ComponentStreamConfig};
-use xmpp_core::xml::{Element, Limits, StreamEvent, StreamParser};
+use xmpp_core::stream::component::NS;
+use xmpp_core::stream::{
+    ClientConfig, ComponentClientConfig, ComponentSecret, ComponentStreamConfig,
+};
+use xmpp_core::xml::Element;
 use xmpp_runtime::accounts::add_user;
 use xmpp_runtime::client::Client;
+use xmpp_runtime::component_client::ComponentConnection;
 use xmpp_runtime::storage::{Backend, MemoryBackend};
 use xmpp_runtime::tls::{generate_self_signed, server_tls};
 use xmpp_runtime::{ComponentListener, RuntimeConfig};
 
 type Error = Box<dyn std::error::Error>;
 
-/// The component's end of the stream.
+/// The echo service: a component connection (the core's
+/// `ComponentClient` machine, driven by the runtime).
 pub struct EchoComponent {
-    tcp: TcpStream,
-    parser: StreamParser,
+    conn: ComponentConnection,
 }
 
 impl EchoComponent {
     /// Connect to the server's component port and complete the handshake.
     pub async fn connect(addr: SocketAddr, domain: &str, secret: &str) -> Result<Self, Error> {
-        let mut c = EchoComponent {
-            tcp: TcpStream::connect(addr).await?,
-            parser: StreamParser::new(Limits::default()),
-        };
-        let header = format!(
-            "<stream:stream xmlns='{NS}' xmlns:stream='http://etherx.jabber.org/streams' to='{domain}'>"
-        );
-        c.tcp.write_all(header.as_bytes()).await?;
-        let id = match c.next().await? {
-            StreamEvent::Open(h) => h.attr("id").ok_or("no stream id")?.to_owned(),
-            other => return Err(format!("expected the server's header, got {other:?}").into()),
-        };
-        let digest = handshake_digest(&id, secret);
-        c.tcp
-            .write_all(format!("<handshake>{digest}</handshake>").as_bytes())
-            .await?;
-        match c.next().await? {
-            StreamEvent::Stanza(e) if e.is(NS, "handshake") => Ok(c),
-            other => Err(format!("handshake refused: {other:?}").into()),
-        }
-    }
-
-    /// The next event from the server.
-    async fn next(&mut self) -> Result<StreamEvent, Error> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(ev) = self.parser.next_event()? {
-                return Ok(ev);
-            }
-            let n = self.tcp.read(&mut buf).await?;
-            if n == 0 {
-                return Err("the server closed the connection".into());
-            }
-            self.parser.feed(&buf[..n]);
-        }
+        let conn =
+            ComponentConnection::connect(addr, ComponentClientConfig::new(domain, secret)).await?;
+        Ok(EchoComponent { conn })
     }
 
     /// Answer the next message with a body by echoing it back; returns the
     /// body.
     pub async fn echo_one(&mut self) -> Result<String, Error> {
         loop {
-            let StreamEvent::Stanza(m) = self.next().await? else {
-                return Err("stream closed".into());
-            };
+            let m = self.conn.recv().await?;
             let Some(body) = m.child_text(NS, "body") else {
                 continue;
             };
@@ -86,9 +54,7 @@ impl EchoComponent {
                 .with_attr("to", m.attr("from").unwrap_or_default())
                 .with_attr("type", "chat")
                 .with_child(Element::new(NS, "body").with_text(format!("echo: {body}")));
-            let mut xml = Vec::new();
-            reply.write_to(&mut xml, NS);
-            self.tcp.write_all(&xml).await?;
+            self.conn.send(&reply).await?;
             return Ok(body);
         }
     }

@@ -3,5 +3,7 @@
 //! proves the examples actually work.
 
 pub mod component;
+pub mod custom_module;
+pub mod fortune;
 pub mod in_memory;
 pub mod in_process;

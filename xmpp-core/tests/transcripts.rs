@@ -306,7 +306,9 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                                 v.parse().map_err(|_| err(format!("bad number {v}")))?
                         }
                         "offline_messages" => {
-                            sc.hub.offline_messages = parse_bool(&v).map_err(err)?
+                            if !parse_bool(&v).map_err(err)? {
+                                sc.modules.disabled.push("offline".into());
+                            }
                         }
                         "push_with_body" => {
                             sc.modules.push.with_body = parse_bool(&v).map_err(err)?
@@ -320,7 +322,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                             if disabled.iter().any(|m| m == "register") {
                                 sc.stream.registration = None;
                             }
-                            sc.modules.disabled = disabled;
+                            sc.modules.disabled.extend(disabled);
                             if sc.modules.disabled.iter().any(|m| m == "smacks") {
                                 sc.stream.sm = None;
                             }

@@ -3,29 +3,45 @@
 //! (`vireo-bench`), which also uses the plain-TCP mode ([`TlsMode::None`]),
 //! batched reads and writes ([`Client::recv_batch`], [`Client::queue_raw`],
 //! [`Client::flush`]) and XEP-0077 registration ([`register`]).
+//!
+//! [`Client::connect`] and friends accept any server certificate (servers
+//! you run yourself, self-signed); [`Client::connect_verified`] checks it
+//! against the roots an embedder trusts.
 
 use crate::clock::{entropy, now_ms};
-use crate::tls::{client_channel_bindings, insecure_client_config};
+use crate::tls::{
+    client_channel_bindings, insecure_client_config, verifying_client_config, TlsError,
+};
 use futures_rustls::client::TlsStream;
 use futures_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
+use rustls::RootCertStore;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::jid::Jid;
 use xmpp_core::sasl::ScramClientKeys;
 use xmpp_core::stream::client::Registration;
-use xmpp_core::stream::{ClientConfig, ClientStream, ConnOutput};
+use xmpp_core::stream::{ClientConfig, ClientOutput, ClientStream};
 use xmpp_core::Element;
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Socket or TLS error.
+    /// Socket error.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS handshake failed: with [`Client::connect_verified`], a
+    /// certificate the trusted roots do not vouch for, or not for the
+    /// server's domain (`InvalidCertificate`).
+    #[error("TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    /// The TLS client configuration could not be built (no trusted root).
+    #[error("TLS setup: {0}")]
+    TlsSetup(#[from] TlsError),
     /// The stream negotiation failed (auth, bind, stream error).
     #[error("{0}")]
     Failed(String),
@@ -130,6 +146,8 @@ pub struct Client {
     closing: bool,
     /// Why negotiation failed, if it did.
     failure: Option<String>,
+    /// The rustls configuration for the handshake, kept for STARTTLS.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for Client {
@@ -140,16 +158,33 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The TLS handshake over `tcp`, naming `domain` (SNI, and the name a
+/// verifying configuration checks the certificate against).
 async fn tls_connect(
     tcp: TcpStream,
     domain: &str,
+    config: Arc<rustls::ClientConfig>,
 ) -> Result<(Io, Vec<xmpp_core::sasl::ChannelBinding>), ClientError> {
-    let connector = TlsConnector::from(insecure_client_config());
+    let connector = TlsConnector::from(config);
     let name = ServerName::try_from(domain.to_owned())
         .map_err(|e| ClientError::Failed(format!("bad server name {domain}: {e}")))?;
-    let tls = connector.connect(name, tcp).await?;
+    let tls = connector.connect(name, tcp).await.map_err(|e| {
+        let e = handshake_error(e);
+        tracing::debug!(domain, error = %e, "TLS handshake failed");
+        e
+    })?;
     let bindings = client_channel_bindings(tls.get_ref().1);
     Ok((Io::Tls(Box::new(tls)), bindings))
+}
+
+/// futures-rustls reports a refused handshake as an I/O error wrapping the
+/// rustls error: unwrap it so callers can tell a bad certificate from a
+/// broken socket.
+fn handshake_error(e: std::io::Error) -> ClientError {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(tls) => ClientError::Tls(tls.clone()),
+        None => ClientError::Io(e),
+    }
 }
 
 /// Register `user@domain` with `password` by XEP-0077 in-band registration
@@ -169,7 +204,7 @@ pub async fn register(
         .map_err(|e| ClientError::Failed(format!("bad account {user}@{domain}: {e}")))?;
     let mut cfg = ClientConfig::new(jid, password);
     cfg.register_only = true;
-    let mut c = Client::open(addr, cfg, tls).await?;
+    let mut c = Client::open(addr, cfg, tls, insecure_client_config()).await?;
     loop {
         if let Some(r) = c.stream.registration() {
             let _ = c.flush().await;
@@ -190,13 +225,42 @@ pub async fn register(
 impl Client {
     /// Connect, negotiate and bind. `direct_tls` selects XEP-0368 instead of
     /// STARTTLS. Server certificates are NOT verified: this client is for
-    /// tests, examples and benchmarks against servers you run yourself.
+    /// tests, examples and benchmarks against servers you run yourself
+    /// ([`Client::connect_verified`] checks them).
     pub async fn connect(
         addr: SocketAddr,
         cfg: ClientConfig,
         direct_tls: bool,
     ) -> Result<Client, ClientError> {
-        let mut c = Client::open(addr, cfg, direct_tls).await?;
+        Client::establish(addr, cfg, direct_tls, insecure_client_config()).await
+    }
+
+    /// [`Client::connect`] that verifies the server's certificate: it must
+    /// chain to one of `roots` and name the JID's domain
+    /// ([`verifying_client_config`]), or the handshake fails with
+    /// [`ClientError::Tls`] before any credential is sent. TLS is required
+    /// (`cfg.starttls` and `cfg.require_tls` are set), so a server that
+    /// offers no STARTTLS cannot downgrade the connection to plain text.
+    pub async fn connect_verified(
+        addr: SocketAddr,
+        mut cfg: ClientConfig,
+        direct_tls: bool,
+        roots: impl Into<Arc<RootCertStore>>,
+    ) -> Result<Client, ClientError> {
+        let tls = verifying_client_config(roots)?;
+        cfg.starttls = true;
+        cfg.require_tls = true;
+        Client::establish(addr, cfg, direct_tls, tls).await
+    }
+
+    /// Open, negotiate and bind with the given TLS configuration.
+    async fn establish(
+        addr: SocketAddr,
+        cfg: ClientConfig,
+        direct_tls: bool,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Client, ClientError> {
+        let mut c = Client::open(addr, cfg, direct_tls, tls).await?;
         while !c.stream.is_online() {
             c.step().await?;
         }
@@ -217,9 +281,10 @@ impl Client {
     async fn open(
         addr: SocketAddr,
         mut cfg: ClientConfig,
-        tls: impl Into<OpenMode>,
+        mode: impl Into<OpenMode>,
+        tls: Arc<rustls::ClientConfig>,
     ) -> Result<Client, ClientError> {
-        let direct_tls = match tls.into() {
+        let direct_tls = match mode.into() {
             OpenMode::Direct(d) => d,
             OpenMode::Mode(m) => {
                 m.apply(&mut cfg);
@@ -230,7 +295,7 @@ impl Client {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let (io, bindings) = if direct_tls {
-            let (io, b) = tls_connect(tcp, &domain).await?;
+            let (io, b) = tls_connect(tcp, &domain, tls.clone()).await?;
             (io, Some(b))
         } else {
             (Io::Plain(tcp), None)
@@ -246,6 +311,7 @@ impl Client {
             start_tls: false,
             closing: false,
             failure: None,
+            tls,
         })
     }
 
@@ -267,10 +333,30 @@ impl Client {
         self.stream.used_scram_cache()
     }
 
-    /// Perform pending outputs, then read once.
+    /// Perform pending outputs, then read once or run the machine's timer
+    /// (negotiation deadline, keepalive), whichever comes first.
     async fn step(&mut self) -> Result<(), ClientError> {
         self.flush().await?;
-        self.read_some().await?;
+        let deadline = self.stream.poll_timeout();
+        let read = async { Some(self.read_some().await) };
+        let timer = async {
+            match deadline {
+                Some(at) => {
+                    smol::Timer::at(crate::clock::instant_for(at)).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+            None
+        };
+        match smol::future::or(read, timer).await {
+            Some(read) => {
+                read?;
+            }
+            None => {
+                self.stream.handle_timeout(now_ms());
+                self.pump();
+            }
+        }
         self.flush().await
     }
 
@@ -282,34 +368,22 @@ impl Client {
         }
         while let Some(out) = self.stream.poll_output() {
             match out {
-                ConnOutput::Write(b) => {
+                ClientOutput::Write(b) => {
                     if self.pending.is_empty() {
                         self.pending = b;
                     } else {
                         self.pending.extend_from_slice(&b);
                     }
                 }
-                ConnOutput::StartTls => {
+                ClientOutput::StartTls => {
                     self.start_tls = true;
                     return;
                 }
-                ConnOutput::Stanza(el) => self.inbox.push_back(el),
-                ConnOutput::Failed(why) => self.failure = Some(why),
-                ConnOutput::Close => self.closing = true,
-                // The rest are server-side outputs.
-                ConnOutput::Bound(_)
-                | ConnOutput::Storage { .. }
-                | ConnOutput::Account { .. }
-                | ConnOutput::CheckPassword { .. }
-                | ConnOutput::AuthStarted { .. }
-                | ConnOutput::AuthFailed { .. }
-                | ConnOutput::Authenticated { .. }
-                | ConnOutput::SmEnabled(_)
-                | ConnOutput::Resume { .. }
-                | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered
-                | ConnOutput::Fence(_) => {}
+                ClientOutput::Stanza(el) => self.inbox.push_back(el),
+                ClientOutput::Failed(why) => self.failure = Some(why),
+                ClientOutput::Close => self.closing = true,
+                // `ClientStream::is_online` says it too.
+                ClientOutput::Online(_) => {}
             }
         }
     }
@@ -362,7 +436,7 @@ impl Client {
             let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
                 return Err(ClientError::Failed("STARTTLS twice".into()));
             };
-            let (io, b) = tls_connect(tcp, &self.domain).await?;
+            let (io, b) = tls_connect(tcp, &self.domain, self.tls.clone()).await?;
             self.io = io;
             self.stream.tls_established(now_ms(), b);
         }
@@ -374,21 +448,21 @@ impl Client {
 
     /// Send a stanza.
     pub async fn send(&mut self, stanza: &Element) -> Result<(), ClientError> {
-        self.stream.send_stanza(stanza);
+        self.stream.send_stanza(now_ms(), stanza);
         self.flush().await
     }
 
     /// Queue a stanza without writing it: [`Client::flush`] writes all
     /// queued stanzas at once.
     pub fn queue(&mut self, stanza: &Element) {
-        self.stream.send_stanza(stanza);
+        self.stream.send_stanza(now_ms(), stanza);
     }
 
     /// Queue stanza bytes serialized by the caller (complete, well-formed
     /// `jabber:client` stanzas with escaped values) without building trees;
     /// [`Client::flush`] writes them.
     pub fn queue_raw(&mut self, stanza: &[u8]) {
-        self.stream.send_raw(stanza);
+        self.stream.send_raw(now_ms(), stanza);
     }
 
     /// The next stanza from the server.

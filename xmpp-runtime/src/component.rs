@@ -102,7 +102,6 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, ctx: Arc<Components>) {
                 | ConnOutput::AuthStarted { .. }
                 | ConnOutput::AuthFailed { .. }
                 | ConnOutput::Authenticated { .. }
-                | ConnOutput::Failed(_)
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)

@@ -384,7 +384,6 @@ impl Connection {
                     }
                     return Break(End::Closed);
                 }
-                ConnOutput::Failed(_) => {}
             }
             Continue(())
         }

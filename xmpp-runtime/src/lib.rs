@@ -20,6 +20,7 @@ pub mod address_limits;
 pub mod auth_throttle;
 pub mod client;
 pub mod clock;
+pub mod component_client;
 mod config;
 pub mod conn_gate;
 mod conn_storage;

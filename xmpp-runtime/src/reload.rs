@@ -265,16 +265,9 @@ fn fixed_changes(started: &RuntimeConfig, new: &RuntimeConfig) -> Vec<Change> {
             new.hub.domains.join(" "),
         ));
     }
-    if new.hub.offline_messages != started.hub.offline_messages {
-        restart(Change::new(
-            "offline_messages",
-            started.hub.offline_messages,
-            new.hub.offline_messages,
-        ));
-    }
     if !new.hub.modules.same_as(&started.hub.modules) {
         restart(Change {
-            setting: "hub modules and their settings (archiving, push, extdisco)",
+            setting: "hub modules and their settings (offline, archiving, push, extdisco)",
             detail: format!("{:?}", new.hub.modules),
         });
     }

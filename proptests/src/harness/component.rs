@@ -147,8 +147,7 @@ pub fn drive<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, grant: bool) -> usi
                 ConnOutput::Write(_)
                 | ConnOutput::Close
                 | ConnOutput::StartTls
-                | ConnOutput::Storage { .. }
-                | ConnOutput::Failed(_) => {}
+                | ConnOutput::Storage { .. } => {}
             }
         }
     }

@@ -50,7 +50,7 @@ fn check(path: &Path) {
     let Ok(cfg) = loaded else {
         return;
     };
-    for key in schema::KEYS {
+    for key in schema::KEYS.iter() {
         let _ = cfg.value(key.name);
         let _ = cfg.origin(key.name);
     }

@@ -9,11 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use xmpp_core::archive::DefaultPref;
-use xmpp_core::hub::{ArchiveConfig, HubConfig, Quotas};
-use xmpp_core::modules::extdisco::{ExternalServices, TurnConfig};
-use xmpp_core::modules::mam::Archiving;
-use xmpp_core::modules::push::{Push, PushSettings};
+use xmpp_core::hub::{HubConfig, Quotas};
 use xmpp_core::modules::ModuleSet;
 use xmpp_core::storage::OfflinePage;
 use xmpp_core::stream::{ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
@@ -69,20 +65,6 @@ fn ensure_data_dir(path: &PathBuf) -> Result<(), String> {
         .map_err(|e| format!("cannot restrict data directory {}: {e}", path.display()))
 }
 
-/// The archive settings of stack/06-storage/archiving.toml.
-fn archive_config(cfg: &Config) -> ArchiveConfig {
-    let defaults = ArchiveConfig::default();
-    ArchiveConfig {
-        default_pref: DefaultPref::parse(&cfg.archive_default_preference)
-            .unwrap_or(defaults.default_pref),
-        retention: (cfg.archive_retention_days > 0)
-            .then(|| cfg.archive_retention_days.saturating_mul(86_400_000)),
-        max_page: cfg.archive_max_page_size,
-        default_page: defaults.default_page.min(cfg.archive_max_page_size),
-        ..defaults
-    }
-}
-
 /// The per-account limits. An offline page stays well inside the XEP-0198
 /// queue's limits, so delivering one never ends the session.
 fn quotas(cfg: &Config) -> Quotas {
@@ -110,22 +92,8 @@ fn hub_modules(cfg: &Config) -> ModuleSet {
             modules.remove(id);
         }
     }
-    modules.configure(Push::new(PushSettings {
-        with_body: cfg.push_with_body,
-        with_sender: cfg.push_with_sender,
-        max_registrations: cfg.push_max_registrations,
-    }));
-    let turn = cfg.turn_host.clone().map(|host| TurnConfig {
-        host,
-        port: cfg.turn_port,
-        secret: cfg.turn_secret.clone(),
-        ttl_secs: cfg.turn_ttl_secs,
-        tcp: cfg.turn_tcp,
-        tls_port: cfg.turn_tls_port,
-        user: cfg.turn_user.clone(),
-    });
-    modules.configure(ExternalServices::new(turn));
-    modules.configure(Archiving::new(archive_config(cfg)));
+    // Each module's settings come from its section (config/sections/).
+    crate::config::sections::configure(cfg, &mut modules);
     modules
 }
 
@@ -140,7 +108,6 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
     };
     let hub = HubConfig {
         domains: cfg.domains.clone(),
-        offline_messages: cfg.modules.contains(&"offline"),
         modules: hub_modules(cfg),
         contact: cfg.contact.clone(),
         components: components(cfg).iter().map(|c| c.jid.clone()).collect(),

@@ -330,7 +330,7 @@ fn registration(cfg: &Config, out: &mut Vec<Diagnostic>) {
 /// and are published by the `extdisco` module (XEP-0215).
 fn turn(cfg: &Config, out: &mut Vec<Diagnostic>) {
     let file = Home::Layer(modules::Layer::Protocol, "extensions").path();
-    if cfg.turn_host.is_none() {
+    if cfg.text("extdisco.turn_external_host").is_none() {
         for key in [
             "extdisco.turn_external_secret",
             "extdisco.turn_external_tls_port",

@@ -188,12 +188,14 @@ impl State {
                     }
                 }
                 Node::Table(_) => {
-                    let mut sections: Vec<&str> = KEYS
-                        .iter()
-                        .filter_map(|k| k.name.split_once('.'))
-                        .map(|(s, _)| s)
-                        .collect();
-                    sections.dedup();
+                    // Module sections' keys follow the core keys, so a
+                    // section name may come back: keep its first place.
+                    let mut sections: Vec<&str> = Vec::new();
+                    for (s, _) in KEYS.iter().filter_map(|k| k.name.split_once('.')) {
+                        if !sections.contains(&s) {
+                            sections.push(s);
+                        }
+                    }
                     let mut d = Diagnostic::error(origin, format!("unknown section `[{name}]`"));
                     d = match did_you_mean(name, sections.iter().copied()) {
                         Some(s) => d.with_fix(format!("did you mean `[{s}]`?")),

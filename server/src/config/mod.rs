@@ -22,6 +22,7 @@ mod node;
 mod origin;
 pub mod reference;
 pub mod schema;
+pub mod sections;
 pub mod templates;
 mod tree;
 
@@ -154,15 +155,6 @@ pub struct Config {
     pub min_seconds_between_registrations: u64,
     /// XEP-0077: IP addresses exempt from that limit.
     pub registration_whitelist: Vec<ipnet::IpNet>,
-    /// XEP-0215: the STUN/TURN server advertised, if any.
-    pub turn_host: Option<String>,
-    pub turn_port: u16,
-    /// Secret shared with the TURN server (credentials), if any.
-    pub turn_secret: Option<String>,
-    pub turn_ttl_secs: u64,
-    pub turn_tcp: bool,
-    pub turn_tls_port: Option<u16>,
-    pub turn_user: Option<String>,
     /// The storage backend ("redb" or "sled").
     pub storage_driver: String,
     /// Bytes of the embedded store's page cache.
@@ -172,17 +164,6 @@ pub struct Config {
     pub component_port: u16,
     /// External components, with their secrets.
     pub components: Vec<components::ComponentEntry>,
-    /// XEP-0357: include the body / the sender in notifications.
-    pub push_with_body: bool,
-    pub push_with_sender: bool,
-    /// XEP-0357: registrations kept per account.
-    pub push_max_registrations: usize,
-    /// Days archived messages are kept (0 = forever).
-    pub archive_retention_days: u64,
-    /// XEP-0441 default preference: "always", "roster" or "never".
-    pub archive_default_preference: String,
-    /// Most messages per archive query page.
-    pub archive_max_page_size: usize,
     /// Enabled modules (all domains), in catalog (stack) order.
     pub modules: Vec<&'static str>,
     /// Where each enabled module was enabled.
@@ -257,24 +238,11 @@ impl Default for Config {
             min_password_length: 8,
             min_seconds_between_registrations: 300,
             registration_whitelist: xmpp_runtime::address_limits::loopback(),
-            turn_host: None,
-            turn_port: 3478,
-            turn_secret: None,
-            turn_ttl_secs: 86_400,
-            turn_tcp: false,
-            turn_tls_port: None,
-            turn_user: None,
             storage_driver: "redb".into(),
             storage_cache_size: xmpp_runtime::storage::redb::DEFAULT_CACHE_BYTES,
             component_bind: IpAddr::from([127, 0, 0, 1]),
             component_port: 5347,
             components: Vec::new(),
-            push_with_body: false,
-            push_with_sender: false,
-            push_max_registrations: 16,
-            archive_retention_days: 0,
-            archive_default_preference: "always".into(),
-            archive_max_page_size: 250,
             modules: Vec::new(),
             module_origins: BTreeMap::new(),
             vhosts: Vec::new(),
@@ -381,6 +349,35 @@ impl Config {
         Some((default, Origin::Default))
     }
 
+    /// A boolean key's effective value (module sections read theirs so).
+    pub fn flag(&self, key: &str) -> bool {
+        typed(key, |ty| ty == schema::Ty::Bool);
+        matches!(self.value(key), Some((Value::Bool(true), _)))
+    }
+
+    /// An integer key's effective value as `T`; `None` when it is unset
+    /// with no default. The schema's range was checked when loading, so it
+    /// fits the type its section asks for.
+    pub fn int<T: TryFrom<i64>>(&self, key: &str) -> Option<T> {
+        typed(key, |ty| matches!(ty, schema::Ty::Int { .. }));
+        match self.value(key) {
+            Some((Value::Int(i), _)) => T::try_from(i).ok(),
+            _ => None,
+        }
+    }
+
+    /// A string key's effective value; `None` when unset or empty (an
+    /// empty string in a file means "unset", as the defaults write it).
+    pub fn text(&self, key: &str) -> Option<String> {
+        typed(key, |ty| {
+            !matches!(ty, schema::Ty::Bool | schema::Ty::Int { .. }) && !ty.is_list()
+        });
+        match self.value(key) {
+            Some((Value::Str(s), _)) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
     /// The virtual host of a domain.
     pub fn vhost(&self, domain: &str) -> Option<&VirtualHost> {
         self.vhosts.iter().find(|v| v.domain == domain)
@@ -400,6 +397,15 @@ impl Config {
     pub fn cert_dir(&self) -> PathBuf {
         self.data_path.join("certs")
     }
+}
+
+/// A misspelt key or the wrong accessor would silently read the default:
+/// debug builds (and so every test that configures the modules) stop there.
+fn typed(key: &str, ok: impl Fn(schema::Ty) -> bool) {
+    debug_assert!(
+        schema::find(key).is_some_and(|s| ok(s.ty)),
+        "{key}: no such key of this type"
+    );
 }
 
 /// A key's default as a value (parsed from the schema's TOML text).
@@ -627,19 +633,6 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                 cfg.registration_whitelist =
                     list.iter().filter_map(|a| schema::parse_net(a)).collect()
             }
-            "extdisco.turn_external_host" => cfg.turn_host = Some(text).filter(|t| !t.is_empty()),
-            "extdisco.turn_external_port" => {
-                cfg.turn_port = u16::try_from(int(value)).unwrap_or(cfg.turn_port)
-            }
-            "extdisco.turn_external_secret" => {
-                cfg.turn_secret = Some(text).filter(|t| !t.is_empty())
-            }
-            "extdisco.turn_external_ttl" => {
-                cfg.turn_ttl_secs = u64::try_from(int(value)).unwrap_or(cfg.turn_ttl_secs)
-            }
-            "extdisco.turn_external_tcp" => cfg.turn_tcp = matches!(value, Value::Bool(true)),
-            "extdisco.turn_external_tls_port" => cfg.turn_tls_port = u16::try_from(int(value)).ok(),
-            "extdisco.turn_external_user" => cfg.turn_user = Some(text).filter(|t| !t.is_empty()),
             "storage.driver" => cfg.storage_driver = text,
             "storage.cache_size" => {
                 cfg.storage_cache_size = u64::try_from(int(value)).unwrap_or(cfg.storage_cache_size)
@@ -651,25 +644,6 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "interfaces.component_port" => {
                 cfg.component_port = u16::try_from(int(value)).unwrap_or(cfg.component_port)
-            }
-            "protocol.push_notification_with_body" => {
-                cfg.push_with_body = matches!(value, Value::Bool(true))
-            }
-            "protocol.push_notification_with_sender" => {
-                cfg.push_with_sender = matches!(value, Value::Bool(true))
-            }
-            "protocol.push_max_registrations" => {
-                cfg.push_max_registrations =
-                    usize::try_from(int(value)).unwrap_or(cfg.push_max_registrations)
-            }
-            "storage.archive_retention_days" => {
-                cfg.archive_retention_days =
-                    u64::try_from(int(value)).unwrap_or(cfg.archive_retention_days)
-            }
-            "storage.archive_default_preference" => cfg.archive_default_preference = text,
-            "storage.archive_max_page_size" => {
-                cfg.archive_max_page_size =
-                    usize::try_from(int(value)).unwrap_or(cfg.archive_max_page_size)
             }
             _ => {}
         }

@@ -6,6 +6,7 @@
 use crate::modules::Layer;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 use xmpp_core::jid::Jid;
 use xmpp_core::sasl::Mechanism;
 
@@ -96,7 +97,8 @@ impl Ty {
         }
     }
 
-    fn is_list(self) -> bool {
+    /// Whether values are lists (comma-separated in the environment).
+    pub fn is_list(self) -> bool {
         matches!(
             self,
             Ty::Domains | Ty::Jids | Ty::StrList | Ty::Mechanisms | Ty::Ips
@@ -328,7 +330,8 @@ pub struct KeySpec {
     pub available: bool,
 }
 
-const fn key(
+/// A key this version has built (module sections declare theirs with it).
+pub const fn key(
     name: &'static str,
     local: &'static str,
     home: Home,
@@ -373,14 +376,11 @@ const ENCRYPTION: Home = Home::Layer(Layer::Stream, "encryption");
 const MANAGEMENT: Home = Home::Layer(Layer::Stream, "management");
 const VALIDATION: Home = Home::Layer(Layer::Stanza, "validation");
 const LEGACY: Home = Home::Layer(Layer::Protocol, "legacy");
-const EXPERIMENTAL: Home = Home::Layer(Layer::Protocol, "experimental");
 const CORE: Home = Home::Layer(Layer::Protocol, "core");
-const EXTENSIONS: Home = Home::Layer(Layer::Protocol, "extensions");
 const GROUPCHAT: Home = Home::Layer(Layer::Services, "groupchat");
 const MESSAGING: Home = Home::Layer(Layer::Services, "messaging");
 const PRESENCE: Home = Home::Layer(Layer::Services, "presence");
 const BACKENDS: Home = Home::Layer(Layer::Storage, "backends");
-const ARCHIVING: Home = Home::Layer(Layer::Storage, "archiving");
 const HTTP: Home = Home::Layer(Layer::Interfaces, "http");
 const WEBSOCKET: Home = Home::Layer(Layer::Interfaces, "websocket");
 const BOSH: Home = Home::Layer(Layer::Interfaces, "bosh");
@@ -398,14 +398,24 @@ pub const ENVIRONMENTS: &[&str] = &["production", "development", "docker"];
 /// The log formats.
 pub const LOG_FORMATS: &[&str] = &["text", "json"];
 
-/// XEP-0441 default archiving preferences.
-pub const ARCHIVE_PREFERENCES: &[&str] = &["always", "roster", "never"];
-
 /// Storage drivers this version has.
 pub const STORAGE_DRIVERS: &[&str] = &["redb", "sled"];
 
-/// Every key, orchestration first, then in stack order.
-pub const KEYS: &[KeySpec] = &[
+/// Every key: the core keys, then each module section's
+/// ([`super::sections::SECTIONS`]), so a module's settings live in its
+/// section file and still reach the loader, `config show`, `config init`
+/// and the reference. Built once; the tables are constant.
+pub static KEYS: LazyLock<Vec<KeySpec>> = LazyLock::new(|| {
+    CORE_KEYS
+        .iter()
+        .chain(super::sections::SECTIONS.iter().flat_map(|s| s.keys))
+        .copied()
+        .collect()
+});
+
+/// The keys that belong to no hub module's section, orchestration first,
+/// then in stack order.
+pub const CORE_KEYS: &[KeySpec] = &[
     key("domain", "domain", ORCH, Ty::Domain, "", &["RFC 7622 §3.2"],
         "One hosted domain: shorthand for `domains = [\"...\"]`."),
     key("domains", "domains", ORCH, Ty::Domains, "[\"localhost\"]", &["RFC 6120 §2.1", "RFC 7622 §3.2"],
@@ -518,28 +528,6 @@ pub const KEYS: &[KeySpec] = &[
         "Most children (elements and text nodes) of one element."),
     key("stream.max_stanza_nodes", "max_stanza_nodes", VALIDATION, Ty::Int { min: 64, max: 10_000_000 }, "16384", &["RFC 6120 §11"],
         "Most elements and text nodes in one stanza; before authentication at most 256."),
-    // 04 protocol
-    key("protocol.push_notification_with_body", "push_notification_with_body", EXPERIMENTAL, Ty::Bool, "false", &["XEP-0357 §9"],
-        "Include the last message's body in push notifications. Off: the app server and the platform's push service would read every message."),
-    key("protocol.push_notification_with_sender", "push_notification_with_sender", EXPERIMENTAL, Ty::Bool, "false", &["XEP-0357 §9"],
-        "Include the last message's sender in push notifications. Off (as in Prosody): the app server and the platform's push service would learn who writes to whom."),
-    key("protocol.push_max_registrations", "push_max_registrations", EXPERIMENTAL, Ty::Int { min: 1, max: 1000 }, "16", &["XEP-0357"],
-        "Push registrations kept per account; enabling one more drops the oldest."),
-    // 04 protocol: XEP-0215 with Prosody's mod_turn_external names
-    key("extdisco.turn_external_host", "turn_external_host", EXTENSIONS, Ty::Str, "", &["XEP-0215"],
-        "Host name or IP address of the STUN/TURN server advertised to clients (unset: nothing is advertised)."),
-    key("extdisco.turn_external_port", "turn_external_port", EXTENSIONS, Ty::Int { min: 1, max: 65535 }, "3478", &["XEP-0215", "RFC 8489", "RFC 8656"],
-        "STUN/TURN port of that server."),
-    key("extdisco.turn_external_secret", "turn_external_secret", EXTENSIONS, Ty::Str, "", &["XEP-0215 §3.3"],
-        "Secret shared with the TURN server (coturn's static-auth-secret): clients get time-limited TURN credentials derived from it (unset: STUN only). `config show` hides it; VIREO_TURN_SECRET sets it from the environment."),
-    key("extdisco.turn_external_ttl", "turn_external_ttl", EXTENSIONS, Ty::Int { min: 60, max: 31_536_000 }, "86400", &["XEP-0215"],
-        "Seconds the TURN credentials stay valid."),
-    key("extdisco.turn_external_tcp", "turn_external_tcp", EXTENSIONS, Ty::Bool, "false", &["XEP-0215"],
-        "Also advertise STUN and TURN over TCP."),
-    key("extdisco.turn_external_tls_port", "turn_external_tls_port", EXTENSIONS, Ty::Int { min: 1, max: 65535 }, "", &["XEP-0215"],
-        "Port of TURN over TLS (`turns`), if the server offers it."),
-    key("extdisco.turn_external_user", "turn_external_user", EXTENSIONS, Ty::Str, "", &["XEP-0215"],
-        "User part of the TURN credentials' username (unset: the requesting account's bare JID)."),
     // 04 protocol: XEP-0077, with Prosody's names
     key("registration.allow_registration", "allow_registration", LEGACY, Ty::Bool, "false", &["XEP-0077 §3.1"],
         "Let anyone create an account in-band (the `register` stream feature). Off, users can still change their password and delete their account while the `register` module is enabled. The development environment turns it on."),
@@ -569,12 +557,6 @@ pub const KEYS: &[KeySpec] = &[
     planned("storage.sql_name", "sql_name", BACKENDS, Ty::Str, "", &[], "SQL database name."),
     planned("storage.sql_user", "sql_user", BACKENDS, Ty::Str, "", &[], "SQL user."),
     planned("storage.sql_password", "sql_password", BACKENDS, Ty::Str, "", &[], "SQL password."),
-    key("storage.archive_retention_days", "archive_retention_days", ARCHIVING, Ty::Int { min: 0, max: 36_500 }, "0", &["XEP-0313 §3.1"],
-        "Days archived messages are kept; older ones are deleted by an hourly purge (0 = keep them forever)."),
-    key("storage.archive_default_preference", "archive_default_preference", ARCHIVING, Ty::Choice(ARCHIVE_PREFERENCES), "\"always\"", &["XEP-0441"],
-        "What is archived for users who set no preference: \"always\" (every conversation), \"roster\" (only with contacts in the roster) or \"never\"."),
-    key("storage.archive_max_page_size", "archive_max_page_size", ARCHIVING, Ty::Int { min: 1, max: 1000 }, "250", &["XEP-0313 §4.3", "XEP-0059"],
-        "Most messages one archive query returns, whatever the client's <max/> asks (a query without <max/> gets 50 or this, if smaller)."),
     // 07 interfaces
     planned("interfaces.http_port", "http_port", HTTP, PORT, "5280", &[], "HTTP port."),
     planned("interfaces.websocket_path", "websocket_path", WEBSOCKET, Ty::Str, "\"/xmpp-websocket\"", &["RFC 7395"],
@@ -616,7 +598,7 @@ mod tests {
     fn schema_is_consistent() {
         let mut names = HashSet::new();
         let mut locals = HashSet::new();
-        for k in KEYS {
+        for k in KEYS.iter() {
             assert!(names.insert(k.name), "{} unique", k.name);
             assert!(locals.insert(k.local), "{} unique local name", k.local);
             assert!(k.name.ends_with(k.local), "{}", k.name);

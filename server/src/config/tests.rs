@@ -675,12 +675,39 @@ fn turn_settings_and_hidden_secret() {
          turn_external_tcp = true\nturn_external_tls_port = 5349\n",
     );
     let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
-    assert_eq!(cfg.turn_host.as_deref(), Some("turn.example.org"));
-    assert_eq!(cfg.turn_port, 3478);
-    assert_eq!(cfg.turn_secret.as_deref(), Some("s3cr3t"));
-    assert_eq!(cfg.turn_ttl_secs, 86_400);
-    assert!(cfg.turn_tcp);
-    assert_eq!(cfg.turn_tls_port, Some(5349));
+    assert_eq!(
+        cfg.text("extdisco.turn_external_host").as_deref(),
+        Some("turn.example.org")
+    );
+    assert_eq!(cfg.int::<u16>("extdisco.turn_external_port"), Some(3478));
+    assert_eq!(
+        cfg.text("extdisco.turn_external_secret").as_deref(),
+        Some("s3cr3t")
+    );
+    assert_eq!(cfg.int::<u64>("extdisco.turn_external_ttl"), Some(86_400));
+    assert!(cfg.flag("extdisco.turn_external_tcp"));
+    assert_eq!(
+        cfg.int::<u16>("extdisco.turn_external_tls_port"),
+        Some(5349)
+    );
+    assert_eq!(cfg.text("extdisco.turn_external_user"), None);
+    // The module gets them.
+    let rt = crate::commands::run::runtime_config(&cfg, None);
+    let extdisco = rt
+        .hub
+        .modules
+        .describe(xmpp_core::modules::extdisco::ID)
+        .expect("extdisco is on");
+    for part in [
+        "host: \"turn.example.org\"",
+        "port: 3478",
+        "ttl_secs: 86400",
+        "tcp: true",
+        "tls_port: Some(5349)",
+        "user: None",
+    ] {
+        assert!(extdisco.contains(part), "{part}: {extdisco}");
+    }
     let shown = crate::commands::config_show::render(&cfg, Some("extdisco"), None).expect("show");
     assert!(!shown.contains("s3cr3t"), "{shown}");
     assert!(
@@ -689,7 +716,10 @@ fn turn_settings_and_hidden_secret() {
     );
     // From the environment, as Prosody deployments inject it.
     let cfg = Config::load(Some(&p), &env_of(&[("VIREO_TURN_SECRET", "from-env")])).expect("load");
-    assert_eq!(cfg.turn_secret.as_deref(), Some("from-env"));
+    assert_eq!(
+        cfg.text("extdisco.turn_external_secret").as_deref(),
+        Some("from-env")
+    );
     // A secret without a server is pointed out.
     let (_d, p) = write("[extdisco]\nturn_external_secret = \"s3cr3t\"\n");
     let report = Config::check(Some(&p), &env_of(&[]));
@@ -953,7 +983,17 @@ fn archive_settings_without_mam_warn() {
     let (_d, p) = write("[storage]\narchive_retention_days = 30\n");
     let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
     assert!(cfg.modules.contains(&"mam"));
-    assert_eq!(cfg.archive_retention_days, 30);
+    assert_eq!(cfg.int::<u64>("storage.archive_retention_days"), Some(30));
+    let rt = crate::commands::run::runtime_config(&cfg, None);
+    let mam = rt
+        .hub
+        .modules
+        .describe(xmpp_core::modules::mam::ID)
+        .expect("mam is on");
+    assert!(
+        mam.contains(&format!("retention: Some({})", 30 * 86_400_000u64)),
+        "{mam}"
+    );
     assert!(!cfg
         .warnings
         .iter()

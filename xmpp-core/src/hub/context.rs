@@ -207,6 +207,32 @@ impl Context<'_> {
         self.hub.account_deleted(account);
     }
 
+    /// The message is accepted for `account` (it will be delivered or
+    /// kept): the modules' [`Module::accepting`] hooks run on it (the
+    /// archive stamps its stanza-id).
+    pub fn accept(&mut self, account: &str, message: &mut Element) {
+        self.hub.accepting(account, message);
+    }
+
+    /// Mark the end of a page of stanzas delivered to session `conn`: once
+    /// its client has them, [`Module::page_delivered`] says so (the
+    /// connection reports it through
+    /// [`Hub::offline_page_delivered`](super::Hub::offline_page_delivered)).
+    pub fn page_sent(&mut self, conn: ConnId) {
+        self.hub.visible(super::HubOutput::OfflinePageSent { conn });
+    }
+
+    /// Keep `account` in memory, though it has no session, until as many
+    /// [`Context::release_account`] calls (work for it is in flight).
+    pub fn hold_account(&mut self, account: &str) {
+        *self.hub.holds.entry(account.to_owned()).or_default() += 1;
+    }
+
+    /// One hold of [`Context::hold_account`] ends.
+    pub fn release_account(&mut self, account: &str) {
+        self.hub.release_account(account);
+    }
+
     /// Tell the other modules that `event` happened.
     pub fn announce(&mut self, event: Event<'_>) {
         self.hub.announce(event);
@@ -285,6 +311,29 @@ impl Hub {
         self.with_module(index, |m, cx| m.notice(cx, account, &notice.body));
     }
 
+    /// A message no session takes; `false` when no module kept it.
+    pub(super) fn module_unavailable(
+        &mut self,
+        account: &str,
+        message: &mut Element,
+        redelivered: bool,
+    ) -> bool {
+        self.each_module(|m, cx| m.unavailable(cx, account, message, redelivered)) == Flow::Handled
+    }
+
+    /// The client has the page marked on `conn`.
+    pub(super) fn module_page_delivered(&mut self, account: &str, conn: ConnId) {
+        self.each_module(|m, cx| {
+            m.page_delivered(cx, account, conn);
+            Flow::Pass
+        });
+    }
+
+    /// A message or presence for a hosted service.
+    pub(super) fn module_service_stanza(&mut self, domain: &str, stanza: &Element) -> Flow {
+        self.each_module(|m, cx| m.service_stanza(cx, domain, stanza))
+    }
+
     /// An iq result or error to the server, for the module that awaits it.
     pub(super) fn module_server_reply(&mut self, reply: &Element) {
         self.each_module(|m, cx| m.server_reply(cx, reply));
@@ -349,11 +398,8 @@ impl Hub {
     }
 
     /// A stanza accepted for an account, before delivery or offline
-    /// storage; not for a message being redelivered (archived already).
+    /// storage.
     pub(super) fn accepting(&mut self, account: &str, stanza: &mut Element) {
-        if self.redelivering {
-            return;
-        }
         self.each_module(|m, cx| {
             m.accepting(cx, account, stanza);
             Flow::Pass

@@ -7,7 +7,6 @@ use crate::modules::subscription::SubscriptionKind;
 use crate::modules::{Addressed, Flow};
 use crate::ns;
 use crate::stanza::{iq_result, StanzaError};
-use crate::time::format_datetime;
 use crate::xml::Element;
 
 impl Hub {
@@ -93,7 +92,7 @@ impl Hub {
                 // A chat state or a no-store message has no later reader.
                 return;
             }
-            return self.store_offline(account, stanza);
+            return self.unavailable(account, stanza, false);
         }
         self.accepting(account, &mut stanza);
         self.delivering(account, &stanza, &targets);
@@ -111,37 +110,19 @@ impl Hub {
             .map(|a| a.message_targets())
             .unwrap_or_default();
         if targets.is_empty() {
-            self.redelivering = true;
-            self.store_offline(account, stanza);
-            self.redelivering = false;
-            return;
+            return self.unavailable(account, stanza, true);
         }
         for conn in targets {
             self.deliver(conn, stanza.clone());
         }
     }
 
-    /// XEP-0160: keep the message, stamped with XEP-0203 delay, for the next
-    /// initial presence.
-    fn store_offline(&mut self, account: &str, mut stanza: Element) {
-        if !self.cfg.offline_messages {
-            return self.bounce(&stanza, StanzaError::ServiceUnavailable);
+    /// No session takes the message: a module keeps it (XEP-0160), or the
+    /// sender is told.
+    fn unavailable(&mut self, account: &str, mut stanza: Element, redelivered: bool) {
+        if !self.module_unavailable(account, &mut stanza, redelivered) {
+            self.bounce(&stanza, StanzaError::ServiceUnavailable);
         }
-        self.accepting(account, &mut stanza);
-        let domain = Jid::parse(account)
-            .map(|j| j.domain().to_owned())
-            .unwrap_or_default();
-        stanza.children.push(crate::xml::Node::Element(
-            Element::new(ns::DELAY, "delay")
-                .with_attr("from", domain)
-                .with_attr("stamp", format_datetime(self.now))
-                .with_text("Offline storage"),
-        ));
-        self.announce(crate::modules::Event::Unread {
-            account,
-            messages: std::slice::from_ref(&stanza),
-        });
-        self.push_offline(account, stanza);
     }
 
     /// An iq to an account's bare JID is answered by the server on the

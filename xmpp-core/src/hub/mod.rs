@@ -1,5 +1,6 @@
-//! The hub: sessions, routing, roster, presence and offline storage for the
-//! accounts of one partition.
+//! The hub: sessions, routing, roster and presence for the accounts of one
+//! partition, and the protocol modules (`crate::modules`) that do the rest
+//! through [`Context`].
 //!
 //! A server runs several hubs, each owning the accounts whose bare JID hashes
 //! to it, so routing scales with cores while every hub stays a pure machine.
@@ -14,7 +15,6 @@ mod context;
 mod durability;
 mod extensions;
 mod inbound;
-mod offline;
 mod outbound;
 mod presence;
 mod quotas;
@@ -45,8 +45,6 @@ pub struct HubConfig {
     pub domains: Vec<String>,
     /// Software name and version for XEP-0092 and disco.
     pub software: (String, String),
-    /// Store messages for offline accounts (XEP-0160).
-    pub offline_messages: bool,
     /// The modules, with their settings ([`ModuleSet::standard`] by
     /// default): configuration takes out those switched off and sets the
     /// others up; an embedder adds its own. Each partition runs fresh
@@ -68,7 +66,6 @@ impl Default for HubConfig {
         HubConfig {
             domains: vec!["localhost".into()],
             software: ("Vireo".into(), env!("CARGO_PKG_VERSION").into()),
-            offline_messages: true,
             modules: ModuleSet::standard(),
             contact: Vec::new(),
             components: Vec::new(),
@@ -197,9 +194,6 @@ struct Preparing {
 #[derive(Debug)]
 enum Pending {
     Load(String),
-    Offline(String, ConnId),
-    /// A new message stored offline under the quota: bounced if refused.
-    OfflineStore(Box<str>),
     /// A module's request: the module's index in the hub's list.
     Module(usize),
 }
@@ -225,10 +219,9 @@ pub struct Hub {
     pending: HashMap<RequestId, Pending>,
     /// Module requests that an account being prepared waits for.
     preparations: HashMap<RequestId, String>,
-    /// Offline-queue reads in flight per account, so that deciding whether
-    /// an account may be unloaded does not scan every pending request (of
-    /// which archive writes make many).
-    offline_pending: HashMap<String, usize>,
+    /// Accounts modules keep in memory while work for them is in flight
+    /// ([`Context::hold_account`]), with how many holds.
+    holds: HashMap<String, usize>,
     next_request: RequestId,
     out: VecDeque<HubOutput>,
     now: Millis,
@@ -238,8 +231,6 @@ pub struct Hub {
     entropy: crate::entropy::Entropy,
     /// Which partition of the server this hub is ([`Hub::set_partition`]).
     partition: usize,
-    /// A stanza being redelivered (`redeliver`): archived already.
-    redelivering: bool,
     /// Answers, outputs held behind committed writes, and fences.
     durability: durability::Durability,
     /// [`Deferred::approx_bytes`] of the work queued behind account loads:
@@ -271,9 +262,6 @@ impl Hub {
             .collect();
         // Core features the hub itself implements.
         features.push(crate::ns::ROSTER_VER);
-        if cfg.offline_messages {
-            features.push(crate::ns::MSGOFFLINE);
-        }
         features.sort_unstable();
         features.dedup();
         let services = modules.iter().flat_map(|m| m.service_domains()).collect();
@@ -289,14 +277,13 @@ impl Hub {
             conns: HashMap::new(),
             pending: HashMap::new(),
             preparations: HashMap::new(),
-            offline_pending: HashMap::new(),
+            holds: HashMap::new(),
             next_request: 1,
             out: VecDeque::new(),
             now: 0,
             started: None,
             entropy: crate::entropy::Entropy::from_u64(0),
             partition: 0,
-            redelivering: false,
             durability: durability::Durability::default(),
             deferred_bytes: 0,
         }
@@ -500,6 +487,30 @@ impl Hub {
         }
     }
 
+    /// The client on `conn` has the last page of stanzas it was sent
+    /// ([`HubOutput::OfflinePageSent`]): the module that paged them (the
+    /// offline queue) sends the next one.
+    pub fn offline_page_delivered(&mut self, now: Millis, conn: ConnId) {
+        self.tick(now);
+        if let Some(account) = self.conns.get(&conn).cloned() {
+            self.module_page_delivered(&account, conn);
+        }
+        self.release_durable();
+    }
+
+    /// One hold on `account` ends ([`Context::hold_account`]); without
+    /// holds and sessions it leaves memory.
+    pub(super) fn release_account(&mut self, account: &str) {
+        if let Some(n) = self.holds.get_mut(account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.holds.remove(account);
+                self.holds.release_spare();
+                self.maybe_unload(account);
+            }
+        }
+    }
+
     /// A message a session was sent but never acknowledged before it ended
     /// for good (XEP-0198 §5; `ConnOutput::Undelivered`). It was delivered
     /// and archived once already, so it keeps its archive id and is neither
@@ -557,17 +568,6 @@ impl Hub {
         self.pending.release_spare();
         match answered {
             Some(Pending::Load(account)) => self.account_loaded(&account, result),
-            Some(Pending::Offline(account, conn)) => {
-                if let Some(n) = self.offline_pending.get_mut(&account) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.offline_pending.remove(&account);
-                        self.offline_pending.release_spare();
-                    }
-                }
-                self.offline_loaded(&account, conn, result)
-            }
-            Some(Pending::OfflineStore(xml)) => self.offline_stored(&xml, result),
             Some(Pending::Module(index)) => self.module_storage_answer(index, id, result),
             // A plain write (`Hub::write`): nothing waits for it.
             None => {
@@ -603,17 +603,10 @@ impl Hub {
         self.cfg.components.iter().any(|d| d == domain)
     }
 
-    fn request(&mut self, request: StorageRequest, purpose: Pending) {
-        self.request_id(request, purpose);
-    }
-
     /// [`Hub::request`], returning the request's id.
     fn request_id(&mut self, request: StorageRequest, purpose: Pending) -> RequestId {
         let id = self.next_request;
         self.next_request += 1;
-        if let Pending::Offline(account, _) = &purpose {
-            *self.offline_pending.entry(account.clone()).or_default() += 1;
-        }
         self.pending.insert(id, purpose);
         self.out.push_back(HubOutput::Storage { id, request });
         id
@@ -683,7 +676,7 @@ impl Hub {
                 let seq = self.load_started();
                 self.accounts
                     .insert(account.to_owned(), Slot::Loading(seq, vec![work]));
-                self.request(
+                self.request_id(
                     StorageRequest::LoadAccount {
                         account: account.to_owned(),
                         documents: self.documents.clone(),
@@ -828,8 +821,7 @@ impl Hub {
     fn maybe_unload(&mut self, account: &str) {
         let idle =
             matches!(self.accounts.get(account), Some(Slot::Loaded(a)) if a.sessions.is_empty());
-        let offline_pending = self.offline_pending.contains_key(account);
-        if idle && !offline_pending {
+        if idle && !self.holds.contains_key(account) {
             self.accounts.remove(account);
             self.accounts.release_spare();
         }
@@ -934,13 +926,19 @@ impl Hub {
         }
     }
 
-    /// A stanza for a service a module hosts. Its iqs go to the modules;
-    /// what none takes, and other stanzas until services have hooks for
-    /// them, are answered `service-unavailable` (presence is dropped).
+    /// A stanza for a service a module hosts: iq requests go to the
+    /// modules' `iq`, messages and presence to their `service_stanza`;
+    /// what none takes is answered `service-unavailable` (presence is
+    /// dropped).
     fn service_stanza(&mut self, domain: &str, stanza: Element) {
-        let request =
-            stanza.name == "iq" && matches!(stanza.attr("type"), Some("get") | Some("set"));
-        if request && self.module_iq(Addressed::Service { domain }, &stanza) == Flow::Handled {
+        let flow = match stanza.name.as_str() {
+            "iq" if matches!(stanza.attr("type"), Some("get") | Some("set")) => {
+                self.module_iq(Addressed::Service { domain }, &stanza)
+            }
+            "iq" => Flow::Pass,
+            _ => self.module_service_stanza(domain, &stanza),
+        };
+        if flow == Flow::Handled {
             return;
         }
         if stanza.name != "presence" {

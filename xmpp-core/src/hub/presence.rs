@@ -101,8 +101,8 @@ impl Hub {
     }
 
     /// First available presence of a session: probe contacts, show it the
-    /// other resources, re-deliver pending subscription requests and flush
-    /// offline messages (XEP-0160).
+    /// other resources, re-deliver pending subscription requests; modules
+    /// hear it (XEP-0160 flushes offline messages).
     fn initial_presence(&mut self, account: &str, conn: ConnId, own_jid: &Jid) {
         let Some(acc) = self.account(account) else {
             return;
@@ -135,9 +135,7 @@ impl Hub {
         for contact in requests {
             self.deliver(conn, presence(Some("subscribe"), &contact, account));
         }
-        if self.cfg.offline_messages {
-            self.take_offline_page(account, conn);
-        }
+        self.announce(crate::modules::Event::Online { account, conn });
         self.announce(crate::modules::Event::Seen { account });
     }
 

@@ -859,3 +859,79 @@ fn a_module_hosts_a_service_domain() {
     assert_eq!(answer[0].attr("to"), Some("directory.localhost"));
     assert_eq!(answer[0].attr("type"), Some("get"));
 }
+
+/// A service module takes messages and presence to its domain and the
+/// JIDs under it (the shape MUC needs): an echo service answers messages
+/// to any address under it, and counts who is present.
+#[test]
+fn a_service_takes_messages_and_presence_under_its_domain() {
+    use crate::modules::{Context, Flow, Module, ModuleId};
+
+    #[derive(Debug, Clone, Default)]
+    struct Echo {
+        present: std::collections::BTreeSet<String>,
+    }
+
+    impl Module for Echo {
+        fn id(&self) -> ModuleId {
+            ModuleId::new("echo")
+        }
+        fn service_domains(&self) -> Vec<String> {
+            vec!["echo.localhost".into()]
+        }
+        fn service_stanza(&mut self, cx: &mut Context<'_>, domain: &str, stanza: &Element) -> Flow {
+            assert_eq!(domain, "echo.localhost");
+            let from = stanza.attr("from").unwrap_or_default().to_owned();
+            match stanza.name.as_str() {
+                "presence" if stanza.attr("type") == Some("unavailable") => {
+                    self.present.remove(&from);
+                }
+                "presence" => {
+                    self.present.insert(from);
+                }
+                "message" => {
+                    let body = stanza
+                        .child_text(crate::ns::CLIENT, "body")
+                        .unwrap_or_default();
+                    let reply = Element::new(crate::ns::CLIENT, "message")
+                        .with_attr("from", stanza.attr("to").unwrap_or(domain))
+                        .with_attr("to", from)
+                        .with_attr("type", "chat")
+                        .with_child(
+                            Element::new(crate::ns::CLIENT, "body")
+                                .with_text(format!("{body} ({} present)", self.present.len())),
+                        );
+                    cx.route(reply);
+                }
+                _ => return Flow::Pass,
+            }
+            Flow::Handled
+        }
+    }
+
+    let cfg = Arc::new(HubConfig {
+        modules: crate::modules::ModuleSet::standard().with(Echo::default()),
+        ..HubConfig::default()
+    });
+    let mut h = Hub::new(cfg);
+    let presence = Element::new(crate::ns::CLIENT, "presence")
+        .with_attr("from", "alice@localhost/a")
+        .with_attr("to", "room@echo.localhost/alice");
+    h.routed(0, presence);
+    assert!(outputs(&mut h).is_empty(), "presence is taken silently");
+    h.routed(1, chat("room@echo.localhost", "alice@localhost/a"));
+    let replies: Vec<Element> = outputs(&mut h)
+        .into_iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0].attr("from"), Some("room@echo.localhost"));
+    assert_eq!(replies[0].attr("to"), Some("alice@localhost/a"));
+    assert_eq!(
+        replies[0].child_text(crate::ns::CLIENT, "body").as_deref(),
+        Some("hi (1 present)")
+    );
+}

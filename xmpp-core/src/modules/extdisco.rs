@@ -20,7 +20,7 @@ use sha1::Sha1;
 pub const NS: &str = "urn:xmpp:extdisco:2";
 
 /// The TURN/STUN server to advertise (Prosody's `turn_external_*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TurnConfig {
     /// Host name or IP address of the server.
     pub host: String,
@@ -38,6 +38,22 @@ pub struct TurnConfig {
     /// The user part of credential usernames; `None`: the requester's bare
     /// JID, so the TURN server's logs say who relayed.
     pub user: Option<String>,
+}
+
+impl std::fmt::Debug for TurnConfig {
+    /// The shared secret never reaches a log (module descriptions are
+    /// logged and compared on reload).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("secret", &self.secret.as_ref().map(|_| "(hidden)"))
+            .field("ttl_secs", &self.ttl_secs)
+            .field("tcp", &self.tcp)
+            .field("tls_port", &self.tls_port)
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 /// One advertised service.

@@ -12,6 +12,7 @@ pub mod extdisco;
 pub mod hints;
 pub mod last;
 pub mod mam;
+pub mod offline;
 pub mod ping;
 pub mod push;
 pub mod register;
@@ -114,6 +115,14 @@ pub enum Event<'a> {
         account: &'a str,
         /// The messages, oldest first.
         messages: &'a [Element],
+    },
+    /// Session `conn` of `account` sent its initial presence (RFC 6121
+    /// §4.2): it is available for messages.
+    Online {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The session's connection.
+        conn: ConnId,
     },
     /// The user is back: a session sent initial presence or was resumed.
     Seen {
@@ -279,6 +288,15 @@ pub trait Module: Send + std::fmt::Debug {
     ) {
     }
 
+    /// A message or presence for a service domain this module hosts, or a
+    /// JID under it (a room, a node, a user of a gateway): the stanza's
+    /// `to` says which. [`Flow::Pass`]: a message is answered
+    /// `service-unavailable`, presence is dropped. (Its iqs come to
+    /// [`Module::iq`] as [`Addressed::Service`].)
+    fn service_stanza(&mut self, _cx: &mut Context<'_>, _domain: &str, _stanza: &Element) -> Flow {
+        Flow::Pass
+    }
+
     /// An iq `result` or `error` addressed to the server: the reply to a
     /// request a module sent from it. [`Flow::Handled`]: it was this
     /// module's.
@@ -290,6 +308,26 @@ pub trait Module: Send + std::fmt::Debug {
     /// [`Context::forward`]: about `account` (loaded first) or, when
     /// `None`, about the partition's domain.
     fn notice(&mut self, _cx: &mut Context<'_>, _account: Option<&str>, _body: &Element) {}
+
+    /// A message for `account` that no session takes (none is available,
+    /// RFC 6121 §8.5.2.1.1); `redelivered` when it was accepted once
+    /// already (a session ended before its client had it). What no module
+    /// takes ([`Flow::Pass`]) is answered `service-unavailable`. XEP-0160
+    /// keeps it.
+    fn unavailable(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _account: &str,
+        _message: &mut Element,
+        _redelivered: bool,
+    ) -> Flow {
+        Flow::Pass
+    }
+
+    /// The client on session `conn` has everything up to the last
+    /// [`Context::page_sent`] mark (acknowledged with XEP-0198, or
+    /// written to its socket): the next page may follow.
+    fn page_delivered(&mut self, _cx: &mut Context<'_>, _account: &str, _conn: ConnId) {}
 
     /// When this module next wants [`Module::timeout`], if ever: the hub
     /// started at `started` and is partition `partition` of the server

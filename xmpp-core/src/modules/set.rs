@@ -59,6 +59,7 @@ impl ModuleSet {
             .with(super::mam::Archiving::new(Default::default()))
             .with(super::register::Cancellation::default())
             .with(super::avatar::Avatars::default())
+            .with(super::offline::OfflineStorage::default())
     }
 
     /// The set with `module` added, or replacing the one of its identity.
@@ -108,8 +109,9 @@ impl ModuleSet {
         self.0.iter().find(|m| m.id() == id).map(|m| m.describe())
     }
 
-    /// Whether `other` holds the same modules with the same settings (a
-    /// configuration reload that changes them needs a restart).
+    /// Whether `other` holds the same modules with the same settings, as
+    /// their `Debug` shows them (a configuration reload that changes them
+    /// needs a restart; secrets a `Debug` hides are not compared).
     pub fn same_as(&self, other: &ModuleSet) -> bool {
         self.0.len() == other.0.len()
             && self

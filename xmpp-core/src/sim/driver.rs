@@ -150,10 +150,7 @@ impl C2sDriver {
                 | ConnOutput::Resumed(_)
                 | ConnOutput::Undelivered(_)
                 | ConnOutput::PageDelivered => {}
-                ConnOutput::Write(_)
-                | ConnOutput::Bound(_)
-                | ConnOutput::Failed(_)
-                | ConnOutput::Close => {}
+                ConnOutput::Write(_) | ConnOutput::Bound(_) | ConnOutput::Close => {}
             }
         }
     }

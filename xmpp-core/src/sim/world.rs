@@ -10,8 +10,8 @@ use crate::sasl::{ChannelBinding, ChannelBindingType};
 use crate::storage::MemoryStore;
 use crate::storage::StorageResult;
 use crate::stream::{
-    ClientConfig, ClientStream, ComponentStream, ComponentStreamConfig, ConnOutput, ServerStream,
-    ServerStreamConfig, StreamErrorCondition,
+    ClientConfig, ClientOutput, ClientStream, ComponentStream, ComponentStreamConfig, ConnOutput,
+    ServerStream, ServerStreamConfig, StreamErrorCondition,
 };
 use crate::time::Millis;
 use crate::xml::Element;
@@ -436,6 +436,12 @@ impl World {
         self.clients.get(id).map(|c| &c.stream)
     }
 
+    /// A client's stream, to drive it by hand (the world does not run
+    /// clients' timers: its clients are scripted).
+    pub fn client_mut(&mut self, id: ClientId) -> Option<&mut ClientStream> {
+        self.clients.get_mut(id).map(|c| &mut c.stream)
+    }
+
     /// The server-side connection of a client.
     pub fn client_conn(&self, id: ClientId) -> Option<ConnId> {
         self.clients.get(id).map(|c| c.conn)
@@ -444,7 +450,7 @@ impl World {
     /// The client sends a stanza (once online).
     pub fn client_send_stanza(&mut self, id: ClientId, stanza: &Element) {
         if let Some(c) = self.clients.get_mut(id) {
-            c.stream.send_stanza(stanza);
+            c.stream.send_stanza(self.now, stanza);
         }
         self.pump();
     }
@@ -651,7 +657,7 @@ impl World {
                         c.stream.fence_done(self.now, seq);
                     }
                 }
-                ConnOutput::Failed(_) | ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) => {}
+                ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) => {}
                 ConnOutput::Close => {
                     self.close_transport(id);
                     self.end_session(id);
@@ -696,7 +702,6 @@ impl World {
                 | ConnOutput::AuthStarted { .. }
                 | ConnOutput::AuthFailed { .. }
                 | ConnOutput::Authenticated { .. }
-                | ConnOutput::Failed(_)
                 | ConnOutput::SmEnabled(_)
                 | ConnOutput::Resume { .. }
                 | ConnOutput::Resumed(_)
@@ -735,32 +740,20 @@ impl World {
             progress = true;
             let conn = c.conn;
             match out {
-                ConnOutput::Write(bytes) => {
+                ClientOutput::Write(bytes) => {
                     if let Some(s) = self.conns.get_mut(&conn) {
                         if !s.transport_closed {
                             s.stream.handle_input(self.now, &bytes);
                         }
                     }
                 }
-                ConnOutput::StartTls => c
+                ClientOutput::StartTls => c
                     .stream
                     .tls_established(self.now, Self::fake_bindings(conn)),
-                ConnOutput::Storage { .. }
-                | ConnOutput::Account { .. }
-                | ConnOutput::CheckPassword { .. }
-                | ConnOutput::AuthStarted { .. }
-                | ConnOutput::AuthFailed { .. }
-                | ConnOutput::Authenticated { .. }
-                | ConnOutput::SmEnabled(_)
-                | ConnOutput::Resume { .. }
-                | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered
-                | ConnOutput::Fence(_) => {}
-                ConnOutput::Bound(jid) => c.events.push_back(ClientEvent::Online(jid)),
-                ConnOutput::Stanza(el) => c.events.push_back(ClientEvent::Stanza(el)),
-                ConnOutput::Failed(why) => c.events.push_back(ClientEvent::Failed(why)),
-                ConnOutput::Close => {
+                ClientOutput::Online(jid) => c.events.push_back(ClientEvent::Online(jid)),
+                ClientOutput::Stanza(el) => c.events.push_back(ClientEvent::Stanza(el)),
+                ClientOutput::Failed(why) => c.events.push_back(ClientEvent::Failed(why)),
+                ClientOutput::Close => {
                     // Deliver what the server still has for the stream
                     // close, then drop the transport.
                     self.drain_conn(conn);

@@ -8,7 +8,7 @@
 
 use super::error::StreamErrorCondition;
 use super::header::{check_header, write_header, STREAM_CLOSE};
-use super::output::{ConnOutput, OutputQueue};
+use super::output::{OutputQueue, Writes};
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
@@ -53,6 +53,44 @@ pub struct ClientConfig {
     /// client its PBKDF2 run; otherwise the keys are derived from
     /// `password` as usual. Default `None`.
     pub scram_cache: Option<ScramClientKeys>,
+    /// Give up when the stream is not online (or registered) this many ms
+    /// after it started.
+    pub negotiation_timeout_ms: Millis,
+    /// Whitespace keepalive after this long without traffic once online
+    /// (RFC 6120 §4.6.1), so NATs keep the mapping and a dead server
+    /// surfaces; `None`: never.
+    pub keepalive_ms: Option<Millis>,
+}
+
+/// What the client machine asks its driver to do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientOutput {
+    /// Bytes to write to the transport.
+    Write(Vec<u8>),
+    /// Flush the writes so far, then run the TLS handshake and call
+    /// [`ClientStream::tls_established`] with the channel-binding data.
+    StartTls,
+    /// The stream is online as this full JID (bound).
+    Online(Jid),
+    /// A stanza from the server.
+    Stanza(Element),
+    /// Negotiation failed (the text says why); `Close` follows.
+    Failed(String),
+    /// Flush pending writes and close the transport.
+    Close,
+}
+
+impl Writes for ClientOutput {
+    fn write(bytes: Vec<u8>) -> Self {
+        ClientOutput::Write(bytes)
+    }
+
+    fn written(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            ClientOutput::Write(buf) => Some(buf),
+            _ => None,
+        }
+    }
 }
 
 /// The outcome of an in-band registration (XEP-0077).
@@ -82,6 +120,8 @@ impl ClientConfig {
             allow_plain_unencrypted: false,
             register_only: false,
             scram_cache: None,
+            negotiation_timeout_ms: 60_000,
+            keepalive_ms: Some(60_000),
         }
     }
 }
@@ -107,8 +147,12 @@ pub struct ClientStream {
     cfg: ClientConfig,
     parser: StreamParser,
     entropy: Entropy,
-    out: OutputQueue,
+    out: OutputQueue<ClientOutput>,
     phase: Phase,
+    /// Negotiation must be over by then.
+    negotiation_deadline: Millis,
+    /// When output was last queued (for keepalives).
+    last_output: Millis,
     secure: bool,
     bindings: Vec<ChannelBinding>,
     authenticated: bool,
@@ -126,11 +170,13 @@ impl ClientStream {
     pub fn new(
         cfg: ClientConfig,
         entropy: Entropy,
-        _now: Millis,
+        now: Millis,
         direct_tls: Option<Vec<ChannelBinding>>,
     ) -> Self {
         let parser = StreamParser::new(cfg.limits);
         let mut s = ClientStream {
+            negotiation_deadline: now.saturating_add(cfg.negotiation_timeout_ms),
+            last_output: now,
             cfg,
             parser,
             entropy,
@@ -184,12 +230,49 @@ impl ClientStream {
     }
 
     /// Next instruction for the driver.
-    pub fn poll_output(&mut self) -> Option<ConnOutput> {
+    pub fn poll_output(&mut self) -> Option<ClientOutput> {
         self.out.pop()
     }
 
+    /// When [`ClientStream::handle_timeout`] is due: the negotiation
+    /// deadline, then keepalives once online.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Online => self
+                .cfg
+                .keepalive_ms
+                .map(|k| self.last_output.saturating_add(k)),
+            _ => Some(self.negotiation_deadline),
+        }
+    }
+
+    /// Time passed: give up on a negotiation that took too long, or keep
+    /// an idle stream alive with a space.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Online => {
+                let due = self
+                    .cfg
+                    .keepalive_ms
+                    .is_some_and(|k| now >= self.last_output.saturating_add(k));
+                if due {
+                    self.last_output = now;
+                    self.out.write(b" ");
+                }
+            }
+            _ if now >= self.negotiation_deadline => {
+                self.fail("the server did not complete the negotiation in time")
+            }
+            _ => {}
+        }
+    }
+
     /// Bytes from the server.
-    pub fn handle_input(&mut self, _now: Millis, bytes: &[u8]) {
+    pub fn handle_input(&mut self, now: Millis, bytes: &[u8]) {
+        // Traffic: an idle stream is one that neither reads nor writes.
+        self.last_output = now;
         if matches!(self.phase, Phase::Closed | Phase::AwaitTls) {
             return;
         }
@@ -211,7 +294,7 @@ impl ClientStream {
                 }
                 Ok(Some(StreamEvent::Close)) => {
                     self.out.write(STREAM_CLOSE);
-                    self.out.push(ConnOutput::Close);
+                    self.out.push(ClientOutput::Close);
                     self.phase = Phase::Closed;
                 }
                 Ok(Some(StreamEvent::Stanza(el))) => self.handle_element(el),
@@ -225,10 +308,11 @@ impl ClientStream {
     }
 
     /// The TLS handshake the machine asked for is done.
-    pub fn tls_established(&mut self, _now: Millis, bindings: Vec<ChannelBinding>) {
+    pub fn tls_established(&mut self, now: Millis, bindings: Vec<ChannelBinding>) {
         if !matches!(self.phase, Phase::AwaitTls) {
             return;
         }
+        self.last_output = now;
         self.secure = true;
         self.bindings = bindings;
         self.parser.clear();
@@ -237,8 +321,9 @@ impl ClientStream {
     }
 
     /// Send a stanza once online (`jabber:client` namespace).
-    pub fn send_stanza(&mut self, stanza: &Element) {
+    pub fn send_stanza(&mut self, now: Millis, stanza: &Element) {
         if self.is_online() {
+            self.last_output = now;
             self.out.write_element(stanza, ns::CLIENT);
         }
     }
@@ -247,8 +332,9 @@ impl ClientStream {
     /// generators that format millions of identical stanzas without building
     /// trees. The caller guarantees one or more complete, well-formed
     /// stanzas in the `jabber:client` namespace with escaped attribute values.
-    pub fn send_raw(&mut self, stanza: &[u8]) {
+    pub fn send_raw(&mut self, now: Millis, stanza: &[u8]) {
         if self.is_online() {
+            self.last_output = now;
             self.out.write(stanza);
         }
     }
@@ -257,7 +343,7 @@ impl ClientStream {
     pub fn close(&mut self) {
         if !self.is_closed() {
             self.out.write(STREAM_CLOSE);
-            self.out.push(ConnOutput::Close);
+            self.out.push(ClientOutput::Close);
             self.phase = Phase::Closed;
         }
     }
@@ -274,9 +360,9 @@ impl ClientStream {
         if self.is_closed() {
             return;
         }
-        self.out.push(ConnOutput::Failed(why.to_owned()));
+        self.out.push(ClientOutput::Failed(why.to_owned()));
         self.out.write(STREAM_CLOSE);
-        self.out.push(ConnOutput::Close);
+        self.out.push(ClientOutput::Close);
         self.phase = Phase::Closed;
     }
 
@@ -288,7 +374,7 @@ impl ClientStream {
         match std::mem::replace(&mut self.phase, Phase::Dispatching) {
             Phase::Features if el.is(ns::STREAM, "features") => self.handle_features(&el),
             Phase::AwaitProceed if el.is(ns::TLS, "proceed") => {
-                self.out.push(ConnOutput::StartTls);
+                self.out.push(ClientOutput::StartTls);
                 self.phase = Phase::AwaitTls;
             }
             Phase::AwaitRegister if el.name == "iq" => self.handle_register(&el),
@@ -296,7 +382,7 @@ impl ClientStream {
             Phase::AwaitBind if el.name == "iq" => self.handle_bind(&el),
             Phase::Online => {
                 self.phase = Phase::Online;
-                self.out.push(ConnOutput::Stanza(el));
+                self.out.push(ClientOutput::Stanza(el));
             }
             _ => self.fail(&format!("unexpected <{}/> from server", el.name)),
         }
@@ -498,7 +584,7 @@ impl ClientStream {
             Some(j) => {
                 self.jid = Some(j.clone());
                 self.phase = Phase::Online;
-                self.out.push(ConnOutput::Bound(j));
+                self.out.push(ClientOutput::Online(j));
             }
             None => self.fail("bind result without a valid JID"),
         }
@@ -570,6 +656,42 @@ mod tests {
             let (online, _, hit) = login(&mut w, cfg);
             assert!(online && !hit, "{mech}");
         }
+    }
+
+    /// Negotiation has a deadline; online, an idle stream sends a space.
+    #[test]
+    fn a_stalled_negotiation_fails_and_an_idle_stream_keeps_alive() {
+        let jid = Jid::parse("alice@localhost").expect("jid");
+        let mut stalled = ClientStream::new(
+            ClientConfig::new(jid.clone(), "pw"),
+            Entropy::from_u64(1),
+            1_000,
+            None,
+        );
+        while stalled.poll_output().is_some() {}
+        assert_eq!(stalled.poll_timeout(), Some(61_000));
+        stalled.handle_timeout(60_999);
+        assert!(stalled.poll_output().is_none(), "not yet");
+        stalled.handle_timeout(61_000);
+        let out: Vec<ClientOutput> = std::iter::from_fn(|| stalled.poll_output()).collect();
+        assert!(
+            matches!(out.first(), Some(ClientOutput::Failed(_))),
+            "{out:?}"
+        );
+        assert_eq!(out.last(), Some(&ClientOutput::Close));
+        assert_eq!(stalled.poll_timeout(), None);
+
+        let mut w = World::new(ServerStreamConfig::default(), HubConfig::default());
+        assert!(w.add_user("alice@localhost", "alice-pw"));
+        let id = w.connect_client(ClientConfig::new(jid, "alice-pw"));
+        let c = w.client_mut(id).expect("client");
+        assert!(c.is_online());
+        let due = c.poll_timeout().expect("a keepalive timer");
+        c.send_stanza(due - 1, &Element::new(ns::CLIENT, "presence"));
+        while c.poll_output().is_some() {}
+        assert_eq!(c.poll_timeout(), Some(due - 1 + 60_000), "output moves it");
+        c.handle_timeout(due - 1 + 60_000);
+        assert_eq!(c.poll_output(), Some(ClientOutput::Write(b" ".to_vec())));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Stream machines: c2s (RFC 6120), the server side that accepts clients and
 //! the client side that powers examples, tests and the benchmark tool; and
-//! the server side of external component streams (XEP-0114).
+//! both sides of external component streams (XEP-0114).
 
 #[cfg(test)]
 mod ack_fence_tests;
@@ -8,6 +8,7 @@ mod ack_fence_tests;
 mod auth_tests;
 pub mod client;
 pub mod component;
+pub mod component_client;
 mod csi;
 mod error;
 #[cfg(test)]
@@ -21,8 +22,9 @@ pub mod sm;
 #[cfg(test)]
 mod test_support;
 
-pub use client::{ClientConfig, ClientStream};
+pub use client::{ClientConfig, ClientOutput, ClientStream};
 pub use component::{ComponentSecret, ComponentStream, ComponentStreamConfig};
+pub use component_client::{ComponentClient, ComponentClientConfig, ComponentOutput};
 pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;
 pub use output::ConnOutput;

@@ -53,19 +53,15 @@ pub enum ConnOutput {
         account: String,
         mechanism: Mechanism,
     },
-    /// The stream authenticated and bound this full JID (server side), or the
-    /// client is online as it (client side). From a component stream: the
+    /// The stream authenticated and bound this full JID. From a component
+    /// stream: the
     /// handshake proved the secret for this domain; the driver claims the
     /// domain and answers `ComponentStream::claimed` (or closes with
     /// `<conflict/>`).
     Bound(Jid),
-    /// A stanza: from the client to the hub (server side, `from` stamped and
-    /// `to` normalized; from a component, `from` checked against its
-    /// domain) or from the server to the application (client side).
+    /// A stanza from the client to the hub (`from` stamped and `to`
+    /// normalized; from a component, `from` checked against its domain).
     Stanza(Element),
-    /// Client side only: negotiation failed (the text says why); a `Close`
-    /// follows.
-    Failed(String),
     /// Flush pending writes and close the transport.
     Close,
     /// Server side: stream management with resumption is on under this
@@ -97,42 +93,75 @@ pub enum ConnOutput {
     Fence(u64),
 }
 
-/// An output queue that coalesces consecutive writes, so one read that yields
-/// several replies becomes one `write` syscall.
-#[derive(Debug, Default)]
-pub(crate) struct OutputQueue {
-    queue: VecDeque<ConnOutput>,
+/// What every machine's output type shares: bytes to write. (Each machine
+/// has its own output type, so a driver matches only what its machine can
+/// say.)
+pub(crate) trait Writes: Sized {
+    /// The output that writes `bytes`.
+    fn write(bytes: Vec<u8>) -> Self;
+    /// The bytes of a write output, to append to.
+    fn written(&mut self) -> Option<&mut Vec<u8>>;
 }
 
-impl OutputQueue {
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        if let Some(ConnOutput::Write(buf)) = self.queue.back_mut() {
-            buf.extend_from_slice(bytes);
-        } else {
-            self.queue.push_back(ConnOutput::Write(bytes.to_vec()));
+impl Writes for ConnOutput {
+    fn write(bytes: Vec<u8>) -> Self {
+        ConnOutput::Write(bytes)
+    }
+
+    fn written(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            ConnOutput::Write(buf) => Some(buf),
+            _ => None,
         }
+    }
+}
+
+/// An output queue that coalesces consecutive writes, so one read that yields
+/// several replies becomes one `write` syscall.
+#[derive(Debug)]
+pub(crate) struct OutputQueue<O = ConnOutput> {
+    queue: VecDeque<O>,
+}
+
+impl<O> Default for OutputQueue<O> {
+    fn default() -> Self {
+        OutputQueue {
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+impl<O: Writes> OutputQueue<O> {
+    /// The write at the end of the queue, started if there is none.
+    fn tail(&mut self, capacity: usize) -> &mut Vec<u8> {
+        if self.queue.back_mut().and_then(O::written).is_none() {
+            self.queue.push_back(O::write(Vec::with_capacity(capacity)));
+        }
+        match self.queue.back_mut().and_then(O::written) {
+            Some(buf) => buf,
+            None => unreachable!("a write was just pushed"),
+        }
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        self.tail(bytes.len()).extend_from_slice(bytes);
     }
 
     /// Serialize an element (inside a stream whose default namespace is `default_ns`).
     pub(crate) fn write_element(&mut self, e: &Element, default_ns: &str) {
-        if !matches!(self.queue.back(), Some(ConnOutput::Write(_))) {
-            self.queue
-                .push_back(ConnOutput::Write(Vec::with_capacity(256)));
-        }
-        if let Some(ConnOutput::Write(buf)) = self.queue.back_mut() {
-            if e.ns == ns::STREAM {
-                write_stream_prefixed(e, buf, default_ns);
-            } else {
-                e.write_to(buf, default_ns);
-            }
+        let buf = self.tail(256);
+        if e.ns == ns::STREAM {
+            write_stream_prefixed(e, buf, default_ns);
+        } else {
+            e.write_to(buf, default_ns);
         }
     }
 
-    pub(crate) fn push(&mut self, o: ConnOutput) {
+    pub(crate) fn push(&mut self, o: O) {
         self.queue.push_back(o);
     }
 
-    pub(crate) fn pop(&mut self) -> Option<ConnOutput> {
+    pub(crate) fn pop(&mut self) -> Option<O> {
         let next = self.queue.pop_front();
         if next.is_none() && self.queue.capacity() > 0 {
             // Drained: an idle connection keeps no queue storage (four

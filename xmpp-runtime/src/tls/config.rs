@@ -1,5 +1,5 @@
-//! rustls configurations: the server's, and an insecure client's for the
-//! benchmark client and tests.
+//! rustls configurations: the server's, a verifying client's for
+//! embedders, and an insecure client's for the benchmark client and tests.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -7,10 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{self, CryptoProvider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
-    ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme, SupportedProtocolVersion,
+    ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme,
+    SupportedProtocolVersion,
 };
 
 use super::TlsError;
@@ -195,6 +197,29 @@ fn open(path: &Path) -> Result<BufReader<File>, TlsError> {
         })
 }
 
+/// A client configuration that verifies the server's certificate the
+/// standard way (rustls's webpki verifier): a chain to one of `roots`,
+/// validity dates, and the name the client connects to (the JID's domain).
+/// Ring provider, TLS 1.2 and 1.3, as the server. To trust exactly one
+/// self-signed certificate, put only that certificate in `roots`.
+///
+/// An empty `roots` is refused ([`TlsError::Verifier`]): it would fail
+/// every handshake, which is a configuration mistake, not a policy.
+pub fn verifying_client_config(
+    roots: impl Into<Arc<RootCertStore>>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = provider();
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots.into(), provider.clone())
+        .build()
+        .map_err(TlsError::Verifier)?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(VERSIONS)
+        .map_err(TlsError::Config)?
+        .with_webpki_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// **INSECURE — FOR THE BENCHMARK CLIENT AND TESTS ONLY. NEVER USE IT TO
 /// TALK TO A REAL SERVER.**
 ///
@@ -277,6 +302,20 @@ mod tests {
     fn insecure_client_config_is_buildable() {
         assert!(insecure_client_config_with(VERSIONS).is_ok());
         let _ = insecure_client_config();
+    }
+
+    #[test]
+    fn verifying_client_config_needs_a_root() {
+        let err = verifying_client_config(RootCertStore::empty()).unwrap_err();
+        assert!(matches!(err, TlsError::Verifier(_)), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let paths =
+            super::super::generate_self_signed(&["localhost".to_owned()], dir.path()).unwrap();
+        let mut roots = RootCertStore::empty();
+        for cert in load_certs(&paths.cert).unwrap() {
+            roots.add(cert).unwrap();
+        }
+        assert!(verifying_client_config(roots).is_ok());
     }
 
     #[test]

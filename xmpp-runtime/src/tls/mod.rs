@@ -10,7 +10,10 @@ pub mod config;
 
 pub use binding::{client_channel_binding, client_channel_bindings, server_channel_bindings};
 pub use certs::{generate_self_signed, write_file_atomically, CertPaths};
-pub use config::{insecure_client_config, server_config, server_tls, server_tls_sni, ServerTls};
+pub use config::{
+    insecure_client_config, server_config, server_tls, server_tls_sni, verifying_client_config,
+    ServerTls,
+};
 
 use std::path::PathBuf;
 
@@ -68,4 +71,8 @@ pub enum TlsError {
     /// provider lacks TLS 1.2/1.3 suites).
     #[error("TLS configuration: {0}")]
     Config(#[source] rustls::Error),
+    /// The server-certificate verifier could not be built (no trusted
+    /// root given).
+    #[error("certificate verifier: {0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
 }
