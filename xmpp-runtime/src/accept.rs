@@ -2,45 +2,53 @@
 //! connection limit, TCP_NODELAY, the live-connection count, and backing
 //! off when accepting fails.
 
-use crate::server::Shared;
+use crate::limiters::Limiters;
+use crate::registry::ConnRegistry;
+use crate::settings::SettingsCell;
 use smol::Async;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What an accept loop checks before it serves a connection.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    pub(crate) conns: Arc<ConnRegistry>,
+    /// For the connection limit in force.
+    pub(crate) settings: Arc<SettingsCell>,
+    /// For the refusal log.
+    pub(crate) limiters: Arc<Limiters>,
+}
 
 /// Accept connections until the listener fails; each runs `serve` in its
 /// own task. `kind` names the listener in logs.
 pub(crate) async fn accept_loop<F, Fut>(
     ex: Arc<smol::Executor<'static>>,
     listener: Async<TcpListener>,
-    shared: Arc<Shared>,
+    admission: Admission,
     kind: &'static str,
     serve: F,
 ) where
-    F: Fn(Async<TcpStream>, SocketAddr, Arc<Shared>) -> Fut,
+    F: Fn(Async<TcpStream>, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if shared.live.load(Ordering::Relaxed)
-                    >= shared.max_connections.load(Ordering::Relaxed)
-                {
-                    shared.refusals.refused(
+                if admission.conns.live() >= admission.settings.current().max_connections {
+                    admission.limiters.refusals.refused(
                         Some(peer.ip()),
                         &format_args!("{kind}: max_connections reached"),
                     );
                     continue;
                 }
                 let _ = stream.get_ref().set_nodelay(true);
-                let task = serve(stream, peer, shared.clone());
-                let shared2 = shared.clone();
-                shared2.live.fetch_add(1, Ordering::Relaxed);
+                let task = serve(stream, peer);
+                let live = admission.conns.count();
                 ex.spawn(async move {
                     task.await;
-                    shared2.live.fetch_sub(1, Ordering::Relaxed);
+                    drop(live);
                 })
                 .detach();
             }

@@ -13,8 +13,11 @@
 //! closes the connection after the answer, so the client reads to the end.
 
 use crate::accounts::{account_jid, add_user, delete_user, set_password, AccountError};
-use crate::hub_task::HubMsg;
-use crate::server::Shared;
+use crate::kdf_pool::KdfPool;
+use crate::reload::ReloadHookSlot;
+use crate::router::{HubMsg, Router};
+use crate::settings::SettingsCell;
+use crate::storage::Backend;
 use smol::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use smol::net::unix::{UnixListener, UnixStream};
 use std::io;
@@ -24,6 +27,20 @@ use std::sync::Arc;
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 4096;
+
+/// What the admin socket acts on.
+pub(crate) struct Admin {
+    pub(crate) backend: Arc<dyn Backend>,
+    /// The hosted domains: accounts are made only in these.
+    pub(crate) domains: Vec<String>,
+    /// For the SCRAM iteration count in force.
+    pub(crate) settings: Arc<SettingsCell>,
+    /// Where new passwords are derived.
+    pub(crate) kdf: Arc<KdfPool>,
+    /// To end a deleted account's sessions.
+    pub(crate) router: Arc<Router>,
+    pub(crate) reload_hook: Arc<ReloadHookSlot>,
+}
 
 /// Bind the admin socket, replacing a stale one but never a live one.
 pub(crate) fn bind(path: &Path) -> io::Result<UnixListener> {
@@ -41,17 +58,18 @@ pub(crate) fn bind(path: &Path) -> io::Result<UnixListener> {
     UnixListener::try_from(std_listener)
 }
 
+/// Answer requests until the executor stops.
 pub(crate) async fn serve(
     ex: Arc<smol::Executor<'static>>,
     listener: UnixListener,
-    shared: Arc<Shared>,
+    admin: Arc<Admin>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let shared = shared.clone();
+                let admin = admin.clone();
                 ex.spawn(async move {
-                    if let Err(e) = handle(stream, &shared).await {
+                    if let Err(e) = handle(stream, &admin).await {
                         tracing::warn!(error = %e, "admin request failed");
                     }
                 })
@@ -79,8 +97,8 @@ async fn read_line(r: &mut BufReader<UnixStream>) -> io::Result<String> {
 
 /// The `reload` command: run the embedder's hook on a blocking thread (it
 /// reads files). The answer keeps the message's line breaks.
-async fn serve_reload(stream: UnixStream, shared: &Shared) -> io::Result<()> {
-    let answer = match shared.reload_hook() {
+async fn serve_reload(stream: UnixStream, admin: &Admin) -> io::Result<()> {
+    let answer = match admin.reload_hook.get() {
         None => "error\tthis server does not support reloading its configuration\n".to_owned(),
         Some(hook) => match smol::unblock(move || hook()).await {
             Ok(report) => format!("ok\t{}\n", report.replace('\n', " ")),
@@ -92,16 +110,16 @@ async fn serve_reload(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     w.flush().await
 }
 
-async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
+async fn handle(stream: UnixStream, admin: &Admin) -> io::Result<()> {
     let mut reader = BufReader::new(stream.clone());
     let request = read_line(&mut reader).await?;
     let (command, jid) = request.split_once('\t').unwrap_or((request.as_str(), ""));
     if command == "reload" {
-        return serve_reload(stream, shared).await;
+        return serve_reload(stream, admin).await;
     }
     if command == "snapshot" {
         let dest = std::path::PathBuf::from(jid);
-        let backend = shared.backend.clone();
+        let backend = admin.backend.clone();
         let r = smol::unblock(move || backend.snapshot(&dest)).await;
         let answer = match r {
             Ok(()) => "ok\n".to_owned(),
@@ -112,17 +130,15 @@ async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
         return w.flush().await;
     }
     let command = command.to_owned();
-    let result = match account_jid(jid, &shared.domains) {
+    let result = match account_jid(jid, &admin.domains) {
         Err(e) => Err(e),
         Ok(jid) => match command.as_str() {
             "adduser" | "passwd" => {
                 let password = read_line(&mut reader).await?;
-                let backend = shared.backend.clone();
-                let iterations = shared
-                    .scram_iterations
-                    .load(std::sync::atomic::Ordering::Relaxed);
+                let backend = admin.backend.clone();
+                let iterations = admin.settings.current().scram_iterations;
                 let adding = command == "adduser";
-                shared
+                admin
                     .kdf
                     .run(move || {
                         if adding {
@@ -134,13 +150,13 @@ async fn handle(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                     .await
             }
             "deluser" => {
-                let backend = shared.backend.clone();
+                let backend = admin.backend.clone();
                 let j = jid.clone();
                 let r = smol::unblock(move || delete_user(backend.as_ref(), &j)).await;
                 if r.is_ok() {
                     let account = jid.bare_str();
-                    let p = shared.router.partition(&account);
-                    shared.router.send(p, HubMsg::Kick(account));
+                    let p = admin.router.partition(&account);
+                    admin.router.send(p, HubMsg::Kick(account));
                 }
                 r
             }

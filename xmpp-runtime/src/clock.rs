@@ -41,3 +41,41 @@ pub fn random_seed() -> [u8; 32] {
     }
     seed
 }
+
+/// The timer of a task driving a machine's `poll_timeout`. It is re-armed
+/// only when the machine wants an earlier wake-up: a busy connection's
+/// deadline keeps moving later, and touching the reactor's timer set on
+/// every wake costs more the more sessions are online. A timer that fires
+/// early is simply re-armed.
+#[derive(Debug)]
+pub(crate) struct Alarm {
+    timer: smol::Timer,
+    armed: Option<Millis>,
+}
+
+impl Default for Alarm {
+    fn default() -> Self {
+        Alarm {
+            timer: smol::Timer::never(),
+            armed: None,
+        }
+    }
+}
+
+impl Alarm {
+    /// The machine wants to be woken at `deadline` (if any).
+    pub(crate) fn want(&mut self, deadline: Option<Millis>) {
+        if let Some(want) = deadline {
+            if self.armed.is_none_or(|a| want < a) {
+                self.timer.set_at(instant_for(want));
+                self.armed = Some(want);
+            }
+        }
+    }
+
+    /// Wait until the alarm goes off.
+    pub(crate) async fn ring(&mut self) {
+        (&mut self.timer).await;
+        self.armed = None;
+    }
+}

@@ -7,15 +7,16 @@
 //! it are routed again, so the hub answers them `<service-unavailable/>`
 //! instead of losing them.
 
-use crate::clock::{entropy, instant_for, now_ms};
-use crate::mailbox::Mailbox;
-use crate::server::{ConnMsg, Shared};
+use crate::accept::Admission;
+use crate::clock::{entropy, now_ms, Alarm};
+use crate::mailbox::ConnMsg;
+use crate::registry::ConnRegistry;
+use crate::router::Router;
 use crate::transport::Transport;
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::Async;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use xmpp_core::hub::ConnId;
 use xmpp_core::stream::{ComponentStream, ComponentStreamConfig, ConnOutput, StreamErrorCondition};
@@ -26,20 +27,24 @@ use xmpp_core::stream::{ComponentStream, ComponentStreamConfig, ConnOutput, Stre
 /// component that is away.
 const COMPONENT_MAILBOX_BYTES: usize = 64 * 1024 * 1024;
 
+/// What a component connection uses, shared by all of them.
+pub(crate) struct Components {
+    pub(crate) conns: Arc<ConnRegistry>,
+    pub(crate) router: Arc<Router>,
+    /// The components that may connect, with their secrets.
+    pub(crate) cfg: Arc<ComponentStreamConfig>,
+}
+
 /// Accept component connections until the listener fails.
 pub(crate) async fn accept_loop(
     ex: Arc<smol::Executor<'static>>,
     listener: Async<TcpListener>,
-    shared: Arc<Shared>,
-    cfg: Arc<ComponentStreamConfig>,
+    admission: Admission,
+    ctx: Arc<Components>,
 ) {
-    crate::accept::accept_loop(
-        ex,
-        listener,
-        shared,
-        "component",
-        move |tcp, peer, shared| run(tcp, peer, shared, cfg.clone()),
-    )
+    crate::accept::accept_loop(ex, listener, admission, "component", move |tcp, peer| {
+        run(tcp, peer, ctx.clone())
+    })
     .await
 }
 
@@ -49,21 +54,14 @@ enum Wake {
     Timer,
 }
 
-async fn run(
-    tcp: Async<TcpStream>,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    cfg: Arc<ComponentStreamConfig>,
-) {
-    let conn_id: ConnId = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+async fn run(tcp: Async<TcpStream>, peer: SocketAddr, ctx: Arc<Components>) {
+    let conn_id: ConnId = ctx.conns.next_id();
     let mut transport = Transport::Plain(tcp);
-    let mailbox = Arc::new(Mailbox::with_limit(COMPONENT_MAILBOX_BYTES));
-    shared.conns().insert(conn_id, mailbox.clone());
-    let mut stream = ComponentStream::new(cfg, entropy(), now_ms());
+    let mailbox = ctx.conns.open(conn_id, COMPONENT_MAILBOX_BYTES);
+    let mut stream = ComponentStream::new(ctx.cfg.clone(), entropy(), now_ms());
     // The domain this connection serves, once claimed.
     let mut claimed: Option<String> = None;
-    let mut timer = smol::Timer::never();
-    let mut armed: Option<xmpp_core::time::Millis> = None;
+    let mut alarm = Alarm::default();
     tracing::debug!(conn = conn_id, %peer, "component connection");
 
     'conn: loop {
@@ -76,7 +74,7 @@ async fn run(
                 }
                 ConnOutput::Bound(jid) => {
                     let domain = jid.domain().to_owned();
-                    if shared
+                    if ctx
                         .router
                         .claim_component(&domain, conn_id, mailbox.clone())
                     {
@@ -90,7 +88,7 @@ async fn run(
                 }
                 // Waits while the partition is behind, reading nothing
                 // more meanwhile: TCP pushes back on the component.
-                ConnOutput::Stanza(el) => shared.router.route_from_peer(el).await,
+                ConnOutput::Stanza(el) => ctx.router.route_from_peer(el).await,
                 ConnOutput::Close => {
                     let _ = transport.flush().await;
                     let _ = transport.close().await;
@@ -121,12 +119,7 @@ async fn run(
             tracing::warn!(%peer, "component not reading fast enough; disconnecting");
             break;
         }
-        if let Some(want) = stream.poll_timeout() {
-            if armed.is_none_or(|a| want < a) {
-                timer.set_at(instant_for(want));
-                armed = Some(want);
-            }
-        }
+        alarm.want(stream.poll_timeout());
         let read = async {
             Wake::Read(
                 transport
@@ -136,7 +129,7 @@ async fn run(
         };
         let msg = async { Wake::Msgs(mailbox.recv_all().await) };
         let tick = async {
-            (&mut timer).await;
+            alarm.ring().await;
             Wake::Timer
         };
         match read.or(msg).or(tick).await {
@@ -158,22 +151,19 @@ async fn run(
                     }
                 }
             }
-            Wake::Timer => {
-                armed = None;
-                stream.handle_timeout(now_ms());
-            }
+            Wake::Timer => stream.handle_timeout(now_ms()),
         }
     }
     // Unclaim first, so that what was queued for us, routed again, reaches
     // the hub and is answered instead of coming back here.
     if let Some(domain) = &claimed {
-        shared.router.release_component(domain, conn_id);
+        ctx.router.release_component(domain, conn_id);
         tracing::info!(%domain, %peer, "component disconnected");
     }
-    shared.forget_conn(conn_id);
+    ctx.conns.forget(conn_id);
     for msg in mailbox.close_and_take() {
         if let ConnMsg::Deliver(el) = msg {
-            shared.router.route(*el);
+            ctx.router.route(*el);
         }
     }
 }

@@ -3,21 +3,18 @@
 //! an executor thread.
 
 use crate::clock::{instant_for, now_ms};
-use crate::credit::Credit;
 use crate::fences::Fences;
-use crate::mailbox::{Mailbox, Refused};
-use crate::server::{ConnMsg, Shared};
-use smol::channel::{Receiver, Sender};
+use crate::mailbox::{ConnMsg, Mailbox, Refused};
+use crate::router::{HubMsg, Router};
+use crate::storage::Backend;
+use smol::channel::Receiver;
 use smol::future::FutureExt;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput, Notice};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput};
 use xmpp_core::jid::Jid;
 use xmpp_core::spare::ReleaseSpare;
-use xmpp_core::storage::{RequestId, StorageRequest, StorageResult};
+use xmpp_core::storage::{RequestId, StorageRequest};
 use xmpp_core::stream::sm::{is_redelivery, undeliverable};
 use xmpp_core::stream::StreamErrorCondition;
 use xmpp_core::Element;
@@ -82,291 +79,22 @@ impl StorageQueue {
     }
 }
 
-/// Input to a hub partition.
-#[derive(Debug)]
-pub(crate) enum HubMsg {
-    Bound {
-        conn: ConnId,
-        jid: Jid,
-        mailbox: Arc<Mailbox>,
-    },
-    Closed(ConnId),
-    /// The session's connection broke; it waits to be resumed (XEP-0198),
-    /// with these messages unacknowledged.
-    Hibernated(ConnId, Vec<Element>),
-    /// A hibernated session continues on a new connection.
-    Resumed(ConnId),
-    /// The client has the page of offline messages last sent to it.
-    PageDelivered(ConnId),
-    /// An unacknowledged message of a session that ended (XEP-0198).
-    Redeliver(Element),
-    /// A stanza from a session, with the bytes of partition credit its
-    /// connection took for it (returned once processed).
-    FromSession(ConnId, Element, usize),
-    Routed(Element),
-    /// A stanza from a peer that is not a session (an external component),
-    /// with the bytes of partition credit its connection took for it: a
-    /// component serves a whole domain and writes as fast as it likes, so
-    /// it draws on the same budget as clients.
-    FromPeer(Element, usize),
-    /// The results of one storage batch (group commit), in request order:
-    /// one message rather than one per request, so a burst of archive
-    /// writes wakes the partition once.
-    Storage(Vec<(RequestId, StorageResult)>),
-    Notice(Notice),
-    Kick(String),
-    Shutdown,
-    /// XEP-0198: a connection's durability fence, behind its stanzas
-    /// (see `fences.rs`); answered with `ConnMsg::FenceDone(seq)`.
-    Fence {
-        conn: ConnId,
-        seq: u64,
-    },
-    /// Partition `from` routed stanzas here before its fence `join` left
-    /// its hub: report `FenceDone(join)` once they are durable here.
-    RemoteFence {
-        from: usize,
-        join: u64,
-    },
-    /// A branch of this partition's fence `join` is back.
-    FenceDone(u64),
-}
-
-/// A connected external component (XEP-0114).
-struct Component {
-    conn: ConnId,
-    mailbox: Arc<Mailbox>,
-}
-
-/// Finds the partition that owns a JID and sends it work; stanzas for a
-/// connected component go straight to its connection.
-pub(crate) struct Router {
-    parts: Vec<Sender<HubMsg>>,
-    /// Per partition: bytes of client stanzas queued (`credit.rs`).
-    credits: Vec<Credit>,
-    /// The configured component domains (fixed at start): only stanzas for
-    /// these ever look at `components`, so user traffic takes no lock.
-    component_domains: HashSet<String>,
-    /// Connected components by domain.
-    components: RwLock<HashMap<String, Component>>,
-    /// Hub work not finished yet: messages queued for or being processed by
-    /// a partition, and storage requests awaiting their result. Counted up
-    /// before the work that causes it is counted down, so zero means quiet
-    /// (what shutdown waits for: a queue can be empty while the account a
-    /// message needs is still loading). Relaxed suffices: one counter, and
-    /// each increment is sequenced before the decrement of its cause.
-    work: AtomicUsize,
-}
-
-impl Router {
-    pub(crate) fn new(
-        n: usize,
-        component_domains: HashSet<String>,
-        queue_bytes: usize,
-    ) -> (Router, Vec<Receiver<HubMsg>>) {
-        let (parts, rxs) = (0..n).map(|_| smol::channel::unbounded()).unzip();
-        let router = Router {
-            parts,
-            credits: (0..n).map(|_| Credit::new(queue_bytes)).collect(),
-            component_domains,
-            components: RwLock::new(HashMap::new()),
-            work: AtomicUsize::new(0),
-        };
-        (router, rxs)
-    }
-
-    /// Make `conn` the component serving `domain`; false when another
-    /// connection already does (XEP-0114: `<conflict/>`).
-    pub(crate) fn claim_component(
-        &self,
-        domain: &str,
-        conn: ConnId,
-        mailbox: Arc<Mailbox>,
-    ) -> bool {
-        let mut map = self.components.write().unwrap_or_else(|e| e.into_inner());
-        if map.contains_key(domain) {
-            return false;
-        }
-        map.insert(domain.to_owned(), Component { conn, mailbox });
-        true
-    }
-
-    /// `conn` no longer serves `domain` (if it did).
-    pub(crate) fn release_component(&self, domain: &str, conn: ConnId) {
-        let mut map = self.components.write().unwrap_or_else(|e| e.into_inner());
-        if map.get(domain).is_some_and(|c| c.conn == conn) {
-            map.remove(domain);
-        }
-    }
-
-    /// The partition of a bare JID (or domain) string.
-    pub(crate) fn partition(&self, bare: &str) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        bare.hash(&mut h);
-        (h.finish() % self.parts.len() as u64) as usize
-    }
-
-    pub(crate) fn send(&self, partition: usize, msg: HubMsg) {
-        if let Some(p) = self.parts.get(partition) {
-            self.work.fetch_add(1, Ordering::Relaxed);
-            if p.try_send(msg).is_err() {
-                self.work.fetch_sub(1, Ordering::Relaxed);
-                tracing::warn!(partition, "hub partition gone; message dropped");
-            }
-        }
-    }
-
-    /// Hand a session's stanza to its partition once the partition has
-    /// room for it: the only send that waits, and only connection tasks
-    /// call it (see `credit.rs` for why this cannot deadlock).
-    pub(crate) async fn hand_over(&self, partition: usize, conn: ConnId, stanza: Element) {
-        let Some(credit) = self.credits.get(partition) else {
-            return;
-        };
-        let n = stanza.approx_size();
-        credit.acquire(n).await;
-        self.send(partition, HubMsg::FromSession(conn, stanza, n));
-    }
-
-    /// The byte budget of `partition`'s queue.
-    fn queue_bytes(&self, partition: usize) -> usize {
-        self.credits.get(partition).map_or(0, Credit::limit)
-    }
-
-    /// Every partition's byte budget, changed by a configuration reload;
-    /// the old one.
-    pub(crate) fn set_queue_bytes(&self, bytes: usize) -> usize {
-        let old = self.queue_bytes(0);
-        for credit in &self.credits {
-            credit.set_limit(bytes);
-        }
-        old
-    }
-
-    /// A partition processed a session's stanza of `n` bytes.
-    fn returned(&self, partition: usize, n: usize) {
-        if let Some(credit) = self.credits.get(partition) {
-            credit.release(n);
-        }
-    }
-
-    /// One unit of work (a partition message, a storage request) is done.
-    fn done(&self) {
-        self.work.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Route a stanza: to its component's connection when its `to` is a
-    /// connected component's domain, else to the partition owning its `to`
-    /// (which also answers for components that are away).
-    pub(crate) fn route(&self, stanza: Element) {
-        self.route_to(stanza);
-    }
-
-    /// [`route`](Self::route), telling which partition got the stanza
-    /// (`None`: a component's connection).
-    pub(crate) fn route_to(&self, stanza: Element) -> Option<usize> {
-        match self.destination(stanza) {
-            Destination::Component => None,
-            Destination::Partition(p, stanza) => {
-                self.send(p, HubMsg::Routed(stanza));
-                Some(p)
-            }
-        }
-    }
-
-    /// Route a stanza a peer connection (a component) sent: like
-    /// [`route`](Self::route), but a stanza for a partition waits for room
-    /// in its budget first, as a client's does (see `credit.rs`). Only
-    /// connection tasks call it.
-    pub(crate) async fn route_from_peer(&self, stanza: Element) {
-        let Destination::Partition(p, stanza) = self.destination(stanza) else {
-            return;
-        };
-        let Some(credit) = self.credits.get(p) else {
-            return;
-        };
-        let n = stanza.approx_size();
-        credit.acquire(n).await;
-        self.send(p, HubMsg::FromPeer(stanza, n));
-    }
-
-    /// Hand the stanza to its component if it has one that is connected,
-    /// else name the partition owning its `to`.
-    fn destination(&self, stanza: Element) -> Destination {
-        let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
-        let stanza = match &to {
-            Some(to) if self.component_domains.contains(to.domain()) => {
-                match self.to_component(to.domain(), stanza) {
-                    Ok(()) => return Destination::Component,
-                    Err(s) => s,
-                }
-            }
-            _ => stanza,
-        };
-        let key = to.map(|j| j.bare_str()).unwrap_or_default();
-        Destination::Partition(self.partition(&key), stanza)
-    }
-
-    /// Hand a stanza to the component serving `domain`; back when there is
-    /// none (or it just went away).
-    fn to_component(&self, domain: &str, stanza: Element) -> Result<(), Element> {
-        let map = self.components.read().unwrap_or_else(|e| e.into_inner());
-        let Some(c) = map.get(domain) else {
-            return Err(stanza);
-        };
-        match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
-            Ok(()) => Ok(()),
-            Err(ConnMsg::Deliver(s)) => Err(*s),
-            Err(
-                ConnMsg::Close(_)
-                | ConnMsg::Release(_)
-                | ConnMsg::Drained
-                | ConnMsg::PageMark
-                | ConnMsg::FenceDone(_)
-                | ConnMsg::HibernationNoted,
-            ) => Ok(()),
-        }
-    }
-
-    pub(crate) fn broadcast(&self, msg: impl Fn() -> HubMsg) {
-        for i in 0..self.parts.len() {
-            self.send(i, msg());
-        }
-    }
-
-    /// Wait (bounded) until the hub is quiet: every message processed and
-    /// every storage request answered, including those caused by others.
-    pub(crate) fn drain(&self, max: Duration) {
-        let deadline = std::time::Instant::now() + max;
-        while self.work.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-/// Where [`Router::destination`] sent a stanza.
-enum Destination {
-    /// Into a connected component's mailbox.
-    Component,
-    /// To this partition (not sent yet).
-    Partition(usize, Element),
-}
-
 /// Spawn one task (and one storage thread) per partition.
 pub(crate) fn spawn_partitions(
     ex: &smol::Executor<'static>,
-    shared: &Arc<Shared>,
+    router: &Arc<Router>,
+    backend: &Arc<dyn Backend>,
     cfg: Arc<HubConfig>,
     receivers: Vec<Receiver<HubMsg>>,
 ) {
     for (i, rx) in receivers.into_iter().enumerate() {
-        let storage = storage_worker(i, shared.clone());
+        let storage = storage_worker(i, router.clone(), backend.clone());
         let mut hub = Hub::new(cfg.clone());
         hub.set_entropy(crate::clock::entropy());
         // Partitions share one store: one of them runs the retention purge.
         hub.set_partition(i);
-        let parts = PartitionState::new(i, shared.router.parts.len());
-        ex.spawn(run_partition(parts, hub, rx, storage, shared.clone()))
+        let parts = PartitionState::new(i, router.partitions());
+        ex.spawn(run_partition(parts, hub, rx, storage, router.clone()))
             .detach();
     }
 }
@@ -374,7 +102,8 @@ pub(crate) fn spawn_partitions(
 /// A thread executing one partition's storage requests in FIFO order.
 fn storage_worker(
     partition: usize,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
+    backend: Arc<dyn Backend>,
 ) -> std::sync::mpsc::Sender<(RequestId, StorageRequest)> {
     let (tx, rx) = std::sync::mpsc::channel::<(RequestId, StorageRequest)>();
     let spawned = std::thread::Builder::new()
@@ -397,7 +126,7 @@ fn storage_worker(
                         _ => None,
                     })
                     .collect();
-                let results = shared.backend.execute_batch(reqs);
+                let results = backend.execute_batch(reqs);
                 for (result, offline_for) in results.iter().zip(offline) {
                     if let Some(account) = offline_for {
                         tracing::debug!(%account, ?result, "offline message stored");
@@ -405,10 +134,10 @@ fn storage_worker(
                 }
                 let answered = ids.len();
                 let answers = ids.into_iter().zip(results).collect();
-                shared.router.send(partition, HubMsg::Storage(answers));
+                router.send(partition, HubMsg::Storage(answers));
                 // Each request was outstanding work until now.
                 for _ in 0..answered {
-                    shared.router.done();
+                    router.done();
                 }
             }
         });
@@ -452,7 +181,7 @@ async fn run_partition(
     mut hub: Hub,
     rx: Receiver<HubMsg>,
     storage: std::sync::mpsc::Sender<(RequestId, StorageRequest)>,
-    shared: Arc<Shared>,
+    router: Arc<Router>,
 ) {
     let mut storage = StorageQueue {
         tx: storage,
@@ -486,7 +215,7 @@ async fn run_partition(
         let now = now_ms();
         let Some(msg) = msg else {
             hub.handle_timeout(now);
-            drain_outputs(&mut st, &mut hub, &mut storage, &shared);
+            drain_outputs(&mut st, &mut hub, &mut storage, &router);
             continue;
         };
         // Credit a session's stanza took, returned once it is processed.
@@ -546,17 +275,17 @@ async fn run_partition(
                 st.fences_complete(complete);
             }
         }
-        drain_outputs(&mut st, &mut hub, &mut storage, &shared);
+        drain_outputs(&mut st, &mut hub, &mut storage, &router);
         owed += credit;
         // Stanzas held for accounts still loading may take one budget (they
         // wait for a single storage read, not a commit).
-        let budget = shared.router.queue_bytes(st.index);
+        let budget = router.queue_bytes(st.index);
         if owed > 0 && storage.keeps_up(budget) && hub.held_bytes() <= budget {
-            shared.router.returned(st.index, owed);
+            router.returned(st.index, owed);
             owed = 0;
         }
         // One message of the router's outstanding work is done.
-        shared.router.done();
+        router.done();
     }
 }
 
@@ -565,18 +294,18 @@ fn drain_outputs(
     st: &mut PartitionState,
     hub: &mut Hub,
     storage: &mut StorageQueue,
-    shared: &Shared,
+    router: &Router,
 ) {
     // Stanzas refused by a full mailbox, with their connection.
     let mut refused: Vec<(ConnId, Box<Element>)> = Vec::new();
     loop {
         while let Some(out) = hub.poll_output() {
-            perform(st, out, storage, shared, &mut refused);
+            perform(st, out, storage, router, &mut refused);
         }
         if refused.is_empty() {
             break;
         }
-        end_overflowed(hub, &st.conns, shared, std::mem::take(&mut refused));
+        end_overflowed(hub, &st.conns, router, std::mem::take(&mut refused));
     }
     // `Drained` is the last message an ended connection gets, once the
     // hub can no longer deliver to it (its end may wait for an account
@@ -604,7 +333,7 @@ fn drain_outputs(
 fn end_overflowed(
     hub: &mut Hub,
     conns: &HashMap<ConnId, Arc<Mailbox>>,
-    shared: &Shared,
+    router: &Router,
     refused: Vec<(ConnId, Box<Element>)>,
 ) {
     let now = now_ms();
@@ -638,7 +367,7 @@ fn end_overflowed(
         if is_redelivery(&s) {
             hub.redeliver(now, s);
         } else {
-            shared.router.route(s);
+            router.route(s);
         }
     }
 }
@@ -648,7 +377,7 @@ fn perform(
     st: &mut PartitionState,
     out: HubOutput,
     storage: &mut StorageQueue,
-    shared: &Shared,
+    router: &Router,
     refused: &mut Vec<(ConnId, Box<Element>)>,
 ) {
     let index = st.index;
@@ -671,14 +400,14 @@ fn perform(
             }
         }
         HubOutput::Route(stanza) => {
-            if let Some(p) = shared.router.route_to(stanza) {
+            if let Some(p) = router.route_to(stanza) {
                 st.fences.routed_to(p);
             }
         }
         HubOutput::Forward { owner, notice } => {
-            let p = shared.router.partition(&owner);
+            let p = router.partition(&owner);
             st.fences.routed_to(p);
-            shared.router.send(p, HubMsg::Notice(notice));
+            router.send(p, HubMsg::Notice(notice));
         }
         HubOutput::Fence(fence) => {
             let returned = st.fences.returned(fence);
@@ -690,20 +419,18 @@ fn perform(
             );
             for p in returned.branches {
                 let join = returned.join;
-                shared
-                    .router
-                    .send(p, HubMsg::RemoteFence { from: index, join });
+                router.send(p, HubMsg::RemoteFence { from: index, join });
             }
             if let Some((p, join)) = returned.report {
-                shared.router.send(p, HubMsg::FenceDone(join));
+                router.send(p, HubMsg::FenceDone(join));
             }
             st.fences_complete(returned.complete);
         }
         HubOutput::Storage { id, request } => {
-            shared.router.work.fetch_add(1, Ordering::Relaxed);
+            router.work_added();
             let bytes = request.approx_bytes();
             if storage.tx.send((id, request)).is_err() {
-                shared.router.done();
+                router.done();
                 tracing::error!(partition = index, "storage worker gone");
             } else {
                 storage.sent(bytes);

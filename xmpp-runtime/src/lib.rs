@@ -5,38 +5,60 @@
 //! `ComponentStream`); accounts are spread over hub partitions (one task and
 //! one storage thread each) by bare JID, so routing work scales across
 //! executor threads.
+//!
+//! The modules form three layers, and a module uses only modules of its own
+//! layer or of the layers before it, never in a circle (`layering.rs`
+//! checks both): values and leaf services (configuration and the settings a
+//! reload swaps, mailboxes, the connection registry, the router to the
+//! partitions, storage, TLS, the per-address limiters); then the tasks (hub
+//! partitions, client and component connections, the accept loops); then
+//! reloading, the admin socket and starting a server.
 
-mod accept;
+// Values and leaf services.
 pub mod accounts;
 pub mod address_limits;
-pub mod admin;
 pub mod auth_throttle;
 pub mod client;
 pub mod clock;
-mod component;
 pub mod component_client;
+mod config;
 pub mod conn_gate;
 mod conn_storage;
-mod connection;
 mod credit;
 pub mod decoy_secret;
 mod fences;
-mod hub_task;
 mod kdf_pool;
+mod limiters;
 mod mailbox;
-mod memory;
 pub mod rate_limit;
 mod refusal_log;
 pub mod registration;
-pub mod reload;
-mod resumption;
-mod send;
-pub mod server;
-mod session_end;
+mod registry;
+mod router;
+mod settings;
 mod sm_registry;
 pub mod storage;
 pub mod tls;
 mod transport;
+
+// Tasks and what they do.
+mod accept;
+mod account_ops;
+mod component;
+mod connection;
+mod hub_task;
+mod memory;
+mod resumption;
+mod send;
+mod session_end;
+
+// Reloading, the admin socket and starting a server.
+pub mod admin;
+pub mod reload;
+pub mod server;
+
+#[cfg(test)]
+mod layering;
 
 pub use address_limits::AddressLimits;
 pub use rate_limit::RateLimit;

@@ -14,10 +14,44 @@
 //! the connection, woken even in the middle of a write, ends its stream
 //! with `resource-constraint`.
 
-use crate::server::ConnMsg;
 use event_listener::Event;
 use std::sync::{Mutex, MutexGuard};
+use xmpp_core::stream::{StreamErrorCondition, SuspendedSession};
 use xmpp_core::Element;
+
+/// A message to a connection task.
+#[derive(Debug)]
+pub(crate) enum ConnMsg {
+    /// Write this stanza to the client. Boxed so each connection's queue
+    /// slots stay pointer-sized (queues allocate slots in blocks).
+    Deliver(Box<xmpp_core::Element>),
+    /// Close the stream (with an error condition, or gracefully).
+    Close(Option<StreamErrorCondition>),
+    /// Another connection resumes this session (XEP-0198): give it up.
+    Release(smol::channel::Sender<Released>),
+    /// The hub let go of this connection's session (its answer to
+    /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
+    /// after this, so what came before can be rerouted.
+    Drained,
+    /// The hub delivered a page of offline messages (the `Deliver`s before
+    /// this): tell it, through `HubMsg::PageDelivered`, once the client has
+    /// them (`ServerStream::mark_page`).
+    PageMark,
+    /// XEP-0198: the connection's fence `seq` is back; everything its
+    /// session sent before it is durable (`ServerStream::fence_done`).
+    FenceDone(u64),
+    /// The hub knows the session hibernates (`HubOutput::HibernationNoted`):
+    /// stanzas after this need no report.
+    HibernationNoted,
+}
+
+/// What the connection holding a resumable session gives up to the one
+/// resuming it (XEP-0198, `resumption.rs`).
+#[derive(Debug)]
+pub(crate) struct Released {
+    pub(crate) session: SuspendedSession,
+    pub(crate) partition: usize,
+}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -328,7 +362,7 @@ mod tests {
     #[test]
     fn closing_drops_a_queued_release_so_its_resumer_hears_at_once() {
         let m = Mailbox::default();
-        let (tx, rx) = smol::channel::bounded::<crate::resumption::Released>(1);
+        let (tx, rx) = smol::channel::bounded::<Released>(1);
         m.send(deliver("1"));
         m.send(ConnMsg::Release(tx));
         let left = m.close_and_take();

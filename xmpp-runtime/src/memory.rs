@@ -10,8 +10,7 @@
 //! (mimalloc was measured too: 57 MiB fresh and 415 MiB after the same
 //! peak, so the system allocator stays.)
 
-use crate::server::Shared;
-use std::sync::atomic::Ordering;
+use crate::registry::ConnRegistry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,12 +25,12 @@ const TRIM_AT_LEAST_EVERY: Duration = Duration::from_secs(300);
 
 /// Trim the allocator whenever enough connections have closed; runs until
 /// the executor stops.
-pub(crate) async fn release_after_peaks(shared: Arc<Shared>) {
+pub(crate) async fn release_after_peaks(conns: Arc<ConnRegistry>) {
     let mut closed_at_trim = 0u64;
     let mut last_trim = Instant::now();
     loop {
         smol::Timer::after(CHECK_EVERY).await;
-        let closed = closed_connections(&shared);
+        let closed = conns.closed();
         let newly = closed.saturating_sub(closed_at_trim);
         let due =
             newly >= TRIM_AFTER_CLOSED || (newly > 0 && last_trim.elapsed() >= TRIM_AT_LEAST_EVERY);
@@ -50,14 +49,6 @@ pub(crate) async fn release_after_peaks(shared: Arc<Shared>) {
             "returned free memory to the system"
         );
     }
-}
-
-/// Connections that have ended so far: every accepted connection took an
-/// id, and `live` counts those still running.
-fn closed_connections(shared: &Shared) -> u64 {
-    let accepted = shared.next_conn.load(Ordering::Relaxed).saturating_sub(1);
-    let live = u64::try_from(shared.live.load(Ordering::Relaxed)).unwrap_or(u64::MAX);
-    accepted.saturating_sub(live)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

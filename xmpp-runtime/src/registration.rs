@@ -1,20 +1,12 @@
-//! XEP-0077 account operations for c2s streams: the per-address limit on
-//! new accounts (an IPv6 /64 counts as one address), the failure backoff
-//! shared with authentication (every refused or failed registration counts,
-//! so probing names or hammering the limit slows down), a check that the
-//! name is free before any PBKDF2 run, then the same credential derivation
-//! and store calls as `vireo adduser`/`passwd` ([`crate::accounts`]) in the
-//! bounded key-derivation pool, because PBKDF2 is deliberately slow.
+//! The per-address limit on in-band registrations (XEP-0077): an IPv6 /64
+//! counts as one address. The operations it limits are in
+//! `account_ops.rs`.
 
-use crate::accounts::{add_user, set_password, AccountError};
 use crate::clock::now_ms;
-use crate::server::Shared;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use xmpp_core::jid::Jid;
-use xmpp_core::modules::register::{AccountOp, AccountOpResult, RegistrationThrottle};
-use xmpp_core::storage::{StorageRequest, StorageResult};
+use xmpp_core::modules::register::RegistrationThrottle;
 use xmpp_core::throttle::address_key;
 
 /// The limit on in-band registrations per client address.
@@ -74,7 +66,7 @@ impl Registrations {
 
     /// Reserve a registration for `peer` now; the time of the reservation,
     /// `Ok(None)` for an exempt or unknown address, `Err` when too soon.
-    fn acquire(&self, peer: Option<IpAddr>) -> Result<Option<(IpAddr, u64)>, ()> {
+    pub(crate) fn acquire(&self, peer: Option<IpAddr>) -> Result<Option<(IpAddr, u64)>, ()> {
         let Some(ip) = peer.map(|p| p.to_canonical()) else {
             return Ok(None);
         };
@@ -89,90 +81,10 @@ impl Registrations {
         Ok(Some((ip, now)))
     }
 
-    fn release(&self, reservation: Option<(IpAddr, u64)>) {
+    pub(crate) fn release(&self, reservation: Option<(IpAddr, u64)>) {
         if let Some((ip, at)) = reservation {
             self.lock().0.release(&ip, at);
         }
-    }
-}
-
-/// Perform `op` for a stream whose peer is `peer`.
-pub(crate) async fn perform(
-    shared: &Shared,
-    peer: Option<IpAddr>,
-    op: AccountOp,
-) -> AccountOpResult {
-    let Ok(jid) = Jid::parse(op.account()) else {
-        return AccountOpResult::Failed(format!("invalid account {:?}", op.account()));
-    };
-    let iterations = shared
-        .scram_iterations
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let backend = shared.backend.clone();
-    match op {
-        AccountOp::Register { password, .. } => {
-            let account = jid.bare_str();
-            let wait = shared.auth_throttle.wait(peer, None, now_ms());
-            if wait > 0 {
-                smol::Timer::after(std::time::Duration::from_millis(wait)).await;
-            }
-            let failed = |reason: &str| {
-                shared
-                    .auth_throttle
-                    .registration_failed(peer, &account, reason, now_ms())
-            };
-            let Ok(reservation) = shared.registrations.acquire(peer) else {
-                tracing::info!(account = %jid, ?peer, "in-band registration refused: too soon after the last from this address");
-                failed("throttled");
-                return AccountOpResult::Throttled;
-            };
-            // A taken name costs a read, not a PBKDF2 run.
-            let lookup = backend.clone();
-            let name = account.clone();
-            let existing = smol::unblock(move || {
-                lookup.execute(StorageRequest::LoadCredentials { account: name })
-            })
-            .await;
-            if matches!(existing, StorageResult::Credentials(Some(_))) {
-                shared.registrations.release(reservation);
-                failed("conflict");
-                return AccountOpResult::Conflict;
-            }
-            let created = jid.clone();
-            let result = shared
-                .kdf
-                .run(move || add_user(backend.as_ref(), &created, &password, iterations))
-                .await;
-            if result.is_ok() {
-                tracing::info!(account = %jid, ?peer, "account registered in-band (XEP-0077)");
-            } else {
-                shared.registrations.release(reservation);
-                if matches!(result, Err(AccountError::Exists(_))) {
-                    failed("conflict");
-                }
-            }
-            outcome(result)
-        }
-        AccountOp::SetPassword { password, .. } => {
-            let account = jid.clone();
-            let result = shared
-                .kdf
-                .run(move || set_password(backend.as_ref(), &account, &password, iterations))
-                .await;
-            if result.is_ok() {
-                tracing::info!(account = %jid, "password changed in-band (XEP-0077)");
-            }
-            outcome(result)
-        }
-    }
-}
-
-fn outcome(result: Result<(), AccountError>) -> AccountOpResult {
-    match result {
-        Ok(()) => AccountOpResult::Done,
-        Err(AccountError::Exists(_)) => AccountOpResult::Conflict,
-        Err(AccountError::NotFound(_)) => AccountOpResult::NotFound,
-        Err(e) => AccountOpResult::Failed(e.to_string()),
     }
 }
 

@@ -6,11 +6,14 @@
 //! accepted with; connections accepted (and STARTTLS upgrades started) after
 //! [`ServerHandle::reload`] use the new ones.
 
-use crate::server::{RuntimeConfig, Shared};
+use crate::config::{ComponentListener, RuntimeConfig};
+use crate::limiters::Limiters;
+use crate::router::Router;
+use crate::settings::{Settings, SettingsCell};
+use crate::tls::ServerTls;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use xmpp_core::stream::ServerStreamConfig;
 
 /// Called by the admin socket's `reload` command (on a blocking thread): the
@@ -18,6 +21,22 @@ use xmpp_core::stream::ServerStreamConfig;
 /// [`ServerHandle::reload`] and returns the report to show the operator, or
 /// the error (the server then keeps running as it was).
 pub type ReloadHook = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// Where the admin socket finds the reload hook.
+#[derive(Default)]
+pub(crate) struct ReloadHookSlot(RwLock<Option<ReloadHook>>);
+
+impl ReloadHookSlot {
+    /// The hook, if one is installed.
+    pub(crate) fn get(&self) -> Option<ReloadHook> {
+        // A poisoned lock still holds a whole value.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, hook: Option<ReloadHook>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+}
 
 /// One setting that changed, with a human-readable detail
 /// (e.g. `max_connections`, `20000 -> 100`).
@@ -84,7 +103,14 @@ impl fmt::Display for ReloadReport {
 /// installing the admin socket's reload hook.
 #[derive(Clone)]
 pub struct ServerHandle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) settings: Arc<SettingsCell>,
+    /// For the partitions' byte budget.
+    pub(crate) router: Arc<Router>,
+    pub(crate) limiters: Arc<Limiters>,
+    /// The configuration the server started with: a reload compares the
+    /// settings that need a restart against it.
+    pub(crate) started: Arc<RuntimeConfig>,
+    pub(crate) reload_hook: Arc<ReloadHookSlot>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -118,21 +144,13 @@ fn seconds(ms: Option<u64>) -> String {
 impl ServerHandle {
     /// Install (or replace) what the admin socket's `reload` command calls.
     pub fn set_reload_hook(&self, hook: ReloadHook) {
-        *self
-            .shared
-            .reload_hook
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(hook);
+        self.reload_hook.set(Some(hook));
     }
 
     /// Remove the reload hook (it usually holds a handle on the server, so
     /// removing it breaks that reference cycle).
     pub fn clear_reload_hook(&self) {
-        *self
-            .shared
-            .reload_hook
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.reload_hook.set(None);
     }
 
     /// Apply `new` to the running server. Certificate and key, connection
@@ -147,335 +165,331 @@ impl ServerHandle {
     /// advertised stream features depend on it); replacing the certificate
     /// of a server that has one does not.
     pub fn reload(&self, new: &RuntimeConfig) -> ReloadReport {
-        let shared = &self.shared;
-        let started = &shared.started;
-        let mut report = ReloadReport::default();
-        let restart = |report: &mut ReloadReport, c: Change| report.needs_restart.push(c);
-
-        // Settings fixed at start.
-        if new.bind != started.bind {
-            restart(&mut report, Change::new("bind", started.bind, new.bind));
-        }
-        if new.c2s_port != started.c2s_port {
-            restart(
-                &mut report,
-                Change::new("c2s_port", started.c2s_port, new.c2s_port),
-            );
-        }
-        if new.c2s_tls_port != started.c2s_tls_port {
-            let show = |p: Option<u16>| p.map_or_else(|| "none".to_owned(), |p| p.to_string());
-            restart(
-                &mut report,
-                Change::new(
-                    "c2s_tls_port",
-                    show(started.c2s_tls_port),
-                    show(new.c2s_tls_port),
-                ),
-            );
-        }
-        if new.threads != started.threads {
-            restart(
-                &mut report,
-                Change::new("threads", started.threads, new.threads),
-            );
-        }
-        if new.partitions != started.partitions && new.threads == started.threads {
-            restart(
-                &mut report,
-                Change::new("partitions", started.partitions, new.partitions),
-            );
-        }
-        if new.hub.domains != started.hub.domains || new.stream.domains != started.stream.domains {
-            restart(
-                &mut report,
-                Change::new(
-                    "domains",
-                    started.hub.domains.join(" "),
-                    new.hub.domains.join(" "),
-                ),
-            );
-        }
-        if !new.hub.modules.same_as(&started.hub.modules) {
-            restart(
-                &mut report,
-                Change {
-                    setting: "hub modules and their settings (offline, archiving, push, extdisco)",
-                    detail: format!("{:?}", new.hub.modules),
-                },
-            );
-        }
-        if new.hub.software != started.hub.software {
-            restart(
-                &mut report,
-                Change {
-                    setting: "software version",
-                    detail: String::new(),
-                },
-            );
-        }
-        if new.components != started.components || new.hub.components != started.hub.components {
-            let show = |c: &Option<crate::server::ComponentListener>| match c {
-                Some(c) => {
-                    let names: Vec<&str> = c
-                        .stream
-                        .components
-                        .iter()
-                        .map(|x| x.domain.as_str())
-                        .collect();
-                    format!("{}:{} [{}]", c.bind, c.port, names.join(" "))
-                }
-                None => "none".to_owned(),
-            };
-            // A changed secret shows as the same list: say so, not what.
-            restart(
-                &mut report,
-                Change::new(
-                    "components",
-                    show(&started.components),
-                    show(&new.components),
-                ),
-            );
-        }
-        if new.admin_socket != started.admin_socket {
-            let show = |p: &Option<std::path::PathBuf>| {
-                p.as_ref()
-                    .map_or_else(|| "none".to_owned(), |p| p.display().to_string())
-            };
-            restart(
-                &mut report,
-                Change::new(
-                    "admin_socket",
-                    show(&started.admin_socket),
-                    show(&new.admin_socket),
-                ),
-            );
-        }
-
-        // TLS: replace the certificate for new handshakes.
-        let running_tls = shared.tls();
-        match (&running_tls, &new.tls) {
-            (Some(old), Some(fresh)) => {
-                if old.end_entity_der != fresh.end_entity_der {
-                    report.applied.push(Change {
-                        setting: "certificate",
-                        detail: fingerprint(&fresh.end_entity_der),
-                    });
-                }
-                for (domain, der) in &fresh.by_name {
-                    if old.by_name.get(domain) != Some(der) {
-                        report.applied.push(Change {
-                            setting: "certificate",
-                            detail: format!("{domain}: {}", fingerprint(der)),
-                        });
-                    }
-                }
-                // Swap even when the certificate is the same: the key or the
-                // intermediates may have changed.
-                *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
+        let mut report = ReloadReport {
+            applied: Vec::new(),
+            needs_restart: fixed_changes(&self.started, new),
+        };
+        // Everything new connections are served with becomes one new value,
+        // swapped in one step. The partitions' byte budget and the
+        // per-address limiters keep their counts, so they are reconfigured
+        // in place (in the report's order).
+        self.settings.update(|old| {
+            let tls = certificate(old.tls.as_ref(), new.tls.as_ref(), &mut report);
+            if old.max_connections != new.max_connections {
+                report.applied.push(Change::new(
+                    "max_connections",
+                    old.max_connections,
+                    new.max_connections,
+                ));
             }
-            (None, Some(_)) => restart(
-                &mut report,
-                Change {
-                    setting: "tls",
-                    detail: "enabling TLS".to_owned(),
-                },
-            ),
-            (Some(_), None) => restart(
-                &mut report,
-                Change {
-                    setting: "tls",
-                    detail: "disabling TLS".to_owned(),
-                },
-            ),
-            (None, None) => {}
-        }
-
-        // Connection limit.
-        let old_max = shared
-            .max_connections
-            .swap(new.max_connections, Ordering::Relaxed);
-        if old_max != new.max_connections {
-            report
-                .applied
-                .push(Change::new("max_connections", old_max, new.max_connections));
-        }
-
-        // The partitions' byte budget.
-        let old_budget = shared.router.set_queue_bytes(new.partition_queue_bytes);
-        if old_budget != new.partition_queue_bytes {
-            report.applied.push(Change::new(
-                "partition_queue_bytes",
-                old_budget,
-                new.partition_queue_bytes,
-            ));
-        }
-
-        // Read limit for new connections.
-        {
-            let mut limit = shared.rate_limit.write().unwrap_or_else(|e| e.into_inner());
-            if *limit != new.c2s_rate_limit {
+            let old_budget = self.router.set_queue_bytes(new.partition_queue_bytes);
+            if old_budget != new.partition_queue_bytes {
+                report.applied.push(Change::new(
+                    "partition_queue_bytes",
+                    old_budget,
+                    new.partition_queue_bytes,
+                ));
+            }
+            if old.rate_limit != new.c2s_rate_limit {
                 report.applied.push(Change::new(
                     "c2s_rate_limit",
-                    format!("{:?}", *limit),
+                    format!("{:?}", old.rate_limit),
                     format!("{:?}", new.c2s_rate_limit),
                 ));
-                *limit = new.c2s_rate_limit;
             }
-        }
-
-        // SCRAM iterations for passwords set through the admin socket.
-        let old_iter = shared
-            .scram_iterations
-            .swap(new.scram_iterations, Ordering::Relaxed);
-        if old_iter != new.scram_iterations {
-            report.applied.push(Change::new(
-                "scram_iterations",
-                old_iter,
-                new.scram_iterations,
-            ));
-        }
-
-        // Stream settings.
-        let old = shared.stream_cfg();
-        let mut fresh = new.stream.clone();
-        // Fixed at start: what the listeners offer and which domains the
-        // hub serves.
-        fresh.starttls_available = old.starttls_available;
-        fresh.domains = old.domains.clone();
-        // The decoy secret must stay: a new one would change the salts
-        // invented for unknown accounts, telling them apart from real ones
-        // across a reload.
-        fresh.scram_decoy = match (&old.scram_decoy, &fresh.scram_decoy) {
-            (Some((secret, _)), Some((_, iterations))) => Some((secret.clone(), *iterations)),
-            (Some(old_decoy), None) => Some(old_decoy.clone()),
-            (None, new_decoy) => new_decoy.clone(),
-        };
-        let mut stream_changes = Vec::new();
-        if old.auth_timeout_ms != fresh.auth_timeout_ms {
-            stream_changes.push(Change::new(
-                "auth_timeout",
-                seconds(Some(old.auth_timeout_ms)),
-                seconds(Some(fresh.auth_timeout_ms)),
-            ));
-        }
-        if old.keepalive_ms != fresh.keepalive_ms {
-            stream_changes.push(Change::new(
-                "keepalive",
-                seconds(old.keepalive_ms),
-                seconds(fresh.keepalive_ms),
-            ));
-        }
-        if old.send_timeout_ms != fresh.send_timeout_ms {
-            stream_changes.push(Change::new(
-                "send_timeout",
-                seconds(old.send_timeout_ms),
-                seconds(fresh.send_timeout_ms),
-            ));
-        }
-        if old.limits.max_stanza_bytes != fresh.limits.max_stanza_bytes {
-            stream_changes.push(Change::new(
-                "max_stanza_size",
-                old.limits.max_stanza_bytes,
-                fresh.limits.max_stanza_bytes,
-            ));
-        }
-        for (key, was, now) in [
-            (
-                "max_unauthenticated_stanza_size",
-                old.unauthenticated_stanza_bytes,
-                fresh.unauthenticated_stanza_bytes,
-            ),
-            (
-                "max_namespace_length",
-                old.limits.max_namespace_bytes,
-                fresh.limits.max_namespace_bytes,
-            ),
-            (
-                "max_attributes",
-                old.limits.max_attributes,
-                fresh.limits.max_attributes,
-            ),
-            (
-                "max_children",
-                old.limits.max_children,
-                fresh.limits.max_children,
-            ),
-            (
-                "max_stanza_nodes",
-                old.limits.max_nodes,
-                fresh.limits.max_nodes,
-            ),
-        ] {
-            if was != now {
-                stream_changes.push(Change::new(key, was, now));
+            // For passwords set in-band and through the admin socket.
+            if old.scram_iterations != new.scram_iterations {
+                report.applied.push(Change::new(
+                    "scram_iterations",
+                    old.scram_iterations,
+                    new.scram_iterations,
+                ));
             }
-        }
-        if old.limits.max_depth != fresh.limits.max_depth {
-            stream_changes.push(Change::new(
-                "max_depth",
-                old.limits.max_depth,
-                fresh.limits.max_depth,
-            ));
-        }
-        if old.require_encryption != fresh.require_encryption {
-            stream_changes.push(Change::new(
-                "require_encryption",
-                old.require_encryption,
-                fresh.require_encryption,
-            ));
-        }
-        if old.mechanisms != fresh.mechanisms {
-            stream_changes.push(Change::new(
-                "mechanisms",
-                mechanisms(&old),
-                mechanisms(&fresh),
-            ));
-        }
-        if old.max_auth_failures != fresh.max_auth_failures {
-            stream_changes.push(Change::new(
-                "max_auth_failures",
-                old.max_auth_failures,
-                fresh.max_auth_failures,
-            ));
-        }
-        if old.session_features != fresh.session_features {
-            stream_changes.push(Change {
-                setting: "stream features",
-                detail: String::new(),
-            });
-        }
-        if old.registration != fresh.registration {
-            let show = |r: &Option<xmpp_core::stream::RegistrationConfig>| match r {
-                None => "off".to_owned(),
-                Some(r) => format!(
-                    "{}, min_password_length {}",
-                    if r.allow_registration {
-                        "open"
-                    } else {
-                        "closed"
-                    },
-                    r.min_password_length
-                ),
+            let (stream, mut stream_changes) = stream_settings(&old.stream, &new.stream);
+            if let Some((old_limit, new_limit)) =
+                self.limiters.registrations.set(&new.registration_limit)
+            {
+                stream_changes.push(Change::new("registration_limit", old_limit, new_limit));
+            }
+            self.limiters.auth_throttle.set(&new.address_limits);
+            if let Some((old_limits, new_limits)) = self.limiters.conn_gate.set(&new.address_limits)
+            {
+                stream_changes.push(Change::new("address_limits", old_limits, new_limits));
+            }
+            report.applied.extend(stream_changes);
+            let fresh = Settings {
+                stream: Arc::new(stream),
+                tls,
+                rate_limit: new.c2s_rate_limit,
+                max_connections: new.max_connections,
+                scram_iterations: new.scram_iterations,
             };
-            stream_changes.push(Change::new(
-                "registration",
-                show(&old.registration),
-                show(&fresh.registration),
-            ));
-        }
-        if let Some((old_limit, new_limit)) = shared.registrations.set(&new.registration_limit) {
-            stream_changes.push(Change::new("registration_limit", old_limit, new_limit));
-        }
-        shared.auth_throttle.set(&new.address_limits);
-        if let Some((old_limits, new_limits)) = shared.conn_gate.set(&new.address_limits) {
-            stream_changes.push(Change::new("address_limits", old_limits, new_limits));
-        }
-        // Swapped unconditionally: the decoy's iteration count follows
-        // `scram_iterations`, reported above.
-        *shared.stream_cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
-        report.applied.extend(stream_changes);
+            (fresh, ())
+        });
         report
     }
+}
+
+/// The settings fixed at start that `new` changes: they need a restart.
+fn fixed_changes(started: &RuntimeConfig, new: &RuntimeConfig) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut restart = |c: Change| changes.push(c);
+    if new.bind != started.bind {
+        restart(Change::new("bind", started.bind, new.bind));
+    }
+    if new.c2s_port != started.c2s_port {
+        restart(Change::new("c2s_port", started.c2s_port, new.c2s_port));
+    }
+    if new.c2s_tls_port != started.c2s_tls_port {
+        let show = |p: Option<u16>| p.map_or_else(|| "none".to_owned(), |p| p.to_string());
+        restart(Change::new(
+            "c2s_tls_port",
+            show(started.c2s_tls_port),
+            show(new.c2s_tls_port),
+        ));
+    }
+    if new.threads != started.threads {
+        restart(Change::new("threads", started.threads, new.threads));
+    }
+    if new.partitions != started.partitions && new.threads == started.threads {
+        restart(Change::new(
+            "partitions",
+            started.partitions,
+            new.partitions,
+        ));
+    }
+    if new.hub.domains != started.hub.domains || new.stream.domains != started.stream.domains {
+        restart(Change::new(
+            "domains",
+            started.hub.domains.join(" "),
+            new.hub.domains.join(" "),
+        ));
+    }
+    if !new.hub.modules.same_as(&started.hub.modules) {
+        restart(Change {
+            setting: "hub modules and their settings (offline, archiving, push, extdisco)",
+            detail: format!("{:?}", new.hub.modules),
+        });
+    }
+    if new.hub.software != started.hub.software {
+        restart(Change {
+            setting: "software version",
+            detail: String::new(),
+        });
+    }
+    if new.components != started.components || new.hub.components != started.hub.components {
+        let show = |c: &Option<ComponentListener>| match c {
+            Some(c) => {
+                let names: Vec<&str> = c
+                    .stream
+                    .components
+                    .iter()
+                    .map(|x| x.domain.as_str())
+                    .collect();
+                format!("{}:{} [{}]", c.bind, c.port, names.join(" "))
+            }
+            None => "none".to_owned(),
+        };
+        // A changed secret shows as the same list: say so, not what.
+        restart(Change::new(
+            "components",
+            show(&started.components),
+            show(&new.components),
+        ));
+    }
+    if new.admin_socket != started.admin_socket {
+        let show = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map_or_else(|| "none".to_owned(), |p| p.display().to_string())
+        };
+        restart(Change::new(
+            "admin_socket",
+            show(&started.admin_socket),
+            show(&new.admin_socket),
+        ));
+    }
+    changes
+}
+
+/// The certificate for new handshakes: `new` when the server has one
+/// (swapped even when the certificate is the same: the key or the
+/// intermediates may have changed). Turning TLS on or off needs a restart
+/// (the listeners and the advertised features depend on it), so then the
+/// old one stays.
+fn certificate(
+    old: Option<&Arc<ServerTls>>,
+    new: Option<&Arc<ServerTls>>,
+    report: &mut ReloadReport,
+) -> Option<Arc<ServerTls>> {
+    match (old, new) {
+        (Some(old), Some(fresh)) => {
+            if old.end_entity_der != fresh.end_entity_der {
+                report.applied.push(Change {
+                    setting: "certificate",
+                    detail: fingerprint(&fresh.end_entity_der),
+                });
+            }
+            for (domain, der) in &fresh.by_name {
+                if old.by_name.get(domain) != Some(der) {
+                    report.applied.push(Change {
+                        setting: "certificate",
+                        detail: format!("{domain}: {}", fingerprint(der)),
+                    });
+                }
+            }
+            Some(fresh.clone())
+        }
+        (None, Some(_)) => {
+            report.needs_restart.push(Change {
+                setting: "tls",
+                detail: "enabling TLS".to_owned(),
+            });
+            None
+        }
+        (Some(old), None) => {
+            report.needs_restart.push(Change {
+                setting: "tls",
+                detail: "disabling TLS".to_owned(),
+            });
+            Some(old.clone())
+        }
+        (None, None) => None,
+    }
+}
+
+/// The stream settings new connections get from `new`, and what changed
+/// from `old`.
+fn stream_settings(
+    old: &ServerStreamConfig,
+    new: &ServerStreamConfig,
+) -> (ServerStreamConfig, Vec<Change>) {
+    let mut fresh = new.clone();
+    // Fixed at start: what the listeners offer and which domains the hub
+    // serves.
+    fresh.starttls_available = old.starttls_available;
+    fresh.domains = old.domains.clone();
+    // The decoy secret must stay: a new one would change the salts invented
+    // for unknown accounts, telling them apart from real ones across a
+    // reload. Its iteration count follows `scram_iterations`.
+    fresh.scram_decoy = match (&old.scram_decoy, &fresh.scram_decoy) {
+        (Some((secret, _)), Some((_, iterations))) => Some((secret.clone(), *iterations)),
+        (Some(old_decoy), None) => Some(old_decoy.clone()),
+        (None, new_decoy) => new_decoy.clone(),
+    };
+    let mut stream_changes = Vec::new();
+    if old.auth_timeout_ms != fresh.auth_timeout_ms {
+        stream_changes.push(Change::new(
+            "auth_timeout",
+            seconds(Some(old.auth_timeout_ms)),
+            seconds(Some(fresh.auth_timeout_ms)),
+        ));
+    }
+    if old.keepalive_ms != fresh.keepalive_ms {
+        stream_changes.push(Change::new(
+            "keepalive",
+            seconds(old.keepalive_ms),
+            seconds(fresh.keepalive_ms),
+        ));
+    }
+    if old.send_timeout_ms != fresh.send_timeout_ms {
+        stream_changes.push(Change::new(
+            "send_timeout",
+            seconds(old.send_timeout_ms),
+            seconds(fresh.send_timeout_ms),
+        ));
+    }
+    if old.limits.max_stanza_bytes != fresh.limits.max_stanza_bytes {
+        stream_changes.push(Change::new(
+            "max_stanza_size",
+            old.limits.max_stanza_bytes,
+            fresh.limits.max_stanza_bytes,
+        ));
+    }
+    for (key, was, now) in [
+        (
+            "max_unauthenticated_stanza_size",
+            old.unauthenticated_stanza_bytes,
+            fresh.unauthenticated_stanza_bytes,
+        ),
+        (
+            "max_namespace_length",
+            old.limits.max_namespace_bytes,
+            fresh.limits.max_namespace_bytes,
+        ),
+        (
+            "max_attributes",
+            old.limits.max_attributes,
+            fresh.limits.max_attributes,
+        ),
+        (
+            "max_children",
+            old.limits.max_children,
+            fresh.limits.max_children,
+        ),
+        (
+            "max_stanza_nodes",
+            old.limits.max_nodes,
+            fresh.limits.max_nodes,
+        ),
+    ] {
+        if was != now {
+            stream_changes.push(Change::new(key, was, now));
+        }
+    }
+    if old.limits.max_depth != fresh.limits.max_depth {
+        stream_changes.push(Change::new(
+            "max_depth",
+            old.limits.max_depth,
+            fresh.limits.max_depth,
+        ));
+    }
+    if old.require_encryption != fresh.require_encryption {
+        stream_changes.push(Change::new(
+            "require_encryption",
+            old.require_encryption,
+            fresh.require_encryption,
+        ));
+    }
+    if old.mechanisms != fresh.mechanisms {
+        stream_changes.push(Change::new(
+            "mechanisms",
+            mechanisms(old),
+            mechanisms(&fresh),
+        ));
+    }
+    if old.max_auth_failures != fresh.max_auth_failures {
+        stream_changes.push(Change::new(
+            "max_auth_failures",
+            old.max_auth_failures,
+            fresh.max_auth_failures,
+        ));
+    }
+    if old.session_features != fresh.session_features {
+        stream_changes.push(Change {
+            setting: "stream features",
+            detail: String::new(),
+        });
+    }
+    if old.registration != fresh.registration {
+        let show = |r: &Option<xmpp_core::stream::RegistrationConfig>| match r {
+            None => "off".to_owned(),
+            Some(r) => format!(
+                "{}, min_password_length {}",
+                if r.allow_registration {
+                    "open"
+                } else {
+                    "closed"
+                },
+                r.min_password_length
+            ),
+        };
+        stream_changes.push(Change::new(
+            "registration",
+            show(&old.registration),
+            show(&fresh.registration),
+        ));
+    }
+    (fresh, stream_changes)
 }
 
 #[cfg(test)]
@@ -590,10 +604,9 @@ mod tests {
                 vec![Change::new("c2s_port", 0, 5999)],
                 "{report}"
             );
-            let shared = &handle.shared;
-            assert_eq!(shared.max_connections.load(Ordering::Relaxed), 50);
-            assert_eq!(shared.router.set_queue_bytes(1024 * 1024), 1024 * 1024);
-            let stream = shared.stream_cfg();
+            assert_eq!(handle.settings.current().max_connections, 50);
+            assert_eq!(handle.router.set_queue_bytes(1024 * 1024), 1024 * 1024);
+            let stream = handle.settings.current().stream.clone();
             assert_eq!(stream.auth_timeout_ms, 5_000);
             // The decoy secret survives; its iteration count follows.
             assert_eq!(stream.scram_decoy, Some((vec![7; 32], 8192)));

@@ -7,25 +7,18 @@
 //! adopts both, so hub partitions never notice the move and stanzas queued
 //! for the session during the hand-over stay in order.
 
-use crate::mailbox::Mailbox;
-use crate::server::{ConnMsg, Shared};
+use crate::mailbox::{ConnMsg, Mailbox, Released};
+use crate::registry::ConnRegistry;
+use crate::sm_registry::SmRegistry;
 use smol::future::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
-use xmpp_core::stream::SuspendedSession;
 
 /// How long the resuming connection waits for the holder to let go; the
 /// holder answers as soon as its task runs (a blocked write gives way, see
 /// [`crate::send::write`]), so this only bounds a bug.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the holding connection gives up.
-#[derive(Debug)]
-pub(crate) struct Released {
-    pub(crate) session: SuspendedSession,
-    pub(crate) partition: usize,
-}
 
 /// A session taken over by a resuming connection.
 pub(crate) struct Adopted {
@@ -37,9 +30,14 @@ pub(crate) struct Adopted {
 /// Take the session `previd` of `account` from the connection holding it.
 /// `None` when there is no such session (unknown id, another account's,
 /// or it ended meanwhile): the client gets `<failed><item-not-found/>`.
-pub(crate) async fn take_over(shared: &Shared, previd: &str, account: &str) -> Option<Adopted> {
-    let conn = shared.sm_sessions.holder(previd, account)?;
-    let mailbox = shared.conns().get(&conn).cloned()?;
+pub(crate) async fn take_over(
+    sessions: &SmRegistry,
+    conns: &ConnRegistry,
+    previd: &str,
+    account: &str,
+) -> Option<Adopted> {
+    let conn = sessions.holder(previd, account)?;
+    let mailbox = conns.mailbox(conn)?;
     let (tx, rx) = smol::channel::bounded(1);
     if !mailbox.send(ConnMsg::Release(tx)) {
         return None;

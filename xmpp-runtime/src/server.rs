@@ -1,124 +1,32 @@
 //! Starting and stopping a server: listeners, executor threads, hub
 //! partitions and the admin socket.
 
-use crate::hub_task::{spawn_partitions, HubMsg, Router};
-use crate::mailbox::Mailbox;
-use crate::reload::ServerHandle;
+use crate::accept::Admission;
+use crate::account_ops::AccountOps;
+use crate::admin::Admin;
+use crate::component::Components;
+use crate::conn_storage::ConnStorage;
+use crate::connection::C2s;
+use crate::hub_task::spawn_partitions;
+use crate::kdf_pool::KdfPool;
+use crate::limiters::Limiters;
+use crate::mailbox::ConnMsg;
+use crate::registry::ConnRegistry;
+use crate::reload::{ReloadHookSlot, ServerHandle};
+use crate::router::{HubMsg, Router};
+use crate::settings::{Settings, SettingsCell};
+use crate::sm_registry::SmRegistry;
 use crate::storage::Backend;
-use crate::tls::ServerTls;
 use smol::channel::Sender;
 use smol::Async;
-use std::collections::HashMap;
-use std::net::TcpListener;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use xmpp_core::hub::{ConnId, HubConfig};
-use xmpp_core::spare::ReleaseSpare;
-use xmpp_core::stream::{ComponentStreamConfig, ServerStreamConfig, StreamErrorCondition};
+use xmpp_core::stream::StreamErrorCondition;
 
-/// The external component listener (XEP-0114).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComponentListener {
-    /// Address to listen on (loopback unless components run elsewhere:
-    /// the stream is not encrypted).
-    pub bind: IpAddr,
-    /// Port (0 = ephemeral).
-    pub port: u16,
-    /// The components that may connect, with their secrets.
-    pub stream: ComponentStreamConfig,
-}
-
-/// Everything the runtime needs to serve.
-#[derive(Clone)]
-pub struct RuntimeConfig {
-    /// Address to listen on.
-    pub bind: IpAddr,
-    /// STARTTLS c2s port (0 = ephemeral).
-    pub c2s_port: u16,
-    /// Direct-TLS c2s port (XEP-0368), if any (0 = ephemeral).
-    pub c2s_tls_port: Option<u16>,
-    /// Certificate and key for the hosted domains.
-    pub tls: Option<Arc<ServerTls>>,
-    /// c2s stream settings.
-    pub stream: ServerStreamConfig,
-    /// Hub settings.
-    pub hub: HubConfig,
-    /// Executor threads (per-connection work runs on all of them).
-    pub threads: usize,
-    /// Hub partitions (accounts are spread over them by bare JID).
-    pub partitions: usize,
-    /// Refuse connections beyond this many.
-    pub max_connections: usize,
-    /// Bytes of client stanzas one hub partition may have queued; a
-    /// connection waits for room before handing over another
-    /// (`credit.rs`).
-    pub partition_queue_bytes: usize,
-    /// Per-connection limit on received bytes, if any.
-    pub c2s_rate_limit: Option<crate::RateLimit>,
-    /// Unix admin socket for `vireo adduser` & co. while running.
-    pub admin_socket: Option<PathBuf>,
-    /// PBKDF2 iterations for passwords set through the admin socket and
-    /// in-band (XEP-0077).
-    pub scram_iterations: u32,
-    /// External components, if any may connect.
-    pub components: Option<ComponentListener>,
-    /// The per-address limit on in-band registrations (XEP-0077).
-    pub registration_limit: crate::RegistrationLimit,
-    /// Connection limits per address and the authentication backoff.
-    pub address_limits: crate::AddressLimits,
-}
-
-/// A server for an embedder or a test: loopback on an ephemeral STARTTLS
-/// port, no certificate (so STARTTLS is not offered until `tls` is set),
-/// one executor thread per core and two hub partitions per thread, and
-/// every limit at the default of the `vireo` configuration
-/// (spec/config.md).
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        RuntimeConfig {
-            bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            c2s_port: 0,
-            c2s_tls_port: None,
-            tls: None,
-            stream: ServerStreamConfig::default(),
-            hub: HubConfig::default(),
-            threads,
-            partitions: threads * 2,
-            max_connections: 20_000,
-            partition_queue_bytes: 2 * 1024 * 1024,
-            c2s_rate_limit: None,
-            admin_socket: None,
-            scram_iterations: 10_000,
-            components: None,
-            registration_limit: Default::default(),
-            address_limits: Default::default(),
-        }
-    }
-}
-
-impl std::fmt::Debug for RuntimeConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuntimeConfig")
-            .field("bind", &self.bind)
-            .field("c2s_port", &self.c2s_port)
-            .field("c2s_tls_port", &self.c2s_tls_port)
-            .field("tls", &self.tls.is_some())
-            .field("threads", &self.threads)
-            .field("partitions", &self.partitions)
-            .field(
-                "components",
-                &self.components.as_ref().map(|c| (c.bind, c.port)),
-            )
-            .finish_non_exhaustive()
-    }
-}
+pub use crate::config::{ComponentListener, RuntimeConfig};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -149,106 +57,6 @@ pub enum StartError {
     Thread(#[source] std::io::Error),
 }
 
-/// A message to a connection task.
-#[derive(Debug)]
-pub(crate) enum ConnMsg {
-    /// Write this stanza to the client. Boxed so each connection's queue
-    /// slots stay pointer-sized (queues allocate slots in blocks).
-    Deliver(Box<xmpp_core::Element>),
-    /// Close the stream (with an error condition, or gracefully).
-    Close(Option<StreamErrorCondition>),
-    /// Another connection resumes this session (XEP-0198): give it up.
-    Release(smol::channel::Sender<crate::resumption::Released>),
-    /// The hub let go of this connection's session (its answer to
-    /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
-    /// after this, so what came before can be rerouted.
-    Drained,
-    /// The hub delivered a page of offline messages (the `Deliver`s before
-    /// this): tell it, through `HubMsg::PageDelivered`, once the client has
-    /// them (`ServerStream::mark_page`).
-    PageMark,
-    /// XEP-0198: the connection's fence `seq` is back; everything its
-    /// session sent before it is durable (`ServerStream::fence_done`).
-    FenceDone(u64),
-    /// The hub knows the session hibernates (`HubOutput::HibernationNoted`):
-    /// stanzas after this need no report.
-    HibernationNoted,
-}
-
-/// State shared by every task of one server.
-pub(crate) struct Shared {
-    /// Stream settings for new connections (swapped by a reload; a
-    /// connection keeps the `Arc` it started with).
-    pub(crate) stream_cfg: RwLock<Arc<ServerStreamConfig>>,
-    /// Certificate and key for new TLS handshakes (swapped by a reload).
-    pub(crate) tls: RwLock<Option<Arc<ServerTls>>>,
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) router: Router,
-    pub(crate) conns: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
-    /// Resumable sessions (XEP-0198) and the connections holding them.
-    pub(crate) sm_sessions: crate::sm_registry::SmRegistry,
-    pub(crate) next_conn: AtomicU64,
-    pub(crate) live: AtomicUsize,
-    pub(crate) max_connections: AtomicUsize,
-    /// Read limit for new connections (swapped by a reload).
-    pub(crate) rate_limit: RwLock<Option<crate::RateLimit>>,
-    pub(crate) domains: Vec<String>,
-    pub(crate) scram_iterations: AtomicU32,
-    /// In-band registrations per client address (XEP-0077).
-    pub(crate) registrations: crate::registration::Registrations,
-    /// Unauthenticated connections and openings per client address.
-    pub(crate) conn_gate: Arc<crate::conn_gate::ConnectionGate>,
-    /// Refused connections, summed up in the log (`refusal_log.rs`).
-    pub(crate) refusals: crate::refusal_log::RefusalLog,
-    /// Failed authentications per address and per account.
-    pub(crate) auth_throttle: crate::auth_throttle::AuthThrottle,
-    /// Where PBKDF2 runs.
-    pub(crate) kdf: crate::kdf_pool::KdfPool,
-    /// Where connections' storage requests run.
-    pub(crate) conn_storage: crate::conn_storage::ConnStorage,
-    /// The configuration the server started with: a reload compares the
-    /// settings that need a restart against it.
-    pub(crate) started: RuntimeConfig,
-    /// What the admin socket's `reload` command runs.
-    pub(crate) reload_hook: RwLock<Option<crate::reload::ReloadHook>>,
-}
-
-impl Shared {
-    /// Lock the connection registry, recovering from a poisoned lock (a
-    /// panicking task must not take the whole server down).
-    pub(crate) fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Arc<Mailbox>>> {
-        self.conns.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A connection ended (or became another one): forget its mailbox.
-    pub(crate) fn forget_conn(&self, conn: ConnId) {
-        let mut conns = self.conns();
-        conns.remove(&conn);
-        conns.release_spare();
-    }
-
-    /// The stream settings for a connection starting now.
-    pub(crate) fn stream_cfg(&self) -> Arc<ServerStreamConfig> {
-        self.stream_cfg
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The certificate for a TLS handshake starting now.
-    pub(crate) fn tls(&self) -> Option<Arc<ServerTls>> {
-        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The admin socket's reload hook, if one is installed.
-    pub(crate) fn reload_hook(&self) -> Option<crate::reload::ReloadHook> {
-        self.reload_hook
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
 /// A running server.
 pub struct RunningServer {
     /// Where the STARTTLS c2s listener is bound.
@@ -257,7 +65,10 @@ pub struct RunningServer {
     pub c2s_tls_addr: Option<SocketAddr>,
     /// Where the external component listener is bound (XEP-0114).
     pub component_addr: Option<SocketAddr>,
-    shared: Arc<Shared>,
+    conns: Arc<ConnRegistry>,
+    router: Arc<Router>,
+    backend: Arc<dyn Backend>,
+    handle: ServerHandle,
     stop: Sender<()>,
     threads: Vec<JoinHandle<()>>,
     admin_socket: Option<PathBuf>,
@@ -309,8 +120,6 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     };
     let component_addr = components.as_ref().and_then(|(_, a, _)| *a);
 
-    let mut stream_cfg = cfg.stream.clone();
-    stream_cfg.starttls_available = cfg.tls.is_some();
     let executor: Arc<smol::Executor<'static>> = Arc::new(smol::Executor::new());
     let partitions = cfg.partitions.max(1);
     let hub_cfg = Arc::new(cfg.hub.clone());
@@ -321,67 +130,65 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         .collect();
     let (router, hub_receivers) =
         Router::new(partitions, component_domains, cfg.partition_queue_bytes);
-    let shared = Arc::new(Shared {
-        stream_cfg: RwLock::new(Arc::new(stream_cfg)),
-        tls: RwLock::new(cfg.tls.clone()),
-        backend: backend.clone(),
-        router,
-        conns: Mutex::new(HashMap::new()),
-        sm_sessions: Default::default(),
-        next_conn: AtomicU64::new(1),
-        live: AtomicUsize::new(0),
-        max_connections: AtomicUsize::new(cfg.max_connections),
-        rate_limit: RwLock::new(cfg.c2s_rate_limit),
-        domains: cfg.hub.domains.clone(),
-        scram_iterations: AtomicU32::new(cfg.scram_iterations),
-        registrations: crate::registration::Registrations::new(&cfg.registration_limit),
-        conn_gate: Arc::new(crate::conn_gate::ConnectionGate::new(&cfg.address_limits)),
-        refusals: crate::refusal_log::RefusalLog::default(),
-        auth_throttle: crate::auth_throttle::AuthThrottle::new(&cfg.address_limits),
-        // As many derivations at once as there are executor threads: a
-        // login flood then costs at most that many cores.
-        kdf: crate::kdf_pool::KdfPool::new(cfg.threads),
-        // As many as executor threads: lookups are short, and a write
-        // waiting for its fsync holds only one of them.
-        conn_storage: crate::conn_storage::ConnStorage::start(backend.clone(), cfg.threads)
-            .map_err(StartError::Thread)?,
-        // Without the certificate: a replaced key must not stay in memory.
-        started: RuntimeConfig {
-            tls: None,
-            ..cfg.clone()
-        },
-        reload_hook: RwLock::new(None),
-    });
-    spawn_partitions(&executor, &shared, hub_cfg, hub_receivers);
-    executor
-        .spawn(crate::memory::release_after_peaks(shared.clone()))
-        .detach();
+    let router = Arc::new(router);
+    let settings = Arc::new(SettingsCell::new(Settings::new(&cfg)));
+    let conns = Arc::new(ConnRegistry::default());
+    let limiters = Arc::new(Limiters::new(&cfg.address_limits, &cfg.registration_limit));
+    // As many derivations at once as there are executor threads: a login
+    // flood then costs at most that many cores.
+    let kdf = Arc::new(KdfPool::new(cfg.threads));
+    // As many as executor threads: lookups are short, and a write waiting
+    // for its fsync holds only one of them.
+    let conn_storage =
+        ConnStorage::start(backend.clone(), cfg.threads).map_err(StartError::Thread)?;
+    let reload_hook = Arc::new(ReloadHookSlot::default());
+    let admission = Admission {
+        conns: conns.clone(),
+        settings: settings.clone(),
+        limiters: limiters.clone(),
+    };
 
+    spawn_partitions(&executor, &router, &backend, hub_cfg, hub_receivers);
     executor
-        .spawn(crate::connection::accept_loop(
-            executor.clone(),
-            c2s,
-            false,
-            shared.clone(),
-        ))
+        .spawn(crate::memory::release_after_peaks(conns.clone()))
         .detach();
-    if let Some(l) = c2s_tls {
+    let c2s_ctx = Arc::new(C2s {
+        settings: settings.clone(),
+        conns: conns.clone(),
+        router: router.clone(),
+        sm_sessions: SmRegistry::default(),
+        limiters: limiters.clone(),
+        accounts: AccountOps {
+            backend: backend.clone(),
+            kdf: kdf.clone(),
+            limiters: limiters.clone(),
+        },
+        storage: conn_storage,
+    });
+    let c2s_listeners = std::iter::once((c2s, false)).chain(c2s_tls.map(|l| (l, true)));
+    for (listener, direct_tls) in c2s_listeners {
         executor
             .spawn(crate::connection::accept_loop(
                 executor.clone(),
-                l,
-                true,
-                shared.clone(),
+                listener,
+                direct_tls,
+                admission.clone(),
+                c2s_ctx.clone(),
             ))
             .detach();
     }
     if let Some((listener, _, stream_cfg)) = components {
+        let ctx = Arc::new(Components {
+            conns: conns.clone(),
+            router: router.clone(),
+            cfg: stream_cfg,
+        });
         executor
             .spawn(crate::component::accept_loop(
                 executor.clone(),
                 listener,
-                shared.clone(),
-                stream_cfg,
+                admission.clone(),
+                ctx,
             ))
             .detach();
     }
@@ -390,14 +197,29 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             path: path.clone(),
             source,
         })?;
+        let admin = Arc::new(Admin {
+            backend: backend.clone(),
+            domains: cfg.hub.domains.clone(),
+            settings: settings.clone(),
+            kdf,
+            router: router.clone(),
+            reload_hook: reload_hook.clone(),
+        });
         executor
-            .spawn(crate::admin::serve(
-                executor.clone(),
-                listener,
-                shared.clone(),
-            ))
+            .spawn(crate::admin::serve(executor.clone(), listener, admin))
             .detach();
     }
+    let handle = ServerHandle {
+        settings,
+        router: router.clone(),
+        limiters,
+        // Without the certificate: a replaced key must not stay in memory.
+        started: Arc::new(RuntimeConfig {
+            tls: None,
+            ..cfg.clone()
+        }),
+        reload_hook,
+    };
 
     let (stop, stop_rx) = smol::channel::bounded::<()>(1);
     let mut threads = Vec::new();
@@ -419,7 +241,10 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         c2s_addr,
         c2s_tls_addr,
         component_addr,
-        shared,
+        conns,
+        router,
+        backend,
+        handle,
         stop,
         threads,
         admin_socket: cfg.admin_socket,
@@ -429,14 +254,12 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
 impl RunningServer {
     /// Number of open client connections.
     pub fn connections(&self) -> usize {
-        self.shared.live.load(Ordering::Relaxed)
+        self.conns.live()
     }
 
     /// A handle for reloading the configuration while serving.
     pub fn handle(&self) -> ServerHandle {
-        ServerHandle {
-            shared: self.shared.clone(),
-        }
+        self.handle.clone()
     }
 
     /// Graceful shutdown: every stream is closed with `<system-shutdown/>`,
@@ -444,19 +267,18 @@ impl RunningServer {
     pub fn shutdown(self, grace: Duration) {
         tracing::info!("shutting down");
         self.handle().clear_reload_hook();
-        self.shared.router.broadcast(|| HubMsg::Shutdown);
-        let mailboxes: Vec<Arc<Mailbox>> = self.shared.conns().values().cloned().collect();
-        for m in mailboxes {
+        self.router.broadcast(|| HubMsg::Shutdown);
+        for m in self.conns.mailboxes() {
             m.send(ConnMsg::Close(Some(StreamErrorCondition::SystemShutdown)));
         }
         let deadline = std::time::Instant::now() + grace;
-        while self.shared.live.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+        while self.conns.live() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         // Let hub partitions finish: sessions that ended hand their
         // undelivered stanzas to offline storage (loading accounts first).
-        self.shared.router.drain(Duration::from_secs(5));
-        if let Err(e) = self.shared.backend.flush() {
+        self.router.drain(Duration::from_secs(5));
+        if let Err(e) = self.backend.flush() {
             tracing::error!(error = %e, "flushing storage failed");
         }
         for _ in &self.threads {

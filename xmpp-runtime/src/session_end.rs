@@ -11,9 +11,8 @@
 //! is dropped, which tells a resuming connection at once that the session
 //! is gone.
 
-use crate::hub_task::HubMsg;
-use crate::mailbox::Mailbox;
-use crate::server::{ConnMsg, Shared};
+use crate::mailbox::{ConnMsg, Mailbox};
+use crate::router::{HubMsg, Router};
 use smol::future::FutureExt;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
@@ -29,7 +28,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// `undelivered` (the stream's unacknowledged stanzas, already made
 /// undeliverable) and whatever the mailbox still holds.
 pub(crate) async fn end_session(
-    shared: &Shared,
+    router: &Router,
     mailbox: &Mailbox,
     partition: Option<usize>,
     conn: ConnId,
@@ -38,7 +37,7 @@ pub(crate) async fn end_session(
 ) {
     let mut left = Vec::new();
     if let Some(p) = partition {
-        shared.router.send(p, HubMsg::Closed(conn));
+        router.send(p, HubMsg::Closed(conn));
         let drained = async {
             loop {
                 for msg in mailbox.recv_all().await {
@@ -61,7 +60,7 @@ pub(crate) async fn end_session(
     // After `Closed`, on the same partition queue: the hub no longer counts
     // the session, so these reach other resources or offline storage.
     for stanza in undelivered {
-        hand_back(shared, stanza);
+        hand_back(router, stanza);
     }
     let Some(account) = account else {
         return;
@@ -70,7 +69,7 @@ pub(crate) async fn end_session(
     for msg in left {
         if let ConnMsg::Deliver(stanza) = msg {
             if let Some(s) = undeliverable(*stanza, account.domain()) {
-                hand_back(shared, s);
+                hand_back(router, s);
                 rerouted += 1;
             }
         }
@@ -82,15 +81,15 @@ pub(crate) async fn end_session(
 
 /// An undelivered stanza: a message goes back to its account for
 /// redelivery (keeping its archive id), an error reply is routed.
-fn hand_back(shared: &Shared, stanza: Element) {
+fn hand_back(router: &Router, stanza: Element) {
     if !is_redelivery(&stanza) {
-        return shared.router.route(stanza);
+        return router.route(stanza);
     }
     let account = stanza
         .attr("to")
         .and_then(|t| Jid::parse(t).ok())
         .map(|j| j.bare_str())
         .unwrap_or_default();
-    let p = shared.router.partition(&account);
-    shared.router.send(p, HubMsg::Redeliver(stanza));
+    let p = router.partition(&account);
+    router.send(p, HubMsg::Redeliver(stanza));
 }

@@ -1,0 +1,113 @@
+//! What a server is started with ([`RuntimeConfig`]) and what an embedder
+//! reloads it with: a plain value, so that starting, reloading and the
+//! settings snapshot all read it without depending on each other.
+
+use crate::address_limits::AddressLimits;
+use crate::rate_limit::RateLimit;
+use crate::registration::RegistrationLimit;
+use crate::tls::ServerTls;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use xmpp_core::hub::HubConfig;
+use xmpp_core::stream::{ComponentStreamConfig, ServerStreamConfig};
+
+/// The external component listener (XEP-0114).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentListener {
+    /// Address to listen on (loopback unless components run elsewhere:
+    /// the stream is not encrypted).
+    pub bind: IpAddr,
+    /// Port (0 = ephemeral).
+    pub port: u16,
+    /// The components that may connect, with their secrets.
+    pub stream: ComponentStreamConfig,
+}
+
+/// Everything the runtime needs to serve.
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// STARTTLS c2s port (0 = ephemeral).
+    pub c2s_port: u16,
+    /// Direct-TLS c2s port (XEP-0368), if any (0 = ephemeral).
+    pub c2s_tls_port: Option<u16>,
+    /// Certificate and key for the hosted domains.
+    pub tls: Option<Arc<ServerTls>>,
+    /// c2s stream settings.
+    pub stream: ServerStreamConfig,
+    /// Hub settings.
+    pub hub: HubConfig,
+    /// Executor threads (per-connection work runs on all of them).
+    pub threads: usize,
+    /// Hub partitions (accounts are spread over them by bare JID).
+    pub partitions: usize,
+    /// Refuse connections beyond this many.
+    pub max_connections: usize,
+    /// Bytes of client stanzas one hub partition may have queued; a
+    /// connection waits for room before handing over another
+    /// (`credit.rs`).
+    pub partition_queue_bytes: usize,
+    /// Per-connection limit on received bytes, if any.
+    pub c2s_rate_limit: Option<RateLimit>,
+    /// Unix admin socket for `vireo adduser` & co. while running.
+    pub admin_socket: Option<PathBuf>,
+    /// PBKDF2 iterations for passwords set through the admin socket and
+    /// in-band (XEP-0077).
+    pub scram_iterations: u32,
+    /// External components, if any may connect.
+    pub components: Option<ComponentListener>,
+    /// The per-address limit on in-band registrations (XEP-0077).
+    pub registration_limit: RegistrationLimit,
+    /// Connection limits per address and the authentication backoff.
+    pub address_limits: AddressLimits,
+}
+
+/// A server for an embedder or a test: loopback on an ephemeral STARTTLS
+/// port, no certificate (so STARTTLS is not offered until `tls` is set),
+/// one executor thread per core and two hub partitions per thread, and
+/// every limit at the default of the `vireo` configuration
+/// (spec/config.md).
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        RuntimeConfig {
+            bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            c2s_port: 0,
+            c2s_tls_port: None,
+            tls: None,
+            stream: ServerStreamConfig::default(),
+            hub: HubConfig::default(),
+            threads,
+            partitions: threads * 2,
+            max_connections: 20_000,
+            partition_queue_bytes: 2 * 1024 * 1024,
+            c2s_rate_limit: None,
+            admin_socket: None,
+            scram_iterations: 10_000,
+            components: None,
+            registration_limit: Default::default(),
+            address_limits: Default::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RuntimeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("bind", &self.bind)
+            .field("c2s_port", &self.c2s_port)
+            .field("c2s_tls_port", &self.c2s_tls_port)
+            .field("tls", &self.tls.is_some())
+            .field("threads", &self.threads)
+            .field("partitions", &self.partitions)
+            .field(
+                "components",
+                &self.components.as_ref().map(|c| (c.bind, c.port)),
+            )
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,298 @@
+//! The way to the hub partitions: which partition owns a JID, the messages
+//! a partition takes ([`HubMsg`]), the byte budget of each partition's
+//! queue (`credit.rs`), the count of hub work not finished yet (what
+//! shutdown waits for), and the connected external components, which get
+//! the stanzas for their domains straight from here.
+
+use crate::credit::Credit;
+use crate::mailbox::{ConnMsg, Mailbox};
+use smol::channel::{Receiver, Sender};
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use xmpp_core::hub::{ConnId, Notice};
+use xmpp_core::jid::Jid;
+use xmpp_core::storage::{RequestId, StorageResult};
+use xmpp_core::Element;
+
+/// Input to a hub partition.
+#[derive(Debug)]
+pub(crate) enum HubMsg {
+    Bound {
+        conn: ConnId,
+        jid: Jid,
+        mailbox: Arc<Mailbox>,
+    },
+    Closed(ConnId),
+    /// The session's connection broke; it waits to be resumed (XEP-0198),
+    /// with these messages unacknowledged.
+    Hibernated(ConnId, Vec<Element>),
+    /// A hibernated session continues on a new connection.
+    Resumed(ConnId),
+    /// The client has the page of offline messages last sent to it.
+    PageDelivered(ConnId),
+    /// An unacknowledged message of a session that ended (XEP-0198).
+    Redeliver(Element),
+    /// A stanza from a session, with the bytes of partition credit its
+    /// connection took for it (returned once processed).
+    FromSession(ConnId, Element, usize),
+    Routed(Element),
+    /// A stanza from a peer that is not a session (an external component),
+    /// with the bytes of partition credit its connection took for it: a
+    /// component serves a whole domain and writes as fast as it likes, so
+    /// it draws on the same budget as clients.
+    FromPeer(Element, usize),
+    /// The results of one storage batch (group commit), in request order:
+    /// one message rather than one per request, so a burst of archive
+    /// writes wakes the partition once.
+    Storage(Vec<(RequestId, StorageResult)>),
+    Notice(Notice),
+    Kick(String),
+    Shutdown,
+    /// XEP-0198: a connection's durability fence, behind its stanzas
+    /// (see `fences.rs`); answered with `ConnMsg::FenceDone(seq)`.
+    Fence {
+        conn: ConnId,
+        seq: u64,
+    },
+    /// Partition `from` routed stanzas here before its fence `join` left
+    /// its hub: report `FenceDone(join)` once they are durable here.
+    RemoteFence {
+        from: usize,
+        join: u64,
+    },
+    /// A branch of this partition's fence `join` is back.
+    FenceDone(u64),
+}
+
+/// A connected external component (XEP-0114).
+struct Component {
+    conn: ConnId,
+    mailbox: Arc<Mailbox>,
+}
+
+/// Finds the partition that owns a JID and sends it work; stanzas for a
+/// connected component go straight to its connection.
+pub(crate) struct Router {
+    parts: Vec<Sender<HubMsg>>,
+    /// Per partition: bytes of client stanzas queued (`credit.rs`).
+    credits: Vec<Credit>,
+    /// The configured component domains (fixed at start): only stanzas for
+    /// these ever look at `components`, so user traffic takes no lock.
+    component_domains: HashSet<String>,
+    /// Connected components by domain.
+    components: RwLock<HashMap<String, Component>>,
+    /// Hub work not finished yet: messages queued for or being processed by
+    /// a partition, and storage requests awaiting their result. Counted up
+    /// before the work that causes it is counted down, so zero means quiet
+    /// (what shutdown waits for: a queue can be empty while the account a
+    /// message needs is still loading). Relaxed suffices: one counter, and
+    /// each increment is sequenced before the decrement of its cause.
+    work: AtomicUsize,
+}
+
+impl Router {
+    pub(crate) fn new(
+        n: usize,
+        component_domains: HashSet<String>,
+        queue_bytes: usize,
+    ) -> (Router, Vec<Receiver<HubMsg>>) {
+        let (parts, rxs) = (0..n).map(|_| smol::channel::unbounded()).unzip();
+        let router = Router {
+            parts,
+            credits: (0..n).map(|_| Credit::new(queue_bytes)).collect(),
+            component_domains,
+            components: RwLock::new(HashMap::new()),
+            work: AtomicUsize::new(0),
+        };
+        (router, rxs)
+    }
+
+    /// Make `conn` the component serving `domain`; false when another
+    /// connection already does (XEP-0114: `<conflict/>`).
+    pub(crate) fn claim_component(
+        &self,
+        domain: &str,
+        conn: ConnId,
+        mailbox: Arc<Mailbox>,
+    ) -> bool {
+        let mut map = self.components.write().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(domain) {
+            return false;
+        }
+        map.insert(domain.to_owned(), Component { conn, mailbox });
+        true
+    }
+
+    /// `conn` no longer serves `domain` (if it did).
+    pub(crate) fn release_component(&self, domain: &str, conn: ConnId) {
+        let mut map = self.components.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(domain).is_some_and(|c| c.conn == conn) {
+            map.remove(domain);
+        }
+    }
+
+    /// The partition of a bare JID (or domain) string.
+    pub(crate) fn partition(&self, bare: &str) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bare.hash(&mut h);
+        (h.finish() % self.parts.len() as u64) as usize
+    }
+
+    pub(crate) fn send(&self, partition: usize, msg: HubMsg) {
+        if let Some(p) = self.parts.get(partition) {
+            self.work.fetch_add(1, Ordering::Relaxed);
+            if p.try_send(msg).is_err() {
+                self.work.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!(partition, "hub partition gone; message dropped");
+            }
+        }
+    }
+
+    /// Hand a session's stanza to its partition once the partition has
+    /// room for it: the only send that waits, and only connection tasks
+    /// call it (see `credit.rs` for why this cannot deadlock).
+    pub(crate) async fn hand_over(&self, partition: usize, conn: ConnId, stanza: Element) {
+        let Some(credit) = self.credits.get(partition) else {
+            return;
+        };
+        let n = stanza.approx_size();
+        credit.acquire(n).await;
+        self.send(partition, HubMsg::FromSession(conn, stanza, n));
+    }
+
+    /// The byte budget of `partition`'s queue.
+    pub(crate) fn queue_bytes(&self, partition: usize) -> usize {
+        self.credits.get(partition).map_or(0, Credit::limit)
+    }
+
+    /// Every partition's byte budget, changed by a configuration reload;
+    /// the old one.
+    pub(crate) fn set_queue_bytes(&self, bytes: usize) -> usize {
+        let old = self.queue_bytes(0);
+        for credit in &self.credits {
+            credit.set_limit(bytes);
+        }
+        old
+    }
+
+    /// A partition processed a session's stanza of `n` bytes.
+    pub(crate) fn returned(&self, partition: usize, n: usize) {
+        if let Some(credit) = self.credits.get(partition) {
+            credit.release(n);
+        }
+    }
+
+    /// How many partitions there are.
+    pub(crate) fn partitions(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// A partition sent a storage request: work until it is answered.
+    pub(crate) fn work_added(&self) {
+        self.work.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One unit of work (a partition message, a storage request) is done.
+    pub(crate) fn done(&self) {
+        self.work.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Route a stanza: to its component's connection when its `to` is a
+    /// connected component's domain, else to the partition owning its `to`
+    /// (which also answers for components that are away).
+    pub(crate) fn route(&self, stanza: Element) {
+        self.route_to(stanza);
+    }
+
+    /// [`route`](Self::route), telling which partition got the stanza
+    /// (`None`: a component's connection).
+    pub(crate) fn route_to(&self, stanza: Element) -> Option<usize> {
+        match self.destination(stanza) {
+            Destination::Component => None,
+            Destination::Partition(p, stanza) => {
+                self.send(p, HubMsg::Routed(stanza));
+                Some(p)
+            }
+        }
+    }
+
+    /// Route a stanza a peer connection (a component) sent: like
+    /// [`route`](Self::route), but a stanza for a partition waits for room
+    /// in its budget first, as a client's does (see `credit.rs`). Only
+    /// connection tasks call it.
+    pub(crate) async fn route_from_peer(&self, stanza: Element) {
+        let Destination::Partition(p, stanza) = self.destination(stanza) else {
+            return;
+        };
+        let Some(credit) = self.credits.get(p) else {
+            return;
+        };
+        let n = stanza.approx_size();
+        credit.acquire(n).await;
+        self.send(p, HubMsg::FromPeer(stanza, n));
+    }
+
+    /// Hand the stanza to its component if it has one that is connected,
+    /// else name the partition owning its `to`.
+    fn destination(&self, stanza: Element) -> Destination {
+        let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
+        let stanza = match &to {
+            Some(to) if self.component_domains.contains(to.domain()) => {
+                match self.to_component(to.domain(), stanza) {
+                    Ok(()) => return Destination::Component,
+                    Err(s) => s,
+                }
+            }
+            _ => stanza,
+        };
+        let key = to.map(|j| j.bare_str()).unwrap_or_default();
+        Destination::Partition(self.partition(&key), stanza)
+    }
+
+    /// Hand a stanza to the component serving `domain`; back when there is
+    /// none (or it just went away).
+    fn to_component(&self, domain: &str, stanza: Element) -> Result<(), Element> {
+        let map = self.components.read().unwrap_or_else(|e| e.into_inner());
+        let Some(c) = map.get(domain) else {
+            return Err(stanza);
+        };
+        match c.mailbox.offer(ConnMsg::Deliver(Box::new(stanza))) {
+            Ok(()) => Ok(()),
+            Err(ConnMsg::Deliver(s)) => Err(*s),
+            Err(
+                ConnMsg::Close(_)
+                | ConnMsg::Release(_)
+                | ConnMsg::Drained
+                | ConnMsg::PageMark
+                | ConnMsg::FenceDone(_)
+                | ConnMsg::HibernationNoted,
+            ) => Ok(()),
+        }
+    }
+
+    pub(crate) fn broadcast(&self, msg: impl Fn() -> HubMsg) {
+        for i in 0..self.parts.len() {
+            self.send(i, msg());
+        }
+    }
+
+    /// Wait (bounded) until the hub is quiet: every message processed and
+    /// every storage request answered, including those caused by others.
+    pub(crate) fn drain(&self, max: Duration) {
+        let deadline = std::time::Instant::now() + max;
+        while self.work.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Where [`Router::destination`] sent a stanza.
+enum Destination {
+    /// Into a connected component's mailbox.
+    Component,
+    /// To this partition (not sent yet).
+    Partition(usize, Element),
+}
