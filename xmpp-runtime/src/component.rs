@@ -19,7 +19,9 @@ use smol::Async;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use xmpp_core::hub::ConnId;
-use xmpp_core::stream::{ComponentStream, ComponentStreamConfig, ConnOutput, StreamErrorCondition};
+use xmpp_core::stream::{
+    AcceptOutput, ComponentStream, ComponentStreamConfig, StreamErrorCondition,
+};
 
 /// Most bytes of stanzas waiting for a component (it serves a whole
 /// domain, so more than a client's mailbox holds); over it the component
@@ -67,12 +69,12 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, ctx: Arc<Components>) {
     'conn: loop {
         while let Some(out) = stream.poll_output() {
             match out {
-                ConnOutput::Write(bytes) => {
+                AcceptOutput::Write(bytes) => {
                     if transport.write_all(&bytes).await.is_err() {
                         break 'conn;
                     }
                 }
-                ConnOutput::Bound(jid) => {
+                AcceptOutput::Claim(jid) => {
                     let domain = jid.domain().to_owned();
                     if ctx
                         .router
@@ -88,26 +90,12 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, ctx: Arc<Components>) {
                 }
                 // Waits while the partition is behind, reading nothing
                 // more meanwhile: TCP pushes back on the component.
-                ConnOutput::Stanza(el) => ctx.router.route_from_peer(el).await,
-                ConnOutput::Close => {
+                AcceptOutput::Stanza(el) => ctx.router.route_from_peer(el).await,
+                AcceptOutput::Close => {
                     let _ = transport.flush().await;
                     let _ = transport.close().await;
                     break 'conn;
                 }
-                // Client-stream outputs: a component stream has none of them.
-                ConnOutput::StartTls
-                | ConnOutput::Storage { .. }
-                | ConnOutput::Account { .. }
-                | ConnOutput::CheckPassword { .. }
-                | ConnOutput::AuthStarted { .. }
-                | ConnOutput::AuthFailed { .. }
-                | ConnOutput::Authenticated { .. }
-                | ConnOutput::SmEnabled(_)
-                | ConnOutput::Resume { .. }
-                | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered
-                | ConnOutput::Fence(_) => {}
             }
         }
         if transport.flush().await.is_err() || stream.is_closed() {

@@ -10,8 +10,8 @@ use crate::sasl::{ChannelBinding, ChannelBindingType};
 use crate::storage::MemoryStore;
 use crate::storage::StorageResult;
 use crate::stream::{
-    ClientConfig, ClientOutput, ClientStream, ComponentStream, ComponentStreamConfig, ConnOutput,
-    ServerStream, ServerStreamConfig, StreamErrorCondition,
+    AcceptOutput, ClientConfig, ClientOutput, ClientStream, ComponentStream, ComponentStreamConfig,
+    ConnOutput, ServerStream, ServerStreamConfig, StreamErrorCondition,
 };
 use crate::time::Millis;
 use crate::xml::Element;
@@ -680,9 +680,9 @@ impl World {
                 continue;
             }
             match out {
-                ConnOutput::Write(bytes) => c.to_client.extend_from_slice(&bytes),
+                AcceptOutput::Write(bytes) => c.to_client.extend_from_slice(&bytes),
                 // The driver's claim: one connection per component domain.
-                ConnOutput::Bound(jid) => {
+                AcceptOutput::Claim(jid) => {
                     match self.component_domains.entry(jid.domain().to_owned()) {
                         std::collections::btree_map::Entry::Occupied(_) => {
                             c.stream.close(Some(StreamErrorCondition::Conflict))
@@ -693,21 +693,8 @@ impl World {
                         }
                     }
                 }
-                ConnOutput::Stanza(el) => self.route(el),
-                ConnOutput::Close => self.close_transport(id),
-                ConnOutput::StartTls
-                | ConnOutput::Storage { .. }
-                | ConnOutput::Account { .. }
-                | ConnOutput::CheckPassword { .. }
-                | ConnOutput::AuthStarted { .. }
-                | ConnOutput::AuthFailed { .. }
-                | ConnOutput::Authenticated { .. }
-                | ConnOutput::SmEnabled(_)
-                | ConnOutput::Resume { .. }
-                | ConnOutput::Resumed(_)
-                | ConnOutput::Undelivered(_)
-                | ConnOutput::PageDelivered
-                | ConnOutput::Fence(_) => {}
+                AcceptOutput::Stanza(el) => self.route(el),
+                AcceptOutput::Close => self.close_transport(id),
             }
         }
     }

@@ -7,17 +7,18 @@
 //! once the handshake succeeds it may send from any address of its domain,
 //! and the server routes every stanza for that domain to it. Like the c2s
 //! machine, this one never touches the network: the driver feeds bytes and
-//! time and polls [`ConnOutput`]s.
+//! time and polls [`AcceptOutput`]s (its own: a component stream has no
+//! SASL, storage or stream management to speak of).
 //!
 //! One domain has at most one connection. The machine cannot know which
 //! domains are taken, so after a valid handshake it emits
-//! [`ConnOutput::Bound`] with the domain and waits: the driver claims the
+//! [`AcceptOutput::Claim`] with the domain and waits: the driver claims the
 //! domain and answers [`ComponentStream::claimed`] (the component is told
 //! `<handshake/>`) or closes the stream with `<conflict/>`.
 
 use super::error::StreamErrorCondition;
 use super::header::STREAM_CLOSE;
-use super::output::{ConnOutput, OutputQueue};
+use super::output::{OutputQueue, Writes};
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
@@ -29,6 +30,35 @@ use std::sync::Arc;
 
 /// XEP-0114 content namespace.
 pub const NS: &str = "jabber:component:accept";
+
+/// What the server side of a component stream asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptOutput {
+    /// Bytes to write to the transport.
+    Write(Vec<u8>),
+    /// The handshake proved the secret for this domain: the driver claims
+    /// the domain (one connection per domain) and answers
+    /// [`ComponentStream::claimed`], or closes with `<conflict/>`.
+    Claim(Jid),
+    /// A stanza from the component (`from` checked against its domain),
+    /// for routing.
+    Stanza(Element),
+    /// Flush pending writes and close the transport.
+    Close,
+}
+
+impl Writes for AcceptOutput {
+    fn write(bytes: Vec<u8>) -> Self {
+        AcceptOutput::Write(bytes)
+    }
+
+    fn written(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            AcceptOutput::Write(buf) => Some(buf),
+            _ => None,
+        }
+    }
+}
 
 /// One configured component: its domain and the secret it proves.
 #[derive(Clone, PartialEq, Eq)]
@@ -109,7 +139,7 @@ pub struct ComponentStream {
     cfg: Arc<ComponentStreamConfig>,
     parser: StreamParser,
     entropy: Entropy,
-    out: OutputQueue,
+    out: OutputQueue<AcceptOutput>,
     phase: Phase,
     handshake_deadline: Option<Millis>,
     /// When output was last queued (for keepalives).
@@ -149,7 +179,7 @@ impl ComponentStream {
     }
 
     /// Next instruction for the driver.
-    pub fn poll_output(&mut self) -> Option<ConnOutput> {
+    pub fn poll_output(&mut self) -> Option<AcceptOutput> {
         self.out.pop()
     }
 
@@ -236,7 +266,7 @@ impl ComponentStream {
             None => {
                 self.ensure_header(None, None);
                 self.out.write(STREAM_CLOSE);
-                self.out.push(ConnOutput::Close);
+                self.out.push(AcceptOutput::Close);
                 self.phase = Phase::Closed;
             }
         }
@@ -335,7 +365,7 @@ impl ComponentStream {
         let domain = domain.clone();
         match Jid::domain_jid(&domain) {
             Ok(jid) => {
-                self.out.push(ConnOutput::Bound(jid));
+                self.out.push(AcceptOutput::Claim(jid));
                 self.phase = Phase::AwaitClaim { domain };
             }
             Err(_) => self.stream_error(StreamErrorCondition::InternalServerError, None),
@@ -386,7 +416,7 @@ impl ComponentStream {
         if kind == Kind::Iq && !super::server::valid_iq(&el) {
             return reject(self, &el, StanzaError::BadRequest);
         }
-        self.out.push(ConnOutput::Stanza(el));
+        self.out.push(AcceptOutput::Stanza(el));
     }
 
     /// Our stream header (once): XEP-0114 streams carry no version.
@@ -421,7 +451,7 @@ impl ComponentStream {
         self.ensure_header(None, None);
         self.out.write_element(&cond.to_element(text), NS);
         self.out.write(STREAM_CLOSE);
-        self.out.push(ConnOutput::Close);
+        self.out.push(AcceptOutput::Close);
         self.phase = Phase::Closed;
     }
 }

@@ -270,7 +270,7 @@ impl ComponentClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::{ComponentSecret, ComponentStream, ComponentStreamConfig, ConnOutput};
+    use crate::stream::{AcceptOutput, ComponentSecret, ComponentStream, ComponentStreamConfig};
     use crate::Entropy;
     use std::sync::Arc;
 
@@ -307,8 +307,8 @@ mod tests {
             let mut to_client = Vec::new();
             while let Some(o) = server.poll_output() {
                 match o {
-                    ConnOutput::Write(b) => to_client.extend(b),
-                    ConnOutput::Bound(_) => server.claimed(round),
+                    AcceptOutput::Write(b) => to_client.extend(b),
+                    AcceptOutput::Claim(_) => server.claimed(round),
                     _ => {}
                 }
             }
@@ -324,7 +324,7 @@ mod tests {
         let (bytes, _) = writes(&mut client);
         server.handle_input(7, &bytes);
         let routed = std::iter::from_fn(|| server.poll_output()).any(
-            |o| matches!(o, ConnOutput::Stanza(s) if s.attr("to") == Some("alice@localhost/desk")),
+            |o| matches!(o, AcceptOutput::Stanza(s) if s.attr("to") == Some("alice@localhost/desk")),
         );
         assert!(routed, "the server takes the component's stanza");
     }

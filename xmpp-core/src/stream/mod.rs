@@ -23,7 +23,7 @@ pub mod sm;
 mod test_support;
 
 pub use client::{ClientConfig, ClientOutput, ClientStream};
-pub use component::{ComponentSecret, ComponentStream, ComponentStreamConfig};
+pub use component::{AcceptOutput, ComponentSecret, ComponentStream, ComponentStreamConfig};
 pub use component_client::{ComponentClient, ComponentClientConfig, ComponentOutput};
 pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;

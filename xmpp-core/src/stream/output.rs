@@ -1,4 +1,8 @@
-//! What a connection machine asks its driver to do.
+//! What the c2s server machine asks its driver to do, and the output queue
+//! every machine shares. Each machine has its own output type (the client's
+//! `ClientOutput`, a component stream's `AcceptOutput`, a component's
+//! `ComponentOutput`), so a driver matches only what its machine can say;
+//! they share writing and closing.
 
 use crate::jid::Jid;
 use crate::modules::register::AccountOp;
@@ -9,7 +13,8 @@ use crate::xml::escape_attr;
 use crate::xml::Element;
 use std::collections::VecDeque;
 
-/// One instruction from a connection machine to its driver, polled in order.
+/// One instruction from the c2s server machine ([`ServerStream`](super::ServerStream))
+/// to its driver, polled in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConnOutput {
     /// Bytes to write to the transport (already framed XML).
@@ -53,14 +58,10 @@ pub enum ConnOutput {
         account: String,
         mechanism: Mechanism,
     },
-    /// The stream authenticated and bound this full JID. From a component
-    /// stream: the
-    /// handshake proved the secret for this domain; the driver claims the
-    /// domain and answers `ComponentStream::claimed` (or closes with
-    /// `<conflict/>`).
+    /// The stream authenticated and bound this full JID.
     Bound(Jid),
     /// A stanza from the client to the hub (`from` stamped and `to`
-    /// normalized; from a component, `from` checked against its domain).
+    /// normalized).
     Stanza(Element),
     /// Flush pending writes and close the transport.
     Close,

@@ -14,12 +14,12 @@ fn cfg() -> Arc<ComponentStreamConfig> {
 }
 
 /// Everything the machine wants done, writes concatenated as text.
-fn drain(s: &mut ComponentStream) -> (String, Vec<ConnOutput>) {
+fn drain(s: &mut ComponentStream) -> (String, Vec<AcceptOutput>) {
     let mut text = String::new();
     let mut other = Vec::new();
     while let Some(o) = s.poll_output() {
         match o {
-            ConnOutput::Write(b) => text.push_str(&String::from_utf8_lossy(&b)),
+            AcceptOutput::Write(b) => text.push_str(&String::from_utf8_lossy(&b)),
             o => other.push(o),
         }
     }
@@ -43,7 +43,7 @@ fn accepted() -> ComponentStream {
     let digest = handshake_digest(&stream_id(&text), "s3cret");
     s.handle_input(1, format!("<handshake>{digest}</handshake>").as_bytes());
     let (_, out) = drain(&mut s);
-    assert!(matches!(&out[..], [ConnOutput::Bound(j)] if j.as_str() == "push.localhost"));
+    assert!(matches!(&out[..], [AcceptOutput::Claim(j)] if j.as_str() == "push.localhost"));
     s.claimed(2);
     let (text, _) = drain(&mut s);
     assert_eq!(text, "<handshake/>");
@@ -90,7 +90,7 @@ fn uppercase_digest_is_accepted_and_stanzas_flow() {
     s.claimed(2);
     let (text, out) = drain(&mut s);
     assert_eq!(text, "<handshake/>");
-    let [ConnOutput::Stanza(m)] = &out[..] else {
+    let [AcceptOutput::Stanza(m)] = &out[..] else {
         panic!("{out:?}")
     };
     assert_eq!(m.ns, ns::CLIENT);
@@ -109,7 +109,7 @@ fn wrong_secret_is_not_authorized() {
     let (text, out) = drain(&mut s);
     assert!(text.contains("<not-authorized"), "{text}");
     assert!(text.ends_with("</stream:stream>"), "{text}");
-    assert_eq!(out, vec![ConnOutput::Close]);
+    assert_eq!(out, vec![AcceptOutput::Close]);
     assert!(s.is_closed());
 }
 
@@ -124,7 +124,7 @@ fn unknown_name_is_host_unknown() {
     );
     let (text, out) = drain(&mut s);
     assert!(text.contains("<host-unknown"), "{text}");
-    assert_eq!(out, vec![ConnOutput::Close]);
+    assert_eq!(out, vec![AcceptOutput::Close]);
 }
 
 #[test]
@@ -160,13 +160,13 @@ fn from_inside_the_domain_passes_outside_is_invalid_from() {
     );
     let (_, out) = drain(&mut s);
     assert!(
-        matches!(&out[..], [ConnOutput::Stanza(m)] if m.attr("from") == Some("bot@push.localhost/x")),
+        matches!(&out[..], [AcceptOutput::Stanza(m)] if m.attr("from") == Some("bot@push.localhost/x")),
         "{out:?}"
     );
     s.handle_input(4, b"<message from='admin@localhost' to='alice@localhost'/>");
     let (text, out) = drain(&mut s);
     assert!(text.contains("<invalid-from"), "{text}");
-    assert_eq!(out, vec![ConnOutput::Close]);
+    assert_eq!(out, vec![AcceptOutput::Close]);
 }
 
 #[test]
