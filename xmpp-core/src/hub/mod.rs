@@ -20,7 +20,6 @@ mod presence;
 mod quotas;
 mod roster;
 
-pub use crate::modules::mam::ArchiveConfig;
 pub use account::{Account, ConnId, Session};
 pub use context::Context;
 pub use durability::Fence;

@@ -253,9 +253,9 @@ fn archive_purge_is_scheduled_and_continues_full_batches() {
     let day = 86_400_000;
     let cfg = HubConfig {
         modules: crate::modules::ModuleSet::standard().with(crate::modules::mam::Archiving::new(
-            ArchiveConfig {
+            crate::modules::mam::ArchiveConfig {
                 retention: Some(day),
-                ..ArchiveConfig::default()
+                ..crate::modules::mam::ArchiveConfig::default()
             },
         )),
         ..HubConfig::default()
