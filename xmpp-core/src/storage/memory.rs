@@ -291,6 +291,36 @@ impl MemoryStore {
                 Some(_) => StorageResult::Done,
                 None => StorageResult::NotFound,
             },
+            StorageRequest::ListBlobs {
+                account,
+                prefix,
+                after,
+                max,
+            } => {
+                let Some(a) = self.accounts.get(&account) else {
+                    return StorageResult::Documents {
+                        items: Vec::new(),
+                        more: false,
+                    };
+                };
+                // Keys after `after` and under `prefix`: the range starts at
+                // whichever comes later.
+                let from = match &after {
+                    Some(k) if *k >= prefix => std::ops::Bound::Excluded(k.clone()),
+                    _ => std::ops::Bound::Included(prefix.clone()),
+                };
+                let mut matching = a
+                    .blobs
+                    .range((from, std::ops::Bound::Unbounded))
+                    .take_while(|(k, _)| k.starts_with(&prefix));
+                let items: Vec<(String, String)> = matching
+                    .by_ref()
+                    .take(max)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let more = matching.next().is_some();
+                StorageResult::Documents { items, more }
+            }
             StorageRequest::LoadBlob { account, key } => StorageResult::Blob(
                 self.accounts
                     .get(&account)

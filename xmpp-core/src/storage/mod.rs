@@ -174,6 +174,17 @@ pub enum StorageRequest {
         value: Option<String>,
         limit: Option<KeyLimit>,
     },
+    /// One page of the account's stored documents whose keys start with
+    /// `prefix`, in key order, after the key `after` (exclusive): at most
+    /// `max`. A module keeps a collection this way (items of a PEP node
+    /// under `pep/<node>/`) without a request kind of its own. An unknown
+    /// account has none. Answer: [`StorageResult::Documents`].
+    ListBlobs {
+        account: String,
+        prefix: String,
+        after: Option<String>,
+        max: usize,
+    },
     /// Append one message to the account's archive (XEP-0313). `NotFound`
     /// for an unknown account. Ids only grow, so this is an append.
     AppendArchive {
@@ -216,6 +227,9 @@ impl StorageRequest {
                 message.with.len() + message.stanza.len()
             }
             StorageRequest::LoadBlob { key, .. } => key.len(),
+            StorageRequest::ListBlobs { prefix, after, .. } => {
+                prefix.len() + after.as_ref().map_or(0, String::len)
+            }
             StorageRequest::RemoveRosterItem { jid, .. } => jid.len(),
             _ => 0,
         };
@@ -237,6 +251,7 @@ impl StorageRequest {
             | StorageRequest::SetCredentials { account, .. }
             | StorageRequest::DeleteAccount { account }
             | StorageRequest::LoadBlob { account, .. }
+            | StorageRequest::ListBlobs { account, .. }
             | StorageRequest::StoreBlob { account, .. }
             | StorageRequest::AppendArchive { account, .. }
             | StorageRequest::QueryArchive { account, .. }
@@ -322,6 +337,12 @@ pub enum StorageResult {
     Full,
     /// A stored XML document, or `None` when there is none.
     Blob(Option<String>),
+    /// A page of stored documents as (key, document), in key order, and
+    /// whether more follow.
+    Documents {
+        items: Vec<(String, String)>,
+        more: bool,
+    },
     /// A page of archived messages.
     ArchivePage(ArchivePage),
     /// An archive's first and last message; `None` when it is empty.

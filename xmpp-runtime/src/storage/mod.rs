@@ -644,6 +644,63 @@ pub(crate) mod conformance {
         assert_eq!(b.execute(blob("p 2")), Res::Blob(Some("<b/>".into())));
         assert_eq!(b.execute(limited("p 1", None)), Res::Done);
         assert_eq!(b.execute(limited("p 3", Some("<c/>"))), Res::Done);
+        // Documents are listed by key prefix, in key order, in pages.
+        for key in ["pep/a/1", "pep/a/2", "pep/a/3", "pep/b/1", "pep/a"] {
+            assert_eq!(
+                b.execute(Req::StoreBlob {
+                    account: alice.clone(),
+                    key: key.into(),
+                    value: Some(format!("<{}/>", key.replace('/', "-"))),
+                    limit: None,
+                }),
+                Res::Done
+            );
+        }
+        let list = |prefix: &str, after: Option<&str>, max| Req::ListBlobs {
+            account: alice.clone(),
+            prefix: prefix.into(),
+            after: after.map(str::to_owned),
+            max,
+        };
+        let keys = |r: Res| match r {
+            Res::Documents { items, more } => {
+                (items.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), more)
+            }
+            other => panic!("expected documents, got {other:?}"),
+        };
+        assert_eq!(
+            b.execute(list("pep/a/", None, 2)),
+            Res::Documents {
+                items: vec![
+                    ("pep/a/1".into(), "<pep-a-1/>".into()),
+                    ("pep/a/2".into(), "<pep-a-2/>".into())
+                ],
+                more: true
+            }
+        );
+        assert_eq!(
+            keys(b.execute(list("pep/a/", Some("pep/a/2"), 2))),
+            (vec!["pep/a/3".to_owned()], false)
+        );
+        assert_eq!(
+            keys(b.execute(list("pep/a/", Some("a"), 1))),
+            (vec!["pep/a/1".to_owned()], true),
+            "an `after` before the prefix starts at the prefix"
+        );
+        assert_eq!(
+            keys(b.execute(list("pep/", Some("pep/a/3"), 10))),
+            (vec!["pep/b/1".to_owned()], false)
+        );
+        assert_eq!(keys(b.execute(list("pep/a/", None, 0))), (vec![], true));
+        assert_eq!(
+            keys(b.execute(Req::ListBlobs {
+                account: "nobody@localhost".into(),
+                prefix: "pep/".into(),
+                after: None,
+                max: 10,
+            })),
+            (vec![], false)
+        );
         // The documents a load names come back with the account, in the
         // order named; others (the vCard stored above) do not.
         match b.execute(Req::LoadAccount {

@@ -194,6 +194,7 @@ fn is_read(req: &StorageRequest) -> bool {
         StorageRequest::LoadCredentials { .. }
             | StorageRequest::LoadAccount { .. }
             | StorageRequest::LoadBlob { .. }
+            | StorageRequest::ListBlobs { .. }
             | StorageRequest::QueryArchive { .. }
             | StorageRequest::ArchiveMetadata { .. }
     )
@@ -298,12 +299,54 @@ fn read<T: ReadableTable<Bytes, Bytes>>(
             get_string(&t.blobs, &account_key(account, key), "stored document")
                 .map(StorageResult::Blob)
         }
+        StorageRequest::ListBlobs {
+            account,
+            prefix,
+            after,
+            max,
+        } => list_blobs(t, account, prefix, after.as_deref(), *max),
         StorageRequest::QueryArchive { account, query } => {
             archive::query(&t.archive, account, query)
         }
         StorageRequest::ArchiveMetadata { account } => archive::metadata(&t.archive, account),
         _ => return None,
     })
+}
+
+/// A page of the account's documents under `prefix`, after `after`.
+fn list_blobs<T: ReadableTable<Bytes, Bytes>>(
+    t: &Tables<T>,
+    account: &str,
+    prefix: &str,
+    after: Option<&str>,
+    max: usize,
+) -> Result<StorageResult, StorageError> {
+    let head = super::keys::prefix(account).len();
+    let under = account_key(account, prefix);
+    // Keys after `after` and under `prefix`: start at whichever is later
+    // (the `after` key itself is skipped).
+    let skip = after
+        .filter(|k| *k >= prefix)
+        .map(|k| account_key(account, k));
+    let start = skip.clone().unwrap_or_else(|| under.clone());
+    let range = t.blobs.range(start.as_slice()..)?;
+    let mut items = Vec::new();
+    for entry in range {
+        let (key, value) = entry?;
+        let key = key.value();
+        if !key.starts_with(&under) {
+            break;
+        }
+        if skip.as_deref() == Some(key) {
+            continue;
+        }
+        if items.len() == max {
+            return Ok(StorageResult::Documents { items, more: true });
+        }
+        let name = utf8(&key[head..], "document key")?;
+        items.push((name, utf8(value.value(), "stored document")?));
+    }
+    Ok(StorageResult::Documents { items, more: false })
 }
 
 fn load_credentials<T: ReadableTable<Bytes, Bytes>>(
@@ -513,6 +556,7 @@ fn write(t: &mut WriteTables<'_>, req: StorageRequest) -> Result<StorageResult, 
         read_only @ (StorageRequest::LoadCredentials { .. }
         | StorageRequest::LoadAccount { .. }
         | StorageRequest::LoadBlob { .. }
+        | StorageRequest::ListBlobs { .. }
         | StorageRequest::QueryArchive { .. }
         | StorageRequest::ArchiveMetadata { .. }) => Err(Fail::Clean(StorageError::Open {
             path: PathBuf::new(),

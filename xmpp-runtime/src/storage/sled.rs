@@ -460,6 +460,40 @@ impl SledBackend {
                 }
                 Ok(result)
             }
+            StorageRequest::ListBlobs {
+                account,
+                prefix: under_prefix,
+                after,
+                max,
+            } => {
+                let head = prefix(&account).len();
+                let under = account_key(&account, &under_prefix);
+                // Keys after `after` and under the prefix: start at
+                // whichever is later (the `after` key itself is skipped).
+                let skip = after
+                    .filter(|k| *k >= under_prefix)
+                    .map(|k| account_key(&account, &k));
+                let start = skip.clone().unwrap_or_else(|| under.clone());
+                let mut items = Vec::new();
+                for entry in self.blobs.range(start..) {
+                    let (key, value) = entry?;
+                    if !key.starts_with(&under) {
+                        break;
+                    }
+                    if skip.as_deref() == Some(&key[..]) {
+                        continue;
+                    }
+                    if items.len() == max {
+                        return Ok(StorageResult::Documents { items, more: true });
+                    }
+                    let name = String::from_utf8(key[head..].to_vec())
+                        .map_err(|_| StorageError::NotUtf8("document key"))?;
+                    let doc = String::from_utf8(value.to_vec())
+                        .map_err(|_| StorageError::NotUtf8("stored document"))?;
+                    items.push((name, doc));
+                }
+                Ok(StorageResult::Documents { items, more: false })
+            }
             StorageRequest::LoadBlob { account, key } => {
                 match self.blobs.get(account_key(&account, &key))? {
                     None => Ok(StorageResult::Blob(None)),
