@@ -66,8 +66,10 @@ struct SimConn {
     /// The session moved to another connection by resumption: this
     /// connection's end is not the session's end.
     retired: bool,
-    /// Unacknowledged stanzas to route once the hub knows the session ended.
+    /// Unacknowledged stanzas to route once the hub released the session.
     undelivered: Vec<Element>,
+    /// The session ended and waits for the hub's [`HubOutput::Released`].
+    ending: bool,
 }
 
 /// One external component's connection (raw: the test plays the component).
@@ -248,6 +250,7 @@ impl World {
                 hub_id: id,
                 retired: false,
                 undelivered: Vec::new(),
+                ending: false,
             },
         );
         self.pump();
@@ -496,17 +499,40 @@ impl World {
     }
 
     /// The session of a connection ended: the hub hears it (unless the
-    /// session lives on elsewhere), then the unacknowledged stanzas are
-    /// routed, so the hub no longer counts the session as a target.
+    /// session lives on elsewhere), and the unacknowledged stanzas are
+    /// routed once it released the session ([`Self::released`]), so the
+    /// hub no longer counts the session as a target.
     fn end_session(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let undelivered = std::mem::take(&mut c.undelivered);
         if c.bound && !c.retired {
             c.bound = false;
+            c.ending = true;
             self.hub.session_closed(self.now, c.hub_id);
+            return;
         }
+        let undelivered = std::mem::take(&mut c.undelivered);
+        self.hand_back(undelivered);
+    }
+
+    /// The hub let go of the session `hub_id`: what its connection was
+    /// never acknowledged goes back (the runtime's `Drained`).
+    fn released(&mut self, hub_id: ConnId) {
+        let Some(c) = self
+            .conns
+            .values_mut()
+            .find(|c| c.hub_id == hub_id && c.ending)
+        else {
+            return;
+        };
+        c.ending = false;
+        let undelivered = std::mem::take(&mut c.undelivered);
+        self.hand_back(undelivered);
+    }
+
+    /// Undelivered stanzas: messages back to their account, errors routed.
+    fn hand_back(&mut self, undelivered: Vec<Element>) {
         for stanza in undelivered {
             if crate::stream::sm::is_redelivery(&stanza) {
                 self.hub.redeliver(self.now, stanza);
@@ -801,6 +827,7 @@ impl World {
                 // reported at once, so no stanza reaches a hibernated
                 // connection before its hub knows: nothing to report.
                 HubOutput::HibernationNoted { .. } => {}
+                HubOutput::Released { conn } => self.released(conn),
             }
         }
         progress
