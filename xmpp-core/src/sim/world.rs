@@ -14,6 +14,7 @@ use crate::stream::{
     ServerStream, ServerStreamConfig, StreamErrorCondition,
 };
 use crate::time::Millis;
+use crate::wiring::{Destination, Partitions};
 use crate::xml::Element;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -111,6 +112,9 @@ pub struct World {
     components: BTreeMap<ConnId, SimComponent>,
     /// Which connection serves each component domain (the driver's claim).
     component_domains: BTreeMap<String, ConnId>,
+    /// The runtime's routing rule (one partition here: the world has one
+    /// hub), with the configured component domains.
+    partitions: Partitions,
     /// XEP-0077 registrations; every simulated client shares one address.
     registrations: RegistrationThrottle<()>,
     /// XEP-0198 fences in the hub: token → (the hub's session id, the
@@ -142,12 +146,15 @@ impl World {
             fences: BTreeMap::new(),
             next_fence: 0,
             component_domains: BTreeMap::new(),
+            partitions: Partitions::new(1, []),
             registrations: RegistrationThrottle::new(0),
         }
     }
 
     /// The components that may connect (XEP-0114).
     pub fn set_component_config(&mut self, cfg: ComponentStreamConfig) {
+        let domains = cfg.components.iter().map(|c| c.domain.clone());
+        self.partitions = Partitions::new(1, domains);
         self.component_cfg = Arc::new(cfg);
     }
 
@@ -738,16 +745,18 @@ impl World {
         }
     }
 
-    /// What the runtime's router does: a stanza for a connected component
+    /// What the runtime's router does, by the same rule
+    /// ([`Partitions::destination`]): a stanza for a connected component
     /// goes to its connection, everything else to the hub.
     fn route(&mut self, stanza: Element) {
-        let domain = stanza
-            .attr("to")
-            .and_then(|t| Jid::parse(t).ok())
-            .map(|j| j.domain().to_owned());
-        let component = domain
-            .and_then(|d| self.component_domains.get(&d).copied())
-            .and_then(|id| self.components.get_mut(&id));
+        let component = match self.partitions.destination(stanza.attr("to")) {
+            Destination::Component { domain, .. } => self
+                .component_domains
+                .get(&domain)
+                .copied()
+                .and_then(|id| self.components.get_mut(&id)),
+            Destination::Partition(_) => None,
+        };
         match component {
             Some(c) => c.stream.send_stanza_at(self.now, &stanza),
             None => self.hub.routed(self.now, stanza),
