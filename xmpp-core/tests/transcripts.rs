@@ -339,6 +339,10 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                                 r.min_password_length = n;
                             }
                         }
+                        "max_sessions" => {
+                            let n = v.parse().map_err(|_| err(format!("bad number {v}")))?;
+                            sc.hub.quotas.max_sessions = n;
+                        }
                         "turn" => sc.modules.turn = Some(parse_turn(&v).map_err(err)?),
                         "avatars" => sc.avatars = parse_bool(&v).map_err(err)?,
                         "registration_limit" => {

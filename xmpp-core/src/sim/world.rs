@@ -14,7 +14,7 @@ use crate::stream::{
     ServerStream, ServerStreamConfig, StreamErrorCondition,
 };
 use crate::time::Millis;
-use crate::wiring::{Destination, Partitions};
+use crate::wiring::{Destination, Partitions, SmRegistry};
 use crate::xml::Element;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -115,6 +115,9 @@ pub struct World {
     /// The runtime's routing rule (one partition here: the world has one
     /// hub), with the configured component domains.
     partitions: Partitions,
+    /// XEP-0198: resumable sessions by SM-ID, hibernated ones per account
+    /// (the runtime's rules, with its limit), by the sessions' hub ids.
+    sm_sessions: SmRegistry,
     /// XEP-0077 registrations; every simulated client shares one address.
     registrations: RegistrationThrottle<()>,
     /// XEP-0198 fences in the hub: token → (the hub's session id, the
@@ -147,6 +150,7 @@ impl World {
             next_fence: 0,
             component_domains: BTreeMap::new(),
             partitions: Partitions::new(1, []),
+            sm_sessions: SmRegistry::default(),
             registrations: RegistrationThrottle::new(0),
         }
     }
@@ -322,13 +326,25 @@ impl World {
     /// the next pump, end the session unless it hibernates).
     fn transport_gone(&mut self, conn: ConnId) {
         let now = self.now;
+        let mut over_limit = None;
         if let Some(c) = self.conns.get_mut(&conn) {
-            if !c.transport_closed && c.stream.transport_lost(now) && c.bound {
-                let unacked = c.stream.unacked_messages();
-                self.hub.session_hibernated(now, c.hub_id, &unacked);
+            if !c.transport_closed && c.stream.transport_lost(now) {
+                if c.bound {
+                    let unacked = c.stream.unacked_messages();
+                    self.hub.session_hibernated(now, c.hub_id, &unacked);
+                }
+                let account = c.stream.account().map(|a| a.bare_str());
+                over_limit = self
+                    .sm_sessions
+                    .hibernated(&account.unwrap_or_default(), c.hub_id);
             }
         }
         self.close_transport(conn);
+        // Too many hibernated sessions: the oldest ends, as in the runtime.
+        if let Some(c) = over_limit.and_then(|oldest| self.session_conn(oldest)) {
+            c.stream
+                .close(Some(StreamErrorCondition::ResourceConstraint));
+        }
     }
 
     /// True while the connection's session waits to be resumed.
@@ -513,6 +529,11 @@ impl World {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        if !c.retired {
+            if let Some(sm_id) = c.stream.sm_id() {
+                self.sm_sessions.unregister(sm_id, c.hub_id);
+            }
+        }
         if c.bound && !c.retired {
             c.bound = false;
             c.ending = true;
@@ -550,30 +571,29 @@ impl World {
     }
 
     /// A stream asked to resume `previd`: take the session from the stream
-    /// holding it, if it belongs to the same account (what the runtime's
-    /// registry does).
+    /// holding it, if it belongs to the same account (the runtime's
+    /// registry, [`SmRegistry`]).
     fn resume(&mut self, conn: ConnId, previd: &str) {
         let account = self
             .conns
             .get(&conn)
-            .and_then(|c| c.stream.account().cloned());
-        let holder = self
-            .conns
-            .iter()
-            .find(|(id, c)| {
-                **id != conn
-                    && !c.retired
-                    && c.stream.sm_id() == Some(previd)
-                    && c.stream.account() == account.as_ref()
-            })
-            .map(|(id, _)| *id);
+            .and_then(|c| c.stream.account())
+            .map(|a| a.bare_str())
+            .unwrap_or_default();
+        let holder = self.sm_sessions.holder(previd, &account);
         let mut found = None;
         let mut hub_id = conn;
-        if let Some(old) = holder.and_then(|h| self.conns.get_mut(&h)) {
+        let old = holder.and_then(|h| {
+            self.conns
+                .iter_mut()
+                .find(|(id, c)| **id != conn && c.hub_id == h && !c.retired)
+        });
+        if let Some((_, old)) = old {
             found = old.stream.take_suspended();
             if found.is_some() {
                 old.retired = true;
                 hub_id = old.hub_id;
+                self.sm_sessions.awake(&account, hub_id);
             }
         }
         let now = self.now;
@@ -690,7 +710,13 @@ impl World {
                         c.stream.fence_done(self.now, seq);
                     }
                 }
-                ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) => {}
+                ConnOutput::SmEnabled(sm_id) => {
+                    if let Some(account) = c.stream.account() {
+                        self.sm_sessions
+                            .register(sm_id, account.bare_str(), c.hub_id);
+                    }
+                }
+                ConnOutput::Resumed(_) => {}
                 ConnOutput::Close => {
                     self.close_transport(id);
                     self.end_session(id);

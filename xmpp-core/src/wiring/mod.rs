@@ -5,5 +5,7 @@
 //! the same rules and tests cannot drift from the server.
 
 mod partitions;
+mod sm_registry;
 
 pub use partitions::{Destination, Partitions};
+pub use sm_registry::{SmRegistry, MAX_HIBERNATED_PER_ACCOUNT};
