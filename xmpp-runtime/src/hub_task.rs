@@ -15,8 +15,8 @@ use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput};
 use xmpp_core::jid::Jid;
 use xmpp_core::spare::ReleaseSpare;
 use xmpp_core::storage::{RequestId, StorageRequest};
-use xmpp_core::stream::sm::{is_redelivery, undeliverable};
 use xmpp_core::stream::StreamErrorCondition;
+use xmpp_core::wiring::{untaken, LeftBehind};
 use xmpp_core::Element;
 
 /// Most requests one storage flush covers.
@@ -374,13 +374,11 @@ fn end_overflowed(
         else {
             continue;
         };
-        let Some(s) = undeliverable(stanza, &domain) else {
-            continue;
-        };
-        if is_redelivery(&s) {
-            hub.redeliver(now, s);
-        } else {
-            router.route(s);
+        // The account is this partition's: its hub takes the message back.
+        match untaken(stanza, &domain) {
+            Some(LeftBehind::Redeliver { stanza, .. }) => hub.redeliver(now, stanza),
+            Some(LeftBehind::Route(stanza)) => router.route(stanza),
+            None => {}
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::stream::{
     ServerStream, ServerStreamConfig, StreamErrorCondition,
 };
 use crate::time::Millis;
-use crate::wiring::{Destination, Partitions, SmRegistry};
+use crate::wiring::{left_behind, Destination, LeftBehind, Partitions, SmRegistry};
 use crate::xml::Element;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -69,6 +69,9 @@ struct SimConn {
     retired: bool,
     /// Unacknowledged stanzas to route once the hub released the session.
     undelivered: Vec<Element>,
+    /// Stanzas the hub delivered after the stream closed: what the
+    /// runtime's connection leaves in its mailbox, rerouted at the end.
+    never_taken: Vec<Element>,
     /// The session ended and waits for the hub's [`HubOutput::Released`].
     ending: bool,
 }
@@ -261,6 +264,7 @@ impl World {
                 hub_id: id,
                 retired: false,
                 undelivered: Vec::new(),
+                never_taken: Vec::new(),
                 ending: false,
             },
         );
@@ -540,32 +544,38 @@ impl World {
             self.hub.session_closed(self.now, c.hub_id);
             return;
         }
-        let undelivered = std::mem::take(&mut c.undelivered);
-        self.hand_back(undelivered);
+        self.left_behind(conn);
     }
 
     /// The hub let go of the session `hub_id`: what its connection was
     /// never acknowledged goes back (the runtime's `Drained`).
     fn released(&mut self, hub_id: ConnId) {
-        let Some(c) = self
+        let Some((id, c)) = self
             .conns
-            .values_mut()
-            .find(|c| c.hub_id == hub_id && c.ending)
+            .iter_mut()
+            .find(|(_, c)| c.hub_id == hub_id && c.ending)
         else {
             return;
         };
         c.ending = false;
-        let undelivered = std::mem::take(&mut c.undelivered);
-        self.hand_back(undelivered);
+        let id = *id;
+        self.left_behind(id);
     }
 
-    /// Undelivered stanzas: messages back to their account, errors routed.
-    fn hand_back(&mut self, undelivered: Vec<Element>) {
-        for stanza in undelivered {
-            if crate::stream::sm::is_redelivery(&stanza) {
-                self.hub.redeliver(self.now, stanza);
-            } else {
-                self.route(stanza);
+    /// What the session of connection `conn` left behind goes back, by the
+    /// runtime's rules ([`left_behind`]): messages to their account, error
+    /// replies to requests routed.
+    fn left_behind(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let undelivered = std::mem::take(&mut c.undelivered);
+        let never_taken = std::mem::take(&mut c.never_taken);
+        let domain = c.stream.account().map(|a| a.domain().to_owned());
+        for stanza in left_behind(undelivered, never_taken, domain.as_deref()) {
+            match stanza {
+                LeftBehind::Redeliver { stanza, .. } => self.hub.redeliver(self.now, stanza),
+                LeftBehind::Route(stanza) => self.route(stanza),
             }
         }
     }
@@ -831,7 +841,11 @@ impl World {
             match out {
                 HubOutput::Deliver { conn, stanza } => {
                     if let Some(c) = self.session_conn(conn) {
-                        c.stream.send_stanza(&stanza);
+                        if c.stream.is_closed() {
+                            c.never_taken.push(stanza);
+                        } else {
+                            c.stream.send_stanza(&stanza);
+                        }
                     }
                 }
                 HubOutput::Route(stanza) => self.route(stanza),

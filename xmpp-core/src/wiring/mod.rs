@@ -5,7 +5,9 @@
 //! the same rules and tests cannot drift from the server.
 
 mod partitions;
+mod session_end;
 mod sm_registry;
 
 pub use partitions::{Destination, Partitions};
+pub use session_end::{hand_back, left_behind, untaken, LeftBehind};
 pub use sm_registry::{SmRegistry, MAX_HIBERNATED_PER_ACCOUNT};
