@@ -390,8 +390,11 @@ impl World {
                 HubOutput::OfflinePageSent { conn } => {
                     self.hub.offline_page_delivered(self.now, conn)
                 }
-                // This driver gives the hub no fences, and no hibernation.
-                HubOutput::Fence(_) | HubOutput::HibernationNoted { .. } => {}
+                // This driver gives the hub no fences, and no hibernation;
+                // its sessions have no mailbox to drain at their end.
+                HubOutput::Fence(_)
+                | HubOutput::HibernationNoted { .. }
+                | HubOutput::Released { .. } => {}
             }
         }
         Ok(())

@@ -20,6 +20,7 @@ pub mod storage;
 pub mod stream;
 pub mod throttle;
 pub mod time;
+pub mod wiring;
 pub mod xml;
 
 pub use entropy::Entropy;

@@ -339,6 +339,16 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                                 r.min_password_length = n;
                             }
                         }
+                        "sm_max_unacked" => {
+                            let n = v.parse().map_err(|_| err(format!("bad number {v}")))?;
+                            if let Some(sm) = sc.stream.sm.as_mut() {
+                                sm.max_unacked = n;
+                            }
+                        }
+                        "max_sessions" => {
+                            let n = v.parse().map_err(|_| err(format!("bad number {v}")))?;
+                            sc.hub.quotas.max_sessions = n;
+                        }
                         "turn" => sc.modules.turn = Some(parse_turn(&v).map_err(err)?),
                         "avatars" => sc.avatars = parse_bool(&v).map_err(err)?,
                         "registration_limit" => {

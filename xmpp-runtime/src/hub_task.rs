@@ -15,8 +15,8 @@ use xmpp_core::hub::{ConnId, Hub, HubConfig, HubOutput};
 use xmpp_core::jid::Jid;
 use xmpp_core::spare::ReleaseSpare;
 use xmpp_core::storage::{RequestId, StorageRequest};
-use xmpp_core::stream::sm::{is_redelivery, undeliverable};
 use xmpp_core::stream::StreamErrorCondition;
+use xmpp_core::wiring::{untaken, LeftBehind};
 use xmpp_core::Element;
 
 /// Most requests one storage flush covers.
@@ -151,8 +151,11 @@ fn storage_worker(
 struct PartitionState {
     index: usize,
     conns: HashMap<ConnId, Arc<Mailbox>>,
-    /// Connections that ended, waiting for the hub to let go of their session.
+    /// Connections that ended, waiting for the hub to let go of their
+    /// session (`HubOutput::Released`).
     closing: Vec<ConnId>,
+    /// Sessions the hub released while its outputs are carried out.
+    released: Vec<ConnId>,
     fences: Fences,
 }
 
@@ -162,6 +165,7 @@ impl PartitionState {
             index,
             conns: HashMap::new(),
             closing: Vec::new(),
+            released: Vec::new(),
             fences: Fences::new(partitions),
         }
     }
@@ -289,7 +293,7 @@ async fn run_partition(
     }
 }
 
-/// Carry out everything the hub asked for, then let ended connections go.
+/// Carry out everything the hub asked for.
 fn drain_outputs(
     st: &mut PartitionState,
     hub: &mut Hub,
@@ -307,21 +311,30 @@ fn drain_outputs(
         }
         end_overflowed(hub, &st.conns, router, std::mem::take(&mut refused));
     }
-    // `Drained` is the last message an ended connection gets, once the
-    // hub can no longer deliver to it (its end may wait for an account
-    // load); the connection then reroutes what it never took.
-    let PartitionState { conns, closing, .. } = st;
-    closing.retain(|conn| {
-        if hub.knows_session(*conn) {
-            return true;
-        }
-        if let Some(m) = conns.remove(conn) {
+    // `Drained` is the last message an ended connection gets, once the hub
+    // can no longer deliver to it (its end may wait for an account load);
+    // the connection then reroutes what it never took. Sent after the
+    // overflows above, which took what waited in the mailbox first. A
+    // release without a `Closed` from the connection (a mailbox that
+    // overflowed) is not its end: the connection's own close follows.
+    let PartitionState {
+        conns,
+        closing,
+        released,
+        ..
+    } = st;
+    for conn in released.drain(..) {
+        let Some(i) = closing.iter().position(|c| *c == conn) else {
+            continue;
+        };
+        closing.swap_remove(i);
+        if let Some(m) = conns.remove(&conn) {
             m.send(ConnMsg::Drained);
         }
-        false
-    });
+    }
     conns.release_spare();
     closing.release_spare();
+    released.release_spare();
 }
 
 /// Sessions whose mailbox overflowed (a client that stopped reading): the
@@ -361,13 +374,11 @@ fn end_overflowed(
         else {
             continue;
         };
-        let Some(s) = undeliverable(stanza, &domain) else {
-            continue;
-        };
-        if is_redelivery(&s) {
-            hub.redeliver(now, s);
-        } else {
-            router.route(s);
+        // The account is this partition's: its hub takes the message back.
+        match untaken(stanza, &domain) {
+            Some(LeftBehind::Redeliver { stanza, .. }) => hub.redeliver(now, stanza),
+            Some(LeftBehind::Route(stanza)) => router.route(stanza),
+            None => {}
         }
     }
 }
@@ -441,5 +452,6 @@ fn perform(
                 m.send(ConnMsg::Close(condition));
             }
         }
+        HubOutput::Released { conn } => st.released.push(conn),
     }
 }

@@ -30,7 +30,7 @@ pub(crate) enum ConnMsg {
     /// Another connection resumes this session (XEP-0198): give it up.
     Release(smol::channel::Sender<Released>),
     /// The hub let go of this connection's session (its answer to
-    /// `HubMsg::Closed`, see `Hub::knows_session`): nothing is delivered
+    /// `HubMsg::Closed`, `HubOutput::Released`): nothing is delivered
     /// after this, so what came before can be rerouted.
     Drained,
     /// The hub delivered a page of offline messages (the `Deliver`s before

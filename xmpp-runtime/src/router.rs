@@ -8,13 +8,13 @@ use crate::credit::Credit;
 use crate::mailbox::{ConnMsg, Mailbox};
 use smol::channel::{Receiver, Sender};
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use xmpp_core::hub::{ConnId, Notice};
 use xmpp_core::jid::Jid;
 use xmpp_core::storage::{RequestId, StorageResult};
+use xmpp_core::wiring::{Destination, Partitions};
 use xmpp_core::Element;
 
 /// Input to a hub partition.
@@ -79,9 +79,10 @@ pub(crate) struct Router {
     parts: Vec<Sender<HubMsg>>,
     /// Per partition: bytes of client stanzas queued (`credit.rs`).
     credits: Vec<Credit>,
-    /// The configured component domains (fixed at start): only stanzas for
-    /// these ever look at `components`, so user traffic takes no lock.
-    component_domains: HashSet<String>,
+    /// Which partition owns what, and the configured component domains
+    /// (only stanzas for these look at `components`, so user traffic takes
+    /// no lock): the rule `sim::World` drives too.
+    partitions: Partitions,
     /// Connected components by domain.
     components: RwLock<HashMap<String, Component>>,
     /// Hub work not finished yet: messages queued for or being processed by
@@ -103,7 +104,7 @@ impl Router {
         let router = Router {
             parts,
             credits: (0..n).map(|_| Credit::new(queue_bytes)).collect(),
-            component_domains,
+            partitions: Partitions::new(n, component_domains),
             components: RwLock::new(HashMap::new()),
             work: AtomicUsize::new(0),
         };
@@ -136,9 +137,7 @@ impl Router {
 
     /// The partition of a bare JID (or domain) string.
     pub(crate) fn partition(&self, bare: &str) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        bare.hash(&mut h);
-        (h.finish() % self.parts.len() as u64) as usize
+        self.partitions.of(bare)
     }
 
     pub(crate) fn send(&self, partition: usize, msg: HubMsg) {
@@ -211,8 +210,8 @@ impl Router {
     /// (`None`: a component's connection).
     pub(crate) fn route_to(&self, stanza: Element) -> Option<usize> {
         match self.destination(stanza) {
-            Destination::Component => None,
-            Destination::Partition(p, stanza) => {
+            Sent::Component => None,
+            Sent::Partition(p, stanza) => {
                 self.send(p, HubMsg::Routed(stanza));
                 Some(p)
             }
@@ -224,7 +223,7 @@ impl Router {
     /// in its budget first, as a client's does (see `credit.rs`). Only
     /// connection tasks call it.
     pub(crate) async fn route_from_peer(&self, stanza: Element) {
-        let Destination::Partition(p, stanza) = self.destination(stanza) else {
+        let Sent::Partition(p, stanza) = self.destination(stanza) else {
             return;
         };
         let Some(credit) = self.credits.get(p) else {
@@ -237,19 +236,16 @@ impl Router {
 
     /// Hand the stanza to its component if it has one that is connected,
     /// else name the partition owning its `to`.
-    fn destination(&self, stanza: Element) -> Destination {
-        let to = stanza.attr("to").and_then(|t| Jid::parse(t).ok());
-        let stanza = match &to {
-            Some(to) if self.component_domains.contains(to.domain()) => {
-                match self.to_component(to.domain(), stanza) {
-                    Ok(()) => return Destination::Component,
-                    Err(s) => s,
+    fn destination(&self, stanza: Element) -> Sent {
+        match self.partitions.destination(stanza.attr("to")) {
+            Destination::Component { domain, partition } => {
+                match self.to_component(&domain, stanza) {
+                    Ok(()) => Sent::Component,
+                    Err(stanza) => Sent::Partition(partition, stanza),
                 }
             }
-            _ => stanza,
-        };
-        let key = to.map(|j| j.bare_str()).unwrap_or_default();
-        Destination::Partition(self.partition(&key), stanza)
+            Destination::Partition(p) => Sent::Partition(p, stanza),
+        }
     }
 
     /// Hand a stanza to the component serving `domain`; back when there is
@@ -290,7 +286,7 @@ impl Router {
 }
 
 /// Where [`Router::destination`] sent a stanza.
-enum Destination {
+enum Sent {
     /// Into a connected component's mailbox.
     Component,
     /// To this partition (not sent yet).

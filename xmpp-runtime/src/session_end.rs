@@ -7,9 +7,10 @@
 //! open until the partition answers with `ConnMsg::Drained`; then
 //! the stanzas the stream never acknowledged (XEP-0198) and those it never
 //! took from its mailbox are routed again, oldest first, and reach the
-//! account's other resources or offline storage. A `Release` still queued
-//! is dropped, which tells a resuming connection at once that the session
-//! is gone.
+//! account's other resources or offline storage, by the core's rules
+//! (`xmpp_core::wiring::left_behind`, which `sim::World` follows too). A
+//! `Release` still queued is dropped, which tells a resuming connection at
+//! once that the session is gone.
 
 use crate::mailbox::{ConnMsg, Mailbox};
 use crate::router::{HubMsg, Router};
@@ -17,7 +18,7 @@ use smol::future::FutureExt;
 use std::time::Duration;
 use xmpp_core::hub::ConnId;
 use xmpp_core::jid::Jid;
-use xmpp_core::stream::sm::{is_redelivery, undeliverable};
+use xmpp_core::wiring::{left_behind, LeftBehind};
 use xmpp_core::Element;
 
 /// How long to wait for the partition's answer; it comes after the
@@ -59,37 +60,28 @@ pub(crate) async fn end_session(
     left.extend(mailbox.close_and_take());
     // After `Closed`, on the same partition queue: the hub no longer counts
     // the session, so these reach other resources or offline storage.
-    for stanza in undelivered {
+    let never_taken = left.into_iter().filter_map(|msg| match msg {
+        ConnMsg::Deliver(stanza) => Some(*stanza),
+        _ => None,
+    });
+    let domain = account.map(Jid::domain);
+    let mut rerouted = 0usize;
+    for stanza in left_behind(undelivered, never_taken, domain) {
+        rerouted += 1;
         hand_back(router, stanza);
     }
-    let Some(account) = account else {
-        return;
-    };
-    let mut rerouted = 0usize;
-    for msg in left {
-        if let ConnMsg::Deliver(stanza) = msg {
-            if let Some(s) = undeliverable(*stanza, account.domain()) {
-                hand_back(router, s);
-                rerouted += 1;
-            }
-        }
-    }
     if rerouted > 0 {
-        tracing::debug!(conn, rerouted, "stanzas sent to an ended session rerouted");
+        tracing::debug!(conn, rerouted, "stanzas left by an ended session rerouted");
     }
 }
 
-/// An undelivered stanza: a message goes back to its account for
-/// redelivery (keeping its archive id), an error reply is routed.
-fn hand_back(router: &Router, stanza: Element) {
-    if !is_redelivery(&stanza) {
-        return router.route(stanza);
+/// A stanza left behind goes to its account's partition or is routed.
+fn hand_back(router: &Router, stanza: LeftBehind) {
+    match stanza {
+        LeftBehind::Redeliver { account, stanza } => {
+            let p = router.partition(&account);
+            router.send(p, HubMsg::Redeliver(stanza));
+        }
+        LeftBehind::Route(stanza) => router.route(stanza),
     }
-    let account = stanza
-        .attr("to")
-        .and_then(|t| Jid::parse(t).ok())
-        .map(|j| j.bare_str())
-        .unwrap_or_default();
-    let p = router.partition(&account);
-    router.send(p, HubMsg::Redeliver(stanza));
 }

@@ -346,6 +346,40 @@ mod tests {
         assert_eq!(ids, vec![Some("r1"), Some("p1"), Some("fence")], "{out:?}");
     }
 
+    /// A session's release is visible like its deliveries: behind what a
+    /// committed write holds, so the driver drains the session's mailbox
+    /// only after everything the hub had for it.
+    #[test]
+    fn a_release_waits_behind_held_outputs() {
+        let mut h = Hub::new(Arc::new(HubConfig::default()));
+        h.session_bound(0, 7, Jid::parse("alice@localhost/a").expect("jid"));
+        let (load, _) = storage(&outputs(&mut h))[0].clone();
+        h.handle_storage(0, load, loaded());
+        let _ = outputs(&mut h);
+        let set = Element::parse(
+            b"<iq xmlns='jabber:client' type='set' id='r1' from='alice@localhost/a'>\
+              <query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query></iq>",
+        )
+        .expect("test XML");
+        h.from_session(1, 7, set);
+        h.session_closed(1, 7);
+        let out = outputs(&mut h);
+        assert!(
+            !out.contains(&HubOutput::Released { conn: 7 }),
+            "held behind the roster write: {out:?}"
+        );
+        let writes = storage(&out);
+        h.handle_storage(2, writes[0].0, StorageResult::Done);
+        let out = outputs(&mut h);
+        let result = out
+            .iter()
+            .position(|o| matches!(o, HubOutput::Route(e) if e.attr("id") == Some("r1")));
+        let released = out
+            .iter()
+            .position(|o| *o == HubOutput::Released { conn: 7 });
+        assert!(result.is_some() && released > result, "{out:?}");
+    }
+
     #[test]
     fn the_watermark_moves_over_contiguous_answers_only() {
         let mut d = Durability::default();

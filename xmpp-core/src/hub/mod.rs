@@ -110,6 +110,14 @@ pub enum HubOutput {
     /// What comes after it, the hub handed a session it knew hibernates,
     /// and notified for itself.
     HibernationNoted { conn: ConnId },
+    /// The hub has let go of `conn`'s session after [`Hub::session_closed`]:
+    /// it processed the close and the work queued before it (behind an
+    /// account load), and the outputs before this one are the last it has
+    /// for the session. Only now may the driver close the session's
+    /// mailbox and reroute what it never took (`sm::undeliverable`).
+    /// Emitted once per `session_closed` call, at once for a session the
+    /// hub no longer knows.
+    Released { conn: ConnId },
 }
 
 /// Work a module in one hub partition hands the same module in another
@@ -374,15 +382,18 @@ impl Hub {
     /// True while the hub still counts `conn`'s session, which may still
     /// be delivered to: after `session_closed` too, until the work queued
     /// before it behind an account load has run.
-    pub fn knows_session(&self, conn: ConnId) -> bool {
+    #[cfg(test)]
+    pub(crate) fn knows_session(&self, conn: ConnId) -> bool {
         self.conns.contains_key(&conn)
     }
 
-    /// A connection went away (closed, failed or kicked).
+    /// A connection went away (closed, failed or kicked). The hub answers
+    /// [`HubOutput::Released`] once it can no longer deliver to it.
     pub fn session_closed(&mut self, now: Millis, conn: ConnId) {
         self.tick(now);
-        if let Some(account) = self.conns.get(&conn).cloned() {
-            self.with_account(&account, Deferred::Closed(conn));
+        match self.conns.get(&conn).cloned() {
+            Some(account) => self.with_account(&account, Deferred::Closed(conn)),
+            None => self.visible(HubOutput::Released { conn }),
         }
     }
 
@@ -777,6 +788,7 @@ impl Hub {
             }
             Deferred::Closed(conn) => {
                 self.conns.remove(&conn);
+                self.visible(HubOutput::Released { conn });
             }
             Deferred::FromSession(..)
             | Deferred::Notice(_)
@@ -805,7 +817,12 @@ impl Hub {
     fn run_one(&mut self, account: &str, work: Deferred) {
         match work {
             Deferred::Bound(conn, jid) => self.bind(account, conn, jid),
-            Deferred::Closed(conn) => self.unbind(account, conn),
+            Deferred::Closed(conn) => {
+                self.unbind(account, conn);
+                // Behind the deliveries before it, some maybe held behind
+                // a commit: they still reach the mailbox.
+                self.visible(HubOutput::Released { conn });
+            }
             Deferred::Hibernated(conn, unacked) => self.hibernated(account, conn, &unacked),
             Deferred::Resumed(conn) => self.resumed(account, conn),
             Deferred::FromSession(conn, stanza) => self.outbound(account, conn, stanza),

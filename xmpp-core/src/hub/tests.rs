@@ -319,15 +319,21 @@ fn archive_purge_is_scheduled_and_continues_full_batches() {
 
 /// A session that ends while its account loads is still delivered to by
 /// work queued before its end: the runtime must keep its mailbox until the
-/// hub no longer knows the session (then reroute what it never took).
+/// hub releases the session (then reroute what it never took).
 #[test]
-fn a_session_closed_during_its_account_load_is_known_until_the_load() {
+fn a_session_closed_during_its_account_load_is_released_after_the_load() {
     let mut h = hub();
     h.session_bound(0, 7, jid("bob@localhost/phone"));
     let id = load_request(&outputs(&mut h)).expect("account load requested");
     h.routed(1, chat("bob@localhost/phone", "alice@localhost/a"));
     h.session_closed(2, 7);
     assert!(h.knows_session(7), "the close waits behind the load");
+    assert!(
+        !outputs(&mut h)
+            .iter()
+            .any(|o| matches!(o, HubOutput::Released { .. })),
+        "not released before the load"
+    );
     // The avatar hash is known (no vCard photo), so no vCard read.
     let data = AccountData {
         documents: [(crate::modules::avatar::AVATAR_KEY, String::new())]
@@ -336,14 +342,22 @@ fn a_session_closed_during_its_account_load_is_known_until_the_load() {
         ..AccountData::default()
     };
     h.handle_storage(3, id, StorageResult::Account(Some(data)));
-    let delivered = outputs(&mut h)
+    let out = outputs(&mut h);
+    let delivered = out
         .iter()
-        .any(|o| matches!(o, HubOutput::Deliver { conn: 7, .. }));
+        .position(|o| matches!(o, HubOutput::Deliver { conn: 7, .. }));
+    let released = out
+        .iter()
+        .position(|o| matches!(o, HubOutput::Released { conn: 7 }));
     assert!(
-        delivered,
+        delivered.is_some(),
         "the message queued before the close went to the session"
     );
+    assert!(released > delivered, "released after the delivery: {out:?}");
     assert!(!h.knows_session(7));
+    // A session the hub no longer knows is released at once.
+    h.session_closed(4, 7);
+    assert_eq!(outputs(&mut h), vec![HubOutput::Released { conn: 7 }]);
 }
 
 /// Run storage requests against `store` until the hub asks for nothing

@@ -14,6 +14,7 @@ use crate::stream::{
     ConnOutput, ServerStream, ServerStreamConfig, StreamErrorCondition,
 };
 use crate::time::Millis;
+use crate::wiring::{left_behind, Destination, LeftBehind, Partitions, SmRegistry};
 use crate::xml::Element;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -66,8 +67,13 @@ struct SimConn {
     /// The session moved to another connection by resumption: this
     /// connection's end is not the session's end.
     retired: bool,
-    /// Unacknowledged stanzas to route once the hub knows the session ended.
+    /// Unacknowledged stanzas to route once the hub released the session.
     undelivered: Vec<Element>,
+    /// Stanzas the hub delivered after the stream closed: what the
+    /// runtime's connection leaves in its mailbox, rerouted at the end.
+    never_taken: Vec<Element>,
+    /// The session ended and waits for the hub's [`HubOutput::Released`].
+    ending: bool,
 }
 
 /// One external component's connection (raw: the test plays the component).
@@ -109,6 +115,12 @@ pub struct World {
     components: BTreeMap<ConnId, SimComponent>,
     /// Which connection serves each component domain (the driver's claim).
     component_domains: BTreeMap<String, ConnId>,
+    /// The runtime's routing rule (one partition here: the world has one
+    /// hub), with the configured component domains.
+    partitions: Partitions,
+    /// XEP-0198: resumable sessions by SM-ID, hibernated ones per account
+    /// (the runtime's rules, with its limit), by the sessions' hub ids.
+    sm_sessions: SmRegistry,
     /// XEP-0077 registrations; every simulated client shares one address.
     registrations: RegistrationThrottle<()>,
     /// XEP-0198 fences in the hub: token → (the hub's session id, the
@@ -140,12 +152,16 @@ impl World {
             fences: BTreeMap::new(),
             next_fence: 0,
             component_domains: BTreeMap::new(),
+            partitions: Partitions::new(1, []),
+            sm_sessions: SmRegistry::default(),
             registrations: RegistrationThrottle::new(0),
         }
     }
 
     /// The components that may connect (XEP-0114).
     pub fn set_component_config(&mut self, cfg: ComponentStreamConfig) {
+        let domains = cfg.components.iter().map(|c| c.domain.clone());
+        self.partitions = Partitions::new(1, domains);
         self.component_cfg = Arc::new(cfg);
     }
 
@@ -248,6 +264,8 @@ impl World {
                 hub_id: id,
                 retired: false,
                 undelivered: Vec::new(),
+                never_taken: Vec::new(),
+                ending: false,
             },
         );
         self.pump();
@@ -312,13 +330,25 @@ impl World {
     /// the next pump, end the session unless it hibernates).
     fn transport_gone(&mut self, conn: ConnId) {
         let now = self.now;
+        let mut over_limit = None;
         if let Some(c) = self.conns.get_mut(&conn) {
-            if !c.transport_closed && c.stream.transport_lost(now) && c.bound {
-                let unacked = c.stream.unacked_messages();
-                self.hub.session_hibernated(now, c.hub_id, &unacked);
+            if !c.transport_closed && c.stream.transport_lost(now) {
+                if c.bound {
+                    let unacked = c.stream.unacked_messages();
+                    self.hub.session_hibernated(now, c.hub_id, &unacked);
+                }
+                let account = c.stream.account().map(|a| a.bare_str());
+                over_limit = self
+                    .sm_sessions
+                    .hibernated(&account.unwrap_or_default(), c.hub_id);
             }
         }
         self.close_transport(conn);
+        // Too many hibernated sessions: the oldest ends, as in the runtime.
+        if let Some(c) = over_limit.and_then(|oldest| self.session_conn(oldest)) {
+            c.stream
+                .close(Some(StreamErrorCondition::ResourceConstraint));
+        }
     }
 
     /// True while the connection's session waits to be resumed.
@@ -496,51 +526,84 @@ impl World {
     }
 
     /// The session of a connection ended: the hub hears it (unless the
-    /// session lives on elsewhere), then the unacknowledged stanzas are
-    /// routed, so the hub no longer counts the session as a target.
+    /// session lives on elsewhere), and the unacknowledged stanzas are
+    /// routed once it released the session ([`Self::released`]), so the
+    /// hub no longer counts the session as a target.
     fn end_session(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let undelivered = std::mem::take(&mut c.undelivered);
+        if !c.retired {
+            if let Some(sm_id) = c.stream.sm_id() {
+                self.sm_sessions.unregister(sm_id, c.hub_id);
+            }
+        }
         if c.bound && !c.retired {
             c.bound = false;
+            c.ending = true;
             self.hub.session_closed(self.now, c.hub_id);
+            return;
         }
-        for stanza in undelivered {
-            if crate::stream::sm::is_redelivery(&stanza) {
-                self.hub.redeliver(self.now, stanza);
-            } else {
-                self.route(stanza);
+        self.left_behind(conn);
+    }
+
+    /// The hub let go of the session `hub_id`: what its connection was
+    /// never acknowledged goes back (the runtime's `Drained`).
+    fn released(&mut self, hub_id: ConnId) {
+        let Some((id, c)) = self
+            .conns
+            .iter_mut()
+            .find(|(_, c)| c.hub_id == hub_id && c.ending)
+        else {
+            return;
+        };
+        c.ending = false;
+        let id = *id;
+        self.left_behind(id);
+    }
+
+    /// What the session of connection `conn` left behind goes back, by the
+    /// runtime's rules ([`left_behind`]): messages to their account, error
+    /// replies to requests routed.
+    fn left_behind(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let undelivered = std::mem::take(&mut c.undelivered);
+        let never_taken = std::mem::take(&mut c.never_taken);
+        let domain = c.stream.account().map(|a| a.domain().to_owned());
+        for stanza in left_behind(undelivered, never_taken, domain.as_deref()) {
+            match stanza {
+                LeftBehind::Redeliver { stanza, .. } => self.hub.redeliver(self.now, stanza),
+                LeftBehind::Route(stanza) => self.route(stanza),
             }
         }
     }
 
     /// A stream asked to resume `previd`: take the session from the stream
-    /// holding it, if it belongs to the same account (what the runtime's
-    /// registry does).
+    /// holding it, if it belongs to the same account (the runtime's
+    /// registry, [`SmRegistry`]).
     fn resume(&mut self, conn: ConnId, previd: &str) {
         let account = self
             .conns
             .get(&conn)
-            .and_then(|c| c.stream.account().cloned());
-        let holder = self
-            .conns
-            .iter()
-            .find(|(id, c)| {
-                **id != conn
-                    && !c.retired
-                    && c.stream.sm_id() == Some(previd)
-                    && c.stream.account() == account.as_ref()
-            })
-            .map(|(id, _)| *id);
+            .and_then(|c| c.stream.account())
+            .map(|a| a.bare_str())
+            .unwrap_or_default();
+        let holder = self.sm_sessions.holder(previd, &account);
         let mut found = None;
         let mut hub_id = conn;
-        if let Some(old) = holder.and_then(|h| self.conns.get_mut(&h)) {
+        let old = holder.and_then(|h| {
+            self.conns
+                .iter_mut()
+                .find(|(id, c)| **id != conn && c.hub_id == h && !c.retired)
+        });
+        if let Some((_, old)) = old {
             found = old.stream.take_suspended();
             if found.is_some() {
                 old.retired = true;
                 hub_id = old.hub_id;
+                self.sm_sessions.awake(&account, hub_id);
             }
         }
         let now = self.now;
@@ -657,7 +720,13 @@ impl World {
                         c.stream.fence_done(self.now, seq);
                     }
                 }
-                ConnOutput::SmEnabled(_) | ConnOutput::Resumed(_) => {}
+                ConnOutput::SmEnabled(sm_id) => {
+                    if let Some(account) = c.stream.account() {
+                        self.sm_sessions
+                            .register(sm_id, account.bare_str(), c.hub_id);
+                    }
+                }
+                ConnOutput::Resumed(_) => {}
                 ConnOutput::Close => {
                     self.close_transport(id);
                     self.end_session(id);
@@ -699,16 +768,18 @@ impl World {
         }
     }
 
-    /// What the runtime's router does: a stanza for a connected component
+    /// What the runtime's router does, by the same rule
+    /// ([`Partitions::destination`]): a stanza for a connected component
     /// goes to its connection, everything else to the hub.
     fn route(&mut self, stanza: Element) {
-        let domain = stanza
-            .attr("to")
-            .and_then(|t| Jid::parse(t).ok())
-            .map(|j| j.domain().to_owned());
-        let component = domain
-            .and_then(|d| self.component_domains.get(&d).copied())
-            .and_then(|id| self.components.get_mut(&id));
+        let component = match self.partitions.destination(stanza.attr("to")) {
+            Destination::Component { domain, .. } => self
+                .component_domains
+                .get(&domain)
+                .copied()
+                .and_then(|id| self.components.get_mut(&id)),
+            Destination::Partition(_) => None,
+        };
         match component {
             Some(c) => c.stream.send_stanza_at(self.now, &stanza),
             None => self.hub.routed(self.now, stanza),
@@ -757,7 +828,11 @@ impl World {
             match out {
                 HubOutput::Deliver { conn, stanza } => {
                     if let Some(c) = self.session_conn(conn) {
-                        c.stream.send_stanza(&stanza);
+                        if c.stream.is_closed() {
+                            c.never_taken.push(stanza);
+                        } else {
+                            c.stream.send_stanza(&stanza);
+                        }
                     }
                 }
                 HubOutput::Route(stanza) => self.route(stanza),
@@ -788,6 +863,7 @@ impl World {
                 // reported at once, so no stanza reaches a hibernated
                 // connection before its hub knows: nothing to report.
                 HubOutput::HibernationNoted { .. } => {}
+                HubOutput::Released { conn } => self.released(conn),
             }
         }
         progress
