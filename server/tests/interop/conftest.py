@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -734,12 +735,32 @@ class RawConn:
         self.eof = False
 
     def send(self, data: bytes | str) -> None:
+        """Send in chunks, reading whatever the server says in between: a
+        server that refuses a huge stanza answers and closes while the
+        rest is still being sent, and its answer must not be lost to the
+        write that then fails (over TLS, reads after that fail too)."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        try:
-            self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.eof = True
+        view = memoryview(data)
+        while view:
+            if self._answered():
+                return
+            try:
+                sent = self.sock.send(view[:16384])
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                # The server stopped reading: what it said before closing
+                # is read next (or was read above).
+                return
+            view = view[sent:]
+
+    def _answered(self) -> bool:
+        """Read what is already waiting, without blocking; True once the
+        server closed its stream or the connection."""
+        pending = getattr(self.sock, "pending", lambda: 0)()
+        readable = pending > 0 or select.select([self.sock], [], [], 0)[0]
+        if readable and not self.eof:
+            self.read_until(lambda _b: False, timeout=0.01)
+        return self.eof or b"</stream:stream>" in self.buf
 
     def read_until(self, pred: Callable[[bytes], bool], timeout: float = WAIT) -> bool:
         """Read until pred(buffer) holds, EOF, or timeout. True if pred held."""
