@@ -388,6 +388,14 @@ fn store(cx: &mut Context<'_>, account: &str, name: &str) -> Result<(), Refusal>
     Ok(())
 }
 
+/// §7.1.3.6: a payload over [`ITEM_BYTES_MAX`] serialized is refused.
+fn check_payload(payload: &Element) -> Result<(), Refusal> {
+    if payload.to_xml().len() > ITEM_BYTES_MAX {
+        return Err((StanzaError::NotAcceptable, Some("payload-too-big")));
+    }
+    Ok(())
+}
+
 /// §7.1 with XEP-0163 §3's auto-create and XEP-0223's preconditions.
 fn publish(
     cx: &mut Context<'_>,
@@ -397,9 +405,7 @@ fn publish(
     payload: Element,
     options: Option<&config::Fields>,
 ) -> Result<Answer, Refusal> {
-    if payload.to_xml().len() > ITEM_BYTES_MAX {
-        return Err((StanzaError::NotAcceptable, Some("payload-too-big")));
-    }
+    check_payload(&payload)?;
     let id = id.unwrap_or_else(|| cx.entropy().hex_id(8));
     let state = state(cx, account)?;
     let index = state
@@ -634,5 +640,45 @@ fn notify(
     // Routed like the result before them, so they arrive after it.
     for to in own.into_iter().chain(contacts) {
         cx.route(notification(account, &to, event.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_have_a_budget() {
+        let small = Element::new("urn:x", "data").with_text("x".repeat(1000));
+        assert_eq!(check_payload(&small), Ok(()));
+        let big = Element::new("urn:x", "data").with_text("x".repeat(ITEM_BYTES_MAX));
+        assert_eq!(
+            check_payload(&big),
+            Err((StanzaError::NotAcceptable, Some("payload-too-big")))
+        );
+    }
+
+    #[test]
+    fn error_carries_the_pubsub_condition() {
+        let iq = Element::parse(
+            b"<iq xmlns='jabber:client' type='get' id='1' from='c@localhost/r' to='a@localhost'/>",
+        )
+        .expect("XML");
+        let e = error(
+            &iq,
+            "a@localhost",
+            domain("a@localhost"),
+            (
+                StanzaError::NotAuthorized,
+                Some("presence-subscription-required"),
+            ),
+        );
+        let err = e.child(ns::CLIENT, "error").expect("error");
+        assert_eq!(err.attr("type"), Some("auth"));
+        assert_eq!(err.attr("by"), Some("localhost"));
+        assert!(err
+            .child(protocol::ERRORS, "presence-subscription-required")
+            .is_some());
+        assert_eq!(e.attr("from"), Some("a@localhost"));
     }
 }
