@@ -2,7 +2,7 @@
 (configured open by XEP-0223 publish-options) is read by a stranger; a
 node with the default presence access is refused to the stranger and read
 by a contact subscribed to the owner's presence, who is also notified of
-the next publish; the nodes survive a restart (account documents)."""
+the next publish (its client asked, with XEP-0115 caps and +notify); the nodes survive a restart (account documents)."""
 
 import asyncio
 import xml.etree.ElementTree as ET
@@ -16,10 +16,13 @@ DEVICELIST = "eu.siacs.conversations.axolotl.devicelist"
 GEOLOC = "http://jabber.org/protocol/geoloc"
 
 
-def pep_client(xmpp, srv, account, name):
+def pep_client(xmpp, srv, account, name, interests=False):
     c = xmpp.client(srv, account, name=name)
     c.xmpp.register_plugin("xep_0004")
     c.xmpp.register_plugin("xep_0060")
+    if interests:
+        c.xmpp.register_plugin("xep_0115")
+        c.xmpp.register_plugin("xep_0163")
     # slixmpp's `message` event is for messages with a body: notifications
     # come as `pubsub_publish`.
     c.events_seen = []
@@ -55,6 +58,13 @@ async def publish(client, node, payload, item_id=None, **opts):
 async def items(client, owner, node):
     r = await client.xmpp.plugin["xep_0060"].get_items(owner, node, timeout=WAIT)
     return str(r["pubsub"]["items"])
+
+
+async def want(client, node):
+    """XEP-0115 caps with `<node>+notify` (XEP-0163 §4.2), once bound: the
+    feature belongs to the full JID, and the presence must carry it."""
+    client.xmpp.plugin["xep_0163"].add_interest(node)
+    await client.xmpp.plugin["xep_0115"].update_caps(broadcast=True)
 
 
 async def subscribe(watcher, target, watcher_jid, target_jid):
@@ -95,10 +105,12 @@ async def test_pep_presence_node_refused_to_a_stranger_and_read_by_a_contact(own
     a, b, c = srv.new_account("owner"), srv.new_account("friend"), srv.new_account("stranger")
     alice = pep_client(xmpp, srv, a, "alice")
     await alice.connect()
-    bob = pep_client(xmpp, srv, b, "bob")
+    bob = pep_client(xmpp, srv, b, "bob", interests=True)
     await bob.connect()
-    carol = pep_client(xmpp, srv, c, "carol")
+    await want(bob, GEOLOC)
+    carol = pep_client(xmpp, srv, c, "carol", interests=True)
     await carol.connect()
+    await want(carol, GEOLOC)
     await subscribe(bob, alice, b.jid, a.jid)
     await subscribe(alice, bob, a.jid, b.jid)
 

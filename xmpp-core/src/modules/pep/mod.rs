@@ -1,7 +1,9 @@
 //! XEP-0163 Personal Eventing Protocol: every account's bare JID is a
 //! XEP-0060 publish-subscribe service its owner publishes to (avatars,
 //! OMEMO device lists, bookmarks), read by others as each node's access
-//! model allows and pushed to the owner's resources and allowed contacts.
+//! model allows and pushed to the owner's resources and to allowed
+//! contacts whose clients asked for the node ([`interest`]: XEP-0115 caps
+//! with `+notify`).
 //!
 //! Nodes are account documents ([`store`]), read on demand when a request
 //! names them and kept in the account's state while it stays loaded; an
@@ -9,12 +11,11 @@
 //! disco#items and the budgets without reading every node.
 //!
 //! Not done yet: subscriptions and affiliations (whitelists hold the
-//! owner only), XEP-0115 `+notify` filtering (every allowed contact
-//! resource whose presence the account received is notified), and sending
-//! the last items when a contact comes online.
+//! owner only), and sending the last items when a contact comes online.
 
 pub mod access;
 pub mod config;
+pub mod interest;
 pub mod protocol;
 pub mod store;
 
@@ -28,7 +29,7 @@ use crate::ns;
 use crate::stanza::{iq_result, StanzaError};
 use crate::storage::{RequestId, StorageRequest, StorageResult};
 use crate::xml::Element;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 /// Its identity.
 pub const ID: ModuleId = ModuleId::new("pep");
@@ -69,9 +70,10 @@ struct PepState {
     index: Option<Index>,
     /// Nodes read so far.
     nodes: HashMap<String, Node>,
-    /// Contacts' available resources, as their presence arrived: whom
+    /// Contacts' available resources, as their presence arrived, with
+    /// the XEP-0115 verification string they advertised: whom
     /// notifications go to.
-    contacts: HashMap<String, BTreeSet<String>>,
+    contacts: HashMap<String, BTreeMap<String, Option<String>>>,
 }
 
 /// A document to read before a request can run.
@@ -95,6 +97,8 @@ pub struct Pep {
     loading: HashMap<RequestId, (String, Load)>,
     /// Requests waiting for those reads.
     parked: HashMap<(String, Load), Vec<Parked>>,
+    /// Which nodes contacts' clients want notifications for.
+    interests: interest::Interests,
 }
 
 impl Module for Pep {
@@ -125,8 +129,12 @@ impl Module for Pep {
         Flow::Handled
     }
 
-    /// Contacts' presence says where notifications go.
+    /// Contacts' presence says where notifications go; their clients'
+    /// answers to our caps queries say which nodes they want.
     fn inbound(&mut self, cx: &mut Context<'_>, account: &str, stanza: &Element) -> Flow {
+        if stanza.name == "iq" && self.interests.answer(stanza) {
+            return Flow::Handled;
+        }
         if stanza.name != "presence" {
             return Flow::Pass;
         }
@@ -143,10 +151,16 @@ impl Module for Pep {
             .is_some_and(|a| a.roster.contains_key(bare.as_str()));
         match stanza.attr("type") {
             None if in_roster => {
+                let caps = interest::advertised(stanza);
                 if let Some(state) = cx.account_state::<PepState>(account) {
                     let resources = state.contacts.entry(bare.to_string()).or_default();
-                    if resources.len() < RESOURCES_MAX {
-                        resources.insert(full);
+                    if resources.len() < RESOURCES_MAX || resources.contains_key(&full) {
+                        resources.insert(full.clone(), caps.as_ref().map(|(_, v)| v.clone()));
+                    }
+                }
+                if let Some((node, ver)) = caps {
+                    if let Some(query) = self.interests.ask(account, &full, &node, &ver) {
+                        cx.route(query);
                     }
                 }
             }
@@ -270,7 +284,7 @@ impl Pep {
                 }
                 cx.route(r);
                 if let Some((access, groups, event)) = event {
-                    notify(cx, account, access, &groups, &event);
+                    notify(cx, &self.interests, account, access, &groups, &event);
                 }
             }
             Err(refusal) => refuse(cx, &iq, account, refusal),
@@ -607,15 +621,18 @@ fn disco_items(cx: &mut Context<'_>, account: &str, owner: bool, iq: &Element) -
     }
 }
 
-/// XEP-0163 §4.3: the event to the owner's available resources and the
-/// available resources of the contacts the access model allows.
+/// XEP-0163 §4.3: the event to the owner's available resources and to
+/// the available resources of the contacts the access model allows whose
+/// clients asked for the node (`<node>+notify` in their caps, §4.2).
 fn notify(
     cx: &mut Context<'_>,
+    interests: &interest::Interests,
     account: &str,
     model: AccessModel,
     groups: &[String],
     event: &Element,
 ) {
+    let node = event.attr("node").unwrap_or_default();
     let Some(acc) = cx.account(account) else {
         return;
     };
@@ -633,7 +650,13 @@ fn notify(
                     };
                     decide(model, groups, who) == Access::Granted
                 })
-                .flat_map(|(_, resources)| resources.iter().cloned())
+                .flat_map(|(_, resources)| resources.iter())
+                .filter(|(_, ver)| {
+                    ver.as_deref()
+                        .and_then(|v| interests.wants(v))
+                        .is_some_and(|nodes| nodes.contains(node))
+                })
+                .map(|(full, _)| full.clone())
                 .collect()
         })
         .unwrap_or_default();
