@@ -6,6 +6,7 @@
 
 use crate::modules::caps;
 use crate::ns;
+use crate::time::Millis;
 use crate::xml::Element;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,6 +17,10 @@ const CACHE_MAX: usize = 4096;
 const ASKING_MAX: usize = 1024;
 /// Most `+notify` features kept per verification string.
 const NOTIFY_MAX: usize = 256;
+/// Most resources waiting for one verification string to be learned.
+const WAITERS_MAX: usize = 64;
+/// How long an answer is waited for; then the string may be asked again.
+const ASK_TIMEOUT_MS: Millis = 60_000;
 /// Prefix of the ids of our queries.
 pub const ID_PREFIX: &str = "pep-caps-";
 
@@ -46,13 +51,20 @@ pub fn notify_nodes(query: &Element, ver: &str) -> Option<BTreeSet<String>> {
     )
 }
 
+/// A verification string answered, with the (account, contact resource)
+/// pairs that waited for it.
+pub type Learned = (String, Vec<(String, String)>);
+
 /// The verification strings this partition knows, and the queries out.
 #[derive(Debug, Clone, Default)]
 pub struct Interests {
     known: HashMap<String, Arc<BTreeSet<String>>>,
     order: VecDeque<String>,
-    /// Query id → (the resource asked, its verification string).
-    asking: HashMap<String, (String, String)>,
+    /// Query id → (the resource asked, its verification string, when).
+    asking: HashMap<String, (String, String, Millis)>,
+    /// Verification string → the (account, contact resource) pairs that
+    /// advertised it while it was asked for.
+    waiters: HashMap<String, Vec<(String, String)>>,
     serial: u64,
 }
 
@@ -63,18 +75,44 @@ impl Interests {
     }
 
     /// The disco#info query to send to `full` for `ver`, unless `ver`
-    /// is known or asked for already (or too many queries are out).
-    pub fn ask(&mut self, account: &str, full: &str, node: &str, ver: &str) -> Option<Element> {
-        if self.known.contains_key(ver)
-            || self.asking.len() >= ASKING_MAX
-            || self.asking.values().any(|(_, v)| v == ver)
-        {
+    /// is known or asked for already (or too many queries are out); the
+    /// resource is among those [`Interests::answer`] returns.
+    pub fn ask(
+        &mut self,
+        now: Millis,
+        account: &str,
+        full: &str,
+        node: &str,
+        ver: &str,
+    ) -> Option<Element> {
+        if self.known.contains_key(ver) {
             return None;
         }
+        let waiting = self.waiters.entry(ver.to_owned()).or_default();
+        if waiting.len() < WAITERS_MAX {
+            waiting.push((account.to_owned(), full.to_owned()));
+        }
+        let expired: Vec<String> = self
+            .asking
+            .iter()
+            .filter(|(_, (_, _, at))| now.saturating_sub(*at) > ASK_TIMEOUT_MS)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some((_, v, _)) = self.asking.remove(&id) {
+                self.waiters.remove(&v);
+            }
+        }
+        if self.asking.len() >= ASKING_MAX || self.asking.values().any(|(_, v, _)| v == ver) {
+            return None;
+        }
+        self.waiters
+            .entry(ver.to_owned())
+            .or_insert_with(|| vec![(account.to_owned(), full.to_owned())]);
         self.serial = self.serial.wrapping_add(1);
         let id = format!("{ID_PREFIX}{}", self.serial);
         self.asking
-            .insert(id.clone(), (full.to_owned(), ver.to_owned()));
+            .insert(id.clone(), (full.to_owned(), ver.to_owned(), now));
         Some(
             Element::new(ns::CLIENT, "iq")
                 .with_attr("type", "get")
@@ -89,30 +127,33 @@ impl Interests {
     }
 
     /// An iq result or error: when it answers one of our queries (same id,
-    /// from the resource asked), learn from it. `false` when not ours.
-    pub fn answer(&mut self, iq: &Element) -> bool {
-        let Some(id) = iq.attr("id").filter(|id| id.starts_with(ID_PREFIX)) else {
-            return false;
-        };
+    /// from the resource asked), learn from it and return who waited for
+    /// it (nobody when it taught nothing). `None` when not ours.
+    pub fn answer(&mut self, iq: &Element) -> Option<Learned> {
+        let id = iq.attr("id").filter(|id| id.starts_with(ID_PREFIX))?;
         let ours = self
             .asking
             .get(id)
-            .is_some_and(|(full, _)| iq.attr("from") == Some(full.as_str()));
+            .is_some_and(|(full, _, _)| iq.attr("from") == Some(full.as_str()));
         if !ours {
-            return false;
+            return None;
         }
-        let Some((_, ver)) = self.asking.remove(id) else {
-            return false;
-        };
+        let (_, ver, _) = self.asking.remove(id)?;
+        let waiting = self.waiters.remove(&ver).unwrap_or_default();
         let learned = match iq.attr("type") {
             Some("result") => iq.first_element().and_then(|q| notify_nodes(q, &ver)),
             _ => None,
         };
         match learned {
-            Some(nodes) => self.learn(ver, nodes),
-            None => tracing::debug!(ver, "caps answer refused or not matching its hash"),
+            Some(nodes) => {
+                self.learn(ver.clone(), nodes);
+                Some((ver, waiting))
+            }
+            None => {
+                tracing::debug!(ver, "caps answer refused or not matching its hash");
+                Some((ver, Vec::new()))
+            }
         }
-        true
     }
 
     fn learn(&mut self, ver: String, nodes: BTreeSet<String>) {
@@ -142,22 +183,25 @@ mod tests {
         let ver = caps::ver(&query);
         let mut i = Interests::default();
         let ask = i
-            .ask("a@x", "b@x/r", "https://client", &ver)
+            .ask(0, "a@x", "b@x/r", "https://client", &ver)
             .expect("asks once");
-        assert!(i.ask("a@x", "b@x/other", "https://client", &ver).is_none());
+        assert!(i
+            .ask(1, "a@x", "b@x/other", "https://client", &ver)
+            .is_none());
         let id = ask.attr("id").expect("id").to_owned();
         let spoofed = Element::new(ns::CLIENT, "iq")
             .with_attr("type", "result")
             .with_attr("id", id.clone())
             .with_attr("from", "c@x/r")
             .with_child(query.clone());
-        assert!(!i.answer(&spoofed));
+        assert!(i.answer(&spoofed).is_none());
         let reply = Element::new(ns::CLIENT, "iq")
             .with_attr("type", "result")
             .with_attr("id", id)
             .with_attr("from", "b@x/r")
             .with_child(query);
-        assert!(i.answer(&reply));
+        let (_, waiting) = i.answer(&reply).expect("ours");
+        assert_eq!(waiting.len(), 2, "both resources wait for it");
         assert!(i
             .wants(&ver)
             .is_some_and(|n| n.contains("http://jabber.org/protocol/tune")));

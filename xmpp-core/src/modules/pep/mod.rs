@@ -11,7 +11,8 @@
 //! disco#items and the budgets without reading every node.
 //!
 //! Not done yet: subscriptions and affiliations (whitelists hold the
-//! owner only), and sending the last items when a contact comes online.
+//! owner only); the last items go to contacts' resources as they come
+//! online with caps (§4.3.2), not yet to the owner's own resources.
 
 pub mod access;
 pub mod config;
@@ -83,11 +84,15 @@ enum Load {
     Node(String),
 }
 
-/// A request waiting for a read.
+/// Work waiting for a read.
 #[derive(Debug, Clone)]
-struct Parked {
-    iq: Element,
-    own: bool,
+enum Parked {
+    /// A request from `own` sessions or another entity.
+    Iq { iq: Element, own: bool },
+    /// The last items a contact resource wants (§4.3.2), by its caps.
+    LastItems { full: String, ver: String },
+    /// The last item of `node` for a contact resource.
+    LastItem { full: String, node: String },
 }
 
 /// XEP-0163 on every account.
@@ -132,7 +137,13 @@ impl Module for Pep {
     /// Contacts' presence says where notifications go; their clients'
     /// answers to our caps queries say which nodes they want.
     fn inbound(&mut self, cx: &mut Context<'_>, account: &str, stanza: &Element) -> Flow {
-        if stanza.name == "iq" && self.interests.answer(stanza) {
+        if stanza.name == "iq" {
+            let Some((ver, waiting)) = self.interests.answer(stanza) else {
+                return Flow::Pass;
+            };
+            for (owner, full) in waiting {
+                self.last_items(cx, &owner, full, ver.clone());
+            }
             return Flow::Handled;
         }
         if stanza.name != "presence" {
@@ -152,14 +163,22 @@ impl Module for Pep {
         match stanza.attr("type") {
             None if in_roster => {
                 let caps = interest::advertised(stanza);
+                let mut changed = false;
                 if let Some(state) = cx.account_state::<PepState>(account) {
                     let resources = state.contacts.entry(bare.to_string()).or_default();
                     if resources.len() < RESOURCES_MAX || resources.contains_key(&full) {
-                        resources.insert(full.clone(), caps.as_ref().map(|(_, v)| v.clone()));
+                        let ver = caps.as_ref().map(|(_, v)| v.clone());
+                        changed = resources.insert(full.clone(), ver.clone()) != Some(ver);
                     }
                 }
-                if let Some((node, ver)) = caps {
-                    if let Some(query) = self.interests.ask(account, &full, &node, &ver) {
+                // A resource that came online, or whose client now wants
+                // other nodes, gets their last items (§4.3.2).
+                if let Some((node, ver)) = caps.filter(|_| changed) {
+                    if self.interests.wants(&ver).is_some() {
+                        self.last_items(cx, account, full, ver);
+                    } else if let Some(query) =
+                        self.interests.ask(cx.now(), account, &full, &node, &ver)
+                    {
                         cx.route(query);
                     }
                 }
@@ -192,12 +211,9 @@ impl Module for Pep {
             other => {
                 tracing::error!(account, ?load, ?other, "reading PEP data failed");
                 for p in parked {
-                    refuse(
-                        cx,
-                        &p.iq,
-                        &account,
-                        (StanzaError::InternalServerError, None),
-                    );
+                    if let Parked::Iq { iq, .. } = p {
+                        refuse(cx, &iq, &account, (StanzaError::InternalServerError, None));
+                    }
                 }
                 cx.release_account(&account);
                 return;
@@ -224,7 +240,11 @@ impl Module for Pep {
             }
         }
         for p in parked {
-            self.process(cx, &account, p.own, p.iq);
+            match p {
+                Parked::Iq { iq, own } => self.process(cx, &account, own, iq),
+                Parked::LastItems { full, ver } => self.last_items(cx, &account, full, ver),
+                Parked::LastItem { full, node } => self.last_item(cx, &account, full, node),
+            }
         }
         cx.release_account(&account);
     }
@@ -251,7 +271,7 @@ impl Pep {
             _ => None,
         };
         if let Some(load) = need {
-            return self.wait(cx, account, load, Parked { iq, own });
+            return self.wait(cx, account, load, Parked::Iq { iq, own });
         }
         let owner = own || requester(&iq).as_deref() == Some(account);
         let result = match request {
@@ -289,6 +309,69 @@ impl Pep {
             }
             Err(refusal) => refuse(cx, &iq, account, refusal),
         }
+    }
+
+    /// §4.3.2: the last item of every node contact resource `full` may
+    /// read and its client (caps `ver`) wants.
+    fn last_items(&mut self, cx: &mut Context<'_>, account: &str, full: String, ver: String) {
+        let Some(state) = cx.account_state_ref::<PepState>(account) else {
+            return;
+        };
+        let Some(index) = &state.index else {
+            return self.wait(cx, account, Load::Index, Parked::LastItems { full, ver });
+        };
+        let Some(wanted) = self.interests.wants(&ver) else {
+            return;
+        };
+        let bare = Jid::parse(&full)
+            .map(|j| j.bare_str().to_string())
+            .unwrap_or_default();
+        let item = cx.account(account).and_then(|a| a.roster.get(&bare));
+        let who = Requester::Other {
+            subscribed: item.is_some_and(|i| i.subscription.from),
+            groups: item.map_or(&[], |i| i.groups.as_slice()),
+        };
+        let nodes: Vec<String> = index
+            .0
+            .iter()
+            .filter(|(name, entry)| {
+                wanted.contains(*name)
+                    && decide(entry.access, &entry.groups, who) == Access::Granted
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for node in nodes {
+            self.last_item(cx, account, full.clone(), node);
+        }
+    }
+
+    /// The newest item of `node`, to contact resource `full`.
+    fn last_item(&mut self, cx: &mut Context<'_>, account: &str, full: String, node: String) {
+        let Some(state) = cx.account_state_ref::<PepState>(account) else {
+            return;
+        };
+        let Some(n) = state.nodes.get(&node) else {
+            let indexed = state
+                .index
+                .as_ref()
+                .is_some_and(|i| i.0.contains_key(&node));
+            if indexed {
+                self.wait(
+                    cx,
+                    account,
+                    Load::Node(node.clone()),
+                    Parked::LastItem { full, node },
+                );
+            }
+            return;
+        };
+        let Some((id, payload)) = n.items.last() else {
+            return;
+        };
+        let event = Element::new(protocol::EVENT, "items")
+            .with_attr("node", node.clone())
+            .with_child(item(protocol::EVENT, id, payload));
+        cx.route(notification(account, &full, event));
     }
 
     /// Park `parked` until `load` is read (reading it unless a read is in
