@@ -10,9 +10,11 @@
 //! index of the nodes (with their access models and sizes) answers
 //! disco#items and the budgets without reading every node.
 //!
+//! Resources (contacts' and the owner's own) that come online with caps
+//! get the last item of every node they want and may read (§4.3.2).
+//!
 //! Not done yet: subscriptions and affiliations (whitelists hold the
-//! owner only); the last items go to contacts' resources as they come
-//! online with caps (§4.3.2), not yet to the owner's own resources.
+//! owner only).
 
 pub mod access;
 pub mod config;
@@ -45,6 +47,9 @@ pub const NODES_MAX: usize = 100;
 pub const ACCOUNT_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Most resources of one contact whose presence is remembered.
 const RESOURCES_MAX: usize = 16;
+/// Most requests waiting for one read; beyond it they are refused
+/// (`resource-constraint`) rather than queued without end.
+const PARKED_MAX: usize = 256;
 
 /// What the account's disco#info advertises (XEP-0163 §7, XEP-0223).
 const FEATURES: &[&str] = &[
@@ -76,6 +81,10 @@ struct PepState {
     /// notifications go to.
     contacts: HashMap<String, BTreeMap<String, Option<String>>>,
 }
+
+/// The caps verification string an owner's session last advertised.
+#[derive(Debug, Default)]
+struct OwnCaps(Option<String>);
 
 /// A document to read before a request can run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -134,17 +143,57 @@ impl Module for Pep {
         Flow::Handled
     }
 
+    /// The owner's own clients answer caps queries too.
+    fn outbound(
+        &mut self,
+        cx: &mut Context<'_>,
+        _account: &str,
+        _conn: crate::hub::ConnId,
+        stanza: &Element,
+    ) -> Flow {
+        if stanza.name != "iq" {
+            return Flow::Pass;
+        }
+        self.caps_answer(cx, stanza)
+    }
+
+    /// An owner's session with caps gets the last items of the nodes its
+    /// client wants when it comes online or its caps change (§4.3.2).
+    fn presence_sending(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        conn: crate::hub::ConnId,
+        presence: &mut Element,
+        broadcast: bool,
+    ) {
+        let Some((node, ver)) = interest::advertised(presence).filter(|_| broadcast) else {
+            return;
+        };
+        let Some(full) = cx
+            .account(account)
+            .and_then(|a| a.session_by_conn(conn))
+            .map(|s| s.jid.to_string())
+        else {
+            return;
+        };
+        let changed = cx
+            .session_state::<OwnCaps>(account, conn)
+            .is_some_and(|seen| {
+                let changed = seen.0.as_deref() != Some(ver.as_str());
+                seen.0 = Some(ver.clone());
+                changed
+            });
+        if changed {
+            self.wants_last_items(cx, account, full, &node, ver);
+        }
+    }
+
     /// Contacts' presence says where notifications go; their clients'
     /// answers to our caps queries say which nodes they want.
     fn inbound(&mut self, cx: &mut Context<'_>, account: &str, stanza: &Element) -> Flow {
         if stanza.name == "iq" {
-            let Some((ver, waiting)) = self.interests.answer(stanza) else {
-                return Flow::Pass;
-            };
-            for (owner, full) in waiting {
-                self.last_items(cx, &owner, full, ver.clone());
-            }
-            return Flow::Handled;
+            return self.caps_answer(cx, stanza);
         }
         if stanza.name != "presence" {
             return Flow::Pass;
@@ -174,13 +223,7 @@ impl Module for Pep {
                 // A resource that came online, or whose client now wants
                 // other nodes, gets their last items (§4.3.2).
                 if let Some((node, ver)) = caps.filter(|_| changed) {
-                    if self.interests.wants(&ver).is_some() {
-                        self.last_items(cx, account, full, ver);
-                    } else if let Some(query) =
-                        self.interests.ask(cx.now(), account, &full, &node, &ver)
-                    {
-                        cx.route(query);
-                    }
+                    self.wants_last_items(cx, account, full, &node, ver);
                 }
             }
             Some("unavailable" | "error") => {
@@ -311,8 +354,37 @@ impl Pep {
         }
     }
 
-    /// §4.3.2: the last item of every node contact resource `full` may
-    /// read and its client (caps `ver`) wants.
+    /// A caps answer to one of our queries: the resources that waited get
+    /// their last items.
+    fn caps_answer(&mut self, cx: &mut Context<'_>, iq: &Element) -> Flow {
+        let Some((ver, waiting)) = self.interests.answer(iq) else {
+            return Flow::Pass;
+        };
+        for (owner, full) in waiting {
+            self.last_items(cx, &owner, full, ver.clone());
+        }
+        Flow::Handled
+    }
+
+    /// Resource `full` advertised caps `node#ver`: its last items now if
+    /// the caps are known, else once they are.
+    fn wants_last_items(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        full: String,
+        node: &str,
+        ver: String,
+    ) {
+        if self.interests.wants(&ver).is_some() {
+            self.last_items(cx, account, full, ver);
+        } else if let Some(query) = self.interests.ask(cx.now(), account, &full, node, &ver) {
+            cx.route(query);
+        }
+    }
+
+    /// §4.3.2: the last item of every node resource `full` (the owner's
+    /// or a contact's) may read and its client (caps `ver`) wants.
     fn last_items(&mut self, cx: &mut Context<'_>, account: &str, full: String, ver: String) {
         let Some(state) = cx.account_state_ref::<PepState>(account) else {
             return;
@@ -327,9 +399,13 @@ impl Pep {
             .map(|j| j.bare_str().to_string())
             .unwrap_or_default();
         let item = cx.account(account).and_then(|a| a.roster.get(&bare));
-        let who = Requester::Other {
-            subscribed: item.is_some_and(|i| i.subscription.from),
-            groups: item.map_or(&[], |i| i.groups.as_slice()),
+        let who = if bare == account {
+            Requester::Owner
+        } else {
+            Requester::Other {
+                subscribed: item.is_some_and(|i| i.subscription.from),
+                groups: item.map_or(&[], |i| i.groups.as_slice()),
+            }
         };
         let nodes: Vec<String> = index
             .0
@@ -379,7 +455,11 @@ impl Pep {
     fn wait(&mut self, cx: &mut Context<'_>, account: &str, load: Load, parked: Parked) {
         let key = (account.to_owned(), load);
         if let Some(waiting) = self.parked.get_mut(&key) {
-            waiting.push(parked);
+            if waiting.len() < PARKED_MAX {
+                waiting.push(parked);
+            } else if let Parked::Iq { iq, .. } = parked {
+                refuse(cx, &iq, account, (StanzaError::ResourceConstraint, None));
+            }
             return;
         }
         let storage_key = match &key.1 {
