@@ -98,9 +98,9 @@ enum Load {
 enum Parked {
     /// A request from `own` sessions or another entity.
     Iq { iq: Element, own: bool },
-    /// The last items a contact resource wants (§4.3.2), by its caps.
+    /// The last items a resource wants (§4.3.2), by its caps.
     LastItems { full: String, ver: String },
-    /// The last item of `node` for a contact resource.
+    /// The last item of `node` for a resource.
     LastItem { full: String, node: String },
 }
 
@@ -111,7 +111,7 @@ pub struct Pep {
     loading: HashMap<RequestId, (String, Load)>,
     /// Requests waiting for those reads.
     parked: HashMap<(String, Load), Vec<Parked>>,
-    /// Which nodes contacts' clients want notifications for.
+    /// Which nodes clients want notifications for, by their caps.
     interests: interest::Interests,
 }
 
@@ -421,7 +421,7 @@ impl Pep {
         }
     }
 
-    /// The newest item of `node`, to contact resource `full`.
+    /// The newest item of `node`, to resource `full`.
     fn last_item(&mut self, cx: &mut Context<'_>, account: &str, full: String, node: String) {
         let Some(state) = cx.account_state_ref::<PepState>(account) else {
             return;

@@ -109,7 +109,10 @@ pub struct Index(pub BTreeMap<String, Entry>);
 impl Index {
     /// Bytes stored in all nodes.
     pub fn bytes(&self) -> usize {
-        self.0.values().map(|e| e.bytes).sum()
+        // Saturating: the sizes come from a stored document.
+        self.0
+            .values()
+            .fold(0usize, |sum, e| sum.saturating_add(e.bytes))
     }
 
     /// The stored document; `None` when there is no node left.
