@@ -163,13 +163,14 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("extdisco", Layer::Protocol, "extensions", &["XEP-0215"], "external service discovery: the STUN/TURN server of turn_external_*, with TURN credentials for coturn"),
     built("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration (when allow_registration), password change and account removal"),
     built("push", Layer::Protocol, "experimental", &["XEP-0357"], "push notifications to the app servers of the user's clients"),
+    built("pep", Layer::Protocol, "extensions", &["XEP-0163", "XEP-0060", "XEP-0223"], "personal eventing: every account a pubsub service (publish with auto-create and publish-options, items by access model, retract, delete, configure, notifications)"),
     // 05 services
     ModuleInfo {
         depends: &["router"],
         ..built("offline", Layer::Services, "messaging", &["XEP-0160", "XEP-0203"], "offline message storage")
     },
     planned("muc", Layer::Services, "groupchat", &["XEP-0045"], "multi-user chat"),
-    planned("pubsub", Layer::Services, "pubsub", &["XEP-0060", "XEP-0163"], "publish-subscribe and PEP"),
+    planned("pubsub", Layer::Services, "pubsub", &["XEP-0060"], "publish-subscribe service"),
     // 06 storage
     ModuleInfo {
         conflicts: &["storage_sql"],

@@ -39,7 +39,7 @@ fn about(layer: Layer, file: &str) -> &'static str {
         (Layer::Services, "messaging") => "Message delivery: offline storage (XEP-0160) with delay stamps (XEP-0203).",
         (Layer::Services, "presence") => "Presence services beyond RFC 6121 (the core is in 04-protocol/core.toml).",
         (Layer::Services, "groupchat") => "Multi-user chat (XEP-0045).",
-        (Layer::Services, "pubsub") => "Publish-subscribe (XEP-0060) and the personal eventing protocol (XEP-0163).",
+        (Layer::Services, "pubsub") => "Publish-subscribe services (XEP-0060); personal eventing (XEP-0163) is the `pep` module.",
         (Layer::Storage, "backends") => "Storage backend for accounts, rosters and offline messages.",
         (Layer::Storage, "archiving") => "Message archive management (XEP-0313).",
         (Layer::Storage, "caching") => "Caches in front of the store.",

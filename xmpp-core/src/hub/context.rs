@@ -453,4 +453,14 @@ impl Hub {
             .flatten()
             .flat_map(|m| m.account_features().iter().copied())
     }
+
+    /// Identities the modules add to accounts' disco#info.
+    pub(super) fn account_identities(
+        &self,
+    ) -> impl Iterator<Item = &'static (&'static str, &'static str)> + '_ {
+        self.modules
+            .iter()
+            .flatten()
+            .flat_map(|m| m.account_identities().iter())
+    }
 }

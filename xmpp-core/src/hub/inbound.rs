@@ -161,6 +161,14 @@ impl Hub {
                     .with_attr("category", "account")
                     .with_attr("type", "registered"),
             );
+            let identities: Vec<_> = self.account_identities().copied().collect();
+            for (category, kind) in identities {
+                q = q.with_child(
+                    Element::new(ns::DISCO_INFO, "identity")
+                        .with_attr("category", category)
+                        .with_attr("type", kind),
+                );
+            }
             // Sorted, like the server's: the order modules are listed in
             // says nothing.
             let mut features: Vec<&str> = self.account_features().collect();

@@ -13,6 +13,7 @@ pub mod hints;
 pub mod last;
 pub mod mam;
 pub mod offline;
+pub mod pep;
 pub mod ping;
 pub mod push;
 pub mod register;
@@ -235,6 +236,12 @@ pub trait Module: Send + std::fmt::Debug {
 
     /// Features it adds to every account's disco#info.
     fn account_features(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Identities it adds to every account's disco#info, as (category,
+    /// type): an account that is also a service (XEP-0163's `pubsub/pep`).
+    fn account_identities(&self) -> &'static [(&'static str, &'static str)] {
         &[]
     }
 

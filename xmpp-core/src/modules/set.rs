@@ -60,6 +60,7 @@ impl ModuleSet {
             .with(super::register::Cancellation::default())
             .with(super::avatar::Avatars::default())
             .with(super::offline::OfflineStorage::default())
+            .with(super::pep::Pep::default())
     }
 
     /// The set with `module` added, or replacing the one of its identity.

@@ -1,0 +1,155 @@
+//! Who may read a node's items and is notified of them (XEP-0060 §4.5,
+//! XEP-0163 §5): a pure decision on the node's access model and what the
+//! owner's roster says about the requester.
+
+use crate::stanza::StanzaError;
+
+/// A node's access model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessModel {
+    /// Anyone.
+    Open,
+    /// Contacts subscribed to the owner's presence (XEP-0163's default).
+    Presence,
+    /// Such contacts in one of the allowed roster groups.
+    Roster,
+    /// The owner only (affiliations are not kept yet).
+    Whitelist,
+}
+
+impl AccessModel {
+    /// The `pubsub#access_model` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessModel::Open => "open",
+            AccessModel::Presence => "presence",
+            AccessModel::Roster => "roster",
+            AccessModel::Whitelist => "whitelist",
+        }
+    }
+
+    /// From a `pubsub#access_model` value; `None` for one not supported
+    /// (`authorize` needs subscriptions).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "open" => AccessModel::Open,
+            "presence" => AccessModel::Presence,
+            "roster" => AccessModel::Roster,
+            "whitelist" => AccessModel::Whitelist,
+            _ => return None,
+        })
+    }
+}
+
+/// What the owner's roster says about whoever asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester<'a> {
+    /// The owner (any of their resources).
+    Owner,
+    /// Someone else: subscribed to the owner's presence or not, and in
+    /// these roster groups of the owner's.
+    Other {
+        /// The roster item has subscription `from` or `both`.
+        subscribed: bool,
+        /// The item's roster groups (empty when not in the roster).
+        groups: &'a [String],
+    },
+}
+
+/// The decision, with the refusal XEP-0060 §6.5 prescribes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// May read and is notified.
+    Granted,
+    /// §6.5.6: `not-authorized` + `presence-subscription-required`.
+    PresenceSubscriptionRequired,
+    /// §6.5.5: `not-authorized` + `not-in-roster-group`.
+    NotInRosterGroup,
+    /// §6.5.4 for whitelists: `not-allowed` + `closed-node`.
+    ClosedNode,
+}
+
+impl Access {
+    /// The stanza error and the pubsub#errors condition of a refusal.
+    pub fn refusal(self) -> Option<(StanzaError, &'static str)> {
+        match self {
+            Access::Granted => None,
+            Access::PresenceSubscriptionRequired => {
+                Some((StanzaError::NotAuthorized, "presence-subscription-required"))
+            }
+            Access::NotInRosterGroup => Some((StanzaError::NotAuthorized, "not-in-roster-group")),
+            Access::ClosedNode => Some((StanzaError::NotAllowed, "closed-node")),
+        }
+    }
+}
+
+/// Whether `who` may read a node with `model` (and `allowed` groups for
+/// the roster model).
+pub fn decide(model: AccessModel, allowed: &[String], who: Requester<'_>) -> Access {
+    let Requester::Other { subscribed, groups } = who else {
+        return Access::Granted;
+    };
+    match model {
+        AccessModel::Open => Access::Granted,
+        AccessModel::Presence if subscribed => Access::Granted,
+        AccessModel::Presence => Access::PresenceSubscriptionRequired,
+        AccessModel::Roster if subscribed && groups.iter().any(|g| allowed.contains(g)) => {
+            Access::Granted
+        }
+        AccessModel::Roster => Access::NotInRosterGroup,
+        AccessModel::Whitelist => Access::ClosedNode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decision table: every model against the owner, a subscribed
+    /// contact in / out of the allowed group, an unsubscribed contact and
+    /// a stranger.
+    #[test]
+    fn access_decision_table() {
+        use AccessModel::*;
+        let friends = vec!["Friends".to_owned()];
+        let work = vec!["Work".to_owned()];
+        let owner = Requester::Owner;
+        let in_group = Requester::Other {
+            subscribed: true,
+            groups: &friends,
+        };
+        let other_group = Requester::Other {
+            subscribed: true,
+            groups: &work,
+        };
+        let unsubscribed = Requester::Other {
+            subscribed: false,
+            groups: &friends,
+        };
+        let stranger = Requester::Other {
+            subscribed: false,
+            groups: &[],
+        };
+        let g = Access::Granted;
+        let p = Access::PresenceSubscriptionRequired;
+        let r = Access::NotInRosterGroup;
+        let c = Access::ClosedNode;
+        let table = [
+            (Open, [g, g, g, g, g]),
+            (Presence, [g, g, g, p, p]),
+            (Roster, [g, g, r, r, r]),
+            (Whitelist, [g, c, c, c, c]),
+        ];
+        for (model, expected) in table {
+            let got = [owner, in_group, other_group, unsubscribed, stranger]
+                .map(|who| decide(model, &friends, who));
+            assert_eq!(got, expected, "{model:?}");
+        }
+        assert_eq!(
+            p.refusal(),
+            Some((StanzaError::NotAuthorized, "presence-subscription-required"))
+        );
+        assert_eq!(c.refusal(), Some((StanzaError::NotAllowed, "closed-node")));
+        assert_eq!(g.refusal(), None);
+    }
+}

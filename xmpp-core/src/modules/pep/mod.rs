@@ -1,0 +1,870 @@
+//! XEP-0163 Personal Eventing Protocol: every account's bare JID is a
+//! XEP-0060 publish-subscribe service its owner publishes to (avatars,
+//! OMEMO device lists, bookmarks), read by others as each node's access
+//! model allows and pushed to the owner's resources and to allowed
+//! contacts whose clients asked for the node ([`interest`]: XEP-0115 caps
+//! with `+notify`).
+//!
+//! Nodes are account documents ([`store`]), read on demand when a request
+//! names them and kept in the account's state while it stays loaded; an
+//! index of the nodes (with their access models and sizes) answers
+//! disco#items and the budgets without reading every node.
+//!
+//! Resources (contacts' and the owner's own) that come online with caps
+//! get the last item of every node they want and may read (§4.3.2).
+//!
+//! Not done yet: subscriptions and affiliations (whitelists hold the
+//! owner only).
+
+pub mod access;
+pub mod config;
+pub mod interest;
+pub mod protocol;
+pub mod store;
+
+use self::access::{decide, Access, AccessModel, Requester};
+use self::config::NodeConfig;
+use self::protocol::{error, item, notification, Refusal, Request, NS, OWNER};
+use self::store::{node_key, Entry, Index, Node, INDEX_KEY};
+use super::{Addressed, Context, Flow, Module, ModuleId};
+use crate::jid::Jid;
+use crate::ns;
+use crate::stanza::{iq_result, StanzaError};
+use crate::storage::{RequestId, StorageRequest, StorageResult};
+use crate::xml::Element;
+use std::collections::{BTreeMap, HashMap};
+
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("pep");
+
+/// Largest item payload, serialized (XEP-0060 §7.1.3.6 `payload-too-big`).
+pub const ITEM_BYTES_MAX: usize = 64 * 1024;
+/// Largest stored node document.
+pub const NODE_BYTES_MAX: usize = 512 * 1024;
+/// Most nodes per account.
+pub const NODES_MAX: usize = 100;
+/// Most bytes stored in all of an account's nodes.
+pub const ACCOUNT_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most resources of one contact whose presence is remembered.
+const RESOURCES_MAX: usize = 16;
+/// Most requests waiting for one read; beyond it they are refused
+/// (`resource-constraint`) rather than queued without end.
+const PARKED_MAX: usize = 256;
+
+/// What the account's disco#info advertises (XEP-0163 §7, XEP-0223).
+const FEATURES: &[&str] = &[
+    NS,
+    "http://jabber.org/protocol/pubsub#access-open",
+    "http://jabber.org/protocol/pubsub#access-presence",
+    "http://jabber.org/protocol/pubsub#access-roster",
+    "http://jabber.org/protocol/pubsub#access-whitelist",
+    "http://jabber.org/protocol/pubsub#auto-create",
+    "http://jabber.org/protocol/pubsub#config-node",
+    "http://jabber.org/protocol/pubsub#delete-items",
+    "http://jabber.org/protocol/pubsub#delete-nodes",
+    "http://jabber.org/protocol/pubsub#persistent-items",
+    "http://jabber.org/protocol/pubsub#publish",
+    "http://jabber.org/protocol/pubsub#publish-options",
+    "http://jabber.org/protocol/pubsub#retract-items",
+    "http://jabber.org/protocol/pubsub#retrieve-items",
+];
+
+/// What PEP keeps for a loaded account.
+#[derive(Debug, Default)]
+struct PepState {
+    /// The nodes, once read.
+    index: Option<Index>,
+    /// Nodes read so far.
+    nodes: HashMap<String, Node>,
+    /// Contacts' available resources, as their presence arrived, with
+    /// the XEP-0115 verification string they advertised: whom
+    /// notifications go to.
+    contacts: HashMap<String, BTreeMap<String, Option<String>>>,
+}
+
+/// The caps verification string an owner's session last advertised.
+#[derive(Debug, Default)]
+struct OwnCaps(Option<String>);
+
+/// A document to read before a request can run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Load {
+    Index,
+    Node(String),
+}
+
+/// Work waiting for a read.
+#[derive(Debug, Clone)]
+enum Parked {
+    /// A request from `own` sessions or another entity.
+    Iq { iq: Element, own: bool },
+    /// The last items a resource wants (§4.3.2), by its caps.
+    LastItems { full: String, ver: String },
+    /// The last item of `node` for a resource.
+    LastItem { full: String, node: String },
+}
+
+/// XEP-0163 on every account.
+#[derive(Debug, Clone, Default)]
+pub struct Pep {
+    /// Reads in flight: the account and what is read.
+    loading: HashMap<RequestId, (String, Load)>,
+    /// Requests waiting for those reads.
+    parked: HashMap<(String, Load), Vec<Parked>>,
+    /// Which nodes clients want notifications for, by their caps.
+    interests: interest::Interests,
+}
+
+impl Module for Pep {
+    fn id(&self) -> ModuleId {
+        ID
+    }
+
+    fn account_identities(&self) -> &'static [(&'static str, &'static str)] {
+        &[("pubsub", "pep")]
+    }
+
+    fn account_features(&self) -> &'static [&'static str] {
+        FEATURES
+    }
+
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let Addressed::Account { account, own } = to else {
+            return Flow::Pass;
+        };
+        let disco_items = iq.attr("type") == Some("get")
+            && iq
+                .first_element()
+                .is_some_and(|q| q.is(ns::DISCO_ITEMS, "query") && q.attr("node").is_none());
+        if !disco_items && Request::parse(iq).is_none() {
+            return Flow::Pass;
+        }
+        self.process(cx, account, own, iq.clone());
+        Flow::Handled
+    }
+
+    /// The owner's own clients answer caps queries too.
+    fn outbound(
+        &mut self,
+        cx: &mut Context<'_>,
+        _account: &str,
+        _conn: crate::hub::ConnId,
+        stanza: &Element,
+    ) -> Flow {
+        if stanza.name != "iq" {
+            return Flow::Pass;
+        }
+        self.caps_answer(cx, stanza)
+    }
+
+    /// An owner's session with caps gets the last items of the nodes its
+    /// client wants when it comes online or its caps change (§4.3.2).
+    fn presence_sending(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        conn: crate::hub::ConnId,
+        presence: &mut Element,
+        broadcast: bool,
+    ) {
+        let Some((node, ver)) = interest::advertised(presence).filter(|_| broadcast) else {
+            return;
+        };
+        let Some(full) = cx
+            .account(account)
+            .and_then(|a| a.session_by_conn(conn))
+            .map(|s| s.jid.to_string())
+        else {
+            return;
+        };
+        let changed = cx
+            .session_state::<OwnCaps>(account, conn)
+            .is_some_and(|seen| {
+                let changed = seen.0.as_deref() != Some(ver.as_str());
+                seen.0 = Some(ver.clone());
+                changed
+            });
+        if changed {
+            self.wants_last_items(cx, account, full, &node, ver);
+        }
+    }
+
+    /// Contacts' presence says where notifications go; their clients'
+    /// answers to our caps queries say which nodes they want.
+    fn inbound(&mut self, cx: &mut Context<'_>, account: &str, stanza: &Element) -> Flow {
+        if stanza.name == "iq" {
+            return self.caps_answer(cx, stanza);
+        }
+        if stanza.name != "presence" {
+            return Flow::Pass;
+        }
+        let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            return Flow::Pass;
+        };
+        let bare = from.bare_str();
+        if from.resource().is_none() || bare == account {
+            return Flow::Pass;
+        }
+        let full = from.to_string();
+        let in_roster = cx
+            .account(account)
+            .is_some_and(|a| a.roster.contains_key(bare.as_str()));
+        match stanza.attr("type") {
+            None if in_roster => {
+                let caps = interest::advertised(stanza);
+                let mut changed = false;
+                if let Some(state) = cx.account_state::<PepState>(account) {
+                    let resources = state.contacts.entry(bare.to_string()).or_default();
+                    if resources.len() < RESOURCES_MAX || resources.contains_key(&full) {
+                        let ver = caps.as_ref().map(|(_, v)| v.clone());
+                        changed = resources.insert(full.clone(), ver.clone()) != Some(ver);
+                    }
+                }
+                // A resource that came online, or whose client now wants
+                // other nodes, gets their last items (§4.3.2).
+                if let Some((node, ver)) = caps.filter(|_| changed) {
+                    self.wants_last_items(cx, account, full, &node, ver);
+                }
+            }
+            Some("unavailable" | "error") => {
+                if let Some(state) = cx.account_state::<PepState>(account) {
+                    if let Some(resources) = state.contacts.get_mut(bare.as_str()) {
+                        resources.remove(&full);
+                        if resources.is_empty() {
+                            state.contacts.remove(bare.as_str());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Flow::Pass
+    }
+
+    fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        let Some((account, load)) = self.loading.remove(&id) else {
+            return;
+        };
+        let parked = self
+            .parked
+            .remove(&(account.clone(), load.clone()))
+            .unwrap_or_default();
+        let doc = match result {
+            StorageResult::Blob(doc) => doc,
+            other => {
+                tracing::error!(account, ?load, ?other, "reading PEP data failed");
+                for p in parked {
+                    if let Parked::Iq { iq, .. } = p {
+                        refuse(cx, &iq, &account, (StanzaError::InternalServerError, None));
+                    }
+                }
+                cx.release_account(&account);
+                return;
+            }
+        };
+        if let Some(state) = cx.account_state::<PepState>(&account) {
+            match &load {
+                Load::Index => {
+                    state.index = Some(doc.as_deref().map(Index::parse).unwrap_or_default());
+                }
+                Load::Node(name) => match doc.as_deref().and_then(Node::parse) {
+                    Some(node) => {
+                        state.nodes.insert(name.clone(), node);
+                    }
+                    // The index named a node that is not (or no longer
+                    // readably) stored: forget it rather than read again.
+                    None => {
+                        tracing::warn!(account, node = name, "PEP node missing or unreadable");
+                        if let Some(index) = state.index.as_mut() {
+                            index.0.remove(name);
+                        }
+                    }
+                },
+            }
+        }
+        for p in parked {
+            match p {
+                Parked::Iq { iq, own } => self.process(cx, &account, own, iq),
+                Parked::LastItems { full, ver } => self.last_items(cx, &account, full, ver),
+                Parked::LastItem { full, node } => self.last_item(cx, &account, full, node),
+            }
+        }
+        cx.release_account(&account);
+    }
+}
+
+impl Pep {
+    /// Run a request once what it needs is in memory, or read that first.
+    fn process(&mut self, cx: &mut Context<'_>, account: &str, own: bool, iq: Element) {
+        let request = match Request::parse(&iq) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(refusal)) => return refuse(cx, &iq, account, refusal),
+            None => None,
+        };
+        let Some(state) = cx.account_state::<PepState>(account) else {
+            return refuse(cx, &iq, account, (StanzaError::InternalServerError, None));
+        };
+        let need = match (&state.index, &request) {
+            (None, _) => Some(Load::Index),
+            (Some(index), Some(r))
+                if index.0.contains_key(r.node()) && !state.nodes.contains_key(r.node()) =>
+            {
+                Some(Load::Node(r.node().to_owned()))
+            }
+            _ => None,
+        };
+        if let Some(load) = need {
+            return self.wait(cx, account, load, Parked::Iq { iq, own });
+        }
+        let owner = own || requester(&iq).as_deref() == Some(account);
+        let result = match request {
+            None => Ok(disco_items(cx, account, owner, &iq)),
+            Some(_) if !owner && !matches!(request, Some(Request::Items { .. })) => {
+                Err((StanzaError::Forbidden, None))
+            }
+            Some(Request::Publish {
+                node,
+                id,
+                payload,
+                options,
+            }) => publish(cx, account, node, id, payload, options.as_ref()),
+            Some(Request::Items { node, max, ids }) => {
+                items(cx, account, owner, &iq, node, max, &ids)
+            }
+            Some(Request::Retract { node, ids, notify }) => {
+                retract(cx, account, node, &ids, notify)
+            }
+            Some(Request::Delete { node }) => delete(cx, account, node),
+            Some(Request::ConfigureGet { node }) => configuration(cx, account, &node),
+            Some(Request::ConfigureSet { node, fields }) => configure(cx, account, &node, &fields),
+        };
+        match result {
+            Ok(Answer { payload, event }) => {
+                let mut r = iq_result(&iq);
+                r.set_attr("from", account);
+                if let Some(p) = payload {
+                    r = r.with_child(p);
+                }
+                cx.route(r);
+                if let Some((access, groups, event)) = event {
+                    notify(cx, &self.interests, account, access, &groups, &event);
+                }
+            }
+            Err(refusal) => refuse(cx, &iq, account, refusal),
+        }
+    }
+
+    /// A caps answer to one of our queries: the resources that waited get
+    /// their last items.
+    fn caps_answer(&mut self, cx: &mut Context<'_>, iq: &Element) -> Flow {
+        let Some((ver, waiting)) = self.interests.answer(iq) else {
+            return Flow::Pass;
+        };
+        for (owner, full) in waiting {
+            self.last_items(cx, &owner, full, ver.clone());
+        }
+        Flow::Handled
+    }
+
+    /// Resource `full` advertised caps `node#ver`: its last items now if
+    /// the caps are known, else once they are.
+    fn wants_last_items(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        full: String,
+        node: &str,
+        ver: String,
+    ) {
+        if self.interests.wants(&ver).is_some() {
+            self.last_items(cx, account, full, ver);
+        } else if let Some(query) = self.interests.ask(cx.now(), account, &full, node, &ver) {
+            cx.route(query);
+        }
+    }
+
+    /// §4.3.2: the last item of every node resource `full` (the owner's
+    /// or a contact's) may read and its client (caps `ver`) wants.
+    fn last_items(&mut self, cx: &mut Context<'_>, account: &str, full: String, ver: String) {
+        let Some(state) = cx.account_state_ref::<PepState>(account) else {
+            return;
+        };
+        let Some(index) = &state.index else {
+            return self.wait(cx, account, Load::Index, Parked::LastItems { full, ver });
+        };
+        let Some(wanted) = self.interests.wants(&ver) else {
+            return;
+        };
+        let bare = Jid::parse(&full)
+            .map(|j| j.bare_str().to_string())
+            .unwrap_or_default();
+        let item = cx.account(account).and_then(|a| a.roster.get(&bare));
+        let who = if bare == account {
+            Requester::Owner
+        } else {
+            Requester::Other {
+                subscribed: item.is_some_and(|i| i.subscription.from),
+                groups: item.map_or(&[], |i| i.groups.as_slice()),
+            }
+        };
+        let nodes: Vec<String> = index
+            .0
+            .iter()
+            .filter(|(name, entry)| {
+                wanted.contains(*name)
+                    && decide(entry.access, &entry.groups, who) == Access::Granted
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for node in nodes {
+            self.last_item(cx, account, full.clone(), node);
+        }
+    }
+
+    /// The newest item of `node`, to resource `full`.
+    fn last_item(&mut self, cx: &mut Context<'_>, account: &str, full: String, node: String) {
+        let Some(state) = cx.account_state_ref::<PepState>(account) else {
+            return;
+        };
+        let Some(n) = state.nodes.get(&node) else {
+            let indexed = state
+                .index
+                .as_ref()
+                .is_some_and(|i| i.0.contains_key(&node));
+            if indexed {
+                self.wait(
+                    cx,
+                    account,
+                    Load::Node(node.clone()),
+                    Parked::LastItem { full, node },
+                );
+            }
+            return;
+        };
+        let Some((id, payload)) = n.items.last() else {
+            return;
+        };
+        let event = Element::new(protocol::EVENT, "items")
+            .with_attr("node", node.clone())
+            .with_child(item(protocol::EVENT, id, payload));
+        cx.route(notification(account, &full, event));
+    }
+
+    /// Park `parked` until `load` is read (reading it unless a read is in
+    /// flight already).
+    fn wait(&mut self, cx: &mut Context<'_>, account: &str, load: Load, parked: Parked) {
+        let key = (account.to_owned(), load);
+        if let Some(waiting) = self.parked.get_mut(&key) {
+            if waiting.len() < PARKED_MAX {
+                waiting.push(parked);
+            } else if let Parked::Iq { iq, .. } = parked {
+                refuse(cx, &iq, account, (StanzaError::ResourceConstraint, None));
+            }
+            return;
+        }
+        let storage_key = match &key.1 {
+            Load::Index => INDEX_KEY.to_owned(),
+            Load::Node(name) => node_key(name),
+        };
+        let id = cx.request(StorageRequest::LoadBlob {
+            account: account.to_owned(),
+            key: storage_key,
+        });
+        // The account stays in memory until the answer is used.
+        cx.hold_account(account);
+        self.loading.insert(id, key.clone());
+        self.parked.insert(key, vec![parked]);
+    }
+}
+
+/// A successful request: the result's payload, and a notification to
+/// send once it is answered (the node's access model, its groups, the
+/// event's content).
+struct Answer {
+    payload: Option<Element>,
+    event: Option<(AccessModel, Vec<String>, Element)>,
+}
+
+/// The bare JID that sent `iq`.
+fn requester(iq: &Element) -> Option<String> {
+    iq.attr("from")
+        .and_then(|f| Jid::parse(f).ok())
+        .map(|j| j.bare_str().to_string())
+}
+
+/// The domain of `account`, which errors are `by`.
+fn domain(account: &str) -> &str {
+    account.split_once('@').map_or(account, |(_, d)| d)
+}
+
+fn refuse(cx: &mut Context<'_>, iq: &Element, account: &str, refusal: Refusal) {
+    if iq.attr("from").is_none() {
+        return;
+    }
+    cx.route(error(iq, account, domain(account), refusal));
+}
+
+/// Whether the sender of `iq` may read a node with `model` and `groups`.
+fn access_of(
+    cx: &Context<'_>,
+    account: &str,
+    owner: bool,
+    iq: &Element,
+    model: AccessModel,
+    groups: &[String],
+) -> Access {
+    if owner {
+        return Access::Granted;
+    }
+    let item = requester(iq).and_then(|r| cx.account(account)?.roster.get(&r));
+    decide(
+        model,
+        groups,
+        Requester::Other {
+            subscribed: item.is_some_and(|i| i.subscription.from),
+            groups: item.map_or(&[], |i| i.groups.as_slice()),
+        },
+    )
+}
+
+/// The account's index and nodes ([`Pep::process`] read the index first).
+fn state<'a>(cx: &'a mut Context<'_>, account: &str) -> Result<&'a mut PepState, Refusal> {
+    cx.account_state::<PepState>(account)
+        .filter(|s| s.index.is_some())
+        .ok_or((StanzaError::InternalServerError, None))
+}
+
+/// Store `name` as it now is in the state (or its deletion) and the index.
+fn store(cx: &mut Context<'_>, account: &str, name: &str) -> Result<(), Refusal> {
+    let state = state(cx, account)?;
+    let (doc, index) = match (state.nodes.get(name), state.index.as_mut()) {
+        (Some(node), Some(index)) => {
+            let doc = node.document();
+            index.0.insert(name.to_owned(), Entry::of(node, &doc));
+            (Some(doc), index.document())
+        }
+        (None, Some(index)) => {
+            index.0.remove(name);
+            (None, index.document())
+        }
+        (_, None) => return Err((StanzaError::InternalServerError, None)),
+    };
+    // Durable before the result and notifications leave.
+    cx.commit(StorageRequest::StoreBlob {
+        account: account.to_owned(),
+        key: node_key(name),
+        value: doc,
+        limit: None,
+    });
+    cx.commit(StorageRequest::StoreBlob {
+        account: account.to_owned(),
+        key: INDEX_KEY.to_owned(),
+        value: index,
+        limit: None,
+    });
+    Ok(())
+}
+
+/// §7.1.3.6: a payload over [`ITEM_BYTES_MAX`] serialized is refused.
+fn check_payload(payload: &Element) -> Result<(), Refusal> {
+    if payload.to_xml().len() > ITEM_BYTES_MAX {
+        return Err((StanzaError::NotAcceptable, Some("payload-too-big")));
+    }
+    Ok(())
+}
+
+/// §7.1 with XEP-0163 §3's auto-create and XEP-0223's preconditions.
+fn publish(
+    cx: &mut Context<'_>,
+    account: &str,
+    name: String,
+    id: Option<String>,
+    payload: Element,
+    options: Option<&config::Fields>,
+) -> Result<Answer, Refusal> {
+    check_payload(&payload)?;
+    let id = id.unwrap_or_else(|| cx.entropy().hex_id(8));
+    let state = state(cx, account)?;
+    let index = state
+        .index
+        .as_ref()
+        .ok_or((StanzaError::InternalServerError, None))?;
+    let mut node = match state.nodes.get(&name) {
+        Some(node) => {
+            if options.is_some_and(|o| !node.config.meets(o)) {
+                return Err((StanzaError::Conflict, Some("precondition-not-met")));
+            }
+            node.clone()
+        }
+        None => {
+            if index.0.len() >= NODES_MAX {
+                return Err((StanzaError::PolicyViolation, None));
+            }
+            let mut config = NodeConfig::default();
+            if let Some(o) = options {
+                config
+                    .apply(o)
+                    .map_err(|_| (StanzaError::Conflict, Some("precondition-not-met")))?;
+            }
+            Node::new(config)
+        }
+    };
+    node.publish(id.clone(), payload.clone());
+    let bytes = node.document().len();
+    let others = index.bytes() - index.0.get(&name).map_or(0, |e| e.bytes.min(index.bytes()));
+    if bytes > NODE_BYTES_MAX || others.saturating_add(bytes) > ACCOUNT_BYTES_MAX {
+        return Err((StanzaError::PolicyViolation, None));
+    }
+    let access = node.config.access_model;
+    let groups = node.config.roster_groups.clone();
+    state.nodes.insert(name.clone(), node);
+    store(cx, account, &name)?;
+    let result = Element::new(NS, "pubsub").with_child(
+        Element::new(NS, "publish")
+            .with_attr("node", name.clone())
+            .with_child(Element::new(NS, "item").with_attr("id", id.clone())),
+    );
+    let event = Element::new(protocol::EVENT, "items")
+        .with_attr("node", name)
+        .with_child(item(protocol::EVENT, &id, &payload));
+    Ok(Answer {
+        payload: Some(result),
+        event: Some((access, groups, event)),
+    })
+}
+
+/// §6.5: items, for whoever the access model lets read them.
+fn items(
+    cx: &mut Context<'_>,
+    account: &str,
+    owner: bool,
+    iq: &Element,
+    name: String,
+    max: Option<usize>,
+    ids: &[String],
+) -> Result<Answer, Refusal> {
+    let entry = state(cx, account)?
+        .index
+        .as_ref()
+        .and_then(|i| i.0.get(&name))
+        .cloned()
+        .ok_or((StanzaError::ItemNotFound, None))?;
+    if let Some((condition, specific)) =
+        access_of(cx, account, owner, iq, entry.access, &entry.groups).refusal()
+    {
+        return Err((condition, Some(specific)));
+    }
+    let node = state(cx, account)?
+        .nodes
+        .get(&name)
+        .ok_or((StanzaError::ItemNotFound, None))?;
+    let chosen: Vec<&(String, Element)> = if ids.is_empty() {
+        let skip = node.items.len().saturating_sub(max.unwrap_or(usize::MAX));
+        node.items.iter().skip(skip).collect()
+    } else {
+        node.items.iter().filter(|(i, _)| ids.contains(i)).collect()
+    };
+    if !ids.is_empty() && chosen.is_empty() {
+        return Err((StanzaError::ItemNotFound, None));
+    }
+    let list = chosen.into_iter().fold(
+        Element::new(NS, "items").with_attr("node", name.clone()),
+        |l, (id, payload)| l.with_child(item(NS, id, payload)),
+    );
+    Ok(Answer {
+        payload: Some(Element::new(NS, "pubsub").with_child(list)),
+        event: None,
+    })
+}
+
+/// §7.2: delete items, notifying when asked.
+fn retract(
+    cx: &mut Context<'_>,
+    account: &str,
+    name: String,
+    ids: &[String],
+    notify: bool,
+) -> Result<Answer, Refusal> {
+    let node = state(cx, account)?
+        .nodes
+        .get_mut(&name)
+        .ok_or((StanzaError::ItemNotFound, None))?;
+    let before = node.items.len();
+    node.items.retain(|(i, _)| !ids.contains(i));
+    if node.items.len() == before {
+        return Err((StanzaError::ItemNotFound, None));
+    }
+    let access = node.config.access_model;
+    let groups = node.config.roster_groups.clone();
+    store(cx, account, &name)?;
+    let event = notify.then(|| {
+        let retracts = ids.iter().fold(
+            Element::new(protocol::EVENT, "items").with_attr("node", name),
+            |e, id| {
+                e.with_child(Element::new(protocol::EVENT, "retract").with_attr("id", id.clone()))
+            },
+        );
+        (access, groups, retracts)
+    });
+    Ok(Answer {
+        payload: None,
+        event,
+    })
+}
+
+/// §8.4: delete a node; those who could read it are told.
+fn delete(cx: &mut Context<'_>, account: &str, name: String) -> Result<Answer, Refusal> {
+    let node = state(cx, account)?
+        .nodes
+        .remove(&name)
+        .ok_or((StanzaError::ItemNotFound, None))?;
+    store(cx, account, &name)?;
+    let event = Element::new(protocol::EVENT, "delete").with_attr("node", name);
+    Ok(Answer {
+        payload: None,
+        event: Some((node.config.access_model, node.config.roster_groups, event)),
+    })
+}
+
+/// §8.2.1: the configuration form.
+fn configuration(cx: &mut Context<'_>, account: &str, name: &str) -> Result<Answer, Refusal> {
+    let node = state(cx, account)?
+        .nodes
+        .get(name)
+        .ok_or((StanzaError::ItemNotFound, None))?;
+    let configure = Element::new(OWNER, "configure")
+        .with_attr("node", name)
+        .with_child(node.config.form());
+    Ok(Answer {
+        payload: Some(Element::new(OWNER, "pubsub").with_child(configure)),
+        event: None,
+    })
+}
+
+/// §8.2.5: a new configuration.
+fn configure(
+    cx: &mut Context<'_>,
+    account: &str,
+    name: &str,
+    fields: &config::Fields,
+) -> Result<Answer, Refusal> {
+    let node = state(cx, account)?
+        .nodes
+        .get_mut(name)
+        .ok_or((StanzaError::ItemNotFound, None))?;
+    node.config.apply(fields).map_err(|e| (e, None))?;
+    node.trim();
+    store(cx, account, name)?;
+    Ok(Answer {
+        payload: None,
+        event: None,
+    })
+}
+
+/// XEP-0030 items of the account: the nodes the requester may read.
+fn disco_items(cx: &mut Context<'_>, account: &str, owner: bool, iq: &Element) -> Answer {
+    let entries: Vec<(String, Entry)> = cx
+        .account_state_ref::<PepState>(account)
+        .and_then(|s| s.index.as_ref())
+        .map(|i| i.0.iter().map(|(n, e)| (n.clone(), e.clone())).collect())
+        .unwrap_or_default();
+    let mut q = Element::new(ns::DISCO_ITEMS, "query");
+    for (name, entry) in entries {
+        if access_of(cx, account, owner, iq, entry.access, &entry.groups) == Access::Granted {
+            q = q.with_child(
+                Element::new(ns::DISCO_ITEMS, "item")
+                    .with_attr("jid", account)
+                    .with_attr("node", name),
+            );
+        }
+    }
+    Answer {
+        payload: Some(q),
+        event: None,
+    }
+}
+
+/// XEP-0163 §4.3: the event to the owner's available resources and to
+/// the available resources of the contacts the access model allows whose
+/// clients asked for the node (`<node>+notify` in their caps, §4.2).
+fn notify(
+    cx: &mut Context<'_>,
+    interests: &interest::Interests,
+    account: &str,
+    model: AccessModel,
+    groups: &[String],
+    event: &Element,
+) {
+    let node = event.attr("node").unwrap_or_default();
+    let Some(acc) = cx.account(account) else {
+        return;
+    };
+    let own: Vec<String> = acc.available().map(|s| s.jid.to_string()).collect();
+    let contacts: Vec<String> = cx
+        .account_state_ref::<PepState>(account)
+        .map(|s| {
+            s.contacts
+                .iter()
+                .filter(|(bare, _)| {
+                    let item = acc.roster.get(bare.as_str());
+                    let who = Requester::Other {
+                        subscribed: item.is_some_and(|i| i.subscription.from),
+                        groups: item.map_or(&[], |i| i.groups.as_slice()),
+                    };
+                    decide(model, groups, who) == Access::Granted
+                })
+                .flat_map(|(_, resources)| resources.iter())
+                .filter(|(_, ver)| {
+                    ver.as_deref()
+                        .and_then(|v| interests.wants(v))
+                        .is_some_and(|nodes| nodes.contains(node))
+                })
+                .map(|(full, _)| full.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    // Routed like the result before them, so they arrive after it.
+    for to in own.into_iter().chain(contacts) {
+        cx.route(notification(account, &to, event.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_have_a_budget() {
+        let small = Element::new("urn:x", "data").with_text("x".repeat(1000));
+        assert_eq!(check_payload(&small), Ok(()));
+        let big = Element::new("urn:x", "data").with_text("x".repeat(ITEM_BYTES_MAX));
+        assert_eq!(
+            check_payload(&big),
+            Err((StanzaError::NotAcceptable, Some("payload-too-big")))
+        );
+    }
+
+    #[test]
+    fn error_carries_the_pubsub_condition() {
+        let iq = Element::parse(
+            b"<iq xmlns='jabber:client' type='get' id='1' from='c@localhost/r' to='a@localhost'/>",
+        )
+        .expect("XML");
+        let e = error(
+            &iq,
+            "a@localhost",
+            domain("a@localhost"),
+            (
+                StanzaError::NotAuthorized,
+                Some("presence-subscription-required"),
+            ),
+        );
+        let err = e.child(ns::CLIENT, "error").expect("error");
+        assert_eq!(err.attr("type"), Some("auth"));
+        assert_eq!(err.attr("by"), Some("localhost"));
+        assert!(err
+            .child(protocol::ERRORS, "presence-subscription-required")
+            .is_some());
+        assert_eq!(e.attr("from"), Some("a@localhost"));
+    }
+}

@@ -1,0 +1,271 @@
+//! The XEP-0060 elements PEP speaks: requests parsed from iqs, results,
+//! event notifications and errors with their pubsub#errors conditions.
+
+use super::config::{parse_form, Fields, DATA, PUBLISH_OPTIONS};
+use crate::stanza::{error_reply, StanzaError};
+use crate::xml::{Element, Node};
+
+/// `http://jabber.org/protocol/pubsub`.
+pub const NS: &str = "http://jabber.org/protocol/pubsub";
+/// The owner's namespace.
+pub const OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
+/// Notifications.
+pub const EVENT: &str = "http://jabber.org/protocol/pubsub#event";
+/// Application-specific error conditions.
+pub const ERRORS: &str = "http://jabber.org/protocol/pubsub#errors";
+
+/// Longest node name or item id, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// A PEP request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// §7.1: publish `payload` (as item `id`, or a generated one), with
+    /// XEP-0223 publish-options.
+    Publish {
+        node: String,
+        id: Option<String>,
+        payload: Element,
+        options: Option<Fields>,
+    },
+    /// §6.5: the node's items, at most `max` (newest), or those `ids`.
+    Items {
+        node: String,
+        max: Option<usize>,
+        ids: Vec<String>,
+    },
+    /// §7.2: delete items, telling subscribers when `notify`.
+    Retract {
+        node: String,
+        ids: Vec<String>,
+        notify: bool,
+    },
+    /// §8.4: delete the node.
+    Delete { node: String },
+    /// §8.2: the configuration form.
+    ConfigureGet { node: String },
+    /// §8.2.5: a new configuration.
+    ConfigureSet { node: String, fields: Fields },
+}
+
+/// A refusal: the stanza error and its pubsub#errors condition.
+pub type Refusal = (StanzaError, Option<&'static str>);
+
+fn name(e: &Element, attr: &str) -> Result<String, Refusal> {
+    match e.attr(attr) {
+        Some(n) if !n.is_empty() && n.len() <= MAX_NAME_BYTES => Ok(n.to_owned()),
+        Some(n) if !n.is_empty() => Err((StanzaError::NotAcceptable, None)),
+        _ => Err((StanzaError::BadRequest, Some("nodeid-required"))),
+    }
+}
+
+fn item_ids(e: &Element, ns: &str) -> Result<Vec<String>, Refusal> {
+    e.elements()
+        .filter(|i| i.is(ns, "item"))
+        .map(|i| match i.attr("id") {
+            Some(id) if !id.is_empty() && id.len() <= MAX_NAME_BYTES => Ok(id.to_owned()),
+            _ => Err((StanzaError::BadRequest, Some("item-required"))),
+        })
+        .collect()
+}
+
+impl Request {
+    /// Parse an iq's payload; `None` when it is not pubsub.
+    pub fn parse(iq: &Element) -> Option<Result<Self, Refusal>> {
+        let pubsub = iq.first_element()?;
+        let set = iq.attr("type") == Some("set");
+        if pubsub.is(NS, "pubsub") {
+            Some(Self::parse_pubsub(pubsub, set))
+        } else if pubsub.is(OWNER, "pubsub") {
+            Some(Self::parse_owner(pubsub, set))
+        } else {
+            None
+        }
+    }
+
+    fn parse_pubsub(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
+        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
+        let first = pubsub.elements().next().ok_or(unsupported)?;
+        match (first.name.as_str(), set) {
+            ("publish", true) => {
+                let node = name(first, "node")?;
+                let mut items = first.elements().filter(|e| e.is(NS, "item"));
+                let item = items
+                    .next()
+                    .ok_or((StanzaError::BadRequest, Some("item-required")))?;
+                if items.next().is_some() {
+                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
+                }
+                let id = match item.attr("id") {
+                    Some(id) if id.len() > MAX_NAME_BYTES => {
+                        return Err((StanzaError::NotAcceptable, None))
+                    }
+                    Some(id) if !id.is_empty() => Some(id.to_owned()),
+                    _ => None,
+                };
+                let mut payloads = item.elements();
+                let payload = payloads
+                    .next()
+                    .ok_or((StanzaError::BadRequest, Some("payload-required")))?;
+                if payloads.next().is_some() {
+                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
+                }
+                let options = match pubsub.child(NS, "publish-options") {
+                    Some(o) => match o.child(DATA, "x") {
+                        Some(x) => {
+                            let form_type = x
+                                .elements()
+                                .find(|f| f.attr("var") == Some("FORM_TYPE"))
+                                .and_then(|f| f.child_text(DATA, "value"));
+                            if form_type.as_deref() != Some(PUBLISH_OPTIONS) {
+                                return Err((StanzaError::BadRequest, Some("invalid-options")));
+                            }
+                            Some(parse_form(x).map_err(|e| (e, Some("invalid-options")))?)
+                        }
+                        None => None,
+                    },
+                    None => None,
+                };
+                Ok(Request::Publish {
+                    node,
+                    id,
+                    payload: payload.clone(),
+                    options,
+                })
+            }
+            ("items", false) => Ok(Request::Items {
+                node: name(first, "node")?,
+                max: match first.attr("max_items") {
+                    Some(m) => Some(
+                        m.trim()
+                            .parse()
+                            .map_err(|_| (StanzaError::BadRequest, None))?,
+                    ),
+                    None => None,
+                },
+                ids: item_ids(first, NS)?,
+            }),
+            ("retract", true) => {
+                let ids = item_ids(first, NS)?;
+                if ids.is_empty() {
+                    return Err((StanzaError::BadRequest, Some("item-required")));
+                }
+                Ok(Request::Retract {
+                    node: name(first, "node")?,
+                    ids,
+                    notify: matches!(first.attr("notify"), Some("1" | "true")),
+                })
+            }
+            _ => Err(unsupported),
+        }
+    }
+
+    fn parse_owner(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
+        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
+        let first = pubsub.elements().next().ok_or(unsupported)?;
+        match (first.name.as_str(), set) {
+            ("delete", true) => Ok(Request::Delete {
+                node: name(first, "node")?,
+            }),
+            ("configure", false) => Ok(Request::ConfigureGet {
+                node: name(first, "node")?,
+            }),
+            ("configure", true) => {
+                let x = first
+                    .child(DATA, "x")
+                    .ok_or((StanzaError::BadRequest, None))?;
+                Ok(Request::ConfigureSet {
+                    node: name(first, "node")?,
+                    fields: parse_form(x).map_err(|e| (e, None))?,
+                })
+            }
+            _ => Err(unsupported),
+        }
+    }
+
+    /// The node the request is about.
+    pub fn node(&self) -> &str {
+        match self {
+            Request::Publish { node, .. }
+            | Request::Items { node, .. }
+            | Request::Retract { node, .. }
+            | Request::Delete { node }
+            | Request::ConfigureGet { node }
+            | Request::ConfigureSet { node, .. } => node,
+        }
+    }
+}
+
+/// The error answering `iq`, from `account`, with an optional
+/// pubsub#errors condition (XEP-0060 §7.1.3 and following).
+pub fn error(iq: &Element, account: &str, domain: &str, refusal: Refusal) -> Element {
+    let (condition, specific) = refusal;
+    let mut e = error_reply(iq, condition, domain);
+    e.set_attr("from", account);
+    if let (Some(specific), Some(err)) = (specific, e.child_mut(crate::ns::CLIENT, "error")) {
+        let mut app = Element::new(ERRORS, specific);
+        if specific == "unsupported" {
+            app.set_attr("feature", "pubsub");
+        }
+        err.children.push(Node::Element(app));
+    }
+    e
+}
+
+/// `<item id='…'>payload</item>` in namespace `ns`.
+pub fn item(ns: &'static str, id: &str, payload: &Element) -> Element {
+    Element::new(ns, "item")
+        .with_attr("id", id)
+        .with_child(payload.clone())
+}
+
+/// The headline message notifying `to` of `event` (an `<items/>` or
+/// `<delete/>` in the event namespace), from the owner's bare JID.
+pub fn notification(account: &str, to: &str, event: Element) -> Element {
+    Element::new(crate::ns::CLIENT, "message")
+        .with_attr("from", account)
+        .with_attr("to", to)
+        .with_attr("type", "headline")
+        .with_child(Element::new(EVENT, "event").with_child(event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iq(xml: &str) -> Element {
+        Element::parse(xml.as_bytes()).expect("XML")
+    }
+
+    #[test]
+    fn parses_requests_and_refuses_malformed_ones() {
+        let publish = iq("<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='n'><item><x xmlns='urn:x'/></item></publish></pubsub></iq>");
+        assert!(matches!(
+            Request::parse(&publish),
+            Some(Ok(Request::Publish {
+                id: None,
+                options: None,
+                ..
+            }))
+        ));
+        let no_node = iq("<iq xmlns='jabber:client' type='get'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <items/></pubsub></iq>");
+        assert_eq!(
+            Request::parse(&no_node),
+            Some(Err((StanzaError::BadRequest, Some("nodeid-required"))))
+        );
+        let subscribe = iq("<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <subscribe node='n' jid='a@b'/></pubsub></iq>");
+        assert_eq!(
+            Request::parse(&subscribe),
+            Some(Err((
+                StanzaError::FeatureNotImplemented,
+                Some("unsupported")
+            )))
+        );
+        let other =
+            iq("<iq xmlns='jabber:client' type='get'><query xmlns='jabber:iq:version'/></iq>");
+        assert_eq!(Request::parse(&other), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! How PEP is stored: one account document per node (`pep/<node>`: its
+//! configuration and items) and an index (`pep`: every node with its
+//! access model and stored size), so that nodes are read only when asked
+//! for and disco#items and the budgets need only the index.
+
+use super::access::AccessModel;
+use super::config::NodeConfig;
+use crate::xml::{Element, Limits};
+use std::collections::BTreeMap;
+
+/// The namespace of the stored documents.
+const NS: &str = "urn:vireo:pep:0";
+/// Storage key of the index.
+pub const INDEX_KEY: &str = "pep";
+
+/// Storage key of `node`.
+pub fn node_key(node: &str) -> String {
+    format!("pep/{node}")
+}
+
+/// A node: its configuration and items, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Its configuration.
+    pub config: NodeConfig,
+    /// (id, payload), oldest first.
+    pub items: Vec<(String, Element)>,
+}
+
+impl Node {
+    /// A new, empty node.
+    pub fn new(config: NodeConfig) -> Self {
+        Node {
+            config,
+            items: Vec::new(),
+        }
+    }
+
+    /// Add or replace item `id` as the newest, dropping the oldest beyond
+    /// `max_items`.
+    pub fn publish(&mut self, id: String, payload: Element) {
+        self.items.retain(|(i, _)| *i != id);
+        self.items.push((id, payload));
+        self.trim();
+    }
+
+    /// Drop the oldest items beyond `max_items`.
+    pub fn trim(&mut self) {
+        let max = self.config.max_items.limit();
+        if self.items.len() > max {
+            self.items.drain(..self.items.len() - max);
+        }
+    }
+
+    /// The stored document (items only when the node persists them).
+    pub fn document(&self) -> String {
+        let mut e = Element::new(NS, "node").with_child(self.config.to_element(NS));
+        if self.config.persist_items {
+            for (id, payload) in &self.items {
+                e = e.with_child(super::protocol::item(NS, id, payload));
+            }
+        }
+        e.to_xml()
+    }
+
+    /// A stored node; `None` when unreadable.
+    pub fn parse(doc: &str) -> Option<Self> {
+        let limits = Limits {
+            max_stanza_bytes: super::NODE_BYTES_MAX.saturating_mul(2),
+            ..Limits::stored()
+        };
+        let e = Element::parse_with_limits(doc.as_bytes(), &limits).ok()?;
+        let config = NodeConfig::from_element(e.child(NS, "config")?, NS)?;
+        let items = e
+            .elements()
+            .filter(|i| i.is(NS, "item"))
+            .filter_map(|i| Some((i.attr("id")?.to_owned(), i.first_element()?.clone())))
+            .collect();
+        Some(Node { config, items })
+    }
+}
+
+/// What the index says about a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its access model.
+    pub access: AccessModel,
+    /// Its allowed roster groups.
+    pub groups: Vec<String>,
+    /// Bytes of its stored document.
+    pub bytes: usize,
+}
+
+impl Entry {
+    /// The entry for `node` stored as `doc`.
+    pub fn of(node: &Node, doc: &str) -> Self {
+        Entry {
+            access: node.config.access_model,
+            groups: node.config.roster_groups.clone(),
+            bytes: doc.len(),
+        }
+    }
+}
+
+/// The account's nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Index(pub BTreeMap<String, Entry>);
+
+impl Index {
+    /// Bytes stored in all nodes.
+    pub fn bytes(&self) -> usize {
+        // Saturating: the sizes come from a stored document.
+        self.0
+            .values()
+            .fold(0usize, |sum, e| sum.saturating_add(e.bytes))
+    }
+
+    /// The stored document; `None` when there is no node left.
+    pub fn document(&self) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut e = Element::new(NS, "index");
+        for (name, entry) in &self.0 {
+            let mut n = Element::new(NS, "node")
+                .with_attr("name", name.clone())
+                .with_attr("access", entry.access.name())
+                .with_attr("bytes", entry.bytes.to_string());
+            for g in &entry.groups {
+                n = n.with_child(Element::new(NS, "group").with_text(g.clone()));
+            }
+            e = e.with_child(n);
+        }
+        Some(e.to_xml())
+    }
+
+    /// A stored index; unreadable entries are skipped.
+    pub fn parse(doc: &str) -> Self {
+        let Ok(e) = Element::parse_with_limits(doc.as_bytes(), &Limits::stored()) else {
+            tracing::warn!("unreadable PEP index");
+            return Index::default();
+        };
+        Index(
+            e.elements()
+                .filter(|n| n.is(NS, "node"))
+                .filter_map(|n| {
+                    let entry = Entry {
+                        access: AccessModel::parse(n.attr("access")?)?,
+                        groups: n
+                            .elements()
+                            .filter(|g| g.is(NS, "group"))
+                            .map(Element::text)
+                            .collect(),
+                        bytes: n.attr("bytes")?.parse().ok()?,
+                    };
+                    Some((n.attr("name")?.to_owned(), entry))
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_round_trip() {
+        let mut node = Node::new(NodeConfig::default());
+        let payload = Element::parse(b"<list xmlns='urn:x'><d id='1'/></list>").expect("XML");
+        node.publish("a".into(), payload.clone());
+        node.publish("b".into(), payload);
+        assert_eq!(node.items.len(), 1, "max_items 1 keeps the newest");
+        let doc = node.document();
+        assert_eq!(Node::parse(&doc), Some(node.clone()));
+        let mut index = Index::default();
+        index.0.insert("n".into(), Entry::of(&node, &doc));
+        let stored = index.document().expect("a node");
+        assert_eq!(Index::parse(&stored), index);
+        assert_eq!(Index::default().document(), None);
+    }
+}
