@@ -9,6 +9,7 @@
 use super::error::StreamErrorCondition;
 use super::header::{check_header, write_header, STREAM_CLOSE};
 use super::output::{OutputQueue, Writes};
+use super::sm as sm_ns;
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
@@ -60,6 +61,26 @@ pub struct ClientConfig {
     /// (RFC 6120 §4.6.1), so NATs keep the mapping and a dead server
     /// surfaces; `None`: never.
     pub keepalive_ms: Option<Millis>,
+    /// XEP-0198: enable stream management (acknowledgements, no
+    /// resumption) when the server offers it. While stanzas the server has
+    /// not acknowledged are outstanding, ask for an acknowledgement this
+    /// long after the last request. `None`: do not enable.
+    pub ack_request_ms: Option<Millis>,
+}
+
+/// XEP-0198 on the client side: counts both ways.
+#[derive(Debug, Default)]
+struct ClientSm {
+    /// Stanzas received from the server (the `h` we acknowledge).
+    received: u32,
+    /// Stanzas sent since stream management was enabled.
+    sent: u32,
+    /// The server's last acknowledged count.
+    acked: u32,
+    /// When we last asked for an acknowledgement.
+    requested_at: Option<Millis>,
+    /// `<enabled/>` arrived.
+    enabled: bool,
 }
 
 /// What the client machine asks its driver to do, in order.
@@ -122,6 +143,7 @@ impl ClientConfig {
             scram_cache: None,
             negotiation_timeout_ms: 60_000,
             keepalive_ms: Some(60_000),
+            ack_request_ms: None,
         }
     }
 }
@@ -153,6 +175,10 @@ pub struct ClientStream {
     negotiation_deadline: Millis,
     /// When output was last queued (for keepalives).
     last_output: Millis,
+    /// The server offered XEP-0198 after authentication.
+    sm_offered: bool,
+    /// XEP-0198 state once asked for.
+    sm: Option<ClientSm>,
     secure: bool,
     bindings: Vec<ChannelBinding>,
     authenticated: bool,
@@ -177,6 +203,8 @@ impl ClientStream {
         let mut s = ClientStream {
             negotiation_deadline: now.saturating_add(cfg.negotiation_timeout_ms),
             last_output: now,
+            sm_offered: false,
+            sm: None,
             cfg,
             parser,
             entropy,
@@ -234,17 +262,45 @@ impl ClientStream {
         self.out.pop()
     }
 
+    /// XEP-0198 is on (the server sent `<enabled/>`).
+    pub fn sm_enabled(&self) -> bool {
+        self.sm.as_ref().is_some_and(|s| s.enabled)
+    }
+
+    /// XEP-0198: stanzas sent that the server has not acknowledged yet.
+    pub fn unacknowledged(&self) -> u32 {
+        self.sm.as_ref().map_or(0, |s| s.sent.wrapping_sub(s.acked))
+    }
+
     /// When [`ClientStream::handle_timeout`] is due: the negotiation
-    /// deadline, then keepalives once online.
+    /// deadline, then keepalives and acknowledgement requests once online.
     pub fn poll_timeout(&self) -> Option<Millis> {
         match self.phase {
             Phase::Closed => None,
-            Phase::Online => self
-                .cfg
-                .keepalive_ms
-                .map(|k| self.last_output.saturating_add(k)),
+            Phase::Online => {
+                let keepalive = self
+                    .cfg
+                    .keepalive_ms
+                    .map(|k| self.last_output.saturating_add(k));
+                let ack = self.ack_due();
+                keepalive.into_iter().chain(ack).min()
+            }
             _ => Some(self.negotiation_deadline),
         }
+    }
+
+    /// When to ask for an acknowledgement, if stanzas are outstanding.
+    fn ack_due(&self) -> Option<Millis> {
+        let every = self.cfg.ack_request_ms?;
+        let sm = self.sm.as_ref().filter(|s| s.enabled)?;
+        if sm.sent == sm.acked {
+            return None;
+        }
+        Some(
+            sm.requested_at
+                .unwrap_or(self.last_output)
+                .saturating_add(every),
+        )
     }
 
     /// Time passed: give up on a negotiation that took too long, or keep
@@ -253,6 +309,14 @@ impl ClientStream {
         match self.phase {
             Phase::Closed => {}
             Phase::Online => {
+                if self.ack_due().is_some_and(|at| now >= at) {
+                    self.last_output = now;
+                    if let Some(sm) = self.sm.as_mut() {
+                        sm.requested_at = Some(now);
+                    }
+                    self.out
+                        .write_element(&Element::new(sm_ns::NS, "r"), ns::CLIENT);
+                }
                 let due = self
                     .cfg
                     .keepalive_ms
@@ -324,7 +388,15 @@ impl ClientStream {
     pub fn send_stanza(&mut self, now: Millis, stanza: &Element) {
         if self.is_online() {
             self.last_output = now;
+            self.count_sent(1);
             self.out.write_element(stanza, ns::CLIENT);
+        }
+    }
+
+    /// XEP-0198: `n` more stanzas went out.
+    fn count_sent(&mut self, n: u32) {
+        if let Some(sm) = self.sm.as_mut().filter(|s| s.enabled) {
+            sm.sent = sm.sent.wrapping_add(n);
         }
     }
 
@@ -332,6 +404,9 @@ impl ClientStream {
     /// generators that format millions of identical stanzas without building
     /// trees. The caller guarantees one or more complete, well-formed
     /// stanzas in the `jabber:client` namespace with escaped attribute values.
+    /// Not counted for XEP-0198 (the machine cannot tell how many stanzas
+    /// the bytes hold): use [`ClientStream::send_stanza`] on a stream with
+    /// [`ClientConfig::ack_request_ms`].
     pub fn send_raw(&mut self, now: Millis, stanza: &[u8]) {
         if self.is_online() {
             self.last_output = now;
@@ -380,16 +455,57 @@ impl ClientStream {
             Phase::AwaitRegister if el.name == "iq" => self.handle_register(&el),
             Phase::Sasl(scram) if el.ns == ns::SASL => self.handle_sasl(scram, &el),
             Phase::AwaitBind if el.name == "iq" => self.handle_bind(&el),
+            Phase::Online if el.ns == sm_ns::NS => {
+                self.phase = Phase::Online;
+                self.handle_sm(&el);
+            }
             Phase::Online => {
                 self.phase = Phase::Online;
+                if let Some(sm) = self.sm.as_mut().filter(|s| s.enabled) {
+                    sm.received = sm.received.wrapping_add(1);
+                }
                 self.out.push(ClientOutput::Stanza(el));
             }
             _ => self.fail(&format!("unexpected <{}/> from server", el.name)),
         }
     }
 
+    /// XEP-0198 nonzas from the server.
+    fn handle_sm(&mut self, el: &Element) {
+        match el.name.as_str() {
+            "enabled" => {
+                if let Some(sm) = self.sm.as_mut() {
+                    sm.enabled = true;
+                }
+            }
+            // Not offered after all: carry on without.
+            "failed" => self.sm = None,
+            "r" => {
+                let h = self.sm.as_ref().filter(|s| s.enabled).map(|s| s.received);
+                if let Some(h) = h {
+                    let a = Element::new(sm_ns::NS, "a").with_attr("h", h.to_string());
+                    self.out.write_element(&a, ns::CLIENT);
+                }
+            }
+            "a" => {
+                let h = el.attr("h").and_then(|h| h.parse::<u32>().ok());
+                if let (Some(h), Some(sm)) = (h, self.sm.as_mut()) {
+                    // Only forward: an `h` beyond what was sent is the
+                    // server's error (XEP-0198 §4), not a reason to count
+                    // backwards.
+                    if h.wrapping_sub(sm.acked) <= sm.sent.wrapping_sub(sm.acked) {
+                        sm.acked = h;
+                    }
+                    sm.requested_at = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn handle_features(&mut self, f: &Element) {
         if self.authenticated {
+            self.sm_offered = f.child(sm_ns::NS, "sm").is_some();
             if f.child(ns::BIND, "bind").is_none() {
                 return self.fail("server offers no resource binding");
             }
@@ -585,6 +701,11 @@ impl ClientStream {
                 self.jid = Some(j.clone());
                 self.phase = Phase::Online;
                 self.out.push(ClientOutput::Online(j));
+                if self.sm_offered && self.cfg.ack_request_ms.is_some() {
+                    self.sm = Some(ClientSm::default());
+                    self.out
+                        .write_element(&Element::new(sm_ns::NS, "enable"), ns::CLIENT);
+                }
             }
             None => self.fail("bind result without a valid JID"),
         }
@@ -692,6 +813,35 @@ mod tests {
         assert_eq!(c.poll_timeout(), Some(due - 1 + 60_000), "output moves it");
         c.handle_timeout(due - 1 + 60_000);
         assert_eq!(c.poll_output(), Some(ClientOutput::Write(b" ".to_vec())));
+    }
+
+    /// XEP-0198 on the client: enabled when offered, the server's `<r/>`
+    /// answered with what was received, outstanding stanzas asked about
+    /// on the timer, the server's `<a/>` counted.
+    #[test]
+    fn stream_management_counts_and_asks_for_acknowledgements() {
+        let mut w = World::new(ServerStreamConfig::default(), HubConfig::default());
+        assert!(w.add_user("alice@localhost", "alice-pw"));
+        let mut cfg = ClientConfig::new(Jid::parse("alice@localhost/a").expect("jid"), "alice-pw");
+        cfg.ack_request_ms = Some(30_000);
+        let id = w.connect_client(cfg);
+        w.pump();
+        assert!(w.client(id).is_some_and(ClientStream::sm_enabled));
+        let note = Element::new(ns::CLIENT, "message")
+            .with_attr("to", "alice@localhost")
+            .with_child(Element::new(ns::CLIENT, "body").with_text("note to self"));
+        w.client_send_stanza(id, &note);
+        w.pump();
+        let c = w.client_mut(id).expect("client");
+        assert_eq!(c.unacknowledged(), 1, "sent, not acknowledged yet");
+        let due = c.poll_timeout().expect("an acknowledgement request is due");
+        c.handle_timeout(due);
+        w.pump();
+        assert_eq!(
+            w.client(id).map(ClientStream::unacknowledged),
+            Some(0),
+            "the server's <a/> answered the <r/>"
+        );
     }
 
     #[test]
