@@ -233,6 +233,14 @@ impl Context<'_> {
         self.hub.release_account(account);
     }
 
+    /// Whether a module withholds `stanza`, which this module would send
+    /// on the account's behalf to `contact` (a bare JID): the other
+    /// modules' [`Module::broadcasting`] decide (XEP-0191 withholds from
+    /// blocked contacts what their presence would not reach either).
+    pub fn withholds(&mut self, account: &str, contact: &str, stanza: &Element) -> bool {
+        self.hub.module_broadcasting(account, contact, stanza) == Flow::Handled
+    }
+
     /// Tell the other modules that `event` happened.
     pub fn announce(&mut self, event: Event<'_>) {
         self.hub.announce(event);

@@ -132,7 +132,8 @@ impl Module for Blocking {
         Flow::Handled
     }
 
-    /// Blocked contacts get no presence (§3.3).
+    /// Blocked contacts get no presence (§3.3), nor what modules send on
+    /// the account's behalf (PEP notifications).
     fn broadcasting(
         &mut self,
         cx: &mut Context<'_>,
@@ -140,9 +141,8 @@ impl Module for Blocking {
         contact: &str,
         _presence: &Element,
     ) -> Flow {
-        let blocked = cx
-            .account_state_ref::<Blocklist>(account)
-            .is_some_and(|l| l.0.contains(contact));
+        // XEP-0016 matching: a blocked domain blocks its users too.
+        let blocked = Jid::parse(contact).is_ok_and(|who| blocks(cx, account, &who));
         if blocked {
             Flow::Handled
         } else {

@@ -209,9 +209,10 @@ pub trait Module: Send + std::fmt::Debug {
     ) {
     }
 
-    /// Presence the server sends on the account's behalf to `contact` (a
-    /// subscriber, when a session's presence is broadcast).
-    /// [`Flow::Handled`] withholds it.
+    /// A stanza the server sends on the account's behalf to `contact` (a
+    /// bare JID): a session's presence broadcast to a subscriber, or what
+    /// a module sends by [`Context::withholds`] first (PEP notifications).
+    /// [`Flow::Handled`] withholds it (XEP-0191: a blocked contact).
     fn broadcasting(
         &mut self,
         _cx: &mut Context<'_>,

@@ -447,6 +447,10 @@ impl Pep {
         let event = Element::new(protocol::EVENT, "items")
             .with_attr("node", node.clone())
             .with_child(item(protocol::EVENT, id, payload));
+        let bare = crate::archive::bare_of(&full).to_owned();
+        if bare != account && cx.withholds(account, &bare, &event) {
+            return;
+        }
         cx.route(notification(account, &full, event));
     }
 
@@ -800,7 +804,7 @@ fn notify(
         return;
     };
     let own: Vec<String> = acc.available().map(|s| s.jid.to_string()).collect();
-    let contacts: Vec<String> = cx
+    let contacts: Vec<(String, String)> = cx
         .account_state_ref::<PepState>(account)
         .map(|s| {
             s.contacts
@@ -813,16 +817,22 @@ fn notify(
                     };
                     decide(model, groups, who) == Access::Granted
                 })
-                .flat_map(|(_, resources)| resources.iter())
-                .filter(|(_, ver)| {
+                .flat_map(|(bare, resources)| resources.iter().map(move |r| (bare, r)))
+                .filter(|(_, (_, ver))| {
                     ver.as_deref()
                         .and_then(|v| interests.wants(v))
                         .is_some_and(|nodes| nodes.contains(node))
                 })
-                .map(|(full, _)| full.clone())
+                .map(|(bare, (full, _))| (bare.clone(), full.clone()))
                 .collect()
         })
         .unwrap_or_default();
+    // Another module may withhold them from a contact (XEP-0191).
+    let contacts: Vec<String> = contacts
+        .into_iter()
+        .filter(|(bare, _)| !cx.withholds(account, bare, event))
+        .map(|(_, full)| full)
+        .collect();
     // Routed like the result before them, so they arrive after it.
     for to in own.into_iter().chain(contacts) {
         cx.route(notification(account, &to, event.clone()));
