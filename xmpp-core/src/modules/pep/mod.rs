@@ -66,6 +66,7 @@ const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#publish",
     "http://jabber.org/protocol/pubsub#publish-options",
     "http://jabber.org/protocol/pubsub#retract-items",
+    "http://jabber.org/protocol/pubsub#purge-nodes",
     "http://jabber.org/protocol/pubsub#retrieve-items",
 ];
 
@@ -335,6 +336,7 @@ impl Pep {
                 retract(cx, account, node, &ids, notify)
             }
             Some(Request::Delete { node }) => delete(cx, account, node),
+            Some(Request::Purge { node }) => purge(cx, account, node),
             Some(Request::ConfigureGet { node }) => configuration(cx, account, &node),
             Some(Request::ConfigureSet { node, fields }) => configure(cx, account, &node, &fields),
         };
@@ -727,6 +729,23 @@ fn delete(cx: &mut Context<'_>, account: &str, name: String) -> Result<Answer, R
     Ok(Answer {
         payload: None,
         event: Some((node.config.access_model, node.config.roster_groups, event)),
+    })
+}
+
+/// §8.5: delete every item; those who could read them are told.
+fn purge(cx: &mut Context<'_>, account: &str, name: String) -> Result<Answer, Refusal> {
+    let node = state(cx, account)?
+        .nodes
+        .get_mut(&name)
+        .ok_or((StanzaError::ItemNotFound, None))?;
+    node.items.clear();
+    let access = node.config.access_model;
+    let groups = node.config.roster_groups.clone();
+    store(cx, account, &name)?;
+    let event = Element::new(protocol::EVENT, "purge").with_attr("node", name);
+    Ok(Answer {
+        payload: None,
+        event: Some((access, groups, event)),
     })
 }
 

@@ -42,6 +42,8 @@ pub enum Request {
     },
     /// §8.4: delete the node.
     Delete { node: String },
+    /// §8.5: delete every item of the node.
+    Purge { node: String },
     /// §8.2: the configuration form.
     ConfigureGet { node: String },
     /// §8.2.5: a new configuration.
@@ -167,6 +169,9 @@ impl Request {
             ("delete", true) => Ok(Request::Delete {
                 node: name(first, "node")?,
             }),
+            ("purge", true) => Ok(Request::Purge {
+                node: name(first, "node")?,
+            }),
             ("configure", false) => Ok(Request::ConfigureGet {
                 node: name(first, "node")?,
             }),
@@ -190,6 +195,7 @@ impl Request {
             | Request::Items { node, .. }
             | Request::Retract { node, .. }
             | Request::Delete { node }
+            | Request::Purge { node }
             | Request::ConfigureGet { node }
             | Request::ConfigureSet { node, .. } => node,
         }
