@@ -60,6 +60,8 @@ const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-whitelist",
     "http://jabber.org/protocol/pubsub#auto-create",
     "http://jabber.org/protocol/pubsub#config-node",
+    "http://jabber.org/protocol/pubsub#create-and-configure",
+    "http://jabber.org/protocol/pubsub#create-nodes",
     "http://jabber.org/protocol/pubsub#delete-items",
     "http://jabber.org/protocol/pubsub#delete-nodes",
     "http://jabber.org/protocol/pubsub#persistent-items",
@@ -335,6 +337,7 @@ impl Pep {
             Some(Request::Retract { node, ids, notify }) => {
                 retract(cx, account, node, &ids, notify)
             }
+            Some(Request::Create { node, config }) => create(cx, account, node, config.as_ref()),
             Some(Request::Delete { node }) => delete(cx, account, node),
             Some(Request::Purge { node }) => purge(cx, account, node),
             Some(Request::ConfigureGet { node }) => configuration(cx, account, &node),
@@ -729,6 +732,36 @@ fn delete(cx: &mut Context<'_>, account: &str, name: String) -> Result<Answer, R
     Ok(Answer {
         payload: None,
         event: Some((node.config.access_model, node.config.roster_groups, event)),
+    })
+}
+
+/// §8.1: a new node, configured as asked (§8.1.3) or with the defaults.
+fn create(
+    cx: &mut Context<'_>,
+    account: &str,
+    name: String,
+    config: Option<&config::Fields>,
+) -> Result<Answer, Refusal> {
+    let mut node_config = NodeConfig::default();
+    if let Some(fields) = config {
+        node_config.apply(fields).map_err(|e| (e, None))?;
+    }
+    let state = state(cx, account)?;
+    let index = state
+        .index
+        .as_ref()
+        .ok_or((StanzaError::InternalServerError, None))?;
+    if index.0.contains_key(&name) {
+        return Err((StanzaError::Conflict, None));
+    }
+    if index.0.len() >= NODES_MAX {
+        return Err((StanzaError::PolicyViolation, None));
+    }
+    state.nodes.insert(name.clone(), Node::new(node_config));
+    store(cx, account, &name)?;
+    Ok(Answer {
+        payload: None,
+        event: None,
     })
 }
 

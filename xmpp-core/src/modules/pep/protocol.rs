@@ -40,6 +40,12 @@ pub enum Request {
         ids: Vec<String>,
         notify: bool,
     },
+    /// §8.1: create the node, configured as `config` says (§8.1.3) or
+    /// with the defaults.
+    Create {
+        node: String,
+        config: Option<Fields>,
+    },
     /// §8.4: delete the node.
     Delete { node: String },
     /// §8.5: delete every item of the node.
@@ -135,6 +141,18 @@ impl Request {
                     options,
                 })
             }
+            ("create", true) => {
+                // PEP nodes are named; instant nodes (§8.1.2) are not.
+                let node = name(first, "node")?;
+                let config = match pubsub
+                    .child(NS, "configure")
+                    .and_then(|c| c.child(DATA, "x"))
+                {
+                    Some(x) => Some(parse_form(x).map_err(|e| (e, None))?),
+                    None => None,
+                };
+                Ok(Request::Create { node, config })
+            }
             ("items", false) => Ok(Request::Items {
                 node: name(first, "node")?,
                 max: match first.attr("max_items") {
@@ -194,6 +212,7 @@ impl Request {
             Request::Publish { node, .. }
             | Request::Items { node, .. }
             | Request::Retract { node, .. }
+            | Request::Create { node, .. }
             | Request::Delete { node }
             | Request::Purge { node }
             | Request::ConfigureGet { node }
