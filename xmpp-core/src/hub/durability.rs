@@ -298,10 +298,9 @@ mod tests {
         );
     }
 
-    /// A roster set's result and push announce a change: they wait for the
-    /// roster write, and so does everything visible after them (in order).
-    #[test]
-    fn a_roster_result_waits_for_its_write() {
+    /// Alice's session (conn 7), loaded, has sent a roster set whose write
+    /// is not answered yet.
+    fn roster_set_in_flight() -> Hub {
         let mut h = Hub::new(Arc::new(HubConfig::default()));
         h.session_bound(0, 7, Jid::parse("alice@localhost/a").expect("jid"));
         let (load, _) = storage(&outputs(&mut h))[0].clone();
@@ -313,6 +312,14 @@ mod tests {
         )
         .expect("test XML");
         h.from_session(1, 7, set);
+        h
+    }
+
+    /// A roster set's result and push announce a change: they wait for the
+    /// roster write, and so does everything visible after them (in order).
+    #[test]
+    fn a_roster_result_waits_for_its_write() {
+        let mut h = roster_set_in_flight();
         let ping = Element::parse(
             b"<iq xmlns='jabber:client' type='get' id='p1' from='alice@localhost/a' to='localhost'>\
               <ping xmlns='urn:xmpp:ping'/></iq>",
@@ -351,17 +358,7 @@ mod tests {
     /// only after everything the hub had for it.
     #[test]
     fn a_release_waits_behind_held_outputs() {
-        let mut h = Hub::new(Arc::new(HubConfig::default()));
-        h.session_bound(0, 7, Jid::parse("alice@localhost/a").expect("jid"));
-        let (load, _) = storage(&outputs(&mut h))[0].clone();
-        h.handle_storage(0, load, loaded());
-        let _ = outputs(&mut h);
-        let set = Element::parse(
-            b"<iq xmlns='jabber:client' type='set' id='r1' from='alice@localhost/a'>\
-              <query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query></iq>",
-        )
-        .expect("test XML");
-        h.from_session(1, 7, set);
+        let mut h = roster_set_in_flight();
         h.session_closed(1, 7);
         let out = outputs(&mut h);
         assert!(

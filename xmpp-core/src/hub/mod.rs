@@ -702,8 +702,9 @@ impl Hub {
             return;
         };
         match result {
-            StorageResult::Account(Some(data)) => {
-                let documents = data.documents.clone();
+            StorageResult::Account(Some(mut data)) => {
+                // The modules read the documents; the account keeps none.
+                let documents = std::mem::take(&mut data.documents);
                 let preparing = Preparing {
                     account: Account::from_data(data),
                     seq,
