@@ -130,6 +130,16 @@ pub enum Event<'a> {
         /// The account's bare JID.
         account: &'a str,
     },
+    /// The account approved `contact`'s subscription to its presence
+    /// (RFC 6121 §3.1.5): the contact now has subscription `from` and may
+    /// read what presence access allows (XEP-0163 §4.3.3 sends it the
+    /// last PEP items).
+    SubscriptionApproved {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The contact's bare JID.
+        contact: &'a str,
+    },
     /// The account stored a new vCard (XEP-0054), which XEP-0153 hashes.
     VcardStored {
         /// The account's bare JID.

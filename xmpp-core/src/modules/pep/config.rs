@@ -10,6 +10,8 @@ use crate::xml::Element;
 pub const DATA: &str = "jabber:x:data";
 /// The FORM_TYPE of a node configuration form.
 pub const NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
+/// The FORM_TYPE of a node's disco#info form.
+pub const META_DATA: &str = "http://jabber.org/protocol/pubsub#meta-data";
 /// The FORM_TYPE of publish-options.
 pub const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
@@ -186,6 +188,28 @@ impl NodeConfig {
                 "pubsub#max_items",
                 "text-single",
                 vec![self.max_items.value()],
+            ))
+    }
+
+    /// XEP-0060 §5.4: the `pubsub#meta-data` form of a node `owner` has.
+    pub fn meta_data(&self, owner: &str) -> Element {
+        let field = |var: &str, value: String| {
+            Element::new(DATA, "field")
+                .with_attr("var", var)
+                .with_child(Element::new(DATA, "value").with_text(value))
+        };
+        Element::new(DATA, "x")
+            .with_attr("type", "result")
+            .with_child(field("FORM_TYPE", META_DATA.to_owned()).with_attr("type", "hidden"))
+            .with_child(field(
+                "pubsub#access_model",
+                self.access_model.name().to_owned(),
+            ))
+            .with_child(field("pubsub#max_items", self.max_items.value()))
+            .with_child(field("pubsub#owner", owner.to_owned()))
+            .with_child(field(
+                "pubsub#persist_items",
+                if self.persist_items { "1" } else { "0" }.to_owned(),
             ))
     }
 

@@ -11,28 +11,32 @@
 //! disco#items and the budgets without reading every node.
 //!
 //! Resources (contacts' and the owner's own) that come online with caps
-//! get the last item of every node they want and may read (§4.3.2).
+//! get the last item of every node they want and may read (§4.3.2), and
+//! so do a contact's known resources when the owner approves its presence
+//! subscription (§4.3.3, [`Event::SubscriptionApproved`]).
 //!
-//! Not done yet: subscriptions and affiliations (whitelists hold the
-//! owner only).
+//! Besides caps, entities may subscribe explicitly (XEP-0060 §6.1) and
+//! the owner keeps affiliations ([`members`]): `member`s read whitelist
+//! nodes, `outcast`s read nothing.
 
 pub mod access;
 pub mod config;
 pub mod interest;
+pub mod members;
 pub mod protocol;
 pub mod store;
 
-use self::access::{decide, Access, AccessModel, Requester};
+use self::access::{decide, Access, AccessModel, Affiliation, Requester};
 use self::config::NodeConfig;
 use self::protocol::{error, item, notification, Refusal, Request, NS, OWNER};
 use self::store::{node_key, Entry, Index, Node, INDEX_KEY};
-use super::{Addressed, Context, Flow, Module, ModuleId};
+use super::{Addressed, Context, Event, Flow, Module, ModuleId};
 use crate::jid::Jid;
 use crate::ns;
 use crate::stanza::{iq_result, StanzaError};
 use crate::storage::{RequestId, StorageRequest, StorageResult};
 use crate::xml::Element;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Its identity.
 pub const ID: ModuleId = ModuleId::new("pep");
@@ -64,12 +68,19 @@ const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#create-nodes",
     "http://jabber.org/protocol/pubsub#delete-items",
     "http://jabber.org/protocol/pubsub#delete-nodes",
+    "http://jabber.org/protocol/pubsub#last-published",
+    "http://jabber.org/protocol/pubsub#manage-subscriptions",
+    "http://jabber.org/protocol/pubsub#meta-data",
+    "http://jabber.org/protocol/pubsub#modify-affiliations",
     "http://jabber.org/protocol/pubsub#persistent-items",
     "http://jabber.org/protocol/pubsub#publish",
     "http://jabber.org/protocol/pubsub#publish-options",
     "http://jabber.org/protocol/pubsub#retract-items",
     "http://jabber.org/protocol/pubsub#purge-nodes",
+    "http://jabber.org/protocol/pubsub#retrieve-affiliations",
     "http://jabber.org/protocol/pubsub#retrieve-items",
+    "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
+    "http://jabber.org/protocol/pubsub#subscribe",
 ];
 
 /// What PEP keeps for a loaded account.
@@ -192,6 +203,28 @@ impl Module for Pep {
         }
     }
 
+    /// §4.3.3: a contact the owner just approved gets, on each resource
+    /// whose caps are known, the last items it may now read.
+    fn event(&mut self, cx: &mut Context<'_>, event: Event<'_>) {
+        let Event::SubscriptionApproved { account, contact } = event else {
+            return;
+        };
+        let resources: Vec<(String, String)> = cx
+            .account_state_ref::<PepState>(account)
+            .and_then(|s| s.contacts.get(contact))
+            .map(|r| {
+                r.iter()
+                    .filter_map(|(full, ver)| Some((full.clone(), ver.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (full, ver) in resources {
+            if self.interests.wants(&ver).is_some() {
+                self.last_items(cx, account, full, ver);
+            }
+        }
+    }
+
     /// Contacts' presence says where notifications go; their clients'
     /// answers to our caps queries say which nodes they want.
     fn inbound(&mut self, cx: &mut Context<'_>, account: &str, stanza: &Element) -> Flow {
@@ -307,6 +340,7 @@ impl Pep {
         let Some(state) = cx.account_state::<PepState>(account) else {
             return refuse(cx, &iq, account, (StanzaError::InternalServerError, None));
         };
+        let owner = own || requester(&iq).as_deref() == Some(account);
         let need = match (&state.index, &request) {
             (None, _) => Some(Load::Index),
             (Some(index), Some(r))
@@ -314,17 +348,28 @@ impl Pep {
             {
                 Some(Load::Node(r.node().to_owned()))
             }
+            // Who may see an affiliated node is in the node: disco#items
+            // reads them one by one (at most `NODES_MAX`).
+            (Some(index), None) if !owner => index
+                .0
+                .iter()
+                .find(|(n, e)| e.affiliated && !state.nodes.contains_key(*n))
+                .map(|(n, _)| Load::Node(n.clone())),
             _ => None,
         };
         if let Some(load) = need {
             return self.wait(cx, account, load, Parked::Iq { iq, own });
         }
-        let owner = own || requester(&iq).as_deref() == Some(account);
+        let from = requester(&iq).unwrap_or_default();
         let result = match request {
             None => Ok(disco_items(cx, account, owner, &iq)),
-            Some(_) if !owner && !matches!(request, Some(Request::Items { .. })) => {
-                Err((StanzaError::Forbidden, None))
-            }
+            Some(
+                Request::Items { .. }
+                | Request::Subscribe { .. }
+                | Request::Unsubscribe { .. }
+                | Request::Info { .. },
+            ) if !owner => self::others(cx, account, &iq, &from, request),
+            Some(_) if !owner => Err((StanzaError::Forbidden, None)),
             Some(Request::Publish {
                 node,
                 id,
@@ -342,17 +387,33 @@ impl Pep {
             Some(Request::Purge { node }) => purge(cx, account, node),
             Some(Request::ConfigureGet { node }) => configuration(cx, account, &node),
             Some(Request::ConfigureSet { node, fields }) => configure(cx, account, &node, &fields),
+            Some(Request::SubscriptionsGet { node }) => members::subscriptions(cx, account, &node),
+            Some(Request::SubscriptionsSet { node, changes }) => {
+                members::set_subscriptions(cx, account, &node, &changes)
+            }
+            Some(Request::AffiliationsGet { node }) => members::affiliations(cx, account, &node),
+            Some(Request::AffiliationsSet { node, changes }) => {
+                members::set_affiliations(cx, account, &node, &changes)
+            }
+            Some(r) => self::others(cx, account, &iq, &from, Some(r)),
         };
         match result {
-            Ok(Answer { payload, event }) => {
+            Ok(Answer {
+                payload,
+                event,
+                last,
+            }) => {
                 let mut r = iq_result(&iq);
                 r.set_attr("from", account);
                 if let Some(p) = payload {
                     r = r.with_child(p);
                 }
                 cx.route(r);
-                if let Some((access, groups, event)) = event {
-                    notify(cx, &self.interests, account, access, &groups, &event);
+                if let Some((audience, event)) = event {
+                    notify(cx, &self.interests, account, &audience, &event);
+                }
+                if let Some((to, node)) = last {
+                    self.last_item(cx, account, to, node);
                 }
             }
             Err(refusal) => refuse(cx, &iq, account, refusal),
@@ -400,24 +461,22 @@ impl Pep {
         let Some(wanted) = self.interests.wants(&ver) else {
             return;
         };
-        let bare = Jid::parse(&full)
-            .map(|j| j.bare_str().to_string())
-            .unwrap_or_default();
-        let item = cx.account(account).and_then(|a| a.roster.get(&bare));
-        let who = if bare == account {
-            Requester::Owner
-        } else {
-            Requester::Other {
-                subscribed: item.is_some_and(|i| i.subscription.from),
-                groups: item.map_or(&[], |i| i.groups.as_slice()),
-            }
-        };
+        let bare = crate::archive::bare_of(&full);
+        // Affiliated nodes are decided once read ([`Pep::last_item`]).
         let nodes: Vec<String> = index
             .0
             .iter()
             .filter(|(name, entry)| {
                 wanted.contains(*name)
-                    && decide(entry.access, &entry.groups, who) == Access::Granted
+                    && (entry.affiliated
+                        || access_for(
+                            cx,
+                            account,
+                            bare,
+                            entry.access,
+                            &entry.groups,
+                            Affiliation::None,
+                        ) == Access::Granted)
             })
             .map(|(name, _)| name.clone())
             .collect();
@@ -426,7 +485,8 @@ impl Pep {
         }
     }
 
-    /// The newest item of `node`, to resource `full`.
+    /// The newest item of `node`, to `full` (a resource, or a subscribed
+    /// JID), if it may read it.
     fn last_item(&mut self, cx: &mut Context<'_>, account: &str, full: String, node: String) {
         let Some(state) = cx.account_state_ref::<PepState>(account) else {
             return;
@@ -449,10 +509,21 @@ impl Pep {
         let Some((id, payload)) = n.items.last() else {
             return;
         };
+        let bare = crate::archive::bare_of(&full).to_owned();
+        let access = access_for(
+            cx,
+            account,
+            &bare,
+            n.config.access_model,
+            &n.config.roster_groups,
+            n.affiliation(&bare),
+        );
+        if access != Access::Granted {
+            return;
+        }
         let event = Element::new(protocol::EVENT, "items")
             .with_attr("node", node.clone())
             .with_child(item(protocol::EVENT, id, payload));
-        let bare = crate::archive::bare_of(&full).to_owned();
         if bare != account && cx.withholds(account, &bare, &event) {
             return;
         }
@@ -486,12 +557,111 @@ impl Pep {
     }
 }
 
-/// A successful request: the result's payload, and a notification to
-/// send once it is answered (the node's access model, its groups, the
-/// event's content).
+/// A successful request: the result's payload, a notification to send
+/// once it is answered (who may get it, the event's content), and the
+/// last item of a node to send to a new subscriber: (its JID, the node).
 struct Answer {
     payload: Option<Element>,
-    event: Option<(AccessModel, Vec<String>, Element)>,
+    event: Option<(Audience, Element)>,
+    last: Option<(String, String)>,
+}
+
+impl Answer {
+    /// An empty result.
+    fn empty() -> Self {
+        Answer {
+            payload: None,
+            event: None,
+            last: None,
+        }
+    }
+
+    /// A result with `payload`.
+    fn payload(payload: Element) -> Self {
+        Answer {
+            payload: Some(payload),
+            ..Answer::empty()
+        }
+    }
+
+    /// An empty result, then `event` to those `node` reaches.
+    fn event(node: &Node, event: Element) -> Self {
+        Answer {
+            event: Some((Audience::of(node), event)),
+            ..Answer::empty()
+        }
+    }
+}
+
+/// Whom a node's notifications may reach: its access model and groups,
+/// its affiliations and its explicit subscribers (a copy: a deleted node
+/// still tells them).
+#[derive(Debug, Clone)]
+struct Audience {
+    access: AccessModel,
+    groups: Vec<String>,
+    affiliations: BTreeMap<String, Affiliation>,
+    subscribers: BTreeSet<String>,
+}
+
+impl Audience {
+    fn of(node: &Node) -> Self {
+        Audience {
+            access: node.config.access_model,
+            groups: node.config.roster_groups.clone(),
+            affiliations: node.affiliations.clone(),
+            subscribers: node.subscribers.clone(),
+        }
+    }
+}
+
+/// What others than the owner may ask: items, their own subscriptions,
+/// a node's disco#info.
+fn others(
+    cx: &mut Context<'_>,
+    account: &str,
+    iq: &Element,
+    from: &str,
+    request: Option<Request>,
+) -> Result<Answer, Refusal> {
+    let owner = from == account;
+    match request {
+        Some(Request::Items { node, max, ids }) => items(cx, account, owner, iq, node, max, &ids),
+        Some(Request::Subscribe { node, jid }) => members::subscribe(cx, account, from, node, jid),
+        Some(Request::Unsubscribe { node, jid }) => {
+            members::unsubscribe(cx, account, from, &node, &jid)
+        }
+        Some(Request::Info { node }) => info(cx, account, from, &node),
+        _ => Err((StanzaError::Forbidden, None)),
+    }
+}
+
+/// §5.4: a node's identity and meta-data, for whoever may read it; to
+/// others the node does not exist.
+fn info(cx: &mut Context<'_>, account: &str, from: &str, name: &str) -> Result<Answer, Refusal> {
+    let n = state(cx, account)?
+        .nodes
+        .get(name)
+        .ok_or((StanzaError::ItemNotFound, None))?;
+    let (model, groups, affiliation) = (
+        n.config.access_model,
+        n.config.roster_groups.clone(),
+        n.affiliation(from),
+    );
+    let form = n.config.meta_data(account);
+    if access_for(cx, account, from, model, &groups, affiliation) != Access::Granted {
+        return Err((StanzaError::ItemNotFound, None));
+    }
+    let q = Element::new(ns::DISCO_INFO, "query")
+        .with_attr("node", name)
+        .with_child(
+            Element::new(ns::DISCO_INFO, "identity")
+                .with_attr("category", "pubsub")
+                .with_attr("type", "leaf"),
+        )
+        .with_child(Element::new(ns::DISCO_INFO, "feature").with_attr("var", NS))
+        .with_child(form);
+    Ok(Answer::payload(q))
 }
 
 /// The bare JID that sent `iq`.
@@ -513,27 +683,57 @@ fn refuse(cx: &mut Context<'_>, iq: &Element, account: &str, refusal: Refusal) {
     cx.route(error(iq, account, domain(account), refusal));
 }
 
-/// Whether the sender of `iq` may read a node with `model` and `groups`.
-fn access_of(
+/// Whether `bare` may read a node of `account` with `model`, `groups`,
+/// and `affiliation` for it: the owner always, others as the owner's
+/// roster says.
+fn access_for(
     cx: &Context<'_>,
     account: &str,
-    owner: bool,
-    iq: &Element,
+    bare: &str,
     model: AccessModel,
     groups: &[String],
+    affiliation: Affiliation,
 ) -> Access {
-    if owner {
+    if bare == account {
         return Access::Granted;
     }
-    let item = requester(iq).and_then(|r| cx.account(account)?.roster.get(&r));
+    let item = cx.account(account).and_then(|a| a.roster.get(bare));
     decide(
         model,
         groups,
         Requester::Other {
             subscribed: item.is_some_and(|i| i.subscription.from),
             groups: item.map_or(&[], |i| i.groups.as_slice()),
+            affiliation,
         },
     )
+}
+
+/// Whether the sender of `iq` may read `node`.
+fn access_of(cx: &Context<'_>, account: &str, owner: bool, iq: &Element, node: &Node) -> Access {
+    if owner {
+        return Access::Granted;
+    }
+    let bare = requester(iq).unwrap_or_default();
+    access_for(
+        cx,
+        account,
+        &bare,
+        node.config.access_model,
+        &node.config.roster_groups,
+        node.affiliation(&bare),
+    )
+}
+
+/// Whether `node`, stored as `name`, keeps within the node's and the
+/// account's byte budgets.
+fn fits(index: &Index, name: &str, node: &Node) -> Result<(), Refusal> {
+    let bytes = node.document().len();
+    let others = index.bytes() - index.0.get(name).map_or(0, |e| e.bytes.min(index.bytes()));
+    if bytes > NODE_BYTES_MAX || others.saturating_add(bytes) > ACCOUNT_BYTES_MAX {
+        return Err((StanzaError::PolicyViolation, None));
+    }
+    Ok(())
 }
 
 /// The account's index and nodes ([`Pep::process`] read the index first).
@@ -619,13 +819,8 @@ fn publish(
         }
     };
     node.publish(id.clone(), payload.clone());
-    let bytes = node.document().len();
-    let others = index.bytes() - index.0.get(&name).map_or(0, |e| e.bytes.min(index.bytes()));
-    if bytes > NODE_BYTES_MAX || others.saturating_add(bytes) > ACCOUNT_BYTES_MAX {
-        return Err((StanzaError::PolicyViolation, None));
-    }
-    let access = node.config.access_model;
-    let groups = node.config.roster_groups.clone();
+    fits(index, &name, &node)?;
+    let audience = Audience::of(&node);
     state.nodes.insert(name.clone(), node);
     store(cx, account, &name)?;
     let result = Element::new(NS, "pubsub").with_child(
@@ -638,7 +833,8 @@ fn publish(
         .with_child(item(protocol::EVENT, &id, &payload));
     Ok(Answer {
         payload: Some(result),
-        event: Some((access, groups, event)),
+        event: Some((audience, event)),
+        last: None,
     })
 }
 
@@ -652,16 +848,12 @@ fn items(
     max: Option<usize>,
     ids: &[String],
 ) -> Result<Answer, Refusal> {
-    let entry = state(cx, account)?
-        .index
-        .as_ref()
-        .and_then(|i| i.0.get(&name))
-        .cloned()
+    let node = cx
+        .account_state_ref::<PepState>(account)
+        .and_then(|s| s.nodes.get(&name))
         .ok_or((StanzaError::ItemNotFound, None))?;
-    if let Some((condition, specific)) =
-        access_of(cx, account, owner, iq, entry.access, &entry.groups).refusal()
-    {
-        return Err((condition, Some(specific)));
+    if let Some(refusal) = access_of(cx, account, owner, iq, node).refusal() {
+        return Err(refusal);
     }
     let node = state(cx, account)?
         .nodes
@@ -680,10 +872,7 @@ fn items(
         Element::new(NS, "items").with_attr("node", name.clone()),
         |l, (id, payload)| l.with_child(item(NS, id, payload)),
     );
-    Ok(Answer {
-        payload: Some(Element::new(NS, "pubsub").with_child(list)),
-        event: None,
-    })
+    Ok(Answer::payload(Element::new(NS, "pubsub").with_child(list)))
 }
 
 /// §7.2: delete items, notifying when asked.
@@ -703,8 +892,7 @@ fn retract(
     if node.items.len() == before {
         return Err((StanzaError::ItemNotFound, None));
     }
-    let access = node.config.access_model;
-    let groups = node.config.roster_groups.clone();
+    let audience = Audience::of(node);
     store(cx, account, &name)?;
     let event = notify.then(|| {
         let retracts = ids.iter().fold(
@@ -713,11 +901,11 @@ fn retract(
                 e.with_child(Element::new(protocol::EVENT, "retract").with_attr("id", id.clone()))
             },
         );
-        (access, groups, retracts)
+        (audience, retracts)
     });
     Ok(Answer {
-        payload: None,
         event,
+        ..Answer::empty()
     })
 }
 
@@ -729,10 +917,7 @@ fn delete(cx: &mut Context<'_>, account: &str, name: String) -> Result<Answer, R
         .ok_or((StanzaError::ItemNotFound, None))?;
     store(cx, account, &name)?;
     let event = Element::new(protocol::EVENT, "delete").with_attr("node", name);
-    Ok(Answer {
-        payload: None,
-        event: Some((node.config.access_model, node.config.roster_groups, event)),
-    })
+    Ok(Answer::event(&node, event))
 }
 
 /// §8.1: a new node, configured as asked (§8.1.3) or with the defaults.
@@ -759,10 +944,7 @@ fn create(
     }
     state.nodes.insert(name.clone(), Node::new(node_config));
     store(cx, account, &name)?;
-    Ok(Answer {
-        payload: None,
-        event: None,
-    })
+    Ok(Answer::empty())
 }
 
 /// §8.5: delete every item; those who could read them are told.
@@ -772,13 +954,12 @@ fn purge(cx: &mut Context<'_>, account: &str, name: String) -> Result<Answer, Re
         .get_mut(&name)
         .ok_or((StanzaError::ItemNotFound, None))?;
     node.items.clear();
-    let access = node.config.access_model;
-    let groups = node.config.roster_groups.clone();
+    let audience = Audience::of(node);
     store(cx, account, &name)?;
     let event = Element::new(protocol::EVENT, "purge").with_attr("node", name);
     Ok(Answer {
-        payload: None,
-        event: Some((access, groups, event)),
+        event: Some((audience, event)),
+        ..Answer::empty()
     })
 }
 
@@ -791,10 +972,9 @@ fn configuration(cx: &mut Context<'_>, account: &str, name: &str) -> Result<Answ
     let configure = Element::new(OWNER, "configure")
         .with_attr("node", name)
         .with_child(node.config.form());
-    Ok(Answer {
-        payload: Some(Element::new(OWNER, "pubsub").with_child(configure)),
-        event: None,
-    })
+    Ok(Answer::payload(
+        Element::new(OWNER, "pubsub").with_child(configure),
+    ))
 }
 
 /// §8.2.5: a new configuration.
@@ -811,10 +991,7 @@ fn configure(
     node.config.apply(fields).map_err(|e| (e, None))?;
     node.trim();
     store(cx, account, name)?;
-    Ok(Answer {
-        payload: None,
-        event: None,
-    })
+    Ok(Answer::empty())
 }
 
 /// XEP-0030 items of the account: the nodes the requester may read.
@@ -825,8 +1002,23 @@ fn disco_items(cx: &mut Context<'_>, account: &str, owner: bool, iq: &Element) -
         .map(|i| i.0.iter().map(|(n, e)| (n.clone(), e.clone())).collect())
         .unwrap_or_default();
     let mut q = Element::new(ns::DISCO_ITEMS, "query");
+    let bare = requester(iq).unwrap_or_default();
     for (name, entry) in entries {
-        if access_of(cx, account, owner, iq, entry.access, &entry.groups) == Access::Granted {
+        // An affiliated node is decided by its affiliations
+        // ([`Pep::process`] read it); unread, it is not listed.
+        let affiliation = match cx
+            .account_state_ref::<PepState>(account)
+            .and_then(|s| s.nodes.get(&name))
+        {
+            Some(n) => Some(n.affiliation(&bare)),
+            None if entry.affiliated => None,
+            None => Some(Affiliation::None),
+        };
+        let granted = owner
+            || affiliation.is_some_and(|a| {
+                access_for(cx, account, &bare, entry.access, &entry.groups, a) == Access::Granted
+            });
+        if granted {
             q = q.with_child(
                 Element::new(ns::DISCO_ITEMS, "item")
                     .with_attr("jid", account)
@@ -834,21 +1026,19 @@ fn disco_items(cx: &mut Context<'_>, account: &str, owner: bool, iq: &Element) -
             );
         }
     }
-    Answer {
-        payload: Some(q),
-        event: None,
-    }
+    Answer::payload(q)
 }
 
-/// XEP-0163 §4.3: the event to the owner's available resources and to
-/// the available resources of the contacts the access model allows whose
-/// clients asked for the node (`<node>+notify` in their caps, §4.2).
+/// XEP-0163 §4.3: the event to the owner's available resources, to the
+/// available resources of the contacts the access model allows whose
+/// clients asked for the node (`<node>+notify` in their caps, §4.2), and
+/// to the explicit subscribers it still admits (§6.1) that were not
+/// notified through their caps already.
 fn notify(
     cx: &mut Context<'_>,
     interests: &interest::Interests,
     account: &str,
-    model: AccessModel,
-    groups: &[String],
+    audience: &Audience,
     event: &Element,
 ) {
     let node = event.attr("node").unwrap_or_default();
@@ -866,8 +1056,13 @@ fn notify(
                     let who = Requester::Other {
                         subscribed: item.is_some_and(|i| i.subscription.from),
                         groups: item.map_or(&[], |i| i.groups.as_slice()),
+                        affiliation: audience
+                            .affiliations
+                            .get(bare.as_str())
+                            .copied()
+                            .unwrap_or(Affiliation::None),
                     };
-                    decide(model, groups, who) == Access::Granted
+                    decide(audience.access, &audience.groups, who) == Access::Granted
                 })
                 .flat_map(|(bare, resources)| resources.iter().map(move |r| (bare, r)))
                 .filter(|(_, (_, ver))| {
@@ -879,9 +1074,26 @@ fn notify(
                 .collect()
         })
         .unwrap_or_default();
+    let notified: BTreeSet<&str> = contacts
+        .iter()
+        .flat_map(|(bare, full)| [bare.as_str(), full.as_str()])
+        .collect();
+    let subscribers: Vec<(String, String)> = audience
+        .subscribers
+        .iter()
+        .filter(|jid| {
+            let bare = crate::archive::bare_of(jid);
+            // A bare JID some resource of which was notified, or a
+            // full JID notified, has it already.
+            bare != account && !notified.contains(jid.as_str())
+        })
+        .filter(|jid| members::admitted(cx, account, audience, jid))
+        .map(|jid| (crate::archive::bare_of(jid).to_owned(), jid.clone()))
+        .collect();
     // Another module may withhold them from a contact (XEP-0191).
     let contacts: Vec<String> = contacts
         .into_iter()
+        .chain(subscribers)
         .filter(|(bare, _)| !cx.withholds(account, bare, event))
         .map(|(_, full)| full)
         .collect();
