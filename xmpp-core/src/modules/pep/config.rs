@@ -62,7 +62,9 @@ pub struct NodeConfig {
     pub access_model: AccessModel,
     /// The owner's roster groups allowed by the `roster` access model.
     pub roster_groups: Vec<String>,
-    /// Whether items are stored (false: only the last one, in memory).
+    /// Whether items are stored. When not, they live only in memory while
+    /// the account stays loaded (the last one is still sent and notified);
+    /// the configuration is stored either way.
     pub persist_items: bool,
     /// How many items are kept.
     pub max_items: MaxItems,
