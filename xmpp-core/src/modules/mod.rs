@@ -140,6 +140,18 @@ pub enum Event<'a> {
         /// The contact's bare JID.
         contact: &'a str,
     },
+    /// The account's PEP service published `payload` as item `id` of its
+    /// node `node` (XEP-0163): XEP-0398 puts a new avatar into the vCard.
+    PepPublished {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The node.
+        node: &'a str,
+        /// The item id.
+        id: &'a str,
+        /// The item's payload.
+        payload: &'a Element,
+    },
     /// The account stored a new vCard (XEP-0054), which XEP-0153 hashes.
     VcardStored {
         /// The account's bare JID.

@@ -25,6 +25,7 @@ pub mod interest;
 pub mod members;
 pub mod protocol;
 pub mod store;
+pub mod vcard;
 
 use self::access::{decide, Access, AccessModel, Affiliation, Requester};
 use self::config::NodeConfig;
@@ -116,6 +117,8 @@ enum Parked {
     LastItems { full: String, ver: String },
     /// The last item of `node` for a resource.
     LastItem { full: String, node: String },
+    /// A vCard stored, whose photo becomes the XEP-0084 avatar.
+    Vcard { xml: String },
 }
 
 /// XEP-0163 on every account.
@@ -206,8 +209,12 @@ impl Module for Pep {
     /// §4.3.3: a contact the owner just approved gets, on each resource
     /// whose caps are known, the last items it may now read.
     fn event(&mut self, cx: &mut Context<'_>, event: Event<'_>) {
-        let Event::SubscriptionApproved { account, contact } = event else {
-            return;
+        let (account, contact) = match event {
+            Event::SubscriptionApproved { account, contact } => (account, contact),
+            Event::VcardStored { account, vcard } => {
+                return self.vcard_stored(cx, account, vcard.to_owned());
+            }
+            _ => return,
         };
         let resources: Vec<(String, String)> = cx
             .account_state_ref::<PepState>(account)
@@ -323,6 +330,7 @@ impl Module for Pep {
                 Parked::Iq { iq, own } => self.process(cx, &account, own, iq),
                 Parked::LastItems { full, ver } => self.last_items(cx, &account, full, ver),
                 Parked::LastItem { full, node } => self.last_item(cx, &account, full, node),
+                Parked::Vcard { xml } => self.vcard_stored(cx, &account, xml),
             }
         }
         cx.release_account(&account);
@@ -375,7 +383,7 @@ impl Pep {
                 id,
                 payload,
                 options,
-            }) => publish(cx, account, node, id, payload, options.as_ref()),
+            }) => publish(cx, account, node, id, payload, options.as_ref(), true),
             Some(Request::Items { node, max, ids }) => {
                 items(cx, account, owner, &iq, node, max, &ids)
             }
@@ -411,6 +419,7 @@ impl Pep {
                 cx.route(r);
                 if let Some((audience, event)) = event {
                     notify(cx, &self.interests, account, &audience, &event);
+                    published(cx, account, &event);
                 }
                 if let Some((to, node)) = last {
                     self.last_item(cx, account, to, node);
@@ -528,6 +537,74 @@ impl Pep {
             return;
         }
         cx.route(notification(account, &full, event));
+    }
+
+    /// XEP-0398 §3.2: a stored vCard's photo published as the XEP-0084
+    /// avatar (open nodes, created if need be), unless it is the avatar
+    /// already; the nodes are read first.
+    fn vcard_stored(&mut self, cx: &mut Context<'_>, account: &str, xml: String) {
+        let Some((id, data, metadata)) = vcard::avatar_items(&xml) else {
+            return;
+        };
+        let Some(state) = cx.account_state::<PepState>(account) else {
+            return;
+        };
+        let Some(index) = &state.index else {
+            return self.wait(cx, account, Load::Index, Parked::Vcard { xml });
+        };
+        let unread = [vcard::DATA, vcard::METADATA]
+            .into_iter()
+            .find(|n| index.0.contains_key(*n) && !state.nodes.contains_key(*n));
+        if let Some(node) = unread {
+            return self.wait(
+                cx,
+                account,
+                Load::Node(node.to_owned()),
+                Parked::Vcard { xml },
+            );
+        }
+        let open: config::Fields = vec![(
+            "pubsub#access_model".to_owned(),
+            vec![AccessModel::Open.name().to_owned()],
+        )];
+        for (node, payload) in [(vcard::DATA, data), (vcard::METADATA, metadata)] {
+            let current = cx
+                .account_state_ref::<PepState>(account)
+                .and_then(|s| s.nodes.get(node))
+                .and_then(|n| n.items.last())
+                .is_some_and(|(i, _)| *i == id);
+            if current {
+                continue;
+            }
+            let answer = publish(
+                cx,
+                account,
+                node.to_owned(),
+                Some(id.clone()),
+                payload,
+                Some(&open),
+                false,
+            );
+            match answer {
+                Ok(Answer {
+                    event: Some((audience, event)),
+                    ..
+                }) => {
+                    notify(cx, &self.interests, account, &audience, &event);
+                    published(cx, account, &event);
+                }
+                Ok(_) => {}
+                Err(refusal) => {
+                    tracing::info!(
+                        account,
+                        node,
+                        ?refusal,
+                        "vCard photo not published as avatar"
+                    );
+                    return;
+                }
+            }
+        }
     }
 
     /// Park `parked` until `load` is read (reading it unless a read is in
@@ -782,7 +859,28 @@ fn check_payload(payload: &Element) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// §7.1 with XEP-0163 §3's auto-create and XEP-0223's preconditions.
+/// Tell the other modules what a publish `event` (an `<items/>` with one
+/// `<item/>`) published.
+fn published(cx: &mut Context<'_>, account: &str, event: &Element) {
+    let Some(item) = event.child(protocol::EVENT, "item") else {
+        return;
+    };
+    let (Some(node), Some(id), Some(payload)) =
+        (event.attr("node"), item.attr("id"), item.first_element())
+    else {
+        return;
+    };
+    cx.announce(Event::PepPublished {
+        account,
+        node,
+        id,
+        payload,
+    });
+}
+
+/// §7.1 with XEP-0163 §3's auto-create and XEP-0223's publish-options:
+/// preconditions on an existing node when `preconditions`, else only the
+/// configuration of a node the publish creates.
 fn publish(
     cx: &mut Context<'_>,
     account: &str,
@@ -790,6 +888,7 @@ fn publish(
     id: Option<String>,
     payload: Element,
     options: Option<&config::Fields>,
+    preconditions: bool,
 ) -> Result<Answer, Refusal> {
     check_payload(&payload)?;
     let id = id.unwrap_or_else(|| cx.entropy().hex_id(8));
@@ -800,7 +899,7 @@ fn publish(
         .ok_or((StanzaError::InternalServerError, None))?;
     let mut node = match state.nodes.get(&name) {
         Some(node) => {
-            if options.is_some_and(|o| !node.config.meets(o)) {
+            if preconditions && options.is_some_and(|o| !node.config.meets(o)) {
                 return Err((StanzaError::Conflict, Some("precondition-not-met")));
             }
             node.clone()
