@@ -152,6 +152,14 @@ pub enum Event<'a> {
         /// The item's payload.
         payload: &'a Element,
     },
+    /// The account stored a private XML element (XEP-0049): XEP-0411
+    /// converts legacy bookmarks (`storage:bookmarks`) to PEP.
+    PrivateStored {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The element as stored.
+        xml: &'a str,
+    },
     /// The account stored a new vCard (XEP-0054), which XEP-0153 hashes.
     VcardStored {
         /// The account's bare JID.

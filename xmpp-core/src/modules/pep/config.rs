@@ -55,6 +55,38 @@ impl MaxItems {
     }
 }
 
+/// When the last item goes to someone without a new publish
+/// (`pubsub#send_last_published_item`, XEP-0060 §12.20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendLast {
+    /// Never (XEP-0402 bookmarks ask for it).
+    Never,
+    /// To a new subscriber (§6.1.7).
+    OnSub,
+    /// Also to a resource that comes online wanting it (XEP-0163 §4.3.2,
+    /// PEP's default).
+    OnSubAndPresence,
+}
+
+impl SendLast {
+    fn name(self) -> &'static str {
+        match self {
+            SendLast::Never => "never",
+            SendLast::OnSub => "on_sub",
+            SendLast::OnSubAndPresence => "on_sub_and_presence",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, StanzaError> {
+        Ok(match value {
+            "never" => SendLast::Never,
+            "on_sub" => SendLast::OnSub,
+            "on_sub_and_presence" => SendLast::OnSubAndPresence,
+            _ => return Err(StanzaError::NotAcceptable),
+        })
+    }
+}
+
 /// A node's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -68,6 +100,8 @@ pub struct NodeConfig {
     pub persist_items: bool,
     /// How many items are kept.
     pub max_items: MaxItems,
+    /// When the last item is sent without a publish.
+    pub send_last: SendLast,
 }
 
 impl Default for NodeConfig {
@@ -79,6 +113,7 @@ impl Default for NodeConfig {
             roster_groups: Vec::new(),
             persist_items: true,
             max_items: MaxItems::Count(1),
+            send_last: SendLast::OnSubAndPresence,
         }
     }
 }
@@ -144,6 +179,9 @@ impl NodeConfig {
                 }
                 "pubsub#persist_items" => next.persist_items = boolean(values)?,
                 "pubsub#max_items" => next.max_items = MaxItems::parse(single(values)?)?,
+                "pubsub#send_last_published_item" => {
+                    next.send_last = SendLast::parse(single(values)?)?;
+                }
                 _ => return Err(StanzaError::NotAcceptable),
             }
         }
@@ -191,6 +229,11 @@ impl NodeConfig {
                 "text-single",
                 vec![self.max_items.value()],
             ))
+            .with_child(field(
+                "pubsub#send_last_published_item",
+                "list-single",
+                vec![self.send_last.name().to_owned()],
+            ))
     }
 
     /// XEP-0060 §5.4: the `pubsub#meta-data` form of a node `owner` has.
@@ -220,7 +263,8 @@ impl NodeConfig {
         let mut e = Element::new(ns, "config")
             .with_attr("access", self.access_model.name())
             .with_attr("persist", if self.persist_items { "1" } else { "0" })
-            .with_attr("max", self.max_items.value());
+            .with_attr("max", self.max_items.value())
+            .with_attr("send-last", self.send_last.name());
         for g in &self.roster_groups {
             e = e.with_child(Element::new(ns, "group").with_text(g.clone()));
         }
@@ -238,6 +282,11 @@ impl NodeConfig {
                 .collect(),
             persist_items: e.attr("persist")? == "1",
             max_items: MaxItems::parse(e.attr("max")?).ok()?,
+            // Stored before it was kept: PEP's default.
+            send_last: e
+                .attr("send-last")
+                .map_or(Ok(SendLast::OnSubAndPresence), SendLast::parse)
+                .ok()?,
         })
     }
 }
@@ -259,8 +308,15 @@ mod tests {
         c.apply(&fields(&[
             ("pubsub#access_model", "open"),
             ("pubsub#max_items", "max"),
+            ("pubsub#send_last_published_item", "never"),
         ]))
         .expect("valid");
+        assert_eq!(c.send_last, SendLast::Never);
+        assert_eq!(
+            c.clone()
+                .apply(&fields(&[("pubsub#send_last_published_item", "sometimes")])),
+            Err(StanzaError::NotAcceptable)
+        );
         assert_eq!(c.access_model, AccessModel::Open);
         assert_eq!(c.max_items.limit(), MAX_ITEMS_CAP);
         assert!(c.meets(&fields(&[("pubsub#access_model", "open")])));

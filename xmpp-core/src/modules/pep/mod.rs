@@ -20,6 +20,7 @@
 //! nodes, `outcast`s read nothing.
 
 pub mod access;
+pub mod bookmarks;
 pub mod config;
 pub mod interest;
 pub mod members;
@@ -28,7 +29,7 @@ pub mod store;
 pub mod vcard;
 
 use self::access::{decide, Access, AccessModel, Affiliation, Requester};
-use self::config::NodeConfig;
+use self::config::{NodeConfig, SendLast};
 use self::protocol::{error, item, notification, Refusal, Request, NS, OWNER};
 use self::store::{node_key, Entry, Index, Node, INDEX_KEY};
 use super::{Addressed, Context, Event, Flow, Module, ModuleId};
@@ -65,6 +66,7 @@ const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-whitelist",
     "http://jabber.org/protocol/pubsub#auto-create",
     "http://jabber.org/protocol/pubsub#config-node",
+    "http://jabber.org/protocol/pubsub#config-node-max",
     "http://jabber.org/protocol/pubsub#create-and-configure",
     "http://jabber.org/protocol/pubsub#create-nodes",
     "http://jabber.org/protocol/pubsub#delete-items",
@@ -82,6 +84,9 @@ const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#retrieve-items",
     "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
     "http://jabber.org/protocol/pubsub#subscribe",
+    // XEP-0411 and XEP-0402 §5.3 ([`bookmarks`]).
+    "urn:xmpp:bookmarks-conversion:0",
+    "urn:xmpp:bookmarks:1#compat",
 ];
 
 /// What PEP keeps for a loaded account.
@@ -115,10 +120,16 @@ enum Parked {
     Iq { iq: Element, own: bool },
     /// The last items a resource wants (§4.3.2), by its caps.
     LastItems { full: String, ver: String },
-    /// The last item of `node` for a resource.
-    LastItem { full: String, node: String },
+    /// The last item of `node` for a resource (or a new subscriber).
+    LastItem {
+        full: String,
+        node: String,
+        subscribing: bool,
+    },
     /// A vCard stored, whose photo becomes the XEP-0084 avatar.
     Vcard { xml: String },
+    /// Legacy bookmarks stored, to convert to XEP-0402 items.
+    Legacy { xml: String },
 }
 
 /// XEP-0163 on every account.
@@ -130,6 +141,8 @@ pub struct Pep {
     parked: HashMap<(String, Load), Vec<Parked>>,
     /// Which nodes clients want notifications for, by their caps.
     interests: interest::Interests,
+    /// Reads of legacy bookmarks to rewrite, by account.
+    legacy: HashMap<RequestId, String>,
 }
 
 impl Module for Pep {
@@ -214,6 +227,9 @@ impl Module for Pep {
             Event::VcardStored { account, vcard } => {
                 return self.vcard_stored(cx, account, vcard.to_owned());
             }
+            Event::PrivateStored { account, xml } => {
+                return self.legacy_stored(cx, account, xml.to_owned());
+            }
             _ => return,
         };
         let resources: Vec<(String, String)> = cx
@@ -285,6 +301,10 @@ impl Module for Pep {
     }
 
     fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        if let Some(account) = self.legacy.remove(&id) {
+            rewrite_legacy(cx, &account, result);
+            return cx.release_account(&account);
+        }
         let Some((account, load)) = self.loading.remove(&id) else {
             return;
         };
@@ -329,8 +349,13 @@ impl Module for Pep {
             match p {
                 Parked::Iq { iq, own } => self.process(cx, &account, own, iq),
                 Parked::LastItems { full, ver } => self.last_items(cx, &account, full, ver),
-                Parked::LastItem { full, node } => self.last_item(cx, &account, full, node),
+                Parked::LastItem {
+                    full,
+                    node,
+                    subscribing,
+                } => self.last_item(cx, &account, full, node, subscribing),
                 Parked::Vcard { xml } => self.vcard_stored(cx, &account, xml),
+                Parked::Legacy { xml } => self.legacy_stored(cx, &account, xml),
             }
         }
         cx.release_account(&account);
@@ -369,6 +394,12 @@ impl Pep {
             return self.wait(cx, account, load, Parked::Iq { iq, own });
         }
         let from = requester(&iq).unwrap_or_default();
+        let bookmarks = matches!(
+            &request,
+            Some(Request::Publish { node, .. } | Request::Retract { node, .. }
+                | Request::Purge { node } | Request::Delete { node })
+                if node == bookmarks::NODE
+        ) && owner;
         let result = match request {
             None => Ok(disco_items(cx, account, owner, &iq)),
             Some(
@@ -422,7 +453,10 @@ impl Pep {
                     published(cx, account, &event);
                 }
                 if let Some((to, node)) = last {
-                    self.last_item(cx, account, to, node);
+                    self.last_item(cx, account, to, node, true);
+                }
+                if bookmarks {
+                    self.read_legacy(cx, account);
                 }
             }
             Err(refusal) => refuse(cx, &iq, account, refusal),
@@ -490,13 +524,21 @@ impl Pep {
             .map(|(name, _)| name.clone())
             .collect();
         for node in nodes {
-            self.last_item(cx, account, full.clone(), node);
+            self.last_item(cx, account, full.clone(), node, false);
         }
     }
 
-    /// The newest item of `node`, to `full` (a resource, or a subscribed
-    /// JID), if it may read it.
-    fn last_item(&mut self, cx: &mut Context<'_>, account: &str, full: String, node: String) {
+    /// The newest item of `node`, to `full` (a resource, or a JID
+    /// `subscribing`), if it may read it and the node sends it then
+    /// (`pubsub#send_last_published_item`).
+    fn last_item(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        full: String,
+        node: String,
+        subscribing: bool,
+    ) {
         let Some(state) = cx.account_state_ref::<PepState>(account) else {
             return;
         };
@@ -510,12 +552,21 @@ impl Pep {
                     cx,
                     account,
                     Load::Node(node.clone()),
-                    Parked::LastItem { full, node },
+                    Parked::LastItem {
+                        full,
+                        node,
+                        subscribing,
+                    },
                 );
             }
             return;
         };
-        let Some((id, payload)) = n.items.last() else {
+        let sends = match n.config.send_last {
+            SendLast::Never => false,
+            SendLast::OnSub => subscribing,
+            SendLast::OnSubAndPresence => true,
+        };
+        let Some((id, payload)) = n.items.last().filter(|_| sends) else {
             return;
         };
         let bare = crate::archive::bare_of(&full).to_owned();
@@ -607,6 +658,101 @@ impl Pep {
         }
     }
 
+    /// XEP-0411: legacy bookmarks stored, their rooms published to the
+    /// XEP-0402 node (created private if need be) and the rooms no longer
+    /// there retracted, in one write; the owner's resources (and whoever
+    /// the node admits) are notified as for any publish.
+    fn legacy_stored(&mut self, cx: &mut Context<'_>, account: &str, xml: String) {
+        let Ok(storage) = Element::parse(xml.as_bytes()) else {
+            return;
+        };
+        if !storage.is(bookmarks::LEGACY, "storage") {
+            return;
+        }
+        let Some(state) = cx.account_state::<PepState>(account) else {
+            return;
+        };
+        let Some(index) = &state.index else {
+            return self.wait(cx, account, Load::Index, Parked::Legacy { xml });
+        };
+        let name = bookmarks::NODE;
+        if index.0.contains_key(name) && !state.nodes.contains_key(name) {
+            return self.wait(
+                cx,
+                account,
+                Load::Node(name.to_owned()),
+                Parked::Legacy { xml },
+            );
+        }
+        if !index.0.contains_key(name) && index.0.len() >= NODES_MAX {
+            return tracing::info!(account, "legacy bookmarks not converted: too many nodes");
+        }
+        let mut node = state
+            .nodes
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Node::new(bookmarks::node_config()));
+        let rooms = bookmarks::from_legacy(&storage, node.config.max_items.limit());
+        let gone: Vec<String> = node
+            .items
+            .iter()
+            .filter(|(id, _)| !rooms.iter().any(|(r, _)| r == id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        node.items.retain(|(id, _)| !gone.contains(id));
+        let mut events = Vec::new();
+        for (room, payload) in rooms {
+            if node
+                .items
+                .iter()
+                .any(|(id, p)| *id == room && *p == payload)
+            {
+                continue;
+            }
+            events.push(
+                Element::new(protocol::EVENT, "items")
+                    .with_attr("node", name)
+                    .with_child(item(protocol::EVENT, &room, &payload)),
+            );
+            node.publish(room, payload);
+        }
+        if !gone.is_empty() {
+            events.push(gone.iter().fold(
+                Element::new(protocol::EVENT, "items").with_attr("node", name),
+                |e, id| {
+                    e.with_child(
+                        Element::new(protocol::EVENT, "retract").with_attr("id", id.clone()),
+                    )
+                },
+            ));
+        }
+        if events.is_empty() {
+            return;
+        }
+        if let Err(refusal) = fits(index, name, &node) {
+            return tracing::info!(account, ?refusal, "legacy bookmarks not converted");
+        }
+        let audience = Audience::of(&node);
+        state.nodes.insert(name.to_owned(), node);
+        if let Err(refusal) = store(cx, account, name) {
+            return tracing::error!(account, ?refusal, "legacy bookmarks not converted");
+        }
+        for event in events {
+            notify(cx, &self.interests, account, &audience, &event);
+        }
+    }
+
+    /// XEP-0411 the other way: the legacy document is read, to be
+    /// rewritten from the node ([`rewrite_legacy`]).
+    fn read_legacy(&mut self, cx: &mut Context<'_>, account: &str) {
+        let id = cx.request(StorageRequest::LoadBlob {
+            account: account.to_owned(),
+            key: legacy_key(),
+        });
+        cx.hold_account(account);
+        self.legacy.insert(id, account.to_owned());
+    }
+
     /// Park `parked` until `load` is read (reading it unless a read is in
     /// flight already).
     fn wait(&mut self, cx: &mut Context<'_>, account: &str, load: Load, parked: Parked) {
@@ -632,6 +778,45 @@ impl Pep {
         self.loading.insert(id, key.clone());
         self.parked.insert(key, vec![parked]);
     }
+}
+
+/// Storage key of the legacy bookmarks (XEP-0049's for the element).
+fn legacy_key() -> String {
+    crate::modules::stored_xml::StoredXmlRequest::PrivateGet {
+        ns: bookmarks::LEGACY.to_owned(),
+        name: "storage".to_owned(),
+    }
+    .key()
+}
+
+/// The legacy bookmarks read: stored again with the node's rooms (and
+/// what they held besides rooms).
+fn rewrite_legacy(cx: &mut Context<'_>, account: &str, result: StorageResult) {
+    let previous = match result {
+        StorageResult::Blob(doc) => doc.and_then(|d| Element::parse(d.as_bytes()).ok()),
+        other => {
+            return tracing::error!(account, ?other, "reading legacy bookmarks failed");
+        }
+    };
+    let items = cx
+        .account_state_ref::<PepState>(account)
+        .and_then(|s| s.nodes.get(bookmarks::NODE))
+        .map(|n| n.items.clone())
+        .unwrap_or_default();
+    let storage = bookmarks::to_legacy(&items, previous.as_ref());
+    if previous.as_ref() == Some(&storage) {
+        return;
+    }
+    let max = cx.quotas().max_private_documents;
+    cx.write(StorageRequest::StoreBlob {
+        account: account.to_owned(),
+        key: legacy_key(),
+        value: Some(storage.to_xml()),
+        limit: Some(crate::storage::KeyLimit {
+            prefix: crate::modules::stored_xml::PRIVATE_KEY_PREFIX.to_owned(),
+            max,
+        }),
+    });
 }
 
 /// A successful request: the result's payload, a notification to send
