@@ -16,6 +16,9 @@ use crate::xml::Element;
 pub const AFFILIATIONS_MAX: usize = 1000;
 /// Most subscriptions a node keeps.
 pub const SUBSCRIBERS_MAX: usize = 1000;
+/// Most subscriptions of one bare JID (its resources) to a node, so that
+/// one entity cannot take a node's whole budget (§6.1.3.4).
+pub const PER_ENTITY_MAX: usize = 16;
 
 /// The node `name`, loaded ([`super::Pep::process`] read it).
 fn node<'a>(cx: &'a mut Context<'_>, account: &str, name: &str) -> Result<&'a mut Node, Refusal> {
@@ -73,6 +76,7 @@ pub(super) fn subscribe(
     }
     let n = node(cx, account, &name)?;
     if !n.subscribers.contains(&jid) {
+        room_for(n, requester)?;
         let next = with_subscriptions(n, &[(jid.clone(), true)])?;
         replace(cx, account, &name, next)?;
     }
@@ -82,6 +86,21 @@ pub(super) fn subscribe(
         event: None,
         last: Some((jid, name)),
     })
+}
+
+/// Whether `requester` (a bare JID) may add one more subscription to
+/// `node`: `policy-violation` + `too-many-subscriptions` beyond
+/// [`PER_ENTITY_MAX`] of its own (§6.1.3.4).
+pub fn room_for(node: &Node, requester: &str) -> Result<(), Refusal> {
+    let own = node
+        .subscribers
+        .iter()
+        .filter(|s| bare_of(s) == requester)
+        .count();
+    if own >= PER_ENTITY_MAX {
+        return Err((StanzaError::PolicyViolation, Some("too-many-subscriptions")));
+    }
+    Ok(())
 }
 
 /// §6.2: `requester` cancels the subscription of `jid`, one of its own
@@ -256,6 +275,17 @@ mod tests {
             with_subscriptions(&at_limit, &[("one@more".into(), true)]),
             Err((StanzaError::PolicyViolation, None))
         );
+        // One entity, many resources: stopped at its own limit.
+        let mut greedy = node.clone();
+        for r in 0..PER_ENTITY_MAX {
+            assert_eq!(room_for(&greedy, "g@x"), Ok(()));
+            greedy.subscribers.insert(format!("g@x/{r}"));
+        }
+        assert_eq!(
+            room_for(&greedy, "g@x"),
+            Err((StanzaError::PolicyViolation, Some("too-many-subscriptions")))
+        );
+        assert_eq!(room_for(&greedy, "other@x"), Ok(()));
         let repeated = vec![("same@x".to_owned(), true); 10_000];
         assert_eq!(
             with_subscriptions(&node, &repeated)

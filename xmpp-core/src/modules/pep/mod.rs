@@ -687,6 +687,16 @@ impl Pep {
         if !index.0.contains_key(name) && index.0.len() >= NODES_MAX {
             return tracing::info!(account, "legacy bookmarks not converted: too many nodes");
         }
+        // XEP-0411 §6: only the owner may read what private storage held.
+        let shared = state.nodes.get(name).is_some_and(|n| {
+            n.config.access_model != AccessModel::Whitelist || !n.affiliations.is_empty()
+        });
+        if shared {
+            return tracing::info!(
+                account,
+                "legacy bookmarks not converted: the node is shared"
+            );
+        }
         let mut node = state
             .nodes
             .get(name)
@@ -701,7 +711,17 @@ impl Pep {
             .collect();
         node.items.retain(|(id, _)| !gone.contains(id));
         let mut events = Vec::new();
-        for (room, payload) in rooms {
+        for (room, mut payload) in rooms {
+            // XEP-0402 §3.3: the extensions other clients stored stay.
+            let extensions = node
+                .items
+                .iter()
+                .find(|(id, _)| *id == room)
+                .and_then(|(_, p)| p.child(bookmarks::NODE, "extensions"))
+                .cloned();
+            if let Some(e) = extensions {
+                payload = payload.with_child(e);
+            }
             if node
                 .items
                 .iter()
