@@ -10,7 +10,13 @@
 
 use super::access::AccessModel;
 use super::config::{MaxItems, NodeConfig, SendLast};
+use super::notify::{notify, Audience};
+use super::protocol::{self, item};
+use super::store::Node;
+use super::{fits, store, Load, Parked, PepState, NODES_MAX};
 use crate::jid::Jid;
+use crate::modules::Context;
+use crate::storage::{StorageRequest, StorageResult};
 use crate::xml::Element;
 
 /// XEP-0402's node and payload namespace.
@@ -99,6 +105,162 @@ pub fn to_legacy(items: &[(String, Element)], previous: Option<&Element>) -> Ele
         storage = storage.with_child(other.clone());
     }
     storage
+}
+
+impl super::Pep {
+    /// XEP-0411: legacy bookmarks stored, their rooms published to the
+    /// XEP-0402 node (created private if need be) and the rooms no longer
+    /// there retracted, in one write; the owner's resources (and whoever
+    /// the node admits) are notified as for any publish.
+    pub(super) fn legacy_stored(&mut self, cx: &mut Context<'_>, account: &str, xml: String) {
+        let Ok(storage) = Element::parse(xml.as_bytes()) else {
+            return;
+        };
+        if !storage.is(LEGACY, "storage") {
+            return;
+        }
+        let Some(state) = cx.account_state::<PepState>(account) else {
+            return;
+        };
+        let Some(index) = &state.index else {
+            return self.wait(cx, account, Load::Index, Parked::Legacy { xml });
+        };
+        let name = NODE;
+        if index.0.contains_key(name) && !state.nodes.contains_key(name) {
+            return self.wait(
+                cx,
+                account,
+                Load::Node(name.to_owned()),
+                Parked::Legacy { xml },
+            );
+        }
+        if !index.0.contains_key(name) && index.0.len() >= NODES_MAX {
+            return tracing::info!(account, "legacy bookmarks not converted: too many nodes");
+        }
+        // XEP-0411 §6: only the owner may read what private storage held.
+        let shared = state.nodes.get(name).is_some_and(|n| {
+            n.config.access_model != AccessModel::Whitelist || !n.affiliations.is_empty()
+        });
+        if shared {
+            return tracing::info!(
+                account,
+                "legacy bookmarks not converted: the node is shared"
+            );
+        }
+        let mut node = state
+            .nodes
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Node::new(node_config()));
+        let rooms = from_legacy(&storage, node.config.max_items.limit());
+        let gone: Vec<String> = node
+            .items
+            .iter()
+            .filter(|(id, _)| !rooms.iter().any(|(r, _)| r == id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        node.items.retain(|(id, _)| !gone.contains(id));
+        let mut events = Vec::new();
+        for (room, mut payload) in rooms {
+            // XEP-0402 §3.3: the extensions other clients stored stay.
+            let extensions = node
+                .items
+                .iter()
+                .find(|(id, _)| *id == room)
+                .and_then(|(_, p)| p.child(NODE, "extensions"))
+                .cloned();
+            if let Some(e) = extensions {
+                payload = payload.with_child(e);
+            }
+            if node
+                .items
+                .iter()
+                .any(|(id, p)| *id == room && *p == payload)
+            {
+                continue;
+            }
+            events.push(
+                Element::new(protocol::EVENT, "items")
+                    .with_attr("node", name)
+                    .with_child(item(protocol::EVENT, &room, &payload)),
+            );
+            node.publish(room, payload);
+        }
+        if !gone.is_empty() {
+            events.push(gone.iter().fold(
+                Element::new(protocol::EVENT, "items").with_attr("node", name),
+                |e, id| {
+                    e.with_child(
+                        Element::new(protocol::EVENT, "retract").with_attr("id", id.clone()),
+                    )
+                },
+            ));
+        }
+        if events.is_empty() {
+            return;
+        }
+        if let Err(refusal) = fits(index, name, &node) {
+            return tracing::info!(account, ?refusal, "legacy bookmarks not converted");
+        }
+        let audience = Audience::of(&node);
+        state.nodes.insert(name.to_owned(), node);
+        if let Err(refusal) = store(cx, account, name) {
+            return tracing::error!(account, ?refusal, "legacy bookmarks not converted");
+        }
+        for event in events {
+            notify(cx, &self.interests, account, &audience, &event);
+        }
+    }
+
+    /// XEP-0411 the other way: the legacy document is read, to be
+    /// rewritten from the node ([`rewrite_legacy`]).
+    pub(super) fn read_legacy(&mut self, cx: &mut Context<'_>, account: &str) {
+        let id = cx.request(StorageRequest::LoadBlob {
+            account: account.to_owned(),
+            key: legacy_key(),
+        });
+        cx.hold_account(account);
+        self.legacy.insert(id, account.to_owned());
+    }
+}
+
+/// Storage key of the legacy bookmarks (XEP-0049's for the element).
+pub(super) fn legacy_key() -> String {
+    crate::modules::stored_xml::StoredXmlRequest::PrivateGet {
+        ns: LEGACY.to_owned(),
+        name: "storage".to_owned(),
+    }
+    .key()
+}
+
+/// The legacy bookmarks read: stored again with the node's rooms (and
+/// what they held besides rooms).
+pub(super) fn rewrite_legacy(cx: &mut Context<'_>, account: &str, result: StorageResult) {
+    let previous = match result {
+        StorageResult::Blob(doc) => doc.and_then(|d| Element::parse(d.as_bytes()).ok()),
+        other => {
+            return tracing::error!(account, ?other, "reading legacy bookmarks failed");
+        }
+    };
+    let items = cx
+        .account_state_ref::<PepState>(account)
+        .and_then(|s| s.nodes.get(NODE))
+        .map(|n| n.items.clone())
+        .unwrap_or_default();
+    let storage = to_legacy(&items, previous.as_ref());
+    if previous.as_ref() == Some(&storage) {
+        return;
+    }
+    let max = cx.quotas().max_private_documents;
+    cx.write(StorageRequest::StoreBlob {
+        account: account.to_owned(),
+        key: legacy_key(),
+        value: Some(storage.to_xml()),
+        limit: Some(crate::storage::KeyLimit {
+            prefix: crate::modules::stored_xml::PRIVATE_KEY_PREFIX.to_owned(),
+            max,
+        }),
+    });
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 
 use super::access::{Access, Affiliation};
 use super::protocol::{Refusal, NS, OWNER};
+use super::requests::Answer;
 use super::store::Node;
-use super::{access_for, fits, state, store, Answer};
+use super::{access_for, fits, state, store};
 use crate::archive::bare_of;
 use crate::modules::Context;
 use crate::stanza::StanzaError;
@@ -237,7 +238,12 @@ pub fn with_affiliations(
 
 /// Whether a subscriber `jid` is still admitted to a node with `node`'s
 /// access model (a presence subscription may have ended since).
-pub(super) fn admitted(cx: &Context<'_>, account: &str, node: &super::Audience, jid: &str) -> bool {
+pub(super) fn admitted(
+    cx: &Context<'_>,
+    account: &str,
+    node: &super::notify::Audience,
+    jid: &str,
+) -> bool {
     let bare = bare_of(jid);
     let affiliation = node
         .affiliations

@@ -6,8 +6,14 @@
 //! [`crate::modules::Event::PepPublished`]; each side does nothing when
 //! the other already holds the same image, so neither loops.
 
+use super::access::AccessModel;
+use super::config;
+use super::notify::notify;
+use super::requests::{publish, published, Answer};
+use super::{Load, Parked, PepState};
 use crate::modules::avatar::photo_hash;
 use crate::modules::stored_xml::VCARD;
+use crate::modules::Context;
 use crate::xml::Element;
 use base64::Engine as _;
 
@@ -47,6 +53,76 @@ pub fn avatar_items(vcard_xml: &str) -> Option<(String, Element, Element)> {
             .with_attr("type", kind),
     );
     Some((id, data, metadata))
+}
+
+impl super::Pep {
+    /// XEP-0398 §3.2: a stored vCard's photo published as the XEP-0084
+    /// avatar (open nodes, created if need be), unless it is the avatar
+    /// already; the nodes are read first.
+    pub(super) fn vcard_stored(&mut self, cx: &mut Context<'_>, account: &str, xml: String) {
+        let Some((id, data, metadata)) = avatar_items(&xml) else {
+            return;
+        };
+        let Some(state) = cx.account_state::<PepState>(account) else {
+            return;
+        };
+        let Some(index) = &state.index else {
+            return self.wait(cx, account, Load::Index, Parked::Vcard { xml });
+        };
+        let unread = [DATA, METADATA]
+            .into_iter()
+            .find(|n| index.0.contains_key(*n) && !state.nodes.contains_key(*n));
+        if let Some(node) = unread {
+            return self.wait(
+                cx,
+                account,
+                Load::Node(node.to_owned()),
+                Parked::Vcard { xml },
+            );
+        }
+        let open: config::Fields = vec![(
+            "pubsub#access_model".to_owned(),
+            vec![AccessModel::Open.name().to_owned()],
+        )];
+        for (node, payload) in [(DATA, data), (METADATA, metadata)] {
+            let current = cx
+                .account_state_ref::<PepState>(account)
+                .and_then(|s| s.nodes.get(node))
+                .and_then(|n| n.items.last())
+                .is_some_and(|(i, _)| *i == id);
+            if current {
+                continue;
+            }
+            let answer = publish(
+                cx,
+                account,
+                node.to_owned(),
+                Some(id.clone()),
+                payload,
+                Some(&open),
+                false,
+            );
+            match answer {
+                Ok(Answer {
+                    event: Some((audience, event)),
+                    ..
+                }) => {
+                    notify(cx, &self.interests, account, &audience, &event);
+                    published(cx, account, &event);
+                }
+                Ok(_) => {}
+                Err(refusal) => {
+                    tracing::info!(
+                        account,
+                        node,
+                        ?refusal,
+                        "vCard photo not published as avatar"
+                    );
+                    return;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
