@@ -348,7 +348,7 @@ mod tests {
             with_affiliations(&node, "owner@x", &many[..AFFILIATIONS_MAX]).expect("at the limit");
         let doc = at_limit.document();
         let mut index = Index::default();
-        index.0.insert("n".into(), Entry::of(&at_limit, &doc));
+        index.0.insert("n".into(), Entry::of(&at_limit));
         assert!(index.0.get("n").is_some_and(|e| e.affiliated));
         assert_eq!(Node::parse(&doc), Some(at_limit));
     }

@@ -686,10 +686,10 @@ fn access_of(cx: &Context<'_>, account: &str, owner: bool, iq: &Element, node: &
     )
 }
 
-/// Whether `node`, stored as `name`, keeps within the node's and the
-/// account's byte budgets.
+/// Whether `node`, as `name`, keeps within the node's and the account's
+/// byte budgets (counting items kept only in memory too).
 fn fits(index: &Index, name: &str, node: &Node) -> Result<(), Refusal> {
-    let bytes = node.document().len();
+    let bytes = node.footprint();
     let others = index.bytes() - index.0.get(name).map_or(0, |e| e.bytes.min(index.bytes()));
     if bytes > NODE_BYTES_MAX || others.saturating_add(bytes) > ACCOUNT_BYTES_MAX {
         return Err((StanzaError::PolicyViolation, None));
@@ -710,7 +710,7 @@ fn store(cx: &mut Context<'_>, account: &str, name: &str) -> Result<(), Refusal>
     let (doc, index) = match (state.nodes.get(name), state.index.as_mut()) {
         (Some(node), Some(index)) => {
             let doc = node.document();
-            index.0.insert(name.to_owned(), Entry::of(node, &doc));
+            index.0.insert(name.to_owned(), Entry::of(node));
             (Some(doc), index.document())
         }
         (None, Some(index)) => {
@@ -738,6 +738,35 @@ fn store(cx: &mut Context<'_>, account: &str, name: &str) -> Result<(), Refusal>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::pep::config::NodeConfig;
+
+    /// Items of a node that does not store them count as much as stored
+    /// ones: memory has the same budget as the disk.
+    #[test]
+    fn items_kept_in_memory_count_against_the_budgets() {
+        let mut volatile = NodeConfig::default();
+        volatile
+            .apply(&vec![
+                ("pubsub#persist_items".to_owned(), vec!["0".to_owned()]),
+                ("pubsub#max_items".to_owned(), vec!["max".to_owned()]),
+            ])
+            .expect("valid");
+        let mut node = Node::new(volatile);
+        let payload = Element::new("urn:x", "data").with_text("x".repeat(ITEM_BYTES_MAX - 100));
+        for i in 0..9 {
+            node.publish(i.to_string(), payload.clone());
+        }
+        assert!(node.document().len() < 1024, "nothing stored");
+        assert_eq!(
+            fits(&Index::default(), "n", &node),
+            Err((StanzaError::PolicyViolation, None))
+        );
+        let mut index = Index::default();
+        let mut small = Node::new(node.config.clone());
+        small.publish("a".into(), payload);
+        index.0.insert("other".into(), Entry::of(&small));
+        assert!(index.bytes() > ITEM_BYTES_MAX - 100);
+    }
 
     #[test]
     fn error_carries_the_pubsub_condition() {

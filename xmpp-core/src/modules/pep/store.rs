@@ -74,6 +74,16 @@ impl Node {
 
     /// The stored document (items only when the node persists them).
     pub fn document(&self) -> String {
+        self.render(self.config.persist_items)
+    }
+
+    /// Bytes the node takes, stored or in memory: what the budgets count
+    /// (items that are not stored still take memory while loaded).
+    pub fn footprint(&self) -> usize {
+        self.render(true).len()
+    }
+
+    fn render(&self, items: bool) -> String {
         let mut e = Element::new(NS, "node").with_child(self.config.to_element(NS));
         for (jid, a) in &self.affiliations {
             e = e.with_child(
@@ -85,7 +95,7 @@ impl Node {
         for jid in &self.subscribers {
             e = e.with_child(Element::new(NS, "subscription").with_attr("jid", jid.clone()));
         }
-        if self.config.persist_items {
+        if items {
             for (id, payload) in &self.items {
                 e = e.with_child(super::protocol::item(NS, id, payload));
             }
@@ -136,19 +146,19 @@ pub struct Entry {
     pub access: AccessModel,
     /// Its allowed roster groups.
     pub groups: Vec<String>,
-    /// Bytes of its stored document.
+    /// Bytes it takes ([`Node::footprint`]), stored or in memory.
     pub bytes: usize,
     /// It has affiliations: who may read it is known only once it is read.
     pub affiliated: bool,
 }
 
 impl Entry {
-    /// The entry for `node` stored as `doc`.
-    pub fn of(node: &Node, doc: &str) -> Self {
+    /// The entry for `node`.
+    pub fn of(node: &Node) -> Self {
         Entry {
             access: node.config.access_model,
             groups: node.config.roster_groups.clone(),
-            bytes: doc.len(),
+            bytes: node.footprint(),
             affiliated: !node.affiliations.is_empty(),
         }
     }
@@ -233,7 +243,7 @@ mod tests {
         let doc = node.document();
         assert_eq!(Node::parse(&doc), Some(node.clone()));
         let mut index = Index::default();
-        index.0.insert("n".into(), Entry::of(&node, &doc));
+        index.0.insert("n".into(), Entry::of(&node));
         let stored = index.document().expect("a node");
         assert_eq!(Index::parse(&stored), index);
         assert!(index.0.get("n").is_some_and(|e| e.affiliated));
