@@ -88,9 +88,7 @@ const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#publish-options",
     "http://jabber.org/protocol/pubsub#retract-items",
     "http://jabber.org/protocol/pubsub#purge-nodes",
-    "http://jabber.org/protocol/pubsub#retrieve-affiliations",
     "http://jabber.org/protocol/pubsub#retrieve-items",
-    "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
     "http://jabber.org/protocol/pubsub#subscribe",
     // XEP-0411 and XEP-0402 §5.3 ([`bookmarks`]).
     "urn:xmpp:bookmarks-conversion:0",
