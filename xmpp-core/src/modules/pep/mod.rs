@@ -17,7 +17,14 @@
 //!
 //! Besides caps, entities may subscribe explicitly (XEP-0060 §6.1) and
 //! the owner keeps affiliations ([`members`]): `member`s read whitelist
-//! nodes, `outcast`s read nothing.
+//! nodes, `outcast`s read nothing. Items of a node that does not persist
+//! them live only in its loaded state, yet count against the budgets.
+//!
+//! Other modules' data is kept in step through events, never their
+//! state: a stored vCard's photo becomes the XEP-0084 avatar ([`vcard`],
+//! XEP-0398), legacy bookmarks in private storage and XEP-0402's node
+//! follow each other ([`bookmarks`], XEP-0411), and every publish is
+//! announced ([`Event::PepPublished`]).
 
 pub mod access;
 pub mod bookmarks;
