@@ -1,6 +1,57 @@
-//! Budgets of the service, against the simulated world's hub.
+//! The service against a real hub and the in-memory store: results wait
+//! for their writes, everything is read back after a restart, and a node
+//! with 10,000 subscribers keeps one small document per subscription and
+//! notifies them all in one step.
 
 use super::*;
+use crate::hub::{Hub, HubConfig, HubOutput};
+use crate::storage::MemoryStore;
+
+fn hub() -> Hub {
+    Hub::new(Arc::new(HubConfig::default()))
+}
+
+/// Run the hub until it is idle, answering storage at once: the stanzas
+/// it routed.
+fn drive(h: &mut Hub, store: &mut MemoryStore) -> Vec<Element> {
+    let mut routed = Vec::new();
+    loop {
+        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+        if outs.is_empty() {
+            return routed;
+        }
+        for o in outs {
+            match o {
+                HubOutput::Storage { id, request } => {
+                    let result = store.execute(request);
+                    h.handle_storage(0, id, result);
+                }
+                HubOutput::Route(e) => routed.push(e),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn iq(from: &str, kind: &str, payload: &str) -> Element {
+    let xml = format!(
+        "<iq xmlns='jabber:client' type='{kind}' id='q' from='{from}' to='pubsub.localhost'>{payload}</iq>"
+    );
+    Element::parse(xml.as_bytes()).expect("XML")
+}
+
+fn send(h: &mut Hub, store: &mut MemoryStore, stanza: Element) -> Vec<Element> {
+    h.routed(0, stanza);
+    drive(h, store)
+}
+
+fn result(out: &[Element]) -> &Element {
+    out.iter().find(|e| e.name == "iq").expect("an iq answer")
+}
+
+const CREATE: &str =
+    "<pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='n'/></pubsub>";
+const PUBLISH: &str = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'><item id='i'><x xmlns='urn:x'/></item></publish></pubsub>";
 
 #[test]
 fn notification_type_follows_the_configuration() {
@@ -10,4 +61,119 @@ fn notification_type_follows_the_configuration() {
     let m = notification("pubsub.localhost", "bob@localhost", true, e);
     assert_eq!(m.attr("type"), Some("headline"));
     assert_eq!(m.attr("from"), Some("pubsub.localhost"));
+}
+
+/// A publish's result and notification leave only once the item is
+/// stored.
+#[test]
+fn results_wait_for_their_writes() {
+    let mut store = MemoryStore::new();
+    let mut h = hub();
+    send(&mut h, &mut store, iq("alice@localhost/a", "set", CREATE));
+    let subscribe = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='n' jid='bob@localhost'/></pubsub>";
+    send(&mut h, &mut store, iq("bob@localhost/b", "set", subscribe));
+    h.routed(0, iq("alice@localhost/a", "set", PUBLISH));
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    let writes: Vec<(RequestId, StorageRequest)> = outs
+        .iter()
+        .filter_map(|o| match o {
+            HubOutput::Storage { id, request } => Some((*id, request.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        writes.iter().any(|(_, r)| matches!(r, StorageRequest::StoreBlob { key, value: Some(_), .. } if key.starts_with("n/n/i/"))),
+        "the item is written: {writes:?}"
+    );
+    assert!(
+        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
+        "nothing leaves before the write is durable"
+    );
+    for (id, request) in writes {
+        let r = store.execute(request);
+        h.handle_storage(0, id, r);
+    }
+    let routed = drive(&mut h, &mut store);
+    assert_eq!(result(&routed).attr("type"), Some("result"));
+    assert!(routed.iter().any(|e| e.name == "message"));
+}
+
+/// Nodes, items, subscriptions and affiliations are read back by a new
+/// hub (a restart) from the store alone.
+#[test]
+fn everything_survives_a_restart() {
+    let mut store = MemoryStore::new();
+    {
+        let mut h = hub();
+        send(&mut h, &mut store, iq("alice@localhost/a", "set", CREATE));
+        send(&mut h, &mut store, iq("alice@localhost/a", "set", PUBLISH));
+        let subscribe = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='n' jid='bob@localhost'/></pubsub>";
+        send(&mut h, &mut store, iq("bob@localhost/b", "set", subscribe));
+    }
+    let mut h = hub();
+    let items = "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'/></pubsub>";
+    let out = send(&mut h, &mut store, iq("carol@localhost/c", "get", items));
+    let got = result(&out)
+        .child(NS, "pubsub")
+        .and_then(|p| p.child(NS, "items"))
+        .map(|i| {
+            i.elements()
+                .filter_map(|e| e.attr("id"))
+                .collect::<Vec<_>>()
+        });
+    assert_eq!(got, Some(vec!["i"]));
+    // bob is still subscribed, alice still the owner.
+    let out = send(&mut h, &mut store, iq("alice@localhost/a", "set", PUBLISH));
+    let notified: Vec<&str> = out
+        .iter()
+        .filter(|e| e.name == "message")
+        .filter_map(|e| e.attr("to"))
+        .collect();
+    assert_eq!(notified, vec!["bob@localhost"]);
+    let nodes = "<query xmlns='http://jabber.org/protocol/disco#items'/>";
+    let out = send(&mut h, &mut store, iq("carol@localhost/c", "get", nodes));
+    assert_eq!(
+        result(&out)
+            .child(ns::DISCO_ITEMS, "query")
+            .map(|q| q.elements().count()),
+        Some(1)
+    );
+}
+
+/// 10,000 subscribers: 10,000 small documents (not one growing one), and
+/// one publish notifies every one of them.
+#[test]
+fn ten_thousand_subscribers() {
+    const N: usize = 10_000;
+    let mut store = MemoryStore::new();
+    let mut h = hub();
+    send(&mut h, &mut store, iq("alice@localhost/a", "set", CREATE));
+    for k in 0..N {
+        let jid = format!("u{k}@localhost");
+        let subscribe = format!(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='n' jid='{jid}'/></pubsub>"
+        );
+        let out = send(
+            &mut h,
+            &mut store,
+            iq(&format!("{jid}/r"), "set", &subscribe),
+        );
+        assert_eq!(result(&out).attr("type"), Some("result"));
+    }
+    match store.execute(StorageRequest::ListBlobs {
+        account: "pubsub.localhost".into(),
+        prefix: "n/n/s/".into(),
+        after: None,
+        max: N + 1,
+    }) {
+        StorageResult::Documents { items, more } => {
+            assert_eq!((items.len(), more), (N, false));
+            assert!(items.iter().all(|(_, d)| d.len() < 200), "small documents");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A new hub reads the node in pages and notifies everyone.
+    let mut h = hub();
+    let out = send(&mut h, &mut store, iq("alice@localhost/a", "set", PUBLISH));
+    assert_eq!(out.iter().filter(|e| e.name == "message").count(), N);
 }
