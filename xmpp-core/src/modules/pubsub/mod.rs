@@ -38,7 +38,7 @@ use crate::ns;
 use crate::stanza::{iq_result, StanzaError};
 use crate::storage::{RequestId, StorageRequest, StorageResult};
 use crate::xml::Element;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Its identity.
@@ -170,6 +170,8 @@ pub struct PubsubService {
     pages: HashMap<(String, Load), Vec<(String, String)>>,
     /// Work waiting for those reads.
     parked: HashMap<(String, Load), Vec<Parked>>,
+    /// Reads in flight that a write has overtaken: read again.
+    stale: HashSet<(String, Load)>,
 }
 
 impl Default for PubsubService {
@@ -187,6 +189,7 @@ impl PubsubService {
             loading: HashMap::new(),
             pages: HashMap::new(),
             parked: HashMap::new(),
+            stale: HashSet::new(),
         }
     }
 
@@ -245,11 +248,16 @@ impl Module for PubsubService {
                 if more {
                     return self.read(cx, &domain, load, last);
                 }
-                self.pages.remove(&key).unwrap_or_default()
+                let pages = self.pages.remove(&key).unwrap_or_default();
+                if self.stale.remove(&key) {
+                    return self.read(cx, &domain, load, None);
+                }
+                pages
             }
             other => {
                 tracing::error!(domain, ?load, ?other, "reading pubsub records failed");
                 self.pages.remove(&key);
+                self.stale.remove(&key);
                 for p in self.parked.remove(&key).unwrap_or_default() {
                     if let Parked::Iq(iq) = p {
                         refuse(cx, &iq, &domain, (StanzaError::InternalServerError, None));
@@ -477,13 +485,23 @@ impl PubsubService {
             who,
             settings: &settings,
             svc,
+            touched: Vec::new(),
         };
-        match work {
+        let result = match work {
             Work::DiscoInfo(node) => op.disco_info(node),
             Work::DiscoItems(node) => op.disco_items(node),
             Work::Approval { node, jid, allow } => op.decide(&node, &jid, allow),
             Work::Pubsub(request) => op.request(request),
+        };
+        // A subscriber's list being read now may miss what was just
+        // written: read it again when that read ends.
+        for bare in op.touched {
+            let key = (domain.to_owned(), Load::User(bare));
+            if self.parked.contains_key(&key) {
+                self.stale.insert(key);
+            }
         }
+        result
     }
 }
 
@@ -494,6 +512,8 @@ struct Op<'a, 'c> {
     who: &'a str,
     settings: &'a Settings,
     svc: &'a mut Service,
+    /// Subscribers whose lists this request changed.
+    touched: Vec<String>,
 }
 
 impl Op<'_, '_> {
@@ -667,6 +687,7 @@ impl Op<'_, '_> {
         }
         put(self.cx, self.domain, store::sub_key(name, jid), doc.clone());
         put(self.cx, self.domain, store::user_key(&bare, name, jid), doc);
+        self.touched.push(bare);
     }
 
     /// The index as it now is, stored.
@@ -1037,12 +1058,15 @@ impl Op<'_, '_> {
         if count >= self.settings.subscriptions_per_jid_max {
             return Err((StanzaError::PolicyViolation, Some("too-many-subscriptions")));
         }
-        let waiting = node
-            .subs
-            .values()
-            .filter(|s| s.state == State::Pending)
-            .count();
-        if pending && waiting >= self.settings.pending_max {
+        // Counted only for requests that would wait: subscribing to an
+        // open node stays O(1) in the number of subscribers.
+        let waiting = || {
+            node.subs
+                .values()
+                .filter(|s| s.state == State::Pending)
+                .count()
+        };
+        if pending && waiting() >= self.settings.pending_max {
             return Err((StanzaError::PolicyViolation, Some("too-many-subscriptions")));
         }
         let mut sub = Subscription {

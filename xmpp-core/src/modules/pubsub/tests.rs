@@ -177,3 +177,98 @@ fn ten_thousand_subscribers() {
     let out = send(&mut h, &mut store, iq("alice@localhost/a", "set", PUBLISH));
     assert_eq!(out.iter().filter(|e| e.name == "message").count(), N);
 }
+
+/// A subscriber's list read while an owner approves one of its
+/// subscriptions is read again, not kept stale.
+#[test]
+fn a_list_read_overtaken_by_a_write_is_read_again() {
+    let mut store = MemoryStore::new();
+    let ps = |x: &str| format!("<pubsub xmlns='http://jabber.org/protocol/pubsub'>{x}</pubsub>");
+    {
+        let mut h = hub();
+        let create_a = ps("<create node='a'/><configure><x xmlns='jabber:x:data' type='submit'><field var='pubsub#access_model'><value>authorize</value></field></x></configure>");
+        send(
+            &mut h,
+            &mut store,
+            iq("alice@localhost/a", "set", &create_a),
+        );
+        send(
+            &mut h,
+            &mut store,
+            iq("alice@localhost/a", "set", &ps("<create node='b'/>")),
+        );
+        let out = send(
+            &mut h,
+            &mut store,
+            iq(
+                "bob@localhost/b",
+                "set",
+                &ps("<subscribe node='a' jid='bob@localhost'/>"),
+            ),
+        );
+        assert!(result(&out).to_xml().contains("pending"));
+    }
+    let mut h = hub();
+    // The owner's hub has node a in memory.
+    let list = "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><subscriptions node='a'/></pubsub>";
+    send(&mut h, &mut store, iq("alice@localhost/a", "get", list));
+    // bob subscribes to b: his list is read, and that read is held back
+    // (answered with what the store had before the approval).
+    h.routed(
+        0,
+        iq(
+            "bob@localhost/b",
+            "set",
+            &ps("<subscribe node='b' jid='bob@localhost'/>"),
+        ),
+    );
+    let mut held = None;
+    loop {
+        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+        if outs.is_empty() {
+            break;
+        }
+        for o in outs {
+            if let HubOutput::Storage { id, request } = o {
+                let user_list = matches!(&request, StorageRequest::ListBlobs { prefix, .. } if prefix.starts_with("u/"));
+                let r = store.execute(request);
+                if user_list && held.is_none() {
+                    held = Some((id, r));
+                } else {
+                    h.handle_storage(0, id, r);
+                }
+            }
+        }
+    }
+    let (id, stale) = held.expect("bob's list was read");
+    let approve = "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><subscriptions node='a'><subscription jid='bob@localhost' subscription='subscribed'/></subscriptions></pubsub>";
+    send(&mut h, &mut store, iq("alice@localhost/a", "set", approve));
+    h.handle_storage(0, id, stale);
+    drive(&mut h, &mut store);
+    let out = send(
+        &mut h,
+        &mut store,
+        iq("bob@localhost/b", "get", &ps("<subscriptions/>")),
+    );
+    let states: Vec<(String, String)> = result(&out)
+        .child(NS, "pubsub")
+        .and_then(|p| p.child(NS, "subscriptions"))
+        .map(|l| {
+            l.elements()
+                .map(|s| {
+                    (
+                        s.attr("node").unwrap_or_default().to_owned(),
+                        s.attr("subscription").unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        states,
+        vec![
+            ("a".to_owned(), "subscribed".to_owned()),
+            ("b".to_owned(), "subscribed".to_owned())
+        ]
+    );
+}
