@@ -257,3 +257,43 @@ async def test_hostile_payloads_nodes_and_subscriptions_are_refused(configured_s
     # Still serving.
     await publish(alice, "n1", "still here")
     await seen(bob, "publish", "still here")
+
+
+async def test_a_thousand_subscriptions_cost_little(configured_server, xmpp):
+    """One bare JID subscribes 1,000 of its JIDs to a node (the per-JID
+    budget raised to allow it): each is a small document, the server's
+    memory barely moves, and a publish fans out to all of them in one step
+    (the one online resource among them is notified)."""
+    srv = configured_server
+    path = Path(srv.root) / "vireo.toml"
+    path.write_text("[services]\npubsub_max_subscriptions = 1000\n")
+    srv.config_path = path
+    srv.start()
+    a, b = srv.new_account("wide"), srv.new_account("many")
+    alice = ps_client(xmpp, srv, a, "alice")
+    bob = ps_client(xmpp, srv, b, "bob")
+    await alice.connect()
+    await bob.connect()
+    await ps(alice).create_node(SERVICE, "wide", timeout=WAIT)
+    before = rss_kib(srv)
+
+    own = str(bob.xmpp.boundjid.full)
+    jids = [own] + [f"{b.jid}/r{k}" for k in range(999)]
+    for start in range(0, len(jids), 50):
+        await asyncio.gather(*(ps(bob).subscribe(SERVICE, "wide", subscribee=j, bare=False,
+                                                 timeout=30)
+                               for j in jids[start:start + 50]))
+    err = await refused(ps(bob).subscribe(SERVICE, "wide", subscribee=f"{b.jid}/one-more",
+                                          bare=False, timeout=WAIT))
+    assert "too-many-subscriptions" in str(err), str(err)
+    subscribed = rss_kib(srv)
+
+    await publish(alice, "wide", "to everyone")
+    await seen(bob, "publish", "to everyone")
+    await asyncio.sleep(QUIET)
+    after = rss_kib(srv)
+    print(f"pubsub 1000 subscriptions: RSS {before} KiB -> {subscribed} KiB subscribed "
+          f"-> {after} KiB after the fan-out")
+    assert subscribed - before < 16 * 1024 and after - before < 16 * 1024, (before, subscribed, after)
+    lst = await ps(alice).get_node_subscriptions(SERVICE, "wide", timeout=WAIT)
+    assert len(lst["pubsub_owner"]["subscriptions"]) == 1000
