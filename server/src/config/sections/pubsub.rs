@@ -46,7 +46,16 @@ fn configure(cfg: &Config, set: &mut ModuleSet) {
     let int = |k: &str, fallback: usize| cfg.int(k).unwrap_or(fallback);
     let items_per_node_max = int("services.pubsub_max_items", d.items_per_node_max);
     set.configure(PubsubService::new(Settings {
-        domains: cfg.domains.clone(),
+        // A domain whose file switches the module off has no service.
+        domains: cfg
+            .domains
+            .iter()
+            .filter(|d| {
+                cfg.vhost(d)
+                    .is_none_or(|v| v.modules.contains_key("pubsub"))
+            })
+            .cloned()
+            .collect(),
         admins: cfg.admins.clone(),
         create: cfg
             .text("services.pubsub_create_nodes")
