@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::hub::{Hub, HubConfig, HubOutput};
+use crate::modules::pep::protocol::EVENT;
 use crate::storage::MemoryStore;
 
 fn hub() -> Hub {
