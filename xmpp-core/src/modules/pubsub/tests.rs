@@ -273,3 +273,97 @@ fn a_list_read_overtaken_by_a_write_is_read_again() {
         ]
     );
 }
+
+/// Each budget answers with its precise XEP-0060 error, at the limit and
+/// not before.
+#[test]
+fn budgets_refuse_at_the_limit() {
+    use super::settings::{CreatePolicy, Settings};
+    let settings = Settings {
+        nodes_per_owner_max: 2,
+        subscriptions_per_jid_max: 2,
+        pending_max: 1,
+        item_bytes_max: 64,
+        items_per_node_max: 3,
+        ..Settings::default()
+    };
+    let cfg = HubConfig {
+        modules: crate::modules::ModuleSet::standard().with(PubsubService::new(settings.clone())),
+        ..HubConfig::default()
+    };
+    let mut h = Hub::new(Arc::new(cfg));
+    let mut store = MemoryStore::new();
+    let ps = |x: &str| format!("<pubsub xmlns='http://jabber.org/protocol/pubsub'>{x}</pubsub>");
+    let error = |out: &[Element]| -> Option<(String, Option<String>)> {
+        let e = result(out).child(ns::CLIENT, "error")?;
+        let mut conditions = e.elements().map(|c| c.name.clone());
+        Some((conditions.next()?, conditions.next()))
+    };
+    let mut ask = |from: &str, payload: String| {
+        let out = send(&mut h, &mut store, iq(from, "set", &payload));
+        error(&out)
+    };
+    let authorize = "<configure><x xmlns='jabber:x:data' type='submit'><field var='pubsub#access_model'><value>authorize</value></field></x></configure>";
+    assert_eq!(ask("alice@localhost/a", ps("<create node='a'/>")), None);
+    assert_eq!(
+        ask(
+            "alice@localhost/a",
+            ps(&format!("<create node='b'/>{authorize}"))
+        ),
+        None
+    );
+    assert_eq!(
+        ask("alice@localhost/a", ps("<create node='c'/>")),
+        Some(("policy-violation".into(), Some("max-nodes-exceeded".into())))
+    );
+    // Another user has a budget of their own; a stranger none at all.
+    assert_eq!(ask("bob@localhost/b", ps("<create node='c'/>")), None);
+    assert_eq!(
+        ask("eve@elsewhere.example/x", ps("<create node='d'/>")),
+        Some(("forbidden".into(), None))
+    );
+    let payload = |n: usize| {
+        ps(&format!(
+            "<publish node='a'><item><x xmlns='urn:x'>{}</x></item></publish>",
+            "y".repeat(n)
+        ))
+    };
+    assert_eq!(ask("alice@localhost/a", payload(10)), None);
+    assert_eq!(
+        ask("alice@localhost/a", payload(64)),
+        Some(("not-acceptable".into(), Some("payload-too-big".into())))
+    );
+    let max = |n: &str| {
+        format!("<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='a'><x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'><value>{n}</value></field></x></configure></pubsub>")
+    };
+    assert_eq!(ask("alice@localhost/a", max("3")), None);
+    assert_eq!(
+        ask("alice@localhost/a", max("4")),
+        Some(("not-acceptable".into(), None))
+    );
+    let subscribe = |node: &str, jid: &str| ps(&format!("<subscribe node='{node}' jid='{jid}'/>"));
+    assert_eq!(
+        ask("carol@localhost/c", subscribe("a", "carol@localhost/c")),
+        None
+    );
+    assert_eq!(
+        ask("carol@localhost/c", subscribe("b", "carol@localhost/c")),
+        None
+    );
+    assert_eq!(
+        ask("carol@localhost/c", subscribe("c", "carol@localhost/c")),
+        Some((
+            "policy-violation".into(),
+            Some("too-many-subscriptions".into())
+        ))
+    );
+    // One request waits on b already (carol's): the next is refused.
+    assert_eq!(
+        ask("dave@localhost/d", subscribe("b", "dave@localhost")),
+        Some((
+            "policy-violation".into(),
+            Some("too-many-subscriptions".into())
+        ))
+    );
+    assert_eq!(settings.create, CreatePolicy::Local);
+}
