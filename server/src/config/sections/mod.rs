@@ -63,6 +63,7 @@ mod tests {
                     .map(|c| (*c).to_owned())
                     .unwrap_or_default(),
             ),
+            _ if spec.ty.is_list() => Value::List(vec![format!("other@{}.example", spec.local)]),
             _ => Value::Str(format!("other-{}.example", spec.local)),
         }
     }

@@ -1,7 +1,7 @@
 //! The XEP-0060 publish-subscribe service at `pubsub.<domain>`: who may
 //! create nodes, a new node's defaults and the service's budgets, with
-//! Prosody's `pubsub_max_items` name for the per-node item cap. The
-//! server's `admins` own every node.
+//! Prosody's `pubsub_max_items` and `pubsub_admins` names. The server's
+//! `admins` and `pubsub_admins` own every node.
 
 use super::Section;
 use crate::config::schema::{key, Home, KeySpec, Ty};
@@ -18,6 +18,8 @@ const PUBSUB: Home = Home::Layer(Layer::Services, "pubsub");
 const KEYS: &[KeySpec] = &[
     key("services.pubsub_create_nodes", "pubsub_create_nodes", PUBSUB, Ty::Choice(&["local", "admins", "nobody"]), "\"local\"", &["XEP-0060 §8.1"],
         "Who may create nodes on pubsub.<domain>: any user of a hosted domain (`local`), the server's `admins` only, or `nobody`."),
+    key("services.pubsub_admins", "pubsub_admins", PUBSUB, Ty::Jids, "[]", &["XEP-0060 §4.1"],
+        "Bare JIDs that own every node of the service, besides the server's `admins` (Prosody's `pubsub_admins`)."),
     key("services.pubsub_default_access_model", "pubsub_default_access_model", PUBSUB, Ty::Choice(&["open", "authorize", "whitelist"]), "\"open\"", &["XEP-0060 §4.5"],
         "`pubsub#access_model` of a new node (`presence` and `roster` are PEP's: a service has no roster)."),
     key("services.pubsub_default_max_items", "pubsub_default_max_items", PUBSUB, Ty::Int { min: 1, max: 10_000 }, "10", &["XEP-0060 §16.4.3"],
@@ -56,7 +58,12 @@ fn configure(cfg: &Config, set: &mut ModuleSet) {
             })
             .cloned()
             .collect(),
-        admins: cfg.admins.clone(),
+        admins: cfg
+            .admins
+            .iter()
+            .cloned()
+            .chain(cfg.list("services.pubsub_admins"))
+            .collect(),
         create: cfg
             .text("services.pubsub_create_nodes")
             .as_deref()
