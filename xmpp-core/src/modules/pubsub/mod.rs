@@ -219,6 +219,13 @@ impl PubsubService {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+
+    /// Whether `domain` is one of its services (`pubsub.<hosted domain>`).
+    fn hosts(&self, domain: &str) -> bool {
+        domain
+            .strip_prefix("pubsub.")
+            .is_some_and(|d| self.settings.domains.iter().any(|h| h == d))
+    }
 }
 
 impl Module for PubsubService {
@@ -234,7 +241,7 @@ impl Module for PubsubService {
         let Addressed::Service { domain } = to else {
             return Flow::Pass;
         };
-        if !self.settings.service_domains().iter().any(|d| d == domain) {
+        if !self.hosts(domain) {
             return Flow::Pass;
         }
         if work(iq).is_none() {
@@ -247,7 +254,7 @@ impl Module for PubsubService {
     /// An owner's answer to an approval form (§8.6).
     fn service_stanza(&mut self, cx: &mut Context<'_>, domain: &str, stanza: &Element) -> Flow {
         if stanza.name != "message"
-            || !self.settings.service_domains().iter().any(|d| d == domain)
+            || !self.hosts(domain)
             || subscriptions::authorization_answer(stanza).is_none()
         {
             return Flow::Pass;
