@@ -55,7 +55,7 @@ impl Op<'_, '_> {
         let mut bytes = node.item_bytes();
         let mut over = 0;
         while bytes > node_bytes_max && over + 1 < node.items.len() {
-            bytes -= node.items[over].payload.approx_size();
+            bytes = bytes.saturating_sub(node.items[over].payload.approx_size());
             over += 1;
         }
         gone.extend(node.items.drain(..over).map(|i| i.seq));
