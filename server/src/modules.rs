@@ -170,7 +170,7 @@ pub const CATALOG: &[ModuleInfo] = &[
         ..built("offline", Layer::Services, "messaging", &["XEP-0160", "XEP-0203"], "offline message storage")
     },
     planned("muc", Layer::Services, "groupchat", &["XEP-0045"], "multi-user chat"),
-    planned("pubsub", Layer::Services, "pubsub", &["XEP-0060"], "publish-subscribe service"),
+    built("pubsub", Layer::Services, "pubsub", &["XEP-0060", "XEP-0059", "XEP-0223"], "publish-subscribe service at pubsub.<domain>: nodes, items with paging, subscriptions with approval, affiliations, notifications"),
     // 06 storage
     ModuleInfo {
         conflicts: &["storage_sql"],

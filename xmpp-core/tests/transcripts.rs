@@ -11,6 +11,8 @@ use xmpp_core::hub::{ConnId, HubConfig};
 use xmpp_core::jid::Jid;
 use xmpp_core::modules::extdisco::{ExternalServices, TurnConfig};
 use xmpp_core::modules::mam::{ArchiveConfig, Archiving};
+use xmpp_core::modules::pubsub::settings::{CreatePolicy, Settings as PubsubSettings};
+use xmpp_core::modules::pubsub::PubsubService;
 use xmpp_core::modules::push::{Push, PushSettings};
 use xmpp_core::modules::ModuleSet;
 use xmpp_core::ns;
@@ -89,6 +91,7 @@ struct ModuleSettings {
     push: PushSettings,
     turn: Option<TurnConfig>,
     archive: ArchiveConfig,
+    pubsub: PubsubSettings,
     disabled: Vec<String>,
 }
 
@@ -99,6 +102,7 @@ impl ModuleSettings {
         set.configure(Push::new(self.push.clone()));
         set.configure(ExternalServices::new(self.turn.clone()));
         set.configure(Archiving::new(self.archive.clone()));
+        set.configure(PubsubService::new(self.pubsub.clone()));
         for id in set.ids() {
             let disabled = |name: &str| self.disabled.iter().any(|d| d == name);
             // Avatar hashes come from the vCard.
@@ -139,6 +143,35 @@ fn parse_duration(v: &str) -> Result<u64, String> {
         .parse::<u64>()
         .map(|n| n * mult)
         .map_err(|_| format!("bad duration {v:?}"))
+}
+
+/// `pubsub: [create=local|admins|nobody] [admins=a@d,b@d] [max_items=N]
+/// [items_max=N] [item_bytes=N] [node_bytes=N] [nodes_per_owner=N] [subscriptions=N]
+/// [pending=N]`: the XEP-0060 service's settings.
+fn parse_pubsub(v: &str) -> Result<PubsubSettings, String> {
+    let mut p = PubsubSettings::default();
+    for pair in v.split_whitespace() {
+        let (k, val) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected key=value, got {pair:?}"))?;
+        let num = |x: &str| x.parse::<usize>().map_err(|_| format!("bad number {x:?}"));
+        match k {
+            "create" => {
+                p.create =
+                    CreatePolicy::parse(val).ok_or_else(|| format!("bad create policy {val:?}"))?
+            }
+            "admins" => p.admins = val.split(',').map(str::to_owned).collect(),
+            "max_items" => p.default_max_items = num(val)?,
+            "items_max" => p.items_per_node_max = num(val)?,
+            "item_bytes" => p.item_bytes_max = num(val)?,
+            "node_bytes" => p.node_bytes_max = num(val)?,
+            "nodes_per_owner" => p.nodes_per_owner_max = num(val)?,
+            "subscriptions" => p.subscriptions_per_jid_max = num(val)?,
+            "pending" => p.pending_max = num(val)?,
+            _ => return Err(format!("unknown pubsub setting {k:?}")),
+        }
+    }
+    Ok(p)
 }
 
 /// `turn: host=H [port=P] [secret=S] [ttl=SECONDS] [tcp=yes] [tls_port=P] [user=U]`.
@@ -350,6 +383,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                             sc.hub.quotas.max_sessions = n;
                         }
                         "turn" => sc.modules.turn = Some(parse_turn(&v).map_err(err)?),
+                        "pubsub" => sc.modules.pubsub = parse_pubsub(&v).map_err(err)?,
                         "avatars" => sc.avatars = parse_bool(&v).map_err(err)?,
                         "registration_limit" => {
                             sc.registration_limit = parse_duration(&v).map_err(err)?

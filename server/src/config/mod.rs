@@ -378,6 +378,15 @@ impl Config {
         }
     }
 
+    /// A list key's effective value (empty when unset).
+    pub fn list(&self, key: &str) -> Vec<String> {
+        typed(key, |ty| ty.is_list());
+        match self.value(key) {
+            Some((Value::List(items), _)) => items,
+            _ => Vec::new(),
+        }
+    }
+
     /// The virtual host of a domain.
     pub fn vhost(&self, domain: &str) -> Option<&VirtualHost> {
         self.vhosts.iter().find(|v| v.domain == domain)

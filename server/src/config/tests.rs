@@ -817,6 +817,44 @@ fn virtual_hosts_and_module_overrides() {
     );
 }
 
+/// The XEP-0060 service runs at pubsub.<domain> for the domains that
+/// keep the module on, with the server's admins and the section's budgets.
+#[test]
+fn pubsub_serves_the_domains_that_enable_it() {
+    let dir = init("production");
+    std::fs::write(
+        path(&dir, "domains/chat.toml"),
+        "domain = \"chat.example.org\"\nmodules_disabled = [\"pubsub\"]\n",
+    )
+    .expect("write");
+    let file = path(&dir, "stack/05-services/pubsub.toml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let text = text.replace(
+        "pubsub_max_subscriptions = 1000",
+        "pubsub_max_subscriptions = 7",
+    );
+    std::fs::write(&file, text).expect("write");
+    let cfg = Config::load(
+        Some(dir.path()),
+        &env_of(&[("VIREO_ADMINS", "root@example.org")]),
+    )
+    .expect("load");
+    assert_eq!(cfg.domains, vec!["example.org", "chat.example.org"]);
+    let rt = crate::commands::run::runtime_config(&cfg, None);
+    let pubsub = rt
+        .hub
+        .modules
+        .describe(xmpp_core::modules::pubsub::ID)
+        .expect("pubsub is on");
+    for part in [
+        "domains: [\"example.org\"]",
+        "admins: [\"root@example.org\"]",
+        "subscriptions_per_jid_max: 7",
+    ] {
+        assert!(pubsub.contains(part), "{part}: {pubsub}");
+    }
+}
+
 #[test]
 fn single_file_unknown_section_and_misplaced_key() {
     let (_d, p) = write("[tranport]\nc2s_port = 1\n[transport]\nrequire_encryption = false\n");

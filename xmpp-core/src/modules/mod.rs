@@ -15,6 +15,7 @@ pub mod mam;
 pub mod offline;
 pub mod pep;
 pub mod ping;
+pub mod pubsub;
 pub mod push;
 pub mod register;
 pub mod roster;

@@ -61,6 +61,7 @@ impl ModuleSet {
             .with(super::avatar::Avatars::default())
             .with(super::offline::OfflineStorage::default())
             .with(super::pep::Pep::default())
+            .with(super::pubsub::PubsubService::default())
     }
 
     /// The set with `module` added, or replacing the one of its identity.

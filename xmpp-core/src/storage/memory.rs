@@ -15,13 +15,16 @@
 //! - `TakeOffline` drains one page of the queue oldest first, and answers
 //!   an empty queue for an unknown account; `PushOffline` with a limit
 //!   answers `Full` and stores nothing once the queue holds that many;
+//! - an owner without '@' is a service domain (`pubsub.localhost`): its
+//!   documents (`StoreBlob`, `LoadBlob`, `ListBlobs`) exist without an
+//!   account, apart from every account's;
 //! - an empty account name or one containing NUL is refused with `Failed`;
 //! - archive queries run [`crate::archive::run_query`] over the account's
 //!   archive; appending an id that is already archived answers `Conflict`.
 
 use crate::archive::{self, ArchiveId, ArchiveView, ArchivedMessage, QueryError};
 use crate::sasl::StoredCredentials;
-use crate::storage::{AccountData, RosterItem, StorageRequest, StorageResult};
+use crate::storage::{is_service_owner, AccountData, RosterItem, StorageRequest, StorageResult};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
@@ -80,6 +83,8 @@ static NO_ARCHIVE: BTreeMap<ArchiveId, ArchivedMessage> = BTreeMap::new();
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     accounts: BTreeMap<String, StoredAccount>,
+    /// Documents of service domains (owners without '@').
+    services: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MemoryStore {
@@ -297,7 +302,12 @@ impl MemoryStore {
                 after,
                 max,
             } => {
-                let Some(a) = self.accounts.get(&account) else {
+                let blobs = if is_service_owner(&account) {
+                    self.services.get(&account)
+                } else {
+                    self.accounts.get(&account).map(|a| &a.blobs)
+                };
+                let Some(blobs) = blobs else {
                     return StorageResult::Documents {
                         items: Vec::new(),
                         more: false,
@@ -309,8 +319,7 @@ impl MemoryStore {
                     Some(k) if *k >= prefix => std::ops::Bound::Excluded(k.clone()),
                     _ => std::ops::Bound::Included(prefix.clone()),
                 };
-                let mut matching = a
-                    .blobs
+                let mut matching = blobs
                     .range((from, std::ops::Bound::Unbounded))
                     .take_while(|(k, _)| k.starts_with(&prefix));
                 let items: Vec<(String, String)> = matching
@@ -321,38 +330,51 @@ impl MemoryStore {
                 let more = matching.next().is_some();
                 StorageResult::Documents { items, more }
             }
-            StorageRequest::LoadBlob { account, key } => StorageResult::Blob(
-                self.accounts
-                    .get(&account)
-                    .and_then(|a| a.blobs.get(&key).cloned()),
-            ),
+            StorageRequest::LoadBlob { account, key } => {
+                StorageResult::Blob(if is_service_owner(&account) {
+                    self.services
+                        .get(&account)
+                        .and_then(|b| b.get(&key).cloned())
+                } else {
+                    self.accounts
+                        .get(&account)
+                        .and_then(|a| a.blobs.get(&key).cloned())
+                })
+            }
             StorageRequest::StoreBlob {
                 account,
                 key,
                 value,
                 limit,
-            } => match self.accounts.get_mut(&account) {
-                Some(a) => {
-                    let refused = value.is_some()
-                        && limit.is_some_and(|l| {
-                            let existing =
-                                a.blobs.keys().filter(|k| k.starts_with(&l.prefix)).count();
-                            l.refuses(
-                                u64::try_from(existing).unwrap_or(u64::MAX),
-                                a.blobs.contains_key(&key),
-                            )
-                        });
-                    if refused {
-                        return StorageResult::Full;
+            } => {
+                let blobs = if is_service_owner(&account) {
+                    Some(self.services.entry(account).or_default())
+                } else {
+                    self.accounts.get_mut(&account).map(|a| &mut a.blobs)
+                };
+                match blobs {
+                    Some(blobs) => {
+                        let refused = value.is_some()
+                            && limit.is_some_and(|l| {
+                                let existing =
+                                    blobs.keys().filter(|k| k.starts_with(&l.prefix)).count();
+                                l.refuses(
+                                    u64::try_from(existing).unwrap_or(u64::MAX),
+                                    blobs.contains_key(&key),
+                                )
+                            });
+                        if refused {
+                            return StorageResult::Full;
+                        }
+                        match value {
+                            Some(v) => blobs.insert(key, v),
+                            None => blobs.remove(&key),
+                        };
+                        StorageResult::Done
                     }
-                    match value {
-                        Some(v) => a.blobs.insert(key, v),
-                        None => a.blobs.remove(&key),
-                    };
-                    StorageResult::Done
+                    None => StorageResult::NotFound,
                 }
-                None => StorageResult::NotFound,
-            },
+            }
             StorageRequest::AppendArchive { account, message } => {
                 match self.accounts.get_mut(&account) {
                     Some(a) if a.archive.contains_key(&message.id) => StorageResult::Conflict,

@@ -8,6 +8,14 @@ mod memory;
 
 pub use memory::MemoryStore;
 
+/// Whether a document owner is a service domain (`pubsub.localhost`)
+/// rather than an account: account JIDs always have a local part. A
+/// service's documents exist without an account (see
+/// [`StorageRequest::StoreBlob`]).
+pub fn is_service_owner(owner: &str) -> bool {
+    !owner.contains('@')
+}
+
 use crate::archive::{ArchiveBounds, ArchivePage, ArchiveQuery, ArchivedMessage};
 use crate::sasl::StoredCredentials;
 use crate::time::Millis;
@@ -164,7 +172,11 @@ pub enum StorageRequest {
     /// storage), by key. Answer: [`StorageResult::Blob`].
     LoadBlob { account: String, key: String },
     /// Replace (`Some`) or delete (`None`) one of the account's stored XML
-    /// documents. `NotFound` for an unknown account. With a `limit`, a new
+    /// documents. `NotFound` for an unknown account. An owner without '@'
+    /// is a service domain (`pubsub.localhost`), not an account: its
+    /// documents belong to the service at that domain and exist without
+    /// any account being created (account JIDs always have a local part,
+    /// so the two never collide). With a `limit`, a new
     /// key (not a replacement) is refused with [`StorageResult::Full`] when
     /// the account already has `limit.max` keys starting with
     /// `limit.prefix`: the per-account quota of private XML documents.

@@ -701,6 +701,50 @@ pub(crate) mod conformance {
             })),
             (vec![], false)
         );
+        // A service domain (no '@') owns documents without an account:
+        // stored, listed, read and deleted; an unknown account still has
+        // none.
+        let service = |key: &str, value: Option<&str>| Req::StoreBlob {
+            account: "pubsub.localhost".into(),
+            key: key.into(),
+            value: value.map(str::to_owned),
+            limit: None,
+        };
+        assert_eq!(b.execute(service("node/a", Some("<a/>"))), Res::Done);
+        assert_eq!(b.execute(service("node/b", Some("<b/>"))), Res::Done);
+        assert_eq!(
+            keys(b.execute(Req::ListBlobs {
+                account: "pubsub.localhost".into(),
+                prefix: "node/".into(),
+                after: None,
+                max: 10,
+            })),
+            (vec!["node/a".to_owned(), "node/b".to_owned()], false)
+        );
+        assert_eq!(b.execute(service("node/a", None)), Res::Done);
+        assert_eq!(
+            b.execute(Req::LoadBlob {
+                account: "pubsub.localhost".into(),
+                key: "node/b".into(),
+            }),
+            Res::Blob(Some("<b/>".into()))
+        );
+        assert_eq!(
+            b.execute(Req::LoadBlob {
+                account: "pubsub.localhost".into(),
+                key: "node/a".into(),
+            }),
+            Res::Blob(None)
+        );
+        assert_eq!(
+            b.execute(Req::StoreBlob {
+                account: "nobody@localhost".into(),
+                key: "x".into(),
+                value: Some("<x/>".into()),
+                limit: None,
+            }),
+            Res::NotFound
+        );
         // The documents a load names come back with the account, in the
         // order named; others (the vCard stored above) do not.
         match b.execute(Req::LoadAccount {

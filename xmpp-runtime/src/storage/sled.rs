@@ -510,7 +510,8 @@ impl SledBackend {
             } => {
                 let result = {
                     let _w = self.lock();
-                    if !self.exists(&account)? {
+                    // A service domain's documents need no account.
+                    if !xmpp_core::storage::is_service_owner(&account) && !self.exists(&account)? {
                         return Ok(StorageResult::NotFound);
                     }
                     let k = account_key(&account, &key);

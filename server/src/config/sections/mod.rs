@@ -11,6 +11,7 @@ use xmpp_core::modules::{ModuleId, ModuleSet};
 
 mod archiving;
 mod extdisco;
+mod pubsub;
 mod push;
 
 /// One hub module's configuration.
@@ -25,7 +26,12 @@ pub struct Section {
 }
 
 /// Every section, in stack order.
-pub const SECTIONS: &[Section] = &[extdisco::SECTION, push::SECTION, archiving::SECTION];
+pub const SECTIONS: &[Section] = &[
+    extdisco::SECTION,
+    push::SECTION,
+    pubsub::SECTION,
+    archiving::SECTION,
+];
 
 /// Configure every module of `set` that has a section.
 pub fn configure(cfg: &Config, set: &mut ModuleSet) {
@@ -57,6 +63,7 @@ mod tests {
                     .map(|c| (*c).to_owned())
                     .unwrap_or_default(),
             ),
+            _ if spec.ty.is_list() => Value::List(vec![format!("other@{}.example", spec.local)]),
             _ => Value::Str(format!("other-{}.example", spec.local)),
         }
     }
