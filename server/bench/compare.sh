@@ -14,7 +14,7 @@
 #                    mam, Prosody's and ejabberd's mod_mam, each archiving every
 #                    conversation) and only the messages runs, as mam-messages-*
 #   --pep            PEP (XEP-0163) on in all three servers (Vireo's pep, Prosody's
-#                    mod_pep, ejabberd's mod_pep + mod_caps) and only the PEP runs:
+#                    mod_pep, ejabberd's mod_pubsub with its pep plugin + mod_caps) and only the PEP runs:
 #                    pep-nN-mM (one publisher, N contacts with +notify caps, M items;
 #                    --pep-contacts, --pep-items) and idle with PEP on
 #   --pep-contacts N contacts of the pep run (default 200, quick 20)
@@ -111,7 +111,7 @@ else
     MAM_VIREO='' MAM_PROSODY='' MAM_EJABBERD=''
 fi
 if [ "$PEP" = 1 ]; then
-    PEP_VIREO=', "pep"' PEP_PROSODY='"pep";' PEP_EJABBERD='mod_pep: {}\n  mod_caps: {}'
+    PEP_VIREO=', "pep"' PEP_PROSODY='"pep";' PEP_EJABBERD='mod_caps: {}\n  mod_pubsub:\n    plugins: [flat, pep]'
 else
     PEP_VIREO='' PEP_PROSODY='' PEP_EJABBERD=''
 fi

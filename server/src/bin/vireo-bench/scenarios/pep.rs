@@ -46,6 +46,8 @@ struct Shared {
     notifications: AtomicU64,
     /// Second copies of a measured notification.
     duplicates: AtomicU64,
+    /// The first few of them: contact, item, µs after the first copy, `to`.
+    duplicate_examples: Mutex<Vec<String>>,
     /// µs since `base` at which measured item k was sent (0: not yet).
     sent: Vec<AtomicU64>,
     base: Instant,
@@ -148,6 +150,7 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &PepCmd, r: &mut Report) -> Result<(), Str
         events: AtomicU64::new(0),
         notifications: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
+        duplicate_examples: Mutex::new(Vec::new()),
         sent: (0..m).map(|_| AtomicU64::new(0)).collect(),
         base: Instant::now(),
         tag: format!(
@@ -313,6 +316,11 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &PepCmd, r: &mut Report) -> Result<(), Str
     close_all(&ctx.ex, clients, 256).await;
     outcome?;
     let dups = shared.duplicates.load(Ordering::Acquire);
+    if let Ok(ex) = shared.duplicate_examples.lock() {
+        if !ex.is_empty() {
+            r.str("duplicate_examples", ex.join("; "));
+        }
+    }
     let delivered = shared.notifications.load(Ordering::Acquire);
     if delivered != (n * m) as u64 || dups > 0 {
         return Err(format!(
@@ -389,7 +397,8 @@ async fn contact(
     let warm = format!("w-{}-", shared.tag);
     let measured = format!("m-{}-", shared.tag);
     let mut is_ready = false;
-    let mut seen = vec![false; m];
+    // When each measured item arrived (µs since `base`; 0: not yet).
+    let mut seen = vec![0u64; m];
     let mut count = 0usize;
     let mut stanzas = Vec::new();
     let mut lat = Latencies::with_capacity(m);
@@ -432,10 +441,18 @@ async fn contact(
                 else {
                     continue;
                 };
-                if std::mem::replace(&mut seen[k], true) {
+                if seen[k] != 0 {
                     shared.duplicates.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut ex) = shared.duplicate_examples.lock() {
+                        if ex.len() < 5 {
+                            let after = shared.now_us().saturating_sub(seen[k]);
+                            let to = el.attr("to").unwrap_or_default();
+                            ex.push(format!("{me} item {k} again {after} µs later (to {to})"));
+                        }
+                    }
                     continue;
                 }
+                seen[k] = shared.now_us().max(1);
                 let sent = shared.sent[k].load(Ordering::Acquire);
                 lat.push_us(shared.now_us().saturating_sub(sent));
                 count += 1;
