@@ -20,6 +20,9 @@
 #                    items for 3 s when under 2 s) and idle with PEP on
 #   --pep-contacts N contacts of the pep run (default 200, quick 20)
 #   --pep-items M    items of the pep run (default 200, quick 20)
+#   --pep-fanout N   contacts of the pep-fanout run (default 2000, quick 100): 10 items
+#                    back to back while two other accounts exchange a message every
+#                    5 ms (vireo-bench pep --probe); 0 skips it
 #   --prosody-archive internal|sql
 #                    Prosody's archive store with --archiving: internal (its
 #                    default, files; the default here) or sql (SQLite, needs
@@ -47,7 +50,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 PY="${PYTHON:-python3}"
 LIB="$HERE/benchlib.py"
 
-QUICK=0 TLS=0 ARCHIVING=0 PEP=0 PEP_N="" PEP_M="" PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
+QUICK=0 TLS=0 ARCHIVING=0 PEP=0 PEP_N="" PEP_M="" PEP_FANOUT="" PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
 ONLY="vireo,prosody,ejabberd" COUNT="" BENCH_THREADS=1
 DOMAIN=localhost PASSWORD=bench-pw PREFIX=u ROSTER_PREFIX=r
 # ejabberd 23.01 (p1_xmpp) hashes SCRAM with a fixed 4,096 iterations; Prosody
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
         --pep) PEP=1 ;;
         --pep-contacts) PEP_N="$2"; shift ;;
         --pep-items) PEP_M="$2"; shift ;;
+        --pep-fanout) PEP_FANOUT="$2"; shift ;;
         --prosody-archive) PROSODY_ARCHIVE="$2"; shift ;;
         --prosody-archive=*) PROSODY_ARCHIVE="${1#*=}" ;;
         --only) ONLY="$2"; shift ;;
@@ -93,11 +97,11 @@ has() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
 if [ "$QUICK" = 1 ]; then
     IDLE_SMALL=100 IDLE_BIG=500 PAIRS=10 WINDOW=10 COUNT="${COUNT:-400}"
     LOGIN_ACCOUNTS=200 LOGIN_CONC=20 RP_USERS=20 RP_CONTACTS=10 HUGE=0
-    PEP_N="${PEP_N:-20}" PEP_M="${PEP_M:-20}"
+    PEP_N="${PEP_N:-20}" PEP_M="${PEP_M:-20}" PEP_FANOUT="${PEP_FANOUT:-100}"
 else
     IDLE_SMALL=1000 IDLE_BIG=5000 PAIRS=50 WINDOW=20 COUNT="${COUNT:-4000}"
     LOGIN_ACCOUNTS=2000 LOGIN_CONC=50 RP_USERS=200 RP_CONTACTS=50 HUGE=15000
-    PEP_N="${PEP_N:-200}" PEP_M="${PEP_M:-200}"
+    PEP_N="${PEP_N:-200}" PEP_M="${PEP_M:-200}" PEP_FANOUT="${PEP_FANOUT:-2000}"
     [ "$HUGE_RUNS" = 1 ] || HUGE=0
 fi
 # Archiving (--archiving): what each template gets in its module list.
@@ -122,6 +126,7 @@ N_COMMON=$(( $(max $((IDLE_BIG + 2 * PAIRS)) "$LOGIN_ACCOUNTS") + 10 ))
 N_VIREO=$(( $(max "$N_COMMON" $((HUGE + 2 * PAIRS))) + 10 ))
 # Roster accounts r0..: roster-presence users, or the pep run's publisher and contacts.
 N_ROSTER=$(( $(max $((RP_USERS + RP_CONTACTS)) $((PEP_N + 1))) + 10 ))
+[ "$PEP" = 1 ] && N_ROSTER=$(( $(max "$N_ROSTER" $((PEP_FANOUT + 3 + 10))) ))
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -505,6 +510,10 @@ elif [ "$PEP" = 1 ]; then
             log "$s: pep measured only ${secs}s; rerunning with --items $items"
             run_case "$s" "pep-n$PEP_N-long" --user-prefix "$ROSTER_PREFIX" \
                 pep --contacts "$PEP_N" --items "$items"
+        fi
+        if [ "$PEP_FANOUT" -gt 0 ]; then
+            run_case "$s" "pep-fanout-n$PEP_FANOUT" --user-prefix "$ROSTER_PREFIX" \
+                pep --contacts "$PEP_FANOUT" --items 10 --window 10 --probe
         fi
         run_case "$s" "pep-idle-$IDLE_BIG" idle --sessions "$IDLE_BIG"
     done

@@ -23,6 +23,8 @@ PREFERRED = [
     ("msgs_per_s", "high"), ("logins_per_s", "high"), ("presence_per_s", "high"),
     ("notifications_per_s", "high"), ("server_cpu_us_per_notification", "low"),
     ("notifications_delivered", ""), ("notifications_expected", ""),
+    ("probe_rest_p50_ms", "low"), ("probe_rest_max_ms", "low"),
+    ("probe_p50_ms", "low"), ("probe_p99_ms", "low"), ("probe_max_ms", "low"),
     ("p50_ms", "low"), ("p99_ms", "low"), ("max_ms", "low"),
     ("server_cpu_us_per_msg", "low"), ("server_cpu_us_per_login", "low"),
     ("server_cpu_us_per_presence", "low"), ("server_cpu_cores", ""),

@@ -207,6 +207,10 @@ pub struct PepCmd {
     /// publishes in flight at once (default 10)
     #[argh(option, default = "10")]
     pub window: usize,
+    /// accounts N+1 and N+2 exchange a message every 5 ms: their latency
+    /// at rest and during the fan-out
+    #[argh(switch)]
+    pub probe: bool,
 }
 
 /// XEP-0313 archive page latency. With --fill-store, fill account 0's

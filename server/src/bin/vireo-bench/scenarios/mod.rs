@@ -6,6 +6,7 @@ pub mod login;
 pub mod mam;
 pub mod messages;
 pub mod pep;
+pub mod probe;
 pub mod roster_presence;
 
 use crate::cli::ScenarioCmd;
@@ -34,7 +35,7 @@ impl ScenarioCmd {
             ScenarioCmd::Messages(c) => 2 * c.pairs + c.idle,
             ScenarioCmd::RosterPresence(c) => c.users,
             ScenarioCmd::Mam(_) => 1,
-            ScenarioCmd::Pep(c) => c.contacts + 1,
+            ScenarioCmd::Pep(c) => c.contacts + if c.probe { 3 } else { 1 },
         }
     }
 }

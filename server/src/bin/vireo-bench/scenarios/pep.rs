@@ -14,10 +14,14 @@
 //! notification received), p50/p99 from a publish leaving the publisher to
 //! its notification reaching a contact, server CPU per notification, and
 //! exact accounting (a lost or duplicated notification fails the run).
+//! With `--probe`, accounts N+1 and N+2 exchange a message every 5 ms
+//! ([`Probe`]) and their latency at rest and during the fan-out is
+//! reported: whether the fan-out holds up unrelated routing.
 
 use crate::cli::PepCmd;
 use crate::procfs::Window;
 use crate::report::Report;
+use crate::scenarios::probe::Probe;
 use crate::scenarios::roster_presence::{answer_iq, push_attr, read_or, setup, wait_until_quiet};
 use crate::scenarios::secs;
 use crate::session::{close_all, Ctx, Gate};
@@ -241,6 +245,15 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &PepCmd, r: &mut Report) -> Result<(), Str
         r.num("warmup_s", secs(t.elapsed()))
             .int("warmup_items", round as u64 + 1);
         wait_until_quiet(ctx.server_pid).await;
+        // The probe: its messages before (at rest) and during the fan-out.
+        let probe = if cmd.probe {
+            let p = Probe::start(ctx, n + 1, n + 2).await?;
+            smol::Timer::after(Duration::from_millis(300)).await;
+            Some(p)
+        } else {
+            None
+        };
+        let rest_mark = probe.as_ref().map_or(0, Probe::mark);
 
         // Measured.
         let before = ctx.sample(0);
@@ -278,6 +291,18 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &PepCmd, r: &mut Report) -> Result<(), Str
         let published_s = secs(t0.elapsed());
         wait_gate(ctx, &shared, &done, "notifications").await?;
         let elapsed = secs(t0.elapsed());
+        if let Some(p) = probe {
+            let end_mark = p.mark();
+            let [rest, during, _] = p.finish((rest_mark, end_mark), ctx.timeout).await?;
+            let (rest, during) = (rest.summary(), during.summary());
+            r.int("probe_rest_messages", rest_mark as u64)
+                .num("probe_rest_p50_ms", rest.pct_ms(50.0))
+                .num("probe_rest_max_ms", rest.max_ms())
+                .int("probe_messages", end_mark.saturating_sub(rest_mark) as u64)
+                .num("probe_p50_ms", during.pct_ms(50.0))
+                .num("probe_p99_ms", during.pct_ms(99.0))
+                .num("probe_max_ms", during.max_ms());
+        }
         let delivered = shared.notifications.load(Ordering::Acquire);
         let after = ctx.sample(delivered);
         let w = Window {
