@@ -148,9 +148,9 @@ pub fn decide(model: AccessModel, allowed: &[String], who: Requester<'_>) -> Acc
         AccessModel::Open => Access::Granted,
         AccessModel::Presence if subscribed => Access::Granted,
         AccessModel::Presence => Access::PresenceSubscriptionRequired,
-        AccessModel::Roster if subscribed && groups.iter().any(|g| allowed.contains(g)) => {
-            Access::Granted
-        }
+        // XEP-0060 §4.5: "any entity in the specified roster group(s)",
+        // whatever its presence subscription.
+        AccessModel::Roster if groups.iter().any(|g| allowed.contains(g)) => Access::Granted,
         AccessModel::Roster => Access::NotInRosterGroup,
         AccessModel::Whitelist => Access::ClosedNode,
     }
@@ -161,8 +161,8 @@ mod tests {
     use super::*;
 
     /// The decision table: every model against the owner, a subscribed
-    /// contact in / out of the allowed group, an unsubscribed contact, a
-    /// stranger, a member and an outcast.
+    /// contact in / out of the allowed group, an unsubscribed contact in
+    /// the allowed group, a stranger, a member and an outcast.
     #[test]
     fn access_decision_table() {
         use AccessModel::*;
@@ -188,7 +188,7 @@ mod tests {
         let table = [
             (Open, [g, g, g, g, g, g, o]),
             (Presence, [g, g, g, p, p, g, o]),
-            (Roster, [g, g, r, r, r, g, o]),
+            (Roster, [g, g, r, g, r, g, o]),
             (Whitelist, [g, c, c, c, c, g, o]),
         ];
         for (model, expected) in table {
