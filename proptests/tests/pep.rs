@@ -469,18 +469,24 @@ fn option() -> impl Strategy<Value = (String, Vec<String>)> {
             g.into_iter().map(str::to_owned).collect(),
         )
     });
-    let unknown = proptest::sample::select(vec![
-        "pubsub#deliver_payloads",
-        "pubsub#send_last_published_item",
-        "urn:test#custom",
-    ])
-    .prop_map(|v| (v.to_owned(), vec!["1".to_owned()]));
+    let send_last = prop_oneof![
+        3 => proptest::sample::select(vec!["never", "on_sub", "on_sub_and_presence"]),
+        1 => proptest::sample::select(vec!["sometimes", ""]),
+    ]
+    .prop_map(|v| {
+        (
+            "pubsub#send_last_published_item".to_owned(),
+            vec![v.to_owned()],
+        )
+    });
+    let unknown = proptest::sample::select(vec!["pubsub#deliver_payloads", "urn:test#custom"])
+        .prop_map(|v| (v.to_owned(), vec!["1".to_owned()]));
     // Two values for a single-valued field.
     let doubled = Just((
         "pubsub#access_model".to_owned(),
         vec!["open".to_owned(), "presence".to_owned()],
     ));
-    prop_oneof![3 => access, 3 => max, 2 => persist, 2 => groups, 1 => unknown, 1 => doubled]
+    prop_oneof![3 => access, 3 => max, 2 => persist, 2 => groups, 2 => send_last, 1 => unknown, 1 => doubled]
 }
 
 /// Random options with distinct fields.
@@ -496,13 +502,17 @@ fn options() -> impl Strategy<Value = Vec<(String, Vec<String>)>> {
 
 /// XEP-0163 §3's defaults as the form shows them: presence access,
 /// persisted, one item (this server's choice for a single current value),
-/// no groups.
+/// no groups, the last item on subscription and presence (§4.3).
 fn defaults() -> Shown {
     [
         ("pubsub#access_model", vec!["presence"]),
         ("pubsub#roster_groups_allowed", vec![]),
         ("pubsub#persist_items", vec!["1"]),
         ("pubsub#max_items", vec!["1"]),
+        (
+            "pubsub#send_last_published_item",
+            vec!["on_sub_and_presence"],
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
@@ -529,6 +539,12 @@ fn model_apply(shown: &Shown, fields: &[(String, Vec<String>)]) -> Option<Shown>
                     "0" | "false" => vec!["0".to_owned()],
                     _ => return None,
                 },
+                "pubsub#send_last_published_item" => {
+                    ["never", "on_sub", "on_sub_and_presence"]
+                        .contains(&v.as_str())
+                        .then_some(())?;
+                    vec![v.clone()]
+                }
                 "pubsub#max_items" => match v.as_str() {
                     "max" => vec!["max".to_owned()],
                     n => match n.parse::<usize>() {
