@@ -1,23 +1,17 @@
-//! The XEP-0060 elements PEP speaks: requests parsed from iqs, results,
-//! event notifications and errors with their pubsub#errors conditions.
+//! The XEP-0060 requests PEP answers, parsed from iqs with the shared
+//! wire layer ([`crate::modules::xep0060`]): named nodes only, no
+//! subscription options, no paging.
 
 use super::access::Affiliation;
-use super::config::{parse_form, Fields, DATA, PUBLISH_OPTIONS};
 use crate::jid::Jid;
-use crate::stanza::{error_reply, StanzaError};
-use crate::xml::{Element, Node};
+use crate::modules::xep0060::form::{Fields, DATA};
+use crate::modules::xep0060::parse::{self, name, UNSUPPORTED};
+use crate::stanza::StanzaError;
+use crate::xml::Element;
 
-/// `http://jabber.org/protocol/pubsub`.
-pub const NS: &str = "http://jabber.org/protocol/pubsub";
-/// The owner's namespace.
-pub const OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
-/// Notifications.
-pub const EVENT: &str = "http://jabber.org/protocol/pubsub#event";
-/// Application-specific error conditions.
-pub const ERRORS: &str = "http://jabber.org/protocol/pubsub#errors";
-
-/// Longest node name or item id, in bytes.
-pub const MAX_NAME_BYTES: usize = 256;
+pub use crate::modules::xep0060::{
+    error, item, notification, Refusal, ERRORS, EVENT, MAX_NAME_BYTES, NS, OWNER,
+};
 
 /// A PEP request.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,27 +72,6 @@ pub enum Request {
     Info { node: String },
 }
 
-/// A refusal: the stanza error and its pubsub#errors condition.
-pub type Refusal = (StanzaError, Option<&'static str>);
-
-fn name(e: &Element, attr: &str) -> Result<String, Refusal> {
-    match e.attr(attr) {
-        Some(n) if !n.is_empty() && n.len() <= MAX_NAME_BYTES => Ok(n.to_owned()),
-        Some(n) if !n.is_empty() => Err((StanzaError::NotAcceptable, None)),
-        _ => Err((StanzaError::BadRequest, Some("nodeid-required"))),
-    }
-}
-
-fn item_ids(e: &Element, ns: &str) -> Result<Vec<String>, Refusal> {
-    e.elements()
-        .filter(|i| i.is(ns, "item"))
-        .map(|i| match i.attr("id") {
-            Some(id) if !id.is_empty() && id.len() <= MAX_NAME_BYTES => Ok(id.to_owned()),
-            _ => Err((StanzaError::BadRequest, Some("item-required"))),
-        })
-        .collect()
-}
-
 /// The `jid` of a subscribe or unsubscribe, normalized: `bad-request` +
 /// `jid-required` without one, `invalid-jid` when it is not a JID.
 fn jid(e: &Element) -> Result<String, Refusal> {
@@ -155,89 +128,34 @@ impl Request {
     }
 
     fn parse_pubsub(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
-        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
-        let first = pubsub.elements().next().ok_or(unsupported)?;
+        let first = pubsub.elements().next().ok_or(UNSUPPORTED)?;
         match (first.name.as_str(), set) {
             ("publish", true) => {
-                let node = name(first, "node")?;
-                let mut items = first.elements().filter(|e| e.is(NS, "item"));
-                let item = items
-                    .next()
-                    .ok_or((StanzaError::BadRequest, Some("item-required")))?;
-                if items.next().is_some() {
-                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
-                }
-                let id = match item.attr("id") {
-                    Some(id) if id.len() > MAX_NAME_BYTES => {
-                        return Err((StanzaError::NotAcceptable, None))
-                    }
-                    Some(id) if !id.is_empty() => Some(id.to_owned()),
-                    _ => None,
-                };
-                let mut payloads = item.elements();
-                let payload = payloads
-                    .next()
-                    .ok_or((StanzaError::BadRequest, Some("payload-required")))?;
-                if payloads.next().is_some() {
-                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
-                }
-                let options = match pubsub.child(NS, "publish-options") {
-                    Some(o) => match o.child(DATA, "x") {
-                        Some(x) => {
-                            let form_type = x
-                                .elements()
-                                .find(|f| f.attr("var") == Some("FORM_TYPE"))
-                                .and_then(|f| f.child_text(DATA, "value"));
-                            if form_type.as_deref() != Some(PUBLISH_OPTIONS) {
-                                return Err((StanzaError::BadRequest, Some("invalid-options")));
-                            }
-                            Some(parse_form(x).map_err(|e| (e, Some("invalid-options")))?)
-                        }
-                        None => None,
-                    },
-                    None => None,
-                };
+                let p = parse::publish(pubsub, first)?;
                 Ok(Request::Publish {
-                    node,
-                    id,
-                    payload: payload.clone(),
-                    options,
+                    node: p.node,
+                    id: p.id,
+                    payload: p.payload,
+                    options: p.options,
                 })
             }
             ("create", true) => {
                 // PEP nodes are named; instant nodes (§8.1.2) are not.
                 let node = name(first, "node")?;
-                let config = match pubsub
-                    .child(NS, "configure")
-                    .and_then(|c| c.child(DATA, "x"))
-                {
-                    Some(x) => Some(parse_form(x).map_err(|e| (e, None))?),
-                    None => None,
-                };
+                let config = parse::form(
+                    pubsub
+                        .child(NS, "configure")
+                        .and_then(|c| c.child(DATA, "x")),
+                )?;
                 Ok(Request::Create { node, config })
             }
-            ("items", false) => Ok(Request::Items {
-                node: name(first, "node")?,
-                max: match first.attr("max_items") {
-                    Some(m) => Some(
-                        m.trim()
-                            .parse()
-                            .map_err(|_| (StanzaError::BadRequest, None))?,
-                    ),
-                    None => None,
-                },
-                ids: item_ids(first, NS)?,
-            }),
+            ("items", false) => {
+                let (node, max, ids) = parse::items(first, None)?;
+                Ok(Request::Items { node, max, ids })
+            }
             ("retract", true) => {
-                let ids = item_ids(first, NS)?;
-                if ids.is_empty() {
-                    return Err((StanzaError::BadRequest, Some("item-required")));
-                }
-                Ok(Request::Retract {
-                    node: name(first, "node")?,
-                    ids,
-                    notify: matches!(first.attr("notify"), Some("1" | "true")),
-                })
+                let (node, ids, notify) = parse::retract(first, None)?;
+                Ok(Request::Retract { node, ids, notify })
             }
             ("subscribe", true) => Ok(Request::Subscribe {
                 node: name(first, "node")?,
@@ -247,13 +165,12 @@ impl Request {
                 node: name(first, "node")?,
                 jid: jid(first)?,
             }),
-            _ => Err(unsupported),
+            _ => Err(UNSUPPORTED),
         }
     }
 
     fn parse_owner(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
-        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
-        let first = pubsub.elements().next().ok_or(unsupported)?;
+        let first = pubsub.elements().next().ok_or(UNSUPPORTED)?;
         match (first.name.as_str(), set) {
             ("delete", true) => Ok(Request::Delete {
                 node: name(first, "node")?,
@@ -270,7 +187,7 @@ impl Request {
                     .ok_or((StanzaError::BadRequest, None))?;
                 Ok(Request::ConfigureSet {
                     node: name(first, "node")?,
-                    fields: parse_form(x).map_err(|e| (e, None))?,
+                    fields: parse::submitted(x)?,
                 })
             }
             ("subscriptions", false) => Ok(Request::SubscriptionsGet {
@@ -295,7 +212,7 @@ impl Request {
                         .ok_or((StanzaError::NotAcceptable, None))
                 })?,
             }),
-            _ => Err(unsupported),
+            _ => Err(UNSUPPORTED),
         }
     }
 
@@ -319,39 +236,6 @@ impl Request {
             | Request::Info { node } => node,
         }
     }
-}
-
-/// The error answering `iq`, from `account`, with an optional
-/// pubsub#errors condition (XEP-0060 §7.1.3 and following).
-pub fn error(iq: &Element, account: &str, domain: &str, refusal: Refusal) -> Element {
-    let (condition, specific) = refusal;
-    let mut e = error_reply(iq, condition, domain);
-    e.set_attr("from", account);
-    if let (Some(specific), Some(err)) = (specific, e.child_mut(crate::ns::CLIENT, "error")) {
-        let mut app = Element::new(ERRORS, specific);
-        if specific == "unsupported" {
-            app.set_attr("feature", "pubsub");
-        }
-        err.children.push(Node::Element(app));
-    }
-    e
-}
-
-/// `<item id='…'>payload</item>` in namespace `ns`.
-pub fn item(ns: &'static str, id: &str, payload: &Element) -> Element {
-    Element::new(ns, "item")
-        .with_attr("id", id)
-        .with_child(payload.clone())
-}
-
-/// The headline message notifying `to` of `event` (an `<items/>` or
-/// `<delete/>` in the event namespace), from the owner's bare JID.
-pub fn notification(account: &str, to: &str, event: Element) -> Element {
-    Element::new(crate::ns::CLIENT, "message")
-        .with_attr("from", account)
-        .with_attr("to", to)
-        .with_attr("type", "headline")
-        .with_child(Element::new(EVENT, "event").with_child(event))
 }
 
 #[cfg(test)]

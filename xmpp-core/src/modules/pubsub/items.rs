@@ -7,8 +7,8 @@ use super::protocol::Page;
 use super::store::{self, Item};
 use super::{put, Answer};
 use crate::modules::mam::rsm;
-use crate::modules::pep::config::Fields;
-use crate::modules::pep::protocol::{item, Refusal, EVENT, NS};
+use crate::modules::xep0060::form::Fields;
+use crate::modules::xep0060::{item, Refusal, EVENT, NS};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
 

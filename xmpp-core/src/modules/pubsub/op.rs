@@ -10,7 +10,7 @@ use super::settings::Settings;
 use super::store::{self, Index, Node, NS as STORE};
 use super::subscriptions::{State, Subscription};
 use super::{bare_of, notification, put, Answer, Service};
-use crate::modules::pep::protocol::{Refusal, NS, OWNER};
+use crate::modules::xep0060::{Refusal, NS, OWNER};
 use crate::modules::Context;
 use crate::stanza::StanzaError;
 use crate::xml::Element;

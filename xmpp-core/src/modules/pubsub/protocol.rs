@@ -2,13 +2,14 @@
 //! (publish, items, retract, create, delete, purge, configure) with what
 //! only a service has (instant nodes, subscriptions and their options,
 //! RSM paging of items, redirects, owners' subscription and affiliation
-//! lists). Namespaces, errors and items are PEP's
-//! ([`crate::modules::pep::protocol`]).
+//! lists). What both services read alike is the shared wire layer's
+//! ([`crate::modules::xep0060`]).
 
 use super::affiliations::Affiliation;
 use crate::modules::mam::rsm;
-use crate::modules::pep::config::{parse_form, Fields, DATA, PUBLISH_OPTIONS};
-use crate::modules::pep::protocol::{Refusal, MAX_NAME_BYTES, NS, OWNER};
+use crate::modules::xep0060::form::{Fields, DATA};
+use crate::modules::xep0060::parse::{self, form, name, UNSUPPORTED};
+use crate::modules::xep0060::{Refusal, MAX_NAME_BYTES, NS, OWNER};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
 
@@ -101,41 +102,11 @@ pub enum Request {
     },
 }
 
-fn name(e: &Element, attr: &str) -> Result<String, Refusal> {
-    match e.attr(attr) {
-        Some(n) if !n.is_empty() && n.len() <= MAX_NAME_BYTES => Ok(n.to_owned()),
-        Some(n) if !n.is_empty() => Err((StanzaError::NotAcceptable, None)),
-        _ => Err((StanzaError::BadRequest, Some("nodeid-required"))),
-    }
-}
-
 fn jid(e: &Element) -> Result<String, Refusal> {
     match e.attr("jid").map(crate::jid::Jid::parse) {
         Some(Ok(j)) => Ok(j.to_string()),
         _ => Err((StanzaError::BadRequest, Some("jid-required"))),
     }
-}
-
-fn item_ids(e: &Element) -> Result<Vec<String>, Refusal> {
-    e.elements()
-        .filter(|i| i.is(NS, "item"))
-        .take(MAX_CHANGES + 1)
-        .map(|i| match i.attr("id") {
-            Some(id) if !id.is_empty() && id.len() <= MAX_NAME_BYTES => Ok(id.to_owned()),
-            _ => Err((StanzaError::BadRequest, Some("item-required"))),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|ids| {
-            if ids.len() > MAX_CHANGES {
-                Err((StanzaError::PolicyViolation, None))
-            } else {
-                Ok(ids)
-            }
-        })
-}
-
-fn form(x: Option<&Element>) -> Result<Option<Fields>, Refusal> {
-    x.map(|x| parse_form(x).map_err(|e| (e, None))).transpose()
 }
 
 fn page(set: &Element) -> Result<Page, Refusal> {
@@ -166,56 +137,18 @@ impl Request {
     }
 
     fn parse_pubsub(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
-        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
-        let first = pubsub.elements().next().ok_or(unsupported)?;
+        let first = pubsub.elements().next().ok_or(UNSUPPORTED)?;
         if !first.is(NS, &first.name) {
-            return Err(unsupported);
+            return Err(UNSUPPORTED);
         }
         match (first.name.as_str(), set) {
             ("publish", true) => {
-                let node = name(first, "node")?;
-                let mut items = first.elements().filter(|e| e.is(NS, "item"));
-                let item = items
-                    .next()
-                    .ok_or((StanzaError::BadRequest, Some("item-required")))?;
-                if items.next().is_some() {
-                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
-                }
-                let id = match item.attr("id") {
-                    Some(id) if id.len() > MAX_NAME_BYTES => {
-                        return Err((StanzaError::NotAcceptable, None))
-                    }
-                    Some(id) if !id.is_empty() => Some(id.to_owned()),
-                    _ => None,
-                };
-                let mut payloads = item.elements();
-                let payload = payloads
-                    .next()
-                    .ok_or((StanzaError::BadRequest, Some("payload-required")))?;
-                if payloads.next().is_some() {
-                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
-                }
-                let options = match pubsub
-                    .child(NS, "publish-options")
-                    .and_then(|o| o.child(DATA, "x"))
-                {
-                    Some(x) => {
-                        let form_type = x
-                            .elements()
-                            .find(|f| f.attr("var") == Some("FORM_TYPE"))
-                            .and_then(|f| f.child_text(DATA, "value"));
-                        if form_type.as_deref() != Some(PUBLISH_OPTIONS) {
-                            return Err((StanzaError::BadRequest, Some("invalid-options")));
-                        }
-                        Some(parse_form(x).map_err(|e| (e, Some("invalid-options")))?)
-                    }
-                    None => None,
-                };
+                let p = parse::publish(pubsub, first)?;
                 Ok(Request::Publish {
-                    node,
-                    id,
-                    payload: payload.clone(),
-                    options,
+                    node: p.node,
+                    id: p.id,
+                    payload: p.payload,
+                    options: p.options,
                 })
             }
             ("create", true) => Ok(Request::Create {
@@ -252,37 +185,25 @@ impl Request {
             ("subscriptions", false) => Ok(Request::MySubscriptions {
                 node: first.attr("node").map(str::to_owned),
             }),
-            ("items", false) => Ok(Request::Items {
-                node: name(first, "node")?,
-                max: match first.attr("max_items") {
-                    Some(m) => Some(
-                        m.trim()
-                            .parse()
-                            .map_err(|_| (StanzaError::BadRequest, None))?,
-                    ),
-                    None => None,
-                },
-                ids: item_ids(first)?,
-                page: pubsub.child(rsm::NS, "set").map(page).transpose()?,
-            }),
-            ("retract", true) => {
-                let ids = item_ids(first)?;
-                if ids.is_empty() {
-                    return Err((StanzaError::BadRequest, Some("item-required")));
-                }
-                Ok(Request::Retract {
-                    node: name(first, "node")?,
+            ("items", false) => {
+                let (node, max, ids) = parse::items(first, Some(MAX_CHANGES))?;
+                Ok(Request::Items {
+                    node,
+                    max,
                     ids,
-                    notify: matches!(first.attr("notify"), Some("1" | "true")),
+                    page: pubsub.child(rsm::NS, "set").map(page).transpose()?,
                 })
             }
-            _ => Err(unsupported),
+            ("retract", true) => {
+                let (node, ids, notify) = parse::retract(first, Some(MAX_CHANGES))?;
+                Ok(Request::Retract { node, ids, notify })
+            }
+            _ => Err(UNSUPPORTED),
         }
     }
 
     fn parse_owner(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
-        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
-        let first = pubsub.elements().next().ok_or(unsupported)?;
+        let first = pubsub.elements().next().ok_or(UNSUPPORTED)?;
         match (first.name.as_str(), set) {
             ("delete", true) => Ok(Request::Delete {
                 node: name(first, "node")?,
@@ -324,7 +245,7 @@ impl Request {
                 node: name(first, "node")?,
                 changes: entries(first, "affiliation", Affiliation::parse)?,
             }),
-            _ => Err(unsupported),
+            _ => Err(UNSUPPORTED),
         }
     }
 
