@@ -64,8 +64,12 @@ pub(super) fn others(
 ) -> Result<Answer, Refusal> {
     let owner = from == account;
     match request {
-        Some(Request::Items { node, max, ids }) => items(cx, account, owner, iq, node, max, &ids),
-        Some(Request::Subscribe { node, jid }) => members::subscribe(cx, account, from, node, jid),
+        Some(Request::Items { node, max, ids, .. }) => {
+            items(cx, account, owner, iq, node, max, &ids)
+        }
+        Some(Request::Subscribe { node, jid, .. }) => {
+            members::subscribe(cx, account, from, node, jid)
+        }
         Some(Request::Unsubscribe { node, jid }) => {
             members::unsubscribe(cx, account, from, &node, &jid)
         }

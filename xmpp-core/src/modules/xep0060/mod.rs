@@ -8,6 +8,7 @@
 
 pub mod form;
 pub mod parse;
+pub mod request;
 
 use crate::stanza::{error_reply, StanzaError};
 use crate::xml::{Element, Node};
