@@ -246,13 +246,7 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
-            .collect()
-    }
+    use crate::modules::xep0060::form::single_values as fields;
 
     #[test]
     fn publish_options_are_preconditions() {

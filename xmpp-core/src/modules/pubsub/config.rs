@@ -349,13 +349,7 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
-            .collect()
-    }
+    use crate::modules::xep0060::form::single_values as fields;
 
     #[test]
     fn fields_apply_within_the_cap_and_round_trip() {

@@ -84,3 +84,12 @@ pub fn field_values(
         f.with_child(Element::new(DATA, "value").with_text(v))
     })
 }
+
+/// Fields with one value each, as tests submit them.
+#[cfg(test)]
+pub fn single_values(pairs: &[(&str, &str)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+        .collect()
+}
