@@ -24,6 +24,7 @@ pub mod stored_xml;
 pub mod subscription;
 pub mod time;
 pub mod version;
+pub mod xep0060;
 
 use crate::hub::ConnId;
 use crate::storage::{Documents, RequestId, StorageResult};

@@ -3,17 +3,11 @@
 //! `jabber:x:data` forms.
 
 use super::access::AccessModel;
+use crate::modules::xep0060::form::{
+    self, field_values, flag, form_start, Fields, META_DATA, NODE_CONFIG,
+};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
-
-/// `jabber:x:data`.
-pub const DATA: &str = "jabber:x:data";
-/// The FORM_TYPE of a node configuration form.
-pub const NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
-/// The FORM_TYPE of a node's disco#info form.
-pub const META_DATA: &str = "http://jabber.org/protocol/pubsub#meta-data";
-/// The FORM_TYPE of publish-options.
-pub const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
 /// The most items a node keeps: `pubsub#max_items=max` means this, and
 /// a bigger number is refused (every input has a budget).
@@ -118,30 +112,6 @@ impl Default for NodeConfig {
     }
 }
 
-/// The fields of a submitted form, FORM_TYPE aside: (var, values).
-pub type Fields = Vec<(String, Vec<String>)>;
-
-/// Read a submitted `jabber:x:data` form (`<x type='submit'/>`).
-pub fn parse_form(x: &Element) -> Result<Fields, StanzaError> {
-    if !x.is(DATA, "x") {
-        return Err(StanzaError::BadRequest);
-    }
-    Ok(x.elements()
-        .filter(|f| f.is(DATA, "field"))
-        .filter_map(|f| {
-            let var = f.attr("var")?;
-            (var != "FORM_TYPE").then(|| {
-                let values = f
-                    .elements()
-                    .filter(|v| v.is(DATA, "value"))
-                    .map(Element::text)
-                    .collect();
-                (var.to_owned(), values)
-            })
-        })
-        .collect())
-}
-
 fn single(values: &[String]) -> Result<&str, StanzaError> {
     match values {
         [v] => Ok(v.as_str()),
@@ -150,11 +120,7 @@ fn single(values: &[String]) -> Result<&str, StanzaError> {
 }
 
 fn boolean(values: &[String]) -> Result<bool, StanzaError> {
-    match single(values)? {
-        "1" | "true" => Ok(true),
-        "0" | "false" => Ok(false),
-        _ => Err(StanzaError::NotAcceptable),
-    }
+    form::boolean(single(values)?)
 }
 
 /// Most roster groups a `roster` node names.
@@ -198,17 +164,9 @@ impl NodeConfig {
 
     /// The configuration form (§8.2.1).
     pub fn form(&self) -> Element {
-        let field = |var: &str, kind: &str, values: Vec<String>| {
-            values.into_iter().fold(
-                Element::new(DATA, "field")
-                    .with_attr("var", var)
-                    .with_attr("type", kind),
-                |f, v| f.with_child(Element::new(DATA, "value").with_text(v)),
-            )
-        };
-        Element::new(DATA, "x")
-            .with_attr("type", "form")
-            .with_child(field("FORM_TYPE", "hidden", vec![NODE_CONFIG.to_owned()]))
+        let field =
+            |var: &str, kind: &str, values: Vec<String>| field_values(var, Some(kind), values);
+        form_start("form", NODE_CONFIG)
             .with_child(field(
                 "pubsub#access_model",
                 "list-single",
@@ -222,7 +180,7 @@ impl NodeConfig {
             .with_child(field(
                 "pubsub#persist_items",
                 "boolean",
-                vec![if self.persist_items { "1" } else { "0" }.to_owned()],
+                vec![flag(self.persist_items).to_owned()],
             ))
             .with_child(field(
                 "pubsub#max_items",
@@ -238,14 +196,8 @@ impl NodeConfig {
 
     /// XEP-0060 §5.4: the `pubsub#meta-data` form of a node `owner` has.
     pub fn meta_data(&self, owner: &str) -> Element {
-        let field = |var: &str, value: String| {
-            Element::new(DATA, "field")
-                .with_attr("var", var)
-                .with_child(Element::new(DATA, "value").with_text(value))
-        };
-        Element::new(DATA, "x")
-            .with_attr("type", "result")
-            .with_child(field("FORM_TYPE", META_DATA.to_owned()).with_attr("type", "hidden"))
+        let field = |var: &str, value: String| field_values(var, None, [value]);
+        form_start("result", META_DATA)
             .with_child(field(
                 "pubsub#access_model",
                 self.access_model.name().to_owned(),
@@ -254,7 +206,7 @@ impl NodeConfig {
             .with_child(field("pubsub#owner", owner.to_owned()))
             .with_child(field(
                 "pubsub#persist_items",
-                if self.persist_items { "1" } else { "0" }.to_owned(),
+                flag(self.persist_items).to_owned(),
             ))
     }
 
@@ -262,7 +214,7 @@ impl NodeConfig {
     pub fn to_element(&self, ns: &'static str) -> Element {
         let mut e = Element::new(ns, "config")
             .with_attr("access", self.access_model.name())
-            .with_attr("persist", if self.persist_items { "1" } else { "0" })
+            .with_attr("persist", flag(self.persist_items))
             .with_attr("max", self.max_items.value())
             .with_attr("send-last", self.send_last.name());
         for g in &self.roster_groups {
@@ -294,13 +246,7 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
-            .collect()
-    }
+    use crate::modules::xep0060::form::single_values as fields;
 
     #[test]
     fn publish_options_are_preconditions() {

@@ -387,16 +387,15 @@ impl Pep {
             return refuse(cx, &iq, account, (StanzaError::InternalServerError, None));
         };
         let owner = own || requester(&iq).as_deref() == Some(account);
-        let need = match (&state.index, &request) {
+        let node = request.as_ref().and_then(Request::node);
+        let need = match (&state.index, node) {
             (None, _) => Some(Load::Index),
-            (Some(index), Some(r))
-                if index.0.contains_key(r.node()) && !state.nodes.contains_key(r.node()) =>
-            {
-                Some(Load::Node(r.node().to_owned()))
+            (Some(index), Some(n)) if index.0.contains_key(n) && !state.nodes.contains_key(n) => {
+                Some(Load::Node(n.to_owned()))
             }
             // Who may see an affiliated node is in the node: disco#items
             // reads them one by one (at most `NODES_MAX`).
-            (Some(index), None) if !owner => index
+            (Some(index), None) if request.is_none() && !owner => index
                 .0
                 .iter()
                 .find(|(n, e)| e.affiliated && !state.nodes.contains_key(*n))
@@ -410,7 +409,7 @@ impl Pep {
         let bookmarks = matches!(
             &request,
             Some(Request::Publish { node, .. } | Request::Retract { node, .. }
-                | Request::Purge { node } | Request::Delete { node })
+                | Request::Purge { node } | Request::Delete { node, .. })
                 if node == bookmarks::NODE
         ) && owner;
         let result = match request {
@@ -428,14 +427,17 @@ impl Pep {
                 payload,
                 options,
             }) => publish(cx, account, node, id, payload, options.as_ref(), true),
-            Some(Request::Items { node, max, ids }) => {
+            Some(Request::Items { node, max, ids, .. }) => {
                 items(cx, account, owner, &iq, node, max, &ids)
             }
             Some(Request::Retract { node, ids, notify }) => {
                 retract(cx, account, node, &ids, notify)
             }
-            Some(Request::Create { node, config }) => create(cx, account, node, config.as_ref()),
-            Some(Request::Delete { node }) => delete(cx, account, node),
+            Some(Request::Create {
+                node: Some(node),
+                config,
+            }) => create(cx, account, node, config.as_ref()),
+            Some(Request::Delete { node, .. }) => delete(cx, account, node),
             Some(Request::Purge { node }) => purge(cx, account, node),
             Some(Request::ConfigureGet { node }) => configuration(cx, account, &node),
             Some(Request::ConfigureSet { node, fields }) => configure(cx, account, &node, &fields),

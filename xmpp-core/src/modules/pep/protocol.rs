@@ -1,102 +1,53 @@
-//! The XEP-0060 elements PEP speaks: requests parsed from iqs, results,
-//! event notifications and errors with their pubsub#errors conditions.
+//! The XEP-0060 requests PEP answers, parsed from iqs with the shared
+//! wire layer ([`crate::modules::xep0060`]): named nodes only, no
+//! subscription options, no paging.
 
 use super::access::Affiliation;
-use super::config::{parse_form, Fields, DATA, PUBLISH_OPTIONS};
 use crate::jid::Jid;
-use crate::stanza::{error_reply, StanzaError};
-use crate::xml::{Element, Node};
+use crate::modules::xep0060::{self, request::Dialect};
+use crate::stanza::StanzaError;
+use crate::xml::Element;
 
-/// `http://jabber.org/protocol/pubsub`.
-pub const NS: &str = "http://jabber.org/protocol/pubsub";
-/// The owner's namespace.
-pub const OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
-/// Notifications.
-pub const EVENT: &str = "http://jabber.org/protocol/pubsub#event";
-/// Application-specific error conditions.
-pub const ERRORS: &str = "http://jabber.org/protocol/pubsub#errors";
-
-/// Longest node name or item id, in bytes.
-pub const MAX_NAME_BYTES: usize = 256;
+pub use crate::modules::xep0060::{
+    error, item, notification, Refusal, ERRORS, EVENT, MAX_NAME_BYTES, NS, OWNER,
+};
 
 /// A PEP request.
+pub type Request = xep0060::request::Request<Pep>;
+
+/// How PEP reads XEP-0060: named nodes only, no subscription options, no
+/// paging; JIDs and owners' lists refused with PEP's conditions.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    /// §7.1: publish `payload` (as item `id`, or a generated one), with
-    /// XEP-0223 publish-options.
-    Publish {
-        node: String,
-        id: Option<String>,
-        payload: Element,
-        options: Option<Fields>,
-    },
-    /// §6.5: the node's items, at most `max` (newest), or those `ids`.
-    Items {
-        node: String,
-        max: Option<usize>,
-        ids: Vec<String>,
-    },
-    /// §7.2: delete items, telling subscribers when `notify`.
-    Retract {
-        node: String,
-        ids: Vec<String>,
-        notify: bool,
-    },
-    /// §8.1: create the node, configured as `config` says (§8.1.3) or
-    /// with the defaults.
-    Create {
-        node: String,
-        config: Option<Fields>,
-    },
-    /// §8.4: delete the node.
-    Delete { node: String },
-    /// §8.5: delete every item of the node.
-    Purge { node: String },
-    /// §8.2: the configuration form.
-    ConfigureGet { node: String },
-    /// §8.2.5: a new configuration.
-    ConfigureSet { node: String, fields: Fields },
-    /// §6.1: subscribe `jid` (the requester's bare or full JID).
-    Subscribe { node: String, jid: String },
-    /// §6.2: cancel `jid`'s subscription.
-    Unsubscribe { node: String, jid: String },
-    /// §8.8.1: the node's subscriptions.
-    SubscriptionsGet { node: String },
-    /// §8.8.2: subscribe (`true`) or unsubscribe JIDs.
-    SubscriptionsSet {
-        node: String,
-        changes: Vec<(String, bool)>,
-    },
-    /// §8.9.1: the node's affiliations.
-    AffiliationsGet { node: String },
-    /// §8.9.2: new affiliations of bare JIDs (`none` removes one).
-    AffiliationsSet {
-        node: String,
-        changes: Vec<(String, Affiliation)>,
-    },
-    /// §5.4: the node's disco#info, with its meta-data form.
-    Info { node: String },
-}
+pub struct Pep;
 
-/// A refusal: the stanza error and its pubsub#errors condition.
-pub type Refusal = (StanzaError, Option<&'static str>);
+impl Dialect for Pep {
+    type Affiliation = Affiliation;
+    const INSTANT_NODES: bool = false;
+    const SUBSCRIBERS: bool = false;
+    const SERVICE_EXTRAS: bool = false;
+    const NODE_INFO: bool = true;
+    const STRICT_NAMESPACE: bool = false;
+    const LIST_CAP: Option<usize> = None;
 
-fn name(e: &Element, attr: &str) -> Result<String, Refusal> {
-    match e.attr(attr) {
-        Some(n) if !n.is_empty() && n.len() <= MAX_NAME_BYTES => Ok(n.to_owned()),
-        Some(n) if !n.is_empty() => Err((StanzaError::NotAcceptable, None)),
-        _ => Err((StanzaError::BadRequest, Some("nodeid-required"))),
+    fn jid(e: &Element) -> Result<String, Refusal> {
+        jid(e)
     }
-}
 
-fn item_ids(e: &Element, ns: &str) -> Result<Vec<String>, Refusal> {
-    e.elements()
-        .filter(|i| i.is(ns, "item"))
-        .map(|i| match i.attr("id") {
-            Some(id) if !id.is_empty() && id.len() <= MAX_NAME_BYTES => Ok(id.to_owned()),
-            _ => Err((StanzaError::BadRequest, Some("item-required"))),
+    fn subscription_changes(list: &Element) -> Result<Vec<(String, bool)>, Refusal> {
+        entries(list, "subscription", |e| match e.attr("subscription") {
+            Some("subscribed") => Ok(true),
+            Some("none") => Ok(false),
+            _ => Err((StanzaError::NotAcceptable, None)),
         })
-        .collect()
+    }
+
+    fn affiliation_changes(list: &Element) -> Result<Vec<(String, Affiliation)>, Refusal> {
+        entries(list, "affiliation", |e| {
+            e.attr("affiliation")
+                .and_then(Affiliation::parse)
+                .ok_or((StanzaError::NotAcceptable, None))
+        })
+    }
 }
 
 /// The `jid` of a subscribe or unsubscribe, normalized: `bad-request` +
@@ -134,226 +85,6 @@ fn entries<T>(
         .collect()
 }
 
-impl Request {
-    /// Parse an iq's payload; `None` when it is not pubsub.
-    pub fn parse(iq: &Element) -> Option<Result<Self, Refusal>> {
-        let pubsub = iq.first_element()?;
-        let set = iq.attr("type") == Some("set");
-        if pubsub.is(crate::ns::DISCO_INFO, "query") && !set {
-            let node = pubsub.attr("node")?;
-            return Some(name(pubsub, "node").map(|_| Request::Info {
-                node: node.to_owned(),
-            }));
-        }
-        if pubsub.is(NS, "pubsub") {
-            Some(Self::parse_pubsub(pubsub, set))
-        } else if pubsub.is(OWNER, "pubsub") {
-            Some(Self::parse_owner(pubsub, set))
-        } else {
-            None
-        }
-    }
-
-    fn parse_pubsub(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
-        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
-        let first = pubsub.elements().next().ok_or(unsupported)?;
-        match (first.name.as_str(), set) {
-            ("publish", true) => {
-                let node = name(first, "node")?;
-                let mut items = first.elements().filter(|e| e.is(NS, "item"));
-                let item = items
-                    .next()
-                    .ok_or((StanzaError::BadRequest, Some("item-required")))?;
-                if items.next().is_some() {
-                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
-                }
-                let id = match item.attr("id") {
-                    Some(id) if id.len() > MAX_NAME_BYTES => {
-                        return Err((StanzaError::NotAcceptable, None))
-                    }
-                    Some(id) if !id.is_empty() => Some(id.to_owned()),
-                    _ => None,
-                };
-                let mut payloads = item.elements();
-                let payload = payloads
-                    .next()
-                    .ok_or((StanzaError::BadRequest, Some("payload-required")))?;
-                if payloads.next().is_some() {
-                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
-                }
-                let options = match pubsub.child(NS, "publish-options") {
-                    Some(o) => match o.child(DATA, "x") {
-                        Some(x) => {
-                            let form_type = x
-                                .elements()
-                                .find(|f| f.attr("var") == Some("FORM_TYPE"))
-                                .and_then(|f| f.child_text(DATA, "value"));
-                            if form_type.as_deref() != Some(PUBLISH_OPTIONS) {
-                                return Err((StanzaError::BadRequest, Some("invalid-options")));
-                            }
-                            Some(parse_form(x).map_err(|e| (e, Some("invalid-options")))?)
-                        }
-                        None => None,
-                    },
-                    None => None,
-                };
-                Ok(Request::Publish {
-                    node,
-                    id,
-                    payload: payload.clone(),
-                    options,
-                })
-            }
-            ("create", true) => {
-                // PEP nodes are named; instant nodes (§8.1.2) are not.
-                let node = name(first, "node")?;
-                let config = match pubsub
-                    .child(NS, "configure")
-                    .and_then(|c| c.child(DATA, "x"))
-                {
-                    Some(x) => Some(parse_form(x).map_err(|e| (e, None))?),
-                    None => None,
-                };
-                Ok(Request::Create { node, config })
-            }
-            ("items", false) => Ok(Request::Items {
-                node: name(first, "node")?,
-                max: match first.attr("max_items") {
-                    Some(m) => Some(
-                        m.trim()
-                            .parse()
-                            .map_err(|_| (StanzaError::BadRequest, None))?,
-                    ),
-                    None => None,
-                },
-                ids: item_ids(first, NS)?,
-            }),
-            ("retract", true) => {
-                let ids = item_ids(first, NS)?;
-                if ids.is_empty() {
-                    return Err((StanzaError::BadRequest, Some("item-required")));
-                }
-                Ok(Request::Retract {
-                    node: name(first, "node")?,
-                    ids,
-                    notify: matches!(first.attr("notify"), Some("1" | "true")),
-                })
-            }
-            ("subscribe", true) => Ok(Request::Subscribe {
-                node: name(first, "node")?,
-                jid: jid(first)?,
-            }),
-            ("unsubscribe", true) => Ok(Request::Unsubscribe {
-                node: name(first, "node")?,
-                jid: jid(first)?,
-            }),
-            _ => Err(unsupported),
-        }
-    }
-
-    fn parse_owner(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
-        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
-        let first = pubsub.elements().next().ok_or(unsupported)?;
-        match (first.name.as_str(), set) {
-            ("delete", true) => Ok(Request::Delete {
-                node: name(first, "node")?,
-            }),
-            ("purge", true) => Ok(Request::Purge {
-                node: name(first, "node")?,
-            }),
-            ("configure", false) => Ok(Request::ConfigureGet {
-                node: name(first, "node")?,
-            }),
-            ("configure", true) => {
-                let x = first
-                    .child(DATA, "x")
-                    .ok_or((StanzaError::BadRequest, None))?;
-                Ok(Request::ConfigureSet {
-                    node: name(first, "node")?,
-                    fields: parse_form(x).map_err(|e| (e, None))?,
-                })
-            }
-            ("subscriptions", false) => Ok(Request::SubscriptionsGet {
-                node: name(first, "node")?,
-            }),
-            ("subscriptions", true) => Ok(Request::SubscriptionsSet {
-                node: name(first, "node")?,
-                changes: entries(first, "subscription", |e| match e.attr("subscription") {
-                    Some("subscribed") => Ok(true),
-                    Some("none") => Ok(false),
-                    _ => Err((StanzaError::NotAcceptable, None)),
-                })?,
-            }),
-            ("affiliations", false) => Ok(Request::AffiliationsGet {
-                node: name(first, "node")?,
-            }),
-            ("affiliations", true) => Ok(Request::AffiliationsSet {
-                node: name(first, "node")?,
-                changes: entries(first, "affiliation", |e| {
-                    e.attr("affiliation")
-                        .and_then(Affiliation::parse)
-                        .ok_or((StanzaError::NotAcceptable, None))
-                })?,
-            }),
-            _ => Err(unsupported),
-        }
-    }
-
-    /// The node the request is about.
-    pub fn node(&self) -> &str {
-        match self {
-            Request::Publish { node, .. }
-            | Request::Items { node, .. }
-            | Request::Retract { node, .. }
-            | Request::Create { node, .. }
-            | Request::Delete { node }
-            | Request::Purge { node }
-            | Request::ConfigureGet { node }
-            | Request::ConfigureSet { node, .. }
-            | Request::Subscribe { node, .. }
-            | Request::Unsubscribe { node, .. }
-            | Request::SubscriptionsGet { node }
-            | Request::SubscriptionsSet { node, .. }
-            | Request::AffiliationsGet { node }
-            | Request::AffiliationsSet { node, .. }
-            | Request::Info { node } => node,
-        }
-    }
-}
-
-/// The error answering `iq`, from `account`, with an optional
-/// pubsub#errors condition (XEP-0060 §7.1.3 and following).
-pub fn error(iq: &Element, account: &str, domain: &str, refusal: Refusal) -> Element {
-    let (condition, specific) = refusal;
-    let mut e = error_reply(iq, condition, domain);
-    e.set_attr("from", account);
-    if let (Some(specific), Some(err)) = (specific, e.child_mut(crate::ns::CLIENT, "error")) {
-        let mut app = Element::new(ERRORS, specific);
-        if specific == "unsupported" {
-            app.set_attr("feature", "pubsub");
-        }
-        err.children.push(Node::Element(app));
-    }
-    e
-}
-
-/// `<item id='…'>payload</item>` in namespace `ns`.
-pub fn item(ns: &'static str, id: &str, payload: &Element) -> Element {
-    Element::new(ns, "item")
-        .with_attr("id", id)
-        .with_child(payload.clone())
-}
-
-/// The headline message notifying `to` of `event` (an `<items/>` or
-/// `<delete/>` in the event namespace), from the owner's bare JID.
-pub fn notification(account: &str, to: &str, event: Element) -> Element {
-    Element::new(crate::ns::CLIENT, "message")
-        .with_attr("from", account)
-        .with_attr("to", to)
-        .with_attr("type", "headline")
-        .with_child(Element::new(EVENT, "event").with_child(event))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,7 +117,8 @@ mod tests {
             Request::parse(&subscribe),
             Some(Ok(Request::Subscribe {
                 node: "n".into(),
-                jid: "a@b/r".into()
+                jid: "a@b/r".into(),
+                options: None
             }))
         );
         let no_jid = iq("<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
@@ -419,6 +151,32 @@ mod tests {
                 Some("unsupported")
             )))
         );
+        // What only the service at pubsub.<domain> serves, PEP refuses
+        // as it did before the parser was shared.
+        for service_only in [
+            "<iq xmlns='jabber:client' type='get'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions/></pubsub></iq>",
+            "<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'><options node='n' jid='a@b'/></pubsub></iq>",
+            "<iq xmlns='jabber:client' type='get'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><default/></pubsub></iq>",
+        ] {
+            assert_eq!(
+                Request::parse(&iq(service_only)),
+                Some(Err((
+                    StanzaError::FeatureNotImplemented,
+                    Some("unsupported")
+                )))
+            );
+        }
+        let instant = iq("<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create/></pubsub></iq>");
+        assert_eq!(
+            Request::parse(&instant),
+            Some(Err((StanzaError::BadRequest, Some("nodeid-required"))))
+        );
+        let paged = iq("<iq xmlns='jabber:client' type='get'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'/>\
+             <set xmlns='http://jabber.org/protocol/rsm'><max>2</max></set></pubsub></iq>");
+        assert!(matches!(
+            Request::parse(&paged),
+            Some(Ok(Request::Items { page: None, .. }))
+        ));
         let other =
             iq("<iq xmlns='jabber:client' type='get'><query xmlns='jabber:iq:version'/></iq>");
         assert_eq!(Request::parse(&other), None);

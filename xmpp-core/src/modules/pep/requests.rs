@@ -3,7 +3,7 @@
 //! [`super::Pep::process`] has read what they need and sends the answer.
 
 use super::access::{Access, Affiliation};
-use super::config::{self, NodeConfig};
+use super::config::NodeConfig;
 use super::notify::Audience;
 use super::protocol::{self, item, Refusal, Request, NS, OWNER};
 use super::store::{Entry, Node};
@@ -11,6 +11,7 @@ use super::{
     access_for, access_of, fits, members, requester, state, store, PepState, ITEM_BYTES_MAX,
     NODES_MAX,
 };
+use crate::modules::xep0060::form::Fields;
 use crate::modules::{Context, Event};
 use crate::ns;
 use crate::stanza::StanzaError;
@@ -63,8 +64,12 @@ pub(super) fn others(
 ) -> Result<Answer, Refusal> {
     let owner = from == account;
     match request {
-        Some(Request::Items { node, max, ids }) => items(cx, account, owner, iq, node, max, &ids),
-        Some(Request::Subscribe { node, jid }) => members::subscribe(cx, account, from, node, jid),
+        Some(Request::Items { node, max, ids, .. }) => {
+            items(cx, account, owner, iq, node, max, &ids)
+        }
+        Some(Request::Subscribe { node, jid, .. }) => {
+            members::subscribe(cx, account, from, node, jid)
+        }
         Some(Request::Unsubscribe { node, jid }) => {
             members::unsubscribe(cx, account, from, &node, &jid)
         }
@@ -142,7 +147,7 @@ pub(super) fn publish(
     name: String,
     id: Option<String>,
     payload: Element,
-    options: Option<&config::Fields>,
+    options: Option<&Fields>,
     preconditions: bool,
 ) -> Result<Answer, Refusal> {
     check_payload(&payload)?;
@@ -279,7 +284,7 @@ pub(super) fn create(
     cx: &mut Context<'_>,
     account: &str,
     name: String,
-    config: Option<&config::Fields>,
+    config: Option<&Fields>,
 ) -> Result<Answer, Refusal> {
     let mut node_config = NodeConfig::default();
     if let Some(fields) = config {
@@ -340,7 +345,7 @@ pub(super) fn configure(
     cx: &mut Context<'_>,
     account: &str,
     name: &str,
-    fields: &config::Fields,
+    fields: &Fields,
 ) -> Result<Answer, Refusal> {
     let node = state(cx, account)?
         .nodes

@@ -7,12 +7,12 @@
 //! the other already holds the same image, so neither loops.
 
 use super::access::AccessModel;
-use super::config;
 use super::notify::notify;
 use super::requests::{publish, published, Answer};
 use super::{Load, Parked, PepState};
 use crate::modules::avatar::photo_hash;
 use crate::modules::stored_xml::VCARD;
+use crate::modules::xep0060::form::Fields;
 use crate::modules::Context;
 use crate::xml::Element;
 use base64::Engine as _;
@@ -80,7 +80,7 @@ impl super::Pep {
                 Parked::Vcard { xml },
             );
         }
-        let open: config::Fields = vec![(
+        let open: Fields = vec![(
             "pubsub#access_model".to_owned(),
             vec![AccessModel::Open.name().to_owned()],
         )];

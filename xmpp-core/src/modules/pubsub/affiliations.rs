@@ -3,7 +3,7 @@
 //! refusals §6 and §7 prescribe.
 
 use super::config::{Access, NodeConfig, PublishModel};
-use crate::modules::pep::protocol::Refusal;
+use crate::modules::xep0060::Refusal;
 use crate::stanza::StanzaError;
 
 /// An entity's affiliation with a node.

@@ -1,9 +1,11 @@
 //! A service node's configuration (XEP-0060 §8.2, §16.4.3): the fields
 //! the service supports, read from submitted `jabber:x:data` forms (the
-//! form parsing is PEP's, [`crate::modules::pep::config`]) and written to
+//! shared form layer, [`crate::modules::xep0060::form`]) and written to
 //! the configuration form, the meta-data form and the stored document.
 
-use crate::modules::pep::config::{Fields, DATA, NODE_CONFIG};
+use crate::modules::xep0060::form::{
+    self, field, field_values, flag, form_start, Fields, META_DATA, NODE_CONFIG,
+};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
 
@@ -133,19 +135,7 @@ fn single(values: &[String]) -> Result<&str, StanzaError> {
 }
 
 fn boolean(values: &[String]) -> Result<bool, StanzaError> {
-    match single(values)? {
-        "1" | "true" => Ok(true),
-        "0" | "false" => Ok(false),
-        _ => Err(StanzaError::NotAcceptable),
-    }
-}
-
-fn flag(b: bool) -> &'static str {
-    if b {
-        "1"
-    } else {
-        "0"
-    }
+    form::boolean(single(values)?)
 }
 
 /// Fields clients send that change nothing here: accepted and ignored.
@@ -306,13 +296,8 @@ impl NodeConfig {
 
     /// The node's meta-data (§5.4), with its owners.
     pub fn meta_data(&self, owners: &[String]) -> Element {
-        let mut owner = Element::new(DATA, "field")
-            .with_attr("var", "pubsub#owner")
-            .with_attr("type", "jid-multi");
-        for o in owners {
-            owner = owner.with_child(Element::new(DATA, "value").with_text(o.clone()));
-        }
-        form_start("result", "http://jabber.org/protocol/pubsub#meta-data")
+        let owner = field_values("pubsub#owner", Some("jid-multi"), owners.iter().cloned());
+        form_start("result", META_DATA)
             .with_child(field("pubsub#title", "text-single", &self.title))
             .with_child(field("pubsub#type", "text-single", ""))
             .with_child(field(
@@ -361,33 +346,10 @@ impl NodeConfig {
     }
 }
 
-fn form_start(kind: &str, form_type: &str) -> Element {
-    Element::new(DATA, "x")
-        .with_attr("type", kind)
-        .with_child(field("FORM_TYPE", "hidden", form_type))
-}
-
-/// A form field with one value (none when empty).
-pub fn field(var: &str, kind: &str, value: &str) -> Element {
-    let f = Element::new(DATA, "field")
-        .with_attr("var", var)
-        .with_attr("type", kind);
-    if value.is_empty() && kind != "hidden" {
-        return f;
-    }
-    f.with_child(Element::new(DATA, "value").with_text(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
-            .collect()
-    }
+    use crate::modules::xep0060::form::single_values as fields;
 
     #[test]
     fn fields_apply_within_the_cap_and_round_trip() {

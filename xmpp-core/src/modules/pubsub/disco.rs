@@ -3,7 +3,7 @@
 use super::affiliations::may_read;
 use super::op::Op;
 use super::{Answer, FEATURES};
-use crate::modules::pep::protocol::{Refusal, NS};
+use crate::modules::xep0060::{Refusal, NS};
 use crate::ns;
 use crate::stanza::StanzaError;
 use crate::xml::Element;

@@ -3,12 +3,12 @@
 
 use super::affiliations::{may_publish, may_read, may_retract, Affiliation};
 use super::op::Op;
-use super::protocol::Page;
 use super::store::{self, Item};
 use super::{put, Answer};
 use crate::modules::mam::rsm;
-use crate::modules::pep::config::Fields;
-use crate::modules::pep::protocol::{item, Refusal, EVENT, NS};
+use crate::modules::xep0060::form::Fields;
+use crate::modules::xep0060::request::Page;
+use crate::modules::xep0060::{item, Refusal, EVENT, NS};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
 

@@ -41,7 +41,7 @@ use self::protocol::Request;
 use self::settings::Settings;
 use self::store::{Index, Node};
 use self::subscriptions::Subscription;
-use super::pep::protocol::{error, Refusal, NS};
+use super::xep0060::{error, Refusal, NS};
 use super::{Addressed, Context, Flow, Module, ModuleId};
 use crate::jid::Jid;
 use crate::ns;
@@ -391,7 +391,7 @@ fn put(cx: &mut Context<'_>, domain: &str, key: String, value: Option<String>) {
 
 /// A notification of `event` to `to` (§7.1.2.1).
 fn notification(domain: &str, to: &str, headline: bool, event: Element) -> Element {
-    let mut m = super::pep::protocol::notification(domain, to, event);
+    let mut m = super::xep0060::notification(domain, to, event);
     if !headline {
         m.remove_attr("type");
     }

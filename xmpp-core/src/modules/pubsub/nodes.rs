@@ -6,8 +6,8 @@ use super::config::NodeConfig;
 use super::op::Op;
 use super::store::{self, Node, NS as STORE};
 use super::{bare_of, put, Answer};
-use crate::modules::pep::config::Fields;
-use crate::modules::pep::protocol::{Refusal, EVENT, NS};
+use crate::modules::xep0060::form::Fields;
+use crate::modules::xep0060::{Refusal, EVENT, NS};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
 

@@ -10,7 +10,8 @@ use super::settings::Settings;
 use super::store::{self, Index, Node, NS as STORE};
 use super::subscriptions::{State, Subscription};
 use super::{bare_of, notification, put, Answer, Service};
-use crate::modules::pep::protocol::{Refusal, NS, OWNER};
+use crate::modules::xep0060::parse::UNSUPPORTED;
+use crate::modules::xep0060::{Refusal, NS, OWNER};
 use crate::modules::Context;
 use crate::stanza::StanzaError;
 use crate::xml::Element;
@@ -115,6 +116,8 @@ impl Op<'_, '_> {
                 Answer::with(Element::new(OWNER, "pubsub").with_child(list))
             }
             Request::AffiliationsSet { node, changes } => self.set_affiliations(&node, changes),
+            // The service's nodes' disco#info is the disco module's.
+            Request::Info { .. } => Err(UNSUPPORTED),
         }
     }
 

@@ -1,111 +1,49 @@
-//! The XEP-0060 requests a service answers, parsed from iqs: PEP's
-//! (publish, items, retract, create, delete, purge, configure) with what
-//! only a service has (instant nodes, subscriptions and their options,
-//! RSM paging of items, redirects, owners' subscription and affiliation
-//! lists). Namespaces, errors and items are PEP's
-//! ([`crate::modules::pep::protocol`]).
+//! The XEP-0060 requests a service answers: the shared parser
+//! ([`crate::modules::xep0060::request`]) read as a service reads it,
+//! with instant nodes, subscription options, paging and redirects, and
+//! owners' lists of at most [`MAX_CHANGES`] entries.
 
 use super::affiliations::Affiliation;
-use crate::modules::mam::rsm;
-use crate::modules::pep::config::{parse_form, Fields, DATA, PUBLISH_OPTIONS};
-use crate::modules::pep::protocol::{Refusal, MAX_NAME_BYTES, NS, OWNER};
+use crate::modules::xep0060::request::Dialect;
+use crate::modules::xep0060::{self, Refusal, OWNER};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
 
 /// Most entries one owner request may change (§8.8.2, §8.9.2).
 pub const MAX_CHANGES: usize = 256;
 
-/// XEP-0059 paging of items: at most `max` after item `after`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Page {
-    /// `<max/>`.
-    pub max: Option<usize>,
-    /// `<after/>`: an item id.
-    pub after: Option<String>,
-    /// `<before/>` (an item id; empty: the last page).
-    pub before: Option<String>,
-}
-
 /// A service request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    /// §7.1, with XEP-0223 publish-options.
-    Publish {
-        node: String,
-        id: Option<String>,
-        payload: Element,
-        options: Option<Fields>,
-    },
-    /// §6.5: items, at most `max` (newest), those `ids`, or a page.
-    Items {
-        node: String,
-        max: Option<usize>,
-        ids: Vec<String>,
-        page: Option<Page>,
-    },
-    /// §7.2.
-    Retract {
-        node: String,
-        ids: Vec<String>,
-        notify: bool,
-    },
-    /// §8.1: named, or instant (§8.1.2) without a name.
-    Create {
-        node: Option<String>,
-        config: Option<Fields>,
-    },
-    /// §6.1, with options (§6.3.7).
-    Subscribe {
-        node: String,
-        jid: String,
-        options: Option<Fields>,
-    },
-    /// §6.2.
-    Unsubscribe { node: String, jid: String },
-    /// §6.3.2: the subscription options form.
-    OptionsGet { node: String, jid: String },
-    /// §6.3.5.
-    OptionsSet {
-        node: String,
-        jid: String,
-        fields: Fields,
-    },
-    /// §5.6: the requester's subscriptions (of one node).
-    MySubscriptions { node: Option<String> },
-    /// §8.4, with an optional redirect URI.
-    Delete {
-        node: String,
-        redirect: Option<String>,
-    },
-    /// §8.5.
-    Purge { node: String },
-    /// §8.2.
-    ConfigureGet { node: String },
-    /// §8.2.5.
-    ConfigureSet { node: String, fields: Fields },
-    /// §8.3: the default configuration.
-    Default,
-    /// §8.8.1.
-    SubscriptionsGet { node: String },
-    /// §8.8.2: (jid, subscribed or removed).
-    SubscriptionsSet {
-        node: String,
-        changes: Vec<(String, bool)>,
-    },
-    /// §8.9.1.
-    AffiliationsGet { node: String },
-    /// §8.9.2.
-    AffiliationsSet {
-        node: String,
-        changes: Vec<(String, Affiliation)>,
-    },
-}
+pub type Request = xep0060::request::Request<PubsubService>;
 
-fn name(e: &Element, attr: &str) -> Result<String, Refusal> {
-    match e.attr(attr) {
-        Some(n) if !n.is_empty() && n.len() <= MAX_NAME_BYTES => Ok(n.to_owned()),
-        Some(n) if !n.is_empty() => Err((StanzaError::NotAcceptable, None)),
-        _ => Err((StanzaError::BadRequest, Some("nodeid-required"))),
+/// How the service reads XEP-0060: everything PEP reads, and instant
+/// nodes, subscription options, paging, redirects and the default
+/// configuration; lists capped at [`MAX_CHANGES`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PubsubService;
+
+impl Dialect for PubsubService {
+    type Affiliation = Affiliation;
+    const INSTANT_NODES: bool = true;
+    const SUBSCRIBERS: bool = true;
+    const SERVICE_EXTRAS: bool = true;
+    const NODE_INFO: bool = false;
+    const STRICT_NAMESPACE: bool = true;
+    const LIST_CAP: Option<usize> = Some(MAX_CHANGES);
+
+    fn jid(e: &Element) -> Result<String, Refusal> {
+        jid(e)
+    }
+
+    fn subscription_changes(list: &Element) -> Result<Vec<(String, bool)>, Refusal> {
+        entries(list, "subscription", |s| match s {
+            "subscribed" => Some(true),
+            "none" => Some(false),
+            _ => None,
+        })
+    }
+
+    fn affiliation_changes(list: &Element) -> Result<Vec<(String, Affiliation)>, Refusal> {
+        entries(list, "affiliation", Affiliation::parse)
     }
 }
 
@@ -113,243 +51,6 @@ fn jid(e: &Element) -> Result<String, Refusal> {
     match e.attr("jid").map(crate::jid::Jid::parse) {
         Some(Ok(j)) => Ok(j.to_string()),
         _ => Err((StanzaError::BadRequest, Some("jid-required"))),
-    }
-}
-
-fn item_ids(e: &Element) -> Result<Vec<String>, Refusal> {
-    e.elements()
-        .filter(|i| i.is(NS, "item"))
-        .take(MAX_CHANGES + 1)
-        .map(|i| match i.attr("id") {
-            Some(id) if !id.is_empty() && id.len() <= MAX_NAME_BYTES => Ok(id.to_owned()),
-            _ => Err((StanzaError::BadRequest, Some("item-required"))),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|ids| {
-            if ids.len() > MAX_CHANGES {
-                Err((StanzaError::PolicyViolation, None))
-            } else {
-                Ok(ids)
-            }
-        })
-}
-
-fn form(x: Option<&Element>) -> Result<Option<Fields>, Refusal> {
-    x.map(|x| parse_form(x).map_err(|e| (e, None))).transpose()
-}
-
-fn page(set: &Element) -> Result<Page, Refusal> {
-    let bad = (StanzaError::BadRequest, None);
-    let max = match set.child_text(rsm::NS, "max") {
-        Some(m) => Some(m.trim().parse().map_err(|_| bad)?),
-        None => None,
-    };
-    Ok(Page {
-        max,
-        after: set.child_text(rsm::NS, "after"),
-        before: set.child_text(rsm::NS, "before"),
-    })
-}
-
-impl Request {
-    /// Parse an iq's payload; `None` when it is not pubsub.
-    pub fn parse(iq: &Element) -> Option<Result<Self, Refusal>> {
-        let pubsub = iq.first_element()?;
-        let set = iq.attr("type") == Some("set");
-        if pubsub.is(NS, "pubsub") {
-            Some(Self::parse_pubsub(pubsub, set))
-        } else if pubsub.is(OWNER, "pubsub") {
-            Some(Self::parse_owner(pubsub, set))
-        } else {
-            None
-        }
-    }
-
-    fn parse_pubsub(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
-        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
-        let first = pubsub.elements().next().ok_or(unsupported)?;
-        if !first.is(NS, &first.name) {
-            return Err(unsupported);
-        }
-        match (first.name.as_str(), set) {
-            ("publish", true) => {
-                let node = name(first, "node")?;
-                let mut items = first.elements().filter(|e| e.is(NS, "item"));
-                let item = items
-                    .next()
-                    .ok_or((StanzaError::BadRequest, Some("item-required")))?;
-                if items.next().is_some() {
-                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
-                }
-                let id = match item.attr("id") {
-                    Some(id) if id.len() > MAX_NAME_BYTES => {
-                        return Err((StanzaError::NotAcceptable, None))
-                    }
-                    Some(id) if !id.is_empty() => Some(id.to_owned()),
-                    _ => None,
-                };
-                let mut payloads = item.elements();
-                let payload = payloads
-                    .next()
-                    .ok_or((StanzaError::BadRequest, Some("payload-required")))?;
-                if payloads.next().is_some() {
-                    return Err((StanzaError::BadRequest, Some("invalid-payload")));
-                }
-                let options = match pubsub
-                    .child(NS, "publish-options")
-                    .and_then(|o| o.child(DATA, "x"))
-                {
-                    Some(x) => {
-                        let form_type = x
-                            .elements()
-                            .find(|f| f.attr("var") == Some("FORM_TYPE"))
-                            .and_then(|f| f.child_text(DATA, "value"));
-                        if form_type.as_deref() != Some(PUBLISH_OPTIONS) {
-                            return Err((StanzaError::BadRequest, Some("invalid-options")));
-                        }
-                        Some(parse_form(x).map_err(|e| (e, Some("invalid-options")))?)
-                    }
-                    None => None,
-                };
-                Ok(Request::Publish {
-                    node,
-                    id,
-                    payload: payload.clone(),
-                    options,
-                })
-            }
-            ("create", true) => Ok(Request::Create {
-                node: first
-                    .attr("node")
-                    .is_some_and(|n| !n.is_empty())
-                    .then(|| name(first, "node"))
-                    .transpose()?,
-                config: form(
-                    pubsub
-                        .child(NS, "configure")
-                        .and_then(|c| c.child(DATA, "x")),
-                )?,
-            }),
-            ("subscribe", true) => Ok(Request::Subscribe {
-                node: name(first, "node")?,
-                jid: jid(first)?,
-                options: form(pubsub.child(NS, "options").and_then(|o| o.child(DATA, "x")))?,
-            }),
-            ("unsubscribe", true) => Ok(Request::Unsubscribe {
-                node: name(first, "node")?,
-                jid: jid(first)?,
-            }),
-            ("options", false) => Ok(Request::OptionsGet {
-                node: name(first, "node")?,
-                jid: jid(first)?,
-            }),
-            ("options", true) => Ok(Request::OptionsSet {
-                node: name(first, "node")?,
-                jid: jid(first)?,
-                fields: form(first.child(DATA, "x"))?
-                    .ok_or((StanzaError::BadRequest, Some("invalid-options")))?,
-            }),
-            ("subscriptions", false) => Ok(Request::MySubscriptions {
-                node: first.attr("node").map(str::to_owned),
-            }),
-            ("items", false) => Ok(Request::Items {
-                node: name(first, "node")?,
-                max: match first.attr("max_items") {
-                    Some(m) => Some(
-                        m.trim()
-                            .parse()
-                            .map_err(|_| (StanzaError::BadRequest, None))?,
-                    ),
-                    None => None,
-                },
-                ids: item_ids(first)?,
-                page: pubsub.child(rsm::NS, "set").map(page).transpose()?,
-            }),
-            ("retract", true) => {
-                let ids = item_ids(first)?;
-                if ids.is_empty() {
-                    return Err((StanzaError::BadRequest, Some("item-required")));
-                }
-                Ok(Request::Retract {
-                    node: name(first, "node")?,
-                    ids,
-                    notify: matches!(first.attr("notify"), Some("1" | "true")),
-                })
-            }
-            _ => Err(unsupported),
-        }
-    }
-
-    fn parse_owner(pubsub: &Element, set: bool) -> Result<Self, Refusal> {
-        let unsupported = (StanzaError::FeatureNotImplemented, Some("unsupported"));
-        let first = pubsub.elements().next().ok_or(unsupported)?;
-        match (first.name.as_str(), set) {
-            ("delete", true) => Ok(Request::Delete {
-                node: name(first, "node")?,
-                redirect: first
-                    .child(OWNER, "redirect")
-                    .and_then(|r| r.attr("uri"))
-                    .filter(|u| u.len() <= 2 * MAX_NAME_BYTES)
-                    .map(str::to_owned),
-            }),
-            ("purge", true) => Ok(Request::Purge {
-                node: name(first, "node")?,
-            }),
-            ("configure", false) => Ok(Request::ConfigureGet {
-                node: name(first, "node")?,
-            }),
-            ("configure", true) => Ok(Request::ConfigureSet {
-                node: name(first, "node")?,
-                fields: form(first.child(DATA, "x"))?.ok_or((StanzaError::BadRequest, None))?,
-            }),
-            ("default", false) => Ok(Request::Default),
-            ("subscriptions", false) => Ok(Request::SubscriptionsGet {
-                node: name(first, "node")?,
-            }),
-            ("subscriptions", true) => {
-                let changes = entries(first, "subscription", |s| match s {
-                    "subscribed" => Some(true),
-                    "none" => Some(false),
-                    _ => None,
-                })?;
-                Ok(Request::SubscriptionsSet {
-                    node: name(first, "node")?,
-                    changes,
-                })
-            }
-            ("affiliations", false) => Ok(Request::AffiliationsGet {
-                node: name(first, "node")?,
-            }),
-            ("affiliations", true) => Ok(Request::AffiliationsSet {
-                node: name(first, "node")?,
-                changes: entries(first, "affiliation", Affiliation::parse)?,
-            }),
-            _ => Err(unsupported),
-        }
-    }
-
-    /// The node the request names, if any.
-    pub fn node(&self) -> Option<&str> {
-        match self {
-            Request::Publish { node, .. }
-            | Request::Items { node, .. }
-            | Request::Retract { node, .. }
-            | Request::Subscribe { node, .. }
-            | Request::Unsubscribe { node, .. }
-            | Request::OptionsGet { node, .. }
-            | Request::OptionsSet { node, .. }
-            | Request::Delete { node, .. }
-            | Request::Purge { node }
-            | Request::ConfigureGet { node }
-            | Request::ConfigureSet { node, .. }
-            | Request::SubscriptionsGet { node }
-            | Request::SubscriptionsSet { node, .. }
-            | Request::AffiliationsGet { node }
-            | Request::AffiliationsSet { node, .. } => Some(node),
-            Request::Create { node, .. } => node.as_deref(),
-            Request::MySubscriptions { node } => node.as_deref(),
-            Request::Default => None,
-        }
     }
 }
 
@@ -380,6 +81,7 @@ fn entries<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::xep0060::request::Page;
 
     fn iq(xml: &str) -> Element {
         Element::parse(xml.as_bytes()).expect("XML")

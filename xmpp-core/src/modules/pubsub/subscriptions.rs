@@ -1,7 +1,7 @@
 //! Subscriptions (XEP-0060 §6.1, §6.3, §8.8): one per node and JID, with
 //! its id, its state and its options, stored as its own document.
 
-use crate::modules::pep::config::{Fields, DATA};
+use crate::modules::xep0060::form::{Fields, DATA};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
 
@@ -87,12 +87,12 @@ impl Subscription {
     pub fn options_form(&self) -> Element {
         Element::new(DATA, "x")
             .with_attr("type", "form")
-            .with_child(super::config::field(
+            .with_child(crate::modules::xep0060::form::field(
                 "FORM_TYPE",
                 "hidden",
                 SUBSCRIBE_OPTIONS,
             ))
-            .with_child(super::config::field(
+            .with_child(crate::modules::xep0060::form::field(
                 "pubsub#deliver",
                 "boolean",
                 if self.deliver { "1" } else { "0" },
@@ -128,7 +128,7 @@ impl Subscription {
 
 /// §8.6: the form asking an owner to approve `jid`'s subscription.
 pub fn authorization_form(node: &str, jid: &str, subid: &str) -> Element {
-    use super::config::field;
+    use crate::modules::xep0060::form::field;
     Element::new(DATA, "x")
         .with_attr("type", "form")
         .with_child(Element::new(DATA, "title").with_text("PubSub subscriber request"))

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::hub::{Hub, HubConfig, HubOutput};
-use crate::modules::pep::protocol::EVENT;
+use crate::modules::xep0060::EVENT;
 use crate::storage::MemoryStore;
 
 fn hub() -> Hub {
