@@ -2,8 +2,8 @@
 //! publisher with 2,000 contacts (subscribed both ways, online, with
 //! XEP-0115 caps advertising `tune+notify`) publishes items back to back,
 //! 2,000 notifications each, while two other accounts exchange messages;
-//! everything runs on one hub partition, the worst case. Every
-//! notification and every message must arrive. The message latencies
+//! on one hub partition (the worst case) and on four. Every notification
+//! and every message must arrive, once, in order. The message latencies
 //! before and during the fan-out are printed (`--nocapture`), not asserted:
 //! timing depends on the machine.
 
@@ -192,6 +192,8 @@ async fn run_contact(mut c: Client, me: String, counts: Arc<Counts>) {
     }
     counts.online.fetch_add(1, Ordering::AcqRel);
     let (mut ready, mut seen) = (false, HashSet::new());
+    // Notifications come once each, in the order published.
+    let mut last: Option<usize> = None;
     let mut got = Vec::new();
     while seen.len() < ITEMS {
         if let Err(e) = c.recv_batch(&mut got).await {
@@ -220,6 +222,16 @@ async fn run_contact(mut c: Client, me: String, counts: Arc<Counts>) {
                 if !ready && id.starts_with("warm-") {
                     ready = true;
                     counts.ready.fetch_add(1, Ordering::AcqRel);
+                }
+                if let Some(k) = id.strip_prefix("item-").and_then(|k| k.parse().ok()) {
+                    if last.is_some_and(|l| k <= l) {
+                        counts
+                            .failures
+                            .lock()
+                            .expect("lock")
+                            .push(format!("{me}: item-{k} after item-{last:?}"));
+                    }
+                    last = Some(k);
                 }
                 if id.starts_with("item-") && seen.insert(id) {
                     counts.notifications.fetch_add(1, Ordering::AcqRel);
@@ -290,6 +302,21 @@ fn summary(mut us: Vec<u64>) -> String {
 
 #[test]
 fn a_pep_fan_out_to_many_contacts_does_not_hold_up_other_messages() {
+    fan_out(1);
+}
+
+/// The same across partitions: the notifications are routed to the
+/// contacts' partitions, not delivered by the publisher's.
+#[test]
+fn a_pep_fan_out_across_partitions_does_not_hold_up_other_messages() {
+    fan_out(4);
+}
+
+/// One fan-out at a time: each takes thousands of sockets.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn fan_out(partitions: usize) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let contacts = contacts_that_fit();
     let cfg = RuntimeConfig {
         stream: ServerStreamConfig {
@@ -298,7 +325,7 @@ fn a_pep_fan_out_to_many_contacts_does_not_hold_up_other_messages() {
         },
         hub: HubConfig::default(),
         threads: 2,
-        partitions: 1,
+        partitions,
         scram_iterations: 4096,
         ..RuntimeConfig::default()
     };
@@ -430,8 +457,12 @@ fn a_pep_fan_out_to_many_contacts_does_not_hold_up_other_messages() {
             smol::Timer::after(Duration::from_millis(20)).await;
         }
         let all = latencies.lock().expect("lock").clone();
+        // Every message once, in the order sent.
+        let order: Vec<usize> = all.iter().map(|(s, _)| *s).collect();
+        assert_eq!(order, (0..seq).collect::<Vec<_>>(), "messages in order");
         let (before, during): (Vec<_>, Vec<_>) =
             all.into_iter().partition(|(s, _)| *s < baseline_count);
+        eprintln!("{partitions} partition(s):");
         eprintln!(
             "fan-out: {expected} notifications in {fan_out:?} ({:.0}/s)",
             expected as f64 / fan_out.as_secs_f64()
