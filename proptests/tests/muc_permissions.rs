@@ -70,9 +70,8 @@ fn expected_role(ar: &str, aa: &str, tr: &str, ta: &str, new: &str) -> Result<()
     if ar != "moderator" {
         return Err("forbidden");
     }
-    let kick = new == "none";
-    let revoke_voice = tr == "participant" && new == "visitor";
-    if (kick || revoke_voice || new == "visitor") && admin_or_owner(ta) {
+    // Kicking (to none) or silencing (to visitor) an admin or owner.
+    if (new == "none" || new == "visitor") && admin_or_owner(ta) {
         return Err("not-allowed");
     }
     Ok(())
@@ -156,46 +155,32 @@ proptest! {
 /// Every case once, besides the random sampling.
 #[test]
 fn the_whole_table() {
-    for ar in 0..4 {
-        for aa in 0..5 {
-            for tr in 0..4 {
-                for ta in 0..5 {
-                    for new in 0..4 {
+    let r = |n: &str| Role::parse(n).expect("role");
+    let a = |n: &str| Affiliation::parse(n).expect("affiliation");
+    for ar in ROLES {
+        for aa in AFFS {
+            for tr in ROLES {
+                for ta in AFFS {
+                    for new in ROLES {
                         assert_eq!(
-                            name(may_set_role(
-                                role(ar),
-                                aff(aa),
-                                role(tr),
-                                aff(ta),
-                                role(new)
-                            )),
-                            expected_role(ROLES[ar], AFFS[aa], ROLES[tr], AFFS[ta], ROLES[new]),
-                            "actor {}/{} target {}/{} to {}",
-                            ROLES[ar],
-                            AFFS[aa],
-                            ROLES[tr],
-                            AFFS[ta],
-                            ROLES[new]
+                            name(may_set_role(r(ar), a(aa), r(tr), a(ta), r(new))),
+                            expected_role(ar, aa, tr, ta, new),
+                            "actor {ar}/{aa} target {tr}/{ta} to {new}"
                         );
                     }
                 }
             }
         }
-        for from in 0..5 {
-            for to in 0..5 {
+    }
+    for aa in AFFS {
+        for from in AFFS {
+            for to in AFFS {
                 assert_eq!(
-                    name(may_set_affiliation(aff(ar), aff(from), aff(to))),
-                    expected_aff(AFFS[ar], AFFS[from], AFFS[to])
+                    name(may_set_affiliation(a(aa), a(from), a(to))),
+                    expected_aff(aa, from, to),
+                    "{aa} moves {from} to {to}"
                 );
             }
-        }
-    }
-    for from in 0..5 {
-        for to in 0..5 {
-            assert_eq!(
-                name(may_set_affiliation(aff(4), aff(from), aff(to))),
-                expected_aff(AFFS[4], AFFS[from], AFFS[to])
-            );
         }
     }
 }
