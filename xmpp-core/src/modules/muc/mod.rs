@@ -32,6 +32,7 @@ pub mod occupant;
 pub mod occupant_id;
 pub mod permissions;
 pub mod protocol;
+mod register;
 pub mod room;
 pub mod settings;
 pub mod store;
@@ -220,7 +221,15 @@ impl Module for Muc {
             return Flow::Handled;
         }
         let done = if get && q.is(ns::DISCO_INFO, "query") {
-            Ok(moderation_done(Some(room.info())))
+            Ok(moderation_done(Some(
+                if q.attr("node") == Some(register::ROOMUSER_NODE) {
+                    room.roomuser_item(&bare)
+                } else {
+                    room.info()
+                },
+            )))
+        } else if q.is(register::REGISTER, "query") {
+            room.register(&env, &bare, iq)
         } else if get && q.is(ns::DISCO_ITEMS, "query") {
             Ok(moderation_done(Some(Element::new(
                 ns::DISCO_ITEMS,
