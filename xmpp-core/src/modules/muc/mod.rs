@@ -22,6 +22,7 @@
 //! `moderation` (what each flow does to a room), [`history`], `disco`,
 //! [`settings`] (the budgets).
 
+pub mod archive;
 pub mod config;
 mod disco;
 pub mod history;
@@ -92,6 +93,10 @@ pub struct Muc {
     parked: HashMap<Load, Vec<(String, Element)>>,
     /// Room JIDs known not to be stored.
     absent: HashSet<String>,
+    /// Archive queries waiting for storage.
+    archive_queries: HashMap<RequestId, archive::Waiting>,
+    /// Archive ids in order (XEP-0313, XEP-0359).
+    ids: crate::archive::IdSequence,
 }
 
 impl Default for Muc {
@@ -112,6 +117,8 @@ impl Muc {
             loading: HashMap::new(),
             parked: HashMap::new(),
             absent: HashSet::new(),
+            archive_queries: HashMap::new(),
+            ids: crate::archive::IdSequence::default(),
         }
     }
 
@@ -228,6 +235,16 @@ impl Module for Muc {
                     room.info()
                 },
             )))
+        } else if let Some(step) = archive::request(room, &settings, &bare, iq) {
+            match step {
+                Ok(archive::Step::Answer(a)) => cx.route(a),
+                Ok(archive::Step::Ask(request, waiting)) => {
+                    let id = cx.request(*request);
+                    self.archive_queries.insert(id, waiting);
+                }
+                Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+            }
+            return Flow::Handled;
         } else if q.is(register::REGISTER, "query") {
             room.register(&env, &bare, iq)
         } else if get && q.is(ns::DISCO_ITEMS, "query") {
@@ -300,6 +317,9 @@ impl Module for Muc {
     }
 
     fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        if let Some(waiting) = self.archive_queries.remove(&id) {
+            return send_all(cx, archive::answer(waiting, result));
+        }
         let Some(load) = self.loading.remove(&id) else {
             return;
         };
@@ -445,7 +465,17 @@ impl Muc {
         if stanza.attr("type") == Some("error") {
             return Ok(Vec::new());
         }
-        let id = cx.entropy().hex_id(12);
+        let logged = self.rooms.get(room_jid).is_some_and(|r| r.config.logging);
+        let archive_id = if logged && stanza.child(ns::CLIENT, "body").is_some() {
+            let now = cx.now();
+            Some(self.ids.next(now, cx.entropy()))
+        } else {
+            None
+        };
+        let id = match archive_id {
+            Some(a) => a.to_string(),
+            None => cx.entropy().hex_id(12),
+        };
         let settings = Arc::clone(&self.settings);
         let env = Env {
             now: cx.now(),
@@ -460,7 +490,12 @@ impl Muc {
             return room.private(&env, full, nick, stanza);
         }
         if stanza.attr("type") == Some("groupchat") {
-            return room.groupchat(&env, full, stanza, &id);
+            let out = room.groupchat(&env, full, stanza, &id)?;
+            if let (Some(a), Some(sent)) = (archive_id, out.first()) {
+                // Archived before anyone (the sender included) has it.
+                cx.commit(archive::append(room_jid, a, sent));
+            }
+            return Ok(out);
         }
         if let Some(r) = room.mediate(full, stanza) {
             return r;
