@@ -56,6 +56,8 @@ impl Room {
             .with_child(feature(super::register::REGISTER))
             .with_child(feature(super::message::SID))
             .with_child(feature(super::occupant_id::NS))
+            .with_child(feature(super::retract::MODERATE_0))
+            .with_child(feature(super::retract::MODERATE_1))
             .with_child(feature(
                 "http://jabber.org/protocol/muc#self-ping-optimization",
             ));

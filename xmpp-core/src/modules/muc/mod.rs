@@ -34,6 +34,7 @@ pub mod occupant_id;
 pub mod permissions;
 pub mod protocol;
 mod register;
+mod retract;
 pub mod room;
 pub mod settings;
 pub mod store;
@@ -241,6 +242,24 @@ impl Module for Muc {
                 Ok(archive::Step::Ask(request, waiting)) => {
                     let id = cx.request(*request);
                     self.archive_queries.insert(id, waiting);
+                }
+                Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+            }
+            return Flow::Handled;
+        } else if let Some(req) = retract::parse(iq).filter(|_| !get) {
+            let logged = room.config.logging;
+            let archive_id = logged.then(|| self.ids.next(env.now, cx.entropy()));
+            let sid = match archive_id {
+                Some(a) => a.to_string(),
+                None => cx.entropy().hex_id(12),
+            };
+            match room.retract(&env, &full, &req, &sid) {
+                Ok(out) => {
+                    if let (Some(a), Some(sent)) = (archive_id, out.first()) {
+                        cx.commit(archive::append(&room_jid, a, sent));
+                    }
+                    answer(cx, None);
+                    send_all(cx, out);
                 }
                 Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
             }
