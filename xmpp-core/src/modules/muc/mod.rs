@@ -464,6 +464,7 @@ impl Muc {
             return Err(StanzaError::ResourceConstraint);
         }
         let mut room = Room::new(room_jid, bare, settings.defaults.clone());
+        room.locked = settings.lock_new_rooms;
         let out = room.enter(&env, full, bare, nick, stanza, true)?;
         tracing::debug!(room = room_jid, creator = bare, "room created");
         self.rooms.insert(room_jid.to_owned(), room);
