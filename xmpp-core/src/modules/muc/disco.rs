@@ -61,6 +61,12 @@ impl Room {
             .with_child(feature(
                 "http://jabber.org/protocol/muc#self-ping-optimization",
             ));
+        if self.config.logging {
+            // XEP-0313 §6.1: the room's archive.
+            q = q
+                .with_child(feature(crate::modules::mam::NS))
+                .with_child(feature(crate::modules::mam::EXTENDED));
+        }
         for f in self.config.features() {
             q = q.with_child(feature(f));
         }

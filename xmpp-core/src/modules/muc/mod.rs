@@ -511,6 +511,14 @@ impl Muc {
         }
         if stanza.attr("type") == Some("groupchat") {
             let out = room.groupchat(&env, full, stanza, &id)?;
+            let subject = stanza.child(ns::CLIENT, "subject").is_some()
+                && stanza.child(ns::CLIENT, "body").is_none();
+            if subject && room.config.persistent {
+                // The subject outlives a restart; stored before anyone
+                // sees it.
+                let domain = room_jid.split_once('@').map_or("", |(_, d)| d).to_owned();
+                self.persist(cx, &domain, room_jid);
+            }
             if let (Some(a), Some(sent)) = (archive_id, out.first()) {
                 // Archived before anyone (the sender included) has it.
                 cx.commit(archive::append(room_jid, a, sent));
