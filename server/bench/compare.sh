@@ -3,7 +3,7 @@
 # Debian, in one run, on this machine, over loopback (issue 3).
 #
 #   server/bench/compare.sh [--quick] [--only vireo,prosody,ejabberd] [--tls]
-#                           [--archiving] [--count M] [--bench-threads N]
+#                           [--archiving] [--pep] [--count M] [--bench-threads N]
 #                           [--no-install] [--no-build] [--no-huge] [--check]
 #                           [--keep]
 #
@@ -13,6 +13,16 @@
 #   --archiving      message archives (XEP-0313) on in all three servers (Vireo's
 #                    mam, Prosody's and ejabberd's mod_mam, each archiving every
 #                    conversation) and only the messages runs, as mam-messages-*
+#   --pep            PEP (XEP-0163) on in all three servers (Vireo's pep, Prosody's
+#                    mod_pep, ejabberd's mod_pubsub with its pep plugin + mod_caps) and only the PEP runs:
+#                    pep-nN-mM (one publisher, N contacts with +notify caps, M items;
+#                    --pep-contacts, --pep-items; rerun as pep-nN-long with enough
+#                    items for 3 s when under 2 s) and idle with PEP on
+#   --pep-contacts N contacts of the pep run (default 200, quick 20)
+#   --pep-items M    items of the pep run (default 200, quick 20)
+#   --pep-fanout N   contacts of the pep-fanout run (default 2000, quick 100): 10 items
+#                    back to back while two other accounts exchange a message every
+#                    5 ms (vireo-bench pep --probe); 0 skips it
 #   --prosody-archive internal|sql
 #                    Prosody's archive store with --archiving: internal (its
 #                    default, files; the default here) or sql (SQLite, needs
@@ -40,7 +50,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 PY="${PYTHON:-python3}"
 LIB="$HERE/benchlib.py"
 
-QUICK=0 TLS=0 ARCHIVING=0 PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
+QUICK=0 TLS=0 ARCHIVING=0 PEP=0 PEP_N="" PEP_M="" PEP_FANOUT="" PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
 ONLY="vireo,prosody,ejabberd" COUNT="" BENCH_THREADS=1
 DOMAIN=localhost PASSWORD=bench-pw PREFIX=u ROSTER_PREFIX=r
 # ejabberd 23.01 (p1_xmpp) hashes SCRAM with a fixed 4,096 iterations; Prosody
@@ -53,6 +63,10 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1 ;;
         --tls) TLS=1 ;;
         --archiving) ARCHIVING=1 ;;
+        --pep) PEP=1 ;;
+        --pep-contacts) PEP_N="$2"; shift ;;
+        --pep-items) PEP_M="$2"; shift ;;
+        --pep-fanout) PEP_FANOUT="$2"; shift ;;
         --prosody-archive) PROSODY_ARCHIVE="$2"; shift ;;
         --prosody-archive=*) PROSODY_ARCHIVE="${1#*=}" ;;
         --only) ONLY="$2"; shift ;;
@@ -83,9 +97,11 @@ has() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
 if [ "$QUICK" = 1 ]; then
     IDLE_SMALL=100 IDLE_BIG=500 PAIRS=10 WINDOW=10 COUNT="${COUNT:-400}"
     LOGIN_ACCOUNTS=200 LOGIN_CONC=20 RP_USERS=20 RP_CONTACTS=10 HUGE=0
+    PEP_N="${PEP_N:-20}" PEP_M="${PEP_M:-20}" PEP_FANOUT="${PEP_FANOUT:-100}"
 else
     IDLE_SMALL=1000 IDLE_BIG=5000 PAIRS=50 WINDOW=20 COUNT="${COUNT:-4000}"
     LOGIN_ACCOUNTS=2000 LOGIN_CONC=50 RP_USERS=200 RP_CONTACTS=50 HUGE=15000
+    PEP_N="${PEP_N:-200}" PEP_M="${PEP_M:-200}" PEP_FANOUT="${PEP_FANOUT:-2000}"
     [ "$HUGE_RUNS" = 1 ] || HUGE=0
 fi
 # Archiving (--archiving): what each template gets in its module list.
@@ -99,11 +115,18 @@ if [ "$ARCHIVING" = 1 ]; then
 else
     MAM_VIREO='' MAM_PROSODY='' MAM_EJABBERD=''
 fi
+if [ "$PEP" = 1 ]; then
+    PEP_VIREO=', "pep"' PEP_PROSODY='"pep";' PEP_EJABBERD='mod_caps: {}\n  mod_pubsub:\n    plugins: [flat, pep]'
+else
+    PEP_VIREO='' PEP_PROSODY='' PEP_EJABBERD=''
+fi
 max() { local m=$1; shift; for v in "$@"; do [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
 # Accounts PREFIX0..: pairs + idle sessions of the largest run, login accounts; +10 slack.
 N_COMMON=$(( $(max $((IDLE_BIG + 2 * PAIRS)) "$LOGIN_ACCOUNTS") + 10 ))
 N_VIREO=$(( $(max "$N_COMMON" $((HUGE + 2 * PAIRS))) + 10 ))
-N_ROSTER=$(( RP_USERS + RP_CONTACTS + 10 ))
+# Roster accounts r0..: roster-presence users, or the pep run's publisher and contacts.
+N_ROSTER=$(( $(max $((RP_USERS + RP_CONTACTS)) $((PEP_N + 1))) + 10 ))
+[ "$PEP" = 1 ] && N_ROSTER=$(( $(max "$N_ROSTER" $((PEP_FANOUT + 3 + 10))) ))
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -224,6 +247,7 @@ def out(*cmd):
 m["stamp"] = sys.argv[1]
 m["mode"] = sys.argv[2]
 m["archiving"] = sys.argv[5] == "1"
+m["pep"] = sys.argv[7] == "1"
 if m["archiving"]:
     m["prosody_archive"] = sys.argv[6]
 m["vireo_rev"] = out("git", "-C", sys.argv[3], "describe", "--always", "--dirty")
@@ -233,7 +257,7 @@ for p in ("prosody", "ejabberd"):
         m[p + "_version"] = v
 m["scram_iterations"] = int(sys.argv[4])
 print(json.dumps(m))
-' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS" "$ARCHIVING" "$PROSODY_ARCHIVE"
+' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS" "$ARCHIVING" "$PROSODY_ARCHIVE" "$PEP"
 } >> "$RESULTS"
 
 # One self-signed certificate for all three servers (TLS runs).
@@ -251,7 +275,8 @@ fill() { # fill TEMPLATE OUT DIR [KEY=VALUE...]
     shift 3
     args=(-e "s#@DIR@#$dir#g" -e "s#@DOMAIN@#$DOMAIN#g" -e "s#@SCRAM_ITERATIONS@#$SCRAM_ITERATIONS#g"
           -e "s#@MAM@#$MAM_VIREO#g" -e "s#@PROSODY_MAM@#$MAM_PROSODY#g" -e "s#@EJABBERD_MAM@#$MAM_EJABBERD#g"
-          -e "s#@PROSODY_ARCHIVE_STORAGE@#$PROSODY_STORAGE#g")
+          -e "s#@PROSODY_ARCHIVE_STORAGE@#$PROSODY_STORAGE#g"
+          -e "s#@PEP@#$PEP_VIREO#g" -e "s#@PROSODY_PEP@#$PEP_PROSODY#g" -e "s#@EJABBERD_PEP@#$PEP_EJABBERD#g")
     for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
     sed "${args[@]}" "$tpl" > "$out"
 }
@@ -471,6 +496,26 @@ if [ -z "$BENCH" ]; then
                 || die "$s: no stream features on a second connection"
             stop_server "$s"
         done
+    done
+elif [ "$PEP" = 1 ]; then
+    # PEP on everywhere: the notification fan-out, and idle sessions with PEP
+    # loaded (what the default configurations, which enable it, cost at rest).
+    for s in "${SERVERS[@]}"; do
+        run_case "$s" "pep-n$PEP_N-m$PEP_M" --user-prefix "$ROSTER_PREFIX" \
+            pep --contacts "$PEP_N" --items "$PEP_M"
+        # As for messages: a phase under 2 s is rerun long enough to measure.
+        secs="$(case_seconds)"
+        if [ "$QUICK" = 0 ] && [ -n "$secs" ] && "$PY" -c "import sys; sys.exit(0 if 0 < $secs < 2.0 else 1)"; then
+            items="$("$PY" -c "print(int($PEP_M * 3.0 / $secs) + 1)")"
+            log "$s: pep measured only ${secs}s; rerunning with --items $items"
+            run_case "$s" "pep-n$PEP_N-long" --user-prefix "$ROSTER_PREFIX" \
+                pep --contacts "$PEP_N" --items "$items"
+        fi
+        if [ "$PEP_FANOUT" -gt 0 ]; then
+            run_case "$s" "pep-fanout-n$PEP_FANOUT" --user-prefix "$ROSTER_PREFIX" \
+                pep --contacts "$PEP_FANOUT" --items 10 --window 10 --probe
+        fi
+        run_case "$s" "pep-idle-$IDLE_BIG" idle --sessions "$IDLE_BIG"
     done
 elif [ "$ARCHIVING" = 1 ]; then
     # Like for like with archiving on everywhere: the messages runs only

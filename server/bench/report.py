@@ -21,6 +21,10 @@ ERRORS = []  # "case on server: error" of failed runs, printed under the table
 # look like results. (name, better: "high" | "low" | "").
 PREFERRED = [
     ("msgs_per_s", "high"), ("logins_per_s", "high"), ("presence_per_s", "high"),
+    ("notifications_per_s", "high"), ("server_cpu_us_per_notification", "low"),
+    ("notifications_delivered", ""), ("notifications_expected", ""),
+    ("probe_rest_p50_ms", "low"), ("probe_rest_max_ms", "low"),
+    ("probe_p50_ms", "low"), ("probe_p99_ms", "low"), ("probe_max_ms", "low"),
     ("p50_ms", "low"), ("p99_ms", "low"), ("max_ms", "low"),
     ("server_cpu_us_per_msg", "low"), ("server_cpu_us_per_login", "low"),
     ("server_cpu_us_per_presence", "low"), ("server_cpu_cores", ""),
@@ -31,7 +35,7 @@ PREFERRED = [
     ("presence_delivered", ""), ("presence_expected", ""), ("steady_s", ""), ("duration_s", ""),
 ]
 SKIP = {"pid", "wrapper_pid", "port", "threads", "pairs", "window", "count", "accounts",
-        "concurrency", "users", "contacts", "idle"}
+        "concurrency", "users", "contacts", "idle", "items"}
 
 
 def better_of(name):

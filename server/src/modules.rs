@@ -157,13 +157,13 @@ pub const CATALOG: &[ModuleInfo] = &[
     built("vcard", Layer::Protocol, "extensions", &["XEP-0054"], "vcard-temp"),
     ModuleInfo {
         depends: &["vcard"],
-        ..built("vcard_xupdate", Layer::Protocol, "extensions", &["XEP-0153", "XEP-0398 §4"], "the stored vCard's avatar hash in the users' available presence")
+        ..built("vcard_xupdate", Layer::Protocol, "extensions", &["XEP-0153", "XEP-0398"], "the stored vCard's avatar hash in the users' available presence; XEP-0084 avatars published with PEP become the vCard's photo")
     },
     built("private", Layer::Protocol, "extensions", &["XEP-0049"], "private XML storage"),
     built("extdisco", Layer::Protocol, "extensions", &["XEP-0215"], "external service discovery: the STUN/TURN server of turn_external_*, with TURN credentials for coturn"),
     built("register", Layer::Protocol, "legacy", &["XEP-0077"], "in-band registration (when allow_registration), password change and account removal"),
     built("push", Layer::Protocol, "experimental", &["XEP-0357"], "push notifications to the app servers of the user's clients"),
-    built("pep", Layer::Protocol, "extensions", &["XEP-0163", "XEP-0060", "XEP-0223"], "personal eventing: every account a pubsub service (publish with auto-create and publish-options, items by access model, retract, delete, configure, notifications)"),
+    built("pep", Layer::Protocol, "extensions", &["XEP-0163", "XEP-0060", "XEP-0223", "XEP-0084", "XEP-0398 §3.2"], "personal eventing: every account a pubsub service (publish with auto-create and publish-options, items by access model, retract, delete, configure, subscriptions, affiliations, notifications; a vCard's photo published as the XEP-0084 avatar)"),
     // 05 services
     ModuleInfo {
         depends: &["router"],

@@ -150,7 +150,7 @@ fn parse_duration(v: &str) -> Result<u64, String> {
 }
 
 /// `pubsub: [create=local|admins|nobody] [admins=a@d,b@d] [max_items=N]
-/// [items_max=N] [item_bytes=N] [nodes_per_owner=N] [subscriptions=N]
+/// [items_max=N] [item_bytes=N] [node_bytes=N] [nodes_per_owner=N] [subscriptions=N]
 /// [pending=N]`: the XEP-0060 service's settings.
 fn parse_pubsub(v: &str) -> Result<PubsubSettings, String> {
     let mut p = PubsubSettings::default();
@@ -168,6 +168,7 @@ fn parse_pubsub(v: &str) -> Result<PubsubSettings, String> {
             "max_items" => p.default_max_items = num(val)?,
             "items_max" => p.items_per_node_max = num(val)?,
             "item_bytes" => p.item_bytes_max = num(val)?,
+            "node_bytes" => p.node_bytes_max = num(val)?,
             "nodes_per_owner" => p.nodes_per_owner_max = num(val)?,
             "subscriptions" => p.subscriptions_per_jid_max = num(val)?,
             "pending" => p.pending_max = num(val)?,

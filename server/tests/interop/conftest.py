@@ -120,6 +120,18 @@ def port_accepts(port: int) -> bool:
         return False
 
 
+def admin_accepts(path: Path) -> bool:
+    """True when the admin socket at `path` takes a connection (a file
+    left by a killed server does not)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            s.connect(str(path))
+            return True
+    except OSError:
+        return False
+
+
 def unique_user(prefix: str = "u") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -204,7 +216,10 @@ class VireoServer:
                 pytest.fail(
                     f"vireo exited with code {code} during startup; log:\n{self.log_tail()}"
                 )
-            if port_accepts(self.c2s_port) and port_accepts(self.c2s_tls_port):
+            # The admin socket too: `vireo adduser` right after start
+            # talks to it, and it opens after the c2s listeners.
+            if (port_accepts(self.c2s_port) and port_accepts(self.c2s_tls_port)
+                    and admin_accepts(self.data_dir / "admin.sock")):
                 return
             time.sleep(0.05)
         self._terminate(SHUTDOWN_TIMEOUT)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interop tests: the real `vireo` binary driven by slixmpp and raw sockets.
 # Usage: server/tests/interop/run.sh [extra pytest args, e.g. -k login -x]
-# Env: PYTHON (default python3), VIREO_TEST_LOG (server log filter), VIREO_TEST_KEEP=1.
+# Needs Node.js >= 20 and npm (xmpp.js). Env: PYTHON (default python3), VIREO_TEST_LOG (server log filter), VIREO_TEST_KEEP=1.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,10 +23,25 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null || true)" != "$want
     echo "$want" >"$stamp"
 fi
 
+# xmpp.js for test_pep_xmppjs.py: `npm ci` from the pinned lock file,
+# again only when it changes.
+js="$here/js"
+js_stamp="$js/node_modules/.lock.stamp"
+js_want="$(sha256sum <"$js/package-lock.json" | cut -d' ' -f1)"
+if [[ "$(cat "$js_stamp" 2>/dev/null || true)" != "$js_want" ]]; then
+    if ! command -v npm >/dev/null; then
+        echo "interop: npm not found: install Node.js >= 20 with npm (.ci/run does)" >&2
+        exit 1
+    fi
+    echo "interop: npm ci in $js"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$js_want" >"$js_stamp"
+fi
+
 echo "interop: cargo build -p vireo"
 cargo build -p vireo
 
-export VIREO_BIN="$root/target/debug/vireo"
+export VIREO_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/vireo"
 export PYTHONDONTWRITEBYTECODE=1
 set +e
 "$venv/bin/python" -m pytest -q -p no:cacheprovider \

@@ -203,6 +203,10 @@ impl Hub {
                     p.set_attr("to", &contact_s);
                     self.route(p);
                 }
+                self.announce(crate::modules::Event::SubscriptionApproved {
+                    account,
+                    contact: &contact_s,
+                });
             }
             // Cancelling sends unavailable from every resource (§3.2.1).
             SubscriptionKind::Unsubscribed => {

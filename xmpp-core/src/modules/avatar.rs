@@ -12,6 +12,11 @@
 //! filled in (it MUST be), and only an explicit empty `<photo/>` — a client
 //! saying it has no image to advertise — is left alone, as XEP-0398 §4
 //! requires.
+//!
+//! XEP-0398 §3.1, from PEP to vCard: an avatar published with XEP-0084
+//! (its data, then its metadata, told by [`Event::PepPublished`]) becomes
+//! the vCard's PHOTO, so the hash follows; the other way is PEP's
+//! ([`crate::modules::pep::vcard`]).
 
 use super::{Context, Event, Module, ModuleId};
 use crate::hub::ConnId;
@@ -114,6 +119,72 @@ fn photo<'a>(cx: &'a Context<'_>, account: &str) -> &'a str {
         .map_or("", |h| h.0.as_str())
 }
 
+/// The XEP-0084 image an account last published (item id, base64), kept
+/// until its metadata names it (PEP bounds its size).
+#[derive(Debug, Clone, Default)]
+struct PublishedImage(Option<(String, String)>);
+
+/// The PHOTO an avatar's metadata asks for: (SHA-1 id, type, base64), or
+/// `None` for no avatar (XEP-0084 §4.5: metadata without info).
+type Photo = Option<(String, String, String)>;
+
+/// XEP-0398's disco feature on the account.
+pub const CONVERSION: &str = "urn:xmpp:pep-vcard-conversion:0";
+
+/// The vCard `vcard` with `photo` as its PHOTO (none: without one);
+/// `None` when that is what it says already.
+pub fn with_photo(vcard: Option<&str>, photo: &Photo) -> Option<String> {
+    const VCARD: &str = super::stored_xml::VCARD;
+    let current = vcard.unwrap_or_default();
+    let mut e = Element::parse(current.as_bytes())
+        .ok()
+        .filter(|e| e.is(VCARD, "vCard"))
+        .unwrap_or_else(|| Element::new(VCARD, "vCard"));
+    match photo {
+        Some((id, _, _)) if photo_hash(current) == *id => return None,
+        None if e.child(VCARD, "PHOTO").is_none() => return None,
+        _ => {}
+    }
+    e.remove_children(VCARD, "PHOTO");
+    if let Some((_, kind, b64)) = photo {
+        e.children.push(Node::Element(
+            Element::new(VCARD, "PHOTO")
+                .with_child(Element::new(VCARD, "TYPE").with_text(kind.clone()))
+                .with_child(Element::new(VCARD, "BINVAL").with_text(b64.clone())),
+        ));
+    }
+    Some(e.to_xml())
+}
+
+/// The photo an avatar's metadata describes (the info without `url`,
+/// XEP-0398 §3.1), from the image published before it: `Err` when the
+/// image is not that one (or does not hash to its id).
+fn photo_of(metadata: &Element, image: Option<&(String, String)>) -> Result<Photo, ()> {
+    const METADATA: &str = super::pep::vcard::METADATA;
+    let mut infos = metadata
+        .elements()
+        .filter(|i| i.is(METADATA, "info"))
+        .peekable();
+    if infos.peek().is_none() {
+        return Ok(None);
+    }
+    let info = infos.find(|i| i.attr("url").is_none()).ok_or(())?;
+    let id = info.attr("id").ok_or(())?;
+    let (image_id, b64) = image.filter(|(i, _)| i == id).ok_or(())?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| ())?;
+    let hash: String = Sha1::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if hash != *image_id {
+        return Err(());
+    }
+    let kind = info.attr("type").unwrap_or("image/png").to_owned();
+    Ok(Some((image_id.clone(), kind, b64.clone())))
+}
+
 /// The session's last broadcast presence said "no image to advertise" (an
 /// empty `<photo/>`), so avatar changes are not announced for it.
 #[derive(Debug, Clone, Default)]
@@ -128,6 +199,8 @@ pub struct Avatars {
     /// vCard reads for accounts loaded without a stored hash (a vCard
     /// stored by an older version), by request.
     reading: HashMap<RequestId, String>,
+    /// vCard reads to put a published avatar in: the account and the photo.
+    converting: HashMap<RequestId, (String, Photo)>,
 }
 
 impl Module for Avatars {
@@ -137,6 +210,10 @@ impl Module for Avatars {
 
     fn account_documents(&self) -> &'static [&'static str] {
         &[AVATAR_KEY]
+    }
+
+    fn account_features(&self) -> &'static [&'static str] {
+        &[CONVERSION]
     }
 
     fn account_loaded(&mut self, cx: &mut Context<'_>, account: &str, documents: &Documents) {
@@ -158,6 +235,10 @@ impl Module for Avatars {
     }
 
     fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        if let Some((account, photo)) = self.converting.remove(&id) {
+            self.convert(cx, &account, &photo, result);
+            return cx.release_account(&account);
+        }
         let Some(account) = self.reading.remove(&id) else {
             return;
         };
@@ -211,38 +292,129 @@ impl Module for Avatars {
     }
 
     /// A new vCard: store its photo hash and, when it changed, announce
-    /// it in the presence of every available resource.
+    /// it in the presence of every available resource. A new XEP-0084
+    /// avatar: into the vCard.
     fn event(&mut self, cx: &mut Context<'_>, event: Event<'_>) {
-        let Event::VcardStored { account, vcard } = event else {
+        match event {
+            Event::VcardStored { account, vcard } => vcard_changed(cx, account, vcard),
+            Event::PepPublished {
+                account,
+                node,
+                id,
+                payload,
+            } => self.avatar_published(cx, account, node, id, payload),
+            _ => {}
+        }
+    }
+}
+
+impl Avatars {
+    /// XEP-0398 §3.1: the image is kept until its metadata names it; then
+    /// the vCard is read to put it in.
+    fn avatar_published(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        node: &str,
+        id: &str,
+        payload: &Element,
+    ) {
+        use super::pep::vcard::{DATA, METADATA};
+        if node == DATA && payload.is(DATA, "data") {
+            let b64: String = payload
+                .text()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            if let Some(image) = cx.account_state::<PublishedImage>(account) {
+                image.0 = Some((id.to_owned(), b64));
+            }
+            return;
+        }
+        if node != METADATA || !payload.is(METADATA, "metadata") {
+            return;
+        }
+        let image = cx
+            .account_state_ref::<PublishedImage>(account)
+            .and_then(|i| i.0.as_ref());
+        let Ok(photo) = photo_of(payload, image) else {
+            tracing::debug!(
+                account,
+                id,
+                "avatar metadata without its image: vCard unchanged"
+            );
             return;
         };
-        let hash = photo_hash(vcard);
-        cx.write(StorageRequest::StoreBlob {
+        let request = cx.request(StorageRequest::LoadBlob {
             account: account.to_owned(),
-            key: AVATAR_KEY.to_owned(),
-            value: Some(hash.clone()),
+            key: super::stored_xml::VCARD_KEY.to_owned(),
+        });
+        cx.hold_account(account);
+        self.converting.insert(request, (account.to_owned(), photo));
+    }
+
+    /// The vCard read: store it with the photo, unless it has it already.
+    fn convert(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        photo: &Photo,
+        result: StorageResult,
+    ) {
+        let vcard = match result {
+            StorageResult::Blob(v) => v,
+            other => {
+                tracing::error!(account, ?other, "reading the vCard for a new avatar failed");
+                return;
+            }
+        };
+        let Some(xml) = with_photo(vcard.as_deref(), photo) else {
+            return;
+        };
+        cx.commit(StorageRequest::StoreBlob {
+            account: account.to_owned(),
+            key: super::stored_xml::VCARD_KEY.to_owned(),
+            value: Some(xml.clone()),
             limit: None,
         });
-        if cx.account(account).is_none() || photo(cx, account) == hash {
-            return;
-        }
-        set_photo(cx, account, &hash);
-        let Some(acc) = cx.account(account) else {
-            return;
-        };
-        let changed: Vec<(ConnId, Element)> = acc
-            .sessions
-            .values()
-            .filter(|s| s.available && !s.ext.has::<HidesAvatar>())
-            .filter_map(|s| {
-                let mut p = s.presence()?;
-                set_hash(&mut p, &hash);
-                Some((s.conn, p))
-            })
-            .collect();
-        for (conn, p) in changed {
-            cx.rebroadcast(account, conn, p);
-        }
+        vcard_changed(cx, account, &xml);
+        // PEP hears it too, and finds its avatar there already.
+        cx.announce(Event::VcardStored {
+            account,
+            vcard: &xml,
+        });
+    }
+}
+
+/// A vCard stored: its photo hash stored and, when it changed, put into
+/// the presence of every available resource.
+fn vcard_changed(cx: &mut Context<'_>, account: &str, vcard: &str) {
+    let hash = photo_hash(vcard);
+    cx.write(StorageRequest::StoreBlob {
+        account: account.to_owned(),
+        key: AVATAR_KEY.to_owned(),
+        value: Some(hash.clone()),
+        limit: None,
+    });
+    if cx.account(account).is_none() || photo(cx, account) == hash {
+        return;
+    }
+    set_photo(cx, account, &hash);
+    let Some(acc) = cx.account(account) else {
+        return;
+    };
+    let changed: Vec<(ConnId, Element)> = acc
+        .sessions
+        .values()
+        .filter(|s| s.available && !s.ext.has::<HidesAvatar>())
+        .filter_map(|s| {
+            let mut p = s.presence()?;
+            set_hash(&mut p, &hash);
+            Some((s.conn, p))
+        })
+        .collect();
+    for (conn, p) in changed {
+        cx.rebroadcast(account, conn, p);
     }
 }
 
@@ -252,6 +424,41 @@ mod tests {
 
     fn presence(xml: &str) -> Element {
         Element::parse(xml.as_bytes()).expect("XML")
+    }
+
+    #[test]
+    fn an_avatar_becomes_the_vcard_photo_once() {
+        let image = (
+            "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d".to_owned(),
+            "aGVsbG8=".to_owned(),
+        );
+        let meta = |info: &str| {
+            Element::parse(
+                format!("<metadata xmlns='urn:xmpp:avatar:metadata'>{info}</metadata>").as_bytes(),
+            )
+            .expect("XML")
+        };
+        let m = meta(
+            "<info id='x' url='https://x/a.png' type='image/png' bytes='1'/>             <info id='aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d' type='image/jpeg' bytes='5'/>",
+        );
+        let photo = photo_of(&m, Some(&image)).expect("the image");
+        let v = with_photo(Some("<vCard xmlns='vcard-temp'><FN>A</FN></vCard>"), &photo)
+            .expect("changed");
+        assert_eq!(photo_hash(&v), image.0);
+        assert!(v.contains("<FN>A</FN>") && v.contains("image/jpeg"), "{v}");
+        assert_eq!(with_photo(Some(&v), &photo), None, "already there");
+        // Another image than the one published, or one not hashing to its id.
+        assert!(photo_of(&m, None).is_err());
+        let wrong = (
+            "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d".to_owned(),
+            "aGVsbA==".to_owned(),
+        );
+        assert!(photo_of(&m, Some(&wrong)).is_err());
+        // No info: no avatar, the PHOTO goes.
+        assert_eq!(photo_of(&meta(""), None), Ok(None));
+        let none = with_photo(Some(&v), &None).expect("changed");
+        assert_eq!(photo_hash(&none), "");
+        assert_eq!(with_photo(None, &None), None);
     }
 
     #[test]

@@ -132,6 +132,36 @@ pub enum Event<'a> {
         /// The account's bare JID.
         account: &'a str,
     },
+    /// The account approved `contact`'s subscription to its presence
+    /// (RFC 6121 §3.1.5): the contact now has subscription `from` and may
+    /// read what presence access allows (XEP-0163 §4.3.3 sends it the
+    /// last PEP items).
+    SubscriptionApproved {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The contact's bare JID.
+        contact: &'a str,
+    },
+    /// The account's PEP service published `payload` as item `id` of its
+    /// node `node` (XEP-0163): XEP-0398 puts a new avatar into the vCard.
+    PepPublished {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The node.
+        node: &'a str,
+        /// The item id.
+        id: &'a str,
+        /// The item's payload.
+        payload: &'a Element,
+    },
+    /// The account stored a private XML element (XEP-0049): XEP-0411
+    /// converts legacy bookmarks (`storage:bookmarks`) to PEP.
+    PrivateStored {
+        /// The account's bare JID.
+        account: &'a str,
+        /// The element as stored.
+        xml: &'a str,
+    },
     /// The account stored a new vCard (XEP-0054), which XEP-0153 hashes.
     VcardStored {
         /// The account's bare JID.

@@ -243,18 +243,25 @@ impl Module for StoredXml {
             reply.remove_attr("from");
         }
         cx.route(reply);
-        if let StoredXmlRequest::VcardSet { xml } = &req {
-            // Only the account itself may set it: `from` is one of its JIDs.
-            let account = iq
-                .attr("from")
-                .and_then(|f| crate::jid::Jid::parse(f).ok())
-                .map(|j| j.bare_str());
-            if let Some(account) = account {
+        // Only the account itself may write: `from` is one of its JIDs.
+        let account = iq
+            .attr("from")
+            .and_then(|f| crate::jid::Jid::parse(f).ok())
+            .map(|j| j.bare_str());
+        match (&req, account) {
+            (StoredXmlRequest::VcardSet { xml }, Some(account)) => {
                 cx.announce(Event::VcardStored {
                     account: &account,
                     vcard: xml,
                 });
             }
+            (StoredXmlRequest::PrivateSet { xml, .. }, Some(account)) => {
+                cx.announce(Event::PrivateStored {
+                    account: &account,
+                    xml,
+                });
+            }
+            _ => {}
         }
     }
 }

@@ -13,7 +13,7 @@ use xmpp_core::sasl::Mechanism;
 use xmpp_runtime::client::TlsMode;
 
 /// vireo-bench: an XMPP load generator (login, idle, messages,
-/// roster-presence). Prints one JSON line of results on stdout and a table
+/// roster-presence, mam, pep). Prints one JSON line of results on stdout and a table
 /// on stderr; exits non-zero when a login fails or a message is lost or
 /// duplicated. Accounts are {prefix}{i}@{domain}, all with the same
 /// password. --threads defaults to 1 so that on a 2-core machine the other
@@ -89,6 +89,7 @@ pub enum ScenarioCmd {
     Messages(MessagesCmd),
     RosterPresence(RosterPresenceCmd),
     Mam(MamCmd),
+    Pep(PepCmd),
 }
 
 /// N accounts log in (connect to bound) with C at once: logins/s, p50/p99
@@ -186,6 +187,30 @@ pub struct RosterPresenceCmd {
     /// logins in flight at once in the measured phase (default 50)
     #[argh(option, default = "50")]
     pub concurrency: usize,
+}
+
+/// XEP-0163 PEP notification fan-out: one publisher (account 0) and N
+/// contacts (accounts 1..=N) subscribed both ways (set up first, untimed),
+/// online with XEP-0115 caps advertising tune+notify; the publisher
+/// publishes M items, W in flight: notifications delivered/s, p50/p99
+/// publish-to-notification latency, server CPU per notification, exact
+/// accounting.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "pep")]
+pub struct PepCmd {
+    /// contacts notified of every item (default 200)
+    #[argh(option, default = "200")]
+    pub contacts: usize,
+    /// items published in the measured phase (default 200)
+    #[argh(option, default = "200")]
+    pub items: usize,
+    /// publishes in flight at once (default 10)
+    #[argh(option, default = "10")]
+    pub window: usize,
+    /// accounts N+1 and N+2 exchange a message every 5 ms: their latency
+    /// at rest and during the fan-out
+    #[argh(switch)]
+    pub probe: bool,
 }
 
 /// XEP-0313 archive page latency. With --fill-store, fill account 0's

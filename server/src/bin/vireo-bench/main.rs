@@ -4,7 +4,7 @@
 //! same way.
 //!
 //! Scenarios (`scenarios/`): `login`, `idle`, `messages`,
-//! `roster-presence`, `mam`. Each run prints exactly one JSON line on stdout and a
+//! `roster-presence`, `mam`, `pep`. Each run prints exactly one JSON line on stdout and a
 //! table on stderr, and exits non-zero when a login fails or a message is
 //! lost or duplicated (the JSON line then has `"ok":false` and `"error"`).
 //!

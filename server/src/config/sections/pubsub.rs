@@ -28,6 +28,8 @@ const KEYS: &[KeySpec] = &[
         "Most items one node keeps (`pubsub#max_items=max` means this; more is refused with not-acceptable)."),
     key("services.pubsub_max_item_bytes", "pubsub_max_item_bytes", PUBSUB, Ty::Int { min: 64, max: 1_048_576 }, "65536", &["XEP-0060 §7.1.3.6"],
         "Largest item payload, serialized; larger ones are refused with payload-too-big."),
+    key("services.pubsub_max_node_bytes", "pubsub_max_node_bytes", PUBSUB, Ty::Int { min: 1024, max: 67_108_864 }, "1048576", &["XEP-0060 §16.4.3"],
+        "Most payload bytes one node keeps: beyond it the oldest items go, as beyond max_items (the newest always stays)."),
     key("services.pubsub_max_nodes_per_owner", "pubsub_max_nodes_per_owner", PUBSUB, Ty::Int { min: 1, max: 1_000_000 }, "100", &["XEP-0060 §8.1"],
         "Most nodes one JID may create (policy-violation + max-nodes-exceeded beyond)."),
     key("services.pubsub_max_subscriptions", "pubsub_max_subscriptions", PUBSUB, Ty::Int { min: 1, max: 1_000_000 }, "1000", &["XEP-0060 §6.1"],
@@ -78,11 +80,13 @@ fn configure(cfg: &Config, set: &mut ModuleSet) {
             .min(items_per_node_max),
         items_per_node_max,
         item_bytes_max: int("services.pubsub_max_item_bytes", d.item_bytes_max),
+        node_bytes_max: int("services.pubsub_max_node_bytes", d.node_bytes_max),
         nodes_per_owner_max: int("services.pubsub_max_nodes_per_owner", d.nodes_per_owner_max),
         subscriptions_per_jid_max: int(
             "services.pubsub_max_subscriptions",
             d.subscriptions_per_jid_max,
         ),
         pending_max: int("services.pubsub_max_pending", d.pending_max),
+        ..d
     }));
 }

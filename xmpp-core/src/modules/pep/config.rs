@@ -10,6 +10,8 @@ use crate::xml::Element;
 pub const DATA: &str = "jabber:x:data";
 /// The FORM_TYPE of a node configuration form.
 pub const NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
+/// The FORM_TYPE of a node's disco#info form.
+pub const META_DATA: &str = "http://jabber.org/protocol/pubsub#meta-data";
 /// The FORM_TYPE of publish-options.
 pub const PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
@@ -53,6 +55,38 @@ impl MaxItems {
     }
 }
 
+/// When the last item goes to someone without a new publish
+/// (`pubsub#send_last_published_item`, XEP-0060 §12.20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendLast {
+    /// Never (XEP-0402 bookmarks ask for it).
+    Never,
+    /// To a new subscriber (§6.1.7).
+    OnSub,
+    /// Also to a resource that comes online wanting it (XEP-0163 §4.3.2,
+    /// PEP's default).
+    OnSubAndPresence,
+}
+
+impl SendLast {
+    fn name(self) -> &'static str {
+        match self {
+            SendLast::Never => "never",
+            SendLast::OnSub => "on_sub",
+            SendLast::OnSubAndPresence => "on_sub_and_presence",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, StanzaError> {
+        Ok(match value {
+            "never" => SendLast::Never,
+            "on_sub" => SendLast::OnSub,
+            "on_sub_and_presence" => SendLast::OnSubAndPresence,
+            _ => return Err(StanzaError::NotAcceptable),
+        })
+    }
+}
+
 /// A node's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -60,10 +94,14 @@ pub struct NodeConfig {
     pub access_model: AccessModel,
     /// The owner's roster groups allowed by the `roster` access model.
     pub roster_groups: Vec<String>,
-    /// Whether items are stored (false: only the last one, in memory).
+    /// Whether items are stored. When not, they live only in memory while
+    /// the account stays loaded (the last one is still sent and notified);
+    /// the configuration is stored either way.
     pub persist_items: bool,
     /// How many items are kept.
     pub max_items: MaxItems,
+    /// When the last item is sent without a publish.
+    pub send_last: SendLast,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +113,7 @@ impl Default for NodeConfig {
             roster_groups: Vec::new(),
             persist_items: true,
             max_items: MaxItems::Count(1),
+            send_last: SendLast::OnSubAndPresence,
         }
     }
 }
@@ -140,6 +179,9 @@ impl NodeConfig {
                 }
                 "pubsub#persist_items" => next.persist_items = boolean(values)?,
                 "pubsub#max_items" => next.max_items = MaxItems::parse(single(values)?)?,
+                "pubsub#send_last_published_item" => {
+                    next.send_last = SendLast::parse(single(values)?)?;
+                }
                 _ => return Err(StanzaError::NotAcceptable),
             }
         }
@@ -187,6 +229,33 @@ impl NodeConfig {
                 "text-single",
                 vec![self.max_items.value()],
             ))
+            .with_child(field(
+                "pubsub#send_last_published_item",
+                "list-single",
+                vec![self.send_last.name().to_owned()],
+            ))
+    }
+
+    /// XEP-0060 §5.4: the `pubsub#meta-data` form of a node `owner` has.
+    pub fn meta_data(&self, owner: &str) -> Element {
+        let field = |var: &str, value: String| {
+            Element::new(DATA, "field")
+                .with_attr("var", var)
+                .with_child(Element::new(DATA, "value").with_text(value))
+        };
+        Element::new(DATA, "x")
+            .with_attr("type", "result")
+            .with_child(field("FORM_TYPE", META_DATA.to_owned()).with_attr("type", "hidden"))
+            .with_child(field(
+                "pubsub#access_model",
+                self.access_model.name().to_owned(),
+            ))
+            .with_child(field("pubsub#max_items", self.max_items.value()))
+            .with_child(field("pubsub#owner", owner.to_owned()))
+            .with_child(field(
+                "pubsub#persist_items",
+                if self.persist_items { "1" } else { "0" }.to_owned(),
+            ))
     }
 
     /// The configuration as stored.
@@ -194,7 +263,8 @@ impl NodeConfig {
         let mut e = Element::new(ns, "config")
             .with_attr("access", self.access_model.name())
             .with_attr("persist", if self.persist_items { "1" } else { "0" })
-            .with_attr("max", self.max_items.value());
+            .with_attr("max", self.max_items.value())
+            .with_attr("send-last", self.send_last.name());
         for g in &self.roster_groups {
             e = e.with_child(Element::new(ns, "group").with_text(g.clone()));
         }
@@ -212,6 +282,11 @@ impl NodeConfig {
                 .collect(),
             persist_items: e.attr("persist")? == "1",
             max_items: MaxItems::parse(e.attr("max")?).ok()?,
+            // Stored before it was kept: PEP's default.
+            send_last: e
+                .attr("send-last")
+                .map_or(Ok(SendLast::OnSubAndPresence), SendLast::parse)
+                .ok()?,
         })
     }
 }
@@ -233,8 +308,15 @@ mod tests {
         c.apply(&fields(&[
             ("pubsub#access_model", "open"),
             ("pubsub#max_items", "max"),
+            ("pubsub#send_last_published_item", "never"),
         ]))
         .expect("valid");
+        assert_eq!(c.send_last, SendLast::Never);
+        assert_eq!(
+            c.clone()
+                .apply(&fields(&[("pubsub#send_last_published_item", "sometimes")])),
+            Err(StanzaError::NotAcceptable)
+        );
         assert_eq!(c.access_model, AccessModel::Open);
         assert_eq!(c.max_items.limit(), MAX_ITEMS_CAP);
         assert!(c.meets(&fields(&[("pubsub#access_model", "open")])));

@@ -11,22 +11,43 @@
 //! disco#items and the budgets without reading every node.
 //!
 //! Resources (contacts' and the owner's own) that come online with caps
-//! get the last item of every node they want and may read (§4.3.2).
+//! get the last item of every node they want and may read (§4.3.2), and
+//! so do a contact's known resources when the owner approves its presence
+//! subscription (§4.3.3, [`Event::SubscriptionApproved`]).
 //!
-//! Not done yet: subscriptions and affiliations (whitelists hold the
-//! owner only).
+//! Besides caps, entities may subscribe explicitly (XEP-0060 §6.1) and
+//! the owner keeps affiliations ([`members`]): `member`s read whitelist
+//! nodes, `outcast`s read nothing. Items of a node that does not persist
+//! them live only in its loaded state, yet count against the budgets.
+//!
+//! Other modules' data is kept in step through events, never their
+//! state: a stored vCard's photo becomes the XEP-0084 avatar ([`vcard`],
+//! XEP-0398), legacy bookmarks in private storage and XEP-0402's node
+//! follow each other ([`bookmarks`], XEP-0411), and every publish is
+//! announced ([`Event::PepPublished`]).
 
 pub mod access;
+pub mod bookmarks;
 pub mod config;
 pub mod interest;
+pub mod members;
+mod notify;
 pub mod protocol;
+mod requests;
 pub mod store;
+pub mod vcard;
 
-use self::access::{decide, Access, AccessModel, Requester};
-use self::config::NodeConfig;
-use self::protocol::{error, item, notification, Refusal, Request, NS, OWNER};
+use self::access::{decide, Access, AccessModel, Affiliation, Requester};
+use self::bookmarks::rewrite_legacy;
+use self::config::SendLast;
+use self::notify::notify;
+use self::protocol::{error, item, notification, Refusal, Request, NS};
+use self::requests::{
+    configuration, configure, create, delete, disco_items, items, others, publish, published,
+    purge, retract, Answer,
+};
 use self::store::{node_key, Entry, Index, Node, INDEX_KEY};
-use super::{Addressed, Context, Flow, Module, ModuleId};
+use super::{Addressed, Context, Event, Flow, Module, ModuleId};
 use crate::jid::Jid;
 use crate::ns;
 use crate::stanza::{iq_result, StanzaError};
@@ -60,16 +81,25 @@ const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#access-whitelist",
     "http://jabber.org/protocol/pubsub#auto-create",
     "http://jabber.org/protocol/pubsub#config-node",
+    "http://jabber.org/protocol/pubsub#config-node-max",
     "http://jabber.org/protocol/pubsub#create-and-configure",
     "http://jabber.org/protocol/pubsub#create-nodes",
     "http://jabber.org/protocol/pubsub#delete-items",
     "http://jabber.org/protocol/pubsub#delete-nodes",
+    "http://jabber.org/protocol/pubsub#last-published",
+    "http://jabber.org/protocol/pubsub#manage-subscriptions",
+    "http://jabber.org/protocol/pubsub#meta-data",
+    "http://jabber.org/protocol/pubsub#modify-affiliations",
     "http://jabber.org/protocol/pubsub#persistent-items",
     "http://jabber.org/protocol/pubsub#publish",
     "http://jabber.org/protocol/pubsub#publish-options",
     "http://jabber.org/protocol/pubsub#retract-items",
     "http://jabber.org/protocol/pubsub#purge-nodes",
     "http://jabber.org/protocol/pubsub#retrieve-items",
+    "http://jabber.org/protocol/pubsub#subscribe",
+    // XEP-0411 and XEP-0402 §5.3 ([`bookmarks`]).
+    "urn:xmpp:bookmarks-conversion:0",
+    "urn:xmpp:bookmarks:1#compat",
 ];
 
 /// What PEP keeps for a loaded account.
@@ -103,8 +133,16 @@ enum Parked {
     Iq { iq: Element, own: bool },
     /// The last items a resource wants (§4.3.2), by its caps.
     LastItems { full: String, ver: String },
-    /// The last item of `node` for a resource.
-    LastItem { full: String, node: String },
+    /// The last item of `node` for a resource (or a new subscriber).
+    LastItem {
+        full: String,
+        node: String,
+        subscribing: bool,
+    },
+    /// A vCard stored, whose photo becomes the XEP-0084 avatar.
+    Vcard { xml: String },
+    /// Legacy bookmarks stored, to convert to XEP-0402 items.
+    Legacy { xml: String },
 }
 
 /// XEP-0163 on every account.
@@ -116,6 +154,8 @@ pub struct Pep {
     parked: HashMap<(String, Load), Vec<Parked>>,
     /// Which nodes clients want notifications for, by their caps.
     interests: interest::Interests,
+    /// Reads of legacy bookmarks to rewrite, by account.
+    legacy: HashMap<RequestId, String>,
 }
 
 impl Module for Pep {
@@ -192,6 +232,35 @@ impl Module for Pep {
         }
     }
 
+    /// §4.3.3: a contact the owner just approved gets, on each resource
+    /// whose caps are known, the last items it may now read.
+    fn event(&mut self, cx: &mut Context<'_>, event: Event<'_>) {
+        let (account, contact) = match event {
+            Event::SubscriptionApproved { account, contact } => (account, contact),
+            Event::VcardStored { account, vcard } => {
+                return self.vcard_stored(cx, account, vcard.to_owned());
+            }
+            Event::PrivateStored { account, xml } => {
+                return self.legacy_stored(cx, account, xml.to_owned());
+            }
+            _ => return,
+        };
+        let resources: Vec<(String, String)> = cx
+            .account_state_ref::<PepState>(account)
+            .and_then(|s| s.contacts.get(contact))
+            .map(|r| {
+                r.iter()
+                    .filter_map(|(full, ver)| Some((full.clone(), ver.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (full, ver) in resources {
+            if self.interests.wants(&ver).is_some() {
+                self.last_items(cx, account, full, ver);
+            }
+        }
+    }
+
     /// Contacts' presence says where notifications go; their clients'
     /// answers to our caps queries say which nodes they want.
     fn inbound(&mut self, cx: &mut Context<'_>, account: &str, stanza: &Element) -> Flow {
@@ -245,6 +314,10 @@ impl Module for Pep {
     }
 
     fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        if let Some(account) = self.legacy.remove(&id) {
+            rewrite_legacy(cx, &account, result);
+            return cx.release_account(&account);
+        }
         let Some((account, load)) = self.loading.remove(&id) else {
             return;
         };
@@ -289,7 +362,13 @@ impl Module for Pep {
             match p {
                 Parked::Iq { iq, own } => self.process(cx, &account, own, iq),
                 Parked::LastItems { full, ver } => self.last_items(cx, &account, full, ver),
-                Parked::LastItem { full, node } => self.last_item(cx, &account, full, node),
+                Parked::LastItem {
+                    full,
+                    node,
+                    subscribing,
+                } => self.last_item(cx, &account, full, node, subscribing),
+                Parked::Vcard { xml } => self.vcard_stored(cx, &account, xml),
+                Parked::Legacy { xml } => self.legacy_stored(cx, &account, xml),
             }
         }
         cx.release_account(&account);
@@ -307,6 +386,7 @@ impl Pep {
         let Some(state) = cx.account_state::<PepState>(account) else {
             return refuse(cx, &iq, account, (StanzaError::InternalServerError, None));
         };
+        let owner = own || requester(&iq).as_deref() == Some(account);
         let need = match (&state.index, &request) {
             (None, _) => Some(Load::Index),
             (Some(index), Some(r))
@@ -314,23 +394,40 @@ impl Pep {
             {
                 Some(Load::Node(r.node().to_owned()))
             }
+            // Who may see an affiliated node is in the node: disco#items
+            // reads them one by one (at most `NODES_MAX`).
+            (Some(index), None) if !owner => index
+                .0
+                .iter()
+                .find(|(n, e)| e.affiliated && !state.nodes.contains_key(*n))
+                .map(|(n, _)| Load::Node(n.clone())),
             _ => None,
         };
         if let Some(load) = need {
             return self.wait(cx, account, load, Parked::Iq { iq, own });
         }
-        let owner = own || requester(&iq).as_deref() == Some(account);
+        let from = requester(&iq).unwrap_or_default();
+        let bookmarks = matches!(
+            &request,
+            Some(Request::Publish { node, .. } | Request::Retract { node, .. }
+                | Request::Purge { node } | Request::Delete { node })
+                if node == bookmarks::NODE
+        ) && owner;
         let result = match request {
             None => Ok(disco_items(cx, account, owner, &iq)),
-            Some(_) if !owner && !matches!(request, Some(Request::Items { .. })) => {
-                Err((StanzaError::Forbidden, None))
-            }
+            Some(
+                Request::Items { .. }
+                | Request::Subscribe { .. }
+                | Request::Unsubscribe { .. }
+                | Request::Info { .. },
+            ) if !owner => others(cx, account, &iq, &from, request),
+            Some(_) if !owner => Err((StanzaError::Forbidden, None)),
             Some(Request::Publish {
                 node,
                 id,
                 payload,
                 options,
-            }) => publish(cx, account, node, id, payload, options.as_ref()),
+            }) => publish(cx, account, node, id, payload, options.as_ref(), true),
             Some(Request::Items { node, max, ids }) => {
                 items(cx, account, owner, &iq, node, max, &ids)
             }
@@ -342,17 +439,37 @@ impl Pep {
             Some(Request::Purge { node }) => purge(cx, account, node),
             Some(Request::ConfigureGet { node }) => configuration(cx, account, &node),
             Some(Request::ConfigureSet { node, fields }) => configure(cx, account, &node, &fields),
+            Some(Request::SubscriptionsGet { node }) => members::subscriptions(cx, account, &node),
+            Some(Request::SubscriptionsSet { node, changes }) => {
+                members::set_subscriptions(cx, account, &node, &changes)
+            }
+            Some(Request::AffiliationsGet { node }) => members::affiliations(cx, account, &node),
+            Some(Request::AffiliationsSet { node, changes }) => {
+                members::set_affiliations(cx, account, &node, &changes)
+            }
+            Some(r) => others(cx, account, &iq, &from, Some(r)),
         };
         match result {
-            Ok(Answer { payload, event }) => {
+            Ok(Answer {
+                payload,
+                event,
+                last,
+            }) => {
                 let mut r = iq_result(&iq);
                 r.set_attr("from", account);
                 if let Some(p) = payload {
                     r = r.with_child(p);
                 }
                 cx.route(r);
-                if let Some((access, groups, event)) = event {
-                    notify(cx, &self.interests, account, access, &groups, &event);
+                if let Some((audience, event)) = event {
+                    notify(cx, &self.interests, account, &audience, &event);
+                    published(cx, account, &event);
+                }
+                if let Some((to, node)) = last {
+                    self.last_item(cx, account, to, node, true);
+                }
+                if bookmarks {
+                    self.read_legacy(cx, account);
                 }
             }
             Err(refusal) => refuse(cx, &iq, account, refusal),
@@ -400,34 +517,41 @@ impl Pep {
         let Some(wanted) = self.interests.wants(&ver) else {
             return;
         };
-        let bare = Jid::parse(&full)
-            .map(|j| j.bare_str().to_string())
-            .unwrap_or_default();
-        let item = cx.account(account).and_then(|a| a.roster.get(&bare));
-        let who = if bare == account {
-            Requester::Owner
-        } else {
-            Requester::Other {
-                subscribed: item.is_some_and(|i| i.subscription.from),
-                groups: item.map_or(&[], |i| i.groups.as_slice()),
-            }
-        };
+        let bare = crate::archive::bare_of(&full);
+        // Affiliated nodes are decided once read ([`Pep::last_item`]).
         let nodes: Vec<String> = index
             .0
             .iter()
             .filter(|(name, entry)| {
                 wanted.contains(*name)
-                    && decide(entry.access, &entry.groups, who) == Access::Granted
+                    && (entry.affiliated
+                        || access_for(
+                            cx,
+                            account,
+                            bare,
+                            entry.access,
+                            &entry.groups,
+                            Affiliation::None,
+                        ) == Access::Granted)
             })
             .map(|(name, _)| name.clone())
             .collect();
         for node in nodes {
-            self.last_item(cx, account, full.clone(), node);
+            self.last_item(cx, account, full.clone(), node, false);
         }
     }
 
-    /// The newest item of `node`, to resource `full`.
-    fn last_item(&mut self, cx: &mut Context<'_>, account: &str, full: String, node: String) {
+    /// The newest item of `node`, to `full` (a resource, or a JID
+    /// `subscribing`), if it may read it and the node sends it then
+    /// (`pubsub#send_last_published_item`).
+    fn last_item(
+        &mut self,
+        cx: &mut Context<'_>,
+        account: &str,
+        full: String,
+        node: String,
+        subscribing: bool,
+    ) {
         let Some(state) = cx.account_state_ref::<PepState>(account) else {
             return;
         };
@@ -441,18 +565,38 @@ impl Pep {
                     cx,
                     account,
                     Load::Node(node.clone()),
-                    Parked::LastItem { full, node },
+                    Parked::LastItem {
+                        full,
+                        node,
+                        subscribing,
+                    },
                 );
             }
             return;
         };
-        let Some((id, payload)) = n.items.last() else {
+        let sends = match n.config.send_last {
+            SendLast::Never => false,
+            SendLast::OnSub => subscribing,
+            SendLast::OnSubAndPresence => true,
+        };
+        let Some((id, payload)) = n.items.last().filter(|_| sends) else {
             return;
         };
+        let bare = crate::archive::bare_of(&full).to_owned();
+        let access = access_for(
+            cx,
+            account,
+            &bare,
+            n.config.access_model,
+            &n.config.roster_groups,
+            n.affiliation(&bare),
+        );
+        if access != Access::Granted {
+            return;
+        }
         let event = Element::new(protocol::EVENT, "items")
             .with_attr("node", node.clone())
             .with_child(item(protocol::EVENT, id, payload));
-        let bare = crate::archive::bare_of(&full).to_owned();
         if bare != account && cx.withholds(account, &bare, &event) {
             return;
         }
@@ -486,14 +630,6 @@ impl Pep {
     }
 }
 
-/// A successful request: the result's payload, and a notification to
-/// send once it is answered (the node's access model, its groups, the
-/// event's content).
-struct Answer {
-    payload: Option<Element>,
-    event: Option<(AccessModel, Vec<String>, Element)>,
-}
-
 /// The bare JID that sent `iq`.
 fn requester(iq: &Element) -> Option<String> {
     iq.attr("from")
@@ -513,27 +649,57 @@ fn refuse(cx: &mut Context<'_>, iq: &Element, account: &str, refusal: Refusal) {
     cx.route(error(iq, account, domain(account), refusal));
 }
 
-/// Whether the sender of `iq` may read a node with `model` and `groups`.
-fn access_of(
+/// Whether `bare` may read a node of `account` with `model`, `groups`,
+/// and `affiliation` for it: the owner always, others as the owner's
+/// roster says.
+fn access_for(
     cx: &Context<'_>,
     account: &str,
-    owner: bool,
-    iq: &Element,
+    bare: &str,
     model: AccessModel,
     groups: &[String],
+    affiliation: Affiliation,
 ) -> Access {
-    if owner {
+    if bare == account {
         return Access::Granted;
     }
-    let item = requester(iq).and_then(|r| cx.account(account)?.roster.get(&r));
+    let item = cx.account(account).and_then(|a| a.roster.get(bare));
     decide(
         model,
         groups,
         Requester::Other {
             subscribed: item.is_some_and(|i| i.subscription.from),
             groups: item.map_or(&[], |i| i.groups.as_slice()),
+            affiliation,
         },
     )
+}
+
+/// Whether the sender of `iq` may read `node`.
+fn access_of(cx: &Context<'_>, account: &str, owner: bool, iq: &Element, node: &Node) -> Access {
+    if owner {
+        return Access::Granted;
+    }
+    let bare = requester(iq).unwrap_or_default();
+    access_for(
+        cx,
+        account,
+        &bare,
+        node.config.access_model,
+        &node.config.roster_groups,
+        node.affiliation(&bare),
+    )
+}
+
+/// Whether `node`, as `name`, keeps within the node's and the account's
+/// byte budgets (counting items kept only in memory too).
+fn fits(index: &Index, name: &str, node: &Node) -> Result<(), Refusal> {
+    let bytes = node.footprint();
+    let others = index.bytes() - index.0.get(name).map_or(0, |e| e.bytes.min(index.bytes()));
+    if bytes > NODE_BYTES_MAX || others.saturating_add(bytes) > ACCOUNT_BYTES_MAX {
+        return Err((StanzaError::PolicyViolation, None));
+    }
+    Ok(())
 }
 
 /// The account's index and nodes ([`Pep::process`] read the index first).
@@ -549,7 +715,7 @@ fn store(cx: &mut Context<'_>, account: &str, name: &str) -> Result<(), Refusal>
     let (doc, index) = match (state.nodes.get(name), state.index.as_mut()) {
         (Some(node), Some(index)) => {
             let doc = node.document();
-            index.0.insert(name.to_owned(), Entry::of(node, &doc));
+            index.0.insert(name.to_owned(), Entry::of(node));
             (Some(doc), index.document())
         }
         (None, Some(index)) => {
@@ -574,336 +740,37 @@ fn store(cx: &mut Context<'_>, account: &str, name: &str) -> Result<(), Refusal>
     Ok(())
 }
 
-/// §7.1.3.6: a payload over [`ITEM_BYTES_MAX`] serialized is refused.
-fn check_payload(payload: &Element) -> Result<(), Refusal> {
-    if payload.to_xml().len() > ITEM_BYTES_MAX {
-        return Err((StanzaError::NotAcceptable, Some("payload-too-big")));
-    }
-    Ok(())
-}
-
-/// §7.1 with XEP-0163 §3's auto-create and XEP-0223's preconditions.
-fn publish(
-    cx: &mut Context<'_>,
-    account: &str,
-    name: String,
-    id: Option<String>,
-    payload: Element,
-    options: Option<&config::Fields>,
-) -> Result<Answer, Refusal> {
-    check_payload(&payload)?;
-    let id = id.unwrap_or_else(|| cx.entropy().hex_id(8));
-    let state = state(cx, account)?;
-    let index = state
-        .index
-        .as_ref()
-        .ok_or((StanzaError::InternalServerError, None))?;
-    let mut node = match state.nodes.get(&name) {
-        Some(node) => {
-            if options.is_some_and(|o| !node.config.meets(o)) {
-                return Err((StanzaError::Conflict, Some("precondition-not-met")));
-            }
-            node.clone()
-        }
-        None => {
-            if index.0.len() >= NODES_MAX {
-                return Err((StanzaError::PolicyViolation, None));
-            }
-            let mut config = NodeConfig::default();
-            if let Some(o) = options {
-                config
-                    .apply(o)
-                    .map_err(|_| (StanzaError::Conflict, Some("precondition-not-met")))?;
-            }
-            Node::new(config)
-        }
-    };
-    node.publish(id.clone(), payload.clone());
-    let bytes = node.document().len();
-    let others = index.bytes() - index.0.get(&name).map_or(0, |e| e.bytes.min(index.bytes()));
-    if bytes > NODE_BYTES_MAX || others.saturating_add(bytes) > ACCOUNT_BYTES_MAX {
-        return Err((StanzaError::PolicyViolation, None));
-    }
-    let access = node.config.access_model;
-    let groups = node.config.roster_groups.clone();
-    state.nodes.insert(name.clone(), node);
-    store(cx, account, &name)?;
-    let result = Element::new(NS, "pubsub").with_child(
-        Element::new(NS, "publish")
-            .with_attr("node", name.clone())
-            .with_child(Element::new(NS, "item").with_attr("id", id.clone())),
-    );
-    let event = Element::new(protocol::EVENT, "items")
-        .with_attr("node", name)
-        .with_child(item(protocol::EVENT, &id, &payload));
-    Ok(Answer {
-        payload: Some(result),
-        event: Some((access, groups, event)),
-    })
-}
-
-/// §6.5: items, for whoever the access model lets read them.
-fn items(
-    cx: &mut Context<'_>,
-    account: &str,
-    owner: bool,
-    iq: &Element,
-    name: String,
-    max: Option<usize>,
-    ids: &[String],
-) -> Result<Answer, Refusal> {
-    let entry = state(cx, account)?
-        .index
-        .as_ref()
-        .and_then(|i| i.0.get(&name))
-        .cloned()
-        .ok_or((StanzaError::ItemNotFound, None))?;
-    if let Some((condition, specific)) =
-        access_of(cx, account, owner, iq, entry.access, &entry.groups).refusal()
-    {
-        return Err((condition, Some(specific)));
-    }
-    let node = state(cx, account)?
-        .nodes
-        .get(&name)
-        .ok_or((StanzaError::ItemNotFound, None))?;
-    let chosen: Vec<&(String, Element)> = if ids.is_empty() {
-        let skip = node.items.len().saturating_sub(max.unwrap_or(usize::MAX));
-        node.items.iter().skip(skip).collect()
-    } else {
-        node.items.iter().filter(|(i, _)| ids.contains(i)).collect()
-    };
-    if !ids.is_empty() && chosen.is_empty() {
-        return Err((StanzaError::ItemNotFound, None));
-    }
-    let list = chosen.into_iter().fold(
-        Element::new(NS, "items").with_attr("node", name.clone()),
-        |l, (id, payload)| l.with_child(item(NS, id, payload)),
-    );
-    Ok(Answer {
-        payload: Some(Element::new(NS, "pubsub").with_child(list)),
-        event: None,
-    })
-}
-
-/// §7.2: delete items, notifying when asked.
-fn retract(
-    cx: &mut Context<'_>,
-    account: &str,
-    name: String,
-    ids: &[String],
-    notify: bool,
-) -> Result<Answer, Refusal> {
-    let node = state(cx, account)?
-        .nodes
-        .get_mut(&name)
-        .ok_or((StanzaError::ItemNotFound, None))?;
-    let before = node.items.len();
-    node.items.retain(|(i, _)| !ids.contains(i));
-    if node.items.len() == before {
-        return Err((StanzaError::ItemNotFound, None));
-    }
-    let access = node.config.access_model;
-    let groups = node.config.roster_groups.clone();
-    store(cx, account, &name)?;
-    let event = notify.then(|| {
-        let retracts = ids.iter().fold(
-            Element::new(protocol::EVENT, "items").with_attr("node", name),
-            |e, id| {
-                e.with_child(Element::new(protocol::EVENT, "retract").with_attr("id", id.clone()))
-            },
-        );
-        (access, groups, retracts)
-    });
-    Ok(Answer {
-        payload: None,
-        event,
-    })
-}
-
-/// §8.4: delete a node; those who could read it are told.
-fn delete(cx: &mut Context<'_>, account: &str, name: String) -> Result<Answer, Refusal> {
-    let node = state(cx, account)?
-        .nodes
-        .remove(&name)
-        .ok_or((StanzaError::ItemNotFound, None))?;
-    store(cx, account, &name)?;
-    let event = Element::new(protocol::EVENT, "delete").with_attr("node", name);
-    Ok(Answer {
-        payload: None,
-        event: Some((node.config.access_model, node.config.roster_groups, event)),
-    })
-}
-
-/// §8.1: a new node, configured as asked (§8.1.3) or with the defaults.
-fn create(
-    cx: &mut Context<'_>,
-    account: &str,
-    name: String,
-    config: Option<&config::Fields>,
-) -> Result<Answer, Refusal> {
-    let mut node_config = NodeConfig::default();
-    if let Some(fields) = config {
-        node_config.apply(fields).map_err(|e| (e, None))?;
-    }
-    let state = state(cx, account)?;
-    let index = state
-        .index
-        .as_ref()
-        .ok_or((StanzaError::InternalServerError, None))?;
-    if index.0.contains_key(&name) {
-        return Err((StanzaError::Conflict, None));
-    }
-    if index.0.len() >= NODES_MAX {
-        return Err((StanzaError::PolicyViolation, None));
-    }
-    state.nodes.insert(name.clone(), Node::new(node_config));
-    store(cx, account, &name)?;
-    Ok(Answer {
-        payload: None,
-        event: None,
-    })
-}
-
-/// §8.5: delete every item; those who could read them are told.
-fn purge(cx: &mut Context<'_>, account: &str, name: String) -> Result<Answer, Refusal> {
-    let node = state(cx, account)?
-        .nodes
-        .get_mut(&name)
-        .ok_or((StanzaError::ItemNotFound, None))?;
-    node.items.clear();
-    let access = node.config.access_model;
-    let groups = node.config.roster_groups.clone();
-    store(cx, account, &name)?;
-    let event = Element::new(protocol::EVENT, "purge").with_attr("node", name);
-    Ok(Answer {
-        payload: None,
-        event: Some((access, groups, event)),
-    })
-}
-
-/// §8.2.1: the configuration form.
-fn configuration(cx: &mut Context<'_>, account: &str, name: &str) -> Result<Answer, Refusal> {
-    let node = state(cx, account)?
-        .nodes
-        .get(name)
-        .ok_or((StanzaError::ItemNotFound, None))?;
-    let configure = Element::new(OWNER, "configure")
-        .with_attr("node", name)
-        .with_child(node.config.form());
-    Ok(Answer {
-        payload: Some(Element::new(OWNER, "pubsub").with_child(configure)),
-        event: None,
-    })
-}
-
-/// §8.2.5: a new configuration.
-fn configure(
-    cx: &mut Context<'_>,
-    account: &str,
-    name: &str,
-    fields: &config::Fields,
-) -> Result<Answer, Refusal> {
-    let node = state(cx, account)?
-        .nodes
-        .get_mut(name)
-        .ok_or((StanzaError::ItemNotFound, None))?;
-    node.config.apply(fields).map_err(|e| (e, None))?;
-    node.trim();
-    store(cx, account, name)?;
-    Ok(Answer {
-        payload: None,
-        event: None,
-    })
-}
-
-/// XEP-0030 items of the account: the nodes the requester may read.
-fn disco_items(cx: &mut Context<'_>, account: &str, owner: bool, iq: &Element) -> Answer {
-    let entries: Vec<(String, Entry)> = cx
-        .account_state_ref::<PepState>(account)
-        .and_then(|s| s.index.as_ref())
-        .map(|i| i.0.iter().map(|(n, e)| (n.clone(), e.clone())).collect())
-        .unwrap_or_default();
-    let mut q = Element::new(ns::DISCO_ITEMS, "query");
-    for (name, entry) in entries {
-        if access_of(cx, account, owner, iq, entry.access, &entry.groups) == Access::Granted {
-            q = q.with_child(
-                Element::new(ns::DISCO_ITEMS, "item")
-                    .with_attr("jid", account)
-                    .with_attr("node", name),
-            );
-        }
-    }
-    Answer {
-        payload: Some(q),
-        event: None,
-    }
-}
-
-/// XEP-0163 §4.3: the event to the owner's available resources and to
-/// the available resources of the contacts the access model allows whose
-/// clients asked for the node (`<node>+notify` in their caps, §4.2).
-fn notify(
-    cx: &mut Context<'_>,
-    interests: &interest::Interests,
-    account: &str,
-    model: AccessModel,
-    groups: &[String],
-    event: &Element,
-) {
-    let node = event.attr("node").unwrap_or_default();
-    let Some(acc) = cx.account(account) else {
-        return;
-    };
-    let own: Vec<String> = acc.available().map(|s| s.jid.to_string()).collect();
-    let contacts: Vec<(String, String)> = cx
-        .account_state_ref::<PepState>(account)
-        .map(|s| {
-            s.contacts
-                .iter()
-                .filter(|(bare, _)| {
-                    let item = acc.roster.get(bare.as_str());
-                    let who = Requester::Other {
-                        subscribed: item.is_some_and(|i| i.subscription.from),
-                        groups: item.map_or(&[], |i| i.groups.as_slice()),
-                    };
-                    decide(model, groups, who) == Access::Granted
-                })
-                .flat_map(|(bare, resources)| resources.iter().map(move |r| (bare, r)))
-                .filter(|(_, (_, ver))| {
-                    ver.as_deref()
-                        .and_then(|v| interests.wants(v))
-                        .is_some_and(|nodes| nodes.contains(node))
-                })
-                .map(|(bare, (full, _))| (bare.clone(), full.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    // Another module may withhold them from a contact (XEP-0191).
-    let contacts: Vec<String> = contacts
-        .into_iter()
-        .filter(|(bare, _)| !cx.withholds(account, bare, event))
-        .map(|(_, full)| full)
-        .collect();
-    // Routed like the result before them, so they arrive after it.
-    for to in own.into_iter().chain(contacts) {
-        cx.route(notification(account, &to, event.clone()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::pep::config::NodeConfig;
 
+    /// Items of a node that does not store them count as much as stored
+    /// ones: memory has the same budget as the disk.
     #[test]
-    fn payloads_have_a_budget() {
-        let small = Element::new("urn:x", "data").with_text("x".repeat(1000));
-        assert_eq!(check_payload(&small), Ok(()));
-        let big = Element::new("urn:x", "data").with_text("x".repeat(ITEM_BYTES_MAX));
+    fn items_kept_in_memory_count_against_the_budgets() {
+        let mut volatile = NodeConfig::default();
+        volatile
+            .apply(&vec![
+                ("pubsub#persist_items".to_owned(), vec!["0".to_owned()]),
+                ("pubsub#max_items".to_owned(), vec!["max".to_owned()]),
+            ])
+            .expect("valid");
+        let mut node = Node::new(volatile);
+        let payload = Element::new("urn:x", "data").with_text("x".repeat(ITEM_BYTES_MAX - 100));
+        for i in 0..9 {
+            node.publish(i.to_string(), payload.clone());
+        }
+        assert!(node.document().len() < 1024, "nothing stored");
         assert_eq!(
-            check_payload(&big),
-            Err((StanzaError::NotAcceptable, Some("payload-too-big")))
+            fits(&Index::default(), "n", &node),
+            Err((StanzaError::PolicyViolation, None))
         );
+        let mut index = Index::default();
+        let mut small = Node::new(node.config.clone());
+        small.publish("a".into(), payload);
+        index.0.insert("other".into(), Entry::of(&small));
+        assert!(index.bytes() > ITEM_BYTES_MAX - 100);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The XEP-0060 elements PEP speaks: requests parsed from iqs, results,
 //! event notifications and errors with their pubsub#errors conditions.
 
+use super::access::Affiliation;
 use super::config::{parse_form, Fields, DATA, PUBLISH_OPTIONS};
+use crate::jid::Jid;
 use crate::stanza::{error_reply, StanzaError};
 use crate::xml::{Element, Node};
 
@@ -54,6 +56,26 @@ pub enum Request {
     ConfigureGet { node: String },
     /// §8.2.5: a new configuration.
     ConfigureSet { node: String, fields: Fields },
+    /// §6.1: subscribe `jid` (the requester's bare or full JID).
+    Subscribe { node: String, jid: String },
+    /// §6.2: cancel `jid`'s subscription.
+    Unsubscribe { node: String, jid: String },
+    /// §8.8.1: the node's subscriptions.
+    SubscriptionsGet { node: String },
+    /// §8.8.2: subscribe (`true`) or unsubscribe JIDs.
+    SubscriptionsSet {
+        node: String,
+        changes: Vec<(String, bool)>,
+    },
+    /// §8.9.1: the node's affiliations.
+    AffiliationsGet { node: String },
+    /// §8.9.2: new affiliations of bare JIDs (`none` removes one).
+    AffiliationsSet {
+        node: String,
+        changes: Vec<(String, Affiliation)>,
+    },
+    /// §5.4: the node's disco#info, with its meta-data form.
+    Info { node: String },
 }
 
 /// A refusal: the stanza error and its pubsub#errors condition.
@@ -77,11 +99,52 @@ fn item_ids(e: &Element, ns: &str) -> Result<Vec<String>, Refusal> {
         .collect()
 }
 
+/// The `jid` of a subscribe or unsubscribe, normalized: `bad-request` +
+/// `jid-required` without one, `invalid-jid` when it is not a JID.
+fn jid(e: &Element) -> Result<String, Refusal> {
+    let j = e
+        .attr("jid")
+        .ok_or((StanzaError::BadRequest, Some("jid-required")))?;
+    Jid::parse(j)
+        .map(|j| j.to_string())
+        .map_err(|_| (StanzaError::BadRequest, Some("invalid-jid")))
+}
+
+/// The `<name jid='…'/>` children of an owner's set, each with its value;
+/// affiliations are of bare JIDs.
+fn entries<T>(
+    e: &Element,
+    name: &str,
+    value: impl Fn(&Element) -> Result<T, Refusal>,
+) -> Result<Vec<(String, T)>, Refusal> {
+    e.elements()
+        .filter(|c| c.is(OWNER, name))
+        .map(|c| {
+            let jid = c
+                .attr("jid")
+                .and_then(|j| Jid::parse(j).ok())
+                .ok_or((StanzaError::BadRequest, Some("invalid-jid")))?;
+            let jid = if name == "affiliation" {
+                jid.bare_str().to_string()
+            } else {
+                jid.to_string()
+            };
+            Ok((jid, value(c)?))
+        })
+        .collect()
+}
+
 impl Request {
     /// Parse an iq's payload; `None` when it is not pubsub.
     pub fn parse(iq: &Element) -> Option<Result<Self, Refusal>> {
         let pubsub = iq.first_element()?;
         let set = iq.attr("type") == Some("set");
+        if pubsub.is(crate::ns::DISCO_INFO, "query") && !set {
+            let node = pubsub.attr("node")?;
+            return Some(name(pubsub, "node").map(|_| Request::Info {
+                node: node.to_owned(),
+            }));
+        }
         if pubsub.is(NS, "pubsub") {
             Some(Self::parse_pubsub(pubsub, set))
         } else if pubsub.is(OWNER, "pubsub") {
@@ -176,6 +239,14 @@ impl Request {
                     notify: matches!(first.attr("notify"), Some("1" | "true")),
                 })
             }
+            ("subscribe", true) => Ok(Request::Subscribe {
+                node: name(first, "node")?,
+                jid: jid(first)?,
+            }),
+            ("unsubscribe", true) => Ok(Request::Unsubscribe {
+                node: name(first, "node")?,
+                jid: jid(first)?,
+            }),
             _ => Err(unsupported),
         }
     }
@@ -202,6 +273,28 @@ impl Request {
                     fields: parse_form(x).map_err(|e| (e, None))?,
                 })
             }
+            ("subscriptions", false) => Ok(Request::SubscriptionsGet {
+                node: name(first, "node")?,
+            }),
+            ("subscriptions", true) => Ok(Request::SubscriptionsSet {
+                node: name(first, "node")?,
+                changes: entries(first, "subscription", |e| match e.attr("subscription") {
+                    Some("subscribed") => Ok(true),
+                    Some("none") => Ok(false),
+                    _ => Err((StanzaError::NotAcceptable, None)),
+                })?,
+            }),
+            ("affiliations", false) => Ok(Request::AffiliationsGet {
+                node: name(first, "node")?,
+            }),
+            ("affiliations", true) => Ok(Request::AffiliationsSet {
+                node: name(first, "node")?,
+                changes: entries(first, "affiliation", |e| {
+                    e.attr("affiliation")
+                        .and_then(Affiliation::parse)
+                        .ok_or((StanzaError::NotAcceptable, None))
+                })?,
+            }),
             _ => Err(unsupported),
         }
     }
@@ -216,7 +309,14 @@ impl Request {
             | Request::Delete { node }
             | Request::Purge { node }
             | Request::ConfigureGet { node }
-            | Request::ConfigureSet { node, .. } => node,
+            | Request::ConfigureSet { node, .. }
+            | Request::Subscribe { node, .. }
+            | Request::Unsubscribe { node, .. }
+            | Request::SubscriptionsGet { node }
+            | Request::SubscriptionsSet { node, .. }
+            | Request::AffiliationsGet { node }
+            | Request::AffiliationsSet { node, .. }
+            | Request::Info { node } => node,
         }
     }
 }
@@ -281,9 +381,39 @@ mod tests {
             Some(Err((StanzaError::BadRequest, Some("nodeid-required"))))
         );
         let subscribe = iq("<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
-             <subscribe node='n' jid='a@b'/></pubsub></iq>");
+             <subscribe node='n' jid='a@b/r'/></pubsub></iq>");
         assert_eq!(
             Request::parse(&subscribe),
+            Some(Ok(Request::Subscribe {
+                node: "n".into(),
+                jid: "a@b/r".into()
+            }))
+        );
+        let no_jid = iq("<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <subscribe node='n'/></pubsub></iq>");
+        assert_eq!(
+            Request::parse(&no_jid),
+            Some(Err((StanzaError::BadRequest, Some("jid-required"))))
+        );
+        let affiliations = iq("<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>\
+             <affiliations node='n'><affiliation jid='b@x/r' affiliation='member'/></affiliations></pubsub></iq>");
+        assert_eq!(
+            Request::parse(&affiliations),
+            Some(Ok(Request::AffiliationsSet {
+                node: "n".into(),
+                changes: vec![("b@x".into(), Affiliation::Member)]
+            }))
+        );
+        let publisher = iq("<iq xmlns='jabber:client' type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>\
+             <affiliations node='n'><affiliation jid='b@x' affiliation='publisher'/></affiliations></pubsub></iq>");
+        assert_eq!(
+            Request::parse(&publisher),
+            Some(Err((StanzaError::NotAcceptable, None)))
+        );
+        let options = iq("<iq xmlns='jabber:client' type='get'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <options node='n' jid='a@b'/></pubsub></iq>");
+        assert_eq!(
+            Request::parse(&options),
             Some(Err((
                 StanzaError::FeatureNotImplemented,
                 Some("unsupported")

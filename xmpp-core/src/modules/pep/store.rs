@@ -2,11 +2,15 @@
 //! configuration and items) and an index (`pep`: every node with its
 //! access model and stored size), so that nodes are read only when asked
 //! for and disco#items and the budgets need only the index.
+//!
+//! A node's affiliations and subscriptions (XEP-0060 §4.1, §6.1) live in
+//! its document; the index only says whether it has affiliations, so that
+//! decisions that may depend on them read the node first.
 
-use super::access::AccessModel;
+use super::access::{AccessModel, Affiliation};
 use super::config::NodeConfig;
 use crate::xml::{Element, Limits};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The namespace of the stored documents.
 const NS: &str = "urn:vireo:pep:0";
@@ -18,13 +22,19 @@ pub fn node_key(node: &str) -> String {
     format!("pep/{node}")
 }
 
-/// A node: its configuration and items, oldest first.
+/// A node: its configuration, items, affiliations and subscriptions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     /// Its configuration.
     pub config: NodeConfig,
-    /// (id, payload), oldest first.
+    /// (id, payload), oldest first. Those of a node that does not persist
+    /// items live only here, while the account stays loaded.
     pub items: Vec<(String, Element)>,
+    /// Bare JID → `member` or `outcast` (never `none`).
+    pub affiliations: BTreeMap<String, Affiliation>,
+    /// JIDs (bare or full) subscribed to the node (§6.1): notified
+    /// whatever their caps say, as long as the access model admits them.
+    pub subscribers: BTreeSet<String>,
 }
 
 impl Node {
@@ -33,7 +43,17 @@ impl Node {
         Node {
             config,
             items: Vec::new(),
+            affiliations: BTreeMap::new(),
+            subscribers: BTreeSet::new(),
         }
+    }
+
+    /// The affiliation of `bare`.
+    pub fn affiliation(&self, bare: &str) -> Affiliation {
+        self.affiliations
+            .get(bare)
+            .copied()
+            .unwrap_or(Affiliation::None)
     }
 
     /// Add or replace item `id` as the newest, dropping the oldest beyond
@@ -54,8 +74,28 @@ impl Node {
 
     /// The stored document (items only when the node persists them).
     pub fn document(&self) -> String {
+        self.render(self.config.persist_items)
+    }
+
+    /// Bytes the node takes, stored or in memory: what the budgets count
+    /// (items that are not stored still take memory while loaded).
+    pub fn footprint(&self) -> usize {
+        self.render(true).len()
+    }
+
+    fn render(&self, items: bool) -> String {
         let mut e = Element::new(NS, "node").with_child(self.config.to_element(NS));
-        if self.config.persist_items {
+        for (jid, a) in &self.affiliations {
+            e = e.with_child(
+                Element::new(NS, "affiliation")
+                    .with_attr("jid", jid.clone())
+                    .with_attr("affiliation", a.name()),
+            );
+        }
+        for jid in &self.subscribers {
+            e = e.with_child(Element::new(NS, "subscription").with_attr("jid", jid.clone()));
+        }
+        if items {
             for (id, payload) in &self.items {
                 e = e.with_child(super::protocol::item(NS, id, payload));
             }
@@ -76,7 +116,26 @@ impl Node {
             .filter(|i| i.is(NS, "item"))
             .filter_map(|i| Some((i.attr("id")?.to_owned(), i.first_element()?.clone())))
             .collect();
-        Some(Node { config, items })
+        let affiliations = e
+            .elements()
+            .filter(|a| a.is(NS, "affiliation"))
+            .filter_map(|a| {
+                let affiliation = Affiliation::parse(a.attr("affiliation")?)?;
+                (affiliation != Affiliation::None).then_some(())?;
+                Some((a.attr("jid")?.to_owned(), affiliation))
+            })
+            .collect();
+        let subscribers = e
+            .elements()
+            .filter(|s| s.is(NS, "subscription"))
+            .filter_map(|s| s.attr("jid").map(str::to_owned))
+            .collect();
+        Some(Node {
+            config,
+            items,
+            affiliations,
+            subscribers,
+        })
     }
 }
 
@@ -87,17 +146,20 @@ pub struct Entry {
     pub access: AccessModel,
     /// Its allowed roster groups.
     pub groups: Vec<String>,
-    /// Bytes of its stored document.
+    /// Bytes it takes ([`Node::footprint`]), stored or in memory.
     pub bytes: usize,
+    /// It has affiliations: who may read it is known only once it is read.
+    pub affiliated: bool,
 }
 
 impl Entry {
-    /// The entry for `node` stored as `doc`.
-    pub fn of(node: &Node, doc: &str) -> Self {
+    /// The entry for `node`.
+    pub fn of(node: &Node) -> Self {
         Entry {
             access: node.config.access_model,
             groups: node.config.roster_groups.clone(),
-            bytes: doc.len(),
+            bytes: node.footprint(),
+            affiliated: !node.affiliations.is_empty(),
         }
     }
 }
@@ -126,6 +188,9 @@ impl Index {
                 .with_attr("name", name.clone())
                 .with_attr("access", entry.access.name())
                 .with_attr("bytes", entry.bytes.to_string());
+            if entry.affiliated {
+                n.set_attr("affiliated", "1");
+            }
             for g in &entry.groups {
                 n = n.with_child(Element::new(NS, "group").with_text(g.clone()));
             }
@@ -152,6 +217,7 @@ impl Index {
                             .map(Element::text)
                             .collect(),
                         bytes: n.attr("bytes")?.parse().ok()?,
+                        affiliated: n.attr("affiliated") == Some("1"),
                     };
                     Some((n.attr("name")?.to_owned(), entry))
                 })
@@ -171,12 +237,16 @@ mod tests {
         node.publish("a".into(), payload.clone());
         node.publish("b".into(), payload);
         assert_eq!(node.items.len(), 1, "max_items 1 keeps the newest");
+        node.affiliations.insert("b@x".into(), Affiliation::Member);
+        node.affiliations.insert("c@x".into(), Affiliation::Outcast);
+        node.subscribers.insert("b@x/r".into());
         let doc = node.document();
         assert_eq!(Node::parse(&doc), Some(node.clone()));
         let mut index = Index::default();
-        index.0.insert("n".into(), Entry::of(&node, &doc));
+        index.0.insert("n".into(), Entry::of(&node));
         let stored = index.document().expect("a node");
         assert_eq!(Index::parse(&stored), index);
+        assert!(index.0.get("n").is_some_and(|e| e.affiliated));
         assert_eq!(Index::default().document(), None);
     }
 }

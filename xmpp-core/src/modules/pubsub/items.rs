@@ -33,6 +33,7 @@ impl Op<'_, '_> {
         }
         let id = id.unwrap_or_else(|| self.cx.entropy().hex_id(8));
         let who = self.who.to_owned();
+        let node_bytes_max = self.settings.node_bytes_max;
         let node = self.node_mut(name)?;
         let item = Item {
             seq: node.next_seq(),
@@ -50,6 +51,14 @@ impl Op<'_, '_> {
         node.items.push(item.clone());
         let excess = node.items.len().saturating_sub(node.config.max_items);
         gone.extend(node.items.drain(..excess).map(|i| i.seq));
+        // The node's byte budget: the oldest go first, the new item stays.
+        let mut bytes = node.item_bytes();
+        let mut over = 0;
+        while bytes > node_bytes_max && over + 1 < node.items.len() {
+            bytes = bytes.saturating_sub(node.items[over].payload.approx_size());
+            over += 1;
+        }
+        gone.extend(node.items.drain(..over).map(|i| i.seq));
         let persist = node.config.persist_items;
         for seq in gone {
             put(self.cx, self.domain, store::item_key(name, seq), None);

@@ -24,6 +24,7 @@
 //! `nodes`, `items`, `subscribing` and `disco` for each kind.
 
 pub mod affiliations;
+mod cache;
 pub mod config;
 mod disco;
 mod items;
@@ -101,10 +102,22 @@ const FEATURES: &[&str] = &[
 struct Service {
     /// Node names and creators, once read.
     index: Option<Index>,
-    /// Nodes read so far.
+    /// Nodes read so far (up to [`Settings::cache_bytes_max`]).
     nodes: HashMap<String, Node>,
+    /// Which of them were used last, and their sizes.
+    cache: cache::Cache,
     /// Subscriptions by subscriber bare JID, once read: (node, jid).
     users: HashMap<String, BTreeMap<(String, String), Subscription>>,
+}
+
+impl Service {
+    /// Drop the least recently used nodes beyond `max` bytes, never
+    /// `keep`. A node with `persist_items=false` loses its items so.
+    fn evict(&mut self, keep: &str, max: usize) {
+        for name in self.cache.evict(max, keep) {
+            self.nodes.remove(&name);
+        }
+    }
 }
 
 /// Records to read before a request can run.
@@ -206,6 +219,13 @@ impl PubsubService {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+
+    /// Whether `domain` is one of its services (`pubsub.<hosted domain>`).
+    fn hosts(&self, domain: &str) -> bool {
+        domain
+            .strip_prefix("pubsub.")
+            .is_some_and(|d| self.settings.domains.iter().any(|h| h == d))
+    }
 }
 
 impl Module for PubsubService {
@@ -221,7 +241,7 @@ impl Module for PubsubService {
         let Addressed::Service { domain } = to else {
             return Flow::Pass;
         };
-        if !self.settings.service_domains().iter().any(|d| d == domain) {
+        if !self.hosts(domain) {
             return Flow::Pass;
         }
         if work(iq).is_none() {
@@ -234,7 +254,7 @@ impl Module for PubsubService {
     /// An owner's answer to an approval form (§8.6).
     fn service_stanza(&mut self, cx: &mut Context<'_>, domain: &str, stanza: &Element) -> Flow {
         if stanza.name != "message"
-            || !self.settings.service_domains().iter().any(|d| d == domain)
+            || !self.hosts(domain)
             || subscriptions::authorization_answer(stanza).is_none()
         {
             return Flow::Pass;
@@ -277,6 +297,7 @@ impl Module for PubsubService {
         };
         let cap = self.settings.items_per_node_max;
         let bytes = self.settings.item_bytes_max;
+        let cache_max = self.settings.cache_bytes_max;
         let svc = self.services.entry(domain.clone()).or_default();
         match &load {
             Load::Index => {
@@ -294,7 +315,9 @@ impl Module for PubsubService {
                     .collect();
                 match Node::from_documents(&docs, cap, bytes) {
                     Some(node) => {
+                        svc.cache.touch(name, node.weight());
                         svc.nodes.insert(name.clone(), node);
+                        svc.evict(name, cache_max);
                     }
                     // The index named a node that is not (or no longer
                     // readably) stored: forget it rather than read again.
@@ -496,15 +519,26 @@ impl PubsubService {
             svc,
             touched: Vec::new(),
         };
+        let used = work.node().map(str::to_owned);
         let result = match work {
             Work::DiscoInfo(node) => op.disco_info(node),
             Work::DiscoItems(node) => op.disco_items(node),
             Work::Approval { node, jid, allow } => op.decide(&node, &jid, allow),
             Work::Pubsub(request) => op.request(request),
         };
+        let touched = op.touched;
+        // What the request used is the most recent; its size may have
+        // changed (or it is gone).
+        if let (Some(name), Some(svc)) = (used, self.services.get_mut(domain)) {
+            match svc.nodes.get(&name) {
+                Some(node) => svc.cache.touch(&name, node.weight()),
+                None => svc.cache.forget(&name),
+            }
+            svc.evict(&name, settings.cache_bytes_max);
+        }
         // A subscriber's list being read now may miss what was just
         // written: read it again when that read ends.
-        for bare in op.touched {
+        for bare in touched {
             let key = (domain.to_owned(), Load::User(bare));
             if self.parked.contains_key(&key) {
                 self.stale.insert(key);

@@ -44,6 +44,13 @@ pub struct Settings {
     pub item_bytes_max: usize,
     /// Most items a node keeps (`pubsub#max_items=max` means this).
     pub items_per_node_max: usize,
+    /// Most payload bytes a node keeps: beyond it the oldest items go,
+    /// as beyond `max_items`.
+    pub node_bytes_max: usize,
+    /// Bytes of nodes a service keeps in memory; beyond it the least
+    /// recently used are dropped (and read again when asked for). Fixed:
+    /// not a configuration key.
+    pub cache_bytes_max: usize,
     /// Most nodes one JID may have created.
     pub nodes_per_owner_max: usize,
     /// Most subscriptions (pending included) of one bare JID, over all
@@ -63,6 +70,8 @@ impl Default for Settings {
             default_access: Access::Open,
             item_bytes_max: 64 * 1024,
             items_per_node_max: 256,
+            node_bytes_max: 1024 * 1024,
+            cache_bytes_max: 64 * 1024 * 1024,
             nodes_per_owner_max: 100,
             subscriptions_per_jid_max: 1000,
             pending_max: 100,

@@ -117,6 +117,16 @@ impl Node {
         self.items.last().map_or(0, |i| i.seq.saturating_add(1))
     }
 
+    /// Bytes of the items' payloads, approximately.
+    pub fn item_bytes(&self) -> usize {
+        self.items.iter().map(|i| i.payload.approx_size()).sum()
+    }
+
+    /// Approximately what the node holds in memory.
+    pub fn weight(&self) -> usize {
+        self.item_bytes() + self.subs.len() * 128 + self.affs.len() * 64
+    }
+
     /// The owners' bare JIDs.
     pub fn owners(&self) -> Vec<String> {
         self.affs

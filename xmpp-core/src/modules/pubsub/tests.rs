@@ -367,3 +367,121 @@ fn budgets_refuse_at_the_limit() {
     );
     assert_eq!(settings.create, CreatePolicy::Local);
 }
+
+/// Beyond a node's byte budget the oldest items go (and their documents
+/// with them); beyond the cache budget the least recently used nodes
+/// leave memory and are read again, unchanged, when asked for.
+#[test]
+fn node_and_cache_byte_budgets() {
+    use super::settings::Settings;
+    let settings = Settings {
+        node_bytes_max: 400,
+        cache_bytes_max: 1000,
+        ..Settings::default()
+    };
+    let cfg = HubConfig {
+        modules: crate::modules::ModuleSet::standard().with(PubsubService::new(settings)),
+        ..HubConfig::default()
+    };
+    let mut h = Hub::new(Arc::new(cfg));
+    let mut store = MemoryStore::new();
+    let ps = |x: &str| format!("<pubsub xmlns='http://jabber.org/protocol/pubsub'>{x}</pubsub>");
+    let ids = |out: &[Element]| -> Vec<String> {
+        result(out)
+            .child(NS, "pubsub")
+            .and_then(|p| p.child(NS, "items"))
+            .map(|l| {
+                l.elements()
+                    .filter_map(|i| i.attr("id"))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for node in ["a", "b", "c", "d"] {
+        send(
+            &mut h,
+            &mut store,
+            iq(
+                "alice@localhost/a",
+                "set",
+                &ps(&format!("<create node='{node}'/>")),
+            ),
+        );
+        for k in 0..3 {
+            let publish = format!(
+                "<publish node='{node}'><item id='{k}'><x xmlns='urn:x'>{}</x></item></publish>",
+                "z".repeat(150)
+            );
+            let out = send(
+                &mut h,
+                &mut store,
+                iq("alice@localhost/a", "set", &ps(&publish)),
+            );
+            assert_eq!(result(&out).attr("type"), Some("result"));
+        }
+    }
+    // Two items of ~160 bytes fit in 400: the oldest went, in storage too.
+    let out = send(
+        &mut h,
+        &mut store,
+        iq("bob@localhost/b", "get", &ps("<items node='a'/>")),
+    );
+    assert_eq!(ids(&out), vec!["1", "2"]);
+    match store.execute(StorageRequest::ListBlobs {
+        account: "pubsub.localhost".into(),
+        prefix: "n/a/i/".into(),
+        after: None,
+        max: 10,
+    }) {
+        StorageResult::Documents { items, .. } => assert_eq!(items.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    // Four nodes of ~400 bytes do not fit in 1000: the first ones left
+    // memory and are read again when asked for; the last one is there.
+    let reads = |h: &mut Hub, store: &mut MemoryStore, node: &str| -> (usize, Vec<String>) {
+        h.routed(
+            0,
+            iq(
+                "bob@localhost/b",
+                "get",
+                &ps(&format!("<items node='{node}'/>")),
+            ),
+        );
+        let mut reads = 0;
+        let mut routed = Vec::new();
+        loop {
+            let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+            if outs.is_empty() {
+                break;
+            }
+            for o in outs {
+                match o {
+                    HubOutput::Storage { id, request } => {
+                        if matches!(&request, StorageRequest::ListBlobs { prefix, .. } if prefix.starts_with("n/"))
+                        {
+                            reads += 1;
+                        }
+                        let r = store.execute(request);
+                        h.handle_storage(0, id, r);
+                    }
+                    HubOutput::Route(e) => routed.push(e),
+                    _ => {}
+                }
+            }
+        }
+        (reads, ids(&routed))
+    };
+    assert_eq!(
+        reads(&mut h, &mut store, "d"),
+        (0, vec!["1".into(), "2".into()])
+    );
+    assert_eq!(
+        reads(&mut h, &mut store, "b"),
+        (1, vec!["1".into(), "2".into()])
+    );
+    assert_eq!(
+        reads(&mut h, &mut store, "b"),
+        (0, vec!["1".into(), "2".into()])
+    );
+}

@@ -5,6 +5,8 @@ pub mod idle;
 pub mod login;
 pub mod mam;
 pub mod messages;
+pub mod pep;
+pub mod probe;
 pub mod roster_presence;
 
 use crate::cli::ScenarioCmd;
@@ -21,6 +23,7 @@ impl ScenarioCmd {
             ScenarioCmd::Messages(_) => "messages",
             ScenarioCmd::RosterPresence(_) => "roster-presence",
             ScenarioCmd::Mam(_) => "mam",
+            ScenarioCmd::Pep(_) => "pep",
         }
     }
 
@@ -32,6 +35,7 @@ impl ScenarioCmd {
             ScenarioCmd::Messages(c) => 2 * c.pairs + c.idle,
             ScenarioCmd::RosterPresence(c) => c.users,
             ScenarioCmd::Mam(_) => 1,
+            ScenarioCmd::Pep(c) => c.contacts + if c.probe { 3 } else { 1 },
         }
     }
 }
@@ -45,6 +49,7 @@ pub async fn run(ctx: Arc<Ctx>, cmd: &ScenarioCmd, report: &mut Report) -> Resul
         ScenarioCmd::Messages(c) => messages::run(&ctx, c, report).await,
         ScenarioCmd::RosterPresence(c) => roster_presence::run(&ctx, c, report).await,
         ScenarioCmd::Mam(c) => mam::run(&ctx, c, report).await,
+        ScenarioCmd::Pep(c) => pep::run(&ctx, c, report).await,
     }
 }
 

@@ -123,7 +123,7 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &RosterPresenceCmd, r: &mut Report) -> Res
 }
 
 /// Wait (at most 60 s) until the server uses under 5% of a core over 200 ms.
-async fn wait_until_quiet(pid: Option<u32>) {
+pub(crate) async fn wait_until_quiet(pid: Option<u32>) {
     let Some(pid) = pid else { return };
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -177,7 +177,11 @@ async fn supervise(
 
 /// Read once, or wait until the gate opens; received stanzas are appended
 /// to `out`. `Ok(true)` when the gate is open.
-async fn read_or(c: &mut Client, gate: &Gate, out: &mut Vec<Element>) -> Result<bool, String> {
+pub(crate) async fn read_or(
+    c: &mut Client,
+    gate: &Gate,
+    out: &mut Vec<Element>,
+) -> Result<bool, String> {
     let opened = async {
         gate.wait().await;
         Ok(true)
@@ -193,17 +197,17 @@ async fn read_or(c: &mut Client, gate: &Gate, out: &mut Vec<Element>) -> Result<
     Ok(opened)
 }
 
-fn bare_of(jid: &str) -> &str {
+pub(crate) fn bare_of(jid: &str) -> &str {
     jid.split_once('/').map_or(jid, |(b, _)| b)
 }
 
-fn push_attr(out: &mut Vec<u8>, v: &str) {
+pub(crate) fn push_attr(out: &mut Vec<u8>, v: &str) {
     xmpp_core::xml::escape_attr(v, out);
 }
 
 /// Answer what a server may ask a client (roster pushes, pings) so no
 /// server waits on us.
-fn answer_iq(c: &mut Client, el: &Element) {
+pub(crate) fn answer_iq(c: &mut Client, el: &Element) {
     let Some(ty @ ("get" | "set")) = el.attr("type") else {
         return;
     };
@@ -263,7 +267,7 @@ impl Sub {
 
 /// Make every roster hold its contacts with `both`. Returns how many
 /// `subscribe` requests were sent (0 on a rerun).
-async fn setup(ctx: &Arc<Ctx>, sets: &Arc<Vec<Vec<usize>>>) -> Result<u64, String> {
+pub(crate) async fn setup(ctx: &Arc<Ctx>, sets: &Arc<Vec<Vec<usize>>>) -> Result<u64, String> {
     let users = sets.len();
     let progress = Arc::new(Progress::default());
     let online = Gate::new(users);
