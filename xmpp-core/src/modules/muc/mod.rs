@@ -617,12 +617,26 @@ impl Muc {
     }
 
     /// Forget `room_jid` if it is temporary and empty.
+    /// An empty persistent room leaves memory (not storage) once the
+    /// partition holds more than half its room budget, so rooms named
+    /// once do not stay for ever; it is read again when named.
     fn vanish(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
         if self.rooms.get(room_jid).is_some_and(Room::vanishes) {
             self.rooms.remove(room_jid);
             self.note_absent(room_jid);
             tracing::debug!(room = room_jid, "temporary room vanished");
             self.relist(cx, domain, room_jid);
+            return;
+        }
+        let crowded = self.rooms.len().saturating_mul(2) > self.settings.rooms_max;
+        if crowded
+            && self
+                .rooms
+                .get(room_jid)
+                .is_some_and(|r| r.is_empty() && r.config.persistent && !r.locked)
+        {
+            self.rooms.remove(room_jid);
+            tracing::debug!(room = room_jid, "empty persistent room unloaded");
         }
     }
 }

@@ -424,3 +424,42 @@ fn rooms_per_partition_are_bounded() {
     let out = join(&mut h, &mut store, CAROL, "c@conference.localhost", "C");
     assert_eq!(error_of(&out).as_deref(), Some("resource-constraint"));
 }
+
+/// Empty persistent rooms leave memory once the partition is half full,
+/// and come back from storage when named again.
+#[test]
+fn empty_persistent_rooms_are_unloaded_and_read_again() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        rooms_max: 2,
+        ..Settings::default()
+    });
+    for r in ["p1", "p2"] {
+        let room = format!("{r}@conference.localhost");
+        join(&mut h, &mut store, ALICE, &room, "Alice");
+        configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            &room,
+            &[("muc#roomconfig_persistentroom", "1")],
+        );
+        send(&mut h, &mut store, &format!("<presence xmlns='jabber:client' type='unavailable' from='{ALICE}' to='{room}/Alice'/>"));
+    }
+    // p2 went (two rooms were held, the budget is 2): a third fits.
+    let out = join(&mut h, &mut store, CAROL, "t@conference.localhost", "Carol");
+    assert_eq!(error_of(&out), None);
+    // p2 is read back: no new room, alice still owns it.
+    let out = join(&mut h, &mut store, BOB, "p2@conference.localhost", "Bob");
+    let me = self_presence(&out, BOB).expect("bob enters");
+    assert!(!format!("{me:?}").contains("201"));
+    let out = iq(
+        &mut h,
+        &mut store,
+        ALICE,
+        "p2@conference.localhost",
+        "get",
+        "<query xmlns='http://jabber.org/protocol/muc#owner'/>",
+    );
+    assert_eq!(error_of(&out), None, "alice still owns it");
+}
