@@ -56,6 +56,9 @@ pub enum StanzaError {
     Conflict,
     FeatureNotImplemented,
     Forbidden,
+    /// The entity is no longer there (XEP-0045 tombstones of destroyed
+    /// rooms).
+    Gone,
     InternalServerError,
     ItemNotFound,
     JidMalformed,
@@ -82,6 +85,7 @@ impl StanzaError {
             Conflict => "conflict",
             FeatureNotImplemented => "feature-not-implemented",
             Forbidden => "forbidden",
+            Gone => "gone",
             InternalServerError => "internal-server-error",
             ItemNotFound => "item-not-found",
             JidMalformed => "jid-malformed",

@@ -94,6 +94,9 @@ pub struct Muc {
     parked: HashMap<Load, Vec<(String, Element)>>,
     /// Room JIDs known not to be stored.
     absent: HashSet<String>,
+    /// Destroyed persistent rooms whose names stay taken: until when,
+    /// and where their occupants went.
+    tombstones: HashMap<String, (u64, Option<String>)>,
     /// Archive queries waiting for storage.
     archive_queries: HashMap<RequestId, archive::Waiting>,
     /// Archive ids in order (XEP-0313, XEP-0359).
@@ -118,6 +121,7 @@ impl Muc {
             loading: HashMap::new(),
             parked: HashMap::new(),
             absent: HashSet::new(),
+            tombstones: HashMap::new(),
             archive_queries: HashMap::new(),
             ids: crate::archive::IdSequence::default(),
         }
@@ -202,6 +206,12 @@ impl Module for Muc {
             self.wait(cx, Load::Room(room_jid), domain, iq);
             return Flow::Handled;
         }
+        if let Some(answer) = self.grave(cx.now(), &room_jid, iq) {
+            if let Some(e) = answer {
+                cx.route(e);
+            }
+            return Flow::Handled;
+        }
         self.secret(cx);
         let settings = Arc::clone(&self.settings);
         let env = Env {
@@ -280,12 +290,29 @@ impl Module for Muc {
         };
         match done {
             Ok(done) => {
+                let was_persistent = done.destroyed
+                    && self
+                        .rooms
+                        .get(&room_jid)
+                        .is_some_and(|r| r.config.persistent && !r.locked);
                 if done.destroyed {
                     self.rooms.remove(&room_jid);
                 }
                 // Durable before the result (and what follows it).
-                if done.changed || done.destroyed {
-                    self.persist(cx, domain, &room_jid);
+                match self.settings.tombstone_ms.filter(|_| was_persistent) {
+                    Some(keep) => {
+                        let until = cx.now().saturating_add(keep);
+                        cx.commit(StorageRequest::StoreBlob {
+                            account: domain.to_owned(),
+                            key: store::key(&room_jid),
+                            value: Some(store::tombstone_document(until, done.venue.as_deref())),
+                            limit: None,
+                        });
+                        self.tombstones
+                            .insert(room_jid.clone(), (until, done.venue.clone()));
+                    }
+                    None if done.changed || done.destroyed => self.persist(cx, domain, &room_jid),
+                    None => {}
                 }
                 answer(cx, done.payload);
                 send_all(cx, done.then);
@@ -317,6 +344,12 @@ impl Module for Muc {
             self.wait(cx, Load::Room(room_jid), domain, stanza);
             return Flow::Handled;
         }
+        if let Some(answer) = self.grave(cx.now(), &room_jid, stanza) {
+            if let Some(e) = answer {
+                cx.route(e);
+            }
+            return Flow::Handled;
+        }
         self.secret(cx);
         let result = match stanza.name.as_str() {
             "presence" => self.presence(cx, &room_jid, &full, &bare, to.resource(), stanza),
@@ -345,11 +378,17 @@ impl Module for Muc {
         let waiting = self.parked.remove(&load).unwrap_or_default();
         match (load, result) {
             (Load::Room(jid), StorageResult::Blob(doc)) => {
+                let grave = doc.as_deref().and_then(store::tombstone);
                 match doc.and_then(|d| store::room(&d, &self.settings.defaults)) {
                     Some(room) => {
                         self.rooms.insert(jid, room);
                     }
-                    None => self.note_absent(&jid),
+                    None => match grave.filter(|(until, _)| *until > cx.now()) {
+                        Some(t) => {
+                            self.tombstones.insert(jid, t);
+                        }
+                        None => self.note_absent(&jid),
+                    },
                 }
                 for (domain, s) in waiting {
                     if s.name == "iq" {
@@ -558,7 +597,37 @@ impl Muc {
 
     /// Whether `room_jid` must be read before a stanza to it runs.
     fn unread(&self, room_jid: &str) -> bool {
-        !self.rooms.contains_key(room_jid) && !self.absent.contains(room_jid)
+        !self.rooms.contains_key(room_jid)
+            && !self.absent.contains(room_jid)
+            && !self.tombstones.contains_key(room_jid)
+    }
+
+    /// The `gone` answer (with the alternate venue) to `stanza` for a
+    /// destroyed room whose tombstone stands; an expired one is forgotten.
+    fn grave(&mut self, now: u64, room_jid: &str, stanza: &Element) -> Option<Option<Element>> {
+        let (until, venue) = self.tombstones.get(room_jid)?.clone();
+        if until <= now {
+            self.tombstones.remove(room_jid);
+            self.note_absent(room_jid);
+            return None;
+        }
+        if matches!(
+            stanza.attr("type"),
+            Some("error" | "result" | "unavailable")
+        ) {
+            return Some(None);
+        }
+        let mut e = refuse(stanza, StanzaError::Gone, room_jid);
+        if let Some(v) = venue {
+            if let Some(g) = e
+                .child_mut(ns::CLIENT, "error")
+                .and_then(|x| x.child_mut(ns::STANZA_ERRORS, "gone"))
+            {
+                g.children
+                    .push(crate::xml::Node::Text(format!("xmpp:{v}?join")));
+            }
+        }
+        Some(Some(e))
     }
 
     fn note_absent(&mut self, room_jid: &str) {

@@ -27,6 +27,8 @@ pub struct Done {
     pub changed: bool,
     /// The room is gone.
     pub destroyed: bool,
+    /// Where its occupants were sent, when destroyed.
+    pub venue: Option<String>,
 }
 
 /// One change of an admin request.
@@ -292,6 +294,7 @@ impl Room {
                 then: out,
                 destroyed: true,
                 changed: true,
+                venue: d.attr("jid").map(str::to_owned),
                 ..Done::default()
             });
         }

@@ -43,6 +43,10 @@ pub struct Settings {
     /// otherwise it is an instant room at once (Prosody's
     /// `muc_room_locking`).
     pub lock_new_rooms: bool,
+    /// How long a destroyed persistent room's name stays taken, answering
+    /// `gone` with its alternate venue (Prosody's `muc_tombstones` and
+    /// `muc_tombstone_expiry`); `None`: the name is free at once.
+    pub tombstone_ms: Option<u64>,
     /// Most history messages a room keeps and sends on join.
     pub max_history_messages: usize,
     /// Most bytes of history a room keeps.
@@ -71,6 +75,7 @@ impl Default for Settings {
             create: CreatePolicy::Local,
             defaults: RoomConfig::default(),
             lock_new_rooms: true,
+            tombstone_ms: Some(31 * 24 * 3_600_000),
             max_history_messages: 20,
             history_bytes_max: 256 * 1024,
             rooms_max: 10_000,

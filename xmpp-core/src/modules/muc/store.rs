@@ -88,6 +88,25 @@ pub fn room(doc: &str, defaults: &RoomConfig) -> Option<Room> {
     Some(room)
 }
 
+/// The tombstone of a destroyed room, kept until `until` (ms), naming
+/// its alternate venue.
+pub fn tombstone_document(until: u64, venue: Option<&str>) -> String {
+    let mut e = Element::new(NS, "tombstone").with_attr("until", until.to_string());
+    if let Some(v) = venue {
+        e.set_attr("venue", v);
+    }
+    e.to_xml()
+}
+
+/// A stored tombstone: until when, and the alternate venue.
+pub fn tombstone(doc: &str) -> Option<(u64, Option<String>)> {
+    let e = parse(doc).filter(|e| e.is(NS, "tombstone"))?;
+    Some((
+        e.attr("until")?.parse().ok()?,
+        e.attr("venue").map(str::to_owned),
+    ))
+}
+
 /// A stored room's JID and name, if it is public.
 pub fn listing(doc: &str) -> Option<(String, String)> {
     let e = parse(doc)?;

@@ -463,3 +463,54 @@ fn empty_persistent_rooms_are_unloaded_and_read_again() {
     );
     assert_eq!(error_of(&out), None, "alice still owns it");
 }
+
+/// A destroyed persistent room leaves a tombstone (Prosody's
+/// `muc_tombstones`): entering gets `gone` with the alternate venue, after
+/// a restart too, until it expires; then the name is free.
+#[test]
+fn tombstones_keep_a_destroyed_name_until_they_expire() {
+    let mut store = MemoryStore::new();
+    let settings = Settings {
+        tombstone_ms: Some(60_000),
+        ..Settings::default()
+    };
+    {
+        let mut h = hub_with(settings.clone());
+        join(&mut h, &mut store, ALICE, ROOM, "Alice");
+        configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            &[("muc#roomconfig_persistentroom", "1")],
+        );
+        let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#owner'><destroy jid='new@conference.localhost'/></query>");
+        assert_eq!(error_of(&out), None);
+        let out = join(&mut h, &mut store, BOB, ROOM, "Bob");
+        assert_eq!(error_of(&out).as_deref(), Some("gone"));
+        let gone = out
+            .iter()
+            .find_map(|e| {
+                e.child(ns::CLIENT, "error")?
+                    .child(ns::STANZA_ERRORS, "gone")
+            })
+            .map(Element::text);
+        assert_eq!(gone.as_deref(), Some("xmpp:new@conference.localhost?join"));
+    }
+    let mut h = hub_with(settings);
+    let out = join(&mut h, &mut store, BOB, ROOM, "Bob");
+    assert_eq!(
+        error_of(&out).as_deref(),
+        Some("gone"),
+        "after a restart too"
+    );
+    h.routed(
+        120_000,
+        parse(&format!(
+            "<presence xmlns='jabber:client' from='{BOB}' to='{ROOM}/Bob'/>"
+        )),
+    );
+    let out = drive(&mut h, &mut store);
+    let me = self_presence(&out, BOB).expect("the name is free again");
+    assert!(format!("{me:?}").contains("201"));
+}
