@@ -56,6 +56,9 @@ pub enum StanzaError {
     Conflict,
     FeatureNotImplemented,
     Forbidden,
+    /// The entity is no longer there (XEP-0045 tombstones of destroyed
+    /// rooms).
+    Gone,
     InternalServerError,
     ItemNotFound,
     JidMalformed,
@@ -64,6 +67,8 @@ pub enum StanzaError {
     NotAuthorized,
     PolicyViolation,
     RecipientUnavailable,
+    /// XEP-0045 §7.2.6: a members-only room refuses a non-member.
+    RegistrationRequired,
     RemoteServerNotFound,
     ResourceConstraint,
     ServiceUnavailable,
@@ -80,6 +85,7 @@ impl StanzaError {
             Conflict => "conflict",
             FeatureNotImplemented => "feature-not-implemented",
             Forbidden => "forbidden",
+            Gone => "gone",
             InternalServerError => "internal-server-error",
             ItemNotFound => "item-not-found",
             JidMalformed => "jid-malformed",
@@ -88,6 +94,7 @@ impl StanzaError {
             NotAuthorized => "not-authorized",
             PolicyViolation => "policy-violation",
             RecipientUnavailable => "recipient-unavailable",
+            RegistrationRequired => "registration-required",
             RemoteServerNotFound => "remote-server-not-found",
             ResourceConstraint => "resource-constraint",
             ServiceUnavailable => "service-unavailable",
@@ -101,7 +108,7 @@ impl StanzaError {
         use StanzaError::*;
         match self {
             BadRequest | JidMalformed | NotAcceptable | PolicyViolation => ErrorType::Modify,
-            NotAuthorized | Forbidden => ErrorType::Auth,
+            NotAuthorized | Forbidden | RegistrationRequired => ErrorType::Auth,
             InternalServerError | RecipientUnavailable | ResourceConstraint | UnexpectedRequest => {
                 ErrorType::Wait
             }

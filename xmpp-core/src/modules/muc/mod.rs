@@ -1,0 +1,714 @@
+//! XEP-0045 Multi-User Chat as a service at `conference.<domain>` for
+//! every hosted domain: rooms created on first entry (locked until their
+//! owner configures them, §10.1), occupants with nicks, roles and
+//! affiliations under §5's permission table ([`permissions`]), messages,
+//! private messages, subjects, history, moderation, the configuration
+//! form, mediated invitations, voice requests, XEP-0410 self-ping,
+//! XEP-0421 occupant ids and XEP-0359 stanza ids.
+//!
+//! Rooms are partitioned like accounts: a stanza to `room@conference.d`
+//! reaches the partition owning that bare JID, whose instance of this
+//! module holds the room; the service's own JID reaches the domain's
+//! partition, which keeps the public room listing (disco#items) from
+//! notices the rooms' partitions send it ([`Context::forward`]).
+//!
+//! An occupant whose client disappears leaves: the hub sends every
+//! directed-presence target (the occupant JID) an unavailable presence
+//! when a session ends, by stream end or hibernation timeout (RFC 6121
+//! §4.6).
+//!
+//! Files by concept: [`permissions`] (§5 as pure functions), [`config`]
+//! (the forms), [`room`] and [`occupant`] (state), `join`, `message`,
+//! `moderation` (what each flow does to a room), [`history`], `disco`,
+//! [`settings`] (the budgets).
+
+pub mod archive;
+pub mod config;
+mod disco;
+pub mod history;
+mod join;
+pub mod message;
+mod moderation;
+pub mod occupant;
+pub mod occupant_id;
+pub mod permissions;
+pub mod protocol;
+mod register;
+mod retract;
+pub mod room;
+pub mod settings;
+pub mod store;
+
+use self::protocol::{refuse, ADMIN, OWNER};
+use self::room::{Env, Out, Room};
+use self::settings::Settings;
+use super::{Addressed, Context, Flow, Module, ModuleId};
+use crate::jid::Jid;
+use crate::ns;
+use crate::stanza::{iq_result, StanzaError};
+use crate::storage::{RequestId, StorageRequest, StorageResult};
+use crate::xml::Element;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("muc");
+
+/// The namespace of the module's notices and stored documents.
+pub const NS: &str = "urn:vireo:muc:0";
+
+/// Stanzas waiting for one read; beyond it they are refused
+/// (`resource-constraint`) rather than queued without end.
+const PARKED_MAX: usize = 256;
+/// Room JIDs remembered as not stored; beyond it the memory is dropped
+/// (and rooms are read again).
+const ABSENT_MAX: usize = 100_000;
+/// Stored rooms the listing reads.
+const LISTING_MAX: usize = 256;
+
+/// A read stanzas wait for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Load {
+    /// A room's document.
+    Room(String),
+    /// The stored rooms of a service domain, for its listing.
+    Listing(String),
+}
+
+/// The XEP-0045 service.
+#[derive(Debug, Clone)]
+pub struct Muc {
+    settings: Arc<Settings>,
+    /// Rooms this partition owns, by bare JID.
+    rooms: HashMap<String, Room>,
+    /// Public rooms of the service domains this partition owns (from
+    /// every partition's notices): room JID → name.
+    listed: BTreeMap<String, String>,
+    /// What this partition last told about its rooms' listing.
+    told: HashMap<String, String>,
+    /// The XEP-0421 secret, drawn on first use.
+    secret: Vec<u8>,
+    /// Reads in flight.
+    loading: HashMap<RequestId, Load>,
+    /// Stanzas waiting for them, with their service domain.
+    parked: HashMap<Load, Vec<(String, Element)>>,
+    /// Room JIDs known not to be stored.
+    absent: HashSet<String>,
+    /// Destroyed persistent rooms whose names stay taken: until when,
+    /// and where their occupants went.
+    tombstones: HashMap<String, (u64, Option<String>)>,
+    /// Archive queries waiting for storage.
+    archive_queries: HashMap<RequestId, archive::Waiting>,
+    /// Archive ids in order (XEP-0313, XEP-0359).
+    ids: crate::archive::IdSequence,
+}
+
+impl Default for Muc {
+    fn default() -> Self {
+        Muc::new(Settings::default())
+    }
+}
+
+impl Muc {
+    /// The service with `settings`.
+    pub fn new(settings: Settings) -> Self {
+        Muc {
+            settings: Arc::new(settings),
+            rooms: HashMap::new(),
+            listed: BTreeMap::new(),
+            told: HashMap::new(),
+            secret: Vec::new(),
+            loading: HashMap::new(),
+            parked: HashMap::new(),
+            absent: HashSet::new(),
+            tombstones: HashMap::new(),
+            archive_queries: HashMap::new(),
+            ids: crate::archive::IdSequence::default(),
+        }
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The rooms this instance holds.
+    pub fn rooms(&self) -> &HashMap<String, Room> {
+        &self.rooms
+    }
+
+    fn secret(&mut self, cx: &mut Context<'_>) {
+        if self.secret.is_empty() {
+            self.secret = cx.entropy().bytes(32);
+        }
+    }
+}
+
+/// The sender's full and bare JID.
+fn sender(stanza: &Element) -> Option<(String, String)> {
+    let j = Jid::parse(stanza.attr("from")?).ok()?;
+    Some((j.as_str().to_owned(), j.bare_str()))
+}
+
+fn send_all(cx: &mut Context<'_>, out: Out) {
+    for s in out {
+        cx.route(s);
+    }
+}
+
+impl Module for Muc {
+    fn id(&self) -> ModuleId {
+        ID
+    }
+
+    fn service_domains(&self) -> Vec<String> {
+        self.settings.service_domains()
+    }
+
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let Addressed::Service { domain } = to else {
+            return Flow::Pass;
+        };
+        if !self.settings.serves(domain) {
+            return Flow::Pass;
+        }
+        let Some(to) = iq.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return Flow::Pass;
+        };
+        let Some((full, bare)) = sender(iq) else {
+            return Flow::Pass;
+        };
+        let Some(q) = iq.first_element() else {
+            return Flow::Pass;
+        };
+        let get = iq.attr("type") == Some("get");
+        let answer = |cx: &mut Context<'_>, payload: Option<Element>| {
+            let r = iq_result(iq);
+            cx.route(match payload {
+                Some(p) => r.with_child(p),
+                None => r,
+            });
+        };
+        let Some(local) = to.local() else {
+            // The service itself.
+            if get && q.is(ns::DISCO_INFO, "query") && q.attr("node").is_none() {
+                answer(cx, Some(disco::service_info()));
+                return Flow::Handled;
+            }
+            if get && q.is(ns::DISCO_ITEMS, "query") && q.attr("node").is_none() {
+                self.wait(cx, Load::Listing(domain.to_owned()), domain, iq);
+                return Flow::Handled;
+            }
+            return Flow::Pass;
+        };
+        let room_jid = format!("{local}@{domain}");
+        if self.unread(&room_jid) {
+            self.wait(cx, Load::Room(room_jid), domain, iq);
+            return Flow::Handled;
+        }
+        if let Some(answer) = self.grave(cx.now(), &room_jid, iq) {
+            if let Some(e) = answer {
+                cx.route(e);
+            }
+            return Flow::Handled;
+        }
+        self.secret(cx);
+        let settings = Arc::clone(&self.settings);
+        let env = Env {
+            now: cx.now(),
+            settings: &settings,
+            secret: &self.secret,
+        };
+        let Some(room) = self.rooms.get_mut(&room_jid) else {
+            cx.route(refuse(iq, StanzaError::ItemNotFound, &room_jid));
+            return Flow::Handled;
+        };
+        if let Some(nick) = to.resource() {
+            // XEP-0410: a ping to one's own occupant JID is the room's to
+            // answer; other iqs to occupants are not forwarded.
+            let own = room.by_jid.get(&full).is_some_and(|n| n == nick);
+            let cond = if !room.by_jid.contains_key(&full) {
+                StanzaError::NotAcceptable
+            } else if own && q.is(ns::PING, "ping") {
+                answer(cx, None);
+                return Flow::Handled;
+            } else {
+                StanzaError::ServiceUnavailable
+            };
+            cx.route(refuse(iq, cond, &room_jid));
+            return Flow::Handled;
+        }
+        let done = if get && q.is(ns::DISCO_INFO, "query") {
+            Ok(moderation_done(Some(
+                if q.attr("node") == Some(register::ROOMUSER_NODE) {
+                    room.roomuser_item(&bare)
+                } else {
+                    room.info()
+                },
+            )))
+        } else if let Some(step) = archive::request(room, &settings, &bare, iq) {
+            match step {
+                Ok(archive::Step::Answer(a)) => cx.route(a),
+                Ok(archive::Step::Ask(request, waiting)) => {
+                    let id = cx.request(*request);
+                    self.archive_queries.insert(id, waiting);
+                }
+                Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+            }
+            return Flow::Handled;
+        } else if let Some(req) = retract::parse(iq).filter(|_| !get) {
+            let logged = room.config.logging;
+            let archive_id = logged.then(|| self.ids.next(env.now, cx.entropy()));
+            let sid = match archive_id {
+                Some(a) => a.to_string(),
+                None => cx.entropy().hex_id(12),
+            };
+            match room.retract(&env, &full, &req, &sid) {
+                Ok(out) => {
+                    if let (Some(a), Some(sent)) = (archive_id, out.first()) {
+                        cx.commit(archive::append(&room_jid, a, sent));
+                    }
+                    answer(cx, None);
+                    send_all(cx, out);
+                }
+                Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+            }
+            return Flow::Handled;
+        } else if q.is(register::REGISTER, "query") {
+            room.register(&env, &bare, iq)
+        } else if get && q.is(ns::DISCO_ITEMS, "query") {
+            Ok(moderation_done(Some(Element::new(
+                ns::DISCO_ITEMS,
+                "query",
+            ))))
+        } else if q.is(ADMIN, "query") {
+            room.admin(&env, &full, &bare, iq)
+        } else if q.is(OWNER, "query") {
+            room.owner(&env, &bare, iq)
+        } else {
+            return Flow::Pass;
+        };
+        match done {
+            Ok(done) => {
+                let was_persistent = done.destroyed
+                    && self
+                        .rooms
+                        .get(&room_jid)
+                        .is_some_and(|r| r.config.persistent && !r.locked);
+                if done.destroyed {
+                    self.rooms.remove(&room_jid);
+                }
+                // Durable before the result (and what follows it).
+                match self.settings.tombstone_ms.filter(|_| was_persistent) {
+                    Some(keep) => {
+                        let until = cx.now().saturating_add(keep);
+                        cx.commit(StorageRequest::StoreBlob {
+                            account: domain.to_owned(),
+                            key: store::key(&room_jid),
+                            value: Some(store::tombstone_document(until, done.venue.as_deref())),
+                            limit: None,
+                        });
+                        self.tombstones
+                            .insert(room_jid.clone(), (until, done.venue.clone()));
+                    }
+                    None if done.changed || done.destroyed => self.persist(cx, domain, &room_jid),
+                    None => {}
+                }
+                answer(cx, done.payload);
+                send_all(cx, done.then);
+                if done.changed || done.destroyed {
+                    self.relist(cx, domain, &room_jid);
+                }
+                self.vanish(cx, domain, &room_jid);
+            }
+            Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+        }
+        Flow::Handled
+    }
+
+    fn service_stanza(&mut self, cx: &mut Context<'_>, domain: &str, stanza: &Element) -> Flow {
+        if !self.settings.serves(domain) {
+            return Flow::Pass;
+        }
+        let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return Flow::Pass;
+        };
+        let Some((full, bare)) = sender(stanza) else {
+            return Flow::Pass;
+        };
+        let Some(local) = to.local() else {
+            return Flow::Pass;
+        };
+        let room_jid = format!("{local}@{domain}");
+        if self.unread(&room_jid) {
+            self.wait(cx, Load::Room(room_jid), domain, stanza);
+            return Flow::Handled;
+        }
+        if let Some(answer) = self.grave(cx.now(), &room_jid, stanza) {
+            if let Some(e) = answer {
+                cx.route(e);
+            }
+            return Flow::Handled;
+        }
+        self.secret(cx);
+        let result = match stanza.name.as_str() {
+            "presence" => self.presence(cx, &room_jid, &full, &bare, to.resource(), stanza),
+            "message" => self.message(cx, &room_jid, &full, to.resource(), stanza),
+            _ => return Flow::Pass,
+        };
+        match result {
+            Ok(out) => send_all(cx, out),
+            Err(cond) if stanza.attr("type") != Some("error") => {
+                cx.route(refuse(stanza, cond, &room_jid))
+            }
+            Err(_) => {}
+        }
+        self.relist(cx, domain, &room_jid);
+        self.vanish(cx, domain, &room_jid);
+        Flow::Handled
+    }
+
+    fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        if let Some(waiting) = self.archive_queries.remove(&id) {
+            return send_all(cx, archive::answer(waiting, result));
+        }
+        let Some(load) = self.loading.remove(&id) else {
+            return;
+        };
+        let waiting = self.parked.remove(&load).unwrap_or_default();
+        match (load, result) {
+            (Load::Room(jid), StorageResult::Blob(doc)) => {
+                let grave = doc.as_deref().and_then(store::tombstone);
+                match doc.and_then(|d| store::room(&d, &self.settings.defaults)) {
+                    Some(room) => {
+                        self.rooms.insert(jid, room);
+                    }
+                    None => match grave.filter(|(until, _)| *until > cx.now()) {
+                        Some(t) => {
+                            self.tombstones.insert(jid, t);
+                        }
+                        None => self.note_absent(&jid),
+                    },
+                }
+                for (domain, s) in waiting {
+                    if s.name == "iq" {
+                        self.iq(cx, Addressed::Service { domain: &domain }, &s);
+                    } else {
+                        self.service_stanza(cx, &domain, &s);
+                    }
+                }
+            }
+            (Load::Listing(domain), StorageResult::Documents { items, .. }) => {
+                let prefix = format!("@{domain}");
+                let mut rooms: BTreeMap<String, String> = items
+                    .iter()
+                    .filter_map(|(_, doc)| store::listing(doc))
+                    .filter(|(j, _)| j.ends_with(&prefix))
+                    .collect();
+                for (j, n) in self.listed.iter().filter(|(j, _)| j.ends_with(&prefix)) {
+                    rooms.insert(j.clone(), n.clone());
+                }
+                let items =
+                    disco::service_items(rooms.iter().map(|(j, n)| (j.as_str(), n.as_str())));
+                for (_, iq) in waiting {
+                    cx.route(iq_result(&iq).with_child(items.clone()));
+                }
+            }
+            (load, other) => {
+                tracing::error!(?load, ?other, "reading rooms failed");
+                for (domain, s) in waiting {
+                    if s.attr("type") != Some("error") {
+                        cx.route(refuse(&s, StanzaError::InternalServerError, &domain));
+                    }
+                }
+            }
+        }
+    }
+
+    fn notice(&mut self, _cx: &mut Context<'_>, account: Option<&str>, body: &Element) {
+        if account.is_some() || !body.is(NS, "room") {
+            return;
+        }
+        let Some(jid) = body.attr("jid") else {
+            return;
+        };
+        if body.attr("listed") == Some("1") {
+            self.listed.insert(
+                jid.to_owned(),
+                body.attr("name").unwrap_or_default().to_owned(),
+            );
+        } else {
+            self.listed.remove(jid);
+        }
+    }
+}
+
+fn moderation_done(payload: Option<Element>) -> moderation::Done {
+    moderation::Done {
+        payload,
+        ..moderation::Done::default()
+    }
+}
+
+impl Muc {
+    /// A presence to `room_jid` (and `nick`) from the session `full`.
+    fn presence(
+        &mut self,
+        cx: &mut Context<'_>,
+        room_jid: &str,
+        full: &str,
+        bare: &str,
+        nick: Option<&str>,
+        stanza: &Element,
+    ) -> Result<Out, StanzaError> {
+        let settings = Arc::clone(&self.settings);
+        let env = Env {
+            now: cx.now(),
+            settings: &settings,
+            secret: &self.secret,
+        };
+        match stanza.attr("type") {
+            // An error bounced by the client: it is gone (§17.3.4 of the
+            // XEP's implementation notes).
+            Some("unavailable") | Some("error") => {
+                return Ok(self
+                    .rooms
+                    .get_mut(room_jid)
+                    .map(|r| r.leave(&env, full, stanza))
+                    .unwrap_or_default());
+            }
+            None => {}
+            Some(_) => return Ok(Vec::new()),
+        }
+        let Some(nick) = nick.filter(|n| !n.is_empty()) else {
+            return Err(StanzaError::JidMalformed);
+        };
+        if nick.len() > settings.nick_bytes_max {
+            return Err(StanzaError::NotAcceptable);
+        }
+        if let Some(room) = self.rooms.get_mut(room_jid) {
+            return match room.by_jid.get(full) {
+                Some(current) if current == nick => Ok(room.update(&env, full, stanza)),
+                Some(_) => room.change_nick(&env, full, nick),
+                None => room.enter(&env, full, bare, nick, stanza, false),
+            };
+        }
+        if !settings.may_create(bare) {
+            return Err(StanzaError::NotAllowed);
+        }
+        if self.rooms.len() >= settings.rooms_max
+            || self.rooms.values().filter(|r| r.creator == bare).count()
+                >= settings.rooms_per_creator_max
+        {
+            return Err(StanzaError::ResourceConstraint);
+        }
+        let mut room = Room::new(room_jid, bare, settings.defaults.clone());
+        room.locked = settings.lock_new_rooms;
+        let out = room.enter(&env, full, bare, nick, stanza, true)?;
+        tracing::debug!(room = room_jid, creator = bare, "room created");
+        self.rooms.insert(room_jid.to_owned(), room);
+        self.absent.remove(room_jid);
+        Ok(out)
+    }
+
+    /// A message to `room_jid` (or to `nick` in it) from the session
+    /// `full`.
+    fn message(
+        &mut self,
+        cx: &mut Context<'_>,
+        room_jid: &str,
+        full: &str,
+        nick: Option<&str>,
+        stanza: &Element,
+    ) -> Result<Out, StanzaError> {
+        if stanza.attr("type") == Some("error") {
+            return Ok(Vec::new());
+        }
+        let logged = self.rooms.get(room_jid).is_some_and(|r| r.config.logging);
+        let archive_id = if logged && stanza.child(ns::CLIENT, "body").is_some() {
+            let now = cx.now();
+            Some(self.ids.next(now, cx.entropy()))
+        } else {
+            None
+        };
+        let id = match archive_id {
+            Some(a) => a.to_string(),
+            None => cx.entropy().hex_id(12),
+        };
+        let settings = Arc::clone(&self.settings);
+        let env = Env {
+            now: cx.now(),
+            settings: &settings,
+            secret: &self.secret,
+        };
+        let room = self
+            .rooms
+            .get_mut(room_jid)
+            .ok_or(StanzaError::ItemNotFound)?;
+        if let Some(nick) = nick {
+            return room.private(&env, full, nick, stanza);
+        }
+        if stanza.attr("type") == Some("groupchat") {
+            let out = room.groupchat(&env, full, stanza, &id)?;
+            let subject = stanza.child(ns::CLIENT, "subject").is_some()
+                && stanza.child(ns::CLIENT, "body").is_none();
+            if subject && room.config.persistent {
+                // The subject outlives a restart; stored before anyone
+                // sees it.
+                let domain = room_jid.split_once('@').map_or("", |(_, d)| d).to_owned();
+                self.persist(cx, &domain, room_jid);
+            }
+            if let (Some(a), Some(sent)) = (archive_id, out.first()) {
+                // Archived before anyone (the sender included) has it.
+                cx.commit(archive::append(room_jid, a, sent));
+            }
+            return Ok(out);
+        }
+        if let Some(r) = room.mediate(full, stanza) {
+            return r;
+        }
+        if let Some(r) = room.voice_request(&env, full, stanza) {
+            return r;
+        }
+        Err(StanzaError::NotAcceptable)
+    }
+
+    /// Tell the domain's partition whether `room_jid` is listed now,
+    /// when that changed.
+    fn relist(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
+        let now = self
+            .rooms
+            .get(room_jid)
+            .filter(|r| r.config.public && !r.locked && !r.vanishes())
+            .map(|r| r.config.name.clone());
+        if self.told.get(room_jid) == now.as_ref() {
+            return;
+        }
+        let notice = Element::new(NS, "room")
+            .with_attr("jid", room_jid)
+            .with_attr("listed", if now.is_some() { "1" } else { "0" })
+            .with_attr("name", now.clone().unwrap_or_default());
+        cx.forward(domain, None, notice);
+        match now {
+            Some(name) => self.told.insert(room_jid.to_owned(), name),
+            None => self.told.remove(room_jid),
+        };
+    }
+
+    /// Whether `room_jid` must be read before a stanza to it runs.
+    fn unread(&self, room_jid: &str) -> bool {
+        !self.rooms.contains_key(room_jid)
+            && !self.absent.contains(room_jid)
+            && !self.tombstones.contains_key(room_jid)
+    }
+
+    /// The `gone` answer (with the alternate venue) to `stanza` for a
+    /// destroyed room whose tombstone stands; an expired one is forgotten.
+    fn grave(&mut self, now: u64, room_jid: &str, stanza: &Element) -> Option<Option<Element>> {
+        let (until, venue) = self.tombstones.get(room_jid)?.clone();
+        if until <= now {
+            self.tombstones.remove(room_jid);
+            self.note_absent(room_jid);
+            return None;
+        }
+        if matches!(
+            stanza.attr("type"),
+            Some("error" | "result" | "unavailable")
+        ) {
+            return Some(None);
+        }
+        let mut e = refuse(stanza, StanzaError::Gone, room_jid);
+        if let Some(v) = venue {
+            if let Some(g) = e
+                .child_mut(ns::CLIENT, "error")
+                .and_then(|x| x.child_mut(ns::STANZA_ERRORS, "gone"))
+            {
+                g.children
+                    .push(crate::xml::Node::Text(format!("xmpp:{v}?join")));
+            }
+        }
+        Some(Some(e))
+    }
+
+    fn note_absent(&mut self, room_jid: &str) {
+        if self.absent.len() >= ABSENT_MAX {
+            self.absent.clear();
+        }
+        self.absent.insert(room_jid.to_owned());
+    }
+
+    /// Park `stanza` until `load` is read (reading it unless a read is
+    /// in flight already).
+    fn wait(&mut self, cx: &mut Context<'_>, load: Load, domain: &str, stanza: &Element) {
+        if let Some(waiting) = self.parked.get_mut(&load) {
+            if waiting.len() < PARKED_MAX {
+                waiting.push((domain.to_owned(), stanza.clone()));
+            } else if stanza.attr("type") != Some("error") {
+                cx.route(refuse(stanza, StanzaError::ResourceConstraint, domain));
+            }
+            return;
+        }
+        let request = match &load {
+            Load::Room(jid) => StorageRequest::LoadBlob {
+                account: domain.to_owned(),
+                key: store::key(jid),
+            },
+            Load::Listing(_) => StorageRequest::ListBlobs {
+                account: domain.to_owned(),
+                prefix: store::PREFIX.to_owned(),
+                after: None,
+                max: LISTING_MAX,
+            },
+        };
+        let id = cx.request(request);
+        self.parked
+            .insert(load.clone(), vec![(domain.to_owned(), stanza.clone())]);
+        self.loading.insert(id, load);
+    }
+
+    /// Store `room_jid` as it now is: its document when persistent and
+    /// configured, none otherwise.
+    fn persist(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
+        let value = self
+            .rooms
+            .get(room_jid)
+            .filter(|r| r.config.persistent && !r.locked)
+            .map(store::document);
+        if value.is_none() {
+            self.note_absent(room_jid);
+        }
+        cx.commit(StorageRequest::StoreBlob {
+            account: domain.to_owned(),
+            key: store::key(room_jid),
+            value,
+            limit: None,
+        });
+    }
+
+    /// Forget `room_jid` if it is temporary and empty.
+    /// An empty persistent room leaves memory (not storage) once the
+    /// partition holds more than half its room budget, so rooms named
+    /// once do not stay for ever; it is read again when named.
+    fn vanish(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
+        if self.rooms.get(room_jid).is_some_and(Room::vanishes) {
+            self.rooms.remove(room_jid);
+            self.note_absent(room_jid);
+            tracing::debug!(room = room_jid, "temporary room vanished");
+            self.relist(cx, domain, room_jid);
+            return;
+        }
+        let crowded = self.rooms.len().saturating_mul(2) > self.settings.rooms_max;
+        if crowded
+            && self
+                .rooms
+                .get(room_jid)
+                .is_some_and(|r| r.is_empty() && r.config.persistent && !r.locked)
+        {
+            self.rooms.remove(room_jid);
+            tracing::debug!(room = room_jid, "empty persistent room unloaded");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
