@@ -5,6 +5,7 @@ pub mod idle;
 pub mod login;
 pub mod mam;
 pub mod messages;
+pub mod muc;
 pub mod roster_presence;
 
 use crate::cli::ScenarioCmd;
@@ -21,6 +22,7 @@ impl ScenarioCmd {
             ScenarioCmd::Messages(_) => "messages",
             ScenarioCmd::RosterPresence(_) => "roster-presence",
             ScenarioCmd::Mam(_) => "mam",
+            ScenarioCmd::Muc(_) => "muc",
         }
     }
 
@@ -32,6 +34,7 @@ impl ScenarioCmd {
             ScenarioCmd::Messages(c) => 2 * c.pairs + c.idle,
             ScenarioCmd::RosterPresence(c) => c.users,
             ScenarioCmd::Mam(_) => 1,
+            ScenarioCmd::Muc(c) => c.rooms * c.occupants,
         }
     }
 }
@@ -45,6 +48,7 @@ pub async fn run(ctx: Arc<Ctx>, cmd: &ScenarioCmd, report: &mut Report) -> Resul
         ScenarioCmd::Messages(c) => messages::run(&ctx, c, report).await,
         ScenarioCmd::RosterPresence(c) => roster_presence::run(&ctx, c, report).await,
         ScenarioCmd::Mam(c) => mam::run(&ctx, c, report).await,
+        ScenarioCmd::Muc(c) => muc::run(&ctx, c, report).await,
     }
 }
 
