@@ -169,7 +169,7 @@ pub const CATALOG: &[ModuleInfo] = &[
         depends: &["router"],
         ..built("offline", Layer::Services, "messaging", &["XEP-0160", "XEP-0203"], "offline message storage")
     },
-    planned("muc", Layer::Services, "groupchat", &["XEP-0045"], "multi-user chat"),
+    built("muc", Layer::Services, "groupchat", &["XEP-0045", "XEP-0249", "XEP-0359", "XEP-0410", "XEP-0421"], "multi-user chat at conference.<domain>: rooms, occupants, roles and affiliations, moderation, configuration, history, invitations, voice requests, self-ping, occupant ids"),
     built("pubsub", Layer::Services, "pubsub", &["XEP-0060", "XEP-0059", "XEP-0223"], "publish-subscribe service at pubsub.<domain>: nodes, items with paging, subscriptions with approval, affiliations, notifications"),
     // 06 storage
     ModuleInfo {

@@ -427,9 +427,11 @@ fn module_list_shows_layers_specs_and_unbuilt_modules() {
     );
     let muc = line("muc");
     assert!(muc.contains("XEP-0045"), "{muc}");
+    let omemo = line("omemo");
+    assert!(omemo.contains("XEP-0384"), "{omemo}");
     assert!(
-        muc.contains("not built  planned, not in this version"),
-        "{muc}"
+        omemo.contains("not built  planned, not in this version"),
+        "{omemo}"
     );
     let compression = line("compression");
     assert!(
@@ -734,7 +736,7 @@ fn about_shows_version_paths_features_and_state() {
     assert!(out.contains("server:         not running"), "{out}");
     assert!(out.contains("saslauth (RFC 6120 §6"), "{out}");
     assert!(
-        !out.contains("muc (XEP-0045"),
+        !out.contains("omemo (XEP-0384"),
         "modules not built are not features: {out}"
     );
 

@@ -64,6 +64,8 @@ pub enum StanzaError {
     NotAuthorized,
     PolicyViolation,
     RecipientUnavailable,
+    /// XEP-0045 §7.2.6: a members-only room refuses a non-member.
+    RegistrationRequired,
     RemoteServerNotFound,
     ResourceConstraint,
     ServiceUnavailable,
@@ -88,6 +90,7 @@ impl StanzaError {
             NotAuthorized => "not-authorized",
             PolicyViolation => "policy-violation",
             RecipientUnavailable => "recipient-unavailable",
+            RegistrationRequired => "registration-required",
             RemoteServerNotFound => "remote-server-not-found",
             ResourceConstraint => "resource-constraint",
             ServiceUnavailable => "service-unavailable",
@@ -101,7 +104,7 @@ impl StanzaError {
         use StanzaError::*;
         match self {
             BadRequest | JidMalformed | NotAcceptable | PolicyViolation => ErrorType::Modify,
-            NotAuthorized | Forbidden => ErrorType::Auth,
+            NotAuthorized | Forbidden | RegistrationRequired => ErrorType::Auth,
             InternalServerError | RecipientUnavailable | ResourceConstraint | UnexpectedRequest => {
                 ErrorType::Wait
             }

@@ -11,6 +11,8 @@ use xmpp_core::hub::{ConnId, HubConfig};
 use xmpp_core::jid::Jid;
 use xmpp_core::modules::extdisco::{ExternalServices, TurnConfig};
 use xmpp_core::modules::mam::{ArchiveConfig, Archiving};
+use xmpp_core::modules::muc::settings::{CreatePolicy as RoomCreation, Settings as MucSettings};
+use xmpp_core::modules::muc::Muc;
 use xmpp_core::modules::pubsub::settings::{CreatePolicy, Settings as PubsubSettings};
 use xmpp_core::modules::pubsub::PubsubService;
 use xmpp_core::modules::push::{Push, PushSettings};
@@ -92,6 +94,7 @@ struct ModuleSettings {
     turn: Option<TurnConfig>,
     archive: ArchiveConfig,
     pubsub: PubsubSettings,
+    muc: MucSettings,
     disabled: Vec<String>,
 }
 
@@ -103,6 +106,7 @@ impl ModuleSettings {
         set.configure(ExternalServices::new(self.turn.clone()));
         set.configure(Archiving::new(self.archive.clone()));
         set.configure(PubsubService::new(self.pubsub.clone()));
+        set.configure(Muc::new(self.muc.clone()));
         for id in set.ids() {
             let disabled = |name: &str| self.disabled.iter().any(|d| d == name);
             // Avatar hashes come from the vCard.
@@ -171,6 +175,38 @@ fn parse_pubsub(v: &str) -> Result<PubsubSettings, String> {
         }
     }
     Ok(p)
+}
+
+/// `muc: [create=anyone|local|admins] [admins=a@d,b@d] [history=N]
+/// [occupants=N] [rooms=N] [rooms_per_user=N] [nick_bytes=N]
+/// [subject_bytes=N] [voice_requests=N] [affiliations=N]
+/// [persistent=yes]`: the XEP-0045 service's settings.
+fn parse_muc(v: &str) -> Result<MucSettings, String> {
+    let mut m = MucSettings::default();
+    for pair in v.split_whitespace() {
+        let (k, val) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected key=value, got {pair:?}"))?;
+        let num = |x: &str| x.parse::<usize>().map_err(|_| format!("bad number {x:?}"));
+        match k {
+            "create" => {
+                m.create =
+                    RoomCreation::parse(val).ok_or_else(|| format!("bad create policy {val:?}"))?
+            }
+            "admins" => m.admins = val.split(',').map(str::to_owned).collect(),
+            "history" => m.max_history_messages = num(val)?,
+            "occupants" => m.occupants_max = num(val)?,
+            "rooms" => m.rooms_max = num(val)?,
+            "rooms_per_user" => m.rooms_per_creator_max = num(val)?,
+            "nick_bytes" => m.nick_bytes_max = num(val)?,
+            "subject_bytes" => m.subject_bytes_max = num(val)?,
+            "voice_requests" => m.voice_requests_max = num(val)?,
+            "affiliations" => m.affiliations_max = num(val)?,
+            "persistent" => m.defaults.persistent = parse_bool(val)?,
+            _ => return Err(format!("unknown muc setting {k:?}")),
+        }
+    }
+    Ok(m)
 }
 
 /// `turn: host=H [port=P] [secret=S] [ttl=SECONDS] [tcp=yes] [tls_port=P] [user=U]`.
@@ -383,6 +419,7 @@ fn parse_scenario(text: &str) -> Result<Scenario, String> {
                         }
                         "turn" => sc.modules.turn = Some(parse_turn(&v).map_err(err)?),
                         "pubsub" => sc.modules.pubsub = parse_pubsub(&v).map_err(err)?,
+                        "muc" => sc.modules.muc = parse_muc(&v).map_err(err)?,
                         "avatars" => sc.avatars = parse_bool(&v).map_err(err)?,
                         "registration_limit" => {
                             sc.registration_limit = parse_duration(&v).map_err(err)?

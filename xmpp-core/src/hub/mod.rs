@@ -927,6 +927,18 @@ impl Hub {
             .account(account)
             .and_then(|a| a.session_by_conn(conn))
             .map(|s| (s.available, s.jid.clone(), s.directed.clone()));
+        if let Some((false, jid, directed)) = &was_available {
+            // Never available to its contacts, yet present where it sent
+            // directed presence (a room it joined): those targets hear
+            // that it is gone (RFC 6121 §4.6.3).
+            for to in directed {
+                let unavailable = crate::xml::Element::new(crate::ns::CLIENT, "presence")
+                    .with_attr("type", "unavailable")
+                    .with_attr("from", jid.to_string())
+                    .with_attr("to", to.clone());
+                self.route(unavailable);
+            }
+        }
         if let Some((true, jid, directed)) = was_available {
             let unavailable = crate::xml::Element::new(crate::ns::CLIENT, "presence")
                 .with_attr("type", "unavailable")

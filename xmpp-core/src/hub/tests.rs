@@ -838,7 +838,14 @@ fn a_module_hosts_a_service_domain() {
         .child(crate::ns::DISCO_ITEMS, "query")
         .map(|q| q.elements().filter_map(|i| i.attr("jid")).collect())
         .unwrap_or_default();
-    assert_eq!(items, vec!["pubsub.localhost", "directory.localhost"]);
+    assert_eq!(
+        items,
+        vec![
+            "pubsub.localhost",
+            "conference.localhost",
+            "directory.localhost"
+        ]
+    );
 
     // What the module does not take is answered, as from a service that
     // is there (not remote-server-not-found).

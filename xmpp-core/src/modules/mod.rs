@@ -12,6 +12,7 @@ pub mod extdisco;
 pub mod hints;
 pub mod last;
 pub mod mam;
+pub mod muc;
 pub mod offline;
 pub mod pep;
 pub mod ping;

@@ -62,6 +62,7 @@ impl ModuleSet {
             .with(super::offline::OfflineStorage::default())
             .with(super::pep::Pep::default())
             .with(super::pubsub::PubsubService::default())
+            .with(super::muc::Muc::default())
     }
 
     /// The set with `module` added, or replacing the one of its identity.

@@ -11,6 +11,7 @@ use xmpp_core::modules::{ModuleId, ModuleSet};
 
 mod archiving;
 mod extdisco;
+mod groupchat;
 mod pubsub;
 mod push;
 
@@ -30,6 +31,7 @@ pub const SECTIONS: &[Section] = &[
     extdisco::SECTION,
     push::SECTION,
     pubsub::SECTION,
+    groupchat::SECTION,
     archiving::SECTION,
 ];
 

@@ -1,0 +1,412 @@
+//! XEP-0045 Multi-User Chat as a service at `conference.<domain>` for
+//! every hosted domain: rooms created on first entry (locked until their
+//! owner configures them, §10.1), occupants with nicks, roles and
+//! affiliations under §5's permission table ([`permissions`]), messages,
+//! private messages, subjects, history, moderation, the configuration
+//! form, mediated invitations, voice requests, XEP-0410 self-ping,
+//! XEP-0421 occupant ids and XEP-0359 stanza ids.
+//!
+//! Rooms are partitioned like accounts: a stanza to `room@conference.d`
+//! reaches the partition owning that bare JID, whose instance of this
+//! module holds the room; the service's own JID reaches the domain's
+//! partition, which keeps the public room listing (disco#items) from
+//! notices the rooms' partitions send it ([`Context::forward`]).
+//!
+//! An occupant whose client disappears leaves: the hub sends every
+//! directed-presence target (the occupant JID) an unavailable presence
+//! when a session ends, by stream end or hibernation timeout (RFC 6121
+//! §4.6).
+//!
+//! Files by concept: [`permissions`] (§5 as pure functions), [`config`]
+//! (the forms), [`room`] and [`occupant`] (state), `join`, `message`,
+//! `moderation` (what each flow does to a room), [`history`], `disco`,
+//! [`settings`] (the budgets).
+
+pub mod config;
+mod disco;
+pub mod history;
+mod join;
+pub mod message;
+mod moderation;
+pub mod occupant;
+pub mod occupant_id;
+pub mod permissions;
+pub mod protocol;
+pub mod room;
+pub mod settings;
+
+use self::protocol::{refuse, ADMIN, OWNER};
+use self::room::{Env, Out, Room};
+use self::settings::Settings;
+use super::{Addressed, Context, Flow, Module, ModuleId};
+use crate::jid::Jid;
+use crate::ns;
+use crate::stanza::{iq_result, StanzaError};
+use crate::xml::Element;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Its identity.
+pub const ID: ModuleId = ModuleId::new("muc");
+
+/// The namespace of the module's notices and stored documents.
+pub const NS: &str = "urn:vireo:muc:0";
+
+/// The XEP-0045 service.
+#[derive(Debug, Clone)]
+pub struct Muc {
+    settings: Arc<Settings>,
+    /// Rooms this partition owns, by bare JID.
+    rooms: HashMap<String, Room>,
+    /// Public rooms of the service domains this partition owns (from
+    /// every partition's notices): room JID → name.
+    listed: BTreeMap<String, String>,
+    /// What this partition last told about its rooms' listing.
+    told: HashMap<String, String>,
+    /// The XEP-0421 secret, drawn on first use.
+    secret: Vec<u8>,
+}
+
+impl Default for Muc {
+    fn default() -> Self {
+        Muc::new(Settings::default())
+    }
+}
+
+impl Muc {
+    /// The service with `settings`.
+    pub fn new(settings: Settings) -> Self {
+        Muc {
+            settings: Arc::new(settings),
+            rooms: HashMap::new(),
+            listed: BTreeMap::new(),
+            told: HashMap::new(),
+            secret: Vec::new(),
+        }
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The rooms this instance holds.
+    pub fn rooms(&self) -> &HashMap<String, Room> {
+        &self.rooms
+    }
+
+    fn secret(&mut self, cx: &mut Context<'_>) {
+        if self.secret.is_empty() {
+            self.secret = cx.entropy().bytes(32);
+        }
+    }
+}
+
+/// The sender's full and bare JID.
+fn sender(stanza: &Element) -> Option<(String, String)> {
+    let j = Jid::parse(stanza.attr("from")?).ok()?;
+    Some((j.as_str().to_owned(), j.bare_str()))
+}
+
+fn send_all(cx: &mut Context<'_>, out: Out) {
+    for s in out {
+        cx.route(s);
+    }
+}
+
+impl Module for Muc {
+    fn id(&self) -> ModuleId {
+        ID
+    }
+
+    fn service_domains(&self) -> Vec<String> {
+        self.settings.service_domains()
+    }
+
+    fn iq(&mut self, cx: &mut Context<'_>, to: Addressed<'_>, iq: &Element) -> Flow {
+        let Addressed::Service { domain } = to else {
+            return Flow::Pass;
+        };
+        if !self.settings.serves(domain) {
+            return Flow::Pass;
+        }
+        let Some(to) = iq.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return Flow::Pass;
+        };
+        let Some((full, bare)) = sender(iq) else {
+            return Flow::Pass;
+        };
+        let Some(q) = iq.first_element() else {
+            return Flow::Pass;
+        };
+        let get = iq.attr("type") == Some("get");
+        let answer = |cx: &mut Context<'_>, payload: Option<Element>| {
+            let r = iq_result(iq);
+            cx.route(match payload {
+                Some(p) => r.with_child(p),
+                None => r,
+            });
+        };
+        let Some(local) = to.local() else {
+            // The service itself.
+            if get && q.is(ns::DISCO_INFO, "query") && q.attr("node").is_none() {
+                answer(cx, Some(disco::service_info()));
+                return Flow::Handled;
+            }
+            if get && q.is(ns::DISCO_ITEMS, "query") && q.attr("node").is_none() {
+                let prefix = format!("@{domain}");
+                let items = disco::service_items(
+                    self.listed
+                        .iter()
+                        .filter(|(j, _)| j.ends_with(&prefix))
+                        .map(|(j, n)| (j.as_str(), n.as_str())),
+                );
+                answer(cx, Some(items));
+                return Flow::Handled;
+            }
+            return Flow::Pass;
+        };
+        let room_jid = format!("{local}@{domain}");
+        self.secret(cx);
+        let settings = Arc::clone(&self.settings);
+        let env = Env {
+            now: cx.now(),
+            settings: &settings,
+            secret: &self.secret,
+        };
+        let Some(room) = self.rooms.get_mut(&room_jid) else {
+            cx.route(refuse(iq, StanzaError::ItemNotFound, &room_jid));
+            return Flow::Handled;
+        };
+        if let Some(nick) = to.resource() {
+            // XEP-0410: a ping to one's own occupant JID is the room's to
+            // answer; other iqs to occupants are not forwarded.
+            let own = room.by_jid.get(&full).is_some_and(|n| n == nick);
+            let cond = if !room.by_jid.contains_key(&full) {
+                StanzaError::NotAcceptable
+            } else if own && q.is(ns::PING, "ping") {
+                answer(cx, None);
+                return Flow::Handled;
+            } else {
+                StanzaError::ServiceUnavailable
+            };
+            cx.route(refuse(iq, cond, &room_jid));
+            return Flow::Handled;
+        }
+        let done = if get && q.is(ns::DISCO_INFO, "query") {
+            Ok(moderation_done(Some(room.info())))
+        } else if get && q.is(ns::DISCO_ITEMS, "query") {
+            Ok(moderation_done(Some(Element::new(
+                ns::DISCO_ITEMS,
+                "query",
+            ))))
+        } else if q.is(ADMIN, "query") {
+            room.admin(&env, &full, &bare, iq)
+        } else if q.is(OWNER, "query") {
+            room.owner(&env, &bare, iq)
+        } else {
+            return Flow::Pass;
+        };
+        match done {
+            Ok(done) => {
+                answer(cx, done.payload);
+                send_all(cx, done.then);
+                if done.destroyed {
+                    self.rooms.remove(&room_jid);
+                }
+                if done.changed || done.destroyed {
+                    self.relist(cx, domain, &room_jid);
+                }
+                self.vanish(cx, domain, &room_jid);
+            }
+            Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+        }
+        Flow::Handled
+    }
+
+    fn service_stanza(&mut self, cx: &mut Context<'_>, domain: &str, stanza: &Element) -> Flow {
+        if !self.settings.serves(domain) {
+            return Flow::Pass;
+        }
+        let Some(to) = stanza.attr("to").and_then(|t| Jid::parse(t).ok()) else {
+            return Flow::Pass;
+        };
+        let Some((full, bare)) = sender(stanza) else {
+            return Flow::Pass;
+        };
+        let Some(local) = to.local() else {
+            return Flow::Pass;
+        };
+        let room_jid = format!("{local}@{domain}");
+        self.secret(cx);
+        let result = match stanza.name.as_str() {
+            "presence" => self.presence(cx, &room_jid, &full, &bare, to.resource(), stanza),
+            "message" => self.message(cx, &room_jid, &full, to.resource(), stanza),
+            _ => return Flow::Pass,
+        };
+        match result {
+            Ok(out) => send_all(cx, out),
+            Err(cond) if stanza.attr("type") != Some("error") => {
+                cx.route(refuse(stanza, cond, &room_jid))
+            }
+            Err(_) => {}
+        }
+        self.relist(cx, domain, &room_jid);
+        self.vanish(cx, domain, &room_jid);
+        Flow::Handled
+    }
+
+    fn notice(&mut self, _cx: &mut Context<'_>, account: Option<&str>, body: &Element) {
+        if account.is_some() || !body.is(NS, "room") {
+            return;
+        }
+        let Some(jid) = body.attr("jid") else {
+            return;
+        };
+        if body.attr("listed") == Some("1") {
+            self.listed.insert(
+                jid.to_owned(),
+                body.attr("name").unwrap_or_default().to_owned(),
+            );
+        } else {
+            self.listed.remove(jid);
+        }
+    }
+}
+
+fn moderation_done(payload: Option<Element>) -> moderation::Done {
+    moderation::Done {
+        payload,
+        ..moderation::Done::default()
+    }
+}
+
+impl Muc {
+    /// A presence to `room_jid` (and `nick`) from the session `full`.
+    fn presence(
+        &mut self,
+        cx: &mut Context<'_>,
+        room_jid: &str,
+        full: &str,
+        bare: &str,
+        nick: Option<&str>,
+        stanza: &Element,
+    ) -> Result<Out, StanzaError> {
+        let settings = Arc::clone(&self.settings);
+        let env = Env {
+            now: cx.now(),
+            settings: &settings,
+            secret: &self.secret,
+        };
+        match stanza.attr("type") {
+            // An error bounced by the client: it is gone (§17.3.4 of the
+            // XEP's implementation notes).
+            Some("unavailable") | Some("error") => {
+                return Ok(self
+                    .rooms
+                    .get_mut(room_jid)
+                    .map(|r| r.leave(&env, full, stanza))
+                    .unwrap_or_default());
+            }
+            None => {}
+            Some(_) => return Ok(Vec::new()),
+        }
+        let Some(nick) = nick.filter(|n| !n.is_empty()) else {
+            return Err(StanzaError::JidMalformed);
+        };
+        if nick.len() > settings.nick_bytes_max {
+            return Err(StanzaError::NotAcceptable);
+        }
+        if let Some(room) = self.rooms.get_mut(room_jid) {
+            return match room.by_jid.get(full) {
+                Some(current) if current == nick => Ok(room.update(&env, full, stanza)),
+                Some(_) => room.change_nick(&env, full, nick),
+                None => room.enter(&env, full, bare, nick, stanza, false),
+            };
+        }
+        if !settings.may_create(bare) {
+            return Err(StanzaError::NotAllowed);
+        }
+        if self.rooms.len() >= settings.rooms_max
+            || self.rooms.values().filter(|r| r.creator == bare).count()
+                >= settings.rooms_per_creator_max
+        {
+            return Err(StanzaError::ResourceConstraint);
+        }
+        let mut room = Room::new(room_jid, bare, settings.defaults.clone());
+        let out = room.enter(&env, full, bare, nick, stanza, true)?;
+        tracing::debug!(room = room_jid, creator = bare, "room created");
+        self.rooms.insert(room_jid.to_owned(), room);
+        Ok(out)
+    }
+
+    /// A message to `room_jid` (or to `nick` in it) from the session
+    /// `full`.
+    fn message(
+        &mut self,
+        cx: &mut Context<'_>,
+        room_jid: &str,
+        full: &str,
+        nick: Option<&str>,
+        stanza: &Element,
+    ) -> Result<Out, StanzaError> {
+        if stanza.attr("type") == Some("error") {
+            return Ok(Vec::new());
+        }
+        let id = cx.entropy().hex_id(12);
+        let settings = Arc::clone(&self.settings);
+        let env = Env {
+            now: cx.now(),
+            settings: &settings,
+            secret: &self.secret,
+        };
+        let room = self
+            .rooms
+            .get_mut(room_jid)
+            .ok_or(StanzaError::ItemNotFound)?;
+        if let Some(nick) = nick {
+            return room.private(&env, full, nick, stanza);
+        }
+        if stanza.attr("type") == Some("groupchat") {
+            return room.groupchat(&env, full, stanza, &id);
+        }
+        if let Some(r) = room.mediate(full, stanza) {
+            return r;
+        }
+        if let Some(r) = room.voice_request(&env, full, stanza) {
+            return r;
+        }
+        Err(StanzaError::NotAcceptable)
+    }
+
+    /// Tell the domain's partition whether `room_jid` is listed now,
+    /// when that changed.
+    fn relist(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
+        let now = self
+            .rooms
+            .get(room_jid)
+            .filter(|r| r.config.public && !r.locked && !r.vanishes())
+            .map(|r| r.config.name.clone());
+        if self.told.get(room_jid) == now.as_ref() {
+            return;
+        }
+        let notice = Element::new(NS, "room")
+            .with_attr("jid", room_jid)
+            .with_attr("listed", if now.is_some() { "1" } else { "0" })
+            .with_attr("name", now.clone().unwrap_or_default());
+        cx.forward(domain, None, notice);
+        match now {
+            Some(name) => self.told.insert(room_jid.to_owned(), name),
+            None => self.told.remove(room_jid),
+        };
+    }
+
+    /// Forget `room_jid` if it is temporary and empty.
+    fn vanish(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
+        if self.rooms.get(room_jid).is_some_and(Room::vanishes) {
+            self.rooms.remove(room_jid);
+            tracing::debug!(room = room_jid, "temporary room vanished");
+            self.relist(cx, domain, room_jid);
+        }
+    }
+}
