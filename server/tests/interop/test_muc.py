@@ -544,7 +544,7 @@ async def test_mediated_and_direct_invitations(muc_server, xmpp):
     alice = await online(xmpp, srv, a, "alice")
     bob = await online(xmpp, srv, b, "bob")
     carol = await online(xmpp, srv, c, "carol")
-    await create(alice, room, "Alice", membersonly="1")
+    await create(alice, room, "Alice")
 
     # §7.8.2 mediated: through the room, from the room, naming the inviter.
     muc(alice).invite(room, b.jid, reason="join us")
@@ -555,9 +555,10 @@ async def test_mediated_and_direct_invitations(muc_server, xmpp):
     # The inviter's bare, full or occupant JID (§7.8.2).
     assert bare(el.get("from")) == a.jid or el.get("from") == f"{room}/Alice", str(inv)
     assert el.findtext(f"{{{MUC_USER}}}reason") == "join us", str(inv)
-    # In a members-only room the owner's invitation makes the invitee a member.
+    # (In a members-only room the service MAY add the invitee to the member
+    # list, §7.8.2: not tested. In an open room it MUST NOT, §9.5.)
     pres, *_ = await join(bob, room, "Bob")
-    assert item(pres).get("affiliation") == "member", str(pres)
+    assert item(pres).get("affiliation") == "none", str(pres)
 
     # Decline (§7.8.3): the room passes it to the inviter.
     muc(alice).invite(room, c.jid, reason="you too")
@@ -647,7 +648,12 @@ async def test_a_vanished_client_leaves_the_room(muc_server, xmpp):
 @pytest.mark.asyncio
 @pytest.mark.timeout(240)
 async def test_hostile_nick_subject_and_many_rooms(own_muc_server, xmpp):
+    """Vireo's budgets (groupchat.toml defaults: muc_max_nick_bytes 128,
+    muc_max_subject_bytes 1024, muc_max_rooms_per_user 100) are met with
+    their precise errors at the limit; Prosody, which has none of them,
+    must still answer a malformed address precisely and stay bounded."""
     srv = own_muc_server
+    vireo = type(srv) is VireoServer
     room = new_room(srv)
     alice = await online(xmpp, srv, srv.new_account("owner"), "alice")
     mallory = await online(xmpp, srv, srv.new_account("mallory"), "mallory")
@@ -660,33 +666,52 @@ async def test_hostile_nick_subject_and_many_rooms(own_muc_server, xmpp):
     err = await mallory.wait_for("muc_presence", lambda p: attr(p, "type") == "error",
                                  desc="the error for a 2000-byte nick")
     assert error_of(err)[1] == "jid-malformed", str(err)
+    if vireo:
+        # At the nick budget: 128 bytes enter, 129 are not-acceptable.
+        assert await join_or_error(mallory, room, "n" * 129) == "not-acceptable"
+        assert await join_or_error(mallory, room, "n" * 128) == "joined"
+        mallory.xmpp.send_presence(pto=f"{room}/{'n' * 128}", ptype="unavailable")
+        await presence_from(mallory, room, "n" * 128, "unavailable", "110")
 
-    # A huge subject (200 KB) from an occupant allowed to change it: refused
-    # with a stanza error, or applied and delivered; either way the room and
-    # the server go on.
+    # A huge subject from the owner (who may always change it): with Vireo
+    # 1024 bytes are applied and 1025 refused with not-acceptable; Prosody
+    # applies 200 KB. Either way the room goes on.
+    if vireo:
+        muc(alice).set_subject(room, "s" * 1024)
+        await alice.wait_for("muc_message", lambda m: m["subject"] == "s" * 1024,
+                             desc="the 1024-byte subject")
+        muc(alice).set_subject(room, "s" * 1025)
+        err = await alice.wait_for("muc_message", lambda m: attr(m, "type") == "error",
+                                   desc="the error for a 1025-byte subject")
+        assert error_of(err)[1] == "not-acceptable", str(err)
+    else:
+        muc(alice).set_subject(room, "s" * 200_000)
+        await alice.wait_for("muc_message", lambda m: len(m["subject"] or "") == 200_000,
+                             desc="the 200 KB subject")
     await join(mallory, room, "Mallory")
-    muc(mallory).set_subject(room, "s" * 200_000)
-    await asyncio.sleep(1.0)
     alice.xmpp.send_message(mto=room, mbody="still here", mtype="groupchat")
     await groupchat(mallory, room, "still here")
 
-    # Many rooms by one user: each created (and configured) or refused with
-    # a precise error; the server's memory stays bounded.
+    # Many rooms by one user: created until the budget, then refused with
+    # resource-constraint (Vireo counts rooms per hub partition, so at least
+    # 100 are created); Prosody has no such budget.
     outcomes: dict[str, int] = {}
-    for i in range(150):
+    for i in range(1000 if vireo else 150):
         r = new_room(srv, f"flood{i}-")
         cond = await join_or_error(mallory, r, "M")
         outcomes[cond] = outcomes.get(cond, 0) + 1
         if cond != "joined":
-            assert cond in ("not-allowed", "policy-violation", "resource-constraint",
-                            "service-unavailable", "forbidden"), cond
-    # Many joins of one room under fresh nicks from one session.
+            assert cond == "resource-constraint", (i, cond)
+            break
+    if vireo:
+        assert outcomes.get("resource-constraint") == 1, outcomes
+        assert outcomes["joined"] >= 100, outcomes
+    # Many joins of one room under fresh nicks from one session (each a
+    # nick change, §7.6).
     for i in range(100):
         cond = await join_or_error(mallory, room, f"clone{i}")
         outcomes["re" + cond] = outcomes.get("re" + cond, 0) + 1
-        if cond != "joined":
-            assert cond in ("not-allowed", "policy-violation", "resource-constraint",
-                            "conflict", "service-unavailable"), cond
+        assert cond == "joined", (i, cond)
     after = rss_kib(srv)
     print(f"muc hostile: {outcomes}; RSS {before} KiB -> {after} KiB (+{after - before} KiB)")
     assert after - before < 64 * 1024, f"RSS grew {after - before} KiB"
