@@ -399,6 +399,52 @@ async def test_kick_307_ban_301_and_the_outcast_is_refused(muc_server, xmpp):
     assert [slixmpp.JID(j).bare for j in outcasts] == [c.jid], outcasts
 
 
+OCCUPANT_ID = "urn:xmpp:occupant-id:0"
+SID = "urn:xmpp:sid:0"
+
+
+def occupant_ids(st) -> list[str]:
+    return [e.get("id") for e in st.xml.findall(f"{{{OCCUPANT_ID}}}occupant-id")]
+
+
+@pytest.mark.asyncio
+async def test_occupant_ids_and_stanza_ids_are_the_rooms(muc_server, xmpp):
+    """XEP-0421: one stable id per occupant, any supplied by a client
+    stripped (§4); XEP-0359: the room stamps its own stanza-id and removes
+    one forged in its name (§5)."""
+    srv = muc_server
+    room = new_room(srv)
+    alice = await online(xmpp, srv, srv.new_account("alice"), "alice")
+    bob = await online(xmpp, srv, srv.new_account("bob"), "bob")
+    await create(alice, room, "Alice")
+    info = await alice.xmpp.plugin["xep_0030"].get_info(jid=room, timeout=WAIT)
+    assert OCCUPANT_ID in info["disco_info"]["features"], info
+    await join(bob, room, "Bob")
+    seen = await presence_from(alice, room, "Bob")
+    ids = occupant_ids(seen)
+    assert len(ids) == 1 and ids[0], str(seen)
+
+    for i in range(2):
+        bob.xmpp.send_raw(
+            f"<message to='{room}' type='groupchat' id='forge{i}'><body>forged {i}</body>"
+            f"<occupant-id xmlns='{OCCUPANT_ID}' id='forged-occupant'/>"
+            f"<stanza-id xmlns='{SID}' by='{room}' id='forged-stanza'/></message>")
+    stamps = []
+    for i in range(2):
+        m = await groupchat(alice, room, f"forged {i}")
+        assert occupant_ids(m) == ids, f"the room's occupant id only: {m}"
+        by_room = [e.get("id") for e in m.xml.findall(f"{{{SID}}}stanza-id") if e.get("by") == room]
+        assert len(by_room) == 1 and by_room[0] != "forged-stanza", str(m)
+        stamps.append(by_room[0])
+    assert stamps[0] != stamps[1], stamps
+    # Stable: the same id when bob comes back.
+    muc(bob).leave_muc(slixmpp.JID(room), "Bob")
+    await presence_from(alice, room, "Bob", "unavailable")
+    await join(bob, room, "Bobby")
+    again = await presence_from(alice, room, "Bobby")
+    assert occupant_ids(again) == ids, str(again)
+
+
 # --------------------------------------------------------------------------
 # room types
 # --------------------------------------------------------------------------
