@@ -17,7 +17,8 @@
 #                    Prosody's Component "conference.<domain>" "muc", ejabberd's
 #                    mod_muc) and only the muc runs: R rooms x O occupants
 #                    (10 x 20; quick 4 x 10), every occupant sending --count
-#                    groupchat messages (default 100, quick 20) with 2 in flight
+#                    groupchat messages (default 100, quick 20) with 2 in flight,
+#                    then one room of 1,000 occupants (quick 200) sending 2 each
 #   --prosody-archive internal|sql
 #                    Prosody's archive store with --archiving: internal (its
 #                    default, files; the default here) or sql (SQLite, needs
@@ -90,11 +91,11 @@ MUC_COUNT="$COUNT"  # --count as given (the messages defaults are set below)
 if [ "$QUICK" = 1 ]; then
     IDLE_SMALL=100 IDLE_BIG=500 PAIRS=10 WINDOW=10 COUNT="${COUNT:-400}"
     LOGIN_ACCOUNTS=200 LOGIN_CONC=20 RP_USERS=20 RP_CONTACTS=10 HUGE=0
-    MUC_ROOMS=4 MUC_OCCUPANTS=10 MUC_COUNT="${MUC_COUNT:-20}"
+    MUC_ROOMS=4 MUC_OCCUPANTS=10 MUC_COUNT="${MUC_COUNT:-20}" MUC_BIG=200
 else
     IDLE_SMALL=1000 IDLE_BIG=5000 PAIRS=50 WINDOW=20 COUNT="${COUNT:-4000}"
     LOGIN_ACCOUNTS=2000 LOGIN_CONC=50 RP_USERS=200 RP_CONTACTS=50 HUGE=15000
-    MUC_ROOMS=10 MUC_OCCUPANTS=20 MUC_COUNT="${MUC_COUNT:-100}"
+    MUC_ROOMS=10 MUC_OCCUPANTS=20 MUC_COUNT="${MUC_COUNT:-100}" MUC_BIG=1000
     [ "$HUGE_RUNS" = 1 ] || HUGE=0
 fi
 # Archiving (--archiving): what each template gets in its module list.
@@ -110,7 +111,7 @@ else
 fi
 # Group chat (--muc): the MUC service in each configuration.
 if [ "$MUC" = 1 ]; then
-    MUC_VIREO=', "muc"' MUC_PROSODY="Component \"conference.$DOMAIN\" \"muc\"" MUC_EJABBERD='mod_muc: {}'
+    MUC_VIREO=', "muc"' MUC_PROSODY="Component \"conference.$DOMAIN\" \"muc\"" MUC_EJABBERD='mod_muc: {max_users: 1000}'
 else
     MUC_VIREO='' MUC_PROSODY='' MUC_EJABBERD=''
 fi
@@ -121,7 +122,7 @@ N_VIREO=$(( $(max "$N_COMMON" $((HUGE + 2 * PAIRS))) + 10 ))
 N_ROSTER=$(( RP_USERS + RP_CONTACTS + 10 ))
 if [ "$MUC" = 1 ]; then
     # The muc runs only: just the occupants' accounts.
-    N_COMMON=$(( MUC_ROOMS * MUC_OCCUPANTS + 10 )) N_VIREO=$(( MUC_ROOMS * MUC_OCCUPANTS + 10 )) N_ROSTER=0
+    N_COMMON=$(( $(max $((MUC_ROOMS * MUC_OCCUPANTS)) "$MUC_BIG") + 10 )) N_VIREO=$N_COMMON N_ROSTER=0
 fi
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -477,15 +478,15 @@ messages_case() { # messages_case SERVER CASE [extra args before the scenario] -
     fi
 }
 
-muc_case() { # muc_case SERVER CASE
-    local srv="$1" case="$2" secs count="$MUC_COUNT"
-    run_case "$srv" "$case" muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --window 2 --count "$count"
+muc_case() { # muc_case SERVER CASE ROOMS OCCUPANTS COUNT
+    local srv="$1" case="$2" rooms="$3" occupants="$4" secs count="$5"
+    run_case "$srv" "$case" muc --rooms "$rooms" --occupants "$occupants" --window 2 --count "$count"
     # As for messages: a fast server is not measured on its start-up burst.
     secs="$(case_seconds)"
     if [ "$QUICK" = 0 ] && [ -n "$secs" ] && "$PY" -c "import sys; sys.exit(0 if 0 < $secs < 2.0 else 1)"; then
         count="$("$PY" -c "print(int($count * 3.0 / $secs) + 1)")"
         log "$srv: $case measured only ${secs}s; rerunning with --count $count"
-        run_case "$srv" "$case" muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --window 2 --count "$count"
+        run_case "$srv" "$case" muc --rooms "$rooms" --occupants "$occupants" --window 2 --count "$count"
     fi
 }
 
@@ -508,7 +509,9 @@ if [ -z "$BENCH" ]; then
 elif [ "$MUC" = 1 ]; then
     # Group chat only: R rooms x O occupants, every occupant sending.
     for s in "${SERVERS[@]}"; do
-        muc_case "$s" "muc-${MUC_ROOMS}x${MUC_OCCUPANTS}"
+        muc_case "$s" "muc-${MUC_ROOMS}x${MUC_OCCUPANTS}" "$MUC_ROOMS" "$MUC_OCCUPANTS" "$MUC_COUNT"
+        # One big room: every message to all of its occupants (issue 12: 1,000).
+        muc_case "$s" "muc-1x${MUC_BIG}" 1 "$MUC_BIG" 2
     done
 elif [ "$ARCHIVING" = 1 ]; then
     # Like for like with archiving on everywhere: the messages runs only

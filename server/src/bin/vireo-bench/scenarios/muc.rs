@@ -33,6 +33,8 @@ const MUC_NS: &str = "http://jabber.org/protocol/muc";
 const MUC_USER_NS: &str = "http://jabber.org/protocol/muc#user";
 /// How often the coordinator samples progress and server CPU.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+/// Rooms larger than this ask for `maxusers` explicitly at creation.
+const LARGE_ROOM: usize = 100;
 /// How long an occupant keeps listening for duplicates after its last delivery.
 const DRAIN: Duration = Duration::from_millis(300);
 
@@ -245,6 +247,7 @@ async fn fill_room(
     mut members: Vec<Client>,
     limit: Duration,
 ) -> Result<(String, Vec<Client>), String> {
+    let occupants = members.len();
     for (k, client) in members.iter_mut().enumerate() {
         let nick = format!("o{k}");
         let mut join = Vec::with_capacity(160);
@@ -258,14 +261,25 @@ async fn fill_room(
             .await
             .map_err(|e| format!("{room}: join as {nick}: {e}"))?;
         if codes.iter().any(|c| c == "201") {
-            // A locked new room: accept the default configuration (§10.1.2).
-            let mut iq = Vec::with_capacity(200);
+            // A locked new room: accept the default configuration (§10.1.2),
+            // with room for everyone when that is more than the services'
+            // usual default maximum (§10.2 muc#roomconfig_maxusers).
+            let mut iq = Vec::with_capacity(400);
             iq.extend_from_slice(b"<iq type='set' id='vb-instant' to='");
             xmpp_core::xml::escape_attr(&room, &mut iq);
             iq.extend_from_slice(
                 b"'><query xmlns='http://jabber.org/protocol/muc#owner'>\
-                  <x xmlns='jabber:x:data' type='submit'/></query></iq>",
+                  <x xmlns='jabber:x:data' type='submit'>",
             );
+            if occupants > LARGE_ROOM {
+                use std::io::Write as _;
+                let _ = write!(
+                    iq,
+                    "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+                     <field var='muc#roomconfig_maxusers'><value>{occupants}</value></field>"
+                );
+            }
+            iq.extend_from_slice(b"</x></query></iq>");
             client.queue_raw(&iq);
             bounded(limit, iq_result(client, "vb-instant"))
                 .await
