@@ -53,6 +53,7 @@ impl Room {
             .with_child(identity(name))
             .with_child(feature(MUC))
             .with_child(feature(REQUEST))
+            .with_child(feature(super::register::REGISTER))
             .with_child(feature(super::message::SID))
             .with_child(feature(super::occupant_id::NS))
             .with_child(feature(

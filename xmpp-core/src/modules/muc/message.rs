@@ -27,7 +27,7 @@ impl Room {
         id: &str,
     ) -> Result<Out, StanzaError> {
         let o = self.occupant_of(full).ok_or(StanzaError::NotAcceptable)?;
-        let (nick, bare, role) = (o.nick.clone(), o.bare.clone(), o.role);
+        let (nick, id_of, role) = (o.nick.clone(), o.id.clone(), o.role);
         let subject = message.child(ns::CLIENT, "subject");
         let body = message.child(ns::CLIENT, "body");
         if let (Some(s), None) = (subject, body) {
@@ -53,10 +53,7 @@ impl Room {
             _ => true,
         });
         let m = m
-            .with_child(
-                Element::new(super::occupant_id::NS, "occupant-id")
-                    .with_attr("id", super::occupant_id::derive(env.secret, &room, &bare)),
-            )
+            .with_child(Element::new(super::occupant_id::NS, "occupant-id").with_attr("id", id_of))
             .with_child(
                 Element::new(SID, "stanza-id")
                     .with_attr("id", id)

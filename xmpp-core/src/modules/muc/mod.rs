@@ -32,8 +32,10 @@ pub mod occupant;
 pub mod occupant_id;
 pub mod permissions;
 pub mod protocol;
+mod register;
 pub mod room;
 pub mod settings;
+pub mod store;
 
 use self::protocol::{refuse, ADMIN, OWNER};
 use self::room::{Env, Out, Room};
@@ -42,8 +44,9 @@ use super::{Addressed, Context, Flow, Module, ModuleId};
 use crate::jid::Jid;
 use crate::ns;
 use crate::stanza::{iq_result, StanzaError};
+use crate::storage::{RequestId, StorageRequest, StorageResult};
 use crate::xml::Element;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Its identity.
@@ -51,6 +54,24 @@ pub const ID: ModuleId = ModuleId::new("muc");
 
 /// The namespace of the module's notices and stored documents.
 pub const NS: &str = "urn:vireo:muc:0";
+
+/// Stanzas waiting for one read; beyond it they are refused
+/// (`resource-constraint`) rather than queued without end.
+const PARKED_MAX: usize = 256;
+/// Room JIDs remembered as not stored; beyond it the memory is dropped
+/// (and rooms are read again).
+const ABSENT_MAX: usize = 100_000;
+/// Stored rooms the listing reads.
+const LISTING_MAX: usize = 256;
+
+/// A read stanzas wait for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Load {
+    /// A room's document.
+    Room(String),
+    /// The stored rooms of a service domain, for its listing.
+    Listing(String),
+}
 
 /// The XEP-0045 service.
 #[derive(Debug, Clone)]
@@ -65,6 +86,12 @@ pub struct Muc {
     told: HashMap<String, String>,
     /// The XEP-0421 secret, drawn on first use.
     secret: Vec<u8>,
+    /// Reads in flight.
+    loading: HashMap<RequestId, Load>,
+    /// Stanzas waiting for them, with their service domain.
+    parked: HashMap<Load, Vec<(String, Element)>>,
+    /// Room JIDs known not to be stored.
+    absent: HashSet<String>,
 }
 
 impl Default for Muc {
@@ -82,6 +109,9 @@ impl Muc {
             listed: BTreeMap::new(),
             told: HashMap::new(),
             secret: Vec::new(),
+            loading: HashMap::new(),
+            parked: HashMap::new(),
+            absent: HashSet::new(),
         }
     }
 
@@ -154,19 +184,16 @@ impl Module for Muc {
                 return Flow::Handled;
             }
             if get && q.is(ns::DISCO_ITEMS, "query") && q.attr("node").is_none() {
-                let prefix = format!("@{domain}");
-                let items = disco::service_items(
-                    self.listed
-                        .iter()
-                        .filter(|(j, _)| j.ends_with(&prefix))
-                        .map(|(j, n)| (j.as_str(), n.as_str())),
-                );
-                answer(cx, Some(items));
+                self.wait(cx, Load::Listing(domain.to_owned()), domain, iq);
                 return Flow::Handled;
             }
             return Flow::Pass;
         };
         let room_jid = format!("{local}@{domain}");
+        if self.unread(&room_jid) {
+            self.wait(cx, Load::Room(room_jid), domain, iq);
+            return Flow::Handled;
+        }
         self.secret(cx);
         let settings = Arc::clone(&self.settings);
         let env = Env {
@@ -194,7 +221,15 @@ impl Module for Muc {
             return Flow::Handled;
         }
         let done = if get && q.is(ns::DISCO_INFO, "query") {
-            Ok(moderation_done(Some(room.info())))
+            Ok(moderation_done(Some(
+                if q.attr("node") == Some(register::ROOMUSER_NODE) {
+                    room.roomuser_item(&bare)
+                } else {
+                    room.info()
+                },
+            )))
+        } else if q.is(register::REGISTER, "query") {
+            room.register(&env, &bare, iq)
         } else if get && q.is(ns::DISCO_ITEMS, "query") {
             Ok(moderation_done(Some(Element::new(
                 ns::DISCO_ITEMS,
@@ -209,11 +244,15 @@ impl Module for Muc {
         };
         match done {
             Ok(done) => {
-                answer(cx, done.payload);
-                send_all(cx, done.then);
                 if done.destroyed {
                     self.rooms.remove(&room_jid);
                 }
+                // Durable before the result (and what follows it).
+                if done.changed || done.destroyed {
+                    self.persist(cx, domain, &room_jid);
+                }
+                answer(cx, done.payload);
+                send_all(cx, done.then);
                 if done.changed || done.destroyed {
                     self.relist(cx, domain, &room_jid);
                 }
@@ -238,6 +277,10 @@ impl Module for Muc {
             return Flow::Pass;
         };
         let room_jid = format!("{local}@{domain}");
+        if self.unread(&room_jid) {
+            self.wait(cx, Load::Room(room_jid), domain, stanza);
+            return Flow::Handled;
+        }
         self.secret(cx);
         let result = match stanza.name.as_str() {
             "presence" => self.presence(cx, &room_jid, &full, &bare, to.resource(), stanza),
@@ -254,6 +297,54 @@ impl Module for Muc {
         self.relist(cx, domain, &room_jid);
         self.vanish(cx, domain, &room_jid);
         Flow::Handled
+    }
+
+    fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        let Some(load) = self.loading.remove(&id) else {
+            return;
+        };
+        let waiting = self.parked.remove(&load).unwrap_or_default();
+        match (load, result) {
+            (Load::Room(jid), StorageResult::Blob(doc)) => {
+                match doc.and_then(|d| store::room(&d, &self.settings.defaults)) {
+                    Some(room) => {
+                        self.rooms.insert(jid, room);
+                    }
+                    None => self.note_absent(&jid),
+                }
+                for (domain, s) in waiting {
+                    if s.name == "iq" {
+                        self.iq(cx, Addressed::Service { domain: &domain }, &s);
+                    } else {
+                        self.service_stanza(cx, &domain, &s);
+                    }
+                }
+            }
+            (Load::Listing(domain), StorageResult::Documents { items, .. }) => {
+                let prefix = format!("@{domain}");
+                let mut rooms: BTreeMap<String, String> = items
+                    .iter()
+                    .filter_map(|(_, doc)| store::listing(doc))
+                    .filter(|(j, _)| j.ends_with(&prefix))
+                    .collect();
+                for (j, n) in self.listed.iter().filter(|(j, _)| j.ends_with(&prefix)) {
+                    rooms.insert(j.clone(), n.clone());
+                }
+                let items =
+                    disco::service_items(rooms.iter().map(|(j, n)| (j.as_str(), n.as_str())));
+                for (_, iq) in waiting {
+                    cx.route(iq_result(&iq).with_child(items.clone()));
+                }
+            }
+            (load, other) => {
+                tracing::error!(?load, ?other, "reading rooms failed");
+                for (domain, s) in waiting {
+                    if s.attr("type") != Some("error") {
+                        cx.route(refuse(&s, StanzaError::InternalServerError, &domain));
+                    }
+                }
+            }
+        }
     }
 
     fn notice(&mut self, _cx: &mut Context<'_>, account: Option<&str>, body: &Element) {
@@ -337,6 +428,7 @@ impl Muc {
         let out = room.enter(&env, full, bare, nick, stanza, true)?;
         tracing::debug!(room = room_jid, creator = bare, "room created");
         self.rooms.insert(room_jid.to_owned(), room);
+        self.absent.remove(room_jid);
         Ok(out)
     }
 
@@ -401,12 +493,76 @@ impl Muc {
         };
     }
 
+    /// Whether `room_jid` must be read before a stanza to it runs.
+    fn unread(&self, room_jid: &str) -> bool {
+        !self.rooms.contains_key(room_jid) && !self.absent.contains(room_jid)
+    }
+
+    fn note_absent(&mut self, room_jid: &str) {
+        if self.absent.len() >= ABSENT_MAX {
+            self.absent.clear();
+        }
+        self.absent.insert(room_jid.to_owned());
+    }
+
+    /// Park `stanza` until `load` is read (reading it unless a read is
+    /// in flight already).
+    fn wait(&mut self, cx: &mut Context<'_>, load: Load, domain: &str, stanza: &Element) {
+        if let Some(waiting) = self.parked.get_mut(&load) {
+            if waiting.len() < PARKED_MAX {
+                waiting.push((domain.to_owned(), stanza.clone()));
+            } else if stanza.attr("type") != Some("error") {
+                cx.route(refuse(stanza, StanzaError::ResourceConstraint, domain));
+            }
+            return;
+        }
+        let request = match &load {
+            Load::Room(jid) => StorageRequest::LoadBlob {
+                account: domain.to_owned(),
+                key: store::key(jid),
+            },
+            Load::Listing(_) => StorageRequest::ListBlobs {
+                account: domain.to_owned(),
+                prefix: store::PREFIX.to_owned(),
+                after: None,
+                max: LISTING_MAX,
+            },
+        };
+        let id = cx.request(request);
+        self.parked
+            .insert(load.clone(), vec![(domain.to_owned(), stanza.clone())]);
+        self.loading.insert(id, load);
+    }
+
+    /// Store `room_jid` as it now is: its document when persistent and
+    /// configured, none otherwise.
+    fn persist(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
+        let value = self
+            .rooms
+            .get(room_jid)
+            .filter(|r| r.config.persistent && !r.locked)
+            .map(store::document);
+        if value.is_none() {
+            self.note_absent(room_jid);
+        }
+        cx.commit(StorageRequest::StoreBlob {
+            account: domain.to_owned(),
+            key: store::key(room_jid),
+            value,
+            limit: None,
+        });
+    }
+
     /// Forget `room_jid` if it is temporary and empty.
     fn vanish(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
         if self.rooms.get(room_jid).is_some_and(Room::vanishes) {
             self.rooms.remove(room_jid);
+            self.note_absent(room_jid);
             tracing::debug!(room = room_jid, "temporary room vanished");
             self.relist(cx, domain, room_jid);
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

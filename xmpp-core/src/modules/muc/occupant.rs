@@ -18,6 +18,8 @@ pub struct Occupant {
     pub sessions: BTreeMap<String, Element>,
     /// The role (§5.1).
     pub role: Role,
+    /// Its XEP-0421 occupant id, derived once on entry.
+    pub id: String,
 }
 
 impl Occupant {

@@ -149,23 +149,23 @@ pub fn may_set_role(
         };
     }
     // Granting or revoking moderator privileges is for admins and owners
-    // (§5.1.3), never against another admin or owner, nor against one at
-    // or above the actor (§5.1.3 *, §5.2.1 **).
+    // (§5.1.3), and revoking them never against another admin or owner
+    // nor one at or above the actor (§5.1.3 *, §5.2.1 **).
     if new == Role::Moderator || target_role == Role::Moderator {
         if !aff.is_admin() {
             return Err(StanzaError::Forbidden);
         }
-        if target_aff.is_admin() || target_aff >= aff {
+        if target_role == Role::Moderator && (target_aff.is_admin() || target_aff >= aff) {
             return Err(StanzaError::NotAllowed);
         }
         return Ok(());
     }
-    // Kick, grant and revoke voice are the moderators' (§5.1.1), never
-    // against an admin or owner (*** and §8.2).
+    // Kick, grant and revoke voice are the moderators' (§5.1.1); kicking
+    // or silencing an admin or owner is not allowed (*** and §8.2).
     if role != Role::Moderator {
         return Err(StanzaError::Forbidden);
     }
-    if target_aff.is_admin() {
+    if matches!(new, Role::None | Role::Visitor) && target_aff.is_admin() {
         return Err(StanzaError::NotAllowed);
     }
     Ok(())

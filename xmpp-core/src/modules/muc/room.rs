@@ -138,10 +138,7 @@ impl Room {
             ..item
         };
         p.with_child(user_x(&item, codes)).with_child(
-            Element::new(super::occupant_id::NS, "occupant-id").with_attr(
-                "id",
-                super::occupant_id::derive(env.secret, &self.jid, &o.bare),
-            ),
+            Element::new(super::occupant_id::NS, "occupant-id").with_attr("id", o.id.clone()),
         )
     }
 

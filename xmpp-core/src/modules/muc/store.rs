@@ -1,0 +1,123 @@
+//! How persistent rooms are stored: one document per room under the
+//! service's domain as owner (documents of a bare domain belong to the
+//! service, see [`crate::storage::StorageRequest::StoreBlob`]), keyed
+//! `r/<room's local part>`, holding what outlives the occupants: the
+//! configuration, the affiliations, the registered nicks and the creator.
+//! A room is read only when a stanza names it; the service's room listing
+//! reads the documents in one page.
+
+use super::config::RoomConfig;
+use super::permissions::Affiliation;
+use super::room::Room;
+use crate::xml::{Element, Limits};
+
+/// The namespace of the stored documents.
+pub const NS: &str = super::NS;
+/// Prefix of every room's key.
+pub const PREFIX: &str = "r/";
+/// Largest stored room document read back.
+const DOC_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// The key of `room_jid`'s document.
+pub fn key(room_jid: &str) -> String {
+    let local = room_jid.split('@').next().unwrap_or_default();
+    format!("{PREFIX}{local}")
+}
+
+/// The room as stored.
+pub fn document(room: &Room) -> String {
+    let mut e = Element::new(NS, "room")
+        .with_attr("jid", room.jid.clone())
+        .with_attr("creator", room.creator.clone())
+        .with_child(room.config.to_element(NS));
+    for (jid, a) in &room.affiliations {
+        e = e.with_child(
+            Element::new(NS, "aff")
+                .with_attr("jid", jid.clone())
+                .with_attr("affiliation", a.name()),
+        );
+    }
+    for (nick, jid) in &room.nicks {
+        e = e.with_child(
+            Element::new(NS, "nick")
+                .with_attr("nick", nick.clone())
+                .with_attr("jid", jid.clone()),
+        );
+    }
+    e.to_xml()
+}
+
+fn parse(doc: &str) -> Option<Element> {
+    let limits = Limits {
+        max_stanza_bytes: DOC_BYTES_MAX,
+        ..Limits::stored()
+    };
+    Element::parse_with_limits(doc.as_bytes(), &limits).ok()
+}
+
+/// A stored room, unlocked and empty; `None` when unreadable.
+pub fn room(doc: &str, defaults: &RoomConfig) -> Option<Room> {
+    let e = parse(doc)?;
+    let jid = e.attr("jid")?;
+    let config = RoomConfig::from_element(e.child(NS, "config")?, defaults);
+    let mut room = Room::new(jid, e.attr("creator").unwrap_or_default(), config);
+    room.locked = false;
+    room.affiliations = e
+        .elements()
+        .filter(|a| a.is(NS, "aff"))
+        .filter_map(|a| {
+            Some((
+                a.attr("jid")?.to_owned(),
+                Affiliation::parse(a.attr("affiliation")?)?,
+            ))
+        })
+        .collect();
+    room.nicks = e
+        .elements()
+        .filter(|n| n.is(NS, "nick"))
+        .filter_map(|n| Some((n.attr("nick")?.to_owned(), n.attr("jid")?.to_owned())))
+        .collect();
+    Some(room)
+}
+
+/// A stored room's JID and name, if it is public.
+pub fn listing(doc: &str) -> Option<(String, String)> {
+    let e = parse(doc)?;
+    let c = e.child(NS, "config")?;
+    (c.attr("public") == Some("1")).then(|| {
+        (
+            e.attr("jid").unwrap_or_default().to_owned(),
+            c.attr("name").unwrap_or_default().to_owned(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_round_trip() {
+        let mut r = Room::new(
+            "cave@conference.localhost",
+            "alice@localhost",
+            RoomConfig {
+                persistent: true,
+                name: "Cave".into(),
+                ..RoomConfig::default()
+            },
+        );
+        r.locked = false;
+        r.affiliations
+            .insert("bob@localhost".into(), Affiliation::Member);
+        r.nicks.insert("Bobby".into(), "bob@localhost".into());
+        let doc = document(&r);
+        assert_eq!(room(&doc, &RoomConfig::default()), Some(r));
+        assert_eq!(
+            listing(&doc),
+            Some(("cave@conference.localhost".into(), "Cave".into()))
+        );
+        assert_eq!(key("cave@conference.localhost"), "r/cave");
+        assert_eq!(room("<garbage", &RoomConfig::default()), None);
+    }
+}

@@ -1,0 +1,426 @@
+//! The service against a real hub and the in-memory store: persistent
+//! rooms survive a restart with their configuration and affiliations,
+//! results wait for their writes, temporary rooms vanish, a room fans a
+//! message out to 1,000 occupants, and every budget refuses at its limit
+//! with the precise error.
+
+use super::*;
+use crate::hub::{Hub, HubConfig, HubOutput};
+use crate::modules::ModuleSet;
+use crate::storage::MemoryStore;
+
+fn hub_with(settings: Settings) -> Hub {
+    Hub::new(Arc::new(HubConfig {
+        modules: ModuleSet::standard().with(Muc::new(settings)),
+        ..HubConfig::default()
+    }))
+}
+
+fn hub() -> Hub {
+    hub_with(Settings::default())
+}
+
+/// Run the hub until it is idle, answering storage at once: the stanzas
+/// it routed.
+fn drive(h: &mut Hub, store: &mut MemoryStore) -> Vec<Element> {
+    let mut routed = Vec::new();
+    loop {
+        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+        if outs.is_empty() {
+            return routed;
+        }
+        for o in outs {
+            match o {
+                HubOutput::Storage { id, request } => {
+                    let result = store.execute(request);
+                    h.handle_storage(0, id, result);
+                }
+                HubOutput::Forward { notice, .. } => h.notice(0, notice),
+                HubOutput::Route(e) => routed.push(e),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn parse(xml: &str) -> Element {
+    Element::parse(xml.as_bytes()).expect("XML")
+}
+
+fn send(h: &mut Hub, store: &mut MemoryStore, xml: &str) -> Vec<Element> {
+    h.routed(0, parse(xml));
+    drive(h, store)
+}
+
+fn join(h: &mut Hub, store: &mut MemoryStore, who: &str, room: &str, nick: &str) -> Vec<Element> {
+    send(
+        h,
+        store,
+        &format!("<presence xmlns='jabber:client' from='{who}' to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"),
+    )
+}
+
+fn iq(
+    h: &mut Hub,
+    store: &mut MemoryStore,
+    who: &str,
+    to: &str,
+    kind: &str,
+    payload: &str,
+) -> Vec<Element> {
+    send(
+        h,
+        store,
+        &format!(
+            "<iq xmlns='jabber:client' type='{kind}' id='q' from='{who}' to='{to}'>{payload}</iq>"
+        ),
+    )
+}
+
+fn error_of(out: &[Element]) -> Option<String> {
+    out.iter()
+        .filter(|e| e.attr("type") == Some("error"))
+        .find_map(|e| {
+            e.child(ns::CLIENT, "error")?
+                .first_element()
+                .map(|c| c.name.clone())
+        })
+}
+
+fn configure(
+    h: &mut Hub,
+    store: &mut MemoryStore,
+    who: &str,
+    room: &str,
+    fields: &[(&str, &str)],
+) -> Vec<Element> {
+    let fields: String = fields
+        .iter()
+        .map(|(k, v)| format!("<field var='{k}'><value>{v}</value></field>"))
+        .collect();
+    iq(
+        h,
+        store,
+        who,
+        room,
+        "set",
+        &format!("<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>{fields}</x></query>"),
+    )
+}
+
+fn self_presence<'a>(out: &'a [Element], to: &str) -> Option<&'a Element> {
+    out.iter().find(|e| {
+        e.name == "presence"
+            && e.attr("to") == Some(to)
+            && e.child(protocol::USER, "x").is_some_and(|x| {
+                x.elements()
+                    .any(|s| s.name == "status" && s.attr("code") == Some("110"))
+            })
+    })
+}
+
+fn item_attr(p: &Element, attr: &str) -> Option<String> {
+    p.child(protocol::USER, "x")?
+        .child(protocol::USER, "item")?
+        .attr(attr)
+        .map(str::to_owned)
+}
+
+const ROOM: &str = "keep@conference.localhost";
+const ALICE: &str = "alice@localhost/a";
+const BOB: &str = "bob@localhost/b";
+const CAROL: &str = "carol@localhost/c";
+
+/// A configuration's result leaves only once the room is stored.
+#[test]
+fn results_wait_for_their_writes() {
+    let mut store = MemoryStore::new();
+    let mut h = hub();
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    h.routed(
+        0,
+        parse(&format!("<iq xmlns='jabber:client' type='set' id='q' from='{ALICE}' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>")),
+    );
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert!(
+        outs.iter().any(|o| matches!(o, HubOutput::Storage { request: StorageRequest::StoreBlob { key, value: Some(_), .. }, .. } if key == "r/keep")),
+        "the room is written: {outs:?}"
+    );
+    assert!(
+        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
+        "nothing leaves before the write is durable"
+    );
+    for o in outs {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let out = drive(&mut h, &mut store);
+    assert!(out
+        .iter()
+        .any(|e| e.name == "iq" && e.attr("type") == Some("result")));
+}
+
+/// A persistent members-only room comes back after a restart with its
+/// name, configuration and members; a temporary one does not.
+#[test]
+fn persistent_rooms_survive_a_restart() {
+    let mut store = MemoryStore::new();
+    {
+        let mut h = hub();
+        join(&mut h, &mut store, ALICE, ROOM, "Alice");
+        let out = configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            &[
+                ("muc#roomconfig_persistentroom", "1"),
+                ("muc#roomconfig_membersonly", "1"),
+                ("muc#roomconfig_roomname", "Kept"),
+            ],
+        );
+        assert_eq!(error_of(&out), None);
+        let out = iq(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            "set",
+            "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='bob@localhost'/></query>",
+        );
+        assert_eq!(error_of(&out), None);
+        join(
+            &mut h,
+            &mut store,
+            ALICE,
+            "temp@conference.localhost",
+            "Alice",
+        );
+        configure(&mut h, &mut store, ALICE, "temp@conference.localhost", &[]);
+    }
+    let mut h = hub();
+    let out = join(&mut h, &mut store, BOB, ROOM, "Bob");
+    let me = self_presence(&out, BOB).expect("bob enters");
+    assert_eq!(item_attr(me, "affiliation").as_deref(), Some("member"));
+    assert!(
+        !format!("{me:?}").contains("201"),
+        "the room was not created again"
+    );
+    let out = join(&mut h, &mut store, CAROL, ROOM, "Carol");
+    assert_eq!(error_of(&out).as_deref(), Some("registration-required"));
+    let out = iq(
+        &mut h,
+        &mut store,
+        CAROL,
+        "conference.localhost",
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+    );
+    let items: Vec<(String, String)> = out[0]
+        .child(ns::DISCO_ITEMS, "query")
+        .map(|q| {
+            q.elements()
+                .map(|i| {
+                    (
+                        i.attr("jid").unwrap_or_default().to_owned(),
+                        i.attr("name").unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(items, vec![(ROOM.to_owned(), "Kept".to_owned())]);
+    // The temporary room is new again: created, locked, Bob its owner.
+    let out = join(&mut h, &mut store, BOB, "temp@conference.localhost", "Bob");
+    let me = self_presence(&out, BOB).expect("bob enters");
+    assert_eq!(item_attr(me, "affiliation").as_deref(), Some("owner"));
+}
+
+/// The last occupant leaving a temporary room ends it.
+#[test]
+fn temporary_rooms_vanish_when_empty() {
+    let mut store = MemoryStore::new();
+    let mut h = hub();
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    configure(&mut h, &mut store, ALICE, ROOM, &[]);
+    join(&mut h, &mut store, BOB, ROOM, "Bob");
+    send(
+        &mut h,
+        &mut store,
+        &format!(
+            "<presence xmlns='jabber:client' type='unavailable' from='{ALICE}' to='{ROOM}/Alice'/>"
+        ),
+    );
+    // Bob is still there: the room stays.
+    let out = iq(
+        &mut h,
+        &mut store,
+        CAROL,
+        ROOM,
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+    );
+    assert_eq!(error_of(&out), None);
+    send(
+        &mut h,
+        &mut store,
+        &format!(
+            "<presence xmlns='jabber:client' type='unavailable' from='{BOB}' to='{ROOM}/Bob'/>"
+        ),
+    );
+    let out = iq(
+        &mut h,
+        &mut store,
+        CAROL,
+        ROOM,
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+    );
+    assert_eq!(error_of(&out).as_deref(), Some("item-not-found"));
+}
+
+/// A room of 1,000 occupants delivers one message to every one of them
+/// in one step.
+#[test]
+fn a_thousand_occupants_get_the_message() {
+    let mut store = MemoryStore::new();
+    let mut h = hub();
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    configure(
+        &mut h,
+        &mut store,
+        ALICE,
+        ROOM,
+        &[("muc#roomconfig_maxusers", "1000")],
+    );
+    for i in 1..1000 {
+        h.routed(0, parse(&format!("<presence xmlns='jabber:client' from='u{i}@localhost/r' to='{ROOM}/u{i}'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='0'/></x></presence>")));
+        drive(&mut h, &mut store);
+    }
+    let out = send(&mut h, &mut store, &format!("<message xmlns='jabber:client' type='groupchat' from='{ALICE}' to='{ROOM}'><body>all</body></message>"));
+    let got = out
+        .iter()
+        .filter(|m| {
+            m.name == "message" && m.attr("from") == Some("keep@conference.localhost/Alice")
+        })
+        .count();
+    assert_eq!(got, 1000);
+    // The 1,001st is refused: the room is full.
+    let out = join(&mut h, &mut store, "late@localhost/r", ROOM, "late");
+    assert_eq!(error_of(&out).as_deref(), Some("service-unavailable"));
+}
+
+/// Every budget refuses at its limit with its error.
+#[test]
+fn budgets_refuse_at_the_limit() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        rooms_per_creator_max: 2,
+        nick_bytes_max: 8,
+        subject_bytes_max: 16,
+        occupants_max: 3,
+        voice_requests_max: 1,
+        affiliations_max: 3,
+        ..Settings::default()
+    });
+    // Rooms per creator.
+    for r in ["a", "b"] {
+        let out = join(
+            &mut h,
+            &mut store,
+            ALICE,
+            &format!("{r}@conference.localhost"),
+            "Alice",
+        );
+        assert_eq!(error_of(&out), None);
+    }
+    let out = join(&mut h, &mut store, ALICE, "c@conference.localhost", "Alice");
+    assert_eq!(error_of(&out).as_deref(), Some("resource-constraint"));
+    configure(
+        &mut h,
+        &mut store,
+        ALICE,
+        "a@conference.localhost",
+        &[("muc#roomconfig_moderatedroom", "1")],
+    );
+    // Nick length.
+    let out = join(
+        &mut h,
+        &mut store,
+        BOB,
+        "a@conference.localhost",
+        &"n".repeat(9),
+    );
+    assert_eq!(error_of(&out).as_deref(), Some("not-acceptable"));
+    // A configuration beyond the service's occupant cap.
+    let out = configure(
+        &mut h,
+        &mut store,
+        ALICE,
+        "a@conference.localhost",
+        &[("muc#roomconfig_maxusers", "4")],
+    );
+    assert_eq!(error_of(&out).as_deref(), Some("not-acceptable"));
+    // Subject length (alice moderates).
+    let long = "s".repeat(17);
+    let out = send(&mut h, &mut store, &format!("<message xmlns='jabber:client' type='groupchat' from='{ALICE}' to='a@conference.localhost'><subject>{long}</subject></message>"));
+    assert_eq!(error_of(&out).as_deref(), Some("not-acceptable"));
+    // Occupants: 3 at most.
+    join(&mut h, &mut store, BOB, "a@conference.localhost", "Bob");
+    join(&mut h, &mut store, CAROL, "a@conference.localhost", "Carol");
+    let out = join(
+        &mut h,
+        &mut store,
+        "dave@localhost/d",
+        "a@conference.localhost",
+        "Dave",
+    );
+    assert_eq!(error_of(&out).as_deref(), Some("service-unavailable"));
+    // Voice requests: one waits, the next visitor's is refused.
+    let request = |who: &str| {
+        format!("<message xmlns='jabber:client' from='{who}' to='a@conference.localhost'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#role'><value>participant</value></field></x></message>")
+    };
+    let out = send(&mut h, &mut store, &request(BOB));
+    assert_eq!(error_of(&out), None);
+    let out = send(&mut h, &mut store, &request(BOB));
+    assert_eq!(error_of(&out), None, "asking again is no new request");
+    let out = send(&mut h, &mut store, &request(CAROL));
+    assert_eq!(error_of(&out).as_deref(), Some("resource-constraint"));
+    // Affiliations: alice (owner) and two more.
+    for (i, expect) in [(1, None), (2, None), (3, Some("resource-constraint"))] {
+        let out = iq(&mut h, &mut store, ALICE, "a@conference.localhost", "set", &format!("<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='m{i}@localhost'/></query>"));
+        assert_eq!(error_of(&out).as_deref(), expect);
+    }
+    // Too many items in one request.
+    let items: String = (0..300)
+        .map(|i| format!("<item affiliation='none' jid='m{i}@localhost'/>"))
+        .collect();
+    let out = iq(
+        &mut h,
+        &mut store,
+        ALICE,
+        "a@conference.localhost",
+        "set",
+        &format!("<query xmlns='http://jabber.org/protocol/muc#admin'>{items}</query>"),
+    );
+    assert_eq!(error_of(&out).as_deref(), Some("bad-request"));
+    // The last owner stays.
+    let out = iq(&mut h, &mut store, ALICE, "a@conference.localhost", "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='none' jid='alice@localhost'/></query>");
+    assert_eq!(error_of(&out).as_deref(), Some("conflict"));
+}
+
+/// Rooms per partition: the service refuses a new room beyond it.
+#[test]
+fn rooms_per_partition_are_bounded() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        rooms_max: 2,
+        ..Settings::default()
+    });
+    join(&mut h, &mut store, ALICE, "a@conference.localhost", "A");
+    join(&mut h, &mut store, BOB, "b@conference.localhost", "B");
+    let out = join(&mut h, &mut store, CAROL, "c@conference.localhost", "C");
+    assert_eq!(error_of(&out).as_deref(), Some("resource-constraint"));
+}
