@@ -374,6 +374,15 @@ fn run_nonce() -> u32 {
     (t.as_nanos() as u32) ^ std::process::id().rotate_left(16)
 }
 
+/// `{sender}-{seq}-{µs}-{padding}` after the run's nonce.
+fn parse_body(rest: &str) -> Option<(usize, usize, u64)> {
+    let mut parts = rest.splitn(4, '-');
+    let k = parts.next()?.parse::<usize>().ok()?;
+    let seq = parts.next()?.parse::<usize>().ok()?;
+    let ts = parts.next()?.parse::<u64>().ok()?;
+    Some((k, seq, ts))
+}
+
 fn micros_since(t0: Instant) -> u64 {
     u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
@@ -455,13 +464,7 @@ async fn occupant(plan: Arc<Plan>, mut client: Client) -> (Latencies, Option<Cli
                 shared.stale.fetch_add(1, Ordering::AcqRel);
                 continue;
             };
-            let mut parts = rest.splitn(4, '-');
-            let parsed = (|| {
-                let k = parts.next()?.parse::<usize>().ok()?;
-                let seq = parts.next()?.parse::<usize>().ok()?;
-                let ts = parts.next()?.parse::<u64>().ok()?;
-                Some((k, seq, ts))
-            })();
+            let parsed = parse_body(rest);
             let nick_ok = |k: usize| {
                 el.attr("from")
                     .and_then(|f| f.strip_prefix(nick_prefix.as_str()))
@@ -492,5 +495,20 @@ async fn occupant(plan: Arc<Plan>, mut client: Client) -> (Latencies, Option<Cli
                 drain_until = Some(Instant::now() + DRAIN);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_body;
+
+    #[test]
+    fn bodies_parse_or_count_as_misrouted() {
+        assert_eq!(parse_body("3-17-12345-xxxx"), Some((3, 17, 12345)));
+        assert_eq!(parse_body("3-17-12345-"), Some((3, 17, 12345)));
+        assert_eq!(parse_body("3-17-12345"), Some((3, 17, 12345)));
+        assert_eq!(parse_body("a-17-12345-x"), None);
+        assert_eq!(parse_body("3-17"), None);
+        assert_eq!(parse_body(""), None);
     }
 }
