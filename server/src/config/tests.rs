@@ -855,6 +855,49 @@ fn pubsub_serves_the_domains_that_enable_it() {
     }
 }
 
+/// The XEP-0045 service runs at conference.<domain> for the domains that
+/// keep the module on, with the server's admins and the section's values.
+#[test]
+fn muc_serves_the_domains_that_enable_it() {
+    let dir = init("production");
+    std::fs::write(
+        path(&dir, "domains/chat.toml"),
+        "domain = \"chat.example.org\"\nmodules_disabled = [\"muc\"]\n",
+    )
+    .expect("write");
+    let file = path(&dir, "stack/05-services/groupchat.toml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(text.contains("max_history_messages = 20"), "{text}");
+    let text = text
+        .replace("max_history_messages = 20", "max_history_messages = 5")
+        .replace(
+            "restrict_room_creation = \"local\"",
+            "restrict_room_creation = \"admins\"",
+        )
+        .replace("muc_room_locking = true", "muc_room_locking = false");
+    std::fs::write(&file, text).expect("write");
+    let cfg = Config::load(
+        Some(dir.path()),
+        &env_of(&[("VIREO_ADMINS", "root@example.org")]),
+    )
+    .expect("load");
+    let rt = crate::commands::run::runtime_config(&cfg, None);
+    let muc = rt
+        .hub
+        .modules
+        .describe(xmpp_core::modules::muc::ID)
+        .expect("muc is on");
+    for part in [
+        "domains: [\"example.org\"]",
+        "admins: [\"root@example.org\"]",
+        "create: Admins",
+        "max_history_messages: 5",
+        "lock_new_rooms: false",
+    ] {
+        assert!(muc.contains(part), "{part}: {muc}");
+    }
+}
+
 #[test]
 fn single_file_unknown_section_and_misplaced_key() {
     let (_d, p) = write("[tranport]\nc2s_port = 1\n[transport]\nrequire_encryption = false\n");

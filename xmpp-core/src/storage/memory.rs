@@ -85,6 +85,9 @@ pub struct MemoryStore {
     accounts: BTreeMap<String, StoredAccount>,
     /// Documents of service domains (owners without '@').
     services: BTreeMap<String, BTreeMap<String, String>>,
+    /// Archives of service entities (`conference.example/room`), which
+    /// exist without an account.
+    service_archives: BTreeMap<String, BTreeMap<ArchiveId, ArchivedMessage>>,
 }
 
 impl MemoryStore {
@@ -149,15 +152,17 @@ impl MemoryStore {
 
     /// How many messages an account's archive holds.
     pub fn archive_len(&self, account: &str) -> usize {
-        self.accounts.get(account).map_or(0, |a| a.archive.len())
+        self.archive_of(account).0.len()
     }
 
     fn archive_of(&self, account: &str) -> MemoryArchive<'_> {
-        MemoryArchive(
+        MemoryArchive(if is_service_owner(account) {
+            self.service_archives.get(account).unwrap_or(&NO_ARCHIVE)
+        } else {
             self.accounts
                 .get(account)
-                .map_or(&NO_ARCHIVE, |a| &a.archive),
-        )
+                .map_or(&NO_ARCHIVE, |a| &a.archive)
+        })
     }
 
     fn purge(
@@ -169,12 +174,27 @@ impl MemoryStore {
         let cutoff = ArchiveId::first_at(before);
         let mut removed = 0u64;
         let start = from.unwrap_or_default();
-        for (name, account) in self.accounts.range_mut(start..) {
+        // Accounts' and service entities' archives, in owner order (as
+        // the on-disk stores keep them).
+        let names: std::collections::BTreeSet<String> = self
+            .accounts
+            .range(start.clone()..)
+            .map(|(n, _)| n.clone())
+            .chain(self.service_archives.range(start..).map(|(n, _)| n.clone()))
+            .collect();
+        for name in names {
+            let archive = match self.accounts.get_mut(&name) {
+                Some(a) => &mut a.archive,
+                None => match self.service_archives.get_mut(&name) {
+                    Some(a) => a,
+                    None => continue,
+                },
+            };
             while removed < limit {
-                match account.archive.first_key_value() {
+                match archive.first_key_value() {
                     Some((id, _)) if *id < cutoff => {
                         let id = *id;
-                        account.archive.remove(&id);
+                        archive.remove(&id);
                         removed += 1;
                     }
                     _ => break,
@@ -183,7 +203,7 @@ impl MemoryStore {
             if removed >= limit {
                 return StorageResult::Purged {
                     removed,
-                    next: Some(name.clone()),
+                    next: Some(name),
                 };
             }
         }
@@ -376,10 +396,15 @@ impl MemoryStore {
                 }
             }
             StorageRequest::AppendArchive { account, message } => {
-                match self.accounts.get_mut(&account) {
-                    Some(a) if a.archive.contains_key(&message.id) => StorageResult::Conflict,
+                let archive = if is_service_owner(&account) {
+                    Some(self.service_archives.entry(account).or_default())
+                } else {
+                    self.accounts.get_mut(&account).map(|a| &mut a.archive)
+                };
+                match archive {
+                    Some(a) if a.contains_key(&message.id) => StorageResult::Conflict,
                     Some(a) => {
-                        a.archive.insert(message.id, message);
+                        a.insert(message.id, message);
                         StorageResult::Done
                     }
                     None => StorageResult::NotFound,

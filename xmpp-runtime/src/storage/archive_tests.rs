@@ -253,6 +253,54 @@ pub fn archive_requests<B: Backend>(b: &B) {
     assert_eq!(page(b, alice, query(with("bob@x"), 100)).count, Some(0));
 }
 
+/// A service entity's archive (a room, `conference.example.com/room`)
+/// exists without an account, apart from every account's.
+pub fn service_archives<B: Backend>(b: &B) {
+    let room = "conference.example.com/room";
+    let mut gen = IdGenerator::new(Entropy::from_u64(3));
+    let id = gen.next(5_000);
+    let m = msg(id, "room@conference.example.com/alice", "hi");
+    assert_eq!(
+        b.execute(Req::AppendArchive {
+            account: room.into(),
+            message: m.clone()
+        }),
+        Res::Done
+    );
+    assert_eq!(
+        page(b, room, query(ArchiveFilter::default(), 10)).items,
+        vec![m]
+    );
+    assert!(page(
+        b,
+        "conference.example.com/other",
+        query(ArchiveFilter::default(), 10)
+    )
+    .items
+    .is_empty());
+    assert_eq!(
+        b.execute(Req::PurgeArchive {
+            before: 6_000,
+            from: None,
+            limit: 10
+        }),
+        Res::Purged {
+            removed: 1,
+            next: None
+        },
+        "retention reaches room archives too"
+    );
+}
+
+#[test]
+fn service_archives_on_every_backend() {
+    service_archives(&MemoryBackend::new());
+    let sled = tempfile::tempdir().expect("tempdir");
+    service_archives(&SledBackend::open(sled.path()).expect("sled"));
+    let redb = tempfile::tempdir().expect("tempdir");
+    service_archives(&RedbBackend::open(redb.path()).expect("redb"));
+}
+
 #[test]
 fn memory_archive() {
     archive_requests(&MemoryBackend::new());

@@ -19,6 +19,8 @@ const GROUPCHAT: Home = Home::Layer(Layer::Services, "groupchat");
 const KEYS: &[KeySpec] = &[
     key("services.restrict_room_creation", "restrict_room_creation", GROUPCHAT, Ty::Choice(&["anyone", "local", "admins"]), "\"local\"", &["XEP-0045 §10.1"],
         "Who may create rooms on conference.<domain> by entering them: anyone who reaches the service, users of a hosted domain (`local`), or the server's `admins` (Prosody's `true`). Others entering a room that does not exist get not-allowed."),
+    key("services.muc_room_locking", "muc_room_locking", GROUPCHAT, Ty::Bool, "true", &["XEP-0045 §10.1"],
+        "A new room is locked (others get item-not-found) until its creator configures it, with an empty form for an instant room; off: every new room is an instant room at once (Prosody's name)."),
     key("services.max_history_messages", "max_history_messages", GROUPCHAT, Ty::Int { min: 0, max: 1000 }, "20", &["XEP-0045 §7.2.15"],
         "Messages of discussion history a room keeps and sends an entering occupant (who may ask for fewer with maxstanzas, maxchars, seconds or since)."),
     key("services.muc_max_history_bytes", "muc_max_history_bytes", GROUPCHAT, Ty::Int { min: 0, max: 16_777_216 }, "262144", &["XEP-0045 §7.2.15"],
@@ -96,6 +98,7 @@ fn configure(cfg: &Config, set: &mut ModuleSet) {
             .and_then(CreatePolicy::parse)
             .unwrap_or(d.create),
         defaults,
+        lock_new_rooms: cfg.flag("services.muc_room_locking"),
         max_history_messages: int("services.max_history_messages", d.max_history_messages),
         history_bytes_max: int("services.muc_max_history_bytes", d.history_bytes_max),
         rooms_max: int("services.muc_max_rooms", d.rooms_max),

@@ -126,6 +126,7 @@ impl RoomConfig {
         let fields: Fields = parse_form(x)?;
         let mut next = self.clone();
         let mut protect = None;
+        let mut logging = None;
         for (var, values) in &fields {
             let text = || -> Result<String, StanzaError> {
                 let v = single(values)?;
@@ -170,10 +171,16 @@ impl RoomConfig {
                     next.allow_pm =
                         AllowPm::parse(single(values)?).ok_or(StanzaError::NotAcceptable)?
                 }
-                "muc#roomconfig_enablelogging" => next.logging = boolean(values)?,
+                "muc#roomconfig_enablelogging" => logging = Some(boolean(values)?),
                 _ => {}
             }
         }
+        // Archived by default when persistent (unless the form says).
+        next.logging = logging.unwrap_or(if next.persistent != self.persistent {
+            next.persistent
+        } else {
+            self.logging
+        });
         if protect == Some(false) {
             next.password = None;
         }

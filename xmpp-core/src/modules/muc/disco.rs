@@ -56,9 +56,17 @@ impl Room {
             .with_child(feature(super::register::REGISTER))
             .with_child(feature(super::message::SID))
             .with_child(feature(super::occupant_id::NS))
+            .with_child(feature(super::retract::MODERATE_0))
+            .with_child(feature(super::retract::MODERATE_1))
             .with_child(feature(
                 "http://jabber.org/protocol/muc#self-ping-optimization",
             ));
+        if self.config.logging {
+            // XEP-0313 §6.1: the room's archive.
+            q = q
+                .with_child(feature(crate::modules::mam::NS))
+                .with_child(feature(crate::modules::mam::EXTENDED));
+        }
         for f in self.config.features() {
             q = q.with_child(feature(f));
         }

@@ -78,6 +78,21 @@ impl History {
         }
     }
 
+    /// Drop the messages `pred` picks: whether any was.
+    pub fn remove_where(&mut self, mut pred: impl FnMut(&Element) -> bool) -> bool {
+        let before = self.entries.len();
+        let mut freed = 0;
+        self.entries.retain(|e| {
+            let drop = pred(&e.stanza);
+            if drop {
+                freed += e.bytes;
+            }
+            !drop
+        });
+        self.bytes -= freed;
+        self.entries.len() != before
+    }
+
     /// Messages kept.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -22,6 +22,7 @@
 //! `moderation` (what each flow does to a room), [`history`], `disco`,
 //! [`settings`] (the budgets).
 
+pub mod archive;
 pub mod config;
 mod disco;
 pub mod history;
@@ -33,6 +34,7 @@ pub mod occupant_id;
 pub mod permissions;
 pub mod protocol;
 mod register;
+mod retract;
 pub mod room;
 pub mod settings;
 pub mod store;
@@ -92,6 +94,10 @@ pub struct Muc {
     parked: HashMap<Load, Vec<(String, Element)>>,
     /// Room JIDs known not to be stored.
     absent: HashSet<String>,
+    /// Archive queries waiting for storage.
+    archive_queries: HashMap<RequestId, archive::Waiting>,
+    /// Archive ids in order (XEP-0313, XEP-0359).
+    ids: crate::archive::IdSequence,
 }
 
 impl Default for Muc {
@@ -112,6 +118,8 @@ impl Muc {
             loading: HashMap::new(),
             parked: HashMap::new(),
             absent: HashSet::new(),
+            archive_queries: HashMap::new(),
+            ids: crate::archive::IdSequence::default(),
         }
     }
 
@@ -228,6 +236,34 @@ impl Module for Muc {
                     room.info()
                 },
             )))
+        } else if let Some(step) = archive::request(room, &settings, &bare, iq) {
+            match step {
+                Ok(archive::Step::Answer(a)) => cx.route(a),
+                Ok(archive::Step::Ask(request, waiting)) => {
+                    let id = cx.request(*request);
+                    self.archive_queries.insert(id, waiting);
+                }
+                Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+            }
+            return Flow::Handled;
+        } else if let Some(req) = retract::parse(iq).filter(|_| !get) {
+            let logged = room.config.logging;
+            let archive_id = logged.then(|| self.ids.next(env.now, cx.entropy()));
+            let sid = match archive_id {
+                Some(a) => a.to_string(),
+                None => cx.entropy().hex_id(12),
+            };
+            match room.retract(&env, &full, &req, &sid) {
+                Ok(out) => {
+                    if let (Some(a), Some(sent)) = (archive_id, out.first()) {
+                        cx.commit(archive::append(&room_jid, a, sent));
+                    }
+                    answer(cx, None);
+                    send_all(cx, out);
+                }
+                Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+            }
+            return Flow::Handled;
         } else if q.is(register::REGISTER, "query") {
             room.register(&env, &bare, iq)
         } else if get && q.is(ns::DISCO_ITEMS, "query") {
@@ -300,6 +336,9 @@ impl Module for Muc {
     }
 
     fn storage_answer(&mut self, cx: &mut Context<'_>, id: RequestId, result: StorageResult) {
+        if let Some(waiting) = self.archive_queries.remove(&id) {
+            return send_all(cx, archive::answer(waiting, result));
+        }
         let Some(load) = self.loading.remove(&id) else {
             return;
         };
@@ -425,6 +464,7 @@ impl Muc {
             return Err(StanzaError::ResourceConstraint);
         }
         let mut room = Room::new(room_jid, bare, settings.defaults.clone());
+        room.locked = settings.lock_new_rooms;
         let out = room.enter(&env, full, bare, nick, stanza, true)?;
         tracing::debug!(room = room_jid, creator = bare, "room created");
         self.rooms.insert(room_jid.to_owned(), room);
@@ -445,7 +485,17 @@ impl Muc {
         if stanza.attr("type") == Some("error") {
             return Ok(Vec::new());
         }
-        let id = cx.entropy().hex_id(12);
+        let logged = self.rooms.get(room_jid).is_some_and(|r| r.config.logging);
+        let archive_id = if logged && stanza.child(ns::CLIENT, "body").is_some() {
+            let now = cx.now();
+            Some(self.ids.next(now, cx.entropy()))
+        } else {
+            None
+        };
+        let id = match archive_id {
+            Some(a) => a.to_string(),
+            None => cx.entropy().hex_id(12),
+        };
         let settings = Arc::clone(&self.settings);
         let env = Env {
             now: cx.now(),
@@ -460,7 +510,20 @@ impl Muc {
             return room.private(&env, full, nick, stanza);
         }
         if stanza.attr("type") == Some("groupchat") {
-            return room.groupchat(&env, full, stanza, &id);
+            let out = room.groupchat(&env, full, stanza, &id)?;
+            let subject = stanza.child(ns::CLIENT, "subject").is_some()
+                && stanza.child(ns::CLIENT, "body").is_none();
+            if subject && room.config.persistent {
+                // The subject outlives a restart; stored before anyone
+                // sees it.
+                let domain = room_jid.split_once('@').map_or("", |(_, d)| d).to_owned();
+                self.persist(cx, &domain, room_jid);
+            }
+            if let (Some(a), Some(sent)) = (archive_id, out.first()) {
+                // Archived before anyone (the sender included) has it.
+                cx.commit(archive::append(room_jid, a, sent));
+            }
+            return Ok(out);
         }
         if let Some(r) = room.mediate(full, stanza) {
             return r;

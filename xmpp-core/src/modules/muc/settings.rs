@@ -39,6 +39,10 @@ pub struct Settings {
     pub create: CreatePolicy,
     /// The configuration of a new room.
     pub defaults: RoomConfig,
+    /// A new room is locked until its owner configures it (§10.1.1);
+    /// otherwise it is an instant room at once (Prosody's
+    /// `muc_room_locking`).
+    pub lock_new_rooms: bool,
     /// Most history messages a room keeps and sends on join.
     pub max_history_messages: usize,
     /// Most bytes of history a room keeps.
@@ -66,6 +70,7 @@ impl Default for Settings {
             admins: Vec::new(),
             create: CreatePolicy::Local,
             defaults: RoomConfig::default(),
+            lock_new_rooms: true,
             max_history_messages: 20,
             history_bytes_max: 256 * 1024,
             rooms_max: 10_000,

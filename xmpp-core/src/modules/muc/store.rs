@@ -2,7 +2,8 @@
 //! service's domain as owner (documents of a bare domain belong to the
 //! service, see [`crate::storage::StorageRequest::StoreBlob`]), keyed
 //! `r/<room's local part>`, holding what outlives the occupants: the
-//! configuration, the affiliations, the registered nicks and the creator.
+//! configuration, the affiliations, the registered nicks, the subject and
+//! the creator.
 //! A room is read only when a stanza names it; the service's room listing
 //! reads the documents in one page.
 
@@ -36,6 +37,9 @@ pub fn document(room: &Room) -> String {
                 .with_attr("jid", jid.clone())
                 .with_attr("affiliation", a.name()),
         );
+    }
+    if let Some(subject) = &room.subject {
+        e = e.with_child(Element::new(NS, "subject").with_child(subject.clone()));
     }
     for (nick, jid) in &room.nicks {
         e = e.with_child(
@@ -72,6 +76,10 @@ pub fn room(doc: &str, defaults: &RoomConfig) -> Option<Room> {
             ))
         })
         .collect();
+    room.subject = e
+        .child(NS, "subject")
+        .and_then(|s| s.first_element())
+        .cloned();
     room.nicks = e
         .elements()
         .filter(|n| n.is(NS, "nick"))
@@ -111,6 +119,12 @@ mod tests {
         r.affiliations
             .insert("bob@localhost".into(), Affiliation::Member);
         r.nicks.insert("Bobby".into(), "bob@localhost".into());
+        r.subject = Some(
+            Element::parse(
+                b"<message xmlns='jabber:client' from='cave@conference.localhost/A' type='groupchat'><subject>S</subject></message>",
+            )
+            .expect("XML"),
+        );
         let doc = document(&r);
         assert_eq!(room(&doc, &RoomConfig::default()), Some(r));
         assert_eq!(

@@ -131,7 +131,9 @@ pub(super) fn append(
     if with_bare.contains('\0') {
         return Err(Fail::Clean(StorageError::InvalidAccount(m.with.clone())));
     }
-    if !super::exists(&t.credentials, account)? {
+    // A service entity's archive (a room) exists without an account, as a
+    // service's documents do.
+    if !xmpp_core::storage::is_service_owner(account) && !super::exists(&t.credentials, account)? {
         return Ok(StorageResult::NotFound);
     }
     let k = key(account, m.id);

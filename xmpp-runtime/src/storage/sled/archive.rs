@@ -158,7 +158,10 @@ impl SledBackend {
             let exists = match known.get(account.as_str()) {
                 Some(e) => *e,
                 None => {
-                    let e = self.exists(account)?;
+                    // A service entity's archive (a room) exists without
+                    // an account, as a service's documents do.
+                    let e =
+                        xmpp_core::storage::is_service_owner(account) || self.exists(account)?;
                     known.insert(account, e);
                     e
                 }
