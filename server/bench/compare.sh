@@ -3,7 +3,7 @@
 # Debian, in one run, on this machine, over loopback (issue 3).
 #
 #   server/bench/compare.sh [--quick] [--only vireo,prosody,ejabberd] [--tls]
-#                           [--archiving] [--pep] [--count M] [--bench-threads N]
+#                           [--archiving] [--pep] [--muc] [--count M] [--bench-threads N]
 #                           [--no-install] [--no-build] [--no-huge] [--check]
 #                           [--keep]
 #
@@ -23,6 +23,12 @@
 #   --pep-fanout N   contacts of the pep-fanout run (default 2000, quick 100): 10 items
 #                    back to back while two other accounts exchange a message every
 #                    5 ms (vireo-bench pep --probe); 0 skips it
+#   --muc            group chat (XEP-0045) on in all three servers (Vireo's muc,
+#                    Prosody's Component "conference.<domain>" "muc", ejabberd's
+#                    mod_muc) and only the muc runs: R rooms x O occupants
+#                    (10 x 20; quick 4 x 10), every occupant sending --count
+#                    groupchat messages (default 100, quick 20) with 2 in flight,
+#                    then one room of 1,000 occupants (quick 200) sending 2 each
 #   --prosody-archive internal|sql
 #                    Prosody's archive store with --archiving: internal (its
 #                    default, files; the default here) or sql (SQLite, needs
@@ -50,7 +56,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 PY="${PYTHON:-python3}"
 LIB="$HERE/benchlib.py"
 
-QUICK=0 TLS=0 ARCHIVING=0 PEP=0 PEP_N="" PEP_M="" PEP_FANOUT="" PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
+QUICK=0 TLS=0 ARCHIVING=0 PEP=0 PEP_N="" PEP_M="" PEP_FANOUT="" MUC=0 PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
 ONLY="vireo,prosody,ejabberd" COUNT="" BENCH_THREADS=1
 DOMAIN=localhost PASSWORD=bench-pw PREFIX=u ROSTER_PREFIX=r
 # ejabberd 23.01 (p1_xmpp) hashes SCRAM with a fixed 4,096 iterations; Prosody
@@ -67,6 +73,7 @@ while [ $# -gt 0 ]; do
         --pep-contacts) PEP_N="$2"; shift ;;
         --pep-items) PEP_M="$2"; shift ;;
         --pep-fanout) PEP_FANOUT="$2"; shift ;;
+        --muc) MUC=1 ;;
         --prosody-archive) PROSODY_ARCHIVE="$2"; shift ;;
         --prosody-archive=*) PROSODY_ARCHIVE="${1#*=}" ;;
         --only) ONLY="$2"; shift ;;
@@ -94,14 +101,17 @@ done
 has() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
 
 # Scenario sizes (issue 3). Quick: the same shapes, small.
+MUC_COUNT="$COUNT"  # --count as given (the messages defaults are set below)
 if [ "$QUICK" = 1 ]; then
     IDLE_SMALL=100 IDLE_BIG=500 PAIRS=10 WINDOW=10 COUNT="${COUNT:-400}"
     LOGIN_ACCOUNTS=200 LOGIN_CONC=20 RP_USERS=20 RP_CONTACTS=10 HUGE=0
     PEP_N="${PEP_N:-20}" PEP_M="${PEP_M:-20}" PEP_FANOUT="${PEP_FANOUT:-100}"
+    MUC_ROOMS=4 MUC_OCCUPANTS=10 MUC_COUNT="${MUC_COUNT:-20}" MUC_BIG=200
 else
     IDLE_SMALL=1000 IDLE_BIG=5000 PAIRS=50 WINDOW=20 COUNT="${COUNT:-4000}"
     LOGIN_ACCOUNTS=2000 LOGIN_CONC=50 RP_USERS=200 RP_CONTACTS=50 HUGE=15000
     PEP_N="${PEP_N:-200}" PEP_M="${PEP_M:-200}" PEP_FANOUT="${PEP_FANOUT:-2000}"
+    MUC_ROOMS=10 MUC_OCCUPANTS=20 MUC_COUNT="${MUC_COUNT:-100}" MUC_BIG=1000
     [ "$HUGE_RUNS" = 1 ] || HUGE=0
 fi
 # Archiving (--archiving): what each template gets in its module list.
@@ -120,6 +130,12 @@ if [ "$PEP" = 1 ]; then
 else
     PEP_VIREO='' PEP_PROSODY='' PEP_EJABBERD=''
 fi
+# Group chat (--muc): the MUC service in each configuration.
+if [ "$MUC" = 1 ]; then
+    MUC_VIREO=', "muc"' MUC_PROSODY="Component \"conference.$DOMAIN\" \"muc\"" MUC_EJABBERD='mod_muc: {max_users: 1000}'
+else
+    MUC_VIREO='' MUC_PROSODY='' MUC_EJABBERD=''
+fi
 max() { local m=$1; shift; for v in "$@"; do [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
 # Accounts PREFIX0..: pairs + idle sessions of the largest run, login accounts; +10 slack.
 N_COMMON=$(( $(max $((IDLE_BIG + 2 * PAIRS)) "$LOGIN_ACCOUNTS") + 10 ))
@@ -127,6 +143,10 @@ N_VIREO=$(( $(max "$N_COMMON" $((HUGE + 2 * PAIRS))) + 10 ))
 # Roster accounts r0..: roster-presence users, or the pep run's publisher and contacts.
 N_ROSTER=$(( $(max $((RP_USERS + RP_CONTACTS)) $((PEP_N + 1))) + 10 ))
 [ "$PEP" = 1 ] && N_ROSTER=$(( $(max "$N_ROSTER" $((PEP_FANOUT + 3 + 10))) ))
+if [ "$MUC" = 1 ]; then
+    # The muc runs only: just the occupants' accounts.
+    N_COMMON=$(( $(max $((MUC_ROOMS * MUC_OCCUPANTS)) "$MUC_BIG") + 10 )) N_VIREO=$N_COMMON N_ROSTER=0
+fi
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -248,6 +268,7 @@ m["stamp"] = sys.argv[1]
 m["mode"] = sys.argv[2]
 m["archiving"] = sys.argv[5] == "1"
 m["pep"] = sys.argv[7] == "1"
+m["muc"] = sys.argv[8] == "1"
 if m["archiving"]:
     m["prosody_archive"] = sys.argv[6]
 m["vireo_rev"] = out("git", "-C", sys.argv[3], "describe", "--always", "--dirty")
@@ -257,7 +278,7 @@ for p in ("prosody", "ejabberd"):
         m[p + "_version"] = v
 m["scram_iterations"] = int(sys.argv[4])
 print(json.dumps(m))
-' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS" "$ARCHIVING" "$PROSODY_ARCHIVE" "$PEP"
+' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS" "$ARCHIVING" "$PROSODY_ARCHIVE" "$PEP" "$MUC"
 } >> "$RESULTS"
 
 # One self-signed certificate for all three servers (TLS runs).
@@ -276,7 +297,8 @@ fill() { # fill TEMPLATE OUT DIR [KEY=VALUE...]
     args=(-e "s#@DIR@#$dir#g" -e "s#@DOMAIN@#$DOMAIN#g" -e "s#@SCRAM_ITERATIONS@#$SCRAM_ITERATIONS#g"
           -e "s#@MAM@#$MAM_VIREO#g" -e "s#@PROSODY_MAM@#$MAM_PROSODY#g" -e "s#@EJABBERD_MAM@#$MAM_EJABBERD#g"
           -e "s#@PROSODY_ARCHIVE_STORAGE@#$PROSODY_STORAGE#g"
-          -e "s#@PEP@#$PEP_VIREO#g" -e "s#@PROSODY_PEP@#$PEP_PROSODY#g" -e "s#@EJABBERD_PEP@#$PEP_EJABBERD#g")
+          -e "s#@PEP@#$PEP_VIREO#g" -e "s#@PROSODY_PEP@#$PEP_PROSODY#g" -e "s#@EJABBERD_PEP@#$PEP_EJABBERD#g"
+          -e "s#@MUC@#$MUC_VIREO#g" -e "s#@PROSODY_MUC@#$MUC_PROSODY#g" -e "s#@EJABBERD_MUC@#$MUC_EJABBERD#g")
     for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
     sed "${args[@]}" "$tpl" > "$out"
 }
@@ -357,9 +379,9 @@ provision_ibr() {
         if "$BENCH" --host 127.0.0.1 --port "${PORT[$srv]}" --domain "$DOMAIN" --password "$PASSWORD" \
                 --register --user-prefix "$PREFIX" --label "$srv/provision" \
                 login --accounts "$N_COMMON" --concurrency 20 >"$d/provision.json" 2>>"$d/provision.log" \
-           && "$BENCH" --host 127.0.0.1 --port "${PORT[$srv]}" --domain "$DOMAIN" --password "$PASSWORD" \
-                --register --user-prefix "$ROSTER_PREFIX" --label "$srv/provision" \
-                login --accounts "$N_ROSTER" --concurrency 20 >>"$d/provision.json" 2>>"$d/provision.log"; then
+           && { [ "$N_ROSTER" = 0 ] || "$BENCH" --host 127.0.0.1 --port "${PORT[$srv]}" --domain "$DOMAIN" \
+                --password "$PASSWORD" --register --user-prefix "$ROSTER_PREFIX" --label "$srv/provision" \
+                login --accounts "$N_ROSTER" --concurrency 20 >>"$d/provision.json" 2>>"$d/provision.log"; }; then
             ok=1
         else
             log "$srv: vireo-bench --register failed (see $d/provision.log); using benchlib.py register"
@@ -481,6 +503,18 @@ messages_case() { # messages_case SERVER CASE [extra args before the scenario] -
     fi
 }
 
+muc_case() { # muc_case SERVER CASE ROOMS OCCUPANTS COUNT
+    local srv="$1" case="$2" rooms="$3" occupants="$4" secs count="$5"
+    run_case "$srv" "$case" muc --rooms "$rooms" --occupants "$occupants" --window 2 --count "$count"
+    # As for messages: a fast server is not measured on its start-up burst.
+    secs="$(case_seconds)"
+    if [ "$QUICK" = 0 ] && [ -n "$secs" ] && "$PY" -c "import sys; sys.exit(0 if 0 < $secs < 2.0 else 1)"; then
+        count="$("$PY" -c "print(int($count * 3.0 / $secs) + 1)")"
+        log "$srv: $case measured only ${secs}s; rerunning with --count $count"
+        run_case "$srv" "$case" muc --rooms "$rooms" --occupants "$occupants" --window 2 --count "$count"
+    fi
+}
+
 log "results: $RESULTS"
 for s in "${SERVERS[@]}"; do
     log "setting up $s"
@@ -516,6 +550,13 @@ elif [ "$PEP" = 1 ]; then
                 pep --contacts "$PEP_FANOUT" --items 10 --window 10 --probe
         fi
         run_case "$s" "pep-idle-$IDLE_BIG" idle --sessions "$IDLE_BIG"
+    done
+elif [ "$MUC" = 1 ]; then
+    # Group chat only: R rooms x O occupants, every occupant sending.
+    for s in "${SERVERS[@]}"; do
+        muc_case "$s" "muc-${MUC_ROOMS}x${MUC_OCCUPANTS}" "$MUC_ROOMS" "$MUC_OCCUPANTS" "$MUC_COUNT"
+        # One big room: every message to all of its occupants (issue 12: 1,000).
+        muc_case "$s" "muc-1x${MUC_BIG}" 1 "$MUC_BIG" 2
     done
 elif [ "$ARCHIVING" = 1 ]; then
     # Like for like with archiving on everywhere: the messages runs only

@@ -20,13 +20,13 @@ ERRORS = []  # "case on server: error" of failed runs, printed under the table
 # Preferred metrics in display order; other numeric fields follow if they
 # look like results. (name, better: "high" | "low" | "").
 PREFERRED = [
-    ("msgs_per_s", "high"), ("logins_per_s", "high"), ("presence_per_s", "high"),
+    ("msgs_per_s", "high"), ("deliveries_per_s", "high"), ("logins_per_s", "high"), ("presence_per_s", "high"),
     ("notifications_per_s", "high"), ("server_cpu_us_per_notification", "low"),
     ("notifications_delivered", ""), ("notifications_expected", ""),
     ("probe_rest_p50_ms", "low"), ("probe_rest_max_ms", "low"),
     ("probe_p50_ms", "low"), ("probe_p99_ms", "low"), ("probe_max_ms", "low"),
     ("p50_ms", "low"), ("p99_ms", "low"), ("max_ms", "low"),
-    ("server_cpu_us_per_msg", "low"), ("server_cpu_us_per_login", "low"),
+    ("server_cpu_us_per_msg", "low"), ("server_cpu_us_per_delivery", "low"), ("server_cpu_us_per_login", "low"),
     ("server_cpu_us_per_presence", "low"), ("server_cpu_cores", ""),
     ("msgs_per_s_total", "high"), ("server_cpu_us_per_msg_total", "low"),
     ("kib_per_session", "low"), ("server_rss_before_kib", "low"), ("server_rss_after_kib", "low"),
@@ -35,7 +35,7 @@ PREFERRED = [
     ("presence_delivered", ""), ("presence_expected", ""), ("steady_s", ""), ("duration_s", ""),
 ]
 SKIP = {"pid", "wrapper_pid", "port", "threads", "pairs", "window", "count", "accounts",
-        "concurrency", "users", "contacts", "idle", "items"}
+        "concurrency", "users", "contacts", "idle", "items", "rooms", "occupants"}
 
 
 def better_of(name):

@@ -2,6 +2,8 @@
 # Interop tests: the real `vireo` binary driven by slixmpp and raw sockets.
 # Usage: server/tests/interop/run.sh [extra pytest args, e.g. -k login -x]
 # Needs Node.js >= 20 and npm (xmpp.js). Env: PYTHON (default python3), VIREO_TEST_LOG (server log filter), VIREO_TEST_KEEP=1.
+#      MUC_TEST_SERVER=prosody runs test_muc*.py against Prosody 0.12 instead (reference_peers.py):
+#      the group chat tests proven on a known-correct server.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -90,6 +90,7 @@ pub enum ScenarioCmd {
     RosterPresence(RosterPresenceCmd),
     Mam(MamCmd),
     Pep(PepCmd),
+    Muc(MucCmd),
 }
 
 /// N accounts log in (connect to bound) with C at once: logins/s, p50/p99
@@ -245,4 +246,32 @@ pub struct MamCmd {
     /// page size asked for (default 50)
     #[argh(option, default = "50")]
     pub page: usize,
+}
+
+/// XEP-0045 group chat: R rooms of O occupants (accounts r*O+k, nick
+/// o{k}), joined untimed; then every occupant sends M groupchat messages
+/// with W in flight (released by the room's reflection): deliveries/s
+/// (every message to every occupant, reflections included), p50/p99
+/// latency, server CPU per delivery, exact accounting.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "muc")]
+pub struct MucCmd {
+    /// rooms (default 10)
+    #[argh(option, default = "10")]
+    pub rooms: usize,
+    /// occupants per room (default 20)
+    #[argh(option, default = "20")]
+    pub occupants: usize,
+    /// messages each occupant keeps in flight (default 2)
+    #[argh(option, default = "2")]
+    pub window: usize,
+    /// messages each occupant sends (default 100)
+    #[argh(option, default = "100")]
+    pub count: usize,
+    /// message body padding in bytes (default 16)
+    #[argh(option, default = "16")]
+    pub body_bytes: usize,
+    /// the MUC service's domain (default conference.<domain>)
+    #[argh(option)]
+    pub service: Option<String>,
 }

@@ -7,6 +7,7 @@ pub mod mam;
 pub mod messages;
 pub mod pep;
 pub mod probe;
+pub mod muc;
 pub mod roster_presence;
 
 use crate::cli::ScenarioCmd;
@@ -24,6 +25,7 @@ impl ScenarioCmd {
             ScenarioCmd::RosterPresence(_) => "roster-presence",
             ScenarioCmd::Mam(_) => "mam",
             ScenarioCmd::Pep(_) => "pep",
+            ScenarioCmd::Muc(_) => "muc",
         }
     }
 
@@ -36,6 +38,7 @@ impl ScenarioCmd {
             ScenarioCmd::RosterPresence(c) => c.users,
             ScenarioCmd::Mam(_) => 1,
             ScenarioCmd::Pep(c) => c.contacts + if c.probe { 3 } else { 1 },
+            ScenarioCmd::Muc(c) => c.rooms * c.occupants,
         }
     }
 }
@@ -50,6 +53,7 @@ pub async fn run(ctx: Arc<Ctx>, cmd: &ScenarioCmd, report: &mut Report) -> Resul
         ScenarioCmd::RosterPresence(c) => roster_presence::run(&ctx, c, report).await,
         ScenarioCmd::Mam(c) => mam::run(&ctx, c, report).await,
         ScenarioCmd::Pep(c) => pep::run(&ctx, c, report).await,
+        ScenarioCmd::Muc(c) => muc::run(&ctx, c, report).await,
     }
 }
 
