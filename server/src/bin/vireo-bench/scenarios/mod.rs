@@ -5,9 +5,9 @@ pub mod idle;
 pub mod login;
 pub mod mam;
 pub mod messages;
+pub mod muc;
 pub mod pep;
 pub mod probe;
-pub mod muc;
 pub mod roster_presence;
 
 use crate::cli::ScenarioCmd;
