@@ -7,6 +7,7 @@ pub mod avatar;
 pub mod blocking;
 pub mod caps;
 pub mod carbons;
+pub mod data_form;
 pub mod disco;
 pub mod extdisco;
 pub mod hints;

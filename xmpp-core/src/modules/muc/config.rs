@@ -1,8 +1,8 @@
 //! A room's configuration (§10.2, the `muc#roomconfig` form) and what it
 //! shows in disco#info (§6.4, features and the `muc#roominfo` form).
 
-use crate::modules::pep::config::{parse_form, Fields, DATA};
-use crate::modules::pubsub::config::field;
+use crate::modules::data_form::field;
+use crate::modules::data_form::{parse_form, Fields, DATA};
 use crate::stanza::StanzaError;
 use crate::xml::Element;
 

@@ -4,8 +4,8 @@
 use super::config::ROOMINFO;
 use super::protocol::{MUC, REQUEST};
 use super::room::Room;
-use crate::modules::pep::config::DATA;
-use crate::modules::pubsub::config::field;
+use crate::modules::data_form::field;
+use crate::modules::data_form::DATA;
 use crate::ns;
 use crate::xml::Element;
 

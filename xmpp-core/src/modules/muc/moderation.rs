@@ -299,7 +299,7 @@ impl Room {
             });
         }
         let x = q
-            .child(crate::modules::pep::config::DATA, "x")
+            .child(crate::modules::data_form::DATA, "x")
             .ok_or(StanzaError::BadRequest)?;
         match x.attr("type") {
             Some("cancel") if self.locked => {

@@ -6,8 +6,8 @@
 use super::moderation::Done;
 use super::permissions::Affiliation;
 use super::room::{Env, Room};
-use crate::modules::pep::config::{parse_form, DATA};
-use crate::modules::pubsub::config::field;
+use crate::modules::data_form::field;
+use crate::modules::data_form::{parse_form, DATA};
 use crate::ns;
 use crate::stanza::StanzaError;
 use crate::xml::Element;
