@@ -13,6 +13,18 @@ from slixmpp.exceptions import IqError
 from conftest import WAIT
 
 DEVICELIST = "eu.siacs.conversations.axolotl.devicelist"
+BUNDLE = "eu.siacs.conversations.axolotl.bundles:4223"
+# An OMEMO (XEP-0384 0.3, axolotl) bundle as Conversations publishes it,
+# keys shortened: what a stranger needs to start an encrypted session.
+BUNDLE_XML = (
+    "<bundle xmlns='eu.siacs.conversations.axolotl'>"
+    "<signedPreKeyPublic signedPreKeyId='1'>BQX2bWVzc2FnZQ==</signedPreKeyPublic>"
+    "<signedPreKeySignature>c2lnbmF0dXJl</signedPreKeySignature>"
+    "<identityKey>BWlkZW50aXR5</identityKey>"
+    "<prekeys>" + "".join(
+        f"<preKeyPublic preKeyId='{i}'>BXByZWtleQ{i:03d}</preKeyPublic>" for i in range(1, 101)
+    ) + "</prekeys></bundle>"
+)
 GEOLOC = "http://jabber.org/protocol/geoloc"
 
 
@@ -75,7 +87,7 @@ async def subscribe(watcher, target, watcher_jid, target_jid):
 
 
 @pytest.mark.asyncio
-async def test_pep_open_devicelist_is_read_by_a_stranger(own_server, xmpp):
+async def test_pep_open_devicelist_and_bundle_are_read_by_a_stranger(own_server, xmpp):
     srv = own_server
     a, c = srv.new_account("omemo"), srv.new_account("stranger")
     alice = pep_client(xmpp, srv, a, "alice")
@@ -90,6 +102,10 @@ async def test_pep_open_devicelist_is_read_by_a_stranger(own_server, xmpp):
     assert item_id == "current"
     got = await items(carol, a.jid, DEVICELIST)
     assert 'id="4223"' in got, got
+    # The device's bundle (100 prekeys), open too, as OMEMO clients publish it.
+    await publish(alice, BUNDLE, BUNDLE_XML, item_id="current", access_model="open")
+    got = await items(carol, a.jid, BUNDLE)
+    assert "identityKey" in got and 'preKeyId="100"' in got, got
 
     # Stored: still there, and still open, after a restart.
     await asyncio.to_thread(srv.restart)
@@ -97,6 +113,8 @@ async def test_pep_open_devicelist_is_read_by_a_stranger(own_server, xmpp):
     await carol2.connect()
     got = await items(carol2, a.jid, DEVICELIST)
     assert 'id="4223"' in got, got
+    got = await items(carol2, a.jid, BUNDLE)
+    assert 'preKeyId="100"' in got, got
 
 
 @pytest.mark.asyncio
