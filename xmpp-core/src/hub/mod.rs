@@ -956,15 +956,14 @@ impl Hub {
     }
 
     /// A stanza for a service a module hosts: iq requests go to the
-    /// modules' `iq`, messages and presence to their `service_stanza`;
-    /// what none takes is answered `service-unavailable` (presence is
-    /// dropped).
+    /// modules' `iq`, messages, presence and iq answers (to requests the
+    /// service relayed) to their `service_stanza`; what none takes is
+    /// answered `service-unavailable` (presence and answers are dropped).
     fn service_stanza(&mut self, domain: &str, stanza: Element) {
         let flow = match stanza.name.as_str() {
             "iq" if matches!(stanza.attr("type"), Some("get") | Some("set")) => {
                 self.module_iq(Addressed::Service { domain }, &stanza)
             }
-            "iq" => Flow::Pass,
             _ => self.module_service_stanza(domain, &stanza),
         };
         if flow == Flow::Handled {

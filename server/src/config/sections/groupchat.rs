@@ -117,5 +117,6 @@ fn configure(cfg: &Config, set: &mut ModuleSet) {
         subject_bytes_max: int("services.muc_max_subject_bytes", d.subject_bytes_max),
         voice_requests_max: int("services.muc_max_voice_requests", d.voice_requests_max),
         affiliations_max: int("services.muc_max_affiliations", d.affiliations_max),
+        relayed_iqs_max: d.relayed_iqs_max,
     }));
 }

@@ -34,6 +34,7 @@ pub mod occupant_id;
 pub mod permissions;
 pub mod protocol;
 mod register;
+pub mod relay;
 mod retract;
 pub mod room;
 pub mod settings;
@@ -101,6 +102,8 @@ pub struct Muc {
     archive_queries: HashMap<RequestId, archive::Waiting>,
     /// Archive ids in order (XEP-0313, XEP-0359).
     ids: crate::archive::IdSequence,
+    /// Iqs relayed between occupants, by room.
+    relays: HashMap<String, relay::Relay>,
 }
 
 impl Default for Muc {
@@ -124,6 +127,7 @@ impl Muc {
             tombstones: HashMap::new(),
             archive_queries: HashMap::new(),
             ids: crate::archive::IdSequence::default(),
+            relays: HashMap::new(),
         }
     }
 
@@ -225,17 +229,42 @@ impl Module for Muc {
         };
         if let Some(nick) = to.resource() {
             // XEP-0410: a ping to one's own occupant JID is the room's to
-            // answer; other iqs to occupants are not forwarded.
-            let own = room.by_jid.get(&full).is_some_and(|n| n == nick);
-            let cond = if !room.by_jid.contains_key(&full) {
-                StanzaError::NotAcceptable
-            } else if own && q.is(ns::PING, "ping") {
+            // answer; other iqs to occupants are relayed ([`relay`]).
+            let Some(own_nick) = room.by_jid.get(&full).cloned() else {
+                cx.route(refuse(iq, StanzaError::NotAcceptable, &room_jid));
+                return Flow::Handled;
+            };
+            if own_nick == nick && q.is(ns::PING, "ping") {
                 answer(cx, None);
                 return Flow::Handled;
-            } else {
-                StanzaError::ServiceUnavailable
+            }
+            let Some(target) = room.occupants.get(nick) else {
+                cx.route(refuse(iq, StanzaError::ItemNotFound, &room_jid));
+                return Flow::Handled;
             };
-            cx.route(refuse(iq, cond, &room_jid));
+            let session = target.jids().next().unwrap_or_default().to_owned();
+            let target_bare = target.bare.clone();
+            let from = room.occupant_jid(&own_nick);
+            let occupants = &room.occupants;
+            let relayed = self.relays.entry(room_jid.clone()).or_default().request(
+                relay::Request {
+                    iq,
+                    requester: &full,
+                    from: &from,
+                    target_nick: nick,
+                    session: &session,
+                    bare: &target_bare,
+                },
+                cx.now(),
+                settings.relayed_iqs_max,
+                |n| occupants.contains_key(n),
+            );
+            match relayed {
+                Ok(out) => cx.route(out),
+                Err(relay::Refused::Full) => {
+                    cx.route(refuse(iq, StanzaError::ResourceConstraint, &room_jid))
+                }
+            }
             return Flow::Handled;
         }
         let done = if get && q.is(ns::DISCO_INFO, "query") {
@@ -352,6 +381,17 @@ impl Module for Muc {
         }
         self.secret(cx);
         let result = match stanza.name.as_str() {
+            "iq" => {
+                // An answer to a relayed iq, or nothing of the room's.
+                let answer = self
+                    .relays
+                    .get_mut(&room_jid)
+                    .and_then(|r| r.answer(&room_jid, &full, stanza));
+                if let Some(a) = answer {
+                    cx.route(a);
+                }
+                return Flow::Handled;
+            }
             "presence" => self.presence(cx, &room_jid, &full, &bare, to.resource(), stanza),
             "message" => self.message(cx, &room_jid, &full, to.resource(), stanza),
             _ => return Flow::Pass,
@@ -692,6 +732,7 @@ impl Muc {
     fn vanish(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
         if self.rooms.get(room_jid).is_some_and(Room::vanishes) {
             self.rooms.remove(room_jid);
+            self.relays.remove(room_jid);
             self.note_absent(room_jid);
             tracing::debug!(room = room_jid, "temporary room vanished");
             self.relist(cx, domain, room_jid);

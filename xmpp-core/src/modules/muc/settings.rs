@@ -65,6 +65,9 @@ pub struct Settings {
     pub voice_requests_max: usize,
     /// Most affiliations (members, admins, owners, outcasts) of one room.
     pub affiliations_max: usize,
+    /// Most iqs relayed between occupants of one room awaiting their
+    /// answer; beyond it `resource-constraint`.
+    pub relayed_iqs_max: usize,
 }
 
 impl Default for Settings {
@@ -85,6 +88,7 @@ impl Default for Settings {
             subject_bytes_max: 1024,
             voice_requests_max: 32,
             affiliations_max: 10_000,
+            relayed_iqs_max: 1_024,
         }
     }
 }
