@@ -3,8 +3,9 @@
 //! owner configures them, §10.1), occupants with nicks, roles and
 //! affiliations under §5's permission table ([`permissions`]), messages,
 //! private messages, subjects, history, moderation, the configuration
-//! form, mediated invitations, voice requests, XEP-0410 self-ping,
-//! XEP-0421 occupant ids and XEP-0359 stanza ids.
+//! form, mediated invitations, voice requests, XEP-0410 self-ping, iqs
+//! relayed between occupants ([`relay`]), XEP-0421 occupant ids and
+//! XEP-0359 stanza ids.
 //!
 //! Rooms are partitioned like accounts: a stanza to `room@conference.d`
 //! reaches the partition owning that bare JID, whose instance of this

@@ -129,3 +129,136 @@ impl Relay {
         self.pending.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ns;
+
+    const ROOM: &str = "den@conference.localhost";
+
+    fn get(id: &str, payload: Element) -> Element {
+        Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "get")
+            .with_attr("id", id)
+            .with_attr("from", "alice@localhost/phone")
+            .with_attr("to", format!("{ROOM}/Bob"))
+            .with_child(payload)
+    }
+
+    fn version(id: &str) -> Element {
+        get(id, Element::new("jabber:iq:version", "query"))
+    }
+
+    fn ask(r: &mut Relay, iq: &Element, now: Millis, max: usize) -> Result<Element, Refused> {
+        r.request(
+            Request {
+                iq,
+                requester: "alice@localhost/phone",
+                from: "den@conference.localhost/Alice",
+                target_nick: "Bob",
+                session: "bob@localhost/desk",
+                bare: "bob@localhost",
+            },
+            now,
+            max,
+            |_| true,
+        )
+    }
+
+    fn result_from(from: &str, id: &str) -> Element {
+        Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "result")
+            .with_attr("id", id)
+            .with_attr("from", from)
+    }
+
+    #[test]
+    fn answers_go_back_under_the_requesters_id_only_from_the_target() {
+        let mut r = Relay::default();
+        let out = ask(&mut r, &version("v1"), 0, 8).unwrap_or_else(|_| panic!("refused"));
+        assert_eq!(out.attr("to"), Some("bob@localhost/desk"));
+        assert_eq!(out.attr("from"), Some("den@conference.localhost/Alice"));
+        let id = out.attr("id").unwrap_or_default().to_owned();
+        assert_ne!(id, "v1");
+        // Forged by someone else, or an id never sent: nothing.
+        assert!(r
+            .answer(
+                ROOM,
+                "eve@localhost/x",
+                &result_from("eve@localhost/x", &id)
+            )
+            .is_none());
+        assert!(r
+            .answer(
+                ROOM,
+                "bob@localhost/desk",
+                &result_from("bob@localhost/desk", "v1")
+            )
+            .is_none());
+        let back = r
+            .answer(
+                ROOM,
+                "bob@localhost/desk",
+                &result_from("bob@localhost/desk", &id),
+            )
+            .unwrap_or_else(|| panic!("not mapped back"));
+        assert_eq!(back.attr("id"), Some("v1"));
+        assert_eq!(back.attr("to"), Some("alice@localhost/phone"));
+        assert_eq!(back.attr("from"), Some("den@conference.localhost/Bob"));
+        // Once only.
+        assert!(r
+            .answer(
+                ROOM,
+                "bob@localhost/desk",
+                &result_from("bob@localhost/desk", &id)
+            )
+            .is_none());
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn vcard_gets_go_to_the_bare_jid() {
+        let mut r = Relay::default();
+        let out = ask(&mut r, &get("c", Element::new(VCARD, "vCard")), 0, 8)
+            .unwrap_or_else(|_| panic!("refused"));
+        assert_eq!(out.attr("to"), Some("bob@localhost"));
+    }
+
+    #[test]
+    fn many_requests_stop_at_the_budget_until_they_expire() {
+        let mut r = Relay::default();
+        for i in 0..1_024 {
+            assert!(ask(&mut r, &version(&i.to_string()), 0, 1_024).is_ok());
+        }
+        assert_eq!(
+            ask(&mut r, &version("x"), TIMEOUT_MS - 1, 1_024),
+            Err(Refused::Full)
+        );
+        assert_eq!(r.len(), 1_024);
+        // Expired, they make room.
+        assert!(ask(&mut r, &version("y"), TIMEOUT_MS, 1_024).is_ok());
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn requests_to_a_departed_occupant_are_forgotten_when_full() {
+        let mut r = Relay::default();
+        assert!(ask(&mut r, &version("a"), 0, 1).is_ok());
+        let gone = r.request(
+            Request {
+                iq: &version("b"),
+                requester: "alice@localhost/phone",
+                from: "den@conference.localhost/Alice",
+                target_nick: "Carol",
+                session: "carol@localhost/pad",
+                bare: "carol@localhost",
+            },
+            1,
+            1,
+            |n| n != "Bob",
+        );
+        assert!(gone.is_ok());
+        assert_eq!(r.len(), 1);
+    }
+}
