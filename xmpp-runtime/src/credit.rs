@@ -12,6 +12,19 @@
 //! has processed the stanza. No cycle can form: the partition, the only
 //! one who returns credit, never waits for a connection (it delivers to a
 //! mailbox that refuses rather than blocks).
+//!
+//! A stanza's cost is not only its own bytes: a groupchat message of 200
+//! bytes to a room of 1,000 becomes 1,000 routed copies, and returning its
+//! credit once the first partition processed it let 1,000 senders with 2
+//! messages in flight queue 2,000,000 copies (over a gigabyte) in the
+//! partitions' channels. So what a client's stanza causes is charged too:
+//! every stanza a partition routes to another partition while handling
+//! it is [`Credit::charge`]d, without waiting, to the budget the client
+//! drew on, travels with the routed stanza (`router::Charge`), and is
+//! returned by the partition that handles it, after charging in turn what
+//! *that* caused. The budget thus covers a client's whole fan-out until it
+//! reaches the mailboxes (bounded on their own), and still only
+//! connections wait: partitions charge and return, never acquire.
 
 use event_listener::Event;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,7 +93,21 @@ impl Credit {
         }
     }
 
-    /// The partition processed `n` bytes taken with [`Credit::acquire`].
+    /// Bytes taken and not returned yet.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// Take `n` bytes of budget at once, past the limit if need be: a
+    /// partition charging what a client's stanza caused, which must not
+    /// wait. Connections drawing on the budget then wait until it is back.
+    pub(crate) fn charge(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// The partition processed `n` bytes taken with [`Credit::acquire`]
+    /// or [`Credit::charge`].
     pub(crate) fn release(&self, n: usize) {
         let before = self.used.fetch_sub(n, Ordering::AcqRel);
         debug_assert!(before >= n, "credit released twice");
@@ -133,5 +160,22 @@ mod tests {
         c.release(10);
         waiter.join().expect("the waiter finishes");
         assert!(!admitted(&c, 6));
+    }
+
+    #[test]
+    fn a_charged_fan_out_holds_the_budget_until_it_is_returned() {
+        let c = Credit::new(100);
+        assert!(admitted(&c, 10));
+        // The stanza caused 1,000 bytes of routed copies: charged past the
+        // limit, then the stanza itself is processed.
+        c.charge(1000);
+        c.release(10);
+        assert!(!admitted(&c, 1), "the fan-out is still queued");
+        // The copies are handled one partition at a time.
+        c.release(600);
+        assert!(!admitted(&c, 1));
+        c.release(400);
+        assert!(admitted(&c, 100), "all returned: room again");
+        c.release(100);
     }
 }

@@ -219,11 +219,17 @@ async fn run_partition(
         let now = now_ms();
         let Some(msg) = msg else {
             hub.handle_timeout(now);
-            drain_outputs(&mut st, &mut hub, &mut storage, &router);
+            drain_outputs(&mut st, &mut hub, &mut storage, &router, None);
             continue;
         };
         // Credit a session's stanza took, returned once it is processed.
         let mut credit = 0usize;
+        // The budget charged for what this message causes (`credit.rs`):
+        // this partition's for a client's stanza, the charge's for a stanza
+        // routed with one; and that charge, returned once the stanzas it
+        // caused are charged in turn.
+        let mut origin: Option<usize> = None;
+        let mut settle = None;
         match msg {
             HubMsg::Bound { conn, jid, mailbox } => {
                 st.conns.insert(conn, mailbox);
@@ -240,11 +246,17 @@ async fn run_partition(
             HubMsg::FromSession(conn, stanza, n) => {
                 hub.from_session(now, conn, stanza);
                 credit = n;
+                origin = Some(st.index);
             }
-            HubMsg::Routed(stanza) => hub.routed(now, stanza),
+            HubMsg::Routed(stanza, charge) => {
+                hub.routed(now, stanza);
+                origin = charge.map(|c| c.partition);
+                settle = charge;
+            }
             HubMsg::FromPeer(stanza, n) => {
                 hub.routed(now, stanza);
                 credit = n;
+                origin = Some(st.index);
             }
             HubMsg::Storage(answers) => {
                 storage.answered(answers.len());
@@ -279,7 +291,8 @@ async fn run_partition(
                 st.fences_complete(complete);
             }
         }
-        drain_outputs(&mut st, &mut hub, &mut storage, &router);
+        drain_outputs(&mut st, &mut hub, &mut storage, &router, origin);
+        router.settle(settle);
         owed += credit;
         // Stanzas held for accounts still loading may take one budget (they
         // wait for a single storage read, not a commit).
@@ -299,12 +312,13 @@ fn drain_outputs(
     hub: &mut Hub,
     storage: &mut StorageQueue,
     router: &Router,
+    origin: Option<usize>,
 ) {
     // Stanzas refused by a full mailbox, with their connection.
     let mut refused: Vec<(ConnId, Box<Element>)> = Vec::new();
     loop {
         while let Some(out) = hub.poll_output() {
-            perform(st, out, storage, router, &mut refused);
+            perform(st, out, storage, router, &mut refused, origin);
         }
         if refused.is_empty() {
             break;
@@ -390,6 +404,7 @@ fn perform(
     storage: &mut StorageQueue,
     router: &Router,
     refused: &mut Vec<(ConnId, Box<Element>)>,
+    origin: Option<usize>,
 ) {
     let index = st.index;
     match out {
@@ -411,7 +426,7 @@ fn perform(
             }
         }
         HubOutput::Route(stanza) => {
-            if let Some(p) = router.route_to(stanza) {
+            if let Some(p) = router.route_charged(stanza, origin) {
                 st.fences.routed_to(p);
             }
         }

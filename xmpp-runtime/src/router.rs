@@ -38,7 +38,10 @@ pub(crate) enum HubMsg {
     /// A stanza from a session, with the bytes of partition credit its
     /// connection took for it (returned once processed).
     FromSession(ConnId, Element, usize),
-    Routed(Element),
+    /// A stanza another partition (or this one) routed here, with the
+    /// credit charged for it when a client's stanza caused it: returned
+    /// once it is handled (`credit.rs`).
+    Routed(Element, Option<Charge>),
     /// A stanza from a peer that is not a session (an external component),
     /// with the bytes of partition credit its connection took for it: a
     /// component serves a whole domain and writes as fast as it likes, so
@@ -65,6 +68,15 @@ pub(crate) enum HubMsg {
     },
     /// A branch of this partition's fence `join` is back.
     FenceDone(u64),
+}
+
+/// Bytes charged to a partition's budget for a routed stanza that a
+/// client's stanza caused (`credit.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Charge {
+    /// The partition whose budget the client drew on.
+    pub(crate) partition: usize,
+    pub(crate) bytes: usize,
 }
 
 /// A connected external component (XEP-0114).
@@ -141,13 +153,21 @@ impl Router {
     }
 
     pub(crate) fn send(&self, partition: usize, msg: HubMsg) {
-        if let Some(p) = self.parts.get(partition) {
-            self.work.fetch_add(1, Ordering::Relaxed);
-            if p.try_send(msg).is_err() {
-                self.work.fetch_sub(1, Ordering::Relaxed);
-                tracing::warn!(partition, "hub partition gone; message dropped");
-            }
+        self.queue(partition, msg);
+    }
+
+    /// Queue `msg` for `partition`; false when it is gone (shutdown).
+    fn queue(&self, partition: usize, msg: HubMsg) -> bool {
+        let Some(p) = self.parts.get(partition) else {
+            return false;
+        };
+        self.work.fetch_add(1, Ordering::Relaxed);
+        if p.try_send(msg).is_err() {
+            self.work.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(partition, "hub partition gone; message dropped");
+            return false;
         }
+        true
     }
 
     /// Hand a session's stanza to its partition once the partition has
@@ -184,6 +204,13 @@ impl Router {
         }
     }
 
+    /// A partition handled a routed stanza: return what was charged for it.
+    pub(crate) fn settle(&self, charge: Option<Charge>) {
+        if let Some(c) = charge {
+            self.returned(c.partition, c.bytes);
+        }
+    }
+
     /// How many partitions there are.
     pub(crate) fn partitions(&self) -> usize {
         self.parts.len()
@@ -209,10 +236,29 @@ impl Router {
     /// [`route`](Self::route), telling which partition got the stanza
     /// (`None`: a component's connection).
     pub(crate) fn route_to(&self, stanza: Element) -> Option<usize> {
+        self.route_charged(stanza, None)
+    }
+
+    /// [`route_to`](Self::route_to) a stanza caused by a client's stanza
+    /// that drew on partition `origin`'s budget: a stanza for a partition
+    /// is charged there until that partition has handled it (`credit.rs`).
+    /// A component's mailbox is bounded on its own and is not charged.
+    pub(crate) fn route_charged(&self, stanza: Element, origin: Option<usize>) -> Option<usize> {
         match self.destination(stanza) {
             Sent::Component => None,
             Sent::Partition(p, stanza) => {
-                self.send(p, HubMsg::Routed(stanza));
+                let charge = origin.and_then(|o| {
+                    let credit = self.credits.get(o)?;
+                    let bytes = stanza.approx_size();
+                    credit.charge(bytes);
+                    Some(Charge {
+                        partition: o,
+                        bytes,
+                    })
+                });
+                if !self.queue(p, HubMsg::Routed(stanza, charge)) {
+                    self.settle(charge);
+                }
                 Some(p)
             }
         }
@@ -291,4 +337,56 @@ enum Sent {
     Component,
     /// To this partition (not sent yet).
     Partition(usize, Element),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(to: &str) -> Element {
+        let mut el = Element::new(xmpp_core::ns::CLIENT, "message");
+        el.set_attr("to", to);
+        el.set_attr("type", "groupchat");
+        el
+    }
+
+    /// A stanza routed while handling a client's stanza holds the client's
+    /// budget until the partition it went to has handled it.
+    #[test]
+    fn a_charged_route_holds_the_origin_budget_until_settled() {
+        let (router, rxs) = Router::new(2, HashSet::new(), 1);
+        let stanza = message("u1@localhost/r");
+        let bytes = stanza.approx_size();
+        let p = router.route_charged(stanza, Some(0));
+        let Some(p) = p else {
+            panic!("routed to a partition");
+        };
+        let Ok(HubMsg::Routed(_, charge)) = rxs[p].try_recv() else {
+            panic!("a routed stanza");
+        };
+        assert_eq!(
+            charge,
+            Some(Charge {
+                partition: 0,
+                bytes
+            })
+        );
+        assert_eq!(router.credits[0].used(), bytes, "charged to the origin");
+        assert_eq!(router.credits[1].used(), 0);
+        router.settle(charge);
+        assert_eq!(router.credits[0].used(), 0, "returned once handled");
+    }
+
+    /// What a partition routes on its own (timers, session ends) is not
+    /// charged to anyone.
+    #[test]
+    fn an_uncharged_route_takes_no_budget() {
+        let (router, rxs) = Router::new(1, HashSet::new(), 1);
+        router.route(message("u1@localhost"));
+        let Ok(HubMsg::Routed(_, charge)) = rxs[0].try_recv() else {
+            panic!("a routed stanza");
+        };
+        assert_eq!(charge, None);
+        assert_eq!(router.credits[0].used(), 0);
+    }
 }
