@@ -177,6 +177,11 @@ impl ServerStream {
         let Some(state) = self.sm.as_ref() else {
             return;
         };
+        // The hub hears of the resume before the client does: a client that
+        // reacts to the replay (a contact answering a message it just got)
+        // must not find its session still hibernated (XEP-0357 would wake a
+        // phone that is already awake).
+        self.out.push(ConnOutput::Resumed(jid.clone()));
         let resumed = Element::new(sm::NS, "resumed")
             .with_attr("previd", state.id.clone().unwrap_or_default())
             .with_attr("h", state.acks.durable.to_string());
@@ -194,7 +199,6 @@ impl ServerStream {
             self.request_ack();
         }
         tracing::debug!(%jid, replayed = replay.len(), "session resumed");
-        self.out.push(ConnOutput::Resumed(jid));
         self.process();
     }
 
