@@ -12,6 +12,8 @@
 mod account;
 mod account_end;
 mod context;
+#[cfg(test)]
+pub(crate) mod drive;
 mod durability;
 mod extensions;
 mod inbound;

@@ -5,6 +5,7 @@
 //! with the precise error.
 
 use super::*;
+use crate::hub::drive::drive;
 use crate::hub::{Hub, HubConfig, HubOutput};
 use crate::modules::ModuleSet;
 use crate::storage::MemoryStore;
@@ -18,29 +19,6 @@ fn hub_with(settings: Settings) -> Hub {
 
 fn hub() -> Hub {
     hub_with(Settings::default())
-}
-
-/// Run the hub until it is idle, answering storage at once: the stanzas
-/// it routed.
-fn drive(h: &mut Hub, store: &mut MemoryStore) -> Vec<Element> {
-    let mut routed = Vec::new();
-    loop {
-        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
-        if outs.is_empty() {
-            return routed;
-        }
-        for o in outs {
-            match o {
-                HubOutput::Storage { id, request } => {
-                    let result = store.execute(request);
-                    h.handle_storage(0, id, result);
-                }
-                HubOutput::Forward { notice, .. } => h.notice(0, notice),
-                HubOutput::Route(e) => routed.push(e),
-                _ => {}
-            }
-        }
-    }
 }
 
 fn parse(xml: &str) -> Element {

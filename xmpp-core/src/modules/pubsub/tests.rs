@@ -4,34 +4,13 @@
 //! notifies them all in one step.
 
 use super::*;
+use crate::hub::drive::drive;
 use crate::hub::{Hub, HubConfig, HubOutput};
 use crate::modules::xep0060::EVENT;
 use crate::storage::MemoryStore;
 
 fn hub() -> Hub {
     Hub::new(Arc::new(HubConfig::default()))
-}
-
-/// Run the hub until it is idle, answering storage at once: the stanzas
-/// it routed.
-fn drive(h: &mut Hub, store: &mut MemoryStore) -> Vec<Element> {
-    let mut routed = Vec::new();
-    loop {
-        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
-        if outs.is_empty() {
-            return routed;
-        }
-        for o in outs {
-            match o {
-                HubOutput::Storage { id, request } => {
-                    let result = store.execute(request);
-                    h.handle_storage(0, id, result);
-                }
-                HubOutput::Route(e) => routed.push(e),
-                _ => {}
-            }
-        }
-    }
 }
 
 fn iq(from: &str, kind: &str, payload: &str) -> Element {
