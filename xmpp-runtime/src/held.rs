@@ -105,21 +105,17 @@ mod tests {
     fn a_room_stanza_waits_while_its_budget_pays_for_copies_in_flight() {
         let hub = Hub::new(std::sync::Arc::new(HubConfig::default()));
         let (router, _rxs) = Router::new(2, HashSet::new(), 1_000);
+        // 1,000 copies, charged as the room's partition routes them.
         let copies: Vec<Option<Charge>> = (0..1_000)
             .map(|_| {
                 let c = Charge {
                     partition: 0,
                     bytes: 100,
                 };
+                router.charge_for_test(c);
                 Some(c)
             })
             .collect();
-        for c in &copies {
-            // Charged as the room's partition routes them.
-            if let Some(c) = c {
-                router.charge_for_test(*c);
-            }
-        }
         let mut held = Held::default();
         let to_room = routed("room@conference.localhost", 0);
         assert!(held.takes(&to_room, &hub, &router), "budget spent");
