@@ -28,7 +28,10 @@
 #                    mod_muc) and only the muc runs: R rooms x O occupants
 #                    (10 x 20; quick 4 x 10), every occupant sending --count
 #                    groupchat messages (default 100, quick 20) with 2 in flight,
-#                    then one room of 1,000 occupants (quick 200) sending 2 each
+#                    then one room of 1,000 occupants (quick 200) sending 2 each;
+#                    with --archiving every room is archived too (Vireo's
+#                    muc_log_all_rooms, Prosody's mod_muc_mam, ejabberd's
+#                    default_room_options mam), as mam-muc-*
 #   --prosody-archive internal|sql
 #                    Prosody's archive store with --archiving: internal (its
 #                    default, files; the default here) or sql (SQLite, needs
@@ -135,6 +138,16 @@ if [ "$MUC" = 1 ]; then
     MUC_VIREO=', "muc"' MUC_PROSODY="Component \"conference.$DOMAIN\" \"muc\"" MUC_EJABBERD='mod_muc: {max_users: 1000}'
 else
     MUC_VIREO='' MUC_PROSODY='' MUC_EJABBERD=''
+fi
+# --muc --archiving: every room archived (XEP-0313 on the room JID), as the
+# servers' shipped configurations do for persistent rooms (ejabberd's example
+# configuration: default_room_options mam: true) and Prosody's mod_muc_mam.
+VIREO_SERVICES='' MUC_CASE_PREFIX=''
+if [ "$MUC" = 1 ] && [ "$ARCHIVING" = 1 ]; then
+    VIREO_SERVICES='[services]\nmuc_log_all_rooms = true'
+    MUC_PROSODY="$MUC_PROSODY\n\tmodules_enabled = { \"muc_mam\" }\n\tmuc_log_all_rooms = true"
+    MUC_EJABBERD='mod_muc: {max_users: 1000, default_room_options: {mam: true}}'
+    MUC_CASE_PREFIX='mam-'
 fi
 max() { local m=$1; shift; for v in "$@"; do [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
 # Accounts PREFIX0..: pairs + idle sessions of the largest run, login accounts; +10 slack.
@@ -298,7 +311,8 @@ fill() { # fill TEMPLATE OUT DIR [KEY=VALUE...]
           -e "s#@MAM@#$MAM_VIREO#g" -e "s#@PROSODY_MAM@#$MAM_PROSODY#g" -e "s#@EJABBERD_MAM@#$MAM_EJABBERD#g"
           -e "s#@PROSODY_ARCHIVE_STORAGE@#$PROSODY_STORAGE#g"
           -e "s#@PEP@#$PEP_VIREO#g" -e "s#@PROSODY_PEP@#$PEP_PROSODY#g" -e "s#@EJABBERD_PEP@#$PEP_EJABBERD#g"
-          -e "s#@MUC@#$MUC_VIREO#g" -e "s#@PROSODY_MUC@#$MUC_PROSODY#g" -e "s#@EJABBERD_MUC@#$MUC_EJABBERD#g")
+          -e "s#@MUC@#$MUC_VIREO#g" -e "s#@PROSODY_MUC@#$MUC_PROSODY#g" -e "s#@EJABBERD_MUC@#$MUC_EJABBERD#g"
+          -e "s#@VIREO_SERVICES@#$VIREO_SERVICES#g")
     for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
     sed "${args[@]}" "$tpl" > "$out"
 }
@@ -554,9 +568,9 @@ elif [ "$PEP" = 1 ]; then
 elif [ "$MUC" = 1 ]; then
     # Group chat only: R rooms x O occupants, every occupant sending.
     for s in "${SERVERS[@]}"; do
-        muc_case "$s" "muc-${MUC_ROOMS}x${MUC_OCCUPANTS}" "$MUC_ROOMS" "$MUC_OCCUPANTS" "$MUC_COUNT"
+        muc_case "$s" "${MUC_CASE_PREFIX}muc-${MUC_ROOMS}x${MUC_OCCUPANTS}" "$MUC_ROOMS" "$MUC_OCCUPANTS" "$MUC_COUNT"
         # One big room: every message to all of its occupants (issue 12: 1,000).
-        muc_case "$s" "muc-1x${MUC_BIG}" 1 "$MUC_BIG" 2
+        muc_case "$s" "${MUC_CASE_PREFIX}muc-1x${MUC_BIG}" 1 "$MUC_BIG" 2
     done
 elif [ "$ARCHIVING" = 1 ]; then
     # Like for like with archiving on everywhere: the messages runs only

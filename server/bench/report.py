@@ -30,6 +30,7 @@ PREFERRED = [
     ("server_cpu_us_per_presence", "low"), ("server_cpu_cores", ""),
     ("msgs_per_s_total", "high"), ("server_cpu_us_per_msg_total", "low"),
     ("kib_per_session", "low"), ("server_rss_before_kib", "low"), ("server_rss_after_kib", "low"),
+    ("server_rss_peak_kib", "low"), ("server_rss_peak_after_leaving_kib", "low"),
     ("sessions", "high"), ("logins", ""), ("failures", "low"), ("sent", ""), ("delivered", ""),
     ("duplicates", "low"), ("misrouted", "low"), ("errors", "low"),
     ("presence_delivered", ""), ("presence_expected", ""), ("steady_s", ""), ("duration_s", ""),

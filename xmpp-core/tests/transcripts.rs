@@ -746,6 +746,22 @@ fn compare(exp: &Element, act: &Element, path: &str, vars: &mut Vars) -> Result<
         match (e, a) {
             (Node::Element(e), Node::Element(a)) => compare(e, a, &path, vars)?,
             (Node::Text(e), Node::Text(a)) => {
+                // `{$name}` as the whole text captures it, as in attributes.
+                if let Some(name) = capture_name(e.trim()) {
+                    match vars.get(name) {
+                        Some(v) if v != a.trim() => {
+                            return Err(format!(
+                                "{path}: text {:?}, expected {{${name}}} = {v:?}",
+                                a.trim()
+                            ))
+                        }
+                        Some(_) => {}
+                        None => {
+                            vars.insert(name.to_owned(), a.trim().to_owned());
+                        }
+                    }
+                    continue;
+                }
                 if !glob(e.trim(), a.trim()) {
                     return Err(format!(
                         "{path}: text {:?}, expected {:?}",

@@ -25,6 +25,17 @@
 //! *that* caused. The budget thus covers a client's whole fan-out until it
 //! reaches the mailboxes (bounded on their own), and still only
 //! connections wait: partitions charge and return, never acquire.
+//!
+//! Charging at fan-out still let a budget's worth of small messages in
+//! before the first of them fanned out: 2,000 messages of 300 bytes to a
+//! room of 1,000 are 600 KB admitted and 2,000,000 copies (1.5 GB of
+//! elements) once the room's partition gets to them. So a partition does
+//! not fan out for a budget that is already spent: a stanza for a service
+//! (a room, a pubsub node) whose charge's budget is over its limit is
+//! *held* (`held.rs`) until the copies already charged there have been
+//! delivered. Held bytes are [`Credit::hold`]-counted apart, so a budget
+//! spent on held stanzas alone never counts as crowded: what a held
+//! stanza waits for is copies in flight, which partitions always process.
 
 use event_listener::Event;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +44,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug)]
 pub(crate) struct Credit {
     used: AtomicUsize,
+    /// Of `used`: bytes of stanzas held until the budget has room
+    /// ([`Credit::crowded`]).
+    held: AtomicUsize,
     /// Changed by a configuration reload.
     limit: AtomicUsize,
     freed: Event,
@@ -42,6 +56,7 @@ impl Credit {
     pub(crate) fn new(limit: usize) -> Self {
         Credit {
             used: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
             freed: Event::new(),
         }
@@ -104,6 +119,31 @@ impl Credit {
     /// wait. Connections drawing on the budget then wait until it is back.
     pub(crate) fn charge(&self, n: usize) {
         self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Whether what this budget already paid for, beyond the stanzas held
+    /// for it, is over its limit: a stanza that would fan out more waits.
+    pub(crate) fn crowded(&self) -> bool {
+        let used = self.used.load(Ordering::Acquire);
+        let held = self.held.load(Ordering::Acquire);
+        used.saturating_sub(held) > self.limit()
+    }
+
+    /// `n` charged bytes are held, not fanned out yet.
+    pub(crate) fn hold(&self, n: usize) {
+        self.held.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// `n` held bytes are processed now.
+    pub(crate) fn unhold(&self, n: usize) {
+        let before = self.held.fetch_sub(n, Ordering::AcqRel);
+        debug_assert!(before >= n, "held bytes released twice");
+    }
+
+    /// Wakes when bytes come back ([`Credit::release`]): listen, check
+    /// [`Credit::crowded`], then wait.
+    pub(crate) fn listen(&self) -> event_listener::EventListener {
+        self.freed.listen()
     }
 
     /// The partition processed `n` bytes taken with [`Credit::acquire`]
@@ -177,5 +217,27 @@ mod tests {
         c.release(400);
         assert!(admitted(&c, 100), "all returned: room again");
         c.release(100);
+    }
+
+    #[test]
+    fn held_bytes_never_make_a_budget_crowded() {
+        let c = Credit::new(100);
+        // A hundred small stanzas for a room, all held: nothing fanned out
+        // yet, so the first must go ahead (or nothing ever returns).
+        c.charge(150);
+        c.hold(150);
+        assert!(!c.crowded());
+        // One goes ahead and fans out 500 bytes of copies.
+        c.unhold(10);
+        c.charge(500);
+        assert!(c.crowded(), "its copies are in flight: the rest waits");
+        c.release(10);
+        c.release(390);
+        assert!(c.crowded());
+        c.release(110);
+        assert!(!c.crowded(), "copies delivered: the next may fan out");
+        c.unhold(140);
+        c.release(140);
+        assert_eq!(c.used(), 0);
     }
 }

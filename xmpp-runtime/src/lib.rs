@@ -46,6 +46,7 @@ mod accept;
 mod account_ops;
 mod component;
 mod connection;
+mod held;
 mod hub_task;
 mod memory;
 mod resumption;

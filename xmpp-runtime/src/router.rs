@@ -211,6 +211,50 @@ impl Router {
         }
     }
 
+    /// Whether the budget `charge` was drawn on is crowded: a stanza that
+    /// would fan out more waits (`credit.rs`, `held.rs`).
+    pub(crate) fn crowded(&self, charge: Option<Charge>) -> bool {
+        charge
+            .and_then(|c| self.credits.get(c.partition))
+            .is_some_and(Credit::crowded)
+    }
+
+    /// Whether `partition`'s budget is crowded.
+    pub(crate) fn partition_crowded(&self, partition: usize) -> bool {
+        self.credits.get(partition).is_some_and(Credit::crowded)
+    }
+
+    /// A stanza charged with `charge` is held.
+    pub(crate) fn hold(&self, charge: Option<Charge>) {
+        if let Some(c) = charge {
+            if let Some(credit) = self.credits.get(c.partition) {
+                credit.hold(c.bytes);
+            }
+        }
+    }
+
+    /// A held stanza charged with `charge` goes ahead.
+    pub(crate) fn unhold(&self, charge: Option<Charge>) {
+        if let Some(c) = charge {
+            if let Some(credit) = self.credits.get(c.partition) {
+                credit.unhold(c.bytes);
+            }
+        }
+    }
+
+    /// Wakes when `partition`'s budget gets bytes back.
+    pub(crate) fn listen(&self, partition: usize) -> Option<event_listener::EventListener> {
+        self.credits.get(partition).map(Credit::listen)
+    }
+
+    /// Charge `c` as a partition routing a copy would.
+    #[cfg(test)]
+    pub(crate) fn charge_for_test(&self, c: Charge) {
+        if let Some(credit) = self.credits.get(c.partition) {
+            credit.charge(c.bytes);
+        }
+    }
+
     /// How many partitions there are.
     pub(crate) fn partitions(&self) -> usize {
         self.parts.len()

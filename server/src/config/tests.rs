@@ -874,7 +874,11 @@ fn muc_serves_the_domains_that_enable_it() {
             "restrict_room_creation = \"local\"",
             "restrict_room_creation = \"admins\"",
         )
-        .replace("muc_room_locking = true", "muc_room_locking = false");
+        .replace("muc_room_locking = true", "muc_room_locking = false")
+        .replace(
+            "muc_room_default_persistent = false",
+            "muc_room_default_persistent = true",
+        );
     std::fs::write(&file, text).expect("write");
     let cfg = Config::load(
         Some(dir.path()),
@@ -893,6 +897,10 @@ fn muc_serves_the_domains_that_enable_it() {
         "create: Admins",
         "max_history_messages: 5",
         "lock_new_rooms: false",
+        // Persistent rooms are archived by default.
+        "persistent: true",
+        "logging: true",
+        "log_all_rooms: false",
     ] {
         assert!(muc.contains(part), "{part}: {muc}");
     }

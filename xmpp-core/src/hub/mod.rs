@@ -605,6 +605,15 @@ impl Hub {
         self.services.iter().any(|d| d == domain)
     }
 
+    /// Whether a stanza to `to` is for a module's service (a room, a
+    /// pubsub service): the stanzas that may fan out to many, which a
+    /// driver may hold back while the budget they were charged to is spent.
+    pub fn is_service_address(&self, to: &str) -> bool {
+        let bare = to.split('/').next().unwrap_or_default();
+        let domain = bare.rsplit('@').next().unwrap_or_default();
+        self.is_service_domain(domain)
+    }
+
     /// The service domains the modules host.
     pub(crate) fn services(&self) -> &[String] {
         &self.services

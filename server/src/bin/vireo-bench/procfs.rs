@@ -33,6 +33,11 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     status_kib(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
+/// `VmHWM` of process `pid` (its highest RSS so far), in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(&format!("/proc/{pid}/status"), "VmHWM:")
+}
+
 /// This process's `VmRSS`, in KiB.
 pub fn self_rss_kib() -> Option<u64> {
     status_kib("/proc/self/status", "VmRSS:")

@@ -27,6 +27,8 @@ const KEYS: &[KeySpec] = &[
         "Seconds a tombstone stands (31 days by default, Prosody's)."),
     key("services.max_history_messages", "max_history_messages", GROUPCHAT, Ty::Int { min: 0, max: 1000 }, "20", &["XEP-0045 §7.2.15"],
         "Messages of discussion history a room keeps and sends an entering occupant (who may ask for fewer with maxstanzas, maxchars, seconds or since)."),
+    key("services.muc_log_all_rooms", "muc_log_all_rooms", GROUPCHAT, Ty::Bool, "false", &["XEP-0313", "XEP-0045 §10.2"],
+        "Archive every room (XEP-0313 on the room JID), temporary ones too, whatever its configuration says (Prosody's mod_muc_mam name). Off: a room is archived when its owner enables logging, which a persistent room has by default."),
     key("services.muc_max_history_bytes", "muc_max_history_bytes", GROUPCHAT, Ty::Int { min: 0, max: 16_777_216 }, "262144", &["XEP-0045 §7.2.15"],
         "Bytes of discussion history one room keeps; the oldest messages go first."),
     key("services.muc_room_default_public", "muc_room_default_public", GROUPCHAT, Ty::Bool, "true", &["XEP-0045 §10.2"],
@@ -72,9 +74,14 @@ fn configure(cfg: &Config, set: &mut ModuleSet) {
     let d = Settings::default();
     let int = |k: &str, fallback: usize| cfg.int(k).unwrap_or(fallback);
     let occupants_max = int("services.muc_max_occupants", d.occupants_max);
+    let log_all_rooms = cfg.flag("services.muc_log_all_rooms");
+    let persistent = cfg.flag("services.muc_room_default_persistent");
     let defaults = RoomConfig {
+        // Archived by default when persistent (issue 12), always when the
+        // operator says so.
+        logging: persistent || log_all_rooms,
         public: cfg.flag("services.muc_room_default_public"),
-        persistent: cfg.flag("services.muc_room_default_persistent"),
+        persistent,
         members_only: cfg.flag("services.muc_room_default_members_only"),
         moderated: cfg.flag("services.muc_room_default_moderated"),
         whois_anyone: cfg.flag("services.muc_room_default_public_jids"),
@@ -108,6 +115,7 @@ fn configure(cfg: &Config, set: &mut ModuleSet) {
                 .unwrap_or(2_678_400)
                 .saturating_mul(1000)
         }),
+        log_all_rooms,
         max_history_messages: int("services.max_history_messages", d.max_history_messages),
         history_bytes_max: int("services.muc_max_history_bytes", d.history_bytes_max),
         rooms_max: int("services.muc_max_rooms", d.rooms_max),

@@ -22,12 +22,18 @@ fn feature(var: &str) -> Element {
 
 /// The service's disco#info (§6.1).
 pub fn service_info() -> Element {
-    [ns::DISCO_INFO, ns::DISCO_ITEMS, MUC, super::occupant_id::NS]
-        .into_iter()
-        .fold(
-            Element::new(ns::DISCO_INFO, "query").with_child(identity("Chatrooms")),
-            |q, f| q.with_child(feature(f)),
-        )
+    [
+        ns::DISCO_INFO,
+        ns::DISCO_ITEMS,
+        MUC,
+        super::occupant_id::NS,
+        super::unique::NS,
+    ]
+    .into_iter()
+    .fold(
+        Element::new(ns::DISCO_INFO, "query").with_child(identity("Chatrooms")),
+        |q, f| q.with_child(feature(f)),
+    )
 }
 
 /// The service's disco#items (§6.3): `rooms` as (JID, name).

@@ -40,6 +40,7 @@ mod retract;
 pub mod room;
 pub mod settings;
 pub mod store;
+pub mod unique;
 
 use self::protocol::{refuse, ADMIN, OWNER};
 use self::room::{Env, Out, Room};
@@ -202,6 +203,11 @@ impl Module for Muc {
             }
             if get && q.is(ns::DISCO_ITEMS, "query") && q.attr("node").is_none() {
                 self.wait(cx, Load::Listing(domain.to_owned()), domain, iq);
+                return Flow::Handled;
+            }
+            if unique::asks(iq) {
+                let a = unique::answer(iq, cx.entropy());
+                cx.route(a);
                 return Flow::Handled;
             }
             return Flow::Pass;

@@ -314,6 +314,7 @@ impl Room {
             Some("submit") => {
                 let was_members_only = self.config.members_only;
                 self.config.apply(x, cap)?;
+                self.config.logging |= env.settings.log_all_rooms;
                 let unlocked = std::mem::replace(&mut self.locked, false);
                 let mut then = Vec::new();
                 if self.config.members_only && !was_members_only {

@@ -47,6 +47,9 @@ pub struct Settings {
     /// `gone` with its alternate venue (Prosody's `muc_tombstones` and
     /// `muc_tombstone_expiry`); `None`: the name is free at once.
     pub tombstone_ms: Option<u64>,
+    /// Every room is archived whatever its configuration says (Prosody's
+    /// `muc_log_all_rooms`): a service whose operator promises logs.
+    pub log_all_rooms: bool,
     /// Most history messages a room keeps and sends on join.
     pub max_history_messages: usize,
     /// Most bytes of history a room keeps.
@@ -79,6 +82,7 @@ impl Default for Settings {
             defaults: RoomConfig::default(),
             lock_new_rooms: true,
             tombstone_ms: Some(31 * 24 * 3_600_000),
+            log_all_rooms: false,
             max_history_messages: 20,
             history_bytes_max: 256 * 1024,
             rooms_max: 10_000,

@@ -492,3 +492,52 @@ fn tombstones_keep_a_destroyed_name_until_they_expire() {
     let me = self_presence(&out, BOB).expect("the name is free again");
     assert!(format!("{me:?}").contains("201"));
 }
+
+/// `muc_log_all_rooms`: a temporary instant room is archived, and an
+/// owner switching logging off does not stop it.
+#[test]
+fn log_all_rooms_archives_every_room() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        log_all_rooms: true,
+        defaults: config::RoomConfig {
+            logging: true,
+            ..config::RoomConfig::default()
+        },
+        ..Settings::default()
+    });
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    configure(
+        &mut h,
+        &mut store,
+        ALICE,
+        ROOM,
+        &[("muc#roomconfig_enablelogging", "0")],
+    );
+    let out = join(&mut h, &mut store, BOB, ROOM, "Bob");
+    let own = self_presence(&out, BOB).expect("Bob's self-presence");
+    let codes: Vec<&str> = own
+        .child(protocol::USER, "x")
+        .map(|x| x.elements().filter_map(|s| s.attr("code")).collect())
+        .unwrap_or_default();
+    assert!(codes.contains(&"170"), "told the room is logged: {codes:?}");
+    send(
+        &mut h,
+        &mut store,
+        &format!("<message xmlns='jabber:client' type='groupchat' from='{BOB}' to='{ROOM}'><body>kept</body></message>"),
+    );
+    let out = iq(
+        &mut h,
+        &mut store,
+        ALICE,
+        ROOM,
+        "set",
+        "<query xmlns='urn:xmpp:mam:2' queryid='f'/>",
+    );
+    assert!(
+        out.iter().any(|e| e.name == "message"
+            && e.to_xml().contains("kept")
+            && e.to_xml().contains("urn:xmpp:mam:2")),
+        "the message is in the room's archive: {out:?}"
+    );
+}

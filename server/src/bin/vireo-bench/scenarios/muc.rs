@@ -18,7 +18,7 @@
 //! per delivery are taken over the steady part (10%..90% of deliveries).
 
 use crate::cli::MucCmd;
-use crate::procfs::{rss_kib, Sample, Window};
+use crate::procfs::{peak_rss_kib, rss_kib, Sample, Window};
 use crate::report::Report;
 use crate::session::{close_all, map_limited, Ctx};
 use crate::stats::{steady_window, Latencies};
@@ -190,6 +190,9 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MucCmd, r: &mut Report) -> Result<(), Str
         }
     }
     let rss_after = ctx.server_pid.and_then(rss_kib);
+    // The high-water mark: what the fan-out cost at its worst, which the
+    // RSS after (memory the allocator kept or gave back) does not tell.
+    let rss_peak = ctx.server_pid.and_then(peak_rss_kib);
 
     let get = |a: &AtomicU64| a.load(Ordering::Acquire);
     let (sent, delivered, dups) = (
@@ -226,9 +229,17 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MucCmd, r: &mut Report) -> Result<(), Str
         .int("misrouted", misrouted)
         .int("stale", stale)
         .opt_int("server_rss_before_kib", rss_before)
-        .opt_int("server_rss_after_kib", rss_after);
+        .opt_int("server_rss_after_kib", rss_after)
+        .opt_int("server_rss_peak_kib", rss_peak);
 
     close_all(&ctx.ex, finished, 256).await;
+    // Everyone leaving is up to O·(O−1)/2 "left the room" presences: the
+    // high-water mark once the server has dealt with them.
+    super::roster_presence::wait_until_quiet(ctx.server_pid).await;
+    r.opt_int(
+        "server_rss_peak_after_leaving_kib",
+        ctx.server_pid.and_then(peak_rss_kib),
+    );
     outcome?;
     let want_sent = (rooms * occupants * count) as u64;
     if sent != want_sent || delivered != total || dups != 0 || errors != 0 || misrouted != 0 {
