@@ -88,8 +88,6 @@ pub struct Muc {
     listed: BTreeMap<String, String>,
     /// What this partition last told about its rooms' listing.
     told: HashMap<String, String>,
-    /// The XEP-0421 secret, drawn on first use.
-    secret: Vec<u8>,
     /// Reads in flight.
     loading: HashMap<RequestId, Load>,
     /// Stanzas waiting for them, with their service domain.
@@ -121,7 +119,6 @@ impl Muc {
             rooms: HashMap::new(),
             listed: BTreeMap::new(),
             told: HashMap::new(),
-            secret: Vec::new(),
             loading: HashMap::new(),
             parked: HashMap::new(),
             absent: HashSet::new(),
@@ -140,12 +137,6 @@ impl Muc {
     /// The rooms this instance holds.
     pub fn rooms(&self) -> &HashMap<String, Room> {
         &self.rooms
-    }
-
-    fn secret(&mut self, cx: &mut Context<'_>) {
-        if self.secret.is_empty() {
-            self.secret = cx.entropy().bytes(32);
-        }
     }
 }
 
@@ -217,12 +208,10 @@ impl Module for Muc {
             }
             return Flow::Handled;
         }
-        self.secret(cx);
         let settings = Arc::clone(&self.settings);
         let env = Env {
             now: cx.now(),
             settings: &settings,
-            secret: &self.secret,
         };
         let Some(room) = self.rooms.get_mut(&room_jid) else {
             cx.route(refuse(iq, StanzaError::ItemNotFound, &room_jid));
@@ -380,7 +369,6 @@ impl Module for Muc {
             }
             return Flow::Handled;
         }
-        self.secret(cx);
         let result = match stanza.name.as_str() {
             "iq" => {
                 // An answer to a relayed iq, or nothing of the room's.
@@ -420,9 +408,15 @@ impl Module for Muc {
         match (load, result) {
             (Load::Room(jid), StorageResult::Blob(doc)) => {
                 let grave = doc.as_deref().and_then(store::tombstone);
-                match doc.and_then(|d| store::room(&d, &self.settings.defaults)) {
-                    Some(room) => {
-                        self.rooms.insert(jid, room);
+                let defaults = &self.settings.defaults;
+                match doc.and_then(|d| store::room(&d, defaults, cx.entropy())) {
+                    Some((room, drawn)) => {
+                        self.rooms.insert(jid.clone(), room);
+                        if drawn {
+                            // Durable before any occupant id is seen.
+                            let domain = jid.split_once('@').map_or("", |(_, d)| d).to_owned();
+                            self.persist(cx, &domain, &jid);
+                        }
                     }
                     None => match grave.filter(|(until, _)| *until > cx.now()) {
                         Some(t) => {
@@ -506,7 +500,6 @@ impl Muc {
         let env = Env {
             now: cx.now(),
             settings: &settings,
-            secret: &self.secret,
         };
         match stanza.attr("type") {
             // An error bounced by the client: it is gone (§17.3.4 of the
@@ -543,7 +536,8 @@ impl Muc {
         {
             return Err(StanzaError::ResourceConstraint);
         }
-        let mut room = Room::new(room_jid, bare, settings.defaults.clone());
+        let secret = occupant_id::Secret::draw(cx.entropy());
+        let mut room = Room::new(room_jid, bare, settings.defaults.clone(), secret);
         room.locked = settings.lock_new_rooms;
         let out = room.enter(&env, full, bare, nick, stanza, true)?;
         tracing::debug!(room = room_jid, creator = bare, "room created");
@@ -580,14 +574,13 @@ impl Muc {
         let env = Env {
             now: cx.now(),
             settings: &settings,
-            secret: &self.secret,
         };
         let room = self
             .rooms
             .get_mut(room_jid)
             .ok_or(StanzaError::ItemNotFound)?;
         if let Some(nick) = nick {
-            return room.private(&env, full, nick, stanza);
+            return room.private(full, nick, stanza);
         }
         if stanza.attr("type") == Some("groupchat") {
             let out = room.groupchat(&env, full, stanza, &id)?;

@@ -492,3 +492,111 @@ fn tombstones_keep_a_destroyed_name_until_they_expire() {
     let me = self_presence(&out, BOB).expect("the name is free again");
     assert!(format!("{me:?}").contains("201"));
 }
+
+fn occupant_id_of(p: &Element) -> Option<String> {
+    p.child(occupant_id::NS, "occupant-id")?
+        .attr("id")
+        .map(str::to_owned)
+}
+
+/// A hub started again, with other randomness (as a restarted server).
+fn restarted(seed: u64) -> Hub {
+    let mut h = hub();
+    h.set_entropy(crate::entropy::Entropy::from_u64(seed));
+    h
+}
+
+/// XEP-0421: a persistent room's occupant ids are a function of its
+/// stored secret and the bare JID, so they survive a restart; a document
+/// written before rooms had a secret gets one on load, stored at once.
+#[test]
+fn occupant_ids_survive_a_restart() {
+    let mut store = MemoryStore::new();
+    let before = {
+        let mut h = restarted(1);
+        join(&mut h, &mut store, ALICE, ROOM, "Alice");
+        configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            &[("muc#roomconfig_persistentroom", "1")],
+        );
+        let out = join(&mut h, &mut store, BOB, ROOM, "Bob");
+        occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id")
+    };
+    let mut h = restarted(2);
+    let out = join(&mut h, &mut store, BOB, ROOM, "Robert");
+    let after = occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id");
+    assert_eq!(before, after, "the same id after a restart and a new nick");
+    // Another room's id for bob differs (each room has its own secret).
+    join(
+        &mut h,
+        &mut store,
+        ALICE,
+        "other@conference.localhost",
+        "Alice",
+    );
+    configure(&mut h, &mut store, ALICE, "other@conference.localhost", &[]);
+    let out = join(&mut h, &mut store, BOB, "other@conference.localhost", "Bob");
+    let elsewhere = occupant_id_of(self_presence(&out, BOB).expect("enters")).expect("an id");
+    assert_ne!(elsewhere, before);
+
+    // An old document, without a secret: the id drawn at load is stored
+    // before anyone sees it, and the same after the next restart.
+    let account = "conference.localhost".to_owned();
+    let key = store::key(ROOM);
+    let StorageResult::Blob(Some(doc)) = store.execute(StorageRequest::LoadBlob {
+        account: account.clone(),
+        key: key.clone(),
+    }) else {
+        panic!("the room is stored");
+    };
+    let mut old = parse(&doc);
+    old.remove_attr("secret");
+    store.execute(StorageRequest::StoreBlob {
+        account: account.clone(),
+        key: key.clone(),
+        value: Some(old.to_xml()),
+        limit: None,
+    });
+    let mut h = restarted(3);
+    h.routed(
+        0,
+        parse(&format!(
+            "<presence xmlns='jabber:client' from='{BOB}' to='{ROOM}/Bob'/>"
+        )),
+    );
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert!(
+        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
+        "nothing leaves before the room is read"
+    );
+    for o in outs {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert!(
+        outs.iter().any(|o| matches!(o, HubOutput::Storage { request: StorageRequest::StoreBlob { value: Some(v), .. }, .. } if v.contains("secret="))),
+        "the drawn secret is written: {outs:?}"
+    );
+    assert!(
+        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
+        "no occupant id leaves before its secret is stored"
+    );
+    for o in outs {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let out = drive(&mut h, &mut store);
+    let drawn = occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id");
+    let mut h = restarted(4);
+    let out = join(&mut h, &mut store, BOB, ROOM, "Bob2");
+    let again = occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id");
+    assert_eq!(drawn, again);
+}
