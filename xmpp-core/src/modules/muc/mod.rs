@@ -20,7 +20,8 @@
 //!
 //! Files by concept: [`permissions`] (§5 as pure functions), [`config`]
 //! (the forms), [`room`] and [`occupant`] (state), `join`, `message`,
-//! `moderation` (what each flow does to a room), [`history`], `disco`,
+//! `moderation` (what each flow does to a room), [`history`] (refilled
+//! from the archive when a stored room is read: [`recall`]), `disco`,
 //! [`settings`] (the budgets).
 
 pub mod archive;
@@ -34,6 +35,7 @@ pub mod occupant;
 pub mod occupant_id;
 pub mod permissions;
 pub mod protocol;
+pub mod recall;
 mod register;
 pub mod relay;
 mod retract;
@@ -92,6 +94,9 @@ pub struct Muc {
     loading: HashMap<RequestId, Load>,
     /// Stanzas waiting for them, with their service domain.
     parked: HashMap<Load, Vec<(String, Element)>>,
+    /// Rooms read whose history is being read from their archive
+    /// ([`recall`]), by that read; stanzas to them stay parked meanwhile.
+    recalling: HashMap<RequestId, Room>,
     /// Room JIDs known not to be stored.
     absent: HashSet<String>,
     /// Destroyed persistent rooms whose names stay taken: until when,
@@ -121,6 +126,7 @@ impl Muc {
             told: HashMap::new(),
             loading: HashMap::new(),
             parked: HashMap::new(),
+            recalling: HashMap::new(),
             absent: HashSet::new(),
             tombstones: HashMap::new(),
             archive_queries: HashMap::new(),
@@ -401,6 +407,17 @@ impl Module for Muc {
         if let Some(waiting) = self.archive_queries.remove(&id) {
             return send_all(cx, archive::answer(waiting, result));
         }
+        if let Some(mut room) = self.recalling.remove(&id) {
+            match result {
+                StorageResult::ArchivePage(page) => recall::fill(&mut room, &self.settings, &page),
+                // The room works without its history.
+                other => tracing::error!(room = room.jid, ?other, "reading the history failed"),
+            }
+            let jid = room.jid.clone();
+            self.rooms.insert(jid.clone(), room);
+            let waiting = self.parked.remove(&Load::Room(jid)).unwrap_or_default();
+            return self.resume(cx, waiting);
+        }
         let Some(load) = self.loading.remove(&id) else {
             return;
         };
@@ -411,12 +428,23 @@ impl Module for Muc {
                 let defaults = &self.settings.defaults;
                 match doc.and_then(|d| store::room(&d, defaults, cx.entropy())) {
                     Some((room, drawn)) => {
-                        self.rooms.insert(jid.clone(), room);
                         if drawn {
                             // Durable before any occupant id is seen.
-                            let domain = jid.split_once('@').map_or("", |(_, d)| d).to_owned();
-                            self.persist(cx, &domain, &jid);
+                            cx.commit(StorageRequest::StoreBlob {
+                                account: jid.split_once('@').map_or("", |(_, d)| d).to_owned(),
+                                key: store::key(&jid),
+                                value: Some(store::document(&room)),
+                                limit: None,
+                            });
                         }
+                        if let Some(read) = recall::request(&room, &self.settings) {
+                            // The stanzas wait for the history too.
+                            let id = cx.request(read);
+                            self.recalling.insert(id, room);
+                            self.parked.insert(Load::Room(jid), waiting);
+                            return;
+                        }
+                        self.rooms.insert(jid, room);
                     }
                     None => match grave.filter(|(until, _)| *until > cx.now()) {
                         Some(t) => {
@@ -425,13 +453,7 @@ impl Module for Muc {
                         None => self.note_absent(&jid),
                     },
                 }
-                for (domain, s) in waiting {
-                    if s.name == "iq" {
-                        self.iq(cx, Addressed::Service { domain: &domain }, &s);
-                    } else {
-                        self.service_stanza(cx, &domain, &s);
-                    }
-                }
+                self.resume(cx, waiting);
             }
             (Load::Listing(domain), StorageResult::Documents { items, .. }) => {
                 let prefix = format!("@{domain}");
@@ -486,6 +508,17 @@ fn moderation_done(payload: Option<Element>) -> moderation::Done {
 }
 
 impl Muc {
+    /// Handle the stanzas that waited for a read.
+    fn resume(&mut self, cx: &mut Context<'_>, waiting: Vec<(String, Element)>) {
+        for (domain, s) in waiting {
+            if s.name == "iq" {
+                self.iq(cx, Addressed::Service { domain: &domain }, &s);
+            } else {
+                self.service_stanza(cx, &domain, &s);
+            }
+        }
+    }
+
     /// A presence to `room_jid` (and `nick`) from the session `full`.
     fn presence(
         &mut self,

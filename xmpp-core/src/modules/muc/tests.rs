@@ -600,3 +600,176 @@ fn occupant_ids_survive_a_restart() {
     let again = occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id");
     assert_eq!(drawn, again);
 }
+
+fn say(h: &mut Hub, store: &mut MemoryStore, who: &str, body: &str) -> Vec<Element> {
+    send(
+        h,
+        store,
+        &format!("<message xmlns='jabber:client' type='groupchat' from='{who}' to='{ROOM}' id='{body}'><body>{body}</body></message>"),
+    )
+}
+
+/// The stanza-id the room gave the message `body`, as `to` got it.
+fn stanza_id_of(out: &[Element], to: &str, body: &str) -> String {
+    out.iter()
+        .find(|m| {
+            m.attr("to") == Some(to) && m.child_text(ns::CLIENT, "body").as_deref() == Some(body)
+        })
+        .and_then(|m| m.child(message::SID, "stanza-id"))
+        .and_then(|s| s.attr("id"))
+        .expect("a stanza-id")
+        .to_owned()
+}
+
+/// The discussion history `to` got on entering, as it goes on the wire
+/// (attribute order aside).
+fn history_of(out: &[Element], to: &str) -> Vec<Element> {
+    out.iter()
+        .filter(|m| {
+            m.name == "message" && m.attr("to") == Some(to) && m.child(ns::DELAY, "delay").is_some()
+        })
+        .map(|m| parse(&m.to_xml()))
+        .collect()
+}
+
+/// A persistent room's history comes back from its archive after a
+/// restart (as Prosody's mod_muc_mam): the same stanzas a joiner got
+/// before it (delay from the room, the occupant JID, occupant id and
+/// stanza-id), the moderated message left out; stanzas wait for both the
+/// room and its history.
+#[test]
+fn history_survives_a_restart_from_the_archive() {
+    let mut store = MemoryStore::new();
+    let live = {
+        let mut h = restarted(1);
+        join(&mut h, &mut store, ALICE, ROOM, "Alice");
+        configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            &[("muc#roomconfig_persistentroom", "1")],
+        );
+        say(&mut h, &mut store, ALICE, "one");
+        let out = say(&mut h, &mut store, ALICE, "spam");
+        let spam = stanza_id_of(&out, ALICE, "spam");
+        say(&mut h, &mut store, ALICE, "two");
+        let out = iq(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            "set",
+            &format!("<moderate xmlns='urn:xmpp:message-moderate:1' id='{spam}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate>"),
+        );
+        assert_eq!(error_of(&out), None);
+        let out = join(&mut h, &mut store, CAROL, ROOM, "Carol");
+        history_of(&out, CAROL)
+    };
+    let bodies: Vec<String> = live
+        .iter()
+        .filter_map(|m| m.child_text(ns::CLIENT, "body"))
+        .collect();
+    assert_eq!(bodies, ["one", "two"]);
+
+    let mut h = restarted(2);
+    h.routed(
+        0,
+        parse(&format!(
+            "<presence xmlns='jabber:client' from='{CAROL}' to='{ROOM}/Carol'/>"
+        )),
+    );
+    // The room's document, then its archive; nothing leaves before both.
+    for want in ["LoadBlob", "QueryArchive"] {
+        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+        assert!(!outs.iter().any(|o| matches!(o, HubOutput::Route(_))));
+        let mut asked = Vec::new();
+        for o in outs {
+            if let HubOutput::Storage { id, request } = o {
+                asked.push(format!("{request:?}"));
+                let r = store.execute(request);
+                h.handle_storage(0, id, r);
+            }
+        }
+        assert!(
+            asked.iter().any(|r| r.starts_with(want)),
+            "{want} expected: {asked:?}"
+        );
+    }
+    let out = drive(&mut h, &mut store);
+    assert_eq!(history_of(&out, CAROL), live, "the same stanzas as live");
+}
+
+/// The history read back keeps the newest `max_history_messages`.
+#[test]
+fn history_from_the_archive_keeps_the_newest() {
+    let mut store = MemoryStore::new();
+    let settings = Settings {
+        max_history_messages: 3,
+        ..Settings::default()
+    };
+    let live = {
+        let mut h = hub_with(settings.clone());
+        join(&mut h, &mut store, ALICE, ROOM, "Alice");
+        configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            &[("muc#roomconfig_persistentroom", "1")],
+        );
+        for i in 0..5 {
+            say(&mut h, &mut store, ALICE, &format!("m{i}"));
+        }
+        history_of(&join(&mut h, &mut store, BOB, ROOM, "Bob"), BOB)
+    };
+    assert_eq!(live.len(), 3);
+    let mut h = hub_with(settings);
+    let out = join(&mut h, &mut store, BOB, ROOM, "Bob");
+    assert_eq!(history_of(&out, BOB), live);
+    // A room without an archive reads none.
+    let mut h = hub();
+    join(
+        &mut h,
+        &mut store,
+        ALICE,
+        "quiet@conference.localhost",
+        "Alice",
+    );
+    configure(
+        &mut h,
+        &mut store,
+        ALICE,
+        "quiet@conference.localhost",
+        &[
+            ("muc#roomconfig_persistentroom", "1"),
+            ("muc#roomconfig_enablelogging", "0"),
+        ],
+    );
+    send(&mut h, &mut store, &format!("<message xmlns='jabber:client' type='groupchat' from='{ALICE}' to='quiet@conference.localhost'><body>unlogged</body></message>"));
+    let mut h = hub();
+    h.routed(
+        0,
+        parse(&format!(
+            "<presence xmlns='jabber:client' from='{BOB}' to='quiet@conference.localhost/Bob'/>"
+        )),
+    );
+    let mut asked = Vec::new();
+    loop {
+        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+        if outs.is_empty() {
+            break;
+        }
+        for o in outs {
+            if let HubOutput::Storage { id, request } = o {
+                asked.push(format!("{request:?}"));
+                let r = store.execute(request);
+                h.handle_storage(0, id, r);
+            }
+        }
+    }
+    assert!(
+        !asked.iter().any(|r| r.starts_with("QueryArchive")),
+        "{asked:?}"
+    );
+}
