@@ -645,13 +645,40 @@ async def test_persistent_room_survives_restart(own_muc_server, xmpp):
     await muc(alice).set_affiliation(room, "member", jid=slixmpp.JID(b.jid), timeout=WAIT)
     muc(alice).set_subject(room, "kept subject")
     await alice.wait_for("muc_message", lambda m: m["subject"] == "kept subject", desc="subject")
+    # Bob's occupant id (XEP-0421) and the messages of the discussion
+    # before the restart.
+    bob0 = await online(xmpp, srv, b, "bob0")
+    pres, *_ = await join(bob0, room, "Bob", maxstanzas=0)
+    bob_ids = occupant_ids(pres)
+    assert len(bob_ids) == 1 and bob_ids[0], str(pres)
+    bodies = [f"before the restart {i}" for i in range(3)]
+    for body in bodies:
+        alice.xmpp.send_message(mto=room, mbody=body, mtype="groupchat")
+    sent = [await groupchat(alice, room, body) for body in bodies]
+    alice_ids = occupant_ids(sent[0])
+    sids = [[e.get("id") for e in m.xml.findall(f"{{{SID}}}stanza-id") if e.get("by") == room]
+            for m in sent]
+    await bob0.close()
     await alice.close()
 
     await asyncio.to_thread(srv.restart)
 
     bob = await online(xmpp, srv, b, "bob")
-    pres, subject, _, _ = await join(bob, room, "Bob")
+    pres, subject, _, history = await join(bob, room, "Bob")
     assert item(pres).get("affiliation") == "member", str(pres)
+    # XEP-0421 §3: the same occupant id after the restart.
+    assert occupant_ids(pres) == bob_ids, f"occupant id {occupant_ids(pres)} != {bob_ids}"
+    # The discussion history comes back from the room's archive, as live
+    # history looks: delayed by the room, from the occupant JID, with the
+    # author's occupant id and the room's stanza-id.
+    assert [h["body"] for h in history] == bodies, [str(h) for h in history]
+    for h, sid in zip(history, sids):
+        assert str(h["from"]) == f"{room}/Alice", str(h)
+        delay = h.xml.find("{urn:xmpp:delay}delay")
+        assert delay is not None and delay.get("from") == room, str(h)
+        assert occupant_ids(h) == alice_ids, str(h)
+        assert [e.get("id") for e in h.xml.findall(f"{{{SID}}}stanza-id")
+                if e.get("by") == room] == sid, str(h)
     carol = await online(xmpp, srv, c, "carol")
     assert await join_refused(carol, room, "Carol") == ("auth", "registration-required")
     info = await bob.xmpp.plugin["xep_0030"].get_info(jid=room, timeout=WAIT)

@@ -69,6 +69,9 @@ const PARKED_MAX: usize = 256;
 const ABSENT_MAX: usize = 100_000;
 /// Stored rooms the listing reads.
 const LISTING_MAX: usize = 256;
+/// Moderation requests waiting for the archive at once; beyond it they
+/// are refused (`resource-constraint`).
+const MODERATIONS_MAX: usize = 256;
 
 /// A read stanzas wait for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -94,6 +97,9 @@ pub struct Muc {
     loading: HashMap<RequestId, Load>,
     /// Stanzas waiting for them, with their service domain.
     parked: HashMap<Load, Vec<(String, Element)>>,
+    /// Moderation requests (XEP-0425) waiting for the archived message
+    /// they name, with their service domain.
+    moderations: HashMap<RequestId, (String, Element)>,
     /// Rooms read whose history is being read from their archive
     /// ([`recall`]), by that read; stanzas to them stay parked meanwhile.
     recalling: HashMap<RequestId, Room>,
@@ -126,6 +132,7 @@ impl Muc {
             told: HashMap::new(),
             loading: HashMap::new(),
             parked: HashMap::new(),
+            moderations: HashMap::new(),
             recalling: HashMap::new(),
             absent: HashSet::new(),
             tombstones: HashMap::new(),
@@ -282,21 +289,25 @@ impl Module for Muc {
             }
             return Flow::Handled;
         } else if let Some(req) = retract::parse(iq).filter(|_| !get) {
-            let logged = room.config.logging;
-            let archive_id = logged.then(|| self.ids.next(env.now, cx.entropy()));
-            let sid = match archive_id {
-                Some(a) => a.to_string(),
-                None => cx.entropy().hex_id(12),
-            };
-            match room.retract(&env, &full, &req, &sid) {
-                Ok(out) => {
-                    if let (Some(a), Some(sent)) = (archive_id, out.first()) {
-                        cx.commit(archive::append(&room_jid, a, sent));
-                    }
-                    answer(cx, None);
-                    send_all(cx, out);
+            if let Err(cond) = room.may_moderate(&full) {
+                cx.route(refuse(iq, cond, &room_jid));
+                return Flow::Handled;
+            }
+            // A logged message no longer in the history is read first:
+            // its tombstone keeps who said it.
+            let read = req
+                .archive_id()
+                .filter(|_| room.config.logging && !room.in_history(req.id()));
+            match read {
+                Some(_) if self.moderations.len() >= MODERATIONS_MAX => {
+                    cx.route(refuse(iq, StanzaError::ResourceConstraint, &room_jid));
                 }
-                Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+                Some(id) => {
+                    let rid = cx.request(retract::read(&room_jid, id));
+                    self.moderations
+                        .insert(rid, (domain.to_owned(), iq.clone()));
+                }
+                None => self.moderate(cx, &room_jid, iq, None),
             }
             return Flow::Handled;
         } else if q.is(register::REGISTER, "query") {
@@ -407,6 +418,27 @@ impl Module for Muc {
         if let Some(waiting) = self.archive_queries.remove(&id) {
             return send_all(cx, archive::answer(waiting, result));
         }
+        if let Some((domain, iq)) = self.moderations.remove(&id) {
+            let archived = match result {
+                StorageResult::ArchivePage(page) => page.items.into_iter().next().and_then(|m| {
+                    Element::parse_with_limits(m.stanza.as_bytes(), &crate::xml::Limits::stored())
+                        .ok()
+                }),
+                StorageResult::NotFound => None,
+                other => {
+                    tracing::error!(?other, "reading a moderated message failed");
+                    return cx.route(refuse(&iq, StanzaError::InternalServerError, &domain));
+                }
+            };
+            let room_jid = iq
+                .attr("to")
+                .and_then(|t| Jid::parse(t).ok())
+                .map(|j| j.bare_str());
+            if let Some(room_jid) = room_jid {
+                self.moderate(cx, &room_jid, &iq, archived.as_ref());
+            }
+            return;
+        }
         if let Some(mut room) = self.recalling.remove(&id) {
             match result {
                 StorageResult::ArchivePage(page) => recall::fill(&mut room, &self.settings, &page),
@@ -508,6 +540,53 @@ fn moderation_done(payload: Option<Element>) -> moderation::Done {
 }
 
 impl Muc {
+    /// Carry out the moderation request `iq` to `room_jid` (XEP-0425),
+    /// `archived` being the message as the room archive holds it, when
+    /// read: the tombstone replaces it and the announcement is archived
+    /// before the result and the announcement leave.
+    fn moderate(
+        &mut self,
+        cx: &mut Context<'_>,
+        room_jid: &str,
+        iq: &Element,
+        archived: Option<&Element>,
+    ) {
+        let (Some(req), Some((full, _))) = (retract::parse(iq), sender(iq)) else {
+            return;
+        };
+        let settings = Arc::clone(&self.settings);
+        let env = Env {
+            now: cx.now(),
+            settings: &settings,
+        };
+        let Some(room) = self.rooms.get_mut(room_jid) else {
+            return cx.route(refuse(iq, StanzaError::ItemNotFound, room_jid));
+        };
+        let logged = room.config.logging;
+        let archive_id = logged.then(|| self.ids.next(env.now, cx.entropy()));
+        let sid = match archive_id {
+            Some(a) => a.to_string(),
+            None => cx.entropy().hex_id(12),
+        };
+        match room.retract(&env, &full, &req, &sid, archived) {
+            Ok(done) => {
+                if let Some(id) = req.archive_id().filter(|_| logged) {
+                    cx.commit(StorageRequest::ReplaceArchived {
+                        account: archive::owner(room_jid),
+                        id,
+                        stanza: done.tombstone.to_xml(),
+                    });
+                }
+                if let (Some(a), Some(sent)) = (archive_id, done.out.first()) {
+                    cx.commit(archive::append(room_jid, a, sent));
+                }
+                cx.route(iq_result(iq));
+                send_all(cx, done.out);
+            }
+            Err(cond) => cx.route(refuse(iq, cond, room_jid)),
+        }
+    }
+
     /// Handle the stanzas that waited for a read.
     fn resume(&mut self, cx: &mut Context<'_>, waiting: Vec<(String, Element)>) {
         for (domain, s) in waiting {

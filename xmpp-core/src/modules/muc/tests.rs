@@ -773,3 +773,116 @@ fn history_from_the_archive_keeps_the_newest() {
         "{asked:?}"
     );
 }
+
+/// The archived message named by `id` in `ROOM`'s archive.
+fn archived(store: &mut MemoryStore, id: &str) -> Option<String> {
+    let id = crate::archive::ArchiveId::parse(id)?;
+    match store.execute(retract::read(ROOM, id)) {
+        StorageResult::ArchivePage(p) => p.items.into_iter().next().map(|m| m.stanza),
+        _ => None,
+    }
+}
+
+fn moderate(h: &mut Hub, store: &mut MemoryStore, id: &str) -> Vec<Element> {
+    iq(
+        h,
+        store,
+        ALICE,
+        ROOM,
+        "set",
+        &format!("<moderate xmlns='urn:xmpp:message-moderate:1' id='{id}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate>"),
+    )
+}
+
+/// XEP-0425 §6: a message no longer in the history is read from the
+/// archive and replaced by its tombstone there; an id the archive does
+/// not hold is item-not-found; moderations waiting for the archive are
+/// bounded.
+#[test]
+fn moderation_leaves_a_tombstone_in_the_archive() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        max_history_messages: 1,
+        ..Settings::default()
+    });
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    configure(
+        &mut h,
+        &mut store,
+        ALICE,
+        ROOM,
+        &[("muc#roomconfig_persistentroom", "1")],
+    );
+    join(&mut h, &mut store, BOB, ROOM, "Bob");
+    let out = say(&mut h, &mut store, BOB, "old");
+    let old = stanza_id_of(&out, BOB, "old");
+    say(&mut h, &mut store, BOB, "new");
+    assert!(archived(&mut store, &old).is_some_and(|s| s.contains("<body>old</body>")));
+    // "old" left the history (it keeps one message): read, then replaced.
+    let out = moderate(&mut h, &mut store, &old);
+    assert_eq!(error_of(&out), None);
+    assert!(out
+        .iter()
+        .any(|e| e.name == "iq" && e.attr("type") == Some("result")));
+    let tomb = parse(&archived(&mut store, &old).expect("still archived"));
+    assert_eq!(tomb.child(ns::CLIENT, "body"), None, "the body is gone");
+    assert_eq!(tomb.attr("from"), Some("keep@conference.localhost/Bob"));
+    assert!(tomb.child(occupant_id::NS, "occupant-id").is_some());
+    let retracted = tomb
+        .child(retract::RETRACT_1, "retracted")
+        .expect("a tombstone");
+    assert_eq!(
+        retracted
+            .child(retract::MODERATE_1, "moderated")
+            .and_then(|m| m.attr("by")),
+        Some("keep@conference.localhost/Alice")
+    );
+    // Again: a tombstone is nothing to moderate.
+    let out = moderate(&mut h, &mut store, &old);
+    assert_eq!(error_of(&out).as_deref(), Some("item-not-found"));
+    // An id of ours the archive never held.
+    let unknown = crate::archive::ArchiveId::first_at(1).to_string();
+    let out = moderate(&mut h, &mut store, &unknown);
+    assert_eq!(error_of(&out).as_deref(), Some("item-not-found"));
+    // A participant may not, and is told so before any read.
+    h.routed(0, parse(&format!("<iq xmlns='jabber:client' type='set' id='q' from='{BOB}' to='{ROOM}'><moderate xmlns='urn:xmpp:message-moderate:1' id='{old}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>")));
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert!(!outs.iter().any(|o| matches!(o, HubOutput::Storage { .. })));
+    let refused: Vec<Element> = outs
+        .into_iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(error_of(&refused).as_deref(), Some("forbidden"));
+
+    // At most 256 wait for the archive; the next is refused.
+    for _ in 0..256 {
+        h.routed(0, parse(&format!("<iq xmlns='jabber:client' type='set' id='q' from='{ALICE}' to='{ROOM}'><moderate xmlns='urn:xmpp:message-moderate:1' id='{old}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>")));
+    }
+    let waiting: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert_eq!(
+        waiting
+            .iter()
+            .filter(|o| matches!(o, HubOutput::Storage { .. }))
+            .count(),
+        256
+    );
+    let out = moderate(&mut h, &mut store, &old);
+    assert_eq!(error_of(&out).as_deref(), Some("resource-constraint"));
+    for o in waiting {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let out = drive(&mut h, &mut store);
+    assert_eq!(
+        out.iter()
+            .filter(|e| e.attr("type") == Some("error"))
+            .count(),
+        256,
+        "each answered once read"
+    );
+}
