@@ -460,6 +460,8 @@ enum Op {
         limit: u64,
     },
     Recreate(usize),
+    /// A message made a tombstone (account, id index as for queries).
+    Replace(usize, usize),
     /// Appends of several accounts in one group commit (`execute_batch`):
     /// (account, with, kind) with [`AppendKind`] as `kind`.
     Batch(Vec<(usize, usize, u8)>),
@@ -509,6 +511,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..3).prop_map(Op::Metadata),
         1 => (0u64..40, proptest::option::of(0usize..3), 1u64..5).prop_map(|(before, from, limit)| Op::Purge { before, from, limit }),
         1 => (0usize..3).prop_map(Op::Recreate),
+        2 => (0usize..3, 0usize..64).prop_map(|(account, id)| Op::Replace(account, id)),
         3 => proptest::collection::vec((0usize..3, 0usize..6, any::<u8>()), 1..12).prop_map(Op::Batch),
     ]
 }
@@ -629,6 +632,11 @@ fn request(
         },
         Op::Recreate(a) => Req::DeleteAccount {
             account: ACCOUNTS[*a].into(),
+        },
+        Op::Replace(a, i) => Req::ReplaceArchived {
+            account: ACCOUNTS[*a].into(),
+            id: pick(known, unknown, *i),
+            stanza: format!("<message xmlns='jabber:client'><retracted n='{i}'/></message>"),
         },
     }
 }
