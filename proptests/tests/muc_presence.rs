@@ -7,6 +7,7 @@
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use xmpp_core::modules::muc::config::RoomConfig;
+use xmpp_core::modules::muc::occupant_id::Secret;
 use xmpp_core::modules::muc::protocol::USER;
 use xmpp_core::modules::muc::room::{Env, Room};
 use xmpp_core::modules::muc::settings::Settings;
@@ -112,8 +113,8 @@ proptest! {
     #[test]
     fn presence_state_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
         let settings = Settings::default();
-        let env = Env { now: 0, settings: &settings, secret: b"k" };
-        let mut room = Room::new(ROOM, &bare(0), RoomConfig::default());
+        let env = Env { now: 0, settings: &settings };
+        let mut room = Room::new(ROOM, &bare(0), RoomConfig::default(), Secret::from_bytes(b"k"));
         room.locked = false;
         let mut model = Model::new();
         let mut views: HashMap<String, BTreeSet<String>> = HashMap::new();

@@ -3,8 +3,10 @@ xep_0045, xep_0249, xep_0313, xep_0410, xep_0004, xep_0030): a three-user
 room with history on join and a subject, nick change (303), kick (307),
 ban (301) and the outcast refused, members-only (registration-required)
 and password (not-authorized) rooms, MUC MAM paging on the room JID,
+XEP-0425 moderation leaving a tombstone in the room archive,
 self-ping (XEP-0410), mediated and direct invitations, a persistent room
-surviving a restart, an occupant whose client disappears leaving the room,
+surviving a restart (with its occupant ids and, from its archive, its
+history), an occupant whose client disappears leaving the room,
 and hostile input (huge nick and subject, many rooms) with the server's RSS.
 
 Written against the protocol and proven against Prosody 0.12 first:
@@ -548,6 +550,52 @@ async def test_room_archive_pages_on_the_room_jid(muc_server, xmpp):
     assert [b for _, b, _ in got] == bodies[-10:]
 
 
+MODERATE = "urn:xmpp:message-moderate:1"
+RETRACT = "urn:xmpp:message-retract:1"
+
+
+@pytest.mark.asyncio
+async def test_moderated_message_leaves_a_tombstone_in_the_room_archive(muc_server, xmpp):
+    """XEP-0425 (0.3): a moderator retracts a message by the room's
+    stanza-id; everyone is told; a MAM query on the room then returns, under
+    the same id, a tombstone without the body (§6), and a new joiner's
+    history no longer has it."""
+    srv = muc_server
+    room = new_room(srv)
+    alice = await online(xmpp, srv, srv.new_account("moderator"), "alice")
+    bob = await online(xmpp, srv, srv.new_account("spammer"), "bob")
+    carol = await online(xmpp, srv, srv.new_account("reader"), "carol")
+    await create(alice, room, "Alice", persistentroom="1")
+    await join(bob, room, "Bob")
+    for body in ("spam", "fine"):
+        bob.xmpp.send_message(mto=room, mbody=body, mtype="groupchat")
+    spam, _fine = [await groupchat(alice, room, body) for body in ("spam", "fine")]
+    spam_id = [e.get("id") for e in spam.xml.findall(f"{{{SID}}}stanza-id") if e.get("by") == room][0]
+
+    iq = alice.xmpp.make_iq_set(ito=room)
+    iq.append(ET.fromstring(
+        f"<moderate xmlns='{MODERATE}' id='{spam_id}'><retract xmlns='{RETRACT}'/>"
+        f"<reason>spam</reason></moderate>"))
+    await iq.send(timeout=WAIT)
+    told = await bob.wait_for(
+        "muc_message", lambda m: m.xml.find(f"{{{RETRACT}}}retract") is not None,
+        desc="the moderation announcement")
+    assert told.xml.find(f"{{{RETRACT}}}retract").get("id") == spam_id, str(told)
+
+    got, _fin = await room_mam_page(carol, room, "after-moderation", "<max>10</max>")
+    assert [(i, body) for i, body, _ in got][:2] == [(spam_id, None), (got[1][0], "fine")], got
+    tomb = next(m for m in carol.mam_results
+                if m.xml.find(f"{{{MAM}}}result").get("id") == spam_id)
+    archived = tomb.xml.find(f"{{{MAM}}}result/{{{FWD}}}forwarded/{{{CLIENT}}}message")
+    retracted = archived.find(f"{{{RETRACT}}}retracted")
+    assert retracted is not None, ET.tostring(archived)
+    assert retracted.find(f"{{{MODERATE}}}moderated").get("by") == f"{room}/Alice", ET.tostring(archived)
+    assert archived.get("from") == f"{room}/Bob", ET.tostring(archived)
+
+    _, _, _, history = await join(carol, room, "Carol")
+    assert [h["body"] for h in history] == ["fine"], [str(h) for h in history]
+
+
 @pytest.mark.asyncio
 async def test_self_ping(muc_server, xmpp):
     srv = muc_server
@@ -645,13 +693,48 @@ async def test_persistent_room_survives_restart(own_muc_server, xmpp):
     await muc(alice).set_affiliation(room, "member", jid=slixmpp.JID(b.jid), timeout=WAIT)
     muc(alice).set_subject(room, "kept subject")
     await alice.wait_for("muc_message", lambda m: m["subject"] == "kept subject", desc="subject")
+    # Bob's occupant id (XEP-0421) and the messages of the discussion
+    # before the restart.
+    bob0 = await online(xmpp, srv, b, "bob0")
+    pres, *_ = await join(bob0, room, "Bob", maxstanzas=0)
+    bob_ids = occupant_ids(pres)
+    assert len(bob_ids) == 1 and bob_ids[0], str(pres)
+    bodies = [f"before the restart {i}" for i in range(3)]
+    for body in bodies:
+        alice.xmpp.send_message(mto=room, mbody=body, mtype="groupchat")
+    sent = [await groupchat(alice, room, body) for body in bodies]
+    alice_ids = occupant_ids(sent[0])
+    sids = [[e.get("id") for e in m.xml.findall(f"{{{SID}}}stanza-id") if e.get("by") == room]
+            for m in sent]
+    # A moderated message (XEP-0425) does not come back.
+    alice.xmpp.send_message(mto=room, mbody="moderated before the restart", mtype="groupchat")
+    spam = await groupchat(alice, room, "moderated before the restart")
+    spam_id = [e.get("id") for e in spam.xml.findall(f"{{{SID}}}stanza-id") if e.get("by") == room][0]
+    iq = alice.xmpp.make_iq_set(ito=room)
+    iq.append(ET.fromstring(
+        f"<moderate xmlns='{MODERATE}' id='{spam_id}'><retract xmlns='{RETRACT}'/></moderate>"))
+    await iq.send(timeout=WAIT)
+    await bob0.close()
     await alice.close()
 
     await asyncio.to_thread(srv.restart)
 
     bob = await online(xmpp, srv, b, "bob")
-    pres, subject, _, _ = await join(bob, room, "Bob")
+    pres, subject, _, history = await join(bob, room, "Bob")
     assert item(pres).get("affiliation") == "member", str(pres)
+    # XEP-0421 §3: the same occupant id after the restart.
+    assert occupant_ids(pres) == bob_ids, f"occupant id {occupant_ids(pres)} != {bob_ids}"
+    # The discussion history comes back from the room's archive, as live
+    # history looks: delayed by the room, from the occupant JID, with the
+    # author's occupant id and the room's stanza-id.
+    assert [h["body"] for h in history] == bodies, [str(h) for h in history]
+    for h, sid in zip(history, sids):
+        assert str(h["from"]) == f"{room}/Alice", str(h)
+        delay = h.xml.find("{urn:xmpp:delay}delay")
+        assert delay is not None and delay.get("from") == room, str(h)
+        assert occupant_ids(h) == alice_ids, str(h)
+        assert [e.get("id") for e in h.xml.findall(f"{{{SID}}}stanza-id")
+                if e.get("by") == room] == sid, str(h)
     carol = await online(xmpp, srv, c, "carol")
     assert await join_refused(carol, room, "Carol") == ("auth", "registration-required")
     info = await bob.xmpp.plugin["xep_0030"].get_info(jid=room, timeout=WAIT)

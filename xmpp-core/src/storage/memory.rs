@@ -410,6 +410,24 @@ impl MemoryStore {
                     None => StorageResult::NotFound,
                 }
             }
+            StorageRequest::ReplaceArchived {
+                account,
+                id,
+                stanza,
+            } => {
+                let archive = if is_service_owner(&account) {
+                    self.service_archives.get_mut(&account)
+                } else {
+                    self.accounts.get_mut(&account).map(|a| &mut a.archive)
+                };
+                match archive.and_then(|a| a.get_mut(&id)) {
+                    Some(m) => {
+                        m.stanza = stanza;
+                        StorageResult::Done
+                    }
+                    None => StorageResult::NotFound,
+                }
+            }
             StorageRequest::QueryArchive { account, query } => {
                 match archive::run_query(&self.archive_of(&account), &query) {
                     Ok(page) => StorageResult::ArchivePage(page),

@@ -16,7 +16,7 @@ pub fn is_service_owner(owner: &str) -> bool {
     !owner.contains('@')
 }
 
-use crate::archive::{ArchiveBounds, ArchivePage, ArchiveQuery, ArchivedMessage};
+use crate::archive::{ArchiveBounds, ArchiveId, ArchivePage, ArchiveQuery, ArchivedMessage};
 use crate::sasl::StoredCredentials;
 use crate::time::Millis;
 
@@ -203,6 +203,16 @@ pub enum StorageRequest {
         account: String,
         message: ArchivedMessage,
     },
+    /// Replace the stanza of the archived message `id`, keeping its id
+    /// (and so its time and place) and its `with`: a retracted message
+    /// becomes a tombstone (XEP-0424, XEP-0425), so queries no longer
+    /// return what it said. `NotFound` when the account or the message is
+    /// unknown (never archived, or already gone by retention).
+    ReplaceArchived {
+        account: String,
+        id: ArchiveId,
+        stanza: String,
+    },
     /// Run an archive query. Answer: [`StorageResult::ArchivePage`], or
     /// `NotFound` when an id the query names is not in the archive.
     QueryArchive {
@@ -238,6 +248,7 @@ impl StorageRequest {
             StorageRequest::AppendArchive { message, .. } => {
                 message.with.len() + message.stanza.len()
             }
+            StorageRequest::ReplaceArchived { stanza, .. } => stanza.len(),
             StorageRequest::LoadBlob { key, .. } => key.len(),
             StorageRequest::ListBlobs { prefix, after, .. } => {
                 prefix.len() + after.as_ref().map_or(0, String::len)
@@ -266,6 +277,7 @@ impl StorageRequest {
             | StorageRequest::ListBlobs { account, .. }
             | StorageRequest::StoreBlob { account, .. }
             | StorageRequest::AppendArchive { account, .. }
+            | StorageRequest::ReplaceArchived { account, .. }
             | StorageRequest::QueryArchive { account, .. }
             | StorageRequest::ArchiveMetadata { account } => account,
             StorageRequest::PurgeArchive { .. } => return None,

@@ -301,6 +301,80 @@ fn service_archives_on_every_backend() {
     service_archives(&RedbBackend::open(redb.path()).expect("redb"));
 }
 
+/// A retracted message becomes a tombstone in place: same id, time,
+/// `with` (the with-index and counts unchanged), the new stanza served;
+/// an unknown message or account is `NotFound`.
+pub fn replaced_messages<B: Backend>(b: &B) {
+    let room = "conference.example.com/room";
+    let mut gen = IdGenerator::new(Entropy::from_u64(4));
+    let (first, second) = (gen.next(5_000), gen.next(5_001));
+    for (id, body) in [(first, "spam"), (second, "fine")] {
+        let m = msg(id, "room@conference.example.com/bob", body);
+        assert_eq!(
+            b.execute(Req::AppendArchive {
+                account: room.into(),
+                message: m
+            }),
+            Res::Done
+        );
+    }
+    let tombstone = "<message xmlns='jabber:client'><retracted/></message>".to_owned();
+    assert_eq!(
+        b.execute(Req::ReplaceArchived {
+            account: room.into(),
+            id: first,
+            stanza: tombstone.clone()
+        }),
+        Res::Done
+    );
+    let by_bob = ArchiveFilter {
+        with: Some(WithJid::new("room@conference.example.com")),
+        ..ArchiveFilter::default()
+    };
+    let p = page(b, room, query(by_bob, 10));
+    assert_eq!(p.count, Some(2));
+    assert_eq!(
+        p.items,
+        vec![
+            ArchivedMessage {
+                id: first,
+                with: "room@conference.example.com/bob".into(),
+                stanza: tombstone.clone()
+            },
+            msg(second, "room@conference.example.com/bob", "fine")
+        ]
+    );
+    let unknown = gen.next(5_002);
+    for (account, id) in [(room, unknown), ("conference.example.com/none", first)] {
+        assert_eq!(
+            b.execute(Req::ReplaceArchived {
+                account: account.into(),
+                id,
+                stanza: tombstone.clone()
+            }),
+            Res::NotFound
+        );
+    }
+    assert_eq!(
+        b.execute(Req::ReplaceArchived {
+            account: "nobody@example.com".into(),
+            id: first,
+            stanza: tombstone
+        }),
+        Res::NotFound,
+        "an unknown account"
+    );
+}
+
+#[test]
+fn replaced_messages_on_every_backend() {
+    replaced_messages(&MemoryBackend::new());
+    let sled = tempfile::tempdir().expect("tempdir");
+    replaced_messages(&SledBackend::open(sled.path()).expect("sled"));
+    let redb = tempfile::tempdir().expect("tempdir");
+    replaced_messages(&RedbBackend::open(redb.path()).expect("redb"));
+}
+
 #[test]
 fn memory_archive() {
     archive_requests(&MemoryBackend::new());
@@ -386,6 +460,8 @@ enum Op {
         limit: u64,
     },
     Recreate(usize),
+    /// A message made a tombstone (account, id index as for queries).
+    Replace(usize, usize),
     /// Appends of several accounts in one group commit (`execute_batch`):
     /// (account, with, kind) with [`AppendKind`] as `kind`.
     Batch(Vec<(usize, usize, u8)>),
@@ -435,6 +511,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..3).prop_map(Op::Metadata),
         1 => (0u64..40, proptest::option::of(0usize..3), 1u64..5).prop_map(|(before, from, limit)| Op::Purge { before, from, limit }),
         1 => (0usize..3).prop_map(Op::Recreate),
+        2 => (0usize..3, 0usize..64).prop_map(|(account, id)| Op::Replace(account, id)),
         3 => proptest::collection::vec((0usize..3, 0usize..6, any::<u8>()), 1..12).prop_map(Op::Batch),
     ]
 }
@@ -555,6 +632,11 @@ fn request(
         },
         Op::Recreate(a) => Req::DeleteAccount {
             account: ACCOUNTS[*a].into(),
+        },
+        Op::Replace(a, i) => Req::ReplaceArchived {
+            account: ACCOUNTS[*a].into(),
+            id: pick(known, unknown, *i),
+            stanza: format!("<message xmlns='jabber:client'><retracted n='{i}'/></message>"),
         },
     }
 }

@@ -549,6 +549,11 @@ fn write(t: &mut WriteTables<'_>, req: StorageRequest) -> Result<StorageResult, 
         StorageRequest::AppendArchive { account, message } => {
             archive::append(t, &account, &message)
         }
+        StorageRequest::ReplaceArchived {
+            account,
+            id,
+            stanza,
+        } => archive::replace(t, &account, id, &stanza),
         StorageRequest::PurgeArchive {
             before,
             from,

@@ -447,6 +447,14 @@ impl SledBackend {
                     .unwrap_or(StorageResult::Done);
                 self.durable(result, flush)
             }
+            StorageRequest::ReplaceArchived {
+                account,
+                id,
+                stanza,
+            } => {
+                let result = self.replace_archived(&account, id, &stanza)?;
+                self.durable(result, flush)
+            }
             StorageRequest::QueryArchive { account, query } => self.query_archive(&account, &query),
             StorageRequest::ArchiveMetadata { account } => self.archive_metadata(&account),
             StorageRequest::PurgeArchive {

@@ -78,19 +78,25 @@ impl History {
         }
     }
 
-    /// Drop the messages `pred` picks: whether any was.
-    pub fn remove_where(&mut self, mut pred: impl FnMut(&Element) -> bool) -> bool {
-        let before = self.entries.len();
-        let mut freed = 0;
-        self.entries.retain(|e| {
-            let drop = pred(&e.stanza);
-            if drop {
-                freed += e.bytes;
+    /// Drop the messages `pred` picks, returning them.
+    pub fn take_where(&mut self, mut pred: impl FnMut(&Element) -> bool) -> Vec<Element> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.entries.len());
+        for e in self.entries.drain(..) {
+            if pred(&e.stanza) {
+                self.bytes -= e.bytes;
+                taken.push(e.stanza);
+            } else {
+                kept.push_back(e);
             }
-            !drop
-        });
-        self.bytes -= freed;
-        self.entries.len() != before
+        }
+        self.entries = kept;
+        taken
+    }
+
+    /// Whether a message `pred` picks is kept.
+    pub fn any(&self, mut pred: impl FnMut(&Element) -> bool) -> bool {
+        self.entries.iter().any(|e| pred(&e.stanza))
     }
 
     /// Messages kept.

@@ -63,7 +63,7 @@ impl Room {
             bare: bare.to_owned(),
             sessions: [(full.to_owned(), own)].into_iter().collect(),
             role: default_role(aff, self.config.moderated),
-            id: super::occupant_id::derive(env.secret, &self.jid, bare),
+            id: self.secret.derive(&self.jid, bare),
         };
         self.occupants.insert(nick.to_owned(), o);
         self.by_jid.insert(full.to_owned(), nick.to_owned());

@@ -74,13 +74,7 @@ impl Room {
     }
 
     /// A private message from the session `full` to the occupant `nick`.
-    pub fn private(
-        &self,
-        env: &Env<'_>,
-        full: &str,
-        nick: &str,
-        message: &Element,
-    ) -> Result<Out, StanzaError> {
+    pub fn private(&self, full: &str, nick: &str, message: &Element) -> Result<Out, StanzaError> {
         let o = self.occupant_of(full).ok_or(StanzaError::NotAcceptable)?;
         if message.attr("type") == Some("groupchat") {
             return Err(StanzaError::BadRequest);
@@ -100,10 +94,8 @@ impl Room {
         m.remove_children(USER, "x");
         m.remove_children(super::occupant_id::NS, "occupant-id");
         let m = m.with_child(Element::new(USER, "x")).with_child(
-            Element::new(super::occupant_id::NS, "occupant-id").with_attr(
-                "id",
-                super::occupant_id::derive(env.secret, &self.jid, &o.bare),
-            ),
+            Element::new(super::occupant_id::NS, "occupant-id")
+                .with_attr("id", self.secret.derive(&self.jid, &o.bare)),
         );
         Ok(target
             .jids()

@@ -20,7 +20,8 @@
 //!
 //! Files by concept: [`permissions`] (§5 as pure functions), [`config`]
 //! (the forms), [`room`] and [`occupant`] (state), `join`, `message`,
-//! `moderation` (what each flow does to a room), [`history`], `disco`,
+//! `moderation` (what each flow does to a room), [`history`] (refilled
+//! from the archive when a stored room is read: [`recall`]), `disco`,
 //! [`settings`] (the budgets).
 
 pub mod archive;
@@ -34,6 +35,7 @@ pub mod occupant;
 pub mod occupant_id;
 pub mod permissions;
 pub mod protocol;
+pub mod recall;
 mod register;
 pub mod relay;
 mod retract;
@@ -68,6 +70,9 @@ const PARKED_MAX: usize = 256;
 const ABSENT_MAX: usize = 100_000;
 /// Stored rooms the listing reads.
 const LISTING_MAX: usize = 256;
+/// Moderation requests waiting for the archive at once; beyond it they
+/// are refused (`resource-constraint`).
+const MODERATIONS_MAX: usize = 256;
 
 /// A read stanzas wait for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,12 +94,16 @@ pub struct Muc {
     listed: BTreeMap<String, String>,
     /// What this partition last told about its rooms' listing.
     told: HashMap<String, String>,
-    /// The XEP-0421 secret, drawn on first use.
-    secret: Vec<u8>,
     /// Reads in flight.
     loading: HashMap<RequestId, Load>,
     /// Stanzas waiting for them, with their service domain.
     parked: HashMap<Load, Vec<(String, Element)>>,
+    /// Moderation requests (XEP-0425) waiting for the archived message
+    /// they name, with their service domain.
+    moderations: HashMap<RequestId, (String, Element)>,
+    /// Rooms read whose history is being read from their archive
+    /// ([`recall`]), by that read; stanzas to them stay parked meanwhile.
+    recalling: HashMap<RequestId, Room>,
     /// Room JIDs known not to be stored.
     absent: HashSet<String>,
     /// Destroyed persistent rooms whose names stay taken: until when,
@@ -122,9 +131,10 @@ impl Muc {
             rooms: HashMap::new(),
             listed: BTreeMap::new(),
             told: HashMap::new(),
-            secret: Vec::new(),
             loading: HashMap::new(),
             parked: HashMap::new(),
+            moderations: HashMap::new(),
+            recalling: HashMap::new(),
             absent: HashSet::new(),
             tombstones: HashMap::new(),
             archive_queries: HashMap::new(),
@@ -141,12 +151,6 @@ impl Muc {
     /// The rooms this instance holds.
     pub fn rooms(&self) -> &HashMap<String, Room> {
         &self.rooms
-    }
-
-    fn secret(&mut self, cx: &mut Context<'_>) {
-        if self.secret.is_empty() {
-            self.secret = cx.entropy().bytes(32);
-        }
     }
 }
 
@@ -223,12 +227,10 @@ impl Module for Muc {
             }
             return Flow::Handled;
         }
-        self.secret(cx);
         let settings = Arc::clone(&self.settings);
         let env = Env {
             now: cx.now(),
             settings: &settings,
-            secret: &self.secret,
         };
         let Some(room) = self.rooms.get_mut(&room_jid) else {
             cx.route(refuse(iq, StanzaError::ItemNotFound, &room_jid));
@@ -293,21 +295,25 @@ impl Module for Muc {
             }
             return Flow::Handled;
         } else if let Some(req) = retract::parse(iq).filter(|_| !get) {
-            let logged = room.config.logging;
-            let archive_id = logged.then(|| self.ids.next(env.now, cx.entropy()));
-            let sid = match archive_id {
-                Some(a) => a.to_string(),
-                None => cx.entropy().hex_id(12),
-            };
-            match room.retract(&env, &full, &req, &sid) {
-                Ok(out) => {
-                    if let (Some(a), Some(sent)) = (archive_id, out.first()) {
-                        cx.commit(archive::append(&room_jid, a, sent));
-                    }
-                    answer(cx, None);
-                    send_all(cx, out);
+            if let Err(cond) = room.may_moderate(&full) {
+                cx.route(refuse(iq, cond, &room_jid));
+                return Flow::Handled;
+            }
+            // A logged message no longer in the history is read first:
+            // its tombstone keeps who said it.
+            let read = req
+                .archive_id()
+                .filter(|_| room.config.logging && !room.in_history(req.id()));
+            match read {
+                Some(_) if self.moderations.len() >= MODERATIONS_MAX => {
+                    cx.route(refuse(iq, StanzaError::ResourceConstraint, &room_jid));
                 }
-                Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
+                Some(id) => {
+                    let rid = cx.request(retract::read(&room_jid, id));
+                    self.moderations
+                        .insert(rid, (domain.to_owned(), iq.clone()));
+                }
+                None => self.moderate(cx, &room_jid, iq, None),
             }
             return Flow::Handled;
         } else if q.is(register::REGISTER, "query") {
@@ -386,7 +392,6 @@ impl Module for Muc {
             }
             return Flow::Handled;
         }
-        self.secret(cx);
         let result = match stanza.name.as_str() {
             "iq" => {
                 // An answer to a relayed iq, or nothing of the room's.
@@ -419,6 +424,38 @@ impl Module for Muc {
         if let Some(waiting) = self.archive_queries.remove(&id) {
             return send_all(cx, archive::answer(waiting, result));
         }
+        if let Some((domain, iq)) = self.moderations.remove(&id) {
+            let archived = match result {
+                StorageResult::ArchivePage(page) => page.items.into_iter().next().and_then(|m| {
+                    Element::parse_with_limits(m.stanza.as_bytes(), &crate::xml::Limits::stored())
+                        .ok()
+                }),
+                StorageResult::NotFound => None,
+                other => {
+                    tracing::error!(?other, "reading a moderated message failed");
+                    return cx.route(refuse(&iq, StanzaError::InternalServerError, &domain));
+                }
+            };
+            let room_jid = iq
+                .attr("to")
+                .and_then(|t| Jid::parse(t).ok())
+                .map(|j| j.bare_str());
+            if let Some(room_jid) = room_jid {
+                self.moderate(cx, &room_jid, &iq, archived.as_ref());
+            }
+            return;
+        }
+        if let Some(mut room) = self.recalling.remove(&id) {
+            match result {
+                StorageResult::ArchivePage(page) => recall::fill(&mut room, &self.settings, &page),
+                // The room works without its history.
+                other => tracing::error!(room = room.jid, ?other, "reading the history failed"),
+            }
+            let jid = room.jid.clone();
+            self.rooms.insert(jid.clone(), room);
+            let waiting = self.parked.remove(&Load::Room(jid)).unwrap_or_default();
+            return self.resume(cx, waiting);
+        }
         let Some(load) = self.loading.remove(&id) else {
             return;
         };
@@ -426,8 +463,25 @@ impl Module for Muc {
         match (load, result) {
             (Load::Room(jid), StorageResult::Blob(doc)) => {
                 let grave = doc.as_deref().and_then(store::tombstone);
-                match doc.and_then(|d| store::room(&d, &self.settings.defaults)) {
-                    Some(room) => {
+                let defaults = &self.settings.defaults;
+                match doc.and_then(|d| store::room(&d, defaults, cx.entropy())) {
+                    Some((room, drawn)) => {
+                        if drawn {
+                            // Durable before any occupant id is seen.
+                            cx.commit(StorageRequest::StoreBlob {
+                                account: jid.split_once('@').map_or("", |(_, d)| d).to_owned(),
+                                key: store::key(&jid),
+                                value: Some(store::document(&room)),
+                                limit: None,
+                            });
+                        }
+                        if let Some(read) = recall::request(&room, &self.settings) {
+                            // The stanzas wait for the history too.
+                            let id = cx.request(read);
+                            self.recalling.insert(id, room);
+                            self.parked.insert(Load::Room(jid), waiting);
+                            return;
+                        }
                         self.rooms.insert(jid, room);
                     }
                     None => match grave.filter(|(until, _)| *until > cx.now()) {
@@ -437,13 +491,7 @@ impl Module for Muc {
                         None => self.note_absent(&jid),
                     },
                 }
-                for (domain, s) in waiting {
-                    if s.name == "iq" {
-                        self.iq(cx, Addressed::Service { domain: &domain }, &s);
-                    } else {
-                        self.service_stanza(cx, &domain, &s);
-                    }
-                }
+                self.resume(cx, waiting);
             }
             (Load::Listing(domain), StorageResult::Documents { items, .. }) => {
                 let prefix = format!("@{domain}");
@@ -498,6 +546,64 @@ fn moderation_done(payload: Option<Element>) -> moderation::Done {
 }
 
 impl Muc {
+    /// Carry out the moderation request `iq` to `room_jid` (XEP-0425),
+    /// `archived` being the message as the room archive holds it, when
+    /// read: the tombstone replaces it and the announcement is archived
+    /// before the result and the announcement leave.
+    fn moderate(
+        &mut self,
+        cx: &mut Context<'_>,
+        room_jid: &str,
+        iq: &Element,
+        archived: Option<&Element>,
+    ) {
+        let (Some(req), Some((full, _))) = (retract::parse(iq), sender(iq)) else {
+            return;
+        };
+        let settings = Arc::clone(&self.settings);
+        let env = Env {
+            now: cx.now(),
+            settings: &settings,
+        };
+        let Some(room) = self.rooms.get_mut(room_jid) else {
+            return cx.route(refuse(iq, StanzaError::ItemNotFound, room_jid));
+        };
+        let logged = room.config.logging;
+        let archive_id = logged.then(|| self.ids.next(env.now, cx.entropy()));
+        let sid = match archive_id {
+            Some(a) => a.to_string(),
+            None => cx.entropy().hex_id(12),
+        };
+        match room.retract(&env, &full, &req, &sid, archived) {
+            Ok(done) => {
+                if let Some(id) = req.archive_id().filter(|_| logged) {
+                    cx.commit(StorageRequest::ReplaceArchived {
+                        account: archive::owner(room_jid),
+                        id,
+                        stanza: done.tombstone.to_xml(),
+                    });
+                }
+                if let (Some(a), Some(sent)) = (archive_id, done.out.first()) {
+                    cx.commit(archive::append(room_jid, a, sent));
+                }
+                cx.route(iq_result(iq));
+                send_all(cx, done.out);
+            }
+            Err(cond) => cx.route(refuse(iq, cond, room_jid)),
+        }
+    }
+
+    /// Handle the stanzas that waited for a read.
+    fn resume(&mut self, cx: &mut Context<'_>, waiting: Vec<(String, Element)>) {
+        for (domain, s) in waiting {
+            if s.name == "iq" {
+                self.iq(cx, Addressed::Service { domain: &domain }, &s);
+            } else {
+                self.service_stanza(cx, &domain, &s);
+            }
+        }
+    }
+
     /// A presence to `room_jid` (and `nick`) from the session `full`.
     fn presence(
         &mut self,
@@ -512,7 +618,6 @@ impl Muc {
         let env = Env {
             now: cx.now(),
             settings: &settings,
-            secret: &self.secret,
         };
         match stanza.attr("type") {
             // An error bounced by the client: it is gone (§17.3.4 of the
@@ -549,7 +654,8 @@ impl Muc {
         {
             return Err(StanzaError::ResourceConstraint);
         }
-        let mut room = Room::new(room_jid, bare, settings.defaults.clone());
+        let secret = occupant_id::Secret::draw(cx.entropy());
+        let mut room = Room::new(room_jid, bare, settings.defaults.clone(), secret);
         room.locked = settings.lock_new_rooms;
         let out = room.enter(&env, full, bare, nick, stanza, true)?;
         tracing::debug!(room = room_jid, creator = bare, "room created");
@@ -586,14 +692,13 @@ impl Muc {
         let env = Env {
             now: cx.now(),
             settings: &settings,
-            secret: &self.secret,
         };
         let room = self
             .rooms
             .get_mut(room_jid)
             .ok_or(StanzaError::ItemNotFound)?;
         if let Some(nick) = nick {
-            return room.private(&env, full, nick, stanza);
+            return room.private(full, nick, stanza);
         }
         if stanza.attr("type") == Some("groupchat") {
             let out = room.groupchat(&env, full, stanza, &id)?;

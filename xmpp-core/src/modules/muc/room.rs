@@ -6,6 +6,7 @@
 use super::config::RoomConfig;
 use super::history::History;
 use super::occupant::Occupant;
+use super::occupant_id::Secret;
 use super::permissions::{Affiliation, Role};
 use super::protocol::{user_x, Item};
 use super::settings::Settings;
@@ -23,8 +24,6 @@ pub struct Env<'a> {
     pub now: Millis,
     /// The service's settings.
     pub settings: &'a Settings,
-    /// The occupant-id secret (XEP-0421).
-    pub secret: &'a [u8],
 }
 
 /// A room.
@@ -52,11 +51,15 @@ pub struct Room {
     pub creator: String,
     /// Nicks of occupants whose voice request waits (§7.13).
     pub voice_requests: BTreeSet<String>,
+    /// The key of its occupant ids (XEP-0421), stored with it so they
+    /// outlive a restart.
+    pub secret: Secret,
 }
 
 impl Room {
-    /// A new room `jid`, created by `creator` (its owner), locked.
-    pub fn new(jid: &str, creator: &str, config: RoomConfig) -> Self {
+    /// A new room `jid`, created by `creator` (its owner), locked, its
+    /// occupant ids keyed by `secret`.
+    pub fn new(jid: &str, creator: &str, config: RoomConfig, secret: Secret) -> Self {
         Room {
             jid: jid.to_owned(),
             config,
@@ -69,6 +72,7 @@ impl Room {
             locked: true,
             creator: creator.to_owned(),
             voice_requests: BTreeSet::new(),
+            secret,
         }
     }
 

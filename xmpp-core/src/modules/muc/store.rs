@@ -2,14 +2,18 @@
 //! service's domain as owner (documents of a bare domain belong to the
 //! service, see [`crate::storage::StorageRequest::StoreBlob`]), keyed
 //! `r/<room's local part>`, holding what outlives the occupants: the
-//! configuration, the affiliations, the registered nicks, the subject and
-//! the creator.
+//! configuration, the affiliations, the registered nicks, the subject, the
+//! creator and the occupant-id secret (XEP-0421: ids stay the same after a
+//! restart; a document written before rooms had one gets a fresh one when
+//! read, which the caller stores at once).
 //! A room is read only when a stanza names it; the service's room listing
 //! reads the documents in one page.
 
 use super::config::RoomConfig;
+use super::occupant_id::Secret;
 use super::permissions::Affiliation;
 use super::room::Room;
+use crate::entropy::Entropy;
 use crate::xml::{Element, Limits};
 
 /// The namespace of the stored documents.
@@ -30,6 +34,7 @@ pub fn document(room: &Room) -> String {
     let mut e = Element::new(NS, "room")
         .with_attr("jid", room.jid.clone())
         .with_attr("creator", room.creator.clone())
+        .with_attr("secret", room.secret.to_text())
         .with_child(room.config.to_element(NS));
     for (jid, a) in &room.affiliations {
         e = e.with_child(
@@ -59,12 +64,17 @@ fn parse(doc: &str) -> Option<Element> {
     Element::parse_with_limits(doc.as_bytes(), &limits).ok()
 }
 
-/// A stored room, unlocked and empty; `None` when unreadable.
-pub fn room(doc: &str, defaults: &RoomConfig) -> Option<Room> {
+/// A stored room, unlocked and empty, and whether its secret was drawn
+/// now (the document had none, or an unreadable one: it must be written
+/// again before any occupant id is seen); `None` when unreadable.
+pub fn room(doc: &str, defaults: &RoomConfig, entropy: &mut Entropy) -> Option<(Room, bool)> {
     let e = parse(doc)?;
     let jid = e.attr("jid")?;
     let config = RoomConfig::from_element(e.child(NS, "config")?, defaults);
-    let mut room = Room::new(jid, e.attr("creator").unwrap_or_default(), config);
+    let stored = e.attr("secret").and_then(Secret::from_text);
+    let drawn = stored.is_none();
+    let secret = stored.unwrap_or_else(|| Secret::draw(entropy));
+    let mut room = Room::new(jid, e.attr("creator").unwrap_or_default(), config, secret);
     room.locked = false;
     room.affiliations = e
         .elements()
@@ -85,7 +95,7 @@ pub fn room(doc: &str, defaults: &RoomConfig) -> Option<Room> {
         .filter(|n| n.is(NS, "nick"))
         .filter_map(|n| Some((n.attr("nick")?.to_owned(), n.attr("jid")?.to_owned())))
         .collect();
-    Some(room)
+    Some((room, drawn))
 }
 
 /// The tombstone of a destroyed room, kept until `until` (ms), naming
@@ -133,6 +143,7 @@ mod tests {
                 name: "Cave".into(),
                 ..RoomConfig::default()
             },
+            Secret::from_bytes(&[3; super::super::occupant_id::SECRET_BYTES]),
         );
         r.locked = false;
         r.affiliations
@@ -145,12 +156,40 @@ mod tests {
             .expect("XML"),
         );
         let doc = document(&r);
-        assert_eq!(room(&doc, &RoomConfig::default()), Some(r));
+        let mut entropy = Entropy::from_u64(1);
+        assert_eq!(
+            room(&doc, &RoomConfig::default(), &mut entropy),
+            Some((r.clone(), false))
+        );
         assert_eq!(
             listing(&doc),
             Some(("cave@conference.localhost".into(), "Cave".into()))
         );
         assert_eq!(key("cave@conference.localhost"), "r/cave");
-        assert_eq!(room("<garbage", &RoomConfig::default()), None);
+        assert_eq!(room("<garbage", &RoomConfig::default(), &mut entropy), None);
+    }
+
+    /// A document from before rooms had a secret gets one, said to be new
+    /// so that the caller stores it.
+    #[test]
+    fn an_old_document_gets_a_secret_to_store() {
+        let mut r = Room::new(
+            "old@conference.localhost",
+            "alice@localhost",
+            RoomConfig::default(),
+            Secret::from_bytes(&[3; super::super::occupant_id::SECRET_BYTES]),
+        );
+        r.locked = false;
+        let mut e = Element::parse(document(&r).as_bytes()).expect("XML");
+        e.remove_attr("secret");
+        let mut entropy = Entropy::from_u64(1);
+        let (loaded, drawn) =
+            room(&e.to_xml(), &RoomConfig::default(), &mut entropy).expect("readable");
+        assert!(drawn);
+        assert_ne!(loaded.secret, r.secret);
+        let (again, drawn) =
+            room(&document(&loaded), &RoomConfig::default(), &mut entropy).expect("readable");
+        assert!(!drawn);
+        assert_eq!(again.secret, loaded.secret);
     }
 }

@@ -493,6 +493,400 @@ fn tombstones_keep_a_destroyed_name_until_they_expire() {
     assert!(format!("{me:?}").contains("201"));
 }
 
+fn occupant_id_of(p: &Element) -> Option<String> {
+    p.child(occupant_id::NS, "occupant-id")?
+        .attr("id")
+        .map(str::to_owned)
+}
+
+/// A hub started again, with other randomness (as a restarted server).
+fn restarted(seed: u64) -> Hub {
+    let mut h = hub();
+    h.set_entropy(crate::entropy::Entropy::from_u64(seed));
+    h
+}
+
+/// XEP-0421: a persistent room's occupant ids are a function of its
+/// stored secret and the bare JID, so they survive a restart; a document
+/// written before rooms had a secret gets one on load, stored at once.
+#[test]
+fn occupant_ids_survive_a_restart() {
+    let mut store = MemoryStore::new();
+    let before = {
+        let mut h = restarted(1);
+        join(&mut h, &mut store, ALICE, ROOM, "Alice");
+        configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            &[("muc#roomconfig_persistentroom", "1")],
+        );
+        let out = join(&mut h, &mut store, BOB, ROOM, "Bob");
+        occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id")
+    };
+    let mut h = restarted(2);
+    let out = join(&mut h, &mut store, BOB, ROOM, "Robert");
+    let after = occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id");
+    assert_eq!(before, after, "the same id after a restart and a new nick");
+    // Another room's id for bob differs (each room has its own secret).
+    join(
+        &mut h,
+        &mut store,
+        ALICE,
+        "other@conference.localhost",
+        "Alice",
+    );
+    configure(&mut h, &mut store, ALICE, "other@conference.localhost", &[]);
+    let out = join(&mut h, &mut store, BOB, "other@conference.localhost", "Bob");
+    let elsewhere = occupant_id_of(self_presence(&out, BOB).expect("enters")).expect("an id");
+    assert_ne!(elsewhere, before);
+
+    // An old document, without a secret: the id drawn at load is stored
+    // before anyone sees it, and the same after the next restart.
+    let account = "conference.localhost".to_owned();
+    let key = store::key(ROOM);
+    let StorageResult::Blob(Some(doc)) = store.execute(StorageRequest::LoadBlob {
+        account: account.clone(),
+        key: key.clone(),
+    }) else {
+        panic!("the room is stored");
+    };
+    let mut old = parse(&doc);
+    old.remove_attr("secret");
+    store.execute(StorageRequest::StoreBlob {
+        account: account.clone(),
+        key: key.clone(),
+        value: Some(old.to_xml()),
+        limit: None,
+    });
+    let mut h = restarted(3);
+    h.routed(
+        0,
+        parse(&format!(
+            "<presence xmlns='jabber:client' from='{BOB}' to='{ROOM}/Bob'/>"
+        )),
+    );
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert!(
+        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
+        "nothing leaves before the room is read"
+    );
+    for o in outs {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert!(
+        outs.iter().any(|o| matches!(o, HubOutput::Storage { request: StorageRequest::StoreBlob { value: Some(v), .. }, .. } if v.contains("secret="))),
+        "the drawn secret is written: {outs:?}"
+    );
+    assert!(
+        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
+        "no occupant id leaves before its secret is stored"
+    );
+    for o in outs {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let out = drive(&mut h, &mut store);
+    let drawn = occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id");
+    let mut h = restarted(4);
+    let out = join(&mut h, &mut store, BOB, ROOM, "Bob2");
+    let again = occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id");
+    assert_eq!(drawn, again);
+}
+
+fn say(h: &mut Hub, store: &mut MemoryStore, who: &str, body: &str) -> Vec<Element> {
+    send(
+        h,
+        store,
+        &format!("<message xmlns='jabber:client' type='groupchat' from='{who}' to='{ROOM}' id='{body}'><body>{body}</body></message>"),
+    )
+}
+
+/// The stanza-id the room gave the message `body`, as `to` got it.
+fn stanza_id_of(out: &[Element], to: &str, body: &str) -> String {
+    out.iter()
+        .find(|m| {
+            m.attr("to") == Some(to) && m.child_text(ns::CLIENT, "body").as_deref() == Some(body)
+        })
+        .and_then(|m| m.child(message::SID, "stanza-id"))
+        .and_then(|s| s.attr("id"))
+        .expect("a stanza-id")
+        .to_owned()
+}
+
+/// The discussion history `to` got on entering, as it goes on the wire
+/// (attribute order aside).
+fn history_of(out: &[Element], to: &str) -> Vec<Element> {
+    out.iter()
+        .filter(|m| {
+            m.name == "message" && m.attr("to") == Some(to) && m.child(ns::DELAY, "delay").is_some()
+        })
+        .map(|m| parse(&m.to_xml()))
+        .collect()
+}
+
+/// A persistent room's history comes back from its archive after a
+/// restart (as Prosody's mod_muc_mam): the same stanzas a joiner got
+/// before it (delay from the room, the occupant JID, occupant id and
+/// stanza-id), the moderated message left out; stanzas wait for both the
+/// room and its history.
+#[test]
+fn history_survives_a_restart_from_the_archive() {
+    let mut store = MemoryStore::new();
+    let live = {
+        let mut h = restarted(1);
+        join(&mut h, &mut store, ALICE, ROOM, "Alice");
+        configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            &[("muc#roomconfig_persistentroom", "1")],
+        );
+        say(&mut h, &mut store, ALICE, "one");
+        let out = say(&mut h, &mut store, ALICE, "spam");
+        let spam = stanza_id_of(&out, ALICE, "spam");
+        say(&mut h, &mut store, ALICE, "two");
+        let out = iq(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            "set",
+            &format!("<moderate xmlns='urn:xmpp:message-moderate:1' id='{spam}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate>"),
+        );
+        assert_eq!(error_of(&out), None);
+        let out = join(&mut h, &mut store, CAROL, ROOM, "Carol");
+        history_of(&out, CAROL)
+    };
+    let bodies: Vec<String> = live
+        .iter()
+        .filter_map(|m| m.child_text(ns::CLIENT, "body"))
+        .collect();
+    assert_eq!(bodies, ["one", "two"]);
+
+    let mut h = restarted(2);
+    h.routed(
+        0,
+        parse(&format!(
+            "<presence xmlns='jabber:client' from='{CAROL}' to='{ROOM}/Carol'/>"
+        )),
+    );
+    // The room's document, then its archive; nothing leaves before both.
+    for want in ["LoadBlob", "QueryArchive"] {
+        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+        assert!(!outs.iter().any(|o| matches!(o, HubOutput::Route(_))));
+        let mut asked = Vec::new();
+        for o in outs {
+            if let HubOutput::Storage { id, request } = o {
+                asked.push(format!("{request:?}"));
+                let r = store.execute(request);
+                h.handle_storage(0, id, r);
+            }
+        }
+        assert!(
+            asked.iter().any(|r| r.starts_with(want)),
+            "{want} expected: {asked:?}"
+        );
+    }
+    let out = drive(&mut h, &mut store);
+    assert_eq!(history_of(&out, CAROL), live, "the same stanzas as live");
+}
+
+/// The history read back keeps the newest `max_history_messages`.
+#[test]
+fn history_from_the_archive_keeps_the_newest() {
+    let mut store = MemoryStore::new();
+    let settings = Settings {
+        max_history_messages: 3,
+        ..Settings::default()
+    };
+    let live = {
+        let mut h = hub_with(settings.clone());
+        join(&mut h, &mut store, ALICE, ROOM, "Alice");
+        configure(
+            &mut h,
+            &mut store,
+            ALICE,
+            ROOM,
+            &[("muc#roomconfig_persistentroom", "1")],
+        );
+        for i in 0..5 {
+            say(&mut h, &mut store, ALICE, &format!("m{i}"));
+        }
+        history_of(&join(&mut h, &mut store, BOB, ROOM, "Bob"), BOB)
+    };
+    assert_eq!(live.len(), 3);
+    let mut h = hub_with(settings);
+    let out = join(&mut h, &mut store, BOB, ROOM, "Bob");
+    assert_eq!(history_of(&out, BOB), live);
+    // A room without an archive reads none.
+    let mut h = hub();
+    join(
+        &mut h,
+        &mut store,
+        ALICE,
+        "quiet@conference.localhost",
+        "Alice",
+    );
+    configure(
+        &mut h,
+        &mut store,
+        ALICE,
+        "quiet@conference.localhost",
+        &[
+            ("muc#roomconfig_persistentroom", "1"),
+            ("muc#roomconfig_enablelogging", "0"),
+        ],
+    );
+    send(&mut h, &mut store, &format!("<message xmlns='jabber:client' type='groupchat' from='{ALICE}' to='quiet@conference.localhost'><body>unlogged</body></message>"));
+    let mut h = hub();
+    h.routed(
+        0,
+        parse(&format!(
+            "<presence xmlns='jabber:client' from='{BOB}' to='quiet@conference.localhost/Bob'/>"
+        )),
+    );
+    let mut asked = Vec::new();
+    loop {
+        let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+        if outs.is_empty() {
+            break;
+        }
+        for o in outs {
+            if let HubOutput::Storage { id, request } = o {
+                asked.push(format!("{request:?}"));
+                let r = store.execute(request);
+                h.handle_storage(0, id, r);
+            }
+        }
+    }
+    assert!(
+        !asked.iter().any(|r| r.starts_with("QueryArchive")),
+        "{asked:?}"
+    );
+}
+
+/// The archived message named by `id` in `ROOM`'s archive.
+fn archived(store: &mut MemoryStore, id: &str) -> Option<String> {
+    let id = crate::archive::ArchiveId::parse(id)?;
+    match store.execute(retract::read(ROOM, id)) {
+        StorageResult::ArchivePage(p) => p.items.into_iter().next().map(|m| m.stanza),
+        _ => None,
+    }
+}
+
+fn moderate(h: &mut Hub, store: &mut MemoryStore, id: &str) -> Vec<Element> {
+    iq(
+        h,
+        store,
+        ALICE,
+        ROOM,
+        "set",
+        &format!("<moderate xmlns='urn:xmpp:message-moderate:1' id='{id}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate>"),
+    )
+}
+
+/// XEP-0425 §6: a message no longer in the history is read from the
+/// archive and replaced by its tombstone there; an id the archive does
+/// not hold is item-not-found; moderations waiting for the archive are
+/// bounded.
+#[test]
+fn moderation_leaves_a_tombstone_in_the_archive() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        max_history_messages: 1,
+        ..Settings::default()
+    });
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    configure(
+        &mut h,
+        &mut store,
+        ALICE,
+        ROOM,
+        &[("muc#roomconfig_persistentroom", "1")],
+    );
+    join(&mut h, &mut store, BOB, ROOM, "Bob");
+    let out = say(&mut h, &mut store, BOB, "old");
+    let old = stanza_id_of(&out, BOB, "old");
+    say(&mut h, &mut store, BOB, "new");
+    assert!(archived(&mut store, &old).is_some_and(|s| s.contains("<body>old</body>")));
+    // "old" left the history (it keeps one message): read, then replaced.
+    let out = moderate(&mut h, &mut store, &old);
+    assert_eq!(error_of(&out), None);
+    assert!(out
+        .iter()
+        .any(|e| e.name == "iq" && e.attr("type") == Some("result")));
+    let tomb = parse(&archived(&mut store, &old).expect("still archived"));
+    assert_eq!(tomb.child(ns::CLIENT, "body"), None, "the body is gone");
+    assert_eq!(tomb.attr("from"), Some("keep@conference.localhost/Bob"));
+    assert!(tomb.child(occupant_id::NS, "occupant-id").is_some());
+    let retracted = tomb
+        .child(retract::RETRACT_1, "retracted")
+        .expect("a tombstone");
+    assert_eq!(
+        retracted
+            .child(retract::MODERATE_1, "moderated")
+            .and_then(|m| m.attr("by")),
+        Some("keep@conference.localhost/Alice")
+    );
+    // Again: a tombstone is nothing to moderate.
+    let out = moderate(&mut h, &mut store, &old);
+    assert_eq!(error_of(&out).as_deref(), Some("item-not-found"));
+    // An id of ours the archive never held.
+    let unknown = crate::archive::ArchiveId::first_at(1).to_string();
+    let out = moderate(&mut h, &mut store, &unknown);
+    assert_eq!(error_of(&out).as_deref(), Some("item-not-found"));
+    // A participant may not, and is told so before any read.
+    h.routed(0, parse(&format!("<iq xmlns='jabber:client' type='set' id='q' from='{BOB}' to='{ROOM}'><moderate xmlns='urn:xmpp:message-moderate:1' id='{old}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>")));
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert!(!outs.iter().any(|o| matches!(o, HubOutput::Storage { .. })));
+    let refused: Vec<Element> = outs
+        .into_iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(error_of(&refused).as_deref(), Some("forbidden"));
+
+    // At most 256 wait for the archive; the next is refused.
+    for _ in 0..256 {
+        h.routed(0, parse(&format!("<iq xmlns='jabber:client' type='set' id='q' from='{ALICE}' to='{ROOM}'><moderate xmlns='urn:xmpp:message-moderate:1' id='{old}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>")));
+    }
+    let waiting: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    assert_eq!(
+        waiting
+            .iter()
+            .filter(|o| matches!(o, HubOutput::Storage { .. }))
+            .count(),
+        256
+    );
+    let out = moderate(&mut h, &mut store, &old);
+    assert_eq!(error_of(&out).as_deref(), Some("resource-constraint"));
+    for o in waiting {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let out = drive(&mut h, &mut store);
+    assert_eq!(
+        out.iter()
+            .filter(|e| e.attr("type") == Some("error"))
+            .count(),
+        256,
+        "each answered once read"
+    );
+}
+
 /// `muc_log_all_rooms`: a temporary instant room is archived, and an
 /// owner switching logging off does not stop it.
 #[test]

@@ -161,6 +161,27 @@ pub(super) fn append(
     Ok(StorageResult::Done)
 }
 
+/// Replace the stanza of the archived message `id`, keeping its `with`
+/// (so the with-index and the totals stay as they are): `NotFound` when it
+/// is not archived.
+pub(super) fn replace(
+    t: &mut WriteTables<'_>,
+    account: &str,
+    id: ArchiveId,
+    stanza: &str,
+) -> Result<StorageResult, Fail> {
+    let k = key(account, id);
+    let with = match t.archive.get(k.as_slice())? {
+        Some(v) => decode(k.as_slice(), v.value())?.with,
+        None => return Ok(StorageResult::NotFound),
+    };
+    let value = codec::encode_archived(&with, stanza);
+    t.archive
+        .insert(k.as_slice(), value.as_slice())
+        .map_err(poison)?;
+    Ok(StorageResult::Done)
+}
+
 /// Retention: messages archived before `before`, account by account from
 /// `from`, at most `limit` of them, each with its index entry and totals.
 /// Everything to remove is read and decoded first, then removed.

@@ -189,6 +189,26 @@ impl SledBackend {
         Ok(results)
     }
 
+    /// Replace the stanza of the archived message `id`, keeping its
+    /// `with` (so the with-index and the totals stay as they are):
+    /// `NotFound` when it is not archived.
+    pub(super) fn replace_archived(
+        &self,
+        account: &str,
+        id: ArchiveId,
+        stanza: &str,
+    ) -> Result<StorageResult, StorageError> {
+        let _w = self.lock();
+        let k = key(account, id);
+        let Some(old) = self.archive.get(&k)? else {
+            return Ok(StorageResult::NotFound);
+        };
+        let with = decode(&k, &old)?.with;
+        self.archive
+            .insert(k.as_slice(), codec::encode_archived(&with, stanza))?;
+        Ok(StorageResult::Done)
+    }
+
     pub(super) fn query_archive(
         &self,
         account: &str,
