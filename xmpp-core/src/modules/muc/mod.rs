@@ -105,6 +105,8 @@ pub struct Muc {
     ids: crate::archive::IdSequence,
     /// Iqs relayed between occupants, by room.
     relays: HashMap<String, relay::Relay>,
+    /// The last relayed iq's number.
+    relayed: u64,
 }
 
 impl Default for Muc {
@@ -129,6 +131,7 @@ impl Muc {
             archive_queries: HashMap::new(),
             ids: crate::archive::IdSequence::default(),
             relays: HashMap::new(),
+            relayed: 0,
         }
     }
 
@@ -243,10 +246,9 @@ impl Module for Muc {
                 cx.route(refuse(iq, StanzaError::ItemNotFound, &room_jid));
                 return Flow::Handled;
             };
-            let session = target.jids().next().unwrap_or_default().to_owned();
+            let session = target.active_jid().unwrap_or_default().to_owned();
             let target_bare = target.bare.clone();
             let from = room.occupant_jid(&own_nick);
-            let occupants = &room.occupants;
             let relayed = self.relays.entry(room_jid.clone()).or_default().request(
                 relay::Request {
                     iq,
@@ -256,9 +258,9 @@ impl Module for Muc {
                     session: &session,
                     bare: &target_bare,
                 },
+                &mut self.relayed,
                 cx.now(),
                 settings.relayed_iqs_max,
-                |n| occupants.contains_key(n),
             );
             match relayed {
                 Ok(out) => cx.route(out),
@@ -349,6 +351,7 @@ impl Module for Muc {
                 if done.changed || done.destroyed {
                     self.relist(cx, domain, &room_jid);
                 }
+                self.unrelay(cx, &room_jid);
                 self.vanish(cx, domain, &room_jid);
             }
             Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
@@ -405,6 +408,7 @@ impl Module for Muc {
             Err(_) => {}
         }
         self.relist(cx, domain, &room_jid);
+        self.unrelay(cx, &room_jid);
         self.vanish(cx, domain, &room_jid);
         Flow::Handled
     }
@@ -464,6 +468,29 @@ impl Module for Muc {
                 }
             }
         }
+    }
+
+    /// The oldest relayed iq's deadline (rooms without one hold no
+    /// [`relay::Relay`]).
+    fn poll_timeout(
+        &self,
+        _started: crate::time::Millis,
+        _partition: usize,
+    ) -> Option<crate::time::Millis> {
+        let timeout = self.settings.relayed_iq_timeout_ms;
+        self.relays
+            .values()
+            .filter_map(|r| r.deadline(timeout))
+            .min()
+    }
+
+    /// Relayed iqs unanswered in time are answered by the room.
+    fn timeout(&mut self, cx: &mut Context<'_>) {
+        let (now, timeout) = (cx.now(), self.settings.relayed_iq_timeout_ms);
+        for (room, relay) in self.relays.iter_mut() {
+            send_all(cx, relay.expire(room, now, timeout));
+        }
+        self.relays.retain(|_, r| !r.is_empty());
     }
 
     fn notice(&mut self, _cx: &mut Context<'_>, account: Option<&str>, body: &Element) {
@@ -586,6 +613,7 @@ impl Muc {
             .rooms
             .get_mut(room_jid)
             .ok_or(StanzaError::ItemNotFound)?;
+        room.touch(full);
         if let Some(nick) = nick {
             return room.private(&env, full, nick, stanza);
         }
@@ -634,6 +662,20 @@ impl Muc {
             Some(name) => self.told.insert(room_jid.to_owned(), name),
             None => self.told.remove(room_jid),
         };
+    }
+
+    /// Answer the relayed iqs of `room_jid` whose target session has left
+    /// it (or the room is gone) at once, rather than at their timeout.
+    fn unrelay(&mut self, cx: &mut Context<'_>, room_jid: &str) {
+        let Some(relay) = self.relays.get_mut(room_jid) else {
+            return;
+        };
+        let room = self.rooms.get(room_jid);
+        let gone = relay.orphans(room_jid, |s| room.is_some_and(|r| r.by_jid.contains_key(s)));
+        if relay.is_empty() {
+            self.relays.remove(room_jid);
+        }
+        send_all(cx, gone);
     }
 
     /// Whether `room_jid` must be read before a stanza to it runs.

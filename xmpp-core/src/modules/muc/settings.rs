@@ -68,6 +68,9 @@ pub struct Settings {
     /// Most iqs relayed between occupants of one room awaiting their
     /// answer; beyond it `resource-constraint`.
     pub relayed_iqs_max: usize,
+    /// How long a relayed iq waits for its answer before the room answers
+    /// the requester `recipient-unavailable` ([`super::relay`]).
+    pub relayed_iq_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -89,6 +92,7 @@ impl Default for Settings {
             voice_requests_max: 32,
             affiliations_max: 10_000,
             relayed_iqs_max: 1_024,
+            relayed_iq_timeout_ms: 60_000,
         }
     }
 }

@@ -492,3 +492,44 @@ fn tombstones_keep_a_destroyed_name_until_they_expire() {
     let me = self_presence(&out, BOB).expect("the name is free again");
     assert!(format!("{me:?}").contains("201"));
 }
+
+/// A relayed iq arms the hub's timer; at its deadline the asker hears
+/// `recipient-unavailable` and the timer is disarmed. A request whose
+/// target is kicked is answered at once.
+#[test]
+fn relayed_iqs_time_out_on_the_hub_timer() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        lock_new_rooms: false,
+        relayed_iq_timeout_ms: 30_000,
+        ..Settings::default()
+    });
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    join(&mut h, &mut store, BOB, ROOM, "Bob");
+    assert_eq!(h.poll_timeout(), None);
+    let ask = |id: &str| {
+        parse(&format!("<iq xmlns='jabber:client' type='get' id='{id}' from='{ALICE}' to='{ROOM}/Bob'><query xmlns='jabber:iq:version'/></iq>"))
+    };
+    h.routed(1_000, ask("v1"));
+    let out = drive(&mut h, &mut store);
+    assert!(out.iter().any(|e| e.attr("to") == Some(BOB)));
+    assert_eq!(h.poll_timeout(), Some(31_000));
+    h.handle_timeout(30_999);
+    assert!(drive(&mut h, &mut store).is_empty());
+    h.handle_timeout(31_000);
+    let out = drive(&mut h, &mut store);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].attr("id"), Some("v1"));
+    assert_eq!(out[0].attr("to"), Some(ALICE));
+    assert_eq!(error_of(&out).as_deref(), Some("recipient-unavailable"));
+    assert_eq!(h.poll_timeout(), None);
+
+    // Bob is kicked with a request waiting on him: answered at once.
+    h.routed(40_000, ask("v2"));
+    drive(&mut h, &mut store);
+    let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item nick='Bob' role='none'/></query>");
+    let answered: Vec<_> = out.iter().filter(|e| e.attr("id") == Some("v2")).collect();
+    assert_eq!(answered.len(), 1, "{out:?}");
+    assert_eq!(error_of(&out).as_deref(), Some("recipient-unavailable"));
+    assert_eq!(h.poll_timeout(), None);
+}
