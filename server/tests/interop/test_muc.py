@@ -399,6 +399,58 @@ async def test_kick_307_ban_301_and_the_outcast_is_refused(muc_server, xmpp):
     assert [slixmpp.JID(j).bare for j in outcasts] == [c.jid], outcasts
 
 
+@pytest.mark.asyncio
+async def test_owner_form_lists_owners_and_admins(muc_server, xmpp):
+    """§10.2: the configuration form lists the owners and admins
+    (muc#roomconfig_roomowners/roomadmins, jid-multi); the form sent back
+    with the lists edited changes the affiliations as §10.3-§10.7 would,
+    and the last owner may not be left off (conflict)."""
+    srv = muc_server
+    room = new_room(srv)
+    a, b, c = srv.new_account("owner"), srv.new_account("coowner"), srv.new_account("admin")
+    alice = await online(xmpp, srv, a, "alice")
+    bob = await online(xmpp, srv, b, "bob")
+    await create(alice, room, "Alice")
+    await join(bob, room, "Bob")
+
+    form = await muc(alice).get_room_config(room, timeout=WAIT)
+    fields = form.get_fields()
+    assert fields["muc#roomconfig_roomowners"]["type"] == "jid-multi", str(form)
+    assert [str(j) for j in fields["muc#roomconfig_roomowners"]["value"]] == [a.jid], str(form)
+    assert fields["muc#roomconfig_roomadmins"]["value"] in ([], None, ""), str(form)
+
+    # The whole form back, with bob added as owner and carol as admin.
+    form.set_values({
+        "muc#roomconfig_roomowners": [a.jid, b.jid],
+        "muc#roomconfig_roomadmins": [c.jid],
+    })
+    await muc(alice).set_room_config(room, form, timeout=WAIT)
+    promoted = await own_owner_presence(bob, room)
+    assert item(promoted).get("role") == "moderator", str(promoted)
+    owners = await muc(alice).get_affiliation_list(room, "owner", timeout=WAIT)
+    assert sorted(slixmpp.JID(j).bare for j in owners) == sorted([a.jid, b.jid]), owners
+    admins = await muc(alice).get_affiliation_list(room, "admin", timeout=WAIT)
+    assert [slixmpp.JID(j).bare for j in admins] == [c.jid], admins
+
+    # Bob leaves every owner off: refused, nothing changes.
+    form = await muc(bob).get_room_config(room, timeout=WAIT)
+    form.set_values({"muc#roomconfig_roomowners": []})
+    with pytest.raises(IqError) as err:
+        await muc(bob).set_room_config(room, form, timeout=WAIT)
+    assert err.value.iq["error"]["condition"] == "conflict", str(err.value.iq)
+    owners = await muc(bob).get_affiliation_list(room, "owner", timeout=WAIT)
+    assert sorted(slixmpp.JID(j).bare for j in owners) == sorted([a.jid, b.jid]), owners
+
+
+async def own_owner_presence(c, room):
+    """Bob's own presence telling him he is an owner now."""
+    return await c.wait_for(
+        "muc_presence",
+        lambda p: attr(p, "from") == f"{room}/Bob" and "110" in codes(p)
+        and item(p).get("affiliation") == "owner",
+        desc=f"owner presence from {room}/Bob")
+
+
 OCCUPANT_ID = "urn:xmpp:occupant-id:0"
 SID = "urn:xmpp:sid:0"
 

@@ -316,7 +316,7 @@ impl Module for Muc {
         } else if q.is(ADMIN, "query") {
             room.admin(&env, &full, &bare, iq)
         } else if q.is(OWNER, "query") {
-            room.owner(&env, &bare, iq)
+            room.owner(&env, &full, &bare, iq)
         } else {
             return Flow::Pass;
         };

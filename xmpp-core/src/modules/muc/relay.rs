@@ -351,7 +351,7 @@ mod tests {
                 session: "carol@localhost/pad",
                 bare: "carol@localhost",
             },
-            &mut u64::MAX,
+            &mut 1_000_000,
             1,
             8,
         );

@@ -533,3 +533,41 @@ fn relayed_iqs_time_out_on_the_hub_timer() {
     assert_eq!(error_of(&out).as_deref(), Some("recipient-unavailable"));
     assert_eq!(h.poll_timeout(), None);
 }
+
+/// One admin request may not demote every owner at once: the last-owner
+/// rule (§10.6) holds for the request as a whole, as it does for the
+/// configuration form's owner list, and nothing of it applies.
+#[test]
+fn the_last_owner_rule_holds_for_a_whole_request() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        lock_new_rooms: false,
+        ..Settings::default()
+    });
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='owner' jid='bob@localhost'/></query>");
+    assert_eq!(error_of(&out), None, "{out:?}");
+    let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='carol@localhost'/><item affiliation='admin' jid='bob@localhost'/><item affiliation='member' jid='alice@localhost'/></query>");
+    assert_eq!(error_of(&out).as_deref(), Some("conflict"));
+    let list = |h: &mut Hub, store: &mut MemoryStore, a: &str| {
+        let out = iq(h, store, ALICE, ROOM, "get", &format!("<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='{a}'/></query>"));
+        out.iter()
+            .filter_map(|e| e.child(protocol::ADMIN, "query"))
+            .flat_map(|q| {
+                q.elements()
+                    .filter_map(|i| i.attr("jid").map(str::to_owned))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        list(&mut h, &mut store, "member").is_empty(),
+        "nothing applied"
+    );
+    assert_eq!(
+        list(&mut h, &mut store, "owner"),
+        ["alice@localhost", "bob@localhost"]
+    );
+    // One at a time, each leaving an owner, they pass.
+    let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='bob@localhost'/></query>");
+    assert_eq!(error_of(&out), None, "{out:?}");
+}
