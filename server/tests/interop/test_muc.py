@@ -722,6 +722,50 @@ async def test_persistent_room_survives_restart(own_muc_server, xmpp):
     assert subject["subject"] == "kept subject", f"subject after the restart: {subject}"
 
 
+DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+
+
+def item_jids(iq) -> list[str]:
+    """The item JIDs of a disco#items result, in the order sent."""
+    q = iq.xml.find(f"{{{DISCO_ITEMS}}}query")
+    return [i.get("jid") for i in q.findall(f"{{{DISCO_ITEMS}}}item")]
+
+
+@pytest.mark.asyncio
+async def test_room_listing_pages_with_rsm(own_muc_server, xmpp):
+    """§6.3 with XEP-0059: slixmpp's result set iterator walks the
+    service's room listing two rooms a page, every public room once and
+    in order, hidden ones left out; a room's own disco#items lists no
+    occupants (§6.5 leaves it open; Prosody lists none)."""
+    srv = own_muc_server
+    alice = await online(xmpp, srv, srv.new_account("alice"), "alice")
+    rooms = [f"list{i}@{service(srv)}" for i in range(5)]
+    for i, room in enumerate(rooms):
+        await create(alice, room, "Alice")
+    hidden = f"hidden@{service(srv)}"
+    await create(alice, hidden, "Alice", publicroom="0")
+
+    info = await alice.xmpp.plugin["xep_0030"].get_info(jid=service(srv), timeout=WAIT)
+    assert RSM in info["disco_info"]["features"], info
+
+    iq = alice.xmpp.Iq()
+    iq["to"], iq["type"] = service(srv), "get"
+    iq.enable("disco_items")
+    pages = []
+    async for page in alice.xmpp.plugin["xep_0059"].iterate(iq, "disco_items", amount=2):
+        pages.append(item_jids(page))
+        assert len(pages) < 10, pages
+    assert all(len(p) <= 2 for p in pages), pages
+    assert [j for p in pages for j in p] == rooms, pages
+
+    # Without RSM: the whole (short) listing at once.
+    plain = await alice.xmpp.plugin["xep_0030"].get_items(jid=service(srv), timeout=WAIT)
+    assert item_jids(plain) == rooms, str(plain)
+
+    own = await alice.xmpp.plugin["xep_0030"].get_items(jid=rooms[0], timeout=WAIT)
+    assert item_jids(own) == [], str(own)
+
+
 @pytest.mark.asyncio
 async def test_a_vanished_client_leaves_the_room(muc_server, xmpp):
     srv = muc_server

@@ -28,6 +28,7 @@ pub mod config;
 mod disco;
 pub mod history;
 mod join;
+pub mod listing;
 pub mod message;
 mod moderation;
 pub mod occupant;
@@ -65,16 +66,15 @@ const PARKED_MAX: usize = 256;
 /// Room JIDs remembered as not stored; beyond it the memory is dropped
 /// (and rooms are read again).
 const ABSENT_MAX: usize = 100_000;
-/// Stored rooms the listing reads.
-const LISTING_MAX: usize = 256;
+/// Listing requests being read at once; beyond it they are refused
+/// (`resource-constraint`): each holds a read of documents.
+const LISTINGS_MAX: usize = 16;
 
 /// A read stanzas wait for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Load {
     /// A room's document.
     Room(String),
-    /// The stored rooms of a service domain, for its listing.
-    Listing(String),
 }
 
 /// The XEP-0045 service.
@@ -83,9 +83,11 @@ pub struct Muc {
     settings: Arc<Settings>,
     /// Rooms this partition owns, by bare JID.
     rooms: HashMap<String, Room>,
-    /// Public rooms of the service domains this partition owns (from
-    /// every partition's notices): room JID → name.
-    listed: BTreeMap<String, String>,
+    /// Public rooms in memory of the service domains this partition
+    /// owns (from every partition's notices).
+    listed: listing::Listed,
+    /// Listing requests reading stored rooms.
+    listings: HashMap<RequestId, listing::Reading>,
     /// What this partition last told about its rooms' listing.
     told: HashMap<String, String>,
     /// The XEP-0421 secret, drawn on first use.
@@ -122,6 +124,7 @@ impl Muc {
             settings: Arc::new(settings),
             rooms: HashMap::new(),
             listed: BTreeMap::new(),
+            listings: HashMap::new(),
             told: HashMap::new(),
             secret: Vec::new(),
             loading: HashMap::new(),
@@ -204,7 +207,7 @@ impl Module for Muc {
                 return Flow::Handled;
             }
             if get && q.is(ns::DISCO_ITEMS, "query") && q.attr("node").is_none() {
-                self.wait(cx, Load::Listing(domain.to_owned()), domain, iq);
+                self.list(cx, domain, iq);
                 return Flow::Handled;
             }
             return Flow::Pass;
@@ -309,6 +312,9 @@ impl Module for Muc {
         } else if q.is(register::REGISTER, "query") {
             room.register(&env, &bare, iq)
         } else if get && q.is(ns::DISCO_ITEMS, "query") {
+            // §6.5 lets a room list its occupants or not: none, as Prosody
+            // since 0.11 (its issue 1162: who is in a room is not for
+            // anyone who asks; occupants see the presences anyway).
             Ok(moderation_done(Some(Element::new(
                 ns::DISCO_ITEMS,
                 "query",
@@ -417,6 +423,9 @@ impl Module for Muc {
         if let Some(waiting) = self.archive_queries.remove(&id) {
             return send_all(cx, archive::answer(waiting, result));
         }
+        if let Some(reading) = self.listings.remove(&id) {
+            return self.listed_page(cx, reading, result);
+        }
         let Some(load) = self.loading.remove(&id) else {
             return;
         };
@@ -441,22 +450,6 @@ impl Module for Muc {
                     } else {
                         self.service_stanza(cx, &domain, &s);
                     }
-                }
-            }
-            (Load::Listing(domain), StorageResult::Documents { items, .. }) => {
-                let prefix = format!("@{domain}");
-                let mut rooms: BTreeMap<String, String> = items
-                    .iter()
-                    .filter_map(|(_, doc)| store::listing(doc))
-                    .filter(|(j, _)| j.ends_with(&prefix))
-                    .collect();
-                for (j, n) in self.listed.iter().filter(|(j, _)| j.ends_with(&prefix)) {
-                    rooms.insert(j.clone(), n.clone());
-                }
-                let items =
-                    disco::service_items(rooms.iter().map(|(j, n)| (j.as_str(), n.as_str())));
-                for (_, iq) in waiting {
-                    cx.route(iq_result(&iq).with_child(items.clone()));
                 }
             }
             (load, other) => {
@@ -500,13 +493,15 @@ impl Module for Muc {
         let Some(jid) = body.attr("jid") else {
             return;
         };
+        let Some((local, domain)) = jid.split_once('@') else {
+            return;
+        };
+        let key = (domain.to_owned(), local.to_owned());
         if body.attr("listed") == Some("1") {
-            self.listed.insert(
-                jid.to_owned(),
-                body.attr("name").unwrap_or_default().to_owned(),
-            );
+            self.listed
+                .insert(key, body.attr("name").unwrap_or_default().to_owned());
         } else {
-            self.listed.remove(jid);
+            self.listed.remove(&key);
         }
     }
 }
@@ -736,17 +731,57 @@ impl Muc {
                 account: domain.to_owned(),
                 key: store::key(jid),
             },
-            Load::Listing(_) => StorageRequest::ListBlobs {
-                account: domain.to_owned(),
-                prefix: store::PREFIX.to_owned(),
-                after: None,
-                max: LISTING_MAX,
-            },
         };
         let id = cx.request(request);
         self.parked
             .insert(load.clone(), vec![(domain.to_owned(), stanza.clone())]);
         self.loading.insert(id, load);
+    }
+
+    /// The service's disco#items `iq` (§6.3): a page of its public rooms
+    /// ([`listing`]), read from storage first.
+    fn list(&mut self, cx: &mut Context<'_>, domain: &str, iq: &Element) {
+        if self.listings.len() >= LISTINGS_MAX {
+            return cx.route(refuse(iq, StanzaError::ResourceConstraint, domain));
+        }
+        match listing::Reading::new(domain, iq, self.settings.listing_page_max) {
+            Ok(reading) => self.read_listing(cx, reading),
+            Err(cond) => cx.route(refuse(iq, cond, domain)),
+        }
+    }
+
+    /// Read the next stored rooms for `reading`, or answer it.
+    fn read_listing(&mut self, cx: &mut Context<'_>, reading: listing::Reading) {
+        match reading.next_read() {
+            Some(request) => {
+                let id = cx.request(request);
+                self.listings.insert(id, reading);
+            }
+            None => cx.route(iq_result(&reading.iq).with_child(reading.answer(&self.listed))),
+        }
+    }
+
+    /// A read of stored rooms for `reading` came back.
+    fn listed_page(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut reading: listing::Reading,
+        result: StorageResult,
+    ) {
+        match result {
+            StorageResult::Documents { items, more } => {
+                reading.take(&items, more);
+                self.read_listing(cx, reading);
+            }
+            other => {
+                tracing::error!(?other, domain = reading.domain, "listing rooms failed");
+                cx.route(refuse(
+                    &reading.iq,
+                    StanzaError::InternalServerError,
+                    &reading.domain,
+                ));
+            }
+        }
     }
 
     /// Store `room_jid` as it now is: its document when persistent and

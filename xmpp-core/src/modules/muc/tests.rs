@@ -571,3 +571,169 @@ fn the_last_owner_rule_holds_for_a_whole_request() {
     let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='bob@localhost'/></query>");
     assert_eq!(error_of(&out), None, "{out:?}");
 }
+
+const SERVICE: &str = "conference.localhost";
+
+fn disco_items(h: &mut Hub, store: &mut MemoryStore, set: &str) -> Element {
+    let out = iq(
+        h,
+        store,
+        CAROL,
+        SERVICE,
+        "get",
+        &format!("<query xmlns='http://jabber.org/protocol/disco#items'>{set}</query>"),
+    );
+    let [answer] = out.as_slice() else {
+        panic!("one answer: {out:?}");
+    };
+    answer
+        .child(ns::DISCO_ITEMS, "query")
+        .cloned()
+        .unwrap_or_else(|| panic!("a listing: {answer:?}"))
+}
+
+fn listed_jids(q: &Element) -> Vec<String> {
+    q.elements()
+        .filter(|e| e.name == "item")
+        .filter_map(|e| e.attr("jid").map(str::to_owned))
+        .collect()
+}
+
+/// 600 stored rooms (a third of them hidden) and two temporary rooms in
+/// memory: XEP-0059 pages of 50 walk the whole listing once, in order; a
+/// client without RSM gets the first 100 and the `<set/>` saying where
+/// they end; a larger `max` is capped.
+#[test]
+fn the_listing_pages_through_every_stored_room() {
+    let mut store = MemoryStore::new();
+    for i in 0..600 {
+        let jid = format!("r{i:03}@{SERVICE}");
+        let mut room = Room::new(&jid, "owner@localhost", Settings::default().defaults);
+        room.locked = false;
+        room.config.persistent = true;
+        room.config.public = i % 3 != 0;
+        room.config.name = format!("Room {i}");
+        store.execute(StorageRequest::StoreBlob {
+            account: SERVICE.to_owned(),
+            key: store::key(&jid),
+            value: Some(store::document(&room)),
+            limit: None,
+        });
+    }
+    let mut h = hub_with(Settings {
+        lock_new_rooms: false,
+        ..Settings::default()
+    });
+    // Temporary rooms, in memory only.
+    join(
+        &mut h,
+        &mut store,
+        ALICE,
+        &format!("r250a@{SERVICE}"),
+        "Alice",
+    );
+    join(&mut h, &mut store, BOB, &format!("a@{SERVICE}"), "Bob");
+    let mut want: Vec<String> = (0..600)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("r{i:03}@{SERVICE}"))
+        .collect();
+    want.push(format!("r250a@{SERVICE}"));
+    want.push(format!("a@{SERVICE}"));
+    want.sort_by(|a, b| a.split('@').next().cmp(&b.split('@').next()));
+
+    let rsm = protocol_rsm();
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let set = if after.is_empty() {
+            format!("<set xmlns='{rsm}'><max>50</max></set>")
+        } else {
+            format!("<set xmlns='{rsm}'><max>50</max><after>{after}</after></set>")
+        };
+        let q = disco_items(&mut h, &mut store, &set);
+        let page = listed_jids(&q);
+        assert!(q.child(rsm, "set").is_some(), "an RSM request gets a set");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 50);
+        let last = q
+            .child(rsm, "set")
+            .and_then(|s| s.child_text(rsm, "last"))
+            .unwrap_or_default();
+        assert_eq!(Some(&last), page.last());
+        after = last;
+        seen.extend(page);
+        pages += 1;
+        assert!(pages < 20, "the paging ends");
+    }
+    assert_eq!(seen, want);
+    assert_eq!(pages, 9, "402 rooms in pages of 50");
+
+    // Without RSM: the first 100, and where they end.
+    let q = disco_items(&mut h, &mut store, "");
+    assert_eq!(listed_jids(&q), want[..100]);
+    let last = q.child(rsm, "set").and_then(|s| s.child_text(rsm, "last"));
+    assert_eq!(last.as_deref(), Some(want[99].as_str()));
+    // A larger max is capped.
+    let q = disco_items(
+        &mut h,
+        &mut store,
+        &format!("<set xmlns='{rsm}'><max>1000</max></set>"),
+    );
+    assert_eq!(listed_jids(&q).len(), 100);
+    // From the middle: the rest.
+    let q = disco_items(
+        &mut h,
+        &mut store,
+        &format!(
+            "<set xmlns='{rsm}'><max>100</max><after>{}</after></set>",
+            want[399]
+        ),
+    );
+    assert_eq!(listed_jids(&q), want[400..]);
+}
+
+fn protocol_rsm() -> &'static str {
+    crate::modules::mam::rsm::NS
+}
+
+/// Listing requests read storage at most 16 at a time; one more is refused
+/// with resource-constraint rather than holding another read.
+#[test]
+fn listing_reads_at_once_are_bounded() {
+    let mut store = MemoryStore::new();
+    let mut h = hub();
+    for i in 0..17 {
+        h.routed(
+            0,
+            parse(&format!("<iq xmlns='jabber:client' type='get' id='l{i}' from='{CAROL}' to='{SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")),
+        );
+    }
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    let refused: Vec<&Element> = outs
+        .iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].attr("id"), Some("l16"));
+    assert_eq!(
+        error_of(&[refused[0].clone()]).as_deref(),
+        Some("resource-constraint")
+    );
+    for o in outs {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let answered = drive(&mut h, &mut store);
+    assert_eq!(answered.len(), 16);
+    // Answered, they make room again.
+    let q = disco_items(&mut h, &mut store, "");
+    assert!(listed_jids(&q).is_empty());
+}
