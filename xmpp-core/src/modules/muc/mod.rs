@@ -393,12 +393,13 @@ impl Module for Muc {
         let result = match stanza.name.as_str() {
             "iq" => {
                 // An answer to a relayed iq, or nothing of the room's.
-                let answer = self
-                    .relays
-                    .get_mut(&room_jid)
-                    .and_then(|r| r.answer(&room_jid, &full, stanza));
-                if let Some(a) = answer {
-                    cx.route(a);
+                if let Some(relay) = self.relays.get_mut(&room_jid) {
+                    if let Some(a) = relay.answer(&room_jid, &full, stanza) {
+                        cx.route(a);
+                    }
+                    if relay.is_empty() {
+                        self.relays.remove(&room_jid);
+                    }
                 }
                 return Flow::Handled;
             }
