@@ -10,8 +10,9 @@
 //! Rooms are partitioned like accounts: a stanza to `room@conference.d`
 //! reaches the partition owning that bare JID, whose instance of this
 //! module holds the room; the service's own JID reaches the domain's
-//! partition, which keeps the public room listing (disco#items) from
-//! notices the rooms' partitions send it ([`Context::forward`]).
+//! partition, which lists the public rooms (disco#items, in XEP-0059
+//! pages) from storage and from notices the rooms' partitions send it
+//! ([`Context::forward`]).
 //!
 //! An occupant whose client disappears leaves: the hub sends every
 //! directed-presence target (the occupant JID) an unavailable presence
@@ -21,7 +22,8 @@
 //! Files by concept: [`permissions`] (§5 as pure functions), [`config`]
 //! (the forms), [`room`] and [`occupant`] (state), `join`, `message`,
 //! `moderation` (what each flow does to a room), [`history`], `disco`,
-//! [`settings`] (the budgets).
+//! [`listing`] (the service's paged room listing), [`relay`] (iqs
+//! between occupants, with their timeout), [`settings`] (the budgets).
 
 pub mod archive;
 pub mod config;
