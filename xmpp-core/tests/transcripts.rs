@@ -181,7 +181,7 @@ fn parse_pubsub(v: &str) -> Result<PubsubSettings, String> {
 /// `muc: [create=anyone|local|admins] [admins=a@d,b@d] [history=N]
 /// [occupants=N] [rooms=N] [rooms_per_user=N] [nick_bytes=N]
 /// [subject_bytes=N] [voice_requests=N] [affiliations=N]
-/// [relayed_iqs=N] [persistent=yes] [locking=no]`: the XEP-0045 service's settings.
+/// [relayed_iqs=N] [relayed_iq_timeout_ms=N] [listing_page=N] [persistent=yes] [locking=no]`: the XEP-0045 service's settings.
 fn parse_muc(v: &str) -> Result<MucSettings, String> {
     let mut m = MucSettings::default();
     for pair in v.split_whitespace() {
@@ -204,6 +204,8 @@ fn parse_muc(v: &str) -> Result<MucSettings, String> {
             "voice_requests" => m.voice_requests_max = num(val)?,
             "affiliations" => m.affiliations_max = num(val)?,
             "relayed_iqs" => m.relayed_iqs_max = num(val)?,
+            "relayed_iq_timeout_ms" => m.relayed_iq_timeout_ms = num(val)? as u64,
+            "listing_page" => m.listing_page_max = num(val)?,
             "persistent" => m.defaults.persistent = parse_bool(val)?,
             "locking" => m.lock_new_rooms = parse_bool(val)?,
             _ => return Err(format!("unknown muc setting {k:?}")),

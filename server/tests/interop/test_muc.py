@@ -401,6 +401,58 @@ async def test_kick_307_ban_301_and_the_outcast_is_refused(muc_server, xmpp):
     assert [slixmpp.JID(j).bare for j in outcasts] == [c.jid], outcasts
 
 
+@pytest.mark.asyncio
+async def test_owner_form_lists_owners_and_admins(muc_server, xmpp):
+    """§10.2: the configuration form lists the owners and admins
+    (muc#roomconfig_roomowners/roomadmins, jid-multi); the form sent back
+    with the lists edited changes the affiliations as §10.3-§10.7 would,
+    and the last owner may not be left off (conflict)."""
+    srv = muc_server
+    room = new_room(srv)
+    a, b, c = srv.new_account("owner"), srv.new_account("coowner"), srv.new_account("admin")
+    alice = await online(xmpp, srv, a, "alice")
+    bob = await online(xmpp, srv, b, "bob")
+    await create(alice, room, "Alice")
+    await join(bob, room, "Bob")
+
+    form = await muc(alice).get_room_config(room, timeout=WAIT)
+    fields = form.get_fields()
+    assert fields["muc#roomconfig_roomowners"]["type"] == "jid-multi", str(form)
+    assert [str(j) for j in fields["muc#roomconfig_roomowners"]["value"]] == [a.jid], str(form)
+    assert fields["muc#roomconfig_roomadmins"]["value"] in ([], None, ""), str(form)
+
+    # The whole form back, with bob added as owner and carol as admin.
+    form.set_values({
+        "muc#roomconfig_roomowners": [a.jid, b.jid],
+        "muc#roomconfig_roomadmins": [c.jid],
+    })
+    await muc(alice).set_room_config(room, form, timeout=WAIT)
+    promoted = await own_owner_presence(bob, room)
+    assert item(promoted).get("role") == "moderator", str(promoted)
+    owners = await muc(alice).get_affiliation_list(room, "owner", timeout=WAIT)
+    assert sorted(slixmpp.JID(j).bare for j in owners) == sorted([a.jid, b.jid]), owners
+    admins = await muc(alice).get_affiliation_list(room, "admin", timeout=WAIT)
+    assert [slixmpp.JID(j).bare for j in admins] == [c.jid], admins
+
+    # Bob leaves every owner off: refused, nothing changes.
+    form = await muc(bob).get_room_config(room, timeout=WAIT)
+    form.set_values({"muc#roomconfig_roomowners": []})
+    with pytest.raises(IqError) as err:
+        await muc(bob).set_room_config(room, form, timeout=WAIT)
+    assert err.value.iq["error"]["condition"] == "conflict", str(err.value.iq)
+    owners = await muc(bob).get_affiliation_list(room, "owner", timeout=WAIT)
+    assert sorted(slixmpp.JID(j).bare for j in owners) == sorted([a.jid, b.jid]), owners
+
+
+async def own_owner_presence(c, room):
+    """Bob's own presence telling him he is an owner now."""
+    return await c.wait_for(
+        "muc_presence",
+        lambda p: attr(p, "from") == f"{room}/Bob" and "110" in codes(p)
+        and item(p).get("affiliation") == "owner",
+        desc=f"owner presence from {room}/Bob")
+
+
 OCCUPANT_ID = "urn:xmpp:occupant-id:0"
 SID = "urn:xmpp:sid:0"
 
@@ -751,6 +803,50 @@ async def test_persistent_room_survives_restart(own_muc_server, xmpp):
     assert item(pres).get("affiliation") == "owner", str(pres)
     # And the room's subject is the one it had (Prosody and ejabberd keep it).
     assert subject["subject"] == "kept subject", f"subject after the restart: {subject}"
+
+
+DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+
+
+def item_jids(iq) -> list[str]:
+    """The item JIDs of a disco#items result, in the order sent."""
+    q = iq.xml.find(f"{{{DISCO_ITEMS}}}query")
+    return [i.get("jid") for i in q.findall(f"{{{DISCO_ITEMS}}}item")]
+
+
+@pytest.mark.asyncio
+async def test_room_listing_pages_with_rsm(own_muc_server, xmpp):
+    """§6.3 with XEP-0059: slixmpp's result set iterator walks the
+    service's room listing two rooms a page, every public room once and
+    in order, hidden ones left out; a room's own disco#items lists no
+    occupants (§6.5 leaves it open; Prosody lists none)."""
+    srv = own_muc_server
+    alice = await online(xmpp, srv, srv.new_account("alice"), "alice")
+    rooms = [f"list{i}@{service(srv)}" for i in range(5)]
+    for i, room in enumerate(rooms):
+        await create(alice, room, "Alice")
+    hidden = f"hidden@{service(srv)}"
+    await create(alice, hidden, "Alice", publicroom="0")
+
+    info = await alice.xmpp.plugin["xep_0030"].get_info(jid=service(srv), timeout=WAIT)
+    assert RSM in info["disco_info"]["features"], info
+
+    iq = alice.xmpp.Iq()
+    iq["to"], iq["type"] = service(srv), "get"
+    iq.enable("disco_items")
+    pages = []
+    async for page in alice.xmpp.plugin["xep_0059"].iterate(iq, "disco_items", amount=2):
+        pages.append(item_jids(page))
+        assert len(pages) < 10, pages
+    assert all(len(p) <= 2 for p in pages), pages
+    assert [j for p in pages for j in p] == rooms, pages
+
+    # Without RSM: the whole (short) listing at once.
+    plain = await alice.xmpp.plugin["xep_0030"].get_items(jid=service(srv), timeout=WAIT)
+    assert item_jids(plain) == rooms, str(plain)
+
+    own = await alice.xmpp.plugin["xep_0030"].get_items(jid=rooms[0], timeout=WAIT)
+    assert item_jids(own) == [], str(own)
 
 
 @pytest.mark.asyncio

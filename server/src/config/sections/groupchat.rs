@@ -61,6 +61,10 @@ const KEYS: &[KeySpec] = &[
         "Voice requests waiting in one room; one more is refused with resource-constraint."),
     key("services.muc_max_affiliations", "muc_max_affiliations", GROUPCHAT, Ty::Int { min: 1, max: 1_000_000 }, "10000", &["XEP-0045 §9"],
         "Most affiliated users (members, admins, owners, outcasts) of one room; one more is refused with resource-constraint."),
+    key("services.muc_relayed_iq_timeout", "muc_relayed_iq_timeout", GROUPCHAT, Ty::Int { min: 1, max: 3600 }, "60", &["XEP-0045 §7.5", "RFC 6120 §8.3.3.13"],
+        "Seconds an iq relayed to an occupant (a version or disco query to room/nick) waits for its answer; then the room answers the asker recipient-unavailable (type wait), as it does at once when the occupant's session leaves."),
+    key("services.muc_max_rooms_discoitems", "muc_max_rooms_discoitems", GROUPCHAT, Ty::Int { min: 1, max: 10_000 }, "100", &["XEP-0045 §6.3", "XEP-0059"],
+        "Most rooms one page of the service's room listing (disco#items) holds: a client pages through the rest with XEP-0059 result set management; one that does not gets the first page (ejabberd's max_rooms_discoitems)."),
 ];
 
 pub const SECTION: Section = Section {
@@ -126,5 +130,9 @@ fn configure(cfg: &Config, set: &mut ModuleSet) {
         voice_requests_max: int("services.muc_max_voice_requests", d.voice_requests_max),
         affiliations_max: int("services.muc_max_affiliations", d.affiliations_max),
         relayed_iqs_max: d.relayed_iqs_max,
+        listing_page_max: int("services.muc_max_rooms_discoitems", d.listing_page_max),
+        relayed_iq_timeout_ms: cfg
+            .int::<u64>("services.muc_relayed_iq_timeout")
+            .map_or(d.relayed_iq_timeout_ms, |s| s.saturating_mul(1000)),
     }));
 }

@@ -20,13 +20,15 @@ fn feature(var: &str) -> Element {
     Element::new(ns::DISCO_INFO, "feature").with_attr("var", var)
 }
 
-/// The service's disco#info (§6.1).
+/// The service's disco#info (§6.1); its disco#items pages with XEP-0059
+/// ([`super::listing`]).
 pub fn service_info() -> Element {
     [
         ns::DISCO_INFO,
         ns::DISCO_ITEMS,
         MUC,
         super::occupant_id::NS,
+        crate::modules::mam::rsm::NS,
         super::unique::NS,
     ]
     .into_iter()

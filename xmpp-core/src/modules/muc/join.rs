@@ -50,7 +50,7 @@ impl Room {
             let Some(o) = self.occupants.get_mut(nick) else {
                 return Err(StanzaError::InternalServerError);
             };
-            o.sessions.insert(full.to_owned(), own);
+            o.set_presence(full, own);
             self.by_jid.insert(full.to_owned(), nick.to_owned());
             return Ok(self.welcome(env, nick, full, presence, false));
         }
@@ -58,13 +58,14 @@ impl Room {
         if self.occupants.len() >= cap && !aff.is_admin() {
             return Err(StanzaError::ServiceUnavailable);
         }
-        let o = Occupant {
-            nick: nick.to_owned(),
-            bare: bare.to_owned(),
-            sessions: [(full.to_owned(), own)].into_iter().collect(),
-            role: default_role(aff, self.config.moderated),
-            id: self.secret.derive(&self.jid, bare),
-        };
+        let o = Occupant::new(
+            nick,
+            bare,
+            full,
+            own,
+            default_role(aff, self.config.moderated),
+            self.secret.derive(&self.jid, bare),
+        );
         self.occupants.insert(nick.to_owned(), o);
         self.by_jid.insert(full.to_owned(), nick.to_owned());
         Ok(self.welcome(env, nick, full, presence, created))
@@ -149,7 +150,7 @@ impl Room {
                 &[status::SELF],
             )];
             if let Some(o) = self.occupants.get_mut(&nick) {
-                o.sessions.remove(full);
+                o.remove_session(full);
             }
             self.by_jid.remove(full);
             return out;
@@ -167,7 +168,7 @@ impl Room {
         let Some(o) = self.occupants.get_mut(&nick) else {
             return Vec::new();
         };
-        o.sessions.insert(full.to_owned(), cleaned(presence));
+        o.set_presence(full, cleaned(presence));
         let o = o.clone();
         self.broadcast(env, &o, None, Item::default(), &[])
     }

@@ -10,8 +10,9 @@
 //! Rooms are partitioned like accounts: a stanza to `room@conference.d`
 //! reaches the partition owning that bare JID, whose instance of this
 //! module holds the room; the service's own JID reaches the domain's
-//! partition, which keeps the public room listing (disco#items) from
-//! notices the rooms' partitions send it ([`Context::forward`]).
+//! partition, which lists the public rooms (disco#items, in XEP-0059
+//! pages) from storage and from notices the rooms' partitions send it
+//! ([`Context::forward`]).
 //!
 //! An occupant whose client disappears leaves: the hub sends every
 //! directed-presence target (the occupant JID) an unavailable presence
@@ -22,13 +23,15 @@
 //! (the forms), [`room`] and [`occupant`] (state), `join`, `message`,
 //! `moderation` (what each flow does to a room), [`history`] (refilled
 //! from the archive when a stored room is read: [`recall`]), `disco`,
-//! [`settings`] (the budgets).
+//! [`listing`] (the service's paged room listing), [`relay`] (iqs
+//! between occupants, with their timeout), [`settings`] (the budgets).
 
 pub mod archive;
 pub mod config;
 mod disco;
 pub mod history;
 mod join;
+pub mod listing;
 pub mod message;
 mod moderation;
 pub mod occupant;
@@ -68,19 +71,18 @@ const PARKED_MAX: usize = 256;
 /// Room JIDs remembered as not stored; beyond it the memory is dropped
 /// (and rooms are read again).
 const ABSENT_MAX: usize = 100_000;
-/// Stored rooms the listing reads.
-const LISTING_MAX: usize = 256;
 /// Moderation requests waiting for the archive at once; beyond it they
 /// are refused (`resource-constraint`).
 const MODERATIONS_MAX: usize = 256;
+/// Listing requests being read at once; beyond it they are refused
+/// (`resource-constraint`): each holds a read of documents.
+const LISTINGS_MAX: usize = 16;
 
 /// A read stanzas wait for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Load {
     /// A room's document.
     Room(String),
-    /// The stored rooms of a service domain, for its listing.
-    Listing(String),
 }
 
 /// The XEP-0045 service.
@@ -89,9 +91,11 @@ pub struct Muc {
     settings: Arc<Settings>,
     /// Rooms this partition owns, by bare JID.
     rooms: HashMap<String, Room>,
-    /// Public rooms of the service domains this partition owns (from
-    /// every partition's notices): room JID → name.
-    listed: BTreeMap<String, String>,
+    /// Public rooms in memory of the service domains this partition
+    /// owns (from every partition's notices).
+    listed: listing::Listed,
+    /// Listing requests reading stored rooms.
+    listings: HashMap<RequestId, listing::Reading>,
     /// What this partition last told about its rooms' listing.
     told: HashMap<String, String>,
     /// Reads in flight.
@@ -115,6 +119,8 @@ pub struct Muc {
     ids: crate::archive::IdSequence,
     /// Iqs relayed between occupants, by room.
     relays: HashMap<String, relay::Relay>,
+    /// The last relayed iq's number.
+    relayed: u64,
 }
 
 impl Default for Muc {
@@ -130,6 +136,7 @@ impl Muc {
             settings: Arc::new(settings),
             rooms: HashMap::new(),
             listed: BTreeMap::new(),
+            listings: HashMap::new(),
             told: HashMap::new(),
             loading: HashMap::new(),
             parked: HashMap::new(),
@@ -140,6 +147,7 @@ impl Muc {
             archive_queries: HashMap::new(),
             ids: crate::archive::IdSequence::default(),
             relays: HashMap::new(),
+            relayed: 0,
         }
     }
 
@@ -206,7 +214,7 @@ impl Module for Muc {
                 return Flow::Handled;
             }
             if get && q.is(ns::DISCO_ITEMS, "query") && q.attr("node").is_none() {
-                self.wait(cx, Load::Listing(domain.to_owned()), domain, iq);
+                self.list(cx, domain, iq);
                 return Flow::Handled;
             }
             if unique::asks(iq) {
@@ -251,10 +259,9 @@ impl Module for Muc {
                 cx.route(refuse(iq, StanzaError::ItemNotFound, &room_jid));
                 return Flow::Handled;
             };
-            let session = target.jids().next().unwrap_or_default().to_owned();
+            let session = target.active_jid().unwrap_or_default().to_owned();
             let target_bare = target.bare.clone();
             let from = room.occupant_jid(&own_nick);
-            let occupants = &room.occupants;
             let relayed = self.relays.entry(room_jid.clone()).or_default().request(
                 relay::Request {
                     iq,
@@ -264,9 +271,9 @@ impl Module for Muc {
                     session: &session,
                     bare: &target_bare,
                 },
+                &mut self.relayed,
                 cx.now(),
                 settings.relayed_iqs_max,
-                |n| occupants.contains_key(n),
             );
             match relayed {
                 Ok(out) => cx.route(out),
@@ -319,6 +326,9 @@ impl Module for Muc {
         } else if q.is(register::REGISTER, "query") {
             room.register(&env, &bare, iq)
         } else if get && q.is(ns::DISCO_ITEMS, "query") {
+            // §6.5 lets a room list its occupants or not: none, as Prosody
+            // since 0.11 (its issue 1162: who is in a room is not for
+            // anyone who asks; occupants see the presences anyway).
             Ok(moderation_done(Some(Element::new(
                 ns::DISCO_ITEMS,
                 "query",
@@ -326,7 +336,7 @@ impl Module for Muc {
         } else if q.is(ADMIN, "query") {
             room.admin(&env, &full, &bare, iq)
         } else if q.is(OWNER, "query") {
-            room.owner(&env, &bare, iq)
+            room.owner(&env, &full, &bare, iq)
         } else {
             return Flow::Pass;
         };
@@ -361,6 +371,7 @@ impl Module for Muc {
                 if done.changed || done.destroyed {
                     self.relist(cx, domain, &room_jid);
                 }
+                self.unrelay(cx, &room_jid);
                 self.vanish(cx, domain, &room_jid);
             }
             Err(cond) => cx.route(refuse(iq, cond, &room_jid)),
@@ -395,12 +406,13 @@ impl Module for Muc {
         let result = match stanza.name.as_str() {
             "iq" => {
                 // An answer to a relayed iq, or nothing of the room's.
-                let answer = self
-                    .relays
-                    .get_mut(&room_jid)
-                    .and_then(|r| r.answer(&room_jid, &full, stanza));
-                if let Some(a) = answer {
-                    cx.route(a);
+                if let Some(relay) = self.relays.get_mut(&room_jid) {
+                    if let Some(a) = relay.answer(&room_jid, &full, stanza) {
+                        cx.route(a);
+                    }
+                    if relay.is_empty() {
+                        self.relays.remove(&room_jid);
+                    }
                 }
                 return Flow::Handled;
             }
@@ -416,6 +428,7 @@ impl Module for Muc {
             Err(_) => {}
         }
         self.relist(cx, domain, &room_jid);
+        self.unrelay(cx, &room_jid);
         self.vanish(cx, domain, &room_jid);
         Flow::Handled
     }
@@ -456,6 +469,9 @@ impl Module for Muc {
             let waiting = self.parked.remove(&Load::Room(jid)).unwrap_or_default();
             return self.resume(cx, waiting);
         }
+        if let Some(reading) = self.listings.remove(&id) {
+            return self.listed_page(cx, reading, result);
+        }
         let Some(load) = self.loading.remove(&id) else {
             return;
         };
@@ -493,22 +509,6 @@ impl Module for Muc {
                 }
                 self.resume(cx, waiting);
             }
-            (Load::Listing(domain), StorageResult::Documents { items, .. }) => {
-                let prefix = format!("@{domain}");
-                let mut rooms: BTreeMap<String, String> = items
-                    .iter()
-                    .filter_map(|(_, doc)| store::listing(doc))
-                    .filter(|(j, _)| j.ends_with(&prefix))
-                    .collect();
-                for (j, n) in self.listed.iter().filter(|(j, _)| j.ends_with(&prefix)) {
-                    rooms.insert(j.clone(), n.clone());
-                }
-                let items =
-                    disco::service_items(rooms.iter().map(|(j, n)| (j.as_str(), n.as_str())));
-                for (_, iq) in waiting {
-                    cx.route(iq_result(&iq).with_child(items.clone()));
-                }
-            }
             (load, other) => {
                 tracing::error!(?load, ?other, "reading rooms failed");
                 for (domain, s) in waiting {
@@ -520,6 +520,29 @@ impl Module for Muc {
         }
     }
 
+    /// The oldest relayed iq's deadline (rooms without one hold no
+    /// [`relay::Relay`]).
+    fn poll_timeout(
+        &self,
+        _started: crate::time::Millis,
+        _partition: usize,
+    ) -> Option<crate::time::Millis> {
+        let timeout = self.settings.relayed_iq_timeout_ms;
+        self.relays
+            .values()
+            .filter_map(|r| r.deadline(timeout))
+            .min()
+    }
+
+    /// Relayed iqs unanswered in time are answered by the room.
+    fn timeout(&mut self, cx: &mut Context<'_>) {
+        let (now, timeout) = (cx.now(), self.settings.relayed_iq_timeout_ms);
+        for (room, relay) in self.relays.iter_mut() {
+            send_all(cx, relay.expire(room, now, timeout));
+        }
+        self.relays.retain(|_, r| !r.is_empty());
+    }
+
     fn notice(&mut self, _cx: &mut Context<'_>, account: Option<&str>, body: &Element) {
         if account.is_some() || !body.is(NS, "room") {
             return;
@@ -527,13 +550,15 @@ impl Module for Muc {
         let Some(jid) = body.attr("jid") else {
             return;
         };
+        let Some((local, domain)) = jid.split_once('@') else {
+            return;
+        };
+        let key = (domain.to_owned(), local.to_owned());
         if body.attr("listed") == Some("1") {
-            self.listed.insert(
-                jid.to_owned(),
-                body.attr("name").unwrap_or_default().to_owned(),
-            );
+            self.listed
+                .insert(key, body.attr("name").unwrap_or_default().to_owned());
         } else {
-            self.listed.remove(jid);
+            self.listed.remove(&key);
         }
     }
 }
@@ -697,6 +722,7 @@ impl Muc {
             .rooms
             .get_mut(room_jid)
             .ok_or(StanzaError::ItemNotFound)?;
+        room.touch(full);
         if let Some(nick) = nick {
             return room.private(full, nick, stanza);
         }
@@ -745,6 +771,20 @@ impl Muc {
             Some(name) => self.told.insert(room_jid.to_owned(), name),
             None => self.told.remove(room_jid),
         };
+    }
+
+    /// Answer the relayed iqs of `room_jid` whose target session has left
+    /// it (or the room is gone) at once, rather than at their timeout.
+    fn unrelay(&mut self, cx: &mut Context<'_>, room_jid: &str) {
+        let Some(relay) = self.relays.get_mut(room_jid) else {
+            return;
+        };
+        let room = self.rooms.get(room_jid);
+        let gone = relay.orphans(room_jid, |s| room.is_some_and(|r| r.by_jid.contains_key(s)));
+        if relay.is_empty() {
+            self.relays.remove(room_jid);
+        }
+        send_all(cx, gone);
     }
 
     /// Whether `room_jid` must be read before a stanza to it runs.
@@ -805,17 +845,57 @@ impl Muc {
                 account: domain.to_owned(),
                 key: store::key(jid),
             },
-            Load::Listing(_) => StorageRequest::ListBlobs {
-                account: domain.to_owned(),
-                prefix: store::PREFIX.to_owned(),
-                after: None,
-                max: LISTING_MAX,
-            },
         };
         let id = cx.request(request);
         self.parked
             .insert(load.clone(), vec![(domain.to_owned(), stanza.clone())]);
         self.loading.insert(id, load);
+    }
+
+    /// The service's disco#items `iq` (§6.3): a page of its public rooms
+    /// ([`listing`]), read from storage first.
+    fn list(&mut self, cx: &mut Context<'_>, domain: &str, iq: &Element) {
+        if self.listings.len() >= LISTINGS_MAX {
+            return cx.route(refuse(iq, StanzaError::ResourceConstraint, domain));
+        }
+        match listing::Reading::new(domain, iq, self.settings.listing_page_max) {
+            Ok(reading) => self.read_listing(cx, reading),
+            Err(cond) => cx.route(refuse(iq, cond, domain)),
+        }
+    }
+
+    /// Read the next stored rooms for `reading`, or answer it.
+    fn read_listing(&mut self, cx: &mut Context<'_>, reading: listing::Reading) {
+        match reading.next_read() {
+            Some(request) => {
+                let id = cx.request(request);
+                self.listings.insert(id, reading);
+            }
+            None => cx.route(iq_result(&reading.iq).with_child(reading.answer(&self.listed))),
+        }
+    }
+
+    /// A read of stored rooms for `reading` came back.
+    fn listed_page(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut reading: listing::Reading,
+        result: StorageResult,
+    ) {
+        match result {
+            StorageResult::Documents { items, more } => {
+                reading.take(&items, more);
+                self.read_listing(cx, reading);
+            }
+            other => {
+                tracing::error!(?other, domain = reading.domain, "listing rooms failed");
+                cx.route(refuse(
+                    &reading.iq,
+                    StanzaError::InternalServerError,
+                    &reading.domain,
+                ));
+            }
+        }
     }
 
     /// Store `room_jid` as it now is: its document when persistent and

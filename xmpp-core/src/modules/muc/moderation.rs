@@ -9,9 +9,16 @@ use super::permissions::{
 };
 use super::protocol::{status, Item, ADMIN, OWNER, USER};
 use super::room::{Env, Out, Room};
+use crate::modules::data_form::field_values;
 use crate::ns;
 use crate::stanza::StanzaError;
 use crate::xml::Element;
+use std::collections::BTreeSet;
+
+/// The configuration form's full list of owners (§10.2).
+pub const ROOMOWNERS: &str = "muc#roomconfig_roomowners";
+/// The configuration form's full list of admins (§10.2).
+pub const ROOMADMINS: &str = "muc#roomconfig_roomadmins";
 
 /// Most items of one request.
 const ITEMS_MAX: usize = 256;
@@ -66,6 +73,7 @@ impl Room {
             return self.list(env, aff, role, item);
         }
         let mut changes = Vec::new();
+        let mut affiliations = Vec::new();
         for item in &items {
             let change = match (item.attr("nick"), item.attr("role"), item.attr("jid")) {
                 (Some(nick), Some(r), _) => Change::Role {
@@ -92,25 +100,11 @@ impl Room {
                 Change::Affiliation {
                     jid,
                     affiliation: new,
-                } => {
-                    let current = self.affiliation(env.settings, jid);
-                    may_set_affiliation(aff, current, *new)?;
-                    if current == Affiliation::Owner
-                        && *new != Affiliation::Owner
-                        && self.owners() <= 1
-                    {
-                        // The last owner stays (§10.6).
-                        return Err(StanzaError::Conflict);
-                    }
-                    if !self.affiliations.contains_key(jid)
-                        && self.affiliations.len() >= env.settings.affiliations_max
-                    {
-                        return Err(StanzaError::ResourceConstraint);
-                    }
-                }
+                } => affiliations.push((jid.clone(), *new)),
             }
             changes.push((change, item.child_text(ADMIN, "reason")));
         }
+        self.check_affiliations(env, aff, &affiliations)?;
         let actor = self.occupant_of(full).map(|o| o.nick.clone());
         let mut done = Done::default();
         for (change, reason) in changes {
@@ -142,11 +136,110 @@ impl Room {
         Ok(done)
     }
 
-    fn owners(&self) -> usize {
+    /// Check affiliation changes by an actor with `aff` as a whole, before
+    /// any is applied (§9, §10.3–§10.7): each against §5.2.2's chart, the
+    /// room keeps an owner (§10.6: the last one may not leave the list,
+    /// however many items the request has), and the affiliation budget.
+    pub(super) fn check_affiliations(
+        &self,
+        env: &Env<'_>,
+        aff: Affiliation,
+        changes: &[(String, Affiliation)],
+    ) -> Result<(), StanzaError> {
+        let mut owners: BTreeSet<&str> = self
+            .affiliations
+            .iter()
+            .filter(|(_, a)| **a == Affiliation::Owner)
+            .map(|(j, _)| j.as_str())
+            .collect();
+        let mut demoted = false;
+        let mut added = BTreeSet::new();
+        for (jid, new) in changes {
+            may_set_affiliation(aff, self.affiliation(env.settings, jid), *new)?;
+            if *new == Affiliation::Owner {
+                owners.insert(jid);
+            } else if owners.remove(jid.as_str()) {
+                demoted = true;
+            }
+            if *new != Affiliation::None && !self.affiliations.contains_key(jid) {
+                added.insert(jid.as_str());
+            }
+        }
+        if demoted && owners.is_empty() {
+            return Err(StanzaError::Conflict);
+        }
+        if self.affiliations.len().saturating_add(added.len()) > env.settings.affiliations_max {
+            return Err(StanzaError::ResourceConstraint);
+        }
+        Ok(())
+    }
+
+    /// The stored users with affiliation `a`.
+    fn with_affiliation(&self, a: Affiliation) -> impl Iterator<Item = &str> {
         self.affiliations
-            .values()
-            .filter(|a| **a == Affiliation::Owner)
-            .count()
+            .iter()
+            .filter(move |(_, x)| **x == a)
+            .map(|(j, _)| j.as_str())
+    }
+
+    /// The affiliation changes that make the owner and admin lists of a
+    /// submitted configuration form (§10.2's `muc#roomconfig_roomowners`
+    /// and `muc#roomconfig_roomadmins`, full lists) the room's: those
+    /// listed get the list's affiliation, those who left a list (and are
+    /// on neither) become `none`, as if removed through §10.4 and §10.6.
+    /// A form without a list leaves it alone; a JID on both lists, or one
+    /// that does not parse, refuses the form (`not-acceptable`); a list
+    /// longer than the room's affiliation budget, `resource-constraint`.
+    fn list_changes(
+        &self,
+        env: &Env<'_>,
+        x: &Element,
+    ) -> Result<Vec<(String, Affiliation)>, StanzaError> {
+        let fields = crate::modules::data_form::parse_form(x)?;
+        let list = |var: &str| -> Result<Option<BTreeSet<String>>, StanzaError> {
+            let Some((_, values)) = fields.iter().find(|(v, _)| v == var) else {
+                return Ok(None);
+            };
+            if values.len() > env.settings.affiliations_max {
+                return Err(StanzaError::ResourceConstraint);
+            }
+            values
+                .iter()
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    crate::jid::Jid::parse(v)
+                        .map(|j| j.bare_str())
+                        .map_err(|_| StanzaError::NotAcceptable)
+                })
+                .collect::<Result<BTreeSet<_>, _>>()
+                .map(Some)
+        };
+        let owners = list(ROOMOWNERS)?;
+        let admins = list(ROOMADMINS)?;
+        let on = |l: &Option<BTreeSet<String>>, j: &str| l.as_ref().is_some_and(|l| l.contains(j));
+        if let (Some(o), Some(a)) = (&owners, &admins) {
+            if !o.is_disjoint(a) {
+                return Err(StanzaError::NotAcceptable);
+            }
+        }
+        let mut changes = Vec::new();
+        for (wanted, a) in [(&owners, Affiliation::Owner), (&admins, Affiliation::Admin)] {
+            let Some(wanted) = wanted else {
+                continue;
+            };
+            for j in wanted {
+                if self.affiliations.get(j) != Some(&a) {
+                    changes.push((j.clone(), a));
+                }
+            }
+            for j in self.with_affiliation(a) {
+                if !on(&owners, j) && !on(&admins, j) {
+                    changes.push((j.to_owned(), Affiliation::None));
+                }
+            }
+        }
+        Ok(changes)
     }
 
     /// A list by role or affiliation (§8.5, §9.5, §10.5, §10.8).
@@ -275,16 +368,41 @@ impl Room {
         out
     }
 
-    /// A `muc#owner` request from `bare` (§10).
-    pub fn owner(&mut self, env: &Env<'_>, bare: &str, iq: &Element) -> Result<Done, StanzaError> {
+    /// A `muc#owner` request from `full` (of `bare`) (§10).
+    pub fn owner(
+        &mut self,
+        env: &Env<'_>,
+        full: &str,
+        bare: &str,
+        iq: &Element,
+    ) -> Result<Done, StanzaError> {
         let q = iq.child(OWNER, "query").ok_or(StanzaError::BadRequest)?;
-        if !may_own(self.affiliation(env.settings, bare)) {
+        let aff = self.affiliation(env.settings, bare);
+        if !may_own(aff) {
             return Err(StanzaError::Forbidden);
         }
         let cap = env.settings.occupants_max;
         if iq.attr("type") == Some("get") {
+            let jids = |a| {
+                self.with_affiliation(a)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
+            let form = self
+                .config
+                .form(cap)
+                .with_child(field_values(
+                    ROOMOWNERS,
+                    Some("jid-multi"),
+                    jids(Affiliation::Owner),
+                ))
+                .with_child(field_values(
+                    ROOMADMINS,
+                    Some("jid-multi"),
+                    jids(Affiliation::Admin),
+                ));
             return Ok(Done {
-                payload: Some(Element::new(OWNER, "query").with_child(self.config.form(cap))),
+                payload: Some(Element::new(OWNER, "query").with_child(form)),
                 ..Done::default()
             });
         }
@@ -312,11 +430,21 @@ impl Room {
             }
             Some("cancel") => Ok(Done::default()),
             Some("submit") => {
-                let was_members_only = self.config.members_only;
-                self.config.apply(x, cap)?;
-                self.config.logging |= env.settings.log_all_rooms;
-                let unlocked = std::mem::replace(&mut self.locked, false);
+                // All or nothing: the whole form is checked before
+                // anything changes.
+                let mut config = self.config.clone();
+                config.apply(x, cap)?;
+                config.logging |= env.settings.log_all_rooms;
+                let lists = self.list_changes(env, x)?;
+                self.check_affiliations(env, aff, &lists)?;
+                let actor = self.occupant_of(full).map(|o| o.nick.clone());
                 let mut then = Vec::new();
+                for (jid, new) in lists {
+                    then.extend(self.set_affiliation(env, &jid, new, actor.as_deref(), None));
+                }
+                let was_members_only = self.config.members_only;
+                self.config = config;
+                let unlocked = std::mem::replace(&mut self.locked, false);
                 if self.config.members_only && !was_members_only {
                     let gone: Vec<String> = self
                         .occupants

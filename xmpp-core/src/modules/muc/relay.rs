@@ -1,18 +1,27 @@
 //! Iqs between occupants, relayed as Prosody and ejabberd do (XEP-0045
 //! leaves it to the service): a request from an occupant to `room/nick`
-//! goes to one session of that occupant, from the requester's occupant
-//! JID and under an id of the room's, so the answer comes back to the
-//! room, which hands it to the requester under its own id. A vCard get
-//! goes to the occupant's bare JID instead, for its server to answer with
-//! the stored vCard (avatars in rooms). Real JIDs never cross.
+//! goes to the occupant's active session (the one whose presence or
+//! message reached the room last, as Prosody picks its primary session),
+//! from the requester's occupant JID and under an id of the room's, so
+//! the answer comes back to the room, which hands it to the requester
+//! under its own id. A vCard get goes to the occupant's bare JID instead,
+//! for its server to answer with the stored vCard (avatars in rooms).
+//! Real JIDs never cross.
+//!
+//! A request nobody answers in time, or whose target session leaves the
+//! room first, is answered by the room with `recipient-unavailable`
+//! (type `wait`, RFC 6120 §8.3.3.13: the intended recipient is
+//! temporarily unavailable). XEP-0045 says nothing and Prosody answers
+//! nothing, but RFC 6120 §8.2.3 wants every request answered: a client
+//! waiting on a disco or version query to an occupant who closed their
+//! laptop would otherwise wait for ever (ejabberd answers too).
 
+use super::protocol::refuse;
+use crate::ns;
+use crate::stanza::StanzaError;
 use crate::time::Millis;
 use crate::xml::Element;
 use std::collections::BTreeMap;
-
-/// A request older than this is forgotten when room is needed for another; its late
-/// answer is dropped.
-pub const TIMEOUT_MS: Millis = 120_000;
 
 /// The vCard namespace: those gets go to the bare JID.
 const VCARD: &str = crate::modules::stored_xml::VCARD;
@@ -28,15 +37,30 @@ struct Pending {
     target_nick: String,
     /// The JID the request went to: only it may answer.
     target: String,
+    /// The target occupant's session it was meant for: when it leaves the
+    /// room, the request is answered.
+    session: String,
     /// When it went.
     at: Millis,
+}
+
+impl Pending {
+    /// The room's `recipient-unavailable` to the requester.
+    fn unavailable(&self, room: &str) -> Element {
+        let asked = Element::new(ns::CLIENT, "iq")
+            .with_attr("type", "get")
+            .with_attr("id", self.id.clone())
+            .with_attr("from", self.requester.clone())
+            .with_attr("to", format!("{room}/{}", self.target_nick));
+        refuse(&asked, StanzaError::RecipientUnavailable, room)
+    }
 }
 
 /// A room's relayed requests.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Relay {
-    next: u64,
-    /// By relayed id; ids grow, so the first is the oldest.
+    /// By relayed id; ids grow (and time with them), so the first is the
+    /// oldest.
     pending: BTreeMap<String, Pending>,
 }
 
@@ -57,35 +81,32 @@ pub struct Request<'a> {
     pub from: &'a str,
     /// The target's nick.
     pub target_nick: &'a str,
-    /// Its session.
+    /// Its active session.
     pub session: &'a str,
     /// Its bare JID.
     pub bare: &'a str,
 }
 
 impl Relay {
-    /// The iq to route for `req`, remembered; at most `max` wait, after
-    /// the expired and those whose target is gone (`present` says) are
-    /// forgotten.
+    /// The iq to route for `req`, remembered; at most `max` wait. `next`
+    /// numbers the relayed ids: the service's, not the room's, so an id
+    /// is not reused when a room's relay is emptied and made anew (a late
+    /// answer would pass for the new request's).
     pub fn request(
         &mut self,
         req: Request<'_>,
+        next: &mut u64,
         now: Millis,
         max: usize,
-        present: impl Fn(&str) -> bool,
     ) -> Result<Element, Refused> {
-        if self.pending.len() >= max {
-            self.pending
-                .retain(|_, p| now.saturating_sub(p.at) < TIMEOUT_MS && present(&p.target_nick));
-        }
         if self.pending.len() >= max {
             return Err(Refused::Full);
         }
         let vcard = req.iq.attr("type") == Some("get")
             && req.iq.first_element().is_some_and(|q| q.is(VCARD, "vCard"));
         let target = if vcard { req.bare } else { req.session };
-        self.next = self.next.wrapping_add(1);
-        let relayed = format!("muc-iq-{:016x}", self.next);
+        *next = next.wrapping_add(1);
+        let relayed = format!("muc-iq-{:016x}", *next);
         let mut out = req.iq.clone();
         out.set_attr("from", req.from);
         out.set_attr("to", target);
@@ -97,6 +118,7 @@ impl Relay {
                 id: req.iq.attr("id").unwrap_or_default().to_owned(),
                 target_nick: req.target_nick.to_owned(),
                 target: target.to_owned(),
+                session: req.session.to_owned(),
                 at: now,
             },
         );
@@ -119,6 +141,40 @@ impl Relay {
         Some(out)
     }
 
+    /// When the oldest request times out, `timeout` after it went.
+    pub fn deadline(&self, timeout: Millis) -> Option<Millis> {
+        let (_, p) = self.pending.first_key_value()?;
+        Some(p.at.saturating_add(timeout))
+    }
+
+    /// The requests that have waited `timeout` by `now`, forgotten and
+    /// answered with `recipient-unavailable`; a late answer is dropped.
+    pub fn expire(&mut self, room: &str, now: Millis, timeout: Millis) -> Vec<Element> {
+        let mut out = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.get().at.saturating_add(timeout) > now {
+                break;
+            }
+            out.push(entry.remove().unavailable(room));
+        }
+        out
+    }
+
+    /// The requests whose target session is no longer in the room
+    /// (`present` says), forgotten and answered with
+    /// `recipient-unavailable`.
+    pub fn orphans(&mut self, room: &str, present: impl Fn(&str) -> bool) -> Vec<Element> {
+        let mut out = Vec::new();
+        self.pending.retain(|_, p| {
+            let keep = present(&p.session);
+            if !keep {
+                out.push(p.unavailable(room));
+            }
+            keep
+        });
+        out
+    }
+
     /// Requests waiting.
     pub fn len(&self) -> usize {
         self.pending.len()
@@ -133,9 +189,9 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ns;
 
     const ROOM: &str = "den@conference.localhost";
+    const TIMEOUT: Millis = 60_000;
 
     fn get(id: &str, payload: Element) -> Element {
         Element::new(ns::CLIENT, "iq")
@@ -151,6 +207,9 @@ mod tests {
     }
 
     fn ask(r: &mut Relay, iq: &Element, now: Millis, max: usize) -> Result<Element, Refused> {
+        // Unique across the tests' relays, as the service's are.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         r.request(
             Request {
                 iq,
@@ -160,9 +219,9 @@ mod tests {
                 session: "bob@localhost/desk",
                 bare: "bob@localhost",
             },
+            &mut next,
             now,
             max,
-            |_| true,
         )
     }
 
@@ -171,6 +230,18 @@ mod tests {
             .with_attr("type", "result")
             .with_attr("id", id)
             .with_attr("from", from)
+    }
+
+    fn condition(e: &Element) -> Option<(String, String)> {
+        let err = e.child(ns::CLIENT, "error")?;
+        Some((
+            err.attr("type")?.to_owned(),
+            err.first_element()?.name.clone(),
+        ))
+    }
+
+    fn unavailable() -> Option<(String, String)> {
+        Some(("wait".into(), "recipient-unavailable".into()))
     }
 
     #[test]
@@ -215,6 +286,7 @@ mod tests {
             )
             .is_none());
         assert!(r.is_empty());
+        assert_eq!(r.deadline(TIMEOUT), None);
     }
 
     #[test]
@@ -226,26 +298,51 @@ mod tests {
     }
 
     #[test]
-    fn many_requests_stop_at_the_budget_until_they_expire() {
+    fn many_requests_stop_at_the_budget_until_answered_or_expired() {
         let mut r = Relay::default();
         for i in 0..1_024 {
-            assert!(ask(&mut r, &version(&i.to_string()), 0, 1_024).is_ok());
+            assert!(ask(&mut r, &version(&i.to_string()), i, 1_024).is_ok());
         }
-        assert_eq!(
-            ask(&mut r, &version("x"), TIMEOUT_MS - 1, 1_024),
-            Err(Refused::Full)
-        );
+        assert_eq!(ask(&mut r, &version("x"), 2_000, 1_024), Err(Refused::Full));
         assert_eq!(r.len(), 1_024);
+        assert_eq!(r.deadline(TIMEOUT), Some(TIMEOUT));
+        // Not yet.
+        assert!(r.expire(ROOM, TIMEOUT - 1, TIMEOUT).is_empty());
+        // The first ten are due: each requester hears recipient-unavailable.
+        let gone = r.expire(ROOM, TIMEOUT + 9, TIMEOUT);
+        assert_eq!(gone.len(), 10);
+        assert_eq!(gone[0].attr("id"), Some("0"));
+        assert_eq!(gone[9].attr("id"), Some("9"));
+        assert_eq!(gone[0].attr("to"), Some("alice@localhost/phone"));
+        assert_eq!(gone[0].attr("from"), Some("den@conference.localhost/Bob"));
+        assert_eq!(gone[0].attr("type"), Some("error"));
+        assert_eq!(condition(&gone[0]), unavailable());
+        assert_eq!(r.len(), 1_014);
+        assert_eq!(r.deadline(TIMEOUT), Some(TIMEOUT + 10));
         // Expired, they make room.
-        assert!(ask(&mut r, &version("y"), TIMEOUT_MS, 1_024).is_ok());
-        assert_eq!(r.len(), 1);
+        assert!(ask(&mut r, &version("y"), TIMEOUT + 9, 1_024).is_ok());
     }
 
     #[test]
-    fn requests_to_a_departed_occupant_are_forgotten_when_full() {
+    fn a_late_answer_is_dropped() {
         let mut r = Relay::default();
-        assert!(ask(&mut r, &version("a"), 0, 1).is_ok());
-        let gone = r.request(
+        let out = ask(&mut r, &version("a"), 0, 8).unwrap_or_else(|_| panic!("refused"));
+        let id = out.attr("id").unwrap_or_default().to_owned();
+        assert_eq!(r.expire(ROOM, TIMEOUT, TIMEOUT).len(), 1);
+        assert!(r
+            .answer(
+                ROOM,
+                "bob@localhost/desk",
+                &result_from("bob@localhost/desk", &id)
+            )
+            .is_none());
+    }
+
+    #[test]
+    fn requests_to_a_departed_session_are_answered_at_once() {
+        let mut r = Relay::default();
+        assert!(ask(&mut r, &version("a"), 0, 8).is_ok());
+        let to_carol = r.request(
             Request {
                 iq: &version("b"),
                 requester: "alice@localhost/phone",
@@ -254,11 +351,18 @@ mod tests {
                 session: "carol@localhost/pad",
                 bare: "carol@localhost",
             },
+            &mut 1_000_000,
             1,
-            1,
-            |n| n != "Bob",
+            8,
         );
-        assert!(gone.is_ok());
+        assert!(to_carol.is_ok());
+        // A vCard get goes to the bare JID but is still bob's desk's.
+        assert!(ask(&mut r, &get("c", Element::new(VCARD, "vCard")), 2, 8).is_ok());
+        let gone = r.orphans(ROOM, |s| s != "bob@localhost/desk");
+        let ids: Vec<_> = gone.iter().filter_map(|e| e.attr("id")).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert!(gone.iter().all(|e| condition(e) == unavailable()));
         assert_eq!(r.len(), 1);
+        assert!(r.orphans(ROOM, |_| true).is_empty());
     }
 }

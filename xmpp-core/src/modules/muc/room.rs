@@ -98,6 +98,16 @@ impl Room {
         self.occupants.get(self.by_jid.get(full)?)
     }
 
+    /// The session `full` spoke to the room: it is its occupant's active
+    /// session now (where iqs to the occupant go).
+    pub fn touch(&mut self, full: &str) {
+        if let Some(nick) = self.by_jid.get(full) {
+            if let Some(o) = self.occupants.get_mut(nick) {
+                o.touch(full);
+            }
+        }
+    }
+
     /// Whether `viewer` sees real JIDs.
     pub fn sees_jids(&self, viewer: &Occupant) -> bool {
         self.config.whois_anyone || viewer.role == Role::Moderator
@@ -134,7 +144,7 @@ impl Room {
             .unwrap_or_else(|| Element::new(ns::CLIENT, "presence"));
         p.set_attr("from", self.occupant_jid(&o.nick));
         p.set_attr("to", to);
-        let jid = self.sees_jids(viewer).then(|| o.jids().next()).flatten();
+        let jid = self.sees_jids(viewer).then(|| o.active_jid()).flatten();
         let item = Item {
             affiliation: Some(self.affiliation(env.settings, &o.bare)),
             role: Some(if base.is_some() { Role::None } else { o.role }),

@@ -71,6 +71,12 @@ pub struct Settings {
     /// Most iqs relayed between occupants of one room awaiting their
     /// answer; beyond it `resource-constraint`.
     pub relayed_iqs_max: usize,
+    /// How long a relayed iq waits for its answer before the room answers
+    /// the requester `recipient-unavailable` ([`super::relay`]).
+    pub relayed_iq_timeout_ms: u64,
+    /// Most rooms one page of the service's disco#items lists (XEP-0059
+    /// pages beyond it; ejabberd's `max_rooms_discoitems`).
+    pub listing_page_max: usize,
 }
 
 impl Default for Settings {
@@ -93,6 +99,8 @@ impl Default for Settings {
             voice_requests_max: 32,
             affiliations_max: 10_000,
             relayed_iqs_max: 1_024,
+            relayed_iq_timeout_ms: 60_000,
+            listing_page_max: 100,
         }
     }
 }

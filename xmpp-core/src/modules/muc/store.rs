@@ -25,8 +25,17 @@ const DOC_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// The key of `room_jid`'s document.
 pub fn key(room_jid: &str) -> String {
-    let local = room_jid.split('@').next().unwrap_or_default();
+    key_of_local(room_jid.split('@').next().unwrap_or_default())
+}
+
+/// The key of the document of the room whose local part is `local`.
+pub fn key_of_local(local: &str) -> String {
     format!("{PREFIX}{local}")
+}
+
+/// The local part of the room stored under `key`.
+pub fn local_of_key(key: &str) -> &str {
+    key.strip_prefix(PREFIX).unwrap_or(key)
 }
 
 /// The room as stored.

@@ -935,3 +935,253 @@ fn log_all_rooms_archives_every_room() {
         "the message is in the room's archive: {out:?}"
     );
 }
+
+/// A relayed iq arms the hub's timer; at its deadline the asker hears
+/// `recipient-unavailable` and the timer is disarmed. A request whose
+/// target is kicked is answered at once.
+#[test]
+fn relayed_iqs_time_out_on_the_hub_timer() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        lock_new_rooms: false,
+        relayed_iq_timeout_ms: 30_000,
+        ..Settings::default()
+    });
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    join(&mut h, &mut store, BOB, ROOM, "Bob");
+    assert_eq!(h.poll_timeout(), None);
+    let ask = |id: &str| {
+        parse(&format!("<iq xmlns='jabber:client' type='get' id='{id}' from='{ALICE}' to='{ROOM}/Bob'><query xmlns='jabber:iq:version'/></iq>"))
+    };
+    h.routed(1_000, ask("v1"));
+    let out = drive(&mut h, &mut store);
+    assert!(out.iter().any(|e| e.attr("to") == Some(BOB)));
+    assert_eq!(h.poll_timeout(), Some(31_000));
+    h.handle_timeout(30_999);
+    assert!(drive(&mut h, &mut store).is_empty());
+    h.handle_timeout(31_000);
+    let out = drive(&mut h, &mut store);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].attr("id"), Some("v1"));
+    assert_eq!(out[0].attr("to"), Some(ALICE));
+    assert_eq!(error_of(&out).as_deref(), Some("recipient-unavailable"));
+    assert_eq!(h.poll_timeout(), None);
+
+    // Bob is kicked with a request waiting on him: answered at once.
+    h.routed(40_000, ask("v2"));
+    drive(&mut h, &mut store);
+    let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item nick='Bob' role='none'/></query>");
+    let answered: Vec<_> = out.iter().filter(|e| e.attr("id") == Some("v2")).collect();
+    assert_eq!(answered.len(), 1, "{out:?}");
+    assert_eq!(error_of(&out).as_deref(), Some("recipient-unavailable"));
+    assert_eq!(h.poll_timeout(), None);
+}
+
+/// One admin request may not demote every owner at once: the last-owner
+/// rule (§10.6) holds for the request as a whole, as it does for the
+/// configuration form's owner list, and nothing of it applies.
+#[test]
+fn the_last_owner_rule_holds_for_a_whole_request() {
+    let mut store = MemoryStore::new();
+    let mut h = hub_with(Settings {
+        lock_new_rooms: false,
+        ..Settings::default()
+    });
+    join(&mut h, &mut store, ALICE, ROOM, "Alice");
+    let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='owner' jid='bob@localhost'/></query>");
+    assert_eq!(error_of(&out), None, "{out:?}");
+    let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='carol@localhost'/><item affiliation='admin' jid='bob@localhost'/><item affiliation='member' jid='alice@localhost'/></query>");
+    assert_eq!(error_of(&out).as_deref(), Some("conflict"));
+    let list = |h: &mut Hub, store: &mut MemoryStore, a: &str| {
+        let out = iq(h, store, ALICE, ROOM, "get", &format!("<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='{a}'/></query>"));
+        out.iter()
+            .filter_map(|e| e.child(protocol::ADMIN, "query"))
+            .flat_map(|q| {
+                q.elements()
+                    .filter_map(|i| i.attr("jid").map(str::to_owned))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        list(&mut h, &mut store, "member").is_empty(),
+        "nothing applied"
+    );
+    assert_eq!(
+        list(&mut h, &mut store, "owner"),
+        ["alice@localhost", "bob@localhost"]
+    );
+    // One at a time, each leaving an owner, they pass.
+    let out = iq(&mut h, &mut store, ALICE, ROOM, "set", "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='bob@localhost'/></query>");
+    assert_eq!(error_of(&out), None, "{out:?}");
+}
+
+const SERVICE: &str = "conference.localhost";
+
+fn disco_items(h: &mut Hub, store: &mut MemoryStore, set: &str) -> Element {
+    let out = iq(
+        h,
+        store,
+        CAROL,
+        SERVICE,
+        "get",
+        &format!("<query xmlns='http://jabber.org/protocol/disco#items'>{set}</query>"),
+    );
+    let [answer] = out.as_slice() else {
+        panic!("one answer: {out:?}");
+    };
+    answer
+        .child(ns::DISCO_ITEMS, "query")
+        .cloned()
+        .unwrap_or_else(|| panic!("a listing: {answer:?}"))
+}
+
+fn listed_jids(q: &Element) -> Vec<String> {
+    q.elements()
+        .filter(|e| e.name == "item")
+        .filter_map(|e| e.attr("jid").map(str::to_owned))
+        .collect()
+}
+
+/// 600 stored rooms (a third of them hidden) and two temporary rooms in
+/// memory: XEP-0059 pages of 50 walk the whole listing once, in order; a
+/// client without RSM gets the first 100 and the `<set/>` saying where
+/// they end; a larger `max` is capped.
+#[test]
+fn the_listing_pages_through_every_stored_room() {
+    let mut store = MemoryStore::new();
+    for i in 0..600 {
+        let jid = format!("r{i:03}@{SERVICE}");
+        let mut room = Room::new(
+            &jid,
+            "owner@localhost",
+            Settings::default().defaults,
+            occupant_id::Secret::from_bytes(&[1; occupant_id::SECRET_BYTES]),
+        );
+        room.locked = false;
+        room.config.persistent = true;
+        room.config.public = i % 3 != 0;
+        room.config.name = format!("Room {i}");
+        store.execute(StorageRequest::StoreBlob {
+            account: SERVICE.to_owned(),
+            key: store::key(&jid),
+            value: Some(store::document(&room)),
+            limit: None,
+        });
+    }
+    let mut h = hub_with(Settings {
+        lock_new_rooms: false,
+        ..Settings::default()
+    });
+    // Temporary rooms, in memory only.
+    join(
+        &mut h,
+        &mut store,
+        ALICE,
+        &format!("r250a@{SERVICE}"),
+        "Alice",
+    );
+    join(&mut h, &mut store, BOB, &format!("a@{SERVICE}"), "Bob");
+    let mut want: Vec<String> = (0..600)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("r{i:03}@{SERVICE}"))
+        .collect();
+    want.push(format!("r250a@{SERVICE}"));
+    want.push(format!("a@{SERVICE}"));
+    want.sort_by(|a, b| a.split('@').next().cmp(&b.split('@').next()));
+
+    let rsm = protocol_rsm();
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let set = if after.is_empty() {
+            format!("<set xmlns='{rsm}'><max>50</max></set>")
+        } else {
+            format!("<set xmlns='{rsm}'><max>50</max><after>{after}</after></set>")
+        };
+        let q = disco_items(&mut h, &mut store, &set);
+        let page = listed_jids(&q);
+        assert!(q.child(rsm, "set").is_some(), "an RSM request gets a set");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 50);
+        let last = q
+            .child(rsm, "set")
+            .and_then(|s| s.child_text(rsm, "last"))
+            .unwrap_or_default();
+        assert_eq!(Some(&last), page.last());
+        after = last;
+        seen.extend(page);
+        pages += 1;
+        assert!(pages < 20, "the paging ends");
+    }
+    assert_eq!(seen, want);
+    assert_eq!(pages, 9, "402 rooms in pages of 50");
+
+    // Without RSM: the first 100, and where they end.
+    let q = disco_items(&mut h, &mut store, "");
+    assert_eq!(listed_jids(&q), want[..100]);
+    let last = q.child(rsm, "set").and_then(|s| s.child_text(rsm, "last"));
+    assert_eq!(last.as_deref(), Some(want[99].as_str()));
+    // A larger max is capped.
+    let q = disco_items(
+        &mut h,
+        &mut store,
+        &format!("<set xmlns='{rsm}'><max>1000</max></set>"),
+    );
+    assert_eq!(listed_jids(&q).len(), 100);
+    // From the middle: the rest.
+    let q = disco_items(
+        &mut h,
+        &mut store,
+        &format!(
+            "<set xmlns='{rsm}'><max>100</max><after>{}</after></set>",
+            want[399]
+        ),
+    );
+    assert_eq!(listed_jids(&q), want[400..]);
+}
+
+fn protocol_rsm() -> &'static str {
+    crate::modules::mam::rsm::NS
+}
+
+/// Listing requests read storage at most 16 at a time; one more is refused
+/// with resource-constraint rather than holding another read.
+#[test]
+fn listing_reads_at_once_are_bounded() {
+    let mut store = MemoryStore::new();
+    let mut h = hub();
+    for i in 0..17 {
+        h.routed(
+            0,
+            parse(&format!("<iq xmlns='jabber:client' type='get' id='l{i}' from='{CAROL}' to='{SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")),
+        );
+    }
+    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    let refused: Vec<&Element> = outs
+        .iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].attr("id"), Some("l16"));
+    assert_eq!(
+        error_of(&[refused[0].clone()]).as_deref(),
+        Some("resource-constraint")
+    );
+    for o in outs {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+    let answered = drive(&mut h, &mut store);
+    assert_eq!(answered.len(), 16);
+    // Answered, they make room again.
+    let q = disco_items(&mut h, &mut store, "");
+    assert!(listed_jids(&q).is_empty());
+}
