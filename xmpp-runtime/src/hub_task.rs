@@ -204,19 +204,29 @@ async fn run_partition(
     hub.handle_timeout(now_ms());
     loop {
         // What was held goes first, as far as its budget allows.
-        if let Some(msg) = held.next(&router) {
+        if let Some(msg) = held.next(&hub, &router, st.index) {
             handle(&mut st, &mut hub, msg, &mut storage, &router, &mut owed);
             continue;
         }
-        // The next message, the hub's timer (archive retention), or room in
-        // the budget the oldest held stanza waits for. Listening before the
-        // check below means a return in between is not missed.
-        let freed = held.waiting_on().and_then(|p| router.listen(p));
-        if freed.is_some()
-            && !held
+        // The next message (storage answers among them), the hub's timer
+        // (archive retention), or room in a budget the oldest held stanza
+        // waits for: its charge's, or this partition's own. Listening
+        // before the check below means a return in between is not missed.
+        let freed = (!held.is_empty()).then(|| {
+            let own = router.listen(st.index);
+            let theirs = held
                 .waiting_on()
-                .is_some_and(|p| router.partition_crowded(p))
-        {
+                .filter(|p| *p != st.index)
+                .and_then(|p| router.listen(p));
+            async move {
+                match (own, theirs) {
+                    (Some(a), Some(b)) => a.or(b).await,
+                    (Some(a), None) | (None, Some(a)) => a.await,
+                    (None, None) => std::future::pending().await,
+                }
+            }
+        });
+        if freed.is_some() && held.next_ready(&hub, &router, st.index) {
             continue;
         }
         let next = async { rx.recv().await.map(Next::Msg) };
@@ -253,7 +263,7 @@ async fn run_partition(
                 let index = st.index;
                 drain_outputs(&mut st, &mut hub, &mut storage, &router, Some(index));
             }
-            Ok(Next::Msg(msg)) if held.takes(&msg, &hub, &router) => {
+            Ok(Next::Msg(msg)) if held.takes(&msg, &hub, &router, st.index) => {
                 held.push(msg, &router);
                 if held.len() % 10_000 == 1 {
                     tracing::debug!(partition = st.index, held = held.len(), "holding fan-out");
@@ -322,6 +332,9 @@ fn handle(
             origin = Some(st.index);
         }
         HubMsg::Storage(answers) => {
+            // What an answer releases (a room message's copies, behind its
+            // archive write) is this partition's fan-out (`held.rs`).
+            origin = Some(st.index);
             storage.answered(answers.len());
             for (id, result) in answers {
                 hub.handle_storage(now, id, result);

@@ -54,6 +54,10 @@ pub(super) struct Durability {
     gate: RequestId,
     /// Visible outputs waiting for `gate`'s answer (mark, output), in order.
     held: VecDeque<(RequestId, HubOutput)>,
+    /// [`Element::approx_size`](crate::xml::Element::approx_size) of the
+    /// stanzas in `held`: a room's fan-out waiting for its archive write
+    /// is memory the driver must count ([`Hub::committing_bytes`]).
+    held_bytes: usize,
     /// Sequence number of the latest account load begun.
     load_seq: u64,
     /// Loads begun and not finished (queued work not run yet).
@@ -62,6 +66,14 @@ pub(super) struct Durability {
     /// know their mark.
     loads_changed: bool,
     fences: VecDeque<Waiting>,
+}
+
+/// What a held output weighs: its stanza's size.
+fn output_bytes(out: &HubOutput) -> usize {
+    match out {
+        HubOutput::Deliver { stanza, .. } | HubOutput::Route(stanza) => stanza.approx_size(),
+        _ => 0,
+    }
 }
 
 impl Durability {
@@ -119,10 +131,18 @@ impl Hub {
     pub(super) fn visible(&mut self, out: HubOutput) {
         let d = &mut self.durability;
         if d.gate > d.answered {
+            d.held_bytes += output_bytes(&out);
             d.held.push_back((d.gate, out));
         } else {
             self.out.push_back(out);
         }
+    }
+
+    /// Bytes of stanzas held until a committed write is durable: a room
+    /// message's copies wait there for its archive write, so a driver
+    /// bounding fan-out counts them too.
+    pub fn committing_bytes(&self) -> usize {
+        self.durability.held_bytes
     }
 
     /// The id of the latest request emitted (0 before any).
@@ -157,6 +177,8 @@ impl Hub {
                 break;
             }
             if let Some((_, out)) = self.durability.held.pop_front() {
+                let d = &mut self.durability;
+                d.held_bytes = d.held_bytes.saturating_sub(output_bytes(&out));
                 self.out.push_back(out);
             }
         }
@@ -375,6 +397,18 @@ mod tests {
             .iter()
             .position(|o| *o == HubOutput::Released { conn: 7 });
         assert!(result.is_some() && released > result, "{out:?}");
+    }
+
+    /// What waits for a commit is counted, so a driver can bound it.
+    #[test]
+    fn held_outputs_are_counted_until_released() {
+        let mut h = roster_set_in_flight();
+        let out = outputs(&mut h);
+        assert!(h.committing_bytes() > 0, "the result waits: {out:?}");
+        let writes = storage(&out);
+        h.handle_storage(2, writes[0].0, StorageResult::Done);
+        outputs(&mut h);
+        assert_eq!(h.committing_bytes(), 0);
     }
 
     #[test]
