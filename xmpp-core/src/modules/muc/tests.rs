@@ -104,6 +104,57 @@ fn item_attr(p: &Element, attr: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// What the hub has output so far, not carried out.
+fn pending(h: &mut Hub) -> Vec<HubOutput> {
+    std::iter::from_fn(|| h.poll_output()).collect()
+}
+
+/// The stanzas among `outs`.
+fn routed_of(outs: &[HubOutput]) -> Vec<Element> {
+    outs.iter()
+        .filter_map(|o| match o {
+            HubOutput::Route(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Answer the storage requests among `outs` (nothing more).
+fn answer(h: &mut Hub, store: &mut MemoryStore, outs: Vec<HubOutput>) {
+    for o in outs {
+        if let HubOutput::Storage { id, request } = o {
+            let r = store.execute(request);
+            h.handle_storage(0, id, r);
+        }
+    }
+}
+
+/// Answer the storage requests among `outs`, then everything that
+/// follows; what was routed.
+fn answer_writes(h: &mut Hub, store: &mut MemoryStore, outs: Vec<HubOutput>) -> Vec<Element> {
+    answer(h, store, outs);
+    drive(h, store)
+}
+
+/// The hub's pending outputs hold a write `written` accepts and route
+/// nothing before it is durable (`what` says what must wait); then the
+/// writes are answered and what follows is returned.
+fn durable_first(
+    h: &mut Hub,
+    store: &mut MemoryStore,
+    written: impl Fn(&StorageRequest) -> bool,
+    what: &str,
+) -> Vec<Element> {
+    let outs = pending(h);
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, HubOutput::Storage { request, .. } if written(request))),
+        "the write is asked for: {outs:?}"
+    );
+    assert!(routed_of(&outs).is_empty(), "{what}: {outs:?}");
+    answer_writes(h, store, outs)
+}
+
 const ROOM: &str = "keep@conference.localhost";
 const ALICE: &str = "alice@localhost/a";
 const BOB: &str = "bob@localhost/b";
@@ -119,22 +170,12 @@ fn results_wait_for_their_writes() {
         0,
         parse(&format!("<iq xmlns='jabber:client' type='set' id='q' from='{ALICE}' to='{ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>")),
     );
-    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
-    assert!(
-        outs.iter().any(|o| matches!(o, HubOutput::Storage { request: StorageRequest::StoreBlob { key, value: Some(_), .. }, .. } if key == "r/keep")),
-        "the room is written: {outs:?}"
+    let out = durable_first(
+        &mut h,
+        &mut store,
+        |r| matches!(r, StorageRequest::StoreBlob { key, value: Some(_), .. } if key == "r/keep"),
+        "nothing leaves before the room is stored",
     );
-    assert!(
-        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
-        "nothing leaves before the write is durable"
-    );
-    for o in outs {
-        if let HubOutput::Storage { id, request } = o {
-            let r = store.execute(request);
-            h.handle_storage(0, id, r);
-        }
-    }
-    let out = drive(&mut h, &mut store);
     assert!(out
         .iter()
         .any(|e| e.name == "iq" && e.attr("type") == Some("result")));
@@ -567,33 +608,18 @@ fn occupant_ids_survive_a_restart() {
             "<presence xmlns='jabber:client' from='{BOB}' to='{ROOM}/Bob'/>"
         )),
     );
-    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    let outs = pending(&mut h);
     assert!(
-        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
+        routed_of(&outs).is_empty(),
         "nothing leaves before the room is read"
     );
-    for o in outs {
-        if let HubOutput::Storage { id, request } = o {
-            let r = store.execute(request);
-            h.handle_storage(0, id, r);
-        }
-    }
-    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
-    assert!(
-        outs.iter().any(|o| matches!(o, HubOutput::Storage { request: StorageRequest::StoreBlob { value: Some(v), .. }, .. } if v.contains("secret="))),
-        "the drawn secret is written: {outs:?}"
+    answer(&mut h, &mut store, outs);
+    let out = durable_first(
+        &mut h,
+        &mut store,
+        |r| matches!(r, StorageRequest::StoreBlob { value: Some(v), .. } if v.contains("secret=")),
+        "no occupant id leaves before its secret is stored",
     );
-    assert!(
-        !outs.iter().any(|o| matches!(o, HubOutput::Route(_))),
-        "no occupant id leaves before its secret is stored"
-    );
-    for o in outs {
-        if let HubOutput::Storage { id, request } = o {
-            let r = store.execute(request);
-            h.handle_storage(0, id, r);
-        }
-    }
-    let out = drive(&mut h, &mut store);
     let drawn = occupant_id_of(self_presence(&out, BOB).expect("bob enters")).expect("an id");
     let mut h = restarted(4);
     let out = join(&mut h, &mut store, BOB, ROOM, "Bob2");
@@ -846,22 +872,15 @@ fn moderation_leaves_a_tombstone_in_the_archive() {
     assert_eq!(error_of(&out).as_deref(), Some("item-not-found"));
     // A participant may not, and is told so before any read.
     h.routed(0, parse(&format!("<iq xmlns='jabber:client' type='set' id='q' from='{BOB}' to='{ROOM}'><moderate xmlns='urn:xmpp:message-moderate:1' id='{old}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>")));
-    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    let outs = pending(&mut h);
     assert!(!outs.iter().any(|o| matches!(o, HubOutput::Storage { .. })));
-    let refused: Vec<Element> = outs
-        .into_iter()
-        .filter_map(|o| match o {
-            HubOutput::Route(e) => Some(e),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(error_of(&refused).as_deref(), Some("forbidden"));
+    assert_eq!(error_of(&routed_of(&outs)).as_deref(), Some("forbidden"));
 
     // At most 256 wait for the archive; the next is refused.
     for _ in 0..256 {
         h.routed(0, parse(&format!("<iq xmlns='jabber:client' type='set' id='q' from='{ALICE}' to='{ROOM}'><moderate xmlns='urn:xmpp:message-moderate:1' id='{old}'><retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>")));
     }
-    let waiting: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
+    let waiting = pending(&mut h);
     assert_eq!(
         waiting
             .iter()
@@ -871,13 +890,7 @@ fn moderation_leaves_a_tombstone_in_the_archive() {
     );
     let out = moderate(&mut h, &mut store, &old);
     assert_eq!(error_of(&out).as_deref(), Some("resource-constraint"));
-    for o in waiting {
-        if let HubOutput::Storage { id, request } = o {
-            let r = store.execute(request);
-            h.handle_storage(0, id, r);
-        }
-    }
-    let out = drive(&mut h, &mut store);
+    let out = answer_writes(&mut h, &mut store, waiting);
     assert_eq!(
         out.iter()
             .filter(|e| e.attr("type") == Some("error"))
@@ -1159,27 +1172,12 @@ fn listing_reads_at_once_are_bounded() {
             parse(&format!("<iq xmlns='jabber:client' type='get' id='l{i}' from='{CAROL}' to='{SERVICE}'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")),
         );
     }
-    let outs: Vec<HubOutput> = std::iter::from_fn(|| h.poll_output()).collect();
-    let refused: Vec<&Element> = outs
-        .iter()
-        .filter_map(|o| match o {
-            HubOutput::Route(e) => Some(e),
-            _ => None,
-        })
-        .collect();
+    let outs = pending(&mut h);
+    let refused = routed_of(&outs);
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0].attr("id"), Some("l16"));
-    assert_eq!(
-        error_of(&[refused[0].clone()]).as_deref(),
-        Some("resource-constraint")
-    );
-    for o in outs {
-        if let HubOutput::Storage { id, request } = o {
-            let r = store.execute(request);
-            h.handle_storage(0, id, r);
-        }
-    }
-    let answered = drive(&mut h, &mut store);
+    assert_eq!(error_of(&refused).as_deref(), Some("resource-constraint"));
+    let answered = answer_writes(&mut h, &mut store, outs);
     assert_eq!(answered.len(), 16);
     // Answered, they make room again.
     let q = disco_items(&mut h, &mut store, "");
