@@ -193,6 +193,13 @@ class VireoServer:
         """The command line `start()` runs."""
         return [str(VIREO_BIN), "run"]
 
+    def ready(self) -> bool:
+        """Whether the started server serves: both c2s listeners, and the
+        admin socket too (`vireo adduser` right after start talks to it, and
+        it opens after the c2s listeners)."""
+        return (port_accepts(self.c2s_port) and port_accepts(self.c2s_tls_port)
+                and admin_accepts(self.data_dir / "admin.sock"))
+
     def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
@@ -216,10 +223,7 @@ class VireoServer:
                 pytest.fail(
                     f"vireo exited with code {code} during startup; log:\n{self.log_tail()}"
                 )
-            # The admin socket too: `vireo adduser` right after start
-            # talks to it, and it opens after the c2s listeners.
-            if (port_accepts(self.c2s_port) and port_accepts(self.c2s_tls_port)
-                    and admin_accepts(self.data_dir / "admin.sock")):
+            if self.ready():
                 return
             time.sleep(0.05)
         self._terminate(SHUTDOWN_TIMEOUT)

@@ -78,6 +78,11 @@ class ProsodyServer(VireoServer):
         return ["setpriv", "--reuid=prosody", "--regid=prosody", "--init-groups",
                 "prosody", "-F", "--config", str(self.config)]
 
+    def ready(self) -> bool:
+        # Prosody has no Vireo admin socket: its listeners are enough here,
+        # and start() then waits for its components.
+        return port_accepts(self.c2s_port) and port_accepts(self.c2s_tls_port)
+
     def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
         super().start(timeout)
         # Prosody accepts TCP before its components are up: wait for them.

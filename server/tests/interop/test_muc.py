@@ -49,8 +49,17 @@ PLUGINS = ("xep_0030", "xep_0004", "xep_0045", "xep_0059", "xep_0199",
 # --------------------------------------------------------------------------
 
 
+ON_PROSODY = os.environ.get("MUC_TEST_SERVER") == "prosody"
+
+# What Prosody 0.12 with its stock modules does not do, so these tests of
+# Vireo cannot be proven against it: the §10.2 roomowners/roomadmins form
+# fields, XEP-0425 (the community module mod_muc_moderation), an RSM-paged
+# room listing.
+vireo_only = pytest.mark.skipif(ON_PROSODY, reason="not in Prosody 0.12's stock modules")
+
+
 def _make_server(name: str) -> VireoServer:
-    if os.environ.get("MUC_TEST_SERVER") == "prosody":
+    if ON_PROSODY:
         from reference_peers import ProsodyServer
         srv = ProsodyServer(name)
     else:
@@ -401,6 +410,7 @@ async def test_kick_307_ban_301_and_the_outcast_is_refused(muc_server, xmpp):
     assert [slixmpp.JID(j).bare for j in outcasts] == [c.jid], outcasts
 
 
+@vireo_only
 @pytest.mark.asyncio
 async def test_owner_form_lists_owners_and_admins(muc_server, xmpp):
     """§10.2: the configuration form lists the owners and admins
@@ -606,6 +616,7 @@ MODERATE = "urn:xmpp:message-moderate:1"
 RETRACT = "urn:xmpp:message-retract:1"
 
 
+@vireo_only
 @pytest.mark.asyncio
 async def test_moderated_message_leaves_a_tombstone_in_the_room_archive(muc_server, xmpp):
     """XEP-0425 (0.3): a moderator retracts a message by the room's
@@ -759,13 +770,16 @@ async def test_persistent_room_survives_restart(own_muc_server, xmpp):
     sids = [[e.get("id") for e in m.xml.findall(f"{{{SID}}}stanza-id") if e.get("by") == room]
             for m in sent]
     # A moderated message (XEP-0425) does not come back.
-    alice.xmpp.send_message(mto=room, mbody="moderated before the restart", mtype="groupchat")
-    spam = await groupchat(alice, room, "moderated before the restart")
-    spam_id = [e.get("id") for e in spam.xml.findall(f"{{{SID}}}stanza-id") if e.get("by") == room][0]
-    iq = alice.xmpp.make_iq_set(ito=room)
-    iq.append(ET.fromstring(
-        f"<moderate xmlns='{MODERATE}' id='{spam_id}'><retract xmlns='{RETRACT}'/></moderate>"))
-    await iq.send(timeout=WAIT)
+    if not ON_PROSODY:
+        alice.xmpp.send_message(mto=room, mbody="moderated before the restart",
+                                mtype="groupchat")
+        spam = await groupchat(alice, room, "moderated before the restart")
+        spam_id = [e.get("id") for e in spam.xml.findall(f"{{{SID}}}stanza-id")
+                   if e.get("by") == room][0]
+        iq = alice.xmpp.make_iq_set(ito=room)
+        iq.append(ET.fromstring(
+            f"<moderate xmlns='{MODERATE}' id='{spam_id}'><retract xmlns='{RETRACT}'/></moderate>"))
+        await iq.send(timeout=WAIT)
     await bob0.close()
     await alice.close()
 
@@ -814,6 +828,7 @@ def item_jids(iq) -> list[str]:
     return [i.get("jid") for i in q.findall(f"{{{DISCO_ITEMS}}}item")]
 
 
+@vireo_only
 @pytest.mark.asyncio
 async def test_room_listing_pages_with_rsm(own_muc_server, xmpp):
     """§6.3 with XEP-0059: slixmpp's result set iterator walks the
