@@ -125,6 +125,12 @@ fn written_with_the_db_prefix_and_the_error_in_the_stream_namespace() {
     );
     let mut header = Vec::new();
     write_s2s_header(&mut header, Some("a.example"), None, Some("x"));
+    // Our header announces dialback the way XEP-0220 §2.4.1 says, as our
+    // own parser (and so a peer's) sees it.
+    let mut parser = StreamParser::new(Limits::default());
+    parser.feed(&header);
+    assert!(matches!(parser.next_event(), Ok(Some(StreamEvent::Open(_)))));
+    assert_eq!(parser.header_prefix(ns::DIALBACK), Some("db"));
     let header = String::from_utf8(header).unwrap();
     assert!(header.contains(" xmlns='jabber:server'"), "{header}");
     assert!(
