@@ -129,7 +129,10 @@ fn written_with_the_db_prefix_and_the_error_in_the_stream_namespace() {
     // own parser (and so a peer's) sees it.
     let mut parser = StreamParser::new(Limits::default());
     parser.feed(&header);
-    assert!(matches!(parser.next_event(), Ok(Some(StreamEvent::Open(_)))));
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(StreamEvent::Open(_)))
+    ));
     assert_eq!(parser.header_prefix(ns::DIALBACK), Some("db"));
     let header = String::from_utf8(header).unwrap();
     assert!(header.contains(" xmlns='jabber:server'"), "{header}");
@@ -275,7 +278,7 @@ fn every_error_form_parses_with_its_condition_and_type() {
 fn refusals() {
     use DialbackParseError::*;
     let cases: Vec<(String, DialbackParseError)> = vec![
-        (format!("<result xmlns='jabber:server' from='a.example' to='b.example'>k</result>"), NotDialback),
+        ("<result xmlns='jabber:server' from='a.example' to='b.example'>k</result>".to_owned(), NotDialback),
         (format!("<features {DB}/>"), NotDialback),
         (format!("<result {DB} to='b.example'>k</result>"), MissingAttribute("from")),
         (format!("<result {DB} from='a.example'>k</result>"), MissingAttribute("to")),
