@@ -12,6 +12,7 @@ pub mod hub;
 pub mod jid;
 pub mod modules;
 pub mod ns;
+pub mod s2s;
 pub mod sasl;
 pub mod sim;
 pub mod spare;

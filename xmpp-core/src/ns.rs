@@ -34,3 +34,10 @@ pub const DELAY: &str = "urn:xmpp:delay";
 pub const MSGOFFLINE: &str = "msgoffline";
 /// XEP-0092 software version.
 pub const VERSION: &str = "jabber:iq:version";
+/// RFC 6120 server-to-server content namespace.
+pub const SERVER: &str = "jabber:server";
+/// XEP-0220 Server Dialback elements (`db:result`, `db:verify`), announced
+/// by declaring this namespace on the s2s stream header.
+pub const DIALBACK: &str = "jabber:server:dialback";
+/// XEP-0220 §2.4.2 stream feature: dialback with error handling.
+pub const DIALBACK_FEATURES: &str = "urn:xmpp:features:dialback";

@@ -9,7 +9,7 @@ mod authzid;
 mod channel_binding;
 mod credentials;
 mod failure;
-mod hash;
+pub(crate) mod hash;
 mod mechanism;
 mod message;
 mod plain;

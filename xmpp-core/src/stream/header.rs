@@ -13,9 +13,45 @@ pub(crate) fn write_header(
     to: Option<&str>,
     id: Option<&str>,
 ) {
+    write_header_declaring(out, content_ns, |_| {}, from, to, id);
+}
+
+/// Write an s2s stream header (`jabber:server`) that also declares the
+/// `db:` prefix: XEP-0220 §2.4.1 announces dialback that way, and dialback
+/// elements are written with that prefix
+/// ([`DialbackElement::write_to`](crate::s2s::dialback::DialbackElement::write_to)).
+// Used by the s2s stream machines once they exist; tested now.
+#[allow(dead_code)]
+pub(crate) fn write_s2s_header(
+    out: &mut Vec<u8>,
+    from: Option<&str>,
+    to: Option<&str>,
+    id: Option<&str>,
+) {
+    write_header_declaring(
+        out,
+        ns::SERVER,
+        crate::s2s::dialback::write_stream_declaration,
+        from,
+        to,
+        id,
+    );
+}
+
+/// [`write_header`] with further namespace declarations written by
+/// `declare`.
+fn write_header_declaring(
+    out: &mut Vec<u8>,
+    content_ns: &str,
+    declare: impl FnOnce(&mut Vec<u8>),
+    from: Option<&str>,
+    to: Option<&str>,
+    id: Option<&str>,
+) {
     out.extend_from_slice(b"<?xml version='1.0'?><stream:stream xmlns='");
     escape_attr(content_ns, out);
     out.extend_from_slice(b"' xmlns:stream='http://etherx.jabber.org/streams'");
+    declare(out);
     for (name, value) in [("from", from), ("to", to), ("id", id)] {
         if let Some(v) = value {
             out.push(b' ');

@@ -13,7 +13,7 @@ mod csi;
 mod error;
 #[cfg(test)]
 mod handover_tests;
-mod header;
+pub(crate) mod header;
 mod output;
 #[cfg(test)]
 mod page_tests;

@@ -3,6 +3,7 @@
 
 mod element;
 mod error;
+mod header_scan;
 mod namespace;
 mod parser;
 mod writer;

@@ -20,6 +20,7 @@ use rxml::{Event, Parse, WithOptions};
 
 use super::element::{Attr, Element, Node};
 use super::error::XmlError;
+use super::header_scan::HeaderScan;
 use super::namespace::Namespace;
 
 /// Resource limits applied while parsing: budgets of what a stanza costs in
@@ -115,12 +116,12 @@ const CHUNK: usize = 8 * 1024;
 
 /// The smallest token limit handed to rxml; tiny stanza limits in tests must
 /// still let names through so that the size check, not rxml, reports.
-const MIN_TOKEN: usize = 64;
+pub(super) const MIN_TOKEN: usize = 64;
 
 /// The longest single token (name or attribute value; text is chunked)
 /// rxml buffers. rxml reserves this much per connection while it parses, so
 /// it is kept well below the stanza limit; XMPP attribute values are short.
-const MAX_TOKEN: usize = 32 * 1024;
+pub(super) const MAX_TOKEN: usize = 32 * 1024;
 
 fn rxml_parser(limits: &Limits) -> rxml::Parser {
     let opts = rxml::Options {
@@ -291,6 +292,8 @@ pub struct StreamParser {
     /// a token still being received.
     unattributed: usize,
     error: Option<XmlError>,
+    /// Namespace declarations of the stream header.
+    header: HeaderScan,
 }
 
 impl StreamParser {
@@ -305,6 +308,7 @@ impl StreamParser {
             cur_bytes: 0,
             unattributed: 0,
             error: None,
+            header: HeaderScan::new(&limits),
         }
     }
 
@@ -334,6 +338,15 @@ impl StreamParser {
         self.tree = TreeBuilder::default();
         self.cur_bytes = 0;
         self.unattributed = 0;
+        self.header = HeaderScan::new(&self.limits);
+    }
+
+    /// The prefix the current stream's header declared for `ns`, e.g.
+    /// `Some("db")` for `jabber:server:dialback`: XEP-0220 §2.4.1 announces
+    /// dialback support that way. Known once [`StreamEvent::Open`] has been
+    /// returned; declarations beyond `max_attributes` are not kept.
+    pub fn header_prefix(&self, ns: &str) -> Option<&str> {
+        self.header.prefix_for(ns)
     }
 
     /// [`restart`](Self::restart) under new limits: authentication lifts the
@@ -414,6 +427,9 @@ impl StreamParser {
             let mut slice = &self.buf[..len];
             let res = self.parser.parse(&mut slice, false);
             let used = len - slice.len();
+            if self.phase == Phase::Prolog {
+                self.header.feed(&self.buf[..used]);
+            }
             self.buf.advance(used);
             self.unattributed = self.unattributed.saturating_add(used);
             match res {

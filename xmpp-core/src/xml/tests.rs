@@ -601,3 +601,95 @@ fn writer_declares_an_attribute_prefix_once_per_subtree() {
     assert_eq!(xml.matches(ns).count(), 2, "{xml}");
     roundtrip(&plain);
 }
+
+/// The parser after the header of `input` was returned, fed in chunks of
+/// `step` bytes.
+fn after_header(input: &[u8], step: usize) -> StreamParser {
+    let mut p = StreamParser::new(Limits::default());
+    for chunk in input.chunks(step) {
+        p.feed(chunk);
+        while let Some(ev) = p.next_event().unwrap() {
+            if matches!(ev, StreamEvent::Open(_)) {
+                return p;
+            }
+        }
+    }
+    panic!("no header in {}", String::from_utf8_lossy(input));
+}
+
+const DIALBACK: &str = "jabber:server:dialback";
+
+#[test]
+fn header_namespace_declarations_are_known() {
+    let s2s = b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+        xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+        to='b.example' version='1.0'>";
+    for step in [1, 7, s2s.len()] {
+        let p = after_header(s2s, step);
+        assert_eq!(p.header_prefix(DIALBACK), Some("db"), "step {step}");
+        assert_eq!(
+            p.header_prefix("http://etherx.jabber.org/streams"),
+            Some("stream")
+        );
+        // The default namespace is no prefix.
+        assert_eq!(p.header_prefix("jabber:server"), None);
+    }
+    let other =
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+        xmlns:dialback='jabber:server:dialback' version='1.0'>";
+    assert_eq!(
+        after_header(other, 5).header_prefix(DIALBACK),
+        Some("dialback")
+    );
+    let c2s =
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+        version='1.0'>";
+    assert_eq!(after_header(c2s, 3).header_prefix(DIALBACK), None);
+}
+
+#[test]
+fn declarations_below_the_header_do_not_count_and_restart_forgets() {
+    let c2s =
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+        version='1.0'>";
+    let mut p = after_header(c2s, 4);
+    p.feed(b"<db:result xmlns:db='jabber:server:dialback' from='a.example' to='b.example'>k</db:result>");
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Stanza(_)))));
+    assert_eq!(p.header_prefix(DIALBACK), None);
+
+    let s2s =
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+        xmlns:db='jabber:server:dialback' version='1.0'>";
+    let mut p = after_header(s2s, 9);
+    assert_eq!(p.header_prefix(DIALBACK), Some("db"));
+    p.restart();
+    assert_eq!(p.header_prefix(DIALBACK), None);
+    p.feed(c2s);
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
+    assert_eq!(p.header_prefix(DIALBACK), None);
+    p.restart();
+    p.feed(s2s);
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
+    assert_eq!(p.header_prefix(DIALBACK), Some("db"));
+}
+
+#[test]
+fn header_declarations_are_bounded() {
+    let limits = Limits {
+        max_attributes: 3,
+        ..Limits::default()
+    };
+    let mut header = String::from("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'");
+    for i in 0..10 {
+        header.push_str(&format!(" xmlns:p{i}='urn:x:{i}'"));
+    }
+    header.push_str(" xmlns:db='jabber:server:dialback' version='1.0'>");
+    let mut p = StreamParser::new(limits);
+    p.feed(header.as_bytes());
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
+    // The first three are kept (the stream prefix and p0, p1); later ones
+    // are not.
+    assert_eq!(p.header_prefix("urn:x:1"), Some("p1"));
+    assert_eq!(p.header_prefix("urn:x:2"), None);
+    assert_eq!(p.header_prefix(DIALBACK), None);
+}

@@ -1,0 +1,14 @@
+//! Server-to-server federation (RFC 6120 s2s, XEP-0220 Server Dialback).
+//!
+//! This directory will hold the s2s stream machines — the receiving
+//! (inbound, port 5269) and initiating (outbound) streams, both Sans-IO like
+//! the c2s machines in [`crate::stream`] — and the pure pieces they are built
+//! from. So far it holds only those pieces, not yet used by any connection:
+//!
+//! - [`dialback`]: XEP-0185 dialback keys and the XEP-0220 `<db:result/>` /
+//!   `<db:verify/>` elements.
+//!
+//! Certificate identities (RFC 6125) are checked in the runtime, which owns
+//! TLS (`xmpp_runtime::tls::peer_identity`).
+
+pub mod dialback;
