@@ -12,6 +12,7 @@ pub mod config;
 pub mod hub;
 pub mod jid;
 pub mod login;
+pub mod s2s_incoming;
 pub mod sasl;
 pub mod sm;
 pub mod xml_stream;
@@ -30,6 +31,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("sm", sm::run),
     ("component", component::run),
     ("config", config::run),
+    ("s2s_incoming", s2s_incoming::run),
 ];
 
 /// The harness of a target.

@@ -3,12 +3,18 @@
 //! This directory will hold the s2s stream machines — the receiving
 //! (inbound, port 5269) and initiating (outbound) streams, both Sans-IO like
 //! the c2s machines in [`crate::stream`] — and the pure pieces they are built
-//! from. So far it holds only those pieces, not yet used by any connection:
+//! from. Not yet driven by any connection:
 //!
 //! - [`dialback`]: XEP-0185 dialback keys and the XEP-0220 `<db:result/>` /
 //!   `<db:verify/>` elements.
+//! - [`incoming`]: the receiving stream, dialback only so far (no STARTTLS
+//!   or SASL EXTERNAL yet): verification requests out, verdicts in,
+//!   stanzas routed only from verified domain pairs.
 //!
 //! Certificate identities (RFC 6125) are checked in the runtime, which owns
 //! TLS (`xmpp_runtime::tls::peer_identity`).
 
 pub mod dialback;
+pub mod incoming;
+
+pub use incoming::{IncomingConfig, IncomingOutput, IncomingStream};

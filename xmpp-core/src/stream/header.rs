@@ -20,8 +20,6 @@ pub(crate) fn write_header(
 /// `db:` prefix: XEP-0220 §2.4.1 announces dialback that way, and dialback
 /// elements are written with that prefix
 /// ([`DialbackElement::write_to`](crate::s2s::dialback::DialbackElement::write_to)).
-// Used by the s2s stream machines once they exist; tested now.
-#[allow(dead_code)]
 pub(crate) fn write_s2s_header(
     out: &mut Vec<u8>,
     from: Option<&str>,

@@ -14,7 +14,7 @@ mod error;
 #[cfg(test)]
 mod handover_tests;
 pub(crate) mod header;
-mod output;
+pub(crate) mod output;
 #[cfg(test)]
 mod page_tests;
 pub mod server;

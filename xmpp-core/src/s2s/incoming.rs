@@ -1,0 +1,598 @@
+//! The receiving side of a server-to-server stream (RFC 6120 s2s, port
+//! 5269): the peer opens it, proves the domains it sends from with Server
+//! Dialback (XEP-0220), and sends stanzas.
+//!
+//! On one stream the peer plays two roles. As *Initiating Server* it asks
+//! to send from a Sender Domain to one of our domains (`<db:result/>` with
+//! a key): the machine asks its driver to check the key with the Sender
+//! Domain's *Authoritative Server* ([`IncomingOutput::Verify`], which the
+//! driver carries out over an outgoing stream) and, once told
+//! ([`IncomingStream::verified`]), accepts stanzas for that domain pair.
+//! As *Receiving Server* of its own (`<db:verify/>`), it asks us whether a
+//! key we gave it is ours: we recompute it with our secret and answer.
+//!
+//! The rule this machine exists to keep: nothing is routed from a domain
+//! pair that is not verified on this stream. A stanza whose `from` domain
+//! and `to` domain are not a verified pair ends the stream with
+//! `<invalid-from/>` (RFC 6120 §4.9.3.9); one before any pair is verified
+//! with `<not-authorized/>`; one without `from` or `to` with
+//! `<improper-addressing/>` (§4.9.3.7).
+//!
+//! Like every machine here it never touches the network: bytes, time and
+//! verification verdicts come in; bytes, verification requests and
+//! stanzas for routing come out. TLS (STARTTLS, XEP-0368 direct TLS) and
+//! SASL EXTERNAL are the driver's and later work's; this is the dialback
+//! path every server supports.
+
+use super::dialback::{
+    DbBody, DbResult, DbVerify, DialbackCondition, DialbackDomain, DialbackElement, DialbackError,
+    DialbackKey, DialbackSecret, StreamId,
+};
+use crate::entropy::Entropy;
+use crate::jid::Jid;
+use crate::ns;
+use crate::stanza::{error_reply, is_error_or_result, Kind, StanzaError};
+use crate::stream::header::{check_header, write_s2s_header, STREAM_CLOSE};
+use crate::stream::output::{OutputQueue, Writes};
+use crate::stream::StreamErrorCondition;
+use crate::time::Millis;
+use crate::xml::{Element, Limits, Node, StreamEvent, StreamParser};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// What the receiving side of an s2s stream asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IncomingOutput {
+    /// Bytes to write to the transport.
+    Write(Vec<u8>),
+    /// Ask the Authoritative Server of `sender` whether `key` is its key
+    /// for (`target`, `sender`, `stream_id`) (XEP-0220 §2.1.2, `db:verify`);
+    /// answer with [`IncomingStream::verified`] or
+    /// [`IncomingStream::verification_failed`].
+    Verify {
+        /// The Sender Domain the peer claims.
+        sender: DialbackDomain,
+        /// Our domain it wants to send to.
+        target: DialbackDomain,
+        /// This stream's id, which the key is bound to.
+        stream_id: StreamId,
+        /// The key to check.
+        key: DialbackKey,
+    },
+    /// A stanza from a verified domain pair, in `jabber:client` (the hub's
+    /// namespace), for routing.
+    Stanza(Element),
+    /// Flush pending writes and close the transport.
+    Close,
+}
+
+impl Writes for IncomingOutput {
+    fn write(bytes: Vec<u8>) -> Self {
+        IncomingOutput::Write(bytes)
+    }
+
+    fn written(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            IncomingOutput::Write(buf) => Some(buf),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the receiving side of s2s streams on one listener.
+#[derive(Debug, Clone)]
+pub struct IncomingConfig {
+    /// Our domains: the Target Domains a peer may ask for.
+    pub domains: Vec<String>,
+    /// The dialback secret our keys are made with, to answer `db:verify`.
+    pub secret: DialbackSecret,
+    /// Parser limits (stanza size, depth).
+    pub limits: Limits,
+    /// A stream with no verified domain pair this long after its header is
+    /// closed (`connection-timeout`): it holds a socket and proves nothing.
+    pub auth_timeout_ms: Millis,
+    /// A verification the driver has not answered in this long fails
+    /// (`remote-server-timeout` to the peer).
+    pub verify_timeout_ms: Millis,
+    /// Verifications in flight per stream; more get `resource-constraint`
+    /// (each costs an outgoing connection).
+    pub max_pending: usize,
+    /// Verified domain pairs per stream (XEP-0220 §2.4 multiplexing); more
+    /// get `resource-constraint`.
+    pub max_pairs: usize,
+}
+
+impl Default for IncomingConfig {
+    fn default() -> Self {
+        IncomingConfig {
+            domains: vec!["localhost".into()],
+            secret: DialbackSecret::new(b"change me"),
+            limits: Limits::default(),
+            auth_timeout_ms: 60_000,
+            verify_timeout_ms: 30_000,
+            max_pending: 16,
+            max_pairs: 256,
+        }
+    }
+}
+
+/// A domain pair: (Sender Domain, Target Domain).
+type Pair = (String, String);
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the peer's stream header.
+    Header,
+    /// Header answered: dialback and stanzas.
+    Open {
+        stream_id: StreamId,
+    },
+    Closed,
+}
+
+/// The receiving end of one s2s connection.
+#[derive(Debug)]
+pub struct IncomingStream {
+    cfg: Arc<IncomingConfig>,
+    parser: StreamParser,
+    entropy: Entropy,
+    out: OutputQueue<IncomingOutput>,
+    phase: Phase,
+    /// Pairs verified on this stream: the only ones stanzas may use.
+    verified: HashSet<Pair>,
+    /// Pairs being verified, with their deadline.
+    pending: BTreeMap<Pair, Millis>,
+    /// Until a first pair is verified.
+    auth_deadline: Option<Millis>,
+    header_sent: bool,
+}
+
+impl IncomingStream {
+    /// A new stream on a fresh connection.
+    pub fn new(cfg: Arc<IncomingConfig>, entropy: Entropy, now: Millis) -> Self {
+        let parser = StreamParser::new(cfg.limits);
+        let auth_deadline = Some(now.saturating_add(cfg.auth_timeout_ms));
+        IncomingStream {
+            cfg,
+            parser,
+            entropy,
+            out: OutputQueue::default(),
+            phase: Phase::Header,
+            verified: HashSet::new(),
+            pending: BTreeMap::new(),
+            auth_deadline,
+            header_sent: false,
+        }
+    }
+
+    /// Whether stanzas from `sender` to `target` are accepted on this stream.
+    pub fn is_verified(&self, sender: &str, target: &str) -> bool {
+        self.verified
+            .contains(&(sender.to_owned(), target.to_owned()))
+    }
+
+    /// The stream's id, once its header is answered.
+    pub fn stream_id(&self) -> Option<&StreamId> {
+        match &self.phase {
+            Phase::Open { stream_id } => Some(stream_id),
+            _ => None,
+        }
+    }
+
+    /// True once the stream is closed; the driver closes the transport
+    /// after flushing the remaining output.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Next instruction for the driver.
+    pub fn poll_output(&mut self) -> Option<IncomingOutput> {
+        self.out.pop()
+    }
+
+    /// The next deadline at which [`handle_timeout`](Self::handle_timeout)
+    /// must be called.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        if self.is_closed() {
+            return None;
+        }
+        let first_pending = self.pending.values().min().copied();
+        match (self.auth_deadline, first_pending) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        }
+    }
+
+    /// Time passed: verifications not answered in time fail, and a stream
+    /// that verified nothing in time is closed.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if self.is_closed() {
+            return;
+        }
+        let expired: Vec<Pair> = self
+            .pending
+            .iter()
+            .filter(|(_, deadline)| now >= **deadline)
+            .map(|(pair, _)| pair.clone())
+            .collect();
+        for (sender, target) in expired {
+            self.verification_failed(&sender, &target, DialbackCondition::RemoteServerTimeout);
+        }
+        if self.auth_deadline.is_some_and(|d| now >= d) && self.pending.is_empty() {
+            self.stream_error(
+                StreamErrorCondition::ConnectionTimeout,
+                Some("no domain was verified in time"),
+            );
+        }
+    }
+
+    /// Bytes arrived from the transport.
+    pub fn handle_input(&mut self, now: Millis, bytes: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.parser.feed(bytes);
+        self.process(now);
+    }
+
+    /// The Authoritative Server of `sender` answered the verification of
+    /// the key for (`sender`, `target`): `valid` or not. An answer for a
+    /// pair not being verified on this stream is dropped (XEP-0220 §2.1.2).
+    pub fn verified(&mut self, sender: &str, target: &str, valid: bool) {
+        let pair = (sender.to_owned(), target.to_owned());
+        if self.is_closed() || self.pending.remove(&pair).is_none() {
+            return;
+        }
+        let (Ok(from), Ok(to)) = (DialbackDomain::parse(target), DialbackDomain::parse(sender))
+        else {
+            return;
+        };
+        if valid {
+            tracing::info!(sender, target, "s2s domain pair verified by dialback");
+            self.verified.insert(pair);
+            self.auth_deadline = None;
+            return self.send_dialback(DialbackElement::Result(DbResult {
+                from,
+                to,
+                body: DbBody::Valid,
+            }));
+        }
+        tracing::warn!(
+            sender,
+            target,
+            "dialback key refused by the authoritative server"
+        );
+        if self.verified.is_empty() {
+            // XEP-0220 §2.2.1: the first attempt failing ends the stream.
+            self.send_dialback(DialbackElement::Result(DbResult {
+                from,
+                to,
+                body: DbBody::Invalid,
+            }));
+            return self.close(None);
+        }
+        // Other pairs stand: refuse this one without losing them.
+        self.send_dialback(DialbackElement::Result(DbResult {
+            from,
+            to,
+            body: DbBody::Error(DialbackError::new(DialbackCondition::Forbidden)),
+        }));
+    }
+
+    /// The verification for (`sender`, `target`) could not be made (no
+    /// route to the Authoritative Server, or it did not answer): the peer
+    /// is told, and the stream stays (XEP-0220 §2.4.2).
+    pub fn verification_failed(&mut self, sender: &str, target: &str, why: DialbackCondition) {
+        let pair = (sender.to_owned(), target.to_owned());
+        if self.is_closed() || self.pending.remove(&pair).is_none() {
+            return;
+        }
+        tracing::info!(
+            sender,
+            target,
+            condition = why.name(),
+            "dialback verification failed"
+        );
+        if let (Ok(from), Ok(to)) = (DialbackDomain::parse(target), DialbackDomain::parse(sender)) {
+            self.send_dialback(DialbackElement::Result(DbResult {
+                from,
+                to,
+                body: DbBody::Error(DialbackError::new(why)),
+            }));
+        }
+    }
+
+    /// Close the stream: with a stream error, or with `None` by the normal
+    /// closing handshake.
+    pub fn close(&mut self, condition: Option<StreamErrorCondition>) {
+        if self.is_closed() {
+            return;
+        }
+        match condition {
+            Some(c) => self.stream_error(c, None),
+            None => {
+                self.ensure_header(None, None);
+                self.out.write(STREAM_CLOSE);
+                self.out.push(IncomingOutput::Close);
+                self.phase = Phase::Closed;
+            }
+        }
+    }
+
+    fn process(&mut self, now: Millis) {
+        loop {
+            if self.is_closed() {
+                return;
+            }
+            match self.parser.next_event() {
+                Ok(None) => return,
+                Ok(Some(StreamEvent::Open(header))) => self.handle_header(&header),
+                Ok(Some(StreamEvent::Close)) => self.close(None),
+                Ok(Some(StreamEvent::Stanza(el))) => self.handle_element(now, el),
+                Err(e) => {
+                    let cond = StreamErrorCondition::from_name(e.condition());
+                    return self.stream_error(cond, Some(&e.to_string()));
+                }
+            }
+        }
+    }
+
+    fn is_local(&self, domain: &str) -> bool {
+        self.cfg.domains.iter().any(|d| d == domain)
+    }
+
+    fn handle_header(&mut self, header: &Element) {
+        if !matches!(self.phase, Phase::Header) {
+            return self.stream_error(StreamErrorCondition::BadFormat, Some("unexpected header"));
+        }
+        let to = header
+            .attr("to")
+            .and_then(|t| Jid::domain_jid(t).ok())
+            .map(|j| j.domain().to_owned());
+        let local = to.filter(|t| self.is_local(t));
+        // RFC 6120 §4.9.1.2: our header goes out before any stream error.
+        let stream_id = StreamId::parse(&self.entropy.hex_id(16));
+        self.ensure_header(local.as_deref(), stream_id.as_ref().map(StreamId::as_str));
+        if let Err(cond) = check_header(header) {
+            return self.stream_error(cond, None);
+        }
+        if local.is_none() {
+            return self.stream_error(
+                StreamErrorCondition::HostUnknown,
+                Some("no such domain is served here"),
+            );
+        }
+        let Some(stream_id) = stream_id else {
+            return self.stream_error(StreamErrorCondition::InternalServerError, None);
+        };
+        // XEP-0220 §2.4.1: we support dialback with error handling.
+        self.out.write(
+            b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>",
+        );
+        self.phase = Phase::Open { stream_id };
+    }
+
+    fn handle_element(&mut self, now: Millis, el: Element) {
+        let Phase::Open { stream_id } = &self.phase else {
+            return self.stream_error(StreamErrorCondition::BadFormat, Some("expected a header"));
+        };
+        let stream_id = stream_id.clone();
+        if el.ns == ns::DIALBACK {
+            return match DialbackElement::parse(&el) {
+                Ok(db) => self.handle_dialback(now, &stream_id, db),
+                Err(e) => {
+                    tracing::debug!(error = %e, "unusable dialback element");
+                    self.stream_error(StreamErrorCondition::BadFormat, Some(&e.to_string()))
+                }
+            };
+        }
+        if el.ns == ns::CLIENT || el.ns.is_empty() {
+            // A client on the s2s port, or a stream without jabber:server.
+            return self.stream_error(
+                StreamErrorCondition::InvalidNamespace,
+                Some("s2s streams are jabber:server"),
+            );
+        }
+        if el.ns != ns::SERVER {
+            // STARTTLS, SASL and the rest are not offered on this stream.
+            return self.stream_error(
+                StreamErrorCondition::UnsupportedStanzaType,
+                Some("only dialback and stanzas are accepted here"),
+            );
+        }
+        self.handle_stanza(el);
+    }
+
+    fn handle_dialback(&mut self, now: Millis, stream_id: &StreamId, db: DialbackElement) {
+        match db {
+            DialbackElement::Result(DbResult {
+                from,
+                to,
+                body: DbBody::Key(key),
+            }) => self.ask(now, stream_id, from, to, key),
+            DialbackElement::Verify(DbVerify {
+                from,
+                to,
+                id,
+                body: DbBody::Key(key),
+            }) => self.answer_verify(from, to, id, &key),
+            // Verdicts come on streams we opened; on an inbound one they
+            // mean nothing without XEP-0288 (XEP-0220 §2.2).
+            other => tracing::debug!(?other, "dialback verdict on an inbound stream ignored"),
+        }
+    }
+
+    /// `<db:result/>` with a key: the peer wants to send from `sender` to
+    /// our `target`.
+    fn ask(
+        &mut self,
+        now: Millis,
+        stream_id: &StreamId,
+        sender: DialbackDomain,
+        target: DialbackDomain,
+        key: DialbackKey,
+    ) {
+        let refuse = |this: &mut Self, why: DialbackCondition| {
+            this.send_dialback(DialbackElement::Result(DbResult {
+                from: target.clone(),
+                to: sender.clone(),
+                body: DbBody::Error(DialbackError::new(why)),
+            }));
+        };
+        if !self.is_local(target.as_str()) {
+            return refuse(self, DialbackCondition::ItemNotFound);
+        }
+        let pair = (sender.as_str().to_owned(), target.as_str().to_owned());
+        if self.verified.contains(&pair) {
+            // Already proven on this stream: say so again.
+            return self.send_dialback(DialbackElement::Result(DbResult {
+                from: target,
+                to: sender,
+                body: DbBody::Valid,
+            }));
+        }
+        if self.pending.contains_key(&pair) {
+            return;
+        }
+        if self.pending.len() >= self.cfg.max_pending
+            || self.verified.len() + self.pending.len() >= self.cfg.max_pairs
+        {
+            return refuse(self, DialbackCondition::ResourceConstraint);
+        }
+        self.pending
+            .insert(pair, now.saturating_add(self.cfg.verify_timeout_ms));
+        self.out.push(IncomingOutput::Verify {
+            sender,
+            target,
+            stream_id: stream_id.clone(),
+            key,
+        });
+    }
+
+    /// `<db:verify/>` with a key: the peer, as Receiving Server, asks
+    /// whether `key` is the one we (as Authoritative Server for `ours`)
+    /// gave it on its stream `id` (XEP-0220 §2.2.2).
+    fn answer_verify(
+        &mut self,
+        receiving: DialbackDomain,
+        ours: DialbackDomain,
+        id: StreamId,
+        key: &DialbackKey,
+    ) {
+        let body = if !self.is_local(ours.as_str()) {
+            DbBody::Error(DialbackError::new(DialbackCondition::ItemNotFound))
+        } else if self
+            .cfg
+            .secret
+            .verify(receiving.as_str(), ours.as_str(), id.as_str(), key)
+        {
+            DbBody::Valid
+        } else {
+            tracing::info!(
+                receiving = receiving.as_str(),
+                ours = ours.as_str(),
+                "db:verify of a key that is not ours"
+            );
+            DbBody::Invalid
+        };
+        self.send_dialback(DialbackElement::Verify(DbVerify {
+            from: ours,
+            to: receiving,
+            id,
+            body,
+        }));
+    }
+
+    /// A stanza: routed only from a pair verified on this stream.
+    fn handle_stanza(&mut self, mut el: Element) {
+        into_client_ns(&mut el);
+        if Kind::of(&el).is_none() {
+            return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
+        }
+        if self.verified.is_empty() {
+            // RFC 6120 §4.9.3.12: stanzas before the peer is authenticated.
+            return self.stream_error(
+                StreamErrorCondition::NotAuthorized,
+                Some("no domain is verified on this stream"),
+            );
+        }
+        let from = el.attr("from").map(Jid::parse);
+        let to = el.attr("to").map(Jid::parse);
+        let (Some(from), Some(to)) = (from, to) else {
+            return self.stream_error(StreamErrorCondition::ImproperAddressing, None);
+        };
+        let (Ok(from), Ok(to)) = (from, to) else {
+            // An unparsable address cannot be shown to belong to a pair.
+            return self.stream_error(StreamErrorCondition::InvalidFrom, Some("malformed address"));
+        };
+        if !self.is_verified(from.domain(), to.domain()) {
+            tracing::warn!(from = %from, to = %to, "s2s stanza from an unverified domain pair");
+            return self.stream_error(
+                StreamErrorCondition::InvalidFrom,
+                Some("this domain pair is not verified on this stream"),
+            );
+        }
+        el.set_attr("from", from.to_string());
+        el.set_attr("to", to.to_string());
+        if Kind::of(&el) == Some(Kind::Iq) && !crate::stream::server::valid_iq(&el) {
+            // RFC 6120 §8.2.3: a malformed request gets bad-request, routed
+            // back to its sender like any answer (an inbound stream carries
+            // nothing back); a malformed answer is nobody's to answer.
+            if !is_error_or_result(&el) {
+                let reply = error_reply(&el, StanzaError::BadRequest, to.domain());
+                self.out.push(IncomingOutput::Stanza(reply));
+            } else {
+                tracing::debug!(from = %from, "malformed iq answer over s2s dropped");
+            }
+            return;
+        }
+        self.out.push(IncomingOutput::Stanza(el));
+    }
+
+    fn send_dialback(&mut self, db: DialbackElement) {
+        let mut buf = Vec::with_capacity(256);
+        db.write_to(&mut buf);
+        self.out.write(&buf);
+    }
+
+    /// Our stream header (once), declaring the dialback prefix.
+    fn ensure_header(&mut self, from: Option<&str>, id: Option<&str>) {
+        if self.header_sent {
+            return;
+        }
+        let mut buf = Vec::with_capacity(320);
+        write_s2s_header(&mut buf, from, None, id);
+        self.out.write(&buf);
+        self.header_sent = true;
+    }
+
+    /// Send a stream error and close (RFC 6120 §4.9.1.1).
+    fn stream_error(&mut self, cond: StreamErrorCondition, text: Option<&str>) {
+        if self.is_closed() {
+            return;
+        }
+        tracing::info!(condition = %cond, text, "s2s stream error");
+        self.ensure_header(None, None);
+        self.out.write_element(&cond.to_element(text), ns::SERVER);
+        self.out.write(STREAM_CLOSE);
+        self.out.push(IncomingOutput::Close);
+        self.phase = Phase::Closed;
+    }
+}
+
+/// Elements in `jabber:server` become `jabber:client`, the namespace the
+/// hub works in (payloads keep their own namespaces).
+fn into_client_ns(el: &mut Element) {
+    if el.ns == ns::SERVER {
+        el.ns = ns::CLIENT.into();
+    }
+    for child in &mut el.children {
+        if let Node::Element(c) = child {
+            into_client_ns(c);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "incoming_tests.rs"]
+mod tests;
