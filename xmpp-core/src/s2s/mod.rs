@@ -10,11 +10,15 @@
 //! - [`incoming`]: the receiving stream, dialback only so far (no STARTTLS
 //!   or SASL EXTERNAL yet): verification requests out, verdicts in,
 //!   stanzas routed only from verified domain pairs.
+//! - [`outgoing`]: the initiating stream, dialback only so far: our key
+//!   out, the verdict in, `db:verify` carried for the incoming side.
 //!
 //! Certificate identities (RFC 6125) are checked in the runtime, which owns
 //! TLS (`xmpp_runtime::tls::peer_identity`).
 
 pub mod dialback;
 pub mod incoming;
+pub mod outgoing;
 
 pub use incoming::{IncomingConfig, IncomingOutput, IncomingStream};
+pub use outgoing::{OutgoingConfig, OutgoingOutput, OutgoingStream};

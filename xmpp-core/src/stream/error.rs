@@ -14,6 +14,7 @@ pub enum StreamErrorCondition {
     ImproperAddressing,
     InternalServerError,
     InvalidFrom,
+    InvalidId,
     InvalidNamespace,
     InvalidXml,
     NotAuthorized,
@@ -41,6 +42,7 @@ impl StreamErrorCondition {
             ImproperAddressing => "improper-addressing",
             InternalServerError => "internal-server-error",
             InvalidFrom => "invalid-from",
+            InvalidId => "invalid-id",
             InvalidNamespace => "invalid-namespace",
             InvalidXml => "invalid-xml",
             NotAuthorized => "not-authorized",
@@ -60,7 +62,7 @@ impl StreamErrorCondition {
     /// Parse a condition name; unknown names become `UndefinedCondition`.
     pub fn from_name(name: &str) -> Self {
         use StreamErrorCondition::*;
-        const ALL: [StreamErrorCondition; 20] = [
+        const ALL: [StreamErrorCondition; 21] = [
             BadFormat,
             Conflict,
             ConnectionTimeout,
@@ -68,6 +70,7 @@ impl StreamErrorCondition {
             ImproperAddressing,
             InternalServerError,
             InvalidFrom,
+            InvalidId,
             InvalidNamespace,
             InvalidXml,
             NotAuthorized,

@@ -1,0 +1,459 @@
+//! The initiating side of a server-to-server stream: we open it to a
+//! remote domain, prove our domain with Server Dialback (XEP-0220), then
+//! send stanzas from our domain to theirs.
+//!
+//! The stream plays two roles for us. As *Initiating Server* it sends our
+//! key (`<db:result/>`, made with our secret over the peer's stream id,
+//! XEP-0185) and waits for the peer's verdict: valid opens the domain pair
+//! ([`OutgoingOutput::Ready`]: the driver sends what it queued), anything
+//! else refuses it ([`OutgoingOutput::Refused`]: the driver bounces what
+//! it queued). As *Receiving Server* for one of our incoming streams
+//! (`incoming.rs`), it carries `<db:verify/>` to the peer as Authoritative
+//! Server of the domain that stream claimed ([`OutgoingStream::verify`])
+//! and hands back its answer ([`OutgoingOutput::VerifyAnswer`]).
+//!
+//! Sans-IO like the rest: bytes and time in, bytes and verdicts out.
+//! STARTTLS, SASL EXTERNAL and XEP-0288 are later work; a peer that
+//! requires TLS refuses the pair with `policy-violation`.
+
+use super::dialback::{
+    DbBody, DbResult, DbVerify, DialbackCondition, DialbackDomain, DialbackElement, DialbackKey,
+    DialbackSecret, StreamId,
+};
+use crate::ns;
+use crate::stream::header::{write_s2s_header, STREAM_CLOSE};
+use crate::stream::output::{OutputQueue, Writes};
+use crate::stream::StreamErrorCondition;
+use crate::time::Millis;
+use crate::xml::{Element, Limits, StreamEvent, StreamParser};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// What the initiating side of an s2s stream asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutgoingOutput {
+    /// Bytes to write to the transport.
+    Write(Vec<u8>),
+    /// The peer accepted our domain: stanzas from `local` to `remote` may
+    /// go ([`OutgoingStream::send_stanza`]).
+    Ready,
+    /// The peer did not accept our domain (`None`: it said invalid): the
+    /// driver bounces what it queued for the pair.
+    Refused(Option<DialbackCondition>),
+    /// The peer's answer to a [`OutgoingStream::verify`] request: whether
+    /// the key an incoming stream presented for `sender` (the peer's
+    /// domain) to our `target` is the peer's (`None`: it could not say).
+    VerifyAnswer {
+        /// The domain the incoming stream claimed (the peer's).
+        sender: String,
+        /// Our domain it wanted to send to.
+        target: String,
+        /// The incoming stream's id.
+        stream_id: String,
+        /// The verdict.
+        valid: Option<bool>,
+    },
+    /// Flush pending writes and close the transport.
+    Close,
+}
+
+impl Writes for OutgoingOutput {
+    fn write(bytes: Vec<u8>) -> Self {
+        OutgoingOutput::Write(bytes)
+    }
+
+    fn written(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            OutgoingOutput::Write(buf) => Some(buf),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of outgoing s2s streams.
+#[derive(Debug, Clone)]
+pub struct OutgoingConfig {
+    /// The secret our dialback keys are made with (the same the incoming
+    /// side answers `db:verify` with).
+    pub secret: DialbackSecret,
+    /// Parser limits.
+    pub limits: Limits,
+    /// The pair is refused (`remote-server-timeout`) when the peer has not
+    /// given its verdict this long after the stream began.
+    pub auth_timeout_ms: Millis,
+    /// `db:verify` requests waiting for the stream to open; more are
+    /// answered `None` at once.
+    pub max_waiting_verifies: usize,
+}
+
+impl Default for OutgoingConfig {
+    fn default() -> Self {
+        OutgoingConfig {
+            secret: DialbackSecret::new(b"change me"),
+            limits: Limits::default(),
+            auth_timeout_ms: 60_000,
+            max_waiting_verifies: 64,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Our header is out; waiting for theirs.
+    Header,
+    /// Their header (with its id) is in; waiting for features.
+    Features {
+        id: String,
+    },
+    /// Our key is out; waiting for the verdict.
+    Dialback,
+    /// The pair is verified: stanzas flow.
+    Ready,
+    Closed,
+}
+
+/// A `db:verify` request, as the peer will echo it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VerifyRequest {
+    sender: DialbackDomain,
+    target: DialbackDomain,
+    stream_id: StreamId,
+    key: DialbackKey,
+}
+
+/// The initiating end of one s2s connection, for one domain pair.
+#[derive(Debug)]
+pub struct OutgoingStream {
+    cfg: Arc<OutgoingConfig>,
+    local: DialbackDomain,
+    remote: DialbackDomain,
+    parser: StreamParser,
+    out: OutputQueue<OutgoingOutput>,
+    phase: Phase,
+    /// `db:verify` requests to send once the stream is open.
+    waiting: VecDeque<VerifyRequest>,
+    /// Until the peer's verdict.
+    auth_deadline: Option<Millis>,
+}
+
+impl OutgoingStream {
+    /// A stream from `local` to `remote` on a fresh connection: our header
+    /// goes out at once.
+    pub fn new(
+        cfg: Arc<OutgoingConfig>,
+        local: DialbackDomain,
+        remote: DialbackDomain,
+        now: Millis,
+    ) -> Self {
+        let parser = StreamParser::new(cfg.limits);
+        let auth_deadline = Some(now.saturating_add(cfg.auth_timeout_ms));
+        let mut s = OutgoingStream {
+            cfg,
+            local,
+            remote,
+            parser,
+            out: OutputQueue::default(),
+            phase: Phase::Header,
+            waiting: VecDeque::new(),
+            auth_deadline,
+        };
+        let mut buf = Vec::with_capacity(320);
+        write_s2s_header(
+            &mut buf,
+            Some(s.local.as_str()),
+            Some(s.remote.as_str()),
+            None,
+        );
+        s.out.write(&buf);
+        s
+    }
+
+    /// Whether stanzas may be sent.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready)
+    }
+
+    /// True once the stream is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Next instruction for the driver.
+    pub fn poll_output(&mut self) -> Option<OutgoingOutput> {
+        self.out.pop()
+    }
+
+    /// The next deadline at which [`handle_timeout`](Self::handle_timeout)
+    /// must be called.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.auth_deadline.filter(|_| !self.is_closed())
+    }
+
+    /// Time passed: a verdict that did not come in time refuses the pair.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if self.is_closed() || self.auth_deadline.is_none_or(|d| now < d) {
+            return;
+        }
+        self.auth_deadline = None;
+        if !self.is_ready() {
+            self.refuse(Some(DialbackCondition::RemoteServerTimeout));
+            self.stream_error(
+                StreamErrorCondition::ConnectionTimeout,
+                Some("no dialback verdict in time"),
+            );
+        }
+    }
+
+    /// Bytes arrived from the transport.
+    pub fn handle_input(&mut self, _now: Millis, bytes: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.parser.feed(bytes);
+        loop {
+            if self.is_closed() {
+                return;
+            }
+            match self.parser.next_event() {
+                Ok(None) => return,
+                Ok(Some(StreamEvent::Open(header))) => self.handle_header(&header),
+                Ok(Some(StreamEvent::Close)) => {
+                    self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
+                    self.close();
+                }
+                Ok(Some(StreamEvent::Stanza(el))) => self.handle_element(el),
+                Err(e) => {
+                    let cond = StreamErrorCondition::from_name(e.condition());
+                    self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
+                    return self.stream_error(cond, Some(&e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Send a stanza (`jabber:client`, as the hub has it) from our domain;
+    /// false (nothing written) until the pair is verified.
+    pub fn send_stanza(&mut self, stanza: &Element) -> bool {
+        if !self.is_ready() {
+            return false;
+        }
+        // Written with `jabber:client` as the parent's default namespace, a
+        // stanza in it declares none and so is `jabber:server`, the stream's.
+        self.out.write_element(stanza, ns::CLIENT);
+        true
+    }
+
+    /// Ask the peer, as Authoritative Server of `sender`, whether `key` is
+    /// its key for our incoming stream `stream_id` to `target`; the answer
+    /// comes as [`OutgoingOutput::VerifyAnswer`].
+    pub fn verify(
+        &mut self,
+        sender: DialbackDomain,
+        target: DialbackDomain,
+        stream_id: StreamId,
+        key: DialbackKey,
+    ) {
+        let request = VerifyRequest {
+            sender,
+            target,
+            stream_id,
+            key,
+        };
+        match self.phase {
+            Phase::Dialback | Phase::Ready => self.send_verify(&request),
+            Phase::Closed => self.unanswered(&request),
+            Phase::Header | Phase::Features { .. } => {
+                if self.waiting.len() >= self.cfg.max_waiting_verifies {
+                    self.unanswered(&request);
+                } else {
+                    self.waiting.push_back(request);
+                }
+            }
+        }
+    }
+
+    /// Close the stream gracefully.
+    pub fn close(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        self.out.write(STREAM_CLOSE);
+        self.end();
+    }
+
+    fn handle_header(&mut self, header: &Element) {
+        if !matches!(self.phase, Phase::Header) {
+            self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
+            return self.stream_error(StreamErrorCondition::BadFormat, Some("a second header"));
+        }
+        let Some(id) = header.attr("id").filter(|i| StreamId::parse(i).is_some()) else {
+            // RFC 6120 §4.7.3: no id, no key to bind to it.
+            self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
+            return self.stream_error(StreamErrorCondition::InvalidId, Some("no stream id"));
+        };
+        let id = id.to_owned();
+        if header.attr("version").is_some_and(|v| v.starts_with("1.")) {
+            self.phase = Phase::Features { id };
+        } else {
+            // A pre-1.0 peer sends no features: dialback at once.
+            self.start_dialback(&id);
+        }
+    }
+
+    fn handle_element(&mut self, el: Element) {
+        if let Phase::Features { id } = &self.phase {
+            let id = id.clone();
+            if !el.is(ns::STREAM, "features") {
+                self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
+                return self.stream_error(StreamErrorCondition::BadFormat, Some("features first"));
+            }
+            let tls_required = el
+                .child(ns::TLS, "starttls")
+                .is_some_and(|t| t.child(ns::TLS, "required").is_some());
+            if tls_required {
+                tracing::info!(
+                    remote = self.remote.as_str(),
+                    "peer requires TLS, not offered yet"
+                );
+                self.refuse(Some(DialbackCondition::PolicyViolation));
+                return self.close();
+            }
+            return self.start_dialback(&id);
+        }
+        if el.ns != ns::DIALBACK {
+            // Nothing else travels back on a stream we opened (no XEP-0288).
+            return tracing::debug!(name = %el.name, "element on an outgoing s2s stream ignored");
+        }
+        match DialbackElement::parse(&el) {
+            Ok(DialbackElement::Result(r)) => self.handle_verdict(r),
+            Ok(DialbackElement::Verify(v)) => self.handle_verify_answer(v),
+            Err(e) => tracing::debug!(error = %e, "unusable dialback element ignored"),
+        }
+    }
+
+    /// Send our key for the peer's stream `id`, and the waiting requests.
+    fn start_dialback(&mut self, id: &str) {
+        let key = self
+            .cfg
+            .secret
+            .key(self.remote.as_str(), self.local.as_str(), id);
+        self.send_dialback(&DialbackElement::Result(DbResult {
+            from: self.local.clone(),
+            to: self.remote.clone(),
+            body: DbBody::Key(key),
+        }));
+        self.phase = Phase::Dialback;
+        while let Some(request) = self.waiting.pop_front() {
+            self.send_verify(&request);
+        }
+    }
+
+    fn handle_verdict(&mut self, r: DbResult) {
+        if !matches!(self.phase, Phase::Dialback) || r.from != self.remote || r.to != self.local {
+            return tracing::debug!(?r, "a dialback verdict for nothing we asked");
+        }
+        match r.body {
+            DbBody::Valid => {
+                tracing::info!(
+                    local = self.local.as_str(),
+                    remote = self.remote.as_str(),
+                    "s2s stream ready"
+                );
+                self.phase = Phase::Ready;
+                self.auth_deadline = None;
+                self.out.push(OutgoingOutput::Ready);
+            }
+            DbBody::Invalid => {
+                tracing::warn!(
+                    remote = self.remote.as_str(),
+                    "peer refused our dialback key"
+                );
+                self.refuse(None);
+                self.close();
+            }
+            DbBody::Error(e) => {
+                tracing::info!(
+                    remote = self.remote.as_str(),
+                    condition = e.condition.name(),
+                    "dialback error"
+                );
+                self.refuse(Some(e.condition));
+                self.close();
+            }
+            // A key sent to us on our own stream means nothing.
+            DbBody::Key(_) => {}
+        }
+    }
+
+    fn handle_verify_answer(&mut self, v: DbVerify) {
+        let valid = match v.body {
+            DbBody::Valid => Some(true),
+            DbBody::Invalid => Some(false),
+            DbBody::Error(_) => None,
+            DbBody::Key(_) => return,
+        };
+        // The answer swaps from and to: from the peer (the sender), to us.
+        self.out.push(OutgoingOutput::VerifyAnswer {
+            sender: v.from.as_str().to_owned(),
+            target: v.to.as_str().to_owned(),
+            stream_id: v.id.as_str().to_owned(),
+            valid,
+        });
+    }
+
+    fn send_verify(&mut self, r: &VerifyRequest) {
+        self.send_dialback(&DialbackElement::Verify(DbVerify {
+            from: r.target.clone(),
+            to: r.sender.clone(),
+            id: r.stream_id.clone(),
+            body: DbBody::Key(r.key.clone()),
+        }));
+    }
+
+    fn unanswered(&mut self, r: &VerifyRequest) {
+        self.out.push(OutgoingOutput::VerifyAnswer {
+            sender: r.sender.as_str().to_owned(),
+            target: r.target.as_str().to_owned(),
+            stream_id: r.stream_id.as_str().to_owned(),
+            valid: None,
+        });
+    }
+
+    /// The pair is refused, unless it was verified already.
+    fn refuse(&mut self, why: Option<DialbackCondition>) {
+        if !self.is_ready() && !self.is_closed() {
+            self.out.push(OutgoingOutput::Refused(why));
+        }
+    }
+
+    fn send_dialback(&mut self, db: &DialbackElement) {
+        let mut buf = Vec::with_capacity(256);
+        db.write_to(&mut buf);
+        self.out.write(&buf);
+    }
+
+    fn stream_error(&mut self, cond: StreamErrorCondition, text: Option<&str>) {
+        if self.is_closed() {
+            return;
+        }
+        tracing::info!(remote = self.remote.as_str(), condition = %cond, text, "s2s stream error");
+        self.out.write_element(&cond.to_element(text), ns::SERVER);
+        self.out.write(STREAM_CLOSE);
+        self.end();
+    }
+
+    /// The stream is over: requests still waiting get no answer.
+    fn end(&mut self) {
+        let waiting: Vec<VerifyRequest> = self.waiting.drain(..).collect();
+        for r in &waiting {
+            self.unanswered(r);
+        }
+        self.out.push(OutgoingOutput::Close);
+        self.phase = Phase::Closed;
+        self.auth_deadline = None;
+    }
+}
+
+#[cfg(test)]
+#[path = "outgoing_tests.rs"]
+mod tests;
