@@ -90,8 +90,8 @@ impl Service {
 /// What one SRV question gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SrvOutcome {
-    /// These records (as answered, within the budget; "." targets among
-    /// others left out).
+    /// These records (within the budget, in canonical order: see
+    /// [`srv_order::canonical_sort`]; "." targets among others left out).
     Records(Vec<SrvRecord>),
     /// A single "." target: the service is decidedly not offered.
     NotAvailable,
@@ -394,7 +394,7 @@ impl Resolver {
                 if srv.len() == 1 && srv.iter().all(|s| s.target.is_root()) {
                     SrvOutcome::NotAvailable
                 } else {
-                    let usable: Vec<SrvRecord> = srv
+                    let mut usable: Vec<SrvRecord> = srv
                         .iter()
                         .filter(|s| !s.target.is_root())
                         .map(|s| SrvRecord {
@@ -405,6 +405,8 @@ impl Resolver {
                             direct_tls: service.direct_tls(),
                         })
                         .collect();
+                    // Over the budget, keep the most preferred.
+                    srv_order::canonical_sort(&mut usable);
                     dropped = usable.len().saturating_sub(self.budget.max_srv_records);
                     let kept: Vec<SrvRecord> = usable
                         .into_iter()

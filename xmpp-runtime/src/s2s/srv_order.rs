@@ -4,7 +4,10 @@
 //! The randomness comes in as a seed (or, for tests, as the draws
 //! themselves), never from a global generator, so an ordering can be
 //! reproduced exactly: the runtime passes a fresh seed per resolution, a
-//! test passes a fixed one.
+//! test passes a fixed one. Nameservers rotate the records of an answer,
+//! so [`order`] first puts them in a canonical order and shuffles each
+//! priority with the seed: the result depends on the record set and the
+//! seed only, and records of weight 0 still share the load.
 
 /// One SRV record as far as connecting is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +27,43 @@ pub struct SrvRecord {
 
 /// Order `records` as RFC 2782 says, the weighted draws taken from a
 /// generator seeded with `seed`.
-pub fn order(records: Vec<SrvRecord>, seed: u64) -> Vec<SrvRecord> {
+pub fn order(mut records: Vec<SrvRecord>, seed: u64) -> Vec<SrvRecord> {
     let mut rng = SplitMix64(seed);
+    canonical_sort(&mut records);
+    // Fisher-Yates within each priority.
+    let mut start = 0;
+    while start < records.len() {
+        let priority = records[start].priority;
+        let end = records[start..]
+            .iter()
+            .position(|r| r.priority != priority)
+            .map_or(records.len(), |n| start + n);
+        for i in (start + 1..end).rev() {
+            let j = start + (rng.next() % ((i - start + 1) as u64)) as usize;
+            records.swap(i, j);
+        }
+        start = end;
+    }
     order_by(records, |sum| {
         // Uniform in 0..=sum; the modulo bias is below 2^-40 for any sum an
         // SRV set can reach (65535 × the record budget).
         (rng.next() % (u64::from(sum) + 1)) as u32
     })
+}
+
+/// Sort by priority, then by target, port, service and weight: the order
+/// an answer's rotation cannot change, and the one in which a budget keeps
+/// the most preferred records.
+pub fn canonical_sort(records: &mut [SrvRecord]) {
+    records.sort_by(|a, b| {
+        (a.priority, &a.target, a.port, a.direct_tls, a.weight).cmp(&(
+            b.priority,
+            &b.target,
+            b.port,
+            b.direct_tls,
+            b.weight,
+        ))
+    });
 }
 
 /// Order `records` as RFC 2782 says, `draw(sum)` returning the random
@@ -142,11 +175,33 @@ mod tests {
     }
 
     #[test]
-    fn all_zero_weights_keep_the_answer_order() {
+    fn without_a_seed_all_zero_weights_keep_the_given_order() {
         let records = vec![rec(5, 0, "x"), rec(5, 0, "y"), rec(5, 0, "z")];
+        assert_eq!(targets(&order_by(records, |_| 0)), ["x", "y", "z"]);
+    }
+
+    #[test]
+    fn the_answer_order_does_not_matter_and_zero_weights_share_the_load() {
+        let records = vec![
+            rec(5, 0, "x"),
+            rec(5, 0, "y"),
+            rec(5, 0, "z"),
+            rec(1, 0, "p"),
+        ];
+        let mut rotated = records.clone();
+        rotated.rotate_left(2);
+        let mut firsts = std::collections::BTreeSet::new();
         for seed in 0..50 {
-            assert_eq!(targets(&order(records.clone(), seed)), ["x", "y", "z"]);
+            let a = order(records.clone(), seed);
+            assert_eq!(a, order(rotated.clone(), seed));
+            assert_eq!(a[0].target, "p", "priority first");
+            firsts.insert(a[1].target.clone());
         }
+        assert_eq!(
+            firsts.len(),
+            3,
+            "each weight-0 record comes first sometimes"
+        );
     }
 
     #[test]
