@@ -41,6 +41,8 @@ fn zone() -> Vec<String> {
         host("dotonlytls.test", &["127.0.0.62"]),
         // No SRV: the domain's own addresses on 5269.
         host("nosrv.test", &["127.0.0.31", "fd00::31"]),
+        // An internationalized domain, asked for by its A-label.
+        host("xn--bcher-kva.test", &["127.0.0.71"]),
         // An SRV target that is an alias.
         srv("xmpp-server", "cname.test", "alias.test", 5269, 0, 0),
         "--cname=alias.test,x1.a.test".into(),
@@ -211,6 +213,20 @@ fn without_srv_the_domain_itself_on_5269() {
             cand("[fd00::31]:5269", false, "nosrv.test"),
             cand("127.0.0.31:5269", false, "nosrv.test"),
         ]
+    );
+}
+
+#[test]
+fn an_internationalized_domain_is_asked_for_by_its_a_label() {
+    let Some(server) = dns("an_internationalized_domain_is_asked_for_by_its_a_label") else {
+        return;
+    };
+    let r = resolve(&resolver(&server, DnsBudget::default()), "Bücher.test", 0);
+    assert_eq!(r.domain, "xn--bcher-kva.test");
+    assert_eq!(r.services[1].name, "_xmpp-server._tcp.xn--bcher-kva.test");
+    assert_eq!(
+        r.candidates,
+        vec![cand("127.0.0.71:5269", false, "xn--bcher-kva.test")]
     );
 }
 

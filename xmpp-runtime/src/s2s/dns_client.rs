@@ -405,6 +405,38 @@ mod tests {
     }
 
     #[test]
+    fn the_cname_chain_budget_holds_at_the_limit() {
+        // c0 → c1 → … → cN, the A record on cN.
+        let chain = |n: usize| {
+            let mut records: Vec<Record> = (0..n)
+                .map(|i| {
+                    Record::from_rdata(
+                        name(&format!("c{i}.test.")),
+                        60,
+                        RData::CNAME(CNAME(name(&format!("c{}.test.", i + 1)))),
+                    )
+                })
+                .collect();
+            records.push(Record::from_rdata(
+                name(&format!("c{n}.test.")),
+                60,
+                RData::A(A::new(192, 0, 2, 1)),
+            ));
+            interpret(
+                server(),
+                &name("c0.test."),
+                RecordType::A,
+                response("c0.test.", RecordType::A, records),
+            )
+        };
+        assert!(matches!(chain(MAX_CNAME_CHAIN), Ok(Answer::Records(r)) if r.len() == 1));
+        assert!(matches!(
+            chain(MAX_CNAME_CHAIN + 1),
+            Err(DnsError::Malformed { .. })
+        ));
+    }
+
+    #[test]
     fn records_of_other_owners_are_not_taken() {
         let stray = Record::from_rdata(name("evil.test."), 60, RData::A(A::new(192, 0, 2, 66)));
         let m = response("good.test.", RecordType::A, vec![stray]);
