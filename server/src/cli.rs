@@ -221,6 +221,21 @@ pub struct CheckCmd {
 pub enum CheckAction {
     Config(CheckConfigCmd),
     Certs(CheckCertsCmd),
+    Dns(CheckDnsCmd),
+}
+
+/// How a server would reach DOMAIN: its s2s SRV records (_xmpps-server,
+/// _xmpp-server), their addresses, the A/AAAA fallback, and the order a
+/// connection would try. Exit 1 when nothing is reachable.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "dns")]
+pub struct CheckDnsCmd {
+    /// the remote domain
+    #[argh(positional)]
+    pub domain: String,
+    /// ask this nameserver (IP:PORT; repeatable) instead of /etc/resolv.conf's
+    #[argh(option)]
+    pub nameserver: Vec<std::net::SocketAddr>,
 }
 
 /// Each hosted domain's certificate: expiry, names, key.

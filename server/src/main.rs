@@ -112,7 +112,8 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
         },
         Command::Check(c) => match c.action {
-            cli::CheckAction::Config(_) => Ok(None),
+            // Handled by commands::check_config::early.
+            cli::CheckAction::Config(_) | cli::CheckAction::Dns(_) => Ok(None),
             cli::CheckAction::Certs(_) => commands::check_certs::run(&cfg)
                 .map(Some)
                 .map_err(|e| e.to_string()),

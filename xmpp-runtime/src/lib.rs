@@ -35,6 +35,7 @@ mod refusal_log;
 pub mod registration;
 mod registry;
 mod router;
+pub mod s2s;
 mod settings;
 mod sm_registry;
 pub mod storage;

@@ -25,6 +25,8 @@ pub fn early(command: &Command, config_path: Option<&Path>) -> Option<ExitCode> 
                     ExitCode::FAILURE
                 });
             }
+            // Needs no configuration: it looks at another domain's DNS.
+            CheckAction::Dns(d) => return Some(super::check_dns::run(d, &env)),
             _ => return None,
         },
         Command::Config(c) => match &c.action {

@@ -6,6 +6,7 @@ pub mod cert;
 pub mod cert_import;
 pub mod check_certs;
 pub mod check_config;
+pub mod check_dns;
 pub mod config_init;
 pub mod config_show;
 pub mod config_test;
