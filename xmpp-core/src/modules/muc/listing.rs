@@ -13,11 +13,15 @@
 //! read of documents, however many rooms are stored; documents are
 //! reduced to JID and name as they arrive.
 
-use super::store;
+use super::protocol::refuse;
+use super::{store, Muc, NS};
 use crate::modules::mam::rsm::{self, RsmRequest};
+use crate::modules::Context;
 use crate::ns;
+use crate::stanza::iq_result;
 use crate::stanza::StanzaError;
 use crate::storage::StorageRequest;
+use crate::storage::StorageResult;
 use crate::xml::Element;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -159,6 +163,83 @@ impl Reading {
 /// The local part of a room JID (or the string itself).
 fn local_of(jid: &str) -> &str {
     jid.split_once('@').map_or(jid, |(l, _)| l)
+}
+
+/// Listing requests being read at once; beyond it they are refused
+/// (`resource-constraint`): each holds a read of documents.
+const LISTINGS_MAX: usize = 16;
+
+/// The listing as the service runs it: each partition tells the domain's
+/// partition which of its rooms are public ([`Muc::relist`]), and that
+/// partition answers disco#items by reading stored rooms in pages.
+impl Muc {
+    /// Tell the domain's partition whether `room_jid` is listed now,
+    /// when that changed.
+    pub(super) fn relist(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
+        let now = self
+            .rooms
+            .get(room_jid)
+            .filter(|r| r.config.public && !r.locked && !r.vanishes())
+            .map(|r| r.config.name.clone());
+        if self.told.get(room_jid) == now.as_ref() {
+            return;
+        }
+        let notice = Element::new(NS, "room")
+            .with_attr("jid", room_jid)
+            .with_attr("listed", if now.is_some() { "1" } else { "0" })
+            .with_attr("name", now.clone().unwrap_or_default());
+        cx.forward(domain, None, notice);
+        match now {
+            Some(name) => self.told.insert(room_jid.to_owned(), name),
+            None => self.told.remove(room_jid),
+        };
+    }
+
+    /// The service's disco#items `iq` (§6.3): a page of its public rooms
+    /// ([`listing`]), read from storage first.
+    pub(super) fn list(&mut self, cx: &mut Context<'_>, domain: &str, iq: &Element) {
+        if self.listings.len() >= LISTINGS_MAX {
+            return cx.route(refuse(iq, StanzaError::ResourceConstraint, domain));
+        }
+        match Reading::new(domain, iq, self.settings.listing_page_max) {
+            Ok(reading) => self.read_listing(cx, reading),
+            Err(cond) => cx.route(refuse(iq, cond, domain)),
+        }
+    }
+
+    /// Read the next stored rooms for `reading`, or answer it.
+    pub(super) fn read_listing(&mut self, cx: &mut Context<'_>, reading: Reading) {
+        match reading.next_read() {
+            Some(request) => {
+                let id = cx.request(request);
+                self.listings.insert(id, reading);
+            }
+            None => cx.route(iq_result(&reading.iq).with_child(reading.answer(&self.listed))),
+        }
+    }
+
+    /// A read of stored rooms for `reading` came back.
+    pub(super) fn listed_page(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut reading: Reading,
+        result: StorageResult,
+    ) {
+        match result {
+            StorageResult::Documents { items, more } => {
+                reading.take(&items, more);
+                self.read_listing(cx, reading);
+            }
+            other => {
+                tracing::error!(?other, domain = reading.domain, "listing rooms failed");
+                cx.route(refuse(
+                    &reading.iq,
+                    StanzaError::InternalServerError,
+                    &reading.domain,
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

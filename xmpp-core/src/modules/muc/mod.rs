@@ -24,7 +24,8 @@
 //! `moderation` (what each flow does to a room), [`history`] (refilled
 //! from the archive when a stored room is read: [`recall`]), `disco`,
 //! [`listing`] (the service's paged room listing), [`relay`] (iqs
-//! between occupants, with their timeout), [`settings`] (the budgets).
+//! between occupants, with their timeout), `residency` (which rooms are
+//! in memory: read on demand, stored, let go), [`settings`] (the budgets).
 
 pub mod archive;
 pub mod config;
@@ -41,6 +42,7 @@ pub mod protocol;
 pub mod recall;
 mod register;
 pub mod relay;
+mod residency;
 mod retract;
 pub mod room;
 pub mod settings;
@@ -65,18 +67,9 @@ pub const ID: ModuleId = ModuleId::new("muc");
 /// The namespace of the module's notices and stored documents.
 pub const NS: &str = "urn:vireo:muc:0";
 
-/// Stanzas waiting for one read; beyond it they are refused
-/// (`resource-constraint`) rather than queued without end.
-const PARKED_MAX: usize = 256;
-/// Room JIDs remembered as not stored; beyond it the memory is dropped
-/// (and rooms are read again).
-const ABSENT_MAX: usize = 100_000;
 /// Moderation requests waiting for the archive at once; beyond it they
 /// are refused (`resource-constraint`).
 const MODERATIONS_MAX: usize = 256;
-/// Listing requests being read at once; beyond it they are refused
-/// (`resource-constraint`): each holds a read of documents.
-const LISTINGS_MAX: usize = 16;
 
 /// A read stanzas wait for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -618,17 +611,6 @@ impl Muc {
         }
     }
 
-    /// Handle the stanzas that waited for a read.
-    fn resume(&mut self, cx: &mut Context<'_>, waiting: Vec<(String, Element)>) {
-        for (domain, s) in waiting {
-            if s.name == "iq" {
-                self.iq(cx, Addressed::Service { domain: &domain }, &s);
-            } else {
-                self.service_stanza(cx, &domain, &s);
-            }
-        }
-    }
-
     /// A presence to `room_jid` (and `nick`) from the session `full`.
     fn presence(
         &mut self,
@@ -751,28 +733,6 @@ impl Muc {
         Err(StanzaError::NotAcceptable)
     }
 
-    /// Tell the domain's partition whether `room_jid` is listed now,
-    /// when that changed.
-    fn relist(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
-        let now = self
-            .rooms
-            .get(room_jid)
-            .filter(|r| r.config.public && !r.locked && !r.vanishes())
-            .map(|r| r.config.name.clone());
-        if self.told.get(room_jid) == now.as_ref() {
-            return;
-        }
-        let notice = Element::new(NS, "room")
-            .with_attr("jid", room_jid)
-            .with_attr("listed", if now.is_some() { "1" } else { "0" })
-            .with_attr("name", now.clone().unwrap_or_default());
-        cx.forward(domain, None, notice);
-        match now {
-            Some(name) => self.told.insert(room_jid.to_owned(), name),
-            None => self.told.remove(room_jid),
-        };
-    }
-
     /// Answer the relayed iqs of `room_jid` whose target session has left
     /// it (or the room is gone) at once, rather than at their timeout.
     fn unrelay(&mut self, cx: &mut Context<'_>, room_jid: &str) {
@@ -785,161 +745,6 @@ impl Muc {
             self.relays.remove(room_jid);
         }
         send_all(cx, gone);
-    }
-
-    /// Whether `room_jid` must be read before a stanza to it runs.
-    fn unread(&self, room_jid: &str) -> bool {
-        !self.rooms.contains_key(room_jid)
-            && !self.absent.contains(room_jid)
-            && !self.tombstones.contains_key(room_jid)
-    }
-
-    /// The `gone` answer (with the alternate venue) to `stanza` for a
-    /// destroyed room whose tombstone stands; an expired one is forgotten.
-    fn grave(&mut self, now: u64, room_jid: &str, stanza: &Element) -> Option<Option<Element>> {
-        let (until, venue) = self.tombstones.get(room_jid)?.clone();
-        if until <= now {
-            self.tombstones.remove(room_jid);
-            self.note_absent(room_jid);
-            return None;
-        }
-        if matches!(
-            stanza.attr("type"),
-            Some("error" | "result" | "unavailable")
-        ) {
-            return Some(None);
-        }
-        let mut e = refuse(stanza, StanzaError::Gone, room_jid);
-        if let Some(v) = venue {
-            if let Some(g) = e
-                .child_mut(ns::CLIENT, "error")
-                .and_then(|x| x.child_mut(ns::STANZA_ERRORS, "gone"))
-            {
-                g.children
-                    .push(crate::xml::Node::Text(format!("xmpp:{v}?join")));
-            }
-        }
-        Some(Some(e))
-    }
-
-    fn note_absent(&mut self, room_jid: &str) {
-        if self.absent.len() >= ABSENT_MAX {
-            self.absent.clear();
-        }
-        self.absent.insert(room_jid.to_owned());
-    }
-
-    /// Park `stanza` until `load` is read (reading it unless a read is
-    /// in flight already).
-    fn wait(&mut self, cx: &mut Context<'_>, load: Load, domain: &str, stanza: &Element) {
-        if let Some(waiting) = self.parked.get_mut(&load) {
-            if waiting.len() < PARKED_MAX {
-                waiting.push((domain.to_owned(), stanza.clone()));
-            } else if stanza.attr("type") != Some("error") {
-                cx.route(refuse(stanza, StanzaError::ResourceConstraint, domain));
-            }
-            return;
-        }
-        let request = match &load {
-            Load::Room(jid) => StorageRequest::LoadBlob {
-                account: domain.to_owned(),
-                key: store::key(jid),
-            },
-        };
-        let id = cx.request(request);
-        self.parked
-            .insert(load.clone(), vec![(domain.to_owned(), stanza.clone())]);
-        self.loading.insert(id, load);
-    }
-
-    /// The service's disco#items `iq` (§6.3): a page of its public rooms
-    /// ([`listing`]), read from storage first.
-    fn list(&mut self, cx: &mut Context<'_>, domain: &str, iq: &Element) {
-        if self.listings.len() >= LISTINGS_MAX {
-            return cx.route(refuse(iq, StanzaError::ResourceConstraint, domain));
-        }
-        match listing::Reading::new(domain, iq, self.settings.listing_page_max) {
-            Ok(reading) => self.read_listing(cx, reading),
-            Err(cond) => cx.route(refuse(iq, cond, domain)),
-        }
-    }
-
-    /// Read the next stored rooms for `reading`, or answer it.
-    fn read_listing(&mut self, cx: &mut Context<'_>, reading: listing::Reading) {
-        match reading.next_read() {
-            Some(request) => {
-                let id = cx.request(request);
-                self.listings.insert(id, reading);
-            }
-            None => cx.route(iq_result(&reading.iq).with_child(reading.answer(&self.listed))),
-        }
-    }
-
-    /// A read of stored rooms for `reading` came back.
-    fn listed_page(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut reading: listing::Reading,
-        result: StorageResult,
-    ) {
-        match result {
-            StorageResult::Documents { items, more } => {
-                reading.take(&items, more);
-                self.read_listing(cx, reading);
-            }
-            other => {
-                tracing::error!(?other, domain = reading.domain, "listing rooms failed");
-                cx.route(refuse(
-                    &reading.iq,
-                    StanzaError::InternalServerError,
-                    &reading.domain,
-                ));
-            }
-        }
-    }
-
-    /// Store `room_jid` as it now is: its document when persistent and
-    /// configured, none otherwise.
-    fn persist(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
-        let value = self
-            .rooms
-            .get(room_jid)
-            .filter(|r| r.config.persistent && !r.locked)
-            .map(store::document);
-        if value.is_none() {
-            self.note_absent(room_jid);
-        }
-        cx.commit(StorageRequest::StoreBlob {
-            account: domain.to_owned(),
-            key: store::key(room_jid),
-            value,
-            limit: None,
-        });
-    }
-
-    /// Forget `room_jid` if it is temporary and empty.
-    /// An empty persistent room leaves memory (not storage) once the
-    /// partition holds more than half its room budget, so rooms named
-    /// once do not stay for ever; it is read again when named.
-    fn vanish(&mut self, cx: &mut Context<'_>, domain: &str, room_jid: &str) {
-        if self.rooms.get(room_jid).is_some_and(Room::vanishes) {
-            self.rooms.remove(room_jid);
-            self.relays.remove(room_jid);
-            self.note_absent(room_jid);
-            tracing::debug!(room = room_jid, "temporary room vanished");
-            self.relist(cx, domain, room_jid);
-            return;
-        }
-        let crowded = self.rooms.len().saturating_mul(2) > self.settings.rooms_max;
-        if crowded
-            && self
-                .rooms
-                .get(room_jid)
-                .is_some_and(|r| r.is_empty() && r.config.persistent && !r.locked)
-        {
-            self.rooms.remove(room_jid);
-            tracing::debug!(room = room_jid, "empty persistent room unloaded");
-        }
     }
 }
 
