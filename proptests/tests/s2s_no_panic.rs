@@ -58,6 +58,7 @@ fn fragment() -> impl Strategy<Value = String> {
         "<presence from='u@a.example' to='v@b.example'/>".into(),
         "<message xmlns='jabber:client' from='u@a.example' to='v@b.example'/>".into(),
         "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>".into(),
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>".into(),
         "<foo xmlns='urn:unknown'/>".into(),
         "</stream:stream>".into(),
         "<!DOCTYPE x>".into(),

@@ -49,6 +49,7 @@ fn op() -> impl Strategy<Value = Op> {
             "<db:result from='a.example' to='b.example' type='valid'/>",
             "<db:verify from='a.example' to='b.example' id='x'>00</db:verify>",
             "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+            "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' xmlns:stream='http://etherx.jabber.org/streams' from='a.example' to='b.example' version='1.0'>",
             "<message xmlns='jabber:client' from='u@a.example' to='v@b.example'/>",
             "<db:result from='a.example' to='b.example'></db:result>",
             "</stream:stream>",
@@ -84,6 +85,7 @@ proptest! {
             max_pairs: 5,
             verify_timeout_ms: 30_000,
             auth_timeout_ms: 60_000,
+            require_tls: false,
             ..IncomingConfig::default()
         };
         let mut s = IncomingStream::new(Arc::new(cfg), Entropy::from_u64(7), 0);
@@ -124,6 +126,7 @@ proptest! {
             while let Some(out) = s.poll_output() {
                 match out {
                     IncomingOutput::Write(_) => {}
+                    IncomingOutput::StartTls => s.tls_established(),
                     IncomingOutput::Close => {
                         prop_assert!(!closed, "closed twice");
                         closed = true;

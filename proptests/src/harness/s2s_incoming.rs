@@ -22,6 +22,8 @@ fn stream() -> IncomingStream {
     let cfg = Arc::new(IncomingConfig {
         domains: vec!["b.example".into(), "c.example".into()],
         secret: DialbackSecret::new(b"fuzz"),
+        // Dialback also over plain TCP, so the fuzzer reaches it either way.
+        require_tls: false,
         ..IncomingConfig::default()
     });
     IncomingStream::new(cfg, Entropy::from_u64(5), 0)
@@ -74,6 +76,8 @@ pub fn drive<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, verdict: Option<boo
                 );
                 match out {
                     IncomingOutput::Write(_) => {}
+                    // The handshake "succeeds" at once.
+                    IncomingOutput::StartTls => s.tls_established(),
                     IncomingOutput::Close => {
                         assert!(!closed, "closed twice");
                         closed = true;

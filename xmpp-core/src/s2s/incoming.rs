@@ -18,11 +18,16 @@
 //! with `<not-authorized/>`; one without `from` or `to` with
 //! `<improper-addressing/>` (§4.9.3.7).
 //!
+//! STARTTLS is offered when the listener has a certificate, and required
+//! when `require_tls` says so (Prosody's `s2s_require_encryption`): then
+//! a dialback request before TLS is refused with `policy-violation`. The
+//! handshake itself is the driver's ([`IncomingOutput::StartTls`], then
+//! [`IncomingStream::tls_established`]); the stream restarts with a new id,
+//! which the keys are bound to. SASL EXTERNAL is later work.
+//!
 //! Like every machine here it never touches the network: bytes, time and
 //! verification verdicts come in; bytes, verification requests and
-//! stanzas for routing come out. TLS (STARTTLS, XEP-0368 direct TLS) and
-//! SASL EXTERNAL are the driver's and later work's; this is the dialback
-//! path every server supports.
+//! stanzas for routing come out.
 
 use super::dialback::{
     DbBody, DbResult, DbVerify, DialbackCondition, DialbackDomain, DialbackElement, DialbackError,
@@ -45,6 +50,9 @@ use std::sync::Arc;
 pub enum IncomingOutput {
     /// Bytes to write to the transport.
     Write(Vec<u8>),
+    /// `<proceed/>` is written: flush it, then run the TLS handshake as
+    /// the server and call [`IncomingStream::tls_established`].
+    StartTls,
     /// Ask the Authoritative Server of `sender` whether `key` is its key
     /// for (`target`, `sender`, `stream_id`) (XEP-0220 §2.1.2, `db:verify`);
     /// answer with [`IncomingStream::verified`] or
@@ -88,6 +96,11 @@ pub struct IncomingConfig {
     pub secret: DialbackSecret,
     /// Parser limits (stanza size, depth).
     pub limits: Limits,
+    /// STARTTLS is offered (the listener has a certificate).
+    pub starttls_available: bool,
+    /// Nothing but STARTTLS before TLS: dialback on a plain stream is
+    /// refused (`policy-violation`).
+    pub require_tls: bool,
     /// A stream with no verified domain pair this long after its header is
     /// closed (`connection-timeout`): it holds a socket and proves nothing.
     pub auth_timeout_ms: Millis,
@@ -108,6 +121,8 @@ impl Default for IncomingConfig {
             domains: vec!["localhost".into()],
             secret: DialbackSecret::new(b"change me"),
             limits: Limits::default(),
+            starttls_available: true,
+            require_tls: true,
             auth_timeout_ms: 60_000,
             verify_timeout_ms: 30_000,
             max_pending: 16,
@@ -127,6 +142,8 @@ enum Phase {
     Open {
         stream_id: StreamId,
     },
+    /// `<proceed/>` sent: the driver runs the TLS handshake.
+    AwaitTls,
     Closed,
 }
 
@@ -145,6 +162,8 @@ pub struct IncomingStream {
     /// Until a first pair is verified.
     auth_deadline: Option<Millis>,
     header_sent: bool,
+    /// TLS is established on the transport.
+    secure: bool,
 }
 
 impl IncomingStream {
@@ -162,7 +181,25 @@ impl IncomingStream {
             pending: BTreeMap::new(),
             auth_deadline,
             header_sent: false,
+            secure: false,
         }
+    }
+
+    /// Whether the stream runs over TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The TLS handshake the machine asked for finished: the peer opens a
+    /// new stream over it.
+    pub fn tls_established(&mut self) {
+        if !matches!(self.phase, Phase::AwaitTls) {
+            return;
+        }
+        self.secure = true;
+        self.parser.clear();
+        self.header_sent = false;
+        self.phase = Phase::Header;
     }
 
     /// Whether stanzas from `sender` to `target` are accepted on this stream.
@@ -366,9 +403,18 @@ impl IncomingStream {
             return self.stream_error(StreamErrorCondition::InternalServerError, None);
         };
         // XEP-0220 §2.4.1: we support dialback with error handling.
-        self.out.write(
-            b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>",
+        let mut features = b"<stream:features>".to_vec();
+        if !self.secure && self.cfg.starttls_available {
+            features.extend_from_slice(if self.cfg.require_tls {
+                b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+            } else {
+                b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+            });
+        }
+        features.extend_from_slice(
+            b"<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>",
         );
+        self.out.write(&features);
         self.phase = Phase::Open { stream_id };
     }
 
@@ -393,14 +439,38 @@ impl IncomingStream {
                 Some("s2s streams are jabber:server"),
             );
         }
+        if el.is(ns::TLS, "starttls") {
+            return self.handle_starttls();
+        }
         if el.ns != ns::SERVER {
-            // STARTTLS, SASL and the rest are not offered on this stream.
+            // SASL and the rest are not offered on this stream.
             return self.stream_error(
                 StreamErrorCondition::UnsupportedStanzaType,
                 Some("only dialback and stanzas are accepted here"),
             );
         }
         self.handle_stanza(el);
+    }
+
+    /// `<starttls/>` (RFC 6120 §5.4.2.1).
+    fn handle_starttls(&mut self) {
+        if self.secure || !self.cfg.starttls_available {
+            self.out
+                .write(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+            return self.close(None);
+        }
+        if self.parser.pending_bytes() > 0 {
+            // Bytes pipelined behind <starttls/> would count as arrived over
+            // TLS (CVE-2011-0411): refuse them.
+            return self.stream_error(
+                StreamErrorCondition::PolicyViolation,
+                Some("data pipelined after <starttls/>"),
+            );
+        }
+        self.out
+            .write(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        self.out.push(IncomingOutput::StartTls);
+        self.phase = Phase::AwaitTls;
     }
 
     fn handle_dialback(&mut self, now: Millis, stream_id: &StreamId, db: DialbackElement) {
@@ -441,6 +511,10 @@ impl IncomingStream {
         };
         if !self.is_local(target.as_str()) {
             return refuse(self, DialbackCondition::ItemNotFound);
+        }
+        if self.cfg.require_tls && !self.secure {
+            // XEP-0220 §2.4.2: TLS first.
+            return refuse(self, DialbackCondition::PolicyViolation);
         }
         let pair = (sender.as_str().to_owned(), target.as_str().to_owned());
         if self.verified.contains(&pair) {

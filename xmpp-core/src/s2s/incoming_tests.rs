@@ -16,6 +16,8 @@ fn config() -> IncomingConfig {
         secret: DialbackSecret::new(b"our secret"),
         max_pending: 2,
         max_pairs: 3,
+        // Dialback over plain TCP here; TLS has its own tests below.
+        require_tls: false,
         ..IncomingConfig::default()
     }
 }
@@ -76,7 +78,7 @@ fn the_header_is_answered_with_an_id_and_the_dialback_feature() {
     let id = s.stream_id().expect("an id").as_str().to_owned();
     assert!(written.contains(&format!("id='{id}'")), "{written}");
     assert!(
-        written.contains("<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"),
+        written.contains("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>"),
         "{written}"
     );
 }
@@ -383,4 +385,88 @@ fn a_malformed_request_is_answered_bad_request_through_the_router() {
     assert_eq!(reply.attr("from"), Some("b.example"));
     assert!(reply.to_xml().contains("bad-request"), "{reply:?}");
     assert!(!s.is_closed());
+}
+
+fn tls_config() -> IncomingConfig {
+    IncomingConfig {
+        require_tls: true,
+        ..config()
+    }
+}
+
+#[test]
+fn tls_is_required_then_negotiated_and_the_stream_restarts_with_a_new_id() {
+    let mut s = stream_with(tls_config());
+    s.handle_input(0, OPEN.as_bytes());
+    let (written, _) = drain(&mut s);
+    assert!(
+        written
+            .contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"),
+        "{written}"
+    );
+    let plain_id = s.stream_id().expect("open").as_str().to_owned();
+    // Dialback before TLS: refused, the stream stays for STARTTLS.
+    s.handle_input(1, db_result(PEER, US, "ab").as_bytes());
+    let (written, other) = drain(&mut s);
+    assert!(
+        other.is_empty(),
+        "no verification over plain TCP: {other:?}"
+    );
+    assert!(written.contains("<policy-violation"), "{written}");
+    s.handle_input(2, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    let (written, other) = drain(&mut s);
+    assert_eq!(
+        written,
+        "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    );
+    assert_eq!(other, vec![IncomingOutput::StartTls]);
+    s.tls_established();
+    assert!(s.is_secure());
+    s.handle_input(3, OPEN.as_bytes());
+    let (written, _) = drain(&mut s);
+    assert!(
+        !written.contains("starttls"),
+        "not offered twice: {written}"
+    );
+    assert!(written.contains("<dialback"), "{written}");
+    let id = s.stream_id().expect("open").as_str().to_owned();
+    assert_ne!(id, plain_id, "keys bind to the new stream's id");
+    s.handle_input(4, db_result(PEER, US, "ab").as_bytes());
+    let (_, other) = drain(&mut s);
+    assert!(
+        matches!(other.as_slice(), [IncomingOutput::Verify { stream_id, .. }] if stream_id.as_str() == id),
+        "{other:?}"
+    );
+}
+
+#[test]
+fn bytes_pipelined_after_starttls_are_refused() {
+    let mut s = stream_with(tls_config());
+    s.handle_input(0, OPEN.as_bytes());
+    drain(&mut s);
+    s.handle_input(
+        1,
+        b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><message from='u@a.example' to='v@b.example'/>",
+    );
+    let (written, other) = drain(&mut s);
+    assert!(written.contains("<policy-violation"), "{written}");
+    assert_eq!(other, vec![IncomingOutput::Close]);
+}
+
+#[test]
+fn starttls_without_a_certificate_fails() {
+    let mut s = stream_with(IncomingConfig {
+        starttls_available: false,
+        ..config()
+    });
+    s.handle_input(0, OPEN.as_bytes());
+    let (written, _) = drain(&mut s);
+    assert!(!written.contains("starttls"), "{written}");
+    s.handle_input(1, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    let (written, other) = drain(&mut s);
+    assert!(
+        written.starts_with("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
+        "{written}"
+    );
+    assert_eq!(other, vec![IncomingOutput::Close]);
 }

@@ -12,9 +12,15 @@
 //! Server of the domain that stream claimed ([`OutgoingStream::verify`])
 //! and hands back its answer ([`OutgoingOutput::VerifyAnswer`]).
 //!
+//! STARTTLS is used when the peer offers it, and required unless
+//! `require_tls` is off (Prosody's `s2s_require_encryption`): a peer
+//! without it refuses the pair with `policy-violation`. The handshake is
+//! the driver's ([`OutgoingOutput::StartTls`], then
+//! [`OutgoingStream::tls_established`]; verifying the peer's certificate
+//! is its too), and the key goes out on the stream that follows.
+//!
 //! Sans-IO like the rest: bytes and time in, bytes and verdicts out.
-//! STARTTLS, SASL EXTERNAL and XEP-0288 are later work; a peer that
-//! requires TLS refuses the pair with `policy-violation`.
+//! SASL EXTERNAL and XEP-0288 are later work.
 
 use super::dialback::{
     DbBody, DbResult, DbVerify, DialbackCondition, DialbackDomain, DialbackElement, DialbackKey,
@@ -34,6 +40,9 @@ use std::sync::Arc;
 pub enum OutgoingOutput {
     /// Bytes to write to the transport.
     Write(Vec<u8>),
+    /// The peer said `<proceed/>`: run the TLS handshake as the client for
+    /// the remote domain, then call [`OutgoingStream::tls_established`].
+    StartTls,
     /// The peer accepted our domain: stanzas from `local` to `remote` may
     /// go ([`OutgoingStream::send_stanza`]).
     Ready,
@@ -78,6 +87,11 @@ pub struct OutgoingConfig {
     pub secret: DialbackSecret,
     /// Parser limits.
     pub limits: Limits,
+    /// Use STARTTLS when the peer offers it.
+    pub starttls: bool,
+    /// Refuse the pair (`policy-violation`) rather than use dialback over
+    /// a plain stream.
+    pub require_tls: bool,
     /// The pair is refused (`remote-server-timeout`) when the peer has not
     /// given its verdict this long after the stream began.
     pub auth_timeout_ms: Millis,
@@ -91,6 +105,8 @@ impl Default for OutgoingConfig {
         OutgoingConfig {
             secret: DialbackSecret::new(b"change me"),
             limits: Limits::default(),
+            starttls: true,
+            require_tls: true,
             auth_timeout_ms: 60_000,
             max_waiting_verifies: 64,
         }
@@ -105,6 +121,10 @@ enum Phase {
     Features {
         id: String,
     },
+    /// `<starttls/>` sent; waiting for `<proceed/>`.
+    AwaitProceed,
+    /// The driver runs the TLS handshake.
+    AwaitTls,
     /// Our key is out; waiting for the verdict.
     Dialback,
     /// The pair is verified: stanzas flow.
@@ -134,6 +154,8 @@ pub struct OutgoingStream {
     waiting: VecDeque<VerifyRequest>,
     /// Until the peer's verdict.
     auth_deadline: Option<Millis>,
+    /// TLS is established on the transport.
+    secure: bool,
 }
 
 impl OutgoingStream {
@@ -156,16 +178,39 @@ impl OutgoingStream {
             phase: Phase::Header,
             waiting: VecDeque::new(),
             auth_deadline,
+            secure: false,
         };
+        s.open();
+        s
+    }
+
+    /// Write our stream header.
+    fn open(&mut self) {
         let mut buf = Vec::with_capacity(320);
         write_s2s_header(
             &mut buf,
-            Some(s.local.as_str()),
-            Some(s.remote.as_str()),
+            Some(self.local.as_str()),
+            Some(self.remote.as_str()),
             None,
         );
-        s.out.write(&buf);
-        s
+        self.out.write(&buf);
+    }
+
+    /// Whether the stream runs over TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The TLS handshake the machine asked for finished: a new stream
+    /// begins over it.
+    pub fn tls_established(&mut self) {
+        if !matches!(self.phase, Phase::AwaitTls) {
+            return;
+        }
+        self.secure = true;
+        self.parser.clear();
+        self.phase = Phase::Header;
+        self.open();
     }
 
     /// Whether stanzas may be sent.
@@ -262,7 +307,7 @@ impl OutgoingStream {
         match self.phase {
             Phase::Dialback | Phase::Ready => self.send_verify(&request),
             Phase::Closed => self.unanswered(&request),
-            Phase::Header | Phase::Features { .. } => {
+            Phase::Header | Phase::Features { .. } | Phase::AwaitProceed | Phase::AwaitTls => {
                 if self.waiting.len() >= self.cfg.max_waiting_verifies {
                     self.unanswered(&request);
                 } else {
@@ -307,18 +352,34 @@ impl OutgoingStream {
                 self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
                 return self.stream_error(StreamErrorCondition::BadFormat, Some("features first"));
             }
-            let tls_required = el
-                .child(ns::TLS, "starttls")
-                .is_some_and(|t| t.child(ns::TLS, "required").is_some());
-            if tls_required {
+            let offered = el.child(ns::TLS, "starttls");
+            if !self.secure && self.cfg.starttls && offered.is_some() {
+                self.out
+                    .write(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+                self.phase = Phase::AwaitProceed;
+                return;
+            }
+            let tls_required = offered.is_some_and(|t| t.child(ns::TLS, "required").is_some());
+            if !self.secure && (self.cfg.require_tls || tls_required) {
                 tracing::info!(
                     remote = self.remote.as_str(),
-                    "peer requires TLS, not offered yet"
+                    "no TLS on this s2s stream, and one side requires it"
                 );
                 self.refuse(Some(DialbackCondition::PolicyViolation));
                 return self.close();
             }
             return self.start_dialback(&id);
+        }
+        if matches!(self.phase, Phase::AwaitProceed) {
+            if el.is(ns::TLS, "proceed") {
+                self.out.push(OutgoingOutput::StartTls);
+                self.phase = Phase::AwaitTls;
+            } else {
+                tracing::info!(remote = self.remote.as_str(), "peer refused STARTTLS");
+                self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
+                self.close();
+            }
+            return;
         }
         if el.ns != ns::DIALBACK {
             // Nothing else travels back on a stream we opened (no XEP-0288).

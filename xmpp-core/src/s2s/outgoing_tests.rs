@@ -22,6 +22,8 @@ fn cfg(secret: &[u8]) -> Arc<OutgoingConfig> {
         secret: DialbackSecret::new(secret),
         auth_timeout_ms: 1_000,
         max_waiting_verifies: 1,
+        // Dialback over plain TCP here; TLS has its own tests.
+        require_tls: false,
         ..OutgoingConfig::default()
     })
 }
@@ -155,8 +157,16 @@ fn a_verdict_for_another_pair_is_ignored() {
 }
 
 #[test]
-fn a_peer_requiring_tls_refuses_with_policy_violation() {
-    let mut s = stream();
+fn a_peer_requiring_tls_refuses_with_policy_violation_when_we_may_not() {
+    let mut s = OutgoingStream::new(
+        Arc::new(OutgoingConfig {
+            starttls: false,
+            ..OutgoingConfig::clone(&cfg(b"a secret"))
+        }),
+        domain(US),
+        domain(PEER),
+        0,
+    );
     s.handle_input(1, PEER_OPEN.as_bytes());
     s.handle_input(
         1,
@@ -274,8 +284,12 @@ fn server(me: &str, peer: &str, key_secret: &[u8], verify_secret: &[u8], seed: u
         secret: DialbackSecret::new(verify_secret),
         ..IncomingConfig::default()
     });
+    let out_cfg = Arc::new(OutgoingConfig {
+        secret: DialbackSecret::new(key_secret),
+        ..OutgoingConfig::default()
+    });
     Server {
-        out: OutgoingStream::new(cfg(key_secret), domain(me), domain(peer), 0),
+        out: OutgoingStream::new(out_cfg, domain(me), domain(peer), 0),
         inc: IncomingStream::new(inc_cfg, Entropy::from_u64(seed), 0),
         ready: false,
         refused: false,
@@ -305,6 +319,7 @@ fn pump(me: &mut Server, peer: &mut Server) -> bool {
                     DialbackCondition::RemoteConnectionFailed,
                 ),
             },
+            OutgoingOutput::StartTls => me.out.tls_established(),
             OutgoingOutput::Ready => me.ready = true,
             OutgoingOutput::Refused(_) => me.refused = true,
             OutgoingOutput::Close => {}
@@ -314,6 +329,8 @@ fn pump(me: &mut Server, peer: &mut Server) -> bool {
         moved = true;
         match o {
             IncomingOutput::Write(bytes) => peer.out.handle_input(1, &bytes),
+            // The handshake "succeeds" at once on both ends.
+            IncomingOutput::StartTls => me.inc.tls_established(),
             IncomingOutput::Verify {
                 sender,
                 target,
@@ -354,6 +371,10 @@ fn two_servers_verify_each_other_and_exchange_messages() {
     let mut b = server(PEER, US, b"secret of b", b"secret of b", 2);
     settle(&mut a, &mut b);
     assert!(a.ready && b.ready, "both pairs verified");
+    assert!(
+        a.out.is_secure() && b.inc.is_secure(),
+        "over TLS, as both require"
+    );
     assert!(a.inc.is_verified(PEER, US) && b.inc.is_verified(US, PEER));
     assert!(a
         .out
@@ -389,4 +410,92 @@ fn a_spoofed_domain_is_refused_and_routes_nothing() {
     assert!(b.routed.is_empty());
     // b's own stream to the real a.example is unaffected.
     assert!(b.ready);
+}
+
+#[test]
+fn starttls_when_offered_then_the_key_on_the_new_stream() {
+    let mut s = OutgoingStream::new(
+        Arc::new(OutgoingConfig {
+            secret: DialbackSecret::new(b"a secret"),
+            ..OutgoingConfig::default()
+        }),
+        domain(US),
+        domain(PEER),
+        0,
+    );
+    drain(&mut s);
+    s.handle_input(1, PEER_OPEN.as_bytes());
+    s.handle_input(
+        1,
+        b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>",
+    );
+    let (written, _) = drain(&mut s);
+    assert_eq!(
+        written,
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    );
+    s.handle_input(2, b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert_eq!(drain(&mut s).1, vec![OutgoingOutput::StartTls]);
+    s.tls_established();
+    let (written, _) = drain(&mut s);
+    assert!(
+        written.contains("<stream:stream"),
+        "a new header: {written}"
+    );
+    s.handle_input(3, PEER_OPEN.replace("id='S1'", "id='S2'").as_bytes());
+    s.handle_input(3, FEATURES.as_bytes());
+    let (written, _) = drain(&mut s);
+    let key = DialbackSecret::new(b"a secret").key(PEER, US, "S2");
+    assert!(
+        written.contains(key.as_str()),
+        "the key binds to the TLS stream's id: {written}"
+    );
+}
+
+#[test]
+fn a_peer_without_tls_is_refused_when_we_require_it() {
+    let mut s = OutgoingStream::new(
+        Arc::new(OutgoingConfig::default()),
+        domain(US),
+        domain(PEER),
+        0,
+    );
+    s.handle_input(1, PEER_OPEN.as_bytes());
+    s.handle_input(1, FEATURES.as_bytes());
+    let (written, other) = drain(&mut s);
+    assert!(
+        !written.contains("db:result"),
+        "no key over plain TCP: {written}"
+    );
+    assert_eq!(
+        other,
+        vec![
+            OutgoingOutput::Refused(Some(DialbackCondition::PolicyViolation)),
+            OutgoingOutput::Close
+        ]
+    );
+}
+
+#[test]
+fn a_refused_starttls_refuses_the_pair() {
+    let mut s = OutgoingStream::new(
+        Arc::new(OutgoingConfig::default()),
+        domain(US),
+        domain(PEER),
+        0,
+    );
+    s.handle_input(1, PEER_OPEN.as_bytes());
+    s.handle_input(
+        1,
+        b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>",
+    );
+    drain(&mut s);
+    s.handle_input(2, b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert_eq!(
+        drain(&mut s).1,
+        vec![
+            OutgoingOutput::Refused(Some(DialbackCondition::RemoteConnectionFailed)),
+            OutgoingOutput::Close
+        ]
+    );
 }
