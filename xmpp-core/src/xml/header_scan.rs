@@ -18,8 +18,10 @@ use super::parser::{Limits, MAX_TOKEN, MIN_TOKEN};
 #[derive(Debug)]
 pub(super) struct HeaderScan {
     /// `None` once the header is complete (or the raw parser failed: the
-    /// namespace-aware parser reports the error).
-    raw: Option<RawParser>,
+    /// namespace-aware parser reports the error). Boxed: every connection's
+    /// parser holds this, and an idle one should not carry 344 bytes of
+    /// finished raw parser inline.
+    raw: Option<Box<RawParser>>,
     /// `(prefix, namespace)`; at most `max_attributes` of them.
     prefixes: Vec<(String, Namespace)>,
     max_entries: usize,
@@ -33,7 +35,7 @@ impl HeaderScan {
             ..rxml::Options::default()
         };
         HeaderScan {
-            raw: Some(RawParser::with_options(opts)),
+            raw: Some(Box::new(RawParser::with_options(opts))),
             prefixes: Vec::new(),
             max_entries: limits.max_attributes,
             max_namespace_bytes: limits.max_namespace_bytes,
