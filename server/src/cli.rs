@@ -222,6 +222,35 @@ pub enum CheckAction {
     Config(CheckConfigCmd),
     Certs(CheckCertsCmd),
     Dns(CheckDnsCmd),
+    S2s(CheckS2sCmd),
+}
+
+/// Whether a federating server can reach DOMAIN: connect to its s2s
+/// candidates in order, open a stream, STARTTLS (or direct TLS), and judge
+/// the certificate it presents (chain and RFC 6125 identity). Exit 1 when
+/// it is unreachable, has no TLS, or its certificate does not verify.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "s2s")]
+pub struct CheckS2sCmd {
+    /// the remote domain
+    #[argh(positional)]
+    pub domain: String,
+    /// our domain, the stream's `from` (default: localhost)
+    #[argh(option, default = "String::from(\"localhost\")")]
+    pub from: String,
+    /// connect here (HOST:PORT, STARTTLS) instead of resolving DOMAIN
+    #[argh(option)]
+    pub route: Option<std::net::SocketAddr>,
+    /// ask this nameserver (IP:PORT; repeatable) instead of /etc/resolv.conf's
+    #[argh(option)]
+    pub nameserver: Vec<std::net::SocketAddr>,
+    /// trusted CA certificates (PEM) instead of the system's
+    /// (/etc/ssl/certs/ca-certificates.crt)
+    #[argh(option)]
+    pub ca: Option<std::path::PathBuf>,
+    /// seconds per connection attempt and per answer (default 10)
+    #[argh(option, default = "10")]
+    pub timeout: u64,
 }
 
 /// How a server would reach DOMAIN: its s2s SRV records (_xmpps-server,

@@ -113,7 +113,9 @@ fn main() -> ExitCode {
         },
         Command::Check(c) => match c.action {
             // Handled by commands::check_config::early.
-            cli::CheckAction::Config(_) | cli::CheckAction::Dns(_) => Ok(None),
+            cli::CheckAction::Config(_) | cli::CheckAction::Dns(_) | cli::CheckAction::S2s(_) => {
+                Ok(None)
+            }
             cli::CheckAction::Certs(_) => commands::check_certs::run(&cfg)
                 .map(Some)
                 .map_err(|e| e.to_string()),

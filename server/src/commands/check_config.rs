@@ -27,6 +27,7 @@ pub fn early(command: &Command, config_path: Option<&Path>) -> Option<ExitCode> 
             }
             // Needs no configuration: it looks at another domain's DNS.
             CheckAction::Dns(d) => return Some(super::check_dns::run(d, &env)),
+            CheckAction::S2s(c) => return Some(super::check_s2s::run(c)),
             _ => return None,
         },
         Command::Config(c) => match &c.action {

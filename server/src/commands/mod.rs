@@ -7,6 +7,7 @@ pub mod cert_import;
 pub mod check_certs;
 pub mod check_config;
 pub mod check_dns;
+pub mod check_s2s;
 pub mod config_init;
 pub mod config_show;
 pub mod config_test;

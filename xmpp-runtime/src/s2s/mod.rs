@@ -1,12 +1,15 @@
 //! Server-to-server (federation) building blocks of the runtime.
 //!
 //! So far: finding where a remote domain's server listens
-//! ([`resolve::Resolver`]). Nothing here opens an s2s connection yet.
+//! ([`resolve::Resolver`]), and probing it the way an outgoing stream will
+//! meet it ([`probe`], for `vireo check s2s`). Nothing here carries
+//! stanzas yet.
 
 mod addresses;
 pub mod dns_client;
 pub mod nameservers;
 pub mod overrides;
+pub mod probe;
 pub mod resolve;
 pub mod srv_order;
 

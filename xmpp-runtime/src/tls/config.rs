@@ -21,10 +21,11 @@ use super::TlsError;
 pub const ALPN_XMPP_CLIENT: &[u8] = b"xmpp-client";
 
 /// TLS 1.3 and 1.2; nothing older is offered or accepted.
-const VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+pub(crate) const VERSIONS: &[&SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The crypto provider, chosen explicitly instead of the process default.
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(crypto::ring::default_provider())
 }
 
