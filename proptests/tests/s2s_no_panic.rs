@@ -11,7 +11,7 @@
 //! verification valid, invalid or failed.
 
 use proptest::prelude::*;
-use vireo_proptests::harness::s2s_incoming::drive;
+use vireo_proptests::harness::s2s_incoming::{drive, drive_with};
 
 const OPEN: &str = "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' xmlns:stream='http://etherx.jabber.org/streams' from='a.example' to='b.example' version='1.0'>";
 
@@ -29,6 +29,20 @@ fn the_driver_gets_stanzas_through() {
     assert_eq!(drive(chunks.iter().copied(), Some(true)), 1);
     assert_eq!(drive(chunks.iter().copied(), Some(false)), 0);
     assert_eq!(drive(chunks.iter().copied(), None), 0);
+    // Over TLS with a certificate, SASL EXTERNAL gets the same stanza
+    // through with every verification failing.
+    let secure = [
+        OPEN,
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+        OPEN,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+        OPEN,
+        "<message from='u@a.example/r' to='v@b.example'><body>hi</body></message>",
+        "<message from='u@evil.example' to='v@b.example'/>",
+    ];
+    let secure: Vec<&[u8]> = secure.iter().map(|c| c.as_bytes()).collect();
+    assert_eq!(drive_with(secure.iter().copied(), None, true), 1);
+    assert_eq!(drive_with(secure.iter().copied(), None, false), 0);
 }
 
 fn fragment() -> impl Strategy<Value = String> {
@@ -59,6 +73,9 @@ fn fragment() -> impl Strategy<Value = String> {
         "<message xmlns='jabber:client' from='u@a.example' to='v@b.example'/>".into(),
         "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>".into(),
         "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>".into(),
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>".into(),
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>YS5leGFtcGxl</auth>".into(),
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AA==</auth>".into(),
         "<foo xmlns='urn:unknown'/>".into(),
         "</stream:stream>".into(),
         "<!DOCTYPE x>".into(),
@@ -81,10 +98,11 @@ proptest! {
         parts in prop::collection::vec(fragment(), 1..24),
         cut in 1usize..64,
         verdict in prop::option::of(any::<bool>()),
+        cert in any::<bool>(),
     ) {
         let bytes: Vec<u8> = parts.concat().into_bytes();
         let chunks: Vec<&[u8]> = bytes.chunks(cut).collect();
-        drive(chunks, verdict);
+        drive_with(chunks, verdict, cert);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! The first input byte shapes the run: bit 6 makes the driver answer every
 //! verification request `valid` (else `invalid`), bit 7 makes it report a
-//! failed verification instead, bits 0-5 seed the chunk sizes the rest is
-//! fed in. So the fuzzer gets past verification without knowing a key.
+//! failed verification instead, bit 5 gives the peer a TLS client
+//! certificate proving a.example (so SASL EXTERNAL is offered), bits 0-5
+//! seed the chunk sizes the rest is fed in. So the fuzzer gets past verification without knowing a key.
 //! The properties: nothing panics; every stanza let out comes from a
 //! domain pair verified on the stream (or is our own error answer to one);
 //! nothing comes out after the close; the machine stops producing outputs.
@@ -12,6 +13,7 @@
 use std::sync::Arc;
 use xmpp_core::jid::Jid;
 use xmpp_core::s2s::dialback::{DialbackCondition, DialbackSecret};
+use xmpp_core::s2s::incoming::PeerCertificate;
 use xmpp_core::s2s::{IncomingConfig, IncomingOutput, IncomingStream};
 use xmpp_core::Entropy;
 
@@ -38,7 +40,17 @@ pub fn run(data: &[u8]) {
         (true, _) => None,
         (false, valid) => Some(valid),
     };
-    drive(super::chunks(first, rest), verdict);
+    drive_with(super::chunks(first, rest), verdict, first & 0x20 != 0);
+}
+
+/// A client certificate proving a.example.
+#[derive(Debug)]
+struct ProvesA;
+
+impl PeerCertificate for ProvesA {
+    fn proves(&self, domain: &str) -> bool {
+        domain == "a.example"
+    }
 }
 
 fn domain(jid: Option<&str>) -> Option<String> {
@@ -49,6 +61,16 @@ fn domain(jid: Option<&str>) -> Option<String> {
 /// (`None`: failed), then run the timers; check every output. Returns the
 /// stanzas let out, so a caller can tell its inputs get through.
 pub fn drive<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, verdict: Option<bool>) -> usize {
+    drive_with(chunks, verdict, false)
+}
+
+/// [`drive`], the peer presenting a certificate for a.example over TLS
+/// when `cert`.
+pub fn drive_with<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    verdict: Option<bool>,
+    cert: bool,
+) -> usize {
     let mut s = stream();
     let mut stanzas = 0;
     let mut now = 0;
@@ -77,7 +99,11 @@ pub fn drive<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, verdict: Option<boo
                 match out {
                     IncomingOutput::Write(_) => {}
                     // The handshake "succeeds" at once.
-                    IncomingOutput::StartTls => s.tls_established(),
+                    IncomingOutput::StartTls => {
+                        let c: Option<Arc<dyn PeerCertificate>> =
+                            cert.then(|| Arc::new(ProvesA) as _);
+                        s.tls_established_with(c)
+                    }
                     IncomingOutput::Close => {
                         assert!(!closed, "closed twice");
                         closed = true;

@@ -23,7 +23,12 @@
 //! a dialback request before TLS is refused with `policy-violation`. The
 //! handshake itself is the driver's ([`IncomingOutput::StartTls`], then
 //! [`IncomingStream::tls_established`]); the stream restarts with a new id,
-//! which the keys are bound to. SASL EXTERNAL is later work.
+//! which the keys are bound to.
+//!
+//! Over TLS, a peer whose client certificate proves its domain (the
+//! driver judges it: [`PeerCertificate`]) may authenticate with SASL
+//! EXTERNAL instead (RFC 6120 §6, XEP-0178): the pair (its domain, the
+//! stream's `to`) is then verified without a dialback round trip.
 //!
 //! Like every machine here it never touches the network: bytes, time and
 //! verification verdicts come in; bytes, verification requests and
@@ -44,6 +49,13 @@ use crate::time::Millis;
 use crate::xml::{Element, Limits, Node, StreamEvent, StreamParser};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+
+/// The peer's TLS client certificate as the driver judged it: a trusted
+/// chain, and the domains it proves (RFC 6125), for SASL EXTERNAL.
+pub trait PeerCertificate: std::fmt::Debug + Send + Sync {
+    /// Whether the certificate proves `domain` for s2s.
+    fn proves(&self, domain: &str) -> bool;
+}
 
 /// What the receiving side of an s2s stream asks its driver to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +176,13 @@ pub struct IncomingStream {
     header_sent: bool,
     /// TLS is established on the transport.
     secure: bool,
+    /// The peer's certificate, when it presented one the driver trusts.
+    peer_cert: Option<Arc<dyn PeerCertificate>>,
+    /// The `from` of the peer's current stream header.
+    header_from: Option<String>,
+    /// The domain SASL EXTERNAL authenticated; its pair is verified when
+    /// the restarted stream names our domain.
+    sasl_domain: Option<String>,
 }
 
 impl IncomingStream {
@@ -182,6 +201,9 @@ impl IncomingStream {
             auth_deadline,
             header_sent: false,
             secure: false,
+            peer_cert: None,
+            header_from: None,
+            sasl_domain: None,
         }
     }
 
@@ -193,9 +215,17 @@ impl IncomingStream {
     /// The TLS handshake the machine asked for finished: the peer opens a
     /// new stream over it.
     pub fn tls_established(&mut self) {
+        self.tls_established_with(None);
+    }
+
+    /// [`tls_established`](Self::tls_established), the peer having
+    /// presented `cert` (a trusted client certificate): SASL EXTERNAL is
+    /// offered.
+    pub fn tls_established_with(&mut self, cert: Option<Arc<dyn PeerCertificate>>) {
         if !matches!(self.phase, Phase::AwaitTls) {
             return;
         }
+        self.peer_cert = cert;
         self.secure = true;
         self.parser.clear();
         self.header_sent = false;
@@ -387,6 +417,10 @@ impl IncomingStream {
             .and_then(|t| Jid::domain_jid(t).ok())
             .map(|j| j.domain().to_owned());
         let local = to.filter(|t| self.is_local(t));
+        self.header_from = header
+            .attr("from")
+            .and_then(|f| Jid::domain_jid(f).ok())
+            .map(|j| j.domain().to_owned());
         // RFC 6120 §4.9.1.2: our header goes out before any stream error.
         let stream_id = StreamId::parse(&self.entropy.hex_id(16));
         self.ensure_header(local.as_deref(), stream_id.as_ref().map(StreamId::as_str));
@@ -402,8 +436,23 @@ impl IncomingStream {
         let Some(stream_id) = stream_id else {
             return self.stream_error(StreamErrorCondition::InternalServerError, None);
         };
+        if let (Some(authenticated), Some(target)) = (&self.sasl_domain, &local) {
+            // The stream after SASL EXTERNAL: its pair is proven if it is
+            // the authenticated domain's (RFC 6120 §6.4.6).
+            if self.header_from.as_ref() == Some(authenticated) {
+                tracing::info!(sender = %authenticated, target = %target, "s2s domain pair verified by SASL EXTERNAL");
+                self.verified
+                    .insert((authenticated.clone(), target.clone()));
+                self.auth_deadline = None;
+            }
+        }
         // XEP-0220 §2.4.1: we support dialback with error handling.
         let mut features = b"<stream:features>".to_vec();
+        if self.secure && self.peer_cert.is_some() && self.sasl_domain.is_none() {
+            features.extend_from_slice(
+                b"<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>",
+            );
+        }
         if !self.secure && self.cfg.starttls_available {
             features.extend_from_slice(if self.cfg.require_tls {
                 b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
@@ -442,6 +491,9 @@ impl IncomingStream {
         if el.is(ns::TLS, "starttls") {
             return self.handle_starttls();
         }
+        if el.is(ns::SASL, "auth") {
+            return self.handle_auth(&el);
+        }
         if el.ns != ns::SERVER {
             // SASL and the rest are not offered on this stream.
             return self.stream_error(
@@ -450,6 +502,54 @@ impl IncomingStream {
             );
         }
         self.handle_stanza(el);
+    }
+
+    /// `<auth mechanism='EXTERNAL'>` (RFC 6120 §6.4, XEP-0178): the
+    /// authorization identity is the header's `from` (empty or `=`) or
+    /// must equal it, and the certificate must prove it.
+    fn handle_auth(&mut self, el: &Element) {
+        let failure = |this: &mut Self, condition: &str| {
+            this.out.write(
+                format!(
+                    "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><{condition}/></failure>"
+                )
+                .as_bytes(),
+            );
+        };
+        let cert = self
+            .peer_cert
+            .clone()
+            .filter(|_| self.secure && self.sasl_domain.is_none());
+        let (Some(cert), Some("EXTERNAL")) = (cert, el.attr("mechanism")) else {
+            return failure(self, "invalid-mechanism");
+        };
+        let text = el.text();
+        let text = text.trim();
+        let authzid = if text.is_empty() || text == "=" {
+            self.header_from.clone()
+        } else {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|d| Jid::domain_jid(&d).ok())
+                .map(|j| j.domain().to_owned())
+        };
+        let Some(domain) = authzid.filter(|d| self.header_from.as_ref() == Some(d)) else {
+            return failure(self, "invalid-authzid");
+        };
+        if !cert.proves(&domain) {
+            tracing::info!(%domain, "SASL EXTERNAL: the certificate does not prove the domain");
+            return failure(self, "not-authorized");
+        }
+        self.out
+            .write(b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+        self.sasl_domain = Some(domain);
+        // The peer restarts the stream (RFC 6120 §6.4.6).
+        self.parser.restart();
+        self.header_sent = false;
+        self.phase = Phase::Header;
     }
 
     /// `<starttls/>` (RFC 6120 §5.4.2.1).

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::s2s::dialback::DialbackSecret;
+use crate::s2s::incoming::PeerCertificate;
 
 const US: &str = "b.example";
 const PEER: &str = "a.example";
@@ -469,4 +470,89 @@ fn starttls_without_a_certificate_fails() {
         "{written}"
     );
     assert_eq!(other, vec![IncomingOutput::Close]);
+}
+
+/// A client certificate as the driver judged it: the domains it proves.
+#[derive(Debug)]
+struct Proves(Vec<&'static str>);
+
+impl PeerCertificate for Proves {
+    fn proves(&self, domain: &str) -> bool {
+        self.0.contains(&domain)
+    }
+}
+
+/// A stream over TLS, the peer having presented `cert`; its second header
+/// answered.
+fn secure_with(cert: Option<Arc<dyn PeerCertificate>>) -> (IncomingStream, String) {
+    let mut s = stream_with(tls_config());
+    s.handle_input(0, OPEN.as_bytes());
+    s.handle_input(1, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    drain(&mut s);
+    s.tls_established_with(cert);
+    s.handle_input(2, OPEN.as_bytes());
+    let (written, _) = drain(&mut s);
+    (s, written)
+}
+
+const AUTH: &[u8] = b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>";
+
+#[test]
+fn sasl_external_verifies_the_pair_without_dialback() {
+    let (mut s, written) = secure_with(Some(Arc::new(Proves(vec![PEER]))));
+    assert!(
+        written.contains("<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>"),
+        "{written}"
+    );
+    s.handle_input(3, AUTH);
+    let (written, other) = drain(&mut s);
+    assert_eq!(
+        written,
+        "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
+    );
+    assert!(other.is_empty(), "no dialback verification: {other:?}");
+    assert!(!s.is_verified(PEER, US), "not before the stream restarts");
+    s.handle_input(4, OPEN.as_bytes());
+    let (written, _) = drain(&mut s);
+    assert!(!written.contains("mechanisms"), "{written}");
+    assert!(s.is_verified(PEER, US));
+    s.handle_input(
+        5,
+        b"<message from='juliet@a.example/r' to='romeo@b.example'/>",
+    );
+    let (_, other) = drain(&mut s);
+    assert!(
+        matches!(other.as_slice(), [IncomingOutput::Stanza(_)]),
+        "{other:?}"
+    );
+}
+
+#[test]
+fn sasl_external_needs_the_certificate_to_prove_the_header_domain() {
+    let (mut s, _) = secure_with(Some(Arc::new(Proves(vec!["x.example"]))));
+    s.handle_input(3, AUTH);
+    let (written, _) = drain(&mut s);
+    assert_eq!(
+        written,
+        "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>"
+    );
+    // An authorization identity other than the header's `from`.
+    s.handle_input(
+        4,
+        b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>eC5leGFtcGxl</auth>",
+    );
+    let (written, _) = drain(&mut s);
+    assert!(written.contains("<invalid-authzid/>"), "{written}");
+    assert!(!s.is_verified(PEER, US) && !s.is_verified("x.example", US));
+    assert!(!s.is_closed(), "dialback is still possible");
+}
+
+#[test]
+fn without_a_certificate_external_is_not_offered() {
+    let (mut s, written) = secure_with(None);
+    assert!(!written.contains("mechanisms"), "{written}");
+    s.handle_input(3, AUTH);
+    let (written, _) = drain(&mut s);
+    assert!(written.contains("<invalid-mechanism/>"), "{written}");
+    assert!(!s.is_verified(PEER, US));
 }

@@ -19,8 +19,12 @@
 //! [`OutgoingStream::tls_established`]; verifying the peer's certificate
 //! is its too), and the key goes out on the stream that follows.
 //!
+//! Over TLS, when our certificate proves our domain (`sasl_external`)
+//! and the peer offers SASL EXTERNAL (RFC 6120 §6, XEP-0178), that is
+//! used instead of dialback; a failure falls back to dialback.
+//!
 //! Sans-IO like the rest: bytes and time in, bytes and verdicts out.
-//! SASL EXTERNAL and XEP-0288 are later work.
+//! XEP-0288 is later work.
 
 use super::dialback::{
     DbBody, DbResult, DbVerify, DialbackCondition, DialbackDomain, DialbackElement, DialbackKey,
@@ -92,6 +96,9 @@ pub struct OutgoingConfig {
     /// Refuse the pair (`policy-violation`) rather than use dialback over
     /// a plain stream.
     pub require_tls: bool,
+    /// Our certificate proves our domain: authenticate with SASL EXTERNAL
+    /// when the peer offers it.
+    pub sasl_external: bool,
     /// The pair is refused (`remote-server-timeout`) when the peer has not
     /// given its verdict this long after the stream began.
     pub auth_timeout_ms: Millis,
@@ -107,6 +114,7 @@ impl Default for OutgoingConfig {
             limits: Limits::default(),
             starttls: true,
             require_tls: true,
+            sasl_external: false,
             auth_timeout_ms: 60_000,
             max_waiting_verifies: 64,
         }
@@ -125,6 +133,11 @@ enum Phase {
     AwaitProceed,
     /// The driver runs the TLS handshake.
     AwaitTls,
+    /// `<auth mechanism='EXTERNAL'>` sent; on failure, dialback for the
+    /// stream `id`.
+    AwaitSasl {
+        id: String,
+    },
     /// Our key is out; waiting for the verdict.
     Dialback,
     /// The pair is verified: stanzas flow.
@@ -156,6 +169,8 @@ pub struct OutgoingStream {
     auth_deadline: Option<Millis>,
     /// TLS is established on the transport.
     secure: bool,
+    /// SASL EXTERNAL succeeded: the restarted stream is ready at once.
+    authenticated: bool,
 }
 
 impl OutgoingStream {
@@ -179,6 +194,7 @@ impl OutgoingStream {
             waiting: VecDeque::new(),
             auth_deadline,
             secure: false,
+            authenticated: false,
         };
         s.open();
         s
@@ -307,7 +323,11 @@ impl OutgoingStream {
         match self.phase {
             Phase::Dialback | Phase::Ready => self.send_verify(&request),
             Phase::Closed => self.unanswered(&request),
-            Phase::Header | Phase::Features { .. } | Phase::AwaitProceed | Phase::AwaitTls => {
+            Phase::Header
+            | Phase::Features { .. }
+            | Phase::AwaitProceed
+            | Phase::AwaitTls
+            | Phase::AwaitSasl { .. } => {
                 if self.waiting.len() >= self.cfg.max_waiting_verifies {
                     self.unanswered(&request);
                 } else {
@@ -368,7 +388,40 @@ impl OutgoingStream {
                 self.refuse(Some(DialbackCondition::PolicyViolation));
                 return self.close();
             }
+            if self.authenticated {
+                return self.ready();
+            }
+            let external = el
+                .child(ns::SASL, "mechanisms")
+                .is_some_and(|m| m.elements().any(|x| x.text().trim() == "EXTERNAL"));
+            if self.secure && self.cfg.sasl_external && external {
+                use base64::Engine as _;
+                let authzid = base64::engine::general_purpose::STANDARD.encode(self.local.as_str());
+                self.out.write(
+                    format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>{authzid}</auth>")
+                        .as_bytes(),
+                );
+                self.phase = Phase::AwaitSasl { id };
+                return;
+            }
             return self.start_dialback(&id);
+        }
+        if let Phase::AwaitSasl { id } = &self.phase {
+            let id = id.clone();
+            if el.is(ns::SASL, "success") {
+                // RFC 6120 §6.4.6: a new stream, ready once it is open.
+                self.authenticated = true;
+                self.parser.restart();
+                self.phase = Phase::Header;
+                self.open();
+            } else {
+                tracing::info!(
+                    remote = self.remote.as_str(),
+                    "SASL EXTERNAL refused; dialback instead"
+                );
+                self.start_dialback(&id);
+            }
+            return;
         }
         if matches!(self.phase, Phase::AwaitProceed) {
             if el.is(ns::TLS, "proceed") {
@@ -414,16 +467,7 @@ impl OutgoingStream {
             return tracing::debug!(?r, "a dialback verdict for nothing we asked");
         }
         match r.body {
-            DbBody::Valid => {
-                tracing::info!(
-                    local = self.local.as_str(),
-                    remote = self.remote.as_str(),
-                    "s2s stream ready"
-                );
-                self.phase = Phase::Ready;
-                self.auth_deadline = None;
-                self.out.push(OutgoingOutput::Ready);
-            }
+            DbBody::Valid => self.ready(),
             DbBody::Invalid => {
                 tracing::warn!(
                     remote = self.remote.as_str(),
@@ -443,6 +487,21 @@ impl OutgoingStream {
             }
             // A key sent to us on our own stream means nothing.
             DbBody::Key(_) => {}
+        }
+    }
+
+    /// The pair is verified: stanzas (and waiting `db:verify`) may go.
+    fn ready(&mut self) {
+        tracing::info!(
+            local = self.local.as_str(),
+            remote = self.remote.as_str(),
+            "s2s stream ready"
+        );
+        self.phase = Phase::Ready;
+        self.auth_deadline = None;
+        self.out.push(OutgoingOutput::Ready);
+        while let Some(request) = self.waiting.pop_front() {
+            self.send_verify(&request);
         }
     }
 

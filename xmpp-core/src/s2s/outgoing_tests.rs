@@ -268,6 +268,12 @@ fn verify_requests_wait_for_the_stream_and_come_back_answered() {
 /// One server's two machines for the other: the stream it opened and the
 /// stream it accepted, and what happened on them.
 struct Server {
+    /// The other server's domain: what its client certificate proves.
+    peer: &'static str,
+    /// Certificates are presented (and SASL EXTERNAL used).
+    external: bool,
+    /// Dialback verifications asked.
+    verifies: usize,
     out: OutgoingStream,
     inc: IncomingStream,
     ready: bool,
@@ -278,7 +284,26 @@ struct Server {
 /// `me`'s machines toward `peer`: its outgoing stream keys with `key_secret`,
 /// its incoming side answers `db:verify` with `verify_secret` (the same on
 /// an honest server).
-fn server(me: &str, peer: &str, key_secret: &[u8], verify_secret: &[u8], seed: u64) -> Server {
+fn server(
+    me: &'static str,
+    peer: &'static str,
+    key_secret: &[u8],
+    verify_secret: &[u8],
+    seed: u64,
+) -> Server {
+    server_with(me, peer, key_secret, verify_secret, seed, false)
+}
+
+/// [`server`], using SASL EXTERNAL when `external` (both sides then
+/// present certificates proving their domains).
+fn server_with(
+    me: &'static str,
+    peer: &'static str,
+    key_secret: &[u8],
+    verify_secret: &[u8],
+    seed: u64,
+    external: bool,
+) -> Server {
     let inc_cfg = Arc::new(IncomingConfig {
         domains: vec![me.into()],
         secret: DialbackSecret::new(verify_secret),
@@ -286,9 +311,13 @@ fn server(me: &str, peer: &str, key_secret: &[u8], verify_secret: &[u8], seed: u
     });
     let out_cfg = Arc::new(OutgoingConfig {
         secret: DialbackSecret::new(key_secret),
+        sasl_external: external,
         ..OutgoingConfig::default()
     });
     Server {
+        peer,
+        external,
+        verifies: 0,
         out: OutgoingStream::new(out_cfg, domain(me), domain(peer), 0),
         inc: IncomingStream::new(inc_cfg, Entropy::from_u64(seed), 0),
         ready: false,
@@ -329,19 +358,37 @@ fn pump(me: &mut Server, peer: &mut Server) -> bool {
         moved = true;
         match o {
             IncomingOutput::Write(bytes) => peer.out.handle_input(1, &bytes),
-            // The handshake "succeeds" at once on both ends.
-            IncomingOutput::StartTls => me.inc.tls_established(),
+            // The handshake "succeeds" at once on both ends; with
+            // certificates, the peer's proves its domain.
+            IncomingOutput::StartTls => {
+                let cert: Option<Arc<dyn crate::s2s::incoming::PeerCertificate>> =
+                    me.external.then(|| Arc::new(Proves(me.peer)) as _);
+                me.inc.tls_established_with(cert)
+            }
             IncomingOutput::Verify {
                 sender,
                 target,
                 stream_id,
                 key,
-            } => me.out.verify(sender, target, stream_id, key),
+            } => {
+                me.verifies += 1;
+                me.out.verify(sender, target, stream_id, key)
+            }
             IncomingOutput::Stanza(s) => me.routed.push(s),
             IncomingOutput::Close => {}
         }
     }
     moved
+}
+
+/// A certificate proving one domain.
+#[derive(Debug)]
+struct Proves(&'static str);
+
+impl crate::s2s::incoming::PeerCertificate for Proves {
+    fn proves(&self, domain: &str) -> bool {
+        domain == self.0
+    }
 }
 
 fn settle(a: &mut Server, b: &mut Server) {
@@ -497,5 +544,92 @@ fn a_refused_starttls_refuses_the_pair() {
             OutgoingOutput::Refused(Some(DialbackCondition::RemoteConnectionFailed)),
             OutgoingOutput::Close
         ]
+    );
+}
+
+/// Our stream over TLS up to the features after it, configured for SASL
+/// EXTERNAL; the features offered there are `features`.
+fn secure_external(features: &str) -> OutgoingStream {
+    let mut s = OutgoingStream::new(
+        Arc::new(OutgoingConfig {
+            secret: DialbackSecret::new(b"a secret"),
+            sasl_external: true,
+            ..OutgoingConfig::default()
+        }),
+        domain(US),
+        domain(PEER),
+        0,
+    );
+    s.handle_input(1, PEER_OPEN.as_bytes());
+    s.handle_input(
+        1,
+        b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>",
+    );
+    s.handle_input(2, b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    s.tls_established();
+    s.handle_input(3, PEER_OPEN.replace("id='S1'", "id='S2'").as_bytes());
+    drain(&mut s);
+    s.handle_input(3, features.as_bytes());
+    s
+}
+
+const EXTERNAL: &str = "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>";
+
+#[test]
+fn sasl_external_instead_of_dialback_when_offered() {
+    let mut s = secure_external(EXTERNAL);
+    let (written, _) = drain(&mut s);
+    assert_eq!(
+        written,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>YS5leGFtcGxl</auth>"
+    );
+    s.handle_input(4, b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    let (written, _) = drain(&mut s);
+    assert!(
+        written.contains("<stream:stream"),
+        "the stream restarts: {written}"
+    );
+    s.handle_input(5, PEER_OPEN.replace("id='S1'", "id='S3'").as_bytes());
+    s.handle_input(5, FEATURES.as_bytes());
+    let (written, other) = drain(&mut s);
+    assert_eq!(written, "", "no dialback key: {written}");
+    assert_eq!(other, vec![OutgoingOutput::Ready]);
+}
+
+#[test]
+fn a_refused_external_falls_back_to_dialback() {
+    let mut s = secure_external(EXTERNAL);
+    drain(&mut s);
+    s.handle_input(
+        4,
+        b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>",
+    );
+    let (written, _) = drain(&mut s);
+    let key = DialbackSecret::new(b"a secret").key(PEER, US, "S2");
+    assert_eq!(
+        written,
+        format!(
+            "<db:result from='a.example' to='b.example'>{}</db:result>",
+            key.as_str()
+        )
+    );
+}
+
+/// Two servers with certificates: SASL EXTERNAL verifies both pairs, no
+/// dialback round trip is made, and messages flow.
+#[test]
+fn two_servers_with_certificates_use_sasl_external() {
+    let mut a = server_with(US, PEER, b"secret of a", b"secret of a", 1, true);
+    let mut b = server_with(PEER, US, b"secret of b", b"secret of b", 2, true);
+    settle(&mut a, &mut b);
+    assert!(a.ready && b.ready);
+    assert_eq!((a.verifies, b.verifies), (0, 0), "no dialback");
+    assert!(a
+        .out
+        .send_stanza(&chat("juliet@a.example/r", "romeo@b.example")));
+    settle(&mut a, &mut b);
+    assert_eq!(
+        b.routed,
+        vec![chat("juliet@a.example/r", "romeo@b.example")]
     );
 }
