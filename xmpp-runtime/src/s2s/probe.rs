@@ -8,23 +8,22 @@
 //! is attempted (the peer would call back a server that is not there).
 //!
 //! The handshake itself accepts any certificate (handshake signatures
-//! still verified) so that a bad one can be described rather than only
-//! refused; the verdict is computed from the captured chain afterwards.
+//! still verified, `tls::config::accepting_any_config`) so that a bad one
+//! can be described rather than only refused; the verdict is computed from
+//! the captured chain afterwards.
 
 use super::Candidate;
-use crate::tls::config::{provider, VERSIONS};
+use crate::tls::config::{accepting_any_config, provider, CapturedChain, VERSIONS};
 use crate::tls::peer_identity::{IdentityMatch, PeerIdentities, PeerIdentityError, PresentedId};
 use futures_rustls::TlsConnector;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::pki_types::{ServerName, UnixTime};
+use rustls::{CertificateError, RootCertStore};
 use smol::future::FutureExt;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::xml::{escape_attr, Element, Limits, StreamEvent, StreamParser};
 
@@ -187,8 +186,12 @@ async fn dialogue(
             return Err(format!("STARTTLS refused: <{}/>", answer.name));
         }
     }
-    let captured = Arc::new(Capture::default());
-    let config = capture_config(Arc::clone(&captured))?;
+    let captured = Arc::new(CapturedChain::default());
+    let mut config =
+        accepting_any_config(VERSIONS, Some(Arc::clone(&captured))).map_err(|e| e.to_string())?;
+    // XEP-0368: the s2s ALPN id (harmless on STARTTLS).
+    config.alpn_protocols = vec![b"xmpp-server".to_vec()];
+    let config = Arc::new(config);
     let name = ServerName::try_from(domain.to_owned()).map_err(|e| format!("{domain}: {e}"))?;
     let handshake = with_timeout(settings.timeout, async {
         TlsConnector::from(config)
@@ -289,13 +292,8 @@ async fn next_element<S: AsyncRead + Unpin>(
     }
 }
 
-/// The chain the peer presented during the handshake.
-#[derive(Debug, Default)]
-struct Capture {
-    chain: Mutex<Option<(CertificateDer<'static>, Vec<CertificateDer<'static>>)>>,
-}
-
-impl Capture {
+/// Judging what [`accepting_any_config`] captured.
+impl CapturedChain {
     /// The verdict on what was captured.
     fn verdict(
         &self,
@@ -303,7 +301,7 @@ impl Capture {
         name: &ServerName<'static>,
         roots: &Arc<RootCertStore>,
     ) -> Option<CertVerdict> {
-        let (end_entity, intermediates) = self.chain.lock().ok()?.clone()?;
+        let (end_entity, intermediates) = self.get()?;
         let chain = if roots.is_empty() {
             Err("no trusted roots".to_owned())
         } else {
@@ -341,73 +339,4 @@ impl Capture {
             presented,
         })
     }
-}
-
-/// Accepts any certificate for the handshake (signatures still checked),
-/// keeping the chain for [`Capture::verdict`].
-#[derive(Debug)]
-struct CapturingVerifier {
-    capture: Arc<Capture>,
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for CapturingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut slot) = self.capture.chain.lock() {
-            *slot = Some((
-                end_entity.clone().into_owned(),
-                intermediates
-                    .iter()
-                    .map(|c| c.clone().into_owned())
-                    .collect(),
-            ));
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-fn capture_config(capture: Arc<Capture>) -> Result<Arc<ClientConfig>, String> {
-    let provider = provider();
-    let verifier = CapturingVerifier {
-        capture,
-        algorithms: provider.signature_verification_algorithms,
-    };
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(VERSIONS)
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    // XEP-0368: the s2s ALPN id (harmless on STARTTLS).
-    config.alpn_protocols = vec![b"xmpp-server".to_vec()];
-    Ok(Arc::new(config))
 }

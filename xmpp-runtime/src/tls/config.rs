@@ -242,9 +242,21 @@ pub fn insecure_client_config() -> Arc<ClientConfig> {
 pub(crate) fn insecure_client_config_with(
     versions: &[&'static SupportedProtocolVersion],
 ) -> Result<ClientConfig, TlsError> {
+    accepting_any_config(versions, None)
+}
+
+/// A client configuration that accepts any server certificate (handshake
+/// signatures still verified) and, with `capture`, keeps the chain the
+/// server presented, so a probe can judge it afterwards and describe a bad
+/// one instead of only failing (`s2s::probe`).
+pub(crate) fn accepting_any_config(
+    versions: &[&'static SupportedProtocolVersion],
+    capture: Option<Arc<CapturedChain>>,
+) -> Result<ClientConfig, TlsError> {
     let provider = provider();
     let verifier = AcceptAnyServerCert {
         algorithms: provider.signature_verification_algorithms,
+        capture,
     };
     Ok(ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
@@ -254,21 +266,46 @@ pub(crate) fn insecure_client_config_with(
         .with_no_client_auth())
 }
 
+/// The end-entity certificate and intermediates a server presented.
+pub(crate) type Chain = (CertificateDer<'static>, Vec<CertificateDer<'static>>);
+
+/// Where [`accepting_any_config`] keeps the chain of its last handshake.
+#[derive(Debug, Default)]
+pub(crate) struct CapturedChain(std::sync::Mutex<Option<Chain>>);
+
+impl CapturedChain {
+    /// The chain of the last handshake, if one got that far.
+    pub(crate) fn get(&self) -> Option<Chain> {
+        self.0.lock().ok()?.clone()
+    }
+}
+
 /// Accepts every certificate; verifies only handshake signatures.
 #[derive(Debug)]
 struct AcceptAnyServerCert {
     algorithms: crypto::WebPkiSupportedAlgorithms,
+    capture: Option<Arc<CapturedChain>>,
 }
 
 impl ServerCertVerifier for AcceptAnyServerCert {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(slot) = self.capture.as_ref().and_then(|c| c.0.lock().ok()) {
+            let mut slot = slot;
+            *slot = Some((
+                end_entity.clone().into_owned(),
+                intermediates
+                    .iter()
+                    .map(|c| c.clone().into_owned())
+                    .collect(),
+            ));
+        }
         Ok(ServerCertVerified::assertion())
     }
 
