@@ -175,3 +175,17 @@ pub fn to_jid(stanza: &Element) -> Result<Option<Jid>, crate::jid::JidError> {
 pub fn from_jid(stanza: &Element) -> Result<Option<Jid>, crate::jid::JidError> {
     stanza.attr("from").map(Jid::parse).transpose()
 }
+
+/// Elements in `from_ns` (a peer stream's content namespace:
+/// `jabber:server`, `jabber:component:accept`) become `jabber:client`, the
+/// namespace the hub works in; payloads keep their own namespaces.
+pub(crate) fn into_client_ns(el: &mut Element, from_ns: &str) {
+    if el.ns == from_ns {
+        el.ns = ns::CLIENT.into();
+    }
+    for child in &mut el.children {
+        if let crate::xml::Node::Element(c) = child {
+            into_client_ns(c, from_ns);
+        }
+    }
+}

@@ -41,12 +41,12 @@ use super::dialback::{
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
-use crate::stanza::{error_reply, is_error_or_result, Kind, StanzaError};
+use crate::stanza::{error_reply, into_client_ns, is_error_or_result, Kind, StanzaError};
 use crate::stream::header::{check_header, write_s2s_header, STREAM_CLOSE};
 use crate::stream::output::{OutputQueue, Writes};
 use crate::stream::StreamErrorCondition;
 use crate::time::Millis;
-use crate::xml::{Element, Limits, Node, StreamEvent, StreamParser};
+use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -679,7 +679,7 @@ impl IncomingStream {
 
     /// A stanza: routed only from a pair verified on this stream.
     fn handle_stanza(&mut self, mut el: Element) {
-        into_client_ns(&mut el);
+        into_client_ns(&mut el, ns::SERVER);
         if Kind::of(&el).is_none() {
             return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
         }
@@ -751,19 +751,6 @@ impl IncomingStream {
         self.out.write(STREAM_CLOSE);
         self.out.push(IncomingOutput::Close);
         self.phase = Phase::Closed;
-    }
-}
-
-/// Elements in `jabber:server` become `jabber:client`, the namespace the
-/// hub works in (payloads keep their own namespaces).
-fn into_client_ns(el: &mut Element) {
-    if el.ns == ns::SERVER {
-        el.ns = ns::CLIENT.into();
-    }
-    for child in &mut el.children {
-        if let Node::Element(c) = child {
-            into_client_ns(c);
-        }
     }
 }
 

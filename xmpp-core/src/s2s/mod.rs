@@ -22,3 +22,12 @@ pub mod outgoing;
 
 pub use incoming::{IncomingConfig, IncomingOutput, IncomingStream};
 pub use outgoing::{OutgoingConfig, OutgoingOutput, OutgoingStream};
+
+/// Our opening of an s2s stream from `from` to `to`, with the `db:` prefix
+/// declared: what the initiating machine writes, for drivers that open a
+/// stream without it (`vireo check s2s`).
+pub fn stream_header(from: &str, to: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(320);
+    crate::stream::header::write_s2s_header(&mut out, Some(from), Some(to), None);
+    out
+}

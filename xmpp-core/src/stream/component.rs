@@ -22,9 +22,9 @@ use super::output::{OutputQueue, Writes};
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
-use crate::stanza::{error_reply, is_error_or_result, Kind, StanzaError};
+use crate::stanza::{error_reply, into_client_ns, is_error_or_result, Kind, StanzaError};
 use crate::time::Millis;
-use crate::xml::{escape_attr, Element, Limits, Node, StreamEvent, StreamParser};
+use crate::xml::{escape_attr, Element, Limits, StreamEvent, StreamParser};
 use sha1::{Digest, Sha1};
 use std::sync::Arc;
 
@@ -382,7 +382,7 @@ impl ComponentStream {
         if el.ns != NS && el.ns != ns::CLIENT {
             return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
         }
-        into_client_ns(&mut el);
+        into_client_ns(&mut el, NS);
         let Some(kind) = Kind::of(&el) else {
             return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
         };
@@ -453,19 +453,6 @@ impl ComponentStream {
         self.out.write(STREAM_CLOSE);
         self.out.push(AcceptOutput::Close);
         self.phase = Phase::Closed;
-    }
-}
-
-/// Elements in the component namespace become `jabber:client`, the
-/// namespace the hub works in (its payload keeps its own namespaces).
-fn into_client_ns(el: &mut Element) {
-    if el.ns == NS {
-        el.ns = ns::CLIENT.into();
-    }
-    for child in &mut el.children {
-        if let Node::Element(c) = child {
-            into_client_ns(c);
-        }
     }
 }
 

@@ -25,7 +25,7 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
-use xmpp_core::xml::{escape_attr, Element, Limits, StreamEvent, StreamParser};
+use xmpp_core::xml::{Element, Limits, StreamEvent, StreamParser};
 
 /// The trusted roots a probe judges chains with.
 pub type RootStore = RootCertStore;
@@ -229,11 +229,7 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     domain: &str,
     settings: &ProbeSettings,
 ) -> Result<(Features, StreamParser), String> {
-    let mut header = b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' xmlns:stream='http://etherx.jabber.org/streams' from='".to_vec();
-    escape_attr(&settings.from, &mut header);
-    header.extend_from_slice(b"' to='");
-    escape_attr(domain, &mut header);
-    header.extend_from_slice(b"' version='1.0'>");
+    let header = xmpp_core::s2s::stream_header(&settings.from, domain);
     write(io, &header).await?;
     let mut parser = StreamParser::new(Limits::default());
     let features = next_element(io, &mut parser, settings.timeout).await?;
