@@ -130,7 +130,11 @@ pub const CATALOG: &[ModuleInfo] = &[
         ..planned("compression", Layer::Transport, "compression", &["XEP-0138"], "stream compression")
     },
     built("limits", Layer::Transport, "connections", &[], "connection limit and authentication timeout"),
-    planned("s2s", Layer::Transport, "ports", &["RFC 6120", "XEP-0220"], "server-to-server federation"),
+    built("s2s", Layer::Transport, "ports", &["RFC 6120", "RFC 6125", "XEP-0220", "XEP-0178"], "server-to-server federation: STARTTLS, SASL EXTERNAL, dialback"),
+    ModuleInfo {
+        depends: &["s2s"],
+        ..built("s2s_direct_tls", Layer::Transport, "ports", &["XEP-0368"], "server-to-server connections with TLS from the first byte")
+    },
     // 02 stream
     built("saslauth", Layer::Stream, "authentication", &["RFC 6120 §6", "RFC 5802", "RFC 7677", "RFC 9266", "XEP-0440"], "SASL SCRAM-SHA-256/-1 (+PLUS) and PLAIN over TLS"),
     ModuleInfo {

@@ -70,6 +70,8 @@ pub enum StanzaError {
     /// XEP-0045 §7.2.6: a members-only room refuses a non-member.
     RegistrationRequired,
     RemoteServerNotFound,
+    /// The remote server did not answer in time (federation).
+    RemoteServerTimeout,
     ResourceConstraint,
     ServiceUnavailable,
     UndefinedCondition,
@@ -96,6 +98,7 @@ impl StanzaError {
             RecipientUnavailable => "recipient-unavailable",
             RegistrationRequired => "registration-required",
             RemoteServerNotFound => "remote-server-not-found",
+            RemoteServerTimeout => "remote-server-timeout",
             ResourceConstraint => "resource-constraint",
             ServiceUnavailable => "service-unavailable",
             UndefinedCondition => "undefined-condition",
@@ -109,9 +112,8 @@ impl StanzaError {
         match self {
             BadRequest | JidMalformed | NotAcceptable | PolicyViolation => ErrorType::Modify,
             NotAuthorized | Forbidden | RegistrationRequired => ErrorType::Auth,
-            InternalServerError | RecipientUnavailable | ResourceConstraint | UnexpectedRequest => {
-                ErrorType::Wait
-            }
+            InternalServerError | RecipientUnavailable | RemoteServerTimeout
+            | ResourceConstraint | UnexpectedRequest => ErrorType::Wait,
             _ => ErrorType::Cancel,
         }
     }

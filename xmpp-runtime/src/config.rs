@@ -5,6 +5,7 @@
 use crate::address_limits::AddressLimits;
 use crate::rate_limit::RateLimit;
 use crate::registration::RegistrationLimit;
+use crate::s2s::S2sConfig;
 use crate::tls::ServerTls;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub struct RuntimeConfig {
     pub registration_limit: RegistrationLimit,
     /// Connection limits per address and the authentication backoff.
     pub address_limits: AddressLimits,
+    /// Federation (s2s), if on.
+    pub s2s: Option<S2sConfig>,
 }
 
 /// A server for an embedder or a test: loopback on an ephemeral STARTTLS
@@ -91,6 +94,7 @@ impl Default for RuntimeConfig {
             components: None,
             registration_limit: Default::default(),
             address_limits: Default::default(),
+            s2s: None,
         }
     }
 }
@@ -108,6 +112,7 @@ impl std::fmt::Debug for RuntimeConfig {
                 "components",
                 &self.components.as_ref().map(|c| (c.bind, c.port)),
             )
+            .field("s2s", &self.s2s)
             .finish_non_exhaustive()
     }
 }

@@ -47,6 +47,7 @@ mod accept;
 mod account_ops;
 mod component;
 mod connection;
+mod federation;
 mod held;
 mod hub_task;
 mod memory;

@@ -528,6 +528,7 @@ mod tests {
             admin_socket: Some(admin.to_owned()),
             scram_iterations: 4096,
             components: None,
+            s2s: None,
             registration_limit: Default::default(),
             address_limits: Default::default(),
         }

@@ -1,15 +1,15 @@
 //! The way to the hub partitions: which partition owns a JID, the messages
 //! a partition takes ([`HubMsg`]), the byte budget of each partition's
 //! queue (`credit.rs`), the count of hub work not finished yet (what
-//! shutdown waits for), and the connected external components, which get
-//! the stanzas for their domains straight from here.
+//! shutdown waits for), and the connected external components and
+//! federation, which get the stanzas for their domains straight from here.
 
 use crate::credit::Credit;
 use crate::mailbox::{ConnMsg, Mailbox};
 use smol::channel::{Receiver, Sender};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use xmpp_core::hub::{ConnId, Notice};
 use xmpp_core::jid::Jid;
@@ -70,6 +70,13 @@ pub(crate) enum HubMsg {
     FenceDone(u64),
 }
 
+/// Where stanzas for other servers go (federation, `crate::federation`):
+/// a trait so that the router, a leaf, does not depend on the tasks.
+pub(crate) trait RemoteRoute: Send + Sync {
+    /// Take a stanza for a domain this server does not host.
+    fn send(&self, stanza: Element);
+}
+
 /// Bytes charged to a partition's budget for a routed stanza that a
 /// client's stanza caused (`credit.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +104,9 @@ pub(crate) struct Router {
     partitions: Partitions,
     /// Connected components by domain.
     components: RwLock<HashMap<String, Component>>,
+    /// Federation, once started: stanzas for domains we do not host go
+    /// there (`Destination::Remote`).
+    federation: OnceLock<Box<dyn RemoteRoute>>,
     /// Hub work not finished yet: messages queued for or being processed by
     /// a partition, and storage requests awaiting their result. Counted up
     /// before the work that causes it is counted down, so zero means quiet
@@ -118,9 +128,23 @@ impl Router {
             credits: (0..n).map(|_| Credit::new(queue_bytes)).collect(),
             partitions: Partitions::new(n, component_domains),
             components: RwLock::new(HashMap::new()),
+            federation: OnceLock::new(),
             work: AtomicUsize::new(0),
         };
         (router, rxs)
+    }
+
+    /// Federation on: stanzas for a domain outside `hosted` leave over s2s
+    /// once [`federate`](Self::federate) is called (until then, and if
+    /// federation cannot take one, their partition bounces them).
+    pub(crate) fn with_federation(mut self, hosted: Vec<String>) -> Self {
+        self.partitions = self.partitions.with_federation(hosted);
+        self
+    }
+
+    /// Hand remote stanzas to `federation` from now on.
+    pub(crate) fn federate(&self, federation: Box<dyn RemoteRoute>) {
+        let _ = self.federation.set(federation);
     }
 
     /// Make `conn` the component serving `domain`; false when another
@@ -289,7 +313,7 @@ impl Router {
     /// A component's mailbox is bounded on its own and is not charged.
     pub(crate) fn route_charged(&self, stanza: Element, origin: Option<usize>) -> Option<usize> {
         match self.destination(stanza) {
-            Sent::Component => None,
+            Sent::Component | Sent::Remote => None,
             Sent::Partition(p, stanza) => {
                 let charge = origin.and_then(|o| {
                     let credit = self.credits.get(o)?;
@@ -335,6 +359,13 @@ impl Router {
                 }
             }
             Destination::Partition(p) => Sent::Partition(p, stanza),
+            Destination::Remote { partition, .. } => match self.federation.get() {
+                Some(federation) => {
+                    federation.send(stanza);
+                    Sent::Remote
+                }
+                None => Sent::Partition(partition, stanza),
+            },
         }
     }
 
@@ -379,6 +410,8 @@ impl Router {
 enum Sent {
     /// Into a connected component's mailbox.
     Component,
+    /// To federation, for another server.
+    Remote,
     /// To this partition (not sent yet).
     Partition(usize, Element),
 }

@@ -7,6 +7,7 @@ use crate::admin::Admin;
 use crate::component::Components;
 use crate::conn_storage::ConnStorage;
 use crate::connection::C2s;
+use crate::federation::Federation;
 use crate::hub_task::spawn_partitions;
 use crate::kdf_pool::KdfPool;
 use crate::limiters::Limiters;
@@ -17,6 +18,7 @@ use crate::router::{HubMsg, Router};
 use crate::settings::{Settings, SettingsCell};
 use crate::sm_registry::SmRegistry;
 use crate::storage::Backend;
+use crate::tls::s2s::S2sTls;
 use smol::channel::Sender;
 use smol::Async;
 use std::net::{SocketAddr, TcpListener};
@@ -52,6 +54,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The s2s TLS configuration could not be built.
+    #[error("s2s TLS: {0}")]
+    S2sTls(#[source] crate::tls::TlsError),
     /// An executor thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -65,6 +70,10 @@ pub struct RunningServer {
     pub c2s_tls_addr: Option<SocketAddr>,
     /// Where the external component listener is bound (XEP-0114).
     pub component_addr: Option<SocketAddr>,
+    /// Where the s2s listener (STARTTLS) is bound, with federation on.
+    pub s2s_addr: Option<SocketAddr>,
+    /// Where the direct-TLS s2s listener is bound (XEP-0368).
+    pub s2s_tls_addr: Option<SocketAddr>,
     conns: Arc<ConnRegistry>,
     router: Arc<Router>,
     backend: Arc<dyn Backend>,
@@ -80,6 +89,7 @@ impl std::fmt::Debug for RunningServer {
             .field("c2s_addr", &self.c2s_addr)
             .field("c2s_tls_addr", &self.c2s_tls_addr)
             .field("component_addr", &self.component_addr)
+            .field("s2s_addr", &self.s2s_addr)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +129,23 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         None => None,
     };
     let component_addr = components.as_ref().and_then(|(_, a, _)| *a);
+    let s2s_listeners = match &cfg.s2s {
+        Some(s2s) => {
+            let plain = bind_listener(s2s.port)?;
+            let direct = match s2s.tls_port {
+                Some(p) if cfg.tls.is_some() => Some(bind_listener(p)?),
+                Some(_) => return Err(StartError::NoCertificate),
+                None => None,
+            };
+            Some((plain, direct))
+        }
+        None => None,
+    };
+    let local_addr = |l: &Async<TcpListener>| l.get_ref().local_addr().ok();
+    let s2s_addr = s2s_listeners.as_ref().and_then(|(l, _)| local_addr(l));
+    let s2s_tls_addr = s2s_listeners
+        .as_ref()
+        .and_then(|(_, l)| l.as_ref().and_then(local_addr));
 
     let executor: Arc<smol::Executor<'static>> = Arc::new(smol::Executor::new());
     let partitions = cfg.partitions.max(1);
@@ -130,6 +157,11 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         .collect();
     let (router, hub_receivers) =
         Router::new(partitions, component_domains, cfg.partition_queue_bytes);
+    let hosted = cfg.hub.hosted_domains();
+    let router = match &cfg.s2s {
+        Some(_) => router.with_federation(hosted.clone()),
+        None => router,
+    };
     let router = Arc::new(router);
     let settings = Arc::new(SettingsCell::new(Settings::new(&cfg)));
     let conns = Arc::new(ConnRegistry::default());
@@ -192,6 +224,29 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             ))
             .detach();
     }
+    if let (Some(s2s), Some((plain, direct))) = (&cfg.s2s, s2s_listeners) {
+        let tls = match &cfg.tls {
+            Some(t) => Some(Arc::new(
+                S2sTls::new(t, s2s.roots.clone()).map_err(StartError::S2sTls)?,
+            )),
+            None => None,
+        };
+        let federation = Federation::new(s2s.clone(), hosted, tls, &router, executor.clone());
+        router.federate(Box::new(federation.clone()));
+        for (listener, direct_tls) in
+            std::iter::once((plain, false)).chain(direct.map(|l| (l, true)))
+        {
+            executor
+                .spawn(crate::federation::inbound::accept_loop(
+                    executor.clone(),
+                    listener,
+                    direct_tls,
+                    admission.clone(),
+                    federation.clone(),
+                ))
+                .detach();
+        }
+    }
     if let Some(path) = &cfg.admin_socket {
         let listener = crate::admin::bind(path).map_err(|source| StartError::Admin {
             path: path.clone(),
@@ -236,11 +291,13 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             .map_err(StartError::Thread)?;
         threads.push(t);
     }
-    tracing::info!(%c2s_addr, ?c2s_tls_addr, ?component_addr, threads = threads.len(), partitions, "listening");
+    tracing::info!(%c2s_addr, ?c2s_tls_addr, ?component_addr, ?s2s_addr, ?s2s_tls_addr, threads = threads.len(), partitions, "listening");
     Ok(RunningServer {
         c2s_addr,
         c2s_tls_addr,
         component_addr,
+        s2s_addr,
+        s2s_tls_addr,
         conns,
         router,
         backend,

@@ -1,6 +1,7 @@
 //! A connection's byte stream: plain TCP, or TLS over it after STARTTLS or
 //! for direct TLS (XEP-0368).
 
+use futures_rustls::client::TlsStream as ClientTlsStream;
 use futures_rustls::server::TlsStream;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::Async;
@@ -23,8 +24,10 @@ thread_local! {
 pub enum Transport {
     /// Unencrypted TCP (before STARTTLS).
     Plain(Async<TcpStream>),
-    /// TLS over TCP.
+    /// TLS over TCP, we the server.
     Tls(Box<TlsStream<Async<TcpStream>>>),
+    /// TLS over TCP, we the client (outgoing s2s).
+    TlsClient(Box<ClientTlsStream<Async<TcpStream>>>),
 }
 
 impl Transport {
@@ -33,6 +36,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => Some(s),
             Transport::Tls(s) => Some(s.get_ref().0),
+            Transport::TlsClient(s) => Some(s.get_ref().0),
         }
     }
 
@@ -76,6 +80,7 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -89,6 +94,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -96,6 +102,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -103,6 +110,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_close(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_close(cx),
         }
     }
 }

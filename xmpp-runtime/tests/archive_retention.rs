@@ -90,6 +90,7 @@ fn idle_server_purges_expired_messages() {
         registration_limit: Default::default(),
         address_limits: Default::default(),
         components: None,
+        s2s: None,
     };
     let server = xmpp_runtime::start(cfg, backend.clone()).expect("server starts");
     let deadline = Instant::now() + Duration::from_secs(10);

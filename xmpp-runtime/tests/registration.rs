@@ -45,6 +45,7 @@ fn start(limit: RegistrationLimit) -> (RunningServer, tempfile::TempDir) {
         registration_limit: limit,
         address_limits: Default::default(),
         components: None,
+        s2s: None,
     };
     (
         xmpp_runtime::start(cfg, backend).expect("server starts"),

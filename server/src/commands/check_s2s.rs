@@ -15,7 +15,8 @@ use xmpp_runtime::s2s::probe::{
 use xmpp_runtime::s2s::{Candidate, DnsBudget, Resolver, S2sOverrides};
 
 /// Debian's bundle of the system's trusted CAs.
-const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The system CA bundle (Debian's ca-certificates).
+pub(crate) const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Run the command; prints the report, exit 1 unless the peer is usable.
 pub fn run(cmd: &CheckS2sCmd) -> ExitCode {

@@ -250,6 +250,11 @@ pub fn run(cfg: &Config) -> Result<String, ConfigTestError> {
                 c.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
                 c.port = 0;
             }
+            // Federation listens too, on free ports.
+            if let Some(s) = rc.s2s.as_mut() {
+                s.port = 0;
+                s.tls_port = s.tls_port.map(|_| 0);
+            }
             rc.admin_socket = None;
             rc.threads = 2;
             rc.partitions = 2;

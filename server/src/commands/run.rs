@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use xmpp_core::hub::{HubConfig, Quotas};
 use xmpp_core::modules::ModuleSet;
+use xmpp_core::s2s::{IncomingConfig, OutgoingConfig};
 use xmpp_core::storage::OfflinePage;
 use xmpp_core::stream::{ComponentSecret, ComponentStreamConfig, ServerStreamConfig};
 use xmpp_core::xml::Limits;
+use xmpp_runtime::s2s::probe::load_roots;
+use xmpp_runtime::s2s::{S2sConfig, S2sOverrides};
 use xmpp_runtime::storage::Backend;
 use xmpp_runtime::tls::{generate_self_signed, server_tls, server_tls_sni, ServerTls, TlsError};
 use xmpp_runtime::{ComponentListener, RuntimeConfig};
@@ -140,6 +143,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             keepalive_ms,
         },
     });
+    let s2s = federation(cfg, &tls, limits, threads);
     // XEP-0115: clients may cache the server's features by this hash.
     let caps = xmpp_core::modules::caps::feature(
         &xmpp_core::hub::Hub::new(Arc::new(hub.clone())).disco_info(),
@@ -211,6 +215,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             exempt: cfg.registration_whitelist.clone(),
         },
         components: component_listener,
+        s2s,
         address_limits: xmpp_runtime::AddressLimits {
             max_unauthenticated: cfg.max_unauthenticated_per_address,
             max_new_per_second: cfg.max_new_connections_per_address,
@@ -224,6 +229,76 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
             },
         },
     }
+}
+
+/// Federation, while the `s2s` module is on.
+fn federation(
+    cfg: &Config,
+    tls: &Option<Arc<ServerTls>>,
+    limits: Limits,
+    _threads: usize,
+) -> Option<S2sConfig> {
+    if !cfg.modules.contains(&"s2s") {
+        return None;
+    }
+    let secs = |key: &str, fallback: u64| cfg.int::<u64>(key).unwrap_or(fallback);
+    let mut overrides = S2sOverrides::new();
+    for item in cfg.list("transport.s2s_routes") {
+        // Checked when loading (schema `Ty::Routes`).
+        if let Some((domain, target)) = item.split_once('=') {
+            if let Err(e) = overrides.insert(domain.trim(), target.trim()) {
+                tracing::warn!(route = %item, error = %e, "s2s route ignored");
+            }
+        }
+    }
+    let cafile = cfg
+        .s2s_cafile
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(crate::commands::check_s2s::SYSTEM_CAS));
+    let roots = match load_roots(&cafile) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(cafile = %cafile.display(), error = %e, "no CA bundle for s2s: peers' certificates cannot verify (dialback only)");
+            Arc::new(xmpp_runtime::s2s::probe::RootStore::empty())
+        }
+    };
+    let auth_timeout_ms = secs("transport.s2s_timeout", 60).saturating_mul(1000);
+    let require_tls = cfg.flag("stream.s2s_require_encryption") && tls.is_some();
+    Some(S2sConfig {
+        port: cfg.int("transport.s2s_port").unwrap_or(5269),
+        tls_port: tls
+            .as_ref()
+            .filter(|_| cfg.modules.contains(&"s2s_direct_tls"))
+            .and_then(|_| cfg.int("transport.s2s_tls_port")),
+        incoming: IncomingConfig {
+            limits,
+            require_tls,
+            auth_timeout_ms,
+            verify_timeout_ms: auth_timeout_ms,
+            ..IncomingConfig::default()
+        },
+        outgoing: OutgoingConfig {
+            limits,
+            require_tls,
+            auth_timeout_ms,
+            ..OutgoingConfig::default()
+        },
+        overrides,
+        roots,
+        connect_timeout: std::time::Duration::from_secs(secs("transport.s2s_connect_timeout", 10)),
+        idle_timeout: std::time::Duration::from_secs(secs("transport.s2s_idle_timeout", 300)),
+        queue_bytes: cfg.int("transport.s2s_max_queue_bytes").unwrap_or(1 << 20),
+        max_links: cfg.int("transport.s2s_max_outgoing").unwrap_or(1000),
+        max_incoming_per_address: cfg
+            .int("transport.s2s_max_incoming_per_address")
+            .unwrap_or(16),
+        secure_auth: cfg.flag("stream.s2s_secure_auth"),
+        secure_domains: cfg.list("stream.s2s_secure_domains"),
+        insecure_domains: cfg.list("stream.s2s_insecure_domains"),
+        blocked_domains: cfg.list("transport.s2s_deny_domains"),
+        allowed_domains: cfg.list("transport.s2s_allow_domains"),
+        ..S2sConfig::default()
+    })
 }
 
 /// The components that may connect: none while the module is off.

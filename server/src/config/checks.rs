@@ -120,6 +120,16 @@ fn ports(cfg: &Config, out: &mut Vec<Diagnostic>) {
     let listeners = [
         ("transport.c2s_port", cfg.c2s_port, "c2s"),
         ("transport.c2s_tls_port", cfg.c2s_tls_port, "c2s_direct_tls"),
+        (
+            "transport.s2s_port",
+            cfg.int("transport.s2s_port").unwrap_or(0),
+            "s2s",
+        ),
+        (
+            "transport.s2s_tls_port",
+            cfg.int("transport.s2s_tls_port").unwrap_or(0),
+            "s2s_direct_tls",
+        ),
         ("interfaces.component_port", component_port, "component"),
     ];
     for (i, (key, port, module)) in listeners.iter().enumerate() {

@@ -98,6 +98,8 @@ pub struct Config {
     /// The certificate served (`tls.certificate`, else the first domain's).
     pub certificate: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The CA bundle s2s peers are judged against (`transport.s2s_cafile`).
+    pub s2s_cafile: Option<PathBuf>,
     pub require_encryption: bool,
     pub auth_timeout_secs: u64,
     /// Seconds an authenticated connection may take to bind a resource.
@@ -204,6 +206,7 @@ impl Default for Config {
             threads: 0,
             certificate: None,
             key: None,
+            s2s_cafile: None,
             require_encryption: true,
             auth_timeout_secs: 30,
             bind_timeout_secs: 30,
@@ -546,6 +549,7 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             }
             "tls.certificate" => cfg.certificate = Some(resolve(key, &text, origin)),
             "tls.key" => cfg.key = Some(resolve(key, &text, origin)),
+            "transport.s2s_cafile" => cfg.s2s_cafile = Some(resolve(key, &text, origin)),
             "stream.require_encryption" => {
                 cfg.require_encryption = matches!(value, Value::Bool(true))
             }

@@ -55,6 +55,9 @@ pub enum Ty {
     Mechanisms,
     /// A list of IP addresses.
     Ips,
+    /// Static s2s routes: a table of domain = "host:port" (in the
+    /// environment, `domain=host:port` items separated by commas).
+    Routes,
 }
 
 impl Ty {
@@ -76,6 +79,7 @@ impl Ty {
                 quoted(&mechanism_names())
             ),
             Ty::Ips => "an array of IP addresses or networks (\"10.0.0.0/8\")".into(),
+            Ty::Routes => "a table of domain = \"host:port\"".into(),
         }
     }
 
@@ -94,6 +98,7 @@ impl Ty {
             Ty::StrList => "array of strings".into(),
             Ty::Mechanisms => "array of SASL mechanisms".into(),
             Ty::Ips => "array of IP addresses or networks".into(),
+            Ty::Routes => "table of domain = \"host:port\"".into(),
         }
     }
 
@@ -101,13 +106,30 @@ impl Ty {
     pub fn is_list(self) -> bool {
         matches!(
             self,
-            Ty::Domains | Ty::Jids | Ty::StrList | Ty::Mechanisms | Ty::Ips
+            Ty::Domains | Ty::Jids | Ty::StrList | Ty::Mechanisms | Ty::Ips | Ty::Routes
         )
     }
 
     /// Convert a TOML value; the error says what was expected.
     pub fn convert(self, node: &Node) -> Result<Value, String> {
         let wrong = || format!("expected {}, found {}", self.describe(), node.kind());
+        if self == Ty::Routes {
+            let Node::Table(entries) = node else {
+                return Err(wrong());
+            };
+            let mut out = Vec::new();
+            for (domain, target) in entries {
+                let Node::Str(target) = target.get_ref() else {
+                    return Err(format!(
+                        "{}: expected a \"host:port\" string, found {}",
+                        domain.get_ref(),
+                        target.get_ref().kind()
+                    ));
+                };
+                out.push(format!("{}={target}", domain.get_ref()));
+            }
+            return self.check_list(out);
+        }
         if self.is_list() {
             let Node::Array(items) = node else {
                 return Err(wrong());
@@ -232,6 +254,18 @@ impl Ty {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::List),
+            Ty::Routes => {
+                let mut routes = xmpp_runtime::s2s::S2sOverrides::new();
+                for item in &items {
+                    let Some((domain, target)) = item.split_once('=') else {
+                        return Err(format!("{item:?} is not domain=host:port"));
+                    };
+                    routes
+                        .insert(domain.trim(), target.trim())
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(Value::List(items))
+            }
             _ => Ok(Value::List(items)),
         }
     }
@@ -454,12 +488,34 @@ pub const CORE_KEYS: &[KeySpec] = &[
         "Client port with STARTTLS (0 = any free port)."),
     key("transport.c2s_tls_port", "c2s_tls_port", PORTS, PORT, "5223", &["XEP-0368"],
         "Client port with TLS from the first byte (0 = any free port)."),
-    planned("transport.s2s_port", "s2s_port", PORTS, PORT, "5269", &["RFC 6120 §14.7", "XEP-0220"],
-        "Server-to-server port (federation)."),
+    key("transport.s2s_port", "s2s_port", PORTS, PORT, "5269", &["RFC 6120 §14.7", "XEP-0220"],
+        "Server-to-server port with STARTTLS (federation; 0 = any free port). Listening while the `s2s` module is on."),
+    key("transport.s2s_tls_port", "s2s_tls_port", PORTS, PORT, "5270", &["XEP-0368"],
+        "Server-to-server port with TLS from the first byte (XEP-0368), announced as _xmpps-server._tcp."),
+    key("transport.s2s_routes", "s2s_routes", PORTS, Ty::Routes, "", &["RFC 6120 §3.2"],
+        "Static routes that take the place of DNS for these domains: { \"b.example\" = \"10.0.0.5:5269\" } (private networks, tests, containers). VIREO_S2S_OVERRIDES sets them as \"b.example=10.0.0.5:5269,c.example=10.0.0.6:5269\"."),
     key("tls.certificate", "certificate", TLS, Ty::Path, "", &["RFC 6120 §5", "RFC 6125", "RFC 8446"],
         "PEM certificate chain, end-entity first (relative paths: to the configuration root). Unset: a self-signed certificate is generated."),
     key("tls.key", "key", TLS, Ty::Path, "", &["RFC 6120 §5"],
         "PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1)."),
+    key("transport.s2s_connect_timeout", "s2s_connect_timeout", CONNECTIONS, Ty::Int { min: 1, max: 300 }, "10", &["RFC 6120 §3.2"],
+        "Seconds one s2s connection attempt (TCP, then the TLS handshake) may take; the next address is tried a quarter second into an attempt (happy eyeballs). When none connects, waiting stanzas bounce with remote-server-timeout or remote-server-not-found."),
+    key("transport.s2s_timeout", "s2s_timeout", CONNECTIONS, Ty::Int { min: 1, max: 3600 }, "60", &["XEP-0220"],
+        "Seconds an s2s stream has to authenticate (dialback or SASL EXTERNAL), both ways (Prosody's name)."),
+    key("transport.s2s_idle_timeout", "s2s_idle_timeout", CONNECTIONS, Ty::Int { min: 10, max: 86_400 }, "300", &[],
+        "Seconds an s2s connection may carry nothing before it is closed (a new one opens when needed)."),
+    key("transport.s2s_max_queue_bytes", "s2s_max_queue_bytes", CONNECTIONS, Ty::Int { min: 1024, max: 1_073_741_824 }, "1048576", &[],
+        "Bytes of stanzas waiting for one remote domain (while its connection is set up, or behind a slow peer); one more bounces with resource-constraint."),
+    key("transport.s2s_max_outgoing", "s2s_max_outgoing", CONNECTIONS, Ty::Int { min: 1, max: 1_000_000 }, "1000", &[],
+        "Most outgoing s2s connections (domain pairs) at once; a stanza needing one more bounces with resource-constraint."),
+    key("transport.s2s_max_incoming_per_address", "s2s_max_incoming_per_address", CONNECTIONS, Ty::Int { min: 1, max: 100_000 }, "16", &[],
+        "Most incoming s2s connections from one IP address at once; more are closed at once."),
+    key("transport.s2s_cafile", "s2s_cafile", TLS, Ty::Path, "", &["RFC 6125"],
+        "PEM bundle of the certificate authorities peers' certificates are checked against (unset: the system bundle, /etc/ssl/certs/ca-certificates.crt)."),
+    key("transport.s2s_deny_domains", "s2s_deny_domains", CONNECTIONS, Ty::StrList, "[]", &[],
+        "Remote domains never federated with, either way: stanzas to them bounce with not-allowed, their dialback is refused."),
+    key("transport.s2s_allow_domains", "s2s_allow_domains", CONNECTIONS, Ty::StrList, "[]", &[],
+        "When not empty, the only remote domains federated with (a closed federation)."),
     key("transport.max_connections", "max_connections", CONNECTIONS, Ty::Int { min: 1, max: 10_000_000 }, "20000", &[],
         "Most simultaneous client connections; further ones are refused."),
     key("transport.c2s_rate_limit", "c2s_rate_limit", CONNECTIONS, Ty::Int { min: 0, max: 1_000_000_000 }, "0", &[],
@@ -507,6 +563,14 @@ pub const CORE_KEYS: &[KeySpec] = &[
         "Seconds without a failure after which an address's or account's failures are forgotten (an account's also at its next successful login)."),
     key("stream.require_encryption", "require_encryption", ENCRYPTION, Ty::Bool, "true", &["RFC 6120 §5.3.1"],
         "Clients must negotiate TLS before authenticating. production forces it on."),
+    key("stream.s2s_require_encryption", "s2s_require_encryption", ENCRYPTION, Ty::Bool, "true", &["RFC 6120 §5.3.1", "RFC 7590"],
+        "Server-to-server streams must use TLS, both ways: a peer that does not offer or take STARTTLS is refused (Prosody's name)."),
+    key("stream.s2s_secure_auth", "s2s_secure_auth", ENCRYPTION, Ty::Bool, "false", &["RFC 6125", "XEP-0178"],
+        "Peers must prove their domain with a certificate that verifies (RFC 6125) against s2s_cafile: no dialback over a certificate that does not (Prosody's name). Off: dialback (XEP-0220) authenticates peers whose certificates do not verify."),
+    key("stream.s2s_secure_domains", "s2s_secure_domains", ENCRYPTION, Ty::StrList, "[]", &["RFC 6125"],
+        "Remote domains held to s2s_secure_auth even when it is off (Prosody's name)."),
+    key("stream.s2s_insecure_domains", "s2s_insecure_domains", ENCRYPTION, Ty::StrList, "[]", &["XEP-0220"],
+        "Remote domains exempt from s2s_secure_auth when it is on: dialback is enough for them (Prosody's name)."),
     key("stream.smacks_resume_timeout", "smacks_resume_timeout", MANAGEMENT, Ty::Int { min: 0, max: 86_400 }, "300", &["XEP-0198 §5"],
         "Seconds a session whose connection broke stays resumable; then its unacknowledged messages go to the account's other resources or offline storage (0 = acknowledgements without resumption)."),
     key("stream.smacks_max_queue_size", "smacks_max_queue_size", MANAGEMENT, Ty::Int { min: 1, max: 100_000 }, "500", &["XEP-0198 §4"],

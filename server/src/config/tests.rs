@@ -426,9 +426,11 @@ fn module_errors() {
     replace(
         &dir,
         f,
-        "modules = [\"c2s\", \"c2s_direct_tls\"]",
+        "modules = [\"c2s\", \"c2s_direct_tls\", \"s2s\", \"s2s_direct_tls\"]",
         "modules = [\"c2s\", \"c2s_direct_tls\", \"s2s\", \"roster\", \"c2z\"]",
     );
+    let w = "stack/07-interfaces/websocket.toml";
+    replace(&dir, w, "modules = []", "modules = [\"websocket\"]");
     replace(
         &dir,
         "stack/01-transport/compression.toml",
@@ -442,10 +444,11 @@ fn module_errors() {
         "modules = []",
     );
     let n = line(&dir, f, "modules =");
+    let wn = line(&dir, w, "modules =");
     let c = line(&dir, "stack/01-transport/compression.toml", "modules =");
     let o = line(&dir, "stack/05-services/messaging.toml", "modules =");
     let diags = diagnostics(&dir, &[]);
-    assert_has(&diags, &format!("{f}:{n}: error: module `s2s` (RFC 6120, XEP-0220) is not available in this version\n    fix: remove `s2s` from the modules list"));
+    assert_has(&diags, &format!("{w}:{wn}: error: module `websocket` (RFC 7395) is not available in this version\n    fix: remove `websocket` from the modules list"));
     assert_has(&diags, &format!("{f}:{n}: error: module `roster` belongs in stack/04-protocol/core.toml, not {f}\n    fix: move it to the `modules` list of stack/04-protocol/core.toml"));
     assert_has(
         &diags,

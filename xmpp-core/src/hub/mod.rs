@@ -62,6 +62,20 @@ pub struct HubConfig {
     pub quotas: Quotas,
 }
 
+impl HubConfig {
+    /// Every domain this server hosts: its own, its modules' services and
+    /// its components' (with federation on, stanzas for any other domain
+    /// leave over s2s).
+    pub fn hosted_domains(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.domains.clone();
+        all.extend(self.modules.service_domains());
+        all.extend(self.components.iter().cloned());
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
@@ -467,8 +481,8 @@ impl Hub {
         }
         if !self.is_local_domain(to.domain()) {
             // A component's stanzas only get here while it is away (RFC
-            // 6120 §10.4: a service of ours that cannot take it); other
-            // domains need s2s, which is not built yet.
+            // 6120 §10.4: a service of ours that cannot take it); another
+            // domain's when federation is off or could not take it.
             let cond = if self.is_component_domain(to.domain()) {
                 StanzaError::ServiceUnavailable
             } else {

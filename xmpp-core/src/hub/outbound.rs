@@ -5,7 +5,7 @@ use super::{ConnId, Hub};
 use crate::jid::Jid;
 use crate::modules::subscription::SubscriptionKind;
 use crate::modules::{Addressed, Flow};
-use crate::stanza::{Kind, StanzaError};
+use crate::stanza::Kind;
 use crate::xml::Element;
 
 impl Hub {
@@ -50,22 +50,11 @@ impl Hub {
         }
     }
 
-    /// Route to a local domain or a component's; other domains need s2s,
-    /// which is not built yet.
+    /// Route a stanza from one of our users: the driver takes a remote
+    /// domain's to its server when federating; otherwise the partition
+    /// that gets it answers `remote-server-not-found` ([`Hub::routed`]).
     pub(super) fn route_outbound(&mut self, stanza: Element) {
-        let domain_ok = stanza
-            .attr("to")
-            .and_then(|t| Jid::parse(t).ok())
-            .is_some_and(|t| {
-                self.is_local_domain(t.domain())
-                    || self.is_component_domain(t.domain())
-                    || self.is_service_domain(t.domain())
-            });
-        if domain_ok {
-            self.route(stanza);
-        } else {
-            self.bounce(&stanza, StanzaError::RemoteServerNotFound);
-        }
+        self.route(stanza);
     }
 
     fn outbound_presence(

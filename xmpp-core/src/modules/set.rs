@@ -112,6 +112,15 @@ impl ModuleSet {
         self.0.iter().find(|m| m.id() == id).map(|m| m.describe())
     }
 
+    /// The service domains the modules host ([`Module::service_domains`]),
+    /// from an instance of each: what a driver must not send elsewhere.
+    pub fn service_domains(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|m| m.instance().service_domains())
+            .collect()
+    }
+
     /// Whether `other` holds the same modules with the same settings, as
     /// their `Debug` shows them (a configuration reload that changes them
     /// needs a restart; secrets a `Debug` hides are not compared).

@@ -207,6 +207,20 @@ impl IncomingStream {
         }
     }
 
+    /// A new stream on a connection that began with TLS (XEP-0368 direct
+    /// TLS), the peer having presented `cert` if it is trusted.
+    pub fn new_direct_tls(
+        cfg: Arc<IncomingConfig>,
+        entropy: Entropy,
+        now: Millis,
+        cert: Option<Arc<dyn PeerCertificate>>,
+    ) -> Self {
+        let mut s = IncomingStream::new(cfg, entropy, now);
+        s.secure = true;
+        s.peer_cert = cert;
+        s
+    }
+
     /// Whether the stream runs over TLS.
     pub fn is_secure(&self) -> bool {
         self.secure

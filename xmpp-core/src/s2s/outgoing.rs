@@ -200,6 +200,19 @@ impl OutgoingStream {
         s
     }
 
+    /// [`new`](Self::new) on a connection that began with TLS (XEP-0368
+    /// direct TLS): no STARTTLS is looked for.
+    pub fn new_direct_tls(
+        cfg: Arc<OutgoingConfig>,
+        local: DialbackDomain,
+        remote: DialbackDomain,
+        now: Millis,
+    ) -> Self {
+        let mut s = OutgoingStream::new(cfg, local, remote, now);
+        s.secure = true;
+        s
+    }
+
     /// Write our stream header.
     fn open(&mut self) {
         let mut buf = Vec::with_capacity(320);

@@ -778,7 +778,7 @@ impl World {
                 .get(&domain)
                 .copied()
                 .and_then(|id| self.components.get_mut(&id)),
-            Destination::Partition(_) => None,
+            Destination::Partition(_) | Destination::Remote { .. } => None,
         };
         match component {
             Some(c) => c.stream.send_stanza_at(self.now, &stanza),

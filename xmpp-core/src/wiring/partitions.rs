@@ -1,5 +1,6 @@
-//! Which hub partition owns a stanza's `to`, and when a connected
-//! external component (XEP-0114) takes it instead.
+//! Which hub partition owns a stanza's `to`, when a connected external
+//! component (XEP-0114) takes it instead, and when it leaves for another
+//! server (federation).
 
 use crate::jid::Jid;
 use std::collections::HashSet;
@@ -15,6 +16,11 @@ pub struct Partitions {
     /// for these look for a connected component, so user traffic needs
     /// no lookup.
     component_domains: HashSet<String>,
+    /// With federation on, every domain this server hosts (its own, its
+    /// services', its components'): a stanza for any other leaves over
+    /// s2s. `None`: no federation, and a partition answers such stanzas
+    /// `remote-server-not-found`.
+    hosted: Option<HashSet<String>>,
 }
 
 /// Where a stanza goes ([`Partitions::destination`]).
@@ -25,15 +31,18 @@ pub enum Destination {
     Component { domain: String, partition: usize },
     /// To this partition.
     Partition(usize),
+    /// To another server (s2s) serving `domain`, or to `partition` (whose
+    /// hub bounces it) when that cannot be.
+    Remote { domain: String, partition: usize },
 }
 
 impl Destination {
     /// The partition that takes the stanza when no component does.
     pub fn partition(&self) -> usize {
         match self {
-            Destination::Component { partition, .. } | Destination::Partition(partition) => {
-                *partition
-            }
+            Destination::Component { partition, .. }
+            | Destination::Remote { partition, .. }
+            | Destination::Partition(partition) => *partition,
         }
     }
 }
@@ -45,7 +54,20 @@ impl Partitions {
         Partitions {
             count: count.max(1),
             component_domains: component_domains.into_iter().collect(),
+            hosted: None,
         }
+    }
+
+    /// Federation on: stanzas for a domain outside `hosted` (every domain
+    /// this server serves) are [`Destination::Remote`].
+    pub fn with_federation(mut self, hosted: impl IntoIterator<Item = String>) -> Self {
+        self.hosted = Some(hosted.into_iter().collect());
+        self
+    }
+
+    /// Whether `domain` is another server's (federation on and not hosted).
+    pub fn is_remote(&self, domain: &str) -> bool {
+        self.hosted.as_ref().is_some_and(|h| !h.contains(domain))
     }
 
     /// How many partitions there are.
@@ -66,8 +88,9 @@ impl Partitions {
     }
 
     /// Where a stanza with this `to` goes: its bare JID's partition, unless
-    /// its domain is a component's. A missing or malformed `to` goes to the
-    /// partition of the empty string, whose hub answers it.
+    /// its domain is a component's or another server's. A missing or
+    /// malformed `to` goes to the partition of the empty string, whose hub
+    /// answers it.
     pub fn destination(&self, to: Option<&str>) -> Destination {
         let Some(to) = to.and_then(|t| Jid::parse(t).ok()) else {
             return Destination::Partition(self.of(""));
@@ -75,6 +98,12 @@ impl Partitions {
         let partition = self.of(&to.bare_str());
         if self.is_component(to.domain()) {
             return Destination::Component {
+                domain: to.domain().to_owned(),
+                partition,
+            };
+        }
+        if self.is_remote(to.domain()) {
+            return Destination::Remote {
                 domain: to.domain().to_owned(),
                 partition,
             };
@@ -120,5 +149,28 @@ mod tests {
         assert_eq!(p.destination(None), Destination::Partition(p.of("")));
         assert_eq!(p.destination(Some("@@")), Destination::Partition(p.of("")));
         assert_eq!(Partitions::new(0, []).count(), 1);
+    }
+
+    #[test]
+    fn with_federation_other_domains_are_remote() {
+        let p = Partitions::new(2, ["muc.localhost".to_owned()])
+            .with_federation(["localhost".to_owned(), "muc.localhost".to_owned()]);
+        assert_eq!(
+            p.destination(Some("bob@remote.example/r")),
+            Destination::Remote {
+                domain: "remote.example".into(),
+                partition: p.of("bob@remote.example"),
+            }
+        );
+        assert_eq!(
+            p.destination(Some("alice@localhost")),
+            Destination::Partition(p.of("alice@localhost"))
+        );
+        assert!(matches!(
+            p.destination(Some("room@muc.localhost")),
+            Destination::Component { .. }
+        ));
+        let off = Partitions::new(2, []);
+        assert!(!off.is_remote("remote.example"));
     }
 }

@@ -13,13 +13,12 @@
 //! the captured chain afterwards.
 
 use super::Candidate;
-use crate::tls::config::{accepting_any_config, provider, CapturedChain, VERSIONS};
-use crate::tls::peer_identity::{IdentityMatch, PeerIdentities, PeerIdentityError, PresentedId};
+use crate::tls::config::{accepting_any_config, CapturedChain, VERSIONS};
+use crate::tls::peer_trust::judge_chain;
+pub use crate::tls::peer_trust::CertVerdict;
 use futures_rustls::TlsConnector;
-use rustls::client::danger::ServerCertVerifier;
-use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{ServerName, UnixTime};
-use rustls::{CertificateError, RootCertStore};
+use rustls::pki_types::ServerName;
+use rustls::RootCertStore;
 use smol::future::FutureExt;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
@@ -66,17 +65,6 @@ pub struct Features {
     pub starttls_required: bool,
     /// `urn:xmpp:features:dialback` offered.
     pub dialback: bool,
-}
-
-/// The certificate the peer presented, judged.
-#[derive(Debug, Clone)]
-pub struct CertVerdict {
-    /// The chain to a trusted root (dates included): `Ok`, or why not.
-    pub chain: Result<(), String>,
-    /// Whether the certificate proves the domain (RFC 6125).
-    pub identity: Result<IdentityMatch, PeerIdentityError>,
-    /// The reference identities it presents.
-    pub presented: Vec<PresentedId>,
 }
 
 /// What a probe found.
@@ -215,7 +203,7 @@ async fn dialogue(
         .negotiated_cipher_suite()
         .map_or_else(|| "?".to_owned(), |c| format!("{:?}", c.suite()));
     report.tls = Some(Ok(format!("{version}, {suite}")));
-    report.certificate = captured.verdict(domain, &name, &settings.roots);
+    report.certificate = captured.verdict(domain, &settings.roots);
     report.secure_features = Some(open(&mut tls, domain, settings).await?.0);
     let _ = tls.write_all(b"</stream:stream>").await;
     let _ = tls.close().await;
@@ -291,48 +279,8 @@ async fn next_element<S: AsyncRead + Unpin>(
 /// Judging what [`accepting_any_config`] captured.
 impl CapturedChain {
     /// The verdict on what was captured.
-    fn verdict(
-        &self,
-        domain: &str,
-        name: &ServerName<'static>,
-        roots: &Arc<RootCertStore>,
-    ) -> Option<CertVerdict> {
+    fn verdict(&self, domain: &str, roots: &Arc<RootCertStore>) -> Option<CertVerdict> {
         let (end_entity, intermediates) = self.get()?;
-        let chain = if roots.is_empty() {
-            Err("no trusted roots".to_owned())
-        } else {
-            match WebPkiServerVerifier::builder_with_provider(Arc::clone(roots), provider()).build()
-            {
-                Err(e) => Err(e.to_string()),
-                Ok(v) => match v.verify_server_cert(
-                    &end_entity,
-                    &intermediates,
-                    name,
-                    &[],
-                    UnixTime::now(),
-                ) {
-                    Ok(_) => Ok(()),
-                    // The chain is good; whether the name is, RFC 6125 says
-                    // below (XMPP certificates may carry only SRV-IDs or
-                    // XmppAddrs, which webpki does not read).
-                    Err(rustls::Error::InvalidCertificate(
-                        CertificateError::NotValidForName
-                        | CertificateError::NotValidForNameContext { .. },
-                    )) => Ok(()),
-                    Err(e) => Err(e.to_string()),
-                },
-            }
-        };
-        let parsed = PeerIdentities::from_der(end_entity.as_ref());
-        let presented = parsed
-            .as_ref()
-            .map(|p| p.presented().to_vec())
-            .unwrap_or_default();
-        let identity = parsed.and_then(|p| p.verify_server(domain));
-        Some(CertVerdict {
-            chain,
-            identity,
-            presented,
-        })
+        Some(judge_chain(domain, &end_entity, &intermediates, roots))
     }
 }

@@ -41,6 +41,9 @@ pub struct ServerTls {
     /// Per-domain certificates chosen by SNI (virtual hosts), with their
     /// end-entity DER; the default above serves every other name.
     pub by_name: std::collections::BTreeMap<String, Vec<u8>>,
+    /// The certified keys by domain, for the s2s configurations
+    /// (`tls::s2s`), which present the same certificates.
+    pub(crate) keys: Arc<SniResolver>,
 }
 
 impl ServerTls {
@@ -55,9 +58,19 @@ impl ServerTls {
 /// Picks the certificate by SNI, falling back to the default: a client that
 /// sends no name (or an unknown one) still gets the primary domain's.
 #[derive(Debug)]
-struct SniResolver {
+pub(crate) struct SniResolver {
     default: Arc<rustls::sign::CertifiedKey>,
     by_name: std::collections::BTreeMap<String, Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl SniResolver {
+    /// The certified key for `domain`, or the default one.
+    pub(crate) fn for_domain(&self, domain: &str) -> Arc<rustls::sign::CertifiedKey> {
+        self.by_name
+            .get(&domain.to_ascii_lowercase())
+            .unwrap_or(&self.default)
+            .clone()
+    }
 }
 
 impl rustls::server::ResolvesServerCert for SniResolver {
@@ -111,19 +124,21 @@ pub fn server_tls_sni(
         keys.insert(domain.to_ascii_lowercase(), k);
         ders.insert(domain.to_ascii_lowercase(), der);
     }
+    let resolver = Arc::new(SniResolver {
+        default: default_key,
+        by_name: keys,
+    });
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
         .map_err(TlsError::Config)?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver {
-            default: default_key,
-            by_name: keys,
-        }));
+        .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![ALPN_XMPP_CLIENT.to_vec()];
     Ok(ServerTls {
         config: Arc::new(config),
         end_entity_der,
         by_name: ders,
+        keys: resolver,
     })
 }
 
@@ -139,28 +154,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 /// read in the same pass, so channel binding always matches the served
 /// certificate.
 pub fn server_tls(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
-    let chain = load_certs(cert)?;
-    let end_entity_der = match chain.first() {
-        Some(c) => c.as_ref().to_vec(),
-        None => return Err(TlsError::NoCertificate(cert.to_owned())),
-    };
-    let private_key = load_private_key(key)?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(VERSIONS)
-        .map_err(TlsError::Config)?
-        .with_no_client_auth()
-        .with_single_cert(chain, private_key)
-        .map_err(|source| TlsError::Rejected {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            source,
-        })?;
-    config.alpn_protocols = vec![ALPN_XMPP_CLIENT.to_vec()];
-    Ok(ServerTls {
-        config: Arc::new(config),
-        end_entity_der,
-        by_name: std::collections::BTreeMap::new(),
-    })
+    server_tls_sni((cert, key), &[])
 }
 
 /// Reads all certificates of a PEM file, end-entity first.

@@ -8,6 +8,8 @@ pub mod binding;
 pub mod certs;
 pub mod config;
 pub mod peer_identity;
+pub mod peer_trust;
+pub mod s2s;
 
 pub use binding::{client_channel_binding, client_channel_bindings, server_channel_bindings};
 pub use certs::{generate_self_signed, write_file_atomically, CertPaths};

@@ -1,0 +1,277 @@
+//! Federation at run time: one outgoing link per domain pair (ours,
+//! theirs), created on first use and gone when idle or failed, and the
+//! way between our incoming streams and those links (a dialback key an
+//! incoming stream presents is checked over a link to the claimed domain).
+//!
+//! The router hands this every stanza for a domain we do not host
+//! ([`Federation::send`]); it queues it on its pair's link, which
+//! connects, proves our domain, and sends. What cannot go — a domain we
+//! refuse, a full queue, too many links, a link that failed — is bounced
+//! to its sender with the RFC 6120 condition, never dropped silently.
+
+pub(crate) mod inbound;
+mod link;
+
+use crate::router::{RemoteRoute, Router};
+use crate::s2s::config::S2sConfig;
+use crate::s2s::link_queue::{LinkQueue, VerifyRequest};
+use crate::s2s::Resolver;
+use crate::tls::s2s::S2sTls;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use xmpp_core::jid::Jid;
+use xmpp_core::s2s::{IncomingConfig, OutgoingConfig};
+use xmpp_core::stanza::{error_reply, is_error_or_result, StanzaError};
+use xmpp_core::Element;
+
+/// Verification requests waiting per link before it is up.
+const MAX_WAITING_VERIFIES: usize = 64;
+
+/// (our domain, the remote domain).
+pub(crate) type Pair = (String, String);
+
+/// The federation of one running server.
+pub(crate) struct Federation {
+    pub(crate) cfg: Arc<S2sConfig>,
+    /// The receiving side's machine settings.
+    pub(crate) incoming: Arc<IncomingConfig>,
+    /// Links from a domain whose certificate does not prove it.
+    outgoing: Arc<OutgoingConfig>,
+    /// Links from a domain whose certificate proves it: SASL EXTERNAL.
+    outgoing_external: Arc<OutgoingConfig>,
+    /// Our domains whose certificates prove them.
+    external_domains: HashSet<String>,
+    pub(crate) tls: Option<Arc<S2sTls>>,
+    pub(crate) resolver: Resolver,
+    router: Weak<Router>,
+    pub(crate) executor: Arc<smol::Executor<'static>>,
+    links: Mutex<HashMap<Pair, Arc<LinkQueue>>>,
+    hosted: HashSet<String>,
+    /// Incoming s2s connections per peer address.
+    incoming_by_addr: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Federation {
+    /// Federation for a server hosting `hosted`, with its certificates
+    /// (`tls`: none means no STARTTLS either way).
+    pub(crate) fn new(
+        cfg: S2sConfig,
+        hosted: Vec<String>,
+        tls: Option<Arc<S2sTls>>,
+        router: &Arc<Router>,
+        executor: Arc<smol::Executor<'static>>,
+    ) -> Arc<Federation> {
+        let secret = xmpp_core::s2s::dialback::DialbackSecret::new(
+            &cfg.dialback_secret
+                .clone()
+                .unwrap_or_else(|| crate::clock::random_seed().to_vec()),
+        );
+        let mut incoming = cfg.incoming.clone();
+        incoming.domains = hosted.clone();
+        incoming.secret = secret.clone();
+        incoming.starttls_available = tls.is_some();
+        let mut outgoing = cfg.outgoing.clone();
+        outgoing.secret = secret;
+        outgoing.starttls = tls.is_some();
+        outgoing.sasl_external = false;
+        let outgoing_external = OutgoingConfig {
+            sasl_external: true,
+            ..outgoing.clone()
+        };
+        let external_domains = match &tls {
+            Some(t) => hosted.iter().filter(|d| t.proves_own(d)).cloned().collect(),
+            None => HashSet::new(),
+        };
+        let resolver = if cfg.nameservers.is_empty() {
+            Resolver::from_system(cfg.dns.clone(), cfg.overrides.clone()).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no system nameservers: s2s resolves static routes only");
+                Resolver::new(Vec::new(), cfg.dns.clone(), cfg.overrides.clone())
+            })
+        } else {
+            Resolver::new(
+                cfg.nameservers.clone(),
+                cfg.dns.clone(),
+                cfg.overrides.clone(),
+            )
+        };
+        tracing::info!(
+            domains = ?hosted,
+            sasl_external = ?external_domains,
+            routes = cfg.overrides.len(),
+            "federation on"
+        );
+        Arc::new(Federation {
+            cfg: Arc::new(cfg),
+            incoming: Arc::new(incoming),
+            outgoing: Arc::new(outgoing),
+            outgoing_external: Arc::new(outgoing_external),
+            external_domains,
+            tls,
+            resolver,
+            router: Arc::downgrade(router),
+            executor,
+            links: Mutex::new(HashMap::new()),
+            hosted: hosted.into_iter().collect(),
+            incoming_by_addr: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn links(&self) -> MutexGuard<'_, HashMap<Pair, Arc<LinkQueue>>> {
+        // Inserting and removing cannot leave the map inconsistent.
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn router(&self) -> Option<Arc<Router>> {
+        self.router.upgrade()
+    }
+
+    /// The machine settings of a link from our `local` domain.
+    pub(crate) fn outgoing_for(&self, local: &str) -> Arc<OutgoingConfig> {
+        if self.external_domains.contains(local) {
+            self.outgoing_external.clone()
+        } else {
+            self.outgoing.clone()
+        }
+    }
+
+    /// Send a stanza from one of our domains to another server.
+    pub(crate) fn send(self: &Arc<Self>, stanza: Element) {
+        let from = domain_of(stanza.attr("from"));
+        let to = domain_of(stanza.attr("to"));
+        let (Some(local), Some(remote)) = (from, to) else {
+            tracing::debug!("s2s: a stanza without from or to; dropped");
+            return;
+        };
+        if !self.hosted.contains(&local) {
+            // Only our own stanzas leave; a hub never routes others here.
+            tracing::warn!(%local, %remote, "s2s: a stanza from a domain we do not host; dropped");
+            return;
+        }
+        if !self.cfg.allows(&remote) {
+            return self.bounce(&stanza, StanzaError::NotAllowed);
+        }
+        if let Err(stanza) = self.with_link(&local, &remote, stanza, LinkQueue::offer) {
+            self.bounce(&stanza, StanzaError::ResourceConstraint);
+        }
+    }
+
+    /// Check a dialback key with the Authoritative Server of
+    /// `request.sender`, over the link from `request.target`.
+    pub(crate) fn verify(self: &Arc<Self>, request: VerifyRequest) {
+        let local = request.target.as_str().to_owned();
+        let remote = request.sender.as_str().to_owned();
+        if let Err(request) = self.with_link(&local, &remote, request, LinkQueue::offer_verify) {
+            request.answer(None);
+        }
+    }
+
+    /// Offer `item` to the queue of the link (`local`, `remote`), creating
+    /// the link if there is none; the item comes back when the queue is
+    /// full or there are too many links. Runs under the map's lock, so a
+    /// link that ends (`link_ended`) sees every item offered to it.
+    #[allow(clippy::result_large_err)] // the item, handed back
+    fn with_link<T>(
+        self: &Arc<Self>,
+        local: &str,
+        remote: &str,
+        item: T,
+        offer: impl FnOnce(&LinkQueue, T) -> Result<(), T>,
+    ) -> Result<(), T> {
+        let mut links = self.links();
+        let key = (local.to_owned(), remote.to_owned());
+        if let Some(queue) = links.get(&key) {
+            return offer(queue, item).inspect_err(|_| {
+                tracing::warn!(%local, %remote, "s2s queue full; refusing");
+            });
+        }
+        if links.len() >= self.cfg.max_links {
+            tracing::warn!(%local, %remote, max = self.cfg.max_links, "too many s2s links; refusing");
+            return Err(item);
+        }
+        let queue = Arc::new(LinkQueue::new(self.cfg.queue_bytes, MAX_WAITING_VERIFIES));
+        offer(&queue, item)?;
+        links.insert(key.clone(), queue.clone());
+        self.executor
+            .spawn(link::run(self.clone(), key, queue))
+            .detach();
+        Ok(())
+    }
+
+    /// A link ended: it leaves the map, and what waited for it comes back
+    /// (nothing more can be offered to it).
+    pub(crate) fn link_ended(
+        &self,
+        pair: &Pair,
+        queue: &Arc<LinkQueue>,
+    ) -> (Vec<VerifyRequest>, Vec<Element>) {
+        let mut links = self.links();
+        if links.get(pair).is_some_and(|q| Arc::ptr_eq(q, queue)) {
+            links.remove(pair);
+        }
+        queue.close_and_take()
+    }
+
+    /// Answer a stanza that cannot go with an error from us.
+    pub(crate) fn bounce(&self, stanza: &Element, condition: StanzaError) {
+        if is_error_or_result(stanza) || stanza.attr("from").is_none() {
+            return;
+        }
+        let by = domain_of(stanza.attr("from")).unwrap_or_default();
+        let reply = error_reply(stanza, condition, &by);
+        if let Some(router) = self.router() {
+            router.route(reply);
+        }
+    }
+
+    /// Count an incoming connection from `addr`; `None` when it has as many
+    /// as allowed. The slot is given back when dropped.
+    pub(crate) fn incoming_slot(self: &Arc<Self>, addr: IpAddr) -> Option<IncomingSlot> {
+        let mut by = self
+            .incoming_by_addr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = by.entry(addr).or_insert(0);
+        if *n >= self.cfg.max_incoming_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(IncomingSlot {
+            fed: self.clone(),
+            addr,
+        })
+    }
+}
+
+impl RemoteRoute for Arc<Federation> {
+    fn send(&self, stanza: Element) {
+        Federation::send(self, stanza);
+    }
+}
+
+/// One counted incoming connection ([`Federation::incoming_slot`]).
+pub(crate) struct IncomingSlot {
+    fed: Arc<Federation>,
+    addr: IpAddr,
+}
+
+impl Drop for IncomingSlot {
+    fn drop(&mut self) {
+        let mut by = self
+            .fed
+            .incoming_by_addr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = by.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by.remove(&self.addr);
+            }
+        }
+    }
+}
+
+/// The domain of a JID attribute.
+fn domain_of(jid: Option<&str>) -> Option<String> {
+    Jid::parse(jid?).ok().map(|j| j.domain().to_owned())
+}

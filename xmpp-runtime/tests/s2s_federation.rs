@@ -1,0 +1,215 @@
+//! Two servers federating on loopback: a.localhost and b.localhost, each
+//! with a self-signed certificate (so dialback authenticates them over
+//! TLS), routed to each other by static routes. Users of each exchange
+//! messages and iqs across; errors come back as RFC 6120 says.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+use xmpp_core::hub::HubConfig;
+use xmpp_core::jid::Jid;
+use xmpp_core::sasl::StoredCredentials;
+use xmpp_core::storage::{StorageRequest, StorageResult};
+use xmpp_core::stream::{ClientConfig, ServerStreamConfig};
+use xmpp_core::Element;
+use xmpp_runtime::client::{Client, TlsMode};
+use xmpp_runtime::s2s::{S2sConfig, S2sOverrides};
+use xmpp_runtime::storage::{Backend, MemoryBackend};
+use xmpp_runtime::tls::{generate_self_signed, server_tls};
+use xmpp_runtime::{RunningServer, RuntimeConfig};
+
+const PASSWORD: &str = "federation-pw";
+const WAIT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A server for `domain` with `users`, its s2s listener on `s2s_port`,
+/// and static routes to the other servers.
+fn server(
+    domain: &str,
+    users: &[&str],
+    s2s_port: u16,
+    routes: &[(&str, u16)],
+    dir: &std::path::Path,
+    tweak: impl FnOnce(&mut S2sConfig),
+) -> RunningServer {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let credentials = StoredCredentials::derive(PASSWORD, b"federation-salt", 4096).expect("kdf");
+    let requests = users
+        .iter()
+        .map(|u| StorageRequest::CreateAccount {
+            account: format!("{u}@{domain}"),
+            credentials: credentials.clone(),
+        })
+        .collect();
+    for r in backend.execute_batch(requests) {
+        assert_eq!(r, StorageResult::Done);
+    }
+    let paths = generate_self_signed(&[domain.to_owned()], dir).expect("certificate");
+    let tls = server_tls(&paths.cert, &paths.key).expect("tls");
+    let mut overrides = S2sOverrides::new();
+    for (d, port) in routes {
+        overrides
+            .insert(d, &format!("127.0.0.1:{port}"))
+            .expect("route");
+    }
+    let mut s2s = S2sConfig {
+        port: s2s_port,
+        overrides,
+        ..S2sConfig::default()
+    };
+    tweak(&mut s2s);
+    let cfg = RuntimeConfig {
+        stream: ServerStreamConfig {
+            domains: vec![domain.to_owned()],
+            require_encryption: false,
+            ..ServerStreamConfig::default()
+        },
+        hub: HubConfig {
+            domains: vec![domain.to_owned()],
+            ..HubConfig::default()
+        },
+        tls: Some(Arc::new(tls)),
+        threads: 2,
+        partitions: 2,
+        scram_iterations: 4096,
+        s2s: Some(s2s),
+        ..RuntimeConfig::default()
+    };
+    xmpp_runtime::start(cfg, backend).expect("server starts")
+}
+
+async fn login(addr: SocketAddr, account: &str) -> Client {
+    let mut cfg = ClientConfig::new(Jid::parse(account).expect("jid"), PASSWORD);
+    TlsMode::None.apply(&mut cfg);
+    let mut c = Client::connect_with(addr, cfg, TlsMode::None)
+        .await
+        .unwrap_or_else(|e| panic!("{account}: login failed: {e}"));
+    c.queue_raw(b"<presence/>");
+    c.flush().await.expect("presence");
+    c
+}
+
+fn message(to: &str, body: &str) -> Vec<u8> {
+    format!("<message to='{to}' type='chat' id='{body}'><body>{body}</body></message>").into_bytes()
+}
+
+/// The next stanza named `name` (others skipped).
+async fn next(c: &mut Client, name: &str) -> Element {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "no <{name}/> within {WAIT:?}");
+        match c.recv_timeout(left).await {
+            Ok(el) if el.name == name => return el,
+            Ok(_) => {}
+            Err(e) => panic!("waiting for <{name}/>: {e}"),
+        }
+    }
+}
+
+fn body(el: &Element) -> Option<String> {
+    el.child(xmpp_core::ns::CLIENT, "body").map(|b| b.text())
+}
+
+fn error_condition(el: &Element) -> Option<String> {
+    let err = el.child(xmpp_core::ns::CLIENT, "error")?;
+    err.elements().next().map(|c| c.name.clone())
+}
+
+struct Pair {
+    a: RunningServer,
+    b: RunningServer,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn pair(extra_route: Option<(&str, u16)>) -> Pair {
+    let (pa, pb) = (free_port(), free_port());
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let mut routes_a = vec![("b.localhost", pb)];
+    routes_a.extend(extra_route);
+    let a = server("a.localhost", &["alice"], pa, &routes_a, da.path(), |_| {});
+    let b = server(
+        "b.localhost",
+        &["bob"],
+        pb,
+        &[("a.localhost", pa)],
+        db.path(),
+        |_| {},
+    );
+    Pair {
+        a,
+        b,
+        _dirs: (da, db),
+    }
+}
+
+#[test]
+fn messages_and_iqs_cross_both_ways() {
+    let p = pair(None);
+    smol::block_on(async {
+        let mut alice = login(p.a.c2s_addr, "alice@a.localhost").await;
+        let mut bob = login(p.b.c2s_addr, "bob@b.localhost").await;
+
+        alice.queue_raw(&message("bob@b.localhost", "hello-bob"));
+        alice.flush().await.expect("send");
+        let got = next(&mut bob, "message").await;
+        assert_eq!(body(&got).as_deref(), Some("hello-bob"));
+        assert!(
+            got.attr("from")
+                .is_some_and(|f| f.starts_with("alice@a.localhost/")),
+            "from the sender's full JID: {got:?}"
+        );
+
+        // Back over the other direction's link, to the full JID.
+        let to = got.attr("from").unwrap_or_default().to_owned();
+        bob.queue_raw(&message(&to, "hello-alice"));
+        bob.flush().await.expect("send");
+        let got = next(&mut alice, "message").await;
+        assert_eq!(body(&got).as_deref(), Some("hello-alice"));
+
+        // An iq to the remote server itself, answered by it.
+        alice.queue_raw(
+            b"<iq type='get' to='b.localhost' id='v1'><query xmlns='jabber:iq:version'/></iq>",
+        );
+        alice.flush().await.expect("send");
+        let got = next(&mut alice, "iq").await;
+        assert_eq!(got.attr("type"), Some("result"), "{got:?}");
+        assert_eq!(got.attr("from"), Some("b.localhost"));
+
+        // A user the remote server does not have: its error comes back.
+        alice.queue_raw(&message("nobody@b.localhost", "lost"));
+        alice.flush().await.expect("send");
+        let got = next(&mut alice, "message").await;
+        assert_eq!(got.attr("type"), Some("error"), "{got:?}");
+        assert_eq!(got.attr("from"), Some("nobody@b.localhost"));
+    });
+}
+
+#[test]
+fn an_unreachable_domain_bounces_remote_server_not_found() {
+    // c.localhost is routed to a port nobody listens on.
+    let closed = free_port();
+    let p = pair(Some(("c.localhost", closed)));
+    smol::block_on(async {
+        let mut alice = login(p.a.c2s_addr, "alice@a.localhost").await;
+        for i in 0..3 {
+            alice.queue_raw(&message("carol@c.localhost", &format!("m{i}")));
+        }
+        alice.flush().await.expect("send");
+        for _ in 0..3 {
+            let got = next(&mut alice, "message").await;
+            assert_eq!(got.attr("type"), Some("error"), "{got:?}");
+            assert_eq!(
+                error_condition(&got).as_deref(),
+                Some("remote-server-not-found")
+            );
+        }
+    });
+}
