@@ -78,18 +78,23 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach the tail of the server log(s) to every failing test report."""
+    """Attach the tail of the server log(s) to every failing test report:
+    the VireoServer fixtures', and those of any other server a fixture
+    lists in `item.log_sources` (objects with `name` and `log_tail()`,
+    e.g. the federation peers of federation_peers.py)."""
     outcome = yield
     rep = outcome.get_result()
     if not rep.failed:
         return
     funcargs = getattr(item, "funcargs", {}) or {}
     seen = set()
-    for value in funcargs.values():
-        if isinstance(value, VireoServer) and id(value) not in seen:
+    servers = [v for v in funcargs.values() if isinstance(v, VireoServer)]
+    for value in servers + list(getattr(item, "log_sources", [])):
+        if id(value) not in seen:
             seen.add(id(value))
+            what = "vireo server" if isinstance(value, VireoServer) else "peer"
             rep.sections.append(
-                (f"vireo server log ({value.name}, last lines)", value.log_tail())
+                (f"{what} log ({value.name}, last lines)", value.log_tail())
             )
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop tests: the real `vireo` binary driven by slixmpp and raw sockets.
 # Usage: server/tests/interop/run.sh [extra pytest args, e.g. -k login -x]
-# Needs Node.js >= 20 and npm (xmpp.js). Env: PYTHON (default python3), VIREO_TEST_LOG (server log filter), VIREO_TEST_KEEP=1.
+# Needs Node.js >= 20 and npm (xmpp.js). Env: PYTHON (default python3), VIREO_TEST_LOG (server log filter), VIREO_TEST_KEEP=1,
+#      VIREO_BIN (test this binary as it is, without `cargo build`: e.g. from a git worktree, another checkout's build).
 #      MUC_TEST_SERVER=prosody runs test_muc*.py against Prosody 0.12 instead (reference_peers.py):
 #      the group chat tests proven on a known-correct server.
 set -euo pipefail
@@ -40,10 +41,13 @@ if [[ "$(cat "$js_stamp" 2>/dev/null || true)" != "$js_want" ]]; then
     echo "$js_want" >"$js_stamp"
 fi
 
-echo "interop: cargo build -p vireo"
-cargo build -p vireo
-
-export VIREO_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/vireo"
+if [[ -n "${VIREO_BIN:-}" ]]; then
+    echo "interop: testing $VIREO_BIN (VIREO_BIN is set: no cargo build)"
+else
+    echo "interop: cargo build -p vireo"
+    cargo build -p vireo
+    export VIREO_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/vireo"
+fi
 export PYTHONDONTWRITEBYTECODE=1
 set +e
 "$venv/bin/python" -m pytest -q -p no:cacheprovider \

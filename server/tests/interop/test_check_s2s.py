@@ -21,6 +21,7 @@ import pytest
 
 from conftest import VIREO_BIN, free_ports, port_accepts
 from reference_peers import prosody_available
+from throwaway_ca import make_ca, make_leaf
 
 PEER = "peer.localhost"
 
@@ -42,28 +43,6 @@ ssl = {{ certificate = "{root}/leaf.crt"; key = "{root}/leaf.key" }}
 
 VirtualHost "{domain}"
 """
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_ca(d: Path, name: str) -> None:
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "2", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-            "-out", f"{name}.crt", cwd=d)
-
-
-def make_leaf(d: Path, ca: str, domain: str) -> None:
-    (d / "leaf.ext").write_text(
-        f"basicConstraints=critical,CA:FALSE\n"
-        f"keyUsage=critical,digitalSignature\n"
-        f"extendedKeyUsage=serverAuth,clientAuth\n"
-        f"subjectAltName=DNS:{domain}\n")
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-subj", f"/CN={domain}", "-keyout", "leaf.key", "-out", "leaf.csr", cwd=d)
-    openssl("x509", "-req", "-in", "leaf.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "leaf.crt", cwd=d)
 
 
 @pytest.fixture
