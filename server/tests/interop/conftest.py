@@ -157,6 +157,8 @@ class VireoServer:
         self.data_dir = self.root / "data"
         self.log_path = self.root / "vireo.log"
         self.c2s_port, self.c2s_tls_port = free_ports(2)
+        # Federation is on by default: its listeners get free ports too.
+        self.s2s_port, self.s2s_tls_port = free_ports(2)
         self.proc: subprocess.Popen | None = None
         self.last_exit_code: int | None = None
         self.starts = 0
@@ -171,6 +173,8 @@ class VireoServer:
             VIREO_BIND=self.host,
             VIREO_C2S_PORT=str(self.c2s_port),
             VIREO_C2S_TLS_PORT=str(self.c2s_tls_port),
+            VIREO_S2S_PORT=str(self.s2s_port),
+            VIREO_S2S_TLS_PORT=str(self.s2s_tls_port),
             RUST_BACKTRACE="1",
             NO_COLOR="1",
         )
