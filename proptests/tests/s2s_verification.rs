@@ -136,6 +136,11 @@ proptest! {
                         prop_assert!(target.as_str() != "z.example", "a request for a domain not ours");
                         asked.insert((sender.as_str().to_owned(), target.as_str().to_owned()));
                     }
+                    IncomingOutput::Bidi { local, remote } => {
+                        prop_assert!(!closed, "a bidi pair after the close");
+                        prop_assert!(proven.contains(&(remote.clone(), local.clone())),
+                            "bidi for the unproven pair ({}, {})", remote, local);
+                    }
                     IncomingOutput::Stanza(st) => {
                         prop_assert!(!closed, "a stanza after the close: {:?}", st);
                         let from = domain(st.attr("from"));

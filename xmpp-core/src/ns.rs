@@ -39,5 +39,9 @@ pub const SERVER: &str = "jabber:server";
 /// XEP-0220 Server Dialback elements (`db:result`, `db:verify`), announced
 /// by declaring this namespace on the s2s stream header.
 pub const DIALBACK: &str = "jabber:server:dialback";
+/// XEP-0288 bidirectional s2s: the request the initiating server sends.
+pub const BIDI: &str = "urn:xmpp:bidi";
+/// XEP-0288 stream feature.
+pub const BIDI_FEATURE: &str = "urn:xmpp:features:bidi";
 /// XEP-0220 §2.4.2 stream feature: dialback with error handling.
 pub const DIALBACK_FEATURES: &str = "urn:xmpp:features:dialback";

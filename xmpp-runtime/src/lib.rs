@@ -67,4 +67,4 @@ pub use address_limits::AddressLimits;
 pub use rate_limit::RateLimit;
 pub use registration::RegistrationLimit;
 pub use reload::{ReloadReport, ServerHandle};
-pub use server::{start, ComponentListener, RunningServer, RuntimeConfig, StartError};
+pub use server::{start, ComponentListener, RunningServer, RuntimeConfig, S2sStatus, StartError};

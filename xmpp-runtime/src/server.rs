@@ -8,6 +8,7 @@ use crate::component::Components;
 use crate::conn_storage::ConnStorage;
 use crate::connection::C2s;
 use crate::federation::Federation;
+pub use crate::federation::S2sStatus;
 use crate::hub_task::spawn_partitions;
 use crate::kdf_pool::KdfPool;
 use crate::limiters::Limiters;
@@ -74,6 +75,7 @@ pub struct RunningServer {
     pub s2s_addr: Option<SocketAddr>,
     /// Where the direct-TLS s2s listener is bound (XEP-0368).
     pub s2s_tls_addr: Option<SocketAddr>,
+    federation: Option<Arc<Federation>>,
     conns: Arc<ConnRegistry>,
     router: Arc<Router>,
     backend: Arc<dyn Backend>,
@@ -224,6 +226,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             ))
             .detach();
     }
+    let mut federation_started = None;
     if let (Some(s2s), Some((plain, direct))) = (&cfg.s2s, s2s_listeners) {
         let tls = match &cfg.tls {
             Some(t) => Some(Arc::new(
@@ -233,6 +236,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         };
         let federation = Federation::new(s2s.clone(), hosted, tls, &router, executor.clone());
         router.federate(Box::new(federation.clone()));
+        federation_started = Some(federation.clone());
         for (listener, direct_tls) in
             std::iter::once((plain, false)).chain(direct.map(|l| (l, true)))
         {
@@ -298,6 +302,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         component_addr,
         s2s_addr,
         s2s_tls_addr,
+        federation: federation_started,
         conns,
         router,
         backend,
@@ -312,6 +317,14 @@ impl RunningServer {
     /// Number of open client connections.
     pub fn connections(&self) -> usize {
         self.conns.live()
+    }
+
+    /// The domain pairs federation serves now (empty without federation).
+    pub fn s2s_status(&self) -> S2sStatus {
+        self.federation
+            .as_ref()
+            .map(|f| f.status())
+            .unwrap_or_default()
     }
 
     /// A handle for reloading the configuration while serving.

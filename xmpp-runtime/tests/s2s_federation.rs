@@ -127,6 +127,10 @@ struct Pair {
 }
 
 fn pair(extra_route: Option<(&str, u16)>) -> Pair {
+    pair_with(extra_route, false)
+}
+
+fn pair_with(extra_route: Option<(&str, u16)>, bidi: bool) -> Pair {
     let (pa, pb) = (free_port(), free_port());
     let (da, db) = (
         tempfile::tempdir().expect("dir"),
@@ -134,14 +138,25 @@ fn pair(extra_route: Option<(&str, u16)>) -> Pair {
     );
     let mut routes_a = vec![("b.localhost", pb)];
     routes_a.extend(extra_route);
-    let a = server("a.localhost", &["alice"], pa, &routes_a, da.path(), |_| {});
+    let with_bidi = |s: &mut S2sConfig| {
+        s.incoming.bidi = bidi;
+        s.outgoing.bidi = bidi;
+    };
+    let a = server(
+        "a.localhost",
+        &["alice"],
+        pa,
+        &routes_a,
+        da.path(),
+        with_bidi,
+    );
     let b = server(
         "b.localhost",
         &["bob"],
         pb,
         &[("a.localhost", pa)],
         db.path(),
-        |_| {},
+        with_bidi,
     );
     Pair {
         a,
@@ -152,7 +167,27 @@ fn pair(extra_route: Option<(&str, u16)>) -> Pair {
 
 #[test]
 fn messages_and_iqs_cross_both_ways() {
-    let p = pair(None);
+    exchange(pair(None));
+}
+
+/// The same over bidirectional streams (XEP-0288): each server's
+/// stanzas go back over the stream the other opened.
+#[test]
+fn messages_and_iqs_cross_both_ways_over_bidi() {
+    let p = pair_with(None, true);
+    let p = exchange(p);
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        p.b.s2s_status().bidi,
+        vec![pair("b.localhost", "a.localhost")]
+    );
+    assert_eq!(
+        p.a.s2s_status().bidi,
+        vec![pair("a.localhost", "b.localhost")]
+    );
+}
+
+fn exchange(p: Pair) -> Pair {
     smol::block_on(async {
         let mut alice = login(p.a.c2s_addr, "alice@a.localhost").await;
         let mut bob = login(p.b.c2s_addr, "bob@b.localhost").await;
@@ -190,6 +225,7 @@ fn messages_and_iqs_cross_both_ways() {
         assert_eq!(got.attr("type"), Some("error"), "{got:?}");
         assert_eq!(got.attr("from"), Some("nobody@b.localhost"));
     });
+    p
 }
 
 #[test]

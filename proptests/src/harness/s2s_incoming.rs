@@ -26,6 +26,8 @@ fn stream() -> IncomingStream {
         secret: DialbackSecret::new(b"fuzz"),
         // Dialback also over plain TCP, so the fuzzer reaches it either way.
         require_tls: false,
+        // XEP-0288 too: its announcements must name verified pairs only.
+        bidi: true,
         ..IncomingConfig::default()
     });
     IncomingStream::new(cfg, Entropy::from_u64(5), 0)
@@ -111,6 +113,13 @@ pub fn drive_with<'a>(
                     IncomingOutput::Verify { sender, target, .. } => {
                         assert!(!closed, "a verification request after the close");
                         requests.push((sender.as_str().to_owned(), target.as_str().to_owned()));
+                    }
+                    IncomingOutput::Bidi { local, remote } => {
+                        assert!(!closed, "a bidi pair after the close");
+                        assert!(
+                            s.is_verified(&remote, &local),
+                            "a bidi pair ({local}, {remote}) that is not verified"
+                        );
                     }
                     IncomingOutput::Stanza(el) => {
                         assert!(!closed, "a stanza after the close");

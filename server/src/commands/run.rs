@@ -264,6 +264,7 @@ fn federation(
     };
     let auth_timeout_ms = secs("transport.s2s_timeout", 60).saturating_mul(1000);
     let require_tls = cfg.flag("stream.s2s_require_encryption") && tls.is_some();
+    let bidi = cfg.flag("stream.s2s_bidi");
     Some(S2sConfig {
         port: cfg.int("transport.s2s_port").unwrap_or(5269),
         tls_port: tls
@@ -275,12 +276,14 @@ fn federation(
             require_tls,
             auth_timeout_ms,
             verify_timeout_ms: auth_timeout_ms,
+            bidi,
             ..IncomingConfig::default()
         },
         outgoing: OutgoingConfig {
             limits,
             require_tls,
             auth_timeout_ms,
+            bidi,
             ..OutgoingConfig::default()
         },
         overrides,

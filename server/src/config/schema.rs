@@ -567,6 +567,8 @@ pub const CORE_KEYS: &[KeySpec] = &[
         "Server-to-server streams must use TLS, both ways: a peer that does not offer or take STARTTLS is refused (Prosody's name)."),
     key("stream.s2s_secure_auth", "s2s_secure_auth", ENCRYPTION, Ty::Bool, "false", &["RFC 6125", "XEP-0178"],
         "Peers must prove their domain with a certificate that verifies (RFC 6125) against s2s_cafile: no dialback over a certificate that does not (Prosody's name). Off: dialback (XEP-0220) authenticates peers whose certificates do not verify."),
+    key("stream.s2s_bidi", "s2s_bidi", ENCRYPTION, Ty::Bool, "true", &["XEP-0288"],
+        "Bidirectional server-to-server streams: one connection per peer carries stanzas both ways when the peer agrees (XEP-0288), instead of one connection each way."),
     key("stream.s2s_secure_domains", "s2s_secure_domains", ENCRYPTION, Ty::StrList, "[]", &["RFC 6125"],
         "Remote domains held to s2s_secure_auth even when it is off (Prosody's name)."),
     key("stream.s2s_insecure_domains", "s2s_insecure_domains", ENCRYPTION, Ty::StrList, "[]", &["XEP-0220"],

@@ -38,10 +38,10 @@ use super::dialback::{
     DbBody, DbResult, DbVerify, DialbackCondition, DialbackDomain, DialbackElement, DialbackError,
     DialbackKey, DialbackSecret, StreamId,
 };
+use super::received::{receive, Received};
 use crate::entropy::Entropy;
 use crate::jid::Jid;
 use crate::ns;
-use crate::stanza::{error_reply, into_client_ns, is_error_or_result, Kind, StanzaError};
 use crate::stream::header::{check_header, write_s2s_header, STREAM_CLOSE};
 use crate::stream::output::{OutputQueue, Writes};
 use crate::stream::StreamErrorCondition;
@@ -82,6 +82,15 @@ pub enum IncomingOutput {
     /// A stanza from a verified domain pair, in `jabber:client` (the hub's
     /// namespace), for routing.
     Stanza(Element),
+    /// XEP-0288: the peer made the stream bidirectional and the pair
+    /// (`remote`, `local`) is verified: stanzas from our `local` to its
+    /// `remote` may go back over this stream ([`IncomingStream::send_stanza`]).
+    Bidi {
+        /// Our domain (the pair's Target Domain).
+        local: String,
+        /// The peer's (the pair's Sender Domain).
+        remote: String,
+    },
     /// Flush pending writes and close the transport.
     Close,
 }
@@ -125,6 +134,8 @@ pub struct IncomingConfig {
     /// Verified domain pairs per stream (XEP-0220 §2.4 multiplexing); more
     /// get `resource-constraint`.
     pub max_pairs: usize,
+    /// Offer bidirectional streams (XEP-0288).
+    pub bidi: bool,
 }
 
 impl Default for IncomingConfig {
@@ -139,6 +150,7 @@ impl Default for IncomingConfig {
             verify_timeout_ms: 30_000,
             max_pending: 16,
             max_pairs: 256,
+            bidi: false,
         }
     }
 }
@@ -183,6 +195,8 @@ pub struct IncomingStream {
     /// The domain SASL EXTERNAL authenticated; its pair is verified when
     /// the restarted stream names our domain.
     sasl_domain: Option<String>,
+    /// The peer asked for a bidirectional stream (XEP-0288).
+    bidi: bool,
 }
 
 impl IncomingStream {
@@ -204,6 +218,7 @@ impl IncomingStream {
             peer_cert: None,
             header_from: None,
             sasl_domain: None,
+            bidi: false,
         }
     }
 
@@ -330,13 +345,12 @@ impl IncomingStream {
         };
         if valid {
             tracing::info!(sender, target, "s2s domain pair verified by dialback");
-            self.verified.insert(pair);
-            self.auth_deadline = None;
-            return self.send_dialback(DialbackElement::Result(DbResult {
+            self.send_dialback(DialbackElement::Result(DbResult {
                 from,
                 to,
                 body: DbBody::Valid,
             }));
+            return self.pair_verified(pair);
         }
         tracing::warn!(
             sender,
@@ -455,9 +469,7 @@ impl IncomingStream {
             // the authenticated domain's (RFC 6120 §6.4.6).
             if self.header_from.as_ref() == Some(authenticated) {
                 tracing::info!(sender = %authenticated, target = %target, "s2s domain pair verified by SASL EXTERNAL");
-                self.verified
-                    .insert((authenticated.clone(), target.clone()));
-                self.auth_deadline = None;
+                self.pair_verified((authenticated.clone(), target.clone()));
             }
         }
         // XEP-0220 §2.4.1: we support dialback with error handling.
@@ -473,6 +485,9 @@ impl IncomingStream {
             } else {
                 b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
             });
+        }
+        if self.cfg.bidi {
+            features.extend_from_slice(b"<bidi xmlns='urn:xmpp:features:bidi'/>");
         }
         features.extend_from_slice(
             b"<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>",
@@ -507,6 +522,9 @@ impl IncomingStream {
         }
         if el.is(ns::SASL, "auth") {
             return self.handle_auth(&el);
+        }
+        if el.is(ns::BIDI, "bidi") {
+            return self.handle_bidi();
         }
         if el.ns != ns::SERVER {
             // SASL and the rest are not offered on this stream.
@@ -564,6 +582,39 @@ impl IncomingStream {
         self.parser.restart();
         self.header_sent = false;
         self.phase = Phase::Header;
+    }
+
+    /// `<bidi/>` (XEP-0288 §2.2): from now on, verified pairs carry
+    /// stanzas back too. Only when offered, and over TLS when TLS is to be
+    /// had (§2.1: STARTTLS comes first).
+    fn handle_bidi(&mut self) {
+        if !self.cfg.bidi || (!self.secure && self.cfg.starttls_available) {
+            return self.stream_error(
+                StreamErrorCondition::UnsupportedStanzaType,
+                Some("bidirectional streams are not offered here"),
+            );
+        }
+        if self.bidi {
+            return;
+        }
+        self.bidi = true;
+        let pairs: Vec<Pair> = self.verified.iter().cloned().collect();
+        for (remote, local) in pairs {
+            self.out.push(IncomingOutput::Bidi { local, remote });
+        }
+    }
+
+    /// A pair is verified: stanzas may use it, and on a bidirectional
+    /// stream its inverse may carry ours.
+    fn pair_verified(&mut self, pair: Pair) {
+        self.auth_deadline = None;
+        if self.bidi && !self.verified.contains(&pair) {
+            self.out.push(IncomingOutput::Bidi {
+                local: pair.1.clone(),
+                remote: pair.0.clone(),
+            });
+        }
+        self.verified.insert(pair);
     }
 
     /// `<starttls/>` (RFC 6120 §5.4.2.1).
@@ -692,11 +743,7 @@ impl IncomingStream {
     }
 
     /// A stanza: routed only from a pair verified on this stream.
-    fn handle_stanza(&mut self, mut el: Element) {
-        into_client_ns(&mut el, ns::SERVER);
-        if Kind::of(&el).is_none() {
-            return self.stream_error(StreamErrorCondition::UnsupportedStanzaType, None);
-        }
+    fn handle_stanza(&mut self, el: Element) {
         if self.verified.is_empty() {
             // RFC 6120 §4.9.3.12: stanzas before the peer is authenticated.
             return self.stream_error(
@@ -704,37 +751,37 @@ impl IncomingStream {
                 Some("no domain is verified on this stream"),
             );
         }
-        let from = el.attr("from").map(Jid::parse);
-        let to = el.attr("to").map(Jid::parse);
-        let (Some(from), Some(to)) = (from, to) else {
-            return self.stream_error(StreamErrorCondition::ImproperAddressing, None);
-        };
-        let (Ok(from), Ok(to)) = (from, to) else {
-            // An unparsable address cannot be shown to belong to a pair.
-            return self.stream_error(StreamErrorCondition::InvalidFrom, Some("malformed address"));
-        };
-        if !self.is_verified(from.domain(), to.domain()) {
-            tracing::warn!(from = %from, to = %to, "s2s stanza from an unverified domain pair");
-            return self.stream_error(
-                StreamErrorCondition::InvalidFrom,
-                Some("this domain pair is not verified on this stream"),
-            );
+        match receive(el, |from, to| self.is_verified(from, to)) {
+            Received::Route(el) | Received::Answer(el) => self.out.push(IncomingOutput::Stanza(el)),
+            Received::Drop => {}
+            Received::Fail(condition, why) => self.stream_error(condition, Some(why)),
         }
-        el.set_attr("from", from.to_string());
-        el.set_attr("to", to.to_string());
-        if Kind::of(&el) == Some(Kind::Iq) && !crate::stream::server::valid_iq(&el) {
-            // RFC 6120 §8.2.3: a malformed request gets bad-request, routed
-            // back to its sender like any answer (an inbound stream carries
-            // nothing back); a malformed answer is nobody's to answer.
-            if !is_error_or_result(&el) {
-                let reply = error_reply(&el, StanzaError::BadRequest, to.domain());
-                self.out.push(IncomingOutput::Stanza(reply));
-            } else {
-                tracing::debug!(from = %from, "malformed iq answer over s2s dropped");
-            }
-            return;
+    }
+
+    /// XEP-0288: send a stanza from our domain back over this stream. Only
+    /// once the peer asked for a bidirectional stream, and only for the
+    /// inverse of a verified pair (from its Target Domain to its Sender
+    /// Domain); false (nothing written) otherwise.
+    pub fn send_stanza(&mut self, stanza: &Element) -> bool {
+        if !self.bidi || self.is_closed() || !matches!(self.phase, Phase::Open { .. }) {
+            return false;
         }
-        self.out.push(IncomingOutput::Stanza(el));
+        let domain = |a: &str| stanza.attr(a).and_then(|j| Jid::parse(j).ok());
+        let (Some(from), Some(to)) = (domain("from"), domain("to")) else {
+            return false;
+        };
+        if !self.is_verified(to.domain(), from.domain()) {
+            return false;
+        }
+        // Written with `jabber:client` as the parent's default namespace, a
+        // stanza in it declares none and so is `jabber:server`, the stream's.
+        self.out.write_element(stanza, ns::CLIENT);
+        true
+    }
+
+    /// Whether the peer made this stream bidirectional (XEP-0288).
+    pub fn is_bidi(&self) -> bool {
+        self.bidi
     }
 
     fn send_dialback(&mut self, db: DialbackElement) {

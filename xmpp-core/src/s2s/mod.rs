@@ -19,6 +19,7 @@
 pub mod dialback;
 pub mod incoming;
 pub mod outgoing;
+mod received;
 
 pub use incoming::{IncomingConfig, IncomingOutput, IncomingStream};
 pub use outgoing::{OutgoingConfig, OutgoingOutput, OutgoingStream};

@@ -30,6 +30,7 @@ use super::dialback::{
     DbBody, DbResult, DbVerify, DialbackCondition, DialbackDomain, DialbackElement, DialbackKey,
     DialbackSecret, StreamId,
 };
+use super::received::{receive, Received};
 use crate::ns;
 use crate::stream::header::{write_s2s_header, STREAM_CLOSE};
 use crate::stream::output::{OutputQueue, Writes};
@@ -66,6 +67,9 @@ pub enum OutgoingOutput {
         /// The verdict.
         valid: Option<bool>,
     },
+    /// XEP-0288: a stanza the peer sent back over this bidirectional
+    /// stream, from its domain to ours, in `jabber:client`, for routing.
+    Stanza(Element),
     /// Flush pending writes and close the transport.
     Close,
 }
@@ -105,6 +109,9 @@ pub struct OutgoingConfig {
     /// `db:verify` requests waiting for the stream to open; more are
     /// answered `None` at once.
     pub max_waiting_verifies: usize,
+    /// Ask for a bidirectional stream (XEP-0288) when the peer offers one:
+    /// its stanzas to us then come back over this connection.
+    pub bidi: bool,
 }
 
 impl Default for OutgoingConfig {
@@ -117,6 +124,7 @@ impl Default for OutgoingConfig {
             sasl_external: false,
             auth_timeout_ms: 60_000,
             max_waiting_verifies: 64,
+            bidi: false,
         }
     }
 }
@@ -171,6 +179,8 @@ pub struct OutgoingStream {
     secure: bool,
     /// SASL EXTERNAL succeeded: the restarted stream is ready at once.
     authenticated: bool,
+    /// We asked for a bidirectional stream (XEP-0288).
+    bidi: bool,
 }
 
 impl OutgoingStream {
@@ -195,6 +205,7 @@ impl OutgoingStream {
             auth_deadline,
             secure: false,
             authenticated: false,
+            bidi: false,
         };
         s.open();
         s
@@ -404,6 +415,11 @@ impl OutgoingStream {
             if self.authenticated {
                 return self.ready();
             }
+            // XEP-0288 §2.2: asked for before SASL or dialback.
+            if self.cfg.bidi && !self.bidi && el.child(ns::BIDI_FEATURE, "bidi").is_some() {
+                self.out.write(b"<bidi xmlns='urn:xmpp:bidi'/>");
+                self.bidi = true;
+            }
             let external = el
                 .child(ns::SASL, "mechanisms")
                 .is_some_and(|m| m.elements().any(|x| x.text().trim() == "EXTERNAL"));
@@ -447,8 +463,11 @@ impl OutgoingStream {
             }
             return;
         }
+        if el.ns == ns::SERVER && self.bidi && self.is_ready() {
+            return self.handle_stanza(el);
+        }
         if el.ns != ns::DIALBACK {
-            // Nothing else travels back on a stream we opened (no XEP-0288).
+            // Nothing else travels back on a stream we opened.
             return tracing::debug!(name = %el.name, "element on an outgoing s2s stream ignored");
         }
         match DialbackElement::parse(&el) {
@@ -456,6 +475,23 @@ impl OutgoingStream {
             Ok(DialbackElement::Verify(v)) => self.handle_verify_answer(v),
             Err(e) => tracing::debug!(error = %e, "unusable dialback element ignored"),
         }
+    }
+
+    /// XEP-0288: a stanza back from the peer. Only from its domain to ours
+    /// (the pair this stream proved, inverted): we connected to it by its
+    /// domain's DNS records, the same trust dialback gives.
+    fn handle_stanza(&mut self, el: Element) {
+        let (local, remote) = (self.local.as_str(), self.remote.as_str());
+        match receive(el, |from, to| from == remote && to == local) {
+            Received::Route(el) | Received::Answer(el) => self.out.push(OutgoingOutput::Stanza(el)),
+            Received::Drop => {}
+            Received::Fail(condition, why) => self.stream_error(condition, Some(why)),
+        }
+    }
+
+    /// Whether the stream is bidirectional (XEP-0288).
+    pub fn is_bidi(&self) -> bool {
+        self.bidi
     }
 
     /// Send our key for the peer's stream `id`, and the waiting requests.

@@ -279,6 +279,8 @@ struct Server {
     ready: bool,
     refused: bool,
     routed: Vec<Element>,
+    /// Pairs (local, remote) the accepted stream may carry back (XEP-0288).
+    bidi: Vec<(String, String)>,
 }
 
 /// `me`'s machines toward `peer`: its outgoing stream keys with `key_secret`,
@@ -291,7 +293,7 @@ fn server(
     verify_secret: &[u8],
     seed: u64,
 ) -> Server {
-    server_with(me, peer, key_secret, verify_secret, seed, false)
+    server_with(me, peer, key_secret, verify_secret, seed, false, false)
 }
 
 /// [`server`], using SASL EXTERNAL when `external` (both sides then
@@ -303,15 +305,18 @@ fn server_with(
     verify_secret: &[u8],
     seed: u64,
     external: bool,
+    bidi: bool,
 ) -> Server {
     let inc_cfg = Arc::new(IncomingConfig {
         domains: vec![me.into()],
         secret: DialbackSecret::new(verify_secret),
+        bidi,
         ..IncomingConfig::default()
     });
     let out_cfg = Arc::new(OutgoingConfig {
         secret: DialbackSecret::new(key_secret),
         sasl_external: external,
+        bidi,
         ..OutgoingConfig::default()
     });
     Server {
@@ -323,6 +328,7 @@ fn server_with(
         ready: false,
         refused: false,
         routed: Vec::new(),
+        bidi: Vec::new(),
     }
 }
 
@@ -351,6 +357,7 @@ fn pump(me: &mut Server, peer: &mut Server) -> bool {
             OutgoingOutput::StartTls => me.out.tls_established(),
             OutgoingOutput::Ready => me.ready = true,
             OutgoingOutput::Refused(_) => me.refused = true,
+            OutgoingOutput::Stanza(s) => me.routed.push(s),
             OutgoingOutput::Close => {}
         }
     }
@@ -375,6 +382,7 @@ fn pump(me: &mut Server, peer: &mut Server) -> bool {
                 me.out.verify(sender, target, stream_id, key)
             }
             IncomingOutput::Stanza(s) => me.routed.push(s),
+            IncomingOutput::Bidi { local, remote } => me.bidi.push((local, remote)),
             IncomingOutput::Close => {}
         }
     }
@@ -619,8 +627,8 @@ fn a_refused_external_falls_back_to_dialback() {
 /// dialback round trip is made, and messages flow.
 #[test]
 fn two_servers_with_certificates_use_sasl_external() {
-    let mut a = server_with(US, PEER, b"secret of a", b"secret of a", 1, true);
-    let mut b = server_with(PEER, US, b"secret of b", b"secret of b", 2, true);
+    let mut a = server_with(US, PEER, b"secret of a", b"secret of a", 1, true, false);
+    let mut b = server_with(PEER, US, b"secret of b", b"secret of b", 2, true, false);
     settle(&mut a, &mut b);
     assert!(a.ready && b.ready);
     assert_eq!((a.verifies, b.verifies), (0, 0), "no dialback");
@@ -632,4 +640,54 @@ fn two_servers_with_certificates_use_sasl_external() {
         b.routed,
         vec![chat("juliet@a.example/r", "romeo@b.example")]
     );
+}
+
+/// XEP-0288 with dialback: the stream a opened carries b's stanzas back
+/// once a's domain is verified on it; b's answer needs no connection of
+/// its own, and b may not send for a pair that was not verified.
+#[test]
+fn a_bidirectional_stream_carries_stanzas_back() {
+    let mut a = server_with(US, PEER, b"secret of a", b"secret of a", 1, false, true);
+    let mut b = server_with(PEER, US, b"secret of b", b"secret of b", 2, false, true);
+    settle(&mut a, &mut b);
+    assert!(a.out.is_bidi() && b.inc.is_bidi());
+    assert_eq!(b.bidi, vec![(PEER.to_owned(), US.to_owned())]);
+    let back = chat("romeo@b.example/p", "juliet@a.example");
+    assert!(b.inc.send_stanza(&back), "the inverse of the verified pair");
+    assert!(
+        !b.inc
+            .send_stanza(&chat("romeo@conference.b.example", "juliet@a.example")),
+        "a pair nobody verified"
+    );
+    settle(&mut a, &mut b);
+    assert_eq!(a.routed, vec![back]);
+}
+
+/// Over a bidirectional stream, the peer may send only from its domain to
+/// ours: anything else ends the stream with invalid-from.
+#[test]
+fn a_bidirectional_stream_refuses_foreign_senders() {
+    let mut a = server_with(US, PEER, b"secret of a", b"secret of a", 1, false, true);
+    let mut b = server_with(PEER, US, b"secret of b", b"secret of b", 2, false, true);
+    settle(&mut a, &mut b);
+    a.out.handle_input(
+        2,
+        b"<message from='mallory@evil.example' to='juliet@a.example'><body>x</body></message>",
+    );
+    let (written, _) = drain(&mut a.out);
+    assert!(written.contains("<invalid-from"), "{written}");
+    assert!(a.out.is_closed());
+    assert!(a.routed.is_empty());
+}
+
+/// Without bidi on both sides, nothing goes back over an opened stream.
+#[test]
+fn no_bidi_unless_both_sides_want_it() {
+    let mut a = server_with(US, PEER, b"secret of a", b"secret of a", 1, false, true);
+    let mut b = server_with(PEER, US, b"secret of b", b"secret of b", 2, false, false);
+    settle(&mut a, &mut b);
+    assert!(a.ready && !a.out.is_bidi() && !b.inc.is_bidi());
+    assert!(!b
+        .inc
+        .send_stanza(&chat("romeo@b.example/p", "juliet@a.example")));
 }

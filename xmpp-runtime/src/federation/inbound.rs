@@ -10,22 +10,25 @@
 //! prove itself with a certificate (`s2s_secure_auth`) and did not, is
 //! refused before any verification costs a connection.
 
-use super::Federation;
+use super::{Federation, Pair};
 use crate::accept::Admission;
 use crate::clock::{entropy, now_ms, Alarm};
-use crate::s2s::link_queue::{VerifyRequest, VerifyVerdict};
+use crate::s2s::link_queue::{LinkQueue, VerifyRequest, VerifyVerdict};
 use crate::tls::s2s::JudgedPeer;
 use crate::transport::Transport;
+use event_listener::EventListener;
 use futures_rustls::TlsAcceptor;
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::Async;
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 use xmpp_core::s2s::dialback::DialbackCondition;
 use xmpp_core::s2s::incoming::PeerCertificate;
 use xmpp_core::s2s::{IncomingOutput, IncomingStream};
+use xmpp_core::Element;
 
 /// Accept s2s connections until the listener fails.
 pub(crate) async fn accept_loop(
@@ -56,6 +59,8 @@ pub(crate) async fn accept_loop(
 enum Wake {
     Read(std::io::Result<usize>),
     Verdict(Option<VerifyVerdict>),
+    /// Stanzas queued for a pair this stream carries back (XEP-0288).
+    Queued,
     Timer,
     Idle,
 }
@@ -84,6 +89,9 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
     tracing::debug!(%peer, direct_tls, "s2s connection");
     let mut alarm = Alarm::default();
     let mut last_activity = Instant::now();
+    // XEP-0288: pairs this stream carries back, with their queues.
+    let mut adopted: Vec<(Pair, Arc<LinkQueue>)> = Vec::new();
+    let mut unsent: Vec<Element> = Vec::new();
     'conn: loop {
         while let Some(out) = stream.poll_output() {
             match out {
@@ -132,6 +140,13 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
                     last_activity = Instant::now();
                     router.route_from_peer(el).await;
                 }
+                IncomingOutput::Bidi { local, remote } => {
+                    let pair = (local, remote);
+                    if let Some(queue) = fed.adopt_bidi(&pair) {
+                        tracing::info!(%peer, local = %pair.0, remote = %pair.1, "s2s: bidirectional stream carries stanzas back");
+                        adopted.push((pair, queue));
+                    }
+                }
                 IncomingOutput::Close => {
                     let _ = transport.flush().await;
                     let _ = transport.close().await;
@@ -141,6 +156,20 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
         }
         if transport.flush().await.is_err() || stream.is_closed() {
             break;
+        }
+        let listeners: Vec<EventListener> = adopted.iter().map(|(_, q)| q.listen()).collect();
+        let mut sent = false;
+        for (_, queue) in &adopted {
+            for stanza in queue.take(true).1 {
+                sent = true;
+                if !stream.send_stanza(&stanza) {
+                    unsent.push(stanza);
+                }
+            }
+        }
+        if sent {
+            last_activity = Instant::now();
+            continue;
         }
         alarm.want(stream.poll_timeout());
         let idle_at = last_activity + fed.cfg.idle_timeout;
@@ -152,6 +181,10 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
             )
         };
         let verdict = async { Wake::Verdict(verdict_rx.recv().await.ok()) };
+        let queued = async {
+            any_of(listeners).await;
+            Wake::Queued
+        };
         let tick = async {
             alarm.ring().await;
             Wake::Timer
@@ -160,9 +193,9 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
             smol::Timer::at(idle_at).await;
             Wake::Idle
         };
-        match read.or(verdict).or(tick).or(idle).await {
+        match read.or(verdict).or(queued).or(tick).or(idle).await {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
-            Wake::Read(Ok(_)) | Wake::Verdict(None) => {}
+            Wake::Read(Ok(_)) | Wake::Verdict(None) | Wake::Queued => {}
             Wake::Verdict(Some(v)) => match v.valid {
                 Some(valid) => {
                     if valid {
@@ -184,6 +217,26 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
         }
     }
     tracing::debug!(%peer, "s2s connection closed");
+    // What waited for this stream goes on outgoing links instead.
+    for (pair, queue) in &adopted {
+        unsent.extend(fed.bidi_ended(pair, queue));
+    }
+    for stanza in unsent {
+        fed.send(stanza);
+    }
+}
+
+/// Wakes when any of `listeners` fires (never, with none).
+async fn any_of(mut listeners: Vec<EventListener>) {
+    std::future::poll_fn(|cx| {
+        for l in &mut listeners {
+            if std::pin::Pin::new(l).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The TLS handshake as the server; the peer's certificate, if it sent

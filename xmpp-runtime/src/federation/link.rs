@@ -196,6 +196,15 @@ impl Link {
                             request.answer(valid);
                         }
                     }
+                    // XEP-0288: the peer's stanzas back over our stream.
+                    // Waits while the partition is behind, reading nothing
+                    // more meanwhile: TCP pushes back on the peer.
+                    OutgoingOutput::Stanza(el) => {
+                        last_activity = Instant::now();
+                        if let Some(router) = self.fed.router() {
+                            router.route_from_peer(el).await;
+                        }
+                    }
                     OutgoingOutput::Close => {
                         let _ = transport.flush().await;
                         let _ = transport.close().await;

@@ -47,6 +47,10 @@ pub(crate) struct Federation {
     router: Weak<Router>,
     pub(crate) executor: Arc<smol::Executor<'static>>,
     links: Mutex<HashMap<Pair, Arc<LinkQueue>>>,
+    /// Incoming streams the peer made bidirectional (XEP-0288), by the
+    /// pair they may carry back: stanzas for a pair without an outgoing
+    /// link go there instead of opening one. Locked after `links`.
+    bidi: Mutex<HashMap<Pair, Arc<LinkQueue>>>,
     hosted: HashSet<String>,
     /// Incoming s2s connections per peer address.
     incoming_by_addr: Mutex<HashMap<IpAddr, usize>>,
@@ -112,6 +116,7 @@ impl Federation {
             router: Arc::downgrade(router),
             executor,
             links: Mutex::new(HashMap::new()),
+            bidi: Mutex::new(HashMap::new()),
             hosted: hosted.into_iter().collect(),
             incoming_by_addr: Mutex::new(HashMap::new()),
         })
@@ -151,6 +156,10 @@ impl Federation {
         if !self.cfg.allows(&remote) {
             return self.bounce(&stanza, StanzaError::NotAllowed);
         }
+        let stanza = match self.offer_bidi(&local, &remote, stanza) {
+            Ok(()) => return,
+            Err(stanza) => stanza,
+        };
         if let Err(stanza) = self.with_link(&local, &remote, stanza, LinkQueue::offer) {
             self.bounce(&stanza, StanzaError::ResourceConstraint);
         }
@@ -198,6 +207,40 @@ impl Federation {
         Ok(())
     }
 
+    /// Queue a stanza on an incoming bidirectional stream for the pair,
+    /// if there is one: preferred to an outgoing link, which then idles
+    /// out (with dialback, one was opened only to verify the peer's key).
+    fn offer_bidi(&self, local: &str, remote: &str, stanza: Element) -> Result<(), Element> {
+        let key = (local.to_owned(), remote.to_owned());
+        let bidi = self.bidi.lock().unwrap_or_else(|e| e.into_inner());
+        match bidi.get(&key) {
+            Some(queue) => queue.offer(stanza),
+            None => Err(stanza),
+        }
+    }
+
+    /// An incoming stream may carry stanzas for `pair` back (XEP-0288): its
+    /// queue, unless another stream does already.
+    pub(crate) fn adopt_bidi(&self, pair: &Pair) -> Option<Arc<LinkQueue>> {
+        let mut bidi = self.bidi.lock().unwrap_or_else(|e| e.into_inner());
+        if bidi.contains_key(pair) {
+            return None;
+        }
+        let queue = Arc::new(LinkQueue::new(self.cfg.queue_bytes, 0));
+        bidi.insert(pair.clone(), queue.clone());
+        Some(queue)
+    }
+
+    /// An incoming bidirectional stream ended: what waited for it comes
+    /// back, to go on an outgoing link.
+    pub(crate) fn bidi_ended(&self, pair: &Pair, queue: &Arc<LinkQueue>) -> Vec<Element> {
+        let mut bidi = self.bidi.lock().unwrap_or_else(|e| e.into_inner());
+        if bidi.get(pair).is_some_and(|q| Arc::ptr_eq(q, queue)) {
+            bidi.remove(pair);
+        }
+        queue.close_and_take().1
+    }
+
     /// A link ended: it leaves the map, and what waited for it comes back
     /// (nothing more can be offered to it).
     pub(crate) fn link_ended(
@@ -210,6 +253,21 @@ impl Federation {
             links.remove(pair);
         }
         queue.close_and_take()
+    }
+
+    /// The domain pairs served now, sorted.
+    pub(crate) fn status(&self) -> S2sStatus {
+        let mut outgoing: Vec<Pair> = self.links().keys().cloned().collect();
+        let mut bidi: Vec<Pair> = self
+            .bidi
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        outgoing.sort();
+        bidi.sort();
+        S2sStatus { outgoing, bidi }
     }
 
     /// Answer a stanza that cannot go with an error from us.
@@ -247,6 +305,16 @@ impl RemoteRoute for Arc<Federation> {
     fn send(&self, stanza: Element) {
         Federation::send(self, stanza);
     }
+}
+
+/// What federation serves now ([`crate::RunningServer::s2s_status`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S2sStatus {
+    /// Outgoing links, as (our domain, remote domain).
+    pub outgoing: Vec<(String, String)>,
+    /// Incoming streams that carry our stanzas back (XEP-0288), as (our
+    /// domain, remote domain).
+    pub bidi: Vec<(String, String)>,
 }
 
 /// One counted incoming connection ([`Federation::incoming_slot`]).
