@@ -277,6 +277,11 @@ fn federation(
             auth_timeout_ms,
             verify_timeout_ms: auth_timeout_ms,
             bidi,
+            // Each verification costs an outgoing connection: a peer has a
+            // few domains at most (its own, its services'), and with
+            // transport.s2s_max_incoming_per_address this bounds what one
+            // address can make us dial.
+            max_pending: 4,
             ..IncomingConfig::default()
         },
         outgoing: OutgoingConfig {

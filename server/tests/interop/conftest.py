@@ -103,6 +103,12 @@ def pytest_runtest_makereport(item, call):
 # --------------------------------------------------------------------------
 
 
+def rss_kib(server) -> int:
+    """The server process's resident memory now (VmRSS), in KiB."""
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct free loopback ports (all bound at once, then released)."""
     socks = []

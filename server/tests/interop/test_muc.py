@@ -29,7 +29,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from conftest import WAIT, VireoServer
+from conftest import WAIT, VireoServer, rss_kib
 
 MUC = "http://jabber.org/protocol/muc"
 MUC_USER = MUC + "#user"
@@ -261,11 +261,6 @@ async def until(pred, what: str, timeout: float = WAIT):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def rss_kib(srv) -> int:
-    status = Path(f"/proc/{srv.proc.pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
 
 
 # --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from slixmpp.stanza import Error
 # error with that condition is not parsed and its iq times out.
 Error.conditions = Error.conditions | {"policy-violation"}
 
-from conftest import WAIT
+from conftest import WAIT, rss_kib
 from test_pep import items, notification, pep_client, publish
 from test_pep import subscribe as presence_subscribe
 
@@ -347,11 +347,6 @@ async def test_recreated_account_has_no_nodes(own_server, xmpp):
     assert iq["error"]["condition"] == "item-not-found", str(iq)
     got = await carol.xmpp.plugin["xep_0030"].get_items(a.jid, timeout=WAIT)
     assert not list(got["disco_items"]["items"]), str(got)
-
-
-def rss_kib(srv) -> int:
-    status = Path(f"/proc/{srv.proc.pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
 
 
 @pytest.mark.asyncio

@@ -29,7 +29,7 @@ from slixmpp.xmlstream import register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from conftest import DOMAIN, QUIET, WAIT
+from conftest import DOMAIN, QUIET, WAIT, rss_kib
 
 pytestmark = pytest.mark.asyncio
 
@@ -91,11 +91,6 @@ async def refused(coro):
     with pytest.raises(IqError) as err:
         await coro
     return err.value.iq
-
-
-def rss_kib(srv) -> int:
-    status = Path(f"/proc/{srv.proc.pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
 
 
 async def test_node_lifecycle_survives_a_restart(own_server, xmpp):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, WAIT, QUIET
+from conftest import DOMAIN, WAIT, QUIET, rss_kib
 from smclient import SmClient, chat, local
 
 pytestmark = pytest.mark.asyncio
@@ -46,11 +46,6 @@ async def wait_stored(srv, n: int, timeout: float = 60.0) -> None:
     while stored_offline(srv) < n:
         assert loop.time() < deadline, f"only {stored_offline(srv)} of {n} stored offline"
         await asyncio.sleep(0.1)
-
-
-def rss_kib(srv) -> int:
-    status = Path(f"/proc/{srv.proc.pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
 
 
 async def slow_session_ended(srv, timeout: float = 30.0) -> None:

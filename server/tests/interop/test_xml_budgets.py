@@ -15,19 +15,11 @@ import time
 
 import pytest
 
-from conftest import RawConn
+from conftest import RawConn, rss_kib
 
 # What one hostile stanza may grow the server by. The finding was
 # 1.75 GiB for one stanza; a legitimate 256 KiB stanza costs a few MiB.
 MAX_GROWTH_KIB = 16 * 1024
-
-
-def rss_kib(server) -> int:
-    with open(f"/proc/{server.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS line")
 
 
 def _assert_policy_violation(res, mentions: str) -> None:
