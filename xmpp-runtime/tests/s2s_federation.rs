@@ -249,3 +249,53 @@ fn an_unreachable_domain_bounces_remote_server_not_found() {
         }
     });
 }
+
+/// A user writing to many domains that never answer: 16 links at a time
+/// are set up for them, stanzas needing more bounce at once with
+/// resource-constraint, the rest bounce with remote-server-timeout when
+/// the peer stays silent; every stanza gets its answer.
+#[test]
+fn one_sender_sets_up_a_bounded_number_of_links() {
+    // Accepts connections (the kernel does) and never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("dir");
+    let domains: Vec<String> = (0..40).map(|i| format!("d{i}.localhost")).collect();
+    let routes: Vec<(&str, u16)> = domains.iter().map(|d| (d.as_str(), silent_port)).collect();
+    let a = server(
+        "a.localhost",
+        &["alice"],
+        free_port(),
+        &routes,
+        dir.path(),
+        |s| s.outgoing.auth_timeout_ms = 1500,
+    );
+    smol::block_on(async {
+        let mut alice = login(a.c2s_addr, "alice@a.localhost").await;
+        for d in &domains {
+            alice.queue_raw(&message(&format!("x@{d}"), "hi"));
+        }
+        alice.flush().await.expect("send");
+        let mut conditions = std::collections::BTreeMap::<String, usize>::new();
+        for _ in &domains {
+            let got = next(&mut alice, "message").await;
+            assert_eq!(got.attr("type"), Some("error"), "{got:?}");
+            *conditions
+                .entry(error_condition(&got).unwrap_or_default())
+                .or_default() += 1;
+        }
+        assert_eq!(
+            conditions.get("resource-constraint"),
+            Some(&24),
+            "{conditions:?}"
+        );
+        assert_eq!(
+            conditions.get("remote-server-timeout"),
+            Some(&16),
+            "{conditions:?}"
+        );
+    });
+    // Every link is gone: the sender may set up new ones.
+    assert!(a.s2s_status().outgoing.is_empty());
+    drop(silent);
+}

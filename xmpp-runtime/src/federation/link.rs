@@ -9,7 +9,7 @@
 //! in time). A link that carried nothing for the idle timeout closes;
 //! whatever is queued in the meantime goes out on a new one.
 
-use super::{Federation, Pair};
+use super::{Federation, Pair, Setup};
 use crate::clock::{now_ms, Alarm};
 use crate::s2s::connect::{connect, ConnectError};
 use crate::s2s::link_queue::{LinkQueue, VerifyRequest};
@@ -46,8 +46,14 @@ enum Wake {
 }
 
 /// Run the link for `pair` until it ends, then hand back what waits.
-pub(crate) async fn run(fed: Arc<Federation>, pair: Pair, queue: Arc<LinkQueue>) {
+pub(crate) async fn run(
+    fed: Arc<Federation>,
+    pair: Pair,
+    queue: Arc<LinkQueue>,
+    setup: Option<Setup>,
+) {
     let mut link = Link {
+        setup,
         fed: fed.clone(),
         local: pair.0.clone(),
         remote: pair.1.clone(),
@@ -80,6 +86,8 @@ pub(crate) async fn run(fed: Arc<Federation>, pair: Pair, queue: Arc<LinkQueue>)
 }
 
 struct Link {
+    /// Counted against the sender that opened the link until it is ready.
+    setup: Option<Setup>,
     fed: Arc<Federation>,
     local: String,
     remote: String,
@@ -175,6 +183,7 @@ impl Link {
                     }
                     OutgoingOutput::Ready => {
                         self.ready = true;
+                        self.setup = None;
                         tracing::info!(%local, %remote, secure = stream.is_secure(), "s2s link ready");
                     }
                     OutgoingOutput::Refused(condition) => {

@@ -28,6 +28,12 @@ use xmpp_core::Element;
 /// Verification requests waiting per link before it is up.
 const MAX_WAITING_VERIFIES: usize = 64;
 
+/// Links one account's stanzas may be setting up at once (resolving,
+/// connecting, authenticating): a user writing to thousands of made-up
+/// domains costs that many lookups at a time, and cannot take all of
+/// `s2s_max_outgoing` from everyone else.
+const MAX_SETUPS_PER_SENDER: usize = 16;
+
 /// (our domain, the remote domain).
 pub(crate) type Pair = (String, String);
 
@@ -52,6 +58,8 @@ pub(crate) struct Federation {
     /// link go there instead of opening one. Locked after `links`.
     bidi: Mutex<HashMap<Pair, Arc<LinkQueue>>>,
     hosted: HashSet<String>,
+    /// Links being set up, by the bare JID whose stanza opened them.
+    setting_up: Mutex<HashMap<String, usize>>,
     /// Incoming s2s connections per peer address.
     incoming_by_addr: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -118,6 +126,7 @@ impl Federation {
             links: Mutex::new(HashMap::new()),
             bidi: Mutex::new(HashMap::new()),
             hosted: hosted.into_iter().collect(),
+            setting_up: Mutex::new(HashMap::new()),
             incoming_by_addr: Mutex::new(HashMap::new()),
         })
     }
@@ -160,7 +169,10 @@ impl Federation {
             Ok(()) => return,
             Err(stanza) => stanza,
         };
-        if let Err(stanza) = self.with_link(&local, &remote, stanza, LinkQueue::offer) {
+        let sender = bare(stanza.attr("from"));
+        if let Err(stanza) =
+            self.with_link(&local, &remote, sender.as_deref(), stanza, LinkQueue::offer)
+        {
             self.bounce(&stanza, StanzaError::ResourceConstraint);
         }
     }
@@ -170,7 +182,9 @@ impl Federation {
     pub(crate) fn verify(self: &Arc<Self>, request: VerifyRequest) {
         let local = request.target.as_str().to_owned();
         let remote = request.sender.as_str().to_owned();
-        if let Err(request) = self.with_link(&local, &remote, request, LinkQueue::offer_verify) {
+        if let Err(request) =
+            self.with_link(&local, &remote, None, request, LinkQueue::offer_verify)
+        {
             request.answer(None);
         }
     }
@@ -178,12 +192,14 @@ impl Federation {
     /// Offer `item` to the queue of the link (`local`, `remote`), creating
     /// the link if there is none; the item comes back when the queue is
     /// full or there are too many links. Runs under the map's lock, so a
-    /// link that ends (`link_ended`) sees every item offered to it.
+    /// link that ends (`link_ended`) sees every item offered to it. A new
+    /// link counts against `sender`'s links being set up.
     #[allow(clippy::result_large_err)] // the item, handed back
     fn with_link<T>(
         self: &Arc<Self>,
         local: &str,
         remote: &str,
+        sender: Option<&str>,
         item: T,
         offer: impl FnOnce(&LinkQueue, T) -> Result<(), T>,
     ) -> Result<(), T> {
@@ -199,10 +215,23 @@ impl Federation {
             return Err(item);
         }
         let queue = Arc::new(LinkQueue::new(self.cfg.queue_bytes, MAX_WAITING_VERIFIES));
+        if let Some(sender) = sender {
+            let mut setting_up = self.setting_up.lock().unwrap_or_else(|e| e.into_inner());
+            let n = setting_up.entry(sender.to_owned()).or_insert(0);
+            if *n >= MAX_SETUPS_PER_SENDER {
+                tracing::warn!(%sender, %remote, "s2s: too many links being set up for one sender; refusing");
+                return Err(item);
+            }
+            *n += 1;
+        }
         offer(&queue, item)?;
         links.insert(key.clone(), queue.clone());
+        let setup = sender.map(|s| Setup {
+            fed: self.clone(),
+            sender: s.to_owned(),
+        });
         self.executor
-            .spawn(link::run(self.clone(), key, queue))
+            .spawn(link::run(self.clone(), key, queue, setup))
             .detach();
         Ok(())
     }
@@ -317,6 +346,29 @@ pub struct S2sStatus {
     pub bidi: Vec<(String, String)>,
 }
 
+/// A link being set up, counted against the sender whose stanza opened
+/// it until it is ready or gone (dropped).
+pub(crate) struct Setup {
+    fed: Arc<Federation>,
+    sender: String,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let mut setting_up = self
+            .fed
+            .setting_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = setting_up.get_mut(&self.sender) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                setting_up.remove(&self.sender);
+            }
+        }
+    }
+}
+
 /// One counted incoming connection ([`Federation::incoming_slot`]).
 pub(crate) struct IncomingSlot {
     fed: Arc<Federation>,
@@ -337,6 +389,11 @@ impl Drop for IncomingSlot {
             }
         }
     }
+}
+
+/// The bare JID of a JID attribute.
+fn bare(jid: Option<&str>) -> Option<String> {
+    Jid::parse(jid?).ok().map(|j| j.bare_str())
 }
 
 /// The domain of a JID attribute.
