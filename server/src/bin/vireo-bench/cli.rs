@@ -172,6 +172,16 @@ pub struct MessagesCmd {
     /// every N messages, measuring how long each takes (default 0: off)
     #[argh(option, default = "0")]
     pub ack_every: usize,
+    /// federation: the receivers log in to this c2s port of another server
+    /// (same host) serving --to-domain, and messages cross s2s
+    #[argh(option)]
+    pub to_port: Option<u16>,
+    /// federation: the receivers' domain (with --to-port)
+    #[argh(option)]
+    pub to_domain: Option<String>,
+    /// federation: the receiving server's pid, for its CPU per message
+    #[argh(option)]
+    pub to_server_pid: Option<u32>,
 }
 
 /// U users with R-contact rosters (mutual subscriptions, set up first and

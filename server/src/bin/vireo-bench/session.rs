@@ -41,6 +41,23 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The same accounts on another server: `port` on the same host,
+    /// serving `domain` (a federation run's receiving side).
+    pub fn elsewhere(&self, port: u16, domain: &str, server_pid: Option<u32>) -> Ctx {
+        Ctx {
+            ex: self.ex.clone(),
+            addr: SocketAddr::new(self.addr.ip(), port),
+            domain: domain.to_owned(),
+            tls: self.tls,
+            prefix: self.prefix.clone(),
+            password: self.password.clone(),
+            mechanism: self.mechanism,
+            server_pid,
+            timeout: self.timeout,
+            setup_concurrency: self.setup_concurrency,
+        }
+    }
+
     /// The localpart of account `i`.
     pub fn user(&self, i: usize) -> String {
         format!("{}{i}", self.prefix)

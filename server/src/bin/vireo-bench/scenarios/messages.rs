@@ -89,9 +89,18 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MessagesCmd, r: &mut Report) -> Result<()
         }
     })
     .await?;
-    let c = ctx.clone();
+    // Federation: receivers (odd accounts) on the other server.
+    let rctx = match (cmd.to_port, &cmd.to_domain) {
+        (Some(port), Some(domain)) => {
+            r.str("to_domain", domain.clone());
+            Arc::new(ctx.elsewhere(port, domain, cmd.to_server_pid))
+        }
+        (None, None) => ctx.clone(),
+        _ => return Err("--to-port and --to-domain go together".into()),
+    };
+    let (c, rc) = (ctx.clone(), rctx.clone());
     let mut clients = map_limited(&ctx.ex, 2 * pairs, ctx.setup_concurrency, move |i| {
-        let c = c.clone();
+        let c = if i % 2 == 0 { c.clone() } else { rc.clone() };
         async move { c.login_present(i).await }
     })
     .await?
@@ -103,6 +112,7 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MessagesCmd, r: &mut Report) -> Result<()
     let body = "x".repeat(cmd.body_bytes);
     let t0 = Instant::now();
     let mut samples = vec![ctx.sample(0)];
+    let mut rsamples = vec![rctx.sample(0)];
     let mut tasks = Vec::with_capacity(2 * pairs);
     for p in 0..pairs {
         let (Some(sender), Some(receiver)) = (clients.next(), clients.next()) else {
@@ -120,7 +130,7 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MessagesCmd, r: &mut Report) -> Result<()
                 ack_every: cmd.ack_every,
             })
         };
-        let to = ctx.bare(2 * p + 1);
+        let to = rctx.bare(2 * p + 1);
         let from = ctx.bare(2 * p);
         let body = body.clone();
         tasks.push(ctx.ex.spawn(receive(pair(), receiver, from, tx)));
@@ -134,6 +144,9 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MessagesCmd, r: &mut Report) -> Result<()
         smol::Timer::after(SAMPLE_EVERY).await;
         let delivered = shared.delivered.load(Ordering::Acquire);
         samples.push(ctx.sample(delivered));
+        if cmd.to_server_pid.is_some() {
+            rsamples.push(rctx.sample(delivered));
+        }
         if let Some(why) = shared.failure.lock().ok().and_then(|f| f.clone()) {
             break Err(why);
         }
@@ -196,6 +209,12 @@ pub async fn run(ctx: &Arc<Ctx>, cmd: &MessagesCmd, r: &mut Report) -> Result<()
             steady.and_then(|w| w.cpu_per_unit()),
         )
         .opt_num("server_cpu_cores", steady.and_then(|w| w.cpu_cores()))
+        .opt_num(
+            "to_server_cpu_us_per_msg",
+            cmd.to_server_pid
+                .and_then(|_| steady_window(&rsamples, total))
+                .and_then(|w| w.cpu_per_unit()),
+        )
         .opt_num("steady_s", steady.map(|w| w.secs))
         .num("msgs_per_s_total", whole.rate())
         .opt_num("server_cpu_us_per_msg_total", whole.cpu_per_unit())
