@@ -497,6 +497,17 @@ impl IncomingStream {
     }
 
     fn handle_element(&mut self, now: Millis, el: Element) {
+        if el.is(ns::STREAM, "error") {
+            // The peer ends the stream: say why in our log, answer nothing.
+            let text = el.child(ns::STREAM_ERRORS, "text").map(|t| t.text());
+            tracing::warn!(
+                peer = self.header_from.as_deref(),
+                condition = %StreamErrorCondition::from_element(&el),
+                text,
+                "the s2s peer sent a stream error"
+            );
+            return self.close(None);
+        }
         let Phase::Open { stream_id } = &self.phase else {
             return self.stream_error(StreamErrorCondition::BadFormat, Some("expected a header"));
         };
@@ -806,7 +817,7 @@ impl IncomingStream {
         if self.is_closed() {
             return;
         }
-        tracing::info!(condition = %cond, text, "s2s stream error");
+        tracing::info!(peer = self.header_from.as_deref(), condition = %cond, text, "s2s stream error");
         self.ensure_header(None, None);
         self.out.write_element(&cond.to_element(text), ns::SERVER);
         self.out.write(STREAM_CLOSE);

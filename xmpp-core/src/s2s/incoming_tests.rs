@@ -556,3 +556,18 @@ fn without_a_certificate_external_is_not_offered() {
     assert!(written.contains("<invalid-mechanism/>"), "{written}");
     assert!(!s.is_verified(PEER, US));
 }
+
+/// A stream error from the peer ends the stream: we close ours without
+/// answering with an error of our own.
+#[test]
+fn a_stream_error_from_the_peer_closes_without_an_answer() {
+    let (mut s, _) = opened();
+    s.handle_input(
+        1,
+        b"<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    );
+    let (written, other) = drain(&mut s);
+    assert_eq!(written, "</stream:stream>");
+    assert_eq!(other, vec![IncomingOutput::Close]);
+    assert!(s.is_closed());
+}

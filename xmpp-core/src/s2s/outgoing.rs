@@ -390,6 +390,18 @@ impl OutgoingStream {
     }
 
     fn handle_element(&mut self, el: Element) {
+        if el.is(ns::STREAM, "error") {
+            // The peer ends the stream: say why in our log, answer nothing.
+            let text = el.child(ns::STREAM_ERRORS, "text").map(|t| t.text());
+            tracing::warn!(
+                remote = self.remote.as_str(),
+                condition = %StreamErrorCondition::from_element(&el),
+                text,
+                "the s2s peer sent a stream error"
+            );
+            self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
+            return self.close();
+        }
         if let Phase::Features { id } = &self.phase {
             let id = id.clone();
             if !el.is(ns::STREAM, "features") {

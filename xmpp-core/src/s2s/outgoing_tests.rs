@@ -691,3 +691,24 @@ fn no_bidi_unless_both_sides_want_it() {
         .inc
         .send_stanza(&chat("romeo@b.example/p", "juliet@a.example")));
 }
+
+/// A stream error from the peer refuses the pair (the queued stanzas
+/// bounce) and closes our stream without an error of our own.
+#[test]
+fn a_stream_error_from_the_peer_refuses_and_closes() {
+    let mut s = keyed();
+    s.handle_input(
+        2,
+        b"<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    );
+    let (written, other) = drain(&mut s);
+    assert_eq!(written, "</stream:stream>");
+    assert_eq!(
+        other,
+        vec![
+            OutgoingOutput::Refused(Some(DialbackCondition::RemoteConnectionFailed)),
+            OutgoingOutput::Close
+        ]
+    );
+    assert!(s.is_closed());
+}

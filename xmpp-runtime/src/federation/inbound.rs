@@ -25,6 +25,7 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 use xmpp_core::s2s::dialback::DialbackCondition;
 use xmpp_core::s2s::incoming::PeerCertificate;
 use xmpp_core::s2s::{IncomingOutput, IncomingStream};
@@ -50,7 +51,11 @@ pub(crate) async fn accept_loop(
                 );
                 return;
             };
-            run(tcp, peer, direct_tls, fed).await
+            // Every log line of the connection (the machine's too) names
+            // the peer's address.
+            run(tcp, peer, direct_tls, fed)
+                .instrument(tracing::info_span!("s2s_in", %peer))
+                .await
         }
     })
     .await

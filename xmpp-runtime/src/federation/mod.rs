@@ -20,6 +20,7 @@ use crate::tls::s2s::S2sTls;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use tracing::Instrument;
 use xmpp_core::jid::Jid;
 use xmpp_core::s2s::{IncomingConfig, OutgoingConfig};
 use xmpp_core::stanza::{error_reply, is_error_or_result, StanzaError};
@@ -230,8 +231,10 @@ impl Federation {
             fed: self.clone(),
             sender: s.to_owned(),
         });
+        // Every log line of the link (the machine's too) names the pair.
+        let span = tracing::info_span!("s2s_out", %local, %remote);
         self.executor
-            .spawn(link::run(self.clone(), key, queue, setup))
+            .spawn(link::run(self.clone(), key, queue, setup).instrument(span))
             .detach();
         Ok(())
     }
