@@ -297,6 +297,18 @@ fn fixed_changes(started: &RuntimeConfig, new: &RuntimeConfig) -> Vec<Change> {
             show(&new.components),
         ));
     }
+    let s2s = |c: &RuntimeConfig| c.s2s.as_ref().map(|s| s.summary());
+    if s2s(new) != s2s(started) {
+        let show = |c: &RuntimeConfig| match &c.s2s {
+            Some(s) => format!("on, port {}", s.port),
+            None => "off".to_owned(),
+        };
+        restart(Change::new(
+            "federation (s2s) settings",
+            show(started),
+            show(new),
+        ));
+    }
     if new.admin_socket != started.admin_socket {
         let show = |p: &Option<std::path::PathBuf>| {
             p.as_ref()
@@ -678,5 +690,30 @@ mod tests {
             "reloaded: max_connections (10 -> 20), certificate (sha256 00…); \
              needs restart: c2s_port (5222 -> 5300)"
         );
+    }
+
+    /// Federation's listeners and links are set up at start: switching it
+    /// on or changing any of its settings needs a restart, and says so.
+    #[test]
+    fn federation_changes_need_a_restart() {
+        let started = RuntimeConfig::default();
+        let on = RuntimeConfig {
+            s2s: Some(crate::s2s::S2sConfig::default()),
+            ..RuntimeConfig::default()
+        };
+        let names = |c: Vec<Change>| c.iter().map(|c| c.setting).collect::<Vec<_>>();
+        assert_eq!(
+            names(fixed_changes(&started, &on)),
+            vec!["federation (s2s) settings"]
+        );
+        let mut stricter = on.clone();
+        if let Some(s) = stricter.s2s.as_mut() {
+            s.secure_auth = true;
+        }
+        assert_eq!(
+            names(fixed_changes(&on, &stricter)),
+            vec!["federation (s2s) settings"]
+        );
+        assert!(fixed_changes(&on, &on.clone()).is_empty());
     }
 }

@@ -100,6 +100,45 @@ impl S2sConfig {
     }
 }
 
+impl S2sConfig {
+    /// Every setting, as text, for telling whether a reload changed any
+    /// (the roots by their count, the secret not at all).
+    pub fn summary(&self) -> String {
+        let (i, o) = (&self.incoming, &self.outgoing);
+        format!(
+            "ports {} {:?}; incoming tls {} bidi {} auth {} ms pending {} pairs {} limits {:?}; \
+             outgoing tls {} bidi {} auth {} ms; routes {:?}; nameservers {:?}; dns {:?}; \
+             roots {}; connect {:?} idle {:?}; queue {} links {} per address {}; \
+             secure {} {:?} insecure {:?}; blocked {:?} allowed {:?}",
+            self.port,
+            self.tls_port,
+            i.require_tls,
+            i.bidi,
+            i.auth_timeout_ms,
+            i.max_pending,
+            i.max_pairs,
+            i.limits,
+            o.require_tls,
+            o.bidi,
+            o.auth_timeout_ms,
+            self.overrides,
+            self.nameservers,
+            self.dns,
+            self.roots.len(),
+            self.connect_timeout,
+            self.idle_timeout,
+            self.queue_bytes,
+            self.max_links,
+            self.max_incoming_per_address,
+            self.secure_auth,
+            self.secure_domains,
+            self.insecure_domains,
+            self.blocked_domains,
+            self.allowed_domains,
+        )
+    }
+}
+
 impl std::fmt::Debug for S2sConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S2sConfig")
