@@ -3,9 +3,12 @@
 //! TLS), routed to each other by static routes. Users of each exchange
 //! messages and iqs across; errors come back as RFC 6120 says.
 
+mod support;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
+use support::dnsmasq::{host, srv, Dnsmasq};
 use xmpp_core::hub::HubConfig;
 use xmpp_core::jid::Jid;
 use xmpp_core::sasl::StoredCredentials;
@@ -298,4 +301,156 @@ fn one_sender_sets_up_a_bounded_number_of_links() {
     // Every link is gone: the sender may set up new ones.
     assert!(a.s2s_status().outgoing.is_empty());
     drop(silent);
+}
+
+/// DNS drives the links (XEP-0368): b.test is found by its
+/// `_xmpps-server` record and reached with TLS from the first byte (its
+/// direct-TLS listener), a.test by its `_xmpp-server` record (STARTTLS),
+/// both asked of a real DNS server on loopback.
+#[test]
+fn srv_records_and_direct_tls() {
+    let (a_s2s, b_s2s, b_tls) = (free_port(), free_port(), free_port());
+    let zone = vec![
+        srv("xmpps-server", "b.test", "tls.b.test", b_tls, 0, 0),
+        host("tls.b.test", &["127.0.0.1"]),
+        srv("xmpp-server", "a.test", "s2s.a.test", a_s2s, 0, 0),
+        host("s2s.a.test", &["127.0.0.1"]),
+    ];
+    let Some(dns) = Dnsmasq::start("srv_records_and_direct_tls", &zone) else {
+        return;
+    };
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let ns = dns.addr;
+    let a = server("a.test", &["alice"], a_s2s, &[], da.path(), |s| {
+        s.nameservers = vec![ns];
+    });
+    let b = server("b.test", &["bob"], b_s2s, &[], db.path(), |s| {
+        s.nameservers = vec![ns];
+        s.tls_port = Some(b_tls);
+    });
+    smol::block_on(async {
+        let mut alice = login(a.c2s_addr, "alice@a.test").await;
+        let mut bob = login(b.c2s_addr, "bob@b.test").await;
+        alice.queue_raw(&message("bob@b.test", "over-direct-tls"));
+        alice.flush().await.expect("send");
+        let got = next(&mut bob, "message").await;
+        assert_eq!(body(&got).as_deref(), Some("over-direct-tls"));
+        bob.queue_raw(&message("alice@a.test", "over-starttls"));
+        bob.flush().await.expect("send");
+        let got = next(&mut alice, "message").await;
+        assert_eq!(body(&got).as_deref(), Some("over-starttls"));
+    });
+    assert_eq!(b.s2s_tls_addr.map(|a| a.port()), Some(b_tls));
+}
+
+/// A link that carried nothing for the idle timeout closes; the next
+/// stanza opens a new one.
+#[test]
+fn idle_links_close_and_reopen() {
+    let (pa, pb) = (free_port(), free_port());
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let quick = |s: &mut S2sConfig| s.idle_timeout = Duration::from_millis(500);
+    let a = server(
+        "a.localhost",
+        &["alice"],
+        pa,
+        &[("b.localhost", pb)],
+        da.path(),
+        quick,
+    );
+    let b = server(
+        "b.localhost",
+        &["bob"],
+        pb,
+        &[("a.localhost", pa)],
+        db.path(),
+        quick,
+    );
+    smol::block_on(async {
+        let mut alice = login(a.c2s_addr, "alice@a.localhost").await;
+        let mut bob = login(b.c2s_addr, "bob@b.localhost").await;
+        alice.queue_raw(&message("bob@b.localhost", "first"));
+        alice.flush().await.expect("send");
+        assert_eq!(
+            body(&next(&mut bob, "message").await).as_deref(),
+            Some("first")
+        );
+        assert!(!a.s2s_status().outgoing.is_empty());
+        let deadline = std::time::Instant::now() + WAIT;
+        while !a.s2s_status().outgoing.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle link never closed"
+            );
+            smol::Timer::after(Duration::from_millis(50)).await;
+        }
+        alice.queue_raw(&message("bob@b.localhost", "second"));
+        alice.flush().await.expect("send");
+        assert_eq!(
+            body(&next(&mut bob, "message").await).as_deref(),
+            Some("second")
+        );
+    });
+}
+
+/// Policy: a denied domain gets nothing (not-allowed, no connection); a
+/// server requiring secure authentication refuses a peer whose
+/// certificate does not verify (self-signed here), and the sender hears
+/// remote-server-not-found rather than silence.
+#[test]
+fn denied_domains_and_secure_auth() {
+    let (pa, pb) = (free_port(), free_port());
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = server(
+        "a.localhost",
+        &["alice"],
+        pa,
+        &[("b.localhost", pb), ("c.localhost", pb)],
+        da.path(),
+        |s| s.blocked_domains = vec!["c.localhost".into()],
+    );
+    let b = server(
+        "b.localhost",
+        &["bob"],
+        pb,
+        &[("a.localhost", pa)],
+        db.path(),
+        |s| s.secure_auth = true,
+    );
+    smol::block_on(async {
+        let mut alice = login(a.c2s_addr, "alice@a.localhost").await;
+        alice.queue_raw(&message("carol@c.localhost", "denied"));
+        alice.flush().await.expect("send");
+        let got = next(&mut alice, "message").await;
+        assert_eq!(
+            error_condition(&got).as_deref(),
+            Some("not-allowed"),
+            "{got:?}"
+        );
+        assert!(
+            a.s2s_status().outgoing.is_empty(),
+            "no link for a denied domain"
+        );
+
+        // b.localhost wants a verified certificate; a's is self-signed.
+        alice.queue_raw(&message("bob@b.localhost", "insecure"));
+        alice.flush().await.expect("send");
+        let got = next(&mut alice, "message").await;
+        assert_eq!(got.attr("type"), Some("error"), "{got:?}");
+        assert_eq!(
+            error_condition(&got).as_deref(),
+            Some("remote-server-not-found"),
+            "{got:?}"
+        );
+    });
+    drop(b);
 }
