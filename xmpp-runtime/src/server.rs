@@ -341,6 +341,10 @@ impl RunningServer {
         for m in self.conns.mailboxes() {
             m.send(ConnMsg::Close(Some(StreamErrorCondition::SystemShutdown)));
         }
+        // s2s streams count as live connections too: they close now.
+        if let Some(f) = &self.federation {
+            f.shut_down();
+        }
         let deadline = std::time::Instant::now() + grace;
         while self.conns.live() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));

@@ -454,3 +454,41 @@ fn denied_domains_and_secure_auth() {
     });
     drop(b);
 }
+
+/// Shutting down closes the s2s streams both ways at once (the incoming
+/// ones with system-shutdown) instead of waiting out the grace period for
+/// them, and the peer notices: its link is gone.
+#[test]
+fn shutdown_closes_s2s_streams() {
+    let p = pair(None);
+    smol::block_on(async {
+        let mut alice = login(p.a.c2s_addr, "alice@a.localhost").await;
+        let mut bob = login(p.b.c2s_addr, "bob@b.localhost").await;
+        alice.queue_raw(&message("bob@b.localhost", "before"));
+        alice.flush().await.expect("send");
+        assert_eq!(
+            body(&next(&mut bob, "message").await).as_deref(),
+            Some("before")
+        );
+        bob.queue_raw(&message("alice@a.localhost", "back"));
+        bob.flush().await.expect("send");
+        assert_eq!(
+            body(&next(&mut alice, "message").await).as_deref(),
+            Some("back")
+        );
+    });
+    assert!(!p.b.s2s_status().outgoing.is_empty());
+    let Pair { a, b, _dirs } = p;
+    let started = std::time::Instant::now();
+    a.shutdown(Duration::from_secs(20));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !b.s2s_status().outgoing.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b's link to a outlived a"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

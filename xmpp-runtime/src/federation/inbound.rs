@@ -29,6 +29,7 @@ use tracing::Instrument;
 use xmpp_core::s2s::dialback::DialbackCondition;
 use xmpp_core::s2s::incoming::PeerCertificate;
 use xmpp_core::s2s::{IncomingOutput, IncomingStream};
+use xmpp_core::stream::StreamErrorCondition;
 use xmpp_core::Element;
 
 /// Accept s2s connections until the listener fails.
@@ -68,6 +69,7 @@ enum Wake {
     Queued,
     Timer,
     Idle,
+    Shutdown,
 }
 
 async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc<Federation>) {
@@ -176,6 +178,11 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
             last_activity = Instant::now();
             continue;
         }
+        let closing = fed.closing();
+        if fed.is_closing() {
+            stream.close(Some(StreamErrorCondition::SystemShutdown));
+            continue;
+        }
         alarm.want(stream.poll_timeout());
         let idle_at = last_activity + fed.cfg.idle_timeout;
         let read = async {
@@ -198,9 +205,20 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
             smol::Timer::at(idle_at).await;
             Wake::Idle
         };
-        match read.or(verdict).or(queued).or(tick).or(idle).await {
+        let shutdown = async {
+            closing.await;
+            Wake::Shutdown
+        };
+        match read
+            .or(verdict)
+            .or(queued)
+            .or(tick)
+            .or(idle)
+            .or(shutdown)
+            .await
+        {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
-            Wake::Read(Ok(_)) | Wake::Verdict(None) | Wake::Queued => {}
+            Wake::Read(Ok(_)) | Wake::Verdict(None) | Wake::Queued | Wake::Shutdown => {}
             Wake::Verdict(Some(v)) => match v.valid {
                 Some(valid) => {
                     if valid {

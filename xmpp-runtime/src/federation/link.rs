@@ -43,6 +43,7 @@ enum Wake {
     Queued,
     Timer,
     Idle,
+    Shutdown,
 }
 
 /// Run the link for `pair` until it ends, then hand back what waits.
@@ -225,6 +226,11 @@ impl Link {
                 return self.end(&stream, refused);
             }
             let listener = self.queue.listen();
+            let closing = self.fed.closing();
+            if self.fed.is_closing() {
+                stream.close();
+                continue;
+            }
             if self.take_work(&mut stream) {
                 last_activity = Instant::now();
                 continue;
@@ -250,9 +256,13 @@ impl Link {
                 smol::Timer::at(idle_at).await;
                 Wake::Idle
             };
-            match read.or(queued).or(tick).or(idle).await {
+            let shutdown = async {
+                closing.await;
+                Wake::Shutdown
+            };
+            match read.or(queued).or(tick).or(idle).or(shutdown).await {
                 Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return self.end(&stream, refused),
-                Wake::Read(Ok(_)) | Wake::Queued => {}
+                Wake::Read(Ok(_)) | Wake::Queued | Wake::Shutdown => {}
                 Wake::Timer => stream.handle_timeout(now_ms()),
                 Wake::Idle => {
                     if self.asked.is_empty() && !self.queue.has_work(true) {

@@ -17,8 +17,10 @@ use crate::s2s::config::S2sConfig;
 use crate::s2s::link_queue::{LinkQueue, VerifyRequest};
 use crate::s2s::Resolver;
 use crate::tls::s2s::S2sTls;
+use event_listener::{Event, EventListener};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tracing::Instrument;
 use xmpp_core::jid::Jid;
@@ -63,6 +65,9 @@ pub(crate) struct Federation {
     setting_up: Mutex<HashMap<String, usize>>,
     /// Incoming s2s connections per peer address.
     incoming_by_addr: Mutex<HashMap<IpAddr, usize>>,
+    /// The server is shutting down: streams close, no link opens.
+    closing: AtomicBool,
+    closing_event: Event,
 }
 
 impl Federation {
@@ -129,6 +134,8 @@ impl Federation {
             hosted: hosted.into_iter().collect(),
             setting_up: Mutex::new(HashMap::new()),
             incoming_by_addr: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            closing_event: Event::new(),
         })
     }
 
@@ -211,6 +218,9 @@ impl Federation {
                 tracing::warn!(%local, %remote, "s2s queue full; refusing");
             });
         }
+        if self.is_closing() {
+            return Err(item);
+        }
         if links.len() >= self.cfg.max_links {
             tracing::warn!(%local, %remote, max = self.cfg.max_links, "too many s2s links; refusing");
             return Err(item);
@@ -285,6 +295,25 @@ impl Federation {
             links.remove(pair);
         }
         queue.close_and_take()
+    }
+
+    /// The server shuts down: every s2s stream closes (incoming ones with
+    /// `system-shutdown`), and no new link opens (what would need one
+    /// bounces).
+    pub(crate) fn shut_down(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.closing_event.notify(usize::MAX);
+    }
+
+    /// Whether [`shut_down`](Self::shut_down) was called.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Wakes at [`shut_down`](Self::shut_down) (check
+    /// [`is_closing`](Self::is_closing) after listening).
+    pub(crate) fn closing(&self) -> EventListener {
+        self.closing_event.listen()
     }
 
     /// The domain pairs served now, sorted.
