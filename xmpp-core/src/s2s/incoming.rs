@@ -495,6 +495,14 @@ impl IncomingStream {
                 }
             };
         }
+        if el.is(ns::STREAM, "error") {
+            // A stream error is unrecoverable (RFC 6120 §4.9.1.1): the peer
+            // is ending the stream. Close ours (§4.4) rather than answer
+            // with an error of our own.
+            let condition = StreamErrorCondition::from_element(&el);
+            tracing::info!(%condition, "the s2s peer ended the stream with an error");
+            return self.close(None);
+        }
         if el.ns == ns::CLIENT || el.ns.is_empty() {
             // A client on the s2s port, or a stream without jabber:server.
             return self.stream_error(

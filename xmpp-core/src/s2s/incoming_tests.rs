@@ -369,6 +369,20 @@ fn the_peer_closing_closes() {
 }
 
 #[test]
+fn a_stream_error_from_the_peer_closes_without_one_back() {
+    // Prosody shutting down: its error, then the end of its stream.
+    let mut s = verified();
+    s.handle_input(
+        2,
+        b"<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    );
+    let (written, other) = drain(&mut s);
+    assert_eq!(written, "</stream:stream>");
+    assert_eq!(other, vec![IncomingOutput::Close]);
+    assert!(s.is_closed());
+}
+
+#[test]
 fn a_malformed_request_is_answered_bad_request_through_the_router() {
     let mut s = verified();
     // An iq get with two payloads (RFC 6120 §8.2.3 wants exactly one).

@@ -379,6 +379,15 @@ impl OutgoingStream {
     }
 
     fn handle_element(&mut self, el: Element) {
+        if el.is(ns::STREAM, "error") {
+            // The peer ends the stream (host-unknown, policy-violation,
+            // system-shutdown...): say why, and close ours (RFC 6120 §4.4)
+            // without an error back.
+            let condition = StreamErrorCondition::from_element(&el);
+            tracing::info!(remote = self.remote.as_str(), %condition, "the s2s peer ended the stream with an error");
+            self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
+            return self.close();
+        }
         if let Phase::Features { id } = &self.phase {
             let id = id.clone();
             if !el.is(ns::STREAM, "features") {
