@@ -562,6 +562,21 @@ fn sasl_external_needs_the_certificate_to_prove_the_header_domain() {
 }
 
 #[test]
+fn external_is_not_offered_for_a_certificate_that_does_not_prove_the_header_domain() {
+    // A self-signed certificate, say: Prosody and ejabberd would try
+    // EXTERNAL, fail, and only then use dialback.
+    let (mut s, written) = secure_with(Some(Arc::new(Proves(vec!["x.example"]))));
+    assert!(!written.contains("mechanisms"), "{written}");
+    assert!(written.contains("urn:xmpp:features:dialback"), "{written}");
+    s.handle_input(3, db_result(PEER, US, "abcd").as_bytes());
+    let (_, other) = drain(&mut s);
+    assert!(
+        matches!(other.as_slice(), [IncomingOutput::Verify { .. }]),
+        "{other:?}"
+    );
+}
+
+#[test]
 fn without_a_certificate_external_is_not_offered() {
     let (mut s, written) = secure_with(None);
     assert!(!written.contains("mechanisms"), "{written}");
