@@ -32,6 +32,7 @@ fails these tests.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import socket
@@ -164,6 +165,7 @@ class Federation:
     peer: FederationPeer
     vuser: Account
     puser: Account
+    ca: ThrowawayCA | None = None  # the shared CA (external)
 
     @property
     def sources(self) -> list:
@@ -239,7 +241,7 @@ class Federations:
         peer.start()
         vireo.start()
         vuser = vireo.new_account("vic")
-        return Federation(kind, method, vireo, peer, vuser, puser)
+        return Federation(kind, method, vireo, peer, vuser, puser, ca)
 
     def vireo_pair(self, request, method: str) -> "VireoPair":
         """Two Vireo instances, V1 and V2, routed to each other."""
@@ -316,9 +318,11 @@ async def test_authentication_method(feds, request, xmpp, kind, method):
     tag = f"auth-{kind}-{method}"
     v = await online(xmpp, fed.vireo, fed.vuser, "vireo user")
     p = await online(xmpp, fed.peer, fed.puser, f"{kind} user")
+    # Both ways at once: each side's first stanza opens its stream while
+    # the other's is being verified.
     v.send_chat(fed.puser.jid, f"{tag}: to the peer")
-    await p.wait_message(sender=fed.vuser.jid, body=f"{tag}: to the peer", timeout=S2S_WAIT)
     p.send_chat(fed.vuser.jid, f"{tag}: to vireo")
+    await p.wait_message(sender=fed.vuser.jid, body=f"{tag}: to the peer", timeout=S2S_WAIT)
     await v.wait_message(sender=fed.puser.jid, body=f"{tag}: to vireo", timeout=S2S_WAIT)
 
     other = "external" if method == "dialback" else "dialback"
@@ -477,6 +481,17 @@ async def test_messages_to_bare_and_full_jids(feds, request, xmpp, kind):
         got = await receiver.wait_message(sender=sender.jid.bare, body=body, timeout=S2S_WAIT)
         assert got["from"].full == sender.jid.full, (what, str(got))
         assert got["to"].bare == slixmpp.JID(to).bare, (what, str(got))
+    # A burst each way on the open streams: whole and in order.
+    for sender, receiver in ((v, p), (p, v)):
+        tag = unique_user("burst")
+        burst = [f"{tag} {i}" for i in range(200)]
+        for body in burst:
+            sender.send_chat(receiver.jid.bare, body)
+        await receiver.wait_message(sender=sender.jid.bare, body=burst[-1], timeout=S2S_WAIT)
+        got = [m["body"] for m in receiver.received["message"]
+               if m["body"].startswith(tag + " ")]
+        assert got == burst, f"{len(got)} of {len(burst)}, first differences: " + str(
+            [(a, b) for a, b in zip(got, burst) if a != b][:3])
 
 
 EXT_NS = "urn:example:vireo-s2s-interop"
@@ -760,10 +775,11 @@ async def test_vireo_federates_with_vireo(feds, request, xmpp, method):
     ca = await online(xmpp, pair.one, a, f"a@{V1}")
     cb = await online(xmpp, pair.two, b, f"b@{V2}")
 
-    # Messages both ways (the first opens the streams).
+    # Messages both ways at once: each server opens its link while the
+    # other verifies its key over it (no deadlock, no race lost).
     ca.send_chat(b.jid, f"{method}: hello v2")
-    await cb.wait_message(sender=a.jid, body=f"{method}: hello v2", timeout=S2S_WAIT)
     cb.send_chat(ca.jid.full, f"{method}: hello v1")
+    await cb.wait_message(sender=a.jid, body=f"{method}: hello v2", timeout=S2S_WAIT)
     await ca.wait_message(sender=b.jid, body=f"{method}: hello v1", timeout=S2S_WAIT)
 
     # Subscriptions both ways, then presence.
@@ -816,24 +832,40 @@ class SpoofingPeer:
     """A raw s2s connection to Vireo claiming `sender`: the stream header,
     STARTTLS (no certificate, nothing verified), the header again."""
 
-    def __init__(self, port: int, sender: str, target: str = V):
+    def __init__(self, port: int, sender: str, target: str = V, *, direct_tls: bool = False,
+                 client_cert: tuple[Path, Path] | None = None):
+        """`direct_tls`: `port` is the XEP-0368 port (TLS from the first
+        byte, ALPN xmpp-server), else STARTTLS. `client_cert`: (certificate,
+        key) presented in the TLS handshake."""
         self.sender, self.target = sender, target
         self.conn = RawConn(port, timeout=S2S_WAIT)
-        self.conn.send(s2s_header(sender, target))
-        assert self.conn.read_until(_features_in), self.conn.result().describe()
-        assert b"starttls" in self.conn.buf, f"no STARTTLS offered: {self.conn.buf!r}"
-        self.conn.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        assert self.conn.read_until(lambda b: b"proceed" in b), self.conn.result().describe()
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        if client_cert is not None:
+            ctx.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+        if not direct_tls:
+            self.conn.send(s2s_header(sender, target))
+            assert self.conn.read_until(_features_in), self.conn.result().describe()
+            assert b"starttls" in self.conn.buf, f"no STARTTLS offered: {self.conn.buf!r}"
+            self.conn.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            assert self.conn.read_until(lambda b: b"proceed" in b), self.conn.result().describe()
+        else:
+            ctx.set_alpn_protocols(["xmpp-server"])
         self.conn.sock = ctx.wrap_socket(self.conn.sock, server_hostname=target)
         self.conn.buf = b""
         self.conn.send(s2s_header(sender, target))
         assert self.conn.read_until(_features_in), self.conn.result().describe()
+        assert b"starttls" not in self.conn.buf, f"STARTTLS over TLS: {self.conn.buf!r}"
 
     def send(self, data: str) -> None:
         self.conn.send(data)
+
+    def restart(self) -> None:
+        """A new stream on the same connection (after SASL)."""
+        self.conn.buf = b""
+        self.conn.send(s2s_header(self.sender, self.target))
+        assert self.conn.read_until(_features_in), self.conn.result().describe()
 
     def elements(self) -> list:
         return self.conn.result().elements
@@ -921,11 +953,14 @@ async def test_dialback_for_an_unreachable_domain_fails(feds, request, xmpp):
 
 
 @pytest.mark.asyncio
-async def test_stanza_before_verification_is_not_authorized(feds, request, xmpp):
-    """(b) A stanza with no dialback at all: <not-authorized/>."""
+@pytest.mark.parametrize("direct_tls", [False, True], ids=["starttls", "direct-tls"])
+async def test_stanza_before_verification_is_not_authorized(feds, request, xmpp, direct_tls):
+    """(b) A stanza with no dialback at all: <not-authorized/>, on the
+    STARTTLS port and on the direct TLS one."""
     fed = feds.get(request, "prosody", "dialback")
     v = await online(xmpp, fed.vireo, fed.vuser, "vireo user")
-    spoof = SpoofingPeer(fed.vireo.s2s_port, P)
+    port = fed.vireo.s2s_tls_port if direct_tls else fed.vireo.s2s_port
+    spoof = SpoofingPeer(port, P, direct_tls=direct_tls)
     body = "spoofed without dialback"
     try:
         spoof.send(spoofed_message(fed.vuser.jid, body))
@@ -1047,7 +1082,9 @@ async def test_verified_peer_cannot_send_from_another_domain(feds, request, xmpp
         verdict = spoof.wait_element(lambda el: dialback_result(el, EVIL, V))
         assert verdict is not None and verdict.get("type") == "valid", (
             spoof.conn.result().describe(), authority.answered)
-        # Its own domain: delivered.
+        # Its own domain: delivered (after whitespace keepalives, which
+        # Prosody and ejabberd send on idle s2s streams).
+        spoof.send(" \n\t ")
         spoof.send(spoofed_message(fed.vuser.jid, "from evil itself", sender=f"mallory@{EVIL}"))
         await v.wait_message(sender=f"mallory@{EVIL}", body="from evil itself", timeout=S2S_WAIT)
         # Another domain on the same stream: refused.
@@ -1089,3 +1126,59 @@ async def test_vireo_stopping_closes_its_s2s_streams(feds, request, xmpp):
     assert took < 2.0, f"stopping took {took:.1f}s"
     pair.two.wait_log("the s2s peer ended the stream with an error condition=system-shutdown",
                       timeout=2.0)
+
+
+SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
+
+
+def sasl_external(authzid: str | None) -> str:
+    text = base64.b64encode(authzid.encode()).decode() if authzid else "="
+    return f"<auth xmlns='{SASL_NS}' mechanism='EXTERNAL'>{text}</auth>"
+
+
+def sasl_outcome(el) -> bool:
+    return el.tag in (_tag(SASL_NS, "success"), _tag(SASL_NS, "failure"))
+
+
+@pytest.mark.asyncio
+async def test_sasl_external_proves_only_the_certificate_domain(feds, request, xmpp):
+    """A certificate from a CA Vireo trusts, for evil.localhost: claiming
+    p.localhost with it, EXTERNAL is not offered, fails when tried anyway,
+    and stanzas are not-authorized; as evil.localhost it succeeds, and a
+    stanza from p.localhost on that stream is invalid-from."""
+    fed = feds.get(request, "prosody", "external")
+    v = await online(xmpp, fed.vireo, fed.vuser, "vireo user")
+    cert = fed.ca.issue(EVIL)
+    body = "spoofed with a certificate"
+
+    spoof = SpoofingPeer(fed.vireo.s2s_port, P, client_cert=cert)
+    try:
+        assert b"EXTERNAL" not in spoof.conn.buf, spoof.conn.buf
+        spoof.send(sasl_external(P))
+        outcome = spoof.wait_element(sasl_outcome)
+        assert outcome is not None and outcome.tag == _tag(SASL_NS, "failure"), (
+            spoof.conn.result().describe())
+        spoof.send(spoofed_message(fed.vuser.jid, body))
+        res = spoof.read_until_closed()
+        assert res.stream_error() == "not-authorized", res.describe()
+    finally:
+        spoof.close()
+
+    spoof = SpoofingPeer(fed.vireo.s2s_port, EVIL, client_cert=cert)
+    try:
+        assert b"EXTERNAL" in spoof.conn.buf, spoof.conn.buf
+        spoof.send(sasl_external(None))
+        outcome = spoof.wait_element(sasl_outcome)
+        assert outcome is not None and outcome.tag == _tag(SASL_NS, "success"), (
+            spoof.conn.result().describe())
+        spoof.restart()
+        spoof.send(spoofed_message(fed.vuser.jid, "evil, with its certificate",
+                                   sender=f"mallory@{EVIL}"))
+        await v.wait_message(sender=f"mallory@{EVIL}", body="evil, with its certificate",
+                             timeout=S2S_WAIT)
+        spoof.send(spoofed_message(fed.vuser.jid, body))
+        res = spoof.read_until_closed()
+        assert res.stream_error() == "invalid-from", res.describe()
+    finally:
+        spoof.close()
+    await assert_nothing_arrives(v, body)
