@@ -20,8 +20,13 @@ service, get an error for an unknown remote user or a domain the peer does
 not serve, and nothing is lost silently while the peer restarts. Two Vireo
 instances federate with each other, and a spoofing peer on a raw socket is
 refused: a forged dialback key, a domain that cannot be verified, a
-stanza before any verification, and, from a domain it really owns, a
-stanza from another domain.
+stanza before any verification (STARTTLS and direct TLS), and, from a
+domain it really owns (by dialback, or by a trusted certificate with SASL
+EXTERNAL), a stanza from another domain. Where one side requires a
+trusted certificate (s2s_secure_auth) the other lacks, neither falls back
+to dialback and stanzas bounce. Vireo restarting under federation loses
+nothing silently either; its shutdown leaving s2s streams open is an
+xfail (see its reason).
 
 Each federation (servers, CAs, accounts) is made once per module and
 shared by the tests that need it; every process and directory is removed
@@ -160,7 +165,10 @@ class Federation:
     with an account on each."""
 
     kind: str  # "prosody" / "ejabberd"
-    method: str  # "dialback" / "external"
+    # "dialback", "external" (see the module's doc), or one side requiring
+    # a certificate the other lacks: "prosody-secure" (Vireo self-signed),
+    # "vireo-secure" (Vireo trusting only its own CA, not the peer's)
+    method: str
     vireo: FedVireo
     peer: FederationPeer
     vuser: Account
