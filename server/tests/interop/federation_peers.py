@@ -395,7 +395,7 @@ certfiles:
 ca_file: "{cafile}"
 s2s_cafile: "{cafile}"
 s2s_use_starttls: {starttls}
-s2s_protocol_options:
+{retry}s2s_protocol_options:
   - "no_sslv3"
   - "no_tlsv1"
   - "no_tlsv1_1"
@@ -464,16 +464,20 @@ EJABBERD_INETRC = """\
 class EjabberdPeer(FederationPeer):
     """ejabberd 23.01 serving `domain`, federating over its s2s port.
 
-    s2s_use_starttls: "required" (default), "optional" or "false"."""
+    s2s_use_starttls: "required" (default), "optional" or "false".
+    s2s_max_retry_delay: seconds; after an outgoing s2s connection fails,
+    ejabberd bounces everything for that domain for a random time up to
+    this (default 300), even once the peer is back."""
 
     user = "ejabberd"
     kind = "ejabberd"
     spare_ports = 1  # its Erlang distribution port
 
     def __init__(self, domain: str = "e.localhost", *, s2s_use_starttls: str = "required",
-                 loglevel: str = "info", **kw):
+                 loglevel: str = "info", s2s_max_retry_delay: int | None = None, **kw):
         super().__init__(domain, **kw)
         self.s2s_use_starttls = s2s_use_starttls
+        self.s2s_max_retry_delay = s2s_max_retry_delay
         self.loglevel = loglevel
         self.dist_port = self._spare_ports[0]
         for d in ("etc/modules.d", "log", "db"):
@@ -484,6 +488,8 @@ class EjabberdPeer(FederationPeer):
         (etc / "ejabberd.yml").write_text(EJABBERD_CONFIG.format(
             loglevel=self.loglevel, domain=self.domain, cert=self.cert_path, key=self.key_path,
             cafile=self._trust_bundle(), starttls=self.s2s_use_starttls,
+            retry=("" if self.s2s_max_retry_delay is None
+                   else f"s2s_max_retry_delay: {self.s2s_max_retry_delay}\n"),
             c2s=self.c2s_port, s2s=self.s2s_port))
         # SRV records in the Erlang resolver's cache: ejabberd looks up
         # _xmpp-server._tcp.DOMAIN, and the system resolver cannot answer.

@@ -474,7 +474,16 @@ impl IncomingStream {
         }
         // XEP-0220 §2.4.1: we support dialback with error handling.
         let mut features = b"<stream:features>".to_vec();
-        if self.secure && self.peer_cert.is_some() && self.sasl_domain.is_none() {
+        // SASL EXTERNAL is offered only when the certificate proves the
+        // domain the header claims, as Prosody and ejabberd do: otherwise
+        // the peer tries it, fails, and falls back to dialback a round trip
+        // later (ejabberd logging a warning each time).
+        let proves_from = self.peer_cert.as_ref().is_some_and(|c| {
+            self.header_from
+                .as_deref()
+                .is_some_and(|from| c.proves(from))
+        });
+        if self.secure && proves_from && self.sasl_domain.is_none() {
             features.extend_from_slice(
                 b"<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>",
             );
@@ -504,7 +513,7 @@ impl IncomingStream {
                 peer = self.header_from.as_deref(),
                 condition = %StreamErrorCondition::from_element(&el),
                 text,
-                "the s2s peer sent a stream error"
+                "the s2s peer ended the stream with an error"
             );
             return self.close(None);
         }

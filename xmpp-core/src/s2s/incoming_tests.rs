@@ -369,6 +369,20 @@ fn the_peer_closing_closes() {
 }
 
 #[test]
+fn a_stream_error_from_the_peer_closes_without_one_back() {
+    // Prosody shutting down: its error, then the end of its stream.
+    let mut s = verified();
+    s.handle_input(
+        2,
+        b"<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    );
+    let (written, other) = drain(&mut s);
+    assert_eq!(written, "</stream:stream>");
+    assert_eq!(other, vec![IncomingOutput::Close]);
+    assert!(s.is_closed());
+}
+
+#[test]
 fn a_malformed_request_is_answered_bad_request_through_the_router() {
     let mut s = verified();
     // An iq get with two payloads (RFC 6120 §8.2.3 wants exactly one).
@@ -548,6 +562,21 @@ fn sasl_external_needs_the_certificate_to_prove_the_header_domain() {
 }
 
 #[test]
+fn external_is_not_offered_for_a_certificate_that_does_not_prove_the_header_domain() {
+    // A self-signed certificate, say: Prosody and ejabberd would try
+    // EXTERNAL, fail, and only then use dialback.
+    let (mut s, written) = secure_with(Some(Arc::new(Proves(vec!["x.example"]))));
+    assert!(!written.contains("mechanisms"), "{written}");
+    assert!(written.contains("urn:xmpp:features:dialback"), "{written}");
+    s.handle_input(3, db_result(PEER, US, "abcd").as_bytes());
+    let (_, other) = drain(&mut s);
+    assert!(
+        matches!(other.as_slice(), [IncomingOutput::Verify { .. }]),
+        "{other:?}"
+    );
+}
+
+#[test]
 fn without_a_certificate_external_is_not_offered() {
     let (mut s, written) = secure_with(None);
     assert!(!written.contains("mechanisms"), "{written}");
@@ -555,19 +584,4 @@ fn without_a_certificate_external_is_not_offered() {
     let (written, _) = drain(&mut s);
     assert!(written.contains("<invalid-mechanism/>"), "{written}");
     assert!(!s.is_verified(PEER, US));
-}
-
-/// A stream error from the peer ends the stream: we close ours without
-/// answering with an error of our own.
-#[test]
-fn a_stream_error_from_the_peer_closes_without_an_answer() {
-    let (mut s, _) = opened();
-    s.handle_input(
-        1,
-        b"<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
-    );
-    let (written, other) = drain(&mut s);
-    assert_eq!(written, "</stream:stream>");
-    assert_eq!(other, vec![IncomingOutput::Close]);
-    assert!(s.is_closed());
 }

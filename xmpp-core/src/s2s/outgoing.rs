@@ -397,7 +397,7 @@ impl OutgoingStream {
                 remote = self.remote.as_str(),
                 condition = %StreamErrorCondition::from_element(&el),
                 text,
-                "the s2s peer sent a stream error"
+                "the s2s peer ended the stream with an error"
             );
             self.refuse(Some(DialbackCondition::RemoteConnectionFailed));
             return self.close();
