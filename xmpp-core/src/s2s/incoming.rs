@@ -816,7 +816,9 @@ impl IncomingStream {
             return;
         }
         let mut buf = Vec::with_capacity(320);
-        write_s2s_header(&mut buf, from, None, id);
+        // RFC 6120 §4.7.2: `to` is the domain the peer said it is, if any.
+        let to = self.header_from.clone();
+        write_s2s_header(&mut buf, from, to.as_deref(), id);
         self.out.write(&buf);
         self.header_sent = true;
     }

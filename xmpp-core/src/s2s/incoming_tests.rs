@@ -585,3 +585,12 @@ fn without_a_certificate_external_is_not_offered() {
     assert!(written.contains("<invalid-mechanism/>"), "{written}");
     assert!(!s.is_verified(PEER, US));
 }
+
+/// RFC 6120 §4.7.2: our header is addressed to the domain the peer named.
+#[test]
+fn our_header_is_addressed_to_the_peer() {
+    let mut s = stream_with(config());
+    s.handle_input(0, OPEN.as_bytes());
+    let (written, _) = drain(&mut s);
+    assert!(written.contains("to='a.example'"), "{written}");
+}
