@@ -86,7 +86,7 @@ class Vireo:
         self.binary = binary
         self.domain = domain
         self.root = Path(tempfile.mkdtemp(prefix="vireo-fedbench-"))
-        self.c2s_port, self.c2s_tls_port, self.s2s_port = free_ports(3)
+        self.c2s_port, self.c2s_tls_port, self.s2s_port, self.s2s_tls_port = free_ports(4)
         self.routes: dict[str, int] = {}
         self.proc: subprocess.Popen | None = None
         self.config = self.root / "vireo.toml"
@@ -97,7 +97,7 @@ class Vireo:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIREO_")}
         env.update(
             VIREO_C2S_PORT=str(self.c2s_port), VIREO_C2S_TLS_PORT=str(self.c2s_tls_port),
-            VIREO_S2S_PORT=str(self.s2s_port),
+            VIREO_S2S_PORT=str(self.s2s_port), VIREO_S2S_TLS_PORT=str(self.s2s_tls_port),
             VIREO_S2S_OVERRIDES=",".join(f"{d}=127.0.0.1:{p}" for d, p in self.routes.items()),
             VIREO_LOG="warn")
         return env
@@ -113,8 +113,12 @@ class Vireo:
         self.proc = subprocess.Popen([str(self.binary), "-c", str(self.config), "run"],
                                      env=self.env(), stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=subprocess.STDOUT)
-        wait_port(self.c2s_port, self.proc)
-        wait_port(self.s2s_port, self.proc)
+        try:
+            wait_port(self.c2s_port, self.proc)
+            wait_port(self.s2s_port, self.proc)
+        except RuntimeError as e:
+            log = (self.root / "vireo.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.domain}: {e}\n{log}") from None
 
     @property
     def pid(self) -> int:
