@@ -9,8 +9,11 @@
 //! refuse, a full queue, too many links, a link that failed — is bounced
 //! to its sender with the RFC 6120 condition, never dropped silently.
 
+mod counts;
 pub(crate) mod inbound;
 mod link;
+
+use counts::{Counted, Counts};
 
 use crate::router::{RemoteRoute, Router};
 use crate::s2s::config::S2sConfig;
@@ -62,9 +65,9 @@ pub(crate) struct Federation {
     bidi: Mutex<HashMap<Pair, Arc<LinkQueue>>>,
     hosted: HashSet<String>,
     /// Links being set up, by the bare JID whose stanza opened them.
-    setting_up: Mutex<HashMap<String, usize>>,
+    setting_up: Arc<Counts<String>>,
     /// Incoming s2s connections per peer address.
-    incoming_by_addr: Mutex<HashMap<IpAddr, usize>>,
+    incoming_by_addr: Arc<Counts<IpAddr>>,
     /// The server is shutting down: streams close, no link opens.
     closing: AtomicBool,
     closing_event: Event,
@@ -132,8 +135,8 @@ impl Federation {
             links: Mutex::new(HashMap::new()),
             bidi: Mutex::new(HashMap::new()),
             hosted: hosted.into_iter().collect(),
-            setting_up: Mutex::new(HashMap::new()),
-            incoming_by_addr: Mutex::new(HashMap::new()),
+            setting_up: Counts::new(),
+            incoming_by_addr: Counts::new(),
             closing: AtomicBool::new(false),
             closing_event: Event::new(),
         })
@@ -226,21 +229,21 @@ impl Federation {
             return Err(item);
         }
         let queue = Arc::new(LinkQueue::new(self.cfg.queue_bytes, MAX_WAITING_VERIFIES));
-        if let Some(sender) = sender {
-            let mut setting_up = self.setting_up.lock().unwrap_or_else(|e| e.into_inner());
-            let n = setting_up.entry(sender.to_owned()).or_insert(0);
-            if *n >= MAX_SETUPS_PER_SENDER {
-                tracing::warn!(%sender, %remote, "s2s: too many links being set up for one sender; refusing");
-                return Err(item);
-            }
-            *n += 1;
-        }
+        let setup = match sender {
+            Some(sender) => match self
+                .setting_up
+                .take(sender.to_owned(), MAX_SETUPS_PER_SENDER)
+            {
+                Some(setup) => Some(setup),
+                None => {
+                    tracing::warn!(%sender, %remote, "s2s: too many links being set up for one sender; refusing");
+                    return Err(item);
+                }
+            },
+            None => None,
+        };
         offer(&queue, item)?;
         links.insert(key.clone(), queue.clone());
-        let setup = sender.map(|s| Setup {
-            fed: self.clone(),
-            sender: s.to_owned(),
-        });
         // Every log line of the link (the machine's too) names the pair.
         let span = tracing::info_span!("s2s_out", %local, %remote);
         self.executor
@@ -345,20 +348,9 @@ impl Federation {
 
     /// Count an incoming connection from `addr`; `None` when it has as many
     /// as allowed. The slot is given back when dropped.
-    pub(crate) fn incoming_slot(self: &Arc<Self>, addr: IpAddr) -> Option<IncomingSlot> {
-        let mut by = self
-            .incoming_by_addr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let n = by.entry(addr).or_insert(0);
-        if *n >= self.cfg.max_incoming_per_address {
-            return None;
-        }
-        *n += 1;
-        Some(IncomingSlot {
-            fed: self.clone(),
-            addr,
-        })
+    pub(crate) fn incoming_slot(&self, addr: IpAddr) -> Option<IncomingSlot> {
+        self.incoming_by_addr
+            .take(addr, self.cfg.max_incoming_per_address)
     }
 }
 
@@ -380,48 +372,10 @@ pub struct S2sStatus {
 
 /// A link being set up, counted against the sender whose stanza opened
 /// it until it is ready or gone (dropped).
-pub(crate) struct Setup {
-    fed: Arc<Federation>,
-    sender: String,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let mut setting_up = self
-            .fed
-            .setting_up
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = setting_up.get_mut(&self.sender) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                setting_up.remove(&self.sender);
-            }
-        }
-    }
-}
+pub(crate) type Setup = Counted<String>;
 
 /// One counted incoming connection ([`Federation::incoming_slot`]).
-pub(crate) struct IncomingSlot {
-    fed: Arc<Federation>,
-    addr: IpAddr,
-}
-
-impl Drop for IncomingSlot {
-    fn drop(&mut self) {
-        let mut by = self
-            .fed
-            .incoming_by_addr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = by.get_mut(&self.addr) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                by.remove(&self.addr);
-            }
-        }
-    }
-}
+pub(crate) type IncomingSlot = Counted<IpAddr>;
 
 /// The bare JID of a JID attribute.
 fn bare(jid: Option<&str>) -> Option<String> {
