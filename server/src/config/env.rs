@@ -49,6 +49,10 @@ pub fn apply(state: &mut State, env: EnvFn<'_>) {
                     d = d.with_fix(
                         "the embedded stores \"redb\" (default) and \"sled\" (its predecessor) are built in this version; SQL backends are not available yet",
                     );
+                } else if spec.ty == schema::Ty::Routes {
+                    d = d.with_fix(format!(
+                        "{var} must be comma-separated domain=host:port items, e.g. \"b.example=10.0.0.5:5269,c.example=10.0.0.6:5269\""
+                    ));
                 } else {
                     d = d.with_fix(format!(
                         "{var} must be {}",

@@ -78,6 +78,41 @@ fn bad_values_name_their_origin() {
     assert!(err.to_string().contains("not a valid domain"), "{err}");
 }
 
+/// Static s2s routes: a table in a file, comma-separated items in
+/// VIREO_S2S_OVERRIDES; a bad target names its origin and the form.
+#[test]
+fn s2s_routes_from_file_and_environment() {
+    let (_d, p) = write("[transport]\ns2s_routes = { \"b.example\" = \"10.0.0.5:5269\" }\n");
+    let cfg = Config::load(Some(&p), &env_of(&[])).expect("load");
+    assert_eq!(
+        cfg.list("transport.s2s_routes"),
+        vec!["b.example=10.0.0.5:5269"]
+    );
+    let env = env_of(&[(
+        "VIREO_S2S_OVERRIDES",
+        "b.localhost=127.0.0.1:35289, c.localhost=127.0.0.1:35290",
+    )]);
+    let cfg = Config::load(Some(&p), &env).expect("load");
+    assert_eq!(
+        cfg.list("transport.s2s_routes"),
+        vec!["b.localhost=127.0.0.1:35289", "c.localhost=127.0.0.1:35290"]
+    );
+    let err = Config::load(
+        None,
+        &env_of(&[("VIREO_S2S_OVERRIDES", "c.example=nonsense")]),
+    )
+    .expect_err("fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("VIREO_S2S_OVERRIDES") && msg.contains("has no :PORT"),
+        "{msg}"
+    );
+    assert!(msg.contains("comma-separated domain=host:port"), "{msg}");
+    let (_d, p) = write("[transport]\ns2s_routes = { \"c.example\" = 5 }\n");
+    let err = Config::load(Some(&p), &env_of(&[])).expect_err("fail");
+    assert!(err.to_string().contains("vireo.toml:2"), "{err}");
+}
+
 #[test]
 fn plaintext_switch_from_environment() {
     let env = env_of(&[("VIREO_C2S_REQUIRE_ENCRYPTION", "false")]);
