@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod entropy;
+pub mod http;
 pub mod hub;
 pub mod jid;
 pub mod modules;
