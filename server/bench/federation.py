@@ -86,7 +86,8 @@ class Vireo:
         self.binary = binary
         self.domain = domain
         self.root = Path(tempfile.mkdtemp(prefix="vireo-fedbench-"))
-        self.c2s_port, self.c2s_tls_port, self.s2s_port, self.s2s_tls_port = free_ports(4)
+        (self.c2s_port, self.c2s_tls_port, self.s2s_port, self.s2s_tls_port,
+         self.http_port, self.https_port) = free_ports(6)
         self.routes: dict[str, int] = {}
         self.proc: subprocess.Popen | None = None
         self.config = self.root / "vireo.toml"
@@ -98,6 +99,7 @@ class Vireo:
         env.update(
             VIREO_C2S_PORT=str(self.c2s_port), VIREO_C2S_TLS_PORT=str(self.c2s_tls_port),
             VIREO_S2S_PORT=str(self.s2s_port), VIREO_S2S_TLS_PORT=str(self.s2s_tls_port),
+            VIREO_HTTP_PORT=str(self.http_port), VIREO_HTTPS_PORT=str(self.https_port),
             VIREO_S2S_OVERRIDES=",".join(f"{d}=127.0.0.1:{p}" for d, p in self.routes.items()),
             VIREO_LOG="warn")
         return env

@@ -183,7 +183,7 @@ pub const CATALOG: &[ModuleInfo] = &[
     planned("storage_sql", Layer::Storage, "backends", &[], "PostgreSQL store"),
     built("mam", Layer::Storage, "archiving", &["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059"], "message archive management: user archives with stanza-ids, preferences and retention"),
     // 07 interfaces
-    planned("http", Layer::Interfaces, "http", &[], "HTTP server"),
+    built("http", Layer::Interfaces, "http", &["RFC 9112"], "HTTP and HTTPS listeners: /health so far"),
     planned("websocket", Layer::Interfaces, "websocket", &["RFC 7395"], "XMPP over WebSocket"),
     planned("bosh", Layer::Interfaces, "bosh", &["XEP-0124", "XEP-0206"], "XMPP over BOSH"),
     built("component", Layer::Interfaces, "components", &["XEP-0114"], "external components ([[component]] entries)"),

@@ -10,6 +10,7 @@ use crate::tls::ServerTls;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use xmpp_core::http::HttpLimits;
 use xmpp_core::hub::HubConfig;
 use xmpp_core::stream::{ComponentStreamConfig, ServerStreamConfig};
 
@@ -23,6 +24,30 @@ pub struct ComponentListener {
     pub port: u16,
     /// The components that may connect, with their secrets.
     pub stream: ComponentStreamConfig,
+}
+
+/// The HTTP listeners' settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Plain HTTP port, if any (0 = ephemeral).
+    pub port: Option<u16>,
+    /// HTTPS port, if any (0 = ephemeral; needs a certificate).
+    pub tls_port: Option<u16>,
+    /// What one connection and request may cost.
+    pub limits: HttpLimits,
+    /// HTTP connections one address may hold at once.
+    pub max_per_address: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            port: Some(0),
+            tls_port: None,
+            limits: HttpLimits::default(),
+            max_per_address: 64,
+        }
+    }
 }
 
 /// Everything the runtime needs to serve.
@@ -65,6 +90,8 @@ pub struct RuntimeConfig {
     pub address_limits: AddressLimits,
     /// Federation (s2s), if on.
     pub s2s: Option<S2sConfig>,
+    /// The HTTP listeners, if any.
+    pub http: Option<HttpConfig>,
 }
 
 /// A server for an embedder or a test: loopback on an ephemeral STARTTLS
@@ -95,6 +122,7 @@ impl Default for RuntimeConfig {
             registration_limit: Default::default(),
             address_limits: Default::default(),
             s2s: None,
+            http: None,
         }
     }
 }
@@ -113,6 +141,7 @@ impl std::fmt::Debug for RuntimeConfig {
                 &self.components.as_ref().map(|c| (c.bind, c.port)),
             )
             .field("s2s", &self.s2s)
+            .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }

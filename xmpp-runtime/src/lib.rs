@@ -24,6 +24,7 @@ pub mod component_client;
 mod config;
 pub mod conn_gate;
 mod conn_storage;
+mod counts;
 mod credit;
 pub mod decoy_secret;
 mod fences;
@@ -49,6 +50,7 @@ mod component;
 mod connection;
 mod federation;
 mod held;
+mod http;
 mod hub_task;
 mod memory;
 mod resumption;
@@ -67,4 +69,6 @@ pub use address_limits::AddressLimits;
 pub use rate_limit::RateLimit;
 pub use registration::RegistrationLimit;
 pub use reload::{ReloadReport, ServerHandle};
-pub use server::{start, ComponentListener, RunningServer, RuntimeConfig, S2sStatus, StartError};
+pub use server::{
+    start, ComponentListener, HttpConfig, RunningServer, RuntimeConfig, S2sStatus, StartError,
+};

@@ -297,6 +297,13 @@ fn fixed_changes(started: &RuntimeConfig, new: &RuntimeConfig) -> Vec<Change> {
             show(&new.components),
         ));
     }
+    if new.http != started.http {
+        let show = |c: &RuntimeConfig| match &c.http {
+            Some(h) => format!("ports {:?} {:?}", h.port, h.tls_port),
+            None => "off".to_owned(),
+        };
+        restart(Change::new("http listeners", show(started), show(new)));
+    }
     let s2s = |c: &RuntimeConfig| c.s2s.as_ref().map(|s| s.summary());
     if s2s(new) != s2s(started) {
         let show = |c: &RuntimeConfig| match &c.s2s {
@@ -541,6 +548,7 @@ mod tests {
             scram_iterations: 4096,
             components: None,
             s2s: None,
+            http: None,
             registration_limit: Default::default(),
             address_limits: Default::default(),
         }

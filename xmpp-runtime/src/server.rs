@@ -9,6 +9,7 @@ use crate::conn_storage::ConnStorage;
 use crate::connection::C2s;
 use crate::federation::Federation;
 pub use crate::federation::S2sStatus;
+use crate::http::{Endpoints, Http};
 use crate::hub_task::spawn_partitions;
 use crate::kdf_pool::KdfPool;
 use crate::limiters::Limiters;
@@ -19,6 +20,7 @@ use crate::router::{HubMsg, Router};
 use crate::settings::{Settings, SettingsCell};
 use crate::sm_registry::SmRegistry;
 use crate::storage::Backend;
+use crate::tls::config::https_config;
 use crate::tls::s2s::S2sTls;
 use smol::channel::Sender;
 use smol::Async;
@@ -29,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use xmpp_core::stream::StreamErrorCondition;
 
-pub use crate::config::{ComponentListener, RuntimeConfig};
+pub use crate::config::{ComponentListener, HttpConfig, RuntimeConfig};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +57,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// The s2s TLS configuration could not be built.
-    #[error("s2s TLS: {0}")]
-    S2sTls(#[source] crate::tls::TlsError),
+    /// An s2s or HTTPS TLS configuration could not be built.
+    #[error("TLS configuration: {0}")]
+    TlsConfig(#[source] crate::tls::TlsError),
     /// An executor thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -76,6 +78,12 @@ pub struct RunningServer {
     /// Where the direct-TLS s2s listener is bound (XEP-0368).
     pub s2s_tls_addr: Option<SocketAddr>,
     federation: Option<Arc<Federation>>,
+    /// Where the plain HTTP listener is bound.
+    pub http_addr: Option<SocketAddr>,
+    /// Where the HTTPS listener is bound.
+    pub https_addr: Option<SocketAddr>,
+    /// The HTTP listeners' shared state, to tell them of a shutdown.
+    http: Option<Arc<Http>>,
     conns: Arc<ConnRegistry>,
     router: Arc<Router>,
     backend: Arc<dyn Backend>,
@@ -144,6 +152,24 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         None => None,
     };
     let local_addr = |l: &Async<TcpListener>| l.get_ref().local_addr().ok();
+    let http_listeners = match &cfg.http {
+        Some(h) => {
+            let plain = h.port.map(bind_listener).transpose()?;
+            let secure = match h.tls_port {
+                Some(p) if cfg.tls.is_some() => Some(bind_listener(p)?),
+                Some(_) => return Err(StartError::NoCertificate),
+                None => None,
+            };
+            Some((plain, secure))
+        }
+        None => None,
+    };
+    let http_addr = http_listeners
+        .as_ref()
+        .and_then(|(l, _)| l.as_ref().and_then(local_addr));
+    let https_addr = http_listeners
+        .as_ref()
+        .and_then(|(_, l)| l.as_ref().and_then(local_addr));
     let s2s_addr = s2s_listeners.as_ref().and_then(|(l, _)| local_addr(l));
     let s2s_tls_addr = s2s_listeners
         .as_ref()
@@ -230,7 +256,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     if let (Some(s2s), Some((plain, direct))) = (&cfg.s2s, s2s_listeners) {
         let tls = match &cfg.tls {
             Some(t) => Some(Arc::new(
-                S2sTls::new(t, s2s.roots.clone()).map_err(StartError::S2sTls)?,
+                S2sTls::new(t, s2s.roots.clone()).map_err(StartError::TlsConfig)?,
             )),
             None => None,
         };
@@ -247,6 +273,35 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
                     direct_tls,
                     admission.clone(),
                     federation.clone(),
+                ))
+                .detach();
+        }
+    }
+    let mut http_started = None;
+    if let (Some(h), Some((plain, secure))) = (&cfg.http, http_listeners) {
+        let tls = match (&cfg.tls, &secure) {
+            (Some(t), Some(_)) => Some(https_config(t).map_err(StartError::TlsConfig)?),
+            _ => None,
+        };
+        let endpoints = Endpoints {
+            conns: conns.clone(),
+            started: std::time::Instant::now(),
+            version: cfg.hub.software.1.clone(),
+        };
+        let http = Http::new(h.clone(), endpoints, tls);
+        http_started = Some(http.clone());
+        for (listener, secure) in plain
+            .map(|l| (l, false))
+            .into_iter()
+            .chain(secure.map(|l| (l, true)))
+        {
+            executor
+                .spawn(crate::http::accept_loop(
+                    executor.clone(),
+                    listener,
+                    secure,
+                    admission.clone(),
+                    http.clone(),
                 ))
                 .detach();
         }
@@ -295,7 +350,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             .map_err(StartError::Thread)?;
         threads.push(t);
     }
-    tracing::info!(%c2s_addr, ?c2s_tls_addr, ?component_addr, ?s2s_addr, ?s2s_tls_addr, threads = threads.len(), partitions, "listening");
+    tracing::info!(%c2s_addr, ?c2s_tls_addr, ?component_addr, ?s2s_addr, ?s2s_tls_addr, ?http_addr, ?https_addr, threads = threads.len(), partitions, "listening");
     Ok(RunningServer {
         c2s_addr,
         c2s_tls_addr,
@@ -303,6 +358,9 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         s2s_addr,
         s2s_tls_addr,
         federation: federation_started,
+        http_addr,
+        https_addr,
+        http: http_started,
         conns,
         router,
         backend,
@@ -336,6 +394,11 @@ impl RunningServer {
     /// connections get up to `grace` to flush, storage is flushed, threads end.
     pub fn shutdown(self, grace: Duration) {
         tracing::info!("shutting down");
+        // Load balancers see 503 first; HTTP connections close as they go
+        // idle (they count as live connections too).
+        if let Some(h) = &self.http {
+            h.shut_down();
+        }
         self.handle().clear_reload_hook();
         self.router.broadcast(|| HubMsg::Shutdown);
         for m in self.conns.mailboxes() {

@@ -91,6 +91,7 @@ fn idle_server_purges_expired_messages() {
         address_limits: Default::default(),
         components: None,
         s2s: None,
+        http: None,
     };
     let server = xmpp_runtime::start(cfg, backend.clone()).expect("server starts");
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -46,6 +46,7 @@ fn start(limit: RegistrationLimit) -> (RunningServer, tempfile::TempDir) {
         address_limits: Default::default(),
         components: None,
         s2s: None,
+        http: None,
     };
     (
         xmpp_runtime::start(cfg, backend).expect("server starts"),

@@ -250,6 +250,11 @@ pub fn run(cfg: &Config) -> Result<String, ConfigTestError> {
                 c.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
                 c.port = 0;
             }
+            // HTTP too.
+            if let Some(h) = rc.http.as_mut() {
+                h.port = h.port.map(|_| 0);
+                h.tls_port = h.tls_port.map(|_| 0);
+            }
             // Federation listens too, on free ports.
             if let Some(s) = rc.s2s.as_mut() {
                 s.port = 0;

@@ -144,6 +144,27 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
         },
     });
     let s2s = federation(cfg, &tls, limits, threads);
+    let http = cfg
+        .modules
+        .contains(&"http")
+        .then(|| xmpp_runtime::HttpConfig {
+            port: cfg.int("interfaces.http_port"),
+            tls_port: tls.as_ref().and_then(|_| cfg.int("interfaces.https_port")),
+            limits: xmpp_core::http::HttpLimits {
+                max_head_bytes: cfg.int("interfaces.http_max_head").unwrap_or(8192),
+                max_body_bytes: cfg.int("interfaces.http_max_body").unwrap_or(1 << 20),
+                request_timeout_ms: cfg
+                    .int::<u64>("interfaces.http_request_timeout")
+                    .unwrap_or(10)
+                    .saturating_mul(1000),
+                idle_timeout_ms: cfg
+                    .int::<u64>("interfaces.http_idle_timeout")
+                    .unwrap_or(60)
+                    .saturating_mul(1000),
+                ..xmpp_core::http::HttpLimits::default()
+            },
+            max_per_address: cfg.int("interfaces.http_max_per_address").unwrap_or(64),
+        });
     // XEP-0115: clients may cache the server's features by this hash.
     let caps = xmpp_core::modules::caps::feature(
         &xmpp_core::hub::Hub::new(Arc::new(hub.clone())).disco_info(),
@@ -216,6 +237,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
         },
         components: component_listener,
         s2s,
+        http,
         address_limits: xmpp_runtime::AddressLimits {
             max_unauthenticated: cfg.max_unauthenticated_per_address,
             max_new_per_second: cfg.max_new_connections_per_address,

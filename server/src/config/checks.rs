@@ -130,6 +130,16 @@ fn ports(cfg: &Config, out: &mut Vec<Diagnostic>) {
             cfg.int("transport.s2s_tls_port").unwrap_or(0),
             "s2s_direct_tls",
         ),
+        (
+            "interfaces.http_port",
+            cfg.int("interfaces.http_port").unwrap_or(0),
+            "http",
+        ),
+        (
+            "interfaces.https_port",
+            cfg.int("interfaces.https_port").unwrap_or(0),
+            "http",
+        ),
         ("interfaces.component_port", component_port, "component"),
     ];
     for (i, (key, port, module)) in listeners.iter().enumerate() {

@@ -16,6 +16,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VIREO_C2S_PORT", "transport.c2s_port"),
     ("VIREO_C2S_TLS_PORT", "transport.c2s_tls_port"),
     ("VIREO_C2S_REQUIRE_ENCRYPTION", "stream.require_encryption"),
+    ("VIREO_HTTP_PORT", "interfaces.http_port"),
+    ("VIREO_HTTPS_PORT", "interfaces.https_port"),
     ("VIREO_S2S_PORT", "transport.s2s_port"),
     ("VIREO_S2S_TLS_PORT", "transport.s2s_tls_port"),
     ("VIREO_S2S_OVERRIDES", "transport.s2s_routes"),

@@ -165,6 +165,8 @@ class VireoServer:
         self.c2s_port, self.c2s_tls_port = free_ports(2)
         # Federation is on by default: its listeners get free ports too.
         self.s2s_port, self.s2s_tls_port = free_ports(2)
+        # And the HTTP listeners.
+        self.http_port, self.https_port = free_ports(2)
         self.proc: subprocess.Popen | None = None
         self.last_exit_code: int | None = None
         self.starts = 0
@@ -181,6 +183,8 @@ class VireoServer:
             VIREO_C2S_TLS_PORT=str(self.c2s_tls_port),
             VIREO_S2S_PORT=str(self.s2s_port),
             VIREO_S2S_TLS_PORT=str(self.s2s_tls_port),
+            VIREO_HTTP_PORT=str(self.http_port),
+            VIREO_HTTPS_PORT=str(self.https_port),
             RUST_BACKTRACE="1",
             NO_COLOR="1",
         )

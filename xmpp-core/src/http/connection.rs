@@ -90,6 +90,12 @@ pub struct HttpConnection {
     request_started: Option<Millis>,
     /// When the connection went idle (after a response, or at accept).
     idle_since: Millis,
+    /// The server is stopping: the request in progress is the last.
+    draining: bool,
+    /// Requests answered on this connection.
+    answered: u64,
+    /// While draining, when a fresh connection that sent nothing closes.
+    drain_deadline: Option<Millis>,
 }
 
 impl HttpConnection {
@@ -103,7 +109,38 @@ impl HttpConnection {
             out: OutputQueue::default(),
             request_started: None,
             idle_since: now,
+            draining: false,
+            answered: 0,
+            drain_deadline: None,
         }
+    }
+
+    /// When an idle connection closes.
+    fn idle_deadline(&self) -> Millis {
+        let idle = self.idle_since.saturating_add(self.limits.idle_timeout_ms);
+        self.drain_deadline.map_or(idle, |d| d.min(idle))
+    }
+
+    /// How long a connection accepted while the server stops has to send
+    /// its request (a health probe, most likely).
+    pub const DRAIN_GRACE_MS: Millis = 2_000;
+
+    /// The server is stopping: a kept-alive idle connection closes now;
+    /// one with a request in progress closes after answering it; a fresh
+    /// one gets [`DRAIN_GRACE_MS`](Self::DRAIN_GRACE_MS) to send one
+    /// (load balancers probe `/health` on new connections).
+    pub fn drain(&mut self, now: Millis) {
+        if self.is_done() || self.draining {
+            return;
+        }
+        self.draining = true;
+        if !matches!(self.phase, Phase::Reading) || !self.buf.is_empty() {
+            return;
+        }
+        if self.answered > 0 {
+            return self.finish();
+        }
+        self.drain_deadline = Some(now.saturating_add(Self::DRAIN_GRACE_MS));
     }
 
     /// Next instruction for the driver.
@@ -121,7 +158,7 @@ impl HttpConnection {
         match self.phase {
             Phase::Reading => Some(match self.request_started {
                 Some(t) => t.saturating_add(self.limits.request_timeout_ms),
-                None => self.idle_since.saturating_add(self.limits.idle_timeout_ms),
+                None => self.idle_deadline(),
             }),
             // The driver is answering: its own business how long.
             Phase::Answering { .. } | Phase::Done => None,
@@ -138,7 +175,7 @@ impl HttpConnection {
             Some(t) if now >= t.saturating_add(self.limits.request_timeout_ms) => {
                 self.fail(408, "request timeout");
             }
-            None if now >= self.idle_since.saturating_add(self.limits.idle_timeout_ms) => {
+            None if now >= self.idle_deadline() => {
                 self.finish();
             }
             _ => {}
@@ -169,6 +206,8 @@ impl HttpConnection {
         let Phase::Answering { close, head } = self.phase else {
             return;
         };
+        let close = close || self.draining;
+        self.answered += 1;
         self.out.write(&response.to_bytes(self.secure, close, head));
         if close {
             return self.finish();

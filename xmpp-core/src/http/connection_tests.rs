@@ -212,3 +212,38 @@ fn an_upgrade_hands_back_what_followed_the_request() {
     assert!(!written.contains("Content-Length"), "{written}");
     assert!(c.is_done());
 }
+
+#[test]
+fn draining_closes_idle_connections_and_ends_after_the_request_in_progress() {
+    // Kept alive after a request: closed at once.
+    let mut idle = conn();
+    idle.handle_input(1, b"GET / HTTP/1.1\r\n\r\n");
+    drain(&mut idle);
+    idle.respond(2, &Response::new(204));
+    drain(&mut idle);
+    idle.drain(3);
+    assert_eq!(drain(&mut idle).1, vec![HttpOutput::Close]);
+
+    // Fresh: a short grace to send its request (a health probe).
+    let mut fresh = conn();
+    fresh.drain(10);
+    assert!(!fresh.is_done());
+    assert_eq!(
+        fresh.poll_timeout(),
+        Some(10 + HttpConnection::DRAIN_GRACE_MS)
+    );
+    fresh.handle_timeout(10 + HttpConnection::DRAIN_GRACE_MS);
+    assert_eq!(drain(&mut fresh).1, vec![HttpOutput::Close]);
+
+    let mut busy = conn();
+    busy.handle_input(1, b"GET /health HTTP/1.1\r\n");
+    busy.drain(1);
+    assert!(!busy.is_done(), "the request in progress is answered");
+    busy.handle_input(2, b"\r\n");
+    let (_, other) = drain(&mut busy);
+    assert_eq!(request_of(&other).target.segments, vec!["health"]);
+    busy.respond(3, &Response::text(503, "stopping"));
+    let (written, other) = drain(&mut busy);
+    assert!(written.contains("Connection: close\r\n"), "{written}");
+    assert_eq!(other, vec![HttpOutput::Close]);
+}

@@ -9,11 +9,10 @@
 //! refuse, a full queue, too many links, a link that failed — is bounced
 //! to its sender with the RFC 6120 condition, never dropped silently.
 
-mod counts;
 pub(crate) mod inbound;
 mod link;
 
-use counts::{Counted, Counts};
+use crate::counts::{Counted, Counts};
 
 use crate::router::{RemoteRoute, Router};
 use crate::s2s::config::S2sConfig;

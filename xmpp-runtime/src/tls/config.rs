@@ -157,6 +157,18 @@ pub fn server_tls(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
     server_tls_sni((cert, key), &[])
 }
 
+/// The HTTPS configuration: the same certificates, chosen by SNI, with
+/// ALPN `http/1.1` (HTTP/2 is not offered).
+pub fn https_config(tls: &ServerTls) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(TlsError::Config)?
+        .with_no_client_auth()
+        .with_cert_resolver(tls.keys.clone());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Reads all certificates of a PEM file, end-entity first.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let mut reader = open(path)?;

@@ -1,6 +1,6 @@
 //! Things in use per key, each held by a guard that gives it back when
-//! dropped: incoming connections per address, links being set up per
-//! sender. A key whose count falls to zero leaves the map, so the map
+//! dropped: s2s and HTTP connections per address, s2s links being set up
+//! per sender. A key whose count falls to zero leaves the map, so the map
 //! holds only what is in use now.
 
 use std::collections::HashMap;

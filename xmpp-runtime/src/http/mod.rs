@@ -1,0 +1,178 @@
+//! The HTTP listeners (issue 14): plain and HTTPS, one task per connection
+//! driving an [`HttpConnection`] from xmpp-core, and the endpoints its
+//! requests are routed to (`endpoints.rs`).
+//!
+//! A connection counts against the server's connection limit and, per
+//! address, against `max_per_address`; the machine bounds what one
+//! request may cost (head, body, time). TLS uses the domains'
+//! certificates, chosen by SNI, with ALPN `http/1.1`.
+
+mod endpoints;
+
+use crate::accept::Admission;
+use crate::clock::{now_ms, Alarm};
+use crate::config::HttpConfig;
+use crate::counts::Counts;
+use crate::transport::Transport;
+use event_listener::Event;
+use futures_rustls::TlsAcceptor;
+use smol::future::FutureExt;
+use smol::io::AsyncWriteExt;
+use smol::Async;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use xmpp_core::http::{HttpConnection, HttpOutput};
+
+pub(crate) use endpoints::Endpoints;
+
+/// What every HTTP connection shares.
+pub(crate) struct Http {
+    pub(crate) cfg: HttpConfig,
+    pub(crate) endpoints: Endpoints,
+    /// HTTPS: the domains' certificates with ALPN `http/1.1`.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    per_address: Arc<Counts<IpAddr>>,
+    /// The server is shutting down (health says 503).
+    stopping: AtomicBool,
+    /// Wakes connections when the server starts shutting down.
+    stop: Event,
+}
+
+impl Http {
+    pub(crate) fn new(
+        cfg: HttpConfig,
+        endpoints: Endpoints,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Arc<Http> {
+        Arc::new(Http {
+            cfg,
+            endpoints,
+            tls,
+            per_address: Counts::new(),
+            stopping: AtomicBool::new(false),
+            stop: Event::new(),
+        })
+    }
+
+    /// The server shuts down: `/health` says 503 from now on, idle
+    /// connections close, busy ones after their answer.
+    pub(crate) fn shut_down(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.stop.notify(usize::MAX);
+    }
+}
+
+/// Accept HTTP (or, with `secure`, HTTPS) connections until the listener
+/// fails.
+pub(crate) async fn accept_loop(
+    ex: Arc<smol::Executor<'static>>,
+    listener: Async<TcpListener>,
+    secure: bool,
+    admission: Admission,
+    http: Arc<Http>,
+) {
+    let limiters = admission.limiters.clone();
+    let kind = if secure { "https" } else { "http" };
+    crate::accept::accept_loop(ex, listener, admission, kind, move |tcp, peer| {
+        let http = http.clone();
+        let limiters = limiters.clone();
+        async move {
+            let Some(_slot) = http.per_address.take(peer.ip(), http.cfg.max_per_address) else {
+                limiters.refusals.refused(
+                    Some(peer.ip()),
+                    &format_args!("{kind}: too many connections from this address"),
+                );
+                return;
+            };
+            serve(tcp, peer, secure, http).await
+        }
+    })
+    .await
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Timer,
+    Stop,
+}
+
+async fn serve(tcp: Async<TcpStream>, peer: SocketAddr, secure: bool, http: Arc<Http>) {
+    let mut transport = if secure {
+        let Some(tls) = http.tls.clone() else { return };
+        let timeout = http.cfg.limits.request_timeout_ms;
+        let accepted = async { TlsAcceptor::from(tls).accept(tcp).await.ok() }
+            .or(async {
+                smol::Timer::after(std::time::Duration::from_millis(timeout)).await;
+                None
+            })
+            .await;
+        match accepted {
+            Some(s) => Transport::Tls(Box::new(s)),
+            None => return,
+        }
+    } else {
+        Transport::Plain(tcp)
+    };
+    let mut conn = HttpConnection::new(http.cfg.limits, secure, now_ms());
+    let mut alarm = Alarm::default();
+    let started = Instant::now();
+    loop {
+        while let Some(out) = conn.poll_output() {
+            match out {
+                HttpOutput::Write(bytes) => {
+                    if transport.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                HttpOutput::Request(request) => {
+                    let response = http.endpoints.answer(&request, peer, &http, started);
+                    conn.respond(now_ms(), &response);
+                }
+                HttpOutput::Close => {
+                    let _ = transport.flush().await;
+                    let _ = transport.close().await;
+                    return;
+                }
+            }
+        }
+        if transport.flush().await.is_err() || conn.is_done() {
+            return;
+        }
+        let stop = http.stop.listen();
+        if stopping(&http) {
+            conn.drain(now_ms());
+            if conn.is_done() {
+                continue;
+            }
+        }
+        alarm.want(conn.poll_timeout());
+        let read = async {
+            Wake::Read(
+                transport
+                    .read_with(|bytes| conn.handle_input(now_ms(), bytes))
+                    .await,
+            )
+        };
+        let tick = async {
+            alarm.ring().await;
+            Wake::Timer
+        };
+        let stopped = async {
+            stop.await;
+            Wake::Stop
+        };
+        match read.or(tick).or(stopped).await {
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return,
+            Wake::Read(Ok(_)) => {}
+            Wake::Timer => conn.handle_timeout(now_ms()),
+            Wake::Stop => conn.drain(now_ms()),
+        }
+    }
+}
+
+/// Whether the server is stopping.
+pub(crate) fn stopping(http: &Http) -> bool {
+    http.stopping.load(Ordering::Acquire)
+}
