@@ -8,9 +8,11 @@
 //!   within a byte budget decided from each frame's header.
 //! - [`header`]: one frame header, read and checked byte by byte.
 //! - [`close`]: close codes, which may be received, and the close payload.
+//! - [`encode`]: server frames out (never masked).
 //! - [`error`]: [`WsError`], each carrying the close code to answer with.
 
 pub mod close;
+pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod header;
