@@ -24,6 +24,8 @@ pub mod header;
 #[cfg(test)]
 mod frame_tests;
 #[cfg(test)]
+mod props_tests;
+#[cfg(test)]
 mod test_client;
 
 pub use close::CloseFrame;
