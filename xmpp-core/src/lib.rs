@@ -22,6 +22,7 @@ pub mod storage;
 pub mod stream;
 pub mod throttle;
 pub mod time;
+pub mod websocket;
 pub mod wiring;
 pub mod xml;
 
