@@ -37,6 +37,9 @@ pub struct HttpConfig {
     pub limits: HttpLimits,
     /// HTTP connections one address may hold at once.
     pub max_per_address: usize,
+    /// Who may read `/metrics` (loopback by default, as Prosody's
+    /// `openmetrics_allow_ips`); others get 403.
+    pub metrics_allow: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +49,7 @@ impl Default for HttpConfig {
             tls_port: None,
             limits: HttpLimits::default(),
             max_per_address: 64,
+            metrics_allow: crate::address_limits::loopback(),
         }
     }
 }

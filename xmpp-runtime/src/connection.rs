@@ -52,6 +52,8 @@ pub(crate) struct C2s {
     pub(crate) accounts: AccountOps,
     /// Where connections' storage requests run.
     pub(crate) storage: ConnStorage,
+    /// Stanza counters for `/metrics`.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Accept client connections until the listener fails.
@@ -350,6 +352,7 @@ impl Connection {
                 }
                 ConnOutput::Bound(jid) => self.bound(jid),
                 ConnOutput::Stanza(el) => {
+                    self.ctx.metrics.stanza_received("c2s", &el.name);
                     if let Some(p) = self.partition {
                         self.ctx.router.hand_over(p, self.id, el).await;
                     }

@@ -31,6 +31,7 @@ mod fences;
 mod kdf_pool;
 mod limiters;
 mod mailbox;
+mod metrics;
 pub mod rate_limit;
 mod refusal_log;
 pub mod registration;

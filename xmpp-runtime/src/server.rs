@@ -212,7 +212,9 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     executor
         .spawn(crate::memory::release_after_peaks(conns.clone()))
         .detach();
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let c2s_ctx = Arc::new(C2s {
+        metrics: metrics.clone(),
         settings: settings.clone(),
         conns: conns.clone(),
         router: router.clone(),
@@ -260,7 +262,14 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             )),
             None => None,
         };
-        let federation = Federation::new(s2s.clone(), hosted, tls, &router, executor.clone());
+        let federation = Federation::new(
+            s2s.clone(),
+            hosted,
+            tls,
+            &router,
+            executor.clone(),
+            metrics.clone(),
+        );
         router.federate(Box::new(federation.clone()));
         federation_started = Some(federation.clone());
         for (listener, direct_tls) in
@@ -284,6 +293,9 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             _ => None,
         };
         let endpoints = Endpoints {
+            metrics: metrics.clone(),
+            federation: federation_started.clone(),
+            metrics_allow: h.metrics_allow.clone(),
             conns: conns.clone(),
             started: std::time::Instant::now(),
             version: cfg.hub.software.1.clone(),

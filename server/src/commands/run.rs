@@ -164,6 +164,12 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 ..xmpp_core::http::HttpLimits::default()
             },
             max_per_address: cfg.int("interfaces.http_max_per_address").unwrap_or(64),
+            // Checked when loading (schema `Ty::Ips`).
+            metrics_allow: cfg
+                .list("interfaces.metrics_allow_ips")
+                .iter()
+                .filter_map(|a| crate::config::schema::parse_net(a))
+                .collect(),
         });
     // XEP-0115: clients may cache the server's features by this hash.
     let caps = xmpp_core::modules::caps::feature(

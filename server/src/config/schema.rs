@@ -636,6 +636,8 @@ pub const CORE_KEYS: &[KeySpec] = &[
         "Seconds from a request's first byte to its last; a slower one gets 408 and the connection closes (slow-loris clients)."),
     key("interfaces.http_idle_timeout", "http_idle_timeout", HTTP, Ty::Int { min: 1, max: 86_400 }, "60", &[],
         "Seconds a kept-alive HTTP connection may wait for its next request."),
+    key("interfaces.metrics_allow_ips", "metrics_allow_ips", HTTP, Ty::Ips, "[\"127.0.0.1\", \"::1\"]", &[],
+        "Addresses (or networks) that may read /metrics (Prometheus text format); others get 403 (Prosody's openmetrics_allow_ips)."),
     key("interfaces.http_max_per_address", "http_max_per_address", HTTP, Ty::Int { min: 1, max: 100_000 }, "64", &[],
         "HTTP connections one client address may hold at once; more are closed at once."),
     planned("interfaces.websocket_path", "websocket_path", WEBSOCKET, Ty::Str, "\"/xmpp-websocket\"", &["RFC 7395"],

@@ -145,6 +145,7 @@ async fn run(tcp: Async<TcpStream>, peer: SocketAddr, direct_tls: bool, fed: Arc
                 // more meanwhile: TCP pushes back on the peer.
                 IncomingOutput::Stanza(el) => {
                     last_activity = Instant::now();
+                    fed.metrics.stanza_received("s2s", &el.name);
                     router.route_from_peer(el).await;
                 }
                 IncomingOutput::Bidi { local, remote } => {

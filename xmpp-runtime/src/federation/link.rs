@@ -211,6 +211,7 @@ impl Link {
                     // more meanwhile: TCP pushes back on the peer.
                     OutgoingOutput::Stanza(el) => {
                         last_activity = Instant::now();
+                        self.fed.metrics.stanza_received("s2s", &el.name);
                         if let Some(router) = self.fed.router() {
                             router.route_from_peer(el).await;
                         }

@@ -70,6 +70,8 @@ pub(crate) struct Federation {
     /// The server is shutting down: streams close, no link opens.
     closing: AtomicBool,
     closing_event: Event,
+    /// Stanza counters for `/metrics`.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Federation {
@@ -81,6 +83,7 @@ impl Federation {
         tls: Option<Arc<S2sTls>>,
         router: &Arc<Router>,
         executor: Arc<smol::Executor<'static>>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Federation> {
         let secret = xmpp_core::s2s::dialback::DialbackSecret::new(
             &cfg.dialback_secret
@@ -138,6 +141,7 @@ impl Federation {
             incoming_by_addr: Counts::new(),
             closing: AtomicBool::new(false),
             closing_event: Event::new(),
+            metrics,
         })
     }
 

@@ -1,8 +1,11 @@
 //! What the HTTP listeners serve, by path. So far: `/health` (liveness and
-//! readiness for load balancers and orchestrators); every other path is
-//! 404, a known path with another method 405.
+//! readiness for load balancers and orchestrators) and `/metrics`
+//! (Prometheus, for the addresses allowed); every other path is 404, a
+//! known path with another method 405.
 
 use super::Http;
+use crate::federation::Federation;
+use crate::metrics::{Metrics, Snapshot};
 use crate::registry::ConnRegistry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +14,10 @@ use xmpp_core::http::{Request, Response};
 
 /// The endpoints and what they read.
 pub(crate) struct Endpoints {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) federation: Option<Arc<Federation>>,
+    /// Who may read `/metrics`.
+    pub(crate) metrics_allow: Vec<ipnet::IpNet>,
     pub(crate) conns: Arc<ConnRegistry>,
     /// When the server started.
     pub(crate) started: Instant,
@@ -23,15 +30,40 @@ impl Endpoints {
     pub(crate) fn answer(
         &self,
         request: &Request,
-        _peer: SocketAddr,
+        peer: SocketAddr,
         http: &Http,
         _conn_started: Instant,
     ) -> Response {
         let segments: Vec<&str> = request.target.segments.iter().map(String::as_str).collect();
         match segments.as_slice() {
             ["health"] => only_get(request).unwrap_or_else(|| self.health(http)),
+            ["metrics"] => only_get(request).unwrap_or_else(|| self.metrics(peer)),
             _ => Response::text(404, "not found"),
         }
+    }
+
+    /// `/metrics`: the Prometheus text, for allowed addresses only.
+    fn metrics(&self, peer: SocketAddr) -> Response {
+        if !self.metrics_allow.iter().any(|n| n.contains(&peer.ip())) {
+            return Response::text(403, "metrics are not served to this address");
+        }
+        let status = self
+            .federation
+            .as_ref()
+            .map(|f| f.status())
+            .unwrap_or_default();
+        let snapshot = Snapshot {
+            connections: self.conns.live() as i64,
+            s2s_outgoing: status.outgoing.len() as i64,
+            s2s_bidi: status.bidi.len() as i64,
+            uptime_s: self.started.elapsed().as_secs() as i64,
+        };
+        Response::new(200)
+            .body(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.metrics.render(snapshot),
+            )
+            .header("Cache-Control", "no-store")
     }
 
     /// `/health`: 200 while serving, 503 while stopping (a load balancer

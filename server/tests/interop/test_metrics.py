@@ -1,0 +1,65 @@
+"""/metrics (issue 14): the Prometheus project's own parser reads what
+Vireo serves, the values move when traffic flows, and an address not
+allowed gets 403."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+
+def get(server, path: str, source: str = "127.0.0.1") -> tuple[int, str]:
+    s = socket.create_connection(("127.0.0.1", server.http_port), timeout=10,
+                                 source_address=(source, 0))
+    try:
+        s.sendall(f"GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body.decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def received(values, source: str, kind: str) -> float:
+    key = ("vireo_stanzas_received_total", (("kind", kind), ("source", source)))
+    return values.get(key, 0.0)
+
+
+@pytest.mark.asyncio
+async def test_metrics_parse_and_move_with_traffic(server, xmpp):
+    status, text = get(server, "/metrics")
+    assert status == 200, text
+    before = samples(text)
+    assert before[("vireo_process_resident_memory_bytes", ())] > 1_000_000
+    assert before[("vireo_process_open_fds", ())] > 0
+    a, b = server.new_account("ma"), server.new_account("mb")
+    ca = await xmpp.online(server, a, name="metrics-a")
+    cb = await xmpp.online(server, b, name="metrics-b")
+    for i in range(5):
+        ca.send_chat(b.jid, f"m{i}")
+    for i in range(5):
+        await cb.wait_message(body=f"m{i}")
+    _, text = get(server, "/metrics")
+    after = samples(text)
+    assert received(after, "c2s", "message") - received(before, "c2s", "message") >= 5
+    assert received(after, "c2s", "presence") >= 2
+    assert after[("vireo_connections", ())] >= 2
+
+
+def test_metrics_only_for_allowed_addresses(server):
+    status, _ = get(server, "/metrics", source="127.0.0.2")
+    assert status == 403
+    status, _ = get(server, "/health", source="127.0.0.2")
+    assert status == 200
