@@ -27,13 +27,7 @@ pub(crate) struct Endpoints {
 
 impl Endpoints {
     /// The answer to `request`.
-    pub(crate) fn answer(
-        &self,
-        request: &Request,
-        peer: SocketAddr,
-        http: &Http,
-        _conn_started: Instant,
-    ) -> Response {
+    pub(crate) fn answer(&self, request: &Request, peer: SocketAddr, http: &Http) -> Response {
         let segments: Vec<&str> = request.target.segments.iter().map(String::as_str).collect();
         match segments.as_slice() {
             ["health"] => only_get(request).unwrap_or_else(|| self.health(http)),

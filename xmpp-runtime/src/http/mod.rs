@@ -22,7 +22,6 @@ use smol::Async;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 use xmpp_core::http::{HttpConnection, HttpOutput};
 
 pub(crate) use endpoints::Endpoints;
@@ -117,7 +116,6 @@ async fn serve(tcp: Async<TcpStream>, peer: SocketAddr, secure: bool, http: Arc<
     };
     let mut conn = HttpConnection::new(http.cfg.limits, secure, now_ms());
     let mut alarm = Alarm::default();
-    let started = Instant::now();
     loop {
         while let Some(out) = conn.poll_output() {
             match out {
@@ -127,7 +125,7 @@ async fn serve(tcp: Async<TcpStream>, peer: SocketAddr, secure: bool, http: Arc<
                     }
                 }
                 HttpOutput::Request(request) => {
-                    let response = http.endpoints.answer(&request, peer, &http, started);
+                    let response = http.endpoints.answer(&request, peer, &http);
                     conn.respond(now_ms(), &response);
                 }
                 HttpOutput::Close => {
