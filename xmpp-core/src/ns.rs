@@ -4,6 +4,9 @@
 pub const STREAM: &str = "http://etherx.jabber.org/streams";
 /// RFC 6120 client content namespace.
 pub const CLIENT: &str = "jabber:client";
+/// RFC 7395 §3.3.1: `<open/>` and `<close/>`, the ends of a stream over
+/// WebSocket.
+pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 /// RFC 6120 §4.9.3 stream error conditions.
 pub const STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 /// RFC 6120 §8.3 stanza error conditions.

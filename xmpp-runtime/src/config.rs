@@ -40,6 +40,29 @@ pub struct HttpConfig {
     /// Who may read `/metrics` (loopback by default, as Prosody's
     /// `openmetrics_allow_ips`); others get 403.
     pub metrics_allow: Vec<ipnet::IpNet>,
+    /// XMPP over WebSocket at `/xmpp-websocket` (RFC 7395); `None` when the
+    /// module is off.
+    pub websocket: Option<WebSocketConfig>,
+    /// The URL clients reach the HTTP server at (`https://chat.example.org`,
+    /// behind a proxy); `None` derives it from each request's `Host`.
+    pub external_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: its
+    /// address, not the proxy's, is what per-address limits count.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The WebSocket endpoint's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebSocketConfig {
+    /// Web origins whose pages may open a WebSocket (the `Origin` header,
+    /// e.g. `https://chat.example.org`); `None` allows any. XMPP
+    /// authenticates inside the stream, never with cookies, so a foreign
+    /// page gains nothing a script outside a browser would not have: any
+    /// origin is the default, as in ejabberd.
+    pub origins: Option<Vec<String>>,
+    /// WebSockets over plain HTTP count as encrypted: a TLS-terminating
+    /// proxy is in front (Prosody's `consider_websocket_secure`).
+    pub consider_secure: bool,
 }
 
 impl Default for HttpConfig {
@@ -50,6 +73,9 @@ impl Default for HttpConfig {
             limits: HttpLimits::default(),
             max_per_address: 64,
             metrics_allow: crate::address_limits::loopback(),
+            websocket: Some(WebSocketConfig::default()),
+            external_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

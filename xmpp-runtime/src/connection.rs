@@ -81,6 +81,31 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, ctx: Arc<C2s>) {
     conn.serve().await;
 }
 
+/// A connection the HTTP listener upgraded to a WebSocket (RFC 7395):
+/// the same session machine, its frames decoded and written by the
+/// stream itself. `tls` as for [`ServerStream::new_websocket`];
+/// `first` is what the client sent after the upgrade request.
+pub(crate) async fn serve_websocket(
+    transport: Transport,
+    peer_ip: Option<IpAddr>,
+    tls: Option<Vec<ChannelBinding>>,
+    first: Vec<u8>,
+    ctx: Arc<C2s>,
+) {
+    let Some(unauthenticated) = admit(&ctx, peer_ip) else {
+        return;
+    };
+    let settings = ctx.settings.current();
+    let now = now_ms();
+    let mut stream = ServerStream::new_websocket(settings.stream.clone(), entropy(), now, tls);
+    if !first.is_empty() {
+        stream.handle_input(now, &first);
+    }
+    tracing::debug!(?peer_ip, "connected over WebSocket");
+    let mut conn = Connection::new(ctx, settings, peer_ip, transport, stream, unauthenticated);
+    conn.serve().await;
+}
+
 /// What woke a connection.
 enum Wake {
     /// Bytes from the client (already handed to the stream), or the end.
@@ -120,6 +145,19 @@ async fn tls_accept(
         }
         Err(e) => {
             tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Count a new connection against its address until it authenticates;
+/// `None` (the connection is closed before any byte: there is no stream
+/// yet) over the address's limits.
+fn admit(ctx: &C2s, peer_ip: Option<IpAddr>) -> Option<Option<UnauthenticatedSlot>> {
+    match ctx.limiters.conn_gate.admit(peer_ip, now_ms()) {
+        Ok(slot) => Some(slot),
+        Err(refusal) => {
+            ctx.limiters.refusals.refused(peer_ip, &refusal);
             None
         }
     }
@@ -165,17 +203,7 @@ impl Connection {
     async fn open(tcp: Async<TcpStream>, direct_tls: bool, ctx: Arc<C2s>) -> Option<Self> {
         let peer = tcp.get_ref().peer_addr().ok();
         let peer_ip = peer.map(|p| p.ip());
-        // Counted against its address until it authenticates; refused
-        // (closed before any byte, there is no stream yet) over the
-        // address's limits.
-        let unauthenticated = match ctx.limiters.conn_gate.admit(peer_ip, now_ms()) {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                ctx.limiters.refusals.refused(peer_ip, &refusal);
-                return None;
-            }
-        };
-        let id = ctx.conns.next_id();
+        let unauthenticated = admit(&ctx, peer_ip)?;
         let settings = ctx.settings.current();
         let (transport, bindings) = if direct_tls {
             let deadline = ctx.limiters.conn_gate.tls_handshake_timeout();
@@ -184,13 +212,32 @@ impl Connection {
         } else {
             (Transport::Plain(tcp), None)
         };
-        tracing::debug!(conn = id, ?peer, direct_tls, "connected");
-        let cfg = settings.stream.clone();
+        tracing::debug!(?peer, direct_tls, "connected");
+        let stream = ServerStream::new(settings.stream.clone(), entropy(), now_ms(), bindings);
+        Some(Connection::new(
+            ctx,
+            settings,
+            peer_ip,
+            transport,
+            stream,
+            unauthenticated,
+        ))
+    }
+
+    fn new(
+        ctx: Arc<C2s>,
+        settings: Arc<Settings>,
+        peer_ip: Option<IpAddr>,
+        transport: Transport,
+        stream: ServerStream,
+        unauthenticated: Option<UnauthenticatedSlot>,
+    ) -> Connection {
+        let id = ctx.conns.next_id();
+        let cfg = &settings.stream;
         let mailbox = ctx.conns.open(id, cfg.max_mailbox_bytes);
         let stall = cfg.send_timeout_ms.map(Duration::from_millis);
         let bucket = settings.rate_limit.map(Bucket::new);
-        let stream = ServerStream::new(cfg, entropy(), now_ms(), bindings);
-        Some(Connection {
+        Connection {
             ctx,
             settings,
             peer_ip,
@@ -206,7 +253,7 @@ impl Connection {
             sm_id: None,
             undelivered: Vec::new(),
             unnoted_hibernation: false,
-        })
+        }
     }
 
     /// Run the connection to its end.
@@ -386,6 +433,12 @@ impl Connection {
                         send::close(t, self.stall).await;
                     }
                     return Break(End::Closed);
+                }
+                ConnOutput::DropTransport => {
+                    if let Some(t) = self.transport.as_mut() {
+                        send::close(t, self.stall).await;
+                    }
+                    self.lose_transport();
                 }
             }
             Continue(())

@@ -72,4 +72,5 @@ pub use registration::RegistrationLimit;
 pub use reload::{ReloadReport, ServerHandle};
 pub use server::{
     start, ComponentListener, HttpConfig, RunningServer, RuntimeConfig, S2sStatus, StartError,
+    WebSocketConfig,
 };

@@ -170,6 +170,19 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .iter()
                 .filter_map(|a| crate::config::schema::parse_net(a))
                 .collect(),
+            external_url: cfg.text("interfaces.http_external_url"),
+            trusted_proxies: cfg
+                .list("interfaces.trusted_proxies")
+                .iter()
+                .filter_map(|a| crate::config::schema::parse_net(a))
+                .collect(),
+            websocket: cfg.modules.contains(&"websocket").then(|| {
+                let origins = cfg.list("interfaces.websocket_origins");
+                xmpp_runtime::WebSocketConfig {
+                    origins: (!origins.iter().any(|o| o == "*")).then_some(origins),
+                    consider_secure: cfg.flag("interfaces.websocket_consider_secure"),
+                }
+            }),
         });
     // XEP-0115: clients may cache the server's features by this hash.
     let caps = xmpp_core::modules::caps::feature(

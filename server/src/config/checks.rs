@@ -27,7 +27,32 @@ pub fn run(cfg: &Config) -> Vec<Diagnostic> {
     turn(cfg, &mut out);
     archiving(cfg, &mut out);
     queues(cfg, &mut out);
+    http(cfg, &mut out);
     out
+}
+
+/// `http_external_url` is the base every advertised HTTP address is built
+/// on: it has to be an absolute http(s) URL without query or fragment.
+fn http(cfg: &Config, out: &mut Vec<Diagnostic>) {
+    let key = "interfaces.http_external_url";
+    let Some(url) = cfg.text(key) else {
+        return;
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty() && !r.starts_with('/') && !r.contains(['?', '#', ' ', '\'', '"', '<', '>'])
+    });
+    if !ok {
+        out.push(
+            Diagnostic::error(
+                cfg.origin(key),
+                format!("{key}: {url:?} is not an http:// or https:// URL"),
+            )
+            .with_fix("write it as clients reach the server, e.g. \"https://chat.example.org\""),
+        );
+    }
 }
 
 /// Byte caps on a session's queues below the largest stanza would end

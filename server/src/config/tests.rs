@@ -464,8 +464,8 @@ fn module_errors() {
         "modules = [\"c2s\", \"c2s_direct_tls\", \"s2s\", \"s2s_direct_tls\"]",
         "modules = [\"c2s\", \"c2s_direct_tls\", \"s2s\", \"roster\", \"c2z\"]",
     );
-    let w = "stack/07-interfaces/websocket.toml";
-    replace(&dir, w, "modules = []", "modules = [\"websocket\"]");
+    let w = "stack/07-interfaces/bosh.toml";
+    replace(&dir, w, "modules = []", "modules = [\"bosh\"]");
     replace(
         &dir,
         "stack/01-transport/compression.toml",
@@ -483,7 +483,7 @@ fn module_errors() {
     let c = line(&dir, "stack/01-transport/compression.toml", "modules =");
     let o = line(&dir, "stack/05-services/messaging.toml", "modules =");
     let diags = diagnostics(&dir, &[]);
-    assert_has(&diags, &format!("{w}:{wn}: error: module `websocket` (RFC 7395) is not available in this version\n    fix: remove `websocket` from the modules list"));
+    assert_has(&diags, &format!("{w}:{wn}: error: module `bosh` (XEP-0124, XEP-0206) is not available in this version\n    fix: remove `bosh` from the modules list"));
     assert_has(&diags, &format!("{f}:{n}: error: module `roster` belongs in stack/04-protocol/core.toml, not {f}\n    fix: move it to the `modules` list of stack/04-protocol/core.toml"));
     assert_has(
         &diags,
@@ -1230,4 +1230,22 @@ fn a_renamed_module_loads_under_its_new_name_with_a_warning() {
     assert_has(&diags, &format!("{f}:{n}: warning: module `storage_sled` is now called `storage_embedded`\n    fix: write `storage_embedded` in the modules list"));
     let cfg = Config::load(Some(dir.path()), &env_of(&[])).expect("an old name still loads");
     assert!(cfg.modules.contains(&"storage_embedded"));
+}
+
+#[test]
+fn a_bad_http_external_url_names_its_file_and_line() {
+    let dir = init("production");
+    let f = "stack/07-interfaces/http.toml";
+    replace(
+        &dir,
+        f,
+        "http_external_url = \"\"",
+        "http_external_url = \"chat.example.org/x\"",
+    );
+    let n = line(&dir, f, "http_external_url =");
+    let diags = diagnostics(&dir, &[]);
+    assert_has(
+        &diags,
+        &format!("{f}:{n}: error: interfaces.http_external_url: \"chat.example.org/x\" is not an http:// or https:// URL\n    fix: write it as clients reach the server, e.g. \"https://chat.example.org\""),
+    );
 }

@@ -150,6 +150,9 @@ impl C2sDriver {
                 | ConnOutput::Resumed(_)
                 | ConnOutput::Undelivered(_)
                 | ConnOutput::PageDelivered => {}
+                ConnOutput::DropTransport => {
+                    self.stream.transport_lost(self.now);
+                }
                 ConnOutput::Write(_) | ConnOutput::Bound(_) | ConnOutput::Close => {}
             }
         }

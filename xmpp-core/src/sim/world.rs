@@ -731,6 +731,8 @@ impl World {
                     self.close_transport(id);
                     self.end_session(id);
                 }
+                // WebSocket only; the world's connections are TCP.
+                ConnOutput::DropTransport => self.transport_gone(id),
             }
         }
     }

@@ -21,6 +21,8 @@ pub mod server;
 pub mod sm;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod websocket_tests;
 
 pub use client::{ClientConfig, ClientOutput, ClientStream};
 pub use component::{AcceptOutput, ComponentSecret, ComponentStream, ComponentStreamConfig};

@@ -63,8 +63,13 @@ pub enum ConnOutput {
     /// A stanza from the client to the hub (`from` stamped and `to`
     /// normalized).
     Stanza(Element),
-    /// Flush pending writes and close the transport.
+    /// Flush pending writes and close the transport: the session is over.
     Close,
+    /// Server side, WebSocket: the client closed the WebSocket without
+    /// `<close/>`. Flush (the answering Close frame), close the socket and
+    /// call `ServerStream::transport_lost`, as for a TCP connection that
+    /// broke: a resumable session hibernates.
+    DropTransport,
     /// Server side: stream management with resumption is on under this
     /// SM-ID; the driver remembers which connection holds it.
     SmEnabled(String),
@@ -122,12 +127,26 @@ impl Writes for ConnOutput {
 #[derive(Debug)]
 pub(crate) struct OutputQueue<O = ConnOutput> {
     queue: VecDeque<O>,
+    /// Elements go out one per WebSocket text message, each declaring its
+    /// namespaces (RFC 7395 §3.3.3), instead of inside a stream document.
+    websocket: bool,
 }
 
 impl<O> Default for OutputQueue<O> {
     fn default() -> Self {
         OutputQueue {
             queue: VecDeque::new(),
+            websocket: false,
+        }
+    }
+}
+
+impl<O> OutputQueue<O> {
+    /// A queue whose elements are WebSocket messages (RFC 7395).
+    pub(crate) fn websocket() -> Self {
+        OutputQueue {
+            queue: VecDeque::new(),
+            websocket: true,
         }
     }
 }
@@ -148,14 +167,30 @@ impl<O: Writes> OutputQueue<O> {
         self.tail(bytes.len()).extend_from_slice(bytes);
     }
 
-    /// Serialize an element (inside a stream whose default namespace is `default_ns`).
+    /// Serialize an element (inside a stream whose default namespace is
+    /// `default_ns`; over WebSocket, as a message of its own).
     pub(crate) fn write_element(&mut self, e: &Element, default_ns: &str) {
+        if self.websocket {
+            return self.write_message(e);
+        }
         let buf = self.tail(256);
         if e.ns == ns::STREAM {
-            write_stream_prefixed(e, buf, default_ns);
+            write_stream_prefixed(e, buf, default_ns, false);
         } else {
             e.write_to(buf, default_ns);
         }
+    }
+
+    /// One element as a WebSocket text message: no stream around it
+    /// declares a namespace, so it declares its own (`stream:` too).
+    fn write_message(&mut self, e: &Element) {
+        let mut xml = Vec::with_capacity(256);
+        if e.ns == ns::STREAM {
+            write_stream_prefixed(e, &mut xml, "", true);
+        } else {
+            e.write_to(&mut xml, "");
+        }
+        crate::websocket::encode::write_text_utf8(self.tail(xml.len() + 10), &xml);
     }
 
     pub(crate) fn push(&mut self, o: O) {
@@ -175,10 +210,16 @@ impl<O: Writes> OutputQueue<O> {
 
 /// Write `<stream:features>`/`<stream:error>` with the `stream:` prefix bound
 /// by the stream header, as every client expects, rather than redeclaring the
-/// default namespace.
-fn write_stream_prefixed(e: &Element, out: &mut Vec<u8>, default_ns: &str) {
+/// default namespace. Without a stream header (WebSocket), `declare` binds
+/// the prefix on the element itself, as RFC 7395 §3.4 shows.
+fn write_stream_prefixed(e: &Element, out: &mut Vec<u8>, default_ns: &str, declare: bool) {
     out.extend_from_slice(b"<stream:");
     out.extend_from_slice(e.name.as_bytes());
+    if declare {
+        out.extend_from_slice(b" xmlns:stream='");
+        out.extend_from_slice(ns::STREAM.as_bytes());
+        out.push(b'\'');
+    }
     for a in e.attrs.iter().filter(|a| a.ns.is_empty()) {
         out.push(b' ');
         out.extend_from_slice(a.name.as_bytes());

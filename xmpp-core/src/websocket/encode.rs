@@ -14,6 +14,12 @@ pub fn write_text(out: &mut Vec<u8>, text: &str) {
     write_frame(out, Opcode::Text, text.as_bytes());
 }
 
+/// A text message whose bytes are known to be UTF-8 (serialized XML), so
+/// they are not checked again.
+pub(crate) fn write_text_utf8(out: &mut Vec<u8>, text: &[u8]) {
+    write_frame(out, Opcode::Text, text);
+}
+
 /// A binary message (not used by XMPP; here for completeness of the codec).
 pub fn write_binary(out: &mut Vec<u8>, data: &[u8]) {
     write_frame(out, Opcode::Binary, data);

@@ -151,6 +151,12 @@ impl FrameDecoder {
             .inspect_err(|error| self.fail(error.clone()))
     }
 
+    /// New budgets from the next frame on (an authenticated client gets
+    /// the larger stanza budget, as the XML parser does).
+    pub fn set_limits(&mut self, limits: FrameLimits) {
+        self.limits = limits;
+    }
+
     /// Heap bytes held plus the pending header: at most
     /// `max_message_bytes + 125`.
     pub fn buffered_bytes(&self) -> usize {

@@ -26,7 +26,7 @@ mod frame_tests;
 #[cfg(test)]
 mod props_tests;
 #[cfg(test)]
-mod test_client;
+pub(crate) mod test_client;
 
 pub use close::CloseFrame;
 pub use error::WsError;

@@ -3,14 +3,21 @@
 //! (Prometheus, for the addresses allowed); every other path is 404, a
 //! known path with another method 405.
 
-use super::Http;
+use super::{host_meta, Http};
 use crate::federation::Federation;
 use crate::metrics::{Metrics, Snapshot};
 use crate::registry::ConnRegistry;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use xmpp_core::http::{Request, Response};
+
+/// What a request gets.
+pub(crate) enum Answer {
+    Respond(Response),
+    /// Switch to a WebSocket with this 101 and serve XMPP on it.
+    WebSocket(Response),
+}
 
 /// The endpoints and what they read.
 pub(crate) struct Endpoints {
@@ -26,19 +33,43 @@ pub(crate) struct Endpoints {
 }
 
 impl Endpoints {
-    /// The answer to `request`.
-    pub(crate) fn answer(&self, request: &Request, peer: SocketAddr, http: &Http) -> Response {
+    /// The answer to `request` from `client` (behind a trusted proxy, the
+    /// address it names) on a listener that is HTTPS when `secure`.
+    pub(crate) fn answer(
+        &self,
+        request: &Request,
+        client: IpAddr,
+        secure: bool,
+        http: &Http,
+    ) -> Answer {
         let segments: Vec<&str> = request.target.segments.iter().map(String::as_str).collect();
-        match segments.as_slice() {
+        let response = match segments.as_slice() {
             ["health"] => only_get(request).unwrap_or_else(|| self.health(http)),
-            ["metrics"] => only_get(request).unwrap_or_else(|| self.metrics(peer)),
+            ["metrics"] => only_get(request).unwrap_or_else(|| self.metrics(client)),
+            [".well-known", doc @ ("host-meta" | "host-meta.json")] => only_get(request)
+                .unwrap_or_else(|| {
+                    let base =
+                        host_meta::base_url(http.cfg.external_url.as_deref(), request, secure);
+                    let websocket = base
+                        .filter(|_| http.cfg.websocket.is_some() && http.c2s.is_some())
+                        .map(|b| host_meta::websocket_url(&b));
+                    host_meta::answer(*doc == "host-meta.json", websocket.as_deref())
+                }),
+            ["xmpp-websocket"] if http.c2s.is_some() => match &http.cfg.websocket {
+                Some(cfg) => match super::websocket::upgrade(request, cfg) {
+                    Ok(switch) => return Answer::WebSocket(switch),
+                    Err(refusal) => refusal,
+                },
+                None => Response::text(404, "not found"),
+            },
             _ => Response::text(404, "not found"),
-        }
+        };
+        Answer::Respond(response)
     }
 
     /// `/metrics`: the Prometheus text, for allowed addresses only.
-    fn metrics(&self, peer: SocketAddr) -> Response {
-        if !self.metrics_allow.iter().any(|n| n.contains(&peer.ip())) {
+    fn metrics(&self, client: IpAddr) -> Response {
+        if !self.metrics_allow.iter().any(|n| n.contains(&client)) {
             return Response::text(403, "metrics are not served to this address");
         }
         let status = self

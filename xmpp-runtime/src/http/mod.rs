@@ -7,7 +7,10 @@
 //! request may cost (head, body, time). TLS uses the domains'
 //! certificates, chosen by SNI, with ALPN `http/1.1`.
 
+mod client_address;
 mod endpoints;
+mod host_meta;
+mod websocket;
 
 use crate::accept::Admission;
 use crate::clock::{now_ms, Alarm};
@@ -24,6 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use xmpp_core::http::{HttpConnection, HttpOutput};
 
+use crate::connection::C2s;
+use crate::counts::Counted;
+use endpoints::Answer;
 pub(crate) use endpoints::Endpoints;
 
 /// What every HTTP connection shares.
@@ -32,6 +38,8 @@ pub(crate) struct Http {
     pub(crate) endpoints: Endpoints,
     /// HTTPS: the domains' certificates with ALPN `http/1.1`.
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where WebSocket connections go once upgraded; `None` without c2s.
+    pub(crate) c2s: Option<Arc<C2s>>,
     per_address: Arc<Counts<IpAddr>>,
     /// The server is shutting down (health says 503).
     stopping: AtomicBool,
@@ -44,11 +52,13 @@ impl Http {
         cfg: HttpConfig,
         endpoints: Endpoints,
         tls: Option<Arc<rustls::ServerConfig>>,
+        c2s: Option<Arc<C2s>>,
     ) -> Arc<Http> {
         Arc::new(Http {
             cfg,
             endpoints,
             tls,
+            c2s,
             per_address: Counts::new(),
             stopping: AtomicBool::new(false),
             stop: Event::new(),
@@ -78,14 +88,14 @@ pub(crate) async fn accept_loop(
         let http = http.clone();
         let limiters = limiters.clone();
         async move {
-            let Some(_slot) = http.per_address.take(peer.ip(), http.cfg.max_per_address) else {
+            let Some(slot) = http.per_address.take(peer.ip(), http.cfg.max_per_address) else {
                 limiters.refusals.refused(
                     Some(peer.ip()),
                     &format_args!("{kind}: too many connections from this address"),
                 );
                 return;
             };
-            serve(tcp, peer, secure, http).await
+            serve(tcp, peer, secure, http, slot).await
         }
     })
     .await
@@ -97,7 +107,17 @@ enum Wake {
     Stop,
 }
 
-async fn serve(tcp: Async<TcpStream>, peer: SocketAddr, secure: bool, http: Arc<Http>) {
+/// Serve one connection: HTTP requests until it closes, or until it
+/// becomes a WebSocket. `slot` is its place in its address's count of
+/// HTTP connections; an XMPP session on a WebSocket counts as c2s
+/// instead.
+async fn serve(
+    tcp: Async<TcpStream>,
+    peer: SocketAddr,
+    secure: bool,
+    http: Arc<Http>,
+    slot: Counted<IpAddr>,
+) {
     let mut transport = if secure {
         let Some(tls) = http.tls.clone() else { return };
         let timeout = http.cfg.limits.request_timeout_ms;
@@ -116,6 +136,8 @@ async fn serve(tcp: Async<TcpStream>, peer: SocketAddr, secure: bool, http: Arc<
     };
     let mut conn = HttpConnection::new(http.cfg.limits, secure, now_ms());
     let mut alarm = Alarm::default();
+    // What the client sent after an upgrade request that was accepted.
+    let mut upgraded = None;
     loop {
         while let Some(out) = conn.poll_output() {
             match out {
@@ -125,8 +147,14 @@ async fn serve(tcp: Async<TcpStream>, peer: SocketAddr, secure: bool, http: Arc<
                     }
                 }
                 HttpOutput::Request(request) => {
-                    let response = http.endpoints.answer(&request, peer, &http);
-                    conn.respond(now_ms(), &response);
+                    let trusted = &http.cfg.trusted_proxies;
+                    let client = client_address::client_ip(peer.ip(), &request, trusted);
+                    match http.endpoints.answer(&request, client, secure, &http) {
+                        Answer::Respond(response) => conn.respond(now_ms(), &response),
+                        Answer::WebSocket(switch) => {
+                            upgraded = Some((conn.upgrade(&switch), client))
+                        }
+                    }
                 }
                 HttpOutput::Close => {
                     let _ = transport.flush().await;
@@ -135,7 +163,25 @@ async fn serve(tcp: Async<TcpStream>, peer: SocketAddr, secure: bool, http: Arc<
                 }
             }
         }
-        if transport.flush().await.is_err() || conn.is_done() {
+        if transport.flush().await.is_err() {
+            return;
+        }
+        if let (Some((first, client)), Some(c2s)) = (upgraded.take(), http.c2s.clone()) {
+            drop(slot);
+            let consider_secure = http
+                .cfg
+                .websocket
+                .as_ref()
+                .is_some_and(|w| w.consider_secure);
+            // Over HTTPS the stream is encrypted; its channel bindings
+            // are not offered (no SCRAM-PLUS inside a WebSocket yet).
+            let tls = (secure || consider_secure).then(Vec::new);
+            let ip = Some(client);
+            // Boxed: an HTTP connection's future stays small.
+            let session = crate::connection::serve_websocket(transport, ip, tls, first, c2s);
+            return Box::pin(session).await;
+        }
+        if conn.is_done() {
             return;
         }
         let stop = http.stop.listen();

@@ -9,7 +9,6 @@
 
 use super::csi::{CsiQueue, Verdict};
 use super::error::StreamErrorCondition;
-use super::header::{write_header, STREAM_CLOSE};
 use super::output::{ConnOutput, OutputQueue};
 use super::sm::{self, SmConfig, SmState};
 use crate::entropy::Entropy;
@@ -23,6 +22,7 @@ use crate::xml::{Element, Limits, StreamEvent, StreamParser};
 use std::sync::Arc;
 
 mod auth;
+mod framing;
 mod management;
 mod negotiation;
 mod register;
@@ -185,6 +185,8 @@ pub struct ServerStream {
     clock: Millis,
     next_request: RequestId,
     header_sent: bool,
+    /// RFC 7395: the stream runs over a WebSocket; `None` on TCP.
+    websocket: Option<Box<framing::WebSocket>>,
 }
 
 impl ServerStream {
@@ -221,7 +223,32 @@ impl ServerStream {
             clock: now,
             next_request: 1,
             header_sent: false,
+            websocket: None,
         }
+    }
+
+    /// A new stream on a connection just upgraded to a WebSocket with the
+    /// `xmpp` subprotocol (RFC 7395). `tls` carries the channel bindings
+    /// of the HTTPS connection underneath (empty when they are unknown,
+    /// `None` over plain HTTP). Feed it the bytes read after the upgrade
+    /// response with [`ServerStream::handle_input`], as on TCP: the
+    /// machine decodes the frames, and its writes are frames. A message
+    /// may be as large as a stanza may be at that point of the stream.
+    pub fn new_websocket(
+        cfg: Arc<ServerStreamConfig>,
+        entropy: Entropy,
+        now: Millis,
+        tls: Option<Vec<ChannelBinding>>,
+    ) -> Self {
+        let mut stream = ServerStream::new(cfg, entropy, now, tls);
+        stream.out = OutputQueue::websocket();
+        stream.websocket = Some(framing::WebSocket::new(stream.parser.limits()));
+        stream
+    }
+
+    /// Whether the stream runs over a WebSocket.
+    pub fn is_websocket(&self) -> bool {
+        self.websocket.is_some()
     }
 
     /// The bound full JID, once resource binding succeeded.
@@ -327,7 +354,7 @@ impl ServerStream {
                 if self.sm.as_ref().is_some_and(|s| !s.unacked.is_empty()) {
                     self.request_ack();
                 } else {
-                    self.out.write(b" ");
+                    self.write_keepalive();
                 }
                 self.last_output = now;
             }
@@ -350,6 +377,9 @@ impl ServerStream {
                 Some("data received after STARTTLS proceed"),
             );
             return;
+        }
+        if self.websocket.is_some() {
+            return self.handle_websocket_input(bytes);
         }
         self.parser.feed(bytes);
         self.process();
@@ -460,7 +490,7 @@ impl ServerStream {
             Some(c) => self.stream_error(c, None),
             None => {
                 self.ensure_header();
-                self.out.write(STREAM_CLOSE);
+                self.write_stream_end();
                 self.set_closed();
                 self.out.push(ConnOutput::Close);
             }
@@ -501,7 +531,7 @@ impl ServerStream {
             StreamEvent::Close => {
                 // A clean close ends the session (XEP-0198 §7): no hibernation.
                 self.ensure_header();
-                self.out.write(STREAM_CLOSE);
+                self.write_stream_end();
                 self.set_closed();
                 self.out.push(ConnOutput::Close);
             }
@@ -611,10 +641,8 @@ impl ServerStream {
 
     fn ensure_header(&mut self) {
         if !self.header_sent {
-            let mut buf = Vec::with_capacity(256);
             let from = self.cfg.domains.first().cloned();
-            write_header(&mut buf, ns::CLIENT, from.as_deref(), None, None);
-            self.out.write(&buf);
+            self.write_open(from.as_deref(), None);
             self.header_sent = true;
         }
     }
@@ -642,7 +670,7 @@ impl ServerStream {
             }
             self.ensure_header();
             self.out.write_element(&error, ns::CLIENT);
-            self.out.write(STREAM_CLOSE);
+            self.write_stream_end();
         }
         self.set_closed();
         self.out.push(ConnOutput::Close);

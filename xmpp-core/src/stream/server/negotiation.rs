@@ -7,7 +7,7 @@ use crate::ns;
 use crate::sasl::Mechanism;
 use crate::stanza::{error_reply, iq_result, StanzaError};
 use crate::stream::error::StreamErrorCondition;
-use crate::stream::header::{check_header, write_header, STREAM_CLOSE};
+use crate::stream::header::check_header;
 use crate::stream::output::ConnOutput;
 use crate::stream::sm;
 use crate::xml::Element;
@@ -29,9 +29,7 @@ impl ServerStream {
         };
         let from_attr = domain.clone().or_else(|| self.cfg.domains.first().cloned());
         let id = self.entropy.hex_id(12);
-        let mut buf = Vec::with_capacity(512);
-        write_header(&mut buf, ns::CLIENT, from_attr.as_deref(), None, Some(&id));
-        self.out.write(&buf);
+        self.write_open(from_attr.as_deref(), Some(&id));
         self.header_sent = true;
         if let Err(cond) = check_header(header) {
             return self.stream_error(cond, None);
@@ -61,7 +59,7 @@ impl ServerStream {
             }
             return f;
         }
-        if !self.secure && self.cfg.starttls_available {
+        if !self.secure && self.starttls_available() {
             let mut tls = Element::new(ns::TLS, "starttls");
             if self.cfg.require_encryption {
                 tls = tls.with_child(Element::new(ns::TLS, "required"));
@@ -119,10 +117,10 @@ impl ServerStream {
         if el.name != "starttls" || self.secure || self.account.is_some() {
             return self.stream_error(StreamErrorCondition::PolicyViolation, None);
         }
-        if !self.cfg.starttls_available {
+        if !self.starttls_available() {
             self.out
                 .write_element(&Element::new(ns::TLS, "failure"), ns::CLIENT);
-            self.out.write(STREAM_CLOSE);
+            self.write_stream_end();
             self.set_closed();
             self.out.push(ConnOutput::Close);
             return;

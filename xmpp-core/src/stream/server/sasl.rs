@@ -195,6 +195,7 @@ impl ServerStream {
         // Channel bindings only matter for SASL; drop them for the session.
         self.bindings = Vec::new();
         self.parser.restart_with(self.cfg.limits);
+        self.follow_parser_limits();
         self.phase = Phase::Header;
     }
 
