@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod bosh;
 pub mod entropy;
 pub mod http;
 pub mod hub;

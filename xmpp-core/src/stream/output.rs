@@ -127,26 +127,38 @@ impl Writes for ConnOutput {
 #[derive(Debug)]
 pub(crate) struct OutputQueue<O = ConnOutput> {
     queue: VecDeque<O>,
-    /// Elements go out one per WebSocket text message, each declaring its
-    /// namespaces (RFC 7395 §3.3.3), instead of inside a stream document.
-    websocket: bool,
+    /// How elements are written.
+    framing: ElementFraming,
+}
+
+/// How a queue writes elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ElementFraming {
+    /// Inside a stream document whose header declared the namespaces.
+    Stream,
+    /// One per WebSocket text message, each declaring its namespaces
+    /// (RFC 7395 §3.3.3).
+    WebSocket,
+    /// Each declaring its namespaces, back to back: the payload of a BOSH
+    /// `<body/>` (XEP-0206 §2).
+    Bare,
 }
 
 impl<O> Default for OutputQueue<O> {
     fn default() -> Self {
         OutputQueue {
             queue: VecDeque::new(),
-            websocket: false,
+            framing: ElementFraming::Stream,
         }
     }
 }
 
 impl<O> OutputQueue<O> {
-    /// A queue whose elements are WebSocket messages (RFC 7395).
-    pub(crate) fn websocket() -> Self {
+    /// A queue that writes elements as `framing` says.
+    pub(crate) fn framed(framing: ElementFraming) -> Self {
         OutputQueue {
             queue: VecDeque::new(),
-            websocket: true,
+            framing,
         }
     }
 }
@@ -170,8 +182,10 @@ impl<O: Writes> OutputQueue<O> {
     /// Serialize an element (inside a stream whose default namespace is
     /// `default_ns`; over WebSocket, as a message of its own).
     pub(crate) fn write_element(&mut self, e: &Element, default_ns: &str) {
-        if self.websocket {
-            return self.write_message(e);
+        match self.framing {
+            ElementFraming::Stream => {}
+            ElementFraming::WebSocket => return self.write_message(e),
+            ElementFraming::Bare => return write_declaring(e, self.tail(256)),
         }
         let buf = self.tail(256);
         if e.ns == ns::STREAM {
@@ -185,11 +199,7 @@ impl<O: Writes> OutputQueue<O> {
     /// declares a namespace, so it declares its own (`stream:` too).
     fn write_message(&mut self, e: &Element) {
         let mut xml = Vec::with_capacity(256);
-        if e.ns == ns::STREAM {
-            write_stream_prefixed(e, &mut xml, "", true);
-        } else {
-            e.write_to(&mut xml, "");
-        }
+        write_declaring(e, &mut xml);
         crate::websocket::encode::write_text_utf8(self.tail(xml.len() + 10), &xml);
     }
 
@@ -205,6 +215,16 @@ impl<O: Writes> OutputQueue<O> {
             self.queue = VecDeque::new();
         }
         next
+    }
+}
+
+/// An element outside any stream document: it declares its namespaces
+/// (`stream:` too) itself.
+fn write_declaring(e: &Element, out: &mut Vec<u8>) {
+    if e.ns == ns::STREAM {
+        write_stream_prefixed(e, out, "", true);
+    } else {
+        e.write_to(out, "");
     }
 }
 

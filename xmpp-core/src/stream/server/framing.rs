@@ -153,6 +153,9 @@ impl ServerStream {
 
     /// Our stream header: `<stream:stream>` or `<open/>`.
     pub(super) fn write_open(&mut self, from: Option<&str>, id: Option<&str>) {
+        if self.bare {
+            return; // BOSH: the session's first response says it
+        }
         let mut buf = Vec::with_capacity(256);
         if self.websocket.is_none() {
             write_header(&mut buf, ns::CLIENT, from, None, id);
@@ -175,6 +178,9 @@ impl ServerStream {
     /// The end of our stream: `</stream:stream>`, or `<close/>` followed by
     /// the WebSocket Close (RFC 7395 §3.6).
     pub(super) fn write_stream_end(&mut self) {
+        if self.bare {
+            return; // BOSH: the session's `type='terminate'`
+        }
         let Some(ws) = self.websocket.as_mut() else {
             return self.out.write(STREAM_CLOSE);
         };
@@ -205,6 +211,9 @@ impl ServerStream {
     /// on TCP, a Ping on a WebSocket (which answers with a Pong, so a dead
     /// peer shows as a write that never completes, as on TCP).
     pub(super) fn write_keepalive(&mut self) {
+        if self.bare {
+            return; // BOSH: the client's requests keep the session
+        }
         if self.websocket.is_none() {
             return self.out.write(b" ");
         }
@@ -213,10 +222,10 @@ impl ServerStream {
         self.out.write(&frame);
     }
 
-    /// Whether STARTTLS may be offered: never inside a WebSocket, whose
-    /// encryption is the HTTPS connection's.
+    /// Whether STARTTLS may be offered: never inside a WebSocket or BOSH,
+    /// whose encryption is the HTTPS connection's.
     pub(super) fn starttls_available(&self) -> bool {
-        self.cfg.starttls_available && self.websocket.is_none()
+        self.cfg.starttls_available && self.websocket.is_none() && !self.bare
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::csi::{CsiQueue, Verdict};
 use super::error::StreamErrorCondition;
-use super::output::{ConnOutput, OutputQueue};
+use super::output::{ConnOutput, ElementFraming, OutputQueue};
 use super::sm::{self, SmConfig, SmState};
 use crate::entropy::Entropy;
 use crate::jid::Jid;
@@ -187,6 +187,9 @@ pub struct ServerStream {
     header_sent: bool,
     /// RFC 7395: the stream runs over a WebSocket; `None` on TCP.
     websocket: Option<Box<framing::WebSocket>>,
+    /// XEP-0206: the stream runs over BOSH, which carries the stream's
+    /// ends in its own attributes: no header, end tag or keepalive.
+    bare: bool,
 }
 
 impl ServerStream {
@@ -224,6 +227,7 @@ impl ServerStream {
             next_request: 1,
             header_sent: false,
             websocket: None,
+            bare: false,
         }
     }
 
@@ -241,8 +245,24 @@ impl ServerStream {
         tls: Option<Vec<ChannelBinding>>,
     ) -> Self {
         let mut stream = ServerStream::new(cfg, entropy, now, tls);
-        stream.out = OutputQueue::websocket();
+        stream.out = OutputQueue::framed(ElementFraming::WebSocket);
         stream.websocket = Some(framing::WebSocket::new(stream.parser.limits()));
+        stream
+    }
+
+    /// A new stream behind a BOSH session (XEP-0206): fed the session's
+    /// bytes (a synthesized header, the children of each request, the end
+    /// tag), it writes bare elements for the session to put in its
+    /// response bodies. `tls` as for [`ServerStream::new_websocket`].
+    pub fn new_bosh(
+        cfg: Arc<ServerStreamConfig>,
+        entropy: Entropy,
+        now: Millis,
+        tls: Option<Vec<ChannelBinding>>,
+    ) -> Self {
+        let mut stream = ServerStream::new(cfg, entropy, now, tls);
+        stream.out = OutputQueue::framed(ElementFraming::Bare);
+        stream.bare = true;
         stream
     }
 
