@@ -183,12 +183,15 @@ pub const CATALOG: &[ModuleInfo] = &[
     planned("storage_sql", Layer::Storage, "backends", &[], "PostgreSQL store"),
     built("mam", Layer::Storage, "archiving", &["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059"], "message archive management: user archives with stanza-ids, preferences and retention"),
     // 07 interfaces
-    built("http", Layer::Interfaces, "http", &["RFC 9112"], "HTTP and HTTPS listeners: /health, /metrics and the WebSocket endpoint"),
+    built("http", Layer::Interfaces, "http", &["RFC 9112"], "HTTP and HTTPS listeners: /health, /metrics, host-meta (XEP-0156) and the WebSocket and BOSH endpoints"),
     ModuleInfo {
         depends: &["http"],
         ..built("websocket", Layer::Interfaces, "websocket", &["RFC 7395"], "XMPP over WebSocket at /xmpp-websocket on the HTTP and HTTPS ports: the c2s session (SASL, stream management with resumption, CSI, carbons, MAM) for web clients such as Converse.js")
     },
-    planned("bosh", Layer::Interfaces, "bosh", &["XEP-0124", "XEP-0206"], "XMPP over BOSH"),
+    ModuleInfo {
+        depends: &["http"],
+        ..built("bosh", Layer::Interfaces, "bosh", &["XEP-0124", "XEP-0206"], "XMPP over BOSH at /http-bind: sessions with held requests, the rid window with retransmission, pause and restart, in front of the same c2s session as TCP")
+    },
     built("component", Layer::Interfaces, "components", &["XEP-0114"], "external components ([[component]] entries)"),
     built("admin_socket", Layer::Interfaces, "components", &[], "local admin socket for vireo adduser & co."),
     // 08 integration

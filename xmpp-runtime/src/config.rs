@@ -43,12 +43,28 @@ pub struct HttpConfig {
     /// XMPP over WebSocket at `/xmpp-websocket` (RFC 7395); `None` when the
     /// module is off.
     pub websocket: Option<WebSocketConfig>,
+    /// XMPP over BOSH at `/http-bind` (XEP-0124, XEP-0206); `None` when the
+    /// module is off.
+    pub bosh: Option<BoshHttpConfig>,
     /// The URL clients reach the HTTP server at (`https://chat.example.org`,
     /// behind a proxy); `None` derives it from each request's `Host`.
     pub external_url: Option<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client: its
     /// address, not the proxy's, is what per-address limits count.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The BOSH endpoint's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoshHttpConfig {
+    /// What sessions are granted (wait, hold, inactivity, pause).
+    pub session: xmpp_core::bosh::BoshConfig,
+    /// Web origins whose pages may use it (CORS); `None` allows any, for
+    /// the reason [`WebSocketConfig::origins`] gives.
+    pub origins: Option<Vec<String>>,
+    /// BOSH on the plain HTTP port counts as encrypted: a TLS-terminating
+    /// proxy is in front (Prosody's `consider_bosh_secure`).
+    pub consider_secure: bool,
 }
 
 /// The WebSocket endpoint's settings.
@@ -74,6 +90,7 @@ impl Default for HttpConfig {
             max_per_address: 64,
             metrics_allow: crate::address_limits::loopback(),
             websocket: Some(WebSocketConfig::default()),
+            bosh: Some(BoshHttpConfig::default()),
             external_url: None,
             trusted_proxies: Vec::new(),
         }

@@ -10,6 +10,7 @@
 
 use crate::accept::Admission;
 use crate::account_ops::AccountOps;
+use crate::bosh_pipe::BoshPipe;
 use crate::clock::{entropy, now_ms, Alarm};
 use crate::conn_gate::UnauthenticatedSlot;
 use crate::conn_storage::ConnStorage;
@@ -106,6 +107,25 @@ pub(crate) async fn serve_websocket(
     conn.serve().await;
 }
 
+/// Serve the c2s session behind a BOSH session (XEP-0206): the stream is
+/// fed what the session's requests carry and writes what its responses
+/// will. `unauthenticated` is the slot [`admit`] gave the request that
+/// created the session.
+pub(crate) async fn serve_bosh(
+    pipe: Arc<BoshPipe>,
+    peer_ip: Option<IpAddr>,
+    tls: Option<Vec<ChannelBinding>>,
+    unauthenticated: Option<UnauthenticatedSlot>,
+    ctx: Arc<C2s>,
+) {
+    let settings = ctx.settings.current();
+    let stream = ServerStream::new_bosh(settings.stream.clone(), entropy(), now_ms(), tls);
+    tracing::debug!(?peer_ip, "connected over BOSH");
+    let transport = Transport::Bosh(pipe);
+    let mut conn = Connection::new(ctx, settings, peer_ip, transport, stream, unauthenticated);
+    conn.serve().await;
+}
+
 /// What woke a connection.
 enum Wake {
     /// Bytes from the client (already handed to the stream), or the end.
@@ -153,7 +173,7 @@ async fn tls_accept(
 /// Count a new connection against its address until it authenticates;
 /// `None` (the connection is closed before any byte: there is no stream
 /// yet) over the address's limits.
-fn admit(ctx: &C2s, peer_ip: Option<IpAddr>) -> Option<Option<UnauthenticatedSlot>> {
+pub(crate) fn admit(ctx: &C2s, peer_ip: Option<IpAddr>) -> Option<Option<UnauthenticatedSlot>> {
     match ctx.limiters.conn_gate.admit(peer_ip, now_ms()) {
         Ok(slot) => Some(slot),
         Err(refusal) => {

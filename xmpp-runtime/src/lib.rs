@@ -18,6 +18,7 @@
 pub mod accounts;
 pub mod address_limits;
 pub mod auth_throttle;
+mod bosh_pipe;
 pub mod client;
 pub mod clock;
 pub mod component_client;
@@ -71,6 +72,6 @@ pub use rate_limit::RateLimit;
 pub use registration::RegistrationLimit;
 pub use reload::{ReloadReport, ServerHandle};
 pub use server::{
-    start, ComponentListener, HttpConfig, RunningServer, RuntimeConfig, S2sStatus, StartError,
-    WebSocketConfig,
+    start, BoshHttpConfig, ComponentListener, HttpConfig, RunningServer, RuntimeConfig, S2sStatus,
+    StartError, WebSocketConfig,
 };

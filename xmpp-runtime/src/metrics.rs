@@ -57,6 +57,7 @@ pub(crate) struct Snapshot {
     pub(crate) connections: i64,
     pub(crate) s2s_outgoing: i64,
     pub(crate) s2s_bidi: i64,
+    pub(crate) bosh_sessions: i64,
     pub(crate) uptime_s: i64,
 }
 
@@ -104,6 +105,12 @@ impl Metrics {
             "s2s_bidi_streams",
             "Incoming s2s streams carrying our stanzas back (XEP-0288)",
             snapshot.s2s_bidi,
+        );
+        gauge(
+            &mut registry,
+            "bosh_sessions",
+            "Live BOSH sessions (XEP-0206)",
+            snapshot.bosh_sessions,
         );
         gauge(
             &mut registry,

@@ -31,7 +31,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use xmpp_core::stream::StreamErrorCondition;
 
-pub use crate::config::{ComponentListener, HttpConfig, RuntimeConfig, WebSocketConfig};
+pub use crate::config::{
+    BoshHttpConfig, ComponentListener, HttpConfig, RuntimeConfig, WebSocketConfig,
+};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -300,7 +302,13 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             started: std::time::Instant::now(),
             version: cfg.hub.software.1.clone(),
         };
-        let http = Http::new(h.clone(), endpoints, tls, Some(c2s_ctx.clone()));
+        let http = Http::new(
+            h.clone(),
+            endpoints,
+            tls,
+            Some(c2s_ctx.clone()),
+            executor.clone(),
+        );
         http_started = Some(http.clone());
         for (listener, secure) in plain
             .map(|l| (l, false))

@@ -1,6 +1,7 @@
 //! A connection's byte stream: plain TCP, or TLS over it after STARTTLS or
-//! for direct TLS (XEP-0368).
+//! for direct TLS (XEP-0368), or a BOSH session standing in for one.
 
+use crate::bosh_pipe::BoshPipe;
 use futures_rustls::client::TlsStream as ClientTlsStream;
 use futures_rustls::server::TlsStream;
 use smol::io::{AsyncRead, AsyncWrite};
@@ -9,6 +10,7 @@ use std::cell::RefCell;
 use std::io;
 use std::net::TcpStream;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 /// Size of the per-thread read buffer.
@@ -28,6 +30,8 @@ pub enum Transport {
     Tls(Box<TlsStream<Async<TcpStream>>>),
     /// TLS over TCP, we the client (outgoing s2s).
     TlsClient(Box<ClientTlsStream<Async<TcpStream>>>),
+    /// A BOSH session (XEP-0206): HTTP requests carry the bytes.
+    Bosh(Arc<BoshPipe>),
 }
 
 impl Transport {
@@ -37,6 +41,7 @@ impl Transport {
             Transport::Plain(s) => Some(s),
             Transport::Tls(s) => Some(s.get_ref().0),
             Transport::TlsClient(s) => Some(s.get_ref().0),
+            Transport::Bosh(_) => None,
         }
     }
 
@@ -44,6 +49,9 @@ impl Transport {
     /// number of bytes (0 at end of stream). Data already decrypted inside
     /// the TLS session is taken before waiting on the socket.
     pub async fn read_with(&mut self, mut consume: impl FnMut(&[u8])) -> io::Result<usize> {
+        if let Transport::Bosh(pipe) = self {
+            return pipe.read_with(consume).await;
+        }
         loop {
             if let Poll::Ready(r) = self.read_now(&mut consume) {
                 return r;
@@ -81,6 +89,8 @@ impl AsyncRead for Transport {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            // Read through `read_with`, never as a byte stream.
+            Transport::Bosh(_) => Poll::Ready(Err(io::ErrorKind::Unsupported.into())),
         }
     }
 }
@@ -95,6 +105,7 @@ impl AsyncWrite for Transport {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::Bosh(p) => p.poll_write(cx, buf),
         }
     }
 
@@ -103,6 +114,7 @@ impl AsyncWrite for Transport {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::Bosh(p) => p.poll_flush(),
         }
     }
 
@@ -111,6 +123,7 @@ impl AsyncWrite for Transport {
             Transport::Plain(s) => Pin::new(s).poll_close(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
             Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Transport::Bosh(p) => p.poll_close(),
         }
     }
 }

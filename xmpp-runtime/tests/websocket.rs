@@ -275,7 +275,7 @@ fn host_meta_advertises_the_websocket_to_any_origin() {
     for (doc, expected) in [
         (
             "host-meta.json",
-            format!("\"href\":\"ws://{addr}/xmpp-websocket\""),
+            format!("\"href\":\"ws://{addr}/xmpp-websocket\"}},{{\"rel\":\"urn:xmpp:alt-connections:xbosh\",\"href\":\"http://{addr}/http-bind\""),
         ),
         (
             "host-meta",

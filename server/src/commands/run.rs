@@ -176,6 +176,19 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .iter()
                 .filter_map(|a| crate::config::schema::parse_net(a))
                 .collect(),
+            bosh: cfg.modules.contains(&"bosh").then(|| {
+                let origins = cfg.list("interfaces.bosh_origins");
+                xmpp_runtime::BoshHttpConfig {
+                    session: xmpp_core::bosh::BoshConfig {
+                        max_wait_s: cfg.int("interfaces.bosh_max_wait").unwrap_or(120),
+                        inactivity_s: cfg.int("interfaces.bosh_max_inactivity").unwrap_or(60),
+                        max_pause_s: cfg.int("interfaces.bosh_max_pause").unwrap_or(300),
+                        ..xmpp_core::bosh::BoshConfig::default()
+                    },
+                    origins: (!origins.iter().any(|o| o == "*")).then_some(origins),
+                    consider_secure: cfg.flag("interfaces.bosh_consider_secure"),
+                }
+            }),
             websocket: cfg.modules.contains(&"websocket").then(|| {
                 let origins = cfg.list("interfaces.websocket_origins");
                 xmpp_runtime::WebSocketConfig {

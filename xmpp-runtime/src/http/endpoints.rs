@@ -4,6 +4,7 @@
 //! known path with another method 405.
 
 use super::{host_meta, Http};
+use crate::config::BoshHttpConfig;
 use crate::federation::Federation;
 use crate::metrics::{Metrics, Snapshot};
 use crate::registry::ConnRegistry;
@@ -17,6 +18,8 @@ pub(crate) enum Answer {
     Respond(Response),
     /// Switch to a WebSocket with this 101 and serve XMPP on it.
     WebSocket(Response),
+    /// A BOSH request: its session answers it.
+    Bosh(BoshHttpConfig),
 }
 
 /// The endpoints and what they read.
@@ -45,16 +48,25 @@ impl Endpoints {
         let segments: Vec<&str> = request.target.segments.iter().map(String::as_str).collect();
         let response = match segments.as_slice() {
             ["health"] => only_get(request).unwrap_or_else(|| self.health(http)),
-            ["metrics"] => only_get(request).unwrap_or_else(|| self.metrics(client)),
+            ["metrics"] => only_get(request).unwrap_or_else(|| self.metrics(client, http)),
             [".well-known", doc @ ("host-meta" | "host-meta.json")] => only_get(request)
                 .unwrap_or_else(|| {
                     let base =
                         host_meta::base_url(http.cfg.external_url.as_deref(), request, secure);
-                    let websocket = base
-                        .filter(|_| http.cfg.websocket.is_some() && http.c2s.is_some())
-                        .map(|b| host_meta::websocket_url(&b));
-                    host_meta::answer(*doc == "host-meta.json", websocket.as_deref())
+                    let served = |on: bool| base.as_deref().filter(|_| on && http.c2s.is_some());
+                    let websocket =
+                        served(http.cfg.websocket.is_some()).map(host_meta::websocket_url);
+                    let bosh = served(http.cfg.bosh.is_some()).map(host_meta::bosh_url);
+                    host_meta::answer(
+                        *doc == "host-meta.json",
+                        websocket.as_deref(),
+                        bosh.as_deref(),
+                    )
                 }),
+            ["http-bind"] if http.c2s.is_some() => match &http.cfg.bosh {
+                Some(cfg) => return Answer::Bosh(cfg.clone()),
+                None => Response::text(404, "not found"),
+            },
             ["xmpp-websocket"] if http.c2s.is_some() => match &http.cfg.websocket {
                 Some(cfg) => match super::websocket::upgrade(request, cfg) {
                     Ok(switch) => return Answer::WebSocket(switch),
@@ -68,7 +80,7 @@ impl Endpoints {
     }
 
     /// `/metrics`: the Prometheus text, for allowed addresses only.
-    fn metrics(&self, client: IpAddr) -> Response {
+    fn metrics(&self, client: IpAddr, http: &Http) -> Response {
         if !self.metrics_allow.iter().any(|n| n.contains(&client)) {
             return Response::text(403, "metrics are not served to this address");
         }
@@ -81,6 +93,7 @@ impl Endpoints {
             connections: self.conns.live() as i64,
             s2s_outgoing: status.outgoing.len() as i64,
             s2s_bidi: status.bidi.len() as i64,
+            bosh_sessions: http.bosh.len() as i64,
             uptime_s: self.started.elapsed().as_secs() as i64,
         };
         Response::new(200)

@@ -6,13 +6,17 @@
 use xmpp_core::http::{Request, Response};
 use xmpp_core::xml::escape_attr;
 
-/// XEP-0156 §3: the link relation of an RFC 7395 endpoint.
+/// XEP-0156 §3: the link relations of an RFC 7395 and a BOSH endpoint.
 const WEBSOCKET_REL: &str = "urn:xmpp:alt-connections:websocket";
+const BOSH_REL: &str = "urn:xmpp:alt-connections:xbosh";
 
-/// The answer for `json` (host-meta.json) or the XRD, listing `websocket`
-/// (its `ws://` or `wss://` URL) when it is served.
-pub(super) fn answer(json: bool, websocket: Option<&str>) -> Response {
-    let links: Vec<(&str, &str)> = websocket.map(|w| (WEBSOCKET_REL, w)).into_iter().collect();
+/// The answer for `json` (host-meta.json) or the XRD, listing the
+/// endpoints served: `websocket` (its `ws://` or `wss://` URL) and `bosh`.
+pub(super) fn answer(json: bool, websocket: Option<&str>, bosh: Option<&str>) -> Response {
+    let links: Vec<(&str, &str)> = [(WEBSOCKET_REL, websocket), (BOSH_REL, bosh)]
+        .into_iter()
+        .filter_map(|(rel, href)| href.map(|h| (rel, h)))
+        .collect();
     let response = if json {
         let items: Vec<String> = links
             .iter()
@@ -67,6 +71,11 @@ pub(super) fn base_url(external: Option<&str>, request: &Request, secure: bool) 
     Some(format!("{scheme}://{host}"))
 }
 
+/// The BOSH URL under `base`.
+pub(super) fn bosh_url(base: &str) -> String {
+    format!("{base}/http-bind")
+}
+
 /// The WebSocket URL under `base` (`http` becomes `ws`, `https` `wss`).
 pub(super) fn websocket_url(base: &str) -> String {
     let ws = if let Some(rest) = base.strip_prefix("https://") {
@@ -99,12 +108,12 @@ mod tests {
 
     #[test]
     fn both_documents_list_the_websocket() {
-        let xrd = answer(false, Some("wss://chat.example/xmpp-websocket"));
+        let xrd = answer(false, Some("wss://chat.example/xmpp-websocket"), None);
         let body = String::from_utf8(xrd.body).expect("utf-8");
         assert!(body.contains(
             "<Link rel='urn:xmpp:alt-connections:websocket' href='wss://chat.example/xmpp-websocket'/>"
         ));
-        let json = answer(true, Some("wss://chat.example/xmpp-websocket"));
+        let json = answer(true, Some("wss://chat.example/xmpp-websocket"), None);
         assert_eq!(
             String::from_utf8(json.body).expect("utf-8"),
             "{\"links\":[{\"rel\":\"urn:xmpp:alt-connections:websocket\",\"href\":\"wss://chat.example/xmpp-websocket\"}]}"

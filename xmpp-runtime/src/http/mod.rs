@@ -7,6 +7,7 @@
 //! request may cost (head, body, time). TLS uses the domains'
 //! certificates, chosen by SNI, with ALPN `http/1.1`.
 
+mod bosh;
 mod client_address;
 mod endpoints;
 mod host_meta;
@@ -27,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use xmpp_core::http::{HttpConnection, HttpOutput};
 
+use crate::bosh_pipe::BoshRegistry;
 use crate::connection::C2s;
 use crate::counts::Counted;
 use endpoints::Answer;
@@ -40,6 +42,10 @@ pub(crate) struct Http {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Where WebSocket connections go once upgraded; `None` without c2s.
     pub(crate) c2s: Option<Arc<C2s>>,
+    /// The live BOSH sessions.
+    pub(crate) bosh: Arc<BoshRegistry>,
+    /// Where BOSH sessions' connection tasks run.
+    executor: Arc<smol::Executor<'static>>,
     per_address: Arc<Counts<IpAddr>>,
     /// The server is shutting down (health says 503).
     stopping: AtomicBool,
@@ -53,12 +59,15 @@ impl Http {
         endpoints: Endpoints,
         tls: Option<Arc<rustls::ServerConfig>>,
         c2s: Option<Arc<C2s>>,
+        executor: Arc<smol::Executor<'static>>,
     ) -> Arc<Http> {
         Arc::new(Http {
             cfg,
             endpoints,
             tls,
             c2s,
+            bosh: Arc::default(),
+            executor,
             per_address: Counts::new(),
             stopping: AtomicBool::new(false),
             stop: Event::new(),
@@ -153,6 +162,12 @@ async fn serve(
                         Answer::Respond(response) => conn.respond(now_ms(), &response),
                         Answer::WebSocket(switch) => {
                             upgraded = Some((conn.upgrade(&switch), client))
+                        }
+                        Answer::Bosh(cfg) => {
+                            let answer = bosh::answer(&http, &cfg, &request, client, secure);
+                            // Boxed: only BOSH requests pay for its size.
+                            let response = Box::pin(answer).await;
+                            conn.respond(now_ms(), &response)
                         }
                     }
                 }
