@@ -14,8 +14,10 @@
 //   displayed: <body>              ... and it is rendered in the chat view
 //   OK                             all done, exit 0
 //
+// (plus `browser: Chromium <version>` and `timing: launch=..ms connected=..ms
+// total=..ms`, informational),
 // or `FAILED: <reason>` and exit 1 (2 on the overall timeout), followed on
-// stderr by the Chromium console, page errors, blocked requests and the XMPP
+// stderr by the Chromium console, page errors, failed requests and the XMPP
 // traffic as Converse saw it (Strophe's rawInput/rawOutput).
 //
 // Nothing may leave the machine: host names other than loopback do not
@@ -29,6 +31,23 @@
 // The password may come from $XMPP_PASSWORD instead; the browser from
 // $CHROMIUM (default /usr/bin/chromium). --trace streams the XMPP traffic and
 // console to stderr as it happens.
+//
+// What Converse 14 (Strophe.js inside) needs from a server, seen here:
+// - WebSocket: the subprotocol `xmpp` echoed in Sec-WebSocket-Protocol (or
+//   Chromium drops the connection); one element per message; the first
+//   message of each (re)started stream begins with `<open ` (or `<?xml`) and
+//   has xmlns="urn:ietf:params:xml:ns:xmpp-framing" and version="1.0";
+//   `stream:`-prefixed elements (features, error) declare xmlns:stream
+//   themselves (Strophe parses each message on its own); the Origin is the
+//   page's (another loopback port) and must be accepted.
+// - BOSH: a cross-origin XHR with Content-Type text/xml, so a CORS preflight
+//   (OPTIONS, Access-Control-Request-Headers: content-type) then POSTs;
+//   every answer, errors included, needs Access-Control-Allow-Origin or the
+//   browser reports status 0 and Strophe retries until the step times out.
+// - XEP-0191 blocking announced on the domain: without it Converse waits
+//   forever before opening a chat with anyone not in the roster.
+// - No request interception here (page.route): Playwright would answer CORS
+//   preflights itself and hide a server's missing CORS.
 
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
