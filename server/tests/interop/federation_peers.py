@@ -314,7 +314,7 @@ c2s_ports = {{ {c2s} }}
 c2s_direct_tls_ports = {{ }}
 s2s_ports = {{ {s2s} }}
 s2s_direct_tls_ports = {{ }}
-http_ports = {{ }}
+http_ports = {{ {http_ports} }}
 https_ports = {{ }}
 use_ipv6 = false
 c2s_require_encryption = true
@@ -323,10 +323,10 @@ s2s_secure_auth = {secure_auth}
 authentication = "internal_hashed"
 password_hash = "SHA-256"
 -- s2s, presence, message, iq, offline and s2s_auth_certs are always loaded.
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "test_s2s_routes" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "test_s2s_routes";{extra_modules} }}
 ssl = {{ certificate = "{cert}"; key = "{key}"; cafile = "{cafile}" }}
 test_s2s_routes = {{ {routes} }}
-
+{extra_config}
 VirtualHost "{domain}"
 """
 
@@ -345,6 +345,12 @@ class ProsodyPeer(FederationPeer):
     user = "prosody"
     kind = "prosody"
     registers_offline = True
+    # For subclasses: plain-HTTP ports, more modules, and more global
+    # settings (Lua, written before the VirtualHost); see ProsodyWebPeer in
+    # test_browser_prosody.py.
+    http_ports: tuple[int, ...] = ()
+    extra_modules: tuple[str, ...] = ()
+    extra_config = ""
 
     def __init__(self, domain: str = "p.localhost", *, s2s_secure_auth: bool = False,
                  s2s_require_encryption: bool = True, **kw):
@@ -361,7 +367,10 @@ class ProsodyPeer(FederationPeer):
             root=self.root, c2s=self.c2s_port, s2s=self.s2s_port, domain=self.domain,
             require_encryption=_lua_bool(self.s2s_require_encryption),
             secure_auth=_lua_bool(self.s2s_secure_auth), cert=self.cert_path,
-            key=self.key_path, cafile=self._trust_bundle(), routes=routes))
+            key=self.key_path, cafile=self._trust_bundle(), routes=routes,
+            http_ports="; ".join(str(p) for p in self.http_ports),
+            extra_modules="".join(f' "{m}";' for m in self.extra_modules),
+            extra_config=self.extra_config))
 
     def command(self) -> list[str]:
         return self._as_user("prosody", "-F", "--config", str(self.config))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interop tests: the real `vireo` binary driven by slixmpp and raw sockets.
 # Usage: server/tests/interop/run.sh [extra pytest args, e.g. -k login -x]
-# Needs Node.js >= 20 and npm (xmpp.js). Env: PYTHON (default python3), VIREO_TEST_LOG (server log filter), VIREO_TEST_KEEP=1,
+# Needs Node.js >= 20 and npm (xmpp.js), and Debian's chromium for the browser tests. Env: PYTHON (default python3), VIREO_TEST_LOG (server log filter), VIREO_TEST_KEEP=1,
 #      VIREO_BIN (test this binary as it is, without `cargo build`: e.g. from a git worktree, another checkout's build).
 #      MUC_TEST_SERVER=prosody runs test_muc*.py against Prosody 0.12 instead (reference_peers.py):
 #      the group chat tests proven on a known-correct server.
@@ -26,8 +26,10 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null || true)" != "$want
     echo "$want" >"$stamp"
 fi
 
-# xmpp.js for test_pep_xmppjs.py: `npm ci` from the pinned lock file,
-# again only when it changes.
+# xmpp.js for test_pep_xmppjs.py, Converse.js and playwright-core for the
+# browser tests (browser.py): `npm ci` from the pinned lock file, again only
+# when it changes. playwright-core drives Debian's /usr/bin/chromium (.ci/run
+# installs it) and must never download a browser of its own.
 js="$here/js"
 js_stamp="$js/node_modules/.lock.stamp"
 js_want="$(sha256sum <"$js/package-lock.json" | cut -d' ' -f1)"
@@ -37,7 +39,7 @@ if [[ "$(cat "$js_stamp" 2>/dev/null || true)" != "$js_want" ]]; then
         exit 1
     fi
     echo "interop: npm ci in $js"
-    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    (cd "$js" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
     echo "$js_want" >"$js_stamp"
 fi
 
