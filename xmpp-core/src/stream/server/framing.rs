@@ -29,6 +29,11 @@ use crate::stream::output::ConnOutput;
 use crate::websocket::{close, encode, FrameDecoder, FrameLimits, Message, WsError};
 use crate::xml::{escape_attr, Element, Limits, XML_NS};
 
+/// Our `<close/>`, spelled exactly as Strophe.js (Converse's XMPP
+/// library) compares it, character for character, to recognise the end
+/// of the stream; any other spelling of the same XML it would not.
+const CLOSE: &str = "<close xmlns=\"urn:ietf:params:xml:ns:xmpp-framing\" />";
+
 /// The WebSocket side of a stream: the frame decoder and what was said
 /// at the WebSocket level.
 #[derive(Debug)]
@@ -189,8 +194,7 @@ impl ServerStream {
         }
         let code = ws.close_code.take().unwrap_or(close::NORMAL);
         let mut frame = Vec::with_capacity(64);
-        let close = format!("<close xmlns='{}'/>", ns::FRAMING);
-        encode::write_text_utf8(&mut frame, close.as_bytes());
+        encode::write_text_utf8(&mut frame, CLOSE.as_bytes());
         self.out.write(&frame);
         self.write_websocket_close(code);
     }
