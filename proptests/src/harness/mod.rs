@@ -6,15 +6,18 @@
 //! `fuzz/regressions/<target>/` through the same function on every
 //! `cargo test`: an input that crashed once stays a test on stable Rust.
 
+pub mod bosh_session;
 pub mod c2s_server;
 pub mod component;
 pub mod config;
+pub mod http_request;
 pub mod hub;
 pub mod jid;
 pub mod login;
 pub mod s2s_incoming;
 pub mod sasl;
 pub mod sm;
+pub mod websocket_c2s;
 pub mod xml_stream;
 
 /// A harness: panics when a property fails.
@@ -32,6 +35,9 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("component", component::run),
     ("config", config::run),
     ("s2s_incoming", s2s_incoming::run),
+    ("http_request", http_request::run),
+    ("bosh_session", bosh_session::run),
+    ("websocket_c2s", websocket_c2s::run),
 ];
 
 /// The harness of a target.
