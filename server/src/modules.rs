@@ -52,7 +52,7 @@ impl Layer {
             Layer::Stream => &["authentication", "encryption", "management", "negotiation"],
             Layer::Stanza => &["routing", "filtering", "validation", "processing"],
             Layer::Protocol => &["core", "extensions", "legacy", "experimental"],
-            Layer::Services => &["messaging", "presence", "groupchat", "pubsub"],
+            Layer::Services => &["messaging", "presence", "groupchat", "pubsub", "upload"],
             Layer::Storage => &["backends", "archiving", "caching", "migration"],
             Layer::Interfaces => &["http", "websocket", "bosh", "components"],
             Layer::Integration => &["ldap", "oauth", "webhooks", "apis"],
@@ -175,6 +175,10 @@ pub const CATALOG: &[ModuleInfo] = &[
     },
     built("muc", Layer::Services, "groupchat", &["XEP-0045", "XEP-0249", "XEP-0359", "XEP-0410", "XEP-0421"], "multi-user chat at conference.<domain>: rooms, occupants, roles and affiliations, moderation, configuration, history, invitations, voice requests, self-ping, occupant ids"),
     built("pubsub", Layer::Services, "pubsub", &["XEP-0060", "XEP-0059", "XEP-0223"], "publish-subscribe service at pubsub.<domain>: nodes, items with paging, subscriptions with approval, affiliations, notifications"),
+    ModuleInfo {
+        depends: &["http"],
+        ..built("upload", Layer::Services, "upload", &["XEP-0363"], "HTTP file upload at upload.<domain>: signed slots within a size limit and a daily quota per user, files served from /upload/ on the HTTP ports, kept upload_expire_after and deleted with their account")
+    },
     // 06 storage
     ModuleInfo {
         conflicts: &["storage_sql"],

@@ -46,12 +46,38 @@ pub struct HttpConfig {
     /// XMPP over BOSH at `/http-bind` (XEP-0124, XEP-0206); `None` when the
     /// module is off.
     pub bosh: Option<BoshHttpConfig>,
+    /// XEP-0363 uploads at `/upload/…`; `None` when the module is off.
+    pub upload: Option<UploadHttpConfig>,
     /// The URL clients reach the HTTP server at (`https://chat.example.org`,
     /// behind a proxy); `None` derives it from each request's `Host`.
     pub external_url: Option<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client: its
     /// address, not the proxy's, is what per-address limits count.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The upload endpoint's settings (the slots are the hub module's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadHttpConfig {
+    /// Where files are kept.
+    pub dir: std::path::PathBuf,
+    /// The key slot tokens are signed with (the hub module's too).
+    pub secret: Vec<u8>,
+    /// Largest file, bytes.
+    pub max_file_size: u64,
+    /// How long files are kept, ms.
+    pub retention_ms: u64,
+}
+
+impl std::fmt::Debug for UploadHttpConfig {
+    /// The secret never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadHttpConfig")
+            .field("dir", &self.dir)
+            .field("max_file_size", &self.max_file_size)
+            .field("retention_ms", &self.retention_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The BOSH endpoint's settings.
@@ -91,6 +117,7 @@ impl Default for HttpConfig {
             metrics_allow: crate::address_limits::loopback(),
             websocket: Some(WebSocketConfig::default()),
             bosh: Some(BoshHttpConfig::default()),
+            upload: None,
             external_url: None,
             trusted_proxies: Vec::new(),
         }

@@ -85,17 +85,16 @@ async fn run(tcp: Async<TcpStream>, direct_tls: bool, ctx: Arc<C2s>) {
 /// A connection the HTTP listener upgraded to a WebSocket (RFC 7395):
 /// the same session machine, its frames decoded and written by the
 /// stream itself. `tls` as for [`ServerStream::new_websocket`];
+/// `unauthenticated` is the slot [`admit`] gave it before the upgrade;
 /// `first` is what the client sent after the upgrade request.
 pub(crate) async fn serve_websocket(
     transport: Transport,
     peer_ip: Option<IpAddr>,
     tls: Option<Vec<ChannelBinding>>,
+    unauthenticated: Option<UnauthenticatedSlot>,
     first: Vec<u8>,
     ctx: Arc<C2s>,
 ) {
-    let Some(unauthenticated) = admit(&ctx, peer_ip) else {
-        return;
-    };
     let settings = ctx.settings.current();
     let now = now_ms();
     let mut stream = ServerStream::new_websocket(settings.stream.clone(), entropy(), now, tls);

@@ -44,6 +44,7 @@ mod sm_registry;
 pub mod storage;
 pub mod tls;
 mod transport;
+mod upload_store;
 
 // Tasks and what they do.
 mod accept;
@@ -73,5 +74,5 @@ pub use registration::RegistrationLimit;
 pub use reload::{ReloadReport, ServerHandle};
 pub use server::{
     start, BoshHttpConfig, ComponentListener, HttpConfig, RunningServer, RuntimeConfig, S2sStatus,
-    StartError, WebSocketConfig,
+    StartError, UploadHttpConfig, WebSocketConfig,
 };

@@ -22,6 +22,7 @@ use crate::sm_registry::SmRegistry;
 use crate::storage::Backend;
 use crate::tls::config::https_config;
 use crate::tls::s2s::S2sTls;
+use crate::upload_store::UploadStore;
 use smol::channel::Sender;
 use smol::Async;
 use std::net::{SocketAddr, TcpListener};
@@ -32,7 +33,7 @@ use std::time::Duration;
 use xmpp_core::stream::StreamErrorCondition;
 
 pub use crate::config::{
-    BoshHttpConfig, ComponentListener, HttpConfig, RuntimeConfig, WebSocketConfig,
+    BoshHttpConfig, ComponentListener, HttpConfig, RuntimeConfig, UploadHttpConfig, WebSocketConfig,
 };
 
 /// Why the server could not start.
@@ -65,6 +66,15 @@ pub enum StartError {
     /// An executor thread could not be spawned.
     #[error("cannot spawn thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The upload directory could not be created.
+    #[error("cannot use upload directory {path}: {source}")]
+    Upload {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running server.
@@ -112,6 +122,29 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     if cfg.c2s_tls_port.is_some() && cfg.tls.is_none() {
         return Err(StartError::NoCertificate);
     }
+    // Uploaded files live outside the store: they go with their account.
+    let uploads = match cfg.http.as_ref().and_then(|h| h.upload.as_ref()) {
+        Some(u) => Some(Arc::new(
+            UploadStore::open(&u.dir, u.retention_ms).map_err(|source| StartError::Upload {
+                path: u.dir.clone(),
+                source,
+            })?,
+        )),
+        None => None,
+    };
+    let backend: Arc<dyn Backend> = match &uploads {
+        Some(store) => {
+            let store = store.clone();
+            let hook: crate::storage::on_delete::OnDelete = Arc::new(move |account: &str| {
+                let removed = store.delete_owner(account);
+                if removed > 0 {
+                    tracing::info!(%account, removed, "deleted the account's uploaded files");
+                }
+            });
+            Arc::new(crate::storage::on_delete::DeletionHook::new(backend, hook))
+        }
+        None => backend,
+    };
     let bind_listener = |port: u16| -> Result<Async<TcpListener>, StartError> {
         let addr = SocketAddr::new(cfg.bind, port);
         let std_listener = std::net::TcpListener::bind(addr)
@@ -302,12 +335,16 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             started: std::time::Instant::now(),
             version: cfg.hub.software.1.clone(),
         };
+        if let Some(store) = &uploads {
+            executor.spawn(purge_uploads(store.clone())).detach();
+        }
         let http = Http::new(
             h.clone(),
             endpoints,
             tls,
             Some(c2s_ctx.clone()),
             executor.clone(),
+            uploads.clone(),
         );
         http_started = Some(http.clone());
         for (listener, secure) in plain
@@ -449,5 +486,18 @@ impl RunningServer {
             let _ = std::fs::remove_file(p);
         }
         tracing::info!("stopped");
+    }
+}
+
+/// Delete expired uploads and abandoned partial ones, at start and then
+/// every ten minutes, off the executor threads.
+async fn purge_uploads(store: Arc<UploadStore>) {
+    loop {
+        let s = store.clone();
+        let removed = smol::unblock(move || s.purge(crate::clock::now_ms())).await;
+        if removed > 0 {
+            tracing::info!(removed, "expired uploads deleted");
+        }
+        smol::Timer::after(std::time::Duration::from_secs(600)).await;
     }
 }

@@ -18,23 +18,37 @@ pub fn run(data: &[u8]) {
     let limits = HttpLimits {
         max_head_bytes: 2048,
         max_body_bytes: 4096,
+        streamed_prefix: Some("upload"),
+        max_streamed_bytes: 65_536,
         ..HttpLimits::default()
     };
     let mut conn = HttpConnection::new(limits, first & 0x40 != 0, 0);
     let mut now = 0;
+    // Refuse streamed bodies at once (bit 5) or take them to the end.
+    let mut st = Streamed {
+        refuse: first & 0x20 != 0,
+        left: None,
+    };
     for chunk in super::chunks(first, rest) {
         now += 10;
         conn.handle_input(now, chunk);
-        if drain(&mut conn, now) {
+        if drain(&mut conn, now, &mut st) {
             return;
         }
     }
     conn.handle_timeout(now + 3_600_000);
-    drain(&mut conn, now + 3_600_000);
+    drain(&mut conn, now + 3_600_000, &mut st);
+}
+
+/// A streamed body being received.
+struct Streamed {
+    refuse: bool,
+    /// Bytes announced and not yet received.
+    left: Option<usize>,
 }
 
 /// Perform outputs; true once the connection is done.
-fn drain(conn: &mut HttpConnection, now: u64) -> bool {
+fn drain(conn: &mut HttpConnection, now: u64, st: &mut Streamed) -> bool {
     let mut n = 0;
     while let Some(out) = conn.poll_output() {
         n += 1;
@@ -44,6 +58,33 @@ fn drain(conn: &mut HttpConnection, now: u64) -> bool {
         );
         match out {
             HttpOutput::Write(_) => {}
+            HttpOutput::BodyChunk(chunk) => {
+                let left = st
+                    .left
+                    .as_mut()
+                    .expect("a chunk belongs to a streamed request");
+                assert!(chunk.len() <= *left, "more body than announced");
+                *left -= chunk.len();
+            }
+            HttpOutput::BodyEnd => {
+                assert_eq!(st.left.take(), Some(0), "the body ends when it is complete");
+                conn.respond(now, &Response::text(201, "stored"));
+            }
+            HttpOutput::Request(request)
+                if request.method == "PUT"
+                    && request
+                        .target
+                        .segments
+                        .first()
+                        .is_some_and(|s| s == "upload") =>
+            {
+                assert!(request.body.is_empty(), "a streamed body is never buffered");
+                st.left = Some(request.streamed);
+                if st.refuse {
+                    // Chunks already queued still come; nothing after.
+                    conn.respond(now, &Response::text(403, "no"));
+                }
+            }
             HttpOutput::Request(request) => {
                 let path = request.target.path();
                 assert!(path.starts_with('/'), "{path}");

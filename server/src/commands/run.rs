@@ -170,6 +170,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .iter()
                 .filter_map(|a| crate::config::schema::parse_net(a))
                 .collect(),
+            upload: crate::config::sections::upload::http(cfg, Vec::new()),
             external_url: cfg.text("interfaces.http_external_url"),
             trusted_proxies: cfg
                 .list("interfaces.trusted_proxies")
@@ -400,6 +401,18 @@ pub fn run(
     // The decoy secret survives restarts, like the salts of real accounts.
     let decoy =
         xmpp_runtime::decoy_secret::load_or_create(&cfg.data_path).map_err(|e| e.to_string())?;
+    // Upload slots are signed with a key derived from the same secret:
+    // slots granted before a restart stay valid after it.
+    let upload_secret = crate::config::sections::upload::secret(&decoy);
+    runtime
+        .hub
+        .modules
+        .configure(xmpp_core::modules::upload::Upload::new(
+            crate::config::sections::upload::settings(cfg, upload_secret.clone()),
+        ));
+    if let Some(upload) = runtime.http.as_mut().and_then(|h| h.upload.as_mut()) {
+        upload.secret = upload_secret;
+    }
     runtime.stream.scram_decoy = Some((decoy, cfg.scram_iterations));
     let server = xmpp_runtime::start(runtime, backend).map_err(|e| e.to_string())?;
     tracing::info!(

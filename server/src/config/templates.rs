@@ -39,6 +39,7 @@ fn about(layer: Layer, file: &str) -> &'static str {
         (Layer::Services, "messaging") => "Message delivery: offline storage (XEP-0160) with delay stamps (XEP-0203).",
         (Layer::Services, "presence") => "Presence services beyond RFC 6121 (the core is in 04-protocol/core.toml).",
         (Layer::Services, "groupchat") => "Multi-user chat (XEP-0045).",
+        (Layer::Services, "upload") => "HTTP file upload (XEP-0363): sharing files in chats.",
         (Layer::Services, "pubsub") => "Publish-subscribe services (XEP-0060); personal eventing (XEP-0163) is the `pep` module.",
         (Layer::Storage, "backends") => "Storage backend for accounts, rosters and offline messages.",
         (Layer::Storage, "archiving") => "Message archive management (XEP-0313).",

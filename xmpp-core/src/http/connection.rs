@@ -28,6 +28,13 @@ pub struct HttpLimits {
     pub request_timeout_ms: Millis,
     /// Between requests on a kept-alive connection.
     pub idle_timeout_ms: Millis,
+    /// `PUT` bodies under this first path segment (`upload`) are not
+    /// buffered but handed to the driver as they arrive
+    /// ([`HttpOutput::BodyChunk`]), up to [`Self::max_streamed_bytes`]: a
+    /// file goes to disk, never whole into memory.
+    pub streamed_prefix: Option<&'static str>,
+    /// Bytes of one streamed body.
+    pub max_streamed_bytes: usize,
 }
 
 impl Default for HttpLimits {
@@ -38,6 +45,8 @@ impl Default for HttpLimits {
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
+            streamed_prefix: None,
+            max_streamed_bytes: 0,
         }
     }
 }
@@ -47,8 +56,15 @@ impl Default for HttpLimits {
 pub enum HttpOutput {
     /// Bytes to write.
     Write(Vec<u8>),
-    /// A complete request: answer it with [`HttpConnection::respond`].
+    /// A complete request: answer it with [`HttpConnection::respond`]. A
+    /// streamed one ([`Request::streamed`] bytes) has no body yet: the
+    /// chunks follow, and it may be answered before they all came (a
+    /// refusal closes the connection).
     Request(Box<Request>),
+    /// The next bytes of a streamed body.
+    BodyChunk(Vec<u8>),
+    /// The streamed body is complete: answer the request now.
+    BodyEnd,
     /// Flush and close the transport.
     Close,
 }
@@ -73,6 +89,15 @@ enum Phase {
     Reading,
     /// A request was handed out; its answer is awaited.
     Answering { close: bool, head: bool },
+    /// A streamed body is arriving: `left` bytes still to come; the last
+    /// chunk came at `progress`.
+    Streaming {
+        left: usize,
+        close: bool,
+        progress: Millis,
+    },
+    /// A response head went out whose body the driver writes itself.
+    SendingBody { close: bool },
     /// Upgraded or closed: no more HTTP.
     Done,
 }
@@ -160,14 +185,24 @@ impl HttpConnection {
                 Some(t) => t.saturating_add(self.limits.request_timeout_ms),
                 None => self.idle_deadline(),
             }),
+            // A body that stops coming gets 408 like a head that does.
+            Phase::Streaming { progress, .. } => {
+                Some(progress.saturating_add(self.limits.request_timeout_ms))
+            }
             // The driver is answering: its own business how long.
-            Phase::Answering { .. } | Phase::Done => None,
+            Phase::Answering { .. } | Phase::SendingBody { .. } | Phase::Done => None,
         }
     }
 
     /// Time passed: a request that did not arrive in time gets 408; an idle
     /// connection is closed.
     pub fn handle_timeout(&mut self, now: Millis) {
+        if let Phase::Streaming { progress, .. } = self.phase {
+            if now >= progress.saturating_add(self.limits.request_timeout_ms) {
+                self.fail(408, "request body timeout");
+            }
+            return;
+        }
         if !matches!(self.phase, Phase::Reading) {
             return;
         }
@@ -187,6 +222,9 @@ impl HttpConnection {
         if self.is_done() || bytes.is_empty() {
             return;
         }
+        if let Phase::Streaming { .. } = self.phase {
+            return self.stream(now, bytes);
+        }
         if self.request_started.is_none() {
             self.request_started = Some(now);
         }
@@ -203,15 +241,52 @@ impl HttpConnection {
     /// Answer the request handed out. Then the next one (already buffered,
     /// perhaps) is read, unless the connection closes.
     pub fn respond(&mut self, now: Millis, response: &Response) {
-        let Phase::Answering { close, head } = self.phase else {
-            return;
+        let (close, head) = match self.phase {
+            Phase::Answering { close, head } => (close || self.draining, head),
+            // Answered before its body came (a refusal): the rest of the
+            // body is never read, so the connection cannot go on.
+            Phase::Streaming { .. } => (true, false),
+            _ => return,
         };
-        let close = close || self.draining;
         self.answered += 1;
         self.out.write(&response.to_bytes(self.secure, close, head));
         if close {
             return self.finish();
         }
+        self.next_request(now);
+    }
+
+    /// Answer with `response`'s head and a body of `length` bytes that
+    /// the driver writes itself, right after the head (a file, never
+    /// whole in memory); then it calls [`HttpConnection::body_sent`].
+    pub fn respond_streamed(&mut self, response: &Response, length: u64) {
+        let Phase::Answering { close, head } = self.phase else {
+            return;
+        };
+        let close = close || self.draining;
+        self.answered += 1;
+        self.out
+            .write(&response.head_bytes(self.secure, close, Some(length)));
+        // A HEAD request gets the head only: nothing for the driver to
+        // write, but it calls `body_sent` all the same.
+        let _ = head;
+        self.phase = Phase::SendingBody { close };
+    }
+
+    /// The driver wrote the body of [`HttpConnection::respond_streamed`]:
+    /// the next request is read, unless the connection closes.
+    pub fn body_sent(&mut self, now: Millis) {
+        let Phase::SendingBody { close } = self.phase else {
+            return;
+        };
+        if close {
+            return self.finish();
+        }
+        self.next_request(now);
+    }
+
+    /// Back to reading: the next request, perhaps already buffered.
+    fn next_request(&mut self, now: Millis) {
         self.phase = Phase::Reading;
         self.request_started = None;
         self.idle_since = now;
@@ -288,6 +363,35 @@ impl HttpConnection {
             // Two lengths: a smuggling attempt or a broken proxy.
             (Some(_), Some(_)) => return self.fail(400, "more than one Content-Length"),
         };
+        let streamed = method == "PUT"
+            && self
+                .limits
+                .streamed_prefix
+                .is_some_and(|p| target.segments.first().is_some_and(|s| s == p));
+        if streamed {
+            if length > self.limits.max_streamed_bytes {
+                return self.fail(413, "request body too large");
+            }
+            self.buf.drain(..head_len);
+            let request = Request {
+                method,
+                target,
+                minor_version: minor,
+                headers,
+                body: Vec::new(),
+                streamed: length,
+            };
+            self.phase = Phase::Streaming {
+                left: length,
+                close: request.wants_close(),
+                progress: self.request_started.unwrap_or_default(),
+            };
+            self.out.push(HttpOutput::Request(Box::new(request)));
+            // Body bytes that came with the head.
+            let early = std::mem::take(&mut self.buf);
+            let now = self.request_started.unwrap_or_default();
+            return self.stream(now, &early);
+        }
         if length > self.limits.max_body_bytes {
             return self.fail(413, "request body too large");
         }
@@ -302,12 +406,44 @@ impl HttpConnection {
             minor_version: minor,
             headers,
             body,
+            streamed: 0,
         };
         self.phase = Phase::Answering {
             close: request.wants_close(),
             head: request.method == "HEAD",
         };
         self.out.push(HttpOutput::Request(Box::new(request)));
+    }
+
+    /// Bytes of a streamed body: up to what is left goes out as a chunk;
+    /// what follows it is the next request, kept.
+    fn stream(&mut self, now: Millis, bytes: &[u8]) {
+        let Phase::Streaming { left, close, .. } = self.phase else {
+            return;
+        };
+        let take = left.min(bytes.len());
+        if take > 0 {
+            self.out.push(HttpOutput::BodyChunk(bytes[..take].to_vec()));
+        }
+        let left = left - take;
+        let rest = &bytes[take..];
+        if !rest.is_empty() {
+            let room = self.limits.max_head_bytes + self.limits.max_body_bytes;
+            if self.buf.len() + rest.len() > room {
+                return self.fail(413, "request too large");
+            }
+            self.buf.extend_from_slice(rest);
+        }
+        if left == 0 {
+            self.out.push(HttpOutput::BodyEnd);
+            self.phase = Phase::Answering { close, head: false };
+        } else {
+            self.phase = Phase::Streaming {
+                left,
+                close,
+                progress: now,
+            };
+        }
     }
 
     /// Refuse with `status` and close.

@@ -15,8 +15,13 @@ pub struct Request {
     pub minor_version: u8,
     /// Header fields in order, names lower-cased.
     pub headers: Vec<(String, String)>,
-    /// The body (`Content-Length` bytes).
+    /// The body (`Content-Length` bytes), unless it is streamed.
     pub body: Vec<u8>,
+    /// Bytes of a body that comes in [`HttpOutput::BodyChunk`]s instead
+    /// (`HttpLimits::streamed_prefix`); 0 otherwise.
+    ///
+    /// [`HttpOutput::BodyChunk`]: super::HttpOutput::BodyChunk
+    pub streamed: usize,
 }
 
 impl Request {
@@ -104,6 +109,17 @@ impl Response {
     /// that allows nothing unless the endpoint set its own), the body.
     /// `head` leaves the body out (a HEAD request).
     pub fn to_bytes(&self, secure: bool, close: bool, head: bool) -> Vec<u8> {
+        let mut out = self.head_bytes(secure, close, None);
+        if !head {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
+
+    /// The status line and header fields, as in [`Response::to_bytes`];
+    /// `length` replaces the body's as `Content-Length` (a body the driver
+    /// writes itself).
+    pub fn head_bytes(&self, secure: bool, close: bool, length: Option<u64>) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.body.len());
         out.extend_from_slice(
             format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes(),
@@ -118,7 +134,8 @@ impl Response {
         }
         let informational = (100..200).contains(&self.status);
         if !informational && self.status != 204 {
-            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+            let length = length.unwrap_or(self.body.len() as u64);
+            out.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
         }
         if !informational {
             out.extend_from_slice(
@@ -137,9 +154,6 @@ impl Response {
             }
         }
         out.extend_from_slice(b"\r\n");
-        if !head {
-            out.extend_from_slice(&self.body);
-        }
         out
     }
 }

@@ -25,6 +25,7 @@ mod set;
 pub mod stored_xml;
 pub mod subscription;
 pub mod time;
+pub mod upload;
 pub mod version;
 pub mod xep0060;
 

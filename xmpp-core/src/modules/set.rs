@@ -63,6 +63,7 @@ impl ModuleSet {
             .with(super::pep::Pep::default())
             .with(super::pubsub::PubsubService::default())
             .with(super::muc::Muc::default())
+            .with(super::upload::Upload::default())
     }
 
     /// The set with `module` added, or replacing the one of its identity.

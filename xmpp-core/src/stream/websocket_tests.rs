@@ -341,3 +341,25 @@ fn frames_split_anywhere_give_the_same_transcript() {
         assert_eq!(all, whole, "split every {split} bytes");
     }
 }
+
+#[test]
+fn an_open_out_of_place_ends_the_stream_instead_of_swallowing_it() {
+    let mut s = bound();
+    let out = texts(&send(&mut s, OPEN));
+    assert!(out.iter().any(|t| t.contains("<bad-format")), "{out:?}");
+    assert!(s.is_closed());
+    // Before authentication, a second <open/> too.
+    let mut s = websocket(config());
+    send(&mut s, OPEN);
+    let out = texts(&send(&mut s, OPEN));
+    assert!(out.iter().any(|t| t.contains("<bad-format")), "{out:?}");
+}
+
+#[test]
+fn tcp_stream_framing_is_refused_inside_a_websocket() {
+    let mut s = bound();
+    let header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+    let out = texts(&send(&mut s, header));
+    assert!(out.iter().any(|t| t.contains("<bad-format")), "{out:?}");
+    assert!(s.is_closed());
+}

@@ -68,6 +68,7 @@ mod tests {
                 .map(|v| ("x-forwarded-for".to_owned(), (*v).to_owned()))
                 .collect(),
             body: Vec::new(),
+            streamed: 0,
         }
     }
 

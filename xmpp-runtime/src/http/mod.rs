@@ -11,6 +11,7 @@ mod bosh;
 mod client_address;
 mod endpoints;
 mod host_meta;
+mod upload;
 mod websocket;
 
 use crate::accept::Admission;
@@ -26,11 +27,12 @@ use smol::Async;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use xmpp_core::http::{HttpConnection, HttpOutput};
+use xmpp_core::http::{HttpConnection, HttpOutput, Response};
 
 use crate::bosh_pipe::BoshRegistry;
 use crate::connection::C2s;
 use crate::counts::Counted;
+use crate::upload_store::UploadStore;
 use endpoints::Answer;
 pub(crate) use endpoints::Endpoints;
 
@@ -46,6 +48,8 @@ pub(crate) struct Http {
     pub(crate) bosh: Arc<BoshRegistry>,
     /// Where BOSH sessions' connection tasks run.
     executor: Arc<smol::Executor<'static>>,
+    /// The uploaded files (XEP-0363), when uploads are on.
+    pub(crate) uploads: Option<Arc<UploadStore>>,
     per_address: Arc<Counts<IpAddr>>,
     /// The server is shutting down (health says 503).
     stopping: AtomicBool,
@@ -60,8 +64,17 @@ impl Http {
         tls: Option<Arc<rustls::ServerConfig>>,
         c2s: Option<Arc<C2s>>,
         executor: Arc<smol::Executor<'static>>,
+        uploads: Option<Arc<UploadStore>>,
     ) -> Arc<Http> {
+        let mut cfg = cfg;
+        if let Some(upload) = &cfg.upload {
+            // Upload bodies go to disk as they come, never whole into memory.
+            cfg.limits.streamed_prefix = Some("upload");
+            cfg.limits.max_streamed_bytes =
+                usize::try_from(upload.max_file_size).unwrap_or(usize::MAX);
+        }
         Arc::new(Http {
+            uploads,
             cfg,
             endpoints,
             tls,
@@ -147,6 +160,9 @@ async fn serve(
     let mut alarm = Alarm::default();
     // What the client sent after an upgrade request that was accepted.
     let mut upgraded = None;
+    // An upload being received, and a download whose head is queued.
+    let mut put: Option<upload::Put> = None;
+    let mut download: Option<(std::path::PathBuf, u64, u64, bool)> = None;
     loop {
         while let Some(out) = conn.poll_output() {
             match out {
@@ -155,13 +171,64 @@ async fn serve(
                         return;
                     }
                 }
+                HttpOutput::Request(request) if is_upload(&http, &request) => {
+                    let (Some(cfg), Some(store)) = (&http.cfg.upload, &http.uploads) else {
+                        continue;
+                    };
+                    if request.method == "PUT" {
+                        match Box::pin(upload::begin(cfg, store, &request)).await {
+                            Ok(p) => put = Some(p),
+                            Err(refusal) => conn.respond(now_ms(), &refusal),
+                        }
+                        continue;
+                    }
+                    match Box::pin(upload::download(store, &request)).await {
+                        upload::Download::Respond(r) => conn.respond(now_ms(), &r),
+                        upload::Download::File {
+                            head,
+                            path,
+                            offset,
+                            length,
+                        } => {
+                            conn.respond_streamed(&head, length);
+                            download = Some((path, offset, length, request.method == "HEAD"));
+                        }
+                    }
+                }
+                HttpOutput::BodyChunk(chunk) => {
+                    if let Some(p) = put.as_mut() {
+                        p.write(chunk).await;
+                    }
+                }
+                HttpOutput::BodyEnd => {
+                    if let Some(p) = put.take() {
+                        let response = p.finish().await;
+                        conn.respond(now_ms(), &response);
+                    }
+                }
                 HttpOutput::Request(request) => {
                     let trusted = &http.cfg.trusted_proxies;
                     let client = client_address::client_ip(peer.ip(), &request, trusted);
                     match http.endpoints.answer(&request, client, secure, &http) {
                         Answer::Respond(response) => conn.respond(now_ms(), &response),
                         Answer::WebSocket(switch) => {
-                            upgraded = Some((conn.upgrade(&switch), client))
+                            // Admitted before the 101, as a TCP connection
+                            // is at accept: a refusal is an HTTP answer a
+                            // browser understands, not a dropped socket.
+                            let admitted = http
+                                .c2s
+                                .as_ref()
+                                .and_then(|c2s| crate::connection::admit(c2s, Some(client)));
+                            match admitted {
+                                Some(slot) => {
+                                    upgraded = Some((conn.upgrade(&switch), client, slot))
+                                }
+                                None => conn.respond(
+                                    now_ms(),
+                                    &Response::text(503, "too many connections from this address")
+                                        .header("Retry-After", "10"),
+                                ),
+                            }
                         }
                         Answer::Bosh(cfg) => {
                             let answer = bosh::answer(&http, &cfg, &request, client, secure);
@@ -181,7 +248,18 @@ async fn serve(
         if transport.flush().await.is_err() {
             return;
         }
-        if let (Some((first, client)), Some(c2s)) = (upgraded.take(), http.c2s.clone()) {
+        if let Some((path, offset, length, head)) = download.take() {
+            if !head
+                && send_file(&mut transport, &path, offset, length)
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+            conn.body_sent(now_ms());
+            continue;
+        }
+        if let (Some((first, client, admitted)), Some(c2s)) = (upgraded.take(), http.c2s.clone()) {
             drop(slot);
             let consider_secure = http
                 .cfg
@@ -193,7 +271,8 @@ async fn serve(
             let tls = (secure || consider_secure).then(Vec::new);
             let ip = Some(client);
             // Boxed: an HTTP connection's future stays small.
-            let session = crate::connection::serve_websocket(transport, ip, tls, first, c2s);
+            let session =
+                crate::connection::serve_websocket(transport, ip, tls, admitted, first, c2s);
             return Box::pin(session).await;
         }
         if conn.is_done() {
@@ -229,6 +308,43 @@ async fn serve(
             Wake::Stop => conn.drain(now_ms()),
         }
     }
+}
+
+/// Whether `request` is for the upload endpoint (`PUT`, `GET` or `HEAD`
+/// of `/upload/<slot>/<name>`), when uploads are on.
+fn is_upload(http: &Http, request: &xmpp_core::http::Request) -> bool {
+    http.uploads.is_some()
+        && request
+            .target
+            .segments
+            .first()
+            .is_some_and(|s| s == "upload")
+        && matches!(request.method.as_str(), "PUT" | "GET" | "HEAD")
+}
+
+/// Write `length` bytes of the file at `path` from `offset`, a chunk at a
+/// time: a download never sits whole in memory.
+async fn send_file(
+    transport: &mut Transport,
+    path: &std::path::Path,
+    offset: u64,
+    length: u64,
+) -> std::io::Result<()> {
+    use smol::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = smol::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut left = length;
+    let mut buf = vec![0u8; 64 * 1024];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        transport.write_all(&buf[..n]).await?;
+        left -= n as u64;
+    }
+    transport.flush().await
 }
 
 /// Whether the server is stopping.

@@ -23,6 +23,7 @@ mod archive_tests;
 pub mod codec;
 mod keys;
 pub mod memory;
+pub mod on_delete;
 pub mod redb;
 #[cfg(test)]
 mod rss_bench;

@@ -14,6 +14,7 @@ mod extdisco;
 mod groupchat;
 mod pubsub;
 mod push;
+pub mod upload;
 
 /// One hub module's configuration.
 pub struct Section {
@@ -31,6 +32,7 @@ pub const SECTIONS: &[Section] = &[
     extdisco::SECTION,
     push::SECTION,
     pubsub::SECTION,
+    upload::SECTION,
     groupchat::SECTION,
     archiving::SECTION,
 ];

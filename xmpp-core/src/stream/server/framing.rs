@@ -109,12 +109,27 @@ impl ServerStream {
     /// One text message: an element (RFC 7395 §3.3.3).
     fn handle_text_message(&mut self, text: String) {
         match classify(&text, self.parser.limits()) {
-            Framed::Open(header) => self.parser.feed(&header),
+            // Only where a header is expected: anywhere else the header it
+            // stands for would open an element that swallows the stream.
+            Framed::Open(header) if self.expects_header() => self.parser.feed(&header),
+            Framed::Open(_) => {
+                return self.stream_error(
+                    StreamErrorCondition::BadFormat,
+                    Some("<open/> where no stream (re)start is expected"),
+                )
+            }
             Framed::Close => self.parser.feed(STREAM_CLOSE),
             Framed::Element => self.parser.feed(text.as_bytes()),
             Framed::Invalid(condition, why) => return self.stream_error(condition, Some(why)),
         }
         self.process();
+    }
+
+    /// Whether the next element may be a stream header: at the start, and
+    /// after authentication restarted the stream, with nothing of the
+    /// client's waiting to be parsed.
+    fn expects_header(&self) -> bool {
+        matches!(self.phase, super::Phase::Header) && self.parser.pending_bytes() == 0
     }
 
     /// The client closed the WebSocket without `<close/>` (which would
@@ -252,6 +267,14 @@ fn classify(text: &str, limits: &Limits) -> Framed {
             .and_then(|r| r.chars().next())
             .is_some_and(|c| matches!(c, ' ' | '\t' | '\r' | '\n' | '/' | '>'))
     };
+    if is_root("stream:stream") || trimmed.starts_with("</stream:stream") {
+        // A TCP stream's framing inside a WebSocket: its header would be
+        // an element swallowing what follows.
+        return Framed::Invalid(
+            StreamErrorCondition::BadFormat,
+            "a WebSocket stream opens with <open/> and ends with <close/>",
+        );
+    }
     if !is_root("open") && !is_root("close") {
         return Framed::Element;
     }
