@@ -247,3 +247,120 @@ fn draining_closes_idle_connections_and_ends_after_the_request_in_progress() {
     assert!(written.contains("Connection: close\r\n"), "{written}");
     assert_eq!(other, vec![HttpOutput::Close]);
 }
+
+fn upload_conn() -> HttpConnection {
+    let limits = HttpLimits {
+        max_body_bytes: 16,
+        streamed_prefix: Some("upload"),
+        max_streamed_bytes: 1000,
+        ..HttpLimits::default()
+    };
+    HttpConnection::new(limits, false, 0)
+}
+
+#[test]
+fn upload_bodies_stream_past_the_body_budget_and_the_next_request_follows() {
+    let mut c = upload_conn();
+    c.handle_input(
+        1,
+        b"PUT /upload/ab/f.bin HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123456789",
+    );
+    let (_, other) = drain(&mut c);
+    let [HttpOutput::Request(r), HttpOutput::BodyChunk(first)] = other.as_slice() else {
+        panic!("the head, then what came with it: {other:?}");
+    };
+    assert_eq!((r.streamed, r.body.len()), (100, 0), "never buffered");
+    assert_eq!(first, b"0123456789");
+    let mut rest = vec![b'x'; 90];
+    rest.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+    c.handle_input(2, &rest);
+    let (_, other) = drain(&mut c);
+    assert!(
+        matches!(other.as_slice(), [HttpOutput::BodyChunk(b), HttpOutput::BodyEnd] if b.len() == 90),
+        "{other:?}"
+    );
+    c.respond(3, &Response::text(201, "stored"));
+    let (written, other) = drain(&mut c);
+    assert!(written.starts_with("HTTP/1.1 201 "), "{written}");
+    assert_eq!(
+        request_of(&other).target.segments,
+        ["health"],
+        "the pipelined request"
+    );
+}
+
+#[test]
+fn an_upload_refused_early_closes_and_a_stalled_one_gets_408() {
+    let mut c = upload_conn();
+    c.handle_input(
+        1,
+        b"PUT /upload/ab/f.bin HTTP/1.1\r\nContent-Length: 100\r\n\r\n",
+    );
+    drain(&mut c);
+    c.respond(2, &Response::text(403, "no"));
+    let (written, other) = drain(&mut c);
+    assert!(
+        written.contains("Connection: close"),
+        "the rest of the body is never read"
+    );
+    assert_eq!(other, [HttpOutput::Close]);
+
+    let mut c = upload_conn();
+    c.handle_input(
+        1,
+        b"PUT /upload/ab/f.bin HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc",
+    );
+    drain(&mut c);
+    let deadline = c.poll_timeout().expect("a body has a deadline");
+    c.handle_input(deadline - 1, b"def");
+    assert!(
+        c.poll_timeout().expect("moved") > deadline,
+        "progress moves it"
+    );
+    c.handle_timeout(c.poll_timeout().expect("deadline"));
+    let (written, other) = drain(&mut c);
+    assert!(written.starts_with("HTTP/1.1 408 "), "{written}");
+    assert_eq!(other.last(), Some(&HttpOutput::Close));
+
+    let mut c = upload_conn();
+    c.handle_input(
+        1,
+        b"PUT /upload/ab/f.bin HTTP/1.1\r\nContent-Length: 1001\r\n\r\n",
+    );
+    let (written, _) = drain(&mut c);
+    assert!(
+        written.starts_with("HTTP/1.1 413 "),
+        "over the streamed budget: {written}"
+    );
+    let mut c = upload_conn();
+    c.handle_input(1, b"PUT /other HTTP/1.1\r\nContent-Length: 100\r\n\r\n");
+    let (written, _) = drain(&mut c);
+    assert!(
+        written.starts_with("HTTP/1.1 413 "),
+        "elsewhere the body budget holds: {written}"
+    );
+}
+
+#[test]
+fn a_streamed_response_body_is_the_drivers_and_keep_alive_follows() {
+    let mut c = conn();
+    c.handle_input(
+        1,
+        b"GET /upload/ab/f.bin HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+    );
+    drain(&mut c);
+    c.respond_streamed(
+        &Response::new(200).header("Content-Type", "image/png"),
+        12345,
+    );
+    let (written, other) = drain(&mut c);
+    assert!(written.contains("Content-Length: 12345\r\n"), "{written}");
+    assert!(written.ends_with("\r\n\r\n"), "the head only");
+    assert!(
+        other.is_empty(),
+        "nothing until the body is written: {other:?}"
+    );
+    c.body_sent(2);
+    let (_, other) = drain(&mut c);
+    assert_eq!(request_of(&other).target.segments, ["health"]);
+}
