@@ -418,6 +418,7 @@ const BACKENDS: Home = Home::Layer(Layer::Storage, "backends");
 const HTTP: Home = Home::Layer(Layer::Interfaces, "http");
 const WEBSOCKET: Home = Home::Layer(Layer::Interfaces, "websocket");
 const BOSH: Home = Home::Layer(Layer::Interfaces, "bosh");
+const UPLOAD: Home = Home::Layer(Layer::Services, "upload");
 const COMPONENTS: Home = Home::Layer(Layer::Interfaces, "components");
 const LDAP: Home = Home::Layer(Layer::Integration, "ldap");
 const OAUTH: Home = Home::Layer(Layer::Integration, "oauth");
@@ -614,6 +615,12 @@ pub const CORE_KEYS: &[KeySpec] = &[
         "Roster items one account may have, strangers' pending subscription requests included; adding one more is refused with resource-constraint."),
     planned("services.muc_domain", "muc_domain", GROUPCHAT, Ty::Domain, "", &["XEP-0045"],
         "The multi-user chat service's domain, e.g. conference.example.org."),
+    // The upload module's files, read by the HTTP side (its slot settings
+    // are config/sections/upload.rs).
+    key("services.upload_expire_after", "upload_expire_after", UPLOAD, Ty::Int { min: 1, max: 315_360_000 }, "604800", &[],
+        "Seconds a file is kept; then it is deleted and its URL answers 404 (Prosody's http_file_share_expires_after)."),
+    key("services.upload_path", "upload_path", UPLOAD, Ty::Path, "\"\"", &[],
+        "Directory for uploaded files; empty: DATA/upload. Files are named by their slot, never by the user's file name."),
     // 06 storage
     key("storage.driver", "driver", BACKENDS, Ty::Choice(STORAGE_DRIVERS), "\"redb\"", &[],
         "Storage backend: \"redb\" (embedded, the file DATA/store/vireo.redb; a sled store found there is migrated to it at the first start) or \"sled\" (the previous embedded store, kept for stores not yet migrated). SQL backends are not built yet."),

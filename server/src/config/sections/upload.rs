@@ -19,10 +19,6 @@ const KEYS: &[KeySpec] = &[
         "Largest file, in bytes; a larger request is refused with not-acceptable and <file-too-large> naming this limit (Prosody's http_file_share_size_limit)."),
     key("services.upload_daily_quota", "upload_daily_quota", UPLOAD, Ty::Int { min: 0, max: 1_099_511_627_776 }, "104857600", &["XEP-0363 §5"],
         "Bytes one user may upload per 24 hours (0: no quota); a request beyond it is refused with resource-constraint (Prosody's http_file_share_daily_quota)."),
-    key("services.upload_expire_after", "upload_expire_after", UPLOAD, Ty::Int { min: 1, max: 315_360_000 }, "604800", &[],
-        "Seconds a file is kept; then it is deleted and its URL answers 404 (Prosody's http_file_share_expires_after)."),
-    key("services.upload_path", "upload_path", UPLOAD, Ty::Path, "\"\"", &[],
-        "Directory for uploaded files; empty: DATA/upload. Files are named by their slot, never by the user's file name."),
 ];
 
 pub const SECTION: Section = Section {
