@@ -235,6 +235,8 @@ pub fn run(cfg: &Config) -> Result<String, ConfigTestError> {
 
     // Holds the throwaway certificate, if one is generated, until the end.
     let mut scratch = None;
+    // And the uploads' scratch directory.
+    let mut upload_scratch = None;
     let tls = steps.run("load the TLS certificate", || {
         certificate(cfg, &mut scratch)
     });
@@ -250,10 +252,16 @@ pub fn run(cfg: &Config) -> Result<String, ConfigTestError> {
                 c.bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
                 c.port = 0;
             }
-            // HTTP too.
+            // HTTP too; uploads go to a scratch directory, never the data
+            // directory.
             if let Some(h) = rc.http.as_mut() {
                 h.port = h.port.map(|_| 0);
                 h.tls_port = h.tls_port.map(|_| 0);
+                if let Some(u) = h.upload.as_mut() {
+                    let dir = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
+                    u.dir = dir.path().join("upload");
+                    upload_scratch = Some(dir);
+                }
             }
             // Federation listens too, on free ports.
             if let Some(s) = rc.s2s.as_mut() {
