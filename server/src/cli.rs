@@ -58,6 +58,7 @@ pub enum Command {
     Config(ConfigCmd),
     Check(CheckCmd),
     Module(ModuleCmd),
+    Token(TokenCmd),
     About(AboutCmd),
 }
 
@@ -164,6 +165,47 @@ pub struct CertImportCmd {
     /// the private key (PEM)
     #[argh(positional)]
     pub key: PathBuf,
+}
+
+/// Bearer tokens of the admin API (/api/ on the HTTP ports).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "token")]
+pub struct TokenCmd {
+    #[argh(subcommand)]
+    pub action: TokenAction,
+}
+
+/// Token actions.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum TokenAction {
+    Create(TokenCreateCmd),
+    List(TokenListCmd),
+    Revoke(TokenRevokeCmd),
+}
+
+/// Create a token and print it (shown once: only its hash is kept, in the
+/// data directory's api-tokens). Works while the server runs.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "create")]
+pub struct TokenCreateCmd {
+    /// a name for the token, in logs and listings (letters, digits, - _ .)
+    #[argh(positional)]
+    pub name: String,
+}
+
+/// List the tokens (names and creation times, never the tokens).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct TokenListCmd {}
+
+/// Revoke a token: calls with it fail from now on.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "revoke")]
+pub struct TokenRevokeCmd {
+    /// the token's name
+    #[argh(positional)]
+    pub name: String,
 }
 
 /// Configuration commands.

@@ -123,6 +123,7 @@ fn main() -> ExitCode {
         Command::Module(c) => match c.action {
             cli::ModuleAction::List(_) => Ok(Some(commands::module_list::run(&cfg))),
         },
+        Command::Token(t) => commands::token::run(&cfg, t.action).map(Some),
         Command::About(_) => Ok(Some(commands::about::run(&cfg))),
     };
     match result {

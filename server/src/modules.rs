@@ -205,7 +205,10 @@ pub const CATALOG: &[ModuleInfo] = &[
     },
     planned("oauth", Layer::Integration, "oauth", &["RFC 6749"], "OAuth 2.0 provider"),
     planned("webhooks", Layer::Integration, "webhooks", &[], "HTTP callbacks on events"),
-    planned("api", Layer::Integration, "apis", &[], "REST admin API"),
+    ModuleInfo {
+        depends: &["http"],
+        ..built("api", Layer::Integration, "apis", &["OpenAPI 3.0"], "admin REST API at /api/ on the HTTP ports (users, sessions, messages, announcements, stats; OpenAPI document at /api/openapi.json), bearer tokens from `vireo token create`")
+    },
 ];
 
 /// Modules that were renamed, old name first: configurations written for

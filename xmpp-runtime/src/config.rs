@@ -46,6 +46,9 @@ pub struct HttpConfig {
     /// XMPP over BOSH at `/http-bind` (XEP-0124, XEP-0206); `None` when the
     /// module is off.
     pub bosh: Option<BoshHttpConfig>,
+    /// The admin API at `/api/`: where its tokens are kept (the data
+    /// directory); `None` when the module is off.
+    pub api_tokens_dir: Option<std::path::PathBuf>,
     /// XEP-0363 uploads at `/upload/…`; `None` when the module is off.
     pub upload: Option<UploadHttpConfig>,
     /// The URL clients reach the HTTP server at (`https://chat.example.org`,
@@ -118,6 +121,7 @@ impl Default for HttpConfig {
             websocket: Some(WebSocketConfig::default()),
             bosh: Some(BoshHttpConfig::default()),
             upload: None,
+            api_tokens_dir: None,
             external_url: None,
             trusted_proxies: Vec::new(),
         }

@@ -435,6 +435,7 @@ impl Connection {
                 ConnOutput::Resume { previd } => Box::pin(self.resume(previd)).await,
                 ConnOutput::Resumed(jid) => {
                     tracing::info!(conn = self.id, %jid, "session resumed");
+                    self.register_session(&jid);
                     self.to_partition(HubMsg::Resumed(self.id));
                 }
                 ConnOutput::Undelivered(stanzas) => self.undelivered.extend(stanzas),
@@ -536,6 +537,7 @@ impl Connection {
 
     /// The session is bound to `jid`: its partition takes it from here.
     fn bound(&mut self, jid: Jid) {
+        self.register_session(&jid);
         let p = self.ctx.router.partition(&jid.bare_str());
         self.partition = Some(p);
         let mailbox = self.mailbox.clone();
@@ -547,6 +549,22 @@ impl Connection {
                 mailbox,
             },
         );
+    }
+
+    /// List the session for the admin API.
+    fn register_session(&self, jid: &Jid) {
+        let transport = match &self.transport {
+            Some(Transport::Bosh(_)) => "bosh",
+            _ if self.stream.is_websocket() => "websocket",
+            _ => "tcp",
+        };
+        let info = crate::registry::SessionInfo {
+            jid: jid.clone(),
+            transport,
+            address: self.peer_ip,
+            since: now_ms(),
+        };
+        self.ctx.conns.bind(self.id, info);
     }
 
     /// The client asks to resume session `previd` (XEP-0198).

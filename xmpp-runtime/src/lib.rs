@@ -17,6 +17,7 @@
 // Values and leaf services.
 pub mod accounts;
 pub mod address_limits;
+pub mod api_tokens;
 pub mod auth_throttle;
 mod bosh_pipe;
 pub mod client;

@@ -5,15 +5,31 @@
 
 use crate::mailbox::Mailbox;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use xmpp_core::hub::ConnId;
+use xmpp_core::jid::Jid;
 use xmpp_core::spare::ReleaseSpare;
+use xmpp_core::time::Millis;
+
+/// A bound client session, as the admin API lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionInfo {
+    pub(crate) jid: Jid,
+    /// `tcp`, `websocket` or `bosh`.
+    pub(crate) transport: &'static str,
+    pub(crate) address: Option<IpAddr>,
+    /// When it bound, ms since the epoch.
+    pub(crate) since: Millis,
+}
 
 /// Every connection's mailbox by id, the next id and the live count.
 #[derive(Debug)]
 pub(crate) struct ConnRegistry {
     mailboxes: Mutex<HashMap<ConnId, Arc<Mailbox>>>,
+    /// The bound client sessions, for the admin API.
+    sessions: Mutex<HashMap<ConnId, SessionInfo>>,
     /// Ids are never reused: a late message for an ended connection must
     /// not reach a new one.
     next: AtomicU64,
@@ -24,6 +40,7 @@ impl Default for ConnRegistry {
     fn default() -> Self {
         ConnRegistry {
             mailboxes: Mutex::default(),
+            sessions: Mutex::default(),
             next: AtomicU64::new(1),
             live: AtomicUsize::new(0),
         }
@@ -66,6 +83,22 @@ impl ConnRegistry {
         let mut mailboxes = self.lock();
         mailboxes.remove(&conn);
         mailboxes.release_spare();
+        drop(mailboxes);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.remove(&conn);
+        sessions.release_spare();
+    }
+
+    /// Connection `conn` is the client session `info` (bound, or resumed).
+    pub(crate) fn bind(&self, conn: ConnId, info: SessionInfo) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.insert(conn, info);
+    }
+
+    /// The bound client sessions and their connections.
+    pub(crate) fn sessions(&self) -> Vec<(ConnId, SessionInfo)> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.iter().map(|(c, i)| (*c, i.clone())).collect()
     }
 
     /// Connections running now.

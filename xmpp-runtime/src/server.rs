@@ -338,6 +338,20 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         if let Some(store) = &uploads {
             executor.spawn(purge_uploads(store.clone())).detach();
         }
+        let api = h.api_tokens_dir.as_ref().map(|dir| {
+            Arc::new(crate::http::api::Api {
+                tokens: crate::api_tokens::ApiTokens::new(dir),
+                backend: backend.clone(),
+                domains: cfg.hub.domains.clone(),
+                settings: settings.clone(),
+                kdf: kdf.clone(),
+                router: router.clone(),
+                conns: conns.clone(),
+                federation: federation_started.clone(),
+                started: std::time::Instant::now(),
+                version: cfg.hub.software.1.clone(),
+            })
+        });
         let http = Http::new(
             h.clone(),
             endpoints,
@@ -345,6 +359,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             Some(c2s_ctx.clone()),
             executor.clone(),
             uploads.clone(),
+            api,
         );
         http_started = Some(http.clone());
         for (listener, secure) in plain

@@ -15,4 +15,5 @@ pub mod import;
 pub mod module_list;
 pub mod reload;
 pub mod run;
+pub mod token;
 pub mod users;

@@ -171,6 +171,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .filter_map(|a| crate::config::schema::parse_net(a))
                 .collect(),
             upload: crate::config::sections::upload::http(cfg, Vec::new()),
+            api_tokens_dir: cfg.modules.contains(&"api").then(|| cfg.data_path.clone()),
             external_url: cfg.text("interfaces.http_external_url"),
             trusted_proxies: cfg
                 .list("interfaces.trusted_proxies")

@@ -423,7 +423,6 @@ const COMPONENTS: Home = Home::Layer(Layer::Interfaces, "components");
 const LDAP: Home = Home::Layer(Layer::Integration, "ldap");
 const OAUTH: Home = Home::Layer(Layer::Integration, "oauth");
 const WEBHOOKS: Home = Home::Layer(Layer::Integration, "webhooks");
-const APIS: Home = Home::Layer(Layer::Integration, "apis");
 
 const PORT: Ty = Ty::Int { min: 0, max: 65535 };
 
@@ -673,7 +672,6 @@ pub const CORE_KEYS: &[KeySpec] = &[
     planned("integration.ldap_server", "ldap_server", LDAP, Ty::Str, "", &[], "LDAP server URL."),
     planned("integration.oauth_issuer", "oauth_issuer", OAUTH, Ty::Str, "", &["RFC 6749"], "OAuth 2.0 issuer URL."),
     planned("integration.webhook_url", "webhook_url", WEBHOOKS, Ty::Str, "", &[], "URL events are posted to."),
-    planned("integration.api_port", "api_port", APIS, PORT, "", &[], "REST admin API port."),
 ];
 
 /// A key by dotted name.

@@ -464,8 +464,8 @@ fn module_errors() {
         "modules = [\"c2s\", \"c2s_direct_tls\", \"s2s\", \"s2s_direct_tls\"]",
         "modules = [\"c2s\", \"c2s_direct_tls\", \"s2s\", \"roster\", \"c2z\"]",
     );
-    let w = "stack/08-integration/apis.toml";
-    replace(&dir, w, "modules = []", "modules = [\"api\"]");
+    let w = "stack/08-integration/webhooks.toml";
+    replace(&dir, w, "modules = []", "modules = [\"webhooks\"]");
     replace(
         &dir,
         "stack/01-transport/compression.toml",
@@ -483,7 +483,7 @@ fn module_errors() {
     let c = line(&dir, "stack/01-transport/compression.toml", "modules =");
     let o = line(&dir, "stack/05-services/messaging.toml", "modules =");
     let diags = diagnostics(&dir, &[]);
-    assert_has(&diags, &format!("{w}:{wn}: error: module `api` (REST admin API) is not available in this version\n    fix: remove `api` from the modules list"));
+    assert_has(&diags, &format!("{w}:{wn}: error: module `webhooks` (HTTP callbacks on events) is not available in this version\n    fix: remove `webhooks` from the modules list"));
     assert_has(&diags, &format!("{f}:{n}: error: module `roster` belongs in stack/04-protocol/core.toml, not {f}\n    fix: move it to the `modules` list of stack/04-protocol/core.toml"));
     assert_has(
         &diags,

@@ -20,6 +20,8 @@ pub(crate) enum Answer {
     WebSocket(Response),
     /// A BOSH request: its session answers it.
     Bosh(BoshHttpConfig),
+    /// An admin API call.
+    Api,
 }
 
 /// The endpoints and what they read.
@@ -63,6 +65,7 @@ impl Endpoints {
                         bosh.as_deref(),
                     )
                 }),
+            ["api", ..] if http.api.is_some() => return Answer::Api,
             ["http-bind"] if http.c2s.is_some() => match &http.cfg.bosh {
                 Some(cfg) => return Answer::Bosh(cfg.clone()),
                 None => Response::text(404, "not found"),

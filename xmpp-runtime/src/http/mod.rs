@@ -7,6 +7,7 @@
 //! request may cost (head, body, time). TLS uses the domains'
 //! certificates, chosen by SNI, with ALPN `http/1.1`.
 
+pub(crate) mod api;
 mod bosh;
 mod client_address;
 mod endpoints;
@@ -50,6 +51,8 @@ pub(crate) struct Http {
     executor: Arc<smol::Executor<'static>>,
     /// The uploaded files (XEP-0363), when uploads are on.
     pub(crate) uploads: Option<Arc<UploadStore>>,
+    /// The admin API, when it is on.
+    pub(crate) api: Option<Arc<api::Api>>,
     per_address: Arc<Counts<IpAddr>>,
     /// The server is shutting down (health says 503).
     stopping: AtomicBool,
@@ -65,6 +68,7 @@ impl Http {
         c2s: Option<Arc<C2s>>,
         executor: Arc<smol::Executor<'static>>,
         uploads: Option<Arc<UploadStore>>,
+        api: Option<Arc<api::Api>>,
     ) -> Arc<Http> {
         let mut cfg = cfg;
         if let Some(upload) = &cfg.upload {
@@ -75,6 +79,7 @@ impl Http {
         }
         Arc::new(Http {
             uploads,
+            api,
             cfg,
             endpoints,
             tls,
@@ -229,6 +234,14 @@ async fn serve(
                                         .header("Retry-After", "10"),
                                 ),
                             }
+                        }
+                        Answer::Api => {
+                            let Some(api) = http.api.clone() else {
+                                continue;
+                            };
+                            // Boxed: only API calls pay for its size.
+                            let response = Box::pin(api.answer(&request, client)).await;
+                            conn.respond(now_ms(), &response)
                         }
                         Answer::Bosh(cfg) => {
                             let answer = bosh::answer(&http, &cfg, &request, client, secure);
