@@ -405,14 +405,20 @@ impl Connection {
                     account,
                     mechanism,
                     failure,
-                } => self.ctx.limiters.auth_throttle.sasl_failed(
-                    self.peer_ip,
-                    account.as_deref(),
-                    mechanism,
-                    failure,
-                    now_ms(),
-                ),
-                ConnOutput::Authenticated { account, .. } => {
+                } => {
+                    self.ctx
+                        .metrics
+                        .auth(mechanism.map(|m| m.name()), "failure");
+                    self.ctx.limiters.auth_throttle.sasl_failed(
+                        self.peer_ip,
+                        account.as_deref(),
+                        mechanism,
+                        failure,
+                        now_ms(),
+                    )
+                }
+                ConnOutput::Authenticated { account, mechanism } => {
+                    self.ctx.metrics.auth(Some(mechanism.name()), "success");
                     self.ctx.limiters.auth_throttle.succeeded(&account);
                     drop(self.unauthenticated.take());
                 }

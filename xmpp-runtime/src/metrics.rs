@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 /// Labels of a stanza counter: where it came from and its kind.
@@ -19,10 +20,29 @@ pub(crate) struct StanzaLabels {
     pub(crate) kind: &'static str,
 }
 
+/// Labels of an authentication counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AuthLabels {
+    /// The SASL mechanism (`SCRAM-SHA-256`, `PLAIN`, ...), or `unknown`.
+    pub(crate) mechanism: String,
+    /// `success` or `failure`.
+    pub(crate) outcome: &'static str,
+}
+
+/// Labels of a per-transport gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabels {
+    transport: &'static str,
+}
+
 /// The server's counters.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     stanzas_received: Family<StanzaLabels, Counter>,
+    /// SASL outcomes by mechanism (a few per session: a lock is fine).
+    auth: Family<AuthLabels, Counter>,
+    /// How long the store takes per call or batch (a group commit), s.
+    storage_seconds: Histogram,
     /// The family's counters, looked up once: counting a stanza is one
     /// atomic add, not a lock and a hash lookup.
     c2s: [Counter; 3],
@@ -45,6 +65,9 @@ impl Default for Metrics {
         let (c2s, s2s) = (counters("c2s"), counters("s2s"));
         Metrics {
             stanzas_received,
+            auth: Family::default(),
+            // 100 µs to ~26 s by factors of 4.
+            storage_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
             c2s,
             s2s,
         }
@@ -58,8 +81,17 @@ pub(crate) struct Snapshot {
     pub(crate) s2s_outgoing: i64,
     pub(crate) s2s_bidi: i64,
     pub(crate) bosh_sessions: i64,
+    /// Bound client sessions by transport: tcp, websocket, bosh.
+    pub(crate) sessions: [i64; 3],
+    /// Sessions waiting to be resumed (XEP-0198).
+    pub(crate) hibernated: i64,
+    /// Bytes of stanzas waiting in the hub partitions' queues.
+    pub(crate) queued_bytes: i64,
     pub(crate) uptime_s: i64,
 }
+
+/// The transports of `Snapshot::sessions`, in order.
+pub(crate) const TRANSPORTS: [&str; 3] = ["tcp", "websocket", "bosh"];
 
 impl Metrics {
     /// A stanza arrived from a client (`c2s`) or a server (`s2s`).
@@ -75,6 +107,20 @@ impl Metrics {
         counters[i].inc();
     }
 
+    /// A SASL exchange ended (`outcome` success or failure).
+    pub(crate) fn auth(&self, mechanism: Option<&str>, outcome: &'static str) {
+        let labels = AuthLabels {
+            mechanism: mechanism.unwrap_or("unknown").to_owned(),
+            outcome,
+        };
+        self.auth.get_or_create(&labels).inc();
+    }
+
+    /// A store call took `seconds`.
+    pub(crate) fn storage_took(&self, seconds: f64) {
+        self.storage_seconds.observe(seconds);
+    }
+
     /// The text of a scrape.
     pub(crate) fn render(&self, snapshot: Snapshot) -> String {
         let mut registry = Registry::with_prefix("vireo");
@@ -83,6 +129,23 @@ impl Metrics {
             "Stanzas received from clients and servers, by kind",
             self.stanzas_received.clone(),
         );
+        registry.register(
+            "auth_attempts",
+            "SASL authentications by mechanism and outcome",
+            self.auth.clone(),
+        );
+        registry.register(
+            "storage_call_seconds",
+            "Time of one store call or group-committed batch",
+            self.storage_seconds.clone(),
+        );
+        let sessions = Family::<TransportLabels, Gauge>::default();
+        for (transport, n) in TRANSPORTS.iter().zip(snapshot.sessions) {
+            sessions
+                .get_or_create(&TransportLabels { transport })
+                .set(n);
+        }
+        registry.register("sessions", "Bound client sessions by transport", sessions);
         let gauge = |registry: &mut Registry, name: &str, help: &str, value: i64| {
             let g: Gauge = Gauge::default();
             g.set(value);
@@ -105,6 +168,18 @@ impl Metrics {
             "s2s_bidi_streams",
             "Incoming s2s streams carrying our stanzas back (XEP-0288)",
             snapshot.s2s_bidi,
+        );
+        gauge(
+            &mut registry,
+            "hibernated_sessions",
+            "Sessions waiting without a transport to be resumed (XEP-0198)",
+            snapshot.hibernated,
+        );
+        gauge(
+            &mut registry,
+            "hub_queued_bytes",
+            "Bytes of stanzas waiting in the hub partitions' queues",
+            snapshot.queued_bytes,
         );
         gauge(
             &mut registry,

@@ -122,6 +122,9 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     if cfg.c2s_tls_port.is_some() && cfg.tls.is_none() {
         return Err(StartError::NoCertificate);
     }
+    // Every store call is timed for /metrics.
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let backend: Arc<dyn Backend> = Arc::new(crate::storage::Timed::new(backend, metrics.clone()));
     // Uploaded files live outside the store: they go with their account.
     let uploads = match cfg.http.as_ref().and_then(|h| h.upload.as_ref()) {
         Some(u) => Some(Arc::new(
@@ -247,7 +250,6 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     executor
         .spawn(crate::memory::release_after_peaks(conns.clone()))
         .detach();
-    let metrics = Arc::new(crate::metrics::Metrics::default());
     let c2s_ctx = Arc::new(C2s {
         metrics: metrics.clone(),
         settings: settings.clone(),
@@ -328,6 +330,8 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
             _ => None,
         };
         let endpoints = Endpoints {
+            router: router.clone(),
+            backend: backend.clone(),
             metrics: metrics.clone(),
             federation: federation_started.clone(),
             metrics_allow: h.metrics_allow.clone(),

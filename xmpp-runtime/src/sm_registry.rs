@@ -53,4 +53,9 @@ impl SmRegistry {
     pub(crate) fn awake(&self, account: &str, conn: ConnId) {
         self.lock().awake(account, conn);
     }
+
+    /// Sessions waiting, without a transport, to be resumed.
+    pub(crate) fn hibernated_count(&self) -> usize {
+        self.lock().hibernated_count()
+    }
 }

@@ -150,3 +150,21 @@ def test_schemathesis_finds_nothing_against_the_openapi_document(server, tmp_pat
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-6000:]
     assert "9 passed" in out or "passed" in out, out[-3000:]
+
+
+def test_an_api_token_opens_metrics_to_a_scraper_elsewhere(request, tmp_path):
+    from conftest import ConfiguredVireoServer
+    config = tmp_path / "vireo.toml"
+    config.write_text('[interfaces]\nmetrics_allow_ips = ["192.0.2.1"]\n')
+    srv = ConfiguredVireoServer(request.node.name, config)
+    try:
+        srv.start()
+        assert call(srv, "GET", "/metrics")[0] == 403
+        tok = token(srv, "scraper")
+        url = f"http://127.0.0.1:{srv.http_port}/metrics"
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {tok}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+            assert b"vireo_connections" in r.read()
+    finally:
+        srv.cleanup()

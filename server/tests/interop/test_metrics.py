@@ -63,3 +63,39 @@ def test_metrics_only_for_allowed_addresses(server):
     assert status == 403
     status, _ = get(server, "/health", source="127.0.0.2")
     assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_metrics_count_logins_sessions_and_store_calls(server, xmpp):
+    """Authentications by mechanism and outcome, sessions by transport,
+    hibernated sessions and the store's latency histogram."""
+    _, text = get(server, "/metrics")
+    before = samples(text)
+    acc = server.new_account("mauth")
+    c = await xmpp.online(server, acc, name="metrics-auth")
+    bad = xmpp.client(server, acc.jid, "wrong-password", name="metrics-bad")
+    assert await bad.try_connect() != "session"
+    _, text = get(server, "/metrics")
+    after = samples(text)
+
+    def auth(values, outcome):
+        return sum(v for (name, labels), v in values.items()
+                   if name == "vireo_auth_attempts_total" and ("outcome", outcome) in labels)
+
+    assert auth(after, "success") > auth(before, "success")
+    assert auth(after, "failure") > auth(before, "failure")
+    assert any(name == "vireo_auth_attempts_total" and ("mechanism", "SCRAM-SHA-256") in labels
+               for (name, labels) in after), "labelled by mechanism"
+    assert after[("vireo_sessions", (("transport", "tcp"),))] >= 1
+    assert ("vireo_hibernated_sessions", ()) in after
+    assert ("vireo_hub_queued_bytes", ()) in after
+    assert after[("vireo_storage_call_seconds_count", ())] > before.get(
+        ("vireo_storage_call_seconds_count", ()), 0)
+    await c.close()
+
+
+def test_health_reports_its_checks(server):
+    status, text = get(server, "/health")
+    assert status == 200, text
+    assert '"checks":{"storage":"ok","listeners":"ok"}' in text, text
+    assert '"ready":true' in text

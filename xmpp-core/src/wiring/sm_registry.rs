@@ -93,6 +93,11 @@ impl SmRegistry {
         }
     }
 
+    /// Hibernated sessions, over all accounts.
+    pub fn hibernated_count(&self) -> usize {
+        self.hibernated.values().map(|q| q.len()).sum()
+    }
+
     /// Resumable sessions registered (a leak of ended sessions shows here).
     pub fn len(&self) -> usize {
         self.sessions.len()

@@ -26,6 +26,10 @@ pub(crate) enum Answer {
 
 /// The endpoints and what they read.
 pub(crate) struct Endpoints {
+    /// Its queues, for `/metrics`.
+    pub(crate) router: Arc<crate::router::Router>,
+    /// Probed by `/health`.
+    pub(crate) backend: Arc<dyn crate::storage::Backend>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) federation: Option<Arc<Federation>>,
     /// Who may read `/metrics`.
@@ -40,7 +44,7 @@ pub(crate) struct Endpoints {
 impl Endpoints {
     /// The answer to `request` from `client` (behind a trusted proxy, the
     /// address it names) on a listener that is HTTPS when `secure`.
-    pub(crate) fn answer(
+    pub(crate) async fn answer(
         &self,
         request: &Request,
         client: IpAddr,
@@ -49,8 +53,11 @@ impl Endpoints {
     ) -> Answer {
         let segments: Vec<&str> = request.target.segments.iter().map(String::as_str).collect();
         let response = match segments.as_slice() {
-            ["health"] => only_get(request).unwrap_or_else(|| self.health(http)),
-            ["metrics"] => only_get(request).unwrap_or_else(|| self.metrics(client, http)),
+            ["health"] => match only_get(request) {
+                Some(refusal) => refusal,
+                None => self.health(http).await,
+            },
+            ["metrics"] => only_get(request).unwrap_or_else(|| self.metrics(request, client, http)),
             [".well-known", doc @ ("host-meta" | "host-meta.json")] => only_get(request)
                 .unwrap_or_else(|| {
                     let base =
@@ -82,9 +89,15 @@ impl Endpoints {
         Answer::Respond(response)
     }
 
-    /// `/metrics`: the Prometheus text, for allowed addresses only.
-    fn metrics(&self, client: IpAddr, http: &Http) -> Response {
-        if !self.metrics_allow.iter().any(|n| n.contains(&client)) {
+    /// `/metrics`: the Prometheus text, for allowed addresses, or for a
+    /// request carrying an admin API token (a scraper elsewhere).
+    fn metrics(&self, request: &Request, client: IpAddr, http: &Http) -> Response {
+        let allowed = self.metrics_allow.iter().any(|n| n.contains(&client));
+        let token = || {
+            let presented = request.header("authorization")?.strip_prefix("Bearer ")?;
+            http.api.as_ref()?.tokens.check(presented.trim())
+        };
+        if !allowed && token().is_none() {
             return Response::text(403, "metrics are not served to this address");
         }
         let status = self
@@ -92,11 +105,29 @@ impl Endpoints {
             .as_ref()
             .map(|f| f.status())
             .unwrap_or_default();
+        let mut sessions = [0i64; 3];
+        for (_, s) in self.conns.sessions() {
+            if let Some(i) = crate::metrics::TRANSPORTS
+                .iter()
+                .position(|t| *t == s.transport)
+            {
+                sessions[i] += 1;
+            }
+        }
+        let queued: usize = (0..self.router.partitions())
+            .map(|p| self.router.queue_bytes(p))
+            .sum();
         let snapshot = Snapshot {
             connections: self.conns.live() as i64,
             s2s_outgoing: status.outgoing.len() as i64,
             s2s_bidi: status.bidi.len() as i64,
             bosh_sessions: http.bosh.len() as i64,
+            sessions,
+            hibernated: http
+                .c2s
+                .as_ref()
+                .map_or(0, |c| c.sm_sessions.hibernated_count() as i64),
+            queued_bytes: queued as i64,
             uptime_s: self.started.elapsed().as_secs() as i64,
         };
         Response::new(200)
@@ -108,19 +139,43 @@ impl Endpoints {
     }
 
     /// `/health`: 200 while serving, 503 while stopping (a load balancer
-    /// takes the node out before its connections close).
-    fn health(&self, http: &Http) -> Response {
+    /// takes the node out before its connections close) or when the store
+    /// does not answer within a second (readiness: this node cannot keep
+    /// its promises).
+    async fn health(&self, http: &Http) -> Response {
         let stopping = super::stopping(http);
-        let (status, state) = if stopping {
-            (503, "stopping")
-        } else {
-            (200, "ok")
+        let backend = self.backend.clone();
+        let probe = smol::unblock(move || {
+            // A read of an account that cannot exist: touches the store,
+            // changes nothing.
+            backend.execute(xmpp_core::storage::StorageRequest::LoadCredentials {
+                account: "health-probe@invalid".into(),
+            })
+        });
+        let storage = smol::future::or(
+            async {
+                matches!(
+                    probe.await,
+                    xmpp_core::storage::StorageResult::Credentials(_)
+                )
+            },
+            async {
+                smol::Timer::after(std::time::Duration::from_secs(1)).await;
+                false
+            },
+        )
+        .await;
+        let ready = !stopping && storage;
+        let (status, state) = match (stopping, storage) {
+            (true, _) => (503, "stopping"),
+            (false, false) => (503, "storage failing"),
+            (false, true) => (200, "ok"),
         };
         Response::json(
             status,
             format!(
-                "{{\"status\":\"{state}\",\"ready\":{},\"version\":\"{}\",\"uptime_s\":{},\"connections\":{}}}",
-                !stopping,
+                "{{\"status\":\"{state}\",\"ready\":{ready},\"checks\":{{\"storage\":\"{}\",\"listeners\":\"ok\"}},\"version\":\"{}\",\"uptime_s\":{},\"connections\":{}}}",
+                if storage { "ok" } else { "failing" },
                 self.version,
                 self.started.elapsed().as_secs(),
                 self.conns.live()

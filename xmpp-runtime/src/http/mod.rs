@@ -214,7 +214,8 @@ async fn serve(
                 HttpOutput::Request(request) => {
                     let trusted = &http.cfg.trusted_proxies;
                     let client = client_address::client_ip(peer.ip(), &request, trusted);
-                    match http.endpoints.answer(&request, client, secure, &http) {
+                    let answer = Box::pin(http.endpoints.answer(&request, client, secure, &http));
+                    match answer.await {
                         Answer::Respond(response) => conn.respond(now_ms(), &response),
                         Answer::WebSocket(switch) => {
                             // Admitted before the 101, as a TCP connection

@@ -28,6 +28,8 @@ pub mod redb;
 #[cfg(test)]
 mod rss_bench;
 pub mod sled;
+mod timed;
+pub(crate) use timed::Timed;
 
 pub use self::memory::MemoryBackend;
 pub use self::redb::RedbBackend;
