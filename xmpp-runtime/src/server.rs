@@ -332,6 +332,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
         let endpoints = Endpoints {
             router: router.clone(),
             backend: backend.clone(),
+            domains: cfg.hub.domains.clone(),
             metrics: metrics.clone(),
             federation: federation_started.clone(),
             metrics_allow: h.metrics_allow.clone(),

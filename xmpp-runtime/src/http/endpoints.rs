@@ -30,6 +30,8 @@ pub(crate) struct Endpoints {
     pub(crate) router: Arc<crate::router::Router>,
     /// Probed by `/health`.
     pub(crate) backend: Arc<dyn crate::storage::Backend>,
+    /// The hosted domains, for the status page.
+    pub(crate) domains: Vec<String>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) federation: Option<Arc<Federation>>,
     /// Who may read `/metrics`.
@@ -53,6 +55,7 @@ impl Endpoints {
     ) -> Answer {
         let segments: Vec<&str> = request.target.segments.iter().map(String::as_str).collect();
         let response = match segments.as_slice() {
+            [] => only_get(request).unwrap_or_else(|| self.status_page(client, http)),
             ["health"] => match only_get(request) {
                 Some(refusal) => refusal,
                 None => self.health(http).await,
@@ -136,6 +139,41 @@ impl Endpoints {
                 self.metrics.render(snapshot),
             )
             .header("Cache-Control", "no-store")
+    }
+
+    /// `/`: the status page, for the addresses `/metrics` is served to.
+    fn status_page(&self, client: IpAddr, http: &Http) -> Response {
+        if !self.metrics_allow.iter().any(|n| n.contains(&client)) {
+            return Response::text(403, "the status page is not served to this address");
+        }
+        let s2s = self
+            .federation
+            .as_ref()
+            .map(|f| f.status())
+            .unwrap_or_default();
+        let mut sessions = [0usize; 3];
+        for (_, s) in self.conns.sessions() {
+            if let Some(i) = crate::metrics::TRANSPORTS
+                .iter()
+                .position(|t| *t == s.transport)
+            {
+                sessions[i] += 1;
+            }
+        }
+        super::status_page::page(&super::status_page::Status {
+            version: &self.version,
+            uptime_s: self.started.elapsed().as_secs(),
+            domains: &self.domains,
+            connections: self.conns.live(),
+            sessions,
+            hibernated: http
+                .c2s
+                .as_ref()
+                .map_or(0, |c| c.sm_sessions.hibernated_count()),
+            bosh: http.bosh.len(),
+            s2s_outgoing: s2s.outgoing.len(),
+            s2s_bidi: s2s.bidi.len(),
+        })
     }
 
     /// `/health`: 200 while serving, 503 while stopping (a load balancer

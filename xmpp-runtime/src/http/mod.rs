@@ -12,6 +12,7 @@ mod bosh;
 mod client_address;
 mod endpoints;
 mod host_meta;
+mod status_page;
 mod upload;
 mod websocket;
 
