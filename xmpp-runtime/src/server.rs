@@ -348,6 +348,7 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
                 tokens: crate::api_tokens::ApiTokens::new(dir),
                 backend: backend.clone(),
                 domains: cfg.hub.domains.clone(),
+                services: cfg.hub.modules.service_domains(),
                 settings: settings.clone(),
                 kdf: kdf.clone(),
                 router: router.clone(),

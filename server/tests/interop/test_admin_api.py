@@ -168,3 +168,20 @@ def test_an_api_token_opens_metrics_to_a_scraper_elsewhere(request, tmp_path):
             assert b"vireo_connections" in r.read()
     finally:
         srv.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_stored_rooms_are_listed(server, xmpp):
+    from test_muc import create, new_room, online
+    tok = token(server, "rooms-test")
+    owner = server.new_account("roomowner")
+    c = await online(xmpp, server, owner, "room owner")
+    public = new_room(server, "pub")
+    hidden = new_room(server, "hid")
+    await create(c, public, "Owner", persistentroom="1", publicroom="1", roomname="Town square")
+    await create(c, hidden, "Owner", persistentroom="1", publicroom="0")
+    status, body, _ = call(server, "GET", "/api/rooms", tok)
+    assert status == 200
+    rooms = {r["jid"]: r for r in body["rooms"]}
+    assert rooms[public] == {"jid": public, "name": "Town square", "public": True}
+    assert rooms[hidden]["public"] is False

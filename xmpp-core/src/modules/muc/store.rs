@@ -126,6 +126,18 @@ pub fn tombstone(doc: &str) -> Option<(u64, Option<String>)> {
     ))
 }
 
+/// A stored room, as an administrator lists it: its JID, name and
+/// whether it is public (tombstones and other documents: `None`).
+pub fn summary(doc: &str) -> Option<(String, String, bool)> {
+    let e = parse(doc).filter(|e| e.attr("jid").is_some())?;
+    let c = e.child(NS, "config")?;
+    Some((
+        e.attr("jid").unwrap_or_default().to_owned(),
+        c.attr("name").unwrap_or_default().to_owned(),
+        c.attr("public") == Some("1"),
+    ))
+}
+
 /// A stored room's JID and name, if it is public.
 pub fn listing(doc: &str) -> Option<(String, String)> {
     let e = parse(doc)?;

@@ -7,6 +7,7 @@
 //! checks the endpoints against in the interop suite.
 
 mod openapi;
+mod rooms;
 mod sessions;
 mod users;
 
@@ -28,6 +29,8 @@ pub(crate) struct Api {
     pub(crate) tokens: ApiTokens,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) domains: Vec<String>,
+    /// The modules' service domains, where group chat rooms are stored.
+    pub(crate) services: Vec<String>,
     pub(crate) settings: Arc<SettingsCell>,
     pub(crate) kdf: Arc<KdfPool>,
     pub(crate) router: Arc<Router>,
@@ -97,6 +100,7 @@ impl Api {
             ("POST", ["messages"]) => sessions::message(self, request),
             ("POST", ["announcements"]) => sessions::announce(self, request),
             ("GET", ["stats"]) => Ok(self.stats().await),
+            ("GET", ["rooms"]) => rooms::list(self).await,
             (_, path) => match allowed(path) {
                 Some(allow) => {
                     Ok(error(&ApiError::new(405, "method not allowed")).header("Allow", allow))
@@ -145,7 +149,7 @@ fn allowed(path: &[&str]) -> Option<&'static str> {
         ["users"] => "GET, POST",
         ["users", _] => "DELETE",
         ["users", _, "password"] => "PUT",
-        ["sessions"] | ["stats"] => "GET",
+        ["sessions"] | ["stats"] | ["rooms"] => "GET",
         ["sessions", _, _] => "DELETE",
         ["messages"] | ["announcements"] => "POST",
         _ => return None,
