@@ -194,6 +194,12 @@ impl BoshPipe {
         }
     }
 
+    /// What the stream wrote that never left, once the session ended
+    /// badly.
+    pub(crate) fn take_unsent(&self) -> Vec<u8> {
+        self.lock().session.take_unsent()
+    }
+
     // ---- the stream's side ----------------------------------------------
 
     /// Wait for bytes for the stream and hand them to `consume`; 0 at the

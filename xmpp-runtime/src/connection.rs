@@ -599,6 +599,11 @@ impl Connection {
     /// hibernates (it still counts as available; push may wake the
     /// client).
     fn lose_transport(&mut self) {
+        // A BOSH session that went away keeps what no request carried.
+        let unsent = match &self.transport {
+            Some(Transport::Bosh(pipe)) => pipe.take_unsent(),
+            _ => Vec::new(),
+        };
         self.transport = None;
         if self.mailbox.overflowed() {
             // Not a lost transport but a session over its limit: it ends
@@ -606,6 +611,14 @@ impl Connection {
             return;
         }
         if !self.stream.transport_lost(now_ms()) {
+            // The session ends. Over TCP what was written is delivered as
+            // far as we can know; a BOSH session's unsent messages go where
+            // any ended session's undelivered ones do. (A hibernating
+            // session replays them from its XEP-0198 queue instead.)
+            let messages = xmpp_core::bosh::body::stanzas(&unsent)
+                .into_iter()
+                .filter(|e| e.name == "message");
+            self.undelivered.extend(messages);
             return;
         }
         tracing::debug!(conn = self.id, "session hibernated");

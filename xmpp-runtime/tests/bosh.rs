@@ -242,3 +242,30 @@ fn a_session_without_requests_ends_after_inactivity() {
     let after = alice.send("", "");
     assert!(after.contains("condition='item-not-found'"), "{after}");
 }
+
+#[test]
+fn what_a_vanished_session_never_fetched_goes_to_offline_storage() {
+    let server = start(BoshConfig {
+        max_wait_s: 1,
+        inactivity_s: 1,
+        ..BoshConfig::default()
+    });
+    let addr = server.http_addr.expect("http listener");
+    let (mut alice, _) = Bosh::create(addr);
+    alice.login("AGFsaWNlAHNlY3JldA==", "gone");
+    alice.until("", "<presence xmlns='jabber:client'/>", "<presence");
+    // Alice's last request comes back after `wait`; she sends no other.
+    let _ = alice.send("", "");
+    let (mut bob, _) = Bosh::create(addr);
+    bob.login("AGJvYgBzZWNyZXQ=", "desk");
+    bob.send(
+        "",
+        "<message xmlns='jabber:client' to='alice@localhost' type='chat'><body>did you get this?</body></message>",
+    );
+    // Alice's session ends after `inactivity` with the message unsent.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (mut again, _) = Bosh::create(addr);
+    again.login("AGFsaWNlAHNlY3JldA==", "back");
+    let got = again.until("", "<presence xmlns='jabber:client'/>", "did you get this?");
+    assert!(got.contains("<delay"), "from offline storage: {got}");
+}

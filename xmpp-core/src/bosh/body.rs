@@ -148,3 +148,30 @@ fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
     escape_attr(value, out);
     out.push(b'\'');
 }
+
+/// The elements of bytes the c2s stream wrote in its bare framing (each
+/// declaring its namespaces): what a BOSH session could not deliver.
+/// Stored limits apply: these are our own bytes.
+pub fn stanzas(bytes: &[u8]) -> Vec<Element> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let mut doc = Vec::with_capacity(bytes.len() + 128);
+    doc.extend_from_slice(b"<unsent xmlns='urn:vireo:internal' xmlns:stream='");
+    doc.extend_from_slice(ns::STREAM.as_bytes());
+    doc.extend_from_slice(b"'>");
+    doc.extend_from_slice(bytes);
+    doc.extend_from_slice(b"</unsent>");
+    let limits = crate::xml::Limits {
+        max_stanza_bytes: usize::MAX,
+        max_depth: crate::xml::Limits::stored().max_depth + 1,
+        ..crate::xml::Limits::stored()
+    };
+    match Element::parse_with_limits(&doc, &limits) {
+        Ok(wrapper) => wrapper.elements().cloned().collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "unsent BOSH payload unreadable");
+            Vec::new()
+        }
+    }
+}

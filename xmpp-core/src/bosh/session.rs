@@ -532,8 +532,21 @@ impl BoshSession {
         for req in open {
             self.respond_raw(req, terminate("item-not-found", &[]));
         }
-        self.outbox = Vec::new();
+        if clean {
+            self.outbox = Vec::new();
+        }
         self.out.push_back(BoshOutput::End { clean });
+    }
+
+    /// What the stream wrote that no response carried, once the session
+    /// ended without a clean end (the client went away): the driver hands
+    /// its messages back like any ended session's undelivered stanzas
+    /// ([`body::stanzas`] reads them).
+    pub fn take_unsent(&mut self) -> Vec<u8> {
+        if !self.ended {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.outbox)
     }
 }
 
