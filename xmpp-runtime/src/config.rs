@@ -59,6 +59,22 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+impl HttpConfig {
+    /// Whether `other` configures the same HTTP service. The upload key is
+    /// no setting: it is derived from the data directory's secret when the
+    /// server starts, which a configuration read for a reload does not do.
+    pub fn same_as(&self, other: &HttpConfig) -> bool {
+        let settings = |c: &HttpConfig| {
+            let mut c = c.clone();
+            if let Some(u) = c.upload.as_mut() {
+                u.secret = Vec::new();
+            }
+            c
+        };
+        settings(self) == settings(other)
+    }
+}
+
 /// The upload endpoint's settings (the slots are the hub module's).
 #[derive(Clone, PartialEq, Eq)]
 pub struct UploadHttpConfig {

@@ -297,9 +297,13 @@ fn fixed_changes(started: &RuntimeConfig, new: &RuntimeConfig) -> Vec<Change> {
             show(&new.components),
         ));
     }
-    if new.http != started.http {
+    let same_http = match (&new.http, &started.http) {
+        (Some(a), Some(b)) => a.same_as(b),
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    if !same_http {
         let show = |c: &RuntimeConfig| match &c.http {
-            Some(h) => format!("ports {:?} {:?}", h.port, h.tls_port),
+            Some(h) => format!("ports {:?} {:?} and their settings", h.port, h.tls_port),
             None => "off".to_owned(),
         };
         restart(Change::new("http listeners", show(started), show(new)));
