@@ -46,6 +46,8 @@ pub struct HttpConfig {
     /// XMPP over BOSH at `/http-bind` (XEP-0124, XEP-0206); `None` when the
     /// module is off.
     pub bosh: Option<BoshHttpConfig>,
+    /// Converse.js's `dist/` files, served at `/conversejs` when set.
+    pub conversejs_dir: Option<std::path::PathBuf>,
     /// The admin API at `/api/`: where its tokens are kept (the data
     /// directory); `None` when the module is off.
     pub api_tokens_dir: Option<std::path::PathBuf>,
@@ -138,6 +140,7 @@ impl Default for HttpConfig {
             bosh: Some(BoshHttpConfig::default()),
             upload: None,
             api_tokens_dir: None,
+            conversejs_dir: None,
             external_url: None,
             trusted_proxies: Vec::new(),
         }

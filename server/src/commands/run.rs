@@ -172,6 +172,9 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 .collect(),
             upload: crate::config::sections::upload::http(cfg, Vec::new()),
             api_tokens_dir: cfg.modules.contains(&"api").then(|| cfg.data_path.clone()),
+            conversejs_dir: cfg
+                .text("interfaces.conversejs_path")
+                .map(std::path::PathBuf::from),
             external_url: cfg.text("interfaces.http_external_url"),
             trusted_proxies: cfg
                 .list("interfaces.trusted_proxies")

@@ -650,6 +650,8 @@ pub const CORE_KEYS: &[KeySpec] = &[
         "The URL clients reach the HTTP server at, behind a proxy (\"https://chat.example.org\"), as in Prosody: the WebSocket address /.well-known/host-meta advertises is built from it. Empty: from each request's scheme and Host."),
     key("interfaces.trusted_proxies", "trusted_proxies", HTTP, Ty::Ips, "[]", &["RFC 7239"],
         "Reverse proxies (addresses or networks) whose X-Forwarded-For names the client: its address, not the proxy's, is what per-address limits count and what metrics_allow_ips checks (Prosody's trusted_proxies). A header from anyone else is ignored."),
+    key("interfaces.conversejs_path", "conversejs_path", HTTP, Ty::Path, "\"\"", &[],
+        "Directory holding Converse.js's dist files (converse.min.js, converse.min.css and the rest, e.g. from the npm package converse.js): when set, /conversejs serves a web client already pointed at this server's WebSocket and BOSH endpoints (ejabberd's mod_conversejs). Nothing is vendored."),
     key("interfaces.websocket_origins", "websocket_origins", WEBSOCKET, Ty::StrList, "[\"*\"]", &["RFC 6455 §10.2", "RFC 7395"],
         "Web origins (\"https://chat.example.org\") whose pages may open an XMPP WebSocket at /xmpp-websocket; others get 403. \"*\" allows any: XMPP authenticates inside the stream, never with cookies, so a foreign page gains nothing (ejabberd's default; Prosody's cross_domain_websocket)."),
     key("interfaces.websocket_consider_secure", "websocket_consider_secure", WEBSOCKET, Ty::Bool, "false", &["RFC 7395 §3.1"],

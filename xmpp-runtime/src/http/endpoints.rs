@@ -22,6 +22,8 @@ pub(crate) enum Answer {
     Bosh(BoshHttpConfig),
     /// An admin API call.
     Api,
+    /// Converse.js, when the operator installed it.
+    Converse,
 }
 
 /// The endpoints and what they read.
@@ -76,6 +78,10 @@ impl Endpoints {
                     )
                 }),
             ["api", ..] if http.api.is_some() => return Answer::Api,
+            ["conversejs", ..] if http.cfg.conversejs_dir.is_some() => match only_get(request) {
+                Some(refusal) => refusal,
+                None => return Answer::Converse,
+            },
             ["http-bind"] if http.c2s.is_some() => match &http.cfg.bosh {
                 Some(cfg) => return Answer::Bosh(cfg.clone()),
                 None => Response::text(404, "not found"),

@@ -10,6 +10,7 @@
 pub(crate) mod api;
 mod bosh;
 mod client_address;
+mod conversejs;
 mod endpoints;
 mod host_meta;
 mod status_page;
@@ -235,6 +236,29 @@ async fn serve(
                                     &Response::text(503, "too many connections from this address")
                                         .header("Retry-After", "10"),
                                 ),
+                            }
+                        }
+                        Answer::Converse => {
+                            let Some(dir) = http.cfg.conversejs_dir.as_deref() else {
+                                continue;
+                            };
+                            let domain =
+                                http.endpoints.domains.first().cloned().unwrap_or_default();
+                            let served = conversejs::answer(
+                                dir,
+                                &request,
+                                secure,
+                                http.cfg.external_url.as_deref(),
+                                &domain,
+                                http.cfg.websocket.is_some(),
+                                http.cfg.bosh.is_some(),
+                            );
+                            match served {
+                                conversejs::Served::Respond(r) => conn.respond(now_ms(), &r),
+                                conversejs::Served::File { head, path, length } => {
+                                    conn.respond_streamed(&head, length);
+                                    download = Some((path, 0, length, request.method == "HEAD"));
+                                }
                             }
                         }
                         Answer::Api => {
