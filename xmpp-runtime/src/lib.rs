@@ -45,7 +45,7 @@ mod sm_registry;
 pub mod storage;
 pub mod tls;
 mod transport;
-mod upload_store;
+pub mod upload_store;
 
 // Tasks and what they do.
 mod accept;

@@ -19,13 +19,13 @@ const PART_MAX_AGE_MS: Millis = 3600 * 1000;
 
 /// What is known of a stored file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Meta {
-    pub(crate) owner: String,
-    pub(crate) filename: String,
-    pub(crate) content_type: Option<String>,
-    pub(crate) size: u64,
+pub struct Meta {
+    pub owner: String,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub size: u64,
     /// When it was stored, ms since the epoch.
-    pub(crate) created: Millis,
+    pub created: Millis,
 }
 
 impl Meta {
@@ -64,7 +64,7 @@ impl Meta {
 
 /// Why a `PUT` is refused.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PutError {
+pub enum PutError {
     /// The slot was used already.
     #[error("this slot holds a file already")]
     Exists,
@@ -74,14 +74,14 @@ pub(crate) enum PutError {
 
 /// The upload directory.
 #[derive(Debug)]
-pub(crate) struct UploadStore {
+pub struct UploadStore {
     dir: PathBuf,
     /// Files are kept this long, ms.
     retention_ms: Millis,
 }
 
 /// A file being written.
-pub(crate) struct PutFile {
+pub struct PutFile {
     part: PathBuf,
     file: fs::File,
     written: u64,
@@ -92,7 +92,7 @@ pub(crate) struct PutFile {
 
 impl UploadStore {
     /// The store in `dir` (created, owner-only).
-    pub(crate) fn open(dir: &Path, retention_ms: Millis) -> io::Result<UploadStore> {
+    pub fn open(dir: &Path, retention_ms: Millis) -> io::Result<UploadStore> {
         fs::create_dir_all(dir)?;
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
@@ -109,7 +109,7 @@ impl UploadStore {
     }
 
     /// Start writing the file `slot` granted.
-    pub(crate) fn begin(&self, slot: &Slot, now: Millis) -> Result<PutFile, PutError> {
+    pub fn begin(&self, slot: &Slot, now: Millis) -> Result<PutFile, PutError> {
         let (Some(done), Some(part), Some(meta_path)) = (
             self.path(&slot.id, ""),
             self.path(&slot.id, ".part"),
@@ -146,7 +146,7 @@ impl UploadStore {
     }
 
     /// The file of slot `id`, if stored and still kept at `now`.
-    pub(crate) fn get(&self, id: &str, now: Millis) -> Option<(Meta, PathBuf)> {
+    pub fn get(&self, id: &str, now: Millis) -> Option<(Meta, PathBuf)> {
         let path = self.path(id, "")?;
         let meta = Meta::parse(&fs::read_to_string(self.path(id, ".meta")?).ok()?)?;
         if now.saturating_sub(meta.created) > self.retention_ms {
@@ -157,7 +157,7 @@ impl UploadStore {
 
     /// Delete what is past its time: files older than the retention,
     /// `.part`s abandoned for an hour. Returns how many files went.
-    pub(crate) fn purge(&self, now: Millis) -> usize {
+    pub fn purge(&self, now: Millis) -> usize {
         self.remove_where(|id, meta| match meta {
             Some(m) => now.saturating_sub(m.created) > self.retention_ms,
             None => self.part_age(id, now) > PART_MAX_AGE_MS,
@@ -165,7 +165,7 @@ impl UploadStore {
     }
 
     /// Delete every file of `owner` (its account was deleted).
-    pub(crate) fn delete_owner(&self, owner: &str) -> usize {
+    pub fn delete_owner(&self, owner: &str) -> usize {
         self.remove_where(|_, meta| meta.is_some_and(|m| m.owner == owner))
     }
 
@@ -211,13 +211,13 @@ impl UploadStore {
 
 impl PutFile {
     /// The next bytes.
-    pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.written += bytes.len() as u64;
         self.file.write_all(bytes)
     }
 
     /// All bytes came: synced, described, and renamed into place.
-    pub(crate) fn finish(mut self) -> io::Result<()> {
+    pub fn finish(mut self) -> io::Result<()> {
         if self.written != self.meta.size {
             let _ = fs::remove_file(&self.part);
             return Err(io::Error::other("size differs from the slot's"));
@@ -230,7 +230,7 @@ impl PutFile {
     }
 
     /// The upload broke off: nothing stays.
-    pub(crate) fn abandon(self) {
+    pub fn abandon(self) {
         let _ = fs::remove_file(&self.part);
     }
 }

@@ -59,5 +59,20 @@ pub fn run(cfg: &Config, op: Op, jid: &str) -> Result<String, String> {
         _ => delete_user(backend.as_ref(), &jid),
     };
     backend.flush().map_err(|e| e.to_string())?;
-    result.map(|()| done).map_err(|e| e.to_string())
+    result.map_err(|e| e.to_string())?;
+    if op == Op::Delete {
+        // The running server's store hook does this; offline, here.
+        let upload = crate::config::sections::upload::http(cfg, Vec::new());
+        if let Some(upload) = upload.filter(|u| u.dir.is_dir()) {
+            if let Ok(store) =
+                xmpp_runtime::upload_store::UploadStore::open(&upload.dir, upload.retention_ms)
+            {
+                let removed = store.delete_owner(&jid.bare_str());
+                if removed > 0 {
+                    return Ok(format!("{done} and its {removed} uploaded file(s)"));
+                }
+            }
+        }
+    }
+    Ok(done)
 }

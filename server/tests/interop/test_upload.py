@@ -204,3 +204,25 @@ async def test_expired_files_are_gone(tmp_path, xmpp, request):
         assert not any((srv.data_dir / "upload").iterdir())
     finally:
         srv.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_deluser_with_the_server_stopped_deletes_the_files_too(tmp_path, xmpp, request):
+    config = tmp_path / "vireo.toml"
+    srv = ConfiguredVireoServer(request.node.name, config)
+    config.write_text(f"[interfaces]\nhttp_external_url = \"http://127.0.0.1:{srv.http_port}\"\n")
+    try:
+        srv.start()
+        acc, c = await uploader(xmpp, srv, "offline")
+        path = tmp_path / "kept.txt"
+        path.write_bytes(b"kept")
+        url = await c.xmpp.plugin["xep_0363"].upload_file(path, content_type="text/plain", timeout=20)
+        assert (await fetch(url))[0] == 200
+        await c.close()
+        await asyncio.to_thread(srv.stop)
+        res = await asyncio.to_thread(srv.cli, "-c", str(config), "deluser", acc.jid)
+        assert res.returncode == 0, res.stderr
+        assert "uploaded file" in res.stdout, res.stdout
+        assert not any((srv.data_dir / "upload").iterdir())
+    finally:
+        srv.cleanup()
