@@ -87,6 +87,8 @@ pub(crate) struct Snapshot {
     pub(crate) hibernated: i64,
     /// Bytes of stanzas waiting in the hub partitions' queues.
     pub(crate) queued_bytes: i64,
+    /// Offline messages and archive entries, when the store can say.
+    pub(crate) stored: Option<crate::storage::StoreSizes>,
     pub(crate) uptime_s: i64,
 }
 
@@ -181,6 +183,20 @@ impl Metrics {
             "Bytes of stanzas waiting in the hub partitions' queues",
             snapshot.queued_bytes,
         );
+        if let Some(stored) = snapshot.stored {
+            gauge(
+                &mut registry,
+                "offline_messages",
+                "Messages in offline storage (XEP-0160), all accounts",
+                stored.offline as i64,
+            );
+            gauge(
+                &mut registry,
+                "archive_entries",
+                "Entries of the message archives (XEP-0313), all archives",
+                stored.archived as i64,
+            );
+        }
         gauge(
             &mut registry,
             "bosh_sessions",

@@ -4,6 +4,7 @@ allowed gets 403."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -99,3 +100,27 @@ def test_health_reports_its_checks(server):
     assert status == 200, text
     assert '"checks":{"storage":"ok","listeners":"ok"}' in text, text
     assert '"ready":true' in text
+
+
+@pytest.mark.asyncio
+async def test_metrics_count_stored_messages(server, xmpp):
+    """Offline and archived messages, from the store's own counts."""
+    sender, away = server.new_account("msend"), server.new_account("maway")
+    c = await xmpp.online(server, sender, name="metrics-sender")
+    _, text = get(server, "/metrics")
+    before = samples(text)
+    for i in range(3):
+        c.send_chat(away.jid, f"while away {i}")
+    await c.sync()
+    # Stored by the group commit shortly after: poll the scrape.
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        _, text = get(server, "/metrics")
+        after = samples(text)
+        stored = after[("vireo_offline_messages", ())] - before[("vireo_offline_messages", ())]
+        if stored >= 3 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert stored >= 3, stored
+    assert after[("vireo_archive_entries", ())] >= before[("vireo_archive_entries", ())] + 3
+    await c.close()

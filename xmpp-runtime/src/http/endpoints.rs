@@ -137,6 +137,7 @@ impl Endpoints {
                 .as_ref()
                 .map_or(0, |c| c.sm_sessions.hibernated_count() as i64),
             queued_bytes: queued as i64,
+            stored: self.backend.sizes(),
             uptime_s: self.started.elapsed().as_secs() as i64,
         };
         Response::new(200)

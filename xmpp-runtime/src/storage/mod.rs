@@ -49,6 +49,15 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
+/// Entries a store holds, as `/metrics` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreSizes {
+    /// Messages in offline storage, over all accounts.
+    pub offline: u64,
+    /// Entries of the message archives (XEP-0313), over all archives.
+    pub archived: u64,
+}
+
 /// A storage backend answering the core's requests.
 pub trait Backend: Send + Sync {
     /// Execute one request. Must be durable (flushed) before returning for
@@ -65,6 +74,11 @@ pub trait Backend: Send + Sync {
     fn flush(&self) -> Result<(), StorageError>;
     /// List accounts (bare JIDs) — for admin commands.
     fn accounts(&self) -> Result<Vec<String>, StorageError>;
+    /// How much the store holds, for `/metrics`, when the backend can say
+    /// it cheaply (`None` otherwise).
+    fn sizes(&self) -> Option<StoreSizes> {
+        None
+    }
     /// Write a consistent copy of the whole store to `dest` (a new
     /// directory), while the store stays in use: for backups of a running
     /// server.

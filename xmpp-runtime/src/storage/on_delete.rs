@@ -67,4 +67,8 @@ impl Backend for DeletionHook {
     fn snapshot(&self, dest: &std::path::Path) -> Result<(), StorageError> {
         self.inner.snapshot(dest)
     }
+
+    fn sizes(&self) -> Option<super::StoreSizes> {
+        self.inner.sizes()
+    }
 }

@@ -45,4 +45,8 @@ impl Backend for Timed {
     fn snapshot(&self, dest: &std::path::Path) -> Result<(), StorageError> {
         self.inner.snapshot(dest)
     }
+
+    fn sizes(&self) -> Option<super::StoreSizes> {
+        self.inner.sizes()
+    }
 }
