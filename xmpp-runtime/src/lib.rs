@@ -43,6 +43,7 @@ pub mod s2s;
 mod settings;
 mod sm_registry;
 pub mod storage;
+mod timed_store;
 pub mod tls;
 mod transport;
 pub mod upload_store;

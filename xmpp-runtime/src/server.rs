@@ -124,7 +124,8 @@ pub fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>) -> Result<RunningSer
     }
     // Every store call is timed for /metrics.
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    let backend: Arc<dyn Backend> = Arc::new(crate::storage::Timed::new(backend, metrics.clone()));
+    let backend: Arc<dyn Backend> =
+        Arc::new(crate::timed_store::Timed::new(backend, metrics.clone()));
     // Uploaded files live outside the store: they go with their account.
     let uploads = match cfg.http.as_ref().and_then(|h| h.upload.as_ref()) {
         Some(u) => Some(Arc::new(

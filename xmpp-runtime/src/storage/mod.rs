@@ -28,8 +28,6 @@ pub mod redb;
 #[cfg(test)]
 mod rss_bench;
 pub mod sled;
-mod timed;
-pub(crate) use timed::Timed;
 
 pub use self::memory::MemoryBackend;
 pub use self::redb::RedbBackend;

@@ -1,8 +1,8 @@
 //! A backend that times every call for `/metrics` (a histogram of store
 //! latency: a slow disk shows before it becomes slow acknowledgements).
 
-use super::{Backend, StorageError};
 use crate::metrics::Metrics;
+use crate::storage::{Backend, StorageError, StoreSizes};
 use std::sync::Arc;
 use std::time::Instant;
 use xmpp_core::storage::{StorageRequest, StorageResult};
@@ -46,7 +46,7 @@ impl Backend for Timed {
         self.inner.snapshot(dest)
     }
 
-    fn sizes(&self) -> Option<super::StoreSizes> {
+    fn sizes(&self) -> Option<StoreSizes> {
         self.inner.sizes()
     }
 }
