@@ -4,7 +4,7 @@
 
 use super::BoshError;
 use crate::ns;
-use crate::xml::{escape_attr, Element, Node, XML_NS};
+use crate::xml::{write_attr, Element, Node, XML_NS};
 
 /// XEP-0124's namespace.
 pub const NS: &str = "http://jabber.org/protocol/httpbind";
@@ -114,7 +114,7 @@ pub fn stream_header(to: Option<&str>, version: Option<&str>, lang: Option<&str>
     h.push(b'\'');
     for (name, value) in [("to", to), ("version", version), ("xml:lang", lang)] {
         if let Some(v) = value {
-            push_attr(&mut h, name, v);
+            write_attr(&mut h, name, v);
         }
     }
     h.push(b'>');
@@ -129,7 +129,7 @@ pub fn response(attrs: &[(&str, String)], payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(NS.as_bytes());
     out.push(b'\'');
     for (name, value) in attrs {
-        push_attr(&mut out, name, value);
+        write_attr(&mut out, name, value);
     }
     if payload.is_empty() {
         out.extend_from_slice(b"/>");
@@ -139,14 +139,6 @@ pub fn response(attrs: &[(&str, String)], payload: &[u8]) -> Vec<u8> {
         out.extend_from_slice(b"</body>");
     }
     out
-}
-
-fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.push(b' ');
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"='");
-    escape_attr(value, out);
-    out.push(b'\'');
 }
 
 /// The elements of bytes the c2s stream wrote in its bare framing (each

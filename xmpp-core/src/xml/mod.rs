@@ -12,7 +12,7 @@ pub use element::{Attr, Element, Node, XML_NS};
 pub use error::XmlError;
 pub use namespace::Namespace;
 pub use parser::{Limits, StreamEvent, StreamParser};
-pub use writer::{escape_attr, escape_text};
+pub use writer::{escape_attr, escape_text, write_attr};
 
 #[cfg(test)]
 mod tests;

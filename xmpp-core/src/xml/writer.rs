@@ -23,6 +23,16 @@ pub fn escape_attr(s: &str, out: &mut Vec<u8>) {
     escape(s, out, true);
 }
 
+/// ` name='value'`, the value escaped: an attribute written by hand (a
+/// stream header, a BOSH body) rather than from an [`Element`].
+pub fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(b' ');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"='");
+    escape_attr(value, out);
+    out.push(b'\'');
+}
+
 #[inline]
 fn escape(s: &str, out: &mut Vec<u8>, attr: bool) {
     let bytes = s.as_bytes();

@@ -27,7 +27,7 @@ use crate::ns;
 use crate::stream::header::{write_header, STREAM_CLOSE};
 use crate::stream::output::ConnOutput;
 use crate::websocket::{close, encode, FrameDecoder, FrameLimits, Message, WsError};
-use crate::xml::{escape_attr, Element, Limits, XML_NS};
+use crate::xml::{write_attr, Element, Limits, XML_NS};
 
 /// Our `<close/>`, spelled exactly as Strophe.js (Converse's XMPP
 /// library) compares it, character for character, to recognise the end
@@ -186,7 +186,7 @@ impl ServerStream {
         buf.push(b'\'');
         for (name, value) in [("from", from), ("id", id)] {
             if let Some(v) = value {
-                push_attr(&mut buf, name, v);
+                write_attr(&mut buf, name, v);
             }
         }
         buf.extend_from_slice(b" version='1.0' xml:lang='en'/>");
@@ -310,20 +310,12 @@ fn header_for(open: &Element) -> Vec<u8> {
     header.push(b'\'');
     for name in ["to", "version"] {
         if let Some(v) = open.attr(name) {
-            push_attr(&mut header, name, v);
+            write_attr(&mut header, name, v);
         }
     }
     if let Some(lang) = open.attr_ns(XML_NS, "lang") {
-        push_attr(&mut header, "xml:lang", lang);
+        write_attr(&mut header, "xml:lang", lang);
     }
     header.push(b'>');
     header
-}
-
-fn push_attr(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.push(b' ');
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"='");
-    escape_attr(value, out);
-    out.push(b'\'');
 }
