@@ -3,7 +3,8 @@
 # Debian, in one run, on this machine, over loopback (issue 3).
 #
 #   server/bench/compare.sh [--quick] [--only vireo,prosody,ejabberd] [--tls]
-#                           [--archiving] [--pep] [--muc] [--count M] [--bench-threads N]
+#                           [--archiving] [--pep] [--muc] [--websocket] [--count M]
+#                           [--bench-threads N]
 #                           [--no-install] [--no-build] [--no-huge] [--check]
 #                           [--keep]
 #
@@ -32,6 +33,16 @@
 #                    with --archiving every room is archived too (Vireo's
 #                    muc_log_all_rooms, Prosody's mod_muc_mam, ejabberd's
 #                    default_room_options mam), as mam-muc-*
+#   --websocket      the web transports (issue 14): WebSocket (RFC 7395: Vireo's websocket,
+#                    Prosody's mod_websocket, ejabberd's ejabberd_http_ws) and BOSH (XEP-0206:
+#                    Vireo's bosh, Prosody's mod_bosh, ejabberd's mod_bosh) on in all three on a
+#                    plain HTTP port, authentication over plain HTTP allowed, and only these runs,
+#                    TCP beside WebSocket on the same server build and sizes: idle-N, ws-idle-N
+#                    (vireo-bench --transport ws) and bosh-idle-N (server/bench/bosh_idle.py:
+#                    N sessions each holding one request; N = 1,000, quick 100), messages-fresh
+#                    and ws-messages-fresh; for Vireo the two messages runs again in its default
+#                    configuration (server vireo-defaults: vireo-defaults.toml.in, every
+#                    module, archiving on; each case on a fresh copy of the provisioned store)
 #   --prosody-archive internal|sql
 #                    Prosody's archive store with --archiving: internal (its
 #                    default, files; the default here) or sql (SQLite, needs
@@ -59,7 +70,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 PY="${PYTHON:-python3}"
 LIB="$HERE/benchlib.py"
 
-QUICK=0 TLS=0 ARCHIVING=0 PEP=0 PEP_N="" PEP_M="" PEP_FANOUT="" MUC=0 PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
+QUICK=0 TLS=0 ARCHIVING=0 WEB=0 PEP=0 PEP_N="" PEP_M="" PEP_FANOUT="" MUC=0 PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
 ONLY="vireo,prosody,ejabberd" COUNT="" BENCH_THREADS=1
 DOMAIN=localhost PASSWORD=bench-pw PREFIX=u ROSTER_PREFIX=r
 # ejabberd 23.01 (p1_xmpp) hashes SCRAM with a fixed 4,096 iterations; Prosody
@@ -72,6 +83,7 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1 ;;
         --tls) TLS=1 ;;
         --archiving) ARCHIVING=1 ;;
+        --websocket) WEB=1 ;;
         --pep) PEP=1 ;;
         --pep-contacts) PEP_N="$2"; shift ;;
         --pep-items) PEP_M="$2"; shift ;;
@@ -149,6 +161,18 @@ if [ "$MUC" = 1 ] && [ "$ARCHIVING" = 1 ]; then
     MUC_EJABBERD='mod_muc: {max_users: 1000, default_room_options: {mam: true}}'
     MUC_CASE_PREFIX='mam-'
 fi
+# Web transports (--websocket): the HTTP endpoints in each configuration, allowed
+# to authenticate over plain HTTP (loopback), as the TCP runs are over plain TCP.
+if [ "$WEB" = 1 ]; then
+    WEB_VIREO=', "http", "websocket", "bosh"'
+    # (No '#' in these values: it is fill's sed delimiter.)
+    VIREO_INTERFACES='[interfaces]\nhttp_max_per_address = 100000\nwebsocket_consider_secure = true\nbosh_consider_secure = true'
+    WEB_PROSODY='"websocket"; "bosh";' PROSODY_HTTP_PORT='@HTTP_PORT@'
+    EJABBERD_HTTP_LISTENER='-\n    port: @HTTP_PORT@\n    ip: "127.0.0.1"\n    module: ejabberd_http\n    request_handlers:\n      /xmpp-websocket: ejabberd_http_ws\n      /http-bind: mod_bosh\n    backlog: 1024'
+    EJABBERD_BOSH='mod_bosh: {}'
+else
+    WEB_VIREO='' VIREO_INTERFACES='' WEB_PROSODY='' PROSODY_HTTP_PORT='' EJABBERD_HTTP_LISTENER='' EJABBERD_BOSH=''
+fi
 max() { local m=$1; shift; for v in "$@"; do [ "$v" -gt "$m" ] && m=$v; done; echo "$m"; }
 # Accounts PREFIX0..: pairs + idle sessions of the largest run, login accounts; +10 slack.
 N_COMMON=$(( $(max $((IDLE_BIG + 2 * PAIRS)) "$LOGIN_ACCOUNTS") + 10 ))
@@ -159,6 +183,9 @@ N_ROSTER=$(( $(max $((RP_USERS + RP_CONTACTS)) $((PEP_N + 1))) + 10 ))
 if [ "$MUC" = 1 ]; then
     # The muc runs only: just the occupants' accounts.
     N_COMMON=$(( $(max $((MUC_ROOMS * MUC_OCCUPANTS)) "$MUC_BIG") + 10 )) N_VIREO=$N_COMMON N_ROSTER=0
+elif [ "$WEB" = 1 ]; then
+    # The web transport runs only: the idle sessions and the pairs.
+    N_COMMON=$(( $(max "$IDLE_SMALL" $((2 * PAIRS))) + 10 )) N_VIREO=$N_COMMON N_ROSTER=0
 fi
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -282,6 +309,7 @@ m["mode"] = sys.argv[2]
 m["archiving"] = sys.argv[5] == "1"
 m["pep"] = sys.argv[7] == "1"
 m["muc"] = sys.argv[8] == "1"
+m["websocket"] = sys.argv[9] == "1"
 if m["archiving"]:
     m["prosody_archive"] = sys.argv[6]
 m["vireo_rev"] = out("git", "-C", sys.argv[3], "describe", "--always", "--dirty")
@@ -291,7 +319,7 @@ for p in ("prosody", "ejabberd"):
         m[p + "_version"] = v
 m["scram_iterations"] = int(sys.argv[4])
 print(json.dumps(m))
-' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS" "$ARCHIVING" "$PROSODY_ARCHIVE" "$PEP" "$MUC"
+' "$STAMP" "$([ "$QUICK" = 1 ] && echo quick || echo full)" "$ROOT" "$SCRAM_ITERATIONS" "$ARCHIVING" "$PROSODY_ARCHIVE" "$PEP" "$MUC" "$WEB"
 } >> "$RESULTS"
 
 # One self-signed certificate for all three servers (TLS runs).
@@ -301,7 +329,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     || die "openssl could not generate a certificate"
 
 # ---------------------------------------------------------------- servers
-declare -A PORT TLS_PORT DIST_PORT PID
+declare -A PORT TLS_PORT DIST_PORT HTTP_PORT HTTPS_PORT S2S_PORT S2S_TLS_PORT PID
 free_ports() { "$PY" "$LIB" free-ports "$1" | tr '\n' ' '; }
 
 fill() { # fill TEMPLATE OUT DIR [KEY=VALUE...]
@@ -312,7 +340,10 @@ fill() { # fill TEMPLATE OUT DIR [KEY=VALUE...]
           -e "s#@PROSODY_ARCHIVE_STORAGE@#$PROSODY_STORAGE#g"
           -e "s#@PEP@#$PEP_VIREO#g" -e "s#@PROSODY_PEP@#$PEP_PROSODY#g" -e "s#@EJABBERD_PEP@#$PEP_EJABBERD#g"
           -e "s#@MUC@#$MUC_VIREO#g" -e "s#@PROSODY_MUC@#$MUC_PROSODY#g" -e "s#@EJABBERD_MUC@#$MUC_EJABBERD#g"
-          -e "s#@VIREO_SERVICES@#$VIREO_SERVICES#g")
+          -e "s#@VIREO_SERVICES@#$VIREO_SERVICES#g"
+          -e "s#@WEB@#$WEB_VIREO#g" -e "s#@VIREO_INTERFACES@#$VIREO_INTERFACES#g"
+          -e "s#@PROSODY_WEB@#$WEB_PROSODY#g" -e "s#@PROSODY_HTTP_PORT@#$PROSODY_HTTP_PORT#g"
+          -e "s#@EJABBERD_HTTP_LISTENER@#$EJABBERD_HTTP_LISTENER#g" -e "s#@EJABBERD_BOSH@#$EJABBERD_BOSH#g")
     for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
     sed "${args[@]}" "$tpl" > "$out"
 }
@@ -333,12 +364,19 @@ setup_vireo() {
     local d="$TMP/vireo" p
     mkdir -p "$d"
     cp "$TMP/localhost.crt" "$TMP/localhost.key" "$d/"
-    read -r PORT[vireo] TLS_PORT[vireo] <<<"$(free_ports 2)"
-    PORT[vireo-t1]=${PORT[vireo]} TLS_PORT[vireo-t1]=${TLS_PORT[vireo]}
+    read -r PORT[vireo] TLS_PORT[vireo] HTTP_PORT[vireo] HTTPS_PORT[vireo] S2S_PORT[vireo] \
+        S2S_TLS_PORT[vireo] <<<"$(free_ports 6)"
+    # Variants of one server (one data directory, the same ports): vireo-t1 with one
+    # executor thread; vireo-defaults (--websocket) in the default configuration.
+    for p in vireo-t1 vireo-defaults; do
+        PORT[$p]=${PORT[vireo]} TLS_PORT[$p]=${TLS_PORT[vireo]}
+    done
     for p in "vireo:0" "vireo-t1:1"; do
         fill "$HERE/vireo.toml.in" "$d/${p%%:*}.toml" "$d" \
             "C2S_PORT=${PORT[vireo]}" "C2S_TLS_PORT=${TLS_PORT[vireo]}" "THREADS=${p#*:}"
     done
+    fill "$HERE/vireo-defaults.toml.in" "$d/vireo-defaults.toml" "$d" \
+        "C2S_PORT=${PORT[vireo]}" "C2S_TLS_PORT=${TLS_PORT[vireo]}"
     accounts_file "$d/accounts.txt" "$N_VIREO" "$N_ROSTER"
     log "vireo: importing $((N_VIREO + N_ROSTER)) accounts (server stopped)"
     if ! vireo_env "$VIREO" -c "$d/vireo.toml" import-users "$d/accounts.txt" >>"$d/import.log" 2>&1; then
@@ -350,10 +388,17 @@ setup_vireo() {
                 || die "vireo adduser $jid failed (see $d/import.log)"
         done < "$d/accounts.txt"
     fi
+    # The store as provisioned (--websocket): every vireo-defaults case starts from a copy,
+    # so its archive (mam is on there) holds only that case's messages, whichever runs first.
+    if [ "$WEB" = 1 ]; then
+        cp -a "$d/data" "$d/data.provisioned"
+    fi
 }
 vireo_env() {
     env VIREO_C2S_REQUIRE_ENCRYPTION=false VIREO_BIND=127.0.0.1 VIREO_LOG=warn \
         VIREO_C2S_PORT="${PORT[vireo]}" VIREO_C2S_TLS_PORT="${TLS_PORT[vireo]}" \
+        VIREO_HTTP_PORT="${HTTP_PORT[vireo]}" VIREO_HTTPS_PORT="${HTTPS_PORT[vireo]}" \
+        VIREO_S2S_PORT="${S2S_PORT[vireo]}" VIREO_S2S_TLS_PORT="${S2S_TLS_PORT[vireo]}" \
         VIREO_DATA_PATH="$TMP/vireo/data" "$@"
 }
 
@@ -361,9 +406,9 @@ setup_prosody() {
     local d="$TMP/prosody"
     mkdir -p "$d/data"
     cp "$TMP/localhost.crt" "$TMP/localhost.key" "$d/"
-    read -r PORT[prosody] TLS_PORT[prosody] <<<"$(free_ports 2)"
+    read -r PORT[prosody] TLS_PORT[prosody] HTTP_PORT[prosody] <<<"$(free_ports 3)"
     fill "$HERE/prosody.cfg.lua.in" "$d/prosody.cfg.lua" "$d" \
-        "C2S_PORT=${PORT[prosody]}" "C2S_TLS_PORT=${TLS_PORT[prosody]}"
+        "C2S_PORT=${PORT[prosody]}" "C2S_TLS_PORT=${TLS_PORT[prosody]}" "HTTP_PORT=${HTTP_PORT[prosody]}"
     chown -R prosody:prosody "$d"
     chmod 600 "$d/localhost.key"
     provision_ibr prosody
@@ -373,9 +418,9 @@ setup_ejabberd() {
     local d="$TMP/ejabberd"
     mkdir -p "$d/etc" "$d/log" "$d/db"
     cp "$TMP/localhost.crt" "$TMP/localhost.key" "$d/"
-    read -r PORT[ejabberd] TLS_PORT[ejabberd] DIST_PORT[ejabberd] <<<"$(free_ports 3)"
+    read -r PORT[ejabberd] TLS_PORT[ejabberd] DIST_PORT[ejabberd] HTTP_PORT[ejabberd] <<<"$(free_ports 4)"
     local kv=("C2S_PORT=${PORT[ejabberd]}" "C2S_TLS_PORT=${TLS_PORT[ejabberd]}"
-              "DIST_PORT=${DIST_PORT[ejabberd]}" "NODE=vbench$$")
+              "DIST_PORT=${DIST_PORT[ejabberd]}" "HTTP_PORT=${HTTP_PORT[ejabberd]}" "NODE=vbench$$")
     fill "$HERE/ejabberd.yml.in" "$d/etc/ejabberd.yml" "$d" "${kv[@]}"
     fill "$HERE/ejabberdctl.cfg.in" "$d/etc/ejabberdctl.cfg" "$d" "${kv[@]}"
     fill "$HERE/inetrc.in" "$d/etc/inetrc" "$d"
@@ -416,13 +461,20 @@ provision_ibr() {
 # start_server SERVER CASE: spawn it fresh, wait for stream features, record
 # start-up time and RSS as a "startup" line; sets PID[SERVER].
 start_server() {
-    local srv="$1" case="$2" base="${1%-t1}" d cmd=() comm=() line
+    local srv="$1" case="$2" base="${1%%-*}" d cmd=() comm=() line
     d="$TMP/$base"
     case "$srv" in
-        vireo|vireo-t1)
+        vireo|vireo-t1|vireo-defaults)
             cmd=(env VIREO_C2S_REQUIRE_ENCRYPTION=false VIREO_BIND=127.0.0.1 VIREO_LOG=warn
                  VIREO_C2S_PORT="${PORT[vireo]}" VIREO_C2S_TLS_PORT="${TLS_PORT[vireo]}"
-                 VIREO_DATA_PATH="$d/data" "$VIREO" run --config "$d/$srv.toml") ;;
+                 VIREO_HTTP_PORT="${HTTP_PORT[vireo]}" VIREO_HTTPS_PORT="${HTTPS_PORT[vireo]}"
+                 VIREO_S2S_PORT="${S2S_PORT[vireo]}" VIREO_S2S_TLS_PORT="${S2S_TLS_PORT[vireo]}"
+                 VIREO_DATA_PATH="$d/data" "$VIREO" run --config "$d/$srv.toml")
+            if [ "$srv" = vireo-defaults ]; then
+                rm -rf "$d/data-defaults"
+                cp -a "$d/data.provisioned" "$d/data-defaults"
+                cmd=("${cmd[@]/#VIREO_DATA_PATH=*/VIREO_DATA_PATH=$d/data-defaults}")
+            fi ;;
         prosody)
             cmd=(setpriv --reuid=prosody --regid=prosody --init-groups
                  prosody -F --config "$d/prosody.cfg.lua") ;;
@@ -447,7 +499,7 @@ print("%.1f ms to stream features, RSS %d KiB, PID %d" % (r["startup_ms"], r["rs
 }
 
 stop_server() {
-    local d="$TMP/${1%-t1}"
+    local d="$TMP/${1%%-*}"
     if [ -f "$d/pids" ]; then
         # shellcheck disable=SC2046
         "$PY" "$LIB" stop --timeout 15 $(cat "$d/pids") || true
@@ -458,17 +510,45 @@ stop_server() {
 
 # ---------------------------------------------------------------- scenarios
 # run_case SERVER CASE [--tls starttls] [--user-prefix P] SCENARIO ARGS...
+# With TRANSPORT=ws in its environment, the sessions use XMPP over WebSocket on the
+# server's HTTP port (vireo-bench --transport ws).
 run_case() {
-    local srv="$1" case="$2" d rc=0
+    local srv="$1" case="$2" d rc=0 port tr=()
     shift 2
-    d="$TMP/${srv%-t1}"
+    d="$TMP/${srv%%-*}"
+    port="${PORT[$srv]}"
+    if [ "${TRANSPORT:-tcp}" = ws ]; then
+        port="${HTTP_PORT[${srv%%-*}]}" tr=(--transport ws --ws-path /xmpp-websocket)
+    fi
     start_server "$srv" "$case"
-    log "$srv: $case: vireo-bench $*"
-    "$BENCH" --host 127.0.0.1 --port "${PORT[$srv]}" --domain "$DOMAIN" --password "$PASSWORD" \
+    log "$srv: $case: vireo-bench ${tr[*]} $*"
+    "$BENCH" --host 127.0.0.1 --port "$port" "${tr[@]}" --domain "$DOMAIN" --password "$PASSWORD" \
         --server-pid "${PID[$srv]}" --threads "$BENCH_THREADS" --mechanism SCRAM-SHA-1 \
         --label "$srv/$case" "$@" >"$d/case.json" 2> >(tee -a "$RUNLOG" >&2) || rc=$?
     stop_server "$srv"
-    "$PY" - "$srv" "$case" "$rc" "$d/case.json" "$*" >>"$RESULTS" <<'EOF'
+    record_case "$srv" "$case" "$rc" "$d/case.json" "${tr[*]} $*"
+}
+
+# bosh_case SERVER CASE N: N idle BOSH sessions, each holding one request
+# (server/bench/bosh_idle.py), and the server's RSS per session.
+bosh_case() {
+    local srv="$1" case="$2" n="$3" d rc=0 args
+    d="$TMP/${srv%%-*}"
+    args=(--port "${HTTP_PORT[${srv%%-*}]}" --path /http-bind --domain "$DOMAIN" --prefix "$PREFIX"
+          --password "$PASSWORD" --sessions "$n" --concurrency 50 --wait 60)
+    start_server "$srv" "$case"
+    log "$srv: $case: bosh_idle.py ${args[*]}"
+    "$PY" "$HERE/bosh_idle.py" "${args[@]}" --server-pid "${PID[$srv]}" --label "$srv/$case" \
+        >"$d/case.json" 2> >(tee -a "$RUNLOG" >&2) || rc=$?
+    stop_server "$srv"
+    record_case "$srv" "$case" "$rc" "$d/case.json" "bosh_idle.py ${args[*]}"
+}
+
+# record_case SERVER CASE STATUS JSON_FILE ARGS: the run's JSON line, labelled, into
+# the results (an error line when the tool gave none).
+record_case() {
+    local srv="$1" case="$2" rc="$3"
+    "$PY" - "$srv" "$case" "$rc" "$4" "$5" >>"$RESULTS" <<'EOF'
 import json, sys
 srv, case, rc, path, argv = sys.argv[1:]
 lines = [l for l in open(path, encoding="utf-8", errors="replace").read().splitlines() if l.strip()]
@@ -486,7 +566,7 @@ elif rc != "0":
 rec["server"], rec["case"], rec["args"] = srv, case, argv
 print(json.dumps(rec))
 EOF
-    [ "$rc" = 0 ] || log "$srv: $case: vireo-bench failed with status $rc (recorded; continuing)"
+    [ "$rc" = 0 ] || log "$srv: $case: failed with status $rc (recorded; continuing)"
 }
 
 # Seconds of the measured phase, if the JSON line has it (for the >= 2 s check).
@@ -571,6 +651,21 @@ elif [ "$MUC" = 1 ]; then
         muc_case "$s" "${MUC_CASE_PREFIX}muc-${MUC_ROOMS}x${MUC_OCCUPANTS}" "$MUC_ROOMS" "$MUC_OCCUPANTS" "$MUC_COUNT"
         # One big room: every message to all of its occupants (issue 12: 1,000).
         muc_case "$s" "${MUC_CASE_PREFIX}muc-1x${MUC_BIG}" 1 "$MUC_BIG" 2
+    done
+elif [ "$WEB" = 1 ]; then
+    # Web transports beside TCP, like for like (same build and sizes, a fresh server per case), one
+    # server after the other: idle memory per session over TCP, WebSocket and BOSH,
+    # then messages over TCP and WebSocket; for Vireo also in its defaults.
+    for s in "${SERVERS[@]}"; do
+        run_case "$s" "idle-$IDLE_SMALL" idle --sessions "$IDLE_SMALL"
+        TRANSPORT=ws run_case "$s" "ws-idle-$IDLE_SMALL" idle --sessions "$IDLE_SMALL"
+        bosh_case "$s" "bosh-idle-$IDLE_SMALL" "$IDLE_SMALL"
+        messages_case "$s" "messages-fresh"
+        TRANSPORT=ws messages_case "$s" "ws-messages-fresh"
+        if [ "$s" = vireo ]; then
+            messages_case vireo-defaults "messages-fresh"
+            TRANSPORT=ws messages_case vireo-defaults "ws-messages-fresh"
+        fi
     done
 elif [ "$ARCHIVING" = 1 ]; then
     # Like for like with archiving on everywhere: the messages runs only

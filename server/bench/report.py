@@ -14,7 +14,7 @@ import json
 import statistics
 import sys
 
-SERVERS = ["vireo", "vireo-t1", "prosody", "ejabberd"]
+SERVERS = ["vireo", "vireo-t1", "vireo-defaults", "prosody", "ejabberd"]
 ERRORS = []  # "case on server: error" of failed runs, printed under the table
 
 # Preferred metrics in display order; other numeric fields follow if they

@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! vireo-bench [--host 127.0.0.1] --port PORT [--domain localhost]
+//!   [--transport tcp|ws] [--ws-path /xmpp-websocket]
 //!   [--tls none|starttls|direct] [--server-pid PID] [--user-prefix u]
 //!   [--password pw] [--register] [--threads 1] [--mechanism SCRAM-SHA-1]
 //!   [--label NAME] [--timeout 60] SCENARIO [scenario options]
 //! ```
 
+use crate::transport::Transport;
 use argh::FromArgs;
 use xmpp_core::sasl::Mechanism;
 use xmpp_runtime::client::TlsMode;
@@ -23,9 +25,17 @@ pub struct Args {
     /// server address (default 127.0.0.1)
     #[argh(option, default = "String::from(\"127.0.0.1\")")]
     pub host: String,
-    /// c2s port (the direct-TLS port with --tls direct)
+    /// c2s port (the direct-TLS port with --tls direct; the HTTP port with
+    /// --transport ws)
     #[argh(option)]
     pub port: u16,
+    /// tcp (XMPP over TCP, RFC 6120; the default) or ws (XMPP over
+    /// WebSocket, RFC 7395: ws://host:port/--ws-path, plain only)
+    #[argh(option, default = "String::from(\"tcp\")")]
+    pub transport: String,
+    /// the WebSocket endpoint with --transport ws (default /xmpp-websocket)
+    #[argh(option, default = "String::from(\"/xmpp-websocket\")")]
+    pub ws_path: String,
     /// the XMPP domain of the accounts (default localhost)
     #[argh(option, default = "String::from(\"localhost\")")]
     pub domain: String,
@@ -65,6 +75,25 @@ pub struct Args {
     pub setup_concurrency: usize,
     #[argh(subcommand)]
     pub scenario: ScenarioCmd,
+}
+
+impl Args {
+    /// The transport asked for; WebSocket only without TLS (`ws://`).
+    pub fn transport(&self) -> Result<Transport, String> {
+        match self.transport.as_str() {
+            "tcp" => Ok(Transport::Tcp),
+            "ws" | "websocket" if self.tls != TlsMode::None => {
+                Err("--transport ws is plain ws:// only: use --tls none".into())
+            }
+            "ws" | "websocket" if !self.ws_path.starts_with('/') => {
+                Err(format!("--ws-path {:?} must start with /", self.ws_path))
+            }
+            "ws" | "websocket" => Ok(Transport::WebSocket {
+                path: self.ws_path.clone(),
+            }),
+            other => Err(format!("unknown transport {other:?} (tcp|ws)")),
+        }
+    }
 }
 
 fn parse_tls(s: &str) -> Result<TlsMode, String> {
@@ -172,8 +201,9 @@ pub struct MessagesCmd {
     /// every N messages, measuring how long each takes (default 0: off)
     #[argh(option, default = "0")]
     pub ack_every: usize,
-    /// federation: the receivers log in to this c2s port of another server
-    /// (same host) serving --to-domain, and messages cross s2s
+    /// federation: the receivers log in to this c2s port (HTTP port with
+    /// --transport ws) of another server (same host) serving --to-domain,
+    /// and messages cross s2s
     #[argh(option)]
     pub to_port: Option<u16>,
     /// federation: the receivers' domain (with --to-port)

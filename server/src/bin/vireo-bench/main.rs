@@ -8,6 +8,10 @@
 //! table on stderr, and exits non-zero when a login fails or a message is
 //! lost or duplicated (the JSON line then has `"ok":false` and `"error"`).
 //!
+//! Sessions use TCP (the default) or, with `--transport ws`, XMPP over
+//! WebSocket (RFC 7395) on the server's HTTP port (`transport/`); both
+//! drive the same client machine, so the figures compare like for like.
+//!
 //! The generator runs on a smol executor with `--threads` threads (default
 //! 1, so that on a 2-core machine the other core is left to the server).
 //! Server CPU and memory come from `/proc/PID` with `--server-pid`. The
@@ -20,6 +24,7 @@ mod report;
 mod scenarios;
 mod session;
 mod stats;
+mod transport;
 
 use cli::Args;
 use report::Report;
@@ -40,6 +45,11 @@ fn main() -> ExitCode {
             args.label
                 .clone()
                 .map_or(report::Value::Null, report::Value::Str),
+        )
+        .str(
+            "transport",
+            args.transport()
+                .map_or_else(|_| args.transport.clone(), |t| t.name().to_owned()),
         )
         .str("tls", args.tls.name())
         .str("mechanism", args.mechanism.name())
@@ -81,10 +91,12 @@ fn run(args: &Args, report: &mut Report) -> Result<(), String> {
         .map_err(|e| format!("{}:{}: {e}", args.host, args.port))?
         .next()
         .ok_or_else(|| format!("{}:{}: no address", args.host, args.port))?;
+    let transport = args.transport()?;
     let ex = Arc::new(smol::Executor::new());
     let ctx = Arc::new(Ctx {
         ex: ex.clone(),
         addr,
+        transport,
         domain: args.domain.clone(),
         tls: args.tls,
         prefix: args.user_prefix.clone(),

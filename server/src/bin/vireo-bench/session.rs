@@ -3,6 +3,7 @@
 //! many tasks at once.
 
 use crate::procfs::Sample;
+use crate::transport::{Client, Transport};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::Executor;
@@ -12,16 +13,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use xmpp_core::jid::Jid;
-use xmpp_core::sasl::Mechanism;
+use xmpp_core::sasl::{Mechanism, ScramClientKeys};
 use xmpp_core::stream::ClientConfig;
-use xmpp_runtime::client::{Client, TlsMode};
+use xmpp_runtime::client::TlsMode;
 
 /// The run's target and accounts.
 pub struct Ctx {
     /// The executor every task runs on.
     pub ex: Arc<Executor<'static>>,
-    /// The server.
+    /// The server (its c2s port, or its HTTP port for WebSocket).
     pub addr: SocketAddr,
+    /// TCP or WebSocket.
+    pub transport: Transport,
     /// The accounts' domain.
     pub domain: String,
     /// How connections are secured.
@@ -47,6 +50,7 @@ impl Ctx {
         Ctx {
             ex: self.ex.clone(),
             addr: SocketAddr::new(self.addr.ip(), port),
+            transport: self.transport.clone(),
             domain: domain.to_owned(),
             tls: self.tls,
             prefix: self.prefix.clone(),
@@ -76,13 +80,25 @@ impl Ctx {
     /// Log account `i` in (connect, TLS as configured, SASL, bind to a
     /// server-chosen resource).
     pub async fn login(&self, i: usize) -> Result<Client, String> {
+        self.login_with(i, None).await
+    }
+
+    /// [`Ctx::login`], offering SCRAM keys cached from an earlier login of
+    /// the account (RFC 5802 §5.1) when given.
+    pub async fn login_with(
+        &self,
+        i: usize,
+        keys: Option<ScramClientKeys>,
+    ) -> Result<Client, String> {
         let bare = self.bare(i);
         let jid = Jid::parse(&bare).map_err(|e| format!("bad account {bare}: {e}"))?;
         let mut cfg = ClientConfig::new(jid, self.password.clone());
         cfg.mechanisms = vec![self.mechanism];
         cfg.allow_plain_unencrypted = self.mechanism == Mechanism::Plain;
+        cfg.scram_cache = keys;
         let connect = async {
-            Client::connect_with(self.addr, cfg, self.tls)
+            self.transport
+                .connect(self.addr, cfg, self.tls)
                 .await
                 .map_err(|e| format!("login of {bare} failed: {e}"))
         };
@@ -281,7 +297,8 @@ pub async fn register_all(ctx: &Arc<Ctx>, n: usize) -> Result<(usize, usize), St
             let user = c.user(i);
             let limit = c.timeout;
             let register = async {
-                xmpp_runtime::client::register(c.addr, &c.domain, &user, &c.password, c.tls)
+                c.transport
+                    .register(c.addr, &c.domain, &user, &c.password, c.tls)
                     .await
                     .map_err(|e| format!("registration of {user} failed: {e}"))
             };

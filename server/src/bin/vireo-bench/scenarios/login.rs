@@ -1,4 +1,4 @@
-//! `login`: N accounts log in (TCP connect to resource bound) with C in
+//! `login`: N accounts log in (connect to resource bound) with C in
 //! flight; each session is closed right after. Reports logins/s, p50/p99
 //! latency and the server's CPU per login.
 //!
@@ -16,13 +16,9 @@ use crate::procfs::{self, Window};
 use crate::report::Report;
 use crate::session::{map_limited, Ctx};
 use crate::stats::Latencies;
-use smol::future::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xmpp_core::jid::Jid;
 use xmpp_core::sasl::{Mechanism, ScramClientKeys};
-use xmpp_core::stream::ClientConfig;
-use xmpp_runtime::client::Client;
 
 /// Pause between the warm-up and the timed phase, so that the server has
 /// finished closing the warm-up sessions before its CPU is sampled.
@@ -131,7 +127,7 @@ async fn pass(
         let keys = cache.as_ref().and_then(|k| k.get(i).cloned().flatten());
         async move {
             let t = Instant::now();
-            let outcome = match login(&c, i, keys).await {
+            let outcome = match c.login_with(i, keys).await {
                 Ok(client) => {
                     let latency = t.elapsed();
                     let keys = client.scram_keys().cloned();
@@ -176,26 +172,4 @@ async fn pass(
         }
     }
     Ok(p)
-}
-
-/// [`Ctx::login`] with cached SCRAM keys offered to the server-first.
-async fn login(ctx: &Ctx, i: usize, keys: Option<ScramClientKeys>) -> Result<Client, String> {
-    let bare = ctx.bare(i);
-    let jid = Jid::parse(&bare).map_err(|e| format!("bad account {bare}: {e}"))?;
-    let mut cfg = ClientConfig::new(jid, ctx.password.clone());
-    cfg.mechanisms = vec![ctx.mechanism];
-    cfg.allow_plain_unencrypted = ctx.mechanism == Mechanism::Plain;
-    cfg.scram_cache = keys;
-    let connect = async {
-        Client::connect_with(ctx.addr, cfg, ctx.tls)
-            .await
-            .map_err(|e| format!("login of {bare} failed: {e}"))
-    };
-    let limit = ctx.timeout;
-    connect
-        .or(async {
-            smol::Timer::after(limit).await;
-            Err(format!("login of {bare} timed out after {limit:?}"))
-        })
-        .await
 }

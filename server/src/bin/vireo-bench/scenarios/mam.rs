@@ -28,6 +28,7 @@ use crate::report::Report;
 use crate::scenarios::secs;
 use crate::session::Ctx;
 use crate::stats::Latencies;
+use crate::transport::Client;
 use smol::future::FutureExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +37,6 @@ use xmpp_core::archive::{ArchivedMessage, IdGenerator};
 use xmpp_core::storage::{StorageRequest, StorageResult};
 use xmpp_core::time::{format_datetime, parse_datetime};
 use xmpp_core::Element;
-use xmpp_runtime::client::Client;
 
 const MAM: &str = "urn:xmpp:mam:2";
 const RSM: &str = "http://jabber.org/protocol/rsm";

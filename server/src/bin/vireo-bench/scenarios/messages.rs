@@ -16,12 +16,12 @@ use crate::procfs::{rss_kib, Sample, Window};
 use crate::report::Report;
 use crate::session::{close_all, map_limited, Ctx};
 use crate::stats::{steady_window, Latencies};
+use crate::transport::Client;
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use xmpp_runtime::client::Client;
 
 /// How often the coordinator samples progress and server CPU.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);

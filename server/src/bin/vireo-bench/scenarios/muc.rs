@@ -22,12 +22,12 @@ use crate::procfs::{peak_rss_kib, rss_kib, Sample, Window};
 use crate::report::Report;
 use crate::session::{close_all, map_limited, Ctx};
 use crate::stats::{steady_window, Latencies};
+use crate::transport::Client;
 use smol::future::FutureExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xmpp_core::Element;
-use xmpp_runtime::client::Client;
 
 const MUC_NS: &str = "http://jabber.org/protocol/muc";
 const MUC_USER_NS: &str = "http://jabber.org/protocol/muc#user";

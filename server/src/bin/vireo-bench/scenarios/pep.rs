@@ -26,6 +26,7 @@ use crate::scenarios::roster_presence::{answer_iq, push_attr, read_or, setup, wa
 use crate::scenarios::secs;
 use crate::session::{close_all, Ctx, Gate};
 use crate::stats::Latencies;
+use crate::transport::Client;
 use smol::lock::Semaphore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,6 @@ use std::time::{Duration, Instant};
 use xmpp_core::modules::caps;
 use xmpp_core::ns;
 use xmpp_core::Element;
-use xmpp_runtime::client::Client;
 
 /// The node: a well-known PEP node every server treats like any other.
 const NODE: &str = "http://jabber.org/protocol/tune";

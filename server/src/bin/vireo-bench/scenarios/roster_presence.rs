@@ -22,6 +22,7 @@ use crate::procfs::Window;
 use crate::report::Report;
 use crate::scenarios::secs;
 use crate::session::{close_all, Ctx, Gate};
+use crate::transport::Client;
 use smol::future::FutureExt;
 use smol::lock::Semaphore;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -30,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xmpp_core::ns;
 use xmpp_core::Element;
-use xmpp_runtime::client::Client;
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
