@@ -126,6 +126,8 @@ pub struct WebSocketConfig {
     /// WebSockets over plain HTTP count as encrypted: a TLS-terminating
     /// proxy is in front (Prosody's `consider_websocket_secure`).
     pub consider_secure: bool,
+    /// Send every client to this WebSocket URL instead (RFC 7395 §3.6.1).
+    pub see_other_uri: Option<String>,
 }
 
 impl Default for HttpConfig {

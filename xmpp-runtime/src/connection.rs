@@ -93,11 +93,15 @@ pub(crate) async fn serve_websocket(
     tls: Option<Vec<ChannelBinding>>,
     unauthenticated: Option<UnauthenticatedSlot>,
     first: Vec<u8>,
+    see_other: Option<String>,
     ctx: Arc<C2s>,
 ) {
     let settings = ctx.settings.current();
     let now = now_ms();
     let mut stream = ServerStream::new_websocket(settings.stream.clone(), entropy(), now, tls);
+    if let Some(uri) = see_other {
+        stream.see_other_uri(uri);
+    }
     if !first.is_empty() {
         stream.handle_input(now, &first);
     }

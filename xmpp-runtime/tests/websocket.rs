@@ -39,6 +39,7 @@ fn start(origins: Option<Vec<String>>) -> RunningServer {
                 origins,
                 // Plain HTTP on loopback stands in for a TLS proxy.
                 consider_secure: true,
+                see_other_uri: None,
             }),
             ..HttpConfig::default()
         }),

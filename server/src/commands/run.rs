@@ -199,6 +199,7 @@ pub fn runtime_config(cfg: &Config, tls: Option<Arc<ServerTls>>) -> RuntimeConfi
                 xmpp_runtime::WebSocketConfig {
                     origins: (!origins.iter().any(|o| o == "*")).then_some(origins),
                     consider_secure: cfg.flag("interfaces.websocket_consider_secure"),
+                    see_other_uri: cfg.text("interfaces.websocket_see_other_uri"),
                 }
             }),
         });

@@ -654,6 +654,8 @@ pub const CORE_KEYS: &[KeySpec] = &[
         "Directory holding Converse.js's dist files (converse.min.js, converse.min.css and the rest, e.g. from the npm package converse.js): when set, /conversejs serves a web client already pointed at this server's WebSocket and BOSH endpoints (ejabberd's mod_conversejs). Nothing is vendored."),
     key("interfaces.websocket_origins", "websocket_origins", WEBSOCKET, Ty::StrList, "[\"*\"]", &["RFC 6455 §10.2", "RFC 7395"],
         "Web origins (\"https://chat.example.org\") whose pages may open an XMPP WebSocket at /xmpp-websocket; others get 403. \"*\" allows any: XMPP authenticates inside the stream, never with cookies, so a foreign page gains nothing (ejabberd's default; Prosody's cross_domain_websocket)."),
+    key("interfaces.websocket_see_other_uri", "websocket_see_other_uri", WEBSOCKET, Ty::Str, "\"\"", &["RFC 7395 §3.6.1"],
+        "Send every WebSocket client to this URL instead (\"wss://new.example.org/xmpp-websocket\"): its <open/> is answered with <close see-other-uri=.../>, for a server being moved or drained. Empty: serve them."),
     key("interfaces.websocket_consider_secure", "websocket_consider_secure", WEBSOCKET, Ty::Bool, "false", &["RFC 7395 §3.1"],
         "Treat WebSockets on the plain HTTP port as encrypted, for a TLS-terminating proxy in front (Prosody's consider_websocket_secure). Otherwise stream.require_encryption refuses authentication on them; WebSockets on https_port are encrypted."),
     key("interfaces.bosh_max_wait", "bosh_max_wait", BOSH, Ty::Int { min: 1, max: 3600 }, "120", &["XEP-0124 §7.1"],

@@ -363,3 +363,22 @@ fn tcp_stream_framing_is_refused_inside_a_websocket() {
     assert!(out.iter().any(|t| t.contains("<bad-format")), "{out:?}");
     assert!(s.is_closed());
 }
+
+#[test]
+fn clients_can_be_sent_elsewhere() {
+    let mut s = websocket(config());
+    s.see_other_uri("wss://new.example/xmpp-websocket".into());
+    let out = send(&mut s, OPEN);
+    assert_eq!(
+        frames(&out),
+        [
+            Out::Text(
+                "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' see-other-uri='wss://new.example/xmpp-websocket'/>"
+                    .into()
+            ),
+            Out::Close(Some(1000))
+        ],
+        "RFC 7395 §3.6.1: no <open/>, a <close/> naming where"
+    );
+    assert!(s.is_closed());
+}

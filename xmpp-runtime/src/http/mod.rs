@@ -310,8 +310,14 @@ async fn serve(
             let tls = (secure || consider_secure).then(Vec::new);
             let ip = Some(client);
             // Boxed: an HTTP connection's future stays small.
-            let session =
-                crate::connection::serve_websocket(transport, ip, tls, admitted, first, c2s);
+            let see_other = http
+                .cfg
+                .websocket
+                .as_ref()
+                .and_then(|w| w.see_other_uri.clone());
+            let session = crate::connection::serve_websocket(
+                transport, ip, tls, admitted, first, see_other, c2s,
+            );
             return Box::pin(session).await;
         }
         if conn.is_done() {

@@ -44,6 +44,8 @@ pub(super) struct WebSocket {
     /// The Close code for the end of the stream when it is not 1000: the
     /// client broke the WebSocket protocol.
     close_code: Option<u16>,
+    /// RFC 7395 §3.6.1: clients are sent elsewhere.
+    see_other: Option<String>,
 }
 
 impl WebSocket {
@@ -54,6 +56,7 @@ impl WebSocket {
             decoder: FrameDecoder::new(frame_limits(parser)),
             close_sent: false,
             close_code: None,
+            see_other: None,
         })
     }
 }
@@ -111,6 +114,7 @@ impl ServerStream {
         match classify(&text, self.parser.limits()) {
             // Only where a header is expected: anywhere else the header it
             // stands for would open an element that swallows the stream.
+            Framed::Open(_) if self.see_other().is_some() => return self.redirect(),
             Framed::Open(header) if self.expects_header() => self.parser.feed(&header),
             Framed::Open(_) => {
                 return self.stream_error(
@@ -123,6 +127,35 @@ impl ServerStream {
             Framed::Invalid(condition, why) => return self.stream_error(condition, Some(why)),
         }
         self.process();
+    }
+
+    /// Send every client that opens a stream to `uri` instead (RFC 7395
+    /// §3.6.1: a server being moved or drained).
+    pub fn see_other_uri(&mut self, uri: String) {
+        if let Some(ws) = self.websocket.as_mut() {
+            ws.see_other = Some(uri);
+        }
+    }
+
+    fn see_other(&self) -> Option<&str> {
+        self.websocket.as_ref()?.see_other.as_deref()
+    }
+
+    /// The answer to `<open/>` when clients are sent elsewhere: a
+    /// `<close/>` naming where, then the WebSocket Close.
+    fn redirect(&mut self) {
+        let Some(uri) = self.see_other().map(str::to_owned) else {
+            return;
+        };
+        let mut close = format!("<close xmlns='{}'", ns::FRAMING).into_bytes();
+        write_attr(&mut close, "see-other-uri", &uri);
+        close.extend_from_slice(b"/>");
+        let mut frame = Vec::with_capacity(close.len() + 4);
+        encode::write_text_utf8(&mut frame, &close);
+        self.out.write(&frame);
+        self.write_websocket_close(close::NORMAL);
+        self.set_closed();
+        self.out.push(ConnOutput::Close);
     }
 
     /// Whether the next element may be a stream header: at the start, and
