@@ -114,15 +114,7 @@ impl Endpoints {
             .as_ref()
             .map(|f| f.status())
             .unwrap_or_default();
-        let mut sessions = [0i64; 3];
-        for (_, s) in self.conns.sessions() {
-            if let Some(i) = crate::metrics::TRANSPORTS
-                .iter()
-                .position(|t| *t == s.transport)
-            {
-                sessions[i] += 1;
-            }
-        }
+        let sessions = self.sessions_by_transport().map(|n| n as i64);
         let queued: usize = (0..self.router.partitions())
             .map(|p| self.router.queue_bytes(p))
             .sum();
@@ -148,6 +140,21 @@ impl Endpoints {
             .header("Cache-Control", "no-store")
     }
 
+    /// Bound sessions by transport, in `metrics::TRANSPORTS` order (for
+    /// `/metrics` and the status page alike).
+    fn sessions_by_transport(&self) -> [usize; 3] {
+        let mut sessions = [0usize; 3];
+        for (_, s) in self.conns.sessions() {
+            if let Some(i) = crate::metrics::TRANSPORTS
+                .iter()
+                .position(|t| *t == s.transport)
+            {
+                sessions[i] += 1;
+            }
+        }
+        sessions
+    }
+
     /// `/`: the status page, for the addresses `/metrics` is served to.
     fn status_page(&self, client: IpAddr, http: &Http) -> Response {
         if !self.metrics_allow.iter().any(|n| n.contains(&client)) {
@@ -158,15 +165,7 @@ impl Endpoints {
             .as_ref()
             .map(|f| f.status())
             .unwrap_or_default();
-        let mut sessions = [0usize; 3];
-        for (_, s) in self.conns.sessions() {
-            if let Some(i) = crate::metrics::TRANSPORTS
-                .iter()
-                .position(|t| *t == s.transport)
-            {
-                sessions[i] += 1;
-            }
-        }
+        let sessions = self.sessions_by_transport();
         super::status_page::page(&super::status_page::Status {
             version: &self.version,
             uptime_s: self.started.elapsed().as_secs(),

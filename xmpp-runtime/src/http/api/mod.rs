@@ -85,8 +85,7 @@ impl Api {
 
     fn authorize(&self, request: &Request) -> Option<String> {
         let presented = request.header("authorization")?.strip_prefix("Bearer ")?;
-        let tokens = self.tokens.clone();
-        tokens.check(presented.trim())
+        self.tokens.check(presented.trim())
     }
 
     async fn route(&self, request: &Request, path: &[&str]) -> Answer {
