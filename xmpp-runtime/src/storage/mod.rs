@@ -24,12 +24,14 @@ pub mod codec;
 mod keys;
 pub mod memory;
 pub mod on_delete;
+pub mod postgres;
 pub mod redb;
 #[cfg(test)]
 mod rss_bench;
 pub mod sled;
 
 pub use self::memory::MemoryBackend;
+pub use self::postgres::{PgOptions, PostgresBackend};
 pub use self::redb::RedbBackend;
 pub use self::sled::SledBackend;
 pub use codec::DecodeError;
@@ -77,6 +79,18 @@ pub trait Backend: Send + Sync {
     fn sizes(&self) -> Option<StoreSizes> {
         None
     }
+    /// Whether the store answers now (`/health`): one short probe, no
+    /// retries. The default reads an account that cannot exist.
+    fn ready(&self) -> Result<(), StorageError> {
+        match self.execute(StorageRequest::LoadCredentials {
+            account: "health-probe@invalid".into(),
+        }) {
+            StorageResult::Credentials(_) => Ok(()),
+            other => Err(StorageError::Unavailable(format!(
+                "the store answered {other:?}"
+            ))),
+        }
+    }
     /// Write a consistent copy of the whole store to `dest` (a new
     /// directory), while the store stays in use: for backups of a running
     /// server.
@@ -99,6 +113,21 @@ pub enum StorageError {
     /// The redb database reported an error (I/O, corruption, ...).
     #[error("redb: {0}")]
     Redb(#[from] ::redb::Error),
+    /// PostgreSQL or its driver reported an error.
+    #[error("PostgreSQL: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// The store cannot be used; the text says why in an operator's words
+    /// (PostgreSQL unreachable, login refused, no such database).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database was set up by a newer Vireo.
+    #[error("the database's schema is version {found}, newer than this Vireo supports ({supported}): run the newer Vireo, or restore the database from before it")]
+    NewerSchema {
+        /// The version in the database.
+        found: i32,
+        /// The newest version this build knows.
+        supported: i32,
+    },
     /// Opening the store failed; `reason` says how (including a panic
     /// inside sled while recovering, which we catch rather than crash on).
     #[error("cannot open store at {path}: {reason}")]
