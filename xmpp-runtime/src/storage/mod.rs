@@ -80,17 +80,18 @@ pub trait Backend: Send + Sync {
         None
     }
     /// Whether the store answers now (`/health`): one short probe, no
-    /// retries. The default reads an account that cannot exist.
-    fn ready(&self) -> Result<(), StorageError> {
-        match self.execute(StorageRequest::LoadCredentials {
-            account: "health-probe@invalid".into(),
-        }) {
-            StorageResult::Credentials(_) => Ok(()),
-            other => Err(StorageError::Unavailable(format!(
-                "the store answered {other:?}"
-            ))),
-        }
-    }
+    /// retries. (Required, like the two below, so that a wrapper cannot
+    /// forget to forward it.)
+    fn ready(&self) -> Result<(), StorageError>;
+    /// The owners of stored documents or archives that are not accounts:
+    /// services (`pubsub.example.org`) and their entities
+    /// (`conference.example.org/room`), in byte order. With
+    /// [`Backend::accounts`], every owner there is: what a migration or an
+    /// export walks.
+    fn service_owners(&self) -> Result<Vec<String>, StorageError>;
+    /// An account's offline queue, oldest first, left in place (an export
+    /// reads it; `TakeOffline` would take it).
+    fn peek_offline(&self, account: &str) -> Result<Vec<String>, StorageError>;
     /// Write a consistent copy of the whole store to `dest` (a new
     /// directory), while the store stays in use: for backups of a running
     /// server.
@@ -157,6 +158,19 @@ pub enum StorageError {
     /// which we use as the key separator; normalized JIDs never do).
     #[error("invalid account name {0:?}")]
     InvalidAccount(String),
+}
+
+/// [`Backend::ready`] for a store in this process: a read of an account
+/// that cannot exist, which touches the store and changes nothing.
+pub fn ready_by_reading(backend: &dyn Backend) -> Result<(), StorageError> {
+    match backend.execute(StorageRequest::LoadCredentials {
+        account: "health-probe@invalid".into(),
+    }) {
+        StorageResult::Credentials(_) => Ok(()),
+        other => Err(StorageError::Unavailable(format!(
+            "the store answered {other:?}"
+        ))),
+    }
 }
 
 /// Rejects account names that would break the `account 0x00 ...` key layout.
@@ -261,6 +275,17 @@ pub(crate) mod conformance {
                 message: archived(n, "bob@example.com/phone"),
             });
         }
+        // What services own: a pubsub node's item, a room's archive.
+        reqs.push(Req::StoreBlob {
+            account: a("pubsub.example.com"),
+            key: a("n/news"),
+            value: Some(a("<node/>")),
+            limit: None,
+        });
+        reqs.push(Req::AppendArchive {
+            account: a("conference.example.com/lobby"),
+            message: archived(9, "conference.example.com/lobby/amy"),
+        });
         let results = b.execute_batch(reqs);
         assert!(results.iter().all(|r| *r == Res::Done), "{results:?}");
         b.flush().expect("flush");
@@ -272,6 +297,16 @@ pub(crate) mod conformance {
         let mut accounts = b.accounts().expect("accounts");
         accounts.sort();
         assert_eq!(accounts, vec![alice.clone(), bob.clone()]);
+        assert_eq!(
+            b.service_owners().expect("service owners"),
+            vec![a("conference.example.com/lobby"), a("pubsub.example.com")]
+        );
+        assert_eq!(
+            b.peek_offline(&bob).expect("peek"),
+            vec![a("<message><body>hi</body></message>")],
+            "peeking leaves the queue in place (taken below)"
+        );
+        assert_eq!(b.peek_offline(&alice).expect("peek"), Vec::<String>::new());
         assert_eq!(
             b.execute(Req::LoadCredentials {
                 account: bob.clone()

@@ -395,6 +395,22 @@ impl Backend for PostgresBackend {
         .ok()
     }
 
+    fn service_owners(&self) -> Result<Vec<String>, StorageError> {
+        smol::block_on(async {
+            let mut conn = self.pool.acquire().await?;
+            requests::service_owners(&mut conn).await
+        })
+        .map_err(|e| StorageError::Unavailable(describe(&e, &self.options)))
+    }
+
+    fn peek_offline(&self, account: &str) -> Result<Vec<String>, StorageError> {
+        smol::block_on(async {
+            let mut conn = self.pool.acquire().await?;
+            requests::peek_offline(&mut conn, account).await
+        })
+        .map_err(|e| StorageError::Unavailable(describe(&e, &self.options)))
+    }
+
     fn ready(&self) -> Result<(), StorageError> {
         smol::block_on(async {
             let mut conn = self.pool.acquire().await?;

@@ -497,6 +497,25 @@ pub(super) async fn accounts(conn: &mut PgConnection) -> Sql<Vec<String>> {
         .await
 }
 
+/// Owners of documents or archives that are not accounts, in order.
+pub(super) async fn service_owners(conn: &mut PgConnection) -> Sql<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT owner FROM (SELECT DISTINCT owner FROM documents \
+         UNION SELECT DISTINCT owner FROM archive_totals) o \
+         WHERE position('@' IN owner) = 0 ORDER BY owner",
+    )
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// An account's offline queue, oldest first, left in place.
+pub(super) async fn peek_offline(conn: &mut PgConnection, account: &str) -> Sql<Vec<String>> {
+    sqlx::query_scalar("SELECT stanza FROM offline WHERE account = $1 ORDER BY seq")
+        .bind(account)
+        .fetch_all(&mut *conn)
+        .await
+}
+
 /// Offline messages and archived messages over all accounts.
 pub(super) async fn sizes(conn: &mut PgConnection) -> Sql<StoreSizes> {
     let (offline, archived): (i64, i64) = sqlx::query_as(
