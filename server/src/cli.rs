@@ -59,6 +59,7 @@ pub enum Command {
     Check(CheckCmd),
     Module(ModuleCmd),
     Token(TokenCmd),
+    Storage(StorageCmd),
     About(AboutCmd),
 }
 
@@ -207,6 +208,46 @@ pub struct TokenRevokeCmd {
     #[argh(positional)]
     pub name: String,
 }
+
+/// The store: move it between backends, upgrade its schema.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "storage")]
+pub struct StorageCmd {
+    #[argh(subcommand)]
+    pub action: StorageAction,
+}
+
+/// Storage actions.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum StorageAction {
+    Migrate(StorageMigrateCmd),
+    Upgrade(StorageUpgradeCmd),
+}
+
+/// Copy the whole store from one backend to another (redb, sled,
+/// postgresql: the data directory's store or the configured database),
+/// then read both back and compare. The server must be stopped; the target
+/// must be empty. Afterwards set storage.driver to the target.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "migrate")]
+pub struct StorageMigrateCmd {
+    /// the backend to copy from: redb, sled or postgresql
+    #[argh(option)]
+    pub from: String,
+    /// the backend to copy to: redb, sled or postgresql
+    #[argh(option)]
+    pub to: String,
+    /// only compare the two stores (a copy made earlier), copy nothing
+    #[argh(switch)]
+    pub verify_only: bool,
+}
+
+/// Bring the PostgreSQL schema up to date now (the server also does it at
+/// start) and print its version.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "upgrade")]
+pub struct StorageUpgradeCmd {}
 
 /// Configuration commands.
 #[derive(FromArgs, Debug)]

@@ -124,6 +124,7 @@ fn main() -> ExitCode {
             cli::ModuleAction::List(_) => Ok(Some(commands::module_list::run(&cfg))),
         },
         Command::Token(t) => commands::token::run(&cfg, t.action).map(Some),
+        Command::Storage(s) => commands::storage::run(&cfg, s.action).map(Some),
         Command::About(_) => Ok(Some(commands::about::run(&cfg))),
     };
     match result {

@@ -15,5 +15,6 @@ pub mod import;
 pub mod module_list;
 pub mod reload;
 pub mod run;
+pub mod storage;
 pub mod token;
 pub mod users;

@@ -29,6 +29,7 @@ pub mod redb;
 #[cfg(test)]
 mod rss_bench;
 pub mod sled;
+pub mod transfer;
 
 pub use self::memory::MemoryBackend;
 pub use self::postgres::{PgOptions, PostgresBackend};

@@ -268,9 +268,16 @@ pub struct MamCmd {
     #[argh(option)]
     pub fill_store: Option<std::path::PathBuf>,
     /// the store's driver for --fill-store, as the server's storage.driver:
-    /// redb (default; a sled store there is migrated first) or sled
+    /// redb (default; a sled store there is migrated first), sled or
+    /// postgresql (the database of VIREO_DB_HOST, _PORT, _NAME, _USER,
+    /// _PASSWORD; --fill-store is then unused but required)
     #[argh(option, default = "String::from(\"redb\")")]
     pub store_driver: String,
+    /// with --fill-store, also create accounts 0..N (with --password)
+    /// with a roster of two, a vCard, a private XML document and an
+    /// offline message each: a store to migrate (default 0: none)
+    #[argh(option, default = "0")]
+    pub accounts: u64,
     /// messages to archive with --fill-store (default 1000000)
     #[argh(option, default = "1_000_000")]
     pub messages: u64,

@@ -62,12 +62,12 @@ async fn fill(ctx: &Arc<Ctx>, cmd: &MamCmd, dir: PathBuf, r: &mut Report) -> Res
     let t = Instant::now();
     let store_dir = dir.clone();
     let driver = cmd.store_driver.clone();
+    let accounts = cmd.accounts;
+    let names: Vec<String> = (0..accounts).map(|i| ctx.bare(i as usize)).collect();
+    let password = ctx.password.clone();
     smol::unblock(move || -> Result<(), String> {
-        let store = vireo::store::open_store_at(
-            &driver,
-            &store_dir,
-            xmpp_runtime::storage::redb::DEFAULT_CACHE_BYTES,
-        )?;
+        let store = open(&driver, &store_dir)?;
+        fill_accounts(store.as_ref(), &names, &password, &domain)?;
         let now = xmpp_runtime::clock::now_ms();
         let span = days.saturating_mul(86_400_000).max(1);
         let start = now.saturating_sub(span);
@@ -121,6 +121,103 @@ async fn fill(ctx: &Arc<Ctx>, cmd: &MamCmd, dir: PathBuf, r: &mut Report) -> Res
     r.num("fill_s", secs(took))
         .num("fill_msgs_per_s", messages as f64 / secs(took).max(1e-9))
         .int("store_bytes", dir_size(&dir));
+    Ok(())
+}
+
+/// The store to fill: an embedded one in `dir`, or PostgreSQL from the
+/// environment (as the server reads VIREO_DB_*).
+fn open(driver: &str, dir: &Path) -> Result<Arc<dyn xmpp_runtime::storage::Backend>, String> {
+    if driver != "postgresql" {
+        return vireo::store::open_store_at(
+            driver,
+            dir,
+            xmpp_runtime::storage::redb::DEFAULT_CACHE_BYTES,
+        );
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let defaults = xmpp_runtime::storage::PgOptions::default();
+    let options = xmpp_runtime::storage::PgOptions {
+        host: env("VIREO_DB_HOST").unwrap_or(defaults.host.clone()),
+        port: env("VIREO_DB_PORT")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(defaults.port),
+        database: env("VIREO_DB_NAME").unwrap_or(defaults.database.clone()),
+        user: env("VIREO_DB_USER").unwrap_or(defaults.user.clone()),
+        password: env("VIREO_DB_PASSWORD"),
+        ..defaults
+    };
+    xmpp_runtime::storage::PostgresBackend::open(options)
+        .map(|b| Arc::new(b) as Arc<dyn xmpp_runtime::storage::Backend>)
+        .map_err(|e| e.to_string())
+}
+
+/// Creates `names` (existing ones are kept) with a little of every kind
+/// of account data, in batches of 1,000 accounts per group commit.
+fn fill_accounts(
+    store: &dyn xmpp_runtime::storage::Backend,
+    names: &[String],
+    password: &str,
+    domain: &str,
+) -> Result<(), String> {
+    use xmpp_core::storage::{RosterItem, Subscription};
+    if names.is_empty() {
+        return Ok(());
+    }
+    // One derivation for all: the cost of a real import is PBKDF2, which
+    // is not what this measures.
+    let credentials =
+        xmpp_core::sasl::StoredCredentials::derive(password, b"vireo-bench-fill-salt", 4096)
+            .map_err(|e| format!("credentials: {e:?}"))?;
+    for chunk in names.chunks(1000) {
+        let mut batch = Vec::new();
+        for (n, name) in chunk.iter().enumerate() {
+            batch.push(StorageRequest::CreateAccount {
+                account: name.clone(),
+                credentials: credentials.clone(),
+            });
+            for k in 1..=2 {
+                batch.push(StorageRequest::PutRosterItem {
+                    account: name.clone(),
+                    item: RosterItem {
+                        jid: format!("friend{}-{k}@{domain}", n),
+                        name: Some(format!("Friend {k}")),
+                        subscription: Subscription {
+                            to: true,
+                            from: true,
+                            ..Subscription::default()
+                        },
+                        groups: vec!["Friends".into()],
+                        in_roster: true,
+                    },
+                    version: k,
+                });
+            }
+            batch.push(StorageRequest::StoreBlob {
+                account: name.clone(),
+                key: "vcard".into(),
+                value: Some(format!("<vCard xmlns='vcard-temp'><FN>{name}</FN></vCard>")),
+                limit: None,
+            });
+            batch.push(StorageRequest::StoreBlob {
+                account: name.clone(),
+                key: "private storage:bookmarks storage".into(),
+                value: Some("<storage xmlns='storage:bookmarks'/>".into()),
+                limit: None,
+            });
+            batch.push(StorageRequest::PushOffline {
+                account: name.clone(),
+                stanza: format!(
+                    "<message xmlns='jabber:client' to='{name}' type='chat'><body>while you were away</body></message>"
+                ),
+                limit: None,
+            });
+        }
+        for result in store.execute_batch(batch) {
+            if !matches!(result, StorageResult::Done | StorageResult::Conflict) {
+                return Err(format!("filling accounts: {result:?}"));
+            }
+        }
+    }
     Ok(())
 }
 
