@@ -43,6 +43,11 @@
 #                    and ws-messages-fresh; for Vireo the two messages runs again in its default
 #                    configuration (server vireo-defaults: vireo-defaults.toml.in, every
 #                    module, archiving on; each case on a fresh copy of the provisioned store)
+#   --postgresql     Vireo on PostgreSQL too (a throwaway Debian PostgreSQL cluster on a
+#                    loopback port, fsync on): with --archiving, the messages runs are made
+#                    for Vireo on redb and on PostgreSQL, each with archiving on and off
+#                    (vireo-nomam, vireo-pg, vireo-pg-nomam), and PostgreSQL's own CPU
+#                    (its server processes) is recorded beside Vireo's (db_cpu_us_per_msg)
 #   --prosody-archive internal|sql
 #                    Prosody's archive store with --archiving: internal (its
 #                    default, files; the default here) or sql (SQLite, needs
@@ -71,7 +76,7 @@ PY="${PYTHON:-python3}"
 LIB="$HERE/benchlib.py"
 
 QUICK=0 TLS=0 ARCHIVING=0 WEB=0 PEP=0 PEP_N="" PEP_M="" PEP_FANOUT="" MUC=0 PROSODY_ARCHIVE=internal INSTALL=1 BUILD=1 CHECK=0 KEEP=0 HUGE_RUNS=1
-ONLY="vireo,prosody,ejabberd" COUNT="" BENCH_THREADS=1
+ONLY="vireo,prosody,ejabberd" COUNT="" BENCH_THREADS=1 POSTGRES=0
 DOMAIN=localhost PASSWORD=bench-pw PREFIX=u ROSTER_PREFIX=r
 # ejabberd 23.01 (p1_xmpp) hashes SCRAM with a fixed 4,096 iterations; Prosody
 # (default_iteration_count) and Vireo ([stream] scram_iterations) are set to match.
@@ -83,6 +88,7 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1 ;;
         --tls) TLS=1 ;;
         --archiving) ARCHIVING=1 ;;
+        --postgresql) POSTGRES=1 ;;
         --websocket) WEB=1 ;;
         --pep) PEP=1 ;;
         --pep-contacts) PEP_N="$2"; shift ;;
@@ -204,6 +210,7 @@ TMP=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    pg_stop
     if [ -n "$TMP" ] && [ -d "$TMP" ]; then
         local f
         for f in "$TMP"/*/pids; do
@@ -368,9 +375,12 @@ setup_vireo() {
         S2S_TLS_PORT[vireo] <<<"$(free_ports 6)"
     # Variants of one server (one data directory, the same ports): vireo-t1 with one
     # executor thread; vireo-defaults (--websocket) in the default configuration.
-    for p in vireo-t1 vireo-defaults; do
+    for p in vireo-t1 vireo-defaults vireo-nomam vireo-pg vireo-pg-nomam; do
         PORT[$p]=${PORT[vireo]} TLS_PORT[$p]=${TLS_PORT[vireo]}
     done
+    # Archiving off for the side-by-side with --archiving (vireo-nomam, vireo-pg-nomam).
+    MAM_VIREO="" fill "$HERE/vireo.toml.in" "$d/vireo-nomam.toml" "$d" \
+        "C2S_PORT=${PORT[vireo]}" "C2S_TLS_PORT=${TLS_PORT[vireo]}" "THREADS=0"
     for p in "vireo:0" "vireo-t1:1"; do
         fill "$HERE/vireo.toml.in" "$d/${p%%:*}.toml" "$d" \
             "C2S_PORT=${PORT[vireo]}" "C2S_TLS_PORT=${TLS_PORT[vireo]}" "THREADS=${p#*:}"
@@ -388,12 +398,68 @@ setup_vireo() {
                 || die "vireo adduser $jid failed (see $d/import.log)"
         done < "$d/accounts.txt"
     fi
+    if [ "$POSTGRES" = 1 ]; then
+        pg_start
+        log "vireo: importing $((N_VIREO + N_ROSTER)) accounts into PostgreSQL"
+        # shellcheck disable=SC2046
+        vireo_env env $(pg_env) "$VIREO" -c "$d/vireo.toml" import-users "$d/accounts.txt" \
+            >>"$d/import.log" 2>&1 || die "vireo import-users into PostgreSQL failed (see $d/import.log)"
+    fi
     # The store as provisioned (--websocket): every vireo-defaults case starts from a copy,
     # so its archive (mam is on there) holds only that case's messages, whichever runs first.
     if [ "$WEB" = 1 ]; then
         cp -a "$d/data" "$d/data.provisioned"
     fi
 }
+# --postgresql: a throwaway cluster (Debian's PostgreSQL; initdb refuses root, so
+# its files belong to the postgres user), its database "vireo" provisioned like
+# the redb store.
+PG_BIN="" PG_DIR="" PG_PORT=""
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_start() {
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+    [ -x "$PG_BIN/initdb" ] || die "--postgresql needs Debian's postgresql package"
+    PG_DIR="$TMP/pg" PG_PORT="$(free_ports 1 | tr -d ' ')"
+    mkdir -p "$PG_DIR"
+    [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
+    as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 >>"$RUNLOG" 2>&1 \
+        || die "initdb failed (see $RUNLOG)"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w start \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" >>"$RUNLOG" 2>&1 \
+        || die "PostgreSQL did not start (see $PG_DIR/log)"
+    as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres vireo
+    log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"
+}
+pg_stop() {
+    [ -n "$PG_DIR" ] && [ -d "$PG_DIR/data" ] || return 0
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+# CPU seconds the cluster's processes have used (the postmaster and every backend).
+pg_cpu() {
+    local pm
+    pm="$(head -1 "$PG_DIR/data/postmaster.pid")"
+    "$PY" - "$pm" <<'PYEOF'
+import os, sys
+pm = sys.argv[1]
+tick = os.sysconf("SC_CLK_TCK")
+total = 0
+for pid in os.listdir("/proc"):
+    if not pid.isdigit():
+        continue
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    fields = stat.rsplit(")", 1)[1].split()
+    ppid = fields[1]
+    if pid == pm or ppid == pm:
+        # utime, stime, cutime, cstime (exited backends are reaped by the postmaster)
+        total += sum(int(x) for x in fields[11:15])
+print(total / tick)
+PYEOF
+}
+pg_env() { echo VIREO_DB_DRIVER=postgresql VIREO_DB_HOST=127.0.0.1 VIREO_DB_PORT="$PG_PORT" VIREO_DB_NAME=vireo VIREO_DB_USER=postgres; }
+
 vireo_env() {
     env VIREO_C2S_REQUIRE_ENCRYPTION=false VIREO_BIND=127.0.0.1 VIREO_LOG=warn \
         VIREO_C2S_PORT="${PORT[vireo]}" VIREO_C2S_TLS_PORT="${TLS_PORT[vireo]}" \
@@ -464,12 +530,19 @@ start_server() {
     local srv="$1" case="$2" base="${1%%-*}" d cmd=() comm=() line
     d="$TMP/$base"
     case "$srv" in
-        vireo|vireo-t1|vireo-defaults)
-            cmd=(env VIREO_C2S_REQUIRE_ENCRYPTION=false VIREO_BIND=127.0.0.1 VIREO_LOG=warn
+        vireo|vireo-t1|vireo-defaults|vireo-nomam|vireo-pg|vireo-pg-nomam)
+            local toml="$srv" db=()
+            case "$srv" in
+                vireo-pg) toml=vireo ;;
+                vireo-pg-nomam) toml=vireo-nomam ;;
+            esac
+            # shellcheck disable=SC2207
+            [[ "$srv" == vireo-pg* ]] && db=($(pg_env))
+            cmd=(env "${db[@]}" VIREO_C2S_REQUIRE_ENCRYPTION=false VIREO_BIND=127.0.0.1 VIREO_LOG=warn
                  VIREO_C2S_PORT="${PORT[vireo]}" VIREO_C2S_TLS_PORT="${TLS_PORT[vireo]}"
                  VIREO_HTTP_PORT="${HTTP_PORT[vireo]}" VIREO_HTTPS_PORT="${HTTPS_PORT[vireo]}"
                  VIREO_S2S_PORT="${S2S_PORT[vireo]}" VIREO_S2S_TLS_PORT="${S2S_TLS_PORT[vireo]}"
-                 VIREO_DATA_PATH="$d/data" "$VIREO" run --config "$d/$srv.toml")
+                 VIREO_DATA_PATH="$d/data" "$VIREO" run --config "$d/$toml.toml")
             if [ "$srv" = vireo-defaults ]; then
                 rm -rf "$d/data-defaults"
                 cp -a "$d/data.provisioned" "$d/data-defaults"
@@ -522,11 +595,14 @@ run_case() {
     fi
     start_server "$srv" "$case"
     log "$srv: $case: vireo-bench ${tr[*]} $*"
+    local db_before="" db_cpu=""
+    [[ "$srv" == vireo-pg* ]] && db_before="$(pg_cpu)"
     "$BENCH" --host 127.0.0.1 --port "$port" "${tr[@]}" --domain "$DOMAIN" --password "$PASSWORD" \
         --server-pid "${PID[$srv]}" --threads "$BENCH_THREADS" --mechanism SCRAM-SHA-1 \
         --label "$srv/$case" "$@" >"$d/case.json" 2> >(tee -a "$RUNLOG" >&2) || rc=$?
+    [ -n "$db_before" ] && db_cpu="$("$PY" -c "print($(pg_cpu) - $db_before)")"
     stop_server "$srv"
-    record_case "$srv" "$case" "$rc" "$d/case.json" "${tr[*]} $*"
+    DB_CPU_S="$db_cpu" record_case "$srv" "$case" "$rc" "$d/case.json" "${tr[*]} $*"
 }
 
 # bosh_case SERVER CASE N: N idle BOSH sessions, each holding one request
@@ -549,7 +625,7 @@ bosh_case() {
 record_case() {
     local srv="$1" case="$2" rc="$3"
     "$PY" - "$srv" "$case" "$rc" "$4" "$5" >>"$RESULTS" <<'EOF'
-import json, sys
+import json, os, sys
 srv, case, rc, path, argv = sys.argv[1:]
 lines = [l for l in open(path, encoding="utf-8", errors="replace").read().splitlines() if l.strip()]
 rec = None
@@ -564,6 +640,12 @@ if rec is None or not isinstance(rec, dict):
 elif rc != "0":
     rec.setdefault("error", "vireo-bench exit status %s" % rc)
 rec["server"], rec["case"], rec["args"] = srv, case, argv
+# --postgresql: the database's own CPU over the whole run (setup included).
+db = os.environ.get("DB_CPU_S")
+if db:
+    rec["db_cpu_s"] = round(float(db), 3)
+    if rec.get("delivered"):
+        rec["db_cpu_us_per_msg"] = round(float(db) * 1e6 / rec["delivered"], 3)
 print(json.dumps(rec))
 EOF
     [ "$rc" = 0 ] || log "$srv: $case: failed with status $rc (recorded; continuing)"
@@ -673,6 +755,14 @@ elif [ "$ARCHIVING" = 1 ]; then
     for s in "${SERVERS[@]}"; do
         messages_case "$s" "mam-messages-fresh"
         messages_case "$s" "mam-messages-idle$IDLE_BIG" -- --idle "$IDLE_BIG"
+        if [ "$s" = vireo ]; then
+            # Archiving off beside it (the cost of archiving), and on PostgreSQL.
+            messages_case vireo-nomam "messages-fresh"
+            if [ "$POSTGRES" = 1 ]; then
+                messages_case vireo-pg "mam-messages-fresh"
+                messages_case vireo-pg-nomam "messages-fresh"
+            fi
+        fi
     done
 else
     for s in "${SERVERS[@]}"; do

@@ -14,7 +14,8 @@ import json
 import statistics
 import sys
 
-SERVERS = ["vireo", "vireo-t1", "vireo-defaults", "prosody", "ejabberd"]
+SERVERS = ["vireo", "vireo-t1", "vireo-defaults", "vireo-nomam", "vireo-pg", "vireo-pg-nomam",
+           "prosody", "ejabberd"]
 ERRORS = []  # "case on server: error" of failed runs, printed under the table
 
 # Preferred metrics in display order; other numeric fields follow if they
@@ -26,7 +27,7 @@ PREFERRED = [
     ("probe_rest_p50_ms", "low"), ("probe_rest_max_ms", "low"),
     ("probe_p50_ms", "low"), ("probe_p99_ms", "low"), ("probe_max_ms", "low"),
     ("p50_ms", "low"), ("p99_ms", "low"), ("max_ms", "low"),
-    ("server_cpu_us_per_msg", "low"), ("server_cpu_us_per_delivery", "low"), ("server_cpu_us_per_login", "low"),
+    ("server_cpu_us_per_msg", "low"), ("db_cpu_us_per_msg", "low"), ("server_cpu_us_per_delivery", "low"), ("server_cpu_us_per_login", "low"),
     ("server_cpu_us_per_presence", "low"), ("server_cpu_cores", ""),
     ("msgs_per_s_total", "high"), ("server_cpu_us_per_msg_total", "low"),
     ("kib_per_session", "low"), ("server_rss_before_kib", "low"), ("server_rss_after_kib", "low"),
