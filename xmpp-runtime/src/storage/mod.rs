@@ -308,6 +308,16 @@ pub(crate) mod conformance {
             "peeking leaves the queue in place (taken below)"
         );
         assert_eq!(b.peek_offline(&alice).expect("peek"), Vec::<String>::new());
+        if let Some(sizes) = b.sizes() {
+            // What /metrics reports: messages, not index entries or totals.
+            assert_eq!(
+                sizes,
+                super::StoreSizes {
+                    offline: 1,
+                    archived: 6
+                }
+            );
+        }
         assert_eq!(
             b.execute(Req::LoadCredentials {
                 account: bob.clone()

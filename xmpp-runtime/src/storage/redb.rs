@@ -901,9 +901,29 @@ impl Backend for RedbBackend {
                 .and_then(|t| t.len().ok())
                 .unwrap_or(0)
         };
+        // The archive table also holds the with-index and the totals: the
+        // messages are the sum of the owners' totals (one seek per owner).
+        let archived = tx.open_table(ARCHIVE).ok().and_then(|t| {
+            let mut sum = 0u64;
+            let mut cursor: Vec<u8> = Vec::new();
+            loop {
+                let next = match t.range(cursor.as_slice()..).ok()?.next() {
+                    Some(entry) => entry.ok()?.0.value().to_vec(),
+                    None => break,
+                };
+                let end = next.iter().position(|&b| b == 0).unwrap_or(next.len());
+                let owner = std::str::from_utf8(&next[..end]).ok()?.to_owned();
+                let total = super::keys::archive::tagged(&owner, super::keys::archive::TOTAL);
+                if let Some(raw) = t.get(total.as_slice()).ok()? {
+                    sum += be_u64(raw.value(), "archive total").ok()?;
+                }
+                cursor = prefix_end(&owner);
+            }
+            Some(sum)
+        });
         Some(super::StoreSizes {
             offline: len(OFFLINE),
-            archived: len(ARCHIVE),
+            archived: archived.unwrap_or(0),
         })
     }
 
