@@ -1,7 +1,9 @@
 //! The query algorithm shared by every backend: selection bounds, RSM
 //! paging, `complete`, `<count/>` and `<first index/>`.
 
-use super::{ArchiveBounds, ArchiveFilter, ArchiveId, ArchivePage, ArchiveQuery, ArchivedMessage};
+use super::{
+    ArchiveBounds, ArchiveFilter, ArchiveId, ArchivePage, ArchiveQuery, ArchivedMessage, WithJid,
+};
 
 /// When a selection has no stored total (a time or id range, or a full-JID
 /// `with`), its `<count/>` is found by counting matches; past this many the
@@ -29,6 +31,28 @@ pub trait ArchiveView {
     fn get(&self, id: ArchiveId) -> Result<Option<ArchivedMessage>, Self::Error>;
     /// How many messages there are (with `with_bare`: with that bare JID).
     fn count(&self, with_bare: Option<&str>) -> Result<u64, Self::Error>;
+    /// How many messages with `lo <= id <= hi` match `with`, when at most
+    /// `limit` do (`None` beyond). The default counts a scan; a backend
+    /// that can count without reading the messages (SQL) overrides it.
+    fn count_range(
+        &self,
+        lo: ArchiveId,
+        hi: ArchiveId,
+        with: Option<&WithJid>,
+        limit: u64,
+    ) -> Result<Option<u64>, Self::Error> {
+        let mut n = 0u64;
+        for m in self.scan(lo, hi, with.map(|w| w.bare.as_str()), false) {
+            let m = m?;
+            if with.is_none_or(|w| w.matches(&m.with)) {
+                n += 1;
+                if n > limit {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(n))
+    }
 }
 
 /// Why a query has no page.
@@ -160,17 +184,7 @@ fn selection_count<V: ArchiveView>(
     if whole_range && bare_or_none {
         return view.count(with_bare).map(Some);
     }
-    let mut n = 0u64;
-    for m in view.scan(lo, hi, with_bare, false) {
-        let m = m?;
-        if f.with.as_ref().is_none_or(|w| w.matches(&m.with)) {
-            n += 1;
-            if n > COUNT_SCAN_LIMIT {
-                return Ok(None);
-            }
-        }
-    }
-    Ok(Some(n))
+    view.count_range(lo, hi, f.with.as_ref(), COUNT_SCAN_LIMIT)
 }
 
 /// The #extended `ids` field: exactly the named messages (all must exist)

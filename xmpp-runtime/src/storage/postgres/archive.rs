@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use sqlx::{PgConnection, Row};
 use xmpp_core::archive::{
-    self, bare_of, ArchiveId, ArchiveView, ArchivedMessage, QueryError, Scan,
+    self, bare_of, ArchiveId, ArchiveView, ArchivedMessage, QueryError, Scan, WithJid,
 };
 use xmpp_core::storage::{is_service_owner, StorageRequest, StorageResult};
 
@@ -320,6 +320,55 @@ impl ArchiveView for View<'_> {
                 .fetch_optional(&mut **conn),
         )?;
         Ok(row.map(|(with, stanza)| ArchivedMessage { id, with, stanza }))
+    }
+
+    /// Counted by the index, without reading the messages: the shared
+    /// default would read up to `limit` of them.
+    fn count_range(
+        &self,
+        lo: ArchiveId,
+        hi: ArchiveId,
+        with: Option<&WithJid>,
+        limit: u64,
+    ) -> Result<Option<u64>, sqlx::Error> {
+        let (sql, value) = match with {
+            None => (
+                "SELECT count(*) FROM (SELECT 1 FROM archive WHERE owner = $1 \
+                 AND id BETWEEN $2 AND $3 LIMIT $4) q",
+                None,
+            ),
+            Some(WithJid {
+                bare,
+                resource: None,
+            }) => (
+                "SELECT count(*) FROM (SELECT 1 FROM archive WHERE owner = $1 \
+                 AND id BETWEEN $2 AND $3 AND with_bare = $5 LIMIT $4) q",
+                Some(bare.clone()),
+            ),
+            Some(WithJid {
+                bare,
+                resource: Some(r),
+            }) => (
+                "SELECT count(*) FROM (SELECT 1 FROM archive WHERE owner = $1 \
+                 AND id BETWEEN $2 AND $3 AND with_jid = $5 LIMIT $4) q",
+                Some(format!("{bare}/{r}")),
+            ),
+        };
+        let cap = i64::try_from(limit)
+            .unwrap_or(i64::MAX - 1)
+            .saturating_add(1);
+        let mut conn = self.conn.borrow_mut();
+        let mut query = sqlx::query_scalar(sql)
+            .bind(self.owner)
+            .bind(lo.as_bytes().as_slice())
+            .bind(hi.as_bytes().as_slice())
+            .bind(cap);
+        if let Some(value) = value {
+            query = query.bind(value);
+        }
+        let n: i64 = smol::block_on(query.fetch_one(&mut **conn))?;
+        let n = u64::try_from(n).unwrap_or(0);
+        Ok((n <= limit).then_some(n))
     }
 
     fn count(&self, with_bare: Option<&str>) -> Result<u64, sqlx::Error> {

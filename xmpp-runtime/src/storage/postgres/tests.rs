@@ -209,3 +209,41 @@ fn a_database_restart_delays_requests_and_loses_nothing() {
     }
     assert!(b.ready().is_ok());
 }
+
+/// Round-trip cost of one read through the backend (not a test of
+/// behaviour: `cargo test -p xmpp-runtime --lib postgres::tests::read_latency -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn read_latency() {
+    let Some(b) = fresh() else { return };
+    crate::storage::conformance::fill_for_migration(&b);
+    let req = || Req::LoadBlob {
+        account: "alice@example.com".into(),
+        key: "vcard".into(),
+    };
+    for _ in 0..100 {
+        b.execute(req());
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..2000 {
+        b.execute(req());
+    }
+    eprintln!(
+        "one read: {:.1} us",
+        started.elapsed().as_secs_f64() * 1e6 / 2000.0
+    );
+    let started = std::time::Instant::now();
+    smol::block_on(async {
+        let mut conn = b.pool.acquire().await.expect("conn");
+        for _ in 0..2000 {
+            sqlx::query("SELECT 1")
+                .execute(&mut *conn)
+                .await
+                .expect("q");
+        }
+    });
+    eprintln!(
+        "SELECT 1 on one connection: {:.1} us",
+        started.elapsed().as_secs_f64() * 1e6 / 2000.0
+    );
+}
