@@ -17,3 +17,4 @@ pub mod reload;
 pub mod run;
 pub mod token;
 pub mod users;
+pub mod xep0227;

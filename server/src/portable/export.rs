@@ -343,11 +343,7 @@ impl Exporter<'_> {
         Ok(())
     }
 
-    fn documents(
-        &mut self,
-        owner: &str,
-        keep: impl Fn(&str) -> bool,
-    ) -> Result<(), PortableError> {
+    fn documents(&mut self, owner: &str, keep: impl Fn(&str) -> bool) -> Result<(), PortableError> {
         let mut opened = false;
         self.each_document(owner, "", |ex, k, v| {
             if !keep(&k) {

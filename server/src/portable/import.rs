@@ -36,9 +36,8 @@ use xmpp_core::jid::Jid;
 use xmpp_core::modules::pep::store::{node_key, Entry, Index, Node, INDEX_KEY};
 use xmpp_core::modules::pep::{ACCOUNT_BYTES_MAX, ITEM_BYTES_MAX, NODES_MAX};
 use xmpp_core::portable::convert::{
-    apply_pep_owner, apply_roster_item, archived_from_result, contact_jid,
-    credentials_from_scram, new_pep_node, new_roster_entry, parse_document, parse_scram,
-    ScramRecord,
+    apply_pep_owner, apply_roster_item, archived_from_result, contact_jid, credentials_from_scram,
+    new_pep_node, new_roster_entry, parse_document, parse_scram, ScramRecord,
 };
 use xmpp_core::portable::{ReadLimits, Reader, Record, Scope, NS_XINCLUDE};
 use xmpp_core::sasl::{ScramKeys, StoredCredentials};
@@ -201,11 +200,13 @@ impl Importer<'_> {
             None if known < REASONS => {
                 self.report.skipped.insert(why, 1);
             }
-            None => *self
-                .report
-                .skipped
-                .entry("other reasons".into())
-                .or_default() += 1,
+            None => {
+                *self
+                    .report
+                    .skipped
+                    .entry("other reasons".into())
+                    .or_default() += 1
+            }
         }
     }
 
@@ -218,10 +219,12 @@ impl Importer<'_> {
         let mut reader = Reader::new(self.options.limits);
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            let n = file.read(&mut chunk).map_err(|source| PortableError::Read {
-                path: shown.clone(),
-                source,
-            })?;
+            let n = file
+                .read(&mut chunk)
+                .map_err(|source| PortableError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
             let at_end = n == 0;
             reader.feed(&chunk[..n]);
             loop {
@@ -290,7 +293,9 @@ impl Importer<'_> {
                         }
                     },
                     Some(Err(host)) => {
-                        self.skip(format!("users of {host:?}, a domain this server does not host"));
+                        self.skip(format!(
+                            "users of {host:?}, a domain this server does not host"
+                        ));
                         None
                     }
                     None => None,
@@ -323,7 +328,9 @@ impl Importer<'_> {
                         self.report.existing.push(jid.to_owned());
                     }
                 } else {
-                    self.skip(format!("services of domains this server does not host ({jid})"));
+                    self.skip(format!(
+                        "services of domains this server does not host ({jid})"
+                    ));
                 }
             }
             Scope::Roster => {
@@ -484,7 +491,9 @@ impl Importer<'_> {
         depth: u8,
     ) -> Result<(), PortableError> {
         match within {
-            Scope::ServerData if e.is(NS_XINCLUDE, "include") => self.include(&e, path, line, depth),
+            Scope::ServerData if e.is(NS_XINCLUDE, "include") => {
+                self.include(&e, path, line, depth)
+            }
             Scope::User if e.name == "scram-credentials" => {
                 match parse_scram(&e) {
                     Ok(r) => {
@@ -720,7 +729,9 @@ impl Importer<'_> {
             return Ok(());
         }
         if u.pep_bytes.saturating_add(bytes) > ACCOUNT_BYTES_MAX {
-            self.skip(format!("PEP items beyond {ACCOUNT_BYTES_MAX} bytes per account"));
+            self.skip(format!(
+                "PEP items beyond {ACCOUNT_BYTES_MAX} bytes per account"
+            ));
             return Ok(());
         }
         if !u.pep.contains_key(&node) && u.pep.len() >= NODES_MAX {
@@ -796,11 +807,15 @@ impl Importer<'_> {
         if depth > 0 {
             return Err(fail("an xi:include inside an included file"));
         }
-        let href = e.attr("href").ok_or_else(|| fail("xi:include without href"))?;
+        let href = e
+            .attr("href")
+            .ok_or_else(|| fail("xi:include without href"))?;
         // Only a file next to this one: an export names its host files
         // so, and a path elsewhere is not something to follow blindly.
         if href.is_empty() || href.contains('/') || href.contains('\\') || href.starts_with('.') {
-            return Err(fail("xi:include of a file that is not in the same directory"));
+            return Err(fail(
+                "xi:include of a file that is not in the same directory",
+            ));
         }
         let dir = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
         self.file(&dir.join(href), depth + 1)

@@ -67,7 +67,10 @@ impl fmt::Display for Counts {
             (self.documents, "Vireo documents"),
             (self.services, "services"),
         ];
-        let shown: Vec<String> = parts.iter().map(|(n, what)| format!("{n} {what}")).collect();
+        let shown: Vec<String> = parts
+            .iter()
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
         write!(f, "{}", shown.join(", "))?;
         if self.unreadable > 0 {
             write!(f, "; {} unreadable stored values left out", self.unreadable)?;

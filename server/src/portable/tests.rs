@@ -107,7 +107,11 @@ fn filled() -> MemoryBackend {
         "blocklist",
         "<blocklist xmlns='urn:vireo:blocking'><item jid='spam@x.example'/></blocklist>",
     ));
-    reqs.push(blob(&alice, "avatar", "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"));
+    reqs.push(blob(
+        &alice,
+        "avatar",
+        "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+    ));
     let mut node = Node::new(NodeConfig::default());
     node.config.max_items = xmpp_core::modules::pep::config::MaxItems::Max;
     for i in 0..3 {
@@ -118,8 +122,14 @@ fn filled() -> MemoryBackend {
     }
     node.subscribers.insert("bob@other.example".into());
     let mut index = Index::default();
-    index.0.insert("urn:xmpp:bookmarks:1".into(), Entry::of(&node));
-    reqs.push(blob(&alice, &node_key("urn:xmpp:bookmarks:1"), &node.document()));
+    index
+        .0
+        .insert("urn:xmpp:bookmarks:1".into(), Entry::of(&node));
+    reqs.push(blob(
+        &alice,
+        &node_key("urn:xmpp:bookmarks:1"),
+        &node.document(),
+    ));
     reqs.push(blob(&alice, INDEX_KEY, &index.document().expect("index")));
     for i in 0..3 {
         reqs.push(Req::PushOffline {
@@ -152,7 +162,11 @@ fn filled() -> MemoryBackend {
         });
     }
     // A service's node and a room's archive.
-    reqs.push(blob("pubsub.example.org", "n/news", "<node xmlns='urn:vireo:pubsub:0'/>"));
+    reqs.push(blob(
+        "pubsub.example.org",
+        "n/news",
+        "<node xmlns='urn:vireo:pubsub:0'/>",
+    ));
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&1_700_000_000_000u64.to_be_bytes());
     reqs.push(Req::AppendArchive {
@@ -192,7 +206,13 @@ fn export_import_export_is_byte_identical() {
     assert_eq!(report.stored.accounts, 3);
     assert_eq!(report.stored.archived, 1204);
     assert_eq!(report.stored.offline, 3);
-    assert_eq!((report.stored.roster_items, report.stored.subscription_requests), (3, 2));
+    assert_eq!(
+        (
+            report.stored.roster_items,
+            report.stored.subscription_requests
+        ),
+        (3, 2)
+    );
     assert_eq!((report.stored.pep_nodes, report.stored.pep_items), (1, 3));
     assert_eq!((report.sha1_only, report.existing.len()), (1, 0));
     let two = export_bytes(&second, &Selection::All);
@@ -249,18 +269,25 @@ fn hostile_files_are_refused_with_their_line() {
     ];
     for (doc, want) in cases {
         std::fs::write(&path, doc).expect("write");
-        let err = import(&b, &path, &options()).expect_err("refused").to_string();
+        let err = import(&b, &path, &options())
+            .expect_err("refused")
+            .to_string();
         assert!(err.contains(want), "{err}\n  wanted: {want}");
     }
     // Entries beyond a budget are left out and counted, not kept.
     let mut doc = head.to_owned();
     doc.push_str("<query xmlns='jabber:iq:roster'>\n");
     for i in 0..5000 {
-        doc.push_str(&format!("<item jid='c{i}@example.org' subscription='both'/>\n"));
+        doc.push_str(&format!(
+            "<item jid='c{i}@example.org' subscription='both'/>\n"
+        ));
     }
     doc.push_str("</query>\n</user>\n</host>\n</server-data>\n");
     std::fs::write(&path, doc).expect("write");
     let report = import(&MemoryBackend::new(), &path, &options()).expect("import");
     assert_eq!(report.stored.roster_items, 100);
-    assert_eq!(report.skipped.get("roster entries beyond 100 per account"), Some(&4900));
+    assert_eq!(
+        report.skipped.get("roster entries beyond 100 per account"),
+        Some(&4900)
+    );
 }

@@ -251,8 +251,7 @@ pub fn archive_result(owner: &str, m: &ArchivedMessage) -> Option<Element> {
     if derived_with(owner, &message).as_deref() != Some(m.with.as_str()) {
         result = result.with_attr_ns(NS_VIREO, "with", m.with.clone());
     }
-    let delay =
-        Element::new(NS_DELAY, "delay").with_attr("stamp", format_datetime(m.id.millis()));
+    let delay = Element::new(NS_DELAY, "delay").with_attr("stamp", format_datetime(m.id.millis()));
     Some(
         result.with_child(
             Element::new(NS_FORWARD, "forwarded")

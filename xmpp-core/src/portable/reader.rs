@@ -371,7 +371,9 @@ impl Reader {
                 .min(CHUNK)
                 .min(self.allowance().saturating_add(1));
             let mut slice = &self.buf[..len];
-            let res = self.parser.parse(&mut slice, at_eof && len == self.buf.len());
+            let res = self
+                .parser
+                .parse(&mut slice, at_eof && len == self.buf.len());
             let used = len - slice.len();
             self.line += self.buf[..used].iter().filter(|&&b| b == b'\n').count() as u64;
             self.buf.advance(used);
@@ -486,12 +488,8 @@ impl Reader {
             Scope::Host | Scope::Service => element
                 .attr("jid")
                 .map(|j| format!("{}[{}]", scope.label(), clip(j))),
-            Scope::User => element
-                .attr("name")
-                .map(|n| format!("user[{}]", clip(n))),
-            Scope::PepItems => element
-                .attr("node")
-                .map(|n| format!("items[{}]", clip(n))),
+            Scope::User => element.attr("name").map(|n| format!("user[{}]", clip(n))),
+            Scope::PepItems => element.attr("node").map(|n| format!("items[{}]", clip(n))),
             _ => None,
         }
         .unwrap_or_else(|| scope.label().to_owned());

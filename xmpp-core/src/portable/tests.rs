@@ -44,7 +44,11 @@ fn outline_and_units_in_order_whatever_the_chunking() {
         .iter()
         .map(|r| match r {
             Record::Open { scope, .. } => format!("open {scope:?}"),
-            Record::Unit { within, element, line } => {
+            Record::Unit {
+                within,
+                element,
+                line,
+            } => {
                 format!("{} in {within:?} at {line}", element.name)
             }
             Record::Close { scope } => format!("close {scope:?}"),
@@ -87,28 +91,61 @@ fn hostile_inputs_fail_with_line_and_place() {
     };
     let head = "<server-data xmlns='urn:xmpp:pie:0'>\n<host jid='h'>\n<user name='u'>\n";
     // A unit larger than its budget.
-    let big = format!("{head}<vCard xmlns='vcard-temp'><PHOTO>{}</PHOTO></vCard>", "A".repeat(100_000));
+    let big = format!(
+        "{head}<vCard xmlns='vcard-temp'><PHOTO>{}</PHOTO></vCard>",
+        "A".repeat(100_000)
+    );
     let e = error_of(big.as_bytes(), limits);
-    assert_eq!((e.line, e.place.as_str()), (4, "server-data/host[h]/user[u]/vCard"));
-    assert!(matches!(e.problem, Problem::Xml(crate::xml::XmlError::StanzaTooLarge { .. })), "{e}");
+    assert_eq!(
+        (e.line, e.place.as_str()),
+        (4, "server-data/host[h]/user[u]/vCard")
+    );
+    assert!(
+        matches!(
+            e.problem,
+            Problem::Xml(crate::xml::XmlError::StanzaTooLarge { .. })
+        ),
+        "{e}"
+    );
     // Nesting beyond the depth budget.
     let deep = format!("{head}{}", "<a>".repeat(100));
     let e = error_of(deep.as_bytes(), limits);
-    assert!(matches!(e.problem, Problem::Xml(crate::xml::XmlError::TooDeep { .. })), "{e}");
+    assert!(
+        matches!(
+            e.problem,
+            Problem::Xml(crate::xml::XmlError::TooDeep { .. })
+        ),
+        "{e}"
+    );
     assert_eq!(e.place, "server-data/host[h]/user[u]/a");
     // A giant attribute outside any unit (a password of 1 MB).
-    let attr = format!("<server-data xmlns='urn:xmpp:pie:0'><host jid='h'><user name='u' password='{}'>", "p".repeat(1 << 20));
+    let attr = format!(
+        "<server-data xmlns='urn:xmpp:pie:0'><host jid='h'><user name='u' password='{}'>",
+        "p".repeat(1 << 20)
+    );
     let e = error_of(attr.as_bytes(), limits);
     assert_eq!(e.place, "server-data/host[h]");
     // Too many attributes.
     let attrs: String = (0..100).map(|i| format!(" a{i}='x'")).collect();
     let e = error_of(format!("{head}<x{attrs}/>").as_bytes(), limits);
-    assert!(matches!(e.problem, Problem::Xml(crate::xml::XmlError::TooManyAttributes { .. })), "{e}");
+    assert!(
+        matches!(
+            e.problem,
+            Problem::Xml(crate::xml::XmlError::TooManyAttributes { .. })
+        ),
+        "{e}"
+    );
     // Not a XEP-0227 file, a DTD, stray text, a truncated file.
     let e = error_of(b"<html><body/></html>", limits);
     assert_eq!(e.problem, Problem::NotPie("html".into()));
-    let e = error_of(b"<!DOCTYPE x [<!ENTITY a 'b'>]><server-data xmlns='urn:xmpp:pie:0'/>", limits);
-    assert!(matches!(e.problem, Problem::Xml(crate::xml::XmlError::Restricted(_))), "{e}");
+    let e = error_of(
+        b"<!DOCTYPE x [<!ENTITY a 'b'>]><server-data xmlns='urn:xmpp:pie:0'/>",
+        limits,
+    );
+    assert!(
+        matches!(e.problem, Problem::Xml(crate::xml::XmlError::Restricted(_))),
+        "{e}"
+    );
     let e = error_of(format!("{head}hello").as_bytes(), limits);
     assert_eq!((e.problem, e.line), (Problem::StrayText, 4));
     let e = error_of(head.as_bytes(), limits);

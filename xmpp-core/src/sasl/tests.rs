@@ -229,12 +229,18 @@ fn imported_credentials_with_one_hash() {
     let run = |mech, c: &StoredCredentials, pw| {
         exchange(mech, "juliet", pw, Some(c), None, false, &[], false)
     };
-    assert_eq!(run(Mechanism::ScramSha1, &sha1_only, "old password"), Ok(()));
+    assert_eq!(
+        run(Mechanism::ScramSha1, &sha1_only, "old password"),
+        Ok(())
+    );
     assert_eq!(
         run(Mechanism::ScramSha256, &sha1_only, "old password"),
         Err(SaslFailure::NotAuthorized)
     );
-    assert_eq!(run(Mechanism::ScramSha256, &sha256_only, "old password"), Ok(()));
+    assert_eq!(
+        run(Mechanism::ScramSha256, &sha256_only, "old password"),
+        Ok(())
+    );
     assert_eq!(
         run(Mechanism::ScramSha1, &sha256_only, "old password"),
         Err(SaslFailure::NotAuthorized)

@@ -211,7 +211,12 @@ impl TreeBuilder {
 
     /// Open an element; `base_depth` is the depth of the builder's outermost
     /// element.
-    pub(crate) fn start(&mut self, el: Element, base_depth: usize, limits: &Limits) -> Result<(), XmlError> {
+    pub(crate) fn start(
+        &mut self,
+        el: Element,
+        base_depth: usize,
+        limits: &Limits,
+    ) -> Result<(), XmlError> {
         if base_depth + self.stack.len() > limits.max_depth {
             return Err(XmlError::TooDeep {
                 limit: limits.max_depth,
