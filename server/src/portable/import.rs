@@ -39,7 +39,9 @@ use xmpp_core::portable::convert::{
     apply_pep_owner, apply_roster_item, archived_from_result, contact_jid, credentials_from_scram,
     new_pep_node, new_roster_entry, parse_document, parse_scram, ScramRecord,
 };
-use xmpp_core::portable::{ReadLimits, Reader, Record, Scope, NS_XINCLUDE};
+use xmpp_core::portable::{
+    ReadLimits, Reader, Record, Scope, NS_PIE, NS_PIEFXIS, NS_XINCLUDE,
+};
 use xmpp_core::sasl::{ScramKeys, StoredCredentials};
 use xmpp_core::storage::{RosterItem, StorageRequest as Req, StorageResult as Res};
 use xmpp_core::xml::Element;
@@ -626,7 +628,11 @@ impl Importer<'_> {
                     limit: None,
                 })
             }
-            ("jabber:client", "presence") if e.attr("type") == Some("subscribe") => {
+            // Prosody 0.12 writes these without a namespace of their own
+            // (so in XEP-0227's): accepted either way.
+            ("jabber:client" | NS_PIE | NS_PIEFXIS, "presence")
+                if e.attr("type") == Some("subscribe") =>
+            {
                 match e.attr("from").and_then(contact_jid) {
                     Some(jid) if jid != account => {
                         if !u.roster.contains_key(&jid) && u.roster.len() >= max {
