@@ -299,22 +299,18 @@ impl Exporter<'_> {
     fn archive(&mut self, owner: &str) -> Result<(), PortableError> {
         let mut after: Option<ArchiveId> = None;
         let mut opened = false;
-        loop {
-            let page = match self.ask(Req::QueryArchive {
-                account: owner.to_owned(),
-                query: ArchiveQuery {
-                    filter: ArchiveFilter::default(),
-                    page: PageRequest {
-                        max: ARCHIVE_PAGE,
-                        after,
-                        before: None,
-                        backward: false,
-                    },
+        while let Res::ArchivePage(page) = self.ask(Req::QueryArchive {
+            account: owner.to_owned(),
+            query: ArchiveQuery {
+                filter: ArchiveFilter::default(),
+                page: PageRequest {
+                    max: ARCHIVE_PAGE,
+                    after,
+                    before: None,
+                    backward: false,
                 },
-            })? {
-                Res::ArchivePage(page) => page,
-                _ => break,
-            };
+            },
+        })? {
             if page.items.is_empty() {
                 break;
             }

@@ -39,9 +39,7 @@ use xmpp_core::portable::convert::{
     apply_pep_owner, apply_roster_item, archived_from_result, contact_jid, credentials_from_scram,
     new_pep_node, new_roster_entry, parse_document, parse_scram, ScramRecord,
 };
-use xmpp_core::portable::{
-    ReadLimits, Reader, Record, Scope, NS_PIE, NS_PIEFXIS, NS_XINCLUDE,
-};
+use xmpp_core::portable::{ReadLimits, Reader, Record, Scope, NS_PIE, NS_PIEFXIS, NS_XINCLUDE};
 use xmpp_core::sasl::{ScramKeys, StoredCredentials};
 use xmpp_core::storage::{RosterItem, StorageRequest as Req, StorageResult as Res};
 use xmpp_core::xml::Element;
@@ -233,7 +231,7 @@ impl Importer<'_> {
                 let next = if at_end {
                     reader.finish()
                 } else {
-                    reader.next()
+                    reader.next_record()
                 };
                 let record = next.map_err(|source| PortableError::Format {
                     path: shown.clone(),
@@ -370,10 +368,8 @@ impl Importer<'_> {
                 }
             }
             Scope::Host => self.host = None,
-            Scope::Service => {
-                if self.service.take().is_some() {
-                    self.report.stored.services += 1;
-                }
+            Scope::Service if self.service.take().is_some() => {
+                self.report.stored.services += 1;
             }
             Scope::PepItems => self.pep_node = None,
             _ => {}

@@ -291,3 +291,49 @@ fn hostile_files_are_refused_with_their_line() {
         Some(&4900)
     );
 }
+
+/// Files the real tools wrote (server/tests/interop/test_xep0227.py made
+/// them: Prosody 0.12's `prosody-migrator` to its xep0227 driver, ejabberd
+/// 23.01's `export_piefxis`, which splits hosts into included files).
+#[test]
+fn prosody_and_ejabberd_files_import() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/xep0227");
+    let opts = ImportOptions {
+        domains: vec!["x227p.localhost".into(), "x227e.localhost".into()],
+        ..options()
+    };
+    let b = MemoryBackend::new();
+    let r = import(&b, &fixtures.join("prosody-0.12-alice.xml"), &opts).expect("prosody");
+    assert_eq!((r.stored.accounts, r.sha1_only), (1, 1), "{r}");
+    assert_eq!(
+        (r.stored.roster_items, r.stored.subscription_requests),
+        (1, 1),
+        "{r}"
+    );
+    assert_eq!(
+        (r.stored.vcards, r.stored.private, r.stored.archived),
+        (1, 1, 3),
+        "{r}"
+    );
+    assert!(r.skipped.is_empty(), "{r}");
+    let Res::Credentials(Some(c)) = b.execute(Req::LoadCredentials {
+        account: "alice@x227p.localhost".into(),
+    }) else {
+        panic!("no credentials");
+    };
+    assert!(c.verify_password("alice on prosody"));
+    assert!(c.sha1.is_present() && !c.sha256.is_present());
+
+    let r = import(&b, &fixtures.join("ejabberd-23.01.xml"), &opts).expect("ejabberd");
+    assert_eq!((r.stored.accounts, r.from_plaintext), (2, 2), "{r}");
+    assert_eq!(
+        (r.stored.offline, r.stored.vcards, r.stored.private),
+        (1, 1, 1),
+        "{r}"
+    );
+    assert_eq!(
+        (r.stored.roster_items, r.stored.subscription_requests),
+        (2, 1),
+        "{r}"
+    );
+}

@@ -202,7 +202,7 @@ pub enum Problem {
 const CHUNK: usize = 16 * 1024;
 
 /// The streaming reader: [`feed`](Self::feed) bytes, pull
-/// [`next`](Self::next) records until it answers `None`, feed more, and
+/// [`next_record`](Self::next_record) records until it answers `None`, feed more, and
 /// call [`finish`](Self::finish) at the end of the input.
 pub struct Reader {
     limits: ReadLimits,
@@ -260,7 +260,7 @@ impl Reader {
         }
     }
 
-    /// Append input. Nothing is parsed until [`next`](Self::next).
+    /// Append input. Nothing is parsed until [`next_record`](Self::next_record).
     pub fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
@@ -277,7 +277,7 @@ impl Reader {
 
     /// The next record; `Ok(None)` when more input is needed (or the
     /// document is complete). After an error every call returns it again.
-    pub fn next(&mut self) -> Result<Option<Record>, ReadError> {
+    pub fn next_record(&mut self) -> Result<Option<Record>, ReadError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }

@@ -9,7 +9,7 @@ fn read_all(doc: &[u8], chunk: usize, limits: ReadLimits) -> Result<Vec<Record>,
     let mut out = Vec::new();
     for part in doc.chunks(chunk.max(1)) {
         r.feed(part);
-        while let Some(rec) = r.next()? {
+        while let Some(rec) = r.next_record()? {
             out.push(rec);
         }
     }
@@ -166,7 +166,7 @@ fn many_units_cost_one_unit() {
     }
     for _ in 0..200 {
         r.feed(&batch);
-        while let Some(rec) = r.next().expect("reads") {
+        while let Some(rec) = r.next_record().expect("reads") {
             if matches!(rec, Record::Unit { .. }) {
                 units += 1;
             }
