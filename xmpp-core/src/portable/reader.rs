@@ -329,29 +329,36 @@ impl Reader {
         e
     }
 
-    /// Bytes the current token may still take before a budget trips.
+    /// Bytes the current token may still take before a budget trips. One
+    /// event is never more than a tag (rxml cuts text into chunks of at
+    /// most a token), so a start tag with a million attributes inside a
+    /// unit trips the tag budget before rxml has gathered them all.
     fn allowance(&self) -> usize {
+        let tag = self.limits.tag_bytes.saturating_sub(self.pending);
         if self.unit.is_empty() {
-            self.limits.tag_bytes.saturating_sub(self.pending)
+            tag
         } else {
-            self.limits
-                .unit_bytes
-                .saturating_sub(self.unit_bytes.saturating_add(self.pending))
+            tag.min(
+                self.limits
+                    .unit_bytes
+                    .saturating_sub(self.unit_bytes.saturating_add(self.pending)),
+            )
         }
     }
 
     fn over_budget(&self) -> Option<Problem> {
-        if self.unit.is_empty() {
-            (self.pending > self.limits.tag_bytes).then_some(Problem::TagTooLong {
-                limit: self.limits.tag_bytes,
-            })
-        } else {
-            (self.unit_bytes.saturating_add(self.pending) > self.limits.unit_bytes).then_some(
-                Problem::Xml(XmlError::StanzaTooLarge {
-                    limit: self.limits.unit_bytes,
-                }),
-            )
+        if !self.unit.is_empty()
+            && self.unit_bytes.saturating_add(self.pending) > self.limits.unit_bytes
+        {
+            return Some(Problem::Xml(XmlError::StanzaTooLarge {
+                limit: self.limits.unit_bytes,
+            }));
         }
+        // Text arrives in chunks of at most a token, so only a tag can
+        // leave this many bytes without an event.
+        (self.pending > self.limits.tag_bytes.saturating_add(4)).then_some(Problem::TagTooLong {
+            limit: self.limits.tag_bytes,
+        })
     }
 
     fn step(&mut self, at_eof: bool) -> Result<Option<Record>, Problem> {

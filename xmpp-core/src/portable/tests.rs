@@ -125,6 +125,14 @@ fn hostile_inputs_fail_with_line_and_place() {
     );
     let e = error_of(attr.as_bytes(), limits);
     assert_eq!(e.place, "server-data/host[h]");
+    // A start tag with 200,000 attributes inside a unit: refused at the
+    // tag budget, before rxml has gathered them.
+    let many: String = (0..200_000).map(|i| format!(" a{i}='x'")).collect();
+    let e = error_of(
+        format!("{head}<vCard xmlns='vcard-temp'><x{many}/></vCard>").as_bytes(),
+        ReadLimits::default(),
+    );
+    assert!(matches!(e.problem, Problem::TagTooLong { .. }), "{e}");
     // Too many attributes.
     let attrs: String = (0..100).map(|i| format!(" a{i}='x'")).collect();
     let e = error_of(format!("{head}<x{attrs}/>").as_bytes(), limits);
