@@ -134,6 +134,10 @@ pub struct ExportCmd {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "import")]
 pub struct ImportCmd {
+    /// read and judge the whole file, writing nothing (the report says
+    /// what an import would store and skip)
+    #[argh(switch)]
+    pub check: bool,
     /// the file to read
     #[argh(positional)]
     pub file: String,

@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         Command::DelUser(c) => commands::users::run(&cfg, Op::Delete, &c.jid).map(Some),
         Command::ImportUsers(c) => commands::import::run(&cfg, &c.file, c.threads).map(Some),
         Command::Export(c) => commands::xep0227::export(&cfg, c.user.as_deref(), &c.file),
-        Command::Import(c) => commands::xep0227::import(&cfg, &c.file).map(Some),
+        Command::Import(c) => commands::xep0227::import(&cfg, &c.file, c.check).map(Some),
         Command::User(c) => match c.action {
             cli::UserAction::Export(e) => {
                 commands::xep0227::export(&cfg, Some(&e.jid), e.file.as_deref().unwrap_or("-"))

@@ -88,7 +88,7 @@ pub fn export(cfg: &Config, user: Option<&str>, file: &str) -> Result<Option<Str
 }
 
 /// Import `file` into the store; the report per kind.
-pub fn import(cfg: &Config, file: &str) -> Result<String, String> {
+pub fn import(cfg: &Config, file: &str, check: bool) -> Result<String, String> {
     refuse_if_running(cfg, "import")?;
     let backend = crate::store::open_store(cfg)?;
     let options = ImportOptions {
@@ -98,10 +98,20 @@ pub fn import(cfg: &Config, file: &str) -> Result<String, String> {
         limits: ReadLimits::default(),
     };
     let started = Instant::now();
-    let report =
-        read_import(backend.as_ref(), Path::new(file), &options).map_err(|e| e.to_string())?;
+    let report = if check {
+        let dry = crate::portable::import::CheckOnly(backend.as_ref());
+        read_import(&dry, Path::new(file), &options)
+    } else {
+        read_import(backend.as_ref(), Path::new(file), &options)
+    }
+    .map_err(|e| e.to_string())?;
+    let mode = if check {
+        "check only, nothing written: "
+    } else {
+        ""
+    };
     Ok(format!(
-        "{report}({:.1} s)",
+        "{mode}{report}({:.1} s)",
         started.elapsed().as_secs_f64()
     ))
 }

@@ -11,6 +11,11 @@
 //! to) and its PEP nodes (configuration and items come in separate
 //! elements and the final configuration decides which items stay).
 //!
+//! An import is not one transaction: a file that turns out broken half
+//! way leaves what came before the error stored (and the account it
+//! stopped in partly). `vireo import --check` reads and judges the whole
+//! file first with nothing written ([`CheckOnly`]).
+//!
 //! Existing accounts are skipped whole, none of their data touched, and
 //! named in the report. ejabberd's importer stops at the first account
 //! that exists (leaving the file half imported) and Prosody's migrator
@@ -878,5 +883,45 @@ fn request_kind(r: &Req) -> &'static str {
         Req::AppendArchive { .. } => "archiving a message",
         Req::SetCredentials { .. } => "setting credentials",
         _ => "a request",
+    }
+}
+
+/// The store as `vireo import --check` sees it: reads go to the real
+/// store (so existing accounts are found), writes are answered `Done` and
+/// dropped. The whole file is read and judged with nothing written, at
+/// the cost of one unit of memory like a real import.
+pub struct CheckOnly<'a>(pub &'a dyn Backend);
+
+impl Backend for CheckOnly<'_> {
+    fn execute(&self, req: Req) -> Res {
+        match req {
+            Req::CreateAccount { account, .. } => {
+                match self.0.execute(Req::LoadCredentials { account }) {
+                    Res::Credentials(Some(_)) => Res::Conflict,
+                    Res::Credentials(None) => Res::Done,
+                    other => other,
+                }
+            }
+            r @ (Req::ArchiveMetadata { .. } | Req::ListBlobs { .. }) => self.0.execute(r),
+            _ => Res::Done,
+        }
+    }
+    fn flush(&self) -> Result<(), xmpp_runtime::storage::StorageError> {
+        Ok(())
+    }
+    fn accounts(&self) -> Result<Vec<String>, xmpp_runtime::storage::StorageError> {
+        self.0.accounts()
+    }
+    fn ready(&self) -> Result<(), xmpp_runtime::storage::StorageError> {
+        self.0.ready()
+    }
+    fn service_owners(&self) -> Result<Vec<String>, xmpp_runtime::storage::StorageError> {
+        self.0.service_owners()
+    }
+    fn peek_offline(
+        &self,
+        account: &str,
+    ) -> Result<Vec<String>, xmpp_runtime::storage::StorageError> {
+        self.0.peek_offline(account)
     }
 }

@@ -235,6 +235,18 @@ fn export_import_export_is_byte_identical() {
     let text = String::from_utf8_lossy(&one);
     assert!(text.contains("<user name='bob'>\n<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>"));
     assert!(!text.contains("<user name='bob'>\n<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'><iter-count>5000</iter-count><salt>c2FsdA==</salt><server-key>") || text.matches("SCRAM-SHA-256").count() == 2);
+    // A check reads everything and writes nothing.
+    let third = MemoryBackend::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("one.xml"), &one).expect("write");
+    let checked = import(
+        &super::import::CheckOnly(&third),
+        &dir.path().join("one.xml"),
+        &options(),
+    )
+    .expect("check");
+    assert_eq!(checked.stored, report.stored);
+    assert_eq!(third.accounts().expect("accounts"), Vec::<String>::new());
     // Importing again skips every account, touching none.
     let again = import_bytes(&second, &one);
     assert_eq!(again.existing.len(), 5, "3 accounts, 2 services");

@@ -132,6 +132,8 @@ async def test_vireo_export_import_round_trip(own_server, xmpp, tmp_path):
 
     dst = fresh_vireo("xep0227-dst", src.domain)
     try:
+        check = vireo(dst, "import", "--check", str(one)).stdout
+        assert "nothing written" in check and "2 accounts" in check, check
         report = vireo(dst, "import", str(one)).stdout
         assert "2 accounts" in report and "8 archived messages" in report, report
         vireo(dst, "export", str(two))
