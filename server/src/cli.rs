@@ -54,6 +54,9 @@ pub enum Command {
     Passwd(PasswdCmd),
     DelUser(DelUserCmd),
     ImportUsers(ImportUsersCmd),
+    Export(ExportCmd),
+    Import(ImportCmd),
+    User(UserCmd),
     Cert(CertCmd),
     Config(ConfigCmd),
     Check(CheckCmd),
@@ -109,6 +112,65 @@ pub struct DelUserCmd {
     /// the account, user@domain
     #[argh(positional)]
     pub jid: String,
+}
+
+/// Write the store (or one account) as a XEP-0227 file: accounts with
+/// their SCRAM keys, rosters, vCards, private XML, offline messages,
+/// archives, PEP, and services' nodes and room archives. The same store
+/// always gives the same bytes. The server must be stopped.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "export")]
+pub struct ExportCmd {
+    /// only this account (user@domain)
+    #[argh(option)]
+    pub user: Option<String>,
+    /// the file to write (`-` for standard output)
+    #[argh(positional)]
+    pub file: String,
+}
+
+/// Read a XEP-0227 file (Vireo's, `prosody-migrator`'s, ejabberd's
+/// `export_piefxis`) into the store. Existing accounts are skipped and
+/// listed. The server must be stopped.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "import")]
+pub struct ImportCmd {
+    /// read and judge the whole file, writing nothing (the report says
+    /// what an import would store and skip)
+    #[argh(switch)]
+    pub check: bool,
+    /// the file to read
+    #[argh(positional)]
+    pub file: String,
+}
+
+/// Per-account commands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "user")]
+pub struct UserCmd {
+    #[argh(subcommand)]
+    pub action: UserAction,
+}
+
+/// `vireo user` subcommands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum UserAction {
+    Export(UserExportCmd),
+}
+
+/// Everything stored for one account, as a XEP-0227 file (the data
+/// protection export, GDPR Art. 15/20; see spec/security.md). The server
+/// must be stopped.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "export")]
+pub struct UserExportCmd {
+    /// the account, user@domain
+    #[argh(positional)]
+    pub jid: String,
+    /// the file to write (default: standard output)
+    #[argh(positional)]
+    pub file: Option<String>,
 }
 
 /// Create many accounts at once from FILE (`user@domain password` per line,

@@ -9,4 +9,5 @@ pub mod commands;
 pub mod config;
 pub mod modules;
 pub mod password;
+pub mod portable;
 pub mod store;

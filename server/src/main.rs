@@ -91,6 +91,13 @@ fn main() -> ExitCode {
         Command::Passwd(c) => commands::users::run(&cfg, Op::Passwd, &c.jid).map(Some),
         Command::DelUser(c) => commands::users::run(&cfg, Op::Delete, &c.jid).map(Some),
         Command::ImportUsers(c) => commands::import::run(&cfg, &c.file, c.threads).map(Some),
+        Command::Export(c) => commands::xep0227::export(&cfg, c.user.as_deref(), &c.file),
+        Command::Import(c) => commands::xep0227::import(&cfg, &c.file, c.check).map(Some),
+        Command::User(c) => match c.action {
+            cli::UserAction::Export(e) => {
+                commands::xep0227::export(&cfg, Some(&e.jid), e.file.as_deref().unwrap_or("-"))
+            }
+        },
         Command::Cert(c) => match c.action {
             CertAction::Generate(g) => {
                 commands::cert::generate(&cfg, &g.domain, g.out).map(|()| None)

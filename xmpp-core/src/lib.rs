@@ -14,6 +14,7 @@ pub mod hub;
 pub mod jid;
 pub mod modules;
 pub mod ns;
+pub mod portable;
 pub mod s2s;
 pub mod sasl;
 pub mod sim;

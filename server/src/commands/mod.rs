@@ -18,3 +18,4 @@ pub mod run;
 pub mod storage;
 pub mod token;
 pub mod users;
+pub mod xep0227;

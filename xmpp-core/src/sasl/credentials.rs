@@ -9,8 +9,9 @@ use super::SaslFailure;
 /// RFC 5802 §5.1 / RFC 7677 §4 set 4096 as the floor.
 pub const MIN_ITERATIONS: u32 = 4096;
 
-/// The SCRAM keys for one hash function (RFC 5802 §3).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The SCRAM keys for one hash function (RFC 5802 §3). Both empty means
+/// the account has no keys for that hash (see [`StoredCredentials`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScramKeys {
     /// H(ClientKey).
     pub stored_key: Vec<u8>,
@@ -20,6 +21,14 @@ pub struct ScramKeys {
 
 /// What an account stores instead of its password: salted SCRAM keys for both
 /// hash functions Vireo offers.
+///
+/// Accounts created by Vireo always have both. An account imported from
+/// another server's SCRAM keys (XEP-0227) may have only one hash's keys
+/// (Prosody stores SCRAM-SHA-1 only, ejabberd one configured hash): the
+/// other half is then empty ([`ScramKeys::is_present`]), and an exchange
+/// with the missing hash fails like a wrong password (on decoy keys, so it
+/// tells nothing about the account) until the next password change derives
+/// both. PLAIN checks whichever half is present.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCredentials {
     /// PBKDF2 iteration count.
@@ -45,6 +54,11 @@ pub fn prepare_password(password: &str) -> Result<Cow<'_, str>, SaslFailure> {
 }
 
 impl ScramKeys {
+    /// Whether these keys exist (imported credentials may lack a hash).
+    pub fn is_present(&self) -> bool {
+        !self.stored_key.is_empty() && !self.server_key.is_empty()
+    }
+
     fn from_salted(hash: HashKind, salted: &[u8]) -> Self {
         let (_, stored_key, server_key) = hash.keys(salted);
         Self {
@@ -85,21 +99,65 @@ impl StoredCredentials {
         })
     }
 
+    /// Credentials made of another server's SCRAM keys (XEP-0227 import):
+    /// either hash may be missing (`None`), not both. `None` when the keys
+    /// cannot be Vireo's: no hash, a key of the wrong length, an empty salt
+    /// or zero iterations. Fewer than [`MIN_ITERATIONS`] are kept (the
+    /// account's clients accepted them before) but clients may refuse them.
+    pub fn imported(
+        iterations: u32,
+        salt: Vec<u8>,
+        sha1: Option<ScramKeys>,
+        sha256: Option<ScramKeys>,
+    ) -> Option<Self> {
+        let fits = |keys: &Option<ScramKeys>, hash: HashKind| {
+            keys.as_ref().is_none_or(|k| {
+                k.stored_key.len() == hash.output_len() && k.server_key.len() == hash.output_len()
+            })
+        };
+        if iterations == 0
+            || salt.is_empty()
+            || (sha1.is_none() && sha256.is_none())
+            || !fits(&sha1, HashKind::Sha1)
+            || !fits(&sha256, HashKind::Sha256)
+        {
+            return None;
+        }
+        Some(Self {
+            iterations,
+            salt,
+            sha1: sha1.unwrap_or_default(),
+            sha256: sha256.unwrap_or_default(),
+        })
+    }
+
+    /// Whether the account has keys for `hash` (always, unless imported).
+    pub(crate) fn has(&self, hash: HashKind) -> bool {
+        self.keys(hash).is_present()
+    }
+
     /// Constant-time check of a plaintext password (used for PLAIN over TLS).
     ///
     /// Re-derives only the SHA-256 keys (one PBKDF2 run) and compares both
     /// stored and server key, so a record whose SHA-1 half was tampered with
-    /// alone would still verify; the SHA-256 half is authoritative.
+    /// alone would still verify; the SHA-256 half is authoritative. Imported
+    /// credentials without SHA-256 keys are checked against their SHA-1 keys.
     pub fn verify_password(&self, password: &str) -> bool {
         let Ok(password) = prepare_password(password) else {
             return false;
         };
-        let salted =
-            HashKind::Sha256.salted_password(password.as_bytes(), &self.salt, self.iterations);
-        let keys = ScramKeys::from_salted(HashKind::Sha256, &salted);
-        // Evaluate both comparisons unconditionally: no early exit.
-        let a = ct_eq(&keys.stored_key, &self.sha256.stored_key);
-        let b = ct_eq(&keys.server_key, &self.sha256.server_key);
+        let hash = if self.has(HashKind::Sha256) {
+            HashKind::Sha256
+        } else {
+            HashKind::Sha1
+        };
+        let want = self.keys(hash);
+        let salted = hash.salted_password(password.as_bytes(), &self.salt, self.iterations);
+        let keys = ScramKeys::from_salted(hash, &salted);
+        // Evaluate both comparisons unconditionally: no early exit. Missing
+        // keys (both halves empty) never compare equal to derived ones.
+        let a = ct_eq(&keys.stored_key, &want.stored_key);
+        let b = ct_eq(&keys.server_key, &want.server_key);
         a & b
     }
 

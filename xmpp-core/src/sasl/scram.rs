@@ -221,6 +221,14 @@ impl ScramServer {
         }
         let nonce = format!("{}{}", self.client_nonce, server_nonce);
         let (salt, iterations, stored_key, server_key, known_user) = match creds {
+            // An imported account without keys for this hash: its real salt
+            // and count, decoy keys, and the failure of a wrong password.
+            Some(c) if !c.has(self.hash) => {
+                let h = self.hash;
+                let stored_key = h.hmac(&c.salt, b"vireo decoy stored key");
+                let server_key = h.hmac(&c.salt, b"vireo decoy server key");
+                (c.salt.clone(), c.iterations, stored_key, server_key, false)
+            }
             Some(c) => {
                 let keys = c.keys(self.hash);
                 (

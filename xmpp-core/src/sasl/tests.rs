@@ -205,6 +205,72 @@ fn password_normalization_applies_on_both_sides() {
     );
 }
 
+/// Imported credentials (XEP-0227) holding one hash's keys: that SCRAM
+/// works with the old password, the other fails like a wrong password
+/// (same salt in server-first, so nothing tells the two apart), and PLAIN
+/// checks the half that is there.
+#[test]
+fn imported_credentials_with_one_hash() {
+    let full = creds("old password");
+    let sha1_only = StoredCredentials::imported(
+        full.iterations,
+        full.salt.clone(),
+        Some(full.sha1.clone()),
+        None,
+    )
+    .expect("valid SHA-1 keys");
+    let sha256_only = StoredCredentials::imported(
+        full.iterations,
+        full.salt.clone(),
+        None,
+        Some(full.sha256.clone()),
+    )
+    .expect("valid SHA-256 keys");
+    let run = |mech, c: &StoredCredentials, pw| {
+        exchange(mech, "juliet", pw, Some(c), None, false, &[], false)
+    };
+    assert_eq!(
+        run(Mechanism::ScramSha1, &sha1_only, "old password"),
+        Ok(())
+    );
+    assert_eq!(
+        run(Mechanism::ScramSha256, &sha1_only, "old password"),
+        Err(SaslFailure::NotAuthorized)
+    );
+    assert_eq!(
+        run(Mechanism::ScramSha256, &sha256_only, "old password"),
+        Ok(())
+    );
+    assert_eq!(
+        run(Mechanism::ScramSha1, &sha256_only, "old password"),
+        Err(SaslFailure::NotAuthorized)
+    );
+    assert_eq!(
+        run(Mechanism::ScramSha1, &sha1_only, "wrong"),
+        Err(SaslFailure::NotAuthorized)
+    );
+    for c in [&sha1_only, &sha256_only] {
+        assert!(c.verify_password("old password"));
+        assert!(!c.verify_password("wrong"));
+    }
+    // The missing hash's server-first shows the account's real salt.
+    let (_, cf) = ScramClient::new(Mechanism::ScramSha256, "juliet", "x", CNONCE, None, false)
+        .expect("client");
+    let (mut server, _) =
+        ScramServer::start(Mechanism::ScramSha256, &cf, &[], false).expect("server");
+    let (_, salt, iterations) = parse_server_first(&server.server_first(Some(&sha1_only), SNONCE));
+    assert_eq!((salt, iterations), (full.salt.clone(), full.iterations));
+    // Keys that cannot be Vireo's are refused.
+    let short = ScramKeys {
+        stored_key: vec![1; 19],
+        server_key: vec![1; 20],
+    };
+    assert!(StoredCredentials::imported(4096, b"s".to_vec(), Some(short), None).is_none());
+    assert!(StoredCredentials::imported(4096, b"s".to_vec(), None, None).is_none());
+    assert!(StoredCredentials::imported(4096, Vec::new(), Some(full.sha1.clone()), None).is_none());
+    assert!(StoredCredentials::imported(0, b"s".to_vec(), Some(full.sha1), None).is_none());
+}
+
 #[test]
 fn wrong_password_is_not_authorized() {
     let c = creds("right");

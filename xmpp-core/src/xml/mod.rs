@@ -5,7 +5,7 @@ mod element;
 mod error;
 mod header_scan;
 mod namespace;
-mod parser;
+pub(crate) mod parser;
 mod writer;
 
 pub use element::{Attr, Element, Node, XML_NS};

@@ -132,13 +132,13 @@ fn rxml_parser(limits: &Limits) -> rxml::Parser {
     rxml::Parser::with_options(opts)
 }
 
-fn is_xml_whitespace(s: &str) -> bool {
+pub(crate) fn is_xml_whitespace(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// Turn rxml's start event into an element, sharing its namespaces and
 /// enforcing the per-element limits before anything is built.
-fn element_from_start(
+pub(crate) fn element_from_start(
     qname: rxml::QName,
     attrs: rxml::AttrMap,
     limits: &Limits,
@@ -175,9 +175,10 @@ fn shared_namespace(ns: rxml::Namespace<'static>, limits: &Limits) -> Result<Nam
     Ok(Namespace::from_rxml(ns))
 }
 
-/// Builds the tree of one top-level element from rxml events.
+/// Builds the tree of one top-level element from rxml events (also the
+/// units of a XEP-0227 file, `crate::portable`).
 #[derive(Debug, Default)]
-struct TreeBuilder {
+pub(crate) struct TreeBuilder {
     /// Open elements, outermost first.
     stack: Vec<Element>,
     /// Elements and text nodes of the current top-level element so far.
@@ -185,7 +186,7 @@ struct TreeBuilder {
 }
 
 impl TreeBuilder {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.stack.is_empty()
     }
 
@@ -210,7 +211,12 @@ impl TreeBuilder {
 
     /// Open an element; `base_depth` is the depth of the builder's outermost
     /// element.
-    fn start(&mut self, el: Element, base_depth: usize, limits: &Limits) -> Result<(), XmlError> {
+    pub(crate) fn start(
+        &mut self,
+        el: Element,
+        base_depth: usize,
+        limits: &Limits,
+    ) -> Result<(), XmlError> {
         if base_depth + self.stack.len() > limits.max_depth {
             return Err(XmlError::TooDeep {
                 limit: limits.max_depth,
@@ -222,7 +228,7 @@ impl TreeBuilder {
     }
 
     /// Close the innermost element; returns the outermost one when it closes.
-    fn end(&mut self) -> Option<Element> {
+    pub(crate) fn end(&mut self) -> Option<Element> {
         let mut el = self.stack.pop()?;
         // A vector grows to at least four slots and by doubling; a finished
         // element keeps exactly its children (stanzas wait in queues).
@@ -241,7 +247,7 @@ impl TreeBuilder {
 
     /// Append character data, merging it with a preceding text node because
     /// rxml may split one run of text into several events.
-    fn text(&mut self, s: String, limits: &Limits) -> Result<(), XmlError> {
+    pub(crate) fn text(&mut self, s: String, limits: &Limits) -> Result<(), XmlError> {
         if s.is_empty() {
             return Ok(());
         }
@@ -516,13 +522,13 @@ impl StreamParser {
 }
 
 /// Bytes needed to classify the start of a document (`<?xml` plus one).
-const PROLOG_SNIFF: usize = 6;
+pub(crate) const PROLOG_SNIFF: usize = 6;
 
 /// Classify the first bytes of a document before rxml sees them: UTF-16 (with
 /// or without BOM) is an encoding problem, and `<?xml-stylesheet` and the like
 /// are processing instructions. rxml would report both as plain syntax
 /// errors, hiding the stream error condition that applies.
-fn check_prolog(buf: &[u8]) -> Result<(), XmlError> {
+pub(crate) fn check_prolog(buf: &[u8]) -> Result<(), XmlError> {
     match buf {
         [0xFE, 0xFF, ..] | [0xFF, 0xFE, ..] | [0x00, b'<', ..] | [b'<', 0x00, ..] => Err(
             XmlError::UnsupportedEncoding("UTF-16 input; only UTF-8 is allowed".to_owned()),
