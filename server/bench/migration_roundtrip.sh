@@ -3,7 +3,9 @@
 # a roster of two, a vCard, a private XML document and an offline message)
 # and MESSAGES archived messages is copied to PostgreSQL and back into a
 # fresh redb store with `vireo storage migrate`, each hop verified by
-# reading both stores back; the times and sizes are printed.
+# reading both stores back; then both redb stores are exported (XEP-0227,
+# `vireo export`) and the files compared byte for byte. Times and sizes are
+# printed.
 #
 #   server/bench/migration_roundtrip.sh [USERS] [MESSAGES]   (default 10000 1000000)
 #
@@ -42,3 +44,14 @@ as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -Atc "select 'postgresql
 echo "== postgresql -> redb (a fresh data directory)"
 t env VIREO_DATA_PATH="$WORK/b" "$BIN/vireo" storage migrate --from postgresql --to redb
 du -sh "$WORK/b/store" | sed 's/^/    redb store: /'
+echo "== XEP-0227 exports of the first and the last store"
+t env VIREO_DATA_PATH="$WORK/a" "$BIN/vireo" export "$WORK/a.xml"
+t env VIREO_DATA_PATH="$WORK/b" "$BIN/vireo" export "$WORK/b.xml"
+ls -l "$WORK/a.xml" | awk '{print "    export: " $5 " bytes"}'
+if cmp -s "$WORK/a.xml" "$WORK/b.xml"; then
+    echo "    identical: the round trip redb -> postgresql -> redb kept every byte"
+else
+    echo "    DIFFERENT: the round trip changed the store" >&2
+    cmp "$WORK/a.xml" "$WORK/b.xml" | head -3 >&2
+    exit 1
+fi
