@@ -127,6 +127,17 @@ def pg_new_database() -> str:
     return cluster.create_database(name)
 
 
+@pytest.fixture
+def postgres_cluster() -> postgres.PgCluster:
+    """The session's PostgreSQL cluster (e.g. to restart() it under a
+    running server); skips the test unless VIREO_TEST_STORAGE=postgresql.
+    Its restart() is felt by every server running at the time (the
+    module-scoped ones too)."""
+    if not ON_POSTGRES:
+        pytest.skip("needs VIREO_TEST_STORAGE=postgresql")
+    return pg_cluster()
+
+
 # --------------------------------------------------------------------------
 # pytest hooks
 # --------------------------------------------------------------------------
