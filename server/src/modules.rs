@@ -184,7 +184,10 @@ pub const CATALOG: &[ModuleInfo] = &[
         conflicts: &["storage_sql"],
         ..built("storage_embedded", Layer::Storage, "backends", &[], "embedded store: redb (default) or sled (storage.driver)")
     },
-    planned("storage_sql", Layer::Storage, "backends", &[], "PostgreSQL store"),
+    ModuleInfo {
+        conflicts: &["storage_embedded"],
+        ..built("storage_sql", Layer::Storage, "backends", &[], "PostgreSQL store (storage.driver = \"postgresql\", the sql_* keys)")
+    },
     built("mam", Layer::Storage, "archiving", &["XEP-0313", "XEP-0359", "XEP-0441", "XEP-0059"], "message archive management: user archives with stanza-ids, preferences and retention"),
     // 07 interfaces
     built("http", Layer::Interfaces, "http", &["RFC 9112"], "HTTP and HTTPS listeners: /health, /metrics, host-meta (XEP-0156) and the WebSocket and BOSH endpoints"),

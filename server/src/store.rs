@@ -1,5 +1,5 @@
-//! Opening the configured store (`storage.driver`), and migrating a sled
-//! store to redb.
+//! Opening the configured store (`storage.driver`: redb, sled or
+//! PostgreSQL), and migrating a sled store to redb.
 //!
 //! Every command that opens the store goes through [`open_store`]: the
 //! server, `adduser`/`passwd`/`deluser`, `import-users`, `config backup` and
@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use xmpp_runtime::storage::{redb, Backend, RedbBackend, SledBackend};
+use xmpp_runtime::storage::{redb, Backend, PostgresBackend, RedbBackend, SledBackend};
 
 use crate::config::Config;
 
@@ -65,6 +65,11 @@ pub fn driver_without_migration<'d>(driver: &'d str, dir: &Path) -> &'d str {
 /// `data_path/store` with `storage.cache_size`, migrating a sled store
 /// first when the driver is redb (see the module docs).
 pub fn open_store(cfg: &Config) -> Result<Arc<dyn Backend>, String> {
+    if cfg.storage_driver == "postgresql" {
+        return PostgresBackend::open(cfg.sql.clone())
+            .map(|b| Arc::new(b) as Arc<dyn Backend>)
+            .map_err(|e| format!("store PostgreSQL {}: {e}", cfg.sql.shown()));
+    }
     open_store_at(
         &cfg.storage_driver,
         &cfg.store_path(),
@@ -72,7 +77,7 @@ pub fn open_store(cfg: &Config) -> Result<Arc<dyn Backend>, String> {
     )
 }
 
-/// [`open_store`] for a driver, directory and cache size.
+/// [`open_store`] for an embedded driver, directory and cache size.
 pub fn open_store_at(
     driver: &str,
     dir: &Path,
@@ -101,7 +106,7 @@ pub fn open_store_at(
                 .map_err(|e| format!("store {shown}: {e}"))
         }
         other => Err(format!(
-            "store {shown}: unknown storage.driver {other:?} (built: \"redb\", \"sled\")"
+            "store {shown}: unknown embedded storage.driver {other:?} (\"redb\", \"sled\")"
         )),
     }
 }

@@ -49,4 +49,15 @@ impl Backend for Timed {
     fn sizes(&self) -> Option<StoreSizes> {
         self.inner.sizes()
     }
+    fn ready(&self) -> Result<(), StorageError> {
+        self.inner.ready()
+    }
+
+    fn service_owners(&self) -> Result<Vec<String>, StorageError> {
+        self.inner.service_owners()
+    }
+
+    fn peek_offline(&self, account: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.peek_offline(account)
+    }
 }

@@ -262,7 +262,12 @@ fn write_contents(
             outside.join(", ")
         ));
     }
-    if data {
+    if data && cfg.storage_driver == "postgresql" {
+        manifest.push_str(&format!(
+            "not archived: the PostgreSQL database {} (back it up with pg_dump)\n",
+            cfg.sql.shown()
+        ));
+    } else if data {
         let store = cfg.store_path();
         // A running server copies its own store (consistent under its
         // writer lock) into a fresh directory; a stopped one is opened here,

@@ -6,9 +6,12 @@
 //! without (or despite) a valid configuration.
 
 use crate::cli::{CheckAction, Command, ConfigAction};
+use crate::config::diagnostics::Diagnostic;
 use crate::config::Config;
 use std::path::Path;
 use std::process::ExitCode;
+use xmpp_runtime::storage::postgres::schema;
+use xmpp_runtime::storage::PostgresBackend;
 
 /// Run the configuration commands that do not need a loaded configuration;
 /// `None` for every other command.
@@ -63,8 +66,17 @@ pub fn early(command: &Command, config_path: Option<&Path>) -> Option<ExitCode> 
 
 /// The check's report and whether it passed (no errors).
 pub fn run(config_path: Option<&Path>, env: crate::config::EnvFn<'_>) -> (String, bool) {
-    let report = Config::check(config_path, env);
+    let mut report = Config::check(config_path, env);
     let mut out = String::new();
+    let postgres = report
+        .config
+        .as_ref()
+        .filter(|c| c.storage_driver == "postgresql");
+    if let Some(cfg) = postgres.filter(|_| report.errors().next().is_none()) {
+        let (line, errors) = storage_check(cfg);
+        out.push_str(&line);
+        report.diagnostics.extend(errors);
+    }
     for d in &report.diagnostics {
         out.push_str(&d.to_string());
         out.push('\n');
@@ -88,6 +100,53 @@ pub fn run(config_path: Option<&Path>, env: crate::config::EnvFn<'_>) -> (String
     out.push_str(&summary);
     out.push('\n');
     (out, errors == 0)
+}
+
+/// With PostgreSQL: whether the database can be used, tried for real
+/// (reachable, login accepted, database present, schema not newer than
+/// this build): a line saying what was found, and the errors.
+fn storage_check(cfg: &Config) -> (String, Vec<Diagnostic>) {
+    let origin = cfg.origin("storage.sql_host");
+    let at = format!(
+        "storage: PostgreSQL {} as {}",
+        cfg.sql.shown(),
+        cfg.sql.user
+    );
+    match PostgresBackend::inspect(&cfg.sql) {
+        Err(text) => (
+            String::new(),
+            vec![Diagnostic::error(origin, format!("storage: {text}")).with_fix(
+                "check the storage.sql_* keys (VIREO_DB_HOST, VIREO_DB_PORT, VIREO_DB_NAME, \
+                 VIREO_DB_USER, VIREO_DB_PASSWORD) and that PostgreSQL runs",
+            )],
+        ),
+        Ok(Some(v)) if v > schema::CURRENT => (
+            String::new(),
+            vec![Diagnostic::error(
+                origin,
+                format!(
+                    "storage: the database's schema is version {v}, newer than this Vireo supports ({})",
+                    schema::CURRENT
+                ),
+            )
+            .with_fix("run the Vireo that upgraded it, or restore the database from before")],
+        ),
+        Ok(None) => (
+            format!(
+                "{at}: reachable; no Vireo schema yet (version {} is created at the first start)\n",
+                schema::CURRENT
+            ),
+            Vec::new(),
+        ),
+        Ok(Some(v)) if v < schema::CURRENT => (
+            format!(
+                "{at}: reachable; schema version {v}, upgraded to {} at the next start\n",
+                schema::CURRENT
+            ),
+            Vec::new(),
+        ),
+        Ok(Some(v)) => (format!("{at}: reachable; schema version {v}\n"), Vec::new()),
+    }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -33,7 +33,9 @@ pub fn render(cfg: &Config, key: Option<&str>, domain: Option<&str>) -> Result<S
     for spec in KEYS.iter().filter(|k| k.available && k.name != "domain") {
         if let Some((value, origin)) = cfg.value(spec.name) {
             // Secrets are for the server, not for the terminal or a ticket.
-            let shown = if spec.local.ends_with("secret") || spec.local.ends_with("password") {
+            let secret = spec.local.ends_with("secret") || spec.local.ends_with("password");
+            // An empty secret is no secret: show that none is set.
+            let shown = if secret && value.to_string() != "\"\"" {
                 "\"(hidden)\"".to_owned()
             } else {
                 value.to_string()

@@ -106,6 +106,8 @@ pub struct Reloader {
     data_path: PathBuf,
     /// Fixed at start.
     storage_driver: String,
+    /// Fixed at start (the pool is made once).
+    sql: xmpp_runtime::storage::PgOptions,
     /// Also serializes reloads (SIGHUP and `vireo reload` at once).
     current: Mutex<Current>,
 }
@@ -136,6 +138,7 @@ impl Reloader {
             log,
             data_path: started.data_path.clone(),
             storage_driver: started.storage_driver.clone(),
+            sql: started.sql.clone(),
             current: Mutex::new(Current {
                 log_level: started.log_level.clone(),
             }),
@@ -210,6 +213,24 @@ impl Reloader {
                 "storage.driver",
                 &self.storage_driver,
                 &cfg.storage_driver,
+            ));
+        }
+        if cfg.storage_driver == "postgresql" && cfg.sql != self.sql {
+            // Only what can be shown: never the password.
+            let shown = |o: &xmpp_runtime::storage::PgOptions| {
+                format!(
+                    "{} as {} (tls {}, pool {}, retry {} s)",
+                    o.shown(),
+                    o.user,
+                    o.tls,
+                    o.pool_size,
+                    o.retry_for.as_secs()
+                )
+            };
+            report.needs_restart.push(Change::new(
+                "storage.sql_*",
+                shown(&self.sql),
+                shown(&cfg.sql),
             ));
         }
         Ok(Summary { report, notes })

@@ -27,6 +27,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VIREO_DB_USER", "storage.sql_user"),
     ("VIREO_DB_PASSWORD", "storage.sql_password"),
     ("VIREO_DB_HOST", "storage.sql_host"),
+    ("VIREO_DB_PORT", "storage.sql_port"),
 ];
 
 /// Apply every set, non-empty variable.
@@ -49,7 +50,7 @@ pub fn apply(state: &mut State, env: EnvFn<'_>) {
                 let mut d = Diagnostic::error(origin, format!("{key}: {e}"));
                 if *key == "storage.driver" {
                     d = d.with_fix(
-                        "the embedded stores \"redb\" (default) and \"sled\" (its predecessor) are built in this version; SQL backends are not available yet",
+                        "the stores are \"redb\" (embedded, the default), \"sled\" (its predecessor) and \"postgresql\"",
                     );
                 } else if spec.ty == schema::Ty::Routes {
                     d = d.with_fix(format!(

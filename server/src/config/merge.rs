@@ -583,7 +583,7 @@ fn belongs(spec: &KeySpec, written: &str, origin: Origin) -> Diagnostic {
 fn type_fix(spec: &KeySpec, d: Diagnostic) -> Diagnostic {
     match (spec.name, spec.default) {
         ("storage.driver", _) => d.with_fix(
-            "the embedded stores \"redb\" (default) and \"sled\" (its predecessor) are built in this version; SQL backends are not available yet",
+            "the stores are \"redb\" (embedded, the default), \"sled\" (its predecessor) and \"postgresql\"",
         ),
         (_, "") => d.with_fix(format!("expected {}", spec.ty.describe())),
         (_, def) => d.with_fix(format!("expected {} (default: {def})", spec.ty.describe())),

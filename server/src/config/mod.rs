@@ -157,8 +157,10 @@ pub struct Config {
     pub min_seconds_between_registrations: u64,
     /// XEP-0077: IP addresses exempt from that limit.
     pub registration_whitelist: Vec<ipnet::IpNet>,
-    /// The storage backend ("redb" or "sled").
+    /// The storage backend ("redb", "sled" or "postgresql").
     pub storage_driver: String,
+    /// Where PostgreSQL is, with the pool's bounds (driver "postgresql").
+    pub sql: xmpp_runtime::storage::PgOptions,
     /// Bytes of the embedded store's page cache.
     pub storage_cache_size: u64,
     /// The external component listener (XEP-0114).
@@ -242,6 +244,7 @@ impl Default for Config {
             min_seconds_between_registrations: 300,
             registration_whitelist: xmpp_runtime::address_limits::loopback(),
             storage_driver: "redb".into(),
+            sql: xmpp_runtime::storage::PgOptions::default(),
             storage_cache_size: xmpp_runtime::storage::redb::DEFAULT_CACHE_BYTES,
             component_bind: IpAddr::from([127, 0, 0, 1]),
             component_port: 5347,
@@ -647,6 +650,19 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
                     list.iter().filter_map(|a| schema::parse_net(a)).collect()
             }
             "storage.driver" => cfg.storage_driver = text,
+            "storage.sql_host" => cfg.sql.host = text,
+            "storage.sql_port" => cfg.sql.port = u16::try_from(int(value)).unwrap_or(cfg.sql.port),
+            "storage.sql_name" => cfg.sql.database = text,
+            "storage.sql_user" => cfg.sql.user = text,
+            "storage.sql_password" => cfg.sql.password = Some(text).filter(|p| !p.is_empty()),
+            "storage.sql_tls" => cfg.sql.tls = text,
+            "storage.sql_pool_size" => {
+                cfg.sql.pool_size = u32::try_from(int(value)).unwrap_or(cfg.sql.pool_size)
+            }
+            "storage.sql_retry_seconds" => {
+                cfg.sql.retry_for =
+                    std::time::Duration::from_secs(u64::try_from(int(value)).unwrap_or(30))
+            }
             "storage.cache_size" => {
                 cfg.storage_cache_size = u64::try_from(int(value)).unwrap_or(cfg.storage_cache_size)
             }
@@ -700,6 +716,7 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
         .map(|m| m.name)
         .filter(|m| cfg.module_origins.contains_key(m))
         .collect();
+    storage_module_follows_driver(&mut cfg);
     let domains_origin = cfg.origin("domains");
     for domain in cfg.domains.clone() {
         let file = state.domains.iter().find(|d| d.domain == domain).cloned();
@@ -749,6 +766,26 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
         }
     }
     cfg
+}
+
+/// The storage module is the one `storage.driver` names: a tree that lists
+/// `storage_embedded` and sets `VIREO_DB_DRIVER=postgresql` (the usual way
+/// a container is pointed at its database) runs on PostgreSQL, and the
+/// module list (`config show`, the status page) says so.
+fn storage_module_follows_driver(cfg: &mut Config) {
+    let (wanted, other) = if cfg.storage_driver == "postgresql" {
+        ("storage_sql", "storage_embedded")
+    } else {
+        ("storage_embedded", "storage_sql")
+    };
+    if let Some(origin) = cfg.module_origins.remove(other) {
+        cfg.module_origins.entry(wanted).or_insert(origin);
+        cfg.modules = crate::modules::CATALOG
+            .iter()
+            .map(|m| m.name)
+            .filter(|m| cfg.module_origins.contains_key(m))
+            .collect();
+    }
 }
 
 #[cfg(test)]

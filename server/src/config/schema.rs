@@ -433,7 +433,10 @@ pub const ENVIRONMENTS: &[&str] = &["production", "development", "docker"];
 pub const LOG_FORMATS: &[&str] = &["text", "json"];
 
 /// Storage drivers this version has.
-pub const STORAGE_DRIVERS: &[&str] = &["redb", "sled"];
+pub const STORAGE_DRIVERS: &[&str] = &["redb", "sled", "postgresql"];
+
+/// TLS to PostgreSQL, as libpq's `sslmode` names them.
+pub const SQL_TLS_MODES: &[&str] = &["disable", "prefer", "require", "verify-full"];
 
 /// Every key: the core keys, then each module section's
 /// ([`super::sections::SECTIONS`]), so a module's settings live in its
@@ -622,13 +625,25 @@ pub const CORE_KEYS: &[KeySpec] = &[
         "Directory for uploaded files; empty: DATA/upload. Files are named by their slot, never by the user's file name."),
     // 06 storage
     key("storage.driver", "driver", BACKENDS, Ty::Choice(STORAGE_DRIVERS), "\"redb\"", &[],
-        "Storage backend: \"redb\" (embedded, the file DATA/store/vireo.redb; a sled store found there is migrated to it at the first start) or \"sled\" (the previous embedded store, kept for stores not yet migrated). SQL backends are not built yet."),
+        "Storage backend: \"redb\" (embedded, the file DATA/store/vireo.redb; a sled store found there is migrated to it at the first start), \"sled\" (the previous embedded store, kept for stores not yet migrated) or \"postgresql\" (the sql_* keys; the schema is created and upgraded at start)."),
     key("storage.cache_size", "cache_size", BACKENDS, Ty::Int { min: 65_536, max: 68_719_476_736 }, "2097152", &[],
         "Bytes of the embedded store's page cache (redb or sled). Accounts in use are kept in memory anyway; a larger cache speeds up archive queries over old messages, and is kept after a peak of logins."),
-    planned("storage.sql_host", "sql_host", BACKENDS, Ty::Str, "", &[], "SQL server host."),
-    planned("storage.sql_name", "sql_name", BACKENDS, Ty::Str, "", &[], "SQL database name."),
-    planned("storage.sql_user", "sql_user", BACKENDS, Ty::Str, "", &[], "SQL user."),
-    planned("storage.sql_password", "sql_password", BACKENDS, Ty::Str, "", &[], "SQL password."),
+    key("storage.sql_host", "sql_host", BACKENDS, Ty::Str, "\"localhost\"", &[],
+        "PostgreSQL server: a host name or address, or the directory of its Unix socket (starting with /)."),
+    key("storage.sql_port", "sql_port", BACKENDS, Ty::Int { min: 1, max: 65535 }, "5432", &[],
+        "PostgreSQL server port."),
+    key("storage.sql_name", "sql_name", BACKENDS, Ty::Str, "\"vireo\"", &[],
+        "PostgreSQL database; it must exist (createdb -O vireo vireo), Vireo creates its tables."),
+    key("storage.sql_user", "sql_user", BACKENDS, Ty::Str, "\"vireo\"", &[],
+        "PostgreSQL user; it needs to create tables in the database at the first start and at upgrades."),
+    key("storage.sql_password", "sql_password", BACKENDS, Ty::Str, "\"\"", &[],
+        "PostgreSQL password (empty: none, e.g. peer or trust authentication). Prefer the environment variable VIREO_DB_PASSWORD to a file."),
+    key("storage.sql_tls", "sql_tls", BACKENDS, Ty::Choice(SQL_TLS_MODES), "\"prefer\"", &[],
+        "TLS to PostgreSQL, as libpq's sslmode: \"disable\", \"prefer\" (TLS when the server offers it), \"require\" (TLS, any certificate) or \"verify-full\" (TLS, a certificate for sql_host from the system's trusted roots)."),
+    key("storage.sql_pool_size", "sql_pool_size", BACKENDS, Ty::Int { min: 1, max: 1000 }, "16", &[],
+        "Most connections to PostgreSQL. Every hub partition's storage thread and every login lookup takes one per batch; when all are busy, requests wait for one (back-pressure) rather than open more."),
+    key("storage.sql_retry_seconds", "sql_retry_seconds", BACKENDS, Ty::Int { min: 0, max: 3600 }, "30", &[],
+        "Seconds a batch of storage requests waits and retries while PostgreSQL cannot be reached (restarting, failing over), before its requests fail with an error. Nothing is acknowledged meanwhile."),
     // 07 interfaces
     key("interfaces.http_port", "http_port", HTTP, PORT, "5280", &["RFC 9112"],
         "Plain HTTP port (Prosody's default; 0 = any free port): /health now, WebSocket, BOSH, upload and the APIs as they land. Put it behind a TLS-terminating proxy or use https_port."),

@@ -79,10 +79,24 @@ pub fn layer_file(layer: Layer, file: &'static str) -> String {
         .iter()
         .filter(|m| m.layer == layer && m.file == file)
         .collect();
-    let on: Vec<_> = modules
+    // Of modules that exclude each other (the embedded store and
+    // PostgreSQL), the first is enabled and the others are listed as
+    // alternatives.
+    let mut on: Vec<_> = Vec::new();
+    let mut alternatives: Vec<_> = Vec::new();
+    for m in modules
         .iter()
         .filter(|m| m.available && m.refused.is_none())
-        .collect();
+    {
+        if on
+            .iter()
+            .any(|o: &&&crate::modules::ModuleInfo| m.conflicts.contains(&o.name))
+        {
+            alternatives.push(m);
+        } else {
+            on.push(m);
+        }
+    }
     let off: Vec<_> = modules
         .iter()
         .filter(|m| !m.available || m.refused.is_some())
@@ -98,6 +112,15 @@ pub fn layer_file(layer: Layer, file: &'static str) -> String {
     }
     if on.is_empty() {
         out.push_str("#   (none built in this version)\n");
+    }
+    for m in &alternatives {
+        let _ = writeln!(
+            out,
+            "# Instead of {}: {} ({}).",
+            m.conflicts.join(", "),
+            m.name,
+            m.summary
+        );
     }
     let refused: Vec<_> = off.iter().filter(|m| m.refused.is_some()).collect();
     let off: Vec<_> = off.iter().filter(|m| m.refused.is_none()).collect();

@@ -205,6 +205,8 @@ fn init_tree_is_clean_and_complete() {
         .iter()
         .filter(|m| m.available && m.refused.is_none())
         .map(|m| m.name)
+        // PostgreSQL is the alternative to the embedded store.
+        .filter(|&m| m != "storage_sql")
         .collect();
     assert_eq!(cfg.modules, built, "everything Vireo implements is enabled");
 }
@@ -533,8 +535,11 @@ fn not_available_settings() {
         ],
     );
     assert_has(&diags, &format!("stack/05-services/groupchat.toml:{n}: error: `services.muc_domain` (XEP-0045) is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)"));
-    assert_has(&diags, "environment variable VIREO_DB_NAME: error: `storage.sql_name` is not available in this version\n    fix: remove it; the feature is not built yet (spec/config.md lists what is)");
-    assert_has(&diags, "environment variable VIREO_DB_DRIVER: error: storage.driver: \"postgresql\" is not one of \"redb\", \"sled\"\n    fix: the embedded stores \"redb\" (default) and \"sled\" (its predecessor) are built in this version; SQL backends are not available yet");
+    // PostgreSQL is built: the database variables are accepted.
+    assert!(
+        !diags.iter().any(|d| d.contains("VIREO_DB_")),
+        "the VIREO_DB_* variables are accepted: {diags:?}"
+    );
 }
 
 #[test]
@@ -1213,6 +1218,48 @@ fn address_limits_and_auth_backoff() {
             report.diagnostics
         );
     }
+}
+
+#[test]
+fn the_database_variables_configure_postgresql() {
+    let dir = init("production");
+    let env = [
+        ("VIREO_DB_DRIVER", "postgresql"),
+        ("VIREO_DB_HOST", "db.internal"),
+        ("VIREO_DB_PORT", "6432"),
+        ("VIREO_DB_NAME", "xmpp"),
+        ("VIREO_DB_USER", "chat"),
+        ("VIREO_DB_PASSWORD", "s3cret"),
+    ];
+    let cfg = Config::load(Some(dir.path()), &env_of(&env)).expect("loads");
+    assert_eq!(cfg.storage_driver, "postgresql");
+    assert_eq!(
+        (
+            cfg.sql.host.as_str(),
+            cfg.sql.port,
+            cfg.sql.database.as_str()
+        ),
+        ("db.internal", 6432, "xmpp")
+    );
+    assert_eq!(cfg.sql.user, "chat");
+    assert_eq!(cfg.sql.password.as_deref(), Some("s3cret"));
+    // The storage module follows the driver.
+    assert!(cfg.modules.contains(&"storage_sql"));
+    assert!(!cfg.modules.contains(&"storage_embedded"));
+    let diags = diagnostics(&dir, &[("VIREO_DB_PORT", "0")]);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.starts_with("environment variable VIREO_DB_PORT: error")),
+        "{diags:?}"
+    );
+    let diags = diagnostics(&dir, &[("VIREO_DB_DRIVER", "PostgreSQL")]);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.contains("\"PostgreSQL\" is not one of \"redb\", \"sled\", \"postgresql\"")),
+        "{diags:?}"
+    );
 }
 
 #[test]

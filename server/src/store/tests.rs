@@ -247,5 +247,5 @@ fn a_fresh_store_is_redb_and_unknown_drivers_are_refused() {
         Ok(_) => panic!("unknown driver accepted"),
         Err(e) => e,
     };
-    assert!(err.contains("unknown storage.driver"), "{err}");
+    assert!(err.contains("unknown embedded storage.driver"), "{err}");
 }

@@ -213,6 +213,17 @@ impl MemoryStore {
         }
     }
 
+    /// Owners of documents or archives that are not accounts (services and
+    /// their entities), in order.
+    pub fn service_owners(&self) -> Vec<String> {
+        let owners: std::collections::BTreeSet<&String> = self
+            .services
+            .keys()
+            .chain(self.service_archives.keys())
+            .collect();
+        owners.into_iter().cloned().collect()
+    }
+
     /// The offline queue of an account (serialized stanzas, oldest first).
     pub fn offline(&self, account: &str) -> &[String] {
         self.accounts

@@ -705,11 +705,26 @@ proptest! {
     }
 }
 
+proptest! {
+    // Fewer cases: each makes a database.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn memory_and_postgres_answer_alike(ops in proptest::collection::vec(op(), 1..80)) {
+        if let Some(cluster) = super::postgres::cluster::Cluster::get() {
+            let b = super::PostgresBackend::open(cluster.fresh_database()).expect("open");
+            answer_alike(&b, &ops)?;
+        }
+    }
+}
+
 // ---------------------------------------------------------- crash safety
 
 const CHILD_DIR: &str = "VIREO_ARCHIVE_CRASH_CHILD_DIR";
 /// `redb` to run the child on redb, sled otherwise.
 const CHILD_BACKEND: &str = "VIREO_ARCHIVE_CRASH_CHILD_BACKEND";
+/// With the backend `postgres`: "PORT DATABASE" of the test cluster.
+const CHILD_PG: &str = "VIREO_ARCHIVE_CRASH_CHILD_PG";
 
 /// The child half of [`archive_survives_sigkill`]: a no-op unless the
 /// parent re-executed this test binary with the environment set. Appends
@@ -721,8 +736,21 @@ fn archive_crash_child() {
         return;
     };
     let dir = std::path::Path::new(&dir);
-    if std::env::var(CHILD_BACKEND).as_deref() == Ok("redb") {
+    let backend = std::env::var(CHILD_BACKEND).unwrap_or_default();
+    if backend == "redb" {
         append_until_killed(&RedbBackend::open(dir).expect("open"));
+    } else if backend == "postgres" {
+        let target = std::env::var(CHILD_PG).expect("cluster");
+        let (port, database) = target.split_once(' ').expect("PORT DATABASE");
+        let options = super::PgOptions {
+            host: "127.0.0.1".into(),
+            port: port.parse().expect("port"),
+            database: database.into(),
+            user: "postgres".into(),
+            tls: "disable".into(),
+            ..super::PgOptions::default()
+        };
+        append_until_killed(&super::PostgresBackend::open(options).expect("open"));
     } else {
         append_until_killed(&SledBackend::open(dir).expect("open"));
     }
@@ -759,19 +787,36 @@ fn append_until_killed<B: Backend>(b: &B) {
 /// append is half-written.
 #[test]
 fn archive_survives_sigkill() {
-    archive_survives_sigkill_on("sled", |p| {
+    archive_survives_sigkill_on("sled", None, |p| {
         SledBackend::open(p).expect("reopen after SIGKILL")
     });
 }
 
 #[test]
 fn redb_archive_survives_sigkill() {
-    archive_survives_sigkill_on("redb", |p| {
+    archive_survives_sigkill_on("redb", None, |p| {
         RedbBackend::open(p).expect("reopen after SIGKILL")
     });
 }
 
-fn archive_survives_sigkill_on<B: Backend>(backend: &str, open: impl Fn(&std::path::Path) -> B) {
+#[test]
+fn postgres_archive_survives_sigkill() {
+    let Some(cluster) = super::postgres::cluster::Cluster::get() else {
+        return;
+    };
+    let options = cluster.fresh_database();
+    let target = format!("{} {}", options.port, options.database);
+    archive_survives_sigkill_on("postgres", Some(target), |_| {
+        super::PostgresBackend::open(options.clone()).expect("reopen after SIGKILL")
+    });
+}
+
+/// With `postgres`, `pg` is "PORT DATABASE" of the test cluster.
+fn archive_survives_sigkill_on<B: Backend>(
+    backend: &str,
+    pg: Option<String>,
+    open: impl Fn(&std::path::Path) -> B,
+) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().expect("tempdir");
@@ -786,6 +831,7 @@ fn archive_survives_sigkill_on<B: Backend>(backend: &str, open: impl Fn(&std::pa
             ])
             .env(CHILD_DIR, dir.path())
             .env(CHILD_BACKEND, backend)
+            .env(CHILD_PG, pg.clone().unwrap_or_default())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

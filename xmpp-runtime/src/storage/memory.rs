@@ -46,6 +46,18 @@ impl Backend for MemoryBackend {
     fn accounts(&self) -> Result<Vec<String>, StorageError> {
         Ok(self.lock().accounts())
     }
+
+    fn ready(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn service_owners(&self) -> Result<Vec<String>, StorageError> {
+        Ok(self.lock().service_owners())
+    }
+
+    fn peek_offline(&self, account: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self.lock().offline(account).to_vec())
+    }
 }
 
 #[cfg(test)]
@@ -55,5 +67,12 @@ mod tests {
     #[test]
     fn conformance() {
         super::super::conformance::all_requests(&MemoryBackend::new());
+    }
+
+    #[test]
+    fn a_filled_store_reads_back() {
+        let b = MemoryBackend::new();
+        super::super::conformance::fill_for_migration(&b);
+        super::super::conformance::check_migrated(&b);
     }
 }

@@ -24,12 +24,14 @@ pub mod codec;
 mod keys;
 pub mod memory;
 pub mod on_delete;
+pub mod postgres;
 pub mod redb;
 #[cfg(test)]
 mod rss_bench;
 pub mod sled;
 
 pub use self::memory::MemoryBackend;
+pub use self::postgres::{PgOptions, PostgresBackend};
 pub use self::redb::RedbBackend;
 pub use self::sled::SledBackend;
 pub use codec::DecodeError;
@@ -77,6 +79,19 @@ pub trait Backend: Send + Sync {
     fn sizes(&self) -> Option<StoreSizes> {
         None
     }
+    /// Whether the store answers now (`/health`): one short probe, no
+    /// retries. (Required, like the two below, so that a wrapper cannot
+    /// forget to forward it.)
+    fn ready(&self) -> Result<(), StorageError>;
+    /// The owners of stored documents or archives that are not accounts:
+    /// services (`pubsub.example.org`) and their entities
+    /// (`conference.example.org/room`), in byte order. With
+    /// [`Backend::accounts`], every owner there is: what a migration or an
+    /// export walks.
+    fn service_owners(&self) -> Result<Vec<String>, StorageError>;
+    /// An account's offline queue, oldest first, left in place (an export
+    /// reads it; `TakeOffline` would take it).
+    fn peek_offline(&self, account: &str) -> Result<Vec<String>, StorageError>;
     /// Write a consistent copy of the whole store to `dest` (a new
     /// directory), while the store stays in use: for backups of a running
     /// server.
@@ -99,6 +114,21 @@ pub enum StorageError {
     /// The redb database reported an error (I/O, corruption, ...).
     #[error("redb: {0}")]
     Redb(#[from] ::redb::Error),
+    /// PostgreSQL or its driver reported an error.
+    #[error("PostgreSQL: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// The store cannot be used; the text says why in an operator's words
+    /// (PostgreSQL unreachable, login refused, no such database).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database was set up by a newer Vireo.
+    #[error("the database's schema is version {found}, newer than this Vireo supports ({supported}): run the newer Vireo, or restore the database from before it")]
+    NewerSchema {
+        /// The version in the database.
+        found: i32,
+        /// The newest version this build knows.
+        supported: i32,
+    },
     /// Opening the store failed; `reason` says how (including a panic
     /// inside sled while recovering, which we catch rather than crash on).
     #[error("cannot open store at {path}: {reason}")]
@@ -128,6 +158,19 @@ pub enum StorageError {
     /// which we use as the key separator; normalized JIDs never do).
     #[error("invalid account name {0:?}")]
     InvalidAccount(String),
+}
+
+/// [`Backend::ready`] for a store in this process: a read of an account
+/// that cannot exist, which touches the store and changes nothing.
+pub fn ready_by_reading(backend: &dyn Backend) -> Result<(), StorageError> {
+    match backend.execute(StorageRequest::LoadCredentials {
+        account: "health-probe@invalid".into(),
+    }) {
+        StorageResult::Credentials(_) => Ok(()),
+        other => Err(StorageError::Unavailable(format!(
+            "the store answered {other:?}"
+        ))),
+    }
 }
 
 /// Rejects account names that would break the `account 0x00 ...` key layout.
@@ -232,6 +275,17 @@ pub(crate) mod conformance {
                 message: archived(n, "bob@example.com/phone"),
             });
         }
+        // What services own: a pubsub node's item, a room's archive.
+        reqs.push(Req::StoreBlob {
+            account: a("pubsub.example.com"),
+            key: a("n/news"),
+            value: Some(a("<node/>")),
+            limit: None,
+        });
+        reqs.push(Req::AppendArchive {
+            account: a("conference.example.com/lobby"),
+            message: archived(9, "conference.example.com/lobby/amy"),
+        });
         let results = b.execute_batch(reqs);
         assert!(results.iter().all(|r| *r == Res::Done), "{results:?}");
         b.flush().expect("flush");
@@ -243,6 +297,16 @@ pub(crate) mod conformance {
         let mut accounts = b.accounts().expect("accounts");
         accounts.sort();
         assert_eq!(accounts, vec![alice.clone(), bob.clone()]);
+        assert_eq!(
+            b.service_owners().expect("service owners"),
+            vec![a("conference.example.com/lobby"), a("pubsub.example.com")]
+        );
+        assert_eq!(
+            b.peek_offline(&bob).expect("peek"),
+            vec![a("<message><body>hi</body></message>")],
+            "peeking leaves the queue in place (taken below)"
+        );
+        assert_eq!(b.peek_offline(&alice).expect("peek"), Vec::<String>::new());
         assert_eq!(
             b.execute(Req::LoadCredentials {
                 account: bob.clone()

@@ -71,4 +71,15 @@ impl Backend for DeletionHook {
     fn sizes(&self) -> Option<super::StoreSizes> {
         self.inner.sizes()
     }
+    fn ready(&self) -> Result<(), StorageError> {
+        self.inner.ready()
+    }
+
+    fn service_owners(&self) -> Result<Vec<String>, StorageError> {
+        self.inner.service_owners()
+    }
+
+    fn peek_offline(&self, account: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.peek_offline(account)
+    }
 }

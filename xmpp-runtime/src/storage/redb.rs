@@ -907,6 +907,47 @@ impl Backend for RedbBackend {
         })
     }
 
+    fn ready(&self) -> Result<(), StorageError> {
+        super::ready_by_reading(self)
+    }
+
+    fn service_owners(&self) -> Result<Vec<String>, StorageError> {
+        let tx = self.db.begin_read()?;
+        let mut owners = Vec::new();
+        for def in [BLOBS, ARCHIVE] {
+            let table = tx.open_table(def)?;
+            // One seek per owner: past every `owner 0x00 ...` key.
+            let mut cursor: Vec<u8> = Vec::new();
+            loop {
+                let next = match table.range(cursor.as_slice()..)?.next() {
+                    Some(entry) => entry?.0.value().to_vec(),
+                    None => break,
+                };
+                let end = next.iter().position(|&b| b == 0).unwrap_or(next.len());
+                let owner = utf8(&next[..end], "owner")?;
+                cursor = prefix_end(&owner);
+                if xmpp_core::storage::is_service_owner(&owner) {
+                    owners.push(owner);
+                }
+            }
+        }
+        owners.sort();
+        owners.dedup();
+        Ok(owners)
+    }
+
+    fn peek_offline(&self, account: &str) -> Result<Vec<String>, StorageError> {
+        check_account(account)?;
+        let tx = self.db.begin_read()?;
+        let offline = tx.open_table(OFFLINE)?;
+        let (p, end) = (prefix(account), prefix_end(account));
+        let mut stanzas = Vec::new();
+        for entry in offline.range(p.as_slice()..end.as_slice())? {
+            stanzas.push(utf8(entry?.1.value(), "offline stanza")?);
+        }
+        Ok(stanzas)
+    }
+
     fn accounts(&self) -> Result<Vec<String>, StorageError> {
         let tx = self.db.begin_read()?;
         let credentials = tx.open_table(CREDENTIALS)?;

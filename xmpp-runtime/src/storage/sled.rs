@@ -687,6 +687,46 @@ impl Backend for SledBackend {
         Ok(())
     }
 
+    fn ready(&self) -> Result<(), StorageError> {
+        super::ready_by_reading(self)
+    }
+
+    fn service_owners(&self) -> Result<Vec<String>, StorageError> {
+        let mut owners = Vec::new();
+        for tree in [&self.blobs, &self.archive] {
+            // One seek per owner: past every `owner 0x00 ...` key.
+            let mut cursor: Vec<u8> = Vec::new();
+            while let Some(entry) = tree.range(cursor.as_slice()..).next() {
+                let (key, _) = entry?;
+                let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
+                let owner = String::from_utf8(key[..end].to_vec())
+                    .map_err(|_| StorageError::NotUtf8("owner"))?;
+                cursor = super::keys::prefix_end(&owner);
+                if xmpp_core::storage::is_service_owner(&owner) {
+                    owners.push(owner);
+                }
+            }
+        }
+        owners.sort();
+        owners.dedup();
+        Ok(owners)
+    }
+
+    fn peek_offline(&self, account: &str) -> Result<Vec<String>, StorageError> {
+        check_account(account)?;
+        let (p, end) = (
+            super::keys::prefix(account),
+            super::keys::prefix_end(account),
+        );
+        self.offline
+            .range(p.as_slice()..end.as_slice())
+            .values()
+            .map(|v| {
+                String::from_utf8(v?.to_vec()).map_err(|_| StorageError::NotUtf8("offline stanza"))
+            })
+            .collect()
+    }
+
     fn accounts(&self) -> Result<Vec<String>, StorageError> {
         self.credentials
             .iter()

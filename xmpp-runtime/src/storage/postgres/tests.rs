@@ -1,0 +1,211 @@
+//! The PostgreSQL backend against the storage contract (the conformance
+//! suite and the archive tests every backend passes), the schema's
+//! versioning, the operator's error messages, and a database restart under
+//! load. Each test has a fresh database in one throwaway cluster.
+
+use std::sync::Arc;
+
+use sqlx::Connection;
+use xmpp_core::storage::{StorageRequest as Req, StorageResult as Res};
+
+use super::cluster::Cluster;
+use super::{describe, schema, PgOptions, PostgresBackend};
+use crate::storage::{Backend, StorageError};
+
+/// A backend on a fresh database; `None` when PostgreSQL is not installed
+/// (outside CI).
+fn fresh() -> Option<PostgresBackend> {
+    let cluster = Cluster::get()?;
+    Some(PostgresBackend::open(cluster.fresh_database()).expect("open a fresh database"))
+}
+
+#[test]
+fn every_request_kind() {
+    let Some(b) = fresh() else { return };
+    crate::storage::conformance::all_requests(&b);
+}
+
+#[test]
+fn archives() {
+    let Some(b) = fresh() else { return };
+    crate::storage::archive_tests::archive_requests(&b);
+}
+
+#[test]
+fn service_archives() {
+    let Some(b) = fresh() else { return };
+    crate::storage::archive_tests::service_archives(&b);
+}
+
+#[test]
+fn replaced_messages() {
+    let Some(b) = fresh() else { return };
+    crate::storage::archive_tests::replaced_messages(&b);
+}
+
+#[test]
+fn a_filled_store_reads_back() {
+    let Some(b) = fresh() else { return };
+    crate::storage::conformance::fill_for_migration(&b);
+    crate::storage::conformance::check_migrated(&b);
+}
+
+#[test]
+fn reopening_keeps_the_data_and_the_schema() {
+    let Some(cluster) = Cluster::get() else {
+        return;
+    };
+    let options = cluster.fresh_database();
+    let b = PostgresBackend::open(options.clone()).expect("open");
+    crate::storage::conformance::fill_for_migration(&b);
+    drop(b);
+    let again = PostgresBackend::open(options.clone()).expect("reopen");
+    crate::storage::conformance::check_migrated(&again);
+    assert_eq!(
+        PostgresBackend::inspect(&options),
+        Ok(Some(schema::CURRENT))
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let Some(cluster) = Cluster::get() else {
+        return;
+    };
+    let options = cluster.fresh_database();
+    drop(PostgresBackend::open(options.clone()).expect("open"));
+    smol::block_on(async {
+        let mut conn =
+            sqlx::PgConnection::connect_with(&options.connect_options().expect("options"))
+                .await
+                .expect("connect");
+        sqlx::query("INSERT INTO vireo_schema (version, name) VALUES ($1, 'from the future')")
+            .bind(schema::CURRENT + 1)
+            .execute(&mut conn)
+            .await
+            .expect("insert");
+    });
+    match PostgresBackend::open(options) {
+        Err(StorageError::NewerSchema { found, supported }) => {
+            assert_eq!((found, supported), (schema::CURRENT + 1, schema::CURRENT));
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_empty_database_has_no_schema_until_opened() {
+    let Some(cluster) = Cluster::get() else {
+        return;
+    };
+    let options = cluster.fresh_database();
+    assert_eq!(PostgresBackend::inspect(&options), Ok(None));
+}
+
+fn open_error(options: PgOptions) -> String {
+    match PostgresBackend::open(options) {
+        Ok(_) => panic!("opening should fail"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn errors_say_what_is_wrong() {
+    let Some(cluster) = Cluster::get() else {
+        return;
+    };
+    let missing = cluster.options("no_such_database");
+    let text = open_error(missing.clone());
+    assert!(
+        text.contains("database \"no_such_database\" does not exist") && text.contains("createdb"),
+        "{text}"
+    );
+    assert_eq!(PostgresBackend::inspect(&missing).err(), Some(text));
+
+    let nobody = PgOptions {
+        user: "nobody_here".into(),
+        ..cluster.options("postgres")
+    };
+    let text = open_error(nobody);
+    assert!(
+        text.contains("refused the login of user \"nobody_here\""),
+        "{text}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let text = open_error(PgOptions {
+        port,
+        ..cluster.options("postgres")
+    });
+    assert!(
+        text.contains("cannot reach PostgreSQL at 127.0.0.1:"),
+        "{text}"
+    );
+
+    let text = open_error(PgOptions {
+        tls: "sometimes".into(),
+        ..cluster.options("postgres")
+    });
+    assert!(text.contains("unknown TLS mode"), "{text}");
+    let _ = describe;
+}
+
+/// A write issued while PostgreSQL restarts waits and then succeeds; the
+/// health probe says "not ready" while it is down.
+#[test]
+fn a_database_restart_delays_requests_and_loses_nothing() {
+    // Its own cluster: the restart must not disturb the other tests.
+    let Some(cluster) = Cluster::own() else {
+        return;
+    };
+    let b = Arc::new(PostgresBackend::open(cluster.fresh_database()).expect("open"));
+    assert_eq!(
+        b.execute(Req::CreateAccount {
+            account: "alice@example.com".into(),
+            credentials: crate::storage::conformance::creds(1),
+        }),
+        Res::Done
+    );
+    assert!(b.ready().is_ok());
+    let writer = {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            for i in 0..200 {
+                answers.push(b.execute(Req::PushOffline {
+                    account: "alice@example.com".into(),
+                    stanza: format!("<message id='{i}'/>"),
+                    limit: None,
+                }));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            answers
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    cluster.restart();
+    let answers = writer.join().expect("writer");
+    let done: Vec<usize> = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| **a == Res::Done)
+        .map(|(i, _)| i)
+        .collect();
+    // A write in flight when the server went away may fail (its commit's
+    // outcome unknown); everything answered Done is stored.
+    assert!(done.len() >= 195, "{} of 200 done: {answers:?}", done.len());
+    let stored = match b.execute(Req::TakeOffline {
+        account: "alice@example.com".into(),
+        page: xmpp_core::storage::OfflinePage::ALL,
+    }) {
+        Res::Offline(all) => all,
+        other => panic!("{other:?}"),
+    };
+    for i in done {
+        let wanted = format!("<message id='{i}'/>");
+        assert!(stored.contains(&wanted), "acknowledged {wanted} is stored");
+    }
+    assert!(b.ready().is_ok());
+}
