@@ -9,7 +9,17 @@ Environment knobs:
   VIREO_BIN           path of the binary (default: <repo>/target/debug/vireo)
   VIREO_TEST_LOG      log filter for the server under test (VIREO_LOG and
                       RUST_LOG; default: the server's own default)
-  VIREO_TEST_KEEP=1   keep the temporary data dirs and logs
+  VIREO_TEST_KEEP=1   keep the temporary data dirs and logs (and, under
+                      PostgreSQL, the cluster and its databases)
+  VIREO_TEST_STORAGE  the store of every server under test: `embedded` (the
+                      default: redb in the data dir) or `postgresql`: one
+                      throwaway PostgreSQL cluster for the session
+                      (postgres.py, started at the first server), a fresh
+                      database `vireo_<n>` for each VireoServer (kept across
+                      its restart() and kill9(), dropped at cleanup), passed
+                      as VIREO_DB_* in VireoServer.env(). Tests of the
+                      embedded store's own files are marked
+                      `@pytest.mark.embedded_store` and skipped there.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -36,6 +47,8 @@ from typing import Callable, Iterable
 import pytest
 import pytest_asyncio
 import slixmpp
+
+import postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 VIREO_BIN = Path(os.environ.get("VIREO_BIN", REPO_ROOT / "target" / "debug" / "vireo"))
@@ -65,15 +78,125 @@ logging.getLogger("slixmpp").setLevel(logging.WARNING)
 
 
 # --------------------------------------------------------------------------
+# the storage of the servers under test (VIREO_TEST_STORAGE)
+# --------------------------------------------------------------------------
+
+_STORAGE_NAMES = {"": "embedded", "embedded": "embedded", "redb": "embedded",
+                  "postgresql": "postgresql", "postgres": "postgresql", "pg": "postgresql"}
+STORAGE_SETTING = os.environ.get("VIREO_TEST_STORAGE", "").strip().lower()
+STORAGE = _STORAGE_NAMES.get(STORAGE_SETTING, STORAGE_SETTING)
+ON_POSTGRES = STORAGE == "postgresql"
+
+_pg_cluster: postgres.PgCluster | None = None
+_pg_failure: str | None = None
+_pg_databases_made = 0
+_pg_stopped: str | None = None  # the description of the stopped cluster
+_pg_lock = threading.RLock()  # servers may be made from threads (asyncio.to_thread)
+
+
+def pg_cluster() -> postgres.PgCluster:
+    """The session's PostgreSQL cluster, started at the first call (the
+    first server). A cluster that failed to start fails every later test
+    at once with the same reason."""
+    assert ON_POSTGRES, "pg_cluster() outside VIREO_TEST_STORAGE=postgresql"
+    with _pg_lock:
+        return _pg_cluster_locked()
+
+
+def _pg_cluster_locked() -> postgres.PgCluster:
+    global _pg_cluster, _pg_failure
+    if _pg_failure is not None:
+        pytest.fail(f"the PostgreSQL cluster did not start: {_pg_failure}", pytrace=False)
+    if _pg_cluster is None:
+        try:
+            _pg_cluster = postgres.start_cluster()
+        except Exception as e:  # noqa: BLE001 - reported to every test
+            _pg_failure = str(e)
+            pytest.fail(f"the PostgreSQL cluster did not start: {e}", pytrace=False)
+        logging.getLogger("interop").warning("storage: %s", _pg_cluster.describe())
+    return _pg_cluster
+
+
+def pg_new_database() -> str:
+    """A fresh, empty database `vireo_<n>` in the session's cluster."""
+    global _pg_databases_made
+    with _pg_lock:
+        cluster = pg_cluster()
+        _pg_databases_made += 1
+        name = f"vireo_{_pg_databases_made}"
+    return cluster.create_database(name)
+
+
+@pytest.fixture
+def postgres_cluster() -> postgres.PgCluster:
+    """The session's PostgreSQL cluster (e.g. to restart() it under a
+    running server); skips the test unless VIREO_TEST_STORAGE=postgresql.
+    Its restart() is felt by every server running at the time (the
+    module-scoped ones too)."""
+    if not ON_POSTGRES:
+        pytest.skip("needs VIREO_TEST_STORAGE=postgresql")
+    return pg_cluster()
+
+
+# --------------------------------------------------------------------------
 # pytest hooks
 # --------------------------------------------------------------------------
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "embedded_store: the test reads or depends on the embedded store's own "
+        "files (DATA/store/vireo.redb); skipped under VIREO_TEST_STORAGE=postgresql")
+    if STORAGE not in ("embedded", "postgresql"):
+        raise pytest.UsageError(
+            f"VIREO_TEST_STORAGE={STORAGE_SETTING!r}: expected `embedded` or `postgresql`")
+    if ON_POSTGRES and not postgres.available():
+        raise pytest.UsageError(
+            "VIREO_TEST_STORAGE=postgresql but the PostgreSQL server binaries were "
+            "not found: install Debian's postgresql package (.ci/run does) or set "
+            "VIREO_TEST_PG_BINDIR")
+
+
+def storage_description() -> str:
+    if not ON_POSTGRES:
+        return "embedded (redb in each server's data dir)"
+    if _pg_cluster is not None or _pg_stopped is not None:
+        where = _pg_cluster.describe() if _pg_cluster is not None else _pg_stopped
+        return f"postgresql: {where}, {_pg_databases_made} databases for the servers under test"
+    return (f"postgresql (a throwaway cluster from {postgres.find_bindir()}, "
+            "started at the first server; a fresh database per server)")
+
+
+def pytest_report_header(config):
+    return [f"vireo storage: {storage_description()}"]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    terminalreporter.write_line(f"vireo storage: {storage_description()}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the session's cluster (atexit in postgres.py would too)."""
+    global _pg_cluster, _pg_stopped
+    if _pg_cluster is not None:
+        cluster, _pg_cluster = _pg_cluster, None
+        _pg_stopped = cluster.describe() + ", stopped"
+        cluster.stop()
+
+
 def pytest_collection_modifyitems(config, items):
-    """Give every test a hard time limit unless it sets its own."""
+    """Give every test a hard time limit unless it sets its own; under
+    PostgreSQL, skip the tests of the embedded store's own files."""
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT))
+        marker = item.get_closest_marker("embedded_store")
+        if ON_POSTGRES and marker is not None:
+            why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(
+                reason="embedded store only (VIREO_TEST_STORAGE=postgresql)"
+                + (f": {why}" if why else "")))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -148,7 +271,13 @@ def unique_user(prefix: str = "u") -> str:
 
 
 class VireoServer:
-    """One `vireo run` process with its own ports and data dir."""
+    """One `vireo run` process with its own ports and data dir (and, under
+    VIREO_TEST_STORAGE=postgresql, its own database, created at the first
+    env() and kept until cleanup())."""
+
+    # A subclass that runs another server (reference_peers.ProsodyServer)
+    # sets this to False: it gets no database.
+    uses_vireo_store = True
 
     def __init__(self, name: str):
         if not VIREO_BIN.exists():
@@ -170,6 +299,18 @@ class VireoServer:
         self.proc: subprocess.Popen | None = None
         self.last_exit_code: int | None = None
         self.starts = 0
+        # VIREO_TEST_STORAGE=postgresql: the database of this server
+        # (created at the first env(), i.e. the first start or CLI call).
+        self.pg_database: str | None = None
+
+    def storage_env(self) -> dict[str, str]:
+        """The VIREO_DB_* variables of this server's store: none for the
+        embedded store; under PostgreSQL those of its own database."""
+        if not ON_POSTGRES or not self.uses_vireo_store:
+            return {}
+        if self.pg_database is None:
+            self.pg_database = pg_new_database()
+        return pg_cluster().server_env(self.pg_database)
 
     # -- process control ---------------------------------------------------
 
@@ -188,6 +329,7 @@ class VireoServer:
             RUST_BACKTRACE="1",
             NO_COLOR="1",
         )
+        env.update(self.storage_env())
         # hub_task at debug logs "offline message stored", which tests use
         # as the sync point for durability.
         level = os.environ.get("VIREO_TEST_LOG") or "info,xmpp_runtime::hub_task=debug,xmpp_core::hub=debug"
@@ -222,12 +364,16 @@ class VireoServer:
     def start(self, timeout: float = STARTUP_TIMEOUT) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
-        self._log_marker(f"start #{self.starts}: {' '.join(self.run_args())}")
+        env = self.env()
+        storage = (f"postgresql database {env['VIREO_DB_NAME']} on "
+                   f"{env['VIREO_DB_HOST']}:{env['VIREO_DB_PORT']}"
+                   if "VIREO_DB_NAME" in env else "embedded")
+        self._log_marker(f"start #{self.starts}: {' '.join(self.run_args())} (storage: {storage})")
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
                 self.run_args(),
-                env=self.env(),
+                env=env,
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -299,6 +445,13 @@ class VireoServer:
         self._terminate(SHUTDOWN_TIMEOUT)
         if os.environ.get("VIREO_TEST_KEEP") != "1":
             shutil.rmtree(self.root, ignore_errors=True)
+            if self.pg_database is not None and _pg_cluster is not None:
+                try:
+                    _pg_cluster.drop_database(self.pg_database)
+                except Exception as e:  # noqa: BLE001 - the cluster goes at the end anyway
+                    logging.getLogger("interop").warning(
+                        "dropping %s failed: %s", self.pg_database, e)
+                self.pg_database = None
 
     def log_tail(self, lines: int = 150) -> str:
         try:

@@ -55,6 +55,8 @@ def prosody_available() -> bool:
 class ProsodyServer(VireoServer):
     """Prosody 0.12 with a MUC component at conference.<domain>."""
 
+    uses_vireo_store = False  # no database under VIREO_TEST_STORAGE=postgresql
+
     def __init__(self, name: str):
         if not prosody_available():
             pytest.skip("MUC_TEST_SERVER=prosody needs the Debian packages prosody and util-linux")

@@ -5,6 +5,9 @@
 #      VIREO_BIN (test this binary as it is, without `cargo build`: e.g. from a git worktree, another checkout's build).
 #      MUC_TEST_SERVER=prosody runs test_muc*.py against Prosody 0.12 instead (reference_peers.py):
 #      the group chat tests proven on a known-correct server.
+#      VIREO_TEST_STORAGE=postgresql runs every server under test on PostgreSQL instead of the
+#      embedded store: a throwaway cluster (postgres.py; Debian's postgresql package), a fresh
+#      database per server; tests marked embedded_store are skipped. run-all.sh runs both passes.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,6 +53,7 @@ else
     cargo build -p vireo
     export VIREO_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/vireo"
 fi
+echo "interop: storage ${VIREO_TEST_STORAGE:-embedded}"
 export PYTHONDONTWRITEBYTECODE=1
 set +e
 "$venv/bin/python" -m pytest -q -p no:cacheprovider \

@@ -127,6 +127,8 @@ async def test_password_from_stdin_is_one_line(server, xmpp):
     await c.close()
 
 
+@pytest.mark.embedded_store(reason="the archive must hold DATA/store/ (the redb file) "
+                             "and the server's store-snapshot-* of it")
 @pytest.mark.asyncio
 async def test_backup_with_data_while_running(own_server, xmpp):
     """`vireo config backup --data` against a running server: the server
