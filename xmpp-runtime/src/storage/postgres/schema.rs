@@ -52,15 +52,21 @@ pub async fn upgrade(conn: &mut PgConnection) -> Result<Upgraded, StorageError> 
         .bind(LOCK)
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS vireo_schema (
-             version    INTEGER PRIMARY KEY,
-             name       TEXT NOT NULL,
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         )",
-    )
-    .execute(&mut *tx)
-    .await?;
+    // Created once (IF NOT EXISTS would log a notice at every start).
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('vireo_schema') IS NOT NULL")
+        .fetch_one(&mut *tx)
+        .await?;
+    if !exists {
+        sqlx::raw_sql(
+            "CREATE TABLE vireo_schema (
+                 version    INTEGER PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     let found: Option<i32> = sqlx::query("SELECT max(version) AS v FROM vireo_schema")
         .fetch_one(&mut *tx)
         .await?
