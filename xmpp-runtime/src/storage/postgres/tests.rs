@@ -210,6 +210,50 @@ fn a_database_restart_delays_requests_and_loses_nothing() {
     assert!(b.ready().is_ok());
 }
 
+/// More callers than connections: they wait for one (back-pressure), and
+/// every write is done.
+#[test]
+fn an_exhausted_pool_makes_callers_wait() {
+    let Some(cluster) = Cluster::get() else {
+        return;
+    };
+    let options = PgOptions {
+        pool_size: 1,
+        ..cluster.fresh_database()
+    };
+    let b = Arc::new(PostgresBackend::open(options).expect("open"));
+    assert_eq!(
+        b.execute(Req::CreateAccount {
+            account: "alice@example.com".into(),
+            credentials: crate::storage::conformance::creds(1),
+        }),
+        Res::Done
+    );
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|i| {
+                        b.execute_batch(vec![Req::PushOffline {
+                            account: "alice@example.com".into(),
+                            stanza: format!("<message id='{t}-{i}'/>"),
+                            limit: None,
+                        }])
+                    })
+                    .filter(|answers| answers == &vec![Res::Done])
+                    .count()
+            })
+        })
+        .collect();
+    let done: usize = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+    assert_eq!(done, 200);
+    assert_eq!(
+        b.peek_offline("alice@example.com").expect("peek").len(),
+        200
+    );
+}
+
 /// Round-trip cost of one read through the backend (not a test of
 /// behaviour: `cargo test -p xmpp-runtime --lib postgres::tests::read_latency -- --ignored --nocapture`).
 #[test]
