@@ -133,9 +133,13 @@ async def test_a_redb_store_moves_to_postgresql(cluster, xmpp):
         await b.sync()
         await asyncio.sleep(0.5)
         await b.close()
+        db = cluster.create_database(f"mig_{unique_user('d')}")
+        # Not while the server runs: its store is being written.
+        running = srv.cli("storage", "migrate", "--from", "redb", "--to", "postgresql",
+                          timeout=60)
+        assert running.returncode != 0 and "stop it first" in running.stdout + running.stderr
         await asyncio.to_thread(srv.stop)
 
-        db = cluster.create_database(f"mig_{unique_user('d')}")
         srv.store_env = cluster.server_env(db)
         res = srv.cli("storage", "migrate", "--from", "redb", "--to", "postgresql", timeout=60)
         out = res.stdout + res.stderr
