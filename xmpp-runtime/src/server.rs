@@ -504,6 +504,9 @@ impl RunningServer {
         for t in self.threads {
             let _ = t.join();
         }
+        // Last: storage threads may still hold the backend, but nothing
+        // sends them requests any more.
+        self.backend.close();
         if let Some(p) = self.admin_socket {
             let _ = std::fs::remove_file(p);
         }

@@ -53,6 +53,10 @@ impl Backend for Timed {
         self.inner.ready()
     }
 
+    fn close(&self) {
+        self.inner.close()
+    }
+
     fn service_owners(&self) -> Result<Vec<String>, StorageError> {
         self.inner.service_owners()
     }

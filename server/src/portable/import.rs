@@ -915,6 +915,8 @@ impl Backend for CheckOnly<'_> {
     fn ready(&self) -> Result<(), xmpp_runtime::storage::StorageError> {
         self.0.ready()
     }
+    /// The real store is the caller's to close.
+    fn close(&self) {}
     fn service_owners(&self) -> Result<Vec<String>, xmpp_runtime::storage::StorageError> {
         self.0.service_owners()
     }

@@ -51,6 +51,10 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    /// Nothing to close: the store is flushed, and sled recovers from its
+    /// log either way.
+    fn close(&self) {}
+
     fn service_owners(&self) -> Result<Vec<String>, StorageError> {
         Ok(self.lock().service_owners())
     }

@@ -73,6 +73,10 @@ pub trait Backend: Send + Sync {
     }
     /// Flush everything (graceful shutdown).
     fn flush(&self) -> Result<(), StorageError>;
+    /// Close the store at the end of a graceful shutdown, after the last
+    /// request: later requests fail. Required (like `ready`) so that a
+    /// wrapper forwards it: redb marks its file clean only here.
+    fn close(&self);
     /// List accounts (bare JIDs) — for admin commands.
     fn accounts(&self) -> Result<Vec<String>, StorageError>;
     /// How much the store holds, for `/metrics`, when the backend can say

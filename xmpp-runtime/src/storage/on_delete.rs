@@ -75,6 +75,10 @@ impl Backend for DeletionHook {
         self.inner.ready()
     }
 
+    fn close(&self) {
+        self.inner.close()
+    }
+
     fn service_owners(&self) -> Result<Vec<String>, StorageError> {
         self.inner.service_owners()
     }

@@ -691,6 +691,10 @@ impl Backend for SledBackend {
         super::ready_by_reading(self)
     }
 
+    /// Nothing to close: the store is flushed, and sled recovers from its
+    /// log either way.
+    fn close(&self) {}
+
     fn service_owners(&self) -> Result<Vec<String>, StorageError> {
         let mut owners = Vec::new();
         for tree in [&self.blobs, &self.archive] {

@@ -379,6 +379,11 @@ impl Backend for PostgresBackend {
         Ok(())
     }
 
+    /// Closes the pool's connections (the server sees clean disconnects).
+    fn close(&self) {
+        smol::block_on(self.pool.close());
+    }
+
     fn accounts(&self) -> Result<Vec<String>, StorageError> {
         smol::block_on(async {
             let mut conn = self.pool.acquire().await?;
