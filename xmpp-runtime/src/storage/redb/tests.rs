@@ -127,7 +127,8 @@ fn data_survives_reopen() {
 
 /// Writes raw records straight into a table (corruption tests).
 fn put_raw(b: &RedbBackend, def: Def, key: &[u8], value: &[u8]) {
-    let tx = b.db.begin_write().unwrap();
+    let db = b.open_db().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table(def).unwrap().insert(key, value).unwrap();
     tx.commit().unwrap();
 }
@@ -350,7 +351,8 @@ fn survives_sigkill_mid_write() {
             Ok(b) => b,
             Err(e) => panic!("reopen after SIGKILL failed in round {round}: {e}"),
         };
-        let tx = b.db.begin_read().unwrap();
+        let db = b.open_db().unwrap();
+        let tx = db.begin_read().unwrap();
         let offline = tx.open_table(OFFLINE).unwrap();
         for (account, n) in &acked {
             let (p, end) = (prefix(account), prefix_end(account));
@@ -393,4 +395,23 @@ fn import_sled_copies_every_tree() {
         report
     );
     crate::storage::conformance::check_migrated(&chunked);
+}
+
+/// After `close` (the end of a graceful shutdown) requests fail with a
+/// message saying so, and the file reopens with everything in it.
+#[test]
+fn a_closed_store_refuses_requests_and_reopens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = RedbBackend::open(dir.path()).expect("open");
+    crate::storage::conformance::fill_for_migration(&b);
+    b.close();
+    match b.execute(Req::LoadCredentials {
+        account: "alice@example.com".into(),
+    }) {
+        StorageResult::Failed(text) => assert!(text.contains("is closed"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    drop(b);
+    let again = RedbBackend::open(dir.path()).expect("reopen");
+    crate::storage::conformance::check_migrated(&again);
 }
