@@ -14,6 +14,7 @@ pub mod http_request;
 pub mod hub;
 pub mod jid;
 pub mod login;
+pub mod portable_reader;
 pub mod s2s_incoming;
 pub mod sasl;
 pub mod sm;
@@ -38,6 +39,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("http_request", http_request::run),
     ("bosh_session", bosh_session::run),
     ("websocket_c2s", websocket_c2s::run),
+    ("portable_reader", portable_reader::run),
 ];
 
 /// The harness of a target.
