@@ -9,7 +9,7 @@ use sqlx::Connection;
 use xmpp_core::storage::{StorageRequest as Req, StorageResult as Res};
 
 use super::cluster::Cluster;
-use super::{describe, schema, PgOptions, PostgresBackend};
+use super::{schema, PgOptions, PostgresBackend};
 use crate::storage::{Backend, StorageError};
 
 /// A backend on a fresh database; `None` when PostgreSQL is not installed
@@ -149,7 +149,6 @@ fn errors_say_what_is_wrong() {
         ..cluster.options("postgres")
     });
     assert!(text.contains("unknown TLS mode"), "{text}");
-    let _ = describe;
 }
 
 /// A write issued while PostgreSQL restarts waits and then succeeds; the
