@@ -291,11 +291,11 @@ class VireoServer:
         self.root = Path(tempfile.mkdtemp(prefix="vireo-it-"))
         self.data_dir = self.root / "data"
         self.log_path = self.root / "vireo.log"
-        self.c2s_port, self.c2s_tls_port = free_ports(2)
-        # Federation is on by default: its listeners get free ports too.
-        self.s2s_port, self.s2s_tls_port = free_ports(2)
-        # And the HTTP listeners.
-        self.http_port, self.https_port = free_ports(2)
+        # All six at once: ports from separate calls may repeat (a CI run
+        # once got the same port for c2s and HTTPS, and the server refused
+        # the configuration). Federation and HTTP are on by default.
+        (self.c2s_port, self.c2s_tls_port, self.s2s_port, self.s2s_tls_port,
+         self.http_port, self.https_port) = free_ports(6)
         self.proc: subprocess.Popen | None = None
         self.last_exit_code: int | None = None
         self.starts = 0
