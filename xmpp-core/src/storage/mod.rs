@@ -260,6 +260,20 @@ impl StorageRequest {
         FIXED + account + payload
     }
 
+    /// Whether the request only reads: backends answer a batch of these
+    /// without a write transaction.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            StorageRequest::LoadCredentials { .. }
+                | StorageRequest::LoadAccount { .. }
+                | StorageRequest::LoadBlob { .. }
+                | StorageRequest::ListBlobs { .. }
+                | StorageRequest::QueryArchive { .. }
+                | StorageRequest::ArchiveMetadata { .. }
+        )
+    }
+
     /// The account a request is about (for validation, logs and sharding);
     /// `None` for requests about every account (archive retention).
     pub fn account(&self) -> Option<&str> {

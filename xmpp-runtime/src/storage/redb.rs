@@ -208,19 +208,6 @@ impl std::fmt::Debug for RedbBackend {
     }
 }
 
-/// Whether a request only reads (runs on a read transaction).
-fn is_read(req: &StorageRequest) -> bool {
-    matches!(
-        req,
-        StorageRequest::LoadCredentials { .. }
-            | StorageRequest::LoadAccount { .. }
-            | StorageRequest::LoadBlob { .. }
-            | StorageRequest::ListBlobs { .. }
-            | StorageRequest::QueryArchive { .. }
-            | StorageRequest::ArchiveMetadata { .. }
-    )
-}
-
 fn utf8(raw: &[u8], what: &'static str) -> Result<String, StorageError> {
     String::from_utf8(raw.to_vec()).map_err(|_| StorageError::NotUtf8(what))
 }
@@ -871,7 +858,7 @@ impl Backend for RedbBackend {
     /// Group commit: one write transaction for every request of the batch,
     /// committed durably (one fsync) before the answers are returned.
     fn execute_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
-        if reqs.iter().all(is_read) {
+        if reqs.iter().all(StorageRequest::is_read) {
             return self.read_batch(reqs);
         }
         let n = reqs.len();

@@ -127,25 +127,7 @@ impl Cluster {
             "initdb",
             &["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8"],
         );
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-            cluster.port,
-            cluster.dir.display()
-        );
-        let log = cluster.dir.join("log");
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data,
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().expect("utf-8"),
-                "-w",
-                "start",
-            ],
-        );
+        cluster.pg_start();
         cluster.watch();
         cluster
     }
@@ -223,24 +205,23 @@ impl Cluster {
         let data = self.dir.join("data");
         let data = data.to_str().expect("utf-8 path");
         self.run("pg_ctl", &["-D", data, "-m", "fast", "-w", "stop"]);
+        self.pg_start();
+    }
+
+    /// `pg_ctl start` on the cluster's port and socket directory.
+    fn pg_start(&self) {
+        let data = self.dir.join("data");
+        let data = data.to_str().expect("utf-8 path");
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             self.port,
             self.dir.display()
         );
         let log = self.dir.join("log");
+        let log = log.to_str().expect("utf-8 path");
         self.run(
             "pg_ctl",
-            &[
-                "-D",
-                data,
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().expect("utf-8"),
-                "-w",
-                "start",
-            ],
+            &["-D", data, "-o", &opts, "-l", log, "-w", "start"],
         );
     }
 }

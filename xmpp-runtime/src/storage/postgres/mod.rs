@@ -257,7 +257,7 @@ impl PostgresBackend {
     fn attempt(&self, reqs: &[StorageRequest]) -> Result<Vec<StorageResult>, Attempt> {
         smol::block_on(async {
             let mut conn = self.pool.acquire().await.map_err(Attempt::Unreachable)?;
-            if reqs.iter().all(is_read) {
+            if reqs.iter().all(StorageRequest::is_read) {
                 let mut out = Vec::with_capacity(reqs.len());
                 for req in reqs {
                     out.push(requests::read(&mut conn, req).await.map_err(classify)?);
@@ -314,19 +314,6 @@ fn classify(e: sqlx::Error) -> Attempt {
     } else {
         Attempt::Statement(e)
     }
-}
-
-/// Whether a request only reads.
-fn is_read(req: &StorageRequest) -> bool {
-    matches!(
-        req,
-        StorageRequest::LoadCredentials { .. }
-            | StorageRequest::LoadAccount { .. }
-            | StorageRequest::LoadBlob { .. }
-            | StorageRequest::ListBlobs { .. }
-            | StorageRequest::QueryArchive { .. }
-            | StorageRequest::ArchiveMetadata { .. }
-    )
 }
 
 impl Backend for PostgresBackend {
