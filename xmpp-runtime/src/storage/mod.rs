@@ -143,6 +143,16 @@ pub enum StorageError {
         /// What went wrong.
         reason: String,
     },
+    /// A file of the store could not be read or written (the archive
+    /// journal of the redb store).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stored record could not be decoded: the store is corrupt or was
     /// written by an incompatible version.
     #[error("corrupt {what} record: {source}")]

@@ -13,9 +13,19 @@
 //! | `roster_version` | account                      | u64 big-endian                |
 //! | `offline`        | account 0x00 seq (u64 BE)    | stanza (UTF-8)                |
 //! | `blobs`          | account 0x00 key             | XML document (UTF-8)          |
-//! | `archive`        | see [`archive`]              | XEP-0313 message archives     |
+//! | `archive`        | see [`archive`]              | XEP-0313 message archives, in chunks |
+//! | `journal`        | `archive`, `archive-layout`  | the journal's indexed generation; the archive layout |
 //!
 //! An account exists iff it has a `credentials` entry.
+//!
+//! Archived messages take another way in (`journal.rs`): appended to the
+//! archive journal, `DIR/archive-journal/`, and answered once it is synced;
+//! moved into the `archive` table in large transactions by an indexer
+//! thread. Every request that reads or changes the archive otherwise
+//! (queries, retraction, retention, account creation and deletion), and a
+//! snapshot or close, first has the journal indexed, so it sees every
+//! answered message; a crash leaves the journal to be replayed at the next
+//! open.
 //!
 //! Transactions and durability: [`Backend::execute_batch`] is a group
 //! commit, ONE redb write transaction for the whole batch, committed with
@@ -51,15 +61,23 @@
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard, Weak};
+use std::time::Duration;
 
 use ::redb::{
     Builder, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, Table, TableDefinition, TableHandle, WriteTransaction,
 };
+use std::collections::{HashMap, HashSet};
+use xmpp_core::archive::ArchiveId;
 use xmpp_core::storage::{AccountData, KeyLimit, OfflinePage, StorageRequest, StorageResult};
 
 mod archive;
+mod chunk;
+mod journal;
+
+use journal::{Journal, Record};
 
 use super::codec;
 use super::keys::{account_key, be_u64, offline_key, offline_seq, prefix, prefix_end};
@@ -85,6 +103,20 @@ const BLOBS: Def = TableDefinition::new("blobs");
 const ARCHIVE: Def = TableDefinition::new("archive");
 /// Every table, created when the store is opened.
 const ALL: [Def; 6] = [CREDENTIALS, ROSTER, ROSTER_VERSION, OFFLINE, BLOBS, ARCHIVE];
+/// The archive journal's state: under [`JOURNAL_GENERATION`], the first
+/// generation of journal segments not indexed yet (u64 BE). Not in [`ALL`]:
+/// a copy of the tables (snapshot, migration) is taken with the journal
+/// indexed, so it has none.
+const JOURNAL: Def = TableDefinition::new("journal");
+const JOURNAL_GENERATION: &[u8] = b"archive";
+
+/// The journal's directory inside the store directory.
+pub const JOURNAL_DIR: &str = "archive-journal";
+
+/// How long pending journal records may wait for the indexer when fewer
+/// than [`journal::INDEX_AFTER_BYTES`] arrive: short enough that a replay
+/// after a crash is small, long enough that a quiet server indexes seldom.
+const INDEX_EVERY: Duration = Duration::from_secs(2);
 
 /// redb's operations each have an error type; all of them convert into
 /// `redb::Error`, and so into ours.
@@ -173,8 +205,142 @@ impl<'t> WriteTables<'t> {
     }
 }
 
-/// A [`Backend`] storing everything in one redb database file.
+/// A [`Backend`] storing everything in one redb database file, archived
+/// messages first in the archive journal (`journal.rs`).
 pub struct RedbBackend {
+    inner: Arc<Inner>,
+    indexer: Arc<IndexerSignal>,
+}
+
+/// Requests that must see every archived message in the archive table:
+/// the journal is indexed before them.
+fn needs_indexed_archive(req: &StorageRequest) -> bool {
+    matches!(
+        req,
+        StorageRequest::QueryArchive { .. }
+            | StorageRequest::ArchiveMetadata { .. }
+            | StorageRequest::ReplaceArchived { .. }
+            | StorageRequest::PurgeArchive { .. }
+            | StorageRequest::CreateAccount { .. }
+            | StorageRequest::DeleteAccount { .. }
+    )
+}
+
+/// Journal records into the archive table, and the journal generation
+/// from which segments are not indexed, in the write transaction `tx`.
+/// A record the table refuses (its account is gone, its id archived
+/// already) is skipped: it was answered when journaled, and what it asked
+/// is moot now.
+fn index_records(
+    tx: &WriteTransaction,
+    records: &[Record],
+    next_generation: u64,
+) -> Result<(), StorageError> {
+    let mut tables = WriteTables::open(tx)?;
+    let mut by_owner: HashMap<&str, Vec<&xmpp_core::archive::ArchivedMessage>> = HashMap::new();
+    for r in records {
+        by_owner.entry(&r.account).or_default().push(&r.message);
+    }
+    for (account, messages) in by_owner {
+        if !xmpp_core::storage::is_service_owner(account) && !exists(&tables.credentials, account)?
+        {
+            tracing::debug!(%account, messages = messages.len(), "journaled messages of an account deleted since: not indexed");
+            continue;
+        }
+        match archive::insert(&mut tables.archive, account, messages, true) {
+            Ok(_) => {}
+            Err(Fail::Clean(e)) => {
+                tracing::warn!(%account, error = %e, "archive journal records not indexed");
+            }
+            Err(Fail::Poisoned(e)) => return Err(e),
+        }
+    }
+    let mut meta = tx.open_table(JOURNAL)?;
+    meta.insert(JOURNAL_GENERATION, &next_generation.to_be_bytes()[..])?;
+    Ok(())
+}
+
+/// The archive layout of this build (chunks); stores without the mark
+/// are converted when opened (`archive::convert`).
+const ARCHIVE_LAYOUT: &[u8] = b"archive-layout";
+const CHUNKED: u64 = 2;
+
+/// Bytes of messages moved per write transaction while converting.
+const CONVERT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Converts an archive of the old layout into chunks, unless the store
+/// says it is chunked (`force`: check anyway, after an import of sled
+/// trees), and marks the store.
+fn convert_layout(db: &Database, force: bool) -> Result<(), StorageError> {
+    if !force {
+        let tx = db.begin_read()?;
+        let meta = tx.open_table(JOURNAL)?;
+        let layout = meta.get(ARCHIVE_LAYOUT)?;
+        if let Some(raw) = layout {
+            if be_u64(raw.value(), "archive layout")? == CHUNKED {
+                return Ok(());
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut rounds = 0u32;
+    loop {
+        let mut tx = db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        let done = {
+            let mut table = tx.open_table(ARCHIVE)?;
+            match archive::convert(&mut table, CONVERT_BYTES) {
+                Ok(done) => done,
+                Err(Fail::Clean(e) | Fail::Poisoned(e)) => return Err(e),
+            }
+        };
+        if done {
+            let mut meta = tx.open_table(JOURNAL)?;
+            meta.insert(ARCHIVE_LAYOUT, &CHUNKED.to_be_bytes()[..])?;
+        }
+        tx.commit()?;
+        rounds += 1;
+        if rounds > 1 {
+            tracing::info!(rounds, "converting the message archive to chunks");
+        }
+        if done {
+            break;
+        }
+    }
+    if rounds > 1 {
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "message archive converted to chunks"
+        );
+    }
+    Ok(())
+}
+
+/// Opens the journal of a store just opened, indexing what a crash left
+/// in it before anything else runs.
+fn replay_journal(db: &Database, dir: &Path) -> Result<Journal, StorageError> {
+    let indexed = {
+        let tx = db.begin_read()?;
+        let meta = tx.open_table(JOURNAL)?;
+        let stored = meta.get(JOURNAL_GENERATION)?;
+        match stored {
+            Some(raw) => be_u64(raw.value(), "journal generation")?,
+            None => 0,
+        }
+    };
+    let (journal, replay) = Journal::open(dir, indexed)?;
+    if !replay.records.is_empty() || replay.next_generation != indexed {
+        let mut tx = db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        index_records(&tx, &replay.records, replay.next_generation)?;
+        tx.commit()?;
+    }
+    journal.retire(replay.next_generation);
+    Ok(journal)
+}
+
+/// The store, shared with its indexer thread.
+pub struct Inner {
     /// `None` once [`Backend::close`]d. redb marks its file clean only when
     /// the `Database` is dropped, and a server's storage threads hold the
     /// backend until the process ends: without closing, every start after
@@ -182,7 +348,78 @@ pub struct RedbBackend {
     db: RwLock<Option<Database>>,
     /// The database file.
     path: PathBuf,
-    quick_repair: bool,
+    quick_repair: AtomicBool,
+    journal: Journal,
+    /// Held while journal records are being indexed, so that a reader of
+    /// the archive waits for an indexing under way instead of missing its
+    /// records.
+    indexing: Mutex<()>,
+}
+
+impl Deref for RedbBackend {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// Wakes the indexer thread: when pending records reach
+/// [`journal::INDEX_AFTER_BYTES`], and to stop it.
+#[derive(Default)]
+struct IndexerSignal {
+    woken: Mutex<bool>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
+impl IndexerSignal {
+    fn wake(&self) {
+        *self.woken.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits for a wake-up or [`INDEX_EVERY`]; whether to go on.
+    fn wait(&self) -> bool {
+        let guard = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut woken, _) = self
+            .cv
+            .wait_timeout_while(guard, INDEX_EVERY, |woken| !*woken)
+            .unwrap_or_else(PoisonError::into_inner);
+        *woken = false;
+        !self.stop.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for RedbBackend {
+    fn drop(&mut self) {
+        self.indexer.stop.store(true, Ordering::Release);
+        self.indexer.wake();
+    }
+}
+
+/// The indexer: moves pending journal records into the archive table when
+/// woken or every [`INDEX_EVERY`], off the storage threads' path. It holds
+/// the store only while indexing, so dropping the backend ends it.
+fn spawn_indexer(inner: Weak<Inner>, signal: Arc<IndexerSignal>) {
+    let spawned = std::thread::Builder::new()
+        .name("vireo-archive-index".to_owned())
+        .spawn(move || {
+            while signal.wait() {
+                let Some(inner) = inner.upgrade() else { break };
+                if !inner.journal.has_pending() {
+                    continue;
+                }
+                if let Err(e) = inner.index_journal() {
+                    // The records stay pending (and on disk); reads index
+                    // them, or the next round retries.
+                    tracing::error!(error = %e, path = %inner.path.display(), "indexing the archive journal failed");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Reads and the threshold still index (`index_journal`).
+        tracing::error!(error = %e, "cannot spawn the archive indexer thread");
+    }
 }
 
 /// The open database, held for as long as a transaction on it runs (so
@@ -197,6 +434,14 @@ impl Deref for Open<'_> {
             // `RedbBackend::open_db` only makes an `Open` of `Some`.
             None => unreachable!("an Open guard of a closed store"),
         }
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbBackend")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -618,6 +863,7 @@ impl RedbBackend {
             for def in ALL {
                 tx.open_table(def)?;
             }
+            tx.open_table(JOURNAL)?;
             tx.commit()?;
             Ok(db)
         }));
@@ -636,12 +882,21 @@ impl RedbBackend {
                 ));
             }
         };
+        convert_layout(&db, false)
+            .map_err(|e| open_error(&path, format!("converting the message archive: {e}")))?;
+        let journal = replay_journal(&db, &dir.join(JOURNAL_DIR))
+            .map_err(|e| open_error(&path, format!("archive journal: {e}")))?;
         tracing::debug!(path = %path.display(), "redb store opened");
-        Ok(RedbBackend {
+        let inner = Arc::new(Inner {
             db: RwLock::new(Some(db)),
             path,
-            quick_repair: false,
-        })
+            quick_repair: AtomicBool::new(false),
+            journal,
+            indexing: Mutex::new(()),
+        });
+        let indexer = Arc::new(IndexerSignal::default());
+        spawn_indexer(Arc::downgrade(&inner), indexer.clone());
+        Ok(RedbBackend { inner, indexer })
     }
 
     /// Whether commits save redb's allocator state so that reopening after
@@ -655,8 +910,8 @@ impl RedbBackend {
     /// archive appends in group commits of 256, ext4): 9.8 s without, 18.5 s
     /// with. A deployment with a large archive that cares more about restart
     /// time than write throughput can turn it on.
-    pub fn with_quick_repair(mut self, enabled: bool) -> Self {
-        self.quick_repair = enabled;
+    pub fn with_quick_repair(self, enabled: bool) -> Self {
+        self.quick_repair.store(enabled, Ordering::Relaxed);
         self
     }
 
@@ -664,7 +919,9 @@ impl RedbBackend {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
+impl Inner {
     /// The database, unless the store was closed.
     fn open_db(&self) -> Result<Open<'_>, StorageError> {
         let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
@@ -680,6 +937,167 @@ impl RedbBackend {
     fn failed(&self, e: StorageError) -> StorageResult {
         tracing::error!(error = %e, path = %self.path.display(), "storage request failed");
         StorageResult::Failed(e.to_string())
+    }
+
+    /// One write transaction for every request of the batch, committed
+    /// durably (one fsync) before the answers are returned.
+    fn commit_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
+        let n = reqs.len();
+        let db = match self.open_db() {
+            Ok(db) => db,
+            Err(e) => return vec![self.failed(e); n],
+        };
+        let mut tx = match db.begin_write() {
+            Ok(tx) => tx,
+            Err(e) => return vec![self.failed(e.into()); n],
+        };
+        tx.set_quick_repair(self.quick_repair.load(Ordering::Relaxed));
+        if let Err(e) = tx.set_durability(Durability::Immediate) {
+            return vec![self.failed(e.into()); n];
+        }
+        match self.write_batch(&tx, reqs) {
+            Ok(results) => match tx.commit() {
+                Ok(()) => results,
+                Err(e) => vec![self.failed(e.into()); n],
+            },
+            Err(e) => {
+                if let Err(abort) = tx.abort() {
+                    tracing::error!(error = %abort, path = %self.path.display(), "aborting a storage transaction failed");
+                }
+                vec![self.failed(e); n]
+            }
+        }
+    }
+
+    /// Moves the pending journal records into the archive table, in one
+    /// write transaction that also stores the journal generation they end
+    /// at; only then are their segments deleted. On failure they stay
+    /// pending and on disk.
+    fn index_journal(&self) -> Result<(), StorageError> {
+        let _indexing = self.indexing.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(taken) = self.journal.take()? else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let committed = self.open_db().and_then(|db| {
+            let mut tx = db.begin_write()?;
+            tx.set_quick_repair(self.quick_repair.load(Ordering::Relaxed));
+            tx.set_durability(Durability::Immediate)?;
+            index_records(&tx, &taken.records, taken.next_generation)?;
+            tx.commit()?;
+            Ok(())
+        });
+        match committed {
+            Ok(()) => {
+                tracing::debug!(
+                    records = taken.records.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "archive journal indexed"
+                );
+                self.journal.retire(taken.next_generation);
+                Ok(())
+            }
+            Err(e) => {
+                self.journal.restore(taken);
+                Err(e)
+            }
+        }
+    }
+
+    /// Archived messages into the journal: each checked as the archive
+    /// table would (the account exists, the id is not archived yet), the
+    /// accepted ones written and synced together. Answers with their
+    /// positions in the batch, and the journal's pending bytes.
+    fn append_journal(&self, batch: Vec<(usize, Record)>) -> (Vec<(usize, StorageResult)>, usize) {
+        let verdicts = match self.check_appends(&batch) {
+            Ok(v) => v,
+            Err(e) => {
+                let failed = self.failed(e);
+                return (
+                    batch
+                        .into_iter()
+                        .map(|(i, _)| (i, failed.clone()))
+                        .collect(),
+                    0,
+                );
+            }
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::with_capacity(batch.len());
+        let mut accepted_at = Vec::with_capacity(batch.len());
+        for ((i, record), verdict) in batch.into_iter().zip(verdicts) {
+            match verdict {
+                Some(answer) => answers.push((i, answer)),
+                None => {
+                    accepted_at.push(i);
+                    accepted.push(record);
+                }
+            }
+        }
+        match self.journal.append(accepted) {
+            Ok(pending) => {
+                answers.extend(accepted_at.into_iter().map(|i| (i, StorageResult::Done)));
+                (answers, pending)
+            }
+            Err(e) => {
+                let failed = self.failed(e);
+                answers.extend(accepted_at.into_iter().map(|i| (i, failed.clone())));
+                (answers, 0)
+            }
+        }
+    }
+
+    /// For each record, `None` if it may be appended, or its answer:
+    /// `Failed` for an invalid name, `NotFound` for an unknown account,
+    /// `Conflict` for an id archived already (in the table, pending in the
+    /// journal, or earlier in the batch).
+    fn check_appends(
+        &self,
+        batch: &[(usize, Record)],
+    ) -> Result<Vec<Option<StorageResult>>, StorageError> {
+        let db = self.open_db()?;
+        let tx = db.begin_read()?;
+        let credentials = tx.open_table(CREDENTIALS)?;
+        let table = tx.open_table(ARCHIVE)?;
+        let mut known: HashMap<&str, bool> = HashMap::new();
+        let mut in_batch: HashSet<(&str, ArchiveId)> = HashSet::new();
+        let mut verdicts = Vec::with_capacity(batch.len());
+        for (_, r) in batch {
+            let account = r.account.as_str();
+            if let Err(e) = check_account(account) {
+                verdicts.push(Some(self.failed(e)));
+                continue;
+            }
+            if r.message.with_bare().contains('\0') {
+                verdicts.push(Some(
+                    self.failed(StorageError::InvalidAccount(r.message.with.clone())),
+                ));
+                continue;
+            }
+            let exists = match known.get(account) {
+                Some(e) => *e,
+                None => {
+                    let e = xmpp_core::storage::is_service_owner(account)
+                        || exists(&credentials, account)?;
+                    known.insert(account, e);
+                    e
+                }
+            };
+            if !exists {
+                verdicts.push(Some(StorageResult::NotFound));
+                continue;
+            }
+            let id = r.message.id;
+            if !in_batch.insert((account, id))
+                || self.journal.is_pending(account, id)
+                || archive::contains(&table, account, id)?
+            {
+                verdicts.push(Some(StorageResult::Conflict));
+                continue;
+            }
+            verdicts.push(None);
+        }
+        Ok(verdicts)
     }
 
     /// Read-only requests on one read transaction (a snapshot).
@@ -735,6 +1153,26 @@ impl RedbBackend {
             }
         }
         Ok(results)
+    }
+}
+
+#[cfg(test)]
+impl RedbBackend {
+    /// Archive entries of the layout before chunks (`m` and `w` keys).
+    pub(crate) fn old_layout_keys(&self) -> Result<usize, StorageError> {
+        let db = self.open_db()?;
+        let tx = db.begin_read()?;
+        let table = tx.open_table(ARCHIVE)?;
+        let mut n = 0;
+        for entry in table.iter()? {
+            let (k, _) = entry?;
+            let k = k.value();
+            let tag = k.iter().position(|b| *b == 0).and_then(|at| k.get(at + 1));
+            if matches!(tag, Some(b'm' | b'w')) {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -843,6 +1281,8 @@ impl RedbBackend {
         {
             return Err(mismatch("credentials", "account counts differ".to_owned()));
         }
+        // The trees hold sled's archive layout, verified as such above.
+        convert_layout(&db, true)?;
         Ok(report)
     }
 }
@@ -855,47 +1295,87 @@ impl Backend for RedbBackend {
             .unwrap_or_else(|| StorageResult::Failed("no answer".to_owned()))
     }
 
-    /// Group commit: one write transaction for every request of the batch,
-    /// committed durably (one fsync) before the answers are returned.
+    /// Group commit: archived messages go to the archive journal (one
+    /// write and one shared sync), everything else into one write
+    /// transaction committed durably (one fsync), both before the answers
+    /// are returned. A batch that reads or changes the archive otherwise
+    /// (queries, retraction, retention, account creation and deletion)
+    /// first has the journal indexed, and then runs as one transaction.
     fn execute_batch(&self, reqs: Vec<StorageRequest>) -> Vec<StorageResult> {
+        let n = reqs.len();
+        let is_append = |r: &StorageRequest| matches!(r, StorageRequest::AppendArchive { .. });
         if reqs.iter().all(StorageRequest::is_read) {
+            if reqs.iter().any(needs_indexed_archive) {
+                if let Err(e) = self.index_journal() {
+                    return vec![self.failed(e); n];
+                }
+            }
             return self.read_batch(reqs);
         }
-        let n = reqs.len();
-        let db = match self.open_db() {
-            Ok(db) => db,
-            Err(e) => return vec![self.failed(e); n],
-        };
-        let mut tx = match db.begin_write() {
-            Ok(tx) => tx,
-            Err(e) => return vec![self.failed(e.into()); n],
-        };
-        tx.set_quick_repair(self.quick_repair);
-        if let Err(e) = tx.set_durability(Durability::Immediate) {
-            return vec![self.failed(e.into()); n];
-        }
-        match self.write_batch(&tx, reqs) {
-            Ok(results) => match tx.commit() {
-                Ok(()) => results,
-                Err(e) => vec![self.failed(e.into()); n],
-            },
-            Err(e) => {
-                if let Err(abort) = tx.abort() {
-                    tracing::error!(error = %abort, path = %self.path.display(), "aborting a storage transaction failed");
+        if !reqs.iter().any(is_append) || reqs.iter().any(needs_indexed_archive) {
+            if reqs
+                .iter()
+                .any(|r| is_append(r) || needs_indexed_archive(r))
+            {
+                if let Err(e) = self.index_journal() {
+                    return vec![self.failed(e); n];
                 }
-                vec![self.failed(e); n]
+            }
+            return self.commit_batch(reqs);
+        }
+        let mut results: Vec<Option<StorageResult>> = vec![None; n];
+        let mut appends = Vec::new();
+        let (mut rest, mut rest_at) = (Vec::new(), Vec::new());
+        for (i, req) in reqs.into_iter().enumerate() {
+            match req {
+                StorageRequest::AppendArchive { account, message } => {
+                    appends.push((i, Record { account, message }));
+                }
+                other => {
+                    rest_at.push(i);
+                    rest.push(other);
+                }
             }
         }
+        if !rest.is_empty() {
+            for (i, r) in rest_at.into_iter().zip(self.commit_batch(rest)) {
+                results[i] = Some(r);
+            }
+        }
+        let (answers, pending) = self.append_journal(appends);
+        for (i, r) in answers {
+            results[i] = Some(r);
+        }
+        if pending >= journal::INDEX_NOW_BYTES {
+            // The indexer fell behind: catch up here (waiting for it if it
+            // runs), which bounds the journal's memory and slows this
+            // writer to the indexing rate.
+            if let Err(e) = self.index_journal() {
+                tracing::error!(error = %e, path = %self.path.display(), "indexing the archive journal failed");
+            }
+        } else if pending >= journal::INDEX_AFTER_BYTES {
+            self.indexer.wake();
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| StorageResult::Failed("no answer".to_owned())))
+            .collect()
     }
 
-    /// Nothing to do: every answered write was committed durably.
+    /// Every answered write is durable already; the journal is indexed so
+    /// that the database file alone holds everything (a backup copies it).
     fn flush(&self) -> Result<(), StorageError> {
-        Ok(())
+        self.index_journal()
     }
 
     /// Drops the database (waiting for running transactions), which marks
     /// the file clean: the next open needs no repair walk.
     fn close(&self) {
+        self.indexer.stop.store(true, Ordering::Release);
+        self.indexer.wake();
+        if let Err(e) = self.index_journal() {
+            tracing::error!(error = %e, path = %self.path.display(), "indexing the archive journal at close failed; it is replayed at the next start");
+        }
         let db = self
             .db
             .write()
@@ -914,6 +1394,7 @@ impl Backend for RedbBackend {
                 reason: "snapshot destination already exists".to_owned(),
             });
         }
+        self.index_journal()?;
         let db = self.open_db()?;
         let source = db.begin_read()?;
         let copy = RedbBackend::open(dest)?;
@@ -936,6 +1417,8 @@ impl Backend for RedbBackend {
     /// From the tables' headers: redb keeps each table's length, so this
     /// reads no entry.
     fn sizes(&self) -> Option<super::StoreSizes> {
+        // Archived messages are counted in the table.
+        self.index_journal().ok()?;
         let db = self.open_db().ok()?;
         let tx = db.begin_read().ok()?;
         let len = |def: Def| {
@@ -975,6 +1458,8 @@ impl Backend for RedbBackend {
     }
 
     fn service_owners(&self) -> Result<Vec<String>, StorageError> {
+        // A room may own nothing but journaled messages yet.
+        self.index_journal()?;
         let db = self.open_db()?;
         let tx = db.begin_read()?;
         let mut owners = Vec::new();
