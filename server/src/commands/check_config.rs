@@ -117,7 +117,8 @@ fn storage_check(cfg: &Config) -> (String, Vec<Diagnostic>) {
             String::new(),
             vec![Diagnostic::error(origin, format!("storage: {text}")).with_fix(
                 "check the storage.sql_* keys (VIREO_DB_HOST, VIREO_DB_PORT, VIREO_DB_NAME, \
-                 VIREO_DB_USER, VIREO_DB_PASSWORD) and that PostgreSQL runs",
+                 VIREO_DB_USER, VIREO_DB_PASSWORD, VIREO_DB_TLS, VIREO_DB_TLS_CA) and that \
+                 PostgreSQL runs",
             )],
         ),
         Ok(Some(v)) if v > schema::CURRENT => (

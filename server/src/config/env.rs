@@ -28,6 +28,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("VIREO_DB_PASSWORD", "storage.sql_password"),
     ("VIREO_DB_HOST", "storage.sql_host"),
     ("VIREO_DB_PORT", "storage.sql_port"),
+    ("VIREO_DB_TLS", "storage.sql_tls"),
+    ("VIREO_DB_TLS_CA", "storage.sql_tls_ca"),
 ];
 
 /// Apply every set, non-empty variable.

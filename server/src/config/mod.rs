@@ -656,6 +656,9 @@ fn build(state: &mut State, source: &Source, loaded: tree::Loaded) -> Config {
             "storage.sql_user" => cfg.sql.user = text,
             "storage.sql_password" => cfg.sql.password = Some(text).filter(|p| !p.is_empty()),
             "storage.sql_tls" => cfg.sql.tls = text,
+            "storage.sql_tls_ca" => {
+                cfg.sql.tls_ca = (!text.is_empty()).then(|| resolve(key, &text, origin))
+            }
             "storage.sql_pool_size" => {
                 cfg.sql.pool_size = u32::try_from(int(value)).unwrap_or(cfg.sql.pool_size)
             }

@@ -436,7 +436,7 @@ pub const LOG_FORMATS: &[&str] = &["text", "json"];
 pub const STORAGE_DRIVERS: &[&str] = &["redb", "sled", "postgresql"];
 
 /// TLS to PostgreSQL, as libpq's `sslmode` names them.
-pub const SQL_TLS_MODES: &[&str] = &["disable", "prefer", "require", "verify-full"];
+pub const SQL_TLS_MODES: &[&str] = &["disable", "prefer", "require", "verify-ca", "verify-full"];
 
 /// Every key: the core keys, then each module section's
 /// ([`super::sections::SECTIONS`]), so a module's settings live in its
@@ -639,7 +639,9 @@ pub const CORE_KEYS: &[KeySpec] = &[
     key("storage.sql_password", "sql_password", BACKENDS, Ty::Str, "\"\"", &[],
         "PostgreSQL password (empty: none, e.g. peer or trust authentication). Prefer the environment variable VIREO_DB_PASSWORD to a file."),
     key("storage.sql_tls", "sql_tls", BACKENDS, Ty::Choice(SQL_TLS_MODES), "\"prefer\"", &[],
-        "TLS to PostgreSQL, as libpq's sslmode: \"disable\", \"prefer\" (TLS when the server offers it), \"require\" (TLS, any certificate) or \"verify-full\" (TLS, a certificate for sql_host from the system's trusted roots)."),
+        "TLS to PostgreSQL, as libpq's sslmode: \"disable\", \"prefer\" (TLS when the server offers it), \"require\" (TLS, any certificate), \"verify-ca\" (TLS, a certificate from a trusted authority) or \"verify-full\" (that, and issued for sql_host). The authorities are sql_tls_ca's, or the system's."),
+    key("storage.sql_tls_ca", "sql_tls_ca", BACKENDS, Ty::Path, "\"\"", &[],
+        "PEM file of the certificate authorities trusted to sign PostgreSQL's certificate with sql_tls = \"verify-ca\" or \"verify-full\" (a private CA, as PostgreSQL's sslrootcert); empty: the system's trusted roots."),
     key("storage.sql_pool_size", "sql_pool_size", BACKENDS, Ty::Int { min: 1, max: 1000 }, "16", &[],
         "Most connections to PostgreSQL. Every hub partition's storage thread and every login lookup takes one per batch; when all are busy, requests wait for one (back-pressure) rather than open more."),
     key("storage.sql_retry_seconds", "sql_retry_seconds", BACKENDS, Ty::Int { min: 0, max: 3600 }, "30", &[],

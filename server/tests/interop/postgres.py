@@ -255,6 +255,32 @@ class PgCluster:
         self.stop(remove=False)
         self.start()
 
+    def enable_tls(self) -> Path:
+        """TLS on (restarting the server), with a certificate for
+        "localhost" from a private authority made here: returns the
+        authority's certificate, which a client must be told to trust."""
+        cert, key = self.data / "server.crt", self.data / "server.key"
+        authority, authority_key = self.dir / "authority.pem", self.dir / "authority.key"
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        self._run(["openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=Vireo test authority",
+                   "-keyout", str(authority_key), "-out", str(authority)], "openssl req (authority)")
+        csr = self.dir / "server.csr"
+        self._run(["openssl", "req", "-new", *ec, "-subj", "/CN=localhost",
+                   "-keyout", str(key), "-out", str(csr)], "openssl req (server)")
+        ext = self.dir / "server.ext"
+        ext.write_text("basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\n")
+        self._run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(authority),
+                   "-CAkey", str(authority_key), "-CAcreateserial", "-days", "2",
+                   "-extfile", str(ext), "-out", str(cert)], "openssl x509 (sign)")
+        os.chmod(key, 0o600)
+        if self.as_root:
+            shutil.chown(cert, PG_USER, PG_USER)
+            shutil.chown(key, PG_USER, PG_USER)
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+        self.restart()
+        return authority
+
     # -- databases -----------------------------------------------------------
 
     def psql(self, sql: str, database: str = "postgres") -> str:

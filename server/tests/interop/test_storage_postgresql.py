@@ -9,7 +9,11 @@ PostgreSQL (issue 15):
   the server started on PostgreSQL;
 - PostgreSQL stopped under a running server: /health reports storage
   failing; messages sent meanwhile wait (none is acknowledged before it is
-  stored) and every acknowledged one is delivered once the database is back.
+  stored) and every acknowledged one is delivered once the database is back;
+- TLS to PostgreSQL (VIREO_DB_TLS, VIREO_DB_TLS_CA): `check config` refuses
+  a certificate from an authority it was not told to trust and says so, and
+  a server on verify-full with the private authority serves clients over
+  encrypted connections only.
 
 The cluster is the session's under VIREO_TEST_STORAGE=postgresql, else one
 of this module's own (CI installs PostgreSQL: missing binaries fail there).
@@ -210,3 +214,44 @@ async def test_postgresql_down_under_a_running_server_loses_nothing(cluster):
             own.stop()
         else:
             own.drop_database(db)
+
+
+@pytest.mark.asyncio
+async def test_a_server_on_postgresql_over_verified_tls(xmpp):
+    # Its own cluster: turning TLS on restarts it.
+    try:
+        cluster = postgres.start_cluster()
+    except postgres.PgUnavailable as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(e))
+    srv = None
+    try:
+        authority = cluster.enable_tls()
+        db = cluster.create_database(f"tls_{unique_user('d')}")
+        tls = {**cluster.server_env(db), "VIREO_DB_HOST": "localhost",
+               "VIREO_DB_TLS": "verify-full"}
+        srv = StoreServer("pg-tls", tls)
+        rc, out = check_config(srv)
+        assert rc == 1, out
+        assert "certificate was refused" in out and "sql_tls_ca" in out, out
+
+        srv.store_env = {**tls, "VIREO_DB_TLS_CA": str(authority)}
+        rc, out = check_config(srv)
+        assert rc == 0 and "reachable" in out, out
+        await asyncio.to_thread(srv.start)
+        alice, bob = srv.new_account("alice"), srv.new_account("bob")
+        a = await xmpp.online(srv, alice, name="alice")
+        b = await xmpp.online(srv, bob, name="bob")
+        b.send_chat(alice.jid, "over TLS to the database")
+        await a.wait_message(sender=bob.jid, body="over TLS to the database", timeout=10)
+        await a.close()
+        await b.close()
+        rows = cluster.psql(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+            f"WHERE a.application_name = 'vireo' AND a.datname = '{db}'").split()
+        assert rows and all(r == "t" for r in rows), rows
+    finally:
+        if srv is not None:
+            srv.cleanup()
+        cluster.stop()

@@ -69,7 +69,7 @@ use ::redb::{
     Builder, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, Table, TableDefinition, TableHandle, WriteTransaction,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use xmpp_core::archive::ArchiveId;
 use xmpp_core::storage::{AccountData, KeyLimit, OfflinePage, StorageRequest, StorageResult};
 
@@ -1059,10 +1059,16 @@ impl Inner {
         let tx = db.begin_read()?;
         let credentials = tx.open_table(CREDENTIALS)?;
         let table = tx.open_table(ARCHIVE)?;
-        let mut known: HashMap<&str, bool> = HashMap::new();
-        let mut in_batch: HashSet<(&str, ArchiveId)> = HashSet::new();
+        /// What the checks need of an owner, looked up once per batch: ids
+        /// only grow, so a copy newer than everything stored, pending and
+        /// earlier in the batch needs no lookup at all.
+        struct Owner {
+            exists: bool,
+            newest: Option<ArchiveId>,
+        }
+        let mut owners: HashMap<&str, Owner> = HashMap::new();
         let mut verdicts = Vec::with_capacity(batch.len());
-        for (_, r) in batch {
+        for (at, (_, r)) in batch.iter().enumerate() {
             let account = r.account.as_str();
             if let Err(e) = check_account(account) {
                 verdicts.push(Some(self.failed(e)));
@@ -1074,27 +1080,34 @@ impl Inner {
                 ));
                 continue;
             }
-            let exists = match known.get(account) {
-                Some(e) => *e,
-                None => {
-                    let e = xmpp_core::storage::is_service_owner(account)
+            let owner = match owners.entry(account) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let exists = xmpp_core::storage::is_service_owner(account)
                         || exists(&credentials, account)?;
-                    known.insert(account, e);
-                    e
+                    let newest = if exists {
+                        archive::newest(&table, account)?.max(self.journal.newest_pending(account))
+                    } else {
+                        None
+                    };
+                    v.insert(Owner { exists, newest })
                 }
             };
-            if !exists {
+            if !owner.exists {
                 verdicts.push(Some(StorageResult::NotFound));
                 continue;
             }
             let id = r.message.id;
-            if !in_batch.insert((account, id))
-                || self.journal.is_pending(account, id)
-                || archive::contains(&table, account, id)?
-            {
+            let seen = owner.newest.is_some_and(|newest| id <= newest)
+                && (batch[..at].iter().zip(&verdicts).any(|((_, earlier), v)| {
+                    v.is_none() && earlier.message.id == id && earlier.account == r.account
+                }) || self.journal.is_pending(account, id)
+                    || archive::contains(&table, account, id)?);
+            if seen {
                 verdicts.push(Some(StorageResult::Conflict));
                 continue;
             }
+            owner.newest = owner.newest.max(Some(id));
             verdicts.push(None);
         }
         Ok(verdicts)

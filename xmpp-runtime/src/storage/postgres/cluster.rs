@@ -208,6 +208,36 @@ impl Cluster {
         self.pg_start();
     }
 
+    /// Turns TLS on with a certificate for "localhost" signed by itself
+    /// (restarting the server) and returns that certificate, the one
+    /// authority clients must trust.
+    pub fn enable_tls(&self) -> PathBuf {
+        let data = self.dir.join("data");
+        let paths =
+            crate::tls::generate_self_signed(&["localhost".to_owned()], &self.dir.join("certs"))
+                .expect("test certificate");
+        let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::copy(&paths.cert, &cert).expect("copy certificate");
+        std::fs::copy(&paths.key, &key).expect("copy key");
+        if self.as_postgres {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .args([&cert, &key])
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the certificate");
+        }
+        // PostgreSQL refuses a key others can read.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod key");
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).expect("write postgresql.conf");
+        self.restart();
+        paths.cert
+    }
+
     /// `pg_ctl start` on the cluster's port and socket directory.
     fn pg_start(&self) {
         let data = self.dir.join("data");

@@ -58,9 +58,12 @@ pub struct PgOptions {
     pub user: String,
     /// Password, if the server asks for one.
     pub password: Option<String>,
-    /// TLS: "disable", "prefer" (libpq's default), "require" or
-    /// "verify-full".
+    /// TLS: "disable", "prefer" (libpq's default), "require",
+    /// "verify-ca" or "verify-full".
     pub tls: String,
+    /// PEM file of the certificate authorities that may sign the server's
+    /// certificate (verify-ca, verify-full); `None`: the system's roots.
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Most connections open at once.
     pub pool_size: u32,
     /// How long a batch waits for a free connection before the attempt
@@ -80,6 +83,7 @@ impl Default for PgOptions {
             user: "vireo".into(),
             password: None,
             tls: "prefer".into(),
+            tls_ca: None,
             pool_size: 16,
             acquire_timeout: Duration::from_secs(5),
             retry_for: Duration::from_secs(30),
@@ -98,10 +102,11 @@ impl PgOptions {
             "disable" => PgSslMode::Disable,
             "prefer" => PgSslMode::Prefer,
             "require" => PgSslMode::Require,
+            "verify-ca" => PgSslMode::VerifyCa,
             "verify-full" => PgSslMode::VerifyFull,
             other => {
                 return Err(StorageError::Unavailable(format!(
-                    "unknown TLS mode {other:?} (disable, prefer, require, verify-full)"
+                    "unknown TLS mode {other:?} (disable, prefer, require, verify-ca, verify-full)"
                 )))
             }
         };
@@ -114,6 +119,17 @@ impl PgOptions {
             .application_name("vireo");
         if let Some(password) = &self.password {
             options = options.password(password);
+        }
+        if let Some(ca) = &self.tls_ca {
+            // Read here, so that a missing file is named at once rather
+            // than as a failed handshake.
+            if let Err(e) = std::fs::metadata(ca) {
+                return Err(StorageError::Unavailable(format!(
+                    "cannot read the PostgreSQL CA file {} (storage.sql_tls_ca): {e}",
+                    ca.display()
+                )));
+            }
+            options = options.ssl_root_cert(ca);
         }
         Ok(options)
     }
@@ -144,6 +160,24 @@ pub fn describe(e: &sqlx::Error, options: &PgOptions) -> String {
         };
     }
     match e {
+        sqlx::Error::Io(io) if refused_certificate(io) => {
+            let trusted = match &options.tls_ca {
+                Some(ca) => format!("the authorities in {} (storage.sql_tls_ca)", ca.display()),
+                None => {
+                    "the system's trusted roots (set storage.sql_tls_ca for a private authority)"
+                        .to_owned()
+                }
+            };
+            let name = if options.tls == "verify-full" {
+                format!(", issued for {:?}", options.host)
+            } else {
+                String::new()
+            };
+            format!(
+                "TLS to PostgreSQL at {at} failed: its certificate was refused ({io}); with sql_tls = {:?} it must come from {trusted}{name}",
+                options.tls
+            )
+        }
         sqlx::Error::Io(io) => format!("cannot reach PostgreSQL at {at}: {io}"),
         sqlx::Error::PoolTimedOut => {
             format!("cannot reach PostgreSQL at {at}: no connection within the acquire timeout")
@@ -151,6 +185,18 @@ pub fn describe(e: &sqlx::Error, options: &PgOptions) -> String {
         sqlx::Error::Tls(tls) => format!("TLS to PostgreSQL at {at} failed: {tls}"),
         other => format!("PostgreSQL at {at}: {other}"),
     }
+}
+
+/// Whether an I/O error is rustls refusing the server's certificate.
+fn refused_certificate(io: &std::io::Error) -> bool {
+    io.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        })
 }
 
 /// Whether an error means the database could not be reached (so a batch

@@ -290,3 +290,96 @@ fn read_latency() {
         started.elapsed().as_secs_f64() * 1e6 / 2000.0
     );
 }
+
+/// Whether the backend's connections are encrypted, as the server sees it.
+fn encrypted(b: &PostgresBackend) -> bool {
+    smol::block_on(
+        sqlx::query_scalar::<_, bool>("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&b.pool),
+    )
+    .expect("pg_stat_ssl")
+}
+
+/// `sql_tls` as libpq's sslmode, against a server with a certificate for
+/// "localhost" from a private authority: "require" encrypts without
+/// checking the certificate; "verify-full" accepts it only with the
+/// authority in `sql_tls_ca` and for the name it was issued for, and says
+/// why when it refuses; "disable" stays in clear.
+#[test]
+fn tls_modes_encrypt_and_verify_as_libpq_does() {
+    // Its own cluster: TLS needs a restart.
+    let Some(cluster) = Cluster::own() else {
+        return;
+    };
+    let ca = cluster.enable_tls();
+    let base = cluster.options("postgres");
+
+    let require = PostgresBackend::open(PgOptions {
+        tls: "require".into(),
+        ..base.clone()
+    })
+    .expect("require");
+    assert!(encrypted(&require), "require encrypts");
+
+    let verified = PostgresBackend::open(PgOptions {
+        host: "localhost".into(),
+        tls: "verify-full".into(),
+        tls_ca: Some(ca.clone()),
+        ..base.clone()
+    })
+    .expect("verify-full with the authority");
+    assert!(encrypted(&verified));
+    let mut results = verified.execute_batch(vec![Req::LoadCredentials {
+        account: "nobody@example.com".into(),
+    }]);
+    assert_eq!(results.pop(), Some(Res::Credentials(None)));
+
+    let text = open_error(PgOptions {
+        host: "localhost".into(),
+        tls: "verify-full".into(),
+        ..base.clone()
+    });
+    assert!(
+        text.contains("TLS to PostgreSQL at localhost:")
+            && text.contains("certificate was refused")
+            && text.contains("set storage.sql_tls_ca"),
+        "the system's roots do not know the private authority: {text}"
+    );
+
+    let text = open_error(PgOptions {
+        tls: "verify-full".into(),
+        tls_ca: Some(ca.clone()),
+        ..base.clone()
+    });
+    assert!(
+        text.contains("TLS to PostgreSQL at 127.0.0.1:")
+            && text.contains("issued for \"127.0.0.1\""),
+        "a certificate for localhost is not one for 127.0.0.1: {text}"
+    );
+
+    let ca_only = PostgresBackend::open(PgOptions {
+        tls: "verify-ca".into(),
+        tls_ca: Some(ca.clone()),
+        ..base.clone()
+    })
+    .expect("verify-ca does not check the name");
+    assert!(encrypted(&ca_only));
+
+    let text = open_error(PgOptions {
+        tls: "verify-full".into(),
+        tls_ca: Some(cluster_missing_file()),
+        ..base.clone()
+    });
+    assert!(text.contains("sql_tls_ca"), "{text}");
+
+    let clear = PostgresBackend::open(PgOptions {
+        tls: "disable".into(),
+        ..base
+    })
+    .expect("disable");
+    assert!(!encrypted(&clear), "disable stays in clear");
+}
+
+fn cluster_missing_file() -> std::path::PathBuf {
+    std::env::temp_dir().join("vireo-no-such-ca.pem")
+}

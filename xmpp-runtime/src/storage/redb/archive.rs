@@ -285,6 +285,21 @@ pub(super) fn contains<T: ReadableTable<Bytes, Bytes>>(
     }
 }
 
+/// The newest id archived for `account` (the last id of its last chunk).
+pub(super) fn newest<T: ReadableTable<Bytes, Bytes>>(
+    archive: &T,
+    account: &str,
+) -> Result<Option<ArchiveId>, StorageError> {
+    let (lo, hi) = (
+        chunk_key(account, ArchiveId::MIN),
+        chunk_key(account, ArchiveId::MAX),
+    );
+    match archive.range(lo.as_slice()..=hi.as_slice())?.next_back() {
+        Some(entry) => chunk::tail(entry?.1.value()).map(|(_, last)| last),
+        None => Ok(None),
+    }
+}
+
 /// The distinct bare `with`s of some messages.
 fn withs<'a>(entries: &[Entry<'a>]) -> BTreeSet<&'a [u8]> {
     entries.iter().map(Entry::with_bare).collect()

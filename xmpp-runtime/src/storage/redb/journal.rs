@@ -306,6 +306,11 @@ impl Journal {
         ))
     }
 
+    /// The newest id pending for `account`.
+    pub(crate) fn newest_pending(&self, account: &str) -> Option<ArchiveId> {
+        lock(&self.state).newest.get(account).copied()
+    }
+
     /// Whether `id` is pending for `account` (an append of it again is a
     /// conflict). Ids only grow per owner, so this is one map lookup unless
     /// the id is not newer than the owner's newest pending one.
