@@ -8,7 +8,9 @@ Password formats (what the tests prove): Vireo's own export carries both
 SCRAM hashes; Prosody's default `internal_hashed` storage exports
 SCRAM-SHA-1 keys only, which log in with SCRAM-SHA-1 and PLAIN, and fail
 SCRAM-SHA-256 like a wrong password; ejabberd's default plaintext
-passwords derive both hashes.
+passwords derive both hashes; ejabberd storing SCRAM keys
+(`auth_password_format: scram`) exports SCRAM-SHA-1 keys, base64-encoded
+twice, which log in as Prosody's do.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ async def test_prosody_migrator_files_import(xmpp, tmp_path):
     try:
         for f in files:
             report = vireo(dst, "import", str(f)).stdout
-            assert "1 accounts" in report and "SCRAM-SHA-1 keys only" in report, report
+            assert "1 accounts" in report and " 1 SCRAM-SHA-1 keys only" in report, report
         dst.start()
         await check_data(xmpp, dst, alice, bob[0], mech="SCRAM-SHA-1", offline=False)
         assert await login_result(xmpp, dst, alice[0], alice[1], "PLAIN") == "ok"
@@ -225,14 +227,18 @@ async def test_prosody_migrator_files_import(xmpp, tmp_path):
 # ---------------------------------------------------------------- ejabberd
 
 class ExportingEjabberd(EjabberdPeer):
-    """ejabberd with its default plaintext password storage and the
-    modules whose data export_piefxis writes."""
+    """ejabberd with the modules whose data export_piefxis writes, and its
+    passwords stored as `password_format` says: "plain" (ejabberd's
+    default) or "scram" (SCRAM-SHA-1 keys, `auth_scram_hash: sha`)."""
+
+    password_format = "plain"
 
     def write_config(self) -> None:
         super().write_config()
         yml = self.root / "etc" / "ejabberd.yml"
         text = yml.read_text()
-        text = text.replace("auth_password_format: scram\n", "auth_password_format: plain\n")
+        text = text.replace("auth_password_format: scram\n",
+                            f"auth_password_format: {self.password_format}\n")
         text = text.replace("  mod_roster: {}\n",
                             "  mod_roster: {}\n  mod_vcard: {}\n  mod_private: {}\n")
         yml.write_text(text)
@@ -271,5 +277,47 @@ async def test_ejabberd_export_piefxis_imports(xmpp, tmp_path):
         await check_data(xmpp, dst, alice, bob[0], mam=False)
         for mech in ("SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"):
             assert await login_result(xmpp, dst, alice[0], alice[1], mech) == "ok", mech
+    finally:
+        dst.cleanup()
+
+
+class ScramEjabberd(ExportingEjabberd):
+    password_format = "scram"
+
+
+@pytest.mark.asyncio
+async def test_ejabberd_scram_passwords_import(xmpp, tmp_path):
+    """ejabberd storing SCRAM keys instead of passwords: its export carries
+    one hash's keys (SCRAM-SHA-1), which log in with SCRAM-SHA-1 and PLAIN
+    and fail SCRAM-SHA-256 like a wrong password, as Prosody's do."""
+    if peers_available() is not None:
+        pytest.skip("needs ejabberd")
+    peer = ScramEjabberd("x227s.localhost")
+    try:
+        peer.start()
+        alice = (peer.add_user("alice", "alice on scram"), "alice on scram")
+        out = peer.root / "pie"
+        out.mkdir()
+        subprocess.run(["chown", peer.user, str(out)], check=True)
+        peer._ctl(peer._ctl_argv("export_piefxis", str(out)))
+        files = []
+        for f in sorted(out.iterdir()):
+            files.append(tmp_path / f.name)
+            shutil.copyfile(f, files[-1])
+        main = [f for f in files if "xi:include" in f.read_text()][0]
+        host = "\n".join(f.read_text() for f in files if f != main)
+        assert "urn:xmpp:pie:0#scram" in host and "password=" not in host, host
+    finally:
+        peer.cleanup()
+
+    dst = fresh_vireo("xep0227-from-ejabberd-scram", peer.domain)
+    try:
+        report = vireo(dst, "import", str(main)).stdout
+        assert "1 accounts" in report and " 1 SCRAM-SHA-1 keys only" in report, report
+        dst.start()
+        assert await login_result(xmpp, dst, alice[0], alice[1], "SCRAM-SHA-1") == "ok"
+        assert await login_result(xmpp, dst, alice[0], alice[1], "PLAIN") == "ok"
+        assert await login_result(xmpp, dst, alice[0], alice[1], "SCRAM-SHA-256") != "ok"
+        assert await login_result(xmpp, dst, alice[0], "wrong", "SCRAM-SHA-1") != "ok"
     finally:
         dst.cleanup()

@@ -103,13 +103,33 @@ pub fn parse_scram(e: &Element) -> Result<ScramRecord, Skip> {
     let iterations = field("iter-count")?
         .parse::<u32>()
         .map_err(|_| Skip("<iter-count> is not a number".into()))?;
+    let (mut salt, mut stored_key, mut server_key) =
+        (b64("salt")?, b64("stored-key")?, b64("server-key")?);
+    // ejabberd keeps salt and keys as base64 text and its export_piefxis
+    // (23.01) base64-encodes that text again: keys that are not a hash
+    // long but decode once more to one are taken that way, and so is the
+    // salt beside them.
+    let len = match hash {
+        ScramHash::Sha1 => 20,
+        ScramHash::Sha256 => 32,
+    };
+    let again = |raw: &[u8]| B64.decode(raw).ok();
+    if stored_key.len() != len || server_key.len() != len {
+        if let (Some(st), Some(sv)) = (again(&stored_key), again(&server_key)) {
+            if st.len() == len && sv.len() == len {
+                stored_key = st;
+                server_key = sv;
+                salt = again(&salt).unwrap_or(salt);
+            }
+        }
+    }
     Ok(ScramRecord {
         hash,
         iterations,
-        salt: b64("salt")?,
+        salt,
         keys: ScramKeys {
-            stored_key: b64("stored-key")?,
-            server_key: b64("server-key")?,
+            stored_key,
+            server_key,
         },
     })
 }

@@ -184,3 +184,43 @@ fn many_units_cost_one_unit() {
     assert_eq!(units, 200_000);
     assert_eq!(r.line(), 200_001);
 }
+
+/// ejabberd 23.01 writes SCRAM salt and keys base64-encoded twice (its
+/// stored base64 text, encoded again): they are read as the bytes they
+/// stand for; keys encoded once, as Prosody and Vireo write them, are read
+/// as they are.
+#[test]
+fn scram_keys_encoded_twice_by_ejabberd_are_read_once_decoded() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let (salt, stored, server) = (b"some salt".to_vec(), vec![7u8; 20], vec![9u8; 20]);
+    let element = |salt: &str, stored: &str, server: &str| {
+        crate::xml::Element::parse(
+            format!(
+                "<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>\
+                 <iter-count>4096</iter-count><salt>{salt}</salt>\
+                 <server-key>{server}</server-key><stored-key>{stored}</stored-key>\
+                 </scram-credentials>"
+            )
+            .as_bytes(),
+        )
+        .expect("element")
+    };
+    for e in [
+        element(&b64(&salt), &b64(&stored), &b64(&server)),
+        element(
+            &b64(b64(&salt).as_bytes()),
+            &b64(b64(&stored).as_bytes()),
+            &b64(b64(&server).as_bytes()),
+        ),
+    ] {
+        let r = convert::parse_scram(&e).expect("parsed");
+        assert_eq!(r.salt, salt);
+        assert_eq!(r.keys.stored_key, stored);
+        assert_eq!(r.keys.server_key, server);
+    }
+    // Neither once nor twice a hash long: refused later, as before.
+    let short = element(&b64(&salt), &b64(&[1; 5]), &b64(&[2; 5]));
+    let r = convert::parse_scram(&short).expect("parsed");
+    assert!(convert::credentials_from_scram(&[r]).is_err());
+}
