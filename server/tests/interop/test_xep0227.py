@@ -2,7 +2,8 @@
 clients: Vireo → file → a fresh Vireo, Prosody's `prosody-migrator`
 (xep0227 driver) → Vireo, and ejabberd's `ejabberdctl export_piefxis` →
 Vireo. After each import the old password logs in and the roster, vCard,
-private XML, offline messages and archive are where they were.
+private XML, offline messages and archive are where they were (and, from
+Prosody, a PEP node with its item).
 
 Password formats (what the tests prove): Vireo's own export carries both
 SCRAM hashes; Prosody's default `internal_hashed` storage exports
@@ -28,6 +29,8 @@ from conftest import VireoServer, unique_user
 from federation_peers import EjabberdPeer, ProsodyPeer, peers_available
 
 PRIVATE_NS = "jabber:iq:private"
+PUBSUB_NS = "http://jabber.org/protocol/pubsub"
+MOOD_NS = "http://jabber.org/protocol/mood"
 ROSTER_NS = "jabber:iq:roster"
 
 
@@ -38,10 +41,11 @@ def vireo(srv: VireoServer, *args: str) -> subprocess.CompletedProcess:
 
 
 async def make_data(xmpp, srv, alice: tuple[str, str], bob: tuple[str, str], *,
-                    mam: bool = True, offline: bool = True) -> None:
+                    mam: bool = True, offline: bool = True, pep: bool = False) -> None:
     """Roster (a named contact in a group, a request waiting for alice),
     vCard, private XML, a conversation (archived where the server has
-    MAM) and an offline message, all through slixmpp."""
+    MAM), an offline message and (with `pep`) a mood published on PEP, all
+    through slixmpp."""
     a = xmpp.client(srv, alice[0], alice[1], name="alice")
     a.xmpp.register_plugin("xep_0054")
     await a.connect(expect_mech=None)
@@ -58,6 +62,13 @@ async def make_data(xmpp, srv, alice: tuple[str, str], bob: tuple[str, str], *,
     store.append(ET.fromstring(
         f"<query xmlns='{PRIVATE_NS}'><prefs xmlns='x:portable'><theme>dark</theme></prefs></query>"))
     await store.send(timeout=10)
+    if pep:
+        publish = a.xmpp.make_iq_set()
+        publish.append(ET.fromstring(
+            f"<pubsub xmlns='{PUBSUB_NS}'><publish node='{MOOD_NS}'><item id='current'>"
+            f"<mood xmlns='{MOOD_NS}'><happy/><text>portable mood</text></mood>"
+            "</item></publish></pubsub>"))
+        await publish.send(timeout=10)
     if mam:
         for i in range(3):
             b.send_chat(alice[0], f"archived {i}")
@@ -73,7 +84,7 @@ async def make_data(xmpp, srv, alice: tuple[str, str], bob: tuple[str, str], *,
 
 
 async def check_data(xmpp, srv, alice: tuple[str, str], bob: str, *, mech: str | None = None,
-                     mam: bool = True, offline: bool = True) -> None:
+                     mam: bool = True, offline: bool = True, pep: bool = False) -> None:
     """Alice logs in to `srv` with her old password and finds her data."""
     a = xmpp.client(srv, alice[0], alice[1], name="alice-after", mech=mech)
     a.xmpp.register_plugin("xep_0054")
@@ -93,6 +104,11 @@ async def check_data(xmpp, srv, alice: tuple[str, str], bob: str, *, mech: str |
     get.append(ET.fromstring(f"<query xmlns='{PRIVATE_NS}'><prefs xmlns='x:portable'/></query>"))
     res = await get.send(timeout=10)
     assert "dark" in str(res), str(res)
+    if pep:
+        items = a.xmpp.make_iq_get(ito=alice[0])
+        items.append(ET.fromstring(f"<pubsub xmlns='{PUBSUB_NS}'><items node='{MOOD_NS}'/></pubsub>"))
+        res = await items.send(timeout=10)
+        assert "portable mood" in str(res) and "current" in str(res), str(res)
     if mam:
         bodies = [m["mam_result"]["forwarded"]["stanza"]["body"]
                   async for m in a.xmpp.plugin["xep_0313"].iterate(rsm={"max": 50})]
@@ -196,10 +212,11 @@ async def test_prosody_migrator_files_import(xmpp, tmp_path):
         peer.start()
         # Prosody 0.12's xep0227 driver has no offline store: offline
         # messages do not travel, everything else does.
-        await make_data(xmpp, peer, alice, bob, offline=False)
+        await make_data(xmpp, peer, alice, bob, offline=False, pep=True)
         peer.stop()
         out = run_prosody_migrator(
-            peer, ["accounts", "roster", "vcard", "private", "archive-archive"])
+            peer, ["accounts", "roster", "vcard", "private", "archive-archive",
+                   "pep", f"pep_{MOOD_NS}-archive"])
         files = []
         for f in sorted(out.glob("*.xml")):
             files.append(tmp_path / f.name)
@@ -212,11 +229,14 @@ async def test_prosody_migrator_files_import(xmpp, tmp_path):
 
     dst = fresh_vireo("xep0227-from-prosody", peer.domain)
     try:
+        reports = []
         for f in files:
-            report = vireo(dst, "import", str(f)).stdout
-            assert "1 accounts" in report and " 1 SCRAM-SHA-1 keys only" in report, report
+            reports.append(vireo(dst, "import", str(f)).stdout)
+            assert "1 accounts" in reports[-1] and " 1 SCRAM-SHA-1 keys only" in reports[-1], reports
+        # alice's mood: the node (Prosody's `pep` store) and its item.
+        assert any("1 PEP nodes, 1 PEP items" in r for r in reports), reports
         dst.start()
-        await check_data(xmpp, dst, alice, bob[0], mech="SCRAM-SHA-1", offline=False)
+        await check_data(xmpp, dst, alice, bob[0], mech="SCRAM-SHA-1", offline=False, pep=True)
         assert await login_result(xmpp, dst, alice[0], alice[1], "PLAIN") == "ok"
         assert await login_result(xmpp, dst, alice[0], alice[1], "SCRAM-SHA-256") != "ok"
         assert await login_result(xmpp, dst, alice[0], "wrong", "SCRAM-SHA-1") != "ok"
