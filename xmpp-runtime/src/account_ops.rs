@@ -27,9 +27,36 @@ pub(crate) struct AccountOps {
 }
 
 impl AccountOps {
-    /// Check a PLAIN password, in the key-derivation pool.
+    /// Check a PLAIN password, in the key-derivation pool. An account with
+    /// one SCRAM hash's keys (imported) gets both from a matching password,
+    /// stored unless its credentials changed since they were read.
     pub(crate) async fn check_password(&self, check: PasswordCheck) -> bool {
-        self.kdf.run(move || check.run()).await
+        let verdict = self.kdf.run(move || check.verdict()).await;
+        if let Some(upgrade) = verdict.upgrade {
+            let backend = self.backend.clone();
+            let checked = verdict.checked;
+            smol::unblock(move || {
+                let StorageRequest::SetCredentials { account, .. } = &upgrade else {
+                    return;
+                };
+                let account = account.clone();
+                let current = backend.execute(StorageRequest::LoadCredentials {
+                    account: account.clone(),
+                });
+                if current != StorageResult::Credentials(Some(checked)) {
+                    return; // changed meanwhile: the newer credentials win
+                }
+                match backend.execute(upgrade) {
+                    StorageResult::Done => tracing::info!(
+                        %account,
+                        "imported credentials completed from a PLAIN login: SCRAM-SHA-1 and SCRAM-SHA-256 both work now"
+                    ),
+                    other => tracing::warn!(%account, ?other, "storing completed credentials failed"),
+                }
+            })
+            .await;
+        }
+        verdict.ok
     }
 
     /// Perform `op` for a stream whose peer is `peer`, deriving new

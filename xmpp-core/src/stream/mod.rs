@@ -30,5 +30,7 @@ pub use component_client::{ComponentClient, ComponentClientConfig, ComponentOutp
 pub use csi::NS as CSI_NS;
 pub use error::StreamErrorCondition;
 pub use output::ConnOutput;
-pub use server::{PasswordCheck, RegistrationConfig, ServerStream, ServerStreamConfig};
+pub use server::{
+    PasswordCheck, PasswordVerdict, RegistrationConfig, ServerStream, ServerStreamConfig,
+};
 pub use sm::{SmConfig, SuspendedSession};

@@ -27,7 +27,7 @@ mod management;
 mod negotiation;
 mod register;
 mod sasl;
-pub use auth::PasswordCheck;
+pub use auth::{PasswordCheck, PasswordVerdict};
 pub use register::RegistrationConfig;
 
 /// Settings for c2s streams on one listener.
@@ -456,7 +456,7 @@ impl ServerStream {
                 self.next_request += 1;
                 self.out.push(ConnOutput::CheckPassword {
                     id: req,
-                    check: PasswordCheck::new(credentials, password, known),
+                    check: PasswordCheck::new(username.clone(), credentials, password, known),
                 });
                 self.phase = Phase::AwaitPassword { req, username };
                 return;
