@@ -41,8 +41,9 @@ use xmpp_core::jid::Jid;
 use xmpp_core::modules::pep::store::{node_key, Entry, Index, Node, INDEX_KEY};
 use xmpp_core::modules::pep::{ACCOUNT_BYTES_MAX, ITEM_BYTES_MAX, NODES_MAX};
 use xmpp_core::portable::convert::{
-    apply_pep_owner, apply_roster_item, archived_from_result, contact_jid, credentials_from_scram,
-    new_pep_node, new_roster_entry, parse_document, parse_scram, ScramRecord,
+    apply_pep_owner, apply_roster_item, archived_from_result, blocklist_from_privacy, contact_jid,
+    credentials_from_scram, new_pep_node, new_roster_entry, parse_document, parse_scram,
+    ScramRecord,
 };
 use xmpp_core::portable::{ReadLimits, Reader, Record, Scope, NS_PIE, NS_PIEFXIS, NS_XINCLUDE};
 use xmpp_core::sasl::{ScramKeys, StoredCredentials};
@@ -650,9 +651,24 @@ impl Importer<'_> {
                 }
                 Ok(())
             }
-            ("jabber:iq:privacy", _) => {
-                self.skip("privacy lists (XEP-0016; Vireo has blocking, XEP-0191)");
-                Ok(())
+            ("jabber:iq:privacy", "query") => {
+                let (jids, left_out) = blocklist_from_privacy(&e);
+                for _ in 0..left_out {
+                    self.skip(
+                        "privacy list items other than the default list's \"deny a JID everything\" \
+                         (XEP-0016; Vireo keeps a blocklist, XEP-0191)",
+                    );
+                }
+                if jids.is_empty() {
+                    return Ok(());
+                }
+                self.report.stored.blocked += jids.len() as u64;
+                self.push(Req::StoreBlob {
+                    account,
+                    key: xmpp_core::modules::blocking::BLOCKLIST_KEY.into(),
+                    value: Some(xmpp_core::modules::blocking::blocklist_document(&jids)),
+                    limit: None,
+                })
             }
             (_, name) => {
                 self.skip(format!("<{name} xmlns='{}'> of accounts", e.ns));

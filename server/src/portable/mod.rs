@@ -44,6 +44,8 @@ pub struct Counts {
     pub pep_nodes: u64,
     /// PEP items.
     pub pep_items: u64,
+    /// Blocked JIDs from other servers' privacy lists (XEP-0016).
+    pub blocked: u64,
     /// Vireo's own documents (blocklist, preferences, services' nodes, ...).
     pub documents: u64,
     /// Services (pubsub, rooms).
@@ -64,11 +66,15 @@ impl fmt::Display for Counts {
             (self.archived, "archived messages"),
             (self.pep_nodes, "PEP nodes"),
             (self.pep_items, "PEP items"),
+            (self.blocked, "blocked JIDs"),
             (self.documents, "Vireo documents"),
             (self.services, "services"),
         ];
+        // Only imports from privacy lists count blocked JIDs (Vireo's own
+        // blocklists travel as documents): said when there are some.
         let shown: Vec<String> = parts
             .iter()
+            .filter(|(n, what)| *n > 0 || *what != "blocked JIDs")
             .map(|(n, what)| format!("{n} {what}"))
             .collect();
         write!(f, "{}", shown.join(", "))?;

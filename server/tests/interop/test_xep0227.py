@@ -3,7 +3,8 @@ clients: Vireo → file → a fresh Vireo, Prosody's `prosody-migrator`
 (xep0227 driver) → Vireo, and ejabberd's `ejabberdctl export_piefxis` →
 Vireo. After each import the old password logs in and the roster, vCard,
 private XML, offline messages and archive are where they were (and, from
-Prosody, a PEP node with its item).
+Prosody, a PEP node with its item; from ejabberd, the blocklist it keeps as
+a privacy list).
 
 Password formats (what the tests prove): Vireo's own export carries both
 SCRAM hashes; Prosody's default `internal_hashed` storage exports
@@ -31,6 +32,7 @@ from federation_peers import EjabberdPeer, ProsodyPeer, peers_available
 
 PRIVATE_NS = "jabber:iq:private"
 PUBSUB_NS = "http://jabber.org/protocol/pubsub"
+BLOCKING_NS = "urn:xmpp:blocking"
 MOOD_NS = "http://jabber.org/protocol/mood"
 ROSTER_NS = "jabber:iq:roster"
 
@@ -42,7 +44,8 @@ def vireo(srv: VireoServer, *args: str) -> subprocess.CompletedProcess:
 
 
 async def make_data(xmpp, srv, alice: tuple[str, str], bob: tuple[str, str], *,
-                    mam: bool = True, offline: bool = True, pep: bool = False) -> None:
+                    mam: bool = True, offline: bool = True, pep: bool = False,
+                    blocking: bool = False) -> None:
     """Roster (a named contact in a group, a request waiting for alice),
     vCard, private XML, a conversation (archived where the server has
     MAM), an offline message and (with `pep`) a mood published on PEP, all
@@ -63,6 +66,11 @@ async def make_data(xmpp, srv, alice: tuple[str, str], bob: tuple[str, str], *,
     store.append(ET.fromstring(
         f"<query xmlns='{PRIVATE_NS}'><prefs xmlns='x:portable'><theme>dark</theme></prefs></query>"))
     await store.send(timeout=10)
+    if blocking:
+        block = a.xmpp.make_iq_set()
+        block.append(ET.fromstring(
+            f"<block xmlns='{BLOCKING_NS}'><item jid='spammer@{alice[0].split('@')[1]}'/></block>"))
+        await block.send(timeout=10)
     if pep:
         publish = a.xmpp.make_iq_set()
         publish.append(ET.fromstring(
@@ -85,7 +93,8 @@ async def make_data(xmpp, srv, alice: tuple[str, str], bob: tuple[str, str], *,
 
 
 async def check_data(xmpp, srv, alice: tuple[str, str], bob: str, *, mech: str | None = None,
-                     mam: bool = True, offline: bool = True, pep: bool = False) -> None:
+                     mam: bool = True, offline: bool = True, pep: bool = False,
+                     blocking: bool = False) -> None:
     """Alice logs in to `srv` with her old password and finds her data."""
     a = xmpp.client(srv, alice[0], alice[1], name="alice-after", mech=mech)
     a.xmpp.register_plugin("xep_0054")
@@ -105,6 +114,11 @@ async def check_data(xmpp, srv, alice: tuple[str, str], bob: str, *, mech: str |
     get.append(ET.fromstring(f"<query xmlns='{PRIVATE_NS}'><prefs xmlns='x:portable'/></query>"))
     res = await get.send(timeout=10)
     assert "dark" in str(res), str(res)
+    if blocking:
+        get = a.xmpp.make_iq_get()
+        get.append(ET.fromstring(f"<blocklist xmlns='{BLOCKING_NS}'/>"))
+        res = await get.send(timeout=10)
+        assert f"spammer@{alice[0].split('@')[1]}" in str(res), str(res)
     if pep:
         items = a.xmpp.make_iq_get(ito=alice[0])
         items.append(ET.fromstring(f"<pubsub xmlns='{PUBSUB_NS}'><items node='{MOOD_NS}'/></pubsub>"))
@@ -274,7 +288,8 @@ class ExportingEjabberd(EjabberdPeer):
         text = text.replace("auth_password_format: scram\n",
                             f"auth_password_format: {self.password_format}\n")
         text = text.replace("  mod_roster: {}\n",
-                            "  mod_roster: {}\n  mod_vcard: {}\n  mod_private: {}\n")
+                            "  mod_roster: {}\n  mod_vcard: {}\n  mod_private: {}\n"
+                            "  mod_privacy: {}\n  mod_blocking: {}\n")
         yml.write_text(text)
 
 
@@ -287,7 +302,7 @@ async def test_ejabberd_export_piefxis_imports(xmpp, tmp_path):
         peer.start()
         alice = (peer.add_user("alice", "alice on ejabberd"), "alice on ejabberd")
         bob = (peer.add_user("bob", "bob on ejabberd"), "bob on ejabberd")
-        await make_data(xmpp, peer, alice, bob, mam=False)
+        await make_data(xmpp, peer, alice, bob, mam=False, blocking=True)
         out = peer.root / "pie"
         out.mkdir()
         subprocess.run(["chown", peer.user, str(out)], check=True)
@@ -307,8 +322,10 @@ async def test_ejabberd_export_piefxis_imports(xmpp, tmp_path):
         report = vireo(dst, "import", str(main)).stdout
         assert "2 accounts" in report and "2 from plaintext" in report, report
         assert "1 offline messages" in report, report
+        # alice's blocklist: ejabberd keeps it as a privacy list.
+        assert "1 blocked JIDs" in report, report
         dst.start()
-        await check_data(xmpp, dst, alice, bob[0], mam=False)
+        await check_data(xmpp, dst, alice, bob[0], mam=False, blocking=True)
         for mech in ("SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"):
             assert await login_result(xmpp, dst, alice[0], alice[1], mech) == "ok", mech
     finally:

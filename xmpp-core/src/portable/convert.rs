@@ -211,6 +211,56 @@ pub fn contact_jid(s: &str) -> Option<String> {
     Jid::parse(s).ok().map(|j| j.bare_str())
 }
 
+/// XEP-0016 privacy lists (`<query xmlns='jabber:iq:privacy'/>`, as
+/// ejabberd exports them) as the XEP-0191 blocklist Vireo keeps: the items
+/// of the account's default list (or, without one, of the list ejabberd's
+/// blocking command keeps, "Blocked contacts") that deny a JID every stanza
+/// — no child, or all four of iq, message, presence-in and presence-out —
+/// in their bare form. Returns the JIDs and how many items (of any list)
+/// say something else, which a blocklist cannot.
+pub fn blocklist_from_privacy(query: &Element) -> (Vec<String>, usize) {
+    const NS: &str = "jabber:iq:privacy";
+    let default = query
+        .child(NS, "default")
+        .and_then(|d| d.attr("name"))
+        .map(str::to_owned);
+    let lists: Vec<&Element> = query.elements().filter(|e| e.is(NS, "list")).collect();
+    let chosen = lists
+        .iter()
+        .position(|l| default.is_some() && l.attr("name") == default.as_deref())
+        .or_else(|| {
+            default
+                .is_none()
+                .then(|| {
+                    lists
+                        .iter()
+                        .position(|l| l.attr("name") == Some("Blocked contacts"))
+                })
+                .flatten()
+        });
+    let mut jids: Vec<String> = Vec::new();
+    let mut left_out = 0;
+    for (i, list) in lists.iter().enumerate() {
+        for item in list.elements().filter(|e| e.is(NS, "item")) {
+            let all = ["iq", "message", "presence-in", "presence-out"];
+            let kinds: Vec<&str> = item.elements().map(|e| e.name.as_str()).collect();
+            let blocks_all = kinds.is_empty() || all.iter().all(|k| kinds.contains(k));
+            let jid = (Some(i) == chosen
+                && item.attr("type") == Some("jid")
+                && item.attr("action") == Some("deny")
+                && blocks_all)
+                .then(|| item.attr("value").and_then(contact_jid))
+                .flatten();
+            match jid {
+                Some(j) if !jids.contains(&j) => jids.push(j),
+                Some(_) => {}
+                None => left_out += 1,
+            }
+        }
+    }
+    (jids, left_out)
+}
+
 /// Apply a roster `<item/>` to the entry (new or holding a pending-in
 /// request already).
 pub fn apply_roster_item(e: &Element, entry: &mut RosterItem) -> Result<(), Skip> {

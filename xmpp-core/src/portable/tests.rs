@@ -224,3 +224,29 @@ fn scram_keys_encoded_twice_by_ejabberd_are_read_once_decoded() {
     let r = convert::parse_scram(&short).expect("parsed");
     assert!(convert::credentials_from_scram(&[r]).is_err());
 }
+
+/// ejabberd's privacy lists become the blocklist: the default list's
+/// "deny this JID everything" items; what a blocklist cannot say is
+/// counted, not guessed.
+#[test]
+fn privacy_lists_become_the_blocklist() {
+    let query = crate::xml::Element::parse(
+        b"<query xmlns='jabber:iq:privacy'><default name='Blocked contacts'/>\
+          <list name='Blocked contacts'>\
+            <item type='jid' value='spam@x.example' action='deny' order='0'/>\
+            <item type='jid' value='Troll@Y.example/phone' action='deny' order='1'>\
+              <iq/><message/><presence-in/><presence-out/></item>\
+            <item type='jid' value='chatty@x.example' action='deny' order='2'><message/></item>\
+            <item type='group' value='Work' action='deny' order='3'/>\
+            <item type='jid' value='friend@x.example' action='allow' order='4'/>\
+          </list>\
+          <list name='other'><item type='jid' value='other@x.example' action='deny' order='0'/></list>\
+          </query>",
+    )
+    .expect("query");
+    let (jids, left_out) = convert::blocklist_from_privacy(&query);
+    assert_eq!(jids, vec!["spam@x.example", "troll@y.example"]);
+    assert_eq!(left_out, 4);
+    let none = crate::xml::Element::parse(b"<query xmlns='jabber:iq:privacy'/>").expect("q");
+    assert_eq!(convert::blocklist_from_privacy(&none), (vec![], 0));
+}
