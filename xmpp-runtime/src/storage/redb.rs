@@ -1050,7 +1050,10 @@ impl Inner {
     /// For each record, `None` if it may be appended, or its answer:
     /// `Failed` for an invalid name, `NotFound` for an unknown account,
     /// `Conflict` for an id archived already (in the table, pending in the
-    /// journal, or earlier in the batch).
+    /// journal, or earlier in the batch). An id whose record the indexer
+    /// holds at that moment is in neither: its duplicate answers `Done` and
+    /// is skipped when indexed. Only a replay of an id can meet this (live
+    /// ids only grow), and nothing is stored twice.
     fn check_appends(
         &self,
         batch: &[(usize, Record)],
