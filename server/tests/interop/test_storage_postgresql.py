@@ -35,17 +35,23 @@ from smclient import SM, SmClient, chat
 pytestmark = pytest.mark.timeout(180)
 
 
+def own_cluster() -> postgres.PgCluster:
+    """A cluster of the caller's own; a skip without PostgreSQL, except in
+    CI (which installs it: missing binaries fail there)."""
+    try:
+        return postgres.start_cluster()
+    except postgres.PgUnavailable as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(e))
+
+
 @pytest.fixture(scope="module")
 def cluster():
     if ON_POSTGRES:
         yield pg_cluster()
         return
-    try:
-        own = postgres.start_cluster()
-    except postgres.PgUnavailable as e:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(e))
+    own = own_cluster()
     yield own
     own.stop()
 
@@ -219,12 +225,7 @@ async def test_postgresql_down_under_a_running_server_loses_nothing(cluster):
 @pytest.mark.asyncio
 async def test_a_server_on_postgresql_over_verified_tls(xmpp):
     # Its own cluster: turning TLS on restarts it.
-    try:
-        cluster = postgres.start_cluster()
-    except postgres.PgUnavailable as e:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(e))
+    cluster = own_cluster()
     srv = None
     try:
         authority = cluster.enable_tls()

@@ -293,6 +293,23 @@ class ExportingEjabberd(EjabberdPeer):
         yml.write_text(text)
 
 
+def export_piefxis(peer: EjabberdPeer, tmp_path: Path) -> tuple[list[Path], Path]:
+    """`ejabberdctl export_piefxis` into a directory of the peer's, the
+    files copied to `tmp_path`: all of them, and the main one (which
+    includes the host files)."""
+    out = peer.root / "pie"
+    out.mkdir()
+    subprocess.run(["chown", peer.user, str(out)], check=True)
+    peer._ctl(peer._ctl_argv("export_piefxis", str(out)))
+    files = []
+    for f in sorted(out.iterdir()):
+        files.append(tmp_path / f.name)
+        shutil.copyfile(f, files[-1])
+    main = [f for f in files if "xi:include" in f.read_text()]
+    assert len(main) == 1, [f.name for f in files]
+    return files, main[0]
+
+
 @pytest.mark.asyncio
 async def test_ejabberd_export_piefxis_imports(xmpp, tmp_path):
     if peers_available() is not None:
@@ -303,17 +320,7 @@ async def test_ejabberd_export_piefxis_imports(xmpp, tmp_path):
         alice = (peer.add_user("alice", "alice on ejabberd"), "alice on ejabberd")
         bob = (peer.add_user("bob", "bob on ejabberd"), "bob on ejabberd")
         await make_data(xmpp, peer, alice, bob, mam=False, blocking=True)
-        out = peer.root / "pie"
-        out.mkdir()
-        subprocess.run(["chown", peer.user, str(out)], check=True)
-        peer._ctl(peer._ctl_argv("export_piefxis", str(out)))
-        files = []
-        for f in sorted(out.iterdir()):
-            files.append(tmp_path / f.name)
-            shutil.copyfile(f, files[-1])
-        main = [f for f in files if "xi:include" in f.read_text()]
-        assert len(main) == 1, [f.name for f in files]
-        main = main[0]
+        files, main = export_piefxis(peer, tmp_path)
     finally:
         peer.cleanup()
 
@@ -347,15 +354,7 @@ async def test_ejabberd_scram_passwords_import(xmpp, tmp_path):
     try:
         peer.start()
         alice = (peer.add_user("alice", "alice on scram"), "alice on scram")
-        out = peer.root / "pie"
-        out.mkdir()
-        subprocess.run(["chown", peer.user, str(out)], check=True)
-        peer._ctl(peer._ctl_argv("export_piefxis", str(out)))
-        files = []
-        for f in sorted(out.iterdir()):
-            files.append(tmp_path / f.name)
-            shutil.copyfile(f, files[-1])
-        main = [f for f in files if "xi:include" in f.read_text()][0]
+        files, main = export_piefxis(peer, tmp_path)
         host = "\n".join(f.read_text() for f in files if f != main)
         assert "urn:xmpp:pie:0#scram" in host and "password=" not in host, host
     finally:

@@ -66,8 +66,11 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// The messages of a stored chunk, in id order.
-pub(super) fn decode(raw: &[u8]) -> Result<Vec<Entry<'_>>, StorageError> {
+/// Calls `each` with the messages of a stored chunk in order, borrowed
+/// from it, until it returns `true`: one parser for decoding a chunk and
+/// for the checks that copy nothing (the journal's, for every archived
+/// copy; the indexer's look at an owner's last chunk).
+fn walk<'a>(raw: &'a [u8], mut each: impl FnMut(Entry<'a>) -> bool) -> Result<(), StorageError> {
     let (&version, rest) = raw.split_first().ok_or_else(corrupt)?;
     if version != CHUNK_V1 {
         return Err(StorageError::Corrupt {
@@ -76,9 +79,7 @@ pub(super) fn decode(raw: &[u8]) -> Result<Vec<Entry<'_>>, StorageError> {
         });
     }
     let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
-    let count = u32::from_le_bytes(*count) as usize;
-    let mut entries = Vec::with_capacity(count.min(MAX_MESSAGES * 2));
-    for _ in 0..count {
+    for _ in 0..u32::from_le_bytes(*count) {
         let (id, r) = rest.split_first_chunk::<16>().ok_or_else(corrupt)?;
         let (with_len, r) = r.split_first_chunk::<2>().ok_or_else(corrupt)?;
         let with_len = usize::from(u16::from_le_bytes(*with_len));
@@ -89,45 +90,31 @@ pub(super) fn decode(raw: &[u8]) -> Result<Vec<Entry<'_>>, StorageError> {
         let stanza = r.get(..stanza_len).ok_or_else(corrupt)?;
         rest = &r[stanza_len..];
         let id = ArchiveId::from_slice(id).ok_or_else(corrupt)?;
-        entries.push(Entry { id, with, stanza });
+        if each(Entry { id, with, stanza }) {
+            return Ok(());
+        }
     }
     if !rest.is_empty() {
         return Err(corrupt());
     }
-    Ok(entries)
+    Ok(())
 }
 
-/// Calls `each` with the ids of a stored chunk in order, until it returns
-/// `true`; copies nothing (the journal checks every archived copy this
-/// way, the indexer looks at the last chunk of every owner).
-fn walk(raw: &[u8], mut each: impl FnMut(&[u8; 16]) -> bool) -> Result<(), StorageError> {
-    let (&version, rest) = raw.split_first().ok_or_else(corrupt)?;
-    if version != CHUNK_V1 {
-        return decode(raw).map(|_| ());
-    }
-    let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
-    for _ in 0..u32::from_le_bytes(*count) {
-        let (at, r) = rest.split_first_chunk::<16>().ok_or_else(corrupt)?;
-        if each(at) {
-            return Ok(());
-        }
-        let (with_len, r) = r.split_first_chunk::<2>().ok_or_else(corrupt)?;
-        let r = r
-            .get(usize::from(u16::from_le_bytes(*with_len))..)
-            .ok_or_else(corrupt)?;
-        let (stanza_len, r) = r.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        rest = r
-            .get(u32::from_le_bytes(*stanza_len) as usize..)
-            .ok_or_else(corrupt)?;
-    }
-    Ok(())
+/// The messages of a stored chunk, in id order.
+pub(super) fn decode(raw: &[u8]) -> Result<Vec<Entry<'_>>, StorageError> {
+    let mut entries = Vec::new();
+    walk(raw, |e| {
+        entries.push(e);
+        false
+    })?;
+    Ok(entries)
 }
 
 /// Whether a stored chunk holds `id`.
 pub(super) fn holds(raw: &[u8], id: ArchiveId) -> Result<bool, StorageError> {
     let mut found = false;
-    walk(raw, |at| {
-        found = at == id.as_bytes();
+    walk(raw, |e| {
+        found = e.id == id;
         found
     })?;
     Ok(found)
@@ -136,9 +123,9 @@ pub(super) fn holds(raw: &[u8], id: ArchiveId) -> Result<bool, StorageError> {
 /// How many messages a stored chunk holds, and its last id.
 pub(super) fn tail(raw: &[u8]) -> Result<(usize, Option<ArchiveId>), StorageError> {
     let (mut n, mut last) = (0usize, None);
-    walk(raw, |at| {
+    walk(raw, |e| {
         n += 1;
-        last = ArchiveId::from_slice(at);
+        last = Some(e.id);
         false
     })?;
     Ok((n, last))
